@@ -1,0 +1,31 @@
+#!/usr/bin/env node
+/**
+ * The `porthole` command. Each subcommand lives in its own file and exports
+ * `register(program)`; this file only wires them together.
+ */
+import { Command } from 'commander';
+import { readFileSync } from 'node:fs';
+const serve = (_p: Command) => {};
+
+const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+
+const program = new Command('porthole')
+  .description('One port in front of every app, with WebSockets that just work.')
+  .version(pkg.version)
+  .showHelpAfterError('(run with --help for usage)')
+  .addHelpText(
+    'after',
+    `
+Examples:
+  porthole serve --config porthole.yaml          run the gateway on 127.0.0.1:50000
+  porthole serve --listen 0.0.0.0:8080           listen on every interface, port 8080
+
+Exit codes: 0 ok, 1 runtime failure, 2 bad usage or invalid config.`,
+  );
+program.exitOverride((err) => {
+  process.exit(err.exitCode === 1 && err.code.startsWith('commander.') && err.code !== 'commander.executeSubCommandAsync' ? 2 : err.exitCode);
+});
+
+for (const register of [serve]) register(program);
+
+await program.parseAsync(process.argv);

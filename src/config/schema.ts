@@ -1,0 +1,155 @@
+/**
+ * The one config schema: the YAML file, the library options and the admin API's
+ * app bodies are all checked by it, and its types are the ones the code uses.
+ */
+import { ConfigError } from '../errors.js';
+import * as k from './schema-kit.js';
+
+export const APP_NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
+/** Names the gateway keeps for its own paths (`/_porthole/…`, `/webapp`). */
+export const RESERVED_NAMES: readonly string[] = ['_porthole', 'webapp'];
+
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+/** CR, LF and NUL never reach the wire: they would let a value add headers of its own. */
+const UNSAFE_HEADER_VALUE = /[\r\n\0]/;
+
+export const headerValue = () =>
+  k.string({ check: (s) => (UNSAFE_HEADER_VALUE.test(s) ? 'header values must not contain CR, LF or NUL' : undefined) });
+
+const port = () => k.integer(1, 65535);
+const path = () => k.string({ pattern: /^\/[^\s]*$/, patternHint: 'a path starting with /' });
+
+const upstreamUrl = () =>
+  k.string({
+    patternHint: 'an http://, https://, ws:// or wss:// URL',
+    check: (s) => {
+      let u: URL;
+      try {
+        u = new URL(s);
+      } catch {
+        return `${JSON.stringify(s)} is not a URL`;
+      }
+      if (!['http:', 'https:', 'ws:', 'wss:'].includes(u.protocol)) return `${JSON.stringify(s)}: scheme must be http, https, ws or wss`;
+      if (u.username || u.password) return 'credentials in the URL would leak into logs: use set_headers with Authorization instead';
+      if (u.search || u.hash) return 'a query or fragment has no meaning in an upstream URL';
+      return undefined;
+    },
+  });
+
+const origin = () =>
+  k.string({
+    check: (s) => {
+      if (s === '*') return undefined;
+      try {
+        const u = new URL(s);
+        if (u.origin === 'null' || `${u.origin}` !== s.replace(/\/$/, '')) return `${JSON.stringify(s)} is not an origin like "https://example.com:8443" (or "*")`;
+      } catch {
+        return `${JSON.stringify(s)} is not an origin like "https://example.com" (or "*")`;
+      }
+      return undefined;
+    },
+  });
+
+const hostName = () =>
+  k.string({ pattern: /^(\*\.)?[a-zA-Z0-9.-]+(:\d+)?$/, patternHint: 'a host name such as "app.example.com" or "*.example.com"' });
+
+export const appSchema = k.object(
+  {
+    name: k.string({ pattern: APP_NAME, patternHint: 'a name of lowercase letters, digits and dashes (^[a-z0-9][a-z0-9-]{0,62}$)' }),
+    description: k.optional(k.string()),
+    /** Where the app is mounted; default `/{name}`. */
+    prefix: k.optional(k.string({ pattern: /^\/[^\s?#]*[^/\s?#]$/, patternHint: 'a path such as "/api/vnc" (no trailing slash)' })),
+    port: k.optional(port()),
+    ws_port: k.optional(port()),
+    url: k.optional(upstreamUrl()),
+    socket: k.optional(k.string({ pattern: /^\//, patternHint: 'an absolute unix socket path' })),
+    ws_path: k.optional(path()),
+    hosts: k.optional(k.array(hostName())),
+    strip_prefix: k.withDefault(k.boolean(), true),
+    allowed_origins: k.optional(k.array(origin())),
+    ws_paths: k.optional(k.array(path())),
+    upstream_host: k.optional(headerValue()),
+    upstream_origin: k.optional(headerValue()),
+    set_headers: k.optional(k.record(headerValue(), { pattern: HEADER_NAME, hint: 'a valid header name' })),
+    ws_errors: k.withDefault(k.oneOf('ws', 'http'), 'ws'),
+    error_page: k.optional(k.string()),
+    idle_timeout: k.optional(k.duration()),
+    connect_timeout: k.optional(k.duration()),
+    response_timeout: k.optional(k.duration()),
+    ping_interval: k.optional(k.duration()),
+    tls_verify: k.withDefault(k.boolean(), true),
+    // Supervised apps (the process behind the route).
+    cmd: k.optional(k.string()),
+    cwd: k.optional(k.string()),
+    env: k.optional(k.record(k.string(), { pattern: /^[A-Za-z_][A-Za-z0-9_]*$/, hint: 'an environment variable name' })),
+    autostart: k.withDefault(k.boolean(), false),
+    health_path: k.optional(path()),
+    start_timeout: k.optional(k.duration()),
+    stop_timeout: k.optional(k.duration()),
+    restart: k.withDefault(k.oneOf('on-failure', 'always', 'never'), 'on-failure'),
+  },
+  (app, at, issues) => {
+    if (RESERVED_NAMES.includes(app.name)) issues.push(`${at}.name: "${app.name}" is reserved for the gateway`);
+    const targets = (['port', 'url', 'socket'] as const).filter((t) => app[t] !== undefined);
+    if (targets.length > 1) issues.push(`${at}: give only one of port, url, socket (got ${targets.join(' and ')})`);
+    if (targets.length === 0 && app.cmd === undefined) issues.push(`${at}: needs one of port, url or socket (where the app listens)`);
+    if (app.ws_port !== undefined && app.url !== undefined) issues.push(`${at}.ws_port: not used with url (put the WebSocket path in the url's app instead)`);
+  },
+);
+export type AppConfig = k.Infer<typeof appSchema>;
+
+export const configSchema = k.object(
+  {
+    listen: k.optional(k.string({ pattern: /^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/, patternHint: 'HOST:PORT such as "127.0.0.1:50000"' })),
+    data: k.optional(k.string()),
+    idle_timeout: k.withDefault(k.duration(), 3_600_000),
+    connect_timeout: k.withDefault(k.duration(), 5_000),
+    response_timeout: k.withDefault(k.duration(), 60_000),
+    drain_timeout: k.withDefault(k.duration(), 10_000),
+    error_page: k.optional(k.string()),
+    /** Trust X-Forwarded-* from the client (only behind another proxy you run). */
+    trust_forwarded: k.withDefault(k.boolean(), false),
+    log: k.withDefault(k.object({ format: k.withDefault(k.oneOf('auto', 'json', 'text'), 'auto') }), { format: 'auto' }),
+    admin: k.withDefault(
+      k.object({
+        local_no_auth: k.withDefault(k.boolean(), false),
+      }),
+      { local_no_auth: false },
+    ),
+    apps: k.withDefault(k.array(appSchema), []),
+  },
+  (cfg, _at, issues) => {
+    const names = new Map<string, number>();
+    const hosts = new Map<string, string>();
+    const prefixes = new Map<string, string>();
+    cfg.apps.forEach((app, i) => {
+      if (names.has(app.name)) issues.push(`apps[${i}].name: "${app.name}" is already used by apps[${names.get(app.name)}]`);
+      names.set(app.name, i);
+      const prefix = app.prefix ?? `/${app.name}`;
+      if (prefixes.has(prefix)) issues.push(`apps[${i}].prefix: "${prefix}" is already the prefix of ${prefixes.get(prefix)}`);
+      prefixes.set(prefix, app.name);
+      for (const h of app.hosts ?? []) {
+        const key = h.toLowerCase();
+        if (hosts.has(key)) issues.push(`apps[${i}].hosts: "${h}" is already routed to ${hosts.get(key)}`);
+        hosts.set(key, app.name);
+      }
+    });
+  },
+);
+export type Config = k.Infer<typeof configSchema>;
+
+/** Parses and freezes a config; throws ConfigError listing every problem. */
+export function parseConfig(raw: unknown, source?: string): Config {
+  const issues: string[] = [];
+  const cfg = configSchema.parse(raw ?? {}, '', issues);
+  if (!cfg || issues.length) throw new ConfigError(issues, source);
+  return k.deepFreeze(cfg);
+}
+
+/** Parses one app (admin API bodies, library options). */
+export function parseApp(raw: unknown, at = 'app'): AppConfig {
+  const issues: string[] = [];
+  const app = appSchema.parse(raw, at, issues);
+  if (!app || issues.length) throw new ConfigError(issues);
+  return k.deepFreeze(app);
+}

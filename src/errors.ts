@@ -1,0 +1,197 @@
+/**
+ * Every failure Porthole can report: one class per failure, each with a stable
+ * code, the HTTP status an HTTP client gets, and the WebSocket close code a
+ * WebSocket client gets (RFC 6455 §7.4.1). Callers match on `code`, never on
+ * the message text.
+ */
+
+export interface ErrorDetails {
+  app?: string;
+  cause?: unknown;
+}
+
+export abstract class PortholeError extends Error {
+  abstract readonly code: string;
+  /** Status used when the failure reaches an HTTP client. */
+  abstract readonly status: number;
+  /** Close code used when the failure reaches a WebSocket client after a completed handshake. */
+  abstract readonly closeCode: number;
+  readonly app?: string;
+
+  constructor(message: string, details: ErrorDetails = {}) {
+    super(message, details.cause === undefined ? undefined : { cause: details.cause });
+    this.name = new.target.name;
+    this.app = details.app;
+  }
+}
+
+/** A config file or option is invalid. Exit code 2 from the CLI. */
+export class ConfigError extends PortholeError {
+  readonly code = 'PH_ERR_CONFIG';
+  readonly status = 500;
+  readonly closeCode = 1011;
+  /** One line per problem: `apps[0].wsport: unknown key, did you mean ws_port?` */
+  readonly problems: readonly string[];
+  constructor(problems: readonly string[], source?: string) {
+    super(`${source ? `${source}: ` : ''}invalid configuration\n  ${problems.join('\n  ')}`);
+    this.problems = problems;
+  }
+}
+
+/** No app is routed at this path or host. */
+export class RouteNotFoundError extends PortholeError {
+  readonly code = 'PH_ERR_NOT_FOUND';
+  readonly status = 404;
+  readonly closeCode = 1008;
+}
+
+/** The WebSocket handshake is malformed (RFC 6455 §4.2.1). */
+export class BadHandshakeError extends PortholeError {
+  readonly code = 'PH_ERR_BAD_HANDSHAKE';
+  readonly status = 400;
+  readonly closeCode = 1002;
+}
+
+/** The client asked for a WebSocket version other than 13 (RFC 6455 §4.4). */
+export class UnsupportedVersionError extends PortholeError {
+  readonly code = 'PH_ERR_WS_VERSION';
+  readonly status = 426;
+  readonly closeCode = 1002;
+}
+
+/** The upgrade's Origin is not in the app's `allowed_origins`. */
+export class OriginRefusedError extends PortholeError {
+  readonly code = 'PH_ERR_ORIGIN_REFUSED';
+  readonly status = 403;
+  readonly closeCode = 1008;
+}
+
+/** The upgrade's path is not in the app's `ws_paths`. */
+export class WsPathRefusedError extends PortholeError {
+  readonly code = 'PH_ERR_WS_PATH_REFUSED';
+  readonly status = 403;
+  readonly closeCode = 1008;
+}
+
+/** The upstream refused the TCP connection (nothing listens there). */
+export class UpstreamRefusedError extends PortholeError {
+  readonly code = 'PH_ERR_UPSTREAM_REFUSED';
+  readonly status = 502;
+  readonly closeCode = 1014;
+}
+
+/** The upstream reset or closed the connection before answering. */
+export class UpstreamResetError extends PortholeError {
+  readonly code = 'PH_ERR_UPSTREAM_RESET';
+  readonly status = 502;
+  readonly closeCode = 1014;
+}
+
+/** The TCP (or TLS) connection to the upstream did not complete in `connect_timeout`. */
+export class UpstreamConnectTimeoutError extends PortholeError {
+  readonly code = 'PH_ERR_UPSTREAM_CONNECT_TIMEOUT';
+  readonly status = 504;
+  readonly closeCode = 1014;
+}
+
+/** The upstream accepted the request but sent no response head in `response_timeout`. */
+export class UpstreamTimeoutError extends PortholeError {
+  readonly code = 'PH_ERR_UPSTREAM_TIMEOUT';
+  readonly status = 504;
+  readonly closeCode = 1014;
+}
+
+/** The upstream answered with something that is not HTTP. */
+export class UpstreamBadResponseError extends PortholeError {
+  readonly code = 'PH_ERR_UPSTREAM_BAD_RESPONSE';
+  readonly status = 502;
+  readonly closeCode = 1014;
+}
+
+/** TLS to the upstream failed (certificate, hostname, protocol). */
+export class UpstreamTlsError extends PortholeError {
+  readonly code = 'PH_ERR_UPSTREAM_TLS';
+  readonly status = 502;
+  readonly closeCode = 1014;
+}
+
+/** The upstream host name did not resolve. */
+export class UpstreamDnsError extends PortholeError {
+  readonly code = 'PH_ERR_UPSTREAM_DNS';
+  readonly status = 502;
+  readonly closeCode = 1014;
+}
+
+/** The app is known to be stopped (or failed): nothing will answer. */
+export class AppStoppedError extends PortholeError {
+  readonly code = 'PH_ERR_APP_STOPPED';
+  readonly status = 503;
+  readonly closeCode = 1013;
+}
+
+/** The app is starting and did not become ready in `start_timeout`. */
+export class AppStartingError extends PortholeError {
+  readonly code = 'PH_ERR_APP_STARTING';
+  readonly status = 503;
+  readonly closeCode = 1013;
+}
+
+/** The gateway is draining and takes no new work. */
+export class DrainingError extends PortholeError {
+  readonly code = 'PH_ERR_DRAINING';
+  readonly status = 503;
+  readonly closeCode = 1001;
+}
+
+/** Turns a socket-level error from an upstream connection into a Porthole error. */
+export function upstreamError(err: unknown, app: string, target: string): PortholeError {
+  if (err instanceof PortholeError) return err;
+  const e = err as NodeJS.ErrnoException;
+  const code = e?.code ?? '';
+  const details = { app, cause: err };
+  switch (code) {
+    case 'ECONNREFUSED':
+    case 'ENOENT': // unix socket path missing
+      return new UpstreamRefusedError(`${app}: upstream ${target} refused the connection`, details);
+    case 'ECONNRESET':
+    case 'EPIPE':
+    case 'ECONNABORTED':
+      return new UpstreamResetError(`${app}: upstream ${target} reset the connection`, details);
+    case 'ETIMEDOUT':
+      return new UpstreamConnectTimeoutError(`${app}: connecting to ${target} timed out`, details);
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+      return new UpstreamDnsError(`${app}: upstream host of ${target} does not resolve`, details);
+  }
+  if (code.startsWith('HPE_')) {
+    return new UpstreamBadResponseError(`${app}: upstream ${target} answered with something that is not HTTP`, details);
+  }
+  if (code.startsWith('ERR_TLS') || code.startsWith('ERR_SSL') || /CERT|SELF_SIGNED|UNABLE_TO_VERIFY/.test(code)) {
+    return new UpstreamTlsError(`${app}: TLS to ${target} failed (${code})`, details);
+  }
+  if (e?.message === 'socket hang up') {
+    return new UpstreamResetError(`${app}: upstream ${target} closed the connection before answering`, details);
+  }
+  return new UpstreamResetError(`${app}: upstream ${target} failed (${code || e?.message || 'unknown error'})`, details);
+}
+
+/** Every error code, for docs and for the test that checks each is documented. */
+export const ERROR_CODES = [
+  'PH_ERR_CONFIG',
+  'PH_ERR_NOT_FOUND',
+  'PH_ERR_BAD_HANDSHAKE',
+  'PH_ERR_WS_VERSION',
+  'PH_ERR_ORIGIN_REFUSED',
+  'PH_ERR_WS_PATH_REFUSED',
+  'PH_ERR_UPSTREAM_REFUSED',
+  'PH_ERR_UPSTREAM_RESET',
+  'PH_ERR_UPSTREAM_CONNECT_TIMEOUT',
+  'PH_ERR_UPSTREAM_TIMEOUT',
+  'PH_ERR_UPSTREAM_BAD_RESPONSE',
+  'PH_ERR_UPSTREAM_TLS',
+  'PH_ERR_UPSTREAM_DNS',
+  'PH_ERR_APP_STOPPED',
+  'PH_ERR_APP_STARTING',
+  'PH_ERR_DRAINING',
+] as const;
+export type ErrorCode = (typeof ERROR_CODES)[number];

@@ -1,0 +1,61 @@
+/**
+ * Lifecycle events, published on `node:diagnostics_channel`. The core only
+ * publishes; the logger (and later metrics and the dashboard) subscribe. A
+ * channel without subscribers costs one property read on the hot path.
+ */
+import diagnostics from 'node:diagnostics_channel';
+
+export interface EventMap {
+  /** An HTTP request finished (or failed). */
+  request: { app: string | null; method: string; path: string; status: number; ms: number; code?: string; gateway: string };
+  /** A WebSocket upgrade was accepted (101 from the upstream) or refused. */
+  upgrade: { app: string | null; path: string; accepted: boolean; status?: number; code?: string; reason?: string; closeCode?: number; gateway: string };
+  /** A tunnel ended. `closedBy` says which side sent the first close frame (or cut the TCP connection). */
+  'tunnel.close': {
+    app: string;
+    path: string;
+    ms: number;
+    bytesIn: number;
+    bytesOut: number;
+    framesIn: number;
+    framesOut: number;
+    closeCode: number | null;
+    closedBy: 'client' | 'upstream' | 'gateway';
+    reason?: string;
+    gateway: string;
+  };
+  /** A config was loaded, swapped in, or rejected. */
+  config: { action: 'loaded' | 'reloaded' | 'rejected'; source: string; apps?: number; error?: string; code?: string };
+  /** The gateway's own lifecycle. */
+  gateway: { action: 'listening' | 'draining' | 'closed'; address?: string; tunnels?: number; requests?: number; gateway: string };
+  /** A failure that is not tied to one request (socket errors, watcher errors). */
+  error: { code: string; message: string; app?: string; gateway?: string };
+  /** A supervised app changed state. */
+  app: { app: string; state: string; pid?: number; exit?: { code: number | null; signal: string | null }; message?: string };
+}
+
+export type EventName = keyof EventMap;
+
+const channels = new Map<EventName, diagnostics.Channel>();
+
+export function channel(name: EventName): diagnostics.Channel {
+  let ch = channels.get(name);
+  if (!ch) {
+    ch = diagnostics.channel(`porthole:${name}`);
+    channels.set(name, ch);
+  }
+  return ch;
+}
+
+export function emit<N extends EventName>(name: N, data: EventMap[N]): void {
+  const ch = channel(name);
+  if (ch.hasSubscribers) ch.publish(data);
+}
+
+export function subscribe<N extends EventName>(name: N, fn: (data: EventMap[N]) => void): () => void {
+  const handler = (data: unknown) => fn(data as EventMap[N]);
+  diagnostics.subscribe(`porthole:${name}`, handler);
+  return () => diagnostics.unsubscribe(`porthole:${name}`, handler);
+}
+
+export const EVENT_NAMES: readonly EventName[] = ['request', 'upgrade', 'tunnel.close', 'config', 'gateway', 'error', 'app'];

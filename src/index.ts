@@ -1,0 +1,9 @@
+/**
+ * Porthole as a library. See README.md ("Library") for the seed 001 pattern:
+ * an existing `http.Server` hands the paths it wants proxied to a gateway.
+ */
+export * from './errors.js';
+export { parseConfig, parseApp } from './config/schema.js';
+export type { Config, AppConfig } from './config/schema.js';
+export { subscribe, EVENT_NAMES } from './events.js';
+export type { EventMap, EventName } from './events.js';
