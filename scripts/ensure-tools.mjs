@@ -1,0 +1,38 @@
+// Installs the Debian packages the tests drive as real peers, when missing.
+// As root it runs apt-get; in CI (CI=true) a tool that is still missing fails
+// the run rather than letting a suite skip.
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+
+/** What each test peer needs: a file that proves it is installed, and the package that provides it. */
+export const TOOLS = [
+  { check: '/usr/lib/python3/dist-packages/websockets/__init__.py', pkg: 'python3-websockets' },
+  { check: '/usr/lib/python3/dist-packages/tornado/__init__.py', pkg: 'python3-tornado' },
+  { check: '/usr/lib/python3/dist-packages/flask/__init__.py', pkg: 'python3-flask' },
+  { check: '/usr/sbin/nginx', pkg: 'nginx-light' },
+  { check: '/usr/bin/chromium', pkg: 'chromium' },
+];
+
+export function ensureTools(tools = TOOLS) {
+  const missing = tools.filter((t) => !existsSync(t.check));
+  if (!missing.length) return;
+  const pkgs = [...new Set(missing.map((t) => t.pkg))];
+  const root = process.getuid?.() === 0;
+  if (root) {
+    console.error(`installing test peers: ${pkgs.join(' ')}`);
+    const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+    spawnSync('apt-get', ['update', '-qq'], { stdio: 'inherit', env });
+    spawnSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...pkgs], { stdio: 'inherit', env });
+  }
+  const still = tools.filter((t) => !existsSync(t.check));
+  if (still.length) {
+    const msg = `missing test peers: ${[...new Set(still.map((t) => t.pkg))].join(' ')} (install them with apt-get)`;
+    if (process.env.CI) {
+      console.error(msg);
+      process.exit(1);
+    }
+    console.error(`warning: ${msg}`);
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) ensureTools();
