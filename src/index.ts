@@ -7,3 +7,8 @@ export { parseConfig, parseApp } from './config/schema.js';
 export type { Config, AppConfig } from './config/schema.js';
 export { subscribe, EVENT_NAMES } from './events.js';
 export type { EventMap, EventName } from './events.js';
+export { createGateway, Gateway } from './gateway/gateway.js';
+export type { GatewayOptions, ListenAddress } from './gateway/gateway.js';
+export { loadConfigFile, watchConfigFile } from './config/load.js';
+export { startLogger } from './log/logger.js';
+export type { LoggerOptions, LogFormat } from './log/logger.js';

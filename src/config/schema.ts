@@ -109,7 +109,7 @@ export const configSchema = k.object(
     error_page: k.optional(k.string()),
     /** Trust X-Forwarded-* from the client (only behind another proxy you run). */
     trust_forwarded: k.withDefault(k.boolean(), false),
-    log: k.withDefault(k.object({ format: k.withDefault(k.oneOf('auto', 'json', 'text'), 'auto') }), { format: 'auto' }),
+    log: k.withDefault(k.object({ format: k.withDefault(k.oneOf('auto', 'json', 'text'), 'auto') }), { format: 'auto' as const }),
     admin: k.withDefault(
       k.object({
         local_no_auth: k.withDefault(k.boolean(), false),

@@ -1,0 +1,130 @@
+/**
+ * `porthole serve`: the gateway on one port, its config file watched, SIGHUP
+ * to reload, SIGTERM/SIGINT to drain and exit 0.
+ */
+import type { Command } from 'commander';
+import { existsSync, mkdirSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { loadConfigFile, watchConfigFile } from '../config/load.js';
+import { parseConfig, type Config } from '../config/schema.js';
+import { ConfigError } from '../errors.js';
+import { emit } from '../events.js';
+import { createGateway } from '../gateway/gateway.js';
+import { startLogger } from '../log/logger.js';
+
+export function defaultDataDir(): string {
+  const base = process.env.XDG_DATA_HOME || join(homedir(), '.local', 'share');
+  return join(base, 'porthole');
+}
+
+export function parseListen(value: string): { host: string; port: number } {
+  const m = /^(?:\[([0-9a-fA-F:]+)\]|([^:\s]*)):(\d{1,5})$/.exec(value) ?? /^()()(\d{1,5})$/.exec(value);
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || port > 65535) throw new ConfigError([`--listen: expected HOST:PORT such as 127.0.0.1:50000, got ${JSON.stringify(value)}`]);
+  return { host: m[1] || m[2] || '127.0.0.1', port };
+}
+
+interface ServeOptions {
+  listen?: string;
+  config?: string;
+  data?: string;
+  logFormat?: 'auto' | 'json' | 'text';
+}
+
+export function register(program: Command): void {
+  program
+    .command('serve')
+    .description('run the gateway: every app in the config behind one port')
+    .option('-l, --listen <host:port>', 'address to listen on (default: the config\'s "listen", else 127.0.0.1:50000)')
+    .option('-c, --config <file>', 'YAML config file (default: ./porthole.yaml when it exists)')
+    .option('-d, --data <dir>', `state directory (default: ${defaultDataDir()})`)
+    .option('--log-format <format>', 'auto (text on a terminal, JSON lines otherwise), json or text')
+    .addHelpText(
+      'after',
+      `
+The config file is watched: a valid change is applied at once, without
+dropping open WebSocket tunnels; an invalid one is logged and ignored.
+SIGHUP reloads it too. SIGTERM or SIGINT drains: new connections are refused,
+tunnels get a close frame (1001), requests in flight get drain_timeout to finish.
+
+A minimal porthole.yaml:
+  apps:
+    - name: notebook          # served at /notebook/
+      port: 8888              # HTTP and WebSocket on 127.0.0.1:8888
+    - name: vnc
+      port: 9002              # HTTP (pages)
+      ws_port: 6080           # WebSocket upgrades go here instead
+
+Examples:
+  porthole serve
+  porthole serve --config examples/porthole.yaml --listen 127.0.0.1:8080
+
+Exit codes: 0 after a drain, 1 on a runtime failure (port in use), 2 on an invalid config or option.`,
+    )
+    .action(async (opts: ServeOptions) => {
+      await serve(opts);
+    });
+}
+
+async function serve(opts: ServeOptions): Promise<void> {
+  const configFile = opts.config ?? (existsSync('porthole.yaml') ? 'porthole.yaml' : undefined);
+  let config: Config;
+  let listen: { host: string; port: number };
+  try {
+    config = configFile ? loadConfigFile(configFile) : parseConfig({});
+    listen = parseListen(opts.listen ?? config.listen ?? '127.0.0.1:50000');
+    if (opts.logFormat && !['auto', 'json', 'text'].includes(opts.logFormat)) {
+      throw new ConfigError([`--log-format: expected auto, json or text, got ${JSON.stringify(opts.logFormat)}`]);
+    }
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`porthole: ${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  const stopLogger = startLogger({ format: opts.logFormat ?? config.log.format });
+  const dataDir = resolve(opts.data ?? config.data ?? defaultDataDir());
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+
+  const baseDir = configFile ? dirname(resolve(configFile)) : process.cwd();
+  const gateway = createGateway(config, { baseDir });
+  if (configFile) emit('config', { action: 'loaded', source: configFile, apps: config.apps.length });
+
+  let address;
+  try {
+    address = await gateway.listen(listen.host, listen.port);
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    process.stderr.write(`porthole: cannot listen on ${listen.host}:${listen.port}: ${e.code === 'EADDRINUSE' ? 'the port is already in use' : e.message}\n`);
+    process.exit(1);
+  }
+  process.stderr.write(`porthole: listening on ${address.url} (${config.apps.length} app${config.apps.length === 1 ? '' : 's'})\n`);
+
+  const reload = () => {
+    if (!configFile) return;
+    try {
+      const next = loadConfigFile(configFile);
+      gateway.reload(next);
+      emit('config', { action: 'reloaded', source: configFile, apps: next.apps.length });
+    } catch (err) {
+      const e = err as Error & { code?: string };
+      emit('config', { action: 'rejected', source: configFile, error: e.message, code: e.code ?? 'PH_ERR_CONFIG' });
+    }
+  };
+  const unwatch = configFile ? watchConfigFile(configFile, reload) : () => {};
+  process.on('SIGHUP', reload);
+
+  let stopping = false;
+  const stop = async () => {
+    if (stopping) return;
+    stopping = true;
+    unwatch();
+    await gateway.drain();
+    stopLogger();
+    process.exit(0);
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+}

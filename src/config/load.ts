@@ -1,0 +1,52 @@
+/**
+ * Config from a YAML file: read, parse, validate, and watch for changes.
+ */
+import { readFileSync, watch, type FSWatcher } from 'node:fs';
+import { basename, dirname } from 'node:path';
+import { parse as parseYaml, YAMLParseError } from 'yaml';
+import { ConfigError } from '../errors.js';
+import { parseConfig, type Config } from './schema.js';
+
+/** Reads and validates a config file. Throws ConfigError (every problem listed) on failure. */
+export function loadConfigFile(file: string): Config {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError([`cannot read the file (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`], file);
+  }
+  let raw: unknown;
+  try {
+    raw = parseYaml(text);
+  } catch (err) {
+    if (err instanceof YAMLParseError) {
+      const at = err.linePos?.[0];
+      throw new ConfigError([`${at ? `line ${at.line}, column ${at.col}: ` : ''}${err.message.split('\n')[0]}`], file);
+    }
+    throw err;
+  }
+  return parseConfig(raw ?? {}, file);
+}
+
+/**
+ * Calls `onChange` when the file changes. Watches the directory rather than
+ * the file, because editors and config tools replace the file (a new inode)
+ * instead of writing into it. Changes are debounced.
+ */
+export function watchConfigFile(file: string, onChange: () => void, debounceMs = 150): () => void {
+  const name = basename(file);
+  let timer: NodeJS.Timeout | null = null;
+  let watcher: FSWatcher | null = watch(dirname(file), (_event, changed) => {
+    if (changed !== null && changed !== name) return;
+    if (timer) clearTimeout(timer);
+    timer = setTimeout(onChange, debounceMs);
+  });
+  watcher.on('error', () => {
+    watcher?.close();
+    watcher = null;
+  });
+  return () => {
+    if (timer) clearTimeout(timer);
+    watcher?.close();
+  };
+}

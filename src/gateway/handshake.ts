@@ -1,0 +1,67 @@
+/**
+ * The edge check of a WebSocket opening handshake (RFC 6455 §4.2.1) and the
+ * per-app policy (allowed origins, upgrade paths), each failure with its own
+ * error so the client learns what to fix.
+ */
+import type { IncomingMessage } from 'node:http';
+import { BadHandshakeError, OriginRefusedError, PortholeError, UnsupportedVersionError, WsPathRefusedError } from '../errors.js';
+import type { Match } from './router.js';
+
+const hasToken = (header: string | undefined, token: string) =>
+  header !== undefined && header.split(',').some((t) => t.trim().toLowerCase() === token);
+
+/** Returns the failure, or null for a valid handshake. */
+export function checkHandshake(req: IncomingMessage): PortholeError | null {
+  if (req.method !== 'GET') return new BadHandshakeError(`a WebSocket handshake must be a GET request, not ${req.method}`);
+  if (req.httpVersionMajor < 1 || (req.httpVersionMajor === 1 && req.httpVersionMinor < 1)) {
+    return new BadHandshakeError(`a WebSocket handshake needs HTTP/1.1, not HTTP/${req.httpVersion}`);
+  }
+  if (!hasToken(req.headers.upgrade, 'websocket')) return new BadHandshakeError(`only WebSocket upgrades are proxied (Upgrade: ${req.headers.upgrade ?? 'missing'})`);
+  if (!hasToken(req.headers.connection, 'upgrade')) return new BadHandshakeError('the Connection header must contain "upgrade"');
+  const key = req.headers['sec-websocket-key'];
+  if (typeof key !== 'string' || !/^[A-Za-z0-9+/]{22}==$/.test(key.trim())) {
+    return new BadHandshakeError(key === undefined ? 'Sec-WebSocket-Key is missing' : 'Sec-WebSocket-Key must be 16 bytes in base64');
+  }
+  const version = req.headers['sec-websocket-version'];
+  if (version === undefined) return new UnsupportedVersionError('Sec-WebSocket-Version is missing; this server speaks version 13');
+  if (version.trim() !== '13') return new UnsupportedVersionError(`WebSocket version ${version} is not supported; use 13`);
+  return null;
+}
+
+/**
+ * Same-origin by default: a page of another site must not open a WebSocket to
+ * an app that trusts its cookies (cross-site WebSocket hijacking). A request
+ * without Origin (a non-browser client) is allowed.
+ */
+export function checkOrigin(req: IncomingMessage, match: Match, forwardedHost?: string): PortholeError | null {
+  const origin = req.headers.origin;
+  const allowed = match.route.allowedOrigins;
+  if (origin === undefined || allowed === '*') return null;
+  const app = match.route.app.name;
+  let normalized: string;
+  try {
+    normalized = new URL(origin).origin;
+  } catch {
+    return new OriginRefusedError(`${app}: Origin ${JSON.stringify(origin)} is not a valid origin`, { app });
+  }
+  if (allowed === null) {
+    const host = (forwardedHost ?? req.headers.host ?? '').toLowerCase();
+    let originHost = '';
+    try {
+      originHost = new URL(origin).host.toLowerCase();
+    } catch {
+      /* handled above */
+    }
+    if (host && originHost === host) return null;
+    return new OriginRefusedError(`${app}: cross-origin WebSocket from ${origin} refused (add it to allowed_origins)`, { app });
+  }
+  if (allowed.has(normalized)) return null;
+  return new OriginRefusedError(`${app}: WebSocket from origin ${origin} is not in allowed_origins`, { app });
+}
+
+export function checkWsPath(match: Match): PortholeError | null {
+  const paths = match.route.wsPaths;
+  if (!paths || paths.has(match.appPath)) return null;
+  const app = match.route.app.name;
+  return new WsPathRefusedError(`${app}: WebSocket path ${match.appPath} is not in ws_paths`, { app });
+}

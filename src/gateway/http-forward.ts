@@ -1,0 +1,88 @@
+/**
+ * Plain HTTP through the gateway: bodies stream both ways with backpressure
+ * (Server-Sent Events, long downloads and uploads), nothing is buffered
+ * whole, upstream connections are reused, and a failure before the response
+ * head becomes a 502/503/504 page (or JSON) that says what went wrong.
+ */
+import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
+import { PortholeError, upstreamError } from '../errors.js';
+import { emit } from '../events.js';
+import type { GatewayCore } from './core.js';
+import { sendHttpError } from './error-response.js';
+import { downstreamResponseHeaders, upstreamRequestHeaders } from './headers.js';
+import type { Match } from './router.js';
+import { upstreamRequest } from './upstream-request.js';
+
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+export function forwardHttp(gw: GatewayCore, req: IncomingMessage, res: ServerResponse, match: Match): void {
+  const started = performance.now();
+  const app = match.route.app.name;
+  let code: string | undefined;
+  res.once('close', () => {
+    emit('request', { gateway: gw.id, app, method: req.method ?? 'GET', path: req.url ?? '/', status: res.statusCode, ms: Math.round((performance.now() - started) * 10) / 10, code });
+  });
+  const fail = (err: PortholeError) => {
+    code = err.code;
+    sendHttpError(res, err, req.headers.accept, match.route.errorPage ?? gw.errorPage);
+  };
+  const gate = gw.appGate(app);
+  if (gate === null) return send(gw, req, res, match, fail, true);
+  gate.then(
+    (err) => (err ? fail(err) : res.destroyed ? undefined : send(gw, req, res, match, fail, true)),
+    (err) => fail(upstreamError(err, app, match.target.label)),
+  );
+}
+
+function send(gw: GatewayCore, req: IncomingMessage, res: ServerResponse, match: Match, fail: (err: PortholeError) => void, mayRetry: boolean): void {
+  const { route, target } = match;
+  const app = route.app.name;
+  const method = req.method ?? 'GET';
+  const headers = upstreamRequestHeaders(req, { match, proto: gw.proto(req), trustForwarded: gw.trustForwarded, upgrade: false });
+  const upReq = upstreamRequest({ target, app, method, path: match.path, headers, connectMs: route.connectMs, responseMs: route.responseMs, pooled: true });
+  let answered = false;
+
+  const onClientGone = () => {
+    if (!res.writableFinished) upReq.destroy();
+  };
+  res.once('close', onClientGone);
+
+  upReq.on('response', (upRes) => {
+    answered = true;
+    const status = upRes.statusCode ?? 502;
+    res.writeHead(status, upRes.statusMessage || STATUS_CODES[status] || 'Unknown', downstreamResponseHeaders(upRes.rawHeaders, match) as unknown as Record<string, string>);
+    // Send the head now: an event stream's client should see it before the first event.
+    res.flushHeaders();
+    upRes.pipe(res);
+    upRes.on('error', () => res.destroy());
+    upRes.on('aborted', () => res.destroy());
+  });
+
+  upReq.on('error', (err) => {
+    if (answered) {
+      res.destroy();
+      return;
+    }
+    res.off('close', onClientGone);
+    if (res.destroyed) return;
+    // A kept-alive connection the upstream closed just as we reused it: one retry is safe
+    // when the request has no body and is idempotent (what browsers and undici do too).
+    const code = (err as NodeJS.ErrnoException).code;
+    if (mayRetry && upReq.reusedSocket && (code === 'ECONNRESET' || code === 'EPIPE') && IDEMPOTENT.has(method) && !hasBody(req)) {
+      return send(gw, req, res, match, fail, false);
+    }
+    fail(upstreamError(err, app, target.label));
+  });
+
+  if (hasBody(req)) {
+    req.pipe(upReq);
+    req.on('error', () => upReq.destroy());
+  } else {
+    upReq.end();
+  }
+}
+
+function hasBody(req: IncomingMessage): boolean {
+  const len = req.headers['content-length'];
+  return req.headers['transfer-encoding'] !== undefined || (len !== undefined && len !== '0');
+}

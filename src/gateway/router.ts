@@ -1,0 +1,275 @@
+/**
+ * The route table: an immutable snapshot built from a config. A config change
+ * builds a whole new table and swaps it in; requests in flight and open
+ * tunnels keep the `Route` objects they started with, so nothing they hold
+ * changes under them.
+ */
+import { readFileSync } from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
+import { isIP } from 'node:net';
+import type { AppConfig, Config } from '../config/schema.js';
+import { ConfigError } from '../errors.js';
+
+/** Where bytes for an app go. */
+export interface Target {
+  kind: 'tcp' | 'tls' | 'unix';
+  host: string;
+  port: number;
+  socketPath?: string;
+  /** Path the upstream is mounted at ('' for the root), prepended to every forwarded path. */
+  basePath: string;
+  /** Scheme for Origin and absolute Location URLs. */
+  scheme: 'http' | 'https';
+  /** `host[:port]` as the upstream knows itself (the `upstream` Host value). */
+  authority: string;
+  servername?: string;
+  rejectUnauthorized: boolean;
+  /** Shown in logs and error messages. */
+  label: string;
+  /** Keep-alive connections for plain HTTP to this target. */
+  agent: http.Agent;
+}
+
+export interface Match {
+  route: Route;
+  target: Target;
+  /** Path and query to send upstream. */
+  path: string;
+  /** The request's path as the app sees it (prefix stripped, no query), for `ws_paths`. */
+  appPath: string;
+  /** Mount prefix for X-Forwarded-Prefix ('' when routed by host name). */
+  prefix: string;
+  /** Put Location and cookie paths back under the prefix. */
+  rewrite: boolean;
+}
+
+export type Lookup =
+  | { kind: 'app'; match: Match }
+  | { kind: 'redirect'; location: string; route: Route }
+  | { kind: 'none' };
+
+export class Route {
+  readonly app: AppConfig;
+  readonly prefix: string;
+  readonly http: Target;
+  readonly ws: Target;
+  readonly idleMs: number;
+  readonly connectMs: number;
+  readonly responseMs: number;
+  readonly pingMs: number;
+  readonly setHeaders: readonly (readonly [string, string])[];
+  readonly setHeaderNames: ReadonlySet<string>;
+  /** Absolute bases of the upstream, for rewriting Location headers that point at it. */
+  readonly upstreamOrigins: readonly string[];
+  readonly errorPage?: string;
+  /** null: same origin (or none) only; '*': any. */
+  readonly allowedOrigins: ReadonlySet<string> | '*' | null;
+  readonly wsPaths: ReadonlySet<string> | null;
+
+  constructor(app: AppConfig, cfg: Config, agents: AgentPool, readTemplate: (file: string, at: string) => string, at: string) {
+    this.app = app;
+    this.prefix = app.prefix ?? `/${app.name}`;
+    this.http = resolveTarget(app, false, agents);
+    this.ws = app.ws_port !== undefined ? resolveTarget(app, true, agents) : this.http;
+    this.idleMs = app.idle_timeout ?? cfg.idle_timeout;
+    this.connectMs = app.connect_timeout ?? cfg.connect_timeout;
+    this.responseMs = app.response_timeout ?? cfg.response_timeout;
+    this.pingMs = app.ping_interval ?? 0;
+    this.setHeaders = Object.entries(app.set_headers ?? {});
+    this.setHeaderNames = new Set(this.setHeaders.map(([n]) => n.toLowerCase()));
+    this.upstreamOrigins = [...new Set([this.http, this.ws].flatMap(originsOf))];
+    if (app.error_page) this.errorPage = readTemplate(app.error_page, `${at}.error_page`);
+    const origins = app.allowed_origins;
+    this.allowedOrigins = !origins ? null : origins.includes('*') ? '*' : new Set(origins.map((o) => new URL(o).origin));
+    this.wsPaths = app.ws_paths ? new Set(app.ws_paths) : null;
+  }
+
+  /** The Host header sent upstream: `keep` the client's, `upstream` the target's own, or a literal. */
+  upstreamHost(clientHost: string, target: Target): string {
+    const mode = this.app.upstream_host ?? (this.app.url ? 'upstream' : 'keep');
+    if (mode === 'keep') return clientHost || target.authority;
+    if (mode === 'upstream') return target.authority;
+    return mode;
+  }
+
+  /**
+   * The Origin sent upstream. `upstream` makes it agree with the Host sent
+   * upstream, which is what servers that compare the two want (Tornado's
+   * "Cross origin websockets not allowed", Streamlit behind ngrok).
+   */
+  upstreamOrigin(origin: string | undefined, hostHeader: string, target: Target): string | undefined {
+    const mode = this.app.upstream_origin ?? 'keep';
+    if (mode === 'keep') return origin;
+    if (mode === 'upstream') return `${target.scheme}://${hostHeader}`;
+    return mode;
+  }
+}
+
+function originsOf(t: Target): string[] {
+  if (t.kind === 'unix') return [];
+  const out = [`${t.scheme}://${t.authority}`];
+  if (t.host === '127.0.0.1') out.push(`${t.scheme}://localhost:${t.port}`);
+  return out;
+}
+
+/** Keep-alive agents shared across snapshots, so a reload does not drop warm upstream connections. */
+export class AgentPool {
+  private readonly agents = new Map<string, http.Agent>();
+
+  get(kind: Target['kind'], key: string, tls: { servername?: string; rejectUnauthorized: boolean }): http.Agent {
+    const id = `${kind}|${key}|${tls.servername ?? ''}|${tls.rejectUnauthorized}`;
+    let agent = this.agents.get(id);
+    if (!agent) {
+      // Free sockets are dropped after 4 s, before the usual 5 s server keep-alive timeout,
+      // so a request rarely picks a connection the upstream is closing.
+      const opts = { keepAlive: true, maxSockets: 256, maxFreeSockets: 64, scheduling: 'lifo' as const, timeout: 4000 };
+      agent = kind === 'tls' ? new https.Agent({ ...opts, ...tls }) : new http.Agent(opts);
+      this.agents.set(id, agent);
+    }
+    return agent;
+  }
+
+  destroy(): void {
+    for (const a of this.agents.values()) a.destroy();
+    this.agents.clear();
+  }
+}
+
+function resolveTarget(app: AppConfig, forWs: boolean, agents: AgentPool): Target {
+  const verify = app.tls_verify;
+  if (forWs || app.port !== undefined) {
+    const port = forWs ? app.ws_port! : app.port!;
+    const authority = `127.0.0.1:${port}`;
+    return { kind: 'tcp', host: '127.0.0.1', port, basePath: '', scheme: 'http', authority, rejectUnauthorized: verify, label: authority, agent: agents.get('tcp', authority, { rejectUnauthorized: verify }) };
+  }
+  if (app.socket !== undefined) {
+    const socketPath = app.socket;
+    return {
+      kind: 'unix',
+      host: 'localhost',
+      port: 0,
+      socketPath,
+      basePath: '',
+      scheme: 'http',
+      authority: 'localhost',
+      rejectUnauthorized: verify,
+      label: `unix:${socketPath}`,
+      agent: agents.get('unix', socketPath, { rejectUnauthorized: verify }),
+    };
+  }
+  if (app.url !== undefined) {
+    const u = new URL(app.url);
+    const secure = u.protocol === 'https:' || u.protocol === 'wss:';
+    const host = u.hostname.replace(/^\[|\]$/g, '');
+    const port = u.port ? Number(u.port) : secure ? 443 : 80;
+    const servername = secure && !isIP(host) ? host : undefined;
+    const kind = secure ? 'tls' : 'tcp';
+    const authority = u.host; // includes the port only when it is not the default
+    return {
+      kind,
+      host,
+      port,
+      basePath: u.pathname.replace(/\/+$/, ''),
+      scheme: secure ? 'https' : 'http',
+      authority,
+      servername,
+      rejectUnauthorized: verify,
+      label: `${u.protocol}//${u.host}${u.pathname === '/' ? '' : u.pathname}`,
+      agent: agents.get(kind, `${host}:${port}`, { servername, rejectUnauthorized: verify }),
+    };
+  }
+  // A supervised app whose port is not known yet: the supervisor fills it in before routing.
+  throw new ConfigError([`app ${app.name}: no port, url or socket to route to`]);
+}
+
+export interface RouteTableOptions {
+  agents: AgentPool;
+  /** Reads an error page template; relative paths are resolved by the caller. */
+  readTemplate?: (file: string) => string;
+}
+
+export class RouteTable {
+  readonly routes: readonly Route[];
+  readonly errorPage?: string;
+  private readonly byName: ReadonlyMap<string, Route>;
+  /** Longest prefix first. */
+  private readonly byPrefix: readonly Route[];
+  private readonly byHost: ReadonlyMap<string, Route>;
+  private readonly byWildcard: readonly (readonly [string, Route])[];
+
+  constructor(readonly config: Config, opts: RouteTableOptions) {
+    const problems: string[] = [];
+    const read = (file: string, at: string): string => {
+      try {
+        return (opts.readTemplate ?? ((f: string) => readFileSync(f, 'utf8')))(file);
+      } catch (err) {
+        problems.push(`${at}: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+        return '';
+      }
+    };
+    if (config.error_page) this.errorPage = read(config.error_page, 'error_page');
+    const routes: Route[] = [];
+    config.apps.forEach((app, i) => {
+      // Supervised apps without a port yet are routed once the supervisor gives them one.
+      if (app.port === undefined && app.url === undefined && app.socket === undefined) return;
+      routes.push(new Route(app, config, opts.agents, read, `apps[${i}]`));
+    });
+    if (problems.length) throw new ConfigError(problems);
+    this.routes = routes;
+    this.byName = new Map(routes.map((r) => [r.app.name, r]));
+    this.byPrefix = [...routes].sort((a, b) => b.prefix.length - a.prefix.length);
+    const hosts = new Map<string, Route>();
+    const wild: [string, Route][] = [];
+    for (const r of routes) {
+      for (const h of r.app.hosts ?? []) {
+        const name = h.toLowerCase();
+        if (name.startsWith('*.')) wild.push([name.slice(1), r]);
+        else hosts.set(name, r);
+      }
+    }
+    this.byHost = hosts;
+    this.byWildcard = wild;
+  }
+
+  get(name: string): Route | undefined {
+    return this.byName.get(name);
+  }
+
+  /** Finds the app for a request. `url` is the request target (path and query). */
+  lookup(host: string | undefined, url: string, upgrade: boolean): Lookup {
+    const q = url.indexOf('?');
+    const pathname = q === -1 ? url : url.slice(0, q);
+    const query = q === -1 ? '' : url.slice(q);
+    if (host && (this.byHost.size || this.byWildcard.length)) {
+      const route = this.hostRoute(host.toLowerCase());
+      if (route) return { kind: 'app', match: this.match(route, pathname, query, '', upgrade, false) };
+    }
+    for (const route of this.byPrefix) {
+      const p = route.prefix;
+      if (!pathname.startsWith(p)) continue;
+      if (pathname.length === p.length) return { kind: 'redirect', location: `${p}/${query}`, route };
+      if (pathname.charCodeAt(p.length) !== 47 /* / */) continue;
+      const strip = route.app.strip_prefix;
+      const rest = strip ? pathname.slice(p.length) : pathname;
+      return { kind: 'app', match: this.match(route, rest, query, p, upgrade, strip) };
+    }
+    return { kind: 'none' };
+  }
+
+  private hostRoute(host: string): Route | undefined {
+    const exact = this.byHost.get(host);
+    if (exact) return exact;
+    const bare = host.replace(/:\d+$/, '');
+    const r = bare !== host ? this.byHost.get(bare) : undefined;
+    if (r) return r;
+    for (const [suffix, route] of this.byWildcard) if (bare.endsWith(suffix) && bare.length > suffix.length) return route;
+    return undefined;
+  }
+
+  private match(route: Route, pathname: string, query: string, prefix: string, upgrade: boolean, rewrite: boolean): Match {
+    const target = upgrade ? route.ws : route.http;
+    const path = upgrade && route.app.ws_path ? route.app.ws_path : pathname;
+    return { route, target, path: target.basePath + path + query, appPath: pathname, prefix, rewrite };
+  }
+}

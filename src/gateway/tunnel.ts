@@ -1,0 +1,243 @@
+/**
+ * A WebSocket tunnel after the upstream's 101: bytes are spliced both ways,
+ * never re-framed, with backpressure (a slow reader pauses the other side).
+ * Frame headers are tracked so the gateway can close cleanly — a real close
+ * frame at a frame boundary on idle timeout or drain, never a bare reset.
+ */
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { emit } from '../events.js';
+import { FrameTracker, OP_PING, closeFrame, controlFrame } from './frames.js';
+
+export interface TunnelInfo {
+  app: string;
+  path: string;
+  gateway: string;
+}
+
+export interface TunnelOptions {
+  idleMs: number;
+  pingMs: number;
+  /** How long to wait for both sides to finish a gateway-initiated close. */
+  closeGraceMs?: number;
+  onEnd?: (t: Tunnel) => void;
+}
+
+type Side = 'client' | 'upstream';
+
+/** One direction of a tunnel. */
+class Leg {
+  readonly tracker = new FrameTracker();
+  bytes = 0;
+  /** A control frame waiting for the next frame boundary of this direction. */
+  pending: Buffer | null = null;
+  /** The pending frame is a close: seal the direction once it is out. */
+  sealAfterPending = false;
+  /** After our close frame went out this way, nothing more may follow it. */
+  sealed = false;
+  /** Set once a close frame has been seen coming this way. */
+  sawClose = false;
+
+  constructor(
+    readonly from: Duplex,
+    readonly to: Duplex,
+    /** Frames written towards an upstream server must be masked. */
+    readonly maskOut: boolean,
+  ) {}
+}
+
+export class Tunnel {
+  readonly started = Date.now();
+  private readonly up: Leg; // client → upstream
+  private readonly down: Leg; // upstream → client
+  private lastActivity = Date.now();
+  private idleTimer: NodeJS.Timeout | null = null;
+  private pingTimer: NodeJS.Timeout | null = null;
+  private killTimer: NodeJS.Timeout | null = null;
+  private gatewayClose: { code: number; reason: string } | null = null;
+  private firstCut: Side | null = null;
+  /** Which side sent a close frame first. */
+  private readonly closeOrder: Side[] = [];
+  private ended = false;
+
+  constructor(
+    readonly client: Duplex,
+    readonly upstream: Duplex,
+    readonly info: TunnelInfo,
+    private readonly opts: TunnelOptions,
+  ) {
+    this.up = new Leg(client, upstream, true);
+    this.down = new Leg(upstream, client, false);
+  }
+
+  /** Starts splicing. `clientHead`/`upstreamHead` are bytes that arrived with the handshakes. */
+  start(clientHead: Buffer, upstreamHead: Buffer): void {
+    for (const s of [this.client, this.upstream] as Socket[]) s.setNoDelay?.(true);
+    this.wire(this.up, 'client');
+    this.wire(this.down, 'upstream');
+    if (upstreamHead.length) this.onData(this.down, upstreamHead);
+    if (clientHead.length) this.onData(this.up, clientHead);
+    if (this.opts.idleMs > 0) this.armIdle(this.opts.idleMs);
+    if (this.opts.pingMs > 0) {
+      this.pingTimer = setInterval(() => this.inject(this.down, controlFrame(OP_PING, Buffer.alloc(0), false)), this.opts.pingMs);
+      this.pingTimer.unref();
+    }
+  }
+
+  get bytesIn(): number {
+    return this.up.bytes;
+  }
+  get bytesOut(): number {
+    return this.down.bytes;
+  }
+
+  /**
+   * Closes from the gateway's side: a close frame to each side at its next
+   * frame boundary (1001 "going away" for drain and idle), then TCP is closed
+   * when both have answered, or after a grace period.
+   */
+  close(code: number, reason: string): void {
+    if (this.ended || this.gatewayClose) return;
+    this.gatewayClose = { code, reason };
+    this.inject(this.down, closeFrame(code, reason, false), true);
+    this.inject(this.up, closeFrame(code, reason, true), true);
+    this.killTimer = setTimeout(() => this.destroy(), this.opts.closeGraceMs ?? 3000);
+    this.killTimer.unref();
+  }
+
+  /** Cuts both connections now. */
+  destroy(): void {
+    this.client.destroy();
+    this.upstream.destroy();
+  }
+
+  private wire(leg: Leg, side: Side): void {
+    const other = leg === this.up ? this.down : this.up;
+    leg.from.on('data', (chunk: Buffer) => this.onData(leg, chunk));
+    leg.to.on('drain', () => leg.from.resume());
+    leg.from.on('end', () => {
+      this.firstCut ??= side;
+      // Half-close: pass the FIN on once everything before it is written.
+      if (!leg.to.writableEnded) leg.to.end();
+    });
+    leg.from.on('error', () => {
+      this.firstCut ??= side;
+      leg.from.destroy();
+    });
+    leg.from.on('close', () => {
+      this.firstCut ??= side;
+      if (!other.from.destroyed) {
+        // The peer of a closed socket has nothing left to talk to.
+        leg.to.end();
+        const t = setTimeout(() => leg.to.destroy(), 1000);
+        t.unref();
+      }
+      if (leg.to.destroyed || other.from.destroyed) this.finish();
+    });
+  }
+
+  private onData(leg: Leg, chunk: Buffer): void {
+    this.lastActivity = Date.now();
+    leg.bytes += chunk.length;
+    this.forward(leg, chunk);
+  }
+
+  private forward(leg: Leg, chunk: Buffer): void {
+    if (leg.sealed) {
+      // Only the peer's close reply matters now; it is read for the log, not forwarded.
+      leg.tracker.feed(chunk);
+      if (leg === this.up && leg.tracker.closeCode !== null && this.gatewayClose) this.client.end();
+      return;
+    }
+    if (leg.pending) {
+      const n = leg.tracker.feedToBoundary(chunk);
+      if (n > 0 && !leg.to.write(chunk.subarray(0, n))) leg.from.pause();
+      if (!leg.sawClose && leg.tracker.closeCode !== null) this.noteClose(leg);
+      if (leg.tracker.atBoundary) {
+        this.flushPending(leg);
+        if (!leg.sealed && n < chunk.length) this.forward(leg, chunk.subarray(n));
+      }
+      return;
+    }
+    leg.tracker.feed(chunk);
+    if (!leg.to.write(chunk)) leg.from.pause();
+    if (!leg.sawClose && leg.tracker.closeCode !== null) this.noteClose(leg);
+  }
+
+  private noteClose(leg: Leg): void {
+    leg.sawClose = true;
+    this.closeOrder.push(leg === this.up ? 'client' : 'upstream');
+  }
+
+  /** Sends a control frame this way as soon as the stream is at a frame boundary. */
+  private inject(leg: Leg, frame: Buffer, seal = false): void {
+    if (leg.sealed || leg.to.destroyed || leg.to.writableEnded) return;
+    if (leg.pending && (leg.sealAfterPending || !seal)) return; // a close is already waiting; pings can be skipped
+    leg.pending = frame;
+    leg.sealAfterPending = seal;
+    if (leg.tracker.atBoundary) this.flushPending(leg);
+  }
+
+  private flushPending(leg: Leg): void {
+    const frame = leg.pending;
+    if (!frame) return;
+    leg.pending = null;
+    leg.to.write(frame);
+    if (leg.sealAfterPending) leg.sealed = true;
+  }
+
+  private armIdle(ms: number): void {
+    this.idleTimer = setTimeout(() => {
+      const quiet = Date.now() - this.lastActivity;
+      if (quiet >= this.opts.idleMs) this.close(1001, `idle for ${Math.round(quiet / 1000)} s`);
+      else this.armIdle(this.opts.idleMs - quiet);
+    }, ms);
+    this.idleTimer.unref();
+  }
+
+  private finish(): void {
+    if (this.ended) return;
+    this.ended = true;
+    for (const t of [this.idleTimer, this.pingTimer, this.killTimer]) if (t) clearTimeout(t);
+    this.client.destroy();
+    this.upstream.destroy();
+    const fromClient = this.up.tracker;
+    const fromUpstream = this.down.tracker;
+    let closedBy: Side | 'gateway';
+    let closeCode: number | null;
+    let reason: string | undefined;
+    if (this.gatewayClose) {
+      closedBy = 'gateway';
+      closeCode = this.gatewayClose.code;
+      reason = this.gatewayClose.reason;
+    } else if (fromClient.closeCode !== null || fromUpstream.closeCode !== null) {
+      // Whoever sent a close frame first; a reply comes back with the same code.
+      const clientFirst = fromClient.closeCode !== null && (fromUpstream.closeCode === null || this.firstCloser() === 'client');
+      closedBy = clientFirst ? 'client' : 'upstream';
+      closeCode = clientFirst ? fromClient.closeCode : fromUpstream.closeCode;
+      reason = (clientFirst ? fromClient.closeReason : fromUpstream.closeReason) || undefined;
+    } else {
+      closedBy = this.firstCut ?? 'client';
+      closeCode = null;
+      reason = 'connection cut without a close frame';
+    }
+    emit('tunnel.close', {
+      app: this.info.app,
+      path: this.info.path,
+      gateway: this.info.gateway,
+      ms: Date.now() - this.started,
+      bytesIn: this.up.bytes,
+      bytesOut: this.down.bytes,
+      framesIn: fromClient.frames,
+      framesOut: fromUpstream.frames,
+      closeCode,
+      closedBy,
+      reason,
+    });
+    this.opts.onEnd?.(this);
+  }
+
+  private firstCloser(): Side {
+    return this.closeOrder[0] ?? 'client';
+  }
+}

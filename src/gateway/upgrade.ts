@@ -1,0 +1,119 @@
+/**
+ * WebSocket upgrades: check at the edge, forward the handshake with every
+ * end-to-end header untouched, relay the upstream's answer as it is, and
+ * after a 101 hand both sockets to a tunnel. A failure the browser could not
+ * read (no upstream, a refused origin) becomes a completed handshake and a
+ * close frame with a code and a reason — never a silent 1006.
+ */
+import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { DrainingError, PortholeError, upstreamError } from '../errors.js';
+import { emit } from '../events.js';
+import { acceptAndClose, sendRawHttpError } from './error-response.js';
+import type { GatewayCore } from './core.js';
+import { checkHandshake, checkOrigin, checkWsPath } from './handshake.js';
+import { upstreamRequestHeaders } from './headers.js';
+import type { Match } from './router.js';
+import { Tunnel } from './tunnel.js';
+import { upstreamRequest } from './upstream-request.js';
+
+export function proxyUpgrade(gw: GatewayCore, req: IncomingMessage, socket: Duplex, head: Buffer, match: Match): void {
+  const route = match.route;
+  const app = route.app.name;
+  const path = req.url ?? '/';
+  socket.on('error', () => socket.destroy());
+  (socket as Socket).setTimeout?.(0);
+
+  const refuse = (err: PortholeError, status?: number) => {
+    emit('upgrade', { gateway: gw.id, app, path, accepted: false, status: status ?? err.status, code: err.code, reason: err.message, closeCode: err.closeCode });
+  };
+  const fail = (err: PortholeError) => {
+    if (route.app.ws_errors === 'http') {
+      refuse(err);
+      sendRawHttpError(socket, err, req.headers.accept, route.errorPage ?? gw.errorPage);
+      return;
+    }
+    refuse(err, 101);
+    acceptAndClose(socket, req.headers['sec-websocket-key'] as string, req.headers['sec-websocket-protocol'], err.closeCode, err.message);
+  };
+
+  const bad = checkHandshake(req);
+  if (bad) {
+    refuse(bad);
+    sendRawHttpError(socket, bad, req.headers.accept, undefined, bad.status === 426 ? { 'Sec-WebSocket-Version': '13' } : {});
+    return;
+  }
+  if (gw.draining) return fail(new DrainingError(`${app}: the gateway is shutting down; reconnect in a moment`, { app }));
+  const policy = checkWsPath(match) ?? checkOrigin(req, match, gw.forwardedHost(req));
+  if (policy) return fail(policy);
+
+  const gate = gw.appGate(app);
+  if (gate === null) return connect(gw, req, socket, head, match, fail);
+  gate.then(
+    (err) => (err ? fail(err) : socket.destroyed ? undefined : connect(gw, req, socket, head, match, fail)),
+    (err) => fail(upstreamError(err, app, match.target.label)),
+  );
+}
+
+function connect(gw: GatewayCore, req: IncomingMessage, socket: Duplex, head: Buffer, match: Match, fail: (err: PortholeError) => void): void {
+  const { route, target } = match;
+  const app = route.app.name;
+  const path = req.url ?? '/';
+  const headers = upstreamRequestHeaders(req, { match, proto: gw.proto(req), trustForwarded: gw.trustForwarded, upgrade: true });
+  const upReq = upstreamRequest({ target, app, method: 'GET', path: match.path, headers, connectMs: route.connectMs, responseMs: route.responseMs, pooled: false });
+  let settled = false;
+  const abandon = () => {
+    if (!settled) upReq.destroy();
+  };
+  socket.once('close', abandon);
+
+  upReq.on('upgrade', (res, upSocket: Socket, upHead: Buffer) => {
+    settled = true;
+    socket.off('close', abandon);
+    upSocket.on('error', () => upSocket.destroy());
+    if (socket.destroyed) {
+      upSocket.destroy();
+      return;
+    }
+    let response = `HTTP/1.1 101 ${res.statusMessage || 'Switching Protocols'}\r\n`;
+    const raw = res.rawHeaders;
+    for (let i = 0; i < raw.length; i += 2) response += `${raw[i]}: ${raw[i + 1]}\r\n`;
+    socket.write(`${response}\r\n`);
+    emit('upgrade', { gateway: gw.id, app, path, accepted: true, status: 101 });
+    const tunnel = new Tunnel(socket, upSocket, { app, path, gateway: gw.id }, { idleMs: route.idleMs, pingMs: route.pingMs, onEnd: (t) => gw.tunnels.delete(t) });
+    gw.tunnels.add(tunnel);
+    tunnel.start(head, upHead);
+  });
+
+  upReq.on('response', (res) => {
+    // The app's own answer (403, 404, a redirect…): relayed as it is, then the connection is closed.
+    settled = true;
+    socket.off('close', abandon);
+    emit('upgrade', { gateway: gw.id, app, path, accepted: false, status: res.statusCode, reason: `upstream answered ${res.statusCode}` });
+    if (!socket.writable) {
+      res.destroy();
+      return;
+    }
+    let response = `HTTP/1.1 ${res.statusCode} ${res.statusMessage}\r\n`;
+    const raw = res.rawHeaders;
+    for (let i = 0; i < raw.length; i += 2) {
+      const name = raw[i].toLowerCase();
+      // The body is re-sent as it is decoded, delimited by closing the connection.
+      if (name === 'transfer-encoding' || name === 'connection' || name === 'keep-alive') continue;
+      response += `${raw[i]}: ${raw[i + 1]}\r\n`;
+    }
+    socket.write(`${response}Connection: close\r\n\r\n`);
+    res.pipe(socket);
+    res.on('error', () => socket.destroy());
+  });
+
+  upReq.on('error', (err) => {
+    if (settled) return;
+    settled = true;
+    socket.off('close', abandon);
+    if (socket.destroyed) return;
+    fail(upstreamError(err, app, target.label));
+  });
+  upReq.end();
+}

@@ -1,0 +1,66 @@
+/**
+ * Opens a request to an upstream with the two timeouts users need told apart:
+ * connecting (nothing answers: a dead host, a firewall) and waiting for the
+ * response head (the app accepted the connection but is stuck).
+ */
+import http from 'node:http';
+import https from 'node:https';
+import type { Socket } from 'node:net';
+import { UpstreamConnectTimeoutError, UpstreamTimeoutError } from '../errors.js';
+import type { Target } from './router.js';
+
+export interface UpstreamRequestOptions {
+  target: Target;
+  app: string;
+  method: string;
+  path: string;
+  headers: string[];
+  connectMs: number;
+  responseMs: number;
+  /** Use the target's keep-alive pool (plain HTTP) or a fresh connection (upgrades). */
+  pooled: boolean;
+}
+
+export function upstreamRequest(o: UpstreamRequestOptions): http.ClientRequest {
+  const t = o.target;
+  const options: https.RequestOptions = {
+    method: o.method,
+    path: o.path,
+    headers: o.headers as unknown as http.OutgoingHttpHeaders,
+    setHost: false,
+    agent: o.pooled ? t.agent : false,
+  };
+  if (t.kind === 'unix') options.socketPath = t.socketPath;
+  else {
+    options.host = t.host;
+    options.port = t.port;
+  }
+  if (t.kind === 'tls') {
+    options.servername = t.servername;
+    options.rejectUnauthorized = t.rejectUnauthorized;
+  }
+  const req = (t.kind === 'tls' ? https : http).request(options);
+  let timer: NodeJS.Timeout | null = null;
+  const clear = () => {
+    if (timer) clearTimeout(timer);
+    timer = null;
+  };
+  const waitResponse = () => {
+    clear();
+    if (o.responseMs > 0) {
+      timer = setTimeout(() => req.destroy(new UpstreamTimeoutError(`${o.app}: upstream ${t.label} sent no response in ${o.responseMs / 1000} s`, { app: o.app })), o.responseMs);
+    }
+  };
+  req.on('socket', (socket: Socket) => {
+    if (!socket.connecting) return waitResponse(); // a warm keep-alive connection
+    timer = setTimeout(
+      () => req.destroy(new UpstreamConnectTimeoutError(`${o.app}: connecting to ${t.label} timed out after ${o.connectMs / 1000} s`, { app: o.app })),
+      o.connectMs,
+    );
+    socket.once(t.kind === 'tls' ? 'secureConnect' : 'connect', waitResponse);
+  });
+  req.once('response', clear);
+  req.once('upgrade', clear);
+  req.once('close', clear);
+  return req;
+}

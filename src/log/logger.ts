@@ -1,0 +1,47 @@
+/**
+ * The log: one line per event, subscribed to the core's events. JSON lines
+ * when the output is not a terminal (for collectors), short readable lines
+ * when it is.
+ */
+import { EVENT_NAMES, subscribe, type EventMap, type EventName } from '../events.js';
+
+export type LogFormat = 'json' | 'text';
+
+export interface LoggerOptions {
+  format?: LogFormat | 'auto';
+  write?: (line: string) => void;
+  /** Drop request lines (very busy gateways). */
+  quietRequests?: boolean;
+}
+
+export function startLogger(opts: LoggerOptions = {}): () => void {
+  const write = opts.write ?? ((line: string) => process.stdout.write(`${line}\n`));
+  const format: LogFormat = !opts.format || opts.format === 'auto' ? (process.stdout.isTTY ? 'text' : 'json') : opts.format;
+  const offs = EVENT_NAMES.map((name) =>
+    subscribe(name, (data) => {
+      if (opts.quietRequests && name === 'request') return;
+      write(format === 'json' ? JSON.stringify({ time: new Date().toISOString(), event: name, ...data }) : textLine(name, data));
+    }),
+  );
+  return () => offs.forEach((off) => off());
+}
+
+function textLine<N extends EventName>(name: N, d: EventMap[N]): string {
+  const t = new Date().toISOString().slice(11, 23);
+  const e = d as Record<string, unknown>;
+  switch (name) {
+    case 'request':
+      return `${t} ${e.status} ${e.method} ${e.path} ${e.app ?? '-'} ${e.ms}ms${e.code ? ` ${e.code}` : ''}`;
+    case 'upgrade':
+      return `${t} ws ${e.accepted ? 'open' : 'refused'} ${e.path} ${e.app ?? '-'}${e.status ? ` ${e.status}` : ''}${e.code ? ` ${e.code}` : ''}${e.closeCode ? ` close=${e.closeCode}` : ''}${e.reason ? ` (${e.reason})` : ''}`;
+    case 'tunnel.close':
+      return `${t} ws closed ${e.path} ${e.app} ${e.closeCode ?? 'no close frame'} by ${e.closedBy} after ${Math.round(Number(e.ms) / 100) / 10}s in=${e.bytesIn}B/${e.framesIn}f out=${e.bytesOut}B/${e.framesOut}f`;
+    default: {
+      const rest = Object.entries(e)
+        .filter(([k]) => k !== 'gateway')
+        .map(([k, v]) => `${k}=${typeof v === 'object' ? JSON.stringify(v) : v}`)
+        .join(' ');
+      return `${t} ${name} ${rest}`;
+    }
+  }
+}
