@@ -17,14 +17,24 @@ export interface Running {
   close(): Promise<void>;
 }
 
+const tracked = new WeakMap<net.Server, Set<net.Socket>>();
+
 export async function listen(server: http.Server | net.Server): Promise<number> {
+  const sockets = new Set<net.Socket>();
+  tracked.set(server, sockets);
+  server.on('connection', (s: net.Socket) => {
+    sockets.add(s);
+    s.once('close', () => sockets.delete(s));
+  });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
   return (server.address() as AddressInfo).port;
 }
 
+/** Closes a server and every connection it still has (raw fixtures may never read to EOF). */
 export function closeServer(server: http.Server | net.Server): Promise<void> {
   (server as http.Server).closeAllConnections?.();
+  for (const s of tracked.get(server) ?? []) s.destroy();
   return new Promise((ok) => server.close(() => ok()));
 }
 
