@@ -5,7 +5,9 @@
  */
 import { Command } from 'commander';
 import { readFileSync } from 'node:fs';
-const serve = (_p: Command) => {};
+import { register as serve } from './serve.js';
+import { register as echo } from './echo.js';
+import { register as connect } from './connect.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -26,6 +28,6 @@ program.exitOverride((err) => {
   process.exit(err.exitCode === 1 && err.code.startsWith('commander.') && err.code !== 'commander.executeSubCommandAsync' ? 2 : err.exitCode);
 });
 
-for (const register of [serve]) register(program);
+for (const register of [serve, echo, connect]) register(program);
 
 await program.parseAsync(process.argv);
