@@ -143,6 +143,68 @@ export class DrainingError extends PortholeError {
   readonly closeCode = 1001;
 }
 
+/** An admin API request body or parameter is invalid. `field` names the key path. */
+export class BadRequestError extends PortholeError {
+  readonly code = 'PH_ERR_BAD_REQUEST';
+  readonly status = 400;
+  readonly closeCode = 1008;
+  readonly problems: readonly string[];
+  constructor(problems: readonly string[] | string) {
+    const list = typeof problems === 'string' ? [problems] : problems;
+    super(list.join('; '));
+    this.problems = list;
+  }
+}
+
+/** An admin API call without a valid token. */
+export class UnauthorizedError extends PortholeError {
+  readonly code = 'PH_ERR_UNAUTHORIZED';
+  readonly status = 401;
+  readonly closeCode = 1008;
+}
+
+/** An admin API call from a foreign Host (DNS rebinding) or Origin (cross-site request). */
+export class ForbiddenError extends PortholeError {
+  readonly code = 'PH_ERR_FORBIDDEN';
+  readonly status = 403;
+  readonly closeCode = 1008;
+}
+
+/** No app of that name is registered. */
+export class AppUnknownError extends PortholeError {
+  readonly code = 'PH_ERR_APP_UNKNOWN';
+  readonly status = 404;
+  readonly closeCode = 1008;
+}
+
+/** The call conflicts with what exists (a name from the config file, a reserved name, a taken prefix or host). */
+export class ConflictError extends PortholeError {
+  readonly code = 'PH_ERR_CONFLICT';
+  readonly status = 409;
+  readonly closeCode = 1008;
+}
+
+/** The app has no `cmd`, so there is nothing to start or stop. */
+export class AppNotSupervisedError extends PortholeError {
+  readonly code = 'PH_ERR_APP_NO_CMD';
+  readonly status = 409;
+  readonly closeCode = 1008;
+}
+
+/** The registry file in the data directory cannot be read. */
+export class StoreCorruptError extends PortholeError {
+  readonly code = 'PH_ERR_STORE_CORRUPT';
+  readonly status = 500;
+  readonly closeCode = 1011;
+}
+
+/** A failure Porthole did not foresee: a bug to report, logged with its stack. */
+export class InternalError extends PortholeError {
+  readonly code = 'PH_ERR_INTERNAL';
+  readonly status = 500;
+  readonly closeCode = 1011;
+}
+
 /** Turns a socket-level error from an upstream connection into a Porthole error. */
 export function upstreamError(err: unknown, app: string, target: string): PortholeError {
   if (err instanceof PortholeError) return err;
@@ -193,5 +255,13 @@ export const ERROR_CODES = [
   'PH_ERR_APP_STOPPED',
   'PH_ERR_APP_STARTING',
   'PH_ERR_DRAINING',
+  'PH_ERR_BAD_REQUEST',
+  'PH_ERR_UNAUTHORIZED',
+  'PH_ERR_FORBIDDEN',
+  'PH_ERR_APP_UNKNOWN',
+  'PH_ERR_CONFLICT',
+  'PH_ERR_APP_NO_CMD',
+  'PH_ERR_STORE_CORRUPT',
+  'PH_ERR_INTERNAL',
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];

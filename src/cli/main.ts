@@ -6,6 +6,7 @@
 import { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { register as serve } from './serve.js';
+import { register as apps } from './apps.js';
 import { register as echo } from './echo.js';
 import { register as connect } from './connect.js';
 
@@ -28,6 +29,6 @@ program.exitOverride((err) => {
   process.exit(err.exitCode === 1 && err.code.startsWith('commander.') && err.code !== 'commander.executeSubCommandAsync' ? 2 : err.exitCode);
 });
 
-for (const register of [serve, echo, connect]) register(program);
+for (const register of [serve, apps, echo, connect]) register(program);
 
 await program.parseAsync(process.argv);

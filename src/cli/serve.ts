@@ -3,6 +3,7 @@
  * to reload, SIGTERM/SIGINT to drain and exit 0.
  */
 import type { Command } from 'commander';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { existsSync, mkdirSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -10,8 +11,13 @@ import { loadConfigFile, watchConfigFile } from '../config/load.js';
 import { parseConfig, type Config } from '../config/schema.js';
 import { ConfigError } from '../errors.js';
 import { emit } from '../events.js';
+import { createAdminApi } from '../admin/api.js';
+import { AppRegistry } from '../admin/registry.js';
+import { ensureToken } from '../admin/token.js';
+import { Supervisor } from '../apps/supervisor.js';
 import { createGateway } from '../gateway/gateway.js';
 import { startLogger } from '../log/logger.js';
+import { FileStore } from '../store/file-store.js';
 
 export function defaultDataDir(): string {
   const base = process.env.XDG_DATA_HOME || join(homedir(), '.local', 'share');
@@ -89,8 +95,35 @@ async function serve(opts: ServeOptions): Promise<void> {
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
 
   const baseDir = configFile ? dirname(resolve(configFile)) : process.cwd();
-  const gateway = createGateway(config, { baseDir });
+  const { token, created, file: tokenPath } = ensureToken(dataDir);
+  // The token is the gateway's secret: apps never see it (see clean-env.ts), and it is shown once.
+  if (created) process.stderr.write(`porthole: admin token (saved in ${tokenPath}, mode 0600): ${token}\n`);
+
+  let registry: AppRegistry | undefined;
+  let admin: ((req: IncomingMessage, res: ServerResponse) => boolean) | undefined;
+  const gateway = createGateway(config, {
+    baseDir,
+    appGate: (name) => registry?.appGate(name) ?? null,
+    intercept: (req, res) => admin?.(req, res) ?? false,
+  });
+  const supervisor = new Supervisor({ dataDir });
+  registry = new AppRegistry(gateway, supervisor, new FileStore(dataDir), config);
+  let current = config;
+  admin = createAdminApi({
+    registry,
+    supervisor,
+    gatewayId: gateway.id,
+    guard: () => ({ token, localNoAuth: current.admin.local_no_auth, hosts: current.admin.hosts }),
+  });
   if (configFile) emit('config', { action: 'loaded', source: configFile, apps: config.apps.length });
+  try {
+    await registry.init();
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    process.stderr.write(`porthole: cannot load the app registry in ${dataDir}: ${e.message}\n`);
+    await supervisor.stopAll();
+    process.exit(e.code === 'PH_ERR_STORE_CORRUPT' ? 2 : 1);
+  }
 
   let address;
   try {
@@ -98,6 +131,7 @@ async function serve(opts: ServeOptions): Promise<void> {
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     process.stderr.write(`porthole: cannot listen on ${listen.host}:${listen.port}: ${e.code === 'EADDRINUSE' ? 'the port is already in use' : e.message}\n`);
+    await supervisor.stopAll();
     process.exit(1);
   }
   process.stderr.write(`porthole: listening on ${address.url} (${config.apps.length} app${config.apps.length === 1 ? '' : 's'})\n`);
@@ -106,8 +140,15 @@ async function serve(opts: ServeOptions): Promise<void> {
     if (!configFile) return;
     try {
       const next = loadConfigFile(configFile);
-      gateway.reload(next);
-      emit('config', { action: 'reloaded', source: configFile, apps: next.apps.length });
+      // Built whole before anything changes: a bad error_page path rejects the file here.
+      gateway.validate(next);
+      registry!.setConfig(next).then(
+        () => {
+          current = next;
+          emit('config', { action: 'reloaded', source: configFile, apps: next.apps.length });
+        },
+        (err: Error & { code?: string }) => emit('config', { action: 'rejected', source: configFile, error: err.message, code: err.code ?? 'PH_ERR_CONFIG' }),
+      );
     } catch (err) {
       const e = err as Error & { code?: string };
       emit('config', { action: 'rejected', source: configFile, error: e.message, code: e.code ?? 'PH_ERR_CONFIG' });
@@ -122,6 +163,7 @@ async function serve(opts: ServeOptions): Promise<void> {
     stopping = true;
     unwatch();
     await gateway.drain();
+    await supervisor.stopAll();
     stopLogger();
     process.exit(0);
   };

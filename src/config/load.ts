@@ -21,7 +21,9 @@ export function loadConfigFile(file: string): Config {
   } catch (err) {
     if (err instanceof YAMLParseError) {
       const at = err.linePos?.[0];
-      throw new ConfigError([`${at ? `line ${at.line}, column ${at.col}: ` : ''}${err.message.split('\n')[0]}`], file);
+      // The yaml message ends with its own " at line L, column C:" before a code excerpt; say it once.
+      const text = err.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '');
+      throw new ConfigError([`${at ? `line ${at.line}, column ${at.col}: ` : ''}${text}`], file);
     }
     throw err;
   }

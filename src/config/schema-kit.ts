@@ -67,17 +67,25 @@ export function oneOf<const T extends string>(...values: T[]): Schema<T> {
 
 const DURATION = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h)?$/;
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+/**
+ * The longest delay a Node.js timer takes (2^31-1 ms, about 24.8 days): a longer one is
+ * clamped to 1 ms with only a warning, which would turn `idle_timeout: 1000h` into "at once".
+ */
+export const MAX_DURATION_MS = 2 ** 31 - 1;
 
 /** A duration: a number of seconds, or a string such as `500ms`, `30s`, `5m`, `1h`. Parsed to milliseconds. */
 export function duration(): Schema<number> {
   const expects = 'a duration (seconds, or "500ms", "30s", "5m", "1h")';
   return make(expects, (v, path, issues) => {
-    if (typeof v === 'number' && v >= 0 && Number.isFinite(v)) return Math.round(v * 1000);
-    if (typeof v === 'string') {
+    let ms: number | undefined;
+    if (typeof v === 'number' && v >= 0 && Number.isFinite(v)) ms = Math.round(v * 1000);
+    else if (typeof v === 'string') {
       const m = DURATION.exec(v.trim());
-      if (m) return Math.round(Number(m[1]) * UNIT_MS[m[2] ?? 's']);
+      if (m) ms = Math.round(Number(m[1]) * UNIT_MS[m[2] ?? 's']);
     }
-    return void issues.push(`${path}: expected ${expects}, got ${kind(v)}`);
+    if (ms === undefined) return void issues.push(`${path}: expected ${expects}, got ${kind(v)}`);
+    if (ms > MAX_DURATION_MS) return void issues.push(`${path}: ${JSON.stringify(v)} is longer than a timer can wait (at most 596h, about 24.8 days)`);
+    return ms;
   });
 }
 
@@ -161,13 +169,17 @@ export function nearest(input: string, candidates: readonly string[]): string | 
   return bestDistance <= Math.max(1, Math.floor(input.length / 3)) ? best : undefined;
 }
 
+/** Edit distance counting a swap of two neighbours as one edit (`prot` → `port`), the commonest typo. */
 function editDistance(a: string, b: string): number {
+  let before: number[] = [];
   let prev = Array.from({ length: b.length + 1 }, (_, i) => i);
   for (let i = 1; i <= a.length; i++) {
     const cur = [i];
     for (let j = 1; j <= b.length; j++) {
       cur[j] = Math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) cur[j] = Math.min(cur[j], before[j - 2] + 1);
     }
+    before = prev;
     prev = cur;
   }
   return prev[b.length];

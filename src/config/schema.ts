@@ -90,6 +90,9 @@ export const appSchema = k.object(
   },
   (app, at, issues) => {
     if (RESERVED_NAMES.includes(app.name)) issues.push(`${at}.name: "${app.name}" is reserved for the gateway`);
+    // A prefix is checked too: `prefix: /_porthole/api` would take over the gateway's own paths.
+    const first = app.prefix?.split('/')[1];
+    if (first !== undefined && RESERVED_NAMES.includes(first)) issues.push(`${at}.prefix: "${app.prefix}" is under /${first}, which is reserved for the gateway`);
     const targets = (['port', 'url', 'socket'] as const).filter((t) => app[t] !== undefined);
     if (targets.length > 1) issues.push(`${at}: give only one of port, url, socket (got ${targets.join(' and ')})`);
     if (targets.length === 0 && app.cmd === undefined) issues.push(`${at}: needs one of port, url or socket (where the app listens)`);
@@ -112,31 +115,48 @@ export const configSchema = k.object(
     log: k.withDefault(k.object({ format: k.withDefault(k.oneOf('auto', 'json', 'text'), 'auto') }), { format: 'auto' as const }),
     admin: k.withDefault(
       k.object({
+        /** Token-less admin calls from loopback, for agents that cannot send a header. */
         local_no_auth: k.withDefault(k.boolean(), false),
+        /** Host names (besides localhost and IP addresses) under which the admin API answers. */
+        hosts: k.withDefault(k.array(hostName()), []),
       }),
-      { local_no_auth: false },
+      { local_no_auth: false, hosts: [] },
     ),
     apps: k.withDefault(k.array(appSchema), []),
   },
   (cfg, _at, issues) => {
-    const names = new Map<string, number>();
-    const hosts = new Map<string, string>();
-    const prefixes = new Map<string, string>();
-    cfg.apps.forEach((app, i) => {
-      if (names.has(app.name)) issues.push(`apps[${i}].name: "${app.name}" is already used by apps[${names.get(app.name)}]`);
-      names.set(app.name, i);
-      const prefix = app.prefix ?? `/${app.name}`;
-      if (prefixes.has(prefix)) issues.push(`apps[${i}].prefix: "${prefix}" is already the prefix of ${prefixes.get(prefix)}`);
-      prefixes.set(prefix, app.name);
-      for (const h of app.hosts ?? []) {
-        const key = h.toLowerCase();
-        if (hosts.has(key)) issues.push(`apps[${i}].hosts: "${h}" is already routed to ${hosts.get(key)}`);
-        hosts.set(key, app.name);
-      }
-    });
+    issues.push(...appSetProblems(cfg.apps));
   },
 );
 export type Config = k.Infer<typeof configSchema>;
+
+/** Problems of a set of apps taken together: names, prefixes and host names must be unique. */
+export function appSetProblems(apps: readonly AppConfig[]): string[] {
+  const issues: string[] = [];
+  const names = new Map<string, number>();
+  const hosts = new Map<string, string>();
+  const prefixes = new Map<string, string>();
+  apps.forEach((app, i) => {
+    if (names.has(app.name)) issues.push(`apps[${i}].name: "${app.name}" is already used by apps[${names.get(app.name)}]`);
+    names.set(app.name, i);
+    const prefix = app.prefix ?? `/${app.name}`;
+    if (prefixes.has(prefix)) issues.push(`apps[${i}].prefix: "${prefix}" is already the prefix of ${prefixes.get(prefix)}`);
+    prefixes.set(prefix, app.name);
+    for (const h of app.hosts ?? []) {
+      const key = h.toLowerCase();
+      if (hosts.has(key)) issues.push(`apps[${i}].hosts: "${h}" is already routed to ${hosts.get(key)}`);
+      hosts.set(key, app.name);
+    }
+  });
+  return issues;
+}
+
+/** The same config with another set of (already parsed) apps, checked and frozen. */
+export function withApps(config: Config, apps: readonly AppConfig[]): Config {
+  const problems = appSetProblems(apps);
+  if (problems.length) throw new ConfigError(problems);
+  return k.deepFreeze({ ...config, apps: [...apps] });
+}
 
 /** Parses and freezes a config; throws ConfigError listing every problem. */
 export function parseConfig(raw: unknown, source?: string): Config {

@@ -27,6 +27,11 @@ export interface GatewayOptions {
    * supervisor provides it; without one every app is assumed up.
    */
   appGate?: (app: string) => null | Promise<PortholeError | null>;
+  /**
+   * Called first for every request on the gateway's own listener; returns
+   * true when it answered (the admin API does this).
+   */
+  intercept?: (req: http.IncomingMessage, res: http.ServerResponse) => boolean;
 }
 
 export interface ListenAddress {
@@ -53,12 +58,14 @@ export class Gateway implements GatewayCore {
   private readonly agents = new AgentPool();
   private readonly baseDir: string;
   private readonly gate: GatewayOptions['appGate'];
+  private readonly intercept: GatewayOptions['intercept'];
   private server: http.Server | null = null;
   private activeRequests = 0;
 
   constructor(config: unknown, options: GatewayOptions = {}) {
     this.baseDir = options.baseDir ?? process.cwd();
     this.gate = options.appGate;
+    this.intercept = options.intercept;
     this.table = this.build(config);
   }
 
@@ -83,6 +90,11 @@ export class Gateway implements GatewayCore {
    */
   reload(config: unknown): void {
     this.table = this.build(config);
+  }
+
+  /** Builds routes for a config without swapping them in: throws ConfigError when it is invalid. */
+  validate(config: unknown): Config {
+    return this.build(config).config;
   }
 
   private build(config: unknown): RouteTable {
@@ -153,6 +165,7 @@ export class Gateway implements GatewayCore {
       res.end(body);
       return;
     }
+    if (this.intercept?.(req, res)) return;
     if (this.handleRequest(req, res)) return;
     const err = new RouteNotFoundError(`No app is routed at ${url.split('?')[0]}.`);
     res.once('close', () => emit('request', { gateway: this.id, app: null, method: req.method ?? 'GET', path: url, status: 404, ms: 0, code: err.code }));

@@ -53,6 +53,7 @@ export interface ForwardContext {
 export function upstreamRequestHeaders(req: IncomingMessage, ctx: ForwardContext): string[] {
   const raw = req.rawHeaders;
   const { route, target, prefix } = ctx.match;
+  const own = route.setHeaderNames;
   const dropNamed = connectionTokens(raw);
   const out: string[] = [];
   let clientHost = '';
@@ -74,7 +75,7 @@ export function upstreamRequestHeaders(req: IncomingMessage, ctx: ForwardContext
         if (lower === 'x-forwarded-for') priorFor = priorFor ? `${priorFor}, ${value}` : value;
         else if (lower === 'x-forwarded-proto') priorProto = value;
         else if (lower === 'x-forwarded-host') priorHost = value;
-        else out.push(name, value);
+        else if (!own.has(lower)) out.push(name, value);
       }
       continue; // an untrusted client does not get to say who it is
     }
@@ -82,28 +83,39 @@ export function upstreamRequestHeaders(req: IncomingMessage, ctx: ForwardContext
       origin = value;
       continue;
     }
-    if (route.setHeaderNames.has(lower)) continue;
+    if (own.has(lower)) continue;
     out.push(name, value);
   }
 
-  const hostHeader = route.upstreamHost(clientHost, target);
+  // `set_headers` override what the gateway adds as well (Host, Origin, the X-Forwarded-*
+  // family): `X-Forwarded-Proto: https` behind a TLS terminator must be the only value the
+  // app sees, not a second one after the gateway's `http`.
+  const add = (name: string, value: string) => {
+    if (!own.has(name.toLowerCase())) out.push(name, value);
+  };
+  const hostHeader = own.has('host') ? route.setHeaders.find(([n]) => n.toLowerCase() === 'host')![1] : route.upstreamHost(clientHost, target);
   out.unshift('Host', hostHeader);
   if (origin !== undefined || (route.app.upstream_origin && route.app.upstream_origin !== 'keep' && route.app.upstream_origin !== 'upstream')) {
     const o = route.upstreamOrigin(origin, hostHeader, target);
-    if (o !== undefined) out.push('Origin', o);
+    if (o !== undefined) add('Origin', o);
   }
 
   const remote = req.socket.remoteAddress ?? '';
   const proto = ctx.trustForwarded && priorProto ? priorProto : ctx.proto;
   const fwdHost = ctx.trustForwarded && priorHost ? priorHost : clientHost;
-  out.push('X-Forwarded-For', priorFor ? `${priorFor}, ${remote}` : remote);
-  out.push('X-Forwarded-Proto', proto);
-  if (fwdHost) out.push('X-Forwarded-Host', fwdHost);
-  if (prefix) out.push('X-Forwarded-Prefix', prefix);
+  add('X-Forwarded-For', priorFor ? `${priorFor}, ${remote}` : remote);
+  add('X-Forwarded-Proto', proto);
+  if (fwdHost) add('X-Forwarded-Host', fwdHost);
+  if (prefix) add('X-Forwarded-Prefix', prefix);
   const forNode = remote.includes(':') ? `"[${remote}]"` : remote;
-  out.push('Forwarded', `for=${forNode};proto=${proto}${fwdHost ? `;host="${fwdHost.replace(/["\\]/g, '')}"` : ''}`);
+  add('Forwarded', `for=${forNode};proto=${proto}${fwdHost ? `;host="${fwdHost.replace(/["\\]/g, '')}"` : ''}`);
   if (ctx.upgrade) out.push('Connection', 'Upgrade', 'Upgrade', 'websocket');
-  for (const [name, value] of route.setHeaders) out.push(name, value);
+  // Node's server has removed the client's chunked framing; ask for it again on our hop.
+  // Without it Node's client sends a GET or DELETE body unframed, and the upstream reads
+  // that body as the next request on the kept-alive connection (request smuggling).
+  const te = req.headers['transfer-encoding'];
+  if (!ctx.upgrade && te !== undefined) out.push('Transfer-Encoding', te);
+  for (const [name, value] of route.setHeaders) if (name.toLowerCase() !== 'host') out.push(name, value);
   return out;
 }
 
@@ -122,7 +134,7 @@ export function downstreamResponseHeaders(raw: readonly string[], match: Match):
     let value = raw[i + 1];
     if (rewrite) {
       if (lower === 'location' || lower === 'content-location') value = rewriteLocation(value, route);
-      else if (lower === 'set-cookie') value = rewriteCookiePath(value, route.prefix);
+      else if (lower === 'set-cookie') value = rewriteCookiePath(value, route.prefix, route.http.basePath);
     }
     out.push(name, value);
   }
@@ -131,13 +143,27 @@ export function downstreamResponseHeaders(raw: readonly string[], match: Match):
 
 /** `/x` → `/{app}/x`; an absolute URL pointing at the upstream itself → the same path under the prefix. */
 export function rewriteLocation(value: string, route: Route): string {
-  if (value.startsWith('/') && !value.startsWith('//')) return underPrefix(value, route.prefix);
-  for (const base of route.upstreamOrigins) {
-    if (value.startsWith(base) && (value.length === base.length || value[base.length] === '/')) {
-      return underPrefix(value.slice(base.length) || '/', route.prefix);
+  const base = route.http.basePath;
+  if (value.startsWith('/') && !value.startsWith('//')) return underPrefix(outOfBase(value, base), route.prefix);
+  for (const origin of route.upstreamOrigins) {
+    if (value.startsWith(origin) && (value.length === origin.length || value[origin.length] === '/')) {
+      return underPrefix(outOfBase(value.slice(origin.length) || '/', base), route.prefix);
     }
   }
   return value;
+}
+
+/**
+ * `/base/x` → `/x` for an upstream mounted at `/base` (`url: http://host/base`): the inverse
+ * of the base path the router prepends, so `/{app}/x` maps back to `/base/x` and not to
+ * `/base/base/x`. The base itself maps to '' (the bare prefix).
+ */
+function outOfBase(path: string, base: string): string {
+  if (!base || !path.startsWith(base)) return path;
+  const rest = path.slice(base.length);
+  if (rest === '' || rest[0] === '/') return rest;
+  if (rest[0] === '?' || rest[0] === '#') return `/${rest}`;
+  return path; // `/basement`: not under the base
 }
 
 function underPrefix(path: string, prefix: string): string {
@@ -146,10 +172,10 @@ function underPrefix(path: string, prefix: string): string {
 }
 
 /** `Path=/x` → `Path=/{app}/x` in one Set-Cookie value; other attributes untouched. */
-export function rewriteCookiePath(value: string, prefix: string): string {
+export function rewriteCookiePath(value: string, prefix: string, basePath = ''): string {
   return value.replace(/(;\s*path=)([^;]*)/i, (_m, head: string, p: string) => {
     const path = p.trim();
     if (!path.startsWith('/')) return `${head}${p}`;
-    return `${head}${underPrefix(path === '/' ? '/' : path, prefix)}`;
+    return `${head}${underPrefix(outOfBase(path, basePath), prefix)}`;
   });
 }

@@ -53,11 +53,13 @@ export function upstreamRequest(o: UpstreamRequestOptions): http.ClientRequest {
   };
   req.on('socket', (socket: Socket) => {
     if (!socket.connecting) return waitResponse(); // a warm keep-alive connection
+    socket.once(t.kind === 'tls' ? 'secureConnect' : 'connect', waitResponse);
+    // 0 means no limit, as for the other timeouts (a 0 ms timer would fail every request).
+    if (o.connectMs <= 0) return;
     timer = setTimeout(
       () => req.destroy(new UpstreamConnectTimeoutError(`${o.app}: connecting to ${t.label} timed out after ${o.connectMs / 1000} s`, { app: o.app })),
       o.connectMs,
     );
-    socket.once(t.kind === 'tls' ? 'secureConnect' : 'connect', waitResponse);
   });
   req.once('response', clear);
   req.once('upgrade', clear);

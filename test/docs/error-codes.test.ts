@@ -6,12 +6,12 @@ import * as errors from '../../src/errors.js';
 const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
 
 test('every error code is documented in the README with its HTTP status and close code', () => {
-  const classes = Object.values(errors).filter(
+  const classes = (Object.values(errors) as unknown[]).filter(
     (v): v is new (...a: never[]) => errors.PortholeError => typeof v === 'function' && v.prototype instanceof errors.PortholeError,
   );
   const seen = new Set<string>();
   for (const Cls of classes) {
-    const e = Cls === errors.ConfigError ? new errors.ConfigError(['x']) : new (Cls as unknown as new (m: string) => errors.PortholeError)('x');
+    const e = new (Cls as unknown as new (m: string | string[]) => errors.PortholeError)(['x']);
     seen.add(e.code);
     const row = readme.split('\n').find((l) => l.startsWith(`| \`${e.code}\``));
     assert.ok(row, `${e.code} has a row in README.md`);

@@ -1,0 +1,235 @@
+/**
+ * The app registry: the config file's apps and the apps registered through
+ * the API, side by side. It keeps the three views in step — the store (what
+ * survives a restart), the supervisor (the processes) and the gateway's
+ * route table (what is routed) — and answers whether an app can take traffic.
+ */
+import { parseApp, RESERVED_NAMES, withApps, type AppConfig, type Config } from '../config/schema.js';
+import {
+  AppNotSupervisedError,
+  AppStartingError,
+  AppStoppedError,
+  AppUnknownError,
+  BadRequestError,
+  ConfigError,
+  ConflictError,
+  PortholeError,
+} from '../errors.js';
+import { emit } from '../events.js';
+import type { AppStatus, Supervisor } from '../apps/supervisor.js';
+import type { Gateway } from '../gateway/gateway.js';
+import type { AppStore, StoredApp } from '../store/file-store.js';
+
+const DEFAULT_START_TIMEOUT = 60_000;
+
+/** An app as the API shows it: its definition, where it came from, and its process state. */
+export interface AppView extends Record<string, unknown> {
+  name: string;
+  source: 'config' | 'api';
+  /** Where the gateway serves it: `/{name}/` (the app's own `url`, if any, is its upstream). */
+  route: string;
+  state: AppStatus['state'] | 'external';
+  pid: number | null;
+  ready: boolean;
+  restarts: number;
+  last_exit: AppStatus['last_exit'];
+}
+
+export class AppRegistry {
+  private config: Config;
+  private apiApps = new Map<string, AppConfig>();
+  /** Serializes changes, so two registrations never interleave their store/supervisor/route steps. */
+  private queue: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    private readonly gateway: Gateway,
+    private readonly supervisor: Supervisor,
+    private readonly store: AppStore,
+    config: Config,
+  ) {
+    this.config = config;
+  }
+
+  /** Loads the stored apps, stops what a killed gateway left running, then starts autostart apps. */
+  async init(): Promise<void> {
+    for (const raw of await this.store.load()) {
+      try {
+        const app = parseApp(withoutAction(raw), `stored app ${raw.name}`);
+        if (this.fileApp(app.name)) {
+          emit('error', { code: 'PH_ERR_CONFLICT', app: app.name, message: `stored app ${app.name} is shadowed by the config file's app of that name` });
+          continue;
+        }
+        this.apiApps.set(app.name, app);
+      } catch (err) {
+        emit('error', { code: (err as PortholeError).code ?? 'PH_ERR_CONFIG', app: raw.name, message: (err as Error).message });
+      }
+    }
+    const stopped = await this.supervisor.recoverOrphans();
+    if (stopped) emit('error', { code: 'PH_ERR_ORPHANS', message: `stopped ${stopped} app process group(s) left by a previous run` });
+    for (const app of this.all()) if (app.cmd) await this.supervisor.set(app);
+    this.rebuild();
+    await this.supervisor.startAutostart();
+  }
+
+  /** Every app: config file first, then API-registered. */
+  all(): AppConfig[] {
+    return [...this.config.apps, ...this.apiApps.values()];
+  }
+
+  get(name: string): AppConfig | undefined {
+    return this.fileApp(name) ?? this.apiApps.get(name);
+  }
+
+  view(name: string): AppView {
+    const app = this.get(name);
+    if (!app) throw new AppUnknownError(`no app named ${JSON.stringify(name)}`, { app: name });
+    const st = this.supervisor.status(name);
+    return {
+      ...app,
+      ...(st?.port !== undefined ? { port: st.port } : {}),
+      ...(st?.ws_port !== undefined ? { ws_port: st.ws_port } : {}),
+      name,
+      source: this.fileApp(name) ? 'config' : 'api',
+      route: `${app.prefix ?? `/${name}`}/`,
+      state: st ? st.state : 'external',
+      pid: st?.pid ?? null,
+      ready: st ? st.ready : true,
+      restarts: st?.restarts ?? 0,
+      last_exit: st?.last_exit ?? null,
+      ...(st?.message ? { message: st.message } : {}),
+    };
+  }
+
+  list(): AppView[] {
+    return this.all().map((a) => this.view(a.name));
+  }
+
+  /**
+   * Registers or updates an API app. The body is checked by the config
+   * schema (400 naming the field), may not take a config-file or reserved
+   * name (409), and is stored durably before this resolves.
+   */
+  put(body: unknown): Promise<AppView> {
+    return this.serial(async () => {
+      const raw = withoutAction(body);
+      const name = typeof raw.name === 'string' ? raw.name : undefined;
+      if (name && RESERVED_NAMES.includes(name)) throw new ConflictError(`"${name}" is reserved for the gateway`, { app: name });
+      if (name && this.fileApp(name)) throw new ConflictError(`app ${name} is defined in the config file; change it there`, { app: name });
+      let app: AppConfig;
+      try {
+        app = parseApp(raw, 'app');
+      } catch (err) {
+        if (err instanceof ConfigError) throw new BadRequestError(err.problems);
+        throw err;
+      }
+      // The whole set must still be a valid config (prefixes and host names unique).
+      const next = new Map(this.apiApps).set(app.name, app);
+      try {
+        withApps(this.config, [...this.config.apps, ...next.values()]);
+      } catch (err) {
+        if (err instanceof ConfigError) throw new ConflictError(err.problems.join('; '), { app: app.name });
+        throw err;
+      }
+      await this.store.put(raw as StoredApp);
+      this.apiApps.set(app.name, app);
+      if (app.cmd) await this.supervisor.set(app);
+      else await this.supervisor.remove(app.name);
+      this.rebuild();
+      return this.view(app.name);
+    });
+  }
+
+  remove(name: string): Promise<{ removed: string }> {
+    return this.serial(async () => {
+      if (this.fileApp(name)) throw new ConflictError(`app ${name} is defined in the config file; remove it there`, { app: name });
+      if (!this.apiApps.has(name)) throw new AppUnknownError(`no app named ${JSON.stringify(name)}`, { app: name });
+      await this.supervisor.remove(name);
+      await this.store.delete(name);
+      this.apiApps.delete(name);
+      this.rebuild();
+      return { removed: name };
+    });
+  }
+
+  async act(name: string, action: 'start' | 'stop' | 'restart'): Promise<AppView> {
+    const app = this.get(name);
+    if (!app) throw new AppUnknownError(`no app named ${JSON.stringify(name)}`, { app: name });
+    if (!app.cmd) throw new AppNotSupervisedError(`app ${name} has no cmd: Porthole only routes to it`, { app: name });
+    await this.supervisor[action](name);
+    this.rebuild(); // a first start may have allocated the port
+    return this.view(name);
+  }
+
+  /** Turns autostart on or off for an API app (stored like any update). */
+  async autostart(name: string, enabled: boolean): Promise<AppView> {
+    const app = this.apiApps.get(name);
+    if (!app) {
+      if (this.fileApp(name)) throw new ConflictError(`app ${name} is defined in the config file; change autostart there`, { app: name });
+      throw new AppUnknownError(`no app named ${JSON.stringify(name)}`, { app: name });
+    }
+    return this.put({ ...app, autostart: enabled });
+  }
+
+  /** A new config file: config apps added, changed or removed; API apps untouched. */
+  setConfig(config: Config): Promise<void> {
+    return this.serial(async () => {
+      const shadowing = new Set(config.apps.map((a) => a.name));
+      // Checked before anything changes: a new file app may not take an API app's prefix or host.
+      withApps(config, [...config.apps, ...[...this.apiApps.values()].filter((a) => !shadowing.has(a.name))]);
+      const before = new Map(this.config.apps.map((a) => [a.name, a]));
+      this.config = config;
+      for (const app of config.apps) {
+        if (app.cmd) await this.supervisor.set(app);
+        else if (before.get(app.name)?.cmd) await this.supervisor.remove(app.name);
+        this.apiApps.delete(app.name); // the config file wins a name
+      }
+      for (const name of before.keys()) if (!config.apps.some((a) => a.name === name)) await this.supervisor.remove(name);
+      this.rebuild();
+    });
+  }
+
+  /**
+   * Whether an app can take traffic now. Null (no promise) for a running or
+   * unsupervised app, so the hot path stays synchronous; for a starting app,
+   * a promise that settles when it is ready or cannot be.
+   */
+  readonly appGate = (name: string): null | Promise<PortholeError | null> => {
+    const st = this.supervisor.status(name);
+    if (!st || st.state === 'running') return null;
+    if (st.state === 'stopped' || st.state === 'failed') {
+      return Promise.resolve(new AppStoppedError(`app ${name} is ${st.state}${st.message ? ` (${st.message})` : ''}`, { app: name }));
+    }
+    const timeout = this.get(name)?.start_timeout ?? DEFAULT_START_TIMEOUT;
+    return this.supervisor.waitReady(name, timeout).then((r) => {
+      if (r === 'running') return null;
+      if (r === 'timeout') return new AppStartingError(`app ${name} did not become ready in ${timeout / 1000} s`, { app: name });
+      return new AppStoppedError(`app ${name} is ${r}`, { app: name });
+    });
+  };
+
+  /** Rebuilds the gateway's routes from every app, with the ports the supervisor allocated. */
+  private rebuild(): void {
+    const apps = this.all().map((app) => {
+      if (app.port !== undefined || app.url !== undefined || app.socket !== undefined) return app;
+      const port = this.supervisor.status(app.name)?.port;
+      return port === undefined ? app : { ...app, port };
+    });
+    this.gateway.reload(withApps(this.config, apps));
+  }
+
+  private fileApp(name: string): AppConfig | undefined {
+    return this.config.apps.find((a) => a.name === name);
+  }
+
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(fn, fn);
+    this.queue = run.catch(() => {});
+    return run;
+  }
+}
+
+function withoutAction(body: unknown): Record<string, unknown> {
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new BadRequestError('app: expected a JSON object');
+  const { action: _action, ...rest } = body as Record<string, unknown>;
+  return rest;
+}

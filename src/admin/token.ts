@@ -1,0 +1,49 @@
+/**
+ * The admin token: generated at first start into the data directory, readable
+ * by its owner only (mode 0600), shown once.
+ */
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+export function tokenFile(dataDir: string): string {
+  return join(dataDir, 'token');
+}
+
+/** Reads the token, creating it when missing. `created` tells the caller to show it once. */
+export function ensureToken(dataDir: string): { token: string; created: boolean; file: string } {
+  const file = tokenFile(dataDir);
+  try {
+    const token = readFileSync(file, 'utf8').trim();
+    if (token) {
+      chmodSync(file, 0o600); // tighten a file someone loosened
+      return { token, created: false, file };
+    }
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  const token = randomBytes(32).toString('base64url');
+  // 'wx': never overwrite a token another process created in between.
+  try {
+    writeFileSync(file, `${token}\n`, { mode: 0o600, flag: 'wx' });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return ensureToken(dataDir);
+    throw err;
+  }
+  return { token, created: true, file };
+}
+
+/** Reads an existing token (for CLI clients); undefined when there is none. */
+export function readToken(dataDir: string): string | undefined {
+  try {
+    return readFileSync(tokenFile(dataDir), 'utf8').trim() || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export function sameToken(given: string, expected: string): boolean {
+  const a = Buffer.from(given);
+  const b = Buffer.from(expected);
+  return a.length === b.length && timingSafeEqual(a, b);
+}

@@ -1,0 +1,381 @@
+/**
+ * One app's process lifecycle: spawn it as its own process group, watch it
+ * become ready, restart it per policy, stop the whole group.
+ *
+ * Concurrency: every operation that spawns or stops (start, stop, restart,
+ * reconfigure, and the restart a backoff timer asks for) runs through one
+ * queue, so two processes of the same app never run at once. The only
+ * things outside the queue are event reactions — the child's `exit` and the
+ * readiness result — and they check that the run they belong to is still
+ * the current one.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import type { AppConfig } from '../config/schema.js';
+import type { AppLog } from './app-log.js';
+import { APP_NO_CMD, appError, type AppState, type AppStatus, type LastExit } from './app-status.js';
+import { cleanEnv } from './clean-env.js';
+import { procStat, stopGroup } from './process-group.js';
+import { waitUntilReady } from './readiness.js';
+import { CrashHistory, formatMs, isFailure, wantsRestart, type RestartOptions } from './restart-policy.js';
+import type { RunFiles } from './run-files.js';
+
+export const DEFAULT_START_TIMEOUT_MS = 60_000;
+export const DEFAULT_STOP_TIMEOUT_MS = 10_000;
+
+/** The ports an app actually uses: its own or allocated ones. */
+export interface EffectivePorts {
+  port?: number;
+  ws_port?: number;
+}
+
+/** What a runner needs from its supervisor. */
+export interface RunnerDeps {
+  dataDir: string;
+  baseEnv: NodeJS.ProcessEnv;
+  restart: RestartOptions;
+  runFiles: RunFiles;
+  log: AppLog;
+  /** Called on every state change; `exit` when an exit caused it. */
+  onChange(status: AppStatus, exit?: { code: number | null; signal: string | null }): void;
+  /** Called when something went wrong that no state shows (survivors of SIGKILL…). */
+  onError(message: string): void;
+}
+
+/** One spawned process group. */
+interface Run {
+  child: ChildProcess;
+  pid: number;
+  pgid: number;
+  startedAt: number;
+  /** Resolves when the leader's `exit` event arrived. */
+  exited: Promise<void>;
+  exit?: { code: number | null; signal: string | null };
+  /** A stop was asked for: the exit is expected, no restart policy. */
+  stopping: boolean;
+  /** Set when the run counts as failed whatever its exit status. */
+  failure?: string;
+  /** Aborts the readiness polling. */
+  ready: AbortController;
+  /** The group's stop (SIGTERM → SIGKILL → /proc shows nobody), started once. */
+  gone?: Promise<void>;
+}
+
+type Waiter = (state: AppState) => void;
+
+export class AppRunner {
+  config: AppConfig;
+  ports: EffectivePorts = {};
+  /** A port the supervisor allocated for this app (released when it stops being used). */
+  allocatedPort: number | undefined;
+  readonly #deps: RunnerDeps;
+  #state: AppState = 'stopped';
+  #ready = false;
+  #restarts = 0;
+  #lastExit: LastExit | null = null;
+  #message: string | undefined;
+  #run: Run | undefined;
+  #backoff: NodeJS.Timeout | undefined;
+  /** The last group stop and run-file removal; the next spawn waits for it. */
+  #cleanup: Promise<void> = Promise.resolve();
+  #ops: Promise<unknown> = Promise.resolve();
+  readonly #history: CrashHistory;
+  readonly #waiters = new Set<Waiter>();
+
+  constructor(config: AppConfig, deps: RunnerDeps) {
+    this.config = config;
+    this.#deps = deps;
+    this.#history = new CrashHistory(deps.restart);
+  }
+
+  /** The app's output: file, tail and followers. */
+  get log(): AppLog {
+    return this.#deps.log;
+  }
+
+  get name(): string {
+    return this.config.name;
+  }
+
+  get state(): AppState {
+    return this.#state;
+  }
+
+  status(): AppStatus {
+    const s: AppStatus = {
+      name: this.name,
+      state: this.#state,
+      pid: this.#run?.pid ?? null,
+      ready: this.#ready,
+      restarts: this.#restarts,
+      last_exit: this.#lastExit,
+    };
+    if (this.ports.port !== undefined) s.port = this.ports.port;
+    if (this.ports.ws_port !== undefined) s.ws_port = this.ports.ws_port;
+    if (this.#message !== undefined) s.message = this.#message;
+    return s;
+  }
+
+  /** Starts the app unless it runs already; a `failed` or `backoff` app starts at once, with a clean crash history. */
+  start(): Promise<AppStatus> {
+    return this.#enqueue(async () => {
+      if (this.#state === 'starting' || this.#state === 'running') return this.status();
+      this.#requireCmd();
+      this.#clearBackoff();
+      this.#history.reset();
+      await this.#spawn();
+      return this.status();
+    });
+  }
+
+  /** Stops the whole process group; resolves when /proc shows none of it. */
+  stop(): Promise<AppStatus> {
+    return this.#enqueue(async () => {
+      await this.#stopNow();
+      this.#setState('stopped', undefined);
+      return this.status();
+    });
+  }
+
+  /** Stops (if running) and starts again; never two groups at once. */
+  restart(): Promise<AppStatus> {
+    return this.#enqueue(async () => {
+      this.#requireCmd();
+      await this.#stopNow();
+      this.#history.reset();
+      await this.#spawn();
+      return this.status();
+    });
+  }
+
+  /**
+   * Takes a new definition. A live process is restarted when what it was
+   * started with changed (cmd, cwd, env, ports, prefix); other fields apply
+   * from the next start. `resolvePorts` runs inside the queue, after the
+   * operations before it.
+   */
+  reconfigure(config: AppConfig, resolvePorts: () => Promise<EffectivePorts>): Promise<AppStatus> {
+    return this.#enqueue(async () => {
+      const ports = await resolvePorts();
+      const changed = startInputsDiffer(this.config, this.ports, config, ports);
+      this.config = config;
+      this.ports = ports;
+      if (!changed || !this.#run) return this.status();
+      this.#log(`definition changed: restarting`);
+      await this.#stopNow();
+      if (config.cmd) await this.#spawn();
+      else this.#setState('stopped', 'no cmd any more');
+      return this.status();
+    });
+  }
+
+  /**
+   * Resolves with `running` once ready, with `stopped`/`failed` when it ends
+   * up there, or `timeout`. `backoff`, `starting` and `stopping` are waited out.
+   */
+  waitReady(timeoutMs: number): Promise<'running' | 'stopped' | 'failed' | 'timeout'> {
+    const settled = (s: AppState) => (s === 'running' || s === 'stopped' || s === 'failed' ? s : undefined);
+    const now = settled(this.#state);
+    if (now) return Promise.resolve(now);
+    return new Promise((resolve) => {
+      const waiter: Waiter = (state) => {
+        const s = settled(state);
+        if (!s) return;
+        done();
+        resolve(s);
+      };
+      const timer = setTimeout(() => {
+        done();
+        resolve('timeout');
+      }, timeoutMs);
+      const done = () => {
+        clearTimeout(timer);
+        this.#waiters.delete(waiter);
+      };
+      this.#waiters.add(waiter);
+    });
+  }
+
+  #enqueue<T>(op: () => Promise<T>): Promise<T> {
+    const run = this.#ops.then(op, op);
+    this.#ops = run.catch(() => undefined);
+    return run;
+  }
+
+  #requireCmd(): void {
+    if (!this.config.cmd) throw appError(APP_NO_CMD, `${this.name} has no cmd: Porthole only routes to it, there is nothing to start`);
+  }
+
+  async #spawn(): Promise<void> {
+    const { config } = this;
+    const cmd = config.cmd!;
+    if (this.#run) await this.#stopNow(); // never two groups of one app
+    await this.#cleanup; // the previous group must be gone first (it may hold the ports)
+    const cwd = config.cwd ?? join(this.#deps.dataDir, 'apps', this.name);
+    if (config.cwd === undefined) mkdirSync(cwd, { recursive: true });
+    else if (!existsSync(cwd) || !statSync(cwd).isDirectory()) {
+      this.#setState('failed', `cwd ${cwd} is not a directory`);
+      this.#log(`cannot start: cwd ${cwd} is not a directory`);
+      return;
+    }
+    const env = cleanEnv(this.#deps.baseEnv, { name: this.name, prefix: config.prefix, env: config.env, ...this.ports });
+    // detached: setsid(), so the app leads its own process group and one
+    // signal to -pgid reaches everything start.sh sends to the background.
+    const child = spawn('/bin/sh', ['-c', cmd], { cwd, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    if (child.pid === undefined) {
+      const err = await new Promise<Error>((resolve) => child.once('error', resolve));
+      this.#lastExit = { code: null, signal: null, at: new Date().toISOString() };
+      this.#setState('failed', `cannot spawn /bin/sh: ${err.message}`);
+      this.#log(`cannot spawn: ${err.message}`);
+      return;
+    }
+    child.on('error', (err) => this.#deps.onError(`${this.name}: ${err.message}`));
+    const pid = child.pid;
+    let markExited!: () => void;
+    const run: Run = {
+      child,
+      pid,
+      pgid: pid,
+      startedAt: Date.now(),
+      exited: new Promise((r) => (markExited = r)),
+      stopping: false,
+      ready: new AbortController(),
+    };
+    this.#run = run;
+    this.#deps.log.attach(child.stdout!);
+    this.#deps.log.attach(child.stderr!);
+    child.once('exit', (code, signal) => {
+      this.#onExit(run, code, signal);
+      markExited();
+    });
+    this.#ready = false;
+    this.#log(`started pid ${pid}: ${cmd}`);
+    this.#setState('starting', undefined);
+    this.#watchReadiness(run).catch((err: Error) => this.#deps.onError(`${this.name}: readiness: ${err.message}`));
+    const stat = await procStat(pid);
+    // If it is gone already there is nothing to recover after a gateway crash.
+    if (stat && !run.exit) {
+      await this.#deps.runFiles
+        .write({ name: this.name, pid, pgid: run.pgid, start_time: stat.startTime, started_at: new Date(run.startedAt).toISOString(), stop_timeout: this.#stopTimeout() })
+        .catch((err: Error) => this.#deps.onError(`${this.name}: cannot write run file: ${err.message}`));
+    }
+  }
+
+  async #watchReadiness(run: Run): Promise<void> {
+    const timeout = this.config.start_timeout ?? DEFAULT_START_TIMEOUT_MS;
+    const ready = await waitUntilReady({ ...this.ports, health_path: this.config.health_path }, timeout, run.ready.signal);
+    if (this.#run !== run || run.stopping || run.exit) return;
+    if (ready) {
+      this.#ready = true;
+      this.#setState('running', undefined);
+      return;
+    }
+    run.failure = `not ready after ${formatMs(timeout)}`;
+    this.#log(`${run.failure}: stopping it`);
+    void this.#stopGroup(run);
+  }
+
+  #onExit(run: Run, code: number | null, signal: NodeJS.Signals | null): void {
+    const exit = { code, signal };
+    run.exit = exit;
+    run.ready.abort();
+    this.#lastExit = { code, signal, at: new Date().toISOString() };
+    this.#log(signal ? `exited on ${signal}` : `exited with code ${code}`);
+    // Background children can outlive the leader: stop the rest of the group too.
+    this.#cleanup = this.#stopGroup(run)
+      .then(() => this.#deps.runFiles.remove(this.name))
+      .catch((err: Error) => this.#deps.onError(`${this.name}: cleaning up after exit: ${err.message}`));
+    if (run.stopping || this.#run !== run) return; // a stop drives the state from here
+    this.#run = undefined;
+    this.#ready = false;
+    const end = { ...exit, failure: run.failure };
+    const what = run.failure ?? (signal ? `killed by ${signal}` : `exited with code ${code}`);
+    const policy = this.config.restart ?? 'on-failure';
+    if (!wantsRestart(policy, end)) {
+      this.#setState('stopped', isFailure(end) ? `${what} (restart: ${policy})` : undefined, exit);
+      return;
+    }
+    const decision = this.#history.record(Date.now(), Date.now() - run.startedAt);
+    if (!decision.restart) {
+      this.#log(decision.reason);
+      this.#setState('failed', `${what}; ${decision.reason}`, exit);
+      return;
+    }
+    this.#log(`restarting in ${formatMs(decision.delayMs)}`);
+    this.#setState('backoff', `${what}; restarting in ${formatMs(decision.delayMs)}`, exit);
+    this.#backoff = setTimeout(() => {
+      this.#backoff = undefined;
+      void this.#enqueue(async () => {
+        if (this.#state !== 'backoff') return; // a stop or start came first
+        this.#restarts++;
+        await this.#spawn();
+      }).catch((err: Error) => this.#deps.onError(`${this.name}: restart failed: ${err.message}`));
+    }, decision.delayMs);
+    this.#backoff.unref();
+  }
+
+  /** Stops the current run (if any) and waits until its group is gone; does not set the final state. */
+  async #stopNow(): Promise<void> {
+    this.#clearBackoff();
+    const run = this.#run;
+    if (run) {
+      run.stopping = true;
+      run.ready.abort();
+      this.#ready = false;
+      this.#setState('stopping', undefined);
+      this.#log('stopping: SIGTERM to the process group');
+      await this.#stopGroup(run);
+      await run.exited;
+      this.#run = undefined;
+    }
+    await this.#cleanup;
+  }
+
+  /** SIGTERM to the group, SIGKILL after stop_timeout, until /proc shows nobody; once per run. */
+  #stopGroup(run: Run): Promise<void> {
+    run.gone ??= stopGroup(run.pgid, this.#stopTimeout()).then((result) => {
+      if (result.killed) this.#log(`still alive after ${formatMs(this.#stopTimeout())}: sent SIGKILL to the process group`);
+      if (result.survivors.length) this.#deps.onError(`${this.name}: pids ${result.survivors.join(', ')} survived SIGKILL`);
+    }, (err: Error) => this.#deps.onError(`${this.name}: stopping the process group: ${err.message}`));
+    return run.gone;
+  }
+
+  #stopTimeout(): number {
+    return this.config.stop_timeout ?? DEFAULT_STOP_TIMEOUT_MS;
+  }
+
+  #clearBackoff(): void {
+    if (this.#backoff) clearTimeout(this.#backoff);
+    this.#backoff = undefined;
+  }
+
+  #setState(state: AppState, message: string | undefined, exit?: { code: number | null; signal: string | null }): void {
+    this.#state = state;
+    this.#message = message;
+    if (state !== 'running') this.#ready = false;
+    this.#deps.onChange(this.status(), exit);
+    for (const waiter of [...this.#waiters]) waiter(state);
+  }
+
+  /** Supervisor notes go into the app's own log, where whoever debugs the app looks. */
+  #log(text: string): void {
+    this.#deps.log.line(`[porthole] ${text}`);
+  }
+}
+
+/** True if a running process would differ: what it was started with changed. */
+function startInputsDiffer(a: AppConfig, aPorts: EffectivePorts, b: AppConfig, bPorts: EffectivePorts): boolean {
+  return (
+    a.cmd !== b.cmd ||
+    a.cwd !== b.cwd ||
+    a.prefix !== b.prefix ||
+    aPorts.port !== bPorts.port ||
+    aPorts.ws_port !== bPorts.ws_port ||
+    JSON.stringify(sorted(a.env)) !== JSON.stringify(sorted(b.env))
+  );
+}
+
+function sorted(env: Readonly<Record<string, string>> | undefined): [string, string][] {
+  return Object.entries(env ?? {}).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0));
+}

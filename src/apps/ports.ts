@@ -1,0 +1,58 @@
+/**
+ * Port allocation for apps registered without a `port`: a real bind test on
+ * 127.0.0.1, because only the kernel knows whether a port is free (another
+ * program, or an app of an earlier run still dying, may hold it).
+ */
+import net from 'node:net';
+
+/** True if a listener can bind 127.0.0.1:port right now. */
+export function canBind(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = net.createServer();
+    server.unref();
+    server.once('error', () => resolve(false));
+    server.listen({ port, host: '127.0.0.1', exclusive: true }, () => server.close(() => resolve(true)));
+  });
+}
+
+/** Hands out ports of a range, each at most once until released. */
+export class PortAllocator {
+  readonly #first: number;
+  readonly #last: number;
+  /** Ports handed out and not released: never given twice, even before an app uses them. */
+  readonly #handedOut = new Set<number>();
+  /** Where the next search starts, so a just-released port is not reused at once (TIME_WAIT, stray clients). */
+  #cursor: number;
+
+  constructor([first, last]: readonly [number, number]) {
+    if (!Number.isInteger(first) || !Number.isInteger(last) || first < 1 || last > 65535 || first > last) {
+      throw new RangeError(`portRange must be [first, last] within 1..65535, got [${first}, ${last}]`);
+    }
+    this.#first = first;
+    this.#last = last;
+    this.#cursor = first;
+  }
+
+  /** Makes a handed-out port allocatable again (its app was removed or given another port). */
+  release(port: number): void {
+    this.#handedOut.delete(port);
+  }
+
+  /**
+   * Picks a port that was not handed out, is not in `skip` (the apps'
+   * explicit ports) and binds right now; rejects when the range is exhausted.
+   */
+  async alloc(skip: ReadonlySet<number> = new Set()): Promise<number> {
+    const size = this.#last - this.#first + 1;
+    for (let i = 0; i < size; i++) {
+      const port = this.#cursor;
+      this.#cursor = port === this.#last ? this.#first : port + 1;
+      if (this.#handedOut.has(port) || skip.has(port)) continue;
+      // Hand out before the await: a concurrent alloc() must not test the same port.
+      this.#handedOut.add(port);
+      if (await canBind(port)) return port;
+      this.#handedOut.delete(port);
+    }
+    throw new Error(`no free port in ${this.#first}-${this.#last}: every port is in use or given to an app`);
+  }
+}

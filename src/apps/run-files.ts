@@ -1,0 +1,148 @@
+/**
+ * Run files: `{dataDir}/run/{name}.json`, one per app process group that may
+ * be alive. They exist for one case only — the gateway died by `kill -9` and
+ * its detached app groups kept running — so that the next gateway can find
+ * and stop them ({@link recoverOrphans}). Liveness never comes from them.
+ */
+import { mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { groupMembers, procStat, stopGroup } from './process-group.js';
+
+export interface RunRecord {
+  name: string;
+  pid: number;
+  pgid: number;
+  /** Field 22 of /proc/PID/stat: tells our process from a later one that got the same pid. */
+  start_time: string;
+  started_at: string;
+  /** The app's stop_timeout, for a recovery that happens before the app is registered again. */
+  stop_timeout: number;
+}
+
+export class RunFiles {
+  readonly dir: string;
+  /** Per app, so a remove never overtakes the write of the same record. */
+  readonly #chains = new Map<string, Promise<void>>();
+
+  constructor(dir: string) {
+    this.dir = dir;
+  }
+
+  write(record: RunRecord): Promise<void> {
+    return this.#chain(record.name, async () => {
+      await mkdir(this.dir, { recursive: true });
+      const file = this.#file(record.name);
+      // Atomic: a gateway killed mid-write leaves the old record or none, never half a JSON.
+      await writeFile(`${file}.tmp`, `${JSON.stringify(record)}\n`);
+      await rename(`${file}.tmp`, file);
+    });
+  }
+
+  remove(name: string): Promise<void> {
+    return this.#chain(name, () => rm(this.#file(name), { force: true }));
+  }
+
+  /** Every readable record; unreadable files are returned as names to delete. */
+  async readAll(): Promise<{ records: RunRecord[]; broken: string[] }> {
+    let names: string[];
+    try {
+      names = await readdir(this.dir);
+    } catch {
+      return { records: [], broken: [] };
+    }
+    const records: RunRecord[] = [];
+    const broken: string[] = [];
+    for (const file of names.filter((n) => n.endsWith('.json'))) {
+      try {
+        const rec = JSON.parse(await readFile(join(this.dir, file), 'utf8')) as RunRecord;
+        if (Number.isInteger(rec.pid) && Number.isInteger(rec.pgid) && typeof rec.start_time === 'string') records.push(rec);
+        else broken.push(file);
+      } catch {
+        broken.push(file);
+      }
+    }
+    return { records, broken };
+  }
+
+  async removeFile(file: string): Promise<void> {
+    await rm(join(this.dir, file), { force: true });
+  }
+
+  #file(name: string): string {
+    return join(this.dir, `${name}.json`);
+  }
+
+  #chain(name: string, op: () => Promise<void>): Promise<void> {
+    const run = (this.#chains.get(name) ?? Promise.resolve()).then(op);
+    const tail = run.catch(() => undefined);
+    this.#chains.set(name, tail);
+    void tail.then(() => {
+      if (this.#chains.get(name) === tail) this.#chains.delete(name);
+    });
+    return run;
+  }
+}
+
+/**
+ * Finds the process group a run record describes, if it is still ours.
+ *
+ * - The leader is alive with the recorded start time: the whole group is ours.
+ * - The leader is gone (or its pid now names another process): members of the
+ *   group may survive (children `start.sh` sent to the background). The kernel
+ *   does not reuse a pgid while a member lives, but if all died the number
+ *   could start a new group, so a member counts only if it started no earlier
+ *   than our leader and carries our `APP_NAME` in its environment.
+ */
+async function orphanPids(rec: RunRecord): Promise<{ wholeGroup: boolean; pids: number[] }> {
+  const leader = await procStat(rec.pid);
+  if (leader && leader.startTime === rec.start_time && leader.pgid === rec.pgid) return { wholeGroup: true, pids: [rec.pid] };
+  const pids: number[] = [];
+  for (const m of await groupMembers(rec.pgid)) {
+    if (Number(m.startTime) < Number(rec.start_time)) continue;
+    const environ = await readFile(`/proc/${m.pid}/environ`, 'utf8').catch(() => '');
+    if (environ.split('\0').includes(`APP_NAME=${rec.name}`)) pids.push(m.pid);
+  }
+  return { wholeGroup: false, pids };
+}
+
+/**
+ * Stops the app groups a dead gateway left running; returns how many groups
+ * were stopped. Every run file is consumed.
+ */
+export async function recoverOrphans(runFiles: RunFiles): Promise<number> {
+  const { records, broken } = await runFiles.readAll();
+  for (const file of broken) await runFiles.removeFile(file);
+  let stopped = 0;
+  await Promise.all(
+    records.map(async (rec) => {
+      const { wholeGroup, pids } = await orphanPids(rec);
+      if (wholeGroup) {
+        await stopGroup(rec.pgid, rec.stop_timeout);
+        stopped++;
+      } else if (pids.length) {
+        await stopPids(pids, rec.stop_timeout);
+        stopped++;
+      }
+      await runFiles.remove(rec.name);
+    }),
+  );
+  return stopped;
+}
+
+/** TERM, then KILL after `timeoutMs`, for single processes (a group we cannot vouch for as a whole). */
+async function stopPids(pids: number[], timeoutMs: number): Promise<void> {
+  const signal = (sig: NodeJS.Signals) => pids.forEach((pid) => void signalPid(pid, sig));
+  const alive = async () => (await Promise.all(pids.map(procStat))).some((s) => s && s.state !== 'Z');
+  signal('SIGTERM');
+  const deadline = Date.now() + timeoutMs;
+  while ((await alive()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  if (await alive()) signal('SIGKILL');
+}
+
+function signalPid(pid: number, sig: NodeJS.Signals): void {
+  try {
+    process.kill(pid, sig);
+  } catch {
+    // Gone already.
+  }
+}

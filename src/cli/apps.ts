@@ -1,0 +1,238 @@
+/**
+ * `porthole apps …`: a thin client of the admin REST API of a running gateway.
+ */
+import { Command, Option } from 'commander';
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import { readToken } from '../admin/token.js';
+import { defaultDataDir } from './serve.js';
+
+interface ClientOptions {
+  gateway?: string;
+  data?: string;
+  json?: boolean;
+}
+
+class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+function client(opts: ClientOptions) {
+  const base = (opts.gateway ?? process.env.PORTHOLE_URL ?? 'http://127.0.0.1:50000').replace(/\/+$/, '');
+  const token = process.env.PORTHOLE_TOKEN ?? readToken(opts.data ?? defaultDataDir());
+  const call = async (method: string, path: string, body?: unknown): Promise<Record<string, unknown>> => {
+    let res: Response;
+    try {
+      res = await fetch(`${base}/_porthole/api/${path}`, {
+        method,
+        headers: { ...(token ? { Authorization: `Bearer ${token}` } : {}), ...(body ? { 'Content-Type': 'application/json' } : {}) },
+        body: body ? JSON.stringify(body) : undefined,
+      });
+    } catch (err) {
+      throw new ApiError(0, 'PH_ERR_UNREACHABLE', `cannot reach the gateway at ${base} (${(err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message}); is "porthole serve" running? (--gateway URL or PORTHOLE_URL)`);
+    }
+    const json = (await res.json().catch(() => ({}))) as Record<string, unknown> & { error?: { code: string; message: string } };
+    if (!res.ok) {
+      const hint = res.status === 401 && !token ? ' (no token found: pass --data DIR of the gateway or set PORTHOLE_TOKEN)' : '';
+      throw new ApiError(res.status, json.error?.code ?? 'PH_ERR_HTTP', `${json.error?.message ?? `HTTP ${res.status}`}${hint}`);
+    }
+    return json;
+  };
+  return { base, token, call };
+}
+
+type AppRow = Record<string, unknown> & { name: string; state: string; route: string };
+
+function upstreamOf(a: AppRow): string {
+  if (typeof a.url === 'string') return a.url;
+  if (typeof a.socket === 'string') return `unix:${a.socket}`;
+  if (a.port === undefined) return '-';
+  return `127.0.0.1:${a.port}${a.ws_port !== undefined ? ` (ws ${a.ws_port})` : ''}`;
+}
+
+function table(apps: AppRow[]): string {
+  const rows = [['NAME', 'STATE', 'PID', 'ROUTE', 'UPSTREAM', 'RESTARTS', 'SOURCE']];
+  for (const a of apps) {
+    rows.push([a.name, a.state, a.pid === null || a.pid === undefined ? '-' : String(a.pid), a.route, upstreamOf(a), String(a.restarts ?? 0), String(a.source ?? '')]);
+  }
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
+  return rows.map((r) => r.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd()).join('\n');
+}
+
+function describe(a: AppRow): string {
+  const lines = [`${a.name}: ${a.state}${a.ready ? ' (ready)' : ''}`, `  route     ${a.route}`, `  upstream  ${upstreamOf(a)}`];
+  if (a.cmd) lines.push(`  cmd       ${a.cmd}`);
+  if (a.pid) lines.push(`  pid       ${a.pid}`);
+  lines.push(`  restarts  ${a.restarts ?? 0}`);
+  const le = a.last_exit as { code: number | null; signal: string | null; at: string } | null;
+  if (le) lines.push(`  last exit ${le.signal ?? `code ${le.code}`} at ${le.at}`);
+  if (a.message) lines.push(`  note      ${a.message}`);
+  return lines.join('\n');
+}
+
+/** Runs an action, printing API errors as one line and exiting 1. */
+function act<A extends any[]>(fn: (...args: A) => Promise<void>) {
+  return async (...args: A) => {
+    try {
+      await fn(...args);
+    } catch (err) {
+      if (err instanceof ApiError) {
+        process.stderr.write(`porthole: ${err.message} [${err.code}]\n`);
+        process.exit(1);
+      }
+      throw err;
+    }
+  };
+}
+
+const collectEnv = (v: string, prev: Record<string, string> = {}) => {
+  const eq = v.indexOf('=');
+  if (eq < 1) {
+    process.stderr.write(`porthole: --env expects KEY=VALUE, got ${JSON.stringify(v)}\n`);
+    process.exit(2);
+  }
+  return { ...prev, [v.slice(0, eq)]: v.slice(eq + 1) };
+};
+const int = (v: string) => {
+  const n = Number(v);
+  if (!Number.isInteger(n)) {
+    process.stderr.write(`porthole: expected an integer, got ${JSON.stringify(v)}\n`);
+    process.exit(2);
+  }
+  return n;
+};
+
+export function register(program: Command): void {
+  const apps = program
+    .command('apps')
+    .description('list, register, start and stop the apps of a running gateway (a client of its admin API)')
+    .addHelpText(
+      'after',
+      `
+The token is read from the gateway's data directory (--data, default ${defaultDataDir()})
+or from PORTHOLE_TOKEN; the gateway from --gateway or PORTHOLE_URL (default http://127.0.0.1:50000).
+
+Examples:
+  porthole apps ls
+  porthole apps add notebook --cmd "jupyter lab --port \\$PORT --no-browser" --autostart
+  porthole apps add vnc --port 9002 --ws-port 6080 --cmd "bash start.sh" --cwd /srv/vnc
+  porthole apps logs notebook -f
+  porthole apps stop notebook`,
+    );
+  const common = (c: Command) =>
+    c
+      .option('--gateway <url>', 'the gateway (default: PORTHOLE_URL or http://127.0.0.1:50000)')
+      .option('--data <dir>', 'the gateway\'s data directory, where its token is')
+      .option('--json', 'print the API\'s JSON');
+
+  common(apps.command('ls').alias('list').description('list every app with its state')).action(
+    act(async (opts: ClientOptions) => {
+      const r = await client(opts).call('GET', 'apps');
+      process.stdout.write(opts.json ? `${JSON.stringify(r.apps, null, 2)}\n` : `${table(r.apps as AppRow[])}\n`);
+    }),
+  );
+
+  common(
+    apps
+      .command('add <name>')
+      .description('register (or update) an app; the gateway routes /<name>/ to it')
+      .option('--port <n>', 'HTTP port on 127.0.0.1 (omit with --cmd to have one allocated, passed as $PORT)', int)
+      .option('--ws-port <n>', 'WebSocket upgrades go to this port instead', int)
+      .option('--url <url>', 'a remote http(s):// or ws(s):// upstream instead of a port')
+      .option('--socket <path>', 'a unix socket upstream instead of a port')
+      .option('--cmd <command>', 'command that runs the app (through /bin/sh)')
+      .option('--cwd <dir>', 'working directory for --cmd')
+      .option('--env <KEY=VALUE>', 'environment for the app (repeatable)', collectEnv)
+      .option('--autostart', 'start the app whenever the gateway starts')
+      .option('--health-path <path>', 'ready when GET <path> answers 2xx/3xx (default: when the ports accept connections)')
+      .option('--description <text>', 'a line about the app')
+      .addOption(new Option('--restart <policy>', 'restart policy').choices(['on-failure', 'always', 'never']))
+      .option('--file <file>', 'read the app definition from a JSON or YAML file (flags override it)')
+      .option('--start', 'start it after registering'),
+  ).action(
+    act(async (name: string, opts: ClientOptions & Record<string, unknown>) => {
+      const fromFile = opts.file ? (parseYaml(readFileSync(String(opts.file), 'utf8')) as Record<string, unknown>) : {};
+      const map: Record<string, string> = { port: 'port', wsPort: 'ws_port', url: 'url', socket: 'socket', cmd: 'cmd', cwd: 'cwd', env: 'env', autostart: 'autostart', healthPath: 'health_path', description: 'description', restart: 'restart' };
+      const body: Record<string, unknown> = { ...fromFile, name };
+      for (const [flag, key] of Object.entries(map)) if (opts[flag] !== undefined) body[key] = opts[flag];
+      const c = client(opts);
+      let r = await c.call('PUT', `apps/${encodeURIComponent(name)}`, body);
+      if (opts.start) r = await c.call('POST', `apps/${encodeURIComponent(name)}/start`);
+      const app = r.app as AppRow;
+      process.stdout.write(opts.json ? `${JSON.stringify(app, null, 2)}\n` : `${describe(app)}\n`);
+    }),
+  );
+
+  common(apps.command('rm <name>').alias('remove').description('stop an app and forget it')).action(
+    act(async (name: string, opts: ClientOptions) => {
+      const r = await client(opts).call('DELETE', `apps/${encodeURIComponent(name)}`);
+      process.stdout.write(opts.json ? `${JSON.stringify(r)}\n` : `removed ${name}\n`);
+    }),
+  );
+
+  for (const verb of ['start', 'stop', 'restart'] as const) {
+    common(apps.command(`${verb} <name>`).description(`${verb} an app's process`)).action(
+      act(async (name: string, opts: ClientOptions) => {
+        const r = await client(opts).call('POST', `apps/${encodeURIComponent(name)}/${verb}`);
+        const app = r.app as AppRow;
+        process.stdout.write(opts.json ? `${JSON.stringify(app, null, 2)}\n` : `${describe(app)}\n`);
+      }),
+    );
+  }
+
+  common(apps.command('status <name>').description('show one app')).action(
+    act(async (name: string, opts: ClientOptions) => {
+      const r = await client(opts).call('GET', `apps/${encodeURIComponent(name)}`);
+      const app = r.app as AppRow;
+      process.stdout.write(opts.json ? `${JSON.stringify(app, null, 2)}\n` : `${describe(app)}\n`);
+    }),
+  );
+
+  common(
+    apps
+      .command('logs <name>')
+      .description('show an app\'s output')
+      .option('-n, --lines <n>', 'how many lines (default 100)', int)
+      .option('-f, --follow', 'keep printing new lines until interrupted'),
+  ).action(
+    act(async (name: string, opts: ClientOptions & { lines?: number; follow?: boolean }) => {
+      const c = client(opts);
+      const q = `lines=${opts.lines ?? 100}`;
+      if (!opts.follow) {
+        const r = await c.call('GET', `apps/${encodeURIComponent(name)}/logs?${q}`);
+        process.stdout.write(opts.json ? `${JSON.stringify(r.lines)}\n` : (r.lines as string[]).map((l) => `${l}\n`).join(''));
+        return;
+      }
+      await followLogs(c.base, c.token, name, q);
+    }),
+  );
+}
+
+async function followLogs(base: string, token: string | undefined, name: string, q: string): Promise<void> {
+  const res = await fetch(`${base}/_porthole/api/apps/${encodeURIComponent(name)}/logs?${q}&follow=1`, {
+    headers: token ? { Authorization: `Bearer ${token}` } : {},
+  }).catch((err: Error) => {
+    throw new ApiError(0, 'PH_ERR_UNREACHABLE', `cannot reach the gateway at ${base} (${err.message})`);
+  });
+  if (!res.ok || !res.body) {
+    const json = (await res.json().catch(() => ({}))) as { error?: { code: string; message: string } };
+    throw new ApiError(res.status, json.error?.code ?? 'PH_ERR_HTTP', json.error?.message ?? `HTTP ${res.status}`);
+  }
+  const decoder = new TextDecoder();
+  let buf = '';
+  for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+    buf += decoder.decode(chunk, { stream: true });
+    let i: number;
+    while ((i = buf.indexOf('\n\n')) !== -1) {
+      const event = buf.slice(0, i);
+      buf = buf.slice(i + 2);
+      for (const line of event.split('\n')) if (line.startsWith('data: ')) process.stdout.write(`${line.slice(6)}\n`);
+    }
+  }
+}
