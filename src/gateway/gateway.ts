@@ -112,9 +112,11 @@ export class Gateway implements GatewayCore {
     this.activeRequests++;
     res.once('close', () => this.activeRequests--);
     if (found.kind === 'redirect') {
-      res.writeHead(301, { Location: found.location, 'Content-Length': '0' });
+      // 308 for other methods: a 301 turns a POST into a GET in browsers.
+      const status = req.method === 'GET' || req.method === 'HEAD' ? 301 : 308;
+      res.writeHead(status, { Location: found.location, 'Content-Length': '0' });
       res.end();
-      emit('request', { gateway: this.id, app: found.route.app.name, method: req.method ?? 'GET', path: req.url ?? '/', status: 301, ms: 0 });
+      emit('request', { gateway: this.id, app: found.route.app.name, method: req.method ?? 'GET', path: req.url ?? '/', status, ms: 0 });
       return true;
     }
     if (this.draining) res.setHeader('Connection', 'close');
