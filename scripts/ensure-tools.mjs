@@ -11,6 +11,12 @@ export const TOOLS = [
   { check: '/usr/lib/python3/dist-packages/flask/__init__.py', pkg: 'python3-flask' },
   { check: '/usr/sbin/nginx', pkg: 'nginx-light' },
   { check: '/usr/bin/chromium', pkg: 'chromium' },
+  { check: '/usr/bin/Xvfb', pkg: 'xvfb' },
+  { check: '/usr/bin/x11vnc', pkg: 'x11vnc' },
+  { check: '/usr/bin/websockify', pkg: 'websockify' },
+  { check: '/usr/share/novnc/core/rfb.js', pkg: 'novnc' },
+  { check: '/usr/bin/xterm', pkg: 'xterm' },
+  { check: '/usr/bin/openssl', pkg: 'openssl' },
 ];
 
 export function ensureTools(tools = TOOLS) {
