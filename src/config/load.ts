@@ -2,10 +2,10 @@
  * Config from a YAML file: read, parse, validate, and watch for changes.
  */
 import { readFileSync, watch, type FSWatcher } from 'node:fs';
-import { basename, dirname } from 'node:path';
+import { basename, dirname, isAbsolute, resolve } from 'node:path';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { ConfigError } from '../errors.js';
-import { parseConfig, type Config } from './schema.js';
+import { parseConfig, withApps, type Config } from './schema.js';
 
 /** Reads and validates a config file. Throws ConfigError (every problem listed) on failure. */
 export function loadConfigFile(file: string): Config {
@@ -27,7 +27,14 @@ export function loadConfigFile(file: string): Config {
     }
     throw err;
   }
-  return parseConfig(raw ?? {}, file);
+  const config = parseConfig(raw ?? {}, file);
+  // An app's relative cwd means "next to the config file", wherever the gateway was started from.
+  const base = dirname(resolve(file));
+  if (!config.apps.some((a) => a.cwd !== undefined && !isAbsolute(a.cwd))) return config;
+  return withApps(
+    config,
+    config.apps.map((a) => (a.cwd !== undefined && !isAbsolute(a.cwd) ? { ...a, cwd: resolve(base, a.cwd) } : a)),
+  );
 }
 
 /**
