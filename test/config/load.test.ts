@@ -24,6 +24,15 @@ describe('loadConfigFile', () => {
   });
   after(() => dir.remove());
 
+  test('an app\'s relative cwd is resolved next to the config file, an absolute one kept', () => {
+    const file = dir.file('cwd.yaml');
+    writeFileSync(file, ['apps:', '  - name: rel', '    cmd: "true"', '    cwd: ./apps/rel', '  - name: abs', '    cmd: "true"', '    cwd: /srv/abs', ''].join('\n'));
+    const cfg = loadConfigFile(file);
+    assert.equal(cfg.apps[0].cwd, dir.file('apps/rel'));
+    assert.equal(cfg.apps[1].cwd, '/srv/abs');
+    assert.ok(Object.isFrozen(cfg.apps[0]));
+  });
+
   test('a valid YAML file parses to a frozen config with durations in ms', () => {
     const file = dir.file('ok.yaml');
     writeFileSync(file, ['connect_timeout: 500ms', 'apps:', '  - name: notebook', '    port: 8888', '    idle_timeout: 2m', '    hosts: ["nb.example.test"]', ''].join('\n'));
