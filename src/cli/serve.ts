@@ -90,7 +90,7 @@ async function serve(opts: ServeOptions): Promise<void> {
     }
     throw err;
   }
-  const stopLogger = startLogger({ format: opts.logFormat ?? config.log.format });
+  const stopLogger = startLogger({ format: opts.logFormat ?? config.log.format, quietRequests: !config.log.requests });
   const dataDir = resolve(opts.data ?? config.data ?? defaultDataDir());
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
 

@@ -3,6 +3,7 @@
  * app bodies are all checked by it, and its types are the ones the code uses.
  */
 import { ConfigError } from '../errors.js';
+import { parseHostPort } from './host-port.js';
 import * as k from './schema-kit.js';
 
 export const APP_NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
@@ -50,6 +51,16 @@ const origin = () =>
     },
   });
 
+/** A bridge target such as `127.0.0.1:5900` (port 1–65535). */
+const hostPort = () =>
+  k.string({
+    patternHint: 'HOST:PORT such as "127.0.0.1:5900"',
+    check: (s) => {
+      const t = parseHostPort(s);
+      return typeof t === 'string' ? t : undefined;
+    },
+  });
+
 const hostName = () =>
   k.string({ pattern: /^(\*\.)?[a-zA-Z0-9.-]+(:\d+)?$/, patternHint: 'a host name such as "app.example.com" or "*.example.com"' });
 
@@ -63,6 +74,14 @@ export const appSchema = k.object(
     ws_port: k.optional(port()),
     url: k.optional(upstreamUrl()),
     socket: k.optional(k.string({ pattern: /^\//, patternHint: 'an absolute unix socket path' })),
+    /** WebSocket→TCP: every upgrade is bridged to this TCP `host:port` (websockify's job); plain HTTP gets a 426. */
+    bridge: k.optional(hostPort()),
+    /** Upgrades bridged to this TCP `host:port`, pages from `port` (or url/socket). */
+    ws_bridge: k.optional(hostPort()),
+    /** websockify's TokenFile: `token: host:port` lines; the `token` query parameter (or cookie) picks the bridge target. */
+    bridge_token_file: k.optional(k.string()),
+    /** Text frames on a bridge: `refuse` (close 1003, default) or `binary` (their UTF-8 bytes go to TCP). */
+    bridge_text: k.optional(k.oneOf('refuse', 'binary')),
     ws_path: k.optional(path()),
     hosts: k.optional(k.array(hostName())),
     strip_prefix: k.withDefault(k.boolean(), true),
@@ -95,11 +114,31 @@ export const appSchema = k.object(
     if (first !== undefined && RESERVED_NAMES.includes(first)) issues.push(`${at}.prefix: "${app.prefix}" is under /${first}, which is reserved for the gateway`);
     const targets = (['port', 'url', 'socket'] as const).filter((t) => app[t] !== undefined);
     if (targets.length > 1) issues.push(`${at}: give only one of port, url, socket (got ${targets.join(' and ')})`);
-    if (targets.length === 0 && app.cmd === undefined) issues.push(`${at}: needs one of port, url or socket (where the app listens)`);
+    const bridged = app.bridge !== undefined || app.bridge_token_file !== undefined;
+    if (targets.length === 0 && app.cmd === undefined && !bridged) issues.push(`${at}: needs one of port, url or socket (where the app listens)`);
+    issues.push(...bridgeProblems(app, at));
     if (app.ws_port !== undefined && app.url !== undefined) issues.push(`${at}.ws_port: not used with url (put the WebSocket path in the url's app instead)`);
   },
 );
 export type AppConfig = k.Infer<typeof appSchema>;
+
+/** The bridge keys (`bridge`, `ws_bridge`, `bridge_token_file`, `bridge_text`) taken together. */
+function bridgeProblems(app: AppConfig, at: string): string[] {
+  const issues: string[] = [];
+  // `bridge` counts as the app's target, like port, url and socket.
+  const other = (['port', 'url', 'socket'] as const).find((t) => app[t] !== undefined);
+  if (app.bridge !== undefined && other) issues.push(`${at}.bridge: not with ${other} (bridge takes every upgrade and has no pages; for pages from ${other}, use ws_bridge)`);
+  if (app.bridge !== undefined && app.ws_port !== undefined) issues.push(`${at}.bridge: not with ws_port (bridge already takes every upgrade)`);
+  if (app.ws_bridge !== undefined && app.bridge !== undefined) issues.push(`${at}.ws_bridge: not with bridge, which already takes every upgrade`);
+  if (app.ws_bridge !== undefined && app.ws_port !== undefined) issues.push(`${at}.ws_bridge: not with ws_port (upgrades go to one place)`);
+  if (app.bridge_token_file !== undefined) {
+    const fixed = app.bridge !== undefined ? 'bridge' : app.ws_bridge !== undefined ? 'ws_bridge' : app.ws_port !== undefined ? 'ws_port' : undefined;
+    if (fixed) issues.push(`${at}.bridge_token_file: the token file picks each upgrade's target; drop ${fixed}`);
+  }
+  const bridged = app.bridge !== undefined || app.ws_bridge !== undefined || app.bridge_token_file !== undefined;
+  if (app.bridge_text !== undefined && !bridged) issues.push(`${at}.bridge_text: only used with bridge, ws_bridge or bridge_token_file`);
+  return issues;
+}
 
 export const configSchema = k.object(
   {
@@ -112,7 +151,14 @@ export const configSchema = k.object(
     error_page: k.optional(k.string()),
     /** Trust X-Forwarded-* from the client (only behind another proxy you run). */
     trust_forwarded: k.withDefault(k.boolean(), false),
-    log: k.withDefault(k.object({ format: k.withDefault(k.oneOf('auto', 'json', 'text'), 'auto') }), { format: 'auto' as const }),
+    log: k.withDefault(
+      k.object({
+        format: k.withDefault(k.oneOf('auto', 'json', 'text'), 'auto'),
+        /** One line per HTTP request; off for very busy gateways (upgrades and tunnels are still logged). */
+        requests: k.withDefault(k.boolean(), true),
+      }),
+      { format: 'auto' as const, requests: true },
+    ),
     admin: k.withDefault(
       k.object({
         /** Token-less admin calls from loopback, for agents that cannot send a header. */

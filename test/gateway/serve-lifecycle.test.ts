@@ -168,3 +168,24 @@ async function pollStatus(url: string, want: number, timeoutMs = 10_000): Promis
   }
   throw new Error(`${url}: status ${last}, wanted ${want}`);
 }
+
+test('log.requests: false drops request lines but keeps upgrade and tunnel lines', async () => {
+  const up = await wsUpstream();
+  const dir = tempDir();
+  const file = join(dir, 'porthole.yaml');
+  writeFileSync(file, `log:\n  requests: false\napps:\n  - name: q\n    port: ${up.port}\n`);
+  const gw = await startServe(['--config', file, '--data', dir, '--log-format', 'json']);
+  try {
+    assert.equal((await fetch(`${gw.url}/q/x`)).status, 200);
+    const ws = await openWs(`ws://127.0.0.1:${gw.port}/q/`);
+    ws.close(1000);
+    await closed(ws);
+    await waitFor(() => jsonLines(gw.stdout()).some((l) => l.event === 'tunnel.close'), 10_000, 'tunnel log');
+    const events = jsonLines(gw.stdout()).map((l) => l.event);
+    assert.ok(!events.includes('request'), `no request lines: ${events.join(',')}`);
+    assert.ok(events.includes('upgrade'));
+  } finally {
+    await gw.stop();
+    await up.close();
+  }
+});

@@ -1,0 +1,195 @@
+// The proxies under test, each started as its own process on a free loopback
+// port in front of the same upstream, so /proc tells their cost apart.
+import { spawn, execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, writeFileSync, rmSync, existsSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const here = (p) => fileURLToPath(new URL(p, import.meta.url));
+
+export async function freePort() {
+  const s = net.createServer();
+  await new Promise((ok) => s.listen(0, '127.0.0.1', ok));
+  const { port } = s.address();
+  await new Promise((ok) => s.close(ok));
+  return port;
+}
+
+/** Waits until something accepts TCP connections on the port. */
+export async function waitPort(port, timeoutMs = 15_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const ok = await new Promise((r) => {
+      const s = net.connect(port, '127.0.0.1');
+      s.once('connect', () => (s.destroy(), r(true)));
+      s.once('error', () => r(false));
+    });
+    if (ok) return;
+    if (Date.now() > deadline) throw new Error(`nothing listens on ${port} after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+function start(name, cmd, args, opts = {}) {
+  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], ...opts });
+  let err = '';
+  child.stderr.on('data', (d) => (err = (err + d).slice(-4000)));
+  child.stdout.on('data', () => {});
+  child.on('exit', (code, sig) => {
+    if (!child.stopping) process.stderr.write(`bench: ${name} exited (${code ?? sig}): ${err}\n`);
+  });
+  return {
+    child,
+    stop: () =>
+      new Promise((ok) => {
+        child.stopping = true;
+        if (child.exitCode !== null || child.signalCode) return ok();
+        child.once('exit', () => ok());
+        child.kill('SIGTERM');
+        setTimeout(() => child.kill('SIGKILL'), 5000).unref();
+      }),
+  };
+}
+
+/** The upstream (WebSocket echo, /stream, HTTP) as a child process. */
+export async function startUpstream() {
+  const port = await freePort();
+  const p = start('upstream', process.execPath, [here('../peers/upstream.mjs')], { env: { ...process.env, PORT: String(port) } });
+  await waitPort(port);
+  return { name: 'upstream', port, pid: p.child.pid, stop: p.stop };
+}
+
+export async function startTcpSource() {
+  const port = await freePort();
+  const p = start('tcp-source', process.execPath, [here('../peers/tcp-source.mjs'), String(port)]);
+  await waitPort(port);
+  return { name: 'tcp-source', port, pid: p.child.pid, stop: p.stop };
+}
+
+/** Each proxy: `{ name, port, pid, path, stop }`; clients use ws://127.0.0.1:port{path}. */
+export const PROXIES = {
+  direct: async (up) => ({ name: 'direct', port: up.port, pid: null, path: '/b/', stop: async () => {} }),
+
+  porthole: async (up) => {
+    const port = await freePort();
+    const dir = mkdtempSync(join(tmpdir(), 'bench-porthole-'));
+    const cfg = join(dir, 'porthole.yaml');
+    writeFileSync(cfg, `apps:\n  - name: b\n    port: ${up.port}\n`);
+    const p = start('porthole', process.execPath, [join(ROOT, 'dist/cli/main.js'), 'serve', '--listen', `127.0.0.1:${port}`, '--config', cfg, '--data', dir, '--log-format', 'json'], {
+      // Request logging to a pipe is part of the real cost; keep it, like nginx's access log off is not (see notes).
+    });
+    await waitPort(port);
+    return { name: 'porthole', port, pid: p.child.pid, path: '/b/', stop: async () => (await p.stop(), rmSync(dir, { recursive: true, force: true })) };
+  },
+
+  nginx: async (up, workers = '1') => {
+    const port = await freePort();
+    const dir = mkdtempSync(join(tmpdir(), 'bench-nginx-'));
+    for (const d of ['body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) mkdirSync(join(dir, d));
+    // Seed 003's WebSocket block; keep-alive to the upstream for plain HTTP ('' → ""), as a tuned nginx would.
+    writeFileSync(
+      join(dir, 'nginx.conf'),
+      `worker_processes ${workers};
+worker_rlimit_nofile 20000;
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log warn;
+events { worker_connections 19000; }
+http {
+  access_log off;
+  client_body_temp_path ${dir}/body; proxy_temp_path ${dir}/proxy; fastcgi_temp_path ${dir}/fastcgi;
+  uwsgi_temp_path ${dir}/uwsgi; scgi_temp_path ${dir}/scgi;
+  map $http_upgrade $connection_upgrade { default upgrade; '' ''; }
+  upstream backend { server 127.0.0.1:${up.port}; keepalive 64; }
+  server {
+    listen 127.0.0.1:${port};
+    location / {
+      proxy_pass http://backend;
+      proxy_http_version 1.1;
+      proxy_set_header Upgrade $http_upgrade;
+      proxy_set_header Connection $connection_upgrade;
+      proxy_set_header Host $host;
+      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+      proxy_buffering off;
+      proxy_read_timeout 3600;
+      proxy_send_timeout 3600;
+    }
+  }
+}
+`,
+    );
+    const p = start(`nginx-${workers}`, '/usr/sbin/nginx', ['-c', join(dir, 'nginx.conf'), '-p', dir, '-g', 'daemon off;']);
+    await waitPort(port);
+    return { name: workers === '1' ? 'nginx' : `nginx (${workers})`, port, pid: p.child.pid, path: '/b/', stop: async () => (await p.stop(), rmSync(dir, { recursive: true, force: true })) };
+  },
+
+  haproxy: async (up) => {
+    const port = await freePort();
+    const dir = mkdtempSync(join(tmpdir(), 'bench-haproxy-'));
+    writeFileSync(
+      join(dir, 'haproxy.cfg'),
+      `global
+  maxconn 19000
+  nbthread 1
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 3600s
+  timeout server 3600s
+  timeout tunnel 3600s
+frontend fe
+  bind 127.0.0.1:${port}
+  default_backend be
+backend be
+  server s1 127.0.0.1:${up.port}
+`,
+    );
+    const p = start('haproxy', '/usr/sbin/haproxy', ['-f', join(dir, 'haproxy.cfg'), '-db']);
+    await waitPort(port);
+    return { name: 'haproxy', port, pid: p.child.pid, path: '/b/', stop: async () => (await p.stop(), rmSync(dir, { recursive: true, force: true })) };
+  },
+
+  'http-proxy': async (up) => {
+    const port = await freePort();
+    const p = start('http-proxy', process.execPath, [here('../peers/http-proxy-server.mjs'), String(port), String(up.port)]);
+    await waitPort(port);
+    return { name: 'http-proxy', port, pid: p.child.pid, path: '/b/', stop: p.stop };
+  },
+};
+
+/** Bridges (WebSocket → TCP) for the bridge workload. */
+export const BRIDGES = {
+  porthole: async (src) => {
+    const port = await freePort();
+    const p = start('porthole bridge', process.execPath, [join(ROOT, 'dist/cli/main.js'), 'bridge', `127.0.0.1:${port}`, `127.0.0.1:${src.port}`]);
+    await waitPort(port);
+    return { name: 'porthole', port, pid: p.child.pid, path: '/', stop: p.stop };
+  },
+  websockify: async (src) => {
+    const port = await freePort();
+    const p = start('websockify', '/usr/bin/websockify', [`127.0.0.1:${port}`, `127.0.0.1:${src.port}`]);
+    await waitPort(port);
+    return { name: 'websockify', port, pid: p.child.pid, path: '/', stop: p.stop };
+  },
+};
+
+/** Installs what the benchmark needs and is missing (Debian packages as root, npm packages). */
+export function ensureInstalled() {
+  const need = [
+    ['/usr/sbin/nginx', 'nginx-light'],
+    ['/usr/sbin/haproxy', 'haproxy'],
+    ['/usr/bin/wrk', 'wrk'],
+    ['/usr/bin/websockify', 'websockify'],
+  ].filter(([f]) => !existsSync(f));
+  if (need.length && process.getuid?.() === 0) {
+    const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+    execFileSync('apt-get', ['update', '-qq'], { stdio: 'inherit', env });
+    execFileSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...need.map(([, p]) => p)], { stdio: 'inherit', env });
+  }
+  const still = need.filter(([f]) => !existsSync(f));
+  if (still.length) throw new Error(`missing: ${still.map(([, p]) => p).join(' ')} (install with apt-get)`);
+  if (!existsSync(join(ROOT, 'node_modules/http-proxy'))) execFileSync('npm', ['install', '--no-save', 'http-proxy@1'], { cwd: ROOT, stdio: 'inherit' });
+  if (!existsSync(join(ROOT, 'dist/cli/main.js'))) execFileSync('npx', ['tsc', '-p', 'tsconfig.json'], { cwd: ROOT, stdio: 'inherit' });
+}

@@ -1,0 +1,313 @@
+#!/usr/bin/env node
+// Porthole's benchmark: the same workloads through every proxy, side by side in
+// one run, on loopback. See BENCHMARKS.md for what each figure means.
+//
+//   npm run bench                       full run (< 15 min)
+//   npm run bench -- --quick            every workload briefly (< 2 min)
+//   npm run bench -- --only echo,http   some workloads
+//   npm run bench -- --proxies porthole,nginx
+import { spawn } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { join } from 'node:path';
+import { sample, selfCpu } from './lib/proc.mjs';
+import { BRIDGES, PROXIES, ROOT, ensureInstalled, startTcpSource, startUpstream } from './lib/peers.mjs';
+
+const args = process.argv.slice(2);
+const flag = (name) => args.includes(name);
+const opt = (name) => {
+  const i = args.indexOf(name);
+  return i === -1 ? undefined : args[i + 1];
+};
+if (flag('--help')) {
+  console.log(`usage: npm run bench [-- --quick] [--only echo,stream,handshakes,idle,http,bridge] [--proxies direct,porthole,nginx,nginx-auto,haproxy,http-proxy] [--out DIR]`);
+  process.exit(0);
+}
+const quick = flag('--quick');
+const ALL = ['echo', 'stream', 'handshakes', 'idle', 'http', 'bridge'];
+const only = (opt('--only') ?? ALL.join(',')).split(',');
+for (const w of only) if (!ALL.includes(w)) {
+  console.error(`unknown workload ${w} (one of ${ALL.join(', ')})`);
+  process.exit(2);
+}
+const proxyNames = (opt('--proxies') ?? 'direct,porthole,nginx,nginx-auto,haproxy,http-proxy').split(',');
+const outDir = opt('--out') ?? join(ROOT, 'bench/results');
+const T = quick ? 2 : 10; // seconds per measurement
+
+const CLI = join(ROOT, 'dist/cli/main.js');
+
+/** Runs a child to completion; returns its stdout and its own CPU seconds (from /proc, sampled at the end). */
+function runChild(cmd, argv, { onLine } = {}) {
+  return new Promise((ok, fail) => {
+    const child = spawn(cmd, argv, { stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    let cpu = 0;
+    child.stdout.on('data', (d) => {
+      out += d;
+      if (onLine) for (const l of String(d).split('\n')) if (l) onLine(l, child);
+    });
+    child.stderr.on('data', (d) => (err = (err + d).slice(-4000)));
+    const poll = setInterval(() => {
+      try {
+        cpu = sample(child.pid).cpu;
+      } catch {
+        /* exited */
+      }
+    }, 200);
+    child.on('exit', (code) => {
+      clearInterval(poll);
+      if (code !== 0 && !out) fail(new Error(`${cmd} ${argv.join(' ')} exited ${code}: ${err}`));
+      else ok({ out, err, cpu, child });
+    });
+  });
+}
+
+function proxyStarter(name) {
+  if (name === 'nginx-auto') return (up) => PROXIES.nginx(up, 'auto');
+  if (!PROXIES[name]) throw new Error(`unknown proxy ${name}`);
+  return PROXIES[name];
+}
+
+const cpuOf = (pid) => (pid ? sample(pid).cpu : 0);
+
+/** Measures `fn` with the proxy's and the upstream's CPU time around it. */
+async function measured(proxy, up, fn) {
+  const p0 = cpuOf(proxy.pid);
+  const u0 = cpuOf(up.pid);
+  const t0 = performance.now();
+  const r = await fn();
+  const wall = (performance.now() - t0) / 1000;
+  return { ...r, wall, proxyCpu: cpuOf(proxy.pid) - p0, upstreamCpu: cpuOf(up.pid) - u0 };
+}
+
+const WORKLOADS = {
+  async echo(proxy, up) {
+    const url = `ws://127.0.0.1:${proxy.port}${proxy.path}echo`;
+    // Warm up (JIT, connection pools) outside the measurement.
+    await runChild(process.execPath, [CLI, 'bench', url, '--connections', '8', '--size', '1024', '--duration', '1', '--json', '--no-progress']);
+    const r = await measured(proxy, up, async () => {
+      const { out, cpu } = await runChild(process.execPath, [CLI, 'bench', url, '--connections', '64', '--size', '1024', '--duration', String(T), '--binary', '--json', '--no-progress']);
+      return { bench: JSON.parse(out), loadCpu: cpu };
+    });
+    const b = r.bench;
+    const msgs = b.messages.received;
+    return {
+      'msgs/s': b.throughput.messagesPerSecond,
+      'p50 ms': b.latency.p50 / 1000,
+      'p99 ms': b.latency.p99 / 1000,
+      'p99.9 ms': b.latency.p999 / 1000,
+      'proxy CPU µs/msg': proxy.pid ? (r.proxyCpu / msgs) * 1e6 : null,
+      'loadgen CPU %': (r.loadCpu / r.wall) * 100,
+      'upstream CPU %': (r.upstreamCpu / r.wall) * 100,
+      errors: b.errors?.total ?? 0,
+    };
+  },
+
+  async stream(proxy, up) {
+    const url = `ws://127.0.0.1:${proxy.port}${proxy.path}stream`;
+    const r = await measured(proxy, up, async () => {
+      const { out, cpu } = await runChild(process.execPath, [join(ROOT, 'bench/clients/stream.mjs'), url, '8', String(T)]);
+      return { s: JSON.parse(out), loadCpu: cpu };
+    });
+    const mib = r.s.bytes / 1048576;
+    return {
+      'MiB/s': mib / r.s.seconds,
+      'proxy CPU ms/MiB': proxy.pid ? (r.proxyCpu / mib) * 1000 : null,
+      'loadgen CPU %': (r.loadCpu / r.wall) * 100,
+      'upstream CPU %': (r.upstreamCpu / r.wall) * 100,
+      errors: r.s.errors,
+    };
+  },
+
+  async handshakes(proxy, up) {
+    const url = `ws://127.0.0.1:${proxy.port}${proxy.path}hs`;
+    const r = await measured(proxy, up, async () => {
+      const { out, cpu } = await runChild(process.execPath, [join(ROOT, 'bench/clients/handshakes.mjs'), url, '32', String(T)]);
+      return { h: JSON.parse(out), loadCpu: cpu };
+    });
+    return {
+      'conns/s': r.h.done / r.h.seconds,
+      'p50 ms': r.h.p50,
+      'p99 ms': r.h.p99,
+      'proxy CPU µs/conn': proxy.pid ? (r.proxyCpu / r.h.done) * 1e6 : null,
+      'loadgen CPU %': (r.loadCpu / r.wall) * 100,
+      'upstream CPU %': (r.upstreamCpu / r.wall) * 100,
+      errors: r.h.errors,
+    };
+  },
+
+  async idle(proxy, up) {
+    const n = quick ? 500 : 9000;
+    const url = `ws://127.0.0.1:${proxy.port}${proxy.path}idle`;
+    const before = proxy.pid ? sample(proxy.pid).rss : 0;
+    const result = await new Promise((ok, fail) => {
+      const child = spawn(process.execPath, [join(ROOT, 'bench/clients/idle.mjs'), url, String(n)], { stdio: ['pipe', 'pipe', 'inherit'] });
+      let buf = '';
+      child.stdout.on('data', async (d) => {
+        buf += d;
+        const m = /open (\{.*\})/.exec(buf);
+        if (!m) return;
+        buf = '';
+        const info = JSON.parse(m[1]);
+        // Let the proxy settle (GC, buffers) before reading its memory.
+        await new Promise((r) => setTimeout(r, 1500));
+        const after = proxy.pid ? sample(proxy.pid).rss : 0;
+        child.stdin.end('x\n');
+        child.once('exit', () => ok({ ...info, after }));
+      });
+      child.once('error', fail);
+    });
+    return {
+      tunnels: result.open,
+      'open s': result.seconds,
+      'RSS growth MiB': proxy.pid ? (result.after - before) / 1024 : null,
+      'KiB/tunnel': proxy.pid ? (result.after - before) / result.open : null,
+      errors: result.errors,
+    };
+  },
+
+  async http(proxy, up) {
+    const url = `http://127.0.0.1:${proxy.port}${proxy.path}page`;
+    await runChild('/usr/bin/wrk', ['-t1', '-c64', '-d1s', url]);
+    const r = await measured(proxy, up, async () => {
+      const { out, cpu } = await runChild('/usr/bin/wrk', ['-t1', '-c64', `-d${T}s`, '--latency', url]);
+      return { out, loadCpu: cpu };
+    });
+    const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(r.out)?.[1] ?? 0);
+    const total = Number(/(\d+) requests in/.exec(r.out)?.[1] ?? 0);
+    const p99 = wrkMs(/99%\s+([\d.]+\w+)/.exec(r.out)?.[1]);
+    const p50 = wrkMs(/50%\s+([\d.]+\w+)/.exec(r.out)?.[1]);
+    const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(r.out)?.[1] ?? 0);
+    const sockErr = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(r.out);
+    return {
+      'req/s': rps,
+      'p50 ms': p50,
+      'p99 ms': p99,
+      'proxy CPU µs/req': proxy.pid ? (r.proxyCpu / total) * 1e6 : null,
+      'loadgen CPU %': (r.loadCpu / r.wall) * 100,
+      'upstream CPU %': (r.upstreamCpu / r.wall) * 100,
+      errors: non2xx + (sockErr ? sockErr.slice(1).reduce((a, b) => a + Number(b), 0) : 0),
+    };
+  },
+};
+
+function wrkMs(v) {
+  if (!v) return null;
+  const m = /([\d.]+)(us|ms|s)/.exec(v);
+  if (!m) return null;
+  return Number(m[1]) * (m[2] === 'us' ? 0.001 : m[2] === 's' ? 1000 : 1);
+}
+
+async function bridgeWorkload(names) {
+  const rows = [];
+  const src = await startTcpSource();
+  try {
+    for (const name of names) {
+      const bridge = await BRIDGES[name](src);
+      try {
+        const url = `ws://127.0.0.1:${bridge.port}${bridge.path}`;
+        const r = await measured(bridge, src, async () => {
+          const { out, cpu } = await runChild(process.execPath, [join(ROOT, 'bench/clients/stream.mjs'), url, '4', String(T)]);
+          return { s: JSON.parse(out), loadCpu: cpu };
+        });
+        const mib = r.s.bytes / 1048576;
+        rows.push({
+          proxy: bridge.name,
+          'MiB/s': mib / r.s.seconds,
+          'proxy CPU ms/MiB': (r.proxyCpu / mib) * 1000,
+          'loadgen CPU %': (r.loadCpu / r.wall) * 100,
+          'upstream CPU %': (r.upstreamCpu / r.wall) * 100,
+          errors: r.s.errors,
+        });
+      } finally {
+        await bridge.stop();
+      }
+    }
+  } finally {
+    await src.stop();
+  }
+  return rows;
+}
+
+const MAIN = { echo: 'msgs/s', stream: 'MiB/s', handshakes: 'conns/s', idle: 'KiB/tunnel', http: 'req/s', bridge: 'MiB/s' };
+const COST = { echo: 'proxy CPU µs/msg', stream: 'proxy CPU ms/MiB', handshakes: 'proxy CPU µs/conn', http: 'proxy CPU µs/req', bridge: 'proxy CPU ms/MiB' };
+
+function fmt(v) {
+  if (v === null || v === undefined) return '–';
+  if (typeof v !== 'number') return String(v);
+  if (v === 0) return '0';
+  const a = Math.abs(v);
+  return a >= 1000 ? Math.round(v).toLocaleString('en-US') : a >= 100 ? v.toFixed(0) : a >= 10 ? v.toFixed(1) : a >= 1 ? v.toFixed(2) : v.toFixed(3);
+}
+
+function ratio(rows, metric, a, b) {
+  const x = rows.find((r) => r.proxy === a)?.[metric];
+  const y = rows.find((r) => r.proxy === b)?.[metric];
+  return typeof x === 'number' && typeof y === 'number' && y !== 0 ? x / y : null;
+}
+
+function table(workload, rows) {
+  const cols = Object.keys(rows[0]).filter((c) => c !== 'proxy');
+  const lines = [`| proxy | ${cols.join(' | ')} |`, `|---|${cols.map(() => '---:').join('|')}|`];
+  for (const r of rows) lines.push(`| ${r.proxy} | ${cols.map((c) => fmt(r[c])).join(' | ')} |`);
+  const main = MAIN[workload];
+  const cost = COST[workload];
+  const notes = [];
+  const base = workload === 'bridge' ? 'websockify' : 'nginx';
+  const rn = ratio(rows, main, 'porthole', base);
+  if (rn !== null) notes.push(`porthole/${base} ${main}: **${rn.toFixed(2)}**`);
+  const rd = ratio(rows, main, 'porthole', 'direct');
+  if (rd !== null && workload !== 'idle') notes.push(`porthole/direct ${main}: **${rd.toFixed(2)}**`);
+  if (cost) {
+    const rc = ratio(rows, cost, 'porthole', base);
+    if (rc !== null) notes.push(`porthole/${base} ${cost}: **${rc.toFixed(2)}**`);
+  }
+  return `${lines.join('\n')}\n\n${notes.join(' · ')}\n`;
+}
+
+async function main() {
+  ensureInstalled();
+  const started = Date.now();
+  const results = {};
+  const meta = {
+    date: new Date().toISOString(),
+    quick,
+    seconds: T,
+    machine: `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, ${os.type()} ${os.release()}`,
+    node: process.version,
+  };
+  for (const workload of only) {
+    process.stderr.write(`bench: ${workload}\n`);
+    if (workload === 'bridge') {
+      results.bridge = await bridgeWorkload(['porthole', 'websockify']);
+      continue;
+    }
+    const rows = [];
+    for (const name of proxyNames) {
+      const up = await startUpstream();
+      const proxy = await proxyStarter(name)(up);
+      try {
+        process.stderr.write(`bench:   ${proxy.name}\n`);
+        rows.push({ proxy: proxy.name, ...(await WORKLOADS[workload](proxy, up)) });
+      } finally {
+        await proxy.stop();
+        await up.stop();
+      }
+    }
+    results[workload] = rows;
+  }
+  meta.totalSeconds = Math.round((Date.now() - started) / 1000);
+  meta.harnessCpu = selfCpu();
+  let md = `# Porthole benchmark${quick ? ' (quick)' : ''}\n\n${meta.date} · ${meta.machine} · Node ${meta.node} · ${T} s per measurement · ${meta.totalSeconds} s in all\n\n`;
+  for (const [w, rows] of Object.entries(results)) md += `## ${w}\n\n${table(w, rows)}\n`;
+  process.stdout.write(md);
+  mkdirSync(outDir, { recursive: true });
+  writeFileSync(join(outDir, 'latest.md'), md);
+  writeFileSync(join(outDir, 'latest.json'), `${JSON.stringify({ meta, results }, null, 2)}\n`);
+}
+
+main().catch((err) => {
+  console.error(`bench: ${err.stack ?? err}`);
+  process.exit(1);
+});
