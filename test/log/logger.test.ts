@@ -1,0 +1,47 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { emit } from '../../src/events.js';
+import { startLogger } from '../../src/log/logger.js';
+
+test('JSON lines carry the event name, a time and every field', () => {
+  const lines: string[] = [];
+  const stop = startLogger({ format: 'json', write: (l) => lines.push(l) });
+  try {
+    emit('request', { gateway: 'g', app: 'a', method: 'GET', path: '/a/x', status: 200, ms: 1.5 });
+  } finally {
+    stop();
+  }
+  const e = JSON.parse(lines[0]);
+  assert.equal(e.event, 'request');
+  assert.equal(e.status, 200);
+  assert.match(e.time, /^\d{4}-\d\d-\d\dT/);
+});
+
+test('text lines are short and readable: request, refused upgrade with its code, tunnel close', () => {
+  const lines: string[] = [];
+  const stop = startLogger({ format: 'text', write: (l) => lines.push(l) });
+  try {
+    emit('request', { gateway: 'g', app: 'a', method: 'GET', path: '/a/x', status: 502, ms: 3, code: 'PH_ERR_UPSTREAM_REFUSED' });
+    emit('upgrade', { gateway: 'g', app: 'a', path: '/a/ws', accepted: false, status: 101, code: 'PH_ERR_UPSTREAM_REFUSED', closeCode: 1014, reason: 'a: refused' });
+    emit('tunnel.close', { gateway: 'g', app: 'a', path: '/a/ws', ms: 1500, bytesIn: 10, bytesOut: 20, framesIn: 1, framesOut: 2, closeCode: 1000, closedBy: 'client' });
+  } finally {
+    stop();
+  }
+  assert.match(lines[0], /^\d\d:\d\d:\d\d\.\d{3} 502 GET \/a\/x a 3ms PH_ERR_UPSTREAM_REFUSED$/);
+  assert.match(lines[1], /ws refused \/a\/ws a 101 PH_ERR_UPSTREAM_REFUSED close=1014 \(a: refused\)/);
+  assert.match(lines[2], /ws closed \/a\/ws a 1000 by client after 1\.5s in=10B\/1f out=20B\/2f/);
+  assert.ok(!lines.some((l) => l.startsWith('{')));
+});
+
+test('quietRequests drops request lines only', () => {
+  const lines: string[] = [];
+  const stop = startLogger({ format: 'json', quietRequests: true, write: (l) => lines.push(l) });
+  try {
+    emit('request', { gateway: 'g', app: 'a', method: 'GET', path: '/', status: 200, ms: 1 });
+    emit('config', { action: 'reloaded', source: 'x.yaml', apps: 1 });
+  } finally {
+    stop();
+  }
+  assert.equal(lines.length, 1);
+  assert.equal(JSON.parse(lines[0]).event, 'config');
+});
