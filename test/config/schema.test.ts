@@ -27,7 +27,7 @@ describe('config schema: unknown keys and types', () => {
 
   test('an unknown key with nothing close lists the valid keys', () => {
     const [p] = problemsOf({ log: { zzzzzzzz: 1 } });
-    assert.equal(p, 'log.zzzzzzzz: unknown key (valid keys: format)');
+    assert.equal(p, 'log.zzzzzzzz: unknown key (valid keys: format, requests)');
     assert.equal(nearest('zzzzzzzz', ['format']), undefined);
   });
 
