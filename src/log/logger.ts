@@ -14,12 +14,21 @@ export interface LoggerOptions {
   quietRequests?: boolean;
 }
 
+/** Query parameters whose values are secrets (Jupyter's and websockify's `token`, OAuth's `access_token`…). */
+const SECRET_PARAM = /([?&](?:token|access_token|auth|key|password|secret|sig|signature)=)[^&#]*/gi;
+
+/** A request path fit for a log: secret query values replaced by `…`. */
+export function redactPath(path: string): string {
+  return path.includes('=') ? path.replace(SECRET_PARAM, '$1…') : path;
+}
+
 export function startLogger(opts: LoggerOptions = {}): () => void {
   const write = opts.write ?? ((line: string) => process.stdout.write(`${line}\n`));
   const format: LogFormat = !opts.format || opts.format === 'auto' ? (process.stdout.isTTY ? 'text' : 'json') : opts.format;
   const offs = EVENT_NAMES.map((name) =>
     subscribe(name, (data) => {
       if (opts.quietRequests && name === 'request') return;
+      if (typeof (data as { path?: unknown }).path === 'string') data = { ...data, path: redactPath((data as { path: string }).path) };
       write(format === 'json' ? JSON.stringify({ time: new Date().toISOString(), event: name, ...data }) : textLine(name, data));
     }),
   );

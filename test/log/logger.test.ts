@@ -45,3 +45,17 @@ test('quietRequests drops request lines only', () => {
   assert.equal(lines.length, 1);
   assert.equal(JSON.parse(lines[0]).event, 'config');
 });
+
+test('secret query values never reach the log: token, access_token, password', () => {
+  const lines: string[] = [];
+  const stop = startLogger({ format: 'json', write: (l) => lines.push(l) });
+  try {
+    emit('upgrade', { gateway: 'g', app: 'nb', path: '/nb/api/kernels?token=s3cr3t&session=1', accepted: true, status: 101 });
+    emit('request', { gateway: 'g', app: 'nb', method: 'GET', path: '/nb/?access_token=abc&password=pw', status: 200, ms: 1 });
+  } finally {
+    stop();
+  }
+  const text = lines.join('\n');
+  assert.ok(!/s3cr3t|abc|pw&|=pw/.test(text), text);
+  assert.equal(JSON.parse(lines[0]).path, '/nb/api/kernels?token=…&session=1');
+});
