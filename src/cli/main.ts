@@ -9,6 +9,9 @@ import { register as serve } from './serve.js';
 import { register as apps } from './apps.js';
 import { register as echo } from './echo.js';
 import { register as connect } from './connect.js';
+import { register as bench } from './bench.js';
+import { register as bridge } from './bridge.js';
+import { register as doctor } from './doctor.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -29,6 +32,6 @@ program.exitOverride((err) => {
   process.exit(err.exitCode === 1 && err.code.startsWith('commander.') && err.code !== 'commander.executeSubCommandAsync' ? 2 : err.exitCode);
 });
 
-for (const register of [serve, apps, echo, connect]) register(program);
+for (const register of [serve, apps, echo, connect, bridge, bench, doctor]) register(program);
 
 await program.parseAsync(process.argv);

@@ -5,6 +5,7 @@
  */
 import type { IncomingMessage } from 'node:http';
 import type { PortholeError } from '../errors.js';
+import type { BridgeConnection } from './bridge-connection.js';
 import type { Tunnel } from './tunnel.js';
 
 export interface GatewayCore {
@@ -13,6 +14,8 @@ export interface GatewayCore {
   readonly draining: boolean;
   readonly trustForwarded: boolean;
   readonly tunnels: Set<Tunnel>;
+  /** Open WebSocket→TCP bridge connections (apps with a bridge); drained like tunnels. */
+  readonly bridges: Set<BridgeConnection>;
   /** The global error page template, if any. */
   readonly errorPage: string | undefined;
   /** Scheme the client used to reach us. */

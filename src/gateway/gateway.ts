@@ -15,6 +15,8 @@ import { emit } from '../events.js';
 import type { GatewayCore } from './core.js';
 import { sendHttpError, sendRawHttpError } from './error-response.js';
 import { forwardHttp } from './http-forward.js';
+import type { BridgeConnection } from './bridge-connection.js';
+import { refuseBridgeHttp } from './bridge.js';
 import { AgentPool, RouteTable, type Route } from './router.js';
 import type { Tunnel } from './tunnel.js';
 import { proxyUpgrade } from './upgrade.js';
@@ -53,6 +55,7 @@ export function createGateway(config: unknown = {}, options: GatewayOptions = {}
 export class Gateway implements GatewayCore {
   readonly id = randomBytes(4).toString('hex');
   readonly tunnels = new Set<Tunnel>();
+  readonly bridges = new Set<BridgeConnection>();
   draining = false;
   private table: RouteTable;
   private readonly agents = new AgentPool();
@@ -99,7 +102,7 @@ export class Gateway implements GatewayCore {
 
   private build(config: unknown): RouteTable {
     const cfg = isParsed(config) ? config : parseConfig(config);
-    return new RouteTable(cfg, { agents: this.agents, readTemplate: (f) => readTemplate(resolve(this.baseDir, f)) });
+    return new RouteTable(cfg, { agents: this.agents, readTemplate: (f) => readTemplate(resolve(this.baseDir, f)), resolvePath: (f) => resolve(this.baseDir, f) });
   }
 
   /**
@@ -120,7 +123,8 @@ export class Gateway implements GatewayCore {
       return true;
     }
     if (this.draining) res.setHeader('Connection', 'close');
-    forwardHttp(this, req, res, found.match);
+    if (found.match.route.bridgeOnly) refuseBridgeHttp(this.id, req, res, found.match.route);
+    else forwardHttp(this, req, res, found.match);
     return true;
   }
 
@@ -226,13 +230,13 @@ export class Gateway implements GatewayCore {
     emit('gateway', { gateway: this.id, action: 'draining', tunnels: this.tunnels.size, requests: this.activeRequests });
     const server = this.server;
     const closed = server ? new Promise<void>((ok) => server.close(() => ok())) : Promise.resolve();
-    for (const t of this.tunnels) t.close(1001, 'gateway shutting down');
+    for (const t of [...this.tunnels, ...this.bridges]) t.close(1001, 'gateway shutting down');
     const deadline = Date.now() + timeoutMs;
-    while ((this.activeRequests > 0 || this.tunnels.size > 0) && Date.now() < deadline) {
+    while ((this.activeRequests > 0 || this.tunnels.size > 0 || this.bridges.size > 0) && Date.now() < deadline) {
       server?.closeIdleConnections();
       await new Promise((r) => setTimeout(r, 50));
     }
-    for (const t of this.tunnels) t.destroy();
+    for (const t of [...this.tunnels, ...this.bridges]) t.destroy();
     server?.closeAllConnections();
     await closed;
     this.agents.destroy();

@@ -8,8 +8,10 @@ import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import { isIP } from 'node:net';
+import { parseHostPort } from '../config/host-port.js';
 import type { AppConfig, Config } from '../config/schema.js';
 import { ConfigError } from '../errors.js';
+import { bridgeSpecOf, isBridgeOnly, type BridgeSpec } from './bridge.js';
 
 /** Where bytes for an app go. */
 export interface Target {
@@ -66,12 +68,18 @@ export class Route {
   /** null: same origin (or none) only; '*': any. */
   readonly allowedOrigins: ReadonlySet<string> | '*' | null;
   readonly wsPaths: ReadonlySet<string> | null;
+  /** Upgrades go to the WebSocket→TCP bridge (`bridge`, `ws_bridge`, `bridge_token_file`) instead of `ws`; see bridge.ts. */
+  readonly bridge: BridgeSpec | null;
+  /** Plain HTTP gets a 426 (an app with only a bridge has no pages). */
+  readonly bridgeOnly: boolean;
 
-  constructor(app: AppConfig, cfg: Config, agents: AgentPool, readTemplate: (file: string, at: string) => string, at: string) {
+  constructor(app: AppConfig, cfg: Config, agents: AgentPool, readTemplate: (file: string, at: string) => string, at: string, resolvePath?: (file: string) => string) {
     this.app = app;
     this.prefix = app.prefix ?? `/${app.name}`;
+    this.bridge = bridgeSpecOf(app, resolvePath);
+    this.bridgeOnly = this.bridge !== null && isBridgeOnly(app);
     this.http = resolveTarget(app, false, agents);
-    this.ws = app.ws_port !== undefined ? resolveTarget(app, true, agents) : this.http;
+    this.ws = app.ws_port !== undefined || (this.bridge && !this.bridgeOnly) ? resolveTarget(app, true, agents) : this.http;
     this.idleMs = app.idle_timeout ?? cfg.idle_timeout;
     this.connectMs = app.connect_timeout ?? cfg.connect_timeout;
     this.responseMs = app.response_timeout ?? cfg.response_timeout;
@@ -138,6 +146,10 @@ export class AgentPool {
 
 function resolveTarget(app: AppConfig, forWs: boolean, agents: AgentPool): Target {
   const verify = app.tls_verify;
+  // A bridge's target: no HTTP is sent there; its label names the target in upgrade errors.
+  if (app.bridge !== undefined || (forWs && app.ws_bridge !== undefined) || (app.bridge_token_file !== undefined && (forWs || isBridgeOnly(app)))) {
+    return bridgeTarget(app, verify, agents);
+  }
   if (forWs || app.port !== undefined) {
     const port = forWs ? app.ws_port! : app.port!;
     const authority = `127.0.0.1:${port}`;
@@ -183,10 +195,22 @@ function resolveTarget(app: AppConfig, forWs: boolean, agents: AgentPool): Targe
   throw new ConfigError([`app ${app.name}: no port, url or socket to route to`]);
 }
 
+/** The Target of a bridged app (its `bridge`/`ws_bridge` address, or a placeholder naming the token file). */
+function bridgeTarget(app: AppConfig, verify: boolean, agents: AgentPool): Target {
+  const fixed = app.bridge ?? app.ws_bridge;
+  const parsed = fixed !== undefined ? parseHostPort(fixed) : null;
+  const { host, port } = parsed && typeof parsed !== 'string' ? parsed : { host: '127.0.0.1', port: 0 };
+  const authority = fixed ?? '127.0.0.1';
+  const label = fixed ?? `the targets in ${app.bridge_token_file}`;
+  return { kind: 'tcp', host, port, basePath: '', scheme: 'http', authority, rejectUnauthorized: verify, label, agent: agents.get('tcp', authority, { rejectUnauthorized: verify }) };
+}
+
 export interface RouteTableOptions {
   agents: AgentPool;
   /** Reads an error page template; relative paths are resolved by the caller. */
   readTemplate?: (file: string) => string;
+  /** Resolves a relative path of the config (a bridge token file) against the config's directory. */
+  resolvePath?: (file: string) => string;
 }
 
 export class RouteTable {
@@ -212,8 +236,8 @@ export class RouteTable {
     const routes: Route[] = [];
     config.apps.forEach((app, i) => {
       // Supervised apps without a port yet are routed once the supervisor gives them one.
-      if (app.port === undefined && app.url === undefined && app.socket === undefined) return;
-      routes.push(new Route(app, config, opts.agents, read, `apps[${i}]`));
+      if (app.port === undefined && app.url === undefined && app.socket === undefined && !isBridgeOnly(app)) return;
+      routes.push(new Route(app, config, opts.agents, read, `apps[${i}]`, opts.resolvePath));
     });
     if (problems.length) throw new ConfigError(problems);
     this.routes = routes;

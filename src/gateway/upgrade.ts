@@ -10,6 +10,7 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { DrainingError, PortholeError, upstreamError } from '../errors.js';
 import { emit } from '../events.js';
+import { bridgeUpgrade } from './bridge.js';
 import { acceptAndClose, sendRawHttpError } from './error-response.js';
 import type { GatewayCore } from './core.js';
 import { checkHandshake, checkOrigin, checkWsPath } from './handshake.js';
@@ -48,10 +49,12 @@ export function proxyUpgrade(gw: GatewayCore, req: IncomingMessage, socket: Dupl
   const policy = checkWsPath(match) ?? checkOrigin(req, match, gw.forwardedHost(req));
   if (policy) return fail(policy);
 
+  // A bridge app's upgrades are completed here and relayed to TCP (bridge.ts) instead of proxied.
+  const onward = route.bridge ? bridgeUpgrade : connect;
   const gate = gw.appGate(app);
-  if (gate === null) return connect(gw, req, socket, head, match, fail);
+  if (gate === null) return onward(gw, req, socket, head, match, fail);
   gate.then(
-    (err) => (err ? fail(err) : socket.destroyed ? undefined : connect(gw, req, socket, head, match, fail)),
+    (err) => (err ? fail(err) : socket.destroyed ? undefined : onward(gw, req, socket, head, match, fail)),
     (err) => fail(upstreamError(err, app, match.target.label)),
   );
 }

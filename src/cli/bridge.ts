@@ -1,0 +1,142 @@
+/**
+ * `porthole bridge`: a standalone WebSocket→TCP bridge, websockify's job
+ * (see src/toolkit/bridge-server.ts).
+ */
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { statSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { formatHostPort, parseHostPort, type HostPort } from '../config/host-port.js';
+import { startLogger } from '../log/logger.js';
+import { startBridgeServer } from '../toolkit/bridge-server.js';
+
+interface BridgeFlags {
+  web?: string;
+  tokenFile?: string;
+  textAsBinary?: boolean;
+  heartbeat: number;
+  idleTimeout: number;
+  connectTimeout: number;
+  logFormat: 'auto' | 'json' | 'text';
+}
+
+export function register(program: Command): void {
+  program
+    .command('bridge')
+    .summary('bridge WebSocket connections to a TCP service (websockify: noVNC to a VNC server)')
+    .description(
+      'Listen on [HOST:]PORT and bridge every WebSocket connection to TARGET_HOST:PORT over TCP: ' +
+        'each binary message is written to TCP, each TCP read comes back as a binary message. ' +
+        'The "binary" subprotocol is selected when the client offers it (as websockify does). ' +
+        'Plain HTTP GETs are served from --web DIR (noVNC\'s pages), or answered 426.',
+    )
+    .argument('<listen>', '[HOST:]PORT to listen on (HOST defaults to 127.0.0.1; PORT 0 picks a free one)', parseListen)
+    .argument('[target]', 'TARGET_HOST:PORT to connect each WebSocket to (not needed with --token-file)', parseTarget)
+    .option('--web <dir>', "serve static files from this directory for plain GETs (/ is index.html, or noVNC's vnc.html)")
+    .option('--token-file <file>', 'pick the target by the "token" query parameter (or cookie) from lines "token: host:port" in this file (or every file of a directory); re-read when it changes')
+    .option('--text-as-binary', 'pass the UTF-8 bytes of text messages to TCP (default: close with 1003)')
+    .addOption(new Option('--heartbeat <seconds>', 'ping every client this often (0: never)').argParser(parseSeconds).default(0))
+    .addOption(new Option('--idle-timeout <seconds>', 'close a connection with 1001 after this long without traffic either way (0: never)').argParser(parseSeconds).default(3600))
+    .addOption(new Option('--connect-timeout <seconds>', 'give up connecting to the target after this long (close 1014)').argParser(parseSeconds).default(5))
+    .addOption(new Option('--log-format <format>', 'log lines on stderr').choices(['auto', 'json', 'text']).default('auto'))
+    .addHelpText(
+      'after',
+      `
+Output: the first stdout line is "listening on http://HOST:PORT" (a WebSocket URL
+is the same with ws://). One log line per connection opened, refused or closed
+(with bytes and messages each way, the close code and who closed) goes to stderr.
+
+What a client sees:
+  target unreachable        handshake completed, then close 1014 with a reason naming the target
+  target closes TCP         close 1000
+  unknown or missing token  close 1008 with the reason
+  a text message            close 1003 (unless --text-as-binary)
+  SIGTERM / SIGINT          close 1001, then the process exits 0
+Closing the WebSocket ends the TCP connection (the target sees EOF). A slow
+client pauses reading from the target (1 MiB buffered at most per connection).
+
+Token file (websockify's TokenFile format):
+  # token: host:port
+  desk1: 127.0.0.1:5901
+  desk2: 10.0.0.7:5900
+  then connect to ws://HOST:PORT/websockify?token=desk1
+
+Examples:
+  porthole bridge 6080 localhost:5900 --web /usr/share/novnc
+      noVNC on http://127.0.0.1:6080/vnc.html, bridged to the VNC server on :5900
+  porthole bridge 0.0.0.0:6080 --token-file /etc/porthole/vnc-tokens --heartbeat 30
+  porthole bridge 127.0.0.1:0 127.0.0.1:22 --text-as-binary
+
+Exit codes: 0 after SIGTERM/SIGINT, 1 when it cannot listen, 2 bad usage
+(a malformed HOST:PORT, no target and no --token-file, a --web or
+--token-file that does not exist).`,
+    )
+    .action(async (listen: HostPort, target: HostPort | undefined, flags: BridgeFlags, cmd: Command) => {
+      if (!target && !flags.tokenFile) cmd.error('error: give a TARGET_HOST:PORT or --token-file', { exitCode: 2 });
+      if (target && flags.tokenFile) cmd.error('error: give a TARGET_HOST:PORT or --token-file, not both (the token picks the target)', { exitCode: 2 });
+      const web = flags.web ? resolve(flags.web) : undefined;
+      if (web && !isKind(web, 'dir')) cmd.error(`error: --web ${flags.web}: no such directory`, { exitCode: 2 });
+      const tokenFile = flags.tokenFile ? resolve(flags.tokenFile) : undefined;
+      if (tokenFile && !isKind(tokenFile, 'any')) cmd.error(`error: --token-file ${flags.tokenFile}: no such file or directory`, { exitCode: 2 });
+
+      const stopLog = startLogger({ format: flags.logFormat, write: (line) => process.stderr.write(`${line}\n`) });
+      const server = await startBridgeServer({
+        host: listen.host,
+        port: listen.port,
+        target,
+        tokenFile,
+        web,
+        textAsBinary: Boolean(flags.textAsBinary),
+        heartbeatMs: flags.heartbeat * 1000,
+        idleMs: flags.idleTimeout * 1000,
+        connectMs: flags.connectTimeout * 1000,
+      }).catch((err: NodeJS.ErrnoException) => {
+        process.stderr.write(`porthole bridge: cannot listen on ${formatHostPort(listen)}: ${err.code ?? err.message}\n`);
+        process.exit(1);
+      });
+      process.stdout.write(`listening on ${server.url}\n`);
+      process.stderr.write(`bridging WebSocket connections to ${target ? formatHostPort(target) : `the targets in ${tokenFile}`}${web ? `, serving ${web}` : ''}\n`);
+
+      const stop = (signal: NodeJS.Signals) => {
+        process.stderr.write(`${signal}: closing ${server.connections} connection${server.connections === 1 ? '' : 's'} with 1001\n`);
+        void server.close().then(() => {
+          stopLog();
+          process.exit(0);
+        });
+      };
+      process.once('SIGTERM', stop);
+      process.once('SIGINT', stop);
+    });
+}
+
+function isKind(path: string, kind: 'dir' | 'any'): boolean {
+  try {
+    const st = statSync(path);
+    return kind === 'any' || st.isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+function parseListen(value: string): HostPort {
+  if (/^\d+$/.test(value)) {
+    const port = Number(value);
+    if (port > 65535) throw new InvalidArgumentError('expected [HOST:]PORT with a port from 0 to 65535.');
+    return { host: '127.0.0.1', port };
+  }
+  // Port 0 is allowed here (pick a free port), unlike in a target.
+  const t = parseHostPort(value.replace(/:0$/, ':65535'));
+  if (typeof t === 'string') throw new InvalidArgumentError(`expected [HOST:]PORT such as 6080 or 0.0.0.0:6080, got ${JSON.stringify(value)}.`);
+  return /:0$/.test(value) ? { host: t.host, port: 0 } : t;
+}
+
+function parseTarget(value: string): HostPort {
+  const t = parseHostPort(value);
+  if (typeof t === 'string') throw new InvalidArgumentError(`${t}.`);
+  return t;
+}
+
+function parseSeconds(value: string): number {
+  const n = Number(value);
+  if (!/^\d+(\.\d+)?$/.test(value) || !Number.isFinite(n) || n * 1000 > 2 ** 31 - 1) throw new InvalidArgumentError('expected a number of seconds (0 or more).');
+  return n;
+}

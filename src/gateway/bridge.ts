@@ -1,0 +1,195 @@
+/**
+ * The WebSocket→TCP bridge (websockify's job, for VNC and other raw TCP
+ * services), used by apps with `bridge`, `ws_bridge` or `bridge_token_file`
+ * and by `porthole bridge`. The edge checks (handshake, ws_paths, origins)
+ * happen before; here the target is chosen (fixed, or by token), TCP is
+ * connected, and only then is the handshake completed, so a target that is
+ * down becomes a 1014 close with a reason instead of a silent 1006.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import net from 'node:net';
+import { isAbsolute, resolve } from 'node:path';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer } from 'ws';
+import { formatHostPort, parseHostPort, type HostPort } from '../config/host-port.js';
+import type { AppConfig } from '../config/schema.js';
+import { BadHandshakeError, PortholeError, RouteNotFoundError, upstreamError } from '../errors.js';
+import { emit } from '../events.js';
+import { BridgeConnection } from './bridge-connection.js';
+import { TokenTargets, tokenOf } from './bridge-tokens.js';
+import type { GatewayCore } from './core.js';
+import type { Match, Route } from './router.js';
+
+/**
+ * Largest message a client may send: `ws` holds a whole message before
+ * handing it over, so this bounds memory per connection. VNC clients send
+ * small messages; a bigger one closes the connection with 1009.
+ */
+export const MAX_CLIENT_MESSAGE = 16 * 1024 * 1024;
+
+/** Where a bridge connects, and how it treats text messages. */
+export interface BridgeSpec {
+  /** The fixed target; absent when the token file picks it. */
+  readonly target?: HostPort;
+  readonly tokens?: TokenTargets;
+  /** Pass text messages' UTF-8 bytes to TCP instead of closing with 1003. */
+  readonly textAsBinary: boolean;
+}
+
+export interface BridgeContext {
+  app: string;
+  gateway: string;
+  spec: BridgeSpec;
+  connectMs: number;
+  idleMs: number;
+  pingMs: number;
+  /** Open connections (a drain closes them); each removes itself when both sides are closed. */
+  connections: Set<BridgeConnection>;
+}
+
+/**
+ * The bridge of an app, or null when its upgrades are proxied. Relative
+ * token file paths are resolved with `resolvePath` (the config's directory).
+ */
+export function bridgeSpecOf(app: AppConfig, resolvePath: (file: string) => string = (f) => resolve(f)): BridgeSpec | null {
+  const fixed = app.bridge ?? app.ws_bridge;
+  const textAsBinary = app.bridge_text === 'binary';
+  if (fixed !== undefined) {
+    const target = parseHostPort(fixed);
+    // The schema checked it; a config built without the schema fails here, loudly.
+    if (typeof target === 'string') throw new TypeError(`app ${app.name}: ${target}`);
+    return { target, textAsBinary };
+  }
+  if (app.bridge_token_file !== undefined) {
+    const file = isAbsolute(app.bridge_token_file) ? app.bridge_token_file : resolvePath(app.bridge_token_file);
+    const tokens = new TokenTargets(file, (message) => emit('error', { code: 'PH_ERR_CONFIG', message: `bridge_token_file ${message}`, app: app.name }));
+    return { tokens, textAsBinary };
+  }
+  return null;
+}
+
+/** True when the app is only a bridge: plain HTTP to it has nothing to reach. */
+export function isBridgeOnly(app: AppConfig): boolean {
+  return app.bridge !== undefined || (app.bridge_token_file !== undefined && app.port === undefined && app.url === undefined && app.socket === undefined);
+}
+
+/** What a log line says the bridge connects to. */
+export function bridgeLabel(spec: BridgeSpec): string {
+  return spec.target ? formatHostPort(spec.target) : `the targets in ${spec.tokens?.path}`;
+}
+
+/** A gateway upgrade to a bridge app, after the edge checks (see upgrade.ts). */
+export function bridgeUpgrade(gw: GatewayCore, req: IncomingMessage, socket: Duplex, head: Buffer, match: Match, fail: (err: PortholeError) => void): void {
+  const route = match.route;
+  const spec = route.bridge;
+  if (!spec) throw new TypeError(`app ${route.app.name} has no bridge`);
+  openBridge(req, socket, head, { app: route.app.name, gateway: gw.id, spec, connectMs: route.connectMs, idleMs: route.idleMs, pingMs: route.pingMs, connections: gw.bridges }, fail);
+}
+
+/**
+ * Plain HTTP to a bridge-only app: 426 with a short text saying what it is,
+ * rather than a confusing 502 from trying to speak HTTP to a VNC server.
+ */
+export function refuseBridgeHttp(gatewayId: string, req: IncomingMessage, res: ServerResponse, route: Route): void {
+  const app = route.app.name;
+  const body = `${app} is a WebSocket bridge to ${route.bridge ? bridgeLabel(route.bridge) : 'a TCP service'}: connect with a WebSocket client (noVNC, porthole connect), not plain HTTP.\n`;
+  res.writeHead(426, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': Buffer.byteLength(body), Upgrade: 'websocket', 'Cache-Control': 'no-store' });
+  res.end(body);
+  emit('request', { gateway: gatewayId, app, method: req.method ?? 'GET', path: req.url ?? '/', status: 426, ms: 0 });
+}
+
+const SUBPROTOCOLS = ['binary', 'base64'];
+
+// One server object for every bridge: with `noServer` it holds no state per
+// connection (`clientTracking` off), it only completes handshakes.
+const wss = new WebSocketServer({
+  noServer: true,
+  clientTracking: false,
+  perMessageDeflate: false,
+  maxPayload: MAX_CLIENT_MESSAGE,
+  // noVNC ≥ 1.0 offers `binary` (or nothing); the oldest offer `base64` too.
+  handleProtocols: (offered: Set<string>) => SUBPROTOCOLS.find((p) => offered.has(p)) ?? false,
+});
+
+/**
+ * Bridges one upgrade: picks the target, connects TCP, completes the
+ * handshake, then relays. Every failure before the handshake goes to `fail`
+ * (which completes it and closes with the error's code and reason).
+ */
+export function openBridge(req: IncomingMessage, socket: Duplex, head: Buffer, ctx: BridgeContext, fail: (err: PortholeError) => void): void {
+  const offered = (req.headers['sec-websocket-protocol'] ?? '')
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean);
+  if (offered.length && !offered.some((p) => SUBPROTOCOLS.includes(p))) {
+    return fail(new BadHandshakeError(`${ctx.app}: this bridge speaks the "binary" subprotocol; the client offered only ${offered.join(', ')}`, { app: ctx.app }));
+  }
+  const { spec } = ctx;
+  if (spec.target) return connectTarget(req, socket, head, ctx, spec.target, fail);
+  spec.tokens!.lookup(tokenOf(req)).then(
+    (found) => {
+      if (socket.destroyed) return;
+      if ('problem' in found) return fail(new RouteNotFoundError(`${ctx.app}: ${found.problem}`, { app: ctx.app }));
+      connectTarget(req, socket, head, ctx, found.target, fail);
+    },
+    (err) => fail(upstreamError(err, ctx.app, bridgeLabel(spec))),
+  );
+}
+
+function connectTarget(req: IncomingMessage, socket: Duplex, head: Buffer, ctx: BridgeContext, target: HostPort, fail: (err: PortholeError) => void): void {
+  const label = formatHostPort(target);
+  const tcp = net.connect({ host: target.host, port: target.port });
+  let settled = false;
+  const timer =
+    ctx.connectMs > 0
+      ? setTimeout(() => tcp.destroy(Object.assign(new Error(`connect timed out after ${ctx.connectMs} ms`), { code: 'ETIMEDOUT' })), ctx.connectMs)
+      : null;
+  const settle = () => {
+    settled = true;
+    if (timer) clearTimeout(timer);
+    socket.off('close', abandon);
+  };
+  // The client gave up while we were connecting.
+  const abandon = () => {
+    if (!settled) {
+      settle();
+      tcp.destroy();
+    }
+  };
+  socket.once('close', abandon);
+  tcp.on('error', (err) => {
+    if (settled) return;
+    settle();
+    if (!socket.destroyed) fail(upstreamError(err, ctx.app, label));
+  });
+  tcp.once('connect', () => {
+    if (settled) return;
+    settle();
+    if (socket.destroyed) return void tcp.destroy();
+    handshake(req, socket, head, ctx, tcp, label);
+  });
+}
+
+function handshake(req: IncomingMessage, socket: Duplex, head: Buffer, ctx: BridgeContext, tcp: net.Socket, label: string): void {
+  // `ws` refuses a handshake it finds invalid with a 400 of its own and never calls back: free TCP then.
+  const lost = () => tcp.destroy();
+  socket.once('close', lost);
+  wss.handleUpgrade(req, socket, head, (ws) => {
+    socket.off('close', lost);
+    const path = hideToken(req.url ?? '/');
+    emit('upgrade', { gateway: ctx.gateway, app: ctx.app, path, accepted: true, status: 101 });
+    const conn = new BridgeConnection(ws, tcp, socket, { app: ctx.app, path, gateway: ctx.gateway, target: label }, {
+      idleMs: ctx.idleMs,
+      pingMs: ctx.pingMs,
+      textAsBinary: ctx.spec.textAsBinary,
+      onEnd: (c) => ctx.connections.delete(c),
+    });
+    ctx.connections.add(conn);
+    conn.start();
+  });
+}
+
+/** The request path for logs: a token picks a target and may be a secret, so its value is not logged. */
+export function hideToken(url: string): string {
+  return url.replace(/([?&]token=)[^&#]*/g, '$1…');
+}
