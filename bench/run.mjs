@@ -93,14 +93,14 @@ const WORKLOADS = {
     const b = r.bench;
     const msgs = b.messages.received;
     return {
-      'msgs/s': b.throughput.messagesPerSecond,
-      'p50 ms': b.latency.p50 / 1000,
-      'p99 ms': b.latency.p99 / 1000,
-      'p99.9 ms': b.latency.p999 / 1000,
+      'msgs/s': b.messages.perSecond,
+      'p50 ms': b.latency.p50Ms,
+      'p99 ms': b.latency.p99Ms,
+      'p99.9 ms': b.latency.p999Ms,
       'proxy CPU µs/msg': proxy.pid ? (r.proxyCpu / msgs) * 1e6 : null,
       'loadgen CPU %': (r.loadCpu / r.wall) * 100,
       'upstream CPU %': (r.upstreamCpu / r.wall) * 100,
-      errors: b.errors?.total ?? 0,
+      errors: b.errors.total,
     };
   },
 

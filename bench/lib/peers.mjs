@@ -131,7 +131,8 @@ http {
     writeFileSync(
       join(dir, 'haproxy.cfg'),
       `global
-  maxconn 19000
+  maxconn 9600
+  fd-hard-limit 20000
   nbthread 1
 defaults
   mode http

@@ -189,6 +189,7 @@ export class Gateway implements GatewayCore {
   /** Listens on `host:port` (port 0 picks a free one). */
   async listen(host = '127.0.0.1', port = 50000): Promise<ListenAddress> {
     const server = http.createServer({
+      noDelay: true,
       // Uploads and event streams may run long; idle sockets are what get cut.
       requestTimeout: 0,
       headersTimeout: 60_000,

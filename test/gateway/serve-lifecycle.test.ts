@@ -189,3 +189,21 @@ test('log.requests: false drops request lines but keeps upgrade and tunnel lines
     await up.close();
   }
 });
+
+test('a log reader that goes away (EPIPE on stdout) does not take the gateway down', async () => {
+  const up = await wsUpstream();
+  const dir = tempDir();
+  const file = join(dir, 'porthole.yaml');
+  writeFileSync(file, `apps:\n  - name: e\n    port: ${up.port}\n`);
+  const gw = await startServe(['--config', file, '--data', dir, '--log-format', 'json']);
+  try {
+    assert.equal((await fetch(`${gw.url}/e/one`)).status, 200);
+    gw.child.stdout!.destroy(); // the reader of the log is gone
+    for (let i = 0; i < 50; i++) assert.equal((await fetch(`${gw.url}/e/${i}`)).status, 200);
+    assert.equal(gw.child.exitCode, null, 'still running');
+    assert.equal((await fetch(`${gw.url}/_porthole/health`)).status, 200);
+  } finally {
+    await gw.stop();
+    await up.close();
+  }
+});
