@@ -17,6 +17,8 @@ export const TOOLS = [
   { check: '/usr/share/novnc/core/rfb.js', pkg: 'novnc' },
   { check: '/usr/bin/xterm', pkg: 'xterm' },
   { check: '/usr/bin/openssl', pkg: 'openssl' },
+  { check: '/usr/sbin/haproxy', pkg: 'haproxy' },
+  { check: '/usr/bin/wrk', pkg: 'wrk' },
 ];
 
 export function ensureTools(tools = TOOLS) {
