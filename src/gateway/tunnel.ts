@@ -38,12 +38,44 @@ class Leg {
   /** Set once a close frame has been seen coming this way. */
   sawClose = false;
 
+  /** The leg going the other way (set once both exist). */
+  other!: Leg;
+
   constructor(
+    readonly tunnel: Tunnel,
+    readonly side: Side,
     readonly from: Duplex,
     readonly to: Duplex,
     /** Frames written towards an upstream server must be masked. */
     readonly maskOut: boolean,
   ) {}
+}
+
+/**
+ * Socket listeners are shared functions that find their leg on the socket,
+ * rather than closures made per tunnel: with thousands of idle tunnels open,
+ * ten closures each are a measurable part of the memory a tunnel costs.
+ */
+const kLeg = Symbol('porthole.leg');
+type Wired = Duplex & { [kLeg]: Leg };
+
+function onLegData(this: Wired, chunk: Buffer): void {
+  const leg = this[kLeg];
+  leg.tunnel.onData(leg, chunk);
+}
+function onLegDrain(this: Wired): void {
+  // This socket can take more: resume the one that writes into it.
+  this[kLeg].other.from.resume();
+}
+function onLegEnd(this: Wired): void {
+  this[kLeg].tunnel.onEnd(this[kLeg]);
+}
+function onLegError(this: Wired): void {
+  this[kLeg].tunnel.noteCut(this[kLeg].side);
+  this.destroy();
+}
+function onLegClose(this: Wired): void {
+  this[kLeg].tunnel.onClose(this[kLeg]);
 }
 
 export class Tunnel {
@@ -66,15 +98,17 @@ export class Tunnel {
     readonly info: TunnelInfo,
     private readonly opts: TunnelOptions,
   ) {
-    this.up = new Leg(client, upstream, true);
-    this.down = new Leg(upstream, client, false);
+    this.up = new Leg(this, 'client', client, upstream, true);
+    this.down = new Leg(this, 'upstream', upstream, client, false);
+    this.up.other = this.down;
+    this.down.other = this.up;
   }
 
   /** Starts splicing. `clientHead`/`upstreamHead` are bytes that arrived with the handshakes. */
   start(clientHead: Buffer, upstreamHead: Buffer): void {
     for (const s of [this.client, this.upstream] as Socket[]) s.setNoDelay?.(true);
-    this.wire(this.up, 'client');
-    this.wire(this.down, 'upstream');
+    this.wire(this.up);
+    this.wire(this.down);
     if (upstreamHead.length) this.onData(this.down, upstreamHead);
     if (clientHead.length) this.onData(this.up, clientHead);
     if (this.opts.idleMs > 0) this.armIdle(this.opts.idleMs);
@@ -111,32 +145,41 @@ export class Tunnel {
     this.upstream.destroy();
   }
 
-  private wire(leg: Leg, side: Side): void {
-    const other = leg === this.up ? this.down : this.up;
-    leg.from.on('data', (chunk: Buffer) => this.onData(leg, chunk));
-    leg.to.on('drain', () => leg.from.resume());
-    leg.from.on('end', () => {
-      this.firstCut ??= side;
-      // Half-close: pass the FIN on once everything before it is written.
-      if (!leg.to.writableEnded) leg.to.end();
-    });
-    leg.from.on('error', () => {
-      this.firstCut ??= side;
-      leg.from.destroy();
-    });
-    leg.from.on('close', () => {
-      this.firstCut ??= side;
-      if (!other.from.destroyed) {
-        // The peer of a closed socket has nothing left to talk to.
-        leg.to.end();
-        const t = setTimeout(() => leg.to.destroy(), 1000);
-        t.unref();
-      }
-      if (leg.to.destroyed || other.from.destroyed) this.finish();
-    });
+  private wire(leg: Leg): void {
+    const from = leg.from as Wired;
+    from[kLeg] = leg;
+    from.on('data', onLegData);
+    from.on('drain', onLegDrain);
+    from.on('end', onLegEnd);
+    from.on('error', onLegError);
+    from.on('close', onLegClose);
   }
 
-  private onData(leg: Leg, chunk: Buffer): void {
+  /** @internal */
+  noteCut(side: Side): void {
+    this.firstCut ??= side;
+  }
+
+  /** @internal A FIN from one side: passed on once everything before it is written (half-close). */
+  onEnd(leg: Leg): void {
+    this.firstCut ??= leg.side;
+    if (!leg.to.writableEnded) leg.to.end();
+  }
+
+  /** @internal */
+  onClose(leg: Leg): void {
+    this.firstCut ??= leg.side;
+    if (!leg.other.from.destroyed) {
+      // The peer of a closed socket has nothing left to talk to.
+      leg.to.end();
+      const t = setTimeout(() => leg.to.destroy(), 1000);
+      t.unref();
+    }
+    if (leg.to.destroyed || leg.other.from.destroyed) this.finish();
+  }
+
+  /** @internal */
+  onData(leg: Leg, chunk: Buffer): void {
     this.lastActivity = Date.now();
     leg.bytes += chunk.length;
     this.forward(leg, chunk);

@@ -23,7 +23,7 @@ export function proxyUpgrade(gw: GatewayCore, req: IncomingMessage, socket: Dupl
   const route = match.route;
   const app = route.app.name;
   const path = req.url ?? '/';
-  socket.on('error', () => socket.destroy());
+  socket.on('error', destroySelf);
   (socket as Socket).setTimeout?.(0);
 
   const refuse = (err: PortholeError, status?: number) => {
@@ -74,7 +74,7 @@ function connect(gw: GatewayCore, req: IncomingMessage, socket: Duplex, head: Bu
   upReq.on('upgrade', (res, upSocket: Socket, upHead: Buffer) => {
     settled = true;
     socket.off('close', abandon);
-    upSocket.on('error', () => upSocket.destroy());
+    upSocket.on('error', destroySelf);
     if (socket.destroyed) {
       upSocket.destroy();
       return;
@@ -84,9 +84,7 @@ function connect(gw: GatewayCore, req: IncomingMessage, socket: Duplex, head: Bu
     for (let i = 0; i < raw.length; i += 2) response += `${raw[i]}: ${raw[i + 1]}\r\n`;
     socket.write(`${response}\r\n`);
     emit('upgrade', { gateway: gw.id, app, path, accepted: true, status: 101 });
-    const tunnel = new Tunnel(socket, upSocket, { app, path, gateway: gw.id }, { idleMs: route.idleMs, pingMs: route.pingMs, onEnd: (t) => gw.tunnels.delete(t) });
-    gw.tunnels.add(tunnel);
-    tunnel.start(head, upHead);
+    splice(gw, socket, upSocket, head, upHead, route, path);
   });
 
   upReq.on('response', (res) => {
@@ -119,4 +117,20 @@ function connect(gw: GatewayCore, req: IncomingMessage, socket: Duplex, head: Bu
     fail(upstreamError(err, app, target.label));
   });
   upReq.end();
+}
+
+/** An error handler that closes over nothing: a tunnel's sockets live for hours. */
+function destroySelf(this: Duplex): void {
+  this.destroy();
+}
+
+/**
+ * Hands both sockets to a tunnel. A separate function on purpose: a closure
+ * made inside the upgrade handler would keep the whole handshake (request,
+ * header lists, upstream request) alive for as long as the tunnel lives.
+ */
+function splice(gw: GatewayCore, client: Duplex, upstream: Socket, clientHead: Buffer, upstreamHead: Buffer, route: Match['route'], path: string): void {
+  const tunnel = new Tunnel(client, upstream, { app: route.app.name, path, gateway: gw.id }, { idleMs: route.idleMs, pingMs: route.pingMs, onEnd: (t) => gw.tunnels.delete(t) });
+  gw.tunnels.add(tunnel);
+  tunnel.start(clientHead, upstreamHead);
 }

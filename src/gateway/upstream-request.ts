@@ -5,7 +5,8 @@
  */
 import http from 'node:http';
 import https from 'node:https';
-import type { Socket } from 'node:net';
+import net, { type Socket } from 'node:net';
+import tls from 'node:tls';
 import { UpstreamConnectTimeoutError, UpstreamTimeoutError } from '../errors.js';
 import type { Target } from './router.js';
 
@@ -21,6 +22,12 @@ export interface UpstreamRequestOptions {
   pooled: boolean;
 }
 
+function connectTo(t: Target): Socket {
+  if (t.kind === 'unix') return net.connect({ path: t.socketPath! });
+  if (t.kind === 'tls') return tls.connect({ host: t.host, port: t.port, servername: t.servername, rejectUnauthorized: t.rejectUnauthorized, ALPNProtocols: ['http/1.1'] });
+  return net.connect({ host: t.host, port: t.port });
+}
+
 export function upstreamRequest(o: UpstreamRequestOptions): http.ClientRequest {
   const t = o.target;
   const options: https.RequestOptions = {
@@ -28,8 +35,12 @@ export function upstreamRequest(o: UpstreamRequestOptions): http.ClientRequest {
     path: o.path,
     headers: o.headers as unknown as http.OutgoingHttpHeaders,
     setHost: false,
-    agent: o.pooled ? t.agent : false,
   };
+  // Pooled: the target's keep-alive agent. Not pooled (upgrades): a connection of our own, with
+  // no agent at all — `agent: false` would build a whole Agent per upgrade and keep it alive
+  // with the tunnel.
+  if (o.pooled) options.agent = t.agent;
+  else options.createConnection = () => connectTo(t);
   if (t.kind === 'unix') options.socketPath = t.socketPath;
   else {
     options.host = t.host;
