@@ -78,9 +78,8 @@ export const PROXIES = {
     const dir = mkdtempSync(join(tmpdir(), 'bench-porthole-'));
     const cfg = join(dir, 'porthole.yaml');
     writeFileSync(cfg, `apps:\n  - name: b\n    port: ${up.port}\n`);
-    const p = start('porthole', process.execPath, [join(ROOT, 'dist/cli/main.js'), 'serve', '--listen', `127.0.0.1:${port}`, '--config', cfg, '--data', dir, '--log-format', 'json'], {
-      // Request logging to a pipe is part of the real cost; keep it, like nginx's access log off is not (see notes).
-    });
+    // Default settings: a JSON log line per request, read (and dropped) by the harness.
+    const p = start('porthole', process.execPath, [join(ROOT, 'dist/cli/main.js'), 'serve', '--listen', `127.0.0.1:${port}`, '--config', cfg, '--data', dir, '--log-format', 'json']);
     await waitPort(port);
     return { name: 'porthole', port, pid: p.child.pid, path: '/b/', stop: async () => (await p.stop(), rmSync(dir, { recursive: true, force: true })) };
   },
@@ -98,7 +97,8 @@ pid ${dir}/nginx.pid;
 error_log ${dir}/error.log warn;
 events { worker_connections 19000; }
 http {
-  access_log off;
+  # nginx's default: an access log line per request, as Porthole logs one per request by default.
+  access_log ${dir}/access.log;
   client_body_temp_path ${dir}/body; proxy_temp_path ${dir}/proxy; fastcgi_temp_path ${dir}/fastcgi;
   uwsgi_temp_path ${dir}/uwsgi; scgi_temp_path ${dir}/scgi;
   map $http_upgrade $connection_upgrade { default upgrade; '' ''; }

@@ -7,8 +7,9 @@ const TICKS = 100; // USER_HZ on Linux
 function stat(pid) {
   const s = readFileSync(`/proc/${pid}/stat`, 'latin1');
   const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
-  // fields after the name: state=0 ppid=1 … utime=11 stime=12
-  return { ppid: Number(f[1]), cpu: (Number(f[11]) + Number(f[12])) / TICKS };
+  // fields after the name: state=0 ppid=1 … utime=11 stime=12 cutime=13 cstime=14. Children
+  // that exited and were waited for count in cutime/cstime: websockify forks one per connection.
+  return { ppid: Number(f[1]), cpu: (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) / TICKS };
 }
 
 function rssKiB(pid) {
