@@ -65,7 +65,7 @@ export class AppRegistry {
       }
     }
     const stopped = await this.supervisor.recoverOrphans();
-    if (stopped) emit('error', { code: 'PH_ERR_ORPHANS', message: `stopped ${stopped} app process group(s) left by a previous run` });
+    if (stopped) emit('error', { code: 'PH_ERR_ORPHANS', message: `stopped the leftover processes of ${stopped} app run(s) of a previous gateway` });
     for (const app of this.all()) if (app.cmd) await this.supervisor.set(app);
     this.rebuild();
     await this.supervisor.startAutostart();

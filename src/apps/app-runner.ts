@@ -1,6 +1,7 @@
 /**
  * One app's process lifecycle: spawn it as its own process group, watch it
- * become ready, restart it per policy, stop the whole group.
+ * become ready, restart it per policy, stop the whole group — and every
+ * process that left the group but carries the run's marker (clean-env.ts).
  *
  * Concurrency: every operation that spawns or stops (start, stop, restart,
  * reconfigure, and the restart a backoff timer asks for) runs through one
@@ -15,14 +16,16 @@ import { join } from 'node:path';
 import type { AppConfig } from '../config/schema.js';
 import type { AppLog } from './app-log.js';
 import { APP_NO_CMD, appError, type AppState, type AppStatus, type LastExit } from './app-status.js';
-import { cleanEnv } from './clean-env.js';
-import { procStat, stopGroup } from './process-group.js';
+import { cleanEnv, newRunMarker, RUN_MARKER_VAR } from './clean-env.js';
+import { procStat, stopRun } from './process-group.js';
 import { waitUntilReady } from './readiness.js';
 import { CrashHistory, formatMs, isFailure, wantsRestart, type RestartOptions } from './restart-policy.js';
 import type { RunFiles } from './run-files.js';
 
 export const DEFAULT_START_TIMEOUT_MS = 60_000;
 export const DEFAULT_STOP_TIMEOUT_MS = 10_000;
+/** How the log names the marker, for whoever greps /proc/PID/environ next. */
+const RUN_MARKER_NOTE = `found by ${RUN_MARKER_VAR}`;
 
 /** The ports an app actually uses: its own or allocated ones. */
 export interface EffectivePorts {
@@ -48,6 +51,10 @@ interface Run {
   child: ChildProcess;
   pid: number;
   pgid: number;
+  /** PORTHOLE_RUN of this run: every process of it carries it, also those that left the group. */
+  marker: string;
+  /** The leader's start time (field 22 of /proc/PID/stat), once read; narrows the marker scan. */
+  startTime?: string;
   startedAt: number;
   /** Resolves when the leader's `exit` event arrived. */
   exited: Promise<void>;
@@ -58,7 +65,7 @@ interface Run {
   failure?: string;
   /** Aborts the readiness polling. */
   ready: AbortController;
-  /** The group's stop (SIGTERM → SIGKILL → /proc shows nobody), started once. */
+  /** The run's stop (SIGTERM → SIGKILL → /proc shows nobody of the group or marked), started once. */
   gone?: Promise<void>;
 }
 
@@ -129,7 +136,7 @@ export class AppRunner {
     });
   }
 
-  /** Stops the whole process group; resolves when /proc shows none of it. */
+  /** Stops the whole process group and every process marked with the run; resolves when /proc shows none of them. */
   stop(): Promise<AppStatus> {
     return this.#enqueue(async () => {
       await this.#stopNow();
@@ -219,7 +226,8 @@ export class AppRunner {
       this.#log(`cannot start: cwd ${cwd} is not a directory`);
       return;
     }
-    const env = cleanEnv(this.#deps.baseEnv, { name: this.name, prefix: config.prefix, env: config.env, ...this.ports });
+    const marker = newRunMarker();
+    const env = cleanEnv(this.#deps.baseEnv, { name: this.name, prefix: config.prefix, env: config.env, ...this.ports, run: marker });
     // detached: setsid(), so the app leads its own process group and one
     // signal to -pgid reaches everything start.sh sends to the background.
     const child = spawn('/bin/sh', ['-c', cmd], { cwd, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -237,6 +245,7 @@ export class AppRunner {
       child,
       pid,
       pgid: pid,
+      marker,
       startedAt: Date.now(),
       exited: new Promise((r) => (markExited = r)),
       stopping: false,
@@ -254,10 +263,12 @@ export class AppRunner {
     this.#setState('starting', undefined);
     this.#watchReadiness(run).catch((err: Error) => this.#deps.onError(`${this.name}: readiness: ${err.message}`));
     const stat = await procStat(pid);
+    // The same pid with another start time would be a later process: no lower bound then.
+    if (stat && stat.pgid === run.pgid) run.startTime = stat.startTime;
     // If it is gone already there is nothing to recover after a gateway crash.
     if (stat && !run.exit) {
       await this.#deps.runFiles
-        .write({ name: this.name, pid, pgid: run.pgid, start_time: stat.startTime, started_at: new Date(run.startedAt).toISOString(), stop_timeout: this.#stopTimeout() })
+        .write({ name: this.name, pid, pgid: run.pgid, start_time: stat.startTime, marker, started_at: new Date(run.startedAt).toISOString(), stop_timeout: this.#stopTimeout() })
         .catch((err: Error) => this.#deps.onError(`${this.name}: cannot write run file: ${err.message}`));
     }
   }
@@ -332,11 +343,18 @@ export class AppRunner {
     await this.#cleanup;
   }
 
-  /** SIGTERM to the group, SIGKILL after stop_timeout, until /proc shows nobody; once per run. */
+  /**
+   * SIGTERM to the group and to every process outside it that carries the
+   * run's marker, SIGKILL after stop_timeout, until /proc shows none of them;
+   * once per run.
+   */
   #stopGroup(run: Run): Promise<void> {
-    run.gone ??= stopGroup(run.pgid, this.#stopTimeout()).then((result) => {
-      if (result.killed) this.#log(`still alive after ${formatMs(this.#stopTimeout())}: sent SIGKILL to the process group`);
+    run.gone ??= stopRun({ pgid: run.pgid, marker: run.marker, since: run.startTime }, this.#stopTimeout()).then((result) => {
+      const outside = result.escaped.length ? ` and ${result.escaped.length} marked process(es) outside it` : '';
+      if (result.escaped.length) this.#log(`stopped processes that had left the process group (${RUN_MARKER_NOTE}): pids ${result.escaped.join(', ')}`);
+      if (result.killed) this.#log(`still alive after ${formatMs(this.#stopTimeout())}: sent SIGKILL to the process group${outside}`);
       if (result.survivors.length) this.#deps.onError(`${this.name}: pids ${result.survivors.join(', ')} survived SIGKILL`);
+      else if (!result.gone) this.#deps.onError(`${this.name}: could not confirm the run's processes are gone (/proc did not answer in time)`);
     }, (err: Error) => this.#deps.onError(`${this.name}: stopping the process group: ${err.message}`));
     return run.gone;
   }

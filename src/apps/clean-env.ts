@@ -4,6 +4,7 @@
  * proxy credentials) that an app — often code an agent just wrote — must
  * never see. Only what a shell needs to behave normally is passed on.
  */
+import { randomBytes } from 'node:crypto';
 
 /**
  * Variables copied from the gateway's environment, plus every `LC_*`.
@@ -17,6 +18,37 @@
  */
 export const ENV_ALLOWLIST: readonly string[] = ['PATH', 'HOME', 'USER', 'LOGNAME', 'SHELL', 'LANG', 'LANGUAGE', 'TERM', 'TZ', 'TMPDIR'];
 
+/**
+ * The variable that marks every process of one run: `PORTHOLE_RUN=<marker>`,
+ * a fresh random value per spawn ({@link newRunMarker}), recorded in the run
+ * file. The environment is inherited by every descendant — also by the ones
+ * that leave the app's process group: `setsid`, daemons (`websockify -D`,
+ * `x11vnc -bg`, `tmux new -d`'s server), programs on a pty (xterm runs its
+ * command in a new session). A stop and a crash recovery find them by it in
+ * /proc/PID/environ (see process-group.ts) and stop them with the group.
+ *
+ * It is set last, so neither the app's `env` nor the gateway's own
+ * environment can set, clear or forge it. Limits: a descendant that scrubs
+ * its environment (`env -i`, `env -u PORTHOLE_RUN`, a daemon that execs with
+ * a fresh one) or writes its process title over the environment block
+ * (setproctitle-style, e.g. nginx, PostgreSQL) drops the mark; a process that
+ * changes user (setuid) cannot be read; and work handed to a daemon that
+ * already ran (a shared tmux server, systemd --user, D-Bus activation) was
+ * never ours. Those survive a stop as before. It is a mark, not a security
+ * boundary: apps run as the gateway's user and could signal each other anyway.
+ */
+export const RUN_MARKER_VAR = 'PORTHOLE_RUN';
+
+/** A fresh marker: 128 random bits, hex. Only markers of this shape are trusted from a run file. */
+export function newRunMarker(): string {
+  return randomBytes(16).toString('hex');
+}
+
+/** True for a value {@link newRunMarker} could have made. */
+export function isRunMarker(value: unknown): value is string {
+  return typeof value === 'string' && /^[0-9a-f]{32}$/.test(value);
+}
+
 /** Used when the gateway itself runs without PATH (e.g. started by a bare exec). */
 const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
@@ -28,13 +60,17 @@ export interface AppPlacement {
   port?: number;
   ws_port?: number;
   env?: Readonly<Record<string, string>>;
+  /** This run's marker ({@link newRunMarker}), exported as {@link RUN_MARKER_VAR}. */
+  run: string;
 }
 
 /**
  * Builds the child's environment, each layer overriding the one before:
  * the allowlisted gateway variables, then the app's `env`, then `PORT`,
- * `WS_PORT` (when set), `APP_NAME` and `BASE_PATH` — the last ones win so an
- * app's env cannot make it listen somewhere the gateway does not forward to.
+ * `WS_PORT` (when set), `APP_NAME`, `BASE_PATH` and `PORTHOLE_RUN` — the
+ * last ones win so an app's env cannot make it listen somewhere the gateway
+ * does not forward to, nor take its processes out of (or put them into) a
+ * run's stop.
  */
 export function cleanEnv(base: NodeJS.ProcessEnv, app: AppPlacement): Record<string, string> {
   const env: Record<string, string> = {};
@@ -47,5 +83,6 @@ export function cleanEnv(base: NodeJS.ProcessEnv, app: AppPlacement): Record<str
   if (app.ws_port !== undefined) env.WS_PORT = String(app.ws_port);
   env.APP_NAME = app.name;
   env.BASE_PATH = `${app.prefix ?? `/${app.name}`}/`;
+  env[RUN_MARKER_VAR] = app.run;
   return env;
 }

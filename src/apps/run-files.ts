@@ -2,11 +2,13 @@
  * Run files: `{dataDir}/run/{name}.json`, one per app process group that may
  * be alive. They exist for one case only — the gateway died by `kill -9` and
  * its detached app groups kept running — so that the next gateway can find
- * and stop them ({@link recoverOrphans}). Liveness never comes from them.
+ * and stop them ({@link recoverOrphans}), with every process that carries the
+ * run's marker. Liveness never comes from them.
  */
 import { mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { groupMembers, procStat, stopGroup } from './process-group.js';
+import { isRunMarker } from './clean-env.js';
+import { groupMembers, procStat, runMembers, signalPid, stopRun, type RunProcesses } from './process-group.js';
 
 export interface RunRecord {
   name: string;
@@ -14,6 +16,11 @@ export interface RunRecord {
   pgid: number;
   /** Field 22 of /proc/PID/stat: tells our process from a later one that got the same pid. */
   start_time: string;
+  /**
+   * The run's PORTHOLE_RUN value (clean-env.ts): processes that left the
+   * group carry it. Absent in records of a gateway from before markers.
+   */
+  marker?: string;
   started_at: string;
   /** The app's stop_timeout, for a recovery that happens before the app is registered again. */
   stop_timeout: number;
@@ -55,8 +62,12 @@ export class RunFiles {
     for (const file of names.filter((n) => n.endsWith('.json'))) {
       try {
         const rec = JSON.parse(await readFile(join(this.dir, file), 'utf8')) as RunRecord;
-        if (Number.isInteger(rec.pid) && Number.isInteger(rec.pgid) && typeof rec.start_time === 'string') records.push(rec);
-        else broken.push(file);
+        if (Number.isInteger(rec.pid) && Number.isInteger(rec.pgid) && typeof rec.start_time === 'string') {
+          // A marker is only trusted in the shape we write ('' would match every `PORTHOLE_RUN=`),
+          // and with the leader's start time that bounds which processes can carry it.
+          if (rec.marker !== undefined && !(isRunMarker(rec.marker) && /^\d+$/.test(rec.start_time))) delete rec.marker;
+          records.push(rec);
+        } else broken.push(file);
       } catch {
         broken.push(file);
       }
@@ -84,30 +95,40 @@ export class RunFiles {
 }
 
 /**
- * Finds the process group a run record describes, if it is still ours.
+ * What of the run a record describes is still ours to stop, if anything.
  *
  * - The leader is alive with the recorded start time: the whole group is ours.
- * - The leader is gone (or its pid now names another process): members of the
- *   group may survive (children `start.sh` sent to the background). The kernel
- *   does not reuse a pgid while a member lives, but if all died the number
- *   could start a new group, so a member counts only if it started no earlier
- *   than our leader and carries our `APP_NAME` in its environment.
+ * - Every live process whose environment holds exactly the recorded marker
+ *   (and that started no earlier than the leader) is ours too, in whatever
+ *   group or session it ended up: that is how the children that left the
+ *   group (setsid, daemons, ptys) are found.
+ * - A record without a marker (an older gateway's): the leader is gone (or
+ *   its pid now names another process), but members of the group may survive
+ *   (children `start.sh` sent to the background). The kernel does not reuse a
+ *   pgid while a member lives, but if all died the number could start a new
+ *   group, so a member counts only if it started no earlier than our leader
+ *   and carries our `APP_NAME` in its environment.
  */
-async function orphanPids(rec: RunRecord): Promise<{ wholeGroup: boolean; pids: number[] }> {
+async function orphans(rec: RunRecord): Promise<{ run: RunProcesses } | { pids: number[] } | undefined> {
   const leader = await procStat(rec.pid);
-  if (leader && leader.startTime === rec.start_time && leader.pgid === rec.pgid) return { wholeGroup: true, pids: [rec.pid] };
+  const wholeGroup = !!leader && leader.startTime === rec.start_time && leader.pgid === rec.pgid;
+  if (rec.marker) {
+    const run: RunProcesses = { pgid: wholeGroup ? rec.pgid : undefined, marker: rec.marker, since: rec.start_time };
+    return (await runMembers(run)).length ? { run } : undefined;
+  }
+  if (wholeGroup) return { run: { pgid: rec.pgid } };
   const pids: number[] = [];
   for (const m of await groupMembers(rec.pgid)) {
     if (Number(m.startTime) < Number(rec.start_time)) continue;
     const environ = await readFile(`/proc/${m.pid}/environ`, 'utf8').catch(() => '');
     if (environ.split('\0').includes(`APP_NAME=${rec.name}`)) pids.push(m.pid);
   }
-  return { wholeGroup: false, pids };
+  return pids.length ? { pids } : undefined;
 }
 
 /**
- * Stops the app groups a dead gateway left running; returns how many groups
- * were stopped. Every run file is consumed.
+ * Stops the app runs a dead gateway left running; returns how many runs had
+ * something left to stop. Every run file is consumed.
  */
 export async function recoverOrphans(runFiles: RunFiles): Promise<number> {
   const { records, broken } = await runFiles.readAll();
@@ -115,14 +136,10 @@ export async function recoverOrphans(runFiles: RunFiles): Promise<number> {
   let stopped = 0;
   await Promise.all(
     records.map(async (rec) => {
-      const { wholeGroup, pids } = await orphanPids(rec);
-      if (wholeGroup) {
-        await stopGroup(rec.pgid, rec.stop_timeout);
-        stopped++;
-      } else if (pids.length) {
-        await stopPids(pids, rec.stop_timeout);
-        stopped++;
-      }
+      const found = await orphans(rec);
+      if (found && 'run' in found) await stopRun(found.run, rec.stop_timeout);
+      else if (found) await stopPids(found.pids, rec.stop_timeout);
+      if (found) stopped++;
       await runFiles.remove(rec.name);
     }),
   );
@@ -131,18 +148,10 @@ export async function recoverOrphans(runFiles: RunFiles): Promise<number> {
 
 /** TERM, then KILL after `timeoutMs`, for single processes (a group we cannot vouch for as a whole). */
 async function stopPids(pids: number[], timeoutMs: number): Promise<void> {
-  const signal = (sig: NodeJS.Signals) => pids.forEach((pid) => void signalPid(pid, sig));
+  const signal = (sig: NodeJS.Signals) => pids.forEach((pid) => signalPid(pid, sig));
   const alive = async () => (await Promise.all(pids.map(procStat))).some((s) => s && s.state !== 'Z');
   signal('SIGTERM');
   const deadline = Date.now() + timeoutMs;
   while ((await alive()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
   if (await alive()) signal('SIGKILL');
-}
-
-function signalPid(pid: number, sig: NodeJS.Signals): void {
-  try {
-    process.kill(pid, sig);
-  } catch {
-    // Gone already.
-  }
 }

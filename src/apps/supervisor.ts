@@ -123,7 +123,12 @@ export class Supervisor extends EventEmitter {
     return this.#call(name, (r) => r.start());
   }
 
-  /** Stops the app's whole process group: SIGTERM, SIGKILL after `stop_timeout`; resolves when none of it is left. */
+  /**
+   * Stops the app's whole process group and every process that carries the
+   * run's `PORTHOLE_RUN` marker (children that left the group: setsid,
+   * daemons, ptys): SIGTERM, SIGKILL after `stop_timeout`; resolves when none
+   * of them is left.
+   */
   stop(name: string): Promise<AppStatus> {
     return this.#call(name, (r) => r.stop());
   }
@@ -169,9 +174,10 @@ export class Supervisor extends EventEmitter {
 
   /**
    * After a gateway crash: stops the app process groups recorded in
-   * `{dataDir}/run/` that still exist (same pid and start time), and deletes
-   * the records. Call before {@link startAutostart}. Returns how many groups
-   * were stopped.
+   * `{dataDir}/run/` that still exist (same pid and start time), and the
+   * processes carrying a recorded run's marker, and deletes the records.
+   * Call before {@link startAutostart}. Returns how many runs had something
+   * left to stop.
    */
   recoverOrphans(): Promise<number> {
     return recoverOrphans(this.#runFiles);
