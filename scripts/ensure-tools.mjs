@@ -19,6 +19,8 @@ export const TOOLS = [
   { check: '/usr/bin/openssl', pkg: 'openssl' },
   { check: '/usr/sbin/haproxy', pkg: 'haproxy' },
   { check: '/usr/bin/wrk', pkg: 'wrk' },
+  { check: '/usr/bin/tmux', pkg: 'tmux' },
+  { check: '/usr/bin/setpriv', pkg: 'util-linux' },
 ];
 
 export function ensureTools(tools = TOOLS) {

@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { isRunMarker, newRunMarker } from '../../src/apps/clean-env.js';
@@ -279,7 +280,7 @@ test('recovery trusts a recorded marker only for processes no older than the rec
 
 const has = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
 
-test('real daemons: a private tmux server and websockify -D are stopped with the app', { skip: !(has('tmux') && has('websockify')) && 'needs tmux and websockify' }, async (t) => {
+test('real daemons: a private tmux server and websockify -D are stopped with the app', { skip: !process.env.CI && !(has('tmux') && has('websockify')) && 'needs tmux and websockify' }, async (t) => {
   const h = harness(t);
   const wsPort = await h.sup.allocPort();
   const cmd = [
@@ -348,7 +349,7 @@ test('the scan survives processes that vanish under it (ENOENT) and finds every 
 });
 
 const isRoot = process.getuid?.() === 0;
-test("another user's processes are skipped, not fatal (EACCES), and a user's own are found", { skip: !(isRoot && has('setpriv')) && 'needs root and setpriv' }, async (t) => {
+test("another user's processes are skipped, not fatal (EACCES), and a user's own are found", { skip: !process.env.CI && !(isRoot && has('setpriv')) && 'needs root and setpriv (in CI it must run)' }, async (t) => {
   const marker = newRunMarker();
   reapMarked(t, () => marker);
   const asNobody = ['--reuid=65534', '--regid=65534', '--clear-groups'];
@@ -366,9 +367,20 @@ test("another user's processes are skipped, not fatal (EACCES), and a user's own
     }
   };
   await waitFor('both sleeps to run', () => runsSleep(rootOwned.pid!) && runsSleep(nobodyOwned.pid!) && markedPids(marker).length === 2);
-  // The scan, run as nobody, from the repo root (where tsx resolves).
-  const script = `import('./src/apps/process-group.ts').then(async (m) => console.log(JSON.stringify((await m.runMembers({ marker: ${JSON.stringify(marker)} })).map((s) => s.pid))))`;
-  const out = spawnSync('setpriv', [...asNobody, process.execPath, '--import', 'tsx', '-e', script], { cwd: path.resolve(FIXTURES, '../../..'), encoding: 'utf8', env: { PATH: process.env.PATH, HOME: '/tmp' } });
+  // The scan, run as nobody. The checkout may sit in a directory nobody cannot enter (a fresh
+  // clone under a 0700 temp dir), so the built module (node builtins only) is copied to a
+  // directory nobody can read.
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'porthole-nobody-'));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  fs.chmodSync(dir, 0o755);
+  for (const f of ['process-group.js', 'clean-env.js']) {
+    fs.copyFileSync(path.resolve(FIXTURES, '../../../dist/apps', f), path.join(dir, f));
+    fs.chmodSync(path.join(dir, f), 0o644);
+  }
+  fs.writeFileSync(path.join(dir, 'package.json'), '{"type":"module"}');
+  fs.chmodSync(path.join(dir, 'package.json'), 0o644);
+  const script = `import('./process-group.js').then(async (m) => console.log(JSON.stringify((await m.runMembers({ marker: ${JSON.stringify(marker)} })).map((s) => s.pid))))`;
+  const out = spawnSync('setpriv', [...asNobody, process.execPath, '--input-type=module', '-e', script], { cwd: dir, encoding: 'utf8', env: { PATH: process.env.PATH, HOME: '/tmp' } });
   assert.equal(out.status, 0, `${out.stdout}\n${out.stderr}`);
   assert.deepEqual(JSON.parse(out.stdout.trim().split('\n').pop()!), [nobodyOwned.pid], `${out.stdout}\n${out.stderr}`);
 });
