@@ -12,3 +12,13 @@ export type { GatewayOptions, ListenAddress } from './gateway/gateway.js';
 export { loadConfigFile, watchConfigFile } from './config/load.js';
 export { startLogger } from './log/logger.js';
 export type { LoggerOptions, LogFormat } from './log/logger.js';
+// The toolkit, for scripts and tests of your own.
+export { startEchoServer } from './toolkit/echo.js';
+export type { EchoServer, EchoServerOptions } from './toolkit/echo.js';
+export { runBench } from './toolkit/bench.js';
+export type { BenchOptions, BenchResult, LatencySummary } from './toolkit/bench.js';
+export { runDoctor } from './toolkit/doctor.js';
+export type { DoctorOptions, DoctorReport, DoctorStep } from './toolkit/doctor.js';
+export { startBridgeServer } from './toolkit/bridge-server.js';
+export type { BridgeServer, BridgeServerOptions } from './toolkit/bridge-server.js';
+export { describeCloseCode } from './toolkit/close-codes.js';
