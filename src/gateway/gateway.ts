@@ -166,7 +166,7 @@ export class Gateway implements GatewayCore {
   readonly requestListener = (req: http.IncomingMessage, res: http.ServerResponse): void => {
     const url = req.url ?? '/';
     if (url === '/_porthole/health' || url.startsWith('/_porthole/health?')) {
-      const body = JSON.stringify({ status: this.draining ? 'draining' : 'ok', apps: this.table.routes.length, tunnels: this.tunnels.size });
+      const body = JSON.stringify({ status: this.draining ? 'draining' : 'ok', apps: this.table.routes.length, tunnels: this.tunnels.size + this.bridges.size });
       res.writeHead(this.draining ? 503 : 200, { 'Content-Type': 'application/json', 'Cache-Control': 'no-store' });
       res.end(body);
       return;
@@ -228,7 +228,7 @@ export class Gateway implements GatewayCore {
   async drain(timeoutMs = this.table.config.drain_timeout): Promise<void> {
     if (this.draining) return;
     this.draining = true;
-    emit('gateway', { gateway: this.id, action: 'draining', tunnels: this.tunnels.size, requests: this.activeRequests });
+    emit('gateway', { gateway: this.id, action: 'draining', tunnels: this.tunnels.size + this.bridges.size, requests: this.activeRequests });
     const server = this.server;
     const closed = server ? new Promise<void>((ok) => server.close(() => ok())) : Promise.resolve();
     for (const t of [...this.tunnels, ...this.bridges]) t.close(1001, 'gateway shutting down');
