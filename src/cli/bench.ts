@@ -6,7 +6,7 @@ import { Argument, Command, InvalidArgumentError, Option } from 'commander';
 import { BENCH_DEFAULTS, BenchOptionError, runBench, type BenchResult } from '../toolkit/bench.js';
 import { formatBenchReport, formatProgress } from '../toolkit/bench-report.js';
 import { HEADER_BYTES } from '../toolkit/bench-payload.js';
-import { normalizeUrl, parseHeader } from '../toolkit/connect.js';
+import { collectHeader, collectSubprotocol, parseWsUrl as parseUrl } from './ws-client-options.js';
 
 interface BenchFlags {
   connections: number;
@@ -163,21 +163,3 @@ function positiveNumber(value: string): number {
   return n;
 }
 
-function collectHeader(value: string, previous: [string, string][] | undefined): [string, string][] {
-  const header = parseHeader(value);
-  if (!header) throw new InvalidArgumentError('expected "Name: value" with a valid header name and no line breaks.');
-  return [...(previous ?? []), header];
-}
-
-function collectSubprotocol(value: string, previous: string[] | undefined): string[] {
-  // RFC 6455 §4.1: each subprotocol is an HTTP token, offered once.
-  if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(value)) throw new InvalidArgumentError('expected a token (letters, digits, !#$%&\'*+-.^_`|~).');
-  if (previous?.includes(value)) throw new InvalidArgumentError(`${value} is offered twice.`);
-  return [...(previous ?? []), value];
-}
-
-function parseUrl(value: string): string {
-  const url = normalizeUrl(value);
-  if (!url) throw new InvalidArgumentError('expected a ws://, wss://, http:// or https:// URL without a #fragment.');
-  return url;
-}

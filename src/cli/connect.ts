@@ -8,12 +8,11 @@ import {
   DEFAULT_CONNECT_TIMEOUT_MS,
   DEFAULT_WAIT_MS,
   MAX_REDIRECTS,
-  normalizeUrl,
-  parseHeader,
   runConnect,
   type OutgoingMessage,
 } from '../toolkit/connect.js';
 import { parseHex } from '../toolkit/payload.js';
+import { collectHeader, collectSubprotocol, parseWsUrl as parseUrl } from './ws-client-options.js';
 
 interface ConnectFlags {
   header?: [string, string][];
@@ -163,25 +162,6 @@ Exit codes:
 
 function collect(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value];
-}
-
-function collectHeader(value: string, previous: [string, string][] | undefined): [string, string][] {
-  const header = parseHeader(value);
-  if (!header) throw new InvalidArgumentError('expected "Name: value" with a valid header name and no line breaks.');
-  return [...(previous ?? []), header];
-}
-
-function collectSubprotocol(value: string, previous: string[] | undefined): string[] {
-  // RFC 6455 §4.1: each subprotocol is an HTTP token, offered once.
-  if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(value)) throw new InvalidArgumentError('expected a token (letters, digits, !#$%&\'*+-.^_`|~).');
-  if (previous?.includes(value)) throw new InvalidArgumentError(`${value} is offered twice.`);
-  return [...(previous ?? []), value];
-}
-
-function parseUrl(value: string): string {
-  const url = normalizeUrl(value);
-  if (!url) throw new InvalidArgumentError('expected a ws://, wss://, http:// or https:// URL without a #fragment.');
-  return url;
 }
 
 function parseAuth(value: string): string {

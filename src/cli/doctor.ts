@@ -4,10 +4,10 @@
  */
 import { readFileSync } from 'node:fs';
 import { Argument, Command, InvalidArgumentError, Option } from 'commander';
-import { parseHeader } from '../toolkit/connect.js';
 import { DEFAULT_STEP_TIMEOUT_MS, runDoctor } from '../toolkit/doctor.js';
 import { formatStep, formatSummary } from '../toolkit/doctor-report.js';
 import { parseTarget } from '../toolkit/doctor-url.js';
+import { collectHeader, collectSubprotocol } from './ws-client-options.js';
 
 interface DoctorFlags {
   header?: [string, string][];
@@ -121,19 +121,6 @@ function parsePageOrigin(value: string): string {
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new InvalidArgumentError('expected an http:// or https:// origin.');
   return url.origin;
-}
-
-function collectHeader(value: string, previous: [string, string][] | undefined): [string, string][] {
-  const header = parseHeader(value);
-  if (!header) throw new InvalidArgumentError('expected "Name: value" with a valid header name and no line breaks.');
-  return [...(previous ?? []), header];
-}
-
-function collectSubprotocol(value: string, previous: string[] | undefined): string[] {
-  // RFC 6455 §4.1: each subprotocol is an HTTP token, offered once.
-  if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(value)) throw new InvalidArgumentError('expected a token (letters, digits, !#$%&\'*+-.^_`|~).');
-  if (previous?.includes(value)) throw new InvalidArgumentError(`${value} is offered twice.`);
-  return [...(previous ?? []), value];
 }
 
 function parsePositiveSeconds(value: string): number {
