@@ -98,7 +98,12 @@ async function webapp(opts: AdminApiOptions, req: IncomingMessage, params: URLSe
 
 async function rest(opts: AdminApiOptions, req: IncomingMessage, res: ServerResponse, sub: string, params: URLSearchParams): Promise<Record<string, unknown> | undefined> {
   const { registry, supervisor } = opts;
-  const parts = sub.split('/').filter(Boolean).map(decodeURIComponent);
+  let parts: string[];
+  try {
+    parts = sub.split('/').filter(Boolean).map(decodeURIComponent);
+  } catch {
+    throw new BadRequestError(`path: /_porthole/api/${sub} is not valid percent-encoding`);
+  }
   const method = req.method ?? 'GET';
   const notAllowed = (allowed: string) => new BadRequestError(`${method} is not allowed on /_porthole/api/${sub} (use ${allowed})`);
   if (parts[0] !== 'apps') throw new AppUnknownError(`no admin resource /_porthole/api/${sub}`);

@@ -5,7 +5,7 @@
  * head becomes a 502/503/504 page (or JSON) that says what went wrong.
  */
 import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
-import { PortholeError, upstreamError } from '../errors.js';
+import { PortholeError, UpstreamBadResponseError, upstreamError } from '../errors.js';
 import { emit } from '../events.js';
 import type { GatewayCore } from './core.js';
 import { sendHttpError } from './error-response.js';
@@ -49,9 +49,19 @@ function send(gw: GatewayCore, req: IncomingMessage, res: ServerResponse, match:
   res.once('close', onClientGone);
 
   upReq.on('response', (upRes) => {
-    answered = true;
     const status = upRes.statusCode ?? 502;
-    res.writeHead(status, upRes.statusMessage || STATUS_CODES[status] || 'Unknown', downstreamResponseHeaders(upRes.rawHeaders, match) as unknown as Record<string, string>);
+    try {
+      res.writeHead(status, upRes.statusMessage || STATUS_CODES[status] || 'Unknown', downstreamResponseHeaders(upRes.rawHeaders, match) as unknown as Record<string, string>);
+    } catch (err) {
+      // An answer the parser took but Node will not repeat (a status below 100, a header value
+      // it refuses): the upstream's fault, answered as one — never a crash of the gateway.
+      upRes.destroy();
+      for (const name of res.getHeaderNames()) res.removeHeader(name);
+      res.off('close', onClientGone);
+      fail(new UpstreamBadResponseError(`${app}: upstream ${target.label} sent a response that cannot be relayed (${(err as Error).message})`, { app, cause: err }));
+      return;
+    }
+    answered = true;
     // A streamed answer (event stream, chunked) sends its head at once, so the client sees it
     // before the first event. A sized one does not: head and body then leave in one packet
     // instead of two (a separate head costs a round trip with Nagle and delayed ACKs).

@@ -145,3 +145,14 @@ test('porthole apps: the CLI reads the token from the data dir and reports API e
     await gw.cleanup();
   }
 });
+
+test('a malformed percent-encoding in an admin path is a 400, not a 500', async () => {
+  const gw = await startAdmin();
+  try {
+    const r = await gw.api('GET', '/_porthole/api/apps/%E0%A4%A');
+    assert.equal(r.status, 400);
+    assert.equal(r.body.error.code, 'PH_ERR_BAD_REQUEST');
+  } finally {
+    await gw.cleanup();
+  }
+});
