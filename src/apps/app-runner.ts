@@ -19,6 +19,7 @@ import { APP_NO_CMD, appError, type AppState, type AppStatus, type LastExit } fr
 import { cleanEnv, newRunMarker, RUN_MARKER_VAR } from './clean-env.js';
 import { procStat, stopRun } from './process-group.js';
 import { waitUntilReady } from './readiness.js';
+import { parseHostPort, type HostPort } from '../config/host-port.js';
 import { CrashHistory, formatMs, isFailure, wantsRestart, type RestartOptions } from './restart-policy.js';
 import type { RunFiles } from './run-files.js';
 
@@ -275,7 +276,7 @@ export class AppRunner {
 
   async #watchReadiness(run: Run): Promise<void> {
     const timeout = this.config.start_timeout ?? DEFAULT_START_TIMEOUT_MS;
-    const ready = await waitUntilReady({ ...this.ports, health_path: this.config.health_path }, timeout, run.ready.signal);
+    const ready = await waitUntilReady({ ...this.ports, health_path: this.config.health_path, tcp: bridgeTargets(this.config) }, timeout, run.ready.signal);
     if (this.#run !== run || run.stopping || run.exit) return;
     if (ready) {
       this.#ready = true;
@@ -396,4 +397,15 @@ function startInputsDiffer(a: AppConfig, aPorts: EffectivePorts, b: AppConfig, b
 
 function sorted(env: Readonly<Record<string, string>> | undefined): [string, string][] {
   return Object.entries(env ?? {}).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0));
+}
+
+/** The TCP targets a bridged app's bridge dials: readiness waits for them too. */
+function bridgeTargets(config: AppConfig): HostPort[] {
+  const out: HostPort[] = [];
+  for (const spec of [config.bridge, config.ws_bridge]) {
+    if (spec === undefined) continue;
+    const t = parseHostPort(spec);
+    if (typeof t !== 'string') out.push(t);
+  }
+  return out;
 }

@@ -3,7 +3,8 @@
  * enough (Flask takes a second to bind; `start.sh` sleeps between services),
  * so the supervisor polls what the gateway will actually use: a TCP connect
  * to `port` and `ws_port`, or, with `health_path`, an HTTP GET that answers
- * 2xx/3xx.
+ * 2xx/3xx — and, for a bridged app, a TCP connect to its bridge target (the
+ * VNC server the app starts is what the bridge will dial).
  */
 import http from 'node:http';
 import net from 'node:net';
@@ -13,6 +14,8 @@ export interface ReadinessTarget {
   port?: number;
   ws_port?: number;
   health_path?: string;
+  /** TCP targets that must accept too (`bridge`, `ws_bridge`). */
+  tcp?: readonly { host: string; port: number }[];
 }
 
 /** One probe must not outlive the poll interval by much: a hung app is retried, not waited on. */
@@ -20,9 +23,9 @@ const PROBE_TIMEOUT_MS = 1_000;
 const POLL_MS = 150;
 
 /** True if something accepts a TCP connection on 127.0.0.1:port. */
-export function tcpAnswers(port: number, timeoutMs = PROBE_TIMEOUT_MS): Promise<boolean> {
+export function tcpAnswers(port: number, timeoutMs = PROBE_TIMEOUT_MS, host = '127.0.0.1'): Promise<boolean> {
   return new Promise((resolve) => {
-    const socket = net.connect({ port, host: '127.0.0.1' });
+    const socket = net.connect({ port, host });
     const done = (ok: boolean) => {
       socket.destroy();
       resolve(ok);
@@ -50,10 +53,18 @@ export function httpAnswers(port: number, path: string, timeoutMs = PROBE_TIMEOU
 
 /** One readiness check of the app's ports (no ports at all counts as ready). */
 export async function probeOnce(target: ReadinessTarget): Promise<boolean> {
-  if (target.health_path !== undefined && target.port !== undefined) return httpAnswers(target.port, target.health_path);
-  for (const port of [target.port, target.ws_port]) {
-    if (port !== undefined && !(await tcpAnswers(port))) return false;
+  if (target.health_path !== undefined && target.port !== undefined) {
+    if (!(await httpAnswers(target.port, target.health_path))) return false;
+  } else {
+    for (const port of [target.port, target.ws_port]) {
+      if (port !== undefined && !(await tcpAnswers(port))) return false;
+    }
   }
+  return probeTcp(target.tcp);
+}
+
+async function probeTcp(targets: ReadinessTarget['tcp']): Promise<boolean> {
+  for (const t of targets ?? []) if (!(await tcpAnswers(t.port, PROBE_TIMEOUT_MS, t.host))) return false;
   return true;
 }
 

@@ -216,7 +216,8 @@ export class Supervisor extends EventEmitter {
     if (port !== undefined) {
       if (runner.allocatedPort !== undefined) this.#ports.release(runner.allocatedPort);
       runner.allocatedPort = undefined;
-    } else if (app.cmd !== undefined) {
+    } else if (app.cmd !== undefined && app.bridge === undefined) {
+      // A bridge-only app is reached through its bridge target, not an HTTP port: none to allocate.
       runner.allocatedPort ??= await this.#ports.alloc(this.#portsInUse());
       port = runner.allocatedPort;
     }
