@@ -6,7 +6,7 @@ import { Argument, Command, InvalidArgumentError, Option } from 'commander';
 import { BENCH_DEFAULTS, BenchOptionError, runBench, type BenchResult } from '../toolkit/bench.js';
 import { formatBenchReport, formatProgress } from '../toolkit/bench-report.js';
 import { HEADER_BYTES } from '../toolkit/bench-payload.js';
-import { collectHeader, collectSubprotocol, parseWsUrl as parseUrl } from './ws-client-options.js';
+import { abortOnSignals, collectHeader, collectSubprotocol, mergeHeaders, parseWsUrl as parseUrl } from './ws-client-options.js';
 
 interface BenchFlags {
   connections: number;
@@ -87,29 +87,18 @@ Examples:
 Exit codes: 0 no errors, 1 any error counted (see "errors"), 2 bad usage.`,
     )
     .action(async (url: string, flags: BenchFlags, cmd: Command) => {
-      const headers: Record<string, string> = {};
       const subprotocols = [...(flags.subprotocol ?? [])];
+      const plain: [string, string][] = [];
       for (const [name, value] of flags.header ?? []) {
         // wscat habit: -H "Sec-WebSocket-Protocol: x" means -s x (sent as a header, ws would reject the server's answer).
         if (name.toLowerCase() === 'sec-websocket-protocol') {
           for (const p of value.split(',')) if (p.trim() && !subprotocols.includes(p.trim())) subprotocols.push(p.trim());
-          continue;
-        }
-        const existing = Object.keys(headers).find((h) => h.toLowerCase() === name.toLowerCase());
-        // Repeated headers are joined as RFC 9110 §5.3 allows (Cookie uses "; ", RFC 6265 §5.4).
-        if (existing) headers[existing] += `${name.toLowerCase() === 'cookie' ? '; ' : ', '}${value}`;
-        else headers[name] = value;
+        } else plain.push([name, value]);
       }
+      const headers = mergeHeaders(plain);
 
       const progress = flags.progress && Boolean(process.stderr.isTTY);
-      const abort = new AbortController();
-      let interrupts = 0;
-      const onSignal = () => {
-        if (++interrupts > 1) process.exit(1);
-        abort.abort();
-      };
-      process.on('SIGINT', onSignal);
-      process.on('SIGTERM', onSignal);
+      const abort = abortOnSignals();
 
       let result: BenchResult;
       try {

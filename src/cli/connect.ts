@@ -2,7 +2,6 @@
  * `porthole connect URL`: a wscat/websocat-style client (see src/toolkit/connect.ts).
  * This file only turns flags into `ConnectOptions`; bad flags exit 2.
  */
-import { readFileSync } from 'node:fs';
 import { Argument, Command, InvalidArgumentError, Option } from 'commander';
 import {
   DEFAULT_CONNECT_TIMEOUT_MS,
@@ -12,7 +11,7 @@ import {
   type OutgoingMessage,
 } from '../toolkit/connect.js';
 import { parseHex } from '../toolkit/payload.js';
-import { collectHeader, collectSubprotocol, parseWsUrl as parseUrl } from './ws-client-options.js';
+import { abortOnSignals, collectHeader, collectSubprotocol, mergeHeaders, parseWsUrl as parseUrl, readFileArg } from './ws-client-options.js';
 
 interface ConnectFlags {
   header?: [string, string][];
@@ -49,13 +48,13 @@ export function register(program: Command): void {
     .option('--origin <origin>', 'send this Origin header')
     .option('--auth <user:pass>', 'HTTP Basic authentication', parseAuth)
     .option('--insecure', 'do not verify the TLS certificate (self-signed servers)')
-    .option('--ca <file>', 'trust the CA certificate(s) in this PEM file', readFile)
-    .option('--cert <file>', 'client certificate (PEM) for mutual TLS; needs --key', readFile)
-    .option('--key <file>', 'private key (PEM) of --cert', readFile)
+    .option('--ca <file>', 'trust the CA certificate(s) in this PEM file', readFileArg)
+    .option('--cert <file>', 'client certificate (PEM) for mutual TLS; needs --key', readFileArg)
+    .option('--key <file>', 'private key (PEM) of --cert', readFileArg)
     .option('--compress', 'offer permessage-deflate (RFC 7692)')
     .option('-x, --execute <message>', 'send this text message after connecting (repeatable), then close', collect)
     .option('--binary-hex <hex>', 'send one binary message given as hex (00ff10, "00 ff 10", 0x00ff10)', parseHexFlag)
-    .option('--binary-file <file>', "send one binary message with this file's bytes", readFile)
+    .option('--binary-file <file>', "send one binary message with this file's bytes", readFileArg)
     .addOption(
       new Option('--wait <seconds>', 'after the input ends (-x sent, stdin closed), wait this long for answers')
         .argParser(parseSeconds)
@@ -112,22 +111,9 @@ Exit codes:
       if (flags.binaryHex) execute.push({ binary: true, data: flags.binaryHex });
       if (flags.binaryFile) execute.push({ binary: true, data: flags.binaryFile });
 
-      const headers: Record<string, string> = {};
-      for (const [name, value] of flags.header ?? []) {
-        const existing = Object.keys(headers).find((h) => h.toLowerCase() === name.toLowerCase());
-        // Repeated headers are joined as RFC 9110 §5.3 allows (Cookie uses "; ", RFC 6265 §5.4).
-        if (existing) headers[existing] += `${name.toLowerCase() === 'cookie' ? '; ' : ', '}${value}`;
-        else headers[name] = value;
-      }
+      const headers = mergeHeaders(flags.header ?? []);
 
-      const abort = new AbortController();
-      let interrupts = 0;
-      const onSignal = () => {
-        if (++interrupts > 1) process.exit(1);
-        abort.abort();
-      };
-      process.on('SIGINT', onSignal);
-      process.on('SIGTERM', onSignal);
+      const abort = abortOnSignals();
       // `| head -1` closes our stdout: stop cleanly instead of dying on EPIPE.
       process.stdout.on('error', () => abort.abort());
 
@@ -181,10 +167,3 @@ function parseSeconds(value: string): number {
   return n;
 }
 
-function readFile(path: string): Buffer {
-  try {
-    return readFileSync(path);
-  } catch (err) {
-    throw new InvalidArgumentError(`cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}.`);
-  }
-}

@@ -2,12 +2,11 @@
  * `porthole doctor URL`: diagnose a WebSocket endpoint (see src/toolkit/doctor.ts).
  * This file only turns flags into `DoctorOptions` and prints the report; bad flags exit 2.
  */
-import { readFileSync } from 'node:fs';
 import { Argument, Command, InvalidArgumentError, Option } from 'commander';
 import { DEFAULT_STEP_TIMEOUT_MS, runDoctor } from '../toolkit/doctor.js';
 import { formatStep, formatSummary } from '../toolkit/doctor-report.js';
 import { parseTarget } from '../toolkit/doctor-url.js';
-import { collectHeader, collectSubprotocol } from './ws-client-options.js';
+import { collectHeader, collectSubprotocol, readFileArg } from './ws-client-options.js';
 
 interface DoctorFlags {
   header?: [string, string][];
@@ -39,7 +38,7 @@ export function register(program: Command): void {
     .option('-H, --header <header>', 'send a handshake header "Name: value" (repeatable)', collectHeader)
     .option('-s, --subprotocol <name>', 'offer a subprotocol and require one to be selected (repeatable)', collectSubprotocol)
     .option('--insecure', 'carry on past an untrusted TLS certificate (reported as a warning)')
-    .option('--ca <file>', 'trust the CA certificate(s) in this PEM file', readFile)
+    .option('--ca <file>', 'trust the CA certificate(s) in this PEM file', readFileArg)
     .addOption(new Option('--timeout <seconds>', 'time allowed for each step').argParser(parsePositiveSeconds).default(DEFAULT_STEP_TIMEOUT_MS / 1000))
     .option('--idle <seconds>', 'hold the connection silent this long and report whether something cuts it', parsePositiveSeconds)
     .option('--message <text>', 'send this text message after the ping and check that it is echoed')
@@ -129,10 +128,3 @@ function parsePositiveSeconds(value: string): number {
   return n;
 }
 
-function readFile(path: string): Buffer {
-  try {
-    return readFileSync(path);
-  } catch (err) {
-    throw new InvalidArgumentError(`cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}.`);
-  }
-}

@@ -3,6 +3,7 @@
  * doctor), so `-H`, `-s` and URLs are read, and refused, the same way by all.
  */
 import { InvalidArgumentError } from 'commander';
+import { readFileSync } from 'node:fs';
 import { normalizeUrl, parseHeader } from '../toolkit/connect.js';
 
 /** `-H "Name: value"`, repeatable. */
@@ -24,4 +25,40 @@ export function parseWsUrl(value: string): string {
   const url = normalizeUrl(value);
   if (!url) throw new InvalidArgumentError('expected a ws://, wss://, http:// or https:// URL without a #fragment.');
   return url;
+}
+
+/**
+ * The `-H` list as one header object: repeated headers joined as RFC 9110 §5.3
+ * allows (Cookie with "; ", RFC 6265 §5.4).
+ */
+export function mergeHeaders(list: readonly [string, string][]): Record<string, string> {
+  const headers: Record<string, string> = {};
+  for (const [name, value] of list) {
+    const existing = Object.keys(headers).find((h) => h.toLowerCase() === name.toLowerCase());
+    if (existing) headers[existing] += `${name.toLowerCase() === 'cookie' ? '; ' : ', '}${value}`;
+    else headers[name] = value;
+  }
+  return headers;
+}
+
+/** SIGINT/SIGTERM abort the run (it then reports and closes cleanly); a second one exits at once. */
+export function abortOnSignals(): AbortController {
+  const abort = new AbortController();
+  let interrupts = 0;
+  const onSignal = () => {
+    if (++interrupts > 1) process.exit(1);
+    abort.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  return abort;
+}
+
+/** Reads a file named by an option (`--binary-file`, `--ca`…), as a usage error when it cannot. */
+export function readFileArg(path: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (err) {
+    throw new InvalidArgumentError(`cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}.`);
+  }
 }
