@@ -229,11 +229,23 @@ export class AppRunner {
     }
     const marker = newRunMarker();
     const env = cleanEnv(this.#deps.baseEnv, { name: this.name, prefix: config.prefix, env: config.env, ...this.ports, run: marker });
+    const startedAt = Date.now();
+    const record = { name: this.name, marker, started_at: new Date(startedAt).toISOString(), stop_timeout: this.#stopTimeout() };
+    // The record exists before the process can: a gateway killed right after
+    // the spawn leaves a record whose marker finds the run (issue 8, item 4).
+    try {
+      await this.#deps.runFiles.write(record);
+    } catch (err) {
+      this.#setState('failed', `cannot write the run file: ${(err as Error).message}`);
+      this.#log(`cannot start: cannot write the run file: ${(err as Error).message}`);
+      return;
+    }
     // detached: setsid(), so the app leads its own process group and one
     // signal to -pgid reaches everything start.sh sends to the background.
     const child = spawn('/bin/sh', ['-c', cmd], { cwd, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
     if (child.pid === undefined) {
       const err = await new Promise<Error>((resolve) => child.once('error', resolve));
+      await this.#deps.runFiles.remove(this.name).catch(() => undefined);
       this.#lastExit = { code: null, signal: null, at: new Date().toISOString() };
       this.#setState('failed', `cannot spawn /bin/sh: ${err.message}`);
       this.#log(`cannot spawn: ${err.message}`);
@@ -247,7 +259,7 @@ export class AppRunner {
       pid,
       pgid: pid,
       marker,
-      startedAt: Date.now(),
+      startedAt,
       exited: new Promise((r) => (markExited = r)),
       stopping: false,
       ready: new AbortController(),
@@ -266,10 +278,11 @@ export class AppRunner {
     const stat = await procStat(pid);
     // The same pid with another start time would be a later process: no lower bound then.
     if (stat && stat.pgid === run.pgid) run.startTime = stat.startTime;
-    // If it is gone already there is nothing to recover after a gateway crash.
+    // The leader narrows a recovery to its group and start time; if it is gone
+    // already, the exit's cleanup removes the intent record instead.
     if (stat && !run.exit) {
       await this.#deps.runFiles
-        .write({ name: this.name, pid, pgid: run.pgid, start_time: stat.startTime, marker, started_at: new Date(run.startedAt).toISOString(), stop_timeout: this.#stopTimeout() })
+        .write({ ...record, pid, pgid: run.pgid, start_time: stat.startTime })
         .catch((err: Error) => this.#deps.onError(`${this.name}: cannot write run file: ${err.message}`));
     }
   }
