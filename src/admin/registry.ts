@@ -131,7 +131,7 @@ export class AppRegistry {
         throw err;
       }
       // Who it would run as, checked before anything is stored (PH_ERR_APP_USER).
-      if (app.cmd) this.supervisor.checkUser(app);
+      if (app.cmd) await this.supervisor.checkUser(app);
       await this.store.put(raw as StoredApp);
       this.apiApps.set(app.name, app);
       if (app.cmd) await this.supervisor.set(app);

@@ -40,7 +40,7 @@ export interface RunnerDeps {
   /** Apps without `cwd` run in `{appsDir}/{name}`. */
   appsDir: string;
   /** Who the app runs as (its user/group, else the defaults); throws PH_ERR_APP_USER. */
-  identity(config: AppConfig): AppIdentity | undefined;
+  identity(config: AppConfig): Promise<AppIdentity | undefined>;
   baseEnv: NodeJS.ProcessEnv;
   restart: RestartOptions;
   runFiles: RunFiles;
@@ -226,7 +226,7 @@ export class AppRunner {
     await this.#cleanup; // the previous group must be gone first (it may hold the ports)
     let identity: AppIdentity | undefined;
     try {
-      identity = this.#deps.identity(config);
+      identity = await this.#deps.identity(config);
     } catch (err) {
       this.#setState('failed', (err as Error).message);
       this.#log(`cannot start: ${(err as Error).message}`);

@@ -12,7 +12,7 @@
  * Without setpriv, Node's spawn sets uid and gid and libuv clears the
  * supplementary groups.
  */
-import { execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { AppUserError } from '../errors.js';
@@ -41,17 +41,21 @@ interface PasswdEntry {
 }
 
 /** One `getent DATABASE KEY` line split at ':', or undefined when there is none. */
-function getent(database: 'passwd' | 'group', key: string): string[] | undefined {
-  try {
-    const line = execFileSync('getent', [database, key], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 5_000 }).split('\n')[0];
-    return line ? line.split(':') : undefined;
-  } catch {
-    return undefined; // exit 2: no such entry (or no getent at all: numeric ids still work)
-  }
+function getent(database: 'passwd' | 'group', key: string): Promise<string[] | undefined> {
+  // A minimal environment: a child of the gateway shows its environ in /proc too, and getent needs none of it.
+  // Asynchronous: NSS may ask a directory server, and the event loop carries every request meanwhile.
+  const env = { PATH: '/usr/bin:/bin:/usr/sbin:/sbin' };
+  return new Promise((resolve) => {
+    execFile('getent', [database, key], { encoding: 'utf8', env, timeout: 5_000 }, (err, stdout) => {
+      // exit 2: no such entry (or no getent at all: numeric ids still work)
+      const line = err ? '' : stdout.split('\n')[0];
+      resolve(line ? line.split(':') : undefined);
+    });
+  });
 }
 
-function passwd(key: string): PasswdEntry | undefined {
-  const f = getent('passwd', key);
+async function passwd(key: string): Promise<PasswdEntry | undefined> {
+  const f = await getent('passwd', key);
   if (!f || f.length < 7) return undefined;
   return { name: f[0], uid: Number(f[2]), gid: Number(f[3]), home: f[5] || '/' };
 }
@@ -64,7 +68,10 @@ const isId = (spec: UserSpec): boolean => typeof spec === 'number' || /^\d+$/.te
  * Throws {@link AppUserError} for an unknown name, or when the gateway is
  * not root and would have to become someone else.
  */
-export function resolveAppUser(app: { name: string; user?: UserSpec; group?: UserSpec }, defaults: { user?: UserSpec; group?: UserSpec } = {}): AppIdentity | undefined {
+export async function resolveAppUser(
+  app: { name: string; user?: UserSpec; group?: UserSpec },
+  defaults: { user?: UserSpec; group?: UserSpec } = {},
+): Promise<AppIdentity | undefined> {
   const user = app.user ?? defaults.user;
   const group = app.group ?? defaults.group;
   if (user === undefined && group === undefined) return undefined;
@@ -76,13 +83,13 @@ export function resolveAppUser(app: { name: string; user?: UserSpec; group?: Use
     const me = userInfo();
     identity = { uid: myUid, gid: myGid, name: me.username, home: me.homedir, inPasswd: true };
   } else {
-    const entry = passwd(String(user));
+    const entry = await passwd(String(user));
     if (entry) identity = { uid: entry.uid, gid: entry.gid, name: entry.name, home: entry.home, inPasswd: true };
     else if (isId(user)) identity = { uid: Number(user), gid: Number(user), name: String(user), home: '/', inPasswd: false };
     else throw new AppUserError(`${app.name}: user ${JSON.stringify(user)} does not exist on this machine`, { app: app.name });
   }
   if (group !== undefined) {
-    const f = getent('group', String(group));
+    const f = await getent('group', String(group));
     if (f && f.length >= 3) identity.gid = Number(f[2]);
     else if (isId(group)) identity.gid = Number(group);
     else throw new AppUserError(`${app.name}: group ${JSON.stringify(group)} does not exist on this machine`, { app: app.name });

@@ -35,7 +35,7 @@ export const ENV_ALLOWLIST: readonly string[] = ['PATH', 'HOME', 'USER', 'LOGNAM
  * changes user (setuid) cannot be read; and work handed to a daemon that
  * already ran (a shared tmux server, systemd --user, D-Bus activation) was
  * never ours. Those survive a stop as before. It is a mark, not a security
- * boundary: apps run as the gateway's user and could signal each other anyway.
+ * boundary: apps that share a user could signal each other anyway.
  */
 export const RUN_MARKER_VAR = 'PORTHOLE_RUN';
 

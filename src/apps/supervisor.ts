@@ -115,7 +115,7 @@ export class Supervisor extends EventEmitter {
    * user or group does not exist, or the gateway is not root and would have
    * to become someone else. Call before storing a registration.
    */
-  checkUser(app: AppConfig): AppIdentity | undefined {
+  checkUser(app: AppConfig): Promise<AppIdentity | undefined> {
     return resolveAppUser(app, this.#appDefaults);
   }
 

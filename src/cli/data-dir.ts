@@ -36,13 +36,17 @@ export function dataLayout(dataDir: string): DataLayout {
 
 /**
  * Creates (or repairs) the layout and migrates an older one; returns it.
- * Modes are set on directories the gateway owns, also when they existed:
- * a private dir someone opened up is closed again.
+ * `private/` is set to 0700 also when it existed (a private dir someone
+ * opened up is closed again); the data dir itself is made 0711 when it is
+ * new or has the 0700 of an older version.
  */
 export function prepareDataDir(dataDir: string): DataLayout {
   const layout = dataLayout(dataDir);
   mkdirSync(dataDir, { recursive: true, mode: 0o711 });
-  ownDir(dataDir, 0o711);
+  // Older versions made it 0700, which keeps apps of another user out of
+  // their own directory; any other mode was chosen by someone: left alone.
+  const top = statSync(dataDir);
+  if (top.uid === process.getuid?.() && (top.mode & 0o777) === 0o700) chmodSync(dataDir, 0o711);
   mkdirSync(layout.privateDir, { recursive: true, mode: 0o700 });
   ownDir(layout.privateDir, 0o700);
   mkdirSync(layout.appsDir, { recursive: true, mode: 0o711 });

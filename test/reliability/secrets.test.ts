@@ -183,7 +183,14 @@ test('app_defaults.user runs every app without its own user unprivileged', async
 });
 
 test('a gateway that is not root refuses to run an app as another user, with PH_ERR_APP_USER', async (t) => {
-  const gw = await startGateway(t, { env: {}, asNobody: true });
+  const gw = await startGateway(t, { env: {}, asNobody: true, config: 'apps:\n  - name: cfg\n    cmd: sleep 300\n    port: 9\n    user: root\n' });
+  // A config-file app is checked when it starts: the gateway itself starts fine.
+  const start = await gw.api('POST', '/_porthole/api/apps/cfg/start');
+  assert.equal(start.status, 400);
+  assert.equal(start.body.error.code, 'PH_ERR_APP_USER');
+  const cfg = await gw.api('GET', '/_porthole/api/apps/cfg');
+  assert.equal(cfg.body.app?.state ?? cfg.body.state, 'failed');
+  assert.match(String(cfg.body.app?.message ?? cfg.body.message), /cannot run an app as uid 0/);
   const reg = await gw.api('PUT', '/_porthole/api/apps/rooted', { cmd: 'sleep 300', port: 9, user: 'root' });
   assert.equal(reg.status, 400);
   assert.equal(reg.body.error.code, 'PH_ERR_APP_USER');
