@@ -21,6 +21,8 @@ import { record } from './harness.js';
 
 const ATTACKER = fileURLToPath(new URL('../fixtures/apps/attacker.sh', import.meta.url));
 const NOBODY = 65534;
+/** Every case runs a gateway or an app as nobody: root only (CI runs as root, where it must run). */
+const needsRoot = { skip: !process.env.CI && process.getuid?.() !== 0 && 'needs root (in CI it must run)' };
 
 interface Gateway {
   child: ChildProcess;
@@ -129,7 +131,7 @@ function processesOf(uid: number, needle: string): number[] {
   return out;
 }
 
-test('an app running as the gateway\'s own user finds no secret in any ancestor\'s environ, nor a token next to its cwd', async (t) => {
+test('an app running as the gateway\'s own user finds no secret in any ancestor\'s environ, nor a token next to its cwd', needsRoot, async (t) => {
   const env = secretEnv();
   const gw = await startGateway(t, { env, asNobody: true });
   const report = await attack(gw, 'same-user');
@@ -145,7 +147,7 @@ test('an app running as the gateway\'s own user finds no secret in any ancestor\
   record({ suite: 'secrets: same-user app', cases: 1, failures: 0, crashes: 0, note: 'ancestors\' environ and ../../token read; nothing secret (DATA/private/token readable, as documented)' });
 });
 
-test('an app with user: nobody under a root gateway reaches none of its secrets, nor another app\'s env, and gets its user\'s identity', async (t) => {
+test('an app with user: nobody under a root gateway reaches none of its secrets, nor another app\'s env, and gets its user\'s identity', needsRoot, async (t) => {
   const env = secretEnv();
   const dbPassword = `db-${randomBytes(12).toString('hex')}`;
   const gw = await startGateway(t, { env });
@@ -168,7 +170,7 @@ test('an app with user: nobody under a root gateway reaches none of its secrets,
   record({ suite: 'secrets: app as nobody', cases: 1, failures: 0, crashes: 0, note: 'ancestors, ../../token, the whole data dir read; nothing secret' });
 });
 
-test('app_defaults.user runs every app without its own user unprivileged', async (t) => {
+test('app_defaults.user runs every app without its own user unprivileged', needsRoot, async (t) => {
   const env = secretEnv();
   const gw = await startGateway(t, { env, config: 'app_defaults:\n  user: nobody\n  group: nogroup\n' });
   const report = await attack(gw, 'defaulted', {}, true);
@@ -182,7 +184,7 @@ test('app_defaults.user runs every app without its own user unprivileged', async
   assertNoSecret(own.replace(/== \.\.\/\.\.\/private\/token\n[^\n]*\n/, ''), Object.values(env));
 });
 
-test('a gateway that is not root refuses to run an app as another user, with PH_ERR_APP_USER', async (t) => {
+test('a gateway that is not root refuses to run an app as another user, with PH_ERR_APP_USER', needsRoot, async (t) => {
   const gw = await startGateway(t, { env: {}, asNobody: true, config: 'apps:\n  - name: cfg\n    cmd: sleep 300\n    port: 9\n    user: root\n' });
   // A config-file app is checked when it starts: the gateway itself starts fine.
   const start = await gw.api('POST', '/_porthole/api/apps/cfg/start');
