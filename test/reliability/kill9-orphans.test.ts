@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { readToken } from '../../src/admin/token.js';
 import { startServe } from '../helpers/cli.js';
-import { record, size } from './harness.js';
+import { FULL, record, size } from './harness.js';
 
 const TRIALS = size(20, 100);
 const CONCURRENT = 100;
@@ -57,7 +57,7 @@ async function api(url: string, token: string, method: string, path: string, bod
   return res.status;
 }
 
-test(`kill -9 during ${CONCURRENT} concurrent register+start calls leaves no orphan and loses no acknowledged registration (${TRIALS} trials)`, { timeout: 170_000 }, async (t) => {
+test(`kill -9 during ${CONCURRENT} concurrent register+start calls leaves no orphan and loses no acknowledged registration (${TRIALS} trials)`, { timeout: FULL ? 900_000 : 170_000 }, async (t) => {
   let orphans = 0;
   let lost = 0;
   let acknowledgedTotal = 0;
