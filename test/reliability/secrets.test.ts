@@ -170,6 +170,19 @@ test('an app with user: nobody under a root gateway reaches none of its secrets,
   record({ suite: 'secrets: app as nobody', cases: 1, failures: 0, crashes: 0, note: 'ancestors, ../../token, the whole data dir read; nothing secret' });
 });
 
+test('a stop reaches every process of an app run as nobody, also one that left its process group', needsRoot, async (t) => {
+  const gw = await startGateway(t, { env: {} });
+  assert.equal((await gw.api('PUT', '/_porthole/api/apps/split', { cmd: 'setsid sleep 301 & exec sleep 302', port: 9, user: 'nobody', stop_timeout: 2000 })).status, 200);
+  assert.equal((await gw.api('POST', '/_porthole/api/apps/split/start')).status, 200);
+  const deadline = Date.now() + 10_000;
+  while (processesOf(NOBODY, 'APP_NAME=split').length < 2) {
+    assert.ok(Date.now() < deadline, 'both processes run as nobody');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.equal((await gw.api('POST', '/_porthole/api/apps/split/stop')).status, 200);
+  assert.deepEqual(processesOf(NOBODY, 'APP_NAME=split'), [], 'the group and the process in a session of its own are gone');
+});
+
 test('app_defaults.user runs every app without its own user unprivileged', needsRoot, async (t) => {
   const env = secretEnv();
   const gw = await startGateway(t, { env, config: 'app_defaults:\n  user: nobody\n  group: nogroup\n' });
