@@ -191,6 +191,13 @@ export class AppNotSupervisedError extends PortholeError {
   readonly closeCode = 1008;
 }
 
+/** The app's `user`/`group` (or `app_defaults`) names nobody, or a gateway that is not root would have to become them. */
+export class AppUserError extends PortholeError {
+  readonly code = 'PH_ERR_APP_USER';
+  readonly status = 400;
+  readonly closeCode = 1008;
+}
+
 /** The registry file in the data directory cannot be read. */
 export class StoreCorruptError extends PortholeError {
   readonly code = 'PH_ERR_STORE_CORRUPT';
@@ -261,6 +268,7 @@ export const ERROR_CODES = [
   'PH_ERR_APP_UNKNOWN',
   'PH_ERR_CONFLICT',
   'PH_ERR_APP_NO_CMD',
+  'PH_ERR_APP_USER',
   'PH_ERR_STORE_CORRUPT',
   'PH_ERR_INTERNAL',
 ] as const;

@@ -49,8 +49,8 @@ export function checkAdmin(req: IncomingMessage, opts: GuardOptions): PortholeEr
   if (auth !== undefined) {
     const m = /^Bearer\s+(\S+)\s*$/i.exec(auth);
     if (m && sameToken(m[1], opts.token)) return null;
-    return new UnauthorizedError('admin API: the token is wrong (it is in the data directory\'s "token" file)');
+    return new UnauthorizedError('admin API: the token is wrong (it is in the data directory\'s "private/token" file)');
   }
   if (opts.localNoAuth && isLoopback(req.socket.remoteAddress)) return null;
-  return new UnauthorizedError('admin API: send "Authorization: Bearer <token>" (the token is in the data directory\'s "token" file, or PORTHOLE_TOKEN)');
+  return new UnauthorizedError('admin API: send "Authorization: Bearer <token>" (the token is in the data directory\'s "private/token" file, or PORTHOLE_TOKEN)');
 }

@@ -130,6 +130,8 @@ export class AppRegistry {
         if (err instanceof ConfigError) throw new ConflictError(err.problems.join('; '), { app: app.name });
         throw err;
       }
+      // Who it would run as, checked before anything is stored (PH_ERR_APP_USER).
+      if (app.cmd) await this.supervisor.checkUser(app);
       await this.store.put(raw as StoredApp);
       this.apiApps.set(app.name, app);
       if (app.cmd) await this.supervisor.set(app);

@@ -1,12 +1,18 @@
 /**
- * The admin token: generated at first start into the data directory, readable
- * by its owner only (mode 0600), shown once.
+ * The admin token: generated at first start into the data directory's
+ * `private/` (mode 0700, see cli/data-dir.ts), readable by its owner only
+ * (mode 0600), shown once.
  */
 import { randomBytes, timingSafeEqual } from 'node:crypto';
-import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 export function tokenFile(dataDir: string): string {
+  return join(dataDir, 'private', 'token');
+}
+
+/** Where a gateway from before `private/` kept it (read by CLI clients of such a gateway). */
+function legacyTokenFile(dataDir: string): string {
   return join(dataDir, 'token');
 }
 
@@ -22,6 +28,7 @@ export function ensureToken(dataDir: string): { token: string; created: boolean;
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
+  mkdirSync(join(dataDir, 'private'), { recursive: true, mode: 0o700 });
   const token = randomBytes(32).toString('base64url');
   // 'wx': never overwrite a token another process created in between.
   try {
@@ -35,11 +42,15 @@ export function ensureToken(dataDir: string): { token: string; created: boolean;
 
 /** Reads an existing token (for CLI clients); undefined when there is none. */
 export function readToken(dataDir: string): string | undefined {
-  try {
-    return readFileSync(tokenFile(dataDir), 'utf8').trim() || undefined;
-  } catch {
-    return undefined;
+  for (const file of [tokenFile(dataDir), legacyTokenFile(dataDir)]) {
+    try {
+      const token = readFileSync(file, 'utf8').trim();
+      if (token) return token;
+    } catch {
+      // Try the next place.
+    }
   }
+  return undefined;
 }
 
 export function sameToken(given: string, expected: string): boolean {

@@ -11,10 +11,11 @@
  * the current one.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { chownSync, existsSync, mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AppConfig } from '../config/schema.js';
 import type { AppLog } from './app-log.js';
+import { shellAs, type AppIdentity } from './app-user.js';
 import { APP_NO_CMD, appError, type AppState, type AppStatus, type LastExit } from './app-status.js';
 import { cleanEnv, newRunMarker, RUN_MARKER_VAR } from './clean-env.js';
 import { procStat, stopRun } from './process-group.js';
@@ -36,7 +37,10 @@ export interface EffectivePorts {
 
 /** What a runner needs from its supervisor. */
 export interface RunnerDeps {
-  dataDir: string;
+  /** Apps without `cwd` run in `{appsDir}/{name}`. */
+  appsDir: string;
+  /** Who the app runs as (its user/group, else the defaults); throws PH_ERR_APP_USER. */
+  identity(config: AppConfig): Promise<AppIdentity | undefined>;
   baseEnv: NodeJS.ProcessEnv;
   restart: RestartOptions;
   runFiles: RunFiles;
@@ -220,20 +224,48 @@ export class AppRunner {
     const cmd = config.cmd!;
     if (this.#run) await this.#stopNow(); // never two groups of one app
     await this.#cleanup; // the previous group must be gone first (it may hold the ports)
-    const cwd = config.cwd ?? join(this.#deps.dataDir, 'apps', this.name);
-    if (config.cwd === undefined) mkdirSync(cwd, { recursive: true });
-    else if (!existsSync(cwd) || !statSync(cwd).isDirectory()) {
+    let identity: AppIdentity | undefined;
+    try {
+      identity = await this.#deps.identity(config);
+    } catch (err) {
+      this.#setState('failed', (err as Error).message);
+      this.#log(`cannot start: ${(err as Error).message}`);
+      throw err;
+    }
+    const cwd = config.cwd ?? join(this.#deps.appsDir, this.name);
+    if (config.cwd === undefined) {
+      mkdirSync(cwd, { recursive: true, mode: 0o700 });
+      // Its own directory, whoever it runs as (the user may have changed since it was made).
+      if (identity?.switches) {
+        const st = statSync(cwd);
+        if (st.uid !== identity.uid || st.gid !== identity.gid) chownSync(cwd, identity.uid, identity.gid);
+      }
+    } else if (!existsSync(cwd) || !statSync(cwd).isDirectory()) {
       this.#setState('failed', `cwd ${cwd} is not a directory`);
       this.#log(`cannot start: cwd ${cwd} is not a directory`);
       return;
     }
     const marker = newRunMarker();
-    const env = cleanEnv(this.#deps.baseEnv, { name: this.name, prefix: config.prefix, env: config.env, ...this.ports, run: marker });
+    const user = identity ? { HOME: identity.home, USER: identity.name, LOGNAME: identity.name } : undefined;
+    const env = cleanEnv(this.#deps.baseEnv, { name: this.name, prefix: config.prefix, env: config.env, ...this.ports, run: marker, user });
+    const startedAt = Date.now();
+    const record = { name: this.name, marker, started_at: new Date(startedAt).toISOString(), stop_timeout: this.#stopTimeout() };
+    // The record exists before the process can: a gateway killed right after
+    // the spawn leaves a record whose marker finds the run (issue 8, item 4).
+    try {
+      await this.#deps.runFiles.write(record);
+    } catch (err) {
+      this.#setState('failed', `cannot write the run file: ${(err as Error).message}`);
+      this.#log(`cannot start: cannot write the run file: ${(err as Error).message}`);
+      return;
+    }
     // detached: setsid(), so the app leads its own process group and one
     // signal to -pgid reaches everything start.sh sends to the background.
-    const child = spawn('/bin/sh', ['-c', cmd], { cwd, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    const shell = shellAs(cmd, identity);
+    const child = spawn(shell.file, shell.args, { cwd, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'], uid: shell.uid, gid: shell.gid });
     if (child.pid === undefined) {
       const err = await new Promise<Error>((resolve) => child.once('error', resolve));
+      await this.#deps.runFiles.remove(this.name).catch(() => undefined);
       this.#lastExit = { code: null, signal: null, at: new Date().toISOString() };
       this.#setState('failed', `cannot spawn /bin/sh: ${err.message}`);
       this.#log(`cannot spawn: ${err.message}`);
@@ -247,7 +279,7 @@ export class AppRunner {
       pid,
       pgid: pid,
       marker,
-      startedAt: Date.now(),
+      startedAt,
       exited: new Promise((r) => (markExited = r)),
       stopping: false,
       ready: new AbortController(),
@@ -260,16 +292,17 @@ export class AppRunner {
       markExited();
     });
     this.#ready = false;
-    this.#log(`started pid ${pid}: ${cmd}`);
+    this.#log(`started pid ${pid}${identity?.switches ? ` as ${identity.name} (uid ${identity.uid}, gid ${identity.gid})` : ''}: ${cmd}`);
     this.#setState('starting', undefined);
     this.#watchReadiness(run).catch((err: Error) => this.#deps.onError(`${this.name}: readiness: ${err.message}`));
     const stat = await procStat(pid);
     // The same pid with another start time would be a later process: no lower bound then.
     if (stat && stat.pgid === run.pgid) run.startTime = stat.startTime;
-    // If it is gone already there is nothing to recover after a gateway crash.
+    // The leader narrows a recovery to its group and start time; if it is gone
+    // already, the exit's cleanup removes the intent record instead.
     if (stat && !run.exit) {
       await this.#deps.runFiles
-        .write({ name: this.name, pid, pgid: run.pgid, start_time: stat.startTime, marker, started_at: new Date(run.startedAt).toISOString(), stop_timeout: this.#stopTimeout() })
+        .write({ ...record, pid, pgid: run.pgid, start_time: stat.startTime })
         .catch((err: Error) => this.#deps.onError(`${this.name}: cannot write run file: ${err.message}`));
     }
   }
@@ -388,6 +421,8 @@ function startInputsDiffer(a: AppConfig, aPorts: EffectivePorts, b: AppConfig, b
   return (
     a.cmd !== b.cmd ||
     a.cwd !== b.cwd ||
+    a.user !== b.user ||
+    a.group !== b.group ||
     a.prefix !== b.prefix ||
     aPorts.port !== bPorts.port ||
     aPorts.ws_port !== bPorts.ws_port ||

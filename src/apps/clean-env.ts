@@ -35,7 +35,7 @@ export const ENV_ALLOWLIST: readonly string[] = ['PATH', 'HOME', 'USER', 'LOGNAM
  * changes user (setuid) cannot be read; and work handed to a daemon that
  * already ran (a shared tmux server, systemd --user, D-Bus activation) was
  * never ours. Those survive a stop as before. It is a mark, not a security
- * boundary: apps run as the gateway's user and could signal each other anyway.
+ * boundary: apps that share a user could signal each other anyway.
  */
 export const RUN_MARKER_VAR = 'PORTHOLE_RUN';
 
@@ -62,11 +62,14 @@ export interface AppPlacement {
   env?: Readonly<Record<string, string>>;
   /** This run's marker ({@link newRunMarker}), exported as {@link RUN_MARKER_VAR}. */
   run: string;
+  /** The identity of the user the app runs as (`user`): replaces the gateway's HOME, USER and LOGNAME. */
+  user?: { HOME: string; USER: string; LOGNAME: string };
 }
 
 /**
  * Builds the child's environment, each layer overriding the one before:
- * the allowlisted gateway variables, then the app's `env`, then `PORT`,
+ * the allowlisted gateway variables, then HOME, USER and LOGNAME of the
+ * app's `user` (when it has one), then the app's `env`, then `PORT`,
  * `WS_PORT` (when set), `APP_NAME`, `BASE_PATH` and `PORTHOLE_RUN` — the
  * last ones win so an app's env cannot make it listen somewhere the gateway
  * does not forward to, nor take its processes out of (or put them into) a
@@ -78,6 +81,7 @@ export function cleanEnv(base: NodeJS.ProcessEnv, app: AppPlacement): Record<str
     if (value !== undefined && (ENV_ALLOWLIST.includes(key) || key.startsWith('LC_'))) env[key] = value;
   }
   env.PATH ??= DEFAULT_PATH;
+  Object.assign(env, app.user ?? {});
   Object.assign(env, app.env ?? {});
   if (app.port !== undefined) env.PORT = String(app.port);
   if (app.ws_port !== undefined) env.WS_PORT = String(app.ws_port);

@@ -4,6 +4,13 @@
  * its detached app groups kept running — so that the next gateway can find
  * and stop them ({@link recoverOrphans}), with every process that carries the
  * run's marker. Liveness never comes from them.
+ *
+ * A record is written twice: before the spawn, with only the run's marker
+ * (the intent: nothing can run that no record names), and once the leader's
+ * pid and start time are known. A gateway killed between the two leaves an
+ * intent record, and recovery finds the run's processes by the marker alone
+ * (issue 8: five processes spawned just before their record was written
+ * outlived a `kill -9` and the next gateway's stop).
  */
 import { mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -12,10 +19,11 @@ import { groupMembers, procStat, runMembers, signalPid, stopRun, type RunProcess
 
 export interface RunRecord {
   name: string;
-  pid: number;
-  pgid: number;
+  /** The leader; absent in an intent record (written before the spawn). */
+  pid?: number;
+  pgid?: number;
   /** Field 22 of /proc/PID/stat: tells our process from a later one that got the same pid. */
-  start_time: string;
+  start_time?: string;
   /**
    * The run's PORTHOLE_RUN value (clean-env.ts): processes that left the
    * group carry it. Absent in records of a gateway from before markers.
@@ -62,7 +70,8 @@ export class RunFiles {
     for (const file of names.filter((n) => n.endsWith('.json'))) {
       try {
         const rec = JSON.parse(await readFile(join(this.dir, file), 'utf8')) as RunRecord;
-        if (Number.isInteger(rec.pid) && Number.isInteger(rec.pgid) && typeof rec.start_time === 'string') {
+        if (isIntent(rec)) records.push(rec);
+        else if (Number.isInteger(rec.pid) && Number.isInteger(rec.pgid) && typeof rec.start_time === 'string') {
           // A marker is only trusted in the shape we write ('' would match every `PORTHOLE_RUN=`),
           // and with the leader's start time that bounds which processes can carry it.
           if (rec.marker !== undefined && !(isRunMarker(rec.marker) && /^\d+$/.test(rec.start_time))) delete rec.marker;
@@ -94,8 +103,17 @@ export class RunFiles {
   }
 }
 
+/** A record written before the spawn: a well-formed marker, no leader yet. */
+function isIntent(rec: RunRecord): boolean {
+  return rec.pid === undefined && rec.pgid === undefined && rec.start_time === undefined && isRunMarker(rec.marker) && typeof rec.name === 'string';
+}
+
 /**
  * What of the run a record describes is still ours to stop, if anything.
+ *
+ * - An intent record (no leader recorded): every live process that carries
+ *   the marker. The marker is 128 random bits, so no lower bound on the
+ *   start time is needed to tell ours from others.
  *
  * - The leader is alive with the recorded start time: the whole group is ours.
  * - Every live process whose environment holds exactly the recorded marker
@@ -110,6 +128,11 @@ export class RunFiles {
  *   and carries our `APP_NAME` in its environment.
  */
 async function orphans(rec: RunRecord): Promise<{ run: RunProcesses } | { pids: number[] } | undefined> {
+  if (rec.pid === undefined || rec.pgid === undefined || rec.start_time === undefined) {
+    if (!rec.marker) return undefined;
+    const run: RunProcesses = { marker: rec.marker };
+    return (await runMembers(run)).length ? { run } : undefined;
+  }
   const leader = await procStat(rec.pid);
   const wholeGroup = !!leader && leader.startTime === rec.start_time && leader.pgid === rec.pgid;
   if (rec.marker) {

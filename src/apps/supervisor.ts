@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import type { AppConfig } from '../config/schema.js';
 import { emit as publish } from '../events.js';
 import { AppLog } from './app-log.js';
+import { resolveAppUser, type AppIdentity, type UserSpec } from './app-user.js';
 import { AppRunner, type EffectivePorts, type RunnerDeps } from './app-runner.js';
 import { APP_UNKNOWN, appError, type AppStatus } from './app-status.js';
 import { PortAllocator } from './ports.js';
@@ -22,14 +23,26 @@ export type { AppState, AppStatus, LastExit } from './app-status.js';
 export { APP_NO_CMD, APP_UNKNOWN } from './app-status.js';
 
 export interface SupervisorOptions extends Partial<RestartOptions> {
-  /** Holds `apps/{name}` (default cwd), `logs/{name}.log`, `run/{name}.json`. */
+  /** Holds `logs/{name}.log`, `run/{name}.json` (and `apps/{name}` unless `appsDir` is given). */
   dataDir: string;
+  /**
+   * Where apps without `cwd` run: `{appsDir}/{name}`. Default `{dataDir}/apps`;
+   * `porthole serve` keeps it out of the directory that holds the token.
+   */
+  appsDir?: string;
+  /** `user`/`group` for apps that set none (the config's `app_defaults`). */
+  appDefaults?: AppUserDefaults;
   /** Where ports for apps without `port` come from. Default [9000, 9999]. */
   portRange?: [number, number];
   /** The environment the allowlist picks from (see clean-env.ts). Default `process.env`. */
   baseEnv?: NodeJS.ProcessEnv;
   /** A log file is rotated to `.1` before it would exceed this. Default 5 MiB. */
   logMaxBytes?: number;
+}
+
+export interface AppUserDefaults {
+  user?: UserSpec;
+  group?: UserSpec;
 }
 
 const DEFAULT_PORT_RANGE: [number, number] = [9000, 9999];
@@ -43,6 +56,8 @@ const DEFAULT_LOG_MAX_BYTES = 5 * 1024 * 1024;
  */
 export class Supervisor extends EventEmitter {
   readonly dataDir: string;
+  readonly appsDir: string;
+  #appDefaults: AppUserDefaults;
   readonly #baseEnv: NodeJS.ProcessEnv;
   readonly #logMaxBytes: number;
   readonly #restart: RestartOptions;
@@ -55,6 +70,8 @@ export class Supervisor extends EventEmitter {
   constructor(opts: SupervisorOptions) {
     super();
     this.dataDir = opts.dataDir;
+    this.appsDir = opts.appsDir ?? join(opts.dataDir, 'apps');
+    this.#appDefaults = opts.appDefaults ?? {};
     this.#baseEnv = opts.baseEnv ?? process.env;
     this.#logMaxBytes = opts.logMaxBytes ?? DEFAULT_LOG_MAX_BYTES;
     this.#restart = {
@@ -91,6 +108,20 @@ export class Supervisor extends EventEmitter {
       }
       throw err;
     });
+  }
+
+  /**
+   * Who `app` would run as; throws `PH_ERR_APP_USER` (AppUserError) when its
+   * user or group does not exist, or the gateway is not root and would have
+   * to become someone else. Call before storing a registration.
+   */
+  checkUser(app: AppConfig): Promise<AppIdentity | undefined> {
+    return resolveAppUser(app, this.#appDefaults);
+  }
+
+  /** New `app_defaults`: they apply from each app's next start. */
+  setAppDefaults(defaults: AppUserDefaults | undefined): void {
+    this.#appDefaults = defaults ?? {};
   }
 
   /** Stops the app and forgets it; false if it was not registered. Its log file stays. */
@@ -240,7 +271,8 @@ export class Supervisor extends EventEmitter {
       onError: (err) => publish('error', { code: 'PH_ERR_APP_LOG', message: `${name}: cannot write log: ${err.message}`, app: name }),
     });
     return {
-      dataDir: this.dataDir,
+      appsDir: this.appsDir,
+      identity: (app) => resolveAppUser(app, this.#appDefaults),
       baseEnv: this.#baseEnv,
       restart: this.#restart,
       runFiles: this.#runFiles,

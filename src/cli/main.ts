@@ -12,6 +12,7 @@ import { register as connect } from './connect.js';
 import { register as bench } from './bench.js';
 import { register as bridge } from './bridge.js';
 import { register as doctor } from './doctor.js';
+import { clearStartupEnviron } from './clear-environ.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -33,5 +34,15 @@ program.exitOverride((err) => {
 });
 
 for (const register of [serve, apps, echo, connect, bridge, bench, doctor]) register(program);
+
+// The gateway is the parent of every app: its /proc/PID/environ must show no
+// secret to a same-user app (issue 8). Cleared before any app can exist.
+program.hook('preAction', (_program, action) => {
+  if (action.name() !== 'serve') return;
+  const result = clearStartupEnviron();
+  if (!result.cleared) {
+    process.stderr.write(`porthole: warning: could not clear the startup environment (${result.reason}); an app running as this user can read it in /proc/${process.pid}/environ\n`);
+  }
+});
 
 await program.parseAsync(process.argv);

@@ -4,7 +4,7 @@
  */
 import type { Command } from 'commander';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { loadConfigFile, watchConfigFile } from '../config/load.js';
@@ -17,6 +17,7 @@ import { ensureToken } from '../admin/token.js';
 import { Supervisor } from '../apps/supervisor.js';
 import { createGateway } from '../gateway/gateway.js';
 import { startLogger } from '../log/logger.js';
+import { prepareDataDir } from './data-dir.js';
 import { FileStore } from '../store/file-store.js';
 
 export function defaultDataDir(): string {
@@ -92,7 +93,8 @@ async function serve(opts: ServeOptions): Promise<void> {
   }
   const stopLogger = startLogger({ format: opts.logFormat ?? config.log.format, quietRequests: !config.log.requests });
   const dataDir = resolve(opts.data ?? config.data ?? defaultDataDir());
-  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  // The token and the registry in private/ (0700), apps' directories beside it (see data-dir.ts).
+  const layout = prepareDataDir(dataDir);
 
   const baseDir = configFile ? dirname(resolve(configFile)) : process.cwd();
   const { token, created, file: tokenPath } = ensureToken(dataDir);
@@ -106,8 +108,8 @@ async function serve(opts: ServeOptions): Promise<void> {
     appGate: (name) => registry?.appGate(name) ?? null,
     intercept: (req, res) => admin?.(req, res) ?? false,
   });
-  const supervisor = new Supervisor({ dataDir });
-  registry = new AppRegistry(gateway, supervisor, new FileStore(dataDir), config);
+  const supervisor = new Supervisor({ dataDir: layout.privateDir, appsDir: layout.appsDir, appDefaults: config.app_defaults });
+  registry = new AppRegistry(gateway, supervisor, new FileStore(layout.privateDir), config);
   let current = config;
   admin = createAdminApi({
     registry,
@@ -142,12 +144,16 @@ async function serve(opts: ServeOptions): Promise<void> {
       const next = loadConfigFile(configFile);
       // Built whole before anything changes: a bad error_page path rejects the file here.
       gateway.validate(next);
+      supervisor.setAppDefaults(next.app_defaults);
       registry!.setConfig(next).then(
         () => {
           current = next;
           emit('config', { action: 'reloaded', source: configFile, apps: next.apps.length });
         },
-        (err: Error & { code?: string }) => emit('config', { action: 'rejected', source: configFile, error: err.message, code: err.code ?? 'PH_ERR_CONFIG' }),
+        (err: Error & { code?: string }) => {
+          supervisor.setAppDefaults(current.app_defaults);
+          emit('config', { action: 'rejected', source: configFile, error: err.message, code: err.code ?? 'PH_ERR_CONFIG' });
+        },
       );
     } catch (err) {
       const e = err as Error & { code?: string };

@@ -61,6 +61,20 @@ const hostPort = () =>
     },
   });
 
+/**
+ * A user or group: a name (no leading '-', so it never reads as an option of
+ * getent or setpriv) or a numeric id.
+ */
+const userOrGroup = (): k.Schema<string | number> => ({
+  expects: 'a user or group name, or a numeric id',
+  parse(v, at, issues) {
+    if (typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 0xfffffffe) return v;
+    if (typeof v === 'string' && /^[A-Za-z0-9_.][A-Za-z0-9_.@-]{0,255}\$?$/.test(v)) return v;
+    issues.push(`${at}: expected a user or group name, or a numeric id, got ${JSON.stringify(v)}`);
+    return undefined;
+  },
+});
+
 const hostName = () =>
   k.string({ pattern: /^(\*\.)?[a-zA-Z0-9.-]+(:\d+)?$/, patternHint: 'a host name such as "app.example.com" or "*.example.com"' });
 
@@ -106,6 +120,10 @@ export const appSchema = k.object(
     start_timeout: k.optional(k.duration()),
     stop_timeout: k.optional(k.duration()),
     restart: k.withDefault(k.oneOf('on-failure', 'always', 'never'), 'on-failure'),
+    /** Run the process as this user (name or uid); needs a gateway running as root. Default: app_defaults.user, else the gateway's. */
+    user: k.optional(userOrGroup()),
+    /** Its primary group (name or gid); default: the user's, app_defaults.group. */
+    group: k.optional(userOrGroup()),
   },
   (app, at, issues) => {
     if (RESERVED_NAMES.includes(app.name)) issues.push(`${at}.name: "${app.name}" is reserved for the gateway`);
@@ -168,6 +186,8 @@ export const configSchema = k.object(
       }),
       { local_no_auth: false, hosts: [] },
     ),
+    /** `user`/`group` of every app that sets none: a gateway started as root runs its apps unprivileged. */
+    app_defaults: k.withDefault(k.object({ user: k.optional(userOrGroup()), group: k.optional(userOrGroup()) }), {}),
     apps: k.withDefault(k.array(appSchema), []),
   },
   (cfg, _at, issues) => {

@@ -26,7 +26,7 @@ describe('admin API: statuses, auth, Host and Origin', () => {
   after(() => gw.cleanup());
 
   test('the token is generated into the data dir with mode 0600 and shown once', async () => {
-    assert.equal(statSync(join(gw.dataDir, 'token')).mode & 0o777, 0o600);
+    assert.equal(statSync(join(gw.dataDir, 'private', 'token')).mode & 0o777, 0o600);
     assert.match(gw.stderr(), new RegExp(`admin token .*${gw.token}`));
     assert.ok(gw.token.length >= 40);
   });

@@ -69,7 +69,7 @@ test('kill -9 at random moments during 200 registrations leaves a readable regis
       const names = new Set((await gw.webapp({ action: 'list' })).body.apps.map((a: { name: string }) => a.name));
       assert.ok(acked.length >= 100, `enough registrations were acknowledged (${acked.length})`);
       for (const name of acked) assert.ok(names.has(name), `${name} survived`);
-      const file = JSON.parse(readFileSync(join(dataDir, 'apps.json'), 'utf8'));
+      const file = JSON.parse(readFileSync(join(dataDir, 'private', 'apps.json'), 'utf8'));
       assert.equal(file.version, 1);
     } finally {
       await gw.stop();

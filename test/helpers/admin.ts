@@ -26,7 +26,7 @@ export async function startAdmin(opts: { config?: string; dataDir?: string; env?
     args.push('--config', file);
   }
   const run = await startServe(args, { env: opts.env });
-  const token = readFileSync(join(dataDir, 'token'), 'utf8').trim();
+  const token = readFileSync(join(dataDir, 'private', 'token'), 'utf8').trim();
   const api: AdminGateway['api'] = async (method, path, body, headers = {}) => {
     const res = await fetch(`${run.url}${path}`, {
       method,
