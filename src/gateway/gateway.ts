@@ -9,7 +9,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
 import type { Duplex } from 'node:stream';
-import { parseConfig, type Config } from '../config/schema.js';
+import { parseConfig, type AppConfig, type Config } from '../config/schema.js';
 import { PortholeError, RouteNotFoundError } from '../errors.js';
 import { emit } from '../events.js';
 import type { GatewayCore } from './core.js';
@@ -95,7 +95,13 @@ export class Gateway implements GatewayCore {
    * routes they started with.
    */
   reload(config: unknown): void {
+    const before = this.server?.listening ? this.appUrls() : undefined;
     this.table = this.build(config);
+    if (!before) return;
+    // A new app (or new URLs) is announced where the `gateway listening` line announced the first ones.
+    for (const [app, urls] of Object.entries(this.appUrls())) {
+      if (before[app]?.join(' ') !== urls.join(' ')) emit('app', { app, state: 'routed', urls });
+    }
   }
 
   /** Builds routes for a config without swapping them in: throws ConfigError when it is invalid. */
@@ -181,11 +187,16 @@ export class Gateway implements GatewayCore {
     return this.table.hosts.check(host, localAddress);
   }
 
-  /** Where each app can be opened: under its prefix, and at the root of its own host names. */
-  appUrls(): Record<string, string[]> {
+  /** Where an app can be opened: under its prefix, and at the root of its own host names (absolute once listening). */
+  urlsOf(app: AppConfig): string[] {
     const addr = this.server?.address();
     const at = addr && typeof addr === 'object' ? { host: addr.address, port: addr.port } : undefined;
-    return Object.fromEntries(this.table.config.apps.map((a) => [a.name, appUrls(a, this.table.config, at)]));
+    return appUrls(app, this.table.config, at);
+  }
+
+  /** `urlsOf` for every app in the config in force. */
+  appUrls(): Record<string, string[]> {
+    return Object.fromEntries(this.table.config.apps.map((a) => [a.name, this.urlsOf(a)]));
   }
 
   proto(req: http.IncomingMessage): 'http' | 'https' {
@@ -267,7 +278,7 @@ export class Gateway implements GatewayCore {
     const addr = server.address() as AddressInfo;
     const shownHost = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
     const address = { host: addr.address, port: addr.port, url: `http://${shownHost}:${addr.port}` };
-    emit('gateway', { gateway: this.id, action: 'listening', address: address.url });
+    emit('gateway', { gateway: this.id, action: 'listening', address: address.url, apps: this.appUrls() });
     return address;
   }
 
