@@ -29,7 +29,9 @@ function lastSegment(path: string): string | undefined {
 /**
  * The app the path most likely belongs to: one whose upgrade paths end like
  * it, else the only app with a bridge, else the only app with a WebSocket
- * server of its own (`ws_port`, websockify's place), else the only app.
+ * server of its own (`ws_port`, websockify's place), else — for
+ * `/websockify`, noVNC's default — the only app with "vnc" in its name or
+ * prefix, else the only app.
  */
 function likelyApp(pathname: string, table: RouteTable): Route | undefined {
   const last = lastSegment(pathname);
@@ -38,7 +40,12 @@ function likelyApp(pathname: string, table: RouteTable): Route | undefined {
   );
   if (byPath) return byPath;
   const only = (routes: readonly Route[]) => (routes.length === 1 ? routes[0] : undefined);
-  return only(table.routes.filter((r) => r.bridge !== null)) ?? only(table.routes.filter((r) => r.app.ws_port !== undefined)) ?? only(table.routes);
+  return (
+    only(table.routes.filter((r) => r.bridge !== null)) ??
+    only(table.routes.filter((r) => r.app.ws_port !== undefined)) ??
+    (last === 'websockify' ? only(table.routes.filter((r) => /vnc/i.test(r.app.name) || /vnc/i.test(r.prefix))) : undefined) ??
+    only(table.routes)
+  );
 }
 
 export function unroutedHint(url: string, hostHeader: string | undefined, table: RouteTable): UnroutedHint {

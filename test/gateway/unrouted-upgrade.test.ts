@@ -112,3 +112,17 @@ describe('an upgrade to a path no app owns', () => {
     assert.match(raw, /^HTTP\/1\.1 404 /);
   });
 });
+
+test('/websockify with several plain apps points at the one named like vnc (noVNC served by websockify --web on one port)', async () => {
+  const pages = await httpUpstream((_req, res) => res.end('page'));
+  const g = await startGateway({ apps: [{ name: 'jup', port: pages.port }, { name: 'novnc', port: pages.port }, { name: 'echo', port: pages.port }] });
+  try {
+    const close = await wsCloseOf(`${g.wsUrl}/websockify`);
+    assert.equal(close.reason, `no app at /websockify; page under /novnc/? open http://novnc.localhost:${g.port}/ or use path=novnc/websockify`);
+    const other = await wsCloseOf(`${g.wsUrl}/ws`);
+    assert.match(other.reason, /^no app at \/ws: WebSocket URLs start with/, 'no guess for other paths');
+  } finally {
+    await g.close();
+    await pages.close();
+  }
+});
