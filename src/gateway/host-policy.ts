@@ -11,7 +11,7 @@
  * pass. On other addresses anyone can reach the gateway anyway, so Host is
  * only checked when `server_names` is set.
  */
-import { networkInterfaces } from 'node:os';
+import { hostname, networkInterfaces } from 'node:os';
 import type { Config } from '../config/schema.js';
 import { BadHostError, HostRefusedError, type PortholeError } from '../errors.js';
 import { isLoopbackAddress, isLoopbackName, parseHostHeader, shortHost, type HostHeader } from './host-header.js';
@@ -56,6 +56,13 @@ export function isMachineAddress(ip: string): boolean {
   return machine.addresses.has(ip);
 }
 
+/**
+ * The machine's own name: Debian maps it to 127.0.1.1 in /etc/hosts, so a
+ * browser on the machine that opens http://HOSTNAME:PORT/ arrives on
+ * loopback with it. A page elsewhere cannot be served under it.
+ */
+const MACHINE_NAME = hostname().toLowerCase();
+
 export class HostPolicy {
   /** server_names and admin.hosts: the gateway's own names. */
   private readonly serverNames: NameSet;
@@ -91,7 +98,7 @@ export class HostPolicy {
 
   /** True for a name the gateway answers under. */
   allows(h: HostHeader): boolean {
-    if (isLoopbackName(h)) return true;
+    if (isLoopbackName(h) || h.name === MACHINE_NAME) return true;
     if (h.ip) return isMachineAddress(h.name);
     if (this.serverNames.has(h.name) || this.appHosts.has(h.name)) return true;
     const base = this.baseDomain;

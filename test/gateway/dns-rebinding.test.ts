@@ -10,7 +10,7 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
-import { networkInterfaces } from 'node:os';
+import { hostname, networkInterfaces } from 'node:os';
 import { after, before, describe, test } from 'node:test';
 import { createGateway } from '../../src/gateway/gateway.js';
 import { request } from '../helpers/http.js';
@@ -83,7 +83,7 @@ describe('DNS rebinding: Host on a loopback listener', () => {
   });
 
   test('the health path, the 404 page and a POST are refused under a rebinding Host too', async () => {
-    for (const path of ['/_porthole/health', '/nothing/here', '/vnc/x']) {
+    for (const path of ['/_porthole/health', '/nothing/here', '/vnc/x', '/vnc']) {
       const r = await request(`${gw.url}${path}`, { method: path === '/vnc/x' ? 'POST' : 'GET', body: path === '/vnc/x' ? 'data' : undefined, headers: { Host: 'rebind.attacker.test' } });
       assert.equal(r.status, 421, path);
       assert.equal(r.headers['x-porthole-error'], 'PH_ERR_HOST_REFUSED', path);
@@ -117,7 +117,7 @@ describe('DNS rebinding: Host on a loopback listener', () => {
   });
 
   test('loopback names, the machine\'s addresses and no Host at all pass', async () => {
-    const hosts = ['localhost', `localhost:${gw.port}`, 'LOCALHOST', `127.0.0.1:${gw.port}`, '127.9.8.7', `[::1]:${gw.port}`, 'anything.localhost', `vnc.localhost:${gw.port}`];
+    const hosts = ['localhost', `localhost:${gw.port}`, 'LOCALHOST', 'localhost.', `127.0.0.1:${gw.port}`, '127.9.8.7', `[::1]:${gw.port}`, 'anything.localhost', `vnc.localhost:${gw.port}`, `${hostname()}:${gw.port}`];
     const lan = lanAddress();
     if (lan) hosts.push(`${lan}:${gw.port}`);
     for (const host of hosts) {
@@ -141,6 +141,20 @@ describe('DNS rebinding: Host on a loopback listener', () => {
     ws.send('through the tunnel name');
     assert.equal((await nextMessage(ws)).data.toString(), 'through the tunnel name');
     ws.close();
+  });
+
+  test('spellings of a rebinding name are refused too: upper case, a trailing dot, lookalikes of loopback names', async () => {
+    for (const host of ['EVIL.EXAMPLE', 'evil.example.', `evil.example.:${gw.port}`, 'localhost.evil.example', 'evil-localhost', '127.0.0.1.nip.io', '0x7f.1', '2130706433', 'localhostx']) {
+      const r = await request(`${gw.url}/vnc/`, { headers: { Host: host } });
+      assert.equal(r.status, 421, `Host: ${host}`);
+    }
+  });
+
+  test('a pipelined request under a rebinding name after an allowed one is refused, and the connection closed', async () => {
+    const raw = await rawRequest(gw.port, `GET /vnc/a HTTP/1.1\r\nHost: localhost\r\n\r\nGET /vnc/b HTTP/1.1\r\nHost: evil.example\r\n\r\nGET /vnc/c HTTP/1.1\r\nHost: localhost\r\n\r\n`);
+    const statuses = [...raw.matchAll(/^HTTP\/1\.1 (\d+)/gm)].map((m) => Number(m[1]));
+    assert.deepEqual(statuses, [200, 421]);
+    assert.ok(!raw.includes('http-ok /c'), 'nothing after the refusal is read as a request');
   });
 
   test('a Host that is not host[:port] is answered 400 PH_ERR_BAD_HOST', async () => {
