@@ -32,7 +32,8 @@ export function parseHostHeader(value: string): HostHeader | null {
     if (end === -1) return null;
     host = text.slice(1, end);
     rest = text.slice(end + 1);
-    if (!isIPv6(host)) return null; // also refuses a zone id (`%25eth0`) and IPvFuture
+    // Hex digits, colons and dots only: node's isIPv6 accepts a zone id (`fe80::1%25eth0`), which has no place in Host.
+    if (!/^[0-9a-f:.]+$/.test(host) || !isIPv6(host)) return null;
   } else {
     const colon = text.indexOf(':');
     host = colon === -1 ? text : text.slice(0, colon);
