@@ -9,6 +9,7 @@ import { test } from 'node:test';
 import { formatReport } from '../../src/toolkit/doctor-report.js';
 import { runDoctor } from '../../src/toolkit/doctor.js';
 import { startGateway, wsUpstream } from '../helpers/net.js';
+import { runCli } from './helpers.js';
 
 const NAME = 'abc-123.ngrok-free.app';
 
@@ -39,6 +40,21 @@ test('doctor through a tunnel name the gateway does not know: close 1008 PH_ERR_
     g.gw.reload({ server_names: [NAME], apps: [{ name: 'vnc', port: up.port }] });
     const ok = await runDoctor({ url: `${g.wsUrl}/vnc/websockify`, headers: [['Host', NAME]], timeoutMs: 5000 });
     assert.equal(ok.exitCode, 0, formatReport(ok, true));
+  } finally {
+    await g.close();
+    await up.close();
+  }
+});
+
+test('porthole doctor (the built CLI) prints the refusal and the server_names line to add, and exits 1', async () => {
+  const up = await wsUpstream();
+  const g = await startGateway({ apps: [{ name: 'vnc', port: up.port }] });
+  try {
+    const r = await runCli(['doctor', `${g.wsUrl}/vnc/websockify`, '-H', `Host: ${NAME}`, '--timeout', '5']);
+    assert.equal(r.code, 1, r.output);
+    assert.match(r.stdout, /✗ .*PH_ERR_HOST_REFUSED/);
+    assert.match(r.stdout, /DNS rebinding/);
+    assert.ok(r.stdout.includes(`server_names: [${NAME}]`), r.stdout);
   } finally {
     await g.close();
     await up.close();
