@@ -73,7 +73,8 @@ function closedEarly(session: WireSession, hostSent?: string): DoctorStep {
     fix = 'fix what the reason names: start the app, or correct the port or URL the gateway forwards to';
   } else if (code === 1008) {
     explanation = `The server accepted the handshake, then refused the connection by policy: ${how}. Usually Origin, authentication or the path.`;
-    fix = 'send what the server expects (--origin, -H "Cookie: …", a token in the URL)';
+    const plain = 'send what the server expects (--origin, -H "Cookie: …", a token in the URL)';
+    fix = session.closeFrame?.reason ? `do what the reason says (Porthole's names the path or the app's own URL); otherwise ${plain}` : plain;
   } else if (code !== undefined) {
     explanation = `The server closed right after the handshake: ${how}. It may expect something first (an authentication message) or be shutting down.`;
     fix = 'check the server’s protocol and logs';

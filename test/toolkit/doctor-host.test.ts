@@ -60,3 +60,18 @@ test('porthole doctor (the built CLI) prints the refusal and the server_names li
     await up.close();
   }
 });
+
+test('doctor at a path no app owns: the close reason with the app\'s own URL is shown, and the fix points at it', async () => {
+  const up = await wsUpstream();
+  const g = await startGateway({ apps: [{ name: 'vnc', port: up.port, ws_paths: ['/websockify'] }] });
+  try {
+    const r = await runDoctor({ url: `${g.wsUrl}/websockify`, timeoutMs: 5000 });
+    const rt = r.steps.find((s) => s.step === 'roundtrip')!;
+    assert.equal(rt.data?.closeCode, 1008, formatReport(r, true));
+    assert.equal(rt.data?.closeReason, `no app at /websockify; page under /vnc/? open http://vnc.localhost:${g.port}/ or use path=vnc/websockify`);
+    assert.match(rt.fix ?? '', /^do what the reason says/);
+  } finally {
+    await g.close();
+    await up.close();
+  }
+});
