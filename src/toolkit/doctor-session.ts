@@ -74,7 +74,7 @@ function closedEarly(session: WireSession, hostSent?: string): DoctorStep {
   } else if (code === 1008) {
     explanation = `The server accepted the handshake, then refused the connection by policy: ${how}. Usually Origin, authentication or the path.`;
     const plain = 'send what the server expects (--origin, -H "Cookie: …", a token in the URL)';
-    fix = session.closeFrame?.reason ? `do what the reason says (Porthole's names the path or the app's own URL); otherwise ${plain}` : plain;
+    fix = session.closeFrame?.reason ? `do what the reason says (Porthole's reason names the path and the app's own URL); otherwise ${plain}` : plain;
   } else if (code !== undefined) {
     explanation = `The server closed right after the handshake: ${how}. It may expect something first (an authentication message) or be shutting down.`;
     fix = 'check the server’s protocol and logs';
