@@ -130,3 +130,13 @@ test('a reload announces a new app\'s URLs in an app event (state routed) on a l
     await up.close();
   }
 });
+
+test('app URLs by listen address: every address and :: show localhost; a LAN-only listener has no .localhost URL; IPv6 in brackets', async () => {
+  const { appUrls } = await import('../../src/gateway/app-urls.js');
+  const app = { name: 'vnc', port: 1, strip_prefix: true, ws_errors: 'ws', tls_verify: true, autostart: false, restart: 'on-failure' } as const;
+  assert.deepEqual(appUrls(app, {}, { host: '0.0.0.0', port: 8080 }), ['http://localhost:8080/vnc/', 'http://vnc.localhost:8080/']);
+  assert.deepEqual(appUrls(app, {}, { host: '::', port: 8080 }), ['http://localhost:8080/vnc/', 'http://vnc.localhost:8080/']);
+  assert.deepEqual(appUrls(app, {}, { host: '::1', port: 8080 }), ['http://[::1]:8080/vnc/', 'http://vnc.localhost:8080/']);
+  assert.deepEqual(appUrls(app, { base_domain: 'x.test' }, { host: '192.0.2.2', port: 80 }), ['http://192.0.2.2:80/vnc/', 'http://vnc.x.test:80/']);
+  assert.deepEqual(appUrls({ ...app, prefix: '/api/vnc' }, {}), ['/api/vnc/', 'http://vnc.localhost/'], 'not listening: relative forms');
+});
