@@ -124,7 +124,7 @@ export class Gateway implements GatewayCore {
     const found = this.table.lookup(req.headers.host, req.url ?? '/', false);
     if (found.kind === 'none') return false;
     const refused = this.checkHost(req.headers.host, req.socket.localAddress);
-    if (refused) this.refuseRequest(req, res, refused);
+    if (refused) this.refuseRequest(req, res, refused, (found.kind === 'app' ? found.match.route : found.route).app.name);
     else this.dispatch(req, res, found);
     return true;
   }

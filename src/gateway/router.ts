@@ -277,7 +277,7 @@ export class RouteTable {
     const pathname = q === -1 ? url : url.slice(0, q);
     const query = q === -1 ? '' : url.slice(q);
     const parsed = host ? parseHostHeader(host) : null;
-    if (parsed && parsed.ip === 0) {
+    if (parsed) {
       const route = this.hostRoute(parsed);
       if (route) return { kind: 'app', match: this.match(route, pathname, query, '', upgrade, false) };
     }
@@ -301,7 +301,7 @@ export class RouteTable {
   private hostRoute(host: HostHeader): Route | undefined {
     const { name, port } = host;
     const exact = (port !== undefined ? this.byHost.get(`${name}:${port}`) : undefined) ?? this.byHost.get(name);
-    if (exact) return exact;
+    if (exact || host.ip !== 0) return exact; // an address is only ever an explicit host
     const auto = this.automaticName(name);
     if (auto !== undefined) {
       const r = this.byName.get(auto);

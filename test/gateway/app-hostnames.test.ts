@@ -87,6 +87,16 @@ describe('every app at its own host name', () => {
     assert.equal(JSON.parse(own.text).status, 'ok');
   });
 
+  test('an explicit host that is an IP address still routes (addresses get no automatic names)', async () => {
+    const g = await startGateway({ apps: [{ name: 'ip', port: other.port, hosts: ['127.0.0.2'] }] });
+    try {
+      assert.equal((await request(`${g.url}/page`, { headers: { Host: `127.0.0.2:${g.port}` } })).text, 'other /page');
+      assert.equal((await request(`${g.url}/page`)).status, 404, '127.0.0.1 is not that app\'s host');
+    } finally {
+      await g.close();
+    }
+  });
+
   test('a name under .localhost that is no app (or is nested) is the gateway itself', async () => {
     assert.equal((await request(`${gw.url}/vnc/a`, { headers: { Host: 'nothing.localhost' } })).text, 'vnc /a');
     assert.equal((await request(`${gw.url}/vnc/a`, { headers: { Host: 'a.vnc.localhost' } })).text, 'vnc /a', 'only one label before .localhost');
