@@ -251,7 +251,7 @@ export class RouteTable {
     const wild: [string, Route][] = [];
     for (const r of routes) {
       for (const h of r.app.hosts ?? []) {
-        const name = h.toLowerCase();
+        const name = h.toLowerCase().replace(/\.(?=:\d+$|$)/, ''); // `app.example.` is `app.example`
         if (name.startsWith('*.')) wild.push([name.slice(1), r]);
         else hosts.set(name, r);
       }

@@ -87,10 +87,12 @@ describe('every app at its own host name', () => {
     assert.equal(JSON.parse(own.text).status, 'ok');
   });
 
-  test('an explicit host that is an IP address still routes (addresses get no automatic names)', async () => {
-    const g = await startGateway({ apps: [{ name: 'ip', port: other.port, hosts: ['127.0.0.2'] }] });
+  test('an explicit host that is an IP address still routes (addresses get no automatic names); a trailing dot is the same name', async () => {
+    const g = await startGateway({ apps: [{ name: 'ip', port: other.port, hosts: ['127.0.0.2', 'Dotted.example.'] }] });
     try {
       assert.equal((await request(`${g.url}/page`, { headers: { Host: `127.0.0.2:${g.port}` } })).text, 'other /page');
+      assert.equal((await request(`${g.url}/d`, { headers: { Host: 'dotted.example' } })).text, 'other /d');
+      assert.equal((await request(`${g.url}/d`, { headers: { Host: `dotted.example.:${g.port}` } })).text, 'other /d');
       assert.equal((await request(`${g.url}/page`)).status, 404, '127.0.0.1 is not that app\'s host');
     } finally {
       await g.close();
