@@ -126,3 +126,19 @@ test('/websockify with several plain apps points at the one named like vnc (noVN
     await pages.close();
   }
 });
+
+test('the only app with a bridge is the hint for an unknown path; a rebinding Host gets the Host refusal, never the hint', async () => {
+  const pages = await httpUpstream((_req, res) => res.end('page'));
+  const g = await startGateway({ apps: [{ name: 'files', port: pages.port }, { name: 'desk', bridge: '127.0.0.1:5999' }, { name: 'notes', port: pages.port }] });
+  try {
+    const close = await wsCloseOf(`${g.wsUrl}/socket`);
+    assert.equal(close.reason, `no app at /socket; page under /desk/? open http://desk.localhost:${g.port}/ or use path=desk/socket`);
+    const evil = await wsCloseOf(`${g.wsUrl}/socket`, undefined, { headers: { Host: `evil.example:${g.port}` } });
+    assert.equal(evil.code, 1008);
+    assert.match(evil.reason, /^PH_ERR_HOST_REFUSED: /);
+    assert.ok(!evil.reason.includes('desk'), 'no app name for a page on a foreign name');
+  } finally {
+    await g.close();
+    await pages.close();
+  }
+});
