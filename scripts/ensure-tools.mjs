@@ -15,6 +15,7 @@ export const TOOLS = [
   { check: '/usr/bin/x11vnc', pkg: 'x11vnc' },
   { check: '/usr/bin/websockify', pkg: 'websockify' },
   { check: '/usr/share/novnc/core/rfb.js', pkg: 'novnc' },
+  { check: '/usr/lib/python3/dist-packages/notebook/__init__.py', pkg: 'jupyter-notebook' },
   { check: '/usr/bin/xterm', pkg: 'xterm' },
   { check: '/usr/bin/openssl', pkg: 'openssl' },
   { check: '/usr/sbin/haproxy', pkg: 'haproxy' },

@@ -45,6 +45,23 @@ export class RouteNotFoundError extends PortholeError {
   readonly closeCode = 1008;
 }
 
+/** The Host header is not `host[:port]` (RFC 9110 §7.2, RFC 3986 §3.2.2), e.g. `127.0.0.1:80@evil.com`. */
+export class BadHostError extends PortholeError {
+  readonly code = 'PH_ERR_BAD_HOST';
+  readonly status = 400;
+  readonly closeCode = 1002;
+}
+
+/**
+ * The Host is not a name of this gateway (DNS rebinding, or a tunnel's name
+ * not listed in `server_names`). 421 Misdirected Request: RFC 9110 §15.5.20.
+ */
+export class HostRefusedError extends PortholeError {
+  readonly code = 'PH_ERR_HOST_REFUSED';
+  readonly status = 421;
+  readonly closeCode = 1008;
+}
+
 /** The WebSocket handshake is malformed (RFC 6455 §4.2.1). */
 export class BadHandshakeError extends PortholeError {
   readonly code = 'PH_ERR_BAD_HANDSHAKE';
@@ -248,6 +265,8 @@ export function upstreamError(err: unknown, app: string, target: string): Portho
 export const ERROR_CODES = [
   'PH_ERR_CONFIG',
   'PH_ERR_NOT_FOUND',
+  'PH_ERR_BAD_HOST',
+  'PH_ERR_HOST_REFUSED',
   'PH_ERR_BAD_HANDSHAKE',
   'PH_ERR_WS_VERSION',
   'PH_ERR_ORIGIN_REFUSED',

@@ -27,11 +27,11 @@ export interface EventMap {
   /** A config was loaded, swapped in, or rejected. */
   config: { action: 'loaded' | 'reloaded' | 'rejected'; source: string; apps?: number; error?: string; code?: string };
   /** The gateway's own lifecycle. */
-  gateway: { action: 'listening' | 'draining' | 'closed'; address?: string; tunnels?: number; requests?: number; gateway: string };
+  gateway: { action: 'listening' | 'draining' | 'closed'; address?: string; tunnels?: number; requests?: number; gateway: string; /** On `listening`: each app's URLs (prefix, host names). */ apps?: Record<string, string[]> };
   /** A failure that is not tied to one request (socket errors, watcher errors). */
   error: { code: string; message: string; app?: string; gateway?: string };
   /** A supervised app changed state. */
-  app: { app: string; state: string; pid?: number; exit?: { code: number | null; signal: string | null }; message?: string };
+  app: { app: string; state: string; pid?: number; exit?: { code: number | null; signal: string | null }; message?: string; /** With state `routed` (a new app on a listening gateway): its URLs. */ urls?: string[] };
 }
 
 export type EventName = keyof EventMap;

@@ -4,8 +4,9 @@
  * with no foreign Origin (a cross-site form or fetch).
  */
 import type { IncomingMessage } from 'node:http';
-import { isIP } from 'node:net';
-import { ForbiddenError, UnauthorizedError, type PortholeError } from '../errors.js';
+import { BadHostError, ForbiddenError, UnauthorizedError, type PortholeError } from '../errors.js';
+import { isLoopbackAddress, isLoopbackName, parseHostHeader, shortHost } from '../gateway/host-header.js';
+import { isMachineAddress, NameSet } from '../gateway/host-policy.js';
 import { sameToken } from './token.js';
 
 export interface GuardOptions {
@@ -15,26 +16,27 @@ export interface GuardOptions {
   hosts: readonly string[];
 }
 
-export function isLoopback(address: string | undefined): boolean {
-  if (!address) return false;
-  return address === '::1' || address.startsWith('127.') || address.startsWith('::ffff:127.');
-}
+export const isLoopback = isLoopbackAddress;
 
-function hostName(hostHeader: string): string {
-  const h = hostHeader.trim().toLowerCase();
-  if (h.startsWith('[')) return h.slice(1, h.indexOf(']'));
-  const colon = h.lastIndexOf(':');
-  return colon === -1 ? h : h.slice(0, colon);
+/**
+ * The admin API's own names: `localhost`, loopback and this machine's
+ * addresses, and `admin.hosts`. Stricter than the apps' (no `*.localhost`,
+ * no app host names: those are the apps' origins, and a page of an app must
+ * not be same-origin with the admin API), read with the same strict parser.
+ */
+export function checkAdminHost(hostHeader: string | undefined, hosts: readonly string[]): PortholeError | null {
+  if (!hostHeader) return new ForbiddenError('admin API: a Host header is required');
+  const host = parseHostHeader(hostHeader);
+  if (!host) return new BadHostError(`admin API: Host ${JSON.stringify(shortHost(hostHeader, 80))} is not host[:port]`);
+  if (isLoopbackName(host, false) || (host.ip !== 0 && isMachineAddress(host.name)) || new NameSet(hosts).has(host.name)) return null;
+  return new ForbiddenError(`admin API: Host ${JSON.stringify(shortHost(hostHeader, 80))} is not this gateway's address (add it to admin.hosts if it is)`);
 }
 
 /** Returns the refusal, or null when the request may proceed. */
 export function checkAdmin(req: IncomingMessage, opts: GuardOptions): PortholeError | null {
-  const host = req.headers.host;
-  if (!host) return new ForbiddenError('admin API: a Host header is required');
-  const name = hostName(host);
-  if (name !== 'localhost' && !isIP(name) && !opts.hosts.includes(name)) {
-    return new ForbiddenError(`admin API: Host ${JSON.stringify(host)} is not this gateway's address (add it to admin.hosts if it is)`);
-  }
+  const badHost = checkAdminHost(req.headers.host, opts.hosts);
+  if (badHost) return badHost;
+  const host = req.headers.host ?? '';
   const origin = req.headers.origin;
   if (origin !== undefined) {
     let originHost = '';

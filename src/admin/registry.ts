@@ -28,6 +28,8 @@ export interface AppView extends Record<string, unknown> {
   source: 'config' | 'api';
   /** Where the gateway serves it: `/{name}/` (the app's own `url`, if any, is its upstream). */
   route: string;
+  /** Where to open it: under its prefix, and at the root of `{name}.localhost` (and `{name}.{base_domain}`). */
+  urls: string[];
   state: AppStatus['state'] | 'external';
   pid: number | null;
   ready: boolean;
@@ -91,6 +93,7 @@ export class AppRegistry {
       name,
       source: this.fileApp(name) ? 'config' : 'api',
       route: `${app.prefix ?? `/${name}`}/`,
+      urls: this.gateway.urlsOf(app),
       state: st ? st.state : 'external',
       pid: st?.pid ?? null,
       ready: st ? st.ready : true,

@@ -47,7 +47,7 @@ function client(opts: ClientOptions) {
   return { base, token, call };
 }
 
-type AppRow = Record<string, unknown> & { name: string; state: string; route: string };
+type AppRow = Record<string, unknown> & { name: string; state: string; route: string; urls?: string[] };
 
 function upstreamOf(a: AppRow): string {
   if (typeof a.url === 'string') return a.url;
@@ -57,16 +57,16 @@ function upstreamOf(a: AppRow): string {
 }
 
 function table(apps: AppRow[]): string {
-  const rows = [['NAME', 'STATE', 'PID', 'ROUTE', 'UPSTREAM', 'RESTARTS', 'SOURCE']];
+  const rows = [['NAME', 'STATE', 'PID', 'ROUTE', 'UPSTREAM', 'RESTARTS', 'SOURCE', 'URLS']];
   for (const a of apps) {
-    rows.push([a.name, a.state, a.pid === null || a.pid === undefined ? '-' : String(a.pid), a.route, upstreamOf(a), String(a.restarts ?? 0), String(a.source ?? '')]);
+    rows.push([a.name, a.state, a.pid === null || a.pid === undefined ? '-' : String(a.pid), a.route, upstreamOf(a), String(a.restarts ?? 0), String(a.source ?? ''), (a.urls ?? []).join(' ')]);
   }
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
   return rows.map((r) => r.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd()).join('\n');
 }
 
 function describe(a: AppRow): string {
-  const lines = [`${a.name}: ${a.state}${a.ready ? ' (ready)' : ''}`, `  route     ${a.route}`, `  upstream  ${upstreamOf(a)}`];
+  const lines = [`${a.name}: ${a.state}${a.ready ? ' (ready)' : ''}`, `  route     ${a.route}`, ...(a.urls ?? []).map((u, i) => `  ${i ? '         ' : 'open     '} ${u}`), `  upstream  ${upstreamOf(a)}`];
   if (a.cmd) lines.push(`  cmd       ${a.cmd}`);
   if (a.pid) lines.push(`  pid       ${a.pid}`);
   lines.push(`  restarts  ${a.restarts ?? 0}`);

@@ -78,6 +78,14 @@ const userOrGroup = (): k.Schema<string | number> => ({
 const hostName = () =>
   k.string({ pattern: /^(\*\.)?[a-zA-Z0-9.-]+(:\d+)?$/, patternHint: 'a host name such as "app.example.com" or "*.example.com"' });
 
+/** A DNS name without wildcard or port, under which every app gets `{name}.{base_domain}`. */
+const domainName = () =>
+  k.string({
+    pattern: /^(?=.{1,253}$)[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?(?:\.[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?)*$/,
+    patternHint: 'a lowercase domain name such as "apps.example.com" (no wildcard, no port)',
+    check: (s) => (s === 'localhost' || s.endsWith('.localhost') ? 'every app already has {name}.localhost: base_domain is for a domain of your own' : undefined),
+  });
+
 export const appSchema = k.object(
   {
     name: k.string({ pattern: APP_NAME, patternHint: 'a name of lowercase letters, digits and dashes (^[a-z0-9][a-z0-9-]{0,62}$)' }),
@@ -169,6 +177,16 @@ export const configSchema = k.object(
     error_page: k.optional(k.string()),
     /** Trust X-Forwarded-* from the client (only behind another proxy you run). */
     trust_forwarded: k.withDefault(k.boolean(), false),
+    /**
+     * Names this gateway answers under besides loopback names, its own addresses and the apps'
+     * names (a tunnel's name such as "agent.ngrok-free.app"). On loopback other Hosts get 421
+     * (DNS rebinding); on other addresses the list, when set, restricts Host the same way.
+     */
+    server_names: k.withDefault(k.array(hostName()), []),
+    /** Every app is also served at the root of `{name}.{base_domain}` (wildcard DNS), besides `{name}.localhost`. */
+    base_domain: k.optional(domainName()),
+    /** Failed upgrades that no app takes (no app at the path, a refused Host): `ws` (101 + close) or `http`. */
+    ws_errors: k.withDefault(k.oneOf('ws', 'http'), 'ws'),
     log: k.withDefault(
       k.object({
         format: k.withDefault(k.oneOf('auto', 'json', 'text'), 'auto'),
@@ -191,10 +209,30 @@ export const configSchema = k.object(
     apps: k.withDefault(k.array(appSchema), []),
   },
   (cfg, _at, issues) => {
-    issues.push(...appSetProblems(cfg.apps));
+    issues.push(...appSetProblems(cfg.apps), ...serverNameProblems(cfg));
   },
 );
 export type Config = k.Infer<typeof configSchema>;
+
+/**
+ * A name in `server_names` is the gateway's own (apps under their prefixes);
+ * one that is also an app's host name or automatic name could mean either.
+ */
+export function serverNameProblems(cfg: Pick<Config, 'server_names' | 'base_domain' | 'apps'>): string[] {
+  const issues: string[] = [];
+  const owner = new Map<string, string>();
+  for (const app of cfg.apps) {
+    owner.set(`${app.name}.localhost`, `app ${app.name}'s automatic name`);
+    if (cfg.base_domain) owner.set(`${app.name}.${cfg.base_domain}`, `app ${app.name}'s automatic name`);
+  }
+  for (const app of cfg.apps) for (const h of app.hosts ?? []) owner.set(h.toLowerCase().replace(/:\d+$/, ''), `in the hosts of app ${app.name}`);
+  cfg.server_names.forEach((n, i) => {
+    const bare = n.toLowerCase().replace(/:\d+$/, '');
+    const taken = owner.get(bare);
+    if (taken) issues.push(`server_names[${i}]: "${n}" is ${taken}, so it routes to that app; leave it out of server_names`);
+  });
+  return issues;
+}
 
 /** Problems of a set of apps taken together: names, prefixes and host names must be unique. */
 export function appSetProblems(apps: readonly AppConfig[]): string[] {
@@ -219,7 +257,7 @@ export function appSetProblems(apps: readonly AppConfig[]): string[] {
 
 /** The same config with another set of (already parsed) apps, checked and frozen. */
 export function withApps(config: Config, apps: readonly AppConfig[]): Config {
-  const problems = appSetProblems(apps);
+  const problems = [...appSetProblems(apps), ...serverNameProblems({ ...config, apps })];
   if (problems.length) throw new ConfigError(problems);
   return k.deepFreeze({ ...config, apps: [...apps] });
 }

@@ -20,6 +20,7 @@ const STATUS_TEXT: Record<number, string> = {
   400: 'Bad Request',
   403: 'Forbidden',
   404: 'Not Found',
+  421: 'Misdirected Request',
   426: 'Upgrade Required',
   500: 'Internal Server Error',
   502: 'Bad Gateway',

@@ -9,15 +9,18 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
 import type { Duplex } from 'node:stream';
-import { parseConfig, type Config } from '../config/schema.js';
+import { parseConfig, type AppConfig, type Config } from '../config/schema.js';
 import { PortholeError, RouteNotFoundError } from '../errors.js';
 import { emit } from '../events.js';
 import type { GatewayCore } from './core.js';
-import { sendHttpError, sendRawHttpError } from './error-response.js';
+import { sendHttpError } from './error-response.js';
 import { forwardHttp } from './http-forward.js';
 import type { BridgeConnection } from './bridge-connection.js';
 import { refuseBridgeHttp } from './bridge.js';
-import { AgentPool, RouteTable, type Route } from './router.js';
+import { appUrls } from './app-urls.js';
+import { AgentPool, RouteTable, type Lookup, type Route } from './router.js';
+import { unroutedHint } from './unrouted-hint.js';
+import { refuseUpgrade } from './upgrade-refusal.js';
 import type { Tunnel } from './tunnel.js';
 import { proxyUpgrade } from './upgrade.js';
 
@@ -92,7 +95,13 @@ export class Gateway implements GatewayCore {
    * routes they started with.
    */
   reload(config: unknown): void {
+    const before = this.server?.listening ? this.appUrls() : undefined;
     this.table = this.build(config);
+    if (!before) return;
+    // A new app (or new URLs) is announced where the `gateway listening` line announced the first ones.
+    for (const [app, urls] of Object.entries(this.appUrls())) {
+      if (before[app]?.join(' ') !== urls.join(' ')) emit('app', { app, state: 'routed', urls });
+    }
   }
 
   /** Builds routes for a config without swapping them in: throws ConfigError when it is invalid. */
@@ -107,11 +116,20 @@ export class Gateway implements GatewayCore {
 
   /**
    * Handles a request if it belongs to an app; returns false (and touches
-   * nothing) otherwise, so an existing server can fall through to its own routes.
+   * nothing) otherwise, so an existing server can fall through to its own
+   * routes. A request for an app under a Host that is not this gateway's
+   * (DNS rebinding) is answered 421 here.
    */
   handleRequest(req: http.IncomingMessage, res: http.ServerResponse): boolean {
     const found = this.table.lookup(req.headers.host, req.url ?? '/', false);
     if (found.kind === 'none') return false;
+    const refused = this.checkHost(req.headers.host, req.socket.localAddress);
+    if (refused) this.refuseRequest(req, res, refused, (found.kind === 'app' ? found.match.route : found.route).app.name);
+    else this.dispatch(req, res, found);
+    return true;
+  }
+
+  private dispatch(req: http.IncomingMessage, res: http.ServerResponse, found: Exclude<Lookup, { kind: 'none' }>): void {
     this.activeRequests++;
     res.once('close', () => this.activeRequests--);
     if (found.kind === 'redirect') {
@@ -120,12 +138,19 @@ export class Gateway implements GatewayCore {
       res.writeHead(status, { Location: found.location, 'Content-Length': '0' });
       res.end();
       emit('request', { gateway: this.id, app: found.route.app.name, method: req.method ?? 'GET', path: req.url ?? '/', status, ms: 0 });
-      return true;
+      return;
     }
     if (this.draining) res.setHeader('Connection', 'close');
     if (found.match.route.bridgeOnly) refuseBridgeHttp(this.id, req, res, found.match.route);
     else forwardHttp(this, req, res, found.match);
-    return true;
+  }
+
+  private refuseRequest(req: http.IncomingMessage, res: http.ServerResponse, err: PortholeError, app: string | null = null): void {
+    const url = req.url ?? '/';
+    res.once('close', () => emit('request', { gateway: this.id, app, method: req.method ?? 'GET', path: url, status: err.status, ms: 0, code: err.code }));
+    // The request may carry a body the gateway will not read: close rather than parse it as the next request.
+    res.setHeader('Connection', 'close');
+    sendHttpError(res, err, req.headers.accept, this.table.errorPage);
   }
 
   /**
@@ -135,17 +160,43 @@ export class Gateway implements GatewayCore {
   handleUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): boolean {
     const found = this.table.lookup(req.headers.host, req.url ?? '/', true);
     if (found.kind === 'none') return false;
+    const route = found.kind === 'app' ? found.match.route : found.route;
+    const refused = this.checkHost(req.headers.host, req.socket.localAddress);
+    if (refused) {
+      refuseUpgrade(this.id, req, socket, refused, { app: route.app.name, wsErrors: route.app.ws_errors, template: route.errorPage ?? this.errorPage });
+      return true;
+    }
     if (found.kind === 'redirect') {
-      // A browser does not follow redirects on a WebSocket handshake; name the right URL instead.
+      // A browser does not follow redirects on a WebSocket handshake: name the right URL in the close reason instead.
       const app = found.route.app.name;
-      socket.on('error', () => socket.destroy());
       const err = new RouteNotFoundError(`${app}: WebSocket URLs of this app start with ${found.location}`, { app });
-      emit('upgrade', { gateway: this.id, app, path: req.url ?? '/', accepted: false, status: 404, code: err.code, reason: err.message });
-      sendRawHttpError(socket, err, req.headers.accept);
+      refuseUpgrade(this.id, req, socket, err, { app, wsErrors: route.app.ws_errors, template: route.errorPage ?? this.errorPage });
       return true;
     }
     proxyUpgrade(this, req, socket, head, found.match);
     return true;
+  }
+
+  /**
+   * Whether the gateway answers under this Host on a socket whose local
+   * address is `localAddress`: null, or the refusal (PH_ERR_BAD_HOST for a
+   * Host that is not `host[:port]`, PH_ERR_HOST_REFUSED for a name that is
+   * not this gateway's on a loopback listener, or outside `server_names`).
+   */
+  checkHost(host: string | undefined, localAddress: string | undefined): PortholeError | null {
+    return this.table.hosts.check(host, localAddress);
+  }
+
+  /** Where an app can be opened: under its prefix, and at the root of its own host names (absolute once listening). */
+  urlsOf(app: AppConfig): string[] {
+    const addr = this.server?.address();
+    const at = addr && typeof addr === 'object' ? { host: addr.address, port: addr.port } : undefined;
+    return appUrls(app, this.table.config, at);
+  }
+
+  /** `urlsOf` for every app in the config in force. */
+  appUrls(): Record<string, string[]> {
+    return Object.fromEntries(this.table.config.apps.map((a) => [a.name, this.urlsOf(a)]));
   }
 
   proto(req: http.IncomingMessage): 'http' | 'https' {
@@ -162,17 +213,26 @@ export class Gateway implements GatewayCore {
     return this.gate ? this.gate(app) : null;
   }
 
-  /** The request listener `porthole serve` uses: apps, the gateway's own paths, then a 404 page. */
+  /**
+   * The request listener `porthole serve` uses. At an app's own host name
+   * every path is the app's. Elsewhere: the admin API (which checks Host
+   * itself), then the Host check, `/_porthole/health`, the apps under their
+   * prefixes, and a 404 page.
+   */
   readonly requestListener = (req: http.IncomingMessage, res: http.ServerResponse): void => {
     const url = req.url ?? '/';
-    if (url === '/_porthole/health' || url.startsWith('/_porthole/health?')) {
+    const found = this.table.lookup(req.headers.host, url, false);
+    const byHost = found.kind === 'app' && found.match.prefix === '';
+    if (!byHost && this.intercept?.(req, res)) return;
+    const refused = this.checkHost(req.headers.host, req.socket.localAddress);
+    if (refused) return this.refuseRequest(req, res, refused);
+    if (!byHost && (url === '/_porthole/health' || url.startsWith('/_porthole/health?'))) {
       const body = JSON.stringify({ status: this.draining ? 'draining' : 'ok', apps: this.table.routes.length, tunnels: this.tunnels.size + this.bridges.size });
       res.writeHead(this.draining ? 503 : 200, { 'Content-Type': 'application/json', 'Cache-Control': 'no-store' });
       res.end(body);
       return;
     }
-    if (this.intercept?.(req, res)) return;
-    if (this.handleRequest(req, res)) return;
+    if (found.kind !== 'none') return this.dispatch(req, res, found);
     const err = new RouteNotFoundError(`No app is routed at ${url.split('?')[0]}.`);
     res.once('close', () => emit('request', { gateway: this.id, app: null, method: req.method ?? 'GET', path: url, status: 404, ms: 0, code: err.code }));
     sendHttpError(res, err, req.headers.accept, this.table.errorPage);
@@ -180,10 +240,14 @@ export class Gateway implements GatewayCore {
 
   readonly upgradeListener = (req: http.IncomingMessage, socket: Duplex, head: Buffer): void => {
     if (this.handleUpgrade(req, socket, head)) return;
-    socket.on('error', () => socket.destroy());
-    const err = new RouteNotFoundError(`No app is routed at ${(req.url ?? '/').split('?')[0]}.`);
-    emit('upgrade', { gateway: this.id, app: null, path: req.url ?? '/', accepted: false, status: 404, code: err.code, reason: err.message });
-    sendRawHttpError(socket, err, req.headers.accept);
+    const cfg = this.table.config;
+    const template = this.table.errorPage;
+    const refused = this.checkHost(req.headers.host, req.socket.localAddress);
+    if (refused) return refuseUpgrade(this.id, req, socket, refused, { app: null, wsErrors: cfg.ws_errors, template });
+    // A page that does not know its prefix dials the root (noVNC's /websockify): say where the app is.
+    const hint = unroutedHint(req.url ?? '/', req.headers.host, this.table);
+    const err = new RouteNotFoundError(hint.message, hint.app ? { app: hint.app } : {});
+    refuseUpgrade(this.id, req, socket, err, { app: null, wsErrors: cfg.ws_errors, template, reason: hint.reason });
   };
 
   /** Listens on `host:port` (port 0 picks a free one). */
@@ -214,7 +278,7 @@ export class Gateway implements GatewayCore {
     const addr = server.address() as AddressInfo;
     const shownHost = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
     const address = { host: addr.address, port: addr.port, url: `http://${shownHost}:${addr.port}` };
-    emit('gateway', { gateway: this.id, action: 'listening', address: address.url });
+    emit('gateway', { gateway: this.id, action: 'listening', address: address.url, apps: this.appUrls() });
     return address;
   }
 

@@ -12,6 +12,8 @@ import { parseHostPort } from '../config/host-port.js';
 import type { AppConfig, Config } from '../config/schema.js';
 import { ConfigError } from '../errors.js';
 import { bridgeSpecOf, isBridgeOnly, type BridgeSpec } from './bridge.js';
+import { parseHostHeader, type HostHeader } from './host-header.js';
+import { HostPolicy } from './host-policy.js';
 
 /** Where bytes for an app go. */
 export interface Target {
@@ -40,7 +42,7 @@ export interface Match {
   path: string;
   /** The request's path as the app sees it (prefix stripped, no query), for `ws_paths`. */
   appPath: string;
-  /** Mount prefix for X-Forwarded-Prefix ('' when routed by host name). */
+  /** Mount prefix for X-Forwarded-Prefix ('' when routed by host name: explicit `hosts` or `{name}.localhost`). */
   prefix: string;
   /** Put Location and cookie paths back under the prefix. */
   rewrite: boolean;
@@ -221,6 +223,8 @@ export class RouteTable {
   private readonly byPrefix: readonly Route[];
   private readonly byHost: ReadonlyMap<string, Route>;
   private readonly byWildcard: readonly (readonly [string, Route])[];
+  /** Which Host names the gateway answers under (DNS rebinding). */
+  readonly hosts: HostPolicy;
 
   constructor(readonly config: Config, opts: RouteTableOptions) {
     const problems: string[] = [];
@@ -247,26 +251,34 @@ export class RouteTable {
     const wild: [string, Route][] = [];
     for (const r of routes) {
       for (const h of r.app.hosts ?? []) {
-        const name = h.toLowerCase();
+        const name = h.toLowerCase().replace(/\.(?=:\d+$|$)/, ''); // `app.example.` is `app.example`
         if (name.startsWith('*.')) wild.push([name.slice(1), r]);
         else hosts.set(name, r);
       }
     }
     this.byHost = hosts;
     this.byWildcard = wild;
+    this.hosts = new HostPolicy(config);
   }
 
   get(name: string): Route | undefined {
     return this.byName.get(name);
   }
 
-  /** Finds the app for a request. `url` is the request target (path and query). */
+  /**
+   * Finds the app for a request. `url` is the request target (path and query).
+   * By Host first — an app's `hosts`, then its automatic `{name}.localhost`
+   * and `{name}.{base_domain}`, then `*.` wildcards — at the root with
+   * nothing stripped; then by path prefix. A Host that is not `host[:port]`
+   * routes by path only (the Host check refuses it before it gets here).
+   */
   lookup(host: string | undefined, url: string, upgrade: boolean): Lookup {
     const q = url.indexOf('?');
     const pathname = q === -1 ? url : url.slice(0, q);
     const query = q === -1 ? '' : url.slice(q);
-    if (host && (this.byHost.size || this.byWildcard.length)) {
-      const route = this.hostRoute(host.toLowerCase());
+    const parsed = host ? parseHostHeader(host) : null;
+    if (parsed) {
+      const route = this.hostRoute(parsed);
       if (route) return { kind: 'app', match: this.match(route, pathname, query, '', upgrade, false) };
     }
     for (const route of this.byPrefix) {
@@ -281,13 +293,31 @@ export class RouteTable {
     return { kind: 'none' };
   }
 
-  private hostRoute(host: string): Route | undefined {
-    const exact = this.byHost.get(host);
-    if (exact) return exact;
-    const bare = host.replace(/:\d+$/, '');
-    const r = bare !== host ? this.byHost.get(bare) : undefined;
-    if (r) return r;
-    for (const [suffix, route] of this.byWildcard) if (bare.endsWith(suffix) && bare.length > suffix.length) return route;
+  /**
+   * The app a Host names. Explicit `hosts` win over the automatic names (an
+   * app may take over another's `x.localhost` on purpose); the automatic
+   * names win over `*.` wildcards, which are the least specific.
+   */
+  private hostRoute(host: HostHeader): Route | undefined {
+    const { name, port } = host;
+    const exact = (port !== undefined ? this.byHost.get(`${name}:${port}`) : undefined) ?? this.byHost.get(name);
+    if (exact || host.ip !== 0) return exact; // an address is only ever an explicit host
+    const auto = this.automaticName(name);
+    if (auto !== undefined) {
+      const r = this.byName.get(auto);
+      if (r) return r;
+    }
+    for (const [suffix, route] of this.byWildcard) if (name.endsWith(suffix) && name.length > suffix.length) return route;
+    return undefined;
+  }
+
+  /** `vnc` for `vnc.localhost` or `vnc.{base_domain}`; undefined for any other name. */
+  private automaticName(name: string): string | undefined {
+    for (const domain of ['localhost', this.config.base_domain]) {
+      if (!domain || !name.endsWith(`.${domain}`)) continue;
+      const label = name.slice(0, -domain.length - 1);
+      if (label && !label.includes('.')) return label;
+    }
     return undefined;
   }
 

@@ -36,6 +36,8 @@ export interface RefusalContext {
   originSent: string | undefined;
   /** The Sec-WebSocket-Version the handshake carried (13 unless -H changed it). */
   versionSent: string;
+  /** The Host the handshake carried (the URL's unless -H changed it). */
+  hostSent?: string;
   probe: Probe;
 }
 
@@ -55,6 +57,7 @@ export type RefusalCause =
   | 'auth'
   | 'forbidden'
   | 'porthole'
+  | 'host-refused'
   | 'server-error'
   | 'refused'
   | 'no-answer'
@@ -300,6 +303,7 @@ export async function diagnoseRefusal(res: UpgradeResponse, ctx: RefusalContext)
       };
   }
 
+  if (phError === 'PH_ERR_HOST_REFUSED') return { cause: 'host-refused', detail: `${line} with X-Porthole-Error: ${phError}`, ...hostRefusedAdvice(ctx.hostSent ?? ctx.url.host), probes };
   if (phError) {
     const porthole = portholeAdvice(phError);
     if (porthole)
@@ -506,9 +510,27 @@ export async function diagnoseRefusal(res: UpgradeResponse, ctx: RefusalContext)
   };
 }
 
+/**
+ * Porthole refused the Host (PH_ERR_HOST_REFUSED, as 421 or as close 1008
+ * after a 101): on loopback it answers only under loopback names, the
+ * machine's addresses and names it was told about — a tunnel (ngrok,
+ * cloudflared) passes its public name as Host.
+ */
+export function hostRefusedAdvice(host: string): { explanation: string; fix: string } {
+  const name = host.replace(/:\d+$/, '');
+  return {
+    explanation:
+      `Porthole refused the Host ${host}: it is not one of the gateway's names. A gateway on a loopback address answers only under loopback names (localhost, *.localhost, 127.0.0.1), ` +
+      "the machine's addresses, the apps' host names and the names in server_names, so a web page whose DNS name was re-pointed at 127.0.0.1 (DNS rebinding) cannot reach the apps. " +
+      'A tunnel such as ngrok forwards its own public name as Host, which is refused until it is listed.',
+    fix: `if ${name} is your gateway's name (a tunnel, a DNS name), add it to server_names in porthole.yaml:\n    server_names: [${name}]\n(the file is reloaded on save)`,
+  };
+}
+
 function portholeAdvice(code: string): { explanation: string; fix: string } | undefined {
   const table: Record<string, [string, string]> = {
-    PH_ERR_NOT_FOUND: ['Porthole has no app at this path or host.', 'check the /{app}/ prefix, or the app’s hosts in porthole.yaml'],
+    PH_ERR_NOT_FOUND: ['Porthole has no app at this path or host.', 'check the /{app}/ prefix, or open the app at its own host name ({app}.localhost), or the app’s hosts in porthole.yaml'],
+    PH_ERR_BAD_HOST: ['Porthole found the Host header malformed: it must be host[:port].', 'send a plain Host header (no user@, path or spaces)'],
     PH_ERR_WS_PATH_REFUSED: ['Porthole refused the path: it is not in the app’s ws_paths.', 'add the path to ws_paths, or fix the client’s path'],
     PH_ERR_BAD_HANDSHAKE: ['Porthole found the handshake malformed.', 'see the body for the header it refused'],
     PH_ERR_WS_VERSION: ['Porthole accepts only Sec-WebSocket-Version 13.', 'use an RFC 6455 client'],

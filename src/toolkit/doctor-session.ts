@@ -6,6 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { describeCloseCode } from './close-codes.js';
 import { makeStep, formatMs, type DoctorStep } from './doctor-step.js';
+import { hostRefusedAdvice } from './doctor-refusal.js';
 import type { WireSession } from './doctor-wire.js';
 
 export interface SessionContext {
@@ -14,6 +15,8 @@ export interface SessionContext {
   /** The proxy the 101 came through, if it named itself (Server: nginx…). */
   proxy: { name: string; evidence: string } | undefined;
   onProgress?: (line: string) => void;
+  /** The Host the handshake carried, for advice that names it. */
+  hostSent?: string;
 }
 
 /** Idle cuts people meet, by the second they happen at (±3 s). */
@@ -49,11 +52,20 @@ function protocolFailure(session: WireSession): DoctorStep {
 }
 
 /** Explains a close that came right after the handshake, before the doctor said anything. */
-function closedEarly(session: WireSession): DoctorStep {
+function closedEarly(session: WireSession, hostSent?: string): DoctorStep {
   const how = describeEnd(session);
   const code = session.closeFrame?.code;
   let explanation: string;
   let fix: string;
+  // Porthole puts its error code first in the reasons of refusals it decides itself.
+  const phCode = /^(PH_ERR_[A-Z_]+)\b/.exec(session.closeFrame?.reason ?? '')?.[1];
+  if (phCode === 'PH_ERR_HOST_REFUSED') {
+    const advice = hostRefusedAdvice(hostSent ?? 'the Host sent');
+    return makeStep('roundtrip', 'fail', `closed before a ping could get its pong: ${how}`, {
+      ...advice,
+      data: { cause: 'host-refused', closeCode: code ?? null, closeReason: session.closeFrame?.reason ?? null, end: session.ended?.how ?? null },
+    });
+  }
   if (code === 1014 || code === 1011 || code === 1013) {
     explanation =
       `The handshake succeeded, then the server closed at once: ${how}. Gateways (Porthole among them) complete the handshake and close with such a code ` +
@@ -61,7 +73,8 @@ function closedEarly(session: WireSession): DoctorStep {
     fix = 'fix what the reason names: start the app, or correct the port or URL the gateway forwards to';
   } else if (code === 1008) {
     explanation = `The server accepted the handshake, then refused the connection by policy: ${how}. Usually Origin, authentication or the path.`;
-    fix = 'send what the server expects (--origin, -H "Cookie: …", a token in the URL)';
+    const plain = 'send what the server expects (--origin, -H "Cookie: …", a token in the URL)';
+    fix = session.closeFrame?.reason ? `do what the reason says (Porthole's reason names the path and the app's own URL); otherwise ${plain}` : plain;
   } else if (code !== undefined) {
     explanation = `The server closed right after the handshake: ${how}. It may expect something first (an authentication message) or be shutting down.`;
     fix = 'check the server’s protocol and logs';
@@ -80,7 +93,7 @@ function closedEarly(session: WireSession): DoctorStep {
 /** Step 7: ping → pong, and `message` → echo. */
 export async function roundTripStep(ctx: SessionContext, message: string | undefined): Promise<DoctorStep> {
   const { session, timeoutMs } = ctx;
-  if (!session.open) return closedEarly(session);
+  if (!session.open) return closedEarly(session, ctx.hostSent);
   const payload = `porthole-doctor ${randomBytes(4).toString('hex')}`;
   const sentAt = performance.now();
   session.ping(payload);
@@ -89,7 +102,7 @@ export async function roundTripStep(ctx: SessionContext, message: string | undef
     timeoutMs,
   );
   if (session.problem) return protocolFailure(session);
-  if (pong === 'stopped') return closedEarly(session);
+  if (pong === 'stopped') return closedEarly(session, ctx.hostSent);
   if (!pong)
     return makeStep('roundtrip', 'fail', `no pong within ${timeoutMs / 1000} s`, {
       explanation:
@@ -114,7 +127,7 @@ export async function roundTripStep(ctx: SessionContext, message: string | undef
   );
   if (session.problem) return protocolFailure(session);
   if (echo === 'stopped') {
-    const step = closedEarly(session);
+    const step = closedEarly(session, ctx.hostSent);
     return makeStep('roundtrip', 'fail', `${parts[0]}, but after the message the connection closed: ${describeEnd(session)}`, {
       explanation: `The server accepted the ping but closed when it got the text message. ${step.explanation ?? ''}`,
       fix: 'send a message the server’s protocol accepts (--message), or leave it out to test the transport only',

@@ -202,6 +202,7 @@ export async function runDoctor(opts: DoctorOptions): Promise<DoctorReport> {
       url,
       originSent: origin,
       versionSent: attempt.request.lines.find((l) => /^sec-websocket-version:/i.test(l))?.replace(/^[^:]*:\s*/, '') ?? '13',
+      hostSent: attempt.request.lines.find((l) => /^host:/i.test(l))?.replace(/^[^:]*:\s*/, ''),
       probe: async (change) => {
         const s = await openTransport();
         if (typeof s === 'string') return { error: s };
@@ -230,7 +231,8 @@ export async function runDoctor(opts: DoctorOptions): Promise<DoctorReport> {
 
   // 7, 8, 9
   const session = new WireSession(socket, response.rest);
-  const ctx: SessionContext = { session, timeoutMs, proxy: detectProxy(response), onProgress: opts.onProgress };
+  const hostSent = request.lines.find((l) => /^host:/i.test(l))?.replace(/^[^:]*:\s*/, '') ?? url.host;
+  const ctx: SessionContext = { session, timeoutMs, proxy: detectProxy(response), onProgress: opts.onProgress, hostSent };
   try {
     add(await roundTripStep(ctx, opts.message));
     if (opts.idleMs !== undefined && opts.idleMs > 0) add(await idleStep(ctx, opts.idleMs));

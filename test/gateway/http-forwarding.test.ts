@@ -190,7 +190,7 @@ describe('request bodies on methods without a default body', () => {
       const smuggled = 'GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n';
       for (const method of ['GET', 'DELETE']) {
         const chunk = `${smuggled.length.toString(16)}\r\n${smuggled}\r\n0\r\n\r\n`;
-        const out = await rawRequest(g.port, `${method} /a/first HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n${chunk}`, 1500);
+        const out = await rawRequest(g.port, `${method} /a/first HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n${chunk}`, 1500);
         assert.match(out, new RegExp(`^HTTP/1\\.1 200 OK[\\s\\S]*answer to ${method} /first`));
         // The next request through the gateway gets its own answer, not one queued by a smuggled request.
         const next = await request(`${g.url}/a/next`);
@@ -469,6 +469,7 @@ describe('forwarding headers', () => {
   test('upstream_host: upstream sends the target’s own host, a literal value is sent as is', async () => {
     const up = await recorder();
     const g = await startGateway({
+      server_names: ['public.example.test'],
       apps: [
         { name: 'u', port: up.port, upstream_host: 'upstream' },
         { name: 'l', port: up.port, upstream_host: 'internal.example.test' },

@@ -29,6 +29,8 @@ describe('routing', () => {
   before(async () => {
     [one, two, full, vnc, api, wild] = await Promise.all(['one', 'two', 'full', 'vnc', 'api', 'wild'].map(tagged));
     gw = await startGateway({
+      // Names the gateway answers under (not apps): on loopback any other name is refused with 421 before routing.
+      server_names: ['example.test', 'evilexample.test'],
       apps: [
         { name: 'secret-app-one', port: one.port },
         { name: 'hosted', port: two.port, hosts: ['hosted.example.test'] },

@@ -138,13 +138,17 @@ describe('malformed handshakes are answered at the edge', () => {
     }
   });
 
-  test('an upgrade to an unknown path gets a 404, not a dropped socket', async () => {
+  test('an upgrade to an unknown path gets a completed handshake and close 1008 (not a dropped socket); ws_errors: http gets a 404', async () => {
     const g = await startGateway({ apps: [] });
+    const h = await startGateway({ ws_errors: 'http', apps: [] });
     try {
-      const res = await rawRequest(g.port, handshake('/nope/', `Sec-WebSocket-Key: ${KEY}\r\nSec-WebSocket-Version: 13\r\n`));
-      assert.match(res, /^HTTP\/1\.1 404/);
+      const res = await rawRequest(g.port, handshake('/nope/', `Sec-WebSocket-Key: ${KEY}\r\nSec-WebSocket-Version: 13\r\n`), 500);
+      assert.match(res, /^HTTP\/1\.1 101 [^]*\r\n\r\n\x88.\x03\xf0no app at \/nope\//);
+      const plain = await rawRequest(h.port, handshake('/nope/', `Sec-WebSocket-Key: ${KEY}\r\nSec-WebSocket-Version: 13\r\n`));
+      assert.match(plain, /^HTTP\/1\.1 404/);
     } finally {
       await g.close();
+      await h.close();
     }
   });
 });
