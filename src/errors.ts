@@ -136,6 +136,16 @@ export class AppStartingError extends PortholeError {
   readonly closeCode = 1013;
 }
 
+/**
+ * A stored app no longer passes validation (its `error_page` was deleted, or
+ * the schema changed): it is shown with state `invalid` and not routed.
+ */
+export class AppInvalidError extends PortholeError {
+  readonly code = 'PH_ERR_APP_INVALID';
+  readonly status = 503;
+  readonly closeCode = 1011;
+}
+
 /** The gateway is draining and takes no new work. */
 export class DrainingError extends PortholeError {
   readonly code = 'PH_ERR_DRAINING';
@@ -254,6 +264,7 @@ export const ERROR_CODES = [
   'PH_ERR_UPSTREAM_DNS',
   'PH_ERR_APP_STOPPED',
   'PH_ERR_APP_STARTING',
+  'PH_ERR_APP_INVALID',
   'PH_ERR_DRAINING',
   'PH_ERR_BAD_REQUEST',
   'PH_ERR_UNAUTHORIZED',

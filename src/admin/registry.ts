@@ -6,6 +6,7 @@
  */
 import { parseApp, RESERVED_NAMES, withApps, type AppConfig, type Config } from '../config/schema.js';
 import {
+  AppInvalidError,
   AppNotSupervisedError,
   AppStartingError,
   AppStoppedError,
@@ -17,10 +18,22 @@ import {
 } from '../errors.js';
 import { emit } from '../events.js';
 import type { AppStatus, Supervisor } from '../apps/supervisor.js';
+import { isBridgeOnly } from '../gateway/bridge.js';
 import type { Gateway } from '../gateway/gateway.js';
 import type { AppStore, StoredApp } from '../store/file-store.js';
 
 const DEFAULT_START_TIMEOUT = 60_000;
+/** Stands in for the port a supervised app will be given, so its route can be built (and checked) now. */
+const PLACEHOLDER_PORT = 9;
+
+/** A stored (or config) app that no longer passes validation: shown, never routed. */
+interface InvalidApp {
+  /** What was stored, shown as it is. */
+  raw: Record<string, unknown>;
+  reason: string;
+  /** A route at the app's prefix whose gate answers PH_ERR_APP_INVALID, so its requests get a clear error. */
+  stub?: AppConfig;
+}
 
 /** An app as the API shows it: its definition, where it came from, and its process state. */
 export interface AppView extends Record<string, unknown> {
@@ -28,7 +41,7 @@ export interface AppView extends Record<string, unknown> {
   source: 'config' | 'api';
   /** Where the gateway serves it: `/{name}/` (the app's own `url`, if any, is its upstream). */
   route: string;
-  state: AppStatus['state'] | 'external';
+  state: AppStatus['state'] | 'external' | 'invalid';
   pid: number | null;
   ready: boolean;
   restarts: number;
@@ -38,6 +51,7 @@ export interface AppView extends Record<string, unknown> {
 export class AppRegistry {
   private config: Config;
   private apiApps = new Map<string, AppConfig>();
+  private invalid = new Map<string, InvalidApp>();
   /** Serializes changes, so two registrations never interleave their store/supervisor/route steps. */
   private queue: Promise<unknown> = Promise.resolve();
 
@@ -52,17 +66,23 @@ export class AppRegistry {
 
   /** Loads the stored apps, stops what a killed gateway left running, then starts autostart apps. */
   async init(): Promise<void> {
+    // A stored app that no longer validates is marked invalid, never fatal: the others must run.
     for (const raw of await this.store.load()) {
+      let app: AppConfig;
       try {
-        const app = parseApp(withoutAction(raw), `stored app ${raw.name}`);
-        if (this.fileApp(app.name)) {
-          emit('error', { code: 'PH_ERR_CONFLICT', app: app.name, message: `stored app ${app.name} is shadowed by the config file's app of that name` });
-          continue;
-        }
-        this.apiApps.set(app.name, app);
+        app = parseApp(withoutAction(raw), 'app');
       } catch (err) {
-        emit('error', { code: (err as PortholeError).code ?? 'PH_ERR_CONFIG', app: raw.name, message: (err as Error).message });
+        if (!(err instanceof ConfigError) && !(err instanceof BadRequestError)) throw err;
+        this.markInvalid(String(raw.name), raw, err.problems);
+        continue;
       }
+      if (this.fileApp(app.name)) {
+        emit('error', { code: 'PH_ERR_CONFLICT', app: app.name, message: `stored app ${app.name} is shadowed by the config file's app of that name` });
+        continue;
+      }
+      const problems = this.routeProblems(app);
+      if (problems.length) this.markInvalid(app.name, raw, problems);
+      else this.apiApps.set(app.name, app);
     }
     const stopped = await this.supervisor.recoverOrphans();
     if (stopped) emit('error', { code: 'PH_ERR_ORPHANS', message: `stopped the leftover processes of ${stopped} app run(s) of a previous gateway` });
@@ -71,16 +91,20 @@ export class AppRegistry {
     await this.supervisor.startAutostart();
   }
 
-  /** Every app: config file first, then API-registered. */
+  /** Every valid app: config file first, then API-registered. */
   all(): AppConfig[] {
-    return [...this.config.apps, ...this.apiApps.values()];
+    const apps = [...this.config.apps, ...this.apiApps.values()];
+    return this.invalid.size ? apps.filter((a) => !this.invalid.has(a.name)) : apps;
   }
 
   get(name: string): AppConfig | undefined {
+    if (this.invalid.has(name)) return undefined;
     return this.fileApp(name) ?? this.apiApps.get(name);
   }
 
   view(name: string): AppView {
+    const inv = this.invalid.get(name);
+    if (inv) return this.invalidView(name, inv);
     const app = this.get(name);
     if (!app) throw new AppUnknownError(`no app named ${JSON.stringify(name)}`, { app: name });
     const st = this.supervisor.status(name);
@@ -101,7 +125,23 @@ export class AppRegistry {
   }
 
   list(): AppView[] {
-    return this.all().map((a) => this.view(a.name));
+    return [...this.all().map((a) => a.name), ...this.invalid.keys()].map((n) => this.view(n));
+  }
+
+  private invalidView(name: string, inv: InvalidApp): AppView {
+    return {
+      ...inv.raw,
+      name,
+      source: this.fileApp(name) ? 'config' : 'api',
+      route: `${inv.stub?.prefix ?? `/${name}`}/`,
+      state: 'invalid',
+      pid: null,
+      ready: false,
+      restarts: 0,
+      last_exit: null,
+      message: inv.reason,
+      error: { code: 'PH_ERR_APP_INVALID' },
+    };
   }
 
   /**
@@ -122,6 +162,10 @@ export class AppRegistry {
         if (err instanceof ConfigError) throw new BadRequestError(err.problems);
         throw err;
       }
+      // Validated whole before anything is stored: whatever the route table would refuse
+      // (an unreadable error_page…) is a 400 now, not a stored entry that breaks every rebuild.
+      const problems = this.routeProblems(app);
+      if (problems.length) throw new BadRequestError(problems);
       // The whole set must still be a valid config (prefixes and host names unique).
       const next = new Map(this.apiApps).set(app.name, app);
       try {
@@ -132,6 +176,7 @@ export class AppRegistry {
       }
       await this.store.put(raw as StoredApp);
       this.apiApps.set(app.name, app);
+      this.invalid.delete(app.name);
       if (app.cmd) await this.supervisor.set(app);
       else await this.supervisor.remove(app.name);
       this.rebuild();
@@ -142,6 +187,13 @@ export class AppRegistry {
   remove(name: string): Promise<{ removed: string }> {
     return this.serial(async () => {
       if (this.fileApp(name)) throw new ConflictError(`app ${name} is defined in the config file; remove it there`, { app: name });
+      if (this.invalid.delete(name)) {
+        await this.supervisor.remove(name);
+        await this.store.delete(name);
+        this.apiApps.delete(name);
+        this.rebuild();
+        return { removed: name };
+      }
       if (!this.apiApps.has(name)) throw new AppUnknownError(`no app named ${JSON.stringify(name)}`, { app: name });
       await this.supervisor.remove(name);
       await this.store.delete(name);
@@ -152,6 +204,7 @@ export class AppRegistry {
   }
 
   async act(name: string, action: 'start' | 'stop' | 'restart'): Promise<AppView> {
+    this.refuseInvalid(name);
     const app = this.get(name);
     if (!app) throw new AppUnknownError(`no app named ${JSON.stringify(name)}`, { app: name });
     if (!app.cmd) throw new AppNotSupervisedError(`app ${name} has no cmd: Porthole only routes to it`, { app: name });
@@ -162,6 +215,7 @@ export class AppRegistry {
 
   /** Turns autostart on or off for an API app (stored like any update). */
   async autostart(name: string, enabled: boolean): Promise<AppView> {
+    this.refuseInvalid(name);
     const app = this.apiApps.get(name);
     if (!app) {
       if (this.fileApp(name)) throw new ConflictError(`app ${name} is defined in the config file; change autostart there`, { app: name });
@@ -182,8 +236,13 @@ export class AppRegistry {
         if (app.cmd) await this.supervisor.set(app);
         else if (before.get(app.name)?.cmd) await this.supervisor.remove(app.name);
         this.apiApps.delete(app.name); // the config file wins a name
+        this.invalid.delete(app.name); // checked whole by the caller (gateway.validate)
       }
-      for (const name of before.keys()) if (!config.apps.some((a) => a.name === name)) await this.supervisor.remove(name);
+      for (const name of before.keys()) {
+        if (config.apps.some((a) => a.name === name)) continue;
+        await this.supervisor.remove(name);
+        if (!this.apiApps.has(name)) this.invalid.delete(name);
+      }
       this.rebuild();
     });
   }
@@ -194,6 +253,8 @@ export class AppRegistry {
    * a promise that settles when it is ready or cannot be.
    */
   readonly appGate = (name: string): null | Promise<PortholeError | null> => {
+    const inv = this.invalid.get(name);
+    if (inv) return Promise.resolve(invalidError(name, inv));
     const st = this.supervisor.status(name);
     if (!st || st.state === 'running') return null;
     if (st.state === 'stopped' || st.state === 'failed') {
@@ -207,14 +268,82 @@ export class AppRegistry {
     });
   };
 
-  /** Rebuilds the gateway's routes from every app, with the ports the supervisor allocated. */
+  /**
+   * Rebuilds the gateway's routes from every app, with the ports the
+   * supervisor allocated. An app whose route can no longer be built (its
+   * error_page was deleted since it was checked) turns `invalid` and the
+   * others stay routed.
+   */
   private rebuild(): void {
+    try {
+      this.gateway.reload(this.routedConfig());
+      return;
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+    }
+    for (const app of this.all()) {
+      const problems = this.routeProblems(app);
+      if (!problems.length) continue;
+      this.markInvalid(app.name, { ...app }, problems);
+      void this.supervisor.remove(app.name).catch((err: Error) => emit('error', { code: 'PH_ERR_SUPERVISOR', app: app.name, message: err.message }));
+    }
+    this.gateway.reload(this.routedConfig());
+  }
+
+  /** The valid apps with their ports, plus a stub route for each invalid app that collides with none. */
+  private routedConfig(): Config {
     const apps = this.all().map((app) => {
       if (app.port !== undefined || app.url !== undefined || app.socket !== undefined) return app;
       const port = this.supervisor.status(app.name)?.port;
       return port === undefined ? app : { ...app, port };
     });
-    this.gateway.reload(withApps(this.config, apps));
+    const names = new Set(apps.map((a) => a.name));
+    const prefixes = new Set(apps.map((a) => a.prefix ?? `/${a.name}`));
+    for (const { stub } of this.invalid.values()) {
+      if (!stub || names.has(stub.name) || prefixes.has(stub.prefix ?? `/${stub.name}`)) continue;
+      apps.push(stub);
+      prefixes.add(stub.prefix ?? `/${stub.name}`);
+    }
+    return withApps(this.config, apps);
+  }
+
+  /**
+   * What the route table would refuse in this app alone (an unreadable
+   * error_page, a bridge token file…), with paths such as `app.error_page`.
+   * A supervised app without a port yet is checked with a stand-in port.
+   */
+  private routeProblems(app: AppConfig): string[] {
+    const unrouted = app.port === undefined && app.url === undefined && app.socket === undefined && !isBridgeOnly(app);
+    try {
+      this.gateway.validate(withApps(this.config, [unrouted ? { ...app, port: PLACEHOLDER_PORT } : app]));
+      return [];
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      // Problems of the global config (its own error_page) are not this app's to answer for.
+      return err.problems.filter((p) => p.startsWith('apps[0]')).map((p) => `app${p.slice('apps[0]'.length)}`);
+    }
+  }
+
+  private markInvalid(name: string, raw: Record<string, unknown>, problems: readonly string[]): void {
+    const reason = problems.join('; ');
+    let stub: AppConfig | undefined;
+    try {
+      stub = parseApp({ name, port: PLACEHOLDER_PORT, ...(typeof raw.prefix === 'string' ? { prefix: raw.prefix } : {}) });
+    } catch {
+      try {
+        stub = parseApp({ name, port: PLACEHOLDER_PORT });
+      } catch {
+        stub = undefined; // not even a valid name: nothing to route
+      }
+    }
+    this.invalid.set(name, { raw, reason, stub });
+    this.apiApps.delete(name);
+    emit('error', { code: 'PH_ERR_APP_INVALID', app: name, message: `app ${name} is invalid and not routed (register it again to fix it): ${reason}` });
+  }
+
+  private refuseInvalid(name: string): void {
+    const inv = this.invalid.get(name);
+    if (inv) throw invalidError(name, inv);
   }
 
   private fileApp(name: string): AppConfig | undefined {
@@ -226,6 +355,10 @@ export class AppRegistry {
     this.queue = run.catch(() => {});
     return run;
   }
+}
+
+function invalidError(name: string, inv: InvalidApp): AppInvalidError {
+  return new AppInvalidError(`app ${name} is invalid and not routed: ${inv.reason}`, { app: name });
 }
 
 function withoutAction(body: unknown): Record<string, unknown> {

@@ -1,0 +1,112 @@
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { startAdmin } from '../helpers/admin.js';
+import { jsonLines } from '../helpers/cli.js';
+import { httpUpstream, waitFor } from '../helpers/net.js';
+
+const storedNames = (dataDir: string): string[] => {
+  const file = join(dataDir, 'apps.json');
+  return existsSync(file) ? Object.keys((JSON.parse(readFileSync(file, 'utf8')) as { apps: Record<string, unknown> }).apps) : [];
+};
+
+test('a registration whose error_page cannot be read gets 400 naming the field, stores nothing, and later registrations succeed', async (t) => {
+  const gw = await startAdmin();
+  t.after(() => gw.cleanup());
+  const bad = await gw.webapp({ action: 'register', name: 'bad', port: 9301, error_page: '/nonexistent/page.html' });
+  assert.equal(bad.status, 400, JSON.stringify(bad.body));
+  assert.equal(bad.body.error.code, 'PH_ERR_BAD_REQUEST');
+  assert.match(bad.body.error.message, /^app\.error_page: cannot read \/nonexistent\/page\.html/);
+  assert.deepEqual(storedNames(gw.dataDir), []);
+  assert.equal((await gw.api('GET', '/_porthole/api/apps/bad')).status, 404);
+  // A supervised app without a port is checked too (it is routed once a port is allocated).
+  const badCmd = await gw.api('PUT', '/_porthole/api/apps/badcmd', { cmd: 'sleep 60', error_page: '/nonexistent/page.html' });
+  assert.equal(badCmd.status, 400);
+  assert.match(badCmd.body.error.message, /app\.error_page/);
+  for (const name of ['good1', 'good2']) {
+    const ok = await gw.webapp({ action: 'register', name, port: 9302 + Number(name.at(-1)) });
+    assert.equal(ok.status, 200, JSON.stringify(ok.body));
+  }
+  assert.deepEqual(storedNames(gw.dataDir).sort(), ['good1', 'good2']);
+});
+
+test('a stored app whose error_page was deleted does not stop the restart: it is invalid, unrouted with a clear error, and the others serve', async (t) => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'porthole-invalid-'));
+  const upstream = await httpUpstream((_req, res) => res.end('other app'));
+  t.after(async () => {
+    await upstream.close();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+  const page = join(dataDir, 'page.html');
+  writeFileSync(page, '<h1>${PORTHOLE_TITLE}</h1>');
+  const first = await startAdmin({ dataDir });
+  try {
+    assert.equal((await first.webapp({ action: 'register', name: 'pretty', port: upstream.port, error_page: page })).status, 200);
+    assert.equal((await first.webapp({ action: 'register', name: 'other', port: upstream.port })).status, 200);
+  } finally {
+    await first.stop();
+  }
+  unlinkSync(page);
+  // A stored entry the schema no longer accepts (edited by hand, or written by another version).
+  const store = JSON.parse(readFileSync(join(dataDir, 'apps.json'), 'utf8')) as { apps: Record<string, unknown> };
+  store.apps.legacy = { name: 'legacy', port: upstream.port, wsport: 1 };
+  writeFileSync(join(dataDir, 'apps.json'), JSON.stringify(store));
+
+  const gw = await startAdmin({ dataDir });
+  t.after(() => gw.stop());
+  const pretty = await gw.api('GET', '/_porthole/api/apps/pretty');
+  assert.equal(pretty.status, 200);
+  assert.equal(pretty.body.app.state, 'invalid');
+  assert.equal(pretty.body.app.ready, false);
+  assert.match(pretty.body.app.message, /error_page: cannot read .*page\.html/);
+  const legacy = (await gw.api('GET', '/_porthole/api/apps/legacy')).body.app;
+  assert.equal(legacy.state, 'invalid');
+  assert.match(legacy.message, /wsport: unknown key, did you mean ws_port\?/);
+  const listed = (await gw.webapp({ action: 'list' })).body.apps as { name: string; state: string }[];
+  assert.deepEqual(listed.map((a) => `${a.name}:${a.state}`).sort(), ['legacy:invalid', 'other:external', 'pretty:invalid']);
+
+  const refused = await fetch(`${gw.url}/pretty/`, { headers: { Accept: 'application/json' } });
+  assert.equal(refused.status, 503);
+  assert.equal(refused.headers.get('x-porthole-error'), 'PH_ERR_APP_INVALID');
+  assert.match(((await refused.json()) as { error: { message: string } }).error.message, /pretty .*invalid.*error_page/);
+  const served = await fetch(`${gw.url}/other/`);
+  assert.equal(served.status, 200);
+  assert.equal(await served.text(), 'other app');
+
+  const errors = await waitFor(() => {
+    const e = jsonLines(gw.stdout()).filter((l) => l.event === 'error' && l.code === 'PH_ERR_APP_INVALID');
+    return e.length >= 2 ? e : undefined;
+  });
+  assert.deepEqual(errors.map((e) => e.app).sort(), ['legacy', 'pretty']);
+
+  // Registering it again with a readable page makes it valid; removing works on an invalid app.
+  writeFileSync(page, '<h1>back</h1>');
+  const fixed = await gw.webapp({ action: 'register', name: 'pretty', port: upstream.port, error_page: page });
+  assert.equal(fixed.status, 200, JSON.stringify(fixed.body));
+  assert.equal(fixed.body.app.state, 'external');
+  assert.equal((await fetch(`${gw.url}/pretty/`)).status, 200);
+  assert.equal((await gw.webapp({ action: 'remove', name: 'legacy' })).status, 200);
+  assert.deepEqual(storedNames(dataDir).sort(), ['other', 'pretty']);
+});
+
+test('an error_page deleted while the gateway runs does not fail later registrations: that app turns invalid, the new one is routed', async (t) => {
+  const upstream = await httpUpstream((_req, res) => res.end('up'));
+  const gw = await startAdmin();
+  t.after(async () => {
+    await gw.cleanup();
+    await upstream.close();
+  });
+  const page = join(gw.dataDir, 'page.html');
+  writeFileSync(page, '<p>${PORTHOLE_MESSAGE}</p>');
+  assert.equal((await gw.webapp({ action: 'register', name: 'pretty', port: upstream.port, error_page: page })).status, 200);
+  unlinkSync(page);
+  const next = await gw.webapp({ action: 'register', name: 'next', port: upstream.port });
+  assert.equal(next.status, 200, JSON.stringify(next.body));
+  assert.equal(await (await fetch(`${gw.url}/next/`)).text(), 'up');
+  const pretty = (await gw.api('GET', '/_porthole/api/apps/pretty')).body.app;
+  assert.equal(pretty.state, 'invalid');
+  assert.match(pretty.message, /app\.error_page: cannot read/);
+  assert.equal((await fetch(`${gw.url}/pretty/`)).headers.get('x-porthole-error'), 'PH_ERR_APP_INVALID');
+});
