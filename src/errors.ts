@@ -166,6 +166,13 @@ export class BadRequestError extends PortholeError {
   }
 }
 
+/** An admin API request body is larger than the limit (1 MiB). */
+export class BodyTooLargeError extends PortholeError {
+  readonly code = 'PH_ERR_BODY_TOO_LARGE';
+  readonly status = 413;
+  readonly closeCode = 1009;
+}
+
 /** An admin API call without a valid token. */
 export class UnauthorizedError extends PortholeError {
   readonly code = 'PH_ERR_UNAUTHORIZED';
@@ -267,6 +274,7 @@ export const ERROR_CODES = [
   'PH_ERR_APP_INVALID',
   'PH_ERR_DRAINING',
   'PH_ERR_BAD_REQUEST',
+  'PH_ERR_BODY_TOO_LARGE',
   'PH_ERR_UNAUTHORIZED',
   'PH_ERR_FORBIDDEN',
   'PH_ERR_APP_UNKNOWN',
