@@ -121,6 +121,7 @@ export class AppRegistry {
       restarts: st?.restarts ?? 0,
       last_exit: st?.last_exit ?? null,
       ...(st?.message ? { message: st.message } : {}),
+      ...(st?.last_probe ? { last_probe: st.last_probe } : {}),
     };
   }
 
@@ -261,10 +262,15 @@ export class AppRegistry {
       return Promise.resolve(new AppStoppedError(`app ${name} is ${st.state}${st.message ? ` (${st.message})` : ''}`, { app: name }));
     }
     const timeout = this.get(name)?.start_timeout ?? DEFAULT_START_TIMEOUT;
+    // The cause comes first: a WebSocket close reason keeps only 123 bytes.
     return this.supervisor.waitReady(name, timeout).then((r) => {
       if (r === 'running') return null;
-      if (r === 'timeout') return new AppStartingError(`app ${name} did not become ready in ${timeout / 1000} s`, { app: name });
-      return new AppStoppedError(`app ${name} is ${r}`, { app: name });
+      const now = this.supervisor.status(name);
+      if (r === 'timeout') {
+        const cause = now?.last_probe ? `: ${now.last_probe}` : '';
+        return new AppStartingError(`app ${name} not ready${cause} (waited ${timeout / 1000} s)`, { app: name });
+      }
+      return new AppStoppedError(`app ${name} is ${r}${now?.message ? `: ${now.message}` : ''}`, { app: name });
     });
   };
 

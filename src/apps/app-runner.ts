@@ -18,7 +18,7 @@ import type { AppLog } from './app-log.js';
 import { APP_NO_CMD, appError, type AppState, type AppStatus, type LastExit } from './app-status.js';
 import { cleanEnv, newRunMarker, RUN_MARKER_VAR } from './clean-env.js';
 import { procStat, stopRun } from './process-group.js';
-import { waitUntilReady } from './readiness.js';
+import { waitUntilReady, type Probe } from './readiness.js';
 import { parseHostPort, type HostPort } from '../config/host-port.js';
 import { CrashHistory, formatMs, isFailure, wantsRestart, type RestartOptions } from './restart-policy.js';
 import type { RunFiles } from './run-files.js';
@@ -83,6 +83,8 @@ export class AppRunner {
   #restarts = 0;
   #lastExit: LastExit | null = null;
   #message: string | undefined;
+  /** Why the last readiness check failed (`health_path /api/status answered 404`); cleared once ready. */
+  #lastProbe: string | undefined;
   #run: Run | undefined;
   #backoff: NodeJS.Timeout | undefined;
   /** The last group stop and run-file removal; the next spawn waits for it. */
@@ -122,6 +124,7 @@ export class AppRunner {
     if (this.ports.port !== undefined) s.port = this.ports.port;
     if (this.ports.ws_port !== undefined) s.ws_port = this.ports.ws_port;
     if (this.#message !== undefined) s.message = this.#message;
+    if (this.#lastProbe !== undefined) s.last_probe = this.#lastProbe;
     return s;
   }
 
@@ -276,14 +279,22 @@ export class AppRunner {
 
   async #watchReadiness(run: Run): Promise<void> {
     const timeout = this.config.start_timeout ?? DEFAULT_START_TIMEOUT_MS;
-    const ready = await waitUntilReady({ ...this.ports, health_path: this.config.health_path, tcp: bridgeTargets(this.config) }, timeout, run.ready.signal);
+    this.#lastProbe = undefined;
+    const onProbe = (p: Probe) => {
+      if (this.#run !== run) return;
+      const cause = p.ok ? undefined : p.cause;
+      // Logged when it changes, not every poll: the log shows at once why the app is not ready yet.
+      if (cause !== undefined && cause !== this.#lastProbe) this.#log(`not ready yet: ${cause}`);
+      this.#lastProbe = cause;
+    };
+    const probe = await waitUntilReady({ ...this.ports, health_path: this.config.health_path, tcp: bridgeTargets(this.config) }, timeout, run.ready.signal, onProbe);
     if (this.#run !== run || run.stopping || run.exit) return;
-    if (ready) {
+    if (probe.ok) {
       this.#ready = true;
       this.#setState('running', undefined);
       return;
     }
-    run.failure = `not ready after ${formatMs(timeout)}`;
+    run.failure = `not ready after ${formatMs(timeout)}: ${probe.cause}`;
     this.#log(`${run.failure}: stopping it`);
     void this.#stopGroup(run);
   }

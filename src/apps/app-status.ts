@@ -31,6 +31,8 @@ export interface AppStatus {
   ws_port?: number;
   /** Why the app is in this state, in words ("exited with code 1; restarting in 2s"). */
   message?: string;
+  /** While starting (and after a readiness timeout): what the last readiness check saw (`port 9301 refused`). */
+  last_probe?: string;
 }
 
 /** Stable codes of the errors the supervisor throws (plain Errors with a `code`). */
