@@ -208,6 +208,13 @@ export class AppNotSupervisedError extends PortholeError {
   readonly closeCode = 1008;
 }
 
+/** The app's process could not be spawned (its `cwd` is not a directory, /bin/sh cannot run…). */
+export class AppSpawnError extends PortholeError {
+  readonly code = 'PH_ERR_APP_SPAWN';
+  readonly status = 500;
+  readonly closeCode = 1011;
+}
+
 /** The registry file in the data directory cannot be read. */
 export class StoreCorruptError extends PortholeError {
   readonly code = 'PH_ERR_STORE_CORRUPT';
@@ -280,6 +287,7 @@ export const ERROR_CODES = [
   'PH_ERR_APP_UNKNOWN',
   'PH_ERR_CONFLICT',
   'PH_ERR_APP_NO_CMD',
+  'PH_ERR_APP_SPAWN',
   'PH_ERR_STORE_CORRUPT',
   'PH_ERR_INTERNAL',
 ] as const;

@@ -7,7 +7,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { nearest, quote } from '../config/schema-kit.js';
-import { AppNotSupervisedError, AppUnknownError, BadRequestError, BodyTooLargeError, InternalError, PortholeError } from '../errors.js';
+import { AppNotSupervisedError, AppSpawnError, AppUnknownError, BadRequestError, BodyTooLargeError, InternalError, PortholeError } from '../errors.js';
 import { emit } from '../events.js';
 import type { Supervisor } from '../apps/supervisor.js';
 import { checkAdmin, type GuardOptions } from './guard.js';
@@ -89,9 +89,13 @@ async function webapp(opts: AdminApiOptions, req: IncomingMessage, res: ServerRe
     case 'stop':
     case 'restart':
       return withUrl(await registry.act(name(), action));
-    case 'status':
-      return withUrl(registry.view(name()));
+    case 'status': {
+      const n = name();
+      await registry.checkExternal([n]);
+      return withUrl(registry.view(n));
+    }
     case 'list':
+      await registry.checkExternal();
       return { apps: registry.list() };
     case 'remove':
     case 'unregister':
@@ -126,11 +130,15 @@ async function rest(opts: AdminApiOptions, req: IncomingMessage, res: ServerResp
   if (parts[0] !== 'apps') throw new AppUnknownError(`no admin resource /_porthole/api/${sub}`);
   if (parts.length === 1) {
     if (method !== 'GET') throw notAllowed('GET, or PUT /apps/{name}');
+    await registry.checkExternal();
     return { apps: registry.list() };
   }
   const name = parts[1];
   if (parts.length === 2) {
-    if (method === 'GET') return { app: registry.view(name) };
+    if (method === 'GET') {
+      await registry.checkExternal([name]);
+      return { app: registry.view(name) };
+    }
     if (method === 'DELETE') return registry.remove(name);
     if (method === 'PUT') {
       const body = await readJson(req, res);
@@ -251,6 +259,7 @@ function asPortholeError(err: unknown): PortholeError {
   const e = err as Error & { code?: string };
   if (e.code === 'PH_ERR_APP_UNKNOWN') return new AppUnknownError(e.message);
   if (e.code === 'PH_ERR_APP_NO_CMD') return new AppNotSupervisedError(e.message);
+  if (e.code === 'PH_ERR_APP_SPAWN') return new AppSpawnError(e.message);
   emit('error', { code: 'PH_ERR_INTERNAL', message: e.stack ?? String(err) });
   return new InternalError(e.message ?? String(err), { cause: err });
 }

@@ -17,7 +17,9 @@ import {
   PortholeError,
 } from '../errors.js';
 import { emit } from '../events.js';
+import { probeOnce, type Probe, type ReadinessTarget } from '../apps/readiness.js';
 import type { AppStatus, Supervisor } from '../apps/supervisor.js';
+import { parseHostPort } from '../config/host-port.js';
 import { isBridgeOnly } from '../gateway/bridge.js';
 import type { Gateway } from '../gateway/gateway.js';
 import type { AppStore, StoredApp } from '../store/file-store.js';
@@ -25,6 +27,14 @@ import type { AppStore, StoredApp } from '../store/file-store.js';
 const DEFAULT_START_TIMEOUT = 60_000;
 /** Stands in for the port a supervised app will be given, so its route can be built (and checked) now. */
 const PLACEHOLDER_PORT = 9;
+
+/**
+ * An external app (no cmd) is probed when the API shows it; the result is
+ * reused this long, so listing many apps costs one connect each at most this
+ * often, and a probe never holds an API call longer than its timeout.
+ */
+const EXTERNAL_PROBE_TTL_MS = 2_000;
+const EXTERNAL_PROBE_TIMEOUT_MS = 500;
 
 /** A stored (or config) app that no longer passes validation: shown, never routed. */
 interface InvalidApp {
@@ -52,6 +62,8 @@ export class AppRegistry {
   private config: Config;
   private apiApps = new Map<string, AppConfig>();
   private invalid = new Map<string, InvalidApp>();
+  private externalProbes = new Map<string, { at: number; probe: Probe }>();
+  private probing = new Map<string, Promise<void>>();
   /** Serializes changes, so two registrations never interleave their store/supervisor/route steps. */
   private queue: Promise<unknown> = Promise.resolve();
 
@@ -108,6 +120,9 @@ export class AppRegistry {
     const app = this.get(name);
     if (!app) throw new AppUnknownError(`no app named ${JSON.stringify(name)}`, { app: name });
     const st = this.supervisor.status(name);
+    // An app Porthole does not run is "external": whether it answers comes from a probe (checkExternal).
+    const ext = st ? undefined : app.cmd ? undefined : this.externalProbes.get(name)?.probe;
+    const extMessage = st || app.cmd ? undefined : !ext ? 'not checked yet' : ext.ok ? undefined : ext.cause;
     return {
       ...app,
       ...(st?.port !== undefined ? { port: st.port } : {}),
@@ -117,10 +132,11 @@ export class AppRegistry {
       route: `${app.prefix ?? `/${name}`}/`,
       state: st ? st.state : 'external',
       pid: st?.pid ?? null,
-      ready: st ? st.ready : true,
+      ready: st ? st.ready : (ext?.ok ?? false),
       restarts: st?.restarts ?? 0,
       last_exit: st?.last_exit ?? null,
       ...(st?.message ? { message: st.message } : {}),
+      ...(extMessage ? { message: extMessage } : {}),
       ...(st?.last_probe ? { last_probe: st.last_probe } : {}),
     };
   }
@@ -150,7 +166,39 @@ export class AppRegistry {
    * schema (400 naming the field), may not take a config-file or reserved
    * name (409), and is stored durably before this resolves.
    */
-  put(body: unknown): Promise<AppView> {
+  async put(body: unknown): Promise<AppView> {
+    const stored = await this.putNow(body);
+    await this.checkExternal([stored.name]);
+    return this.view(stored.name);
+  }
+
+  /**
+   * Probes the external apps among `names` (default: all) whose last result
+   * is older than EXTERNAL_PROBE_TTL_MS: TCP to `port` and `ws_port` (or GET
+   * `health_path`), the unix `socket`, the `url`'s host and port, the bridge
+   * target. One probe per app runs at a time; each takes at most
+   * EXTERNAL_PROBE_TIMEOUT_MS.
+   */
+  async checkExternal(names?: readonly string[]): Promise<void> {
+    const now = Date.now();
+    const apps = (names ? names.map((n) => this.get(n)) : this.all()).filter((a): a is AppConfig => a !== undefined && !a.cmd);
+    await Promise.all(
+      apps.map((app) => {
+        const cached = this.externalProbes.get(app.name);
+        if (cached && now - cached.at < EXTERNAL_PROBE_TTL_MS) return undefined;
+        let running = this.probing.get(app.name);
+        if (!running) {
+          running = probeOnce(externalTarget(app), EXTERNAL_PROBE_TIMEOUT_MS)
+            .then((probe) => void this.externalProbes.set(app.name, { at: Date.now(), probe }))
+            .finally(() => this.probing.delete(app.name));
+          this.probing.set(app.name, running);
+        }
+        return running;
+      }),
+    );
+  }
+
+  private putNow(body: unknown): Promise<AppView> {
     return this.serial(async () => {
       const raw = withoutAction(body);
       const name = typeof raw.name === 'string' ? raw.name : undefined;
@@ -178,6 +226,7 @@ export class AppRegistry {
       await this.store.put(raw as StoredApp);
       this.apiApps.set(app.name, app);
       this.invalid.delete(app.name);
+      this.externalProbes.delete(app.name);
       if (app.cmd) await this.supervisor.set(app);
       else await this.supervisor.remove(app.name);
       this.rebuild();
@@ -199,6 +248,7 @@ export class AppRegistry {
       await this.supervisor.remove(name);
       await this.store.delete(name);
       this.apiApps.delete(name);
+      this.externalProbes.delete(name);
       this.rebuild();
       return { removed: name };
     });
@@ -361,6 +411,21 @@ export class AppRegistry {
     this.queue = run.catch(() => {});
     return run;
   }
+}
+
+/** What to probe to tell whether an app Porthole does not run answers. */
+function externalTarget(app: AppConfig): ReadinessTarget {
+  const tcp: { host: string; port: number }[] = [];
+  if (app.url !== undefined) {
+    const u = new URL(app.url);
+    const secure = u.protocol === 'https:' || u.protocol === 'wss:';
+    tcp.push({ host: u.hostname.replace(/^\[|\]$/g, ''), port: u.port ? Number(u.port) : secure ? 443 : 80 });
+  }
+  for (const spec of [app.bridge, app.ws_bridge]) {
+    const t = spec === undefined ? undefined : parseHostPort(spec);
+    if (t && typeof t !== 'string') tcp.push(t);
+  }
+  return { port: app.port, ws_port: app.ws_port, health_path: app.health_path, socket: app.socket, tcp };
 }
 
 function invalidError(name: string, inv: InvalidApp): AppInvalidError {

@@ -15,7 +15,7 @@ import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AppConfig } from '../config/schema.js';
 import type { AppLog } from './app-log.js';
-import { APP_NO_CMD, appError, type AppState, type AppStatus, type LastExit } from './app-status.js';
+import { APP_NO_CMD, APP_SPAWN, appError, type AppState, type AppStatus, type LastExit } from './app-status.js';
 import { cleanEnv, newRunMarker, RUN_MARKER_VAR } from './clean-env.js';
 import { procStat, stopRun } from './process-group.js';
 import { waitUntilReady, type Probe } from './readiness.js';
@@ -85,6 +85,8 @@ export class AppRunner {
   #message: string | undefined;
   /** Why the last readiness check failed (`health_path /api/status answered 404`); cleared once ready. */
   #lastProbe: string | undefined;
+  /** Set when the last spawn did not produce a process: start and restart reject with it. */
+  #spawnFailure: string | undefined;
   #run: Run | undefined;
   #backoff: NodeJS.Timeout | undefined;
   /** The last group stop and run-file removal; the next spawn waits for it. */
@@ -135,7 +137,7 @@ export class AppRunner {
       this.#requireCmd();
       this.#clearBackoff();
       this.#history.reset();
-      await this.#spawn();
+      await this.#spawnOrThrow();
       return this.status();
     });
   }
@@ -155,7 +157,7 @@ export class AppRunner {
       this.#requireCmd();
       await this.#stopNow();
       this.#history.reset();
-      await this.#spawn();
+      await this.#spawnOrThrow();
       return this.status();
     });
   }
@@ -218,6 +220,13 @@ export class AppRunner {
     if (!this.config.cmd) throw appError(APP_NO_CMD, `${this.name} has no cmd: Porthole only routes to it, there is nothing to start`);
   }
 
+  /** An explicit start must not answer "ok" when no process came of it (issue 8). */
+  async #spawnOrThrow(): Promise<void> {
+    this.#spawnFailure = undefined;
+    await this.#spawn();
+    if (this.#spawnFailure !== undefined) throw appError(APP_SPAWN, `${this.name}: ${this.#spawnFailure}`);
+  }
+
   async #spawn(): Promise<void> {
     const { config } = this;
     const cmd = config.cmd!;
@@ -226,7 +235,8 @@ export class AppRunner {
     const cwd = config.cwd ?? join(this.#deps.dataDir, 'apps', this.name);
     if (config.cwd === undefined) mkdirSync(cwd, { recursive: true });
     else if (!existsSync(cwd) || !statSync(cwd).isDirectory()) {
-      this.#setState('failed', `cwd ${cwd} is not a directory`);
+      this.#spawnFailure = `cwd ${cwd} is not a directory`;
+      this.#setState('failed', this.#spawnFailure);
       this.#log(`cannot start: cwd ${cwd} is not a directory`);
       return;
     }
@@ -238,7 +248,8 @@ export class AppRunner {
     if (child.pid === undefined) {
       const err = await new Promise<Error>((resolve) => child.once('error', resolve));
       this.#lastExit = { code: null, signal: null, at: new Date().toISOString() };
-      this.#setState('failed', `cannot spawn /bin/sh: ${err.message}`);
+      this.#spawnFailure = `cannot spawn /bin/sh: ${err.message}`;
+      this.#setState('failed', this.#spawnFailure);
       this.#log(`cannot spawn: ${err.message}`);
       return;
     }

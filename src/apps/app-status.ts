@@ -38,6 +38,7 @@ export interface AppStatus {
 /** Stable codes of the errors the supervisor throws (plain Errors with a `code`). */
 export const APP_UNKNOWN = 'PH_ERR_APP_UNKNOWN';
 export const APP_NO_CMD = 'PH_ERR_APP_NO_CMD';
+export const APP_SPAWN = 'PH_ERR_APP_SPAWN';
 
 export function appError(code: string, message: string): Error & { code: string } {
   const err = new Error(message) as Error & { code: string };
