@@ -59,7 +59,7 @@ function upstreamOf(a: AppRow): string {
 function table(apps: AppRow[]): string {
   const rows = [['NAME', 'STATE', 'PID', 'ROUTE', 'UPSTREAM', 'RESTARTS', 'SOURCE']];
   for (const a of apps) {
-    rows.push([a.name, stateOf(a), a.pid === null || a.pid === undefined ? '-' : String(a.pid), a.route, upstreamOf(a), String(a.restarts ?? 0), String(a.source ?? '')]);
+    rows.push([a.name, a.state, a.pid === null || a.pid === undefined ? '-' : String(a.pid), a.route, upstreamOf(a), String(a.restarts ?? 0), String(a.source ?? '')]);
   }
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
   return rows.map((r) => r.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd()).join('\n');

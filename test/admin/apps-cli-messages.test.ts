@@ -19,9 +19,9 @@ test('apps add of an external app with nothing listening prints "not answering" 
   assert.equal(await add.exited, 0, add.stderr());
   assert.match(add.stdout(), /^ext: external \(not answering\)\n/);
   assert.match(add.stdout(), new RegExp(`note\\s+port ${port} refused`));
-  const ls = cli('ls');
+  const ls = cli('ls', '--json');
   assert.equal(await ls.exited, 0);
-  assert.match(ls.stdout(), /ext\s+external \(not answering\)/);
+  assert.equal(JSON.parse(ls.stdout())[0].ready, false);
 
   assert.equal(await cli('add', 'nocwd', '--cmd', 'sleep 30', '--cwd', '/nonexistent/porthole-cwd').exited, 0);
   const start = cli('start', 'nocwd');
