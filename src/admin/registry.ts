@@ -4,7 +4,7 @@
  * survives a restart), the supervisor (the processes) and the gateway's
  * route table (what is routed) — and answers whether an app can take traffic.
  */
-import { parseApp, RESERVED_NAMES, withApps, type AppConfig, type Config } from '../config/schema.js';
+import { appSetProblems, parseApp, RESERVED_NAMES, withApps, type AppConfig, type Config } from '../config/schema.js';
 import {
   AppInvalidError,
   AppNotSupervisedError,
@@ -92,13 +92,22 @@ export class AppRegistry {
         emit('error', { code: 'PH_ERR_CONFLICT', app: app.name, message: `stored app ${app.name} is shadowed by the config file's app of that name` });
         continue;
       }
-      const problems = this.routeProblems(app);
+      // Taken together too: the config file may since have taken this app's prefix or host name.
+      const last = this.config.apps.length + this.apiApps.size;
+      const clash = appSetProblems([...this.config.apps, ...this.apiApps.values(), app])
+        .filter((p) => p.startsWith(`apps[${last}]`))
+        .map((p) => `app${p.slice(`apps[${last}]`.length)}`);
+      const problems = clash.length ? clash : this.routeProblems(app);
       if (problems.length) this.markInvalid(app.name, raw, problems);
       else this.apiApps.set(app.name, app);
     }
     const stopped = await this.supervisor.recoverOrphans();
     if (stopped) emit('error', { code: 'PH_ERR_ORPHANS', message: `stopped the leftover processes of ${stopped} app run(s) of a previous gateway` });
-    for (const app of this.all()) if (app.cmd) await this.supervisor.set(app);
+    for (const app of this.all()) {
+      if (!app.cmd) continue;
+      // One app the supervisor cannot take (no free port) does not keep the gateway down.
+      await this.supervisor.set(app).catch((err: Error) => emit('error', { code: 'PH_ERR_SUPERVISOR', app: app.name, message: `${app.name}: ${err.message}` }));
+    }
     this.rebuild();
     await this.supervisor.startAutostart();
   }
@@ -374,7 +383,8 @@ export class AppRegistry {
       this.gateway.validate(withApps(this.config, [unrouted ? { ...app, port: PLACEHOLDER_PORT } : app]));
       return [];
     } catch (err) {
-      if (!(err instanceof ConfigError)) throw err;
+      // Anything the route table throws is this app's problem, never the gateway's end.
+      if (!(err instanceof ConfigError)) return [`app: ${(err as Error).message}`];
       // Problems of the global config (its own error_page) are not this app's to answer for.
       return err.problems.filter((p) => p.startsWith('apps[0]')).map((p) => `app${p.slice('apps[0]'.length)}`);
     }

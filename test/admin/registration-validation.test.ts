@@ -110,3 +110,26 @@ test('an error_page deleted while the gateway runs does not fail later registrat
   assert.match(pretty.message, /app\.error_page: cannot read/);
   assert.equal((await fetch(`${gw.url}/pretty/`)).headers.get('x-porthole-error'), 'PH_ERR_APP_INVALID');
 });
+
+test('a stored app whose prefix the config file has since taken does not stop the restart: it is invalid, the file app is routed', async (t) => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'porthole-clash-'));
+  const api = await httpUpstream((_req, res) => res.end('api app'));
+  const file = await httpUpstream((_req, res) => res.end('file app'));
+  t.after(async () => {
+    await api.close();
+    await file.close();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+  const first = await startAdmin({ dataDir });
+  try {
+    assert.equal((await first.webapp({ action: 'register', name: 'api1', port: api.port, prefix: '/shared' })).status, 200);
+  } finally {
+    await first.stop();
+  }
+  const gw = await startAdmin({ dataDir, config: `apps:\n  - name: file1\n    port: ${file.port}\n    prefix: /shared\n` });
+  t.after(() => gw.stop());
+  const app = (await gw.api('GET', '/_porthole/api/apps/api1')).body.app;
+  assert.equal(app.state, 'invalid');
+  assert.match(app.message, /app\.prefix: "\/shared" is already the prefix of file1/);
+  assert.equal(await (await fetch(`${gw.url}/shared/`)).text(), 'file app');
+});
