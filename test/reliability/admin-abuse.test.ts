@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
 import http from 'node:http';
+import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { startAdmin, type AdminGateway } from '../helpers/admin.js';
 import { record, size } from './harness.js';
@@ -20,9 +21,10 @@ interface Answer {
 }
 
 /** Sends a raw body (a Buffer, so the test's own loop does no work per request) and reads the whole answer. */
-function send(gw: AdminGateway, method: string, path: string, body: Buffer): Promise<Answer> {
+function send(gw: AdminGateway, method: string, path: string, body: Buffer | Buffer[]): Promise<Answer> {
   return new Promise((ok, fail) => {
-    const req = http.request(`${gw.url}${path}`, { method, agent: false, headers: { Authorization: `Bearer ${gw.token}`, 'Content-Type': 'application/json', 'Content-Length': body.length } }, (res) => {
+    const length = Array.isArray(body) ? {} : { 'Content-Length': body.length };
+    const req = http.request(`${gw.url}${path}`, { method, agent: false, headers: { Authorization: `Bearer ${gw.token}`, 'Content-Type': 'application/json', ...length } }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => {
@@ -38,7 +40,10 @@ function send(gw: AdminGateway, method: string, path: string, body: Buffer): Pro
       res.on('error', fail);
     });
     req.on('error', fail);
-    req.end(body);
+    if (!Array.isArray(body)) return void req.end(body);
+    // Chunked: no Content-Length for the gateway to check up front.
+    for (const chunk of body) req.write(chunk);
+    req.end();
   });
 }
 
@@ -121,7 +126,7 @@ describe('admin API abuse: refused with a status and a code, and no request stal
   });
 
   /** Runs `rounds` of the hostile request, checks each answer, and bounds the stall. */
-  async function hostile(label: string, method: string, path: string, body: Buffer, check: (a: Answer) => void): Promise<void> {
+  async function hostile(label: string, method: string, path: string, body: Buffer | Buffer[], check: (a: Answer) => void): Promise<void> {
     const slowest = await bestOfThree(gw, async () => {
       for (let i = 0; i < rounds; i++) {
         cases++;
@@ -146,6 +151,33 @@ describe('admin API abuse: refused with a status and a code, and no request stal
       assert.equal(a.status, 413);
       assert.equal(a.body.error.code, 'PH_ERR_BODY_TOO_LARGE');
       assert.match(a.body.error.message, /1048576 bytes/);
+    });
+  });
+
+  test('a declared body over 16 MiB is answered 413 at once, before the client sends it', async () => {
+    for (let i = 0; i < rounds; i++) {
+      cases++;
+      const answer = await new Promise<string>((ok, fail) => {
+        const socket = net.connect(gw.port, '127.0.0.1', () => {
+          socket.write(`POST /webapp HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${gw.token}\r\nContent-Type: application/json\r\nContent-Length: ${20 * 1024 * 1024}\r\n\r\n{"action":`);
+        });
+        let text = '';
+        socket.on('data', (d) => (text += d));
+        socket.on('close', () => ok(text));
+        socket.on('error', fail);
+        socket.setTimeout(5000, () => socket.destroy(new Error('no answer in 5 s')));
+      });
+      assert.match(answer, /^HTTP\/1\.1 413 /);
+      assert.match(answer, /connection: close/i);
+      assert.match(answer, /"code":"PH_ERR_BODY_TOO_LARGE"/);
+    }
+  });
+
+  test('a chunked body over the limit (no Content-Length) gets 413 too', async () => {
+    const chunks = Array.from({ length: 32 }, () => Buffer.alloc(64 * 1024, 'x'));
+    await hostile('2 MiB chunked body', 'POST', '/webapp', chunks, (a) => {
+      assert.equal(a.status, 413);
+      assert.equal(a.body.error.code, 'PH_ERR_BODY_TOO_LARGE');
     });
   });
 
@@ -237,5 +269,15 @@ describe('admin API abuse: refused with a status and a code, and no request stal
     assert.equal(start.status, 200, JSON.stringify(start.body).slice(0, 300));
     assert.notEqual(start.body.app.state, 'failed', start.body.app.message);
     assert.equal((await send(gw, 'POST', '/webapp', json({ action: 'remove', name: 'atlimit' }))).status, 200);
+  });
+
+  test('the gateway is still up and its fd count is back to its baseline', async () => {
+    assert.equal(gw.child.exitCode, null);
+    let fds = fdCount(gw.child.pid!);
+    for (let i = 0; i < 50 && fds > fdBefore; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      fds = fdCount(gw.child.pid!);
+    }
+    assert.ok(fds <= fdBefore, `fds ${fdBefore} before, ${fds} after`);
   });
 });
