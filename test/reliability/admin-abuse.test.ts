@@ -5,7 +5,7 @@
  * answering within 50 ms while they run (issue 8, security item 9).
  */
 import assert from 'node:assert/strict';
-import { readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
@@ -94,6 +94,11 @@ async function bestOfThree(gw: AdminGateway, work: () => Promise<void>): Promise
   return best;
 }
 
+function rssMiB(pid: number): number {
+  const kb = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
+  return Math.round((kb / 1024) * 10) / 10;
+}
+
 function fdCount(pid: number): number {
   return readdirSync(`/proc/${pid}/fd`).length;
 }
@@ -106,6 +111,7 @@ describe('admin API abuse: refused with a status and a code, and no request stal
   let cases = 0;
   let failures = 0;
   let fdBefore = 0;
+  let rssBeforeMiB = 0;
   const rounds = size(2, 20);
 
   before(async () => {
@@ -113,15 +119,17 @@ describe('admin API abuse: refused with a status and a code, and no request stal
     // Warm up: the first requests compile the code paths.
     for (let i = 0; i < 20; i++) await send(gw, 'POST', '/webapp', json({ action: 'list' }));
     fdBefore = fdCount(gw.child.pid!);
+    rssBeforeMiB = rssMiB(gw.child.pid!);
   });
   after(async () => {
     const fdAfter = fdCount(gw.child.pid!);
+    const rssAfterMiB = rssMiB(gw.child.pid!);
     const crashes = gw.child.exitCode === null ? 0 : 1;
     await gw.cleanup();
     const note = Object.entries(figures)
       .map(([k, v]) => `${k} ${v.toFixed(1)} ms`)
       .join(', ');
-    record({ suite: 'admin-abuse', cases, failures, crashes, fdBefore, fdAfter, note: `slowest /_porthole/health round trip per case: ${note}` });
+    record({ suite: 'admin-abuse', cases, failures, crashes, fdBefore, fdAfter, rssBeforeMiB, rssAfterMiB, note: `slowest /_porthole/health round trip per case: ${note}` });
     process.stdout.write(`# admin-abuse: ${note}\n`);
   });
 
