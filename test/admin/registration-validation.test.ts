@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { startAdmin } from '../helpers/admin.js';
 import { jsonLines } from '../helpers/cli.js';
-import { httpUpstream, waitFor } from '../helpers/net.js';
+import { httpUpstream, waitFor, wsCloseOf } from '../helpers/net.js';
 
 const storedNames = (dataDir: string): string[] => {
   const file = join(dataDir, 'apps.json');
@@ -71,6 +71,10 @@ test('a stored app whose error_page was deleted does not stop the restart: it is
   assert.equal(refused.status, 503);
   assert.equal(refused.headers.get('x-porthole-error'), 'PH_ERR_APP_INVALID');
   assert.match(((await refused.json()) as { error: { message: string } }).error.message, /pretty .*invalid.*error_page/);
+  // A browser's WebSocket gets the handshake completed and a close with the reason, not a bare 1006.
+  const close = await wsCloseOf(`${gw.url.replace('http', 'ws')}/pretty/`);
+  assert.equal(close.code, 1011);
+  assert.match(close.reason, /pretty is invalid/);
   const served = await fetch(`${gw.url}/other/`);
   assert.equal(served.status, 200);
   assert.equal(await served.text(), 'other app');
