@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -136,4 +137,25 @@ test('a stored app whose prefix the config file has since taken does not stop th
   assert.equal(app.state, 'invalid');
   assert.match(app.message, /app\.prefix: "\/shared" is already the prefix of file1/);
   assert.equal(await (await fetch(`${gw.url}/shared/`)).text(), 'file app');
+});
+
+test('an error_page that is a FIFO, a device or over 1 MiB is refused at registration without the gateway reading it', async (t) => {
+  const gw = await startAdmin();
+  t.after(() => gw.cleanup());
+  const fifo = join(gw.dataDir, 'page.fifo');
+  execFileSync('mkfifo', [fifo]);
+  const big = join(gw.dataDir, 'big.html');
+  writeFileSync(big, Buffer.alloc(1024 * 1024 + 1, 'x'));
+  for (const [page, why] of [
+    [fifo, /not a regular file/],
+    ['/dev/zero', /not a regular file/],
+    [big, /larger than 1048576 bytes/],
+  ] as const) {
+    const r = await gw.webapp({ action: 'register', name: 'page', port: 9301, error_page: page });
+    assert.equal(r.status, 400, `${page}: ${JSON.stringify(r.body)}`);
+    assert.match(r.body.error.message, /^app\.error_page: cannot read/);
+    assert.match(r.body.error.message, why);
+  }
+  assert.equal((await fetch(`${gw.url}/_porthole/health`)).status, 200);
+  assert.deepEqual(storedNames(gw.dataDir), []);
 });
