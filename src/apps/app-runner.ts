@@ -25,6 +25,8 @@ import type { RunFiles } from './run-files.js';
 
 export const DEFAULT_START_TIMEOUT_MS = 60_000;
 export const DEFAULT_STOP_TIMEOUT_MS = 10_000;
+/** A readiness failure goes into the app's log once the app has been starting this long. */
+const NOT_READY_LOG_AFTER_MS = 2_000;
 /** How the log names the marker, for whoever greps /proc/PID/environ next. */
 const RUN_MARKER_NOTE = `found by ${RUN_MARKER_VAR}`;
 
@@ -291,12 +293,16 @@ export class AppRunner {
   async #watchReadiness(run: Run): Promise<void> {
     const timeout = this.config.start_timeout ?? DEFAULT_START_TIMEOUT_MS;
     this.#lastProbe = undefined;
+    let logged: string | undefined;
     const onProbe = (p: Probe) => {
       if (this.#run !== run) return;
-      const cause = p.ok ? undefined : p.cause;
-      // Logged when it changes, not every poll: the log shows at once why the app is not ready yet.
-      if (cause !== undefined && cause !== this.#lastProbe) this.#log(`not ready yet: ${cause}`);
-      this.#lastProbe = cause;
+      this.#lastProbe = p.ok ? undefined : p.cause;
+      // Into the app's log when it changes, once the app has had a moment to bind
+      // (every start sees "refused" first): whoever reads the log sees why it is not ready.
+      if (!p.ok && p.cause !== logged && Date.now() - run.startedAt >= NOT_READY_LOG_AFTER_MS) {
+        logged = p.cause;
+        this.#log(`not ready yet: ${p.cause}`);
+      }
     };
     const probe = await waitUntilReady({ ...this.ports, health_path: this.config.health_path, tcp: bridgeTargets(this.config) }, timeout, run.ready.signal, onProbe);
     if (this.#run !== run || run.stopping || run.exit) return;
