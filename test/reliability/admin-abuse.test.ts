@@ -120,6 +120,8 @@ describe('admin API abuse: refused with a status and a code, and no request stal
     for (let i = 0; i < 20; i++) await send(gw, 'POST', '/webapp', json({ action: 'list' }));
     fdBefore = fdCount(gw.child.pid!);
     rssBeforeMiB = rssMiB(gw.child.pid!);
+    // What the machine gives with no hostile request, for comparison in the figures.
+    figures['baseline (no request)'] = await slowestHealthDuring(gw, () => new Promise((r) => setTimeout(r, 300)));
   });
   after(async () => {
     const fdAfter = fdCount(gw.child.pid!);
