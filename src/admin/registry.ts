@@ -232,12 +232,22 @@ export class AppRegistry {
         if (err instanceof ConfigError) throw new ConflictError(err.problems.join('; '), { app: app.name });
         throw err;
       }
+      const isNew = !this.apiApps.has(app.name) && !this.invalid.has(app.name);
       await this.store.put(raw as StoredApp);
       this.apiApps.set(app.name, app);
       this.invalid.delete(app.name);
       this.externalProbes.delete(app.name);
-      if (app.cmd) await this.supervisor.set(app);
-      else await this.supervisor.remove(app.name);
+      try {
+        if (app.cmd) await this.supervisor.set(app);
+        else await this.supervisor.remove(app.name);
+      } catch (err) {
+        // A new app the supervisor cannot take (no free port) is not left stored half registered.
+        if (isNew) {
+          this.apiApps.delete(app.name);
+          await this.store.delete(app.name);
+        }
+        throw err;
+      }
       this.rebuild();
       return this.view(app.name);
     });
