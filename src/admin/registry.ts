@@ -64,6 +64,8 @@ export class AppRegistry {
   private invalid = new Map<string, InvalidApp>();
   private externalProbes = new Map<string, { at: number; probe: Probe }>();
   private probing = new Map<string, Promise<void>>();
+  /** The port the gateway listens on, once it does: an app there would route requests back into the gateway. */
+  gatewayPort: number | undefined;
   /** Serializes changes, so two registrations never interleave their store/supervisor/route steps. */
   private queue: Promise<unknown> = Promise.resolve();
 
@@ -222,7 +224,7 @@ export class AppRegistry {
       }
       // Validated whole before anything is stored: whatever the route table would refuse
       // (an unreadable error_page…) is a 400 now, not a stored entry that breaks every rebuild.
-      const problems = this.routeProblems(app);
+      const problems = [...this.portProblems(app), ...this.routeProblems(app)];
       if (problems.length) throw new BadRequestError(problems);
       // The whole set must still be a valid config (prefixes and host names unique).
       const next = new Map(this.apiApps).set(app.name, app);
@@ -398,6 +400,14 @@ export class AppRegistry {
       // Problems of the global config (its own error_page) are not this app's to answer for.
       return err.problems.filter((p) => p.startsWith('apps[0]')).map((p) => `app${p.slice('apps[0]'.length)}`);
     }
+  }
+
+  private portProblems(app: AppConfig): string[] {
+    const own = this.gatewayPort;
+    if (own === undefined) return [];
+    return (['port', 'ws_port'] as const)
+      .filter((k) => app[k] === own)
+      .map((k) => `app.${k}: ${own} is the gateway's own port (requests would loop back into the gateway)`);
   }
 
   private markInvalid(name: string, raw: Record<string, unknown>, problems: readonly string[]): void {

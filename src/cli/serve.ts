@@ -134,6 +134,7 @@ async function serve(opts: ServeOptions): Promise<void> {
     await supervisor.stopAll();
     process.exit(1);
   }
+  registry.gatewayPort = address.port;
   try {
     const t = ensureToken(dataDir);
     token = t.token;

@@ -159,3 +159,15 @@ test('an error_page that is a FIFO, a device or over 1 MiB is refused at registr
   assert.equal((await fetch(`${gw.url}/_porthole/health`)).status, 200);
   assert.deepEqual(storedNames(gw.dataDir), []);
 });
+
+test("a registration on the gateway's own port is refused: its requests would loop back into the gateway", async (t) => {
+  const gw = await startAdmin();
+  t.after(() => gw.cleanup());
+  for (const key of ['port', 'ws_port']) {
+    const body = key === 'port' ? { port: gw.port } : { port: 9301, ws_port: gw.port };
+    const r = await gw.webapp({ action: 'register', name: 'loop', ...body });
+    assert.equal(r.status, 400);
+    assert.match(r.body.error.message, new RegExp(`^app\\.${key}: ${gw.port} is the gateway's own port`));
+  }
+  assert.deepEqual(storedNames(gw.dataDir), []);
+});
