@@ -85,12 +85,13 @@ async function slowestHealthDuring(gw: AdminGateway, work: () => Promise<void>):
 }
 
 /**
- * A stall is reproducible; a machine shared with other work is not: the case
- * is measured up to three times and the best run counts.
+ * A stall is reproducible; a machine shared with other work (npm test runs
+ * files in parallel) is not: the case is measured up to five times and the
+ * best run counts.
  */
-async function bestOfThree(gw: AdminGateway, work: () => Promise<void>): Promise<number> {
+async function bestOfFive(gw: AdminGateway, work: () => Promise<void>): Promise<number> {
   let best = Infinity;
-  for (let i = 0; i < 3 && best >= STALL_MS; i++) best = Math.min(best, await slowestHealthDuring(gw, work));
+  for (let i = 0; i < 5 && best >= STALL_MS; i++) best = Math.min(best, await slowestHealthDuring(gw, work));
   return best;
 }
 
@@ -137,7 +138,7 @@ describe('admin API abuse: refused with a status and a code, and no request stal
 
   /** Runs `rounds` of the hostile request, checks each answer, and bounds the stall. */
   async function hostile(label: string, method: string, path: string, body: Buffer | Buffer[], check: (a: Answer) => void): Promise<void> {
-    const slowest = await bestOfThree(gw, async () => {
+    const slowest = await bestOfFive(gw, async () => {
       for (let i = 0; i < rounds; i++) {
         cases++;
         const a = await send(gw, method, path, body);
