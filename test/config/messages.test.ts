@@ -69,3 +69,19 @@ describe('a YAML syntax error shows the offending line with a caret under the co
     assert.ok(msg.includes('\n    3 |     port: [1, 2\n'), msg);
   });
 });
+
+test('a huge unknown key or value is not echoed whole, and gets no "did you mean" search', () => {
+  const key = 'k'.repeat(1_000_000);
+  const problems = problemsOf(() => parseApp({ name: 'x', port: 9001, [key]: 1, url: 'u'.repeat(100_000) }));
+  assert.ok(problems.every((p) => p.length < 1000), problems.map((p) => p.length).join(', '));
+  assert.ok(problems.some((p) => /^app\.k{64}… \(1000000 characters\): unknown key \(valid keys:/.test(p)), problems.join('\n'));
+});
+
+test('many unknown keys: ten are named, the rest counted, and the valid keys listed once', () => {
+  const raw: Record<string, unknown> = { name: 'x', port: 9001 };
+  for (let i = 0; i < 50; i++) raw[`zz${i}`] = i;
+  const problems = problemsOf(() => parseApp(raw));
+  assert.equal(problems.length, 11);
+  assert.equal(problems.filter((p) => p.includes('valid keys')).length, 1);
+  assert.equal(problems[10], 'app: 40 more unknown keys');
+});
