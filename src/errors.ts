@@ -153,6 +153,16 @@ export class AppStartingError extends PortholeError {
   readonly closeCode = 1013;
 }
 
+/**
+ * A stored app no longer passes validation (its `error_page` was deleted, or
+ * the schema changed): it is shown with state `invalid` and not routed.
+ */
+export class AppInvalidError extends PortholeError {
+  readonly code = 'PH_ERR_APP_INVALID';
+  readonly status = 503;
+  readonly closeCode = 1011;
+}
+
 /** The gateway is draining and takes no new work. */
 export class DrainingError extends PortholeError {
   readonly code = 'PH_ERR_DRAINING';
@@ -171,6 +181,13 @@ export class BadRequestError extends PortholeError {
     super(list.join('; '));
     this.problems = list;
   }
+}
+
+/** An admin API request body is larger than the limit (1 MiB). */
+export class BodyTooLargeError extends PortholeError {
+  readonly code = 'PH_ERR_BODY_TOO_LARGE';
+  readonly status = 413;
+  readonly closeCode = 1009;
 }
 
 /** An admin API call without a valid token. */
@@ -213,6 +230,13 @@ export class AppUserError extends PortholeError {
   readonly code = 'PH_ERR_APP_USER';
   readonly status = 400;
   readonly closeCode = 1008;
+}
+
+/** The app's process could not be spawned (its `cwd` is not a directory, /bin/sh cannot run…). */
+export class AppSpawnError extends PortholeError {
+  readonly code = 'PH_ERR_APP_SPAWN';
+  readonly status = 500;
+  readonly closeCode = 1011;
 }
 
 /** The registry file in the data directory cannot be read. */
@@ -280,14 +304,17 @@ export const ERROR_CODES = [
   'PH_ERR_UPSTREAM_DNS',
   'PH_ERR_APP_STOPPED',
   'PH_ERR_APP_STARTING',
+  'PH_ERR_APP_INVALID',
   'PH_ERR_DRAINING',
   'PH_ERR_BAD_REQUEST',
+  'PH_ERR_BODY_TOO_LARGE',
   'PH_ERR_UNAUTHORIZED',
   'PH_ERR_FORBIDDEN',
   'PH_ERR_APP_UNKNOWN',
   'PH_ERR_CONFLICT',
   'PH_ERR_APP_NO_CMD',
   'PH_ERR_APP_USER',
+  'PH_ERR_APP_SPAWN',
   'PH_ERR_STORE_CORRUPT',
   'PH_ERR_INTERNAL',
 ] as const;

@@ -6,14 +6,31 @@
  * Every call passes the guard (token, Host, Origin) first.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { nearest } from '../config/schema-kit.js';
-import { AppNotSupervisedError, AppUnknownError, BadRequestError, InternalError, PortholeError } from '../errors.js';
+import { nearest, quote } from '../config/schema-kit.js';
+import { AppNotSupervisedError, AppSpawnError, AppUnknownError, BadRequestError, BodyTooLargeError, InternalError, PortholeError } from '../errors.js';
 import { emit } from '../events.js';
 import type { Supervisor } from '../apps/supervisor.js';
 import { checkAdmin, type GuardOptions } from './guard.js';
 import type { AppRegistry } from './registry.js';
 
 const MAX_BODY = 1024 * 1024;
+/**
+ * A body over MAX_BODY is read and thrown away up to this many bytes, so the
+ * 413 reaches a client that sends its whole body before reading (closing a
+ * socket with unread data makes the kernel send a reset, and the client then
+ * never sees the answer). Past it, the answer is sent and the connection cut.
+ */
+const MAX_DISCARD = 16 * 1024 * 1024;
+/** JSON nesting accepted in a body: an app definition is 3 levels deep. */
+const MAX_DEPTH = 32;
+/**
+ * Values (commas) accepted in a body. An app definition has a few dozen; a
+ * megabyte of tiny values costs JSON.parse, the copies and the schema walk
+ * tens of milliseconds each, time the whole gateway would wait.
+ */
+const MAX_VALUES = 8192;
+/** Problems listed one by one in an error answer; the rest are counted. */
+const MAX_PROBLEMS = 20;
 const API = '/_porthole/api/';
 const WEBAPP_ACTIONS = ['register', 'start', 'stop', 'restart', 'status', 'list', 'remove', 'unregister', 'logs', 'autostart', 'alloc_port'];
 
@@ -41,7 +58,7 @@ export function createAdminApi(opts: AdminApiOptions): (req: IncomingMessage, re
       return true;
     }
     const params = new URLSearchParams(q === -1 ? '' : url.slice(q + 1));
-    const handle = path.startsWith(API) ? rest(opts, req, res, path.slice(API.length), params) : webapp(opts, req, params);
+    const handle = path.startsWith(API) ? rest(opts, req, res, path.slice(API.length), params) : webapp(opts, req, res, params);
     Promise.resolve(handle)
       .then((body) => {
         if (body !== undefined) sendJson(res, 200, { ok: true, ...body });
@@ -51,11 +68,11 @@ export function createAdminApi(opts: AdminApiOptions): (req: IncomingMessage, re
   };
 }
 
-async function webapp(opts: AdminApiOptions, req: IncomingMessage, params: URLSearchParams): Promise<Record<string, unknown>> {
+async function webapp(opts: AdminApiOptions, req: IncomingMessage, res: ServerResponse, params: URLSearchParams): Promise<Record<string, unknown>> {
   const { registry, supervisor } = opts;
   let body: Record<string, unknown>;
   if (req.method === 'GET') body = Object.fromEntries(params);
-  else if (req.method === 'POST') body = await readJson(req);
+  else if (req.method === 'POST') body = await readJson(req, res);
   else throw new BadRequestError(`/webapp takes GET or POST, not ${req.method}`);
   const action = body.action;
   if (typeof action !== 'string') throw new BadRequestError(`action: required, one of ${WEBAPP_ACTIONS.join(', ')}`);
@@ -72,9 +89,13 @@ async function webapp(opts: AdminApiOptions, req: IncomingMessage, params: URLSe
     case 'stop':
     case 'restart':
       return withUrl(await registry.act(name(), action));
-    case 'status':
-      return withUrl(registry.view(name()));
+    case 'status': {
+      const n = name();
+      await registry.checkExternal([n]);
+      return withUrl(registry.view(n));
+    }
     case 'list':
+      await registry.checkExternal();
       return { apps: registry.list() };
     case 'remove':
     case 'unregister':
@@ -91,7 +112,7 @@ async function webapp(opts: AdminApiOptions, req: IncomingMessage, params: URLSe
       return { port: await supervisor.allocPort() };
     default: {
       const near = nearest(action, WEBAPP_ACTIONS);
-      throw new BadRequestError(`action: unknown action ${JSON.stringify(action)}${near ? `, did you mean ${near}?` : ''} (one of ${WEBAPP_ACTIONS.join(', ')})`);
+      throw new BadRequestError(`action: unknown action ${quote(action)}${near ? `, did you mean ${near}?` : ''} (one of ${WEBAPP_ACTIONS.join(', ')})`);
     }
   }
 }
@@ -109,15 +130,21 @@ async function rest(opts: AdminApiOptions, req: IncomingMessage, res: ServerResp
   if (parts[0] !== 'apps') throw new AppUnknownError(`no admin resource /_porthole/api/${sub}`);
   if (parts.length === 1) {
     if (method !== 'GET') throw notAllowed('GET, or PUT /apps/{name}');
+    await registry.checkExternal();
     return { apps: registry.list() };
   }
   const name = parts[1];
   if (parts.length === 2) {
-    if (method === 'GET') return { app: registry.view(name) };
+    if (method === 'GET') {
+      await registry.checkExternal([name]);
+      return { app: registry.view(name) };
+    }
     if (method === 'DELETE') return registry.remove(name);
     if (method === 'PUT') {
-      const body = await readJson(req);
-      if (body.name !== undefined && body.name !== name) throw new BadRequestError(`name: ${JSON.stringify(body.name)} does not match the URL's ${JSON.stringify(name)}`);
+      const body = await readJson(req, res);
+      if (body.name !== undefined && body.name !== name) {
+        throw new BadRequestError(`name: ${typeof body.name === 'string' ? quote(body.name) : 'a non-string'} does not match the URL's ${quote(name)}`);
+      }
       const app = await registry.put({ ...body, name });
       return { app };
     }
@@ -162,32 +189,69 @@ function lineCount(v: unknown): number {
   return n;
 }
 
-function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
+function readJson(req: IncomingMessage, res: ServerResponse): Promise<Record<string, unknown>> {
   return new Promise((ok, fail) => {
     const chunks: Buffer[] = [];
     let size = 0;
+    const tooLarge = () => new BodyTooLargeError(`body: larger than ${MAX_BODY} bytes`);
+    const cut = () => {
+      // Not worth reading on: answer, then close (a client still sending may see a reset).
+      req.pause();
+      res.setHeader('Connection', 'close');
+      res.once('finish', () => req.destroy());
+      fail(tooLarge());
+    };
+    if (Number(req.headers['content-length']) > MAX_DISCARD) return cut();
     req.on('data', (c: Buffer) => {
       size += c.length;
-      if (size > MAX_BODY) {
-        fail(new BadRequestError(`body: larger than ${MAX_BODY} bytes`));
-        req.destroy();
-        return;
-      }
-      chunks.push(c);
+      if (size <= MAX_BODY) return void chunks.push(c);
+      chunks.length = 0;
+      if (size - c.length <= MAX_DISCARD && size > MAX_DISCARD) cut();
     });
     req.on('error', fail);
     req.on('end', () => {
+      if (size > MAX_BODY) {
+        res.setHeader('Connection', 'close');
+        return fail(tooLarge());
+      }
       const text = Buffer.concat(chunks).toString('utf8');
       if (!text.trim()) return ok({});
+      const shape = jsonShape(text);
+      if (shape.tooDeepAt) return fail(new BadRequestError(`body: JSON nested deeper than ${MAX_DEPTH} levels (at character ${shape.tooDeepAt})`));
+      if (shape.values > MAX_VALUES) return fail(new BadRequestError(`body: ${shape.values} values; at most ${MAX_VALUES} in an admin request`));
       try {
         const v = JSON.parse(text) as unknown;
         if (v === null || typeof v !== 'object' || Array.isArray(v)) return fail(new BadRequestError('body: expected a JSON object'));
         ok(v as Record<string, unknown>);
       } catch (err) {
-        fail(new BadRequestError(`body: invalid JSON (${(err as Error).message})`));
+        fail(new BadRequestError(`body: invalid JSON (${(err as Error).message.slice(0, 200)})`));
       }
     });
   });
+}
+
+/**
+ * What JSON.parse would be asked to build, in one linear pass before it runs:
+ * where (1-based) arrays and objects nest deeper than MAX_DEPTH (0 if they
+ * do not), and how many values (commas, counted up to MAX_VALUES + 1) there are.
+ */
+function jsonShape(text: string): { tooDeepAt: number; values: number } {
+  let depth = 0;
+  let values = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 92 /* backslash */) i++;
+      else if (c === 34 /* " */) inString = false;
+    } else if (c === 34) inString = true;
+    else if (c === 44 /* , */) {
+      if (++values > MAX_VALUES) break;
+    } else if (c === 123 /* { */ || c === 91 /* [ */) {
+      if (++depth > MAX_DEPTH) return { tooDeepAt: i + 1, values };
+    } else if (c === 125 /* } */ || c === 93 /* ] */) depth--;
+  }
+  return { tooDeepAt: 0, values };
 }
 
 function asPortholeError(err: unknown): PortholeError {
@@ -195,6 +259,7 @@ function asPortholeError(err: unknown): PortholeError {
   const e = err as Error & { code?: string };
   if (e.code === 'PH_ERR_APP_UNKNOWN') return new AppUnknownError(e.message);
   if (e.code === 'PH_ERR_APP_NO_CMD') return new AppNotSupervisedError(e.message);
+  if (e.code === 'PH_ERR_APP_SPAWN') return new AppSpawnError(e.message);
   emit('error', { code: 'PH_ERR_INTERNAL', message: e.stack ?? String(err) });
   return new InternalError(e.message ?? String(err), { cause: err });
 }
@@ -207,6 +272,11 @@ function sendJson(res: ServerResponse, status: number, body: unknown, headers: R
 }
 
 function sendError(res: ServerResponse, err: PortholeError, headers: Record<string, string> = {}): void {
-  const problems = (err as { problems?: readonly string[] }).problems;
-  sendJson(res, err.status, { ok: false, error: { code: err.code, status: err.status, message: err.message, ...(problems && problems.length > 1 ? { problems } : {}) } }, { 'X-Porthole-Error': err.code, ...headers });
+  let problems = (err as { problems?: readonly string[] }).problems;
+  let message = err.message;
+  if (problems && problems.length > MAX_PROBLEMS) {
+    problems = [...problems.slice(0, MAX_PROBLEMS), `…and ${problems.length - MAX_PROBLEMS} more problems`];
+    message = problems.join('; ');
+  }
+  sendJson(res, err.status, { ok: false, error: { code: err.code, status: err.status, message, ...(problems && problems.length > 1 ? { problems } : {}) } }, { 'X-Porthole-Error': err.code, ...headers });
 }

@@ -4,8 +4,9 @@
  * survives a restart), the supervisor (the processes) and the gateway's
  * route table (what is routed) — and answers whether an app can take traffic.
  */
-import { parseApp, RESERVED_NAMES, withApps, type AppConfig, type Config } from '../config/schema.js';
+import { appSetProblems, parseApp, RESERVED_NAMES, withApps, type AppConfig, type Config } from '../config/schema.js';
 import {
+  AppInvalidError,
   AppNotSupervisedError,
   AppStartingError,
   AppStoppedError,
@@ -16,11 +17,33 @@ import {
   PortholeError,
 } from '../errors.js';
 import { emit } from '../events.js';
+import { probeOnce, type Probe, type ReadinessTarget } from '../apps/readiness.js';
 import type { AppStatus, Supervisor } from '../apps/supervisor.js';
+import { parseHostPort } from '../config/host-port.js';
+import { isBridgeOnly } from '../gateway/bridge.js';
 import type { Gateway } from '../gateway/gateway.js';
 import type { AppStore, StoredApp } from '../store/file-store.js';
 
 const DEFAULT_START_TIMEOUT = 60_000;
+/** Stands in for the port a supervised app will be given, so its route can be built (and checked) now. */
+const PLACEHOLDER_PORT = 9;
+
+/**
+ * An external app (no cmd) is probed when the API shows it; the result is
+ * reused this long, so listing many apps costs one connect each at most this
+ * often, and a probe never holds an API call longer than its timeout.
+ */
+const EXTERNAL_PROBE_TTL_MS = 2_000;
+const EXTERNAL_PROBE_TIMEOUT_MS = 500;
+
+/** A stored (or config) app that no longer passes validation: shown, never routed. */
+interface InvalidApp {
+  /** What was stored, shown as it is. */
+  raw: Record<string, unknown>;
+  reason: string;
+  /** A route at the app's prefix whose gate answers PH_ERR_APP_INVALID, so its requests get a clear error. */
+  stub?: AppConfig;
+}
 
 /** An app as the API shows it: its definition, where it came from, and its process state. */
 export interface AppView extends Record<string, unknown> {
@@ -30,7 +53,7 @@ export interface AppView extends Record<string, unknown> {
   route: string;
   /** Where to open it: under its prefix, and at the root of `{name}.localhost` (and `{name}.{base_domain}`). */
   urls: string[];
-  state: AppStatus['state'] | 'external';
+  state: AppStatus['state'] | 'external' | 'invalid';
   pid: number | null;
   ready: boolean;
   restarts: number;
@@ -40,6 +63,11 @@ export interface AppView extends Record<string, unknown> {
 export class AppRegistry {
   private config: Config;
   private apiApps = new Map<string, AppConfig>();
+  private invalid = new Map<string, InvalidApp>();
+  private externalProbes = new Map<string, { at: number; probe: Probe }>();
+  private probing = new Map<string, Promise<void>>();
+  /** The port the gateway listens on, once it does: an app there would route requests back into the gateway. */
+  gatewayPort: number | undefined;
   /** Serializes changes, so two registrations never interleave their store/supervisor/route steps. */
   private queue: Promise<unknown> = Promise.resolve();
 
@@ -54,38 +82,60 @@ export class AppRegistry {
 
   /** Loads the stored apps, stops what a killed gateway left running, then starts autostart apps. */
   async init(): Promise<void> {
+    // A stored app that no longer validates is marked invalid, never fatal: the others must run.
     for (const raw of await this.store.load()) {
+      let app: AppConfig;
       try {
-        const app = parseApp(withoutAction(raw), `stored app ${raw.name}`);
-        if (this.fileApp(app.name)) {
-          emit('error', { code: 'PH_ERR_CONFLICT', app: app.name, message: `stored app ${app.name} is shadowed by the config file's app of that name` });
-          continue;
-        }
-        this.apiApps.set(app.name, app);
+        app = parseApp(withoutAction(raw), 'app');
       } catch (err) {
-        emit('error', { code: (err as PortholeError).code ?? 'PH_ERR_CONFIG', app: raw.name, message: (err as Error).message });
+        if (!(err instanceof ConfigError) && !(err instanceof BadRequestError)) throw err;
+        this.markInvalid(String(raw.name), raw, err.problems);
+        continue;
       }
+      if (this.fileApp(app.name)) {
+        emit('error', { code: 'PH_ERR_CONFLICT', app: app.name, message: `stored app ${app.name} is shadowed by the config file's app of that name` });
+        continue;
+      }
+      // Taken together too: the config file may since have taken this app's prefix or host name.
+      const last = this.config.apps.length + this.apiApps.size;
+      const clash = appSetProblems([...this.config.apps, ...this.apiApps.values(), app])
+        .filter((p) => p.startsWith(`apps[${last}]`))
+        .map((p) => `app${p.slice(`apps[${last}]`.length)}`);
+      const problems = clash.length ? clash : this.routeProblems(app);
+      if (problems.length) this.markInvalid(app.name, raw, problems);
+      else this.apiApps.set(app.name, app);
     }
     const stopped = await this.supervisor.recoverOrphans();
     if (stopped) emit('error', { code: 'PH_ERR_ORPHANS', message: `stopped the leftover processes of ${stopped} app run(s) of a previous gateway` });
-    for (const app of this.all()) if (app.cmd) await this.supervisor.set(app);
+    for (const app of this.all()) {
+      if (!app.cmd) continue;
+      // One app the supervisor cannot take (no free port) does not keep the gateway down.
+      await this.supervisor.set(app).catch((err: Error) => emit('error', { code: 'PH_ERR_SUPERVISOR', app: app.name, message: `${app.name}: ${err.message}` }));
+    }
     this.rebuild();
     await this.supervisor.startAutostart();
   }
 
-  /** Every app: config file first, then API-registered. */
+  /** Every valid app: config file first, then API-registered. */
   all(): AppConfig[] {
-    return [...this.config.apps, ...this.apiApps.values()];
+    const apps = [...this.config.apps, ...this.apiApps.values()];
+    return this.invalid.size ? apps.filter((a) => !this.invalid.has(a.name)) : apps;
   }
 
   get(name: string): AppConfig | undefined {
+    if (this.invalid.has(name)) return undefined;
     return this.fileApp(name) ?? this.apiApps.get(name);
   }
 
   view(name: string): AppView {
+    const inv = this.invalid.get(name);
+    if (inv) return this.invalidView(name, inv);
     const app = this.get(name);
     if (!app) throw new AppUnknownError(`no app named ${JSON.stringify(name)}`, { app: name });
     const st = this.supervisor.status(name);
+    // An app Porthole does not run is "external": whether it answers comes from a probe (checkExternal).
+    const ext = st ? undefined : app.cmd ? undefined : this.externalProbes.get(name)?.probe;
+    const extMessage = st || app.cmd ? undefined : !ext ? 'not checked yet' : ext.ok ? undefined : ext.cause;
     return {
       ...app,
       ...(st?.port !== undefined ? { port: st.port } : {}),
@@ -96,15 +146,34 @@ export class AppRegistry {
       urls: this.gateway.urlsOf(app),
       state: st ? st.state : 'external',
       pid: st?.pid ?? null,
-      ready: st ? st.ready : true,
+      ready: st ? st.ready : (ext?.ok ?? false),
       restarts: st?.restarts ?? 0,
       last_exit: st?.last_exit ?? null,
       ...(st?.message ? { message: st.message } : {}),
+      ...(extMessage ? { message: extMessage } : {}),
+      ...(st?.last_probe ? { last_probe: st.last_probe } : {}),
     };
   }
 
   list(): AppView[] {
-    return this.all().map((a) => this.view(a.name));
+    return [...this.all().map((a) => a.name), ...this.invalid.keys()].map((n) => this.view(n));
+  }
+
+  private invalidView(name: string, inv: InvalidApp): AppView {
+    return {
+      ...inv.raw,
+      name,
+      source: this.fileApp(name) ? 'config' : 'api',
+      route: `${inv.stub?.prefix ?? `/${name}`}/`,
+      urls: [], // not routed while invalid
+      state: 'invalid',
+      pid: null,
+      ready: false,
+      restarts: 0,
+      last_exit: null,
+      message: inv.reason,
+      error: { code: 'PH_ERR_APP_INVALID' },
+    };
   }
 
   /**
@@ -112,7 +181,39 @@ export class AppRegistry {
    * schema (400 naming the field), may not take a config-file or reserved
    * name (409), and is stored durably before this resolves.
    */
-  put(body: unknown): Promise<AppView> {
+  async put(body: unknown): Promise<AppView> {
+    const stored = await this.putNow(body);
+    await this.checkExternal([stored.name]);
+    return this.view(stored.name);
+  }
+
+  /**
+   * Probes the external apps among `names` (default: all) whose last result
+   * is older than EXTERNAL_PROBE_TTL_MS: TCP to `port` and `ws_port` (or GET
+   * `health_path`), the unix `socket`, the `url`'s host and port, the bridge
+   * target. One probe per app runs at a time; each takes at most
+   * EXTERNAL_PROBE_TIMEOUT_MS.
+   */
+  async checkExternal(names?: readonly string[]): Promise<void> {
+    const now = Date.now();
+    const apps = (names ? names.map((n) => this.get(n)) : this.all()).filter((a): a is AppConfig => a !== undefined && !a.cmd);
+    await Promise.all(
+      apps.map((app) => {
+        const cached = this.externalProbes.get(app.name);
+        if (cached && now - cached.at < EXTERNAL_PROBE_TTL_MS) return undefined;
+        let running = this.probing.get(app.name);
+        if (!running) {
+          running = probeOnce(externalTarget(app), EXTERNAL_PROBE_TIMEOUT_MS)
+            .then((probe) => void this.externalProbes.set(app.name, { at: Date.now(), probe }))
+            .finally(() => this.probing.delete(app.name));
+          this.probing.set(app.name, running);
+        }
+        return running;
+      }),
+    );
+  }
+
+  private putNow(body: unknown): Promise<AppView> {
     return this.serial(async () => {
       const raw = withoutAction(body);
       const name = typeof raw.name === 'string' ? raw.name : undefined;
@@ -125,6 +226,10 @@ export class AppRegistry {
         if (err instanceof ConfigError) throw new BadRequestError(err.problems);
         throw err;
       }
+      // Validated whole before anything is stored: whatever the route table would refuse
+      // (an unreadable error_page…) is a 400 now, not a stored entry that breaks every rebuild.
+      const problems = [...this.portProblems(app), ...this.routeProblems(app)];
+      if (problems.length) throw new BadRequestError(problems);
       // The whole set must still be a valid config (prefixes and host names unique).
       const next = new Map(this.apiApps).set(app.name, app);
       try {
@@ -135,10 +240,22 @@ export class AppRegistry {
       }
       // Who it would run as, checked before anything is stored (PH_ERR_APP_USER).
       if (app.cmd) await this.supervisor.checkUser(app);
+      const isNew = !this.apiApps.has(app.name) && !this.invalid.has(app.name);
       await this.store.put(raw as StoredApp);
       this.apiApps.set(app.name, app);
-      if (app.cmd) await this.supervisor.set(app);
-      else await this.supervisor.remove(app.name);
+      this.invalid.delete(app.name);
+      this.externalProbes.delete(app.name);
+      try {
+        if (app.cmd) await this.supervisor.set(app);
+        else await this.supervisor.remove(app.name);
+      } catch (err) {
+        // A new app the supervisor cannot take (no free port) is not left stored half registered.
+        if (isNew) {
+          this.apiApps.delete(app.name);
+          await this.store.delete(app.name);
+        }
+        throw err;
+      }
       this.rebuild();
       return this.view(app.name);
     });
@@ -147,16 +264,25 @@ export class AppRegistry {
   remove(name: string): Promise<{ removed: string }> {
     return this.serial(async () => {
       if (this.fileApp(name)) throw new ConflictError(`app ${name} is defined in the config file; remove it there`, { app: name });
+      if (this.invalid.delete(name)) {
+        await this.supervisor.remove(name);
+        await this.store.delete(name);
+        this.apiApps.delete(name);
+        this.rebuild();
+        return { removed: name };
+      }
       if (!this.apiApps.has(name)) throw new AppUnknownError(`no app named ${JSON.stringify(name)}`, { app: name });
       await this.supervisor.remove(name);
       await this.store.delete(name);
       this.apiApps.delete(name);
+      this.externalProbes.delete(name);
       this.rebuild();
       return { removed: name };
     });
   }
 
   async act(name: string, action: 'start' | 'stop' | 'restart'): Promise<AppView> {
+    this.refuseInvalid(name);
     const app = this.get(name);
     if (!app) throw new AppUnknownError(`no app named ${JSON.stringify(name)}`, { app: name });
     if (!app.cmd) throw new AppNotSupervisedError(`app ${name} has no cmd: Porthole only routes to it`, { app: name });
@@ -167,6 +293,7 @@ export class AppRegistry {
 
   /** Turns autostart on or off for an API app (stored like any update). */
   async autostart(name: string, enabled: boolean): Promise<AppView> {
+    this.refuseInvalid(name);
     const app = this.apiApps.get(name);
     if (!app) {
       if (this.fileApp(name)) throw new ConflictError(`app ${name} is defined in the config file; change autostart there`, { app: name });
@@ -187,8 +314,13 @@ export class AppRegistry {
         if (app.cmd) await this.supervisor.set(app);
         else if (before.get(app.name)?.cmd) await this.supervisor.remove(app.name);
         this.apiApps.delete(app.name); // the config file wins a name
+        this.invalid.delete(app.name); // checked whole by the caller (gateway.validate)
       }
-      for (const name of before.keys()) if (!config.apps.some((a) => a.name === name)) await this.supervisor.remove(name);
+      for (const name of before.keys()) {
+        if (config.apps.some((a) => a.name === name)) continue;
+        await this.supervisor.remove(name);
+        if (!this.apiApps.has(name)) this.invalid.delete(name);
+      }
       this.rebuild();
     });
   }
@@ -199,27 +331,111 @@ export class AppRegistry {
    * a promise that settles when it is ready or cannot be.
    */
   readonly appGate = (name: string): null | Promise<PortholeError | null> => {
+    const inv = this.invalid.get(name);
+    if (inv) return Promise.resolve(invalidError(name, inv));
     const st = this.supervisor.status(name);
     if (!st || st.state === 'running') return null;
     if (st.state === 'stopped' || st.state === 'failed') {
       return Promise.resolve(new AppStoppedError(`app ${name} is ${st.state}${st.message ? ` (${st.message})` : ''}`, { app: name }));
     }
     const timeout = this.get(name)?.start_timeout ?? DEFAULT_START_TIMEOUT;
+    // The cause comes first: a WebSocket close reason keeps only 123 bytes.
     return this.supervisor.waitReady(name, timeout).then((r) => {
       if (r === 'running') return null;
-      if (r === 'timeout') return new AppStartingError(`app ${name} did not become ready in ${timeout / 1000} s`, { app: name });
-      return new AppStoppedError(`app ${name} is ${r}`, { app: name });
+      const now = this.supervisor.status(name);
+      if (r === 'timeout') {
+        const cause = now?.last_probe ? `: ${now.last_probe}` : '';
+        return new AppStartingError(`app ${name} not ready${cause} (waited ${timeout / 1000} s)`, { app: name });
+      }
+      return new AppStoppedError(`app ${name} is ${r}${now?.message ? `: ${now.message}` : ''}`, { app: name });
     });
   };
 
-  /** Rebuilds the gateway's routes from every app, with the ports the supervisor allocated. */
+  /**
+   * Rebuilds the gateway's routes from every app, with the ports the
+   * supervisor allocated. An app whose route can no longer be built (its
+   * error_page was deleted since it was checked) turns `invalid` and the
+   * others stay routed.
+   */
   private rebuild(): void {
+    try {
+      this.gateway.reload(this.routedConfig());
+      return;
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+    }
+    for (const app of this.all()) {
+      const problems = this.routeProblems(app);
+      if (!problems.length) continue;
+      this.markInvalid(app.name, { ...app }, problems);
+      void this.supervisor.remove(app.name).catch((err: Error) => emit('error', { code: 'PH_ERR_SUPERVISOR', app: app.name, message: err.message }));
+    }
+    this.gateway.reload(this.routedConfig());
+  }
+
+  /** The valid apps with their ports, plus a stub route for each invalid app that collides with none. */
+  private routedConfig(): Config {
     const apps = this.all().map((app) => {
       if (app.port !== undefined || app.url !== undefined || app.socket !== undefined) return app;
       const port = this.supervisor.status(app.name)?.port;
       return port === undefined ? app : { ...app, port };
     });
-    this.gateway.reload(withApps(this.config, apps));
+    const names = new Set(apps.map((a) => a.name));
+    const prefixes = new Set(apps.map((a) => a.prefix ?? `/${a.name}`));
+    for (const { stub } of this.invalid.values()) {
+      if (!stub || names.has(stub.name) || prefixes.has(stub.prefix ?? `/${stub.name}`)) continue;
+      apps.push(stub);
+      prefixes.add(stub.prefix ?? `/${stub.name}`);
+    }
+    return withApps(this.config, apps);
+  }
+
+  /**
+   * What the route table would refuse in this app alone (an unreadable
+   * error_page, a bridge token file…), with paths such as `app.error_page`.
+   * A supervised app without a port yet is checked with a stand-in port.
+   */
+  private routeProblems(app: AppConfig): string[] {
+    const unrouted = app.port === undefined && app.url === undefined && app.socket === undefined && !isBridgeOnly(app);
+    try {
+      this.gateway.validate(withApps(this.config, [unrouted ? { ...app, port: PLACEHOLDER_PORT } : app]));
+      return [];
+    } catch (err) {
+      // Anything the route table throws is this app's problem, never the gateway's end.
+      if (!(err instanceof ConfigError)) return [`app: ${(err as Error).message}`];
+      // Problems of the global config (its own error_page) are not this app's to answer for.
+      return err.problems.filter((p) => p.startsWith('apps[0]')).map((p) => `app${p.slice('apps[0]'.length)}`);
+    }
+  }
+
+  private portProblems(app: AppConfig): string[] {
+    const own = this.gatewayPort;
+    if (own === undefined) return [];
+    return (['port', 'ws_port'] as const)
+      .filter((k) => app[k] === own)
+      .map((k) => `app.${k}: ${own} is the gateway's own port (requests would loop back into the gateway)`);
+  }
+
+  private markInvalid(name: string, raw: Record<string, unknown>, problems: readonly string[]): void {
+    const reason = problems.join('; ');
+    let stub: AppConfig | undefined;
+    try {
+      stub = parseApp({ name, port: PLACEHOLDER_PORT, ...(typeof raw.prefix === 'string' ? { prefix: raw.prefix } : {}) });
+    } catch {
+      try {
+        stub = parseApp({ name, port: PLACEHOLDER_PORT });
+      } catch {
+        stub = undefined; // not even a valid name: nothing to route
+      }
+    }
+    this.invalid.set(name, { raw, reason, stub });
+    this.apiApps.delete(name);
+    emit('error', { code: 'PH_ERR_APP_INVALID', app: name, message: `app ${name} is invalid and not routed (register it again to fix it): ${reason}` });
+  }
+
+  private refuseInvalid(name: string): void {
+    const inv = this.invalid.get(name);
+    if (inv) throw invalidError(name, inv);
   }
 
   private fileApp(name: string): AppConfig | undefined {
@@ -231,6 +447,25 @@ export class AppRegistry {
     this.queue = run.catch(() => {});
     return run;
   }
+}
+
+/** What to probe to tell whether an app Porthole does not run answers. */
+function externalTarget(app: AppConfig): ReadinessTarget {
+  const tcp: { host: string; port: number }[] = [];
+  if (app.url !== undefined) {
+    const u = new URL(app.url);
+    const secure = u.protocol === 'https:' || u.protocol === 'wss:';
+    tcp.push({ host: u.hostname.replace(/^\[|\]$/g, ''), port: u.port ? Number(u.port) : secure ? 443 : 80 });
+  }
+  for (const spec of [app.bridge, app.ws_bridge]) {
+    const t = spec === undefined ? undefined : parseHostPort(spec);
+    if (t && typeof t !== 'string') tcp.push(t);
+  }
+  return { port: app.port, ws_port: app.ws_port, health_path: app.health_path, socket: app.socket, tcp };
+}
+
+function invalidError(name: string, inv: InvalidApp): AppInvalidError {
+  return new AppInvalidError(`app ${name} is invalid and not routed: ${inv.reason}`, { app: name });
 }
 
 function withoutAction(body: unknown): Record<string, unknown> {

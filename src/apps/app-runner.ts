@@ -16,16 +16,18 @@ import { join } from 'node:path';
 import type { AppConfig } from '../config/schema.js';
 import type { AppLog } from './app-log.js';
 import { shellAs, type AppIdentity } from './app-user.js';
-import { APP_NO_CMD, appError, type AppState, type AppStatus, type LastExit } from './app-status.js';
+import { APP_NO_CMD, APP_SPAWN, appError, type AppState, type AppStatus, type LastExit } from './app-status.js';
 import { cleanEnv, newRunMarker, RUN_MARKER_VAR } from './clean-env.js';
 import { procStat, stopRun } from './process-group.js';
-import { waitUntilReady } from './readiness.js';
+import { waitUntilReady, type Probe } from './readiness.js';
 import { parseHostPort, type HostPort } from '../config/host-port.js';
 import { CrashHistory, formatMs, isFailure, wantsRestart, type RestartOptions } from './restart-policy.js';
 import type { RunFiles } from './run-files.js';
 
 export const DEFAULT_START_TIMEOUT_MS = 60_000;
 export const DEFAULT_STOP_TIMEOUT_MS = 10_000;
+/** A readiness failure goes into the app's log once the app has been starting this long. */
+const NOT_READY_LOG_AFTER_MS = 2_000;
 /** How the log names the marker, for whoever greps /proc/PID/environ next. */
 const RUN_MARKER_NOTE = `found by ${RUN_MARKER_VAR}`;
 
@@ -87,6 +89,10 @@ export class AppRunner {
   #restarts = 0;
   #lastExit: LastExit | null = null;
   #message: string | undefined;
+  /** Why the last readiness check failed (`health_path /api/status answered 404`); cleared once ready. */
+  #lastProbe: string | undefined;
+  /** Set when the last spawn did not produce a process: start and restart reject with it. */
+  #spawnFailure: string | undefined;
   #run: Run | undefined;
   #backoff: NodeJS.Timeout | undefined;
   /** The last group stop and run-file removal; the next spawn waits for it. */
@@ -126,6 +132,7 @@ export class AppRunner {
     if (this.ports.port !== undefined) s.port = this.ports.port;
     if (this.ports.ws_port !== undefined) s.ws_port = this.ports.ws_port;
     if (this.#message !== undefined) s.message = this.#message;
+    if (this.#lastProbe !== undefined) s.last_probe = this.#lastProbe;
     return s;
   }
 
@@ -136,7 +143,7 @@ export class AppRunner {
       this.#requireCmd();
       this.#clearBackoff();
       this.#history.reset();
-      await this.#spawn();
+      await this.#spawnOrThrow();
       return this.status();
     });
   }
@@ -156,7 +163,7 @@ export class AppRunner {
       this.#requireCmd();
       await this.#stopNow();
       this.#history.reset();
-      await this.#spawn();
+      await this.#spawnOrThrow();
       return this.status();
     });
   }
@@ -219,6 +226,13 @@ export class AppRunner {
     if (!this.config.cmd) throw appError(APP_NO_CMD, `${this.name} has no cmd: Porthole only routes to it, there is nothing to start`);
   }
 
+  /** An explicit start must not answer "ok" when no process came of it (issue 8). */
+  async #spawnOrThrow(): Promise<void> {
+    this.#spawnFailure = undefined;
+    await this.#spawn();
+    if (this.#spawnFailure !== undefined) throw appError(APP_SPAWN, `${this.name}: ${this.#spawnFailure}`);
+  }
+
   async #spawn(): Promise<void> {
     const { config } = this;
     const cmd = config.cmd!;
@@ -241,7 +255,8 @@ export class AppRunner {
         if (st.uid !== identity.uid || st.gid !== identity.gid) chownSync(cwd, identity.uid, identity.gid);
       }
     } else if (!existsSync(cwd) || !statSync(cwd).isDirectory()) {
-      this.#setState('failed', `cwd ${cwd} is not a directory`);
+      this.#spawnFailure = `cwd ${cwd} is not a directory`;
+      this.#setState('failed', this.#spawnFailure);
       this.#log(`cannot start: cwd ${cwd} is not a directory`);
       return;
     }
@@ -255,7 +270,8 @@ export class AppRunner {
     try {
       await this.#deps.runFiles.write(record);
     } catch (err) {
-      this.#setState('failed', `cannot write the run file: ${(err as Error).message}`);
+      this.#spawnFailure = `cannot write the run file: ${(err as Error).message}`;
+      this.#setState('failed', this.#spawnFailure);
       this.#log(`cannot start: cannot write the run file: ${(err as Error).message}`);
       return;
     }
@@ -267,7 +283,8 @@ export class AppRunner {
       const err = await new Promise<Error>((resolve) => child.once('error', resolve));
       await this.#deps.runFiles.remove(this.name).catch(() => undefined);
       this.#lastExit = { code: null, signal: null, at: new Date().toISOString() };
-      this.#setState('failed', `cannot spawn /bin/sh: ${err.message}`);
+      this.#spawnFailure = `cannot spawn /bin/sh: ${err.message}`;
+      this.#setState('failed', this.#spawnFailure);
       this.#log(`cannot spawn: ${err.message}`);
       return;
     }
@@ -309,14 +326,26 @@ export class AppRunner {
 
   async #watchReadiness(run: Run): Promise<void> {
     const timeout = this.config.start_timeout ?? DEFAULT_START_TIMEOUT_MS;
-    const ready = await waitUntilReady({ ...this.ports, health_path: this.config.health_path, tcp: bridgeTargets(this.config) }, timeout, run.ready.signal);
+    this.#lastProbe = undefined;
+    let logged: string | undefined;
+    const onProbe = (p: Probe) => {
+      if (this.#run !== run) return;
+      this.#lastProbe = p.ok ? undefined : p.cause;
+      // Into the app's log when it changes, once the app has had a moment to bind
+      // (every start sees "refused" first): whoever reads the log sees why it is not ready.
+      if (!p.ok && p.cause !== logged && Date.now() - run.startedAt >= NOT_READY_LOG_AFTER_MS) {
+        logged = p.cause;
+        this.#log(`not ready yet: ${p.cause}`);
+      }
+    };
+    const probe = await waitUntilReady({ ...this.ports, health_path: this.config.health_path, tcp: bridgeTargets(this.config) }, timeout, run.ready.signal, onProbe);
     if (this.#run !== run || run.stopping || run.exit) return;
-    if (ready) {
+    if (probe.ok) {
       this.#ready = true;
       this.#setState('running', undefined);
       return;
     }
-    run.failure = `not ready after ${formatMs(timeout)}`;
+    run.failure = `not ready after ${formatMs(timeout)}: ${probe.cause}`;
     this.#log(`${run.failure}: stopping it`);
     void this.#stopGroup(run);
   }

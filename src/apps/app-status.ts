@@ -31,11 +31,14 @@ export interface AppStatus {
   ws_port?: number;
   /** Why the app is in this state, in words ("exited with code 1; restarting in 2s"). */
   message?: string;
+  /** While starting (and after a readiness timeout): what the last readiness check saw (`port 9301 refused`). */
+  last_probe?: string;
 }
 
 /** Stable codes of the errors the supervisor throws (plain Errors with a `code`). */
 export const APP_UNKNOWN = 'PH_ERR_APP_UNKNOWN';
 export const APP_NO_CMD = 'PH_ERR_APP_NO_CMD';
+export const APP_SPAWN = 'PH_ERR_APP_SPAWN';
 
 export function appError(code: string, message: string): Error & { code: string } {
   const err = new Error(message) as Error & { code: string };

@@ -65,14 +65,20 @@ function table(apps: AppRow[]): string {
   return rows.map((r) => r.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd()).join('\n');
 }
 
+/** The state, and for an app Porthole does not run, whether it answers. */
+function stateOf(a: AppRow): string {
+  return a.state === 'external' ? `external (${a.ready ? 'answers' : 'not answering'})` : a.state;
+}
+
 function describe(a: AppRow): string {
-  const lines = [`${a.name}: ${a.state}${a.ready ? ' (ready)' : ''}`, `  route     ${a.route}`, ...(a.urls ?? []).map((u, i) => `  ${i ? '         ' : 'open     '} ${u}`), `  upstream  ${upstreamOf(a)}`];
+  const lines = [`${a.name}: ${stateOf(a)}${a.ready && a.state !== 'external' ? ' (ready)' : ''}`, `  route     ${a.route}`, ...(a.urls ?? []).map((u, i) => `  ${i ? '         ' : 'open     '} ${u}`), `  upstream  ${upstreamOf(a)}`];
   if (a.cmd) lines.push(`  cmd       ${a.cmd}`);
   if (a.pid) lines.push(`  pid       ${a.pid}`);
   lines.push(`  restarts  ${a.restarts ?? 0}`);
   const le = a.last_exit as { code: number | null; signal: string | null; at: string } | null;
   if (le) lines.push(`  last exit ${le.signal ?? `code ${le.code}`} at ${le.at}`);
   if (a.message) lines.push(`  note      ${a.message}`);
+  if (a.last_probe) lines.push(`  last check ${a.last_probe}`);
   return lines.join('\n');
 }
 

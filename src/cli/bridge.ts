@@ -13,6 +13,7 @@ interface BridgeFlags {
   web?: string;
   tokenFile?: string;
   textAsBinary?: boolean;
+  logRequests?: boolean;
   heartbeat: number;
   idleTimeout: number;
   connectTimeout: number;
@@ -34,6 +35,7 @@ export function register(program: Command): void {
     .option('--web <dir>', "serve static files from this directory for plain GETs (/ is index.html, or noVNC's vnc.html)")
     .option('--token-file <file>', 'pick the target by the "token" query parameter (or cookie) from lines "token: host:port" in this file (or every file of a directory); re-read when it changes')
     .option('--text-as-binary', 'pass the UTF-8 bytes of text messages to TCP (default: close with 1003)')
+    .option('--log-requests', 'also log a line per plain HTTP request (each --web file); default: connections only')
     .addOption(new Option('--heartbeat <seconds>', 'ping every client this often (0: never)').argParser(parseSeconds).default(0))
     .addOption(new Option('--idle-timeout <seconds>', 'close a connection with 1001 after this long without traffic either way (0: never)').argParser(parseSeconds).default(3600))
     .addOption(new Option('--connect-timeout <seconds>', 'give up connecting to the target after this long (close 1014)').argParser(parseSeconds).default(5))
@@ -43,7 +45,8 @@ export function register(program: Command): void {
       `
 Output: the first stdout line is "listening on http://HOST:PORT" (a WebSocket URL
 is the same with ws://). One log line per connection opened, refused or closed
-(with bytes and messages each way, the close code and who closed) goes to stderr.
+(with bytes and messages each way, the close code and who closed) goes to stderr;
+plain HTTP requests (the --web files) are logged only with --log-requests.
 
 What a client sees:
   target unreachable        handshake completed, then close 1014 with a reason naming the target
@@ -78,7 +81,8 @@ Exit codes: 0 after SIGTERM/SIGINT, 1 when it cannot listen, 2 bad usage
       const tokenFile = flags.tokenFile ? resolve(flags.tokenFile) : undefined;
       if (tokenFile && !isKind(tokenFile, 'any')) cmd.error(`error: --token-file ${flags.tokenFile}: no such file or directory`, { exitCode: 2 });
 
-      const stopLog = startLogger({ format: flags.logFormat, write: (line) => process.stderr.write(`${line}\n`) });
+      // One line per connection, as promised: a noVNC page load is dozens of files.
+      const stopLog = startLogger({ format: flags.logFormat, quietRequests: !flags.logRequests, write: (line) => process.stderr.write(`${line}\n`) });
       const server = await startBridgeServer({
         host: listen.host,
         port: listen.port,

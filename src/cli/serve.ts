@@ -97,9 +97,8 @@ async function serve(opts: ServeOptions): Promise<void> {
   const layout = prepareDataDir(dataDir);
 
   const baseDir = configFile ? dirname(resolve(configFile)) : process.cwd();
-  const { token, created, file: tokenPath } = ensureToken(dataDir);
-  // The token is the gateway's secret: apps never see it (see clean-env.ts), and it is shown once.
-  if (created) process.stderr.write(`porthole: admin token (saved in ${tokenPath}, mode 0600): ${token}\n`);
+  // Read once the gateway listens (below): a start that fails must not create and print a new token.
+  let token: string | undefined;
 
   let registry: AppRegistry | undefined;
   let admin: ((req: IncomingMessage, res: ServerResponse) => boolean) | undefined;
@@ -115,7 +114,8 @@ async function serve(opts: ServeOptions): Promise<void> {
     registry,
     supervisor,
     gatewayId: gateway.id,
-    guard: () => ({ token, localNoAuth: current.admin.local_no_auth, hosts: current.admin.hosts }),
+    // No token yet means nothing matches it (sameToken never matches the empty string).
+    guard: () => ({ token: token ?? '', localNoAuth: current.admin.local_no_auth, hosts: current.admin.hosts }),
   });
   if (configFile) emit('config', { action: 'loaded', source: configFile, apps: config.apps.length });
   try {
@@ -133,6 +133,18 @@ async function serve(opts: ServeOptions): Promise<void> {
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     process.stderr.write(`porthole: cannot listen on ${listen.host}:${listen.port}: ${e.code === 'EADDRINUSE' ? 'the port is already in use' : e.message}\n`);
+    await supervisor.stopAll();
+    process.exit(1);
+  }
+  registry.gatewayPort = address.port;
+  try {
+    const t = ensureToken(dataDir);
+    token = t.token;
+    // The token is the gateway's secret: apps never see it (see clean-env.ts), and it is shown once.
+    if (t.created) process.stderr.write(`porthole: admin token (saved in ${t.file}, mode 0600): ${t.token}\n`);
+  } catch (err) {
+    process.stderr.write(`porthole: cannot create the admin token in ${dataDir}: ${(err as Error).message}\n`);
+    await gateway.drain();
     await supervisor.stopAll();
     process.exit(1);
   }

@@ -20,10 +20,10 @@ export function loadConfigFile(file: string): Config {
     raw = parseYaml(text);
   } catch (err) {
     if (err instanceof YAMLParseError) {
-      const at = err.linePos?.[0];
-      // The yaml message ends with its own " at line L, column C:" before a code excerpt; say it once.
-      const text = err.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '');
-      throw new ConfigError([`${at ? `line ${at.line}, column ${at.col}: ` : ''}${text}`], file);
+      // The yaml message ends with its own " at line L, column C:" and an excerpt that
+      // may start a line early; say the position once and show the line itself.
+      const message = err.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '');
+      throw new ConfigError([yamlProblem(text, message, err.linePos?.[0])], file);
     }
     throw err;
   }
@@ -35,6 +35,31 @@ export function loadConfigFile(file: string): Config {
     config,
     config.apps.map((a) => (a.cwd !== undefined && !isAbsolute(a.cwd) ? { ...a, cwd: resolve(base, a.cwd) } : a)),
   );
+}
+
+/**
+ * `line L, column C: message`, then the offending line with a caret under
+ * the column (tabs shown as spaces so the caret lines up). A position past
+ * the last line (an unclosed bracket or quote) is named as the end of the
+ * file, with the last line that has text.
+ */
+export function yamlProblem(text: string, message: string, at: { line: number; col: number } | undefined): string {
+  if (!at) return message;
+  const lines = text.split(/\r?\n/);
+  let n = at.line;
+  let col = at.col;
+  const atEnd = n > lines.length || (lines.slice(n - 1).every((l) => l.trim() === '') && (lines[n - 1] ?? '').trim() === '');
+  if (atEnd) {
+    while (n > 1 && (lines[n - 1] ?? '').trim() === '') n--;
+    col = (lines[n - 1] ?? '').length + 1;
+  }
+  const shown = (lines[n - 1] ?? '').replace(/\t/g, ' ');
+  const gutter = String(n);
+  return [
+    `line ${at.line}, column ${at.col}${atEnd ? ' (the end of the file)' : ''}: ${message}`,
+    `    ${gutter} | ${shown}`,
+    `    ${' '.repeat(gutter.length)} | ${' '.repeat(Math.max(0, col - 1))}^`,
+  ].join('\n');
 }
 
 /**

@@ -21,7 +21,26 @@ export type ObjectOf<S extends Shape> = { readonly [K in RequiredKeys<S>]: Infer
   readonly [K in OptionalKeys<S>]?: Infer<S[K]>;
 };
 
-const kind = (v: unknown): string => (v === null ? 'null' : Array.isArray(v) ? 'a list' : typeof v === 'object' ? 'a mapping' : `${typeof v} ${JSON.stringify(v)}`);
+/** The longest piece of a given value or key an error message repeats: a 1 MB key is not echoed back. */
+const CLIP = 64;
+
+/** `JSON.stringify(s)`, cut to a readable length (`"kkkk…" (1000000 characters)`). */
+export function quote(s: string): string {
+  return s.length <= CLIP ? JSON.stringify(s) : `${JSON.stringify(s.slice(0, CLIP))}… (${s.length} characters)`;
+}
+
+/** A key path segment fit for a message. */
+const keyName = (k: string): string => (k.length <= CLIP ? k : `${k.slice(0, CLIP)}… (${k.length} characters)`);
+
+const kind = (v: unknown): string =>
+  v === null ? 'null' : Array.isArray(v) ? 'a list' : typeof v === 'object' ? 'a mapping' : typeof v === 'string' ? `string ${quote(v)}` : `${typeof v} ${String(v)}`;
+
+/** `path: expected X, got Y`, or `path: required (X)` when the key is missing altogether. */
+const mismatch = (path: string, expects: string, v: unknown): string =>
+  v === undefined ? `${path}: required (${expects})` : `${path}: expected ${expects}, got ${kind(v)}`;
+
+/** Unknown keys reported one by one, at most; the rest are counted (a body of 60,000 unknown keys gets a short answer). */
+const MAX_UNKNOWN_KEYS = 10;
 
 function make<T>(expects: string, parse: Schema<T>['parse']): Schema<T> {
   return { expects, parse };
@@ -30,8 +49,8 @@ function make<T>(expects: string, parse: Schema<T>['parse']): Schema<T> {
 export function string(opts: { pattern?: RegExp; patternHint?: string; check?: (s: string) => string | undefined } = {}): Schema<string> {
   const expects = opts.patternHint ?? 'a string';
   return make(expects, (v, path, issues) => {
-    if (typeof v !== 'string') return void issues.push(`${path}: expected ${expects}, got ${kind(v)}`);
-    if (opts.pattern && !opts.pattern.test(v)) return void issues.push(`${path}: ${JSON.stringify(v)} is not ${expects}`);
+    if (typeof v !== 'string') return void issues.push(mismatch(path, expects, v));
+    if (opts.pattern && !opts.pattern.test(v)) return void issues.push(`${path}: ${quote(v)} is not ${expects}`);
     const problem = opts.check?.(v);
     if (problem) return void issues.push(`${path}: ${problem}`);
     return v;
@@ -42,7 +61,7 @@ export function integer(min: number, max: number): Schema<number> {
   const expects = `an integer from ${min} to ${max}`;
   return make(expects, (v, path, issues) => {
     if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
-      return void issues.push(`${path}: expected ${expects}, got ${kind(v)}`);
+      return void issues.push(mismatch(path, expects, v));
     }
     return v;
   });
@@ -50,7 +69,7 @@ export function integer(min: number, max: number): Schema<number> {
 
 export function boolean(): Schema<boolean> {
   return make('true or false', (v, path, issues) => {
-    if (typeof v !== 'boolean') return void issues.push(`${path}: expected true or false, got ${kind(v)}`);
+    if (typeof v !== 'boolean') return void issues.push(mismatch(path, 'true or false', v));
     return v;
   });
 }
@@ -59,7 +78,7 @@ export function oneOf<const T extends string>(...values: T[]): Schema<T> {
   const expects = `one of ${values.map((x) => JSON.stringify(x)).join(', ')}`;
   return make(expects, (v, path, issues) => {
     if (typeof v !== 'string' || !(values as string[]).includes(v)) {
-      return void issues.push(`${path}: expected ${expects}, got ${kind(v)}`);
+      return void issues.push(mismatch(path, expects, v));
     }
     return v as T;
   });
@@ -83,8 +102,8 @@ export function duration(): Schema<number> {
       const m = DURATION.exec(v.trim());
       if (m) ms = Math.round(Number(m[1]) * UNIT_MS[m[2] ?? 's']);
     }
-    if (ms === undefined) return void issues.push(`${path}: expected ${expects}, got ${kind(v)}`);
-    if (ms > MAX_DURATION_MS) return void issues.push(`${path}: ${JSON.stringify(v)} is longer than a timer can wait (at most 596h, about 24.8 days)`);
+    if (ms === undefined) return void issues.push(mismatch(path, expects, v));
+    if (ms > MAX_DURATION_MS) return void issues.push(`${path}: ${typeof v === 'string' ? quote(v) : String(v)} is longer than a timer can wait (at most 596h, about 24.8 days)`);
     return ms;
   });
 }
@@ -92,7 +111,7 @@ export function duration(): Schema<number> {
 export function array<T>(item: Schema<T>, opts: { min?: number } = {}): Schema<readonly T[]> {
   const expects = `a list of ${item.expects}`;
   return make(expects, (v, path, issues) => {
-    if (!Array.isArray(v)) return void issues.push(`${path}: expected ${expects}, got ${kind(v)}`);
+    if (!Array.isArray(v)) return void issues.push(mismatch(path, expects, v));
     if (opts.min !== undefined && v.length < opts.min) return void issues.push(`${path}: expected at least ${opts.min} item(s)`);
     const before = issues.length;
     const out = v.map((x, i) => item.parse(x, `${path}[${i}]`, issues));
@@ -103,15 +122,15 @@ export function array<T>(item: Schema<T>, opts: { min?: number } = {}): Schema<r
 export function record<T>(value: Schema<T>, key?: { pattern: RegExp; hint: string }): Schema<Readonly<Record<string, T>>> {
   const expects = `a mapping of ${value.expects}`;
   return make(expects, (v, path, issues) => {
-    if (v === null || typeof v !== 'object' || Array.isArray(v)) return void issues.push(`${path}: expected ${expects}, got ${kind(v)}`);
+    if (v === null || typeof v !== 'object' || Array.isArray(v)) return void issues.push(mismatch(path, expects, v));
     const before = issues.length;
     const out: Record<string, T> = {};
     for (const [k, x] of Object.entries(v)) {
       if (key && !key.pattern.test(k)) {
-        issues.push(`${path}.${k}: ${JSON.stringify(k)} is not ${key.hint}`);
+        issues.push(`${path}.${keyName(k)}: ${quote(k)} is not ${key.hint}`);
         continue;
       }
-      out[k] = value.parse(x, `${path}.${k}`, issues) as T;
+      out[k] = value.parse(x, `${path}.${keyName(k)}`, issues) as T;
     }
     return issues.length === before ? out : undefined;
   });
@@ -133,15 +152,21 @@ export function object<S extends Shape>(
 ): Schema<ObjectOf<S>> & { readonly shape: S } {
   const keys = Object.keys(shape);
   const parse = (v: unknown, path: string, issues: string[]): ObjectOf<S> | undefined => {
-    if (v === null || typeof v !== 'object' || Array.isArray(v)) return void issues.push(`${path || 'config'}: expected a mapping, got ${kind(v)}`);
+    if (v === null || typeof v !== 'object' || Array.isArray(v)) return void issues.push(mismatch(path || 'config', 'a mapping', v));
     const before = issues.length;
-    const at = (k: string) => (path ? `${path}.${k}` : k);
+    const at = (k: string) => (path ? `${path}.${keyName(k)}` : keyName(k));
+    let unknown = 0;
+    let listed = false;
     for (const k of Object.keys(v)) {
-      if (!(k in shape)) {
-        const near = nearest(k, keys);
-        issues.push(`${at(k)}: unknown key${near ? `, did you mean ${near}?` : ` (valid keys: ${keys.join(', ')})`}`);
-      }
+      if (Object.hasOwn(shape, k)) continue;
+      if (++unknown > MAX_UNKNOWN_KEYS) continue;
+      const near = nearest(k, keys);
+      // The valid keys are listed once per mapping, not after every unknown key.
+      const hint = near ? `, did you mean ${near}?` : listed ? '' : ` (valid keys: ${keys.join(', ')})`;
+      if (!near) listed = true;
+      issues.push(`${at(k)}: unknown key${hint}`);
     }
+    if (unknown > MAX_UNKNOWN_KEYS) issues.push(`${path || 'config'}: ${unknown - MAX_UNKNOWN_KEYS} more unknown keys`);
     const out: Record<string, unknown> = {};
     for (const k of keys) {
       const parsed = shape[k].parse((v as Record<string, unknown>)[k], at(k), issues);
@@ -154,12 +179,22 @@ export function object<S extends Shape>(
   return { expects: 'a mapping', parse, shape };
 }
 
+/**
+ * Past these sizes there is no "did you mean": no typo of a key is that long,
+ * and the search is O(input × candidate) per candidate — a 1 MB key once
+ * held the event loop (and so all traffic) for 2.8 s (issue 8).
+ */
+const NEAREST_MAX_INPUT = 64;
+const NEAREST_MAX_CANDIDATES = 256;
+
 /** The nearest candidate by edit distance (ignoring `_`, `-` and case), or undefined if none is close. */
 export function nearest(input: string, candidates: readonly string[]): string | undefined {
+  if (input.length > NEAREST_MAX_INPUT) return undefined;
   const norm = (s: string) => s.toLowerCase().replace(/[_-]/g, '');
   let best: string | undefined;
   let bestDistance = Infinity;
-  for (const c of candidates) {
+  for (const c of candidates.slice(0, NEAREST_MAX_CANDIDATES)) {
+    if (c.length > NEAREST_MAX_INPUT) continue;
     const d = editDistance(norm(input), norm(c));
     if (d < bestDistance) {
       bestDistance = d;

@@ -3,6 +3,7 @@
  * app bodies are all checked by it, and its types are the ones the code uses.
  */
 import { ConfigError } from '../errors.js';
+import { execLimitProblems } from './exec-limits.js';
 import { parseHostPort } from './host-port.js';
 import * as k from './schema-kit.js';
 
@@ -28,9 +29,9 @@ const upstreamUrl = () =>
       try {
         u = new URL(s);
       } catch {
-        return `${JSON.stringify(s)} is not a URL`;
+        return `${k.quote(s)} is not a URL`;
       }
-      if (!['http:', 'https:', 'ws:', 'wss:'].includes(u.protocol)) return `${JSON.stringify(s)}: scheme must be http, https, ws or wss`;
+      if (!['http:', 'https:', 'ws:', 'wss:'].includes(u.protocol)) return `${k.quote(s)}: scheme must be http, https, ws or wss`;
       if (u.username || u.password) return 'credentials in the URL would leak into logs: use set_headers with Authorization instead';
       if (u.search || u.hash) return 'a query or fragment has no meaning in an upstream URL';
       return undefined;
@@ -43,9 +44,9 @@ const origin = () =>
       if (s === '*') return undefined;
       try {
         const u = new URL(s);
-        if (u.origin === 'null' || `${u.origin}` !== s.replace(/\/$/, '')) return `${JSON.stringify(s)} is not an origin like "https://example.com:8443" (or "*")`;
+        if (u.origin === 'null' || `${u.origin}` !== s.replace(/\/$/, '')) return `${k.quote(s)} is not an origin like "https://example.com:8443" (or "*")`;
       } catch {
-        return `${JSON.stringify(s)} is not an origin like "https://example.com" (or "*")`;
+        return `${k.quote(s)} is not an origin like "https://example.com" (or "*")`;
       }
       return undefined;
     },
@@ -144,6 +145,7 @@ export const appSchema = k.object(
     if (targets.length === 0 && app.cmd === undefined && !bridged) issues.push(`${at}: needs one of port, url or socket (where the app listens)`);
     issues.push(...bridgeProblems(app, at));
     if (app.ws_port !== undefined && app.url !== undefined) issues.push(`${at}.ws_port: not used with url (put the WebSocket path in the url's app instead)`);
+    issues.push(...execLimitProblems(app, at));
   },
 );
 export type AppConfig = k.Infer<typeof appSchema>;

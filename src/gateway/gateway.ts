@@ -4,7 +4,7 @@
  * `porthole serve` — a listener with graceful drain.
  */
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
@@ -318,6 +318,14 @@ function isParsed(c: unknown): c is Config {
   return typeof c === 'object' && c !== null && Object.isFrozen(c) && Array.isArray((c as Config).apps);
 }
 
+/** An error page is a page: larger than this is a mistake (or an attempt to exhaust memory). */
+const MAX_TEMPLATE_BYTES = 1024 * 1024;
+
 function readTemplate(file: string): string {
+  // Checked first: readFileSync on a FIFO blocks the event loop for good, and on
+  // /dev/zero reads until memory runs out (an admin registration could name either).
+  const st = statSync(file);
+  if (!st.isFile()) throw new Error('not a regular file');
+  if (st.size > MAX_TEMPLATE_BYTES) throw new Error(`larger than ${MAX_TEMPLATE_BYTES} bytes`);
   return readFileSync(file, 'utf8');
 }

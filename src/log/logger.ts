@@ -85,7 +85,7 @@ function textLine<N extends EventName>(name: N, d: EventMap[N]): string {
       return `${t} ws closed ${e.path} ${e.app} ${e.closeCode ?? 'no close frame'} by ${e.closedBy} after ${Math.round(Number(e.ms) / 100) / 10}s in=${e.bytesIn}B/${e.framesIn}f out=${e.bytesOut}B/${e.framesOut}f`;
     default: {
       const rest = Object.entries(e)
-        .filter(([k]) => k !== 'gateway')
+        .filter(([k, v]) => k !== 'gateway' && v !== undefined)
         .map(([k, v]) => `${k}=${typeof v === 'object' ? JSON.stringify(v) : v}`)
         .join(' ');
       return `${t} ${name} ${rest}`;

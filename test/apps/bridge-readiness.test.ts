@@ -15,11 +15,11 @@ async function freePort(): Promise<number> {
 
 test('readiness of a bridged app waits for its bridge target to accept', async () => {
   const port = await freePort();
-  assert.equal(await probeOnce({ tcp: [{ host: '127.0.0.1', port }] }), false);
+  assert.equal((await probeOnce({ tcp: [{ host: '127.0.0.1', port }] })).ok, false);
   const s = net.createServer((c) => c.end());
   await new Promise<void>((ok) => s.listen(port, '127.0.0.1', () => ok()));
   try {
-    assert.equal(await probeOnce({ tcp: [{ host: '127.0.0.1', port }] }), true);
+    assert.equal((await probeOnce({ tcp: [{ host: '127.0.0.1', port }] })).ok, true);
   } finally {
     await new Promise((ok) => s.close(ok));
   }

@@ -66,7 +66,9 @@ test('the default cwd is {dataDir}/apps/{name}, created; a missing explicit cwd 
   await h.sup.stop('where');
 
   await h.sup.set(app({ name: 'nowhere', cmd: 'true', cwd: path.join(h.dataDir, 'missing') }));
-  const failed = await h.sup.start('nowhere');
+  // No process came of it: start rejects with a code (issue 8), and the state says why.
+  await assert.rejects(h.sup.start('nowhere'), { code: 'PH_ERR_APP_SPAWN', message: /cwd .*missing is not a directory/ });
+  const failed = h.sup.status('nowhere')!;
   assert.equal(failed.state, 'failed');
   assert.match(failed.message!, /cwd .*missing is not a directory/);
 });
