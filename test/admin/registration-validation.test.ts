@@ -9,7 +9,7 @@ import { jsonLines } from '../helpers/cli.js';
 import { httpUpstream, waitFor, wsCloseOf } from '../helpers/net.js';
 
 const storedNames = (dataDir: string): string[] => {
-  const file = join(dataDir, 'apps.json');
+  const file = join(dataDir, 'private', 'apps.json');
   return existsSync(file) ? Object.keys((JSON.parse(readFileSync(file, 'utf8')) as { apps: Record<string, unknown> }).apps) : [];
 };
 
@@ -51,9 +51,9 @@ test('a stored app whose error_page was deleted does not stop the restart: it is
   }
   unlinkSync(page);
   // A stored entry the schema no longer accepts (edited by hand, or written by another version).
-  const store = JSON.parse(readFileSync(join(dataDir, 'apps.json'), 'utf8')) as { apps: Record<string, unknown> };
+  const store = JSON.parse(readFileSync(join(dataDir, 'private', 'apps.json'), 'utf8')) as { apps: Record<string, unknown> };
   store.apps.legacy = { name: 'legacy', port: upstream.port, wsport: 1 };
-  writeFileSync(join(dataDir, 'apps.json'), JSON.stringify(store));
+  writeFileSync(join(dataDir, 'private', 'apps.json'), JSON.stringify(store));
 
   const gw = await startAdmin({ dataDir });
   t.after(() => gw.stop());
