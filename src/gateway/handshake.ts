@@ -16,6 +16,12 @@ export function checkHandshake(req: IncomingMessage): PortholeError | null {
   if (req.httpVersionMajor < 1 || (req.httpVersionMajor === 1 && req.httpVersionMinor < 1)) {
     return new BadHandshakeError(`a WebSocket handshake needs HTTP/1.1, not HTTP/${req.httpVersion}`);
   }
+  // Node hands everything after the head to the upgrade as it is; a body would reach the
+  // upstream as WebSocket bytes, or be read as a request by one that declines the upgrade.
+  const length = req.headers['content-length'];
+  if (req.headers['transfer-encoding'] !== undefined || (length !== undefined && length.trim() !== '0')) {
+    return new BadHandshakeError('a WebSocket handshake carries no body (Content-Length or Transfer-Encoding given)');
+  }
   if (!hasToken(req.headers.upgrade, 'websocket')) return new BadHandshakeError(`only WebSocket upgrades are proxied (Upgrade: ${req.headers.upgrade ?? 'missing'})`);
   if (!hasToken(req.headers.connection, 'upgrade')) return new BadHandshakeError('the Connection header must contain "upgrade"');
   const key = req.headers['sec-websocket-key'];

@@ -5,11 +5,11 @@
  * head becomes a 502/503/504 page (or JSON) that says what went wrong.
  */
 import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
-import { PortholeError, UpstreamBadResponseError, upstreamError } from '../errors.js';
+import { PortholeError, RequestAbortedError, UpstreamBadResponseError, upstreamError } from '../errors.js';
 import { emit } from '../events.js';
 import type { GatewayCore } from './core.js';
 import { sendHttpError } from './error-response.js';
-import { downstreamResponseHeaders, upstreamRequestHeaders } from './headers.js';
+import { downstreamResponseHeaders, duplicateHost, requestFraming, upstreamRequestHeaders, type Framing } from './headers.js';
 import type { Match } from './router.js';
 import { upstreamRequest } from './upstream-request.js';
 
@@ -19,26 +19,48 @@ export function forwardHttp(gw: GatewayCore, req: IncomingMessage, res: ServerRe
   const started = performance.now();
   const app = match.route.app.name;
   let code: string | undefined;
+  let aborted = false;
   res.once('close', () => {
-    emit('request', { gateway: gw.id, app, method: req.method ?? 'GET', path: req.url ?? '/', status: res.statusCode, ms: Math.round((performance.now() - started) * 10) / 10, code });
+    // A request whose body broke off was never answered: log it as the client's failure, not as
+    // the 200 a fresh response starts with.
+    const status = aborted && !res.headersSent ? new RequestAbortedError('').status : res.statusCode;
+    emit('request', { gateway: gw.id, app, method: req.method ?? 'GET', path: req.url ?? '/', status, ms: Math.round((performance.now() - started) * 10) / 10, code });
   });
-  const fail = (err: PortholeError) => {
+  const fail = (err: PortholeError, extraHeaders?: Record<string, string>) => {
+    if (aborted) return;
     code = err.code;
-    sendHttpError(res, err, req.headers.accept, match.route.errorPage ?? gw.errorPage);
+    sendHttpError(res, err, req.headers.accept, match.route.errorPage ?? gw.errorPage, extraHeaders);
   };
+  // The body broke off or was malformed (Node's parser gave up on it after routing the head).
+  const onAborted = () => {
+    if (aborted || res.headersSent) return;
+    aborted = true;
+    code = 'PH_ERR_REQUEST_ABORTED';
+  };
+  req.once('aborted', onAborted);
+  req.once('error', onAborted);
+
+  // Checked before anything reaches the upstream: what two parsers could read differently is
+  // refused, and the connection closed (the unread body must not be parsed as a next request).
+  const refused = duplicateHost(req) ?? requestFraming(req);
+  if (refused instanceof PortholeError) {
+    res.shouldKeepAlive = false;
+    return fail(refused, { Connection: 'close' });
+  }
+  const framing = refused;
   const gate = gw.appGate(app);
-  if (gate === null) return send(gw, req, res, match, fail, true);
+  if (gate === null) return send(gw, req, res, match, framing, fail, true);
   gate.then(
-    (err) => (err ? fail(err) : res.destroyed ? undefined : send(gw, req, res, match, fail, true)),
+    (err) => (err ? fail(err) : res.destroyed ? undefined : send(gw, req, res, match, framing, fail, true)),
     (err) => fail(upstreamError(err, app, match.target.label)),
   );
 }
 
-function send(gw: GatewayCore, req: IncomingMessage, res: ServerResponse, match: Match, fail: (err: PortholeError) => void, mayRetry: boolean): void {
+function send(gw: GatewayCore, req: IncomingMessage, res: ServerResponse, match: Match, framing: Framing, fail: (err: PortholeError) => void, mayRetry: boolean): void {
   const { route, target } = match;
   const app = route.app.name;
   const method = req.method ?? 'GET';
-  const headers = upstreamRequestHeaders(req, { match, proto: gw.proto(req), trustForwarded: gw.trustForwarded, upgrade: false });
+  const headers = upstreamRequestHeaders(req, { match, proto: gw.proto(req), trustForwarded: gw.trustForwarded, upgrade: false, framing });
   const upReq = upstreamRequest({ target, app, method, path: match.path, headers, connectMs: route.connectMs, responseMs: route.responseMs, pooled: true });
   let answered = false;
   upReq.setNoDelay(true);
@@ -81,21 +103,17 @@ function send(gw: GatewayCore, req: IncomingMessage, res: ServerResponse, match:
     // A kept-alive connection the upstream closed just as we reused it: one retry is safe
     // when the request has no body and is idempotent (what browsers and undici do too).
     const code = (err as NodeJS.ErrnoException).code;
-    if (mayRetry && upReq.reusedSocket && (code === 'ECONNRESET' || code === 'EPIPE') && IDEMPOTENT.has(method) && !hasBody(req)) {
-      return send(gw, req, res, match, fail, false);
+    if (mayRetry && upReq.reusedSocket && (code === 'ECONNRESET' || code === 'EPIPE') && IDEMPOTENT.has(method) && framing.kind === 'none') {
+      return send(gw, req, res, match, framing, fail, false);
     }
     fail(upstreamError(err, app, target.label));
   });
 
-  if (hasBody(req)) {
+  if (framing.kind !== 'none') {
     req.pipe(upReq);
     req.on('error', () => upReq.destroy());
+    req.on('aborted', () => upReq.destroy());
   } else {
     upReq.end();
   }
-}
-
-function hasBody(req: IncomingMessage): boolean {
-  const len = req.headers['content-length'];
-  return req.headers['transfer-encoding'] !== undefined || (len !== undefined && len !== '0');
 }

@@ -63,7 +63,7 @@ function connect(gw: GatewayCore, req: IncomingMessage, socket: Duplex, head: Bu
   const { route, target } = match;
   const app = route.app.name;
   const path = req.url ?? '/';
-  const headers = upstreamRequestHeaders(req, { match, proto: gw.proto(req), trustForwarded: gw.trustForwarded, upgrade: true });
+  const headers = upstreamRequestHeaders(req, { match, proto: gw.proto(req), trustForwarded: gw.trustForwarded, upgrade: true, framing: null });
   const upReq = upstreamRequest({ target, app, method: 'GET', path: match.path, headers, connectMs: route.connectMs, responseMs: route.responseMs, pooled: false });
   let settled = false;
   const abandon = () => {
