@@ -5,8 +5,9 @@
  * head becomes a 502/503/504 page (or JSON) that says what went wrong.
  */
 import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
-import { PortholeError, RequestAbortedError, UpstreamBadResponseError, upstreamError } from '../errors.js';
+import { PortholeError, RequestAbortedError, UpstreamBadResponseError, UpstreamResetError, upstreamError } from '../errors.js';
 import { emit } from '../events.js';
+import type { Socket } from 'node:net';
 import type { GatewayCore } from './core.js';
 import { sendHttpError } from './error-response.js';
 import { downstreamResponseHeaders, duplicateHost, requestFraming, upstreamRequestHeaders, type Framing } from './headers.js';
@@ -89,13 +90,28 @@ function send(gw: GatewayCore, req: IncomingMessage, res: ServerResponse, match:
     // instead of two (a separate head costs a round trip with Nagle and delayed ACKs).
     if (upRes.headers['content-length'] === undefined) res.flushHeaders();
     upRes.pipe(res);
-    upRes.on('error', () => res.destroy());
-    upRes.on('aborted', () => res.destroy());
+    // Cut mid-body: the client's connection is cut too (it must not take half a body for a
+    // whole one), and the log says why.
+    const cut = () => {
+      if (!upRes.complete) fail(new UpstreamResetError(`${app}: upstream ${target.label} broke off the response body`, { app }));
+    };
+    upRes.on('error', cut);
+    upRes.on('aborted', cut);
+  });
+
+  // `101 Switching Protocols` to a request that asked for no upgrade (issue 8, item 5): Node
+  // hands over the socket, and nothing would ever answer the client. Not HTTP we can relay.
+  upReq.on('upgrade', (_upRes, upSocket: Socket) => {
+    upSocket.destroy();
+    if (answered) return;
+    res.off('close', onClientGone);
+    fail(new UpstreamBadResponseError(`${app}: upstream ${target.label} answered 101 Switching Protocols to a request that asked for no upgrade`, { app }));
   });
 
   upReq.on('error', (err) => {
     if (answered) {
-      res.destroy();
+      // After the head: the client's connection is cut (fail() destroys an answered response).
+      if (!res.writableFinished) fail(upstreamError(err, app, target.label));
       return;
     }
     res.off('close', onClientGone);

@@ -5,13 +5,13 @@
  * read (no upstream, a refused origin) becomes a completed handshake and a
  * close frame with a code and a reason — never a silent 1006.
  */
-import type { IncomingMessage } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { DrainingError, PortholeError, upstreamError } from '../errors.js';
+import { DrainingError, PortholeError, UpstreamBadResponseError, upstreamError } from '../errors.js';
 import { emit } from '../events.js';
 import { bridgeUpgrade } from './bridge.js';
-import { acceptAndClose, sendRawHttpError } from './error-response.js';
+import { acceptAndClose, acceptKey, sendRawHttpError } from './error-response.js';
 import type { GatewayCore } from './core.js';
 import { checkHandshake, checkOrigin, checkWsPath } from './handshake.js';
 import { upstreamRequestHeaders } from './headers.js';
@@ -79,6 +79,15 @@ function connect(gw: GatewayCore, req: IncomingMessage, socket: Duplex, head: Bu
       upSocket.destroy();
       return;
     }
+    // A 101 the browser would fail (a wrong or missing Sec-WebSocket-Accept, a subprotocol it
+    // never offered) is not relayed: it would see a bare 1006. Complete its handshake ourselves
+    // and close 1014 with the reason instead (issue 8, item 11).
+    const wrong = bad101(res, req);
+    if (wrong) {
+      upSocket.destroy();
+      fail(new UpstreamBadResponseError(`${app}: upstream ${target.label} ${wrong}`, { app }));
+      return;
+    }
     let response = `HTTP/1.1 101 ${res.statusMessage || 'Switching Protocols'}\r\n`;
     const raw = res.rawHeaders;
     for (let i = 0; i < raw.length; i += 2) response += `${raw[i]}: ${raw[i + 1]}\r\n`;
@@ -117,6 +126,21 @@ function connect(gw: GatewayCore, req: IncomingMessage, socket: Duplex, head: Bu
     fail(upstreamError(err, app, target.label));
   });
   upReq.end();
+}
+
+/** Why an upstream's 101 cannot be relayed to the client (RFC 6455 §4.1), or null when it can. */
+function bad101(res: { headers: IncomingHttpHeaders }, req: IncomingMessage): string | null {
+  const got = res.headers['sec-websocket-accept'];
+  if (got === undefined) return 'answered 101 without Sec-WebSocket-Accept';
+  if (got.trim() !== acceptKey(String(req.headers['sec-websocket-key']).trim())) return 'answered 101 with a wrong Sec-WebSocket-Accept';
+  const upgrade = res.headers.upgrade;
+  if (upgrade === undefined || upgrade.trim().toLowerCase() !== 'websocket') return `answered 101 with Upgrade: ${upgrade ?? 'missing'} instead of websocket`;
+  const chosen = res.headers['sec-websocket-protocol'];
+  if (chosen !== undefined) {
+    const offered = (req.headers['sec-websocket-protocol'] ?? '').split(',').map((p) => p.trim());
+    if (!offered.includes(chosen.trim())) return `chose subprotocol ${JSON.stringify(chosen)}, which the client did not offer`;
+  }
+  return null;
 }
 
 /** An error handler that closes over nothing: a tunnel's sockets live for hours. */
