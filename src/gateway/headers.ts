@@ -21,7 +21,37 @@ const HOP_BY_HOP = new Set([
   'http2-settings',
 ]);
 
-const FORWARDED = new Set(['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-prefix', 'x-forwarded-port', 'forwarded', 'x-real-ip']);
+/**
+ * Headers by which a proxy says who the client is (besides the whole `X-Forwarded-*` family).
+ * A client may not send them unless `trust_forwarded` says a proxy of ours stands in front.
+ */
+const FORWARDING = new Set([
+  'forwarded',
+  'forwarded-for',
+  'x-forwarded',
+  'x-real-ip',
+  'x-client-ip',
+  'client-ip',
+  'true-client-ip',
+  'cf-connecting-ip',
+  'fastly-client-ip',
+  'x-cluster-client-ip',
+  'x-original-forwarded-for',
+  'x-originating-ip',
+  'x-remote-ip',
+  'x-remote-addr',
+  'x-proxyuser-ip',
+]);
+
+/**
+ * Whether a lower-cased header name is a forwarding header once `_` is read as `-`:
+ * Werkzeug and CGI-style stacks fold `X_Forwarded_For` into the same `HTTP_X_FORWARDED_FOR`
+ * as the gateway's own `X-Forwarded-For` (issue 8, item 7).
+ */
+function isForwarding(lower: string): boolean {
+  const name = lower.includes('_') ? lower.replaceAll('_', '-') : lower;
+  return name.startsWith('x-forwarded-') || FORWARDING.has(name);
+}
 
 /**
  * Names a `Connection` header may not remove (issue 8): the message's framing, the routing
@@ -141,8 +171,10 @@ export function upstreamRequestHeaders(req: IncomingMessage, ctx: ForwardContext
     }
     if (lower === 'content-length') continue; // written out below from the framing
     if (HOP_BY_HOP.has(lower) || (dropNamed !== null && dropNamed.has(lower))) continue;
-    if (FORWARDED.has(lower)) {
-      if (ctx.trustForwarded) {
+    if (isForwarding(lower)) {
+      // Even a trusted proxy vouches only for the spellings it sets: an underscore spelling is
+      // the client's, passed through, and is dropped whatever trust_forwarded says.
+      if (ctx.trustForwarded && !lower.includes('_')) {
         if (lower === 'x-forwarded-for') priorFor = priorFor ? `${priorFor}, ${value}` : value;
         else if (lower === 'x-forwarded-proto') priorProto = value;
         else if (lower === 'x-forwarded-host') priorHost = value;
