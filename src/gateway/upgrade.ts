@@ -14,7 +14,7 @@ import { bridgeUpgrade } from './bridge.js';
 import { acceptAndClose, acceptKey, sendRawHttpError } from './error-response.js';
 import type { GatewayCore } from './core.js';
 import { checkHandshake, checkOrigin, checkWsPath } from './handshake.js';
-import { upstreamRequestHeaders } from './headers.js';
+import { duplicateHost, upstreamRequestHeaders } from './headers.js';
 import type { Match } from './router.js';
 import { Tunnel } from './tunnel.js';
 import { upstreamRequest } from './upstream-request.js';
@@ -39,7 +39,7 @@ export function proxyUpgrade(gw: GatewayCore, req: IncomingMessage, socket: Dupl
     acceptAndClose(socket, req.headers['sec-websocket-key'] as string, req.headers['sec-websocket-protocol'], err.closeCode, err.message);
   };
 
-  const bad = checkHandshake(req);
+  const bad = duplicateHost(req) ?? checkHandshake(req);
   if (bad) {
     refuse(bad);
     sendRawHttpError(socket, bad, req.headers.accept, undefined, bad.status === 426 ? { 'Sec-WebSocket-Version': '13' } : {});
