@@ -46,7 +46,7 @@ export function proxyUpgrade(gw: GatewayCore, req: IncomingMessage, socket: Dupl
     return;
   }
   if (gw.draining) return fail(new DrainingError(`${app}: the gateway is shutting down; reconnect in a moment`, { app }));
-  const policy = checkWsPath(match) ?? checkOrigin(req, match, gw.forwardedHost(req));
+  const policy = checkWsPath(match) ?? checkOrigin(req, match, gw.forwardedHost(req), clientProto(gw, req));
   if (policy) return fail(policy);
 
   // A bridge app's upgrades are completed here and relayed to TCP (bridge.ts) instead of proxied.
@@ -126,6 +126,13 @@ function connect(gw: GatewayCore, req: IncomingMessage, socket: Duplex, head: Bu
     fail(upstreamError(err, app, target.label));
   });
   upReq.end();
+}
+
+/** The scheme the client used: the listener's, or a trusted proxy's X-Forwarded-Proto. */
+function clientProto(gw: GatewayCore, req: IncomingMessage): string {
+  const fwd = gw.trustForwarded ? req.headers['x-forwarded-proto'] : undefined;
+  const first = typeof fwd === 'string' ? fwd.split(',')[0].trim().toLowerCase() : '';
+  return first === 'http' || first === 'https' ? first : gw.proto(req);
 }
 
 /** Why an upstream's 101 cannot be relayed to the client (RFC 6455 §4.1), or null when it can. */
