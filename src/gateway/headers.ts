@@ -108,6 +108,8 @@ export function requestFraming(req: IncomingMessage): Framing | MalformedRequest
   }
   if (te !== null) {
     if (cl !== null) return new MalformedRequestError('the request has both Transfer-Encoding and Content-Length (RFC 9112 §6.1)');
+    // RFC 9112 §6.1: HTTP/1.0 has no chunked coding; such framing is to be treated as faulty.
+    if (req.httpVersionMajor === 1 && req.httpVersionMinor === 0) return new MalformedRequestError('an HTTP/1.0 request cannot use Transfer-Encoding (RFC 9112 §6.1)');
     if (te.length !== 1 || te[0].trim().toLowerCase() !== 'chunked') {
       return new MalformedRequestError(`Transfer-Encoding ${JSON.stringify(te.join(', '))} is not supported; only "chunked" is`);
     }
