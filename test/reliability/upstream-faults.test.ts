@@ -67,7 +67,10 @@ before(async () => {
     });
     faults.push({ app, server, port: await listen(server) });
   }
-  g = await startGateway({ apps: faults.map((f) => ({ name: f.app, port: f.port, response_timeout: '1s', connect_timeout: '1s' })) });
+  const apps: Record<string, unknown>[] = faults.map((f) => ({ name: f.app, port: f.port, response_timeout: '1s', connect_timeout: '1s' }));
+  // The same faults for an app that asked for plain HTTP errors on failed upgrades.
+  for (const f of faults) apps.push({ name: `${f.app}-http`, port: f.port, response_timeout: '1s', connect_timeout: '1s', ws_errors: 'http' });
+  g = await startGateway({ apps });
   fdBefore = openFds();
   rssBefore = process.memoryUsage().rss;
 });
@@ -199,6 +202,34 @@ describe('WebSocket upgrades', () => {
       } finally {
         log.stop();
       }
+      await fdsBack();
+    });
+  }
+});
+
+describe('WebSocket upgrades with ws_errors: http', () => {
+  const expect: [string, number, string][] = [
+    ['bad-accept', 502, 'PH_ERR_UPSTREAM_BAD_RESPONSE'],
+    ['no-accept', 502, 'PH_ERR_UPSTREAM_BAD_RESPONSE'],
+    ['foreign-protocol', 502, 'PH_ERR_UPSTREAM_BAD_RESPONSE'],
+    ['hang', 504, 'PH_ERR_UPSTREAM_TIMEOUT'],
+  ];
+  for (const [fault, status, code] of expect) {
+    test(`an upstream that does "${fault}" to an upgrade gets the client a plain ${status} ${code}`, async () => {
+      const app = `${fault}-http`;
+      await cases(Math.ceil(N / 2), async () => {
+        const reply = await new Promise<string>((ok) => {
+          const s = net.connect(g.port, '127.0.0.1');
+          let out = '';
+          s.on('data', (d) => (out += d));
+          s.on('close', () => ok(out));
+          s.on('error', () => ok(out));
+          s.setTimeout(8000, () => s.destroy());
+          s.write(`GET /${app}/ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: chat\r\n\r\n`);
+        });
+        assert.match(reply, new RegExp(`^HTTP/1\\.1 ${status} `), reply.slice(0, 200));
+        assert.match(reply, new RegExp(`X-Porthole-Error: ${code}`, 'i'));
+      });
       await fdsBack();
     });
   }
