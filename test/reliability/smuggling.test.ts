@@ -12,7 +12,7 @@ import http from 'node:http';
 import net from 'node:net';
 import { after, before, test } from 'node:test';
 import { closeServer, collect, listen, openFds, startGateway, waitFor, type TestGateway } from '../helpers/net.js';
-import { record, size } from './harness.js';
+import { FULL, record, size } from './harness.js';
 import { CORPUS, type SmuggleCase } from './smuggling-corpus.js';
 
 interface Seen {
@@ -154,15 +154,21 @@ async function run(c: SmuggleCase, id: number, baseline: number, piece: number):
 }
 
 test(`the upstream sees exactly the requests the gateway routed, across ${CORPUS.length}+ smuggling cases`, async () => {
-  // Full size repeats the corpus with the bytes sent in small separate writes (7, then 1 byte at
-  // a time), which changes how they reach the parser (a classic source of framing disagreements).
-  const rounds = size(1, 3);
+  // The corpus again with the bytes sent in small separate writes (7 bytes, then 1 byte at a
+  // time), which changes how they reach the parser and what arrives after a refusal. Bounded
+  // runs do that for the families where it found leaks (refused upgrades); full runs for all.
+  const patterns = size(2, 3);
   const fdBefore = openFds();
   const rssBefore = process.memoryUsage().rss;
   const outcomes: Outcome[] = [];
   let id = 0;
-  for (let round = 0; round < rounds; round++) {
-    for (const c of CORPUS) outcomes.push(await run(c, id++, fdBefore, [0, 7, 1][round]));
+  for (let round = 0; round < patterns; round++) {
+    for (const c of CORPUS) {
+      if (round > 0 && !FULL && c.family !== 'h2c' && c.family !== 'pipeline') continue;
+      const o = await run(c, id++, fdBefore, [0, 7, 1][round]);
+      outcomes.push(o);
+      if (process.env.PORTHOLE_SMUGGLING_TRACE) console.log(`${round} ${o.c.family.padEnd(14)} ${o.status.padEnd(10)} ${o.c.name} :: ${o.upstream.join(' | ')}${o.problem ? ` !! ${o.problem}` : ''}`);
+    }
   }
   const fdAfter = openFds();
   const failures = outcomes.filter((o) => o.problem);
@@ -175,9 +181,8 @@ test(`the upstream sees exactly the requests the gateway routed, across ${CORPUS
     fdAfter,
     rssBeforeMiB: Math.round(rssBefore / 2 ** 20),
     rssAfterMiB: Math.round(process.memoryUsage().rss / 2 ** 20),
-    note: `${CORPUS.length} cases × ${rounds} write pattern(s)`,
+    note: `${CORPUS.length} cases, ${patterns} write patterns`,
   });
-  if (process.env.PORTHOLE_SMUGGLING_TRACE) for (const o of outcomes) console.log(`${o.c.family.padEnd(14)} ${o.status.padEnd(10)} ${o.c.name} :: ${o.upstream.join(' | ')}`);
   assert.ok(CORPUS.length >= 80, `the corpus has ${CORPUS.length} cases; the issue asks for at least 80`);
   assert.deepEqual(crashes.map((e) => e.stack), [], 'the gateway threw');
   assert.deepEqual(
