@@ -5,9 +5,9 @@
  * head becomes a 502/503/504 page (or JSON) that says what went wrong.
  */
 import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import { PortholeError, RequestAbortedError, UpstreamBadResponseError, UpstreamResetError, upstreamError } from '../errors.js';
 import { emit } from '../events.js';
-import type { Socket } from 'node:net';
 import type { GatewayCore } from './core.js';
 import { sendHttpError } from './error-response.js';
 import { downstreamResponseHeaders, duplicateHost, requestFraming, upstreamRequestHeaders, type Framing } from './headers.js';
