@@ -235,6 +235,12 @@ export class Gateway implements GatewayCore {
       socket.destroy();
       return;
     }
+    // A connection that never sent a byte (a browser's preconnect left unused) is closed
+    // quietly: nothing was asked, so nothing is answered or logged.
+    if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT' && (socket as { bytesRead?: number }).bytesRead === 0) {
+      socket.destroy();
+      return;
+    }
     const e = clientFailure(err);
     emit('request', { gateway: this.id, app: null, method: '-', path: '-', status: e.status, ms: 0, code: e.code });
     socket.on('error', () => socket.destroy());

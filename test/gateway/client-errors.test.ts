@@ -70,6 +70,26 @@ describe('client errors', () => {
     }
   });
 
+  test('a connection that never sends a byte is closed quietly after the header timeout', async () => {
+    const log = collect('request', gw.id);
+    try {
+      const started = Date.now();
+      const reply = await new Promise<string>((ok) => {
+        const s = net.connect(port, '127.0.0.1');
+        let out = '';
+        s.on('data', (d) => (out += d));
+        s.on('close', () => ok(out));
+        s.on('error', () => ok(out));
+        setTimeout(() => s.destroy(), 8000);
+      });
+      assert.equal(reply, '');
+      assert.ok(Date.now() - started < 5000, `closed after ${Date.now() - started} ms`);
+      assert.deepEqual(log.events, []);
+    } finally {
+      log.stop();
+    }
+  });
+
   test('a refused request whose body then turns out malformed gets one response, not two', async () => {
     const reply = await rawRequest(port, 'POST /a/ HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: xchunked\r\n\r\nzz\r\n\r\n');
     assert.match(reply, /^HTTP\/1\.1 400 /, reply);
