@@ -7,8 +7,9 @@
  *
  * Families: `connection` (Connection listing framing headers), `body` (bodies
  * on GET/HEAD/DELETE/OPTIONS), `cl-te`, `te-cl`, `te-obfuscated`,
- * `cl-malformed`, `chunk` (chunk-size tricks), `pipeline`, `h2c`, `line`
- * (request-line and header-line tricks).
+ * `cl-malformed`, `chunk` (chunk-size tricks), `pipeline`, `h2c`, `answered`
+ * (requests the gateway answers itself), `line` (request-line and header-line
+ * tricks).
  */
 
 export interface SmuggleCase {
@@ -175,6 +176,13 @@ add('h2c', 'WebSocket upgrade with a Content-Length body holding a request', req
 add('h2c', 'WebSocket upgrade with a chunked body holding a request', req('GET /app/h HTTP/1.1', ['Connection: Upgrade', 'Upgrade: websocket', 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==', 'Sec-WebSocket-Version: 13', 'Transfer-Encoding: chunked'], chunked(SMUGGLED)));
 add('h2c', 'WebSocket upgrade, Connection: Upgrade, Content-Length', req('GET /app/h HTTP/1.1', ['Connection: Upgrade, Content-Length', 'Upgrade: websocket', 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==', 'Sec-WebSocket-Version: 13', len(SMUGGLED)], SMUGGLED));
 add('h2c', 'Upgrade: h2c without Connection: Upgrade', req('GET /app/h HTTP/1.1', ['Upgrade: h2c']) + req('GET /app/h2 HTTP/1.1', []));
+
+// Requests the gateway answers itself (redirect to the prefix, 404, health): the body must be
+// skipped by its length, not parsed as a next request.
+add('answered', 'redirect to the prefix, GET body listed in Connection', req('GET /app HTTP/1.1', ['Connection: Content-Length', len(SMUGGLED)], SMUGGLED) + follow);
+add('answered', 'unrouted path, GET body listed in Connection', req('GET /nowhere HTTP/1.1', ['Connection: Content-Length', len(SMUGGLED)], SMUGGLED) + follow);
+add('answered', 'health check, chunked GET body', req('GET /_porthole/health HTTP/1.1', ['Transfer-Encoding: chunked'], chunked(SMUGGLED)) + follow);
+add('answered', 'unrouted path, smuggled prefix as the body, then a request to the app', req('POST /nowhere HTTP/1.1', [len(SMUGGLED_PREFIX)], SMUGGLED_PREFIX) + follow);
 
 // Request-line and header-line tricks.
 add('line', 'absolute-form target naming an internal host', `GET http://internal/smuggled HTTP/1.1${CRLF}Host: 127.0.0.1${CRLF}${CRLF}`);

@@ -131,7 +131,13 @@ async function run(c: SmuggleCase, id: number, baseline: number, piece: number):
     const name = (e: { method: string; path: string }) => `${e.method} ${e.path.slice('/app'.length) || '/'}`;
     // An upgrade the gateway passed on (no code: the upstream answered it) counts as a GET.
     const passedUpgrades = upgrades.events.filter((e) => e.app === 'app' && e.code === undefined).map((e) => ({ method: 'GET', path: e.path }));
-    const passed = [...log.events.filter((e) => e.app === 'app' && e.code !== 'PH_ERR_MALFORMED_REQUEST'), ...passedUpgrades] as { method: string; path: string; code?: string }[];
+    // `/app` itself is answered by the gateway (a redirect to `/app/`), never passed on.
+    const answeredHere = (path: string) => path === '/app' || path.startsWith('/app?');
+    const passed = [...log.events.filter((e) => e.app === 'app' && e.code !== 'PH_ERR_MALFORMED_REQUEST' && !answeredHere(e.path)), ...passedUpgrades] as {
+      method: string;
+      path: string;
+      code?: string;
+    }[];
     const routed = passed.map(name);
     const required = passed.filter((e) => e.code !== 'PH_ERR_REQUEST_ABORTED').map(name);
     const upstream = seen.map((s) => `${s.method} ${s.url}`);
