@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import { test } from 'node:test';
 import { fixture, startPython } from '../helpers/python.js';
-import { httpUpstream, startGateway } from '../helpers/net.js';
+import { httpUpstream, openWs, startGateway, wsUpstream } from '../helpers/net.js';
 
 /** Spellings a client may use to pose as a proxy. */
 const SPOOFS: [string, string][] = [
@@ -103,6 +103,21 @@ test('with trust_forwarded the proxy\'s canonical headers pass, but underscore s
     assert.deepEqual(get('x-client-ip'), ['6.6.6.4']);
     assert.deepEqual(get('true-client-ip'), ['6.6.6.6']);
     assert.deepEqual(get('x-real-ip'), ['6.6.6.13']);
+    for (let i = 0; i < raw.length; i += 2) assert.ok(!raw[i].includes('_'), `${raw[i]} reached the upstream`);
+  } finally {
+    await g.close();
+    await up.close();
+  }
+});
+
+test('no spelling of a forwarding header reaches the upstream of a WebSocket upgrade', async () => {
+  const up = await wsUpstream();
+  const g = await startGateway({ apps: [{ name: 'w', port: up.port }] });
+  try {
+    const ws = await openWs(`${g.wsUrl}/w/`, undefined, { headers: Object.fromEntries(SPOOFS) });
+    ws.close();
+    const raw = up.handshakes[0].rawHeaders;
+    assert.doesNotMatch(raw.join('\n'), /6\.6\.6\.|evil/, raw.join('\n'));
     for (let i = 0; i < raw.length; i += 2) assert.ok(!raw[i].includes('_'), `${raw[i]} reached the upstream`);
   } finally {
     await g.close();
