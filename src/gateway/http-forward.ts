@@ -73,6 +73,14 @@ function send(gw: GatewayCore, req: IncomingMessage, res: ServerResponse, match:
 
   upReq.on('response', (upRes) => {
     const status = upRes.statusCode ?? 502;
+    if (status === 101) {
+      // A 101 without Connection: Upgrade arrives here rather than as an upgrade: the same
+      // fault as below, and a 101 relayed to a client that asked for none would hang it.
+      upRes.destroy();
+      res.off('close', onClientGone);
+      fail(new UpstreamBadResponseError(`${app}: upstream ${target.label} answered 101 Switching Protocols to a request that asked for no upgrade`, { app }));
+      return;
+    }
     try {
       res.writeHead(status, upRes.statusMessage || STATUS_CODES[status] || 'Unknown', downstreamResponseHeaders(upRes.rawHeaders, match) as unknown as Record<string, string>);
     } catch (err) {

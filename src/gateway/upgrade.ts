@@ -100,6 +100,13 @@ function connect(gw: GatewayCore, req: IncomingMessage, socket: Duplex, head: Bu
     // The app's own answer (403, 404, a redirect…): relayed as it is, then the connection is closed.
     settled = true;
     socket.off('close', abandon);
+    // A 101 Node did not take for an upgrade (no Connection: Upgrade): relayed, the browser
+    // would fail the handshake with a bare 1006.
+    if (res.statusCode === 101) {
+      res.destroy();
+      if (!socket.destroyed) fail(new UpstreamBadResponseError(`${app}: upstream ${target.label} answered 101 without Connection: Upgrade`, { app }));
+      return;
+    }
     emit('upgrade', { gateway: gw.id, app, path, accepted: false, status: res.statusCode, reason: `upstream answered ${res.statusCode}` });
     if (!socket.writable) {
       res.destroy();
@@ -142,6 +149,8 @@ function bad101(res: { headers: IncomingHttpHeaders }, req: IncomingMessage): st
   if (got.trim() !== acceptKey(String(req.headers['sec-websocket-key']).trim())) return 'answered 101 with a wrong Sec-WebSocket-Accept';
   const upgrade = res.headers.upgrade;
   if (upgrade === undefined || upgrade.trim().toLowerCase() !== 'websocket') return `answered 101 with Upgrade: ${upgrade ?? 'missing'} instead of websocket`;
+  const connection = res.headers.connection;
+  if (connection === undefined || !connection.split(',').some((t) => t.trim().toLowerCase() === 'upgrade')) return 'answered 101 without Connection: Upgrade';
   const chosen = res.headers['sec-websocket-protocol'];
   if (chosen !== undefined) {
     const offered = (req.headers['sec-websocket-protocol'] ?? '').split(',').map((p) => p.trim());

@@ -1,7 +1,8 @@
 /**
  * Upstream faults (issue 8, attack suite): an upstream that resets mid-body,
  * answers garbage, hangs, answers `101` to a plain GET, sends a wrong or
- * missing `Sec-WebSocket-Accept`, or closes in the middle of its 101. For each:
+ * missing `Sec-WebSocket-Accept`, closes in the middle of its 101, or sends
+ * interim `100 Continue` answers forever. For each:
  * no crash, the documented status or close code and error code, an event
  * carrying that code, and the gateway's file descriptors back to baseline.
  */
@@ -34,7 +35,16 @@ const FAULTS: Record<string, Behaviour> = {
     const key = /sec-websocket-key: *(\S+)/i.exec(head)?.[1] ?? '';
     s.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept(key)}\r\nSec-WebSocket-Protocol: never-offered\r\n\r\n`);
   },
+  'no-connection-upgrade': (s, head) => {
+    const key = /sec-websocket-key: *(\S+)/i.exec(head)?.[1] ?? '';
+    s.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nSec-WebSocket-Accept: ${accept(key)}\r\n\r\n`);
+  },
   'close-mid-101': (s) => s.end('HTTP/1.1 101 Switching Protocols\r\nUpgrade: webso'),
+  // Interim answers forever: never a final response, so response_timeout must still apply.
+  '1xx-forever': (s) => {
+    const tick = setInterval(() => (s.writable ? s.write('HTTP/1.1 100 Continue\r\n\r\n') : clearInterval(tick)), 50);
+    s.once('close', () => clearInterval(tick));
+  },
 };
 
 interface Fault {
@@ -139,6 +149,8 @@ describe('plain HTTP', () => {
     ['garbage', 502, 'PH_ERR_UPSTREAM_BAD_RESPONSE'],
     ['hang', 504, 'PH_ERR_UPSTREAM_TIMEOUT'],
     ['101-to-plain', 502, 'PH_ERR_UPSTREAM_BAD_RESPONSE'],
+    ['1xx-forever', 504, 'PH_ERR_UPSTREAM_TIMEOUT'],
+    ['no-connection-upgrade', 502, 'PH_ERR_UPSTREAM_BAD_RESPONSE'],
   ];
   for (const [app, status, code] of expect) {
     test(`an upstream that does "${app}" gets the client a ${status} ${code}, logged with the code`, async () => {
@@ -182,10 +194,12 @@ describe('WebSocket upgrades', () => {
     ['bad-accept', 1014, 'PH_ERR_UPSTREAM_BAD_RESPONSE'],
     ['no-accept', 1014, 'PH_ERR_UPSTREAM_BAD_RESPONSE'],
     ['foreign-protocol', 1014, 'PH_ERR_UPSTREAM_BAD_RESPONSE'],
+    ['no-connection-upgrade', 1014, 'PH_ERR_UPSTREAM_BAD_RESPONSE'],
     ['close-mid-101', 1014, 'PH_ERR_UPSTREAM_RESET'],
     ['garbage', 1014, 'PH_ERR_UPSTREAM_BAD_RESPONSE'],
     ['reset-before-answer', 1014, 'PH_ERR_UPSTREAM_RESET'],
     ['hang', 1014, 'PH_ERR_UPSTREAM_TIMEOUT'],
+    ['1xx-forever', 1014, 'PH_ERR_UPSTREAM_TIMEOUT'],
   ];
   for (const [app, closeCode, code] of expect) {
     test(`an upstream that does "${app}" to an upgrade gets the browser a completed handshake and close ${closeCode} ${code}`, async () => {
