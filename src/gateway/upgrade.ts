@@ -79,8 +79,8 @@ function connect(gw: GatewayCore, req: IncomingMessage, socket: Duplex, head: Bu
       upSocket.destroy();
       return;
     }
-    // A 101 the browser would fail (a wrong or missing Sec-WebSocket-Accept, a subprotocol it
-    // never offered) is not relayed: it would see a bare 1006. Complete its handshake ourselves
+    // A 101 the browser would fail (a wrong or missing Sec-WebSocket-Accept, a subprotocol or
+    // extension it never offered) is not relayed: it would see a bare 1006. Complete its handshake ourselves
     // and close 1014 with the reason instead (issue 8, item 11).
     const wrong = bad101(res, req);
     if (wrong) {
@@ -155,6 +155,13 @@ function bad101(res: { headers: IncomingHttpHeaders }, req: IncomingMessage): st
   if (chosen !== undefined) {
     const offered = (req.headers['sec-websocket-protocol'] ?? '').split(',').map((p) => p.trim());
     if (!offered.includes(chosen.trim())) return `chose subprotocol ${JSON.stringify(chosen)}, which the client did not offer`;
+  }
+  const extensions = res.headers['sec-websocket-extensions'];
+  if (extensions !== undefined) {
+    const names = (h: string | undefined) => (h ?? '').split(',').map((e) => e.split(';')[0].trim().toLowerCase()).filter(Boolean);
+    const offered = names(req.headers['sec-websocket-extensions']);
+    const foreign = names(extensions).find((n) => !offered.includes(n));
+    if (foreign) return `chose extension ${JSON.stringify(foreign)}, which the client did not offer`;
   }
   return null;
 }

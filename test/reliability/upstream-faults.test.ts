@@ -35,6 +35,10 @@ const FAULTS: Record<string, Behaviour> = {
     const key = /sec-websocket-key: *(\S+)/i.exec(head)?.[1] ?? '';
     s.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept(key)}\r\nSec-WebSocket-Protocol: never-offered\r\n\r\n`);
   },
+  'foreign-extension': (s, head) => {
+    const key = /sec-websocket-key: *(\S+)/i.exec(head)?.[1] ?? '';
+    s.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept(key)}\r\nSec-WebSocket-Extensions: x-never-offered\r\n\r\n`);
+  },
   'no-connection-upgrade': (s, head) => {
     const key = /sec-websocket-key: *(\S+)/i.exec(head)?.[1] ?? '';
     s.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nSec-WebSocket-Accept: ${accept(key)}\r\n\r\n`);
@@ -195,6 +199,7 @@ describe('WebSocket upgrades', () => {
     ['no-accept', 1014, 'PH_ERR_UPSTREAM_BAD_RESPONSE'],
     ['foreign-protocol', 1014, 'PH_ERR_UPSTREAM_BAD_RESPONSE'],
     ['no-connection-upgrade', 1014, 'PH_ERR_UPSTREAM_BAD_RESPONSE'],
+    ['foreign-extension', 1014, 'PH_ERR_UPSTREAM_BAD_RESPONSE'],
     ['close-mid-101', 1014, 'PH_ERR_UPSTREAM_RESET'],
     ['garbage', 1014, 'PH_ERR_UPSTREAM_BAD_RESPONSE'],
     ['reset-before-answer', 1014, 'PH_ERR_UPSTREAM_RESET'],
