@@ -123,6 +123,16 @@ export function requestFraming(req: IncomingMessage): Framing | MalformedRequest
   return length === '0' ? { kind: 'none' } : { kind: 'length', length };
 }
 
+/**
+ * A request line without a version (HTTP/0.9 as Node's parser reads it, headers and all) or
+ * with a version other than 1.0 and 1.1: the gateway would speak HTTP/1.1 on for a message
+ * the client framed by other rules.
+ */
+export function unsupportedVersion(req: IncomingMessage): MalformedRequestError | null {
+  if (req.httpVersionMajor === 1 && (req.httpVersionMinor === 1 || req.httpVersionMinor === 0)) return null;
+  return new MalformedRequestError(`HTTP/${req.httpVersion} requests are not passed on; use HTTP/1.1`);
+}
+
 /** Two Host headers (RFC 9112 §3.2): Node keeps the first in `headers.host`, apps may read the last. */
 export function duplicateHost(req: IncomingMessage): MalformedRequestError | null {
   const raw = req.rawHeaders;

@@ -10,7 +10,7 @@ import { PortholeError, RequestAbortedError, UpstreamBadResponseError, UpstreamR
 import { emit } from '../events.js';
 import type { GatewayCore } from './core.js';
 import { sendHttpError } from './error-response.js';
-import { downstreamResponseHeaders, duplicateHost, requestFraming, upstreamRequestHeaders, type Framing } from './headers.js';
+import { downstreamResponseHeaders, duplicateHost, requestFraming, unsupportedVersion, upstreamRequestHeaders, type Framing } from './headers.js';
 import type { Match } from './router.js';
 import { upstreamRequest } from './upstream-request.js';
 
@@ -43,7 +43,7 @@ export function forwardHttp(gw: GatewayCore, req: IncomingMessage, res: ServerRe
 
   // Checked before anything reaches the upstream: what two parsers could read differently is
   // refused, and the connection closed (the unread body must not be parsed as a next request).
-  const refused = duplicateHost(req) ?? requestFraming(req);
+  const refused = unsupportedVersion(req) ?? duplicateHost(req) ?? requestFraming(req);
   if (refused instanceof PortholeError) {
     res.shouldKeepAlive = false;
     return fail(refused, { Connection: 'close' });

@@ -80,6 +80,7 @@ describe('request framing', () => {
   const refused: [string, string][] = [
     ['a Transfer-Encoding other than chunked', 'POST /a/x HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n'],
     ['Transfer-Encoding on HTTP/1.0', 'POST /a/x HTTP/1.0\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n'],
+    ['a request line without a version (read as HTTP/0.9)', 'GET /a/x?HTTP/1.1\r\nHost: h\r\n\r\n'],
     ['a WebSocket handshake with a body', 'GET /a/x HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nContent-Length: 5\r\n\r\nhello'],
   ];
   for (const [what, text] of refused) {

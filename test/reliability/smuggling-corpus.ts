@@ -192,6 +192,9 @@ add('line', 'CR alone inside a header value', req('GET /app/n HTTP/1.1', [`X-A: 
 add('line', 'header line without a colon', req('GET /app/n HTTP/1.1', ['Content-Length 5'], SMUGGLED));
 add('line', 'request line with two spaces', `GET  /app/n HTTP/1.1${CRLF}Host: 127.0.0.1${CRLF}${CRLF}${SMUGGLED}`);
 add('line', 'HTTP/1.1 in the query', `GET /app/n?HTTP/1.1${CRLF}Host: 127.0.0.1${CRLF}${CRLF}${SMUGGLED}`);
+add('line', 'request line without a version (HTTP/0.9) with headers and a body', `GET /app/n${CRLF}Host: 127.0.0.1${CRLF}${len(SMUGGLED)}${CRLF}${CRLF}${SMUGGLED}`);
+add('line', 'HTTP/1.2 request line', req('GET /app/n HTTP/1.2', [len(SMUGGLED)], SMUGGLED));
+add('line', 'HTTP/2.0 request line', req('GET /app/n HTTP/2.0', []) + SMUGGLED);
 add('line', 'two Host headers', `GET /app/n HTTP/1.1${CRLF}Host: 127.0.0.1${CRLF}Host: internal${CRLF}${CRLF}`);
 add('line', 'leading blank lines before the request', `${CRLF}${CRLF}${req('GET /app/n HTTP/1.1', [])}`);
 add('line', 'Expect: 100-continue with a body holding a request', req('PUT /app/n HTTP/1.1', ['Expect: 100-continue', len(SMUGGLED)], SMUGGLED));
