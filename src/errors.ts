@@ -76,6 +76,39 @@ export class UnsupportedVersionError extends PortholeError {
   readonly closeCode = 1002;
 }
 
+/**
+ * The request cannot be passed on safely: ambiguous or unsupported framing (a Transfer-Encoding
+ * other than `chunked`, Content-Length beside Transfer-Encoding), two Host headers (RFC 9112
+ * §3.2), or bytes that are not HTTP. Refused rather than guessed at: two parsers that guess
+ * differently are how requests get smuggled.
+ */
+export class MalformedRequestError extends PortholeError {
+  readonly code = 'PH_ERR_MALFORMED_REQUEST';
+  readonly status = 400;
+  readonly closeCode = 1002;
+}
+
+/** The client did not send its request head within the gateway's header timeout. */
+export class RequestTimeoutError extends PortholeError {
+  readonly code = 'PH_ERR_REQUEST_TIMEOUT';
+  readonly status = 408;
+  readonly closeCode = 1002;
+}
+
+/** The request head is larger than the gateway accepts (Node's `maxHeaderSize`, 16 KiB by default). */
+export class HeadersTooLargeError extends PortholeError {
+  readonly code = 'PH_ERR_HEADERS_TOO_LARGE';
+  readonly status = 431;
+  readonly closeCode = 1009;
+}
+
+/** The client's request body broke off or was malformed after the head was routed: nothing was answered. */
+export class RequestAbortedError extends PortholeError {
+  readonly code = 'PH_ERR_REQUEST_ABORTED';
+  readonly status = 400;
+  readonly closeCode = 1002;
+}
+
 /** The upgrade's Origin is not in the app's `allowed_origins`. */
 export class OriginRefusedError extends PortholeError {
   readonly code = 'PH_ERR_ORIGIN_REFUSED';
@@ -293,6 +326,10 @@ export const ERROR_CODES = [
   'PH_ERR_HOST_REFUSED',
   'PH_ERR_BAD_HANDSHAKE',
   'PH_ERR_WS_VERSION',
+  'PH_ERR_MALFORMED_REQUEST',
+  'PH_ERR_REQUEST_TIMEOUT',
+  'PH_ERR_HEADERS_TOO_LARGE',
+  'PH_ERR_REQUEST_ABORTED',
   'PH_ERR_ORIGIN_REFUSED',
   'PH_ERR_WS_PATH_REFUSED',
   'PH_ERR_UPSTREAM_REFUSED',

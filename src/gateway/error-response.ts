@@ -20,8 +20,11 @@ const STATUS_TEXT: Record<number, string> = {
   400: 'Bad Request',
   403: 'Forbidden',
   404: 'Not Found',
+  408: 'Request Timeout',
+  413: 'Content Too Large',
   421: 'Misdirected Request',
   426: 'Upgrade Required',
+  431: 'Request Header Fields Too Large',
   500: 'Internal Server Error',
   502: 'Bad Gateway',
   503: 'Service Unavailable',
@@ -57,12 +60,18 @@ export interface PageVars {
 export function renderPage(template: string | undefined, vars: PageVars, env: NodeJS.ProcessEnv = process.env): string {
   const own: Record<string, string> = {
     PORTHOLE_STATUS: String(vars.status),
-    PORTHOLE_TITLE: STATUS_TEXT[vars.status] ?? 'Error',
+    PORTHOLE_TITLE: (Object.hasOwn(STATUS_TEXT, vars.status) && STATUS_TEXT[vars.status]) || 'Error',
     PORTHOLE_CODE: vars.code,
     PORTHOLE_MESSAGE: vars.message,
     PORTHOLE_APP: vars.app ?? '',
   };
-  return (template ?? DEFAULT_PAGE).replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (_m, name: string) => escapeHtml(own[name] ?? env[name] ?? ''));
+  // Own keys only: `${toString}` or `${__proto__}` once read Object.prototype and made the
+  // gateway exit on the first error page it rendered (issue 8, item 6).
+  const lookup = (name: string): string => {
+    const v = Object.hasOwn(own, name) ? own[name] : Object.hasOwn(env, name) ? env[name] : undefined;
+    return typeof v === 'string' ? v : '';
+  };
+  return (template ?? DEFAULT_PAGE).replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (_m, name: string) => escapeHtml(lookup(name)));
 }
 
 /** True when the client prefers JSON to HTML (an API client, `fetch` with Accept: application/json). */
@@ -104,6 +113,12 @@ export function writeRawResponse(socket: Duplex, status: number, headers: Record
   let head = `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Error'}\r\n`;
   for (const [k, v] of Object.entries({ ...headers, 'Content-Length': String(buf.length), Connection: 'close' })) head += `${k}: ${v}\r\n`;
   socket.end(Buffer.concat([Buffer.from(`${head}\r\n`), buf]));
+  // Read and discard what the client still sends: a paused socket never sees the client's FIN
+  // and would stay open (half-closed) for good. One that never closes is cut after a grace.
+  const timer = setTimeout(() => socket.destroy(), 5000);
+  timer.unref?.();
+  socket.once('close', () => clearTimeout(timer));
+  socket.resume();
 }
 
 export function sendRawHttpError(socket: Duplex, err: PortholeError, accept: string | undefined, template?: string, extraHeaders: Record<string, string> = {}): void {

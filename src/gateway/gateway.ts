@@ -10,10 +10,10 @@ import type { AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { parseConfig, type AppConfig, type Config } from '../config/schema.js';
-import { PortholeError, RouteNotFoundError } from '../errors.js';
+import { HeadersTooLargeError, MalformedRequestError, PortholeError, RequestTimeoutError, RouteNotFoundError } from '../errors.js';
 import { emit } from '../events.js';
 import type { GatewayCore } from './core.js';
-import { sendHttpError } from './error-response.js';
+import { sendHttpError, sendRawHttpError, writeRawResponse } from './error-response.js';
 import { forwardHttp } from './http-forward.js';
 import type { BridgeConnection } from './bridge-connection.js';
 import { refuseBridgeHttp } from './bridge.js';
@@ -37,6 +37,11 @@ export interface GatewayOptions {
    * true when it answered (the admin API does this).
    */
   intercept?: (req: http.IncomingMessage, res: http.ServerResponse) => boolean;
+}
+
+export interface ListenOptions {
+  /** How long a client may take to send its request head (default 60 s); then 408. */
+  headersTimeoutMs?: number;
 }
 
 export interface ListenAddress {
@@ -251,21 +256,21 @@ export class Gateway implements GatewayCore {
   };
 
   /** Listens on `host:port` (port 0 picks a free one). */
-  async listen(host = '127.0.0.1', port = 50000): Promise<ListenAddress> {
+  async listen(host = '127.0.0.1', port = 50000, options: ListenOptions = {}): Promise<ListenAddress> {
+    const headersTimeout = options.headersTimeoutMs ?? 60_000;
     const server = http.createServer({
       noDelay: true,
       // Uploads and event streams may run long; idle sockets are what get cut.
       requestTimeout: 0,
-      headersTimeout: 60_000,
+      headersTimeout,
+      // Node checks the header timeout on this interval (30 s by default): a head that never
+      // finishes is cut between headersTimeout and headersTimeout plus this.
+      connectionsCheckingInterval: Math.min(30_000, Math.max(100, Math.floor(headersTimeout / 4))),
       keepAliveTimeout: 65_000,
     });
     server.on('request', this.requestListener);
     server.on('upgrade', this.upgradeListener);
-    server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
-      // Garbage instead of HTTP, or a client gone mid-request: answer if we still can.
-      if (socket.writable && err.code !== 'ECONNRESET') socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
-      else socket.destroy();
-    });
+    server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => this.clientError(err, socket));
     this.server = server;
     await new Promise<void>((ok, fail) => {
       server.once('error', fail);
@@ -280,6 +285,30 @@ export class Gateway implements GatewayCore {
     const address = { host: addr.address, port: addr.port, url: `http://${shownHost}:${addr.port}` };
     emit('gateway', { gateway: this.id, action: 'listening', address: address.url, apps: this.appUrls() });
     return address;
+  }
+
+  /**
+   * A client whose bytes Node's parser refused, or that never finished its head: the status
+   * that says why (408, 431, 400) with its code, and a `request` event. Nothing is written on
+   * a connection whose response has already started: a second one would be read as the answer
+   * to a next request.
+   */
+  private clientError(err: NodeJS.ErrnoException, socket: Duplex): void {
+    const inFlight = (socket as { _httpMessage?: http.ServerResponse | null })._httpMessage;
+    if (err.code === 'ECONNRESET' || !socket.writable || (inFlight && inFlight.headersSent)) {
+      socket.destroy();
+      return;
+    }
+    // A connection that never sent a byte (a browser's preconnect left unused) is closed
+    // quietly: nothing was asked, so nothing is answered or logged.
+    if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT' && (socket as { bytesRead?: number }).bytesRead === 0) {
+      socket.destroy();
+      return;
+    }
+    const e = clientFailure(err);
+    emit('request', { gateway: this.id, app: null, method: '-', path: '-', status: e.status, ms: 0, code: e.code });
+    socket.on('error', () => socket.destroy());
+    writeRawResponse(socket, e.status, { 'Content-Type': 'text/plain; charset=utf-8', 'X-Porthole-Error': e.code }, `${e.status} ${e.message}\n`);
   }
 
   /**
@@ -312,6 +341,13 @@ export class Gateway implements GatewayCore {
   close(): Promise<void> {
     return this.drain();
   }
+}
+
+/** Node's parser and timeout errors as Porthole errors (the codes are llhttp's and Node's). */
+function clientFailure(err: NodeJS.ErrnoException): PortholeError {
+  if (err.code === 'HPE_HEADER_OVERFLOW') return new HeadersTooLargeError('the request head is larger than 16 KiB');
+  if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT' || err.code === 'HPE_HEADERS_TIMEOUT') return new RequestTimeoutError('the request head did not arrive in time');
+  return new MalformedRequestError(`the request is not valid HTTP/1.1 (${err.code ?? 'parse error'}${'reason' in err && typeof err.reason === 'string' ? `: ${err.reason}` : ''})`);
 }
 
 function isParsed(c: unknown): c is Config {

@@ -16,6 +16,12 @@ export function checkHandshake(req: IncomingMessage): PortholeError | null {
   if (req.httpVersionMajor < 1 || (req.httpVersionMajor === 1 && req.httpVersionMinor < 1)) {
     return new BadHandshakeError(`a WebSocket handshake needs HTTP/1.1, not HTTP/${req.httpVersion}`);
   }
+  // Node hands everything after the head to the upgrade as it is; a body would reach the
+  // upstream as WebSocket bytes, or be read as a request by one that declines the upgrade.
+  const length = req.headers['content-length'];
+  if (req.headers['transfer-encoding'] !== undefined || (length !== undefined && length.trim() !== '0')) {
+    return new BadHandshakeError('a WebSocket handshake carries no body (Content-Length or Transfer-Encoding given)');
+  }
   if (!hasToken(req.headers.upgrade, 'websocket')) return new BadHandshakeError(`only WebSocket upgrades are proxied (Upgrade: ${req.headers.upgrade ?? 'missing'})`);
   if (!hasToken(req.headers.connection, 'upgrade')) return new BadHandshakeError('the Connection header must contain "upgrade"');
   const key = req.headers['sec-websocket-key'];
@@ -31,9 +37,12 @@ export function checkHandshake(req: IncomingMessage): PortholeError | null {
 /**
  * Same-origin by default: a page of another site must not open a WebSocket to
  * an app that trusts its cookies (cross-site WebSocket hijacking). A request
- * without Origin (a non-browser client) is allowed.
+ * without Origin (a non-browser client) is allowed. Same origin means same
+ * scheme, host and port (RFC 6454 §5): `https://host` is not `http://host`.
+ * `proto` is the scheme the client reached us with (X-Forwarded-Proto when
+ * trusted), `forwardedHost` the host it used when a trusted proxy says so.
  */
-export function checkOrigin(req: IncomingMessage, match: Match, forwardedHost?: string): PortholeError | null {
+export function checkOrigin(req: IncomingMessage, match: Match, forwardedHost?: string, proto: string = 'http'): PortholeError | null {
   const origin = req.headers.origin;
   const allowed = match.route.allowedOrigins;
   if (origin === undefined || allowed === '*') return null;
@@ -45,18 +54,24 @@ export function checkOrigin(req: IncomingMessage, match: Match, forwardedHost?: 
     return new OriginRefusedError(`${app}: Origin ${JSON.stringify(origin)} is not a valid origin`, { app });
   }
   if (allowed === null) {
-    const host = (forwardedHost ?? req.headers.host ?? '').toLowerCase();
-    let originHost = '';
-    try {
-      originHost = new URL(origin).host.toLowerCase();
-    } catch {
-      /* handled above */
-    }
-    if (host && originHost === host) return null;
-    return new OriginRefusedError(`${app}: cross-origin WebSocket from ${origin} refused (add it to allowed_origins)`, { app });
+    const host = forwardedHost ?? req.headers.host ?? '';
+    if (host && normalized === ownOrigin(proto, host)) return null;
+    const behindTls = proto === 'http' && normalized.startsWith('https:') ? '; behind a TLS proxy, set trust_forwarded so its X-Forwarded-Proto is believed' : '';
+    return new OriginRefusedError(`${app}: cross-origin WebSocket from ${origin} refused (add it to allowed_origins${behindTls})`, { app });
   }
   if (allowed.has(normalized)) return null;
   return new OriginRefusedError(`${app}: WebSocket from origin ${origin} is not in allowed_origins`, { app });
+}
+
+/** `proto://host` serialized as an Origin is (lower case, default port dropped), or '' when it is not a host. */
+function ownOrigin(proto: string, host: string): string {
+  // Only a host and a port: `127.0.0.1:80@evil.example` would parse as evil.example.
+  if (!/^(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?$/.test(host)) return '';
+  try {
+    return new URL(`${proto}://${host}`).origin;
+  } catch {
+    return '';
+  }
 }
 
 export function checkWsPath(match: Match): PortholeError | null {

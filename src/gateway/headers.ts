@@ -4,6 +4,7 @@
  * order and repeated headers (several `Set-Cookie`) survive untouched.
  */
 import type { IncomingMessage } from 'node:http';
+import { MalformedRequestError } from '../errors.js';
 import type { Match, Route } from './router.js';
 
 /** Hop-by-hop headers (RFC 9110 §7.6.1): meaningful for one connection only, never forwarded. */
@@ -20,7 +21,57 @@ const HOP_BY_HOP = new Set([
   'http2-settings',
 ]);
 
-const FORWARDED = new Set(['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-prefix', 'x-forwarded-port', 'forwarded', 'x-real-ip']);
+/**
+ * Headers by which a proxy says who the client is (besides the whole `X-Forwarded-*` family).
+ * A client may not send them unless `trust_forwarded` says a proxy of ours stands in front.
+ */
+const FORWARDING = new Set([
+  'forwarded',
+  'forwarded-for',
+  'x-forwarded',
+  'x-real-ip',
+  'x-client-ip',
+  'client-ip',
+  'true-client-ip',
+  'cf-connecting-ip',
+  'fastly-client-ip',
+  'x-cluster-client-ip',
+  'x-original-forwarded-for',
+  'x-originating-ip',
+  'x-remote-ip',
+  'x-remote-addr',
+  'x-proxyuser-ip',
+]);
+
+/**
+ * Whether a lower-cased header name is a forwarding header once `_` is read as `-`:
+ * Werkzeug and CGI-style stacks fold `X_Forwarded_For` into the same `HTTP_X_FORWARDED_FOR`
+ * as the gateway's own `X-Forwarded-For` (issue 8, item 7).
+ */
+function isForwarding(lower: string): boolean {
+  const name = lower.includes('_') ? lower.replaceAll('_', '-') : lower;
+  return name.startsWith('x-forwarded-') || FORWARDING.has(name);
+}
+
+/**
+ * Names a `Connection` header may not remove (issue 8): the message's framing, the routing
+ * and handshake headers the gateway itself acts on. `Connection: Content-Length` on a GET
+ * with a body used to strip the length and forward the body unframed, so the upstream read
+ * it as a second request the gateway never routed.
+ */
+const NEVER_CONNECTION_SCOPED = new Set([
+  'content-length',
+  'transfer-encoding',
+  'host',
+  'origin',
+  'sec-websocket-key',
+  'sec-websocket-version',
+  'sec-websocket-protocol',
+  'sec-websocket-extensions',
+]);
+
+/** Names `set_headers` cannot add on top: Host is set above, framing belongs to the gateway. */
+const NEVER_SET = new Set(['host', 'content-length', 'transfer-encoding']);
 
 /** Lower-cased names listed in a Connection header, which are hop-by-hop too. */
 function connectionTokens(raw: readonly string[]): Set<string> | null {
@@ -29,11 +80,70 @@ function connectionTokens(raw: readonly string[]): Set<string> | null {
     if (raw[i].length === 10 && raw[i].toLowerCase() === 'connection') {
       for (const t of raw[i + 1].split(',')) {
         const name = t.trim().toLowerCase();
-        if (name) (out ??= new Set()).add(name);
+        if (name && !NEVER_CONNECTION_SCOPED.has(name)) (out ??= new Set()).add(name);
       }
     }
   }
   return out;
+}
+
+/** How the request body is delimited on the upstream hop. */
+export type Framing = { kind: 'none' } | { kind: 'length'; length: string } | { kind: 'chunked' };
+
+/**
+ * The body framing of a client request, decided once by the gateway and written out by
+ * the gateway (never copied from the client's bytes), or the reason it cannot be passed on.
+ * Node's parser has already refused duplicate or malformed Content-Length values; what is
+ * left ambiguous is refused here, as nginx and HAProxy do (RFC 9112 §6.1, §6.3): a
+ * Transfer-Encoding other than exactly `chunked`, or one beside a Content-Length.
+ */
+export function requestFraming(req: IncomingMessage): Framing | MalformedRequestError {
+  const raw = req.rawHeaders;
+  let te: string[] | null = null;
+  let cl: string[] | null = null;
+  for (let i = 0; i < raw.length; i += 2) {
+    const lower = raw[i].toLowerCase();
+    if (lower === 'transfer-encoding') (te ??= []).push(raw[i + 1]);
+    else if (lower === 'content-length') (cl ??= []).push(raw[i + 1]);
+  }
+  if (te !== null) {
+    if (cl !== null) return new MalformedRequestError('the request has both Transfer-Encoding and Content-Length (RFC 9112 §6.1)');
+    // RFC 9112 §6.1: HTTP/1.0 has no chunked coding; such framing is to be treated as faulty.
+    if (req.httpVersionMajor === 1 && req.httpVersionMinor === 0) return new MalformedRequestError('an HTTP/1.0 request cannot use Transfer-Encoding (RFC 9112 §6.1)');
+    if (te.length !== 1 || te[0].trim().toLowerCase() !== 'chunked') {
+      return new MalformedRequestError(`Transfer-Encoding ${JSON.stringify(te.join(', '))} is not supported; only "chunked" is`);
+    }
+    return { kind: 'chunked' };
+  }
+  if (cl === null) return { kind: 'none' };
+  const values = new Set(cl.flatMap((v) => v.split(',')).map((v) => v.trim()));
+  const [only] = values;
+  if (values.size !== 1 || !/^[0-9]{1,15}$/.test(only)) return new MalformedRequestError(`Content-Length ${JSON.stringify(cl.join(', '))} is not one decimal length`);
+  const length = String(Number(only));
+  return length === '0' ? { kind: 'none' } : { kind: 'length', length };
+}
+
+/**
+ * A request line without a version (HTTP/0.9 as Node's parser reads it, headers and all) or
+ * with a version other than 1.0 and 1.1: the gateway would speak HTTP/1.1 on for a message
+ * the client framed by other rules.
+ */
+export function unsupportedVersion(req: IncomingMessage): MalformedRequestError | null {
+  if (req.httpVersionMajor === 1 && (req.httpVersionMinor === 1 || req.httpVersionMinor === 0)) return null;
+  return new MalformedRequestError(`HTTP/${req.httpVersion} requests are not passed on; use HTTP/1.1`);
+}
+
+/** Two Host headers (RFC 9112 §3.2): Node keeps the first in `headers.host`, apps may read the last. */
+export function duplicateHost(req: IncomingMessage): MalformedRequestError | null {
+  const raw = req.rawHeaders;
+  let seen = false;
+  for (let i = 0; i < raw.length; i += 2) {
+    if (raw[i].length === 4 && raw[i].toLowerCase() === 'host') {
+      if (seen) return new MalformedRequestError('the request has more than one Host header (RFC 9112 §3.2)');
+      seen = true;
+    }
+  }
+  return null;
 }
 
 export interface ForwardContext {
@@ -43,6 +153,8 @@ export interface ForwardContext {
   trustForwarded: boolean;
   /** True for a WebSocket upgrade: Upgrade/Connection are put back. */
   upgrade: boolean;
+  /** The body framing from requestFraming(); null for upgrades, which carry no body. */
+  framing: Framing | null;
 }
 
 /**
@@ -69,9 +181,12 @@ export function upstreamRequestHeaders(req: IncomingMessage, ctx: ForwardContext
       clientHost = value;
       continue;
     }
+    if (lower === 'content-length') continue; // written out below from the framing
     if (HOP_BY_HOP.has(lower) || (dropNamed !== null && dropNamed.has(lower))) continue;
-    if (FORWARDED.has(lower)) {
-      if (ctx.trustForwarded) {
+    if (isForwarding(lower)) {
+      // Even a trusted proxy vouches only for the spellings it sets: an underscore spelling is
+      // the client's, passed through, and is dropped whatever trust_forwarded says.
+      if (ctx.trustForwarded && !lower.includes('_')) {
         if (lower === 'x-forwarded-for') priorFor = priorFor ? `${priorFor}, ${value}` : value;
         else if (lower === 'x-forwarded-proto') priorProto = value;
         else if (lower === 'x-forwarded-host') priorHost = value;
@@ -110,12 +225,13 @@ export function upstreamRequestHeaders(req: IncomingMessage, ctx: ForwardContext
   const forNode = remote.includes(':') ? `"[${remote}]"` : remote;
   add('Forwarded', `for=${forNode};proto=${proto}${fwdHost ? `;host="${fwdHost.replace(/["\\]/g, '')}"` : ''}`);
   if (ctx.upgrade) out.push('Connection', 'Upgrade', 'Upgrade', 'websocket');
-  // Node's server has removed the client's chunked framing; ask for it again on our hop.
-  // Without it Node's client sends a GET or DELETE body unframed, and the upstream reads
-  // that body as the next request on the kept-alive connection (request smuggling).
-  const te = req.headers['transfer-encoding'];
-  if (!ctx.upgrade && te !== undefined) out.push('Transfer-Encoding', te);
-  for (const [name, value] of route.setHeaders) if (name.toLowerCase() !== 'host') out.push(name, value);
+  // The gateway frames the body itself. Node's server has removed the client's chunked
+  // framing, and Node's client sends a GET or DELETE body unframed unless told: the upstream
+  // would read that body as the next request on the kept-alive connection (request smuggling).
+  const framing = ctx.upgrade ? null : ctx.framing;
+  if (framing?.kind === 'chunked') out.push('Transfer-Encoding', 'chunked');
+  else if (framing?.kind === 'length') out.push('Content-Length', framing.length);
+  for (const [name, value] of route.setHeaders) if (!NEVER_SET.has(name.toLowerCase())) out.push(name, value);
   return out;
 }
 

@@ -5,11 +5,12 @@
  * head becomes a 502/503/504 page (or JSON) that says what went wrong.
  */
 import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
-import { PortholeError, UpstreamBadResponseError, upstreamError } from '../errors.js';
+import type { Socket } from 'node:net';
+import { PortholeError, RequestAbortedError, UpstreamBadResponseError, UpstreamResetError, upstreamError } from '../errors.js';
 import { emit } from '../events.js';
 import type { GatewayCore } from './core.js';
 import { sendHttpError } from './error-response.js';
-import { downstreamResponseHeaders, upstreamRequestHeaders } from './headers.js';
+import { downstreamResponseHeaders, duplicateHost, requestFraming, unsupportedVersion, upstreamRequestHeaders, type Framing } from './headers.js';
 import type { Match } from './router.js';
 import { upstreamRequest } from './upstream-request.js';
 
@@ -19,26 +20,48 @@ export function forwardHttp(gw: GatewayCore, req: IncomingMessage, res: ServerRe
   const started = performance.now();
   const app = match.route.app.name;
   let code: string | undefined;
+  let aborted = false;
   res.once('close', () => {
-    emit('request', { gateway: gw.id, app, method: req.method ?? 'GET', path: req.url ?? '/', status: res.statusCode, ms: Math.round((performance.now() - started) * 10) / 10, code });
+    // A request whose body broke off was never answered: log it as the client's failure, not as
+    // the 200 a fresh response starts with.
+    const status = aborted && !res.headersSent ? new RequestAbortedError('').status : res.statusCode;
+    emit('request', { gateway: gw.id, app, method: req.method ?? 'GET', path: req.url ?? '/', status, ms: Math.round((performance.now() - started) * 10) / 10, code });
   });
-  const fail = (err: PortholeError) => {
+  const fail = (err: PortholeError, extraHeaders?: Record<string, string>) => {
+    if (aborted) return;
     code = err.code;
-    sendHttpError(res, err, req.headers.accept, match.route.errorPage ?? gw.errorPage);
+    sendHttpError(res, err, req.headers.accept, match.route.errorPage ?? gw.errorPage, extraHeaders);
   };
+  // The body broke off or was malformed (Node's parser gave up on it after routing the head).
+  const onAborted = () => {
+    if (aborted || res.headersSent) return;
+    aborted = true;
+    code = 'PH_ERR_REQUEST_ABORTED';
+  };
+  req.once('aborted', onAborted);
+  req.once('error', onAborted);
+
+  // Checked before anything reaches the upstream: what two parsers could read differently is
+  // refused, and the connection closed (the unread body must not be parsed as a next request).
+  const refused = unsupportedVersion(req) ?? duplicateHost(req) ?? requestFraming(req);
+  if (refused instanceof PortholeError) {
+    res.shouldKeepAlive = false;
+    return fail(refused, { Connection: 'close' });
+  }
+  const framing = refused;
   const gate = gw.appGate(app);
-  if (gate === null) return send(gw, req, res, match, fail, true);
+  if (gate === null) return send(gw, req, res, match, framing, fail, true);
   gate.then(
-    (err) => (err ? fail(err) : res.destroyed ? undefined : send(gw, req, res, match, fail, true)),
+    (err) => (err ? fail(err) : res.destroyed ? undefined : send(gw, req, res, match, framing, fail, true)),
     (err) => fail(upstreamError(err, app, match.target.label)),
   );
 }
 
-function send(gw: GatewayCore, req: IncomingMessage, res: ServerResponse, match: Match, fail: (err: PortholeError) => void, mayRetry: boolean): void {
+function send(gw: GatewayCore, req: IncomingMessage, res: ServerResponse, match: Match, framing: Framing, fail: (err: PortholeError) => void, mayRetry: boolean): void {
   const { route, target } = match;
   const app = route.app.name;
   const method = req.method ?? 'GET';
-  const headers = upstreamRequestHeaders(req, { match, proto: gw.proto(req), trustForwarded: gw.trustForwarded, upgrade: false });
+  const headers = upstreamRequestHeaders(req, { match, proto: gw.proto(req), trustForwarded: gw.trustForwarded, upgrade: false, framing });
   const upReq = upstreamRequest({ target, app, method, path: match.path, headers, connectMs: route.connectMs, responseMs: route.responseMs, pooled: true });
   let answered = false;
   upReq.setNoDelay(true);
@@ -50,6 +73,14 @@ function send(gw: GatewayCore, req: IncomingMessage, res: ServerResponse, match:
 
   upReq.on('response', (upRes) => {
     const status = upRes.statusCode ?? 502;
+    if (status === 101) {
+      // A 101 without Connection: Upgrade arrives here rather than as an upgrade: the same
+      // fault as below, and a 101 relayed to a client that asked for none would hang it.
+      upRes.destroy();
+      res.off('close', onClientGone);
+      fail(new UpstreamBadResponseError(`${app}: upstream ${target.label} answered 101 Switching Protocols to a request that asked for no upgrade`, { app }));
+      return;
+    }
     try {
       res.writeHead(status, upRes.statusMessage || STATUS_CODES[status] || 'Unknown', downstreamResponseHeaders(upRes.rawHeaders, match) as unknown as Record<string, string>);
     } catch (err) {
@@ -67,13 +98,28 @@ function send(gw: GatewayCore, req: IncomingMessage, res: ServerResponse, match:
     // instead of two (a separate head costs a round trip with Nagle and delayed ACKs).
     if (upRes.headers['content-length'] === undefined) res.flushHeaders();
     upRes.pipe(res);
-    upRes.on('error', () => res.destroy());
-    upRes.on('aborted', () => res.destroy());
+    // Cut mid-body: the client's connection is cut too (it must not take half a body for a
+    // whole one), and the log says why.
+    const cut = () => {
+      if (!upRes.complete) fail(new UpstreamResetError(`${app}: upstream ${target.label} broke off the response body`, { app }));
+    };
+    upRes.on('error', cut);
+    upRes.on('aborted', cut);
+  });
+
+  // `101 Switching Protocols` to a request that asked for no upgrade (issue 8, item 5): Node
+  // hands over the socket, and nothing would ever answer the client. Not HTTP we can relay.
+  upReq.on('upgrade', (_upRes, upSocket: Socket) => {
+    upSocket.destroy();
+    if (answered) return;
+    res.off('close', onClientGone);
+    fail(new UpstreamBadResponseError(`${app}: upstream ${target.label} answered 101 Switching Protocols to a request that asked for no upgrade`, { app }));
   });
 
   upReq.on('error', (err) => {
     if (answered) {
-      res.destroy();
+      // After the head: the client's connection is cut (fail() destroys an answered response).
+      if (!res.writableFinished) fail(upstreamError(err, app, target.label));
       return;
     }
     res.off('close', onClientGone);
@@ -81,21 +127,17 @@ function send(gw: GatewayCore, req: IncomingMessage, res: ServerResponse, match:
     // A kept-alive connection the upstream closed just as we reused it: one retry is safe
     // when the request has no body and is idempotent (what browsers and undici do too).
     const code = (err as NodeJS.ErrnoException).code;
-    if (mayRetry && upReq.reusedSocket && (code === 'ECONNRESET' || code === 'EPIPE') && IDEMPOTENT.has(method) && !hasBody(req)) {
-      return send(gw, req, res, match, fail, false);
+    if (mayRetry && upReq.reusedSocket && (code === 'ECONNRESET' || code === 'EPIPE') && IDEMPOTENT.has(method) && framing.kind === 'none') {
+      return send(gw, req, res, match, framing, fail, false);
     }
     fail(upstreamError(err, app, target.label));
   });
 
-  if (hasBody(req)) {
+  if (framing.kind !== 'none') {
     req.pipe(upReq);
     req.on('error', () => upReq.destroy());
+    req.on('aborted', () => upReq.destroy());
   } else {
     upReq.end();
   }
-}
-
-function hasBody(req: IncomingMessage): boolean {
-  const len = req.headers['content-length'];
-  return req.headers['transfer-encoding'] !== undefined || (len !== undefined && len !== '0');
 }

@@ -5,16 +5,16 @@
  * read (no upstream, a refused origin) becomes a completed handshake and a
  * close frame with a code and a reason — never a silent 1006.
  */
-import type { IncomingMessage } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { DrainingError, PortholeError, upstreamError } from '../errors.js';
+import { DrainingError, PortholeError, UpstreamBadResponseError, upstreamError } from '../errors.js';
 import { emit } from '../events.js';
 import { bridgeUpgrade } from './bridge.js';
-import { acceptAndClose, sendRawHttpError } from './error-response.js';
+import { acceptAndClose, acceptKey, sendRawHttpError } from './error-response.js';
 import type { GatewayCore } from './core.js';
 import { checkHandshake, checkOrigin, checkWsPath } from './handshake.js';
-import { upstreamRequestHeaders } from './headers.js';
+import { duplicateHost, upstreamRequestHeaders } from './headers.js';
 import type { Match } from './router.js';
 import { Tunnel } from './tunnel.js';
 import { upstreamRequest } from './upstream-request.js';
@@ -39,14 +39,14 @@ export function proxyUpgrade(gw: GatewayCore, req: IncomingMessage, socket: Dupl
     acceptAndClose(socket, req.headers['sec-websocket-key'] as string, req.headers['sec-websocket-protocol'], err.closeCode, err.message);
   };
 
-  const bad = checkHandshake(req);
+  const bad = duplicateHost(req) ?? checkHandshake(req);
   if (bad) {
     refuse(bad);
     sendRawHttpError(socket, bad, req.headers.accept, undefined, bad.status === 426 ? { 'Sec-WebSocket-Version': '13' } : {});
     return;
   }
   if (gw.draining) return fail(new DrainingError(`${app}: the gateway is shutting down; reconnect in a moment`, { app }));
-  const policy = checkWsPath(match) ?? checkOrigin(req, match, gw.forwardedHost(req));
+  const policy = checkWsPath(match) ?? checkOrigin(req, match, gw.forwardedHost(req), clientProto(gw, req));
   if (policy) return fail(policy);
 
   // A bridge app's upgrades are completed here and relayed to TCP (bridge.ts) instead of proxied.
@@ -63,7 +63,7 @@ function connect(gw: GatewayCore, req: IncomingMessage, socket: Duplex, head: Bu
   const { route, target } = match;
   const app = route.app.name;
   const path = req.url ?? '/';
-  const headers = upstreamRequestHeaders(req, { match, proto: gw.proto(req), trustForwarded: gw.trustForwarded, upgrade: true });
+  const headers = upstreamRequestHeaders(req, { match, proto: gw.proto(req), trustForwarded: gw.trustForwarded, upgrade: true, framing: null });
   const upReq = upstreamRequest({ target, app, method: 'GET', path: match.path, headers, connectMs: route.connectMs, responseMs: route.responseMs, pooled: false });
   let settled = false;
   const abandon = () => {
@@ -79,6 +79,15 @@ function connect(gw: GatewayCore, req: IncomingMessage, socket: Duplex, head: Bu
       upSocket.destroy();
       return;
     }
+    // A 101 the browser would fail (a wrong or missing Sec-WebSocket-Accept, a subprotocol or
+    // extension it never offered) is not relayed: it would see a bare 1006. Complete its handshake ourselves
+    // and close 1014 with the reason instead (issue 8, item 11).
+    const wrong = bad101(res, req);
+    if (wrong) {
+      upSocket.destroy();
+      fail(new UpstreamBadResponseError(`${app}: upstream ${target.label} ${wrong}`, { app }));
+      return;
+    }
     let response = `HTTP/1.1 101 ${res.statusMessage || 'Switching Protocols'}\r\n`;
     const raw = res.rawHeaders;
     for (let i = 0; i < raw.length; i += 2) response += `${raw[i]}: ${raw[i + 1]}\r\n`;
@@ -91,6 +100,13 @@ function connect(gw: GatewayCore, req: IncomingMessage, socket: Duplex, head: Bu
     // The app's own answer (403, 404, a redirect…): relayed as it is, then the connection is closed.
     settled = true;
     socket.off('close', abandon);
+    // A 101 Node did not take for an upgrade (no Connection: Upgrade): relayed, the browser
+    // would fail the handshake with a bare 1006.
+    if (res.statusCode === 101) {
+      res.destroy();
+      if (!socket.destroyed) fail(new UpstreamBadResponseError(`${app}: upstream ${target.label} answered 101 without Connection: Upgrade`, { app }));
+      return;
+    }
     emit('upgrade', { gateway: gw.id, app, path, accepted: false, status: res.statusCode, reason: `upstream answered ${res.statusCode}` });
     if (!socket.writable) {
       res.destroy();
@@ -117,6 +133,37 @@ function connect(gw: GatewayCore, req: IncomingMessage, socket: Duplex, head: Bu
     fail(upstreamError(err, app, target.label));
   });
   upReq.end();
+}
+
+/** The scheme the client used: the listener's, or a trusted proxy's X-Forwarded-Proto. */
+function clientProto(gw: GatewayCore, req: IncomingMessage): string {
+  const fwd = gw.trustForwarded ? req.headers['x-forwarded-proto'] : undefined;
+  const first = typeof fwd === 'string' ? fwd.split(',')[0].trim().toLowerCase() : '';
+  return first === 'http' || first === 'https' ? first : gw.proto(req);
+}
+
+/** Why an upstream's 101 cannot be relayed to the client (RFC 6455 §4.1), or null when it can. */
+function bad101(res: { headers: IncomingHttpHeaders }, req: IncomingMessage): string | null {
+  const got = res.headers['sec-websocket-accept'];
+  if (got === undefined) return 'answered 101 without Sec-WebSocket-Accept';
+  if (got.trim() !== acceptKey(String(req.headers['sec-websocket-key']).trim())) return 'answered 101 with a wrong Sec-WebSocket-Accept';
+  const upgrade = res.headers.upgrade;
+  if (upgrade === undefined || upgrade.trim().toLowerCase() !== 'websocket') return `answered 101 with Upgrade: ${upgrade ?? 'missing'} instead of websocket`;
+  const connection = res.headers.connection;
+  if (connection === undefined || !connection.split(',').some((t) => t.trim().toLowerCase() === 'upgrade')) return 'answered 101 without Connection: Upgrade';
+  const chosen = res.headers['sec-websocket-protocol'];
+  if (chosen !== undefined) {
+    const offered = (req.headers['sec-websocket-protocol'] ?? '').split(',').map((p) => p.trim());
+    if (!offered.includes(chosen.trim())) return `chose subprotocol ${JSON.stringify(chosen)}, which the client did not offer`;
+  }
+  const extensions = res.headers['sec-websocket-extensions'];
+  if (extensions !== undefined) {
+    const names = (h: string | undefined) => (h ?? '').split(',').map((e) => e.split(';')[0].trim().toLowerCase()).filter(Boolean);
+    const offered = names(req.headers['sec-websocket-extensions']);
+    const foreign = names(extensions).find((n) => !offered.includes(n));
+    if (foreign) return `chose extension ${JSON.stringify(foreign)}, which the client did not offer`;
+  }
+  return null;
 }
 
 /** An error handler that closes over nothing: a tunnel's sockets live for hours. */
