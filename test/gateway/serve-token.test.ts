@@ -22,11 +22,11 @@ test('a serve that cannot listen (port in use) exits 1 without creating or print
   assert.equal(await run.exited, 1);
   assert.match(run.stderr(), /the port is already in use/);
   assert.doesNotMatch(run.stderr(), /admin token/);
-  assert.equal(existsSync(join(dataDir, 'token')), false);
+  assert.equal(existsSync(join(dataDir, 'private', 'token')), false);
 
   const gw = await startServe(['--data', dataDir, '--log-format', 'json']);
   t.after(() => gw.stop());
-  const token = readFileSync(join(dataDir, 'token'), 'utf8').trim();
+  const token = readFileSync(join(dataDir, 'private', 'token'), 'utf8').trim();
   assert.match(gw.stderr(), new RegExp(`admin token .*${token}`));
   const res = await fetch(`${gw.url}/_porthole/api/apps`, { headers: { Authorization: `Bearer ${token}` } });
   assert.equal(res.status, 200);
