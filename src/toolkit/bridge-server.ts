@@ -52,7 +52,9 @@ export interface BridgeServerOptions {
   /**
    * Origins whose pages may open a WebSocket, as the gateway's `allowed_origins`:
    * omitted, only pages of the bridge's own origin (and clients that send no
-   * Origin: not browsers); `['*']`, any page.
+   * Origin: not browsers); `['*']`, any page. A refusal is close 1008 with
+   * PH_ERR_ORIGIN_REFUSED, its reason worded for `porthole bridge`
+   * (`--allowed-origin`, this option's flag).
    */
   allowedOrigins?: readonly string[];
   /**
@@ -60,7 +62,8 @@ export interface BridgeServerOptions {
    * machine's addresses, as the gateway's `server_names` (a tunnel's name;
    * `*.example.com` for every name under it). On a loopback listener other
    * Hosts are refused (421, or close 1008 for upgrades); on other addresses
-   * the list, when given, restricts Host the same way.
+   * the list, when given, restricts Host the same way (PH_ERR_HOST_REFUSED,
+   * worded for `porthole bridge`'s `--server-name`).
    */
   serverNames?: readonly string[];
 }
