@@ -12,6 +12,8 @@ import { hostname, networkInterfaces } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import WebSocket from 'ws';
+import { formatReport } from '../../src/toolkit/doctor-report.js';
+import { runDoctor } from '../../src/toolkit/doctor.js';
 import { runCli } from '../helpers/cli.js';
 import { rawRequest, waitFor } from '../helpers/net.js';
 import { logEvents, startBridgeCli, type BridgeCli } from '../fixtures/bridge/bridge-cli.js';
@@ -209,6 +211,17 @@ describe('porthole bridge: Origin and Host', { timeout: 60_000 }, () => {
     assert.equal((await getWithHost(named.port, `evil.example:${named.port}`)).status, 421);
     assert.equal((await getWithHost(named.port, `wild.test:${named.port}`)).status, 421, '*.wild.test is the names under wild.test, not wild.test');
     assert.equal((await tryBridge(named.port, { host: `evil.example:${named.port}`, origin: `http://evil.example:${named.port}` })).code, 1008);
+  });
+
+  test('porthole doctor recognises the bridge\'s Host refusal and names --server-name, not porthole.yaml', async () => {
+    const r = await runDoctor({ url: `${cli.wsUrl}/websockify`, headers: [['Host', 'desk.tunnel.test']], timeoutMs: 5000 });
+    const text = formatReport(r, true);
+    assert.equal(r.exitCode, 1, text);
+    const rt = r.steps.find((s) => s.step === 'roundtrip');
+    assert.equal(rt?.data?.cause, 'host-refused', text);
+    assert.match(rt?.explanation ?? '', /porthole bridge refused the Host desk\.tunnel\.test/);
+    assert.equal(rt?.fix, "if desk.tunnel.test is the bridge's name (a tunnel, a DNS name, a proxy's), restart it with --server-name desk.tunnel.test");
+    assert.doesNotMatch(text, /server_names/);
   });
 
   test('usage errors exit 2: an --allowed-origin that is not an origin, a --server-name that is not a host name', async () => {
