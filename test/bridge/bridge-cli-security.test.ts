@@ -123,6 +123,20 @@ describe('porthole bridge: Origin and Host', { timeout: 60_000 }, () => {
     }
   });
 
+  test('an opaque Origin (null: a sandboxed frame, a file:// page) is refused, and only * would admit it', async () => {
+    const r = await untouched(() => tryBridge(cli.port, { origin: 'null' }));
+    assert.equal(r.code, 1008);
+    assert.equal(r.reason, `PH_ERR_ORIGIN_REFUSED: bridge: WebSocket from Origin "null" refused: only --allowed-origin '*' admits it`);
+  });
+
+  test('a very long Origin still gets a close reason of at most 123 bytes that starts with the code and names the flag', async () => {
+    const origin = `http://${'a'.repeat(60)}.${'b'.repeat(60)}.example`;
+    const r = await untouched(() => tryBridge(cli.port, { origin }));
+    assert.equal(r.code, 1008);
+    assert.ok(Buffer.byteLength(r.reason ?? '') <= 123, `${Buffer.byteLength(r.reason ?? '')} bytes`);
+    assert.match(r.reason ?? '', /^PH_ERR_ORIGIN_REFUSED: bridge: cross-origin WebSocket refused: pass --allowed-origin http:\/\/a+/);
+  });
+
   test('same-origin upgrades (127.0.0.1, localhost, [::1]) and upgrades without Origin (not a browser) reach the target', async () => {
     assert.deepEqual(await tryBridge(cli.port, { origin: `http://127.0.0.1:${cli.port}` }), { opened: true, echoed: 'hello' });
     assert.deepEqual(await tryBridge(cli.port, { host: `localhost:${cli.port}`, origin: `http://localhost:${cli.port}` }), { opened: true, echoed: 'hello' });
@@ -156,6 +170,13 @@ describe('porthole bridge: Origin and Host', { timeout: 60_000 }, () => {
     }
     const line = await waitFor(() => logEvents(cli).find((e) => e.event === 'request' && e.status === 421), 5000, 'the 421 log line');
     assert.equal(line.code, 'PH_ERR_HOST_REFUSED');
+  });
+
+  test('a pipelined request under a rebound name after an allowed one is refused, and the connection closed', async () => {
+    const raw = await rawRequest(cli.port, `GET /app.js HTTP/1.1\r\nHost: localhost\r\n\r\nGET / HTTP/1.1\r\nHost: evil.example\r\n\r\nGET /index.html HTTP/1.1\r\nHost: localhost\r\n\r\n`);
+    const statuses = [...raw.matchAll(/^HTTP\/1\.1 (\d+)/gm)].map((m) => Number(m[1]));
+    assert.deepEqual(statuses, [200, 421]);
+    assert.ok(!raw.includes('bridge web fixture'), 'nothing after the refusal is served');
   });
 
   test('a bridge without --web answers a rebound Host 421 too, not its 426 page', async () => {

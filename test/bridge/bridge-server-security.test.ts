@@ -7,7 +7,9 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { after, before, describe, test } from 'node:test';
+import { networkInterfaces } from 'node:os';
 import WebSocket from 'ws';
+import { HostPolicy } from '../../src/gateway/host-policy.js';
 import { startBridgeServer, type BridgeServer } from '../../src/index.js';
 import { collect, waitFor } from '../helpers/net.js';
 import { tcpPeer, type TcpPeer } from '../fixtures/bridge/tcp-peers.js';
@@ -90,6 +92,21 @@ describe('startBridgeServer: Origin and Host', { timeout: 30_000 }, () => {
     assert.equal((await tryBridge(bridge.port, { origin: 'http://other.example' })).code, 1008);
     assert.deepEqual(await statusFor(bridge.port, 'evil.example'), [421, 'PH_ERR_HOST_REFUSED']);
     assert.deepEqual(await statusFor(bridge.port, 'desk.tunnel.test'), [426, undefined], 'a named Host gets the bridge\'s own answer');
+  });
+
+  test('on a non-loopback address any Host passes without serverNames, and only loopback names and the listed ones with them', () => {
+    // Tests listen only on loopback: the bridge's policy (HostPolicy.forNames) is asked with the local address a LAN listener would see.
+    const lan =
+      Object.values(networkInterfaces())
+        .flatMap((l) => l ?? [])
+        .find((a) => !a.internal && a.family === 'IPv4')?.address ?? '192.0.2.2';
+    const open = HostPolicy.forNames([]);
+    const listed = HostPolicy.forNames(['desk.example.com', '*.tunnel.test']);
+    assert.equal(open.check('whatever.example', lan), null);
+    assert.equal(open.check('whatever.example', '127.0.0.1')?.code, 'PH_ERR_HOST_REFUSED');
+    assert.equal(listed.check('whatever.example', lan)?.code, 'PH_ERR_HOST_REFUSED');
+    for (const ok of ['desk.example.com:6080', 'a.tunnel.test', 'localhost', '127.0.0.1:6080']) assert.equal(listed.check(ok, lan), null, ok);
+    assert.equal(listed.check('x@desk.example.com', lan)?.code, 'PH_ERR_BAD_HOST');
   });
 
   test('an allowedOrigins entry that is not an origin, or a serverNames entry that is not a host name, is a TypeError', async () => {
