@@ -261,6 +261,18 @@ describe('porthole bridge: Origin and Host', { timeout: 60_000 }, () => {
     );
   });
 
+  test('--help documents both flags, what a refused client sees, and the example of noVNC served by another origin', async () => {
+    const run = runCli(['bridge', '--help']);
+    assert.equal(await run.exited, 0);
+    const help = run.stdout();
+    assert.match(help, /--allowed-origin <origin>/);
+    assert.match(help, /--server-name <name>/);
+    assert.match(help, /close 1008, PH_ERR_ORIGIN_REFUSED/);
+    assert.match(help, /421 for pages, close 1008 for WebSockets, PH_ERR_HOST_REFUSED/);
+    assert.match(help, /porthole bridge 6080 localhost:5900 --allowed-origin https:\/\/novnc\.example\.com\n\s+noVNC's pages served by https:\/\/novnc\.example\.com/);
+    assert.match(help, /DNS rebinding/);
+  });
+
   test('the token stays out of the log line of a refused upgrade', async () => {
     const r = await tryBridge(cli.port, { origin: 'http://evil.example', path: '/websockify?token=s3cret-desk' });
     assert.equal(r.code, 1008);
