@@ -6,6 +6,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { formatHostPort, parseHostPort, type HostPort } from '../config/host-port.js';
+import { HOST_NAME, originProblem } from '../config/schema.js';
 import { startLogger } from '../log/logger.js';
 import { startBridgeServer } from '../toolkit/bridge-server.js';
 
@@ -17,6 +18,8 @@ interface BridgeFlags {
   heartbeat: number;
   idleTimeout: number;
   connectTimeout: number;
+  allowedOrigin: string[];
+  serverName: string[];
   logFormat: 'auto' | 'json' | 'text';
 }
 
@@ -39,6 +42,16 @@ export function register(program: Command): void {
     .addOption(new Option('--heartbeat <seconds>', 'ping every client this often (0: never)').argParser(parseSeconds).default(0))
     .addOption(new Option('--idle-timeout <seconds>', 'close a connection with 1001 after this long without traffic either way (0: never)').argParser(parseSeconds).default(3600))
     .addOption(new Option('--connect-timeout <seconds>', 'give up connecting to the target after this long (close 1014)').argParser(parseSeconds).default(5))
+    .addOption(
+      new Option('--allowed-origin <origin>', 'let pages of this origin open a WebSocket (repeat for more; "*" for any page); a client that sends no Origin (not a browser) is always let in')
+        .argParser(collect(parseOrigin))
+        .default([], 'same origin'),
+    )
+    .addOption(
+      new Option('--server-name <name>', 'also answer under this Host name besides localhost and this machine\'s addresses (a tunnel\'s; "*.example.com" for every name under it; repeat for more)')
+        .argParser(collect(parseServerName))
+        .default([], 'none'),
+    )
     .addOption(new Option('--log-format <format>', 'log lines on stderr').choices(['auto', 'json', 'text']).default('auto'))
     .addHelpText(
       'after',
@@ -52,10 +65,26 @@ What a client sees:
   target unreachable        handshake completed, then close 1014 with a reason naming the target
   target closes TCP         close 1000
   unknown or missing token  close 1008 with the reason
+  a page of another origin  close 1008, PH_ERR_ORIGIN_REFUSED (see --allowed-origin)
+  a Host not the bridge's   421 for pages, close 1008 for WebSockets, PH_ERR_HOST_REFUSED
+                            (see --server-name); a malformed Host: 400 PH_ERR_BAD_HOST
   a text message            close 1003 (unless --text-as-binary)
   SIGTERM / SIGINT          close 1001, then the process exits 0
 Closing the WebSocket ends the TCP connection (the target sees EOF). A slow
 client pauses reading from the target (1 MiB buffered at most per connection).
+
+Who may connect: a VNC server without a password is one WebSocket away from
+any web page you visit, so the bridge refuses
+  - an upgrade whose Origin is not the bridge's own (cross-site WebSocket
+    hijacking); a client that sends no Origin (not a browser) is allowed.
+    --allowed-origin ORIGIN admits pages of ORIGIN (e.g. noVNC served by
+    another web server), --allowed-origin '*' any page. Pages served by --web
+    need no Origin check.
+  - on a loopback address, a request or upgrade whose Host is not localhost,
+    *.localhost, 127.x.x.x, [::1], this machine's name or addresses, or a
+    --server-name (DNS rebinding: a page on evil.example whose name now points
+    at 127.0.0.1). On other addresses --server-name, when given, restricts
+    Host the same way.
 
 Token file (websockify's TokenFile format):
   # token: host:port
@@ -68,6 +97,10 @@ Examples:
       noVNC on http://127.0.0.1:6080/vnc.html, bridged to the VNC server on :5900
   porthole bridge 0.0.0.0:6080 --token-file /etc/porthole/vnc-tokens --heartbeat 30
   porthole bridge 127.0.0.1:0 127.0.0.1:22 --text-as-binary
+  porthole bridge 6080 localhost:5900 --allowed-origin https://novnc.example.com
+      noVNC's pages served by https://novnc.example.com open ws://127.0.0.1:6080/
+  porthole bridge 6080 localhost:5900 --web /usr/share/novnc --server-name desk.ts.example
+      also reachable as http://desk.ts.example:6080/vnc.html (a name pointing here)
 
 Exit codes: 0 after SIGTERM/SIGINT, 1 when it cannot listen, 2 bad usage
 (a malformed HOST:PORT, no target and no --token-file, a --web or
@@ -93,6 +126,8 @@ Exit codes: 0 after SIGTERM/SIGINT, 1 when it cannot listen, 2 bad usage
         heartbeatMs: flags.heartbeat * 1000,
         idleMs: flags.idleTimeout * 1000,
         connectMs: flags.connectTimeout * 1000,
+        allowedOrigins: flags.allowedOrigin.length ? flags.allowedOrigin : undefined,
+        serverNames: flags.serverName,
       }).catch((err: NodeJS.ErrnoException) => {
         process.stderr.write(`porthole bridge: cannot listen on ${formatHostPort(listen)}: ${err.code ?? err.message}\n`);
         process.exit(1);
@@ -137,6 +172,22 @@ function parseTarget(value: string): HostPort {
   const t = parseHostPort(value);
   if (typeof t === 'string') throw new InvalidArgumentError(`${t}.`);
   return t;
+}
+
+/** A repeatable option: every value, parsed, in order. */
+function collect(parse: (value: string) => string): (value: string, previous: string[]) => string[] {
+  return (value, previous) => [...previous, parse(value)];
+}
+
+function parseOrigin(value: string): string {
+  const problem = originProblem(value);
+  if (problem) throw new InvalidArgumentError(`${problem}.`);
+  return value;
+}
+
+function parseServerName(value: string): string {
+  if (!HOST_NAME.test(value)) throw new InvalidArgumentError(`expected a host name such as vnc.example.com or *.example.com, got ${JSON.stringify(value)}.`);
+  return value;
 }
 
 function parseSeconds(value: string): number {

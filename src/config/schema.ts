@@ -38,19 +38,19 @@ const upstreamUrl = () =>
     },
   });
 
-const origin = () =>
-  k.string({
-    check: (s) => {
-      if (s === '*') return undefined;
-      try {
-        const u = new URL(s);
-        if (u.origin === 'null' || `${u.origin}` !== s.replace(/\/$/, '')) return `${k.quote(s)} is not an origin like "https://example.com:8443" (or "*")`;
-      } catch {
-        return `${k.quote(s)} is not an origin like "https://example.com" (or "*")`;
-      }
-      return undefined;
-    },
-  });
+/** Why `s` is not an origin such as "https://example.com:8443" (or "*"), or undefined: `allowed_origins`, `porthole bridge --allowed-origin`. */
+export function originProblem(s: string): string | undefined {
+  if (s === '*') return undefined;
+  try {
+    const u = new URL(s);
+    if (u.origin === 'null' || `${u.origin}` !== s.replace(/\/$/, '')) return `${k.quote(s)} is not an origin like "https://example.com:8443" (or "*")`;
+  } catch {
+    return `${k.quote(s)} is not an origin like "https://example.com" (or "*")`;
+  }
+  return undefined;
+}
+
+const origin = () => k.string({ check: originProblem });
 
 /** A bridge target such as `127.0.0.1:5900` (port 1–65535). */
 const hostPort = () =>
@@ -76,8 +76,11 @@ const userOrGroup = (): k.Schema<string | number> => ({
   },
 });
 
+/** A name of `hosts` / `server_names` (and `porthole bridge --server-name`): exact, or `*.` and a suffix; a port is ignored. */
+export const HOST_NAME = /^(\*\.)?[a-zA-Z0-9.-]+(:\d+)?$/;
+
 const hostName = () =>
-  k.string({ pattern: /^(\*\.)?[a-zA-Z0-9.-]+(:\d+)?$/, patternHint: 'a host name such as "app.example.com" or "*.example.com"' });
+  k.string({ pattern: HOST_NAME, patternHint: 'a host name such as "app.example.com" or "*.example.com"' });
 
 /** A DNS name without wildcard or port, under which every app gets `{name}.{base_domain}`. */
 const domainName = () =>

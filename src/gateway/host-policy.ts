@@ -63,6 +63,19 @@ export function isMachineAddress(ip: string): boolean {
  */
 const MACHINE_NAME = hostname().toLowerCase();
 
+/** How a refusal names whose names these are and what to do: the gateway's `server_names`, a bridge's `--server-name`. */
+export interface HostRefusalWording {
+  /** Whose names: "this gateway's". */
+  whose: string;
+  /** The fix, after a colon; a parenthesised tail is the first thing a close reason drops. */
+  fix: string;
+}
+
+const GATEWAY_WORDING: HostRefusalWording = {
+  whose: "this gateway's",
+  fix: "add it to server_names (names other than loopback, this machine's addresses and the apps' host names are refused, against DNS rebinding)",
+};
+
 export class HostPolicy {
   /** server_names and admin.hosts: the gateway's own names. */
   private readonly serverNames: NameSet;
@@ -72,7 +85,10 @@ export class HostPolicy {
   private readonly baseDomain: string | undefined;
   private readonly restricted: boolean;
 
-  constructor(cfg: Pick<Config, 'server_names' | 'base_domain' | 'apps' | 'admin'>) {
+  constructor(
+    cfg: Pick<Config, 'server_names' | 'base_domain' | 'apps' | 'admin'>,
+    private readonly wording: HostRefusalWording = GATEWAY_WORDING,
+  ) {
     this.serverNames = new NameSet([...cfg.server_names, ...(cfg.admin?.hosts ?? [])]);
     this.restricted = cfg.server_names.length > 0;
     this.appHosts = new NameSet(cfg.apps.flatMap((a) => a.hosts ?? []));
@@ -90,10 +106,12 @@ export class HostPolicy {
     if (!host) return new BadHostError(`Host ${JSON.stringify(shortHost(hostHeader, 80))} is not host[:port]`);
     if (!this.restricted && !isLoopbackAddress(localAddress)) return null;
     if (this.allows(host)) return null;
-    return new HostRefusedError(
-      `Host ${shortHost(hostHeader)} is not this gateway's: add it to server_names` +
-        ' (names other than loopback, this machine\'s addresses and the apps\' host names are refused, against DNS rebinding)',
-    );
+    return new HostRefusedError(`Host ${shortHost(hostHeader)} is not ${this.wording.whose}: ${this.wording.fix}`);
+  }
+
+  /** The policy of a server without apps (`porthole bridge`): loopback names, this machine's addresses and `names`. */
+  static forNames(names: readonly string[], wording?: HostRefusalWording): HostPolicy {
+    return new HostPolicy({ server_names: [...names], base_domain: undefined, apps: [], admin: { local_no_auth: false, hosts: [] } }, wording);
   }
 
   /** True for a name the gateway answers under. */

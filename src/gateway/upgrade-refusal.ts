@@ -20,6 +20,8 @@ export interface UpgradeRefusalOptions {
   template?: string;
   /** The close reason, when it should differ from `code: message` (at most 123 bytes are sent). */
   reason?: string;
+  /** The path in the event, when the request's own should not be logged (a bridge token hidden). */
+  path?: string;
 }
 
 /** At most 123 bytes (RFC 6455 §5.5.1); a message too long loses its parenthesised tail first. */
@@ -32,7 +34,7 @@ export function closeReason(err: PortholeError): string {
 
 export function refuseUpgrade(gateway: string, req: IncomingMessage, socket: Duplex, err: PortholeError, opts: UpgradeRefusalOptions): void {
   socket.on('error', () => socket.destroy());
-  const path = req.url ?? '/';
+  const path = opts.path ?? req.url ?? '/';
   const key = req.headers['sec-websocket-key'];
   if (opts.wsErrors === 'http' || err.status === 400 || typeof key !== 'string' || checkHandshake(req)) {
     emit('upgrade', { gateway, app: opts.app, path, accepted: false, status: err.status, code: err.code, reason: err.message });

@@ -3,19 +3,29 @@
  * HOST:PORT` does: every WebSocket upgrade is bridged to the target (fixed,
  * or picked by token), plain GETs are served from `web` (noVNC), and every
  * failure reaches the browser as a close code with a reason.
+ *
+ * A bridge usually fronts a VNC server without a password on loopback, so
+ * it refuses what the gateway refuses, with the gateway's own checks: an
+ * upgrade from a page of another origin (cross-site WebSocket hijacking),
+ * and any request whose Host is not one of its names (DNS rebinding: the
+ * rebound page's Host and Origin agree, only Host gives it away).
  */
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { formatHostPort, type HostPort } from '../config/host-port.js';
-import { DrainingError, type PortholeError } from '../errors.js';
+import { HOST_NAME, originProblem } from '../config/schema.js';
+import { DrainingError, OriginRefusedError, type PortholeError } from '../errors.js';
 import { emit } from '../events.js';
 import type { BridgeConnection } from '../gateway/bridge-connection.js';
 import { bridgeLabel, hideToken, openBridge, type BridgeSpec } from '../gateway/bridge.js';
 import { TokenTargets } from '../gateway/bridge-tokens.js';
-import { acceptAndClose, sendRawHttpError } from '../gateway/error-response.js';
-import { checkHandshake } from '../gateway/handshake.js';
+import { acceptAndClose, sendHttpError, sendRawHttpError } from '../gateway/error-response.js';
+import { checkHandshake, checkOrigin } from '../gateway/handshake.js';
+import { HostPolicy, type HostRefusalWording } from '../gateway/host-policy.js';
+import type { Match } from '../gateway/router.js';
+import { refuseUpgrade } from '../gateway/upgrade-refusal.js';
 import { serveStatic } from './static-files.js';
 
 export interface BridgeServerOptions {
@@ -39,7 +49,29 @@ export interface BridgeServerOptions {
   connectMs?: number;
   /** The `app` name in events. Default `bridge`. */
   name?: string;
+  /**
+   * Origins whose pages may open a WebSocket, as the gateway's `allowed_origins`:
+   * omitted, only pages of the bridge's own origin (and clients that send no
+   * Origin: not browsers); `['*']`, any page. A refusal is close 1008 with
+   * PH_ERR_ORIGIN_REFUSED, its reason worded for `porthole bridge`
+   * (`--allowed-origin`, this option's flag).
+   */
+  allowedOrigins?: readonly string[];
+  /**
+   * Host names the bridge answers under besides loopback names and this
+   * machine's addresses, as the gateway's `server_names` (a tunnel's name;
+   * `*.example.com` for every name under it). On a loopback listener other
+   * Hosts are refused (421, or close 1008 for upgrades); on other addresses
+   * the list, when given, restricts Host the same way (PH_ERR_HOST_REFUSED,
+   * worded for `porthole bridge`'s `--server-name`).
+   */
+  serverNames?: readonly string[];
 }
+
+const HOST_WORDING: HostRefusalWording = {
+  whose: "this bridge's",
+  fix: "pass --server-name NAME (names other than loopback and this machine's addresses are refused, against DNS rebinding)",
+};
 
 export interface BridgeServer {
   readonly port: number;
@@ -51,6 +83,42 @@ export interface BridgeServer {
   readonly connections: number;
   /** Stops listening, closes every connection with 1001, and resolves once they are gone (cut after `graceMs`). */
   close(graceMs?: number): Promise<void>;
+}
+
+/** `serverNames`, checked as the gateway's `server_names` are. */
+function names(list: readonly string[] = []): readonly string[] {
+  for (const n of list) if (!HOST_NAME.test(n)) throw new TypeError(`serverNames: ${JSON.stringify(n)} is not a host name such as "vnc.example.com" or "*.example.com"`);
+  return list;
+}
+
+/**
+ * The bridge's origins as the one route the gateway's checkOrigin reads
+ * (it reads only the route's `allowedOrigins` and app name), and the
+ * refusal worded with the flag that fixes it. The gateway's own wording
+ * names `allowed_origins` and carries the origin twice, too long for a
+ * close reason (123 bytes) once the origin is long.
+ */
+function originPolicy(app: string, list: readonly string[] | undefined): { match: Match; refusal: (origin: string) => PortholeError } {
+  for (const o of list ?? []) {
+    const problem = originProblem(o);
+    if (problem) throw new TypeError(`allowedOrigins: ${problem}`);
+  }
+  const allowedOrigins = !list ? null : list.includes('*') ? '*' : new Set(list.map((o) => new URL(o).origin));
+  const match = { route: { allowedOrigins, app: { name: app } } } as unknown as Match;
+  const refusal = (origin: string) => {
+    let normalized: string | undefined;
+    try {
+      normalized = new URL(origin).origin;
+    } catch {
+      /* not a URL */
+    }
+    if (!normalized || normalized === 'null') {
+      return new OriginRefusedError(`${app}: WebSocket from Origin ${JSON.stringify(origin.slice(0, 60))} refused: only --allowed-origin '*' admits it`, { app });
+    }
+    const what = allowedOrigins === null ? 'cross-origin WebSocket refused' : 'origin not allowed';
+    return new OriginRefusedError(`${app}: ${what}: pass --allowed-origin ${normalized}`, { app });
+  };
+  return { match, refusal };
 }
 
 /** Starts a bridge; resolves once it listens. */
@@ -65,10 +133,21 @@ export async function startBridgeServer(opts: BridgeServerOptions): Promise<Brid
   };
   const connections = new Set<BridgeConnection>();
   let closing = false;
+  const hosts = HostPolicy.forNames(names(opts.serverNames), HOST_WORDING);
+  const origins = originPolicy(app, opts.allowedOrigins);
 
   const onRequest = (req: IncomingMessage, res: ServerResponse) => {
     const started = performance.now();
-    res.once('close', () => emit('request', { gateway: id, app, method: req.method ?? 'GET', path: hideToken(req.url ?? '/'), status: res.statusCode, ms: Math.round(performance.now() - started) }));
+    // Pages need no Origin check (a page of another site may load noVNC's files, not read them); a foreign Host does.
+    const refused = hosts.check(req.headers.host, req.socket.localAddress);
+    res.once('close', () =>
+      emit('request', { gateway: id, app, method: req.method ?? 'GET', path: hideToken(req.url ?? '/'), status: res.statusCode, ms: Math.round(performance.now() - started), ...(refused ? { code: refused.code } : {}) }),
+    );
+    if (refused) {
+      // The request may carry a body the bridge will not read: close rather than parse it as the next request.
+      res.setHeader('Connection', 'close');
+      return sendHttpError(res, refused, req.headers.accept);
+    }
     if (opts.web) {
       serveStatic(req, res, opts.web).catch(() => res.destroy());
       return;
@@ -81,6 +160,8 @@ export async function startBridgeServer(opts: BridgeServerOptions): Promise<Brid
   const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on('error', () => socket.destroy());
     const path = hideToken(req.url ?? '/');
+    const hostRefused = hosts.check(req.headers.host, req.socket.localAddress);
+    if (hostRefused) return refuseUpgrade(id, req, socket, hostRefused, { app, wsErrors: 'ws', path });
     const refuse = (err: PortholeError, status: number) =>
       emit('upgrade', { gateway: id, app, path, accepted: false, status, code: err.code, reason: err.message, closeCode: err.closeCode });
     const bad = checkHandshake(req);
@@ -93,6 +174,7 @@ export async function startBridgeServer(opts: BridgeServerOptions): Promise<Brid
       acceptAndClose(socket, req.headers['sec-websocket-key'] as string, req.headers['sec-websocket-protocol'], err.closeCode, err.message);
     };
     if (closing) return fail(new DrainingError(`${app}: shutting down; reconnect in a moment`, { app }));
+    if (checkOrigin(req, origins.match)) return refuseUpgrade(id, req, socket, origins.refusal(req.headers.origin ?? ''), { app, wsErrors: 'ws', path });
     openBridge(req, socket, head, { app, gateway: id, spec, connectMs: opts.connectMs ?? 5000, idleMs: opts.idleMs ?? 3_600_000, pingMs: opts.heartbeatMs ?? 0, connections }, fail);
   };
 

@@ -516,8 +516,17 @@ export async function diagnoseRefusal(res: UpgradeResponse, ctx: RefusalContext)
  * machine's addresses and names it was told about — a tunnel (ngrok,
  * cloudflared) passes its public name as Host.
  */
-export function hostRefusedAdvice(host: string): { explanation: string; fix: string } {
+export function hostRefusedAdvice(host: string, reason = ''): { explanation: string; fix: string } {
   const name = host.replace(/:\d+$/, '');
+  // `porthole bridge` refuses with the same code; its reason names its flag, as it has no porthole.yaml.
+  if (reason.includes('--server-name')) {
+    return {
+      explanation:
+        `porthole bridge refused the Host ${host}: on a loopback address it answers only under loopback names (localhost, *.localhost, 127.0.0.1), ` +
+        "the machine's name and addresses and its --server-name names, so a web page whose DNS name was re-pointed at 127.0.0.1 (DNS rebinding) cannot reach the TCP service behind it.",
+      fix: `if ${name} is the bridge's name (a tunnel, a DNS name, a proxy's), restart it with --server-name ${name}`,
+    };
+  }
   return {
     explanation:
       `Porthole refused the Host ${host}: it is not one of the gateway's names. A gateway on a loopback address answers only under loopback names (localhost, *.localhost, 127.0.0.1), ` +

@@ -60,7 +60,7 @@ function closedEarly(session: WireSession, hostSent?: string): DoctorStep {
   // Porthole puts its error code first in the reasons of refusals it decides itself.
   const phCode = /^(PH_ERR_[A-Z_]+)\b/.exec(session.closeFrame?.reason ?? '')?.[1];
   if (phCode === 'PH_ERR_HOST_REFUSED') {
-    const advice = hostRefusedAdvice(hostSent ?? 'the Host sent');
+    const advice = hostRefusedAdvice(hostSent ?? 'the Host sent', session.closeFrame?.reason);
     return makeStep('roundtrip', 'fail', `closed before a ping could get its pong: ${how}`, {
       ...advice,
       data: { cause: 'host-refused', closeCode: code ?? null, closeReason: session.closeFrame?.reason ?? null, end: session.ended?.how ?? null },
