@@ -10,7 +10,7 @@ export type LogFormat = 'json' | 'text';
 export interface LoggerOptions {
   format?: LogFormat | 'auto';
   write?: (line: string) => void;
-  /** Drop request lines (very busy gateways). */
+  /** Drop the lines of requests that succeed (very busy gateways); failures, which carry a code, stay. */
   quietRequests?: boolean;
 }
 
@@ -62,7 +62,8 @@ export function startLogger(opts: LoggerOptions = {}): () => void {
   const format: LogFormat = !opts.format || opts.format === 'auto' ? (process.stdout.isTTY ? 'text' : 'json') : opts.format;
   const offs = EVENT_NAMES.map((name) =>
     subscribe(name, (data) => {
-      if (opts.quietRequests && name === 'request') return;
+      // Quiet drops the lines of requests that went well; a failure (it carries a code) is always logged.
+      if (opts.quietRequests && name === 'request' && (data as { code?: string }).code === undefined) return;
       if (typeof (data as { path?: unknown }).path === 'string') data = { ...data, path: redactPath((data as { path: string }).path) };
       write(format === 'json' ? JSON.stringify({ time: new Date().toISOString(), event: name, ...data }) : textLine(name, data));
     }),

@@ -46,6 +46,22 @@ test('quietRequests drops request lines only', () => {
   assert.equal(JSON.parse(lines[0]).event, 'config');
 });
 
+test('quietRequests keeps the request lines of failures: a refused or failed request carries a code and is always logged', () => {
+  const lines: string[] = [];
+  const stop = startLogger({ format: 'json', quietRequests: true, write: (l) => lines.push(l) });
+  try {
+    emit('request', { gateway: 'g', app: 'a', method: 'GET', path: '/ok', status: 200, ms: 1 });
+    emit('request', { gateway: 'g', app: null, method: 'GET', path: '/', status: 421, ms: 0, code: 'PH_ERR_HOST_REFUSED' });
+    emit('request', { gateway: 'g', app: 'a', method: 'GET', path: '/x', status: 502, ms: 3, code: 'PH_ERR_UPSTREAM_REFUSED' });
+  } finally {
+    stop();
+  }
+  assert.deepEqual(
+    lines.map((l) => JSON.parse(l).code),
+    ['PH_ERR_HOST_REFUSED', 'PH_ERR_UPSTREAM_REFUSED'],
+  );
+});
+
 test('secret query values never reach the log: token, access_token, password', () => {
   const lines: string[] = [];
   const stop = startLogger({ format: 'json', write: (l) => lines.push(l) });
