@@ -21,6 +21,9 @@ export const TOOLS = [
   { check: '/usr/bin/wrk', pkg: 'wrk' },
   { check: '/usr/bin/tmux', pkg: 'tmux' },
   { check: '/usr/bin/setpriv', pkg: 'util-linux' },
+  { check: '/usr/bin/xauth', pkg: 'xauth' },
+  { check: '/usr/bin/websocketd', pkg: 'websocketd' },
+  { check: '/usr/bin/jupyter-notebook', pkg: 'jupyter-notebook' },
 ];
 
 export function ensureTools(tools = TOOLS) {
