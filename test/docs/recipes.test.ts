@@ -6,22 +6,25 @@
  * the recipe says to open it. A recipe that stops working fails here.
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, test, type TestContext } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import type { Browser, Page } from 'playwright-core';
 import { startAdmin, type AdminGateway } from '../helpers/admin.js';
 import { launchChromium } from '../helpers/browser.js';
 
-const DOC = readFileSync(new URL('../../docs/recipes.md', import.meta.url), 'utf8');
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
-/** The fenced block that follows `<!-- recipe: NAME -->` (or `<!-- recipe-file: PATH -->`). */
-export function block(marker: string): string {
-  const at = DOC.indexOf(`<!-- ${marker} -->`);
-  assert.ok(at !== -1, `docs/recipes.md has <!-- ${marker} -->`);
-  const m = /```[a-z]*\n([\s\S]*?)```/.exec(DOC.slice(at));
+/** The fenced block that follows `<!-- recipe: NAME -->` (or `<!-- recipe-file: PATH -->`) in a doc. */
+export function block(marker: string, doc = 'docs/recipes.md'): string {
+  const text = readFileSync(join(ROOT, doc), 'utf8');
+  const at = text.indexOf(`<!-- ${marker} -->`);
+  assert.ok(at !== -1, `${doc} has <!-- ${marker} -->`);
+  const m = /```[a-z]*\n([\s\S]*?)```/.exec(text.slice(at));
   assert.ok(m, `a fenced block follows <!-- ${marker} -->`);
   return m[1];
 }
@@ -33,13 +36,14 @@ before(async () => {
 after(() => browser?.close());
 
 /** Starts the recipe's config with its files in a temp data dir; stopped after the test. */
-async function serveRecipe(t: TestContext, name: string, files: string[] = []): Promise<AdminGateway> {
+async function serveRecipe(t: TestContext, name: string, files: string[] = [], doc?: string, dirs: string[] = []): Promise<AdminGateway> {
   const dataDir = mkdtempSync(join(tmpdir(), `porthole-recipe-${name}-`));
   for (const f of files) {
     mkdirSync(join(dataDir, dirname(f)), { recursive: true });
-    writeFileSync(join(dataDir, f), block(`recipe-file: ${f}`));
+    writeFileSync(join(dataDir, f), block(`recipe-file: ${f}`, doc));
   }
-  const gw = await startAdmin({ config: block(`recipe: ${name}`), dataDir });
+  for (const d of dirs) mkdirSync(join(dataDir, d), { recursive: true });
+  const gw = await startAdmin({ config: block(`recipe: ${name}`, doc), dataDir });
   t.after(async () => {
     await gw.cleanup();
     rmSync(dataDir, { recursive: true, force: true });
@@ -176,5 +180,41 @@ describe('docs/recipes.md', { concurrency: false }, () => {
     await page.waitForFunction(`document.getElementById('out').textContent.includes('42')`, undefined, { timeout: 10_000 });
     const upgrades = gw.stdout().split('\n').filter((l) => l.includes('"upgrade"') && l.includes('"terminal"'));
     assert.ok(upgrades.some((l) => l.includes('"accepted":true')), `the gateway logged the accepted upgrade: ${upgrades.join('\n')}`);
+  });
+
+  test('docs/apps.md: the supervised notebook example becomes ready and answers under its prefix', async (t) => {
+    const gw = await serveRecipe(t, 'apps-notebook', [], 'docs/apps.md', ['notebooks']);
+    await running(gw, 'notebook', 90_000);
+    const r = await fetch(`${gw.url}/notebook/api`);
+    assert.equal(r.status, 200);
+    assert.match(((await r.json()) as { version: string }).version, /^\d+\./);
+  });
+
+  test('docs/apps.md: the CLI lines, as written, register and start a notebook that answers at lab.localhost', async (t) => {
+    const gw = await startAdmin();
+    t.after(() => gw.cleanup());
+    const env = { ...process.env, PORTHOLE_URL: gw.url, PORTHOLE_TOKEN: gw.token };
+    const lines = block('recipe: apps-cli', 'docs/apps.md').trim().split('\n');
+    const sh = (line: string) => {
+      const r = spawnSync('/bin/sh', ['-c', line], { cwd: ROOT, env, encoding: 'utf8', timeout: 60_000 });
+      assert.equal(r.status, 0, `${line}\n${r.stdout}\n${r.stderr}`);
+      return r.stdout;
+    };
+    sh(lines[0]); // apps add … --start
+    await running(gw, 'lab', 90_000);
+    // At its own host name the notebook is served at its root: its page's styles load from /static/.
+    const page = await browser.newPage();
+    t.after(() => page.close());
+    const bad = failures(page);
+    await page.goto(`http://lab.localhost:${gw.port}/?token=change-this-token`, { waitUntil: 'networkidle' });
+    assert.match(new URL(page.url()).pathname, /^\/tree/);
+    assert.deepEqual(bad, []);
+    const sheets = await page.evaluate(() => [...document.styleSheets].filter((s) => s.href).length);
+    assert.ok(sheets > 0, 'the page is styled');
+    assert.match(sh(lines[1]), /lab/); // apps ls
+    sh(lines[2]); // apps logs
+    sh(lines[3]); // apps stop
+    const after = await gw.api('GET', '/_porthole/api/apps/lab');
+    assert.equal(after.body.app.state, 'stopped');
   });
 });
