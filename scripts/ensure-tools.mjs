@@ -22,6 +22,8 @@ export const TOOLS = [
   { check: '/usr/bin/wrk', pkg: 'wrk' },
   { check: '/usr/bin/tmux', pkg: 'tmux' },
   { check: '/usr/bin/setpriv', pkg: 'util-linux' },
+  { check: '/usr/bin/xauth', pkg: 'xauth' },
+  { check: '/usr/bin/websocketd', pkg: 'websocketd' },
 ];
 
 export function ensureTools(tools = TOOLS) {

@@ -1,5 +1,5 @@
 /**
- * Porthole as a library. See README.md ("Library") for the seed 001 pattern:
+ * Porthole as a library. See docs/library.md for the seed 001 pattern:
  * an existing `http.Server` hands the paths it wants proxied to a gateway.
  */
 export * from './errors.js';

@@ -22,7 +22,7 @@
  * same-user process can read with ptrace (gdb, /proc/PID/mem) unless
  * kernel.yama.ptrace_scope forbids it, and a parent that started the gateway
  * (a shell started with the variables, `sh -c` without exec) still shows its
- * own copy. The README says so; running apps as another user closes both.
+ * own copy. docs/security.md says so; running apps as another user closes both.
  */
 import { closeSync, openSync, readFileSync, writeSync } from 'node:fs';
 

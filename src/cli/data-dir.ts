@@ -10,7 +10,7 @@
  * its own, mode 0700, so an app that runs as another user (`user`,
  * `app_defaults`) can reach its own directory but nothing of the gateway's.
  * An app that runs as the gateway's own user can still read it: file modes
- * do not separate a user from itself (see the README).
+ * do not separate a user from itself (see docs/security.md).
  *
  * A data dir of an older gateway is migrated in place at start-up: its
  * `token`, `apps.json`, `run/` and `logs/` move into `private/`.

@@ -1,6 +1,6 @@
 /**
  * Issue 8, new-user item 1: an upgrade to a path no app owns got a plain 404,
- * which a browser reports as a bare 1006 — against the README's own table
+ * which a browser reports as a bare 1006 — against the documented table (docs/errors.md)
  * (PH_ERR_NOT_FOUND → close 1008). noVNC's vnc.html served under /vnc/ dials
  * /websockify at the root and failed this way. Now the handshake is
  * completed and closed with 1008 and a reason (at most 123 bytes) that names

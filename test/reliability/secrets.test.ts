@@ -138,11 +138,11 @@ test('an app running as the gateway\'s own user finds no secret in any ancestor\
   assert.match(report, new RegExp(`^uid=${NOBODY} `, 'm'), 'the app runs as the gateway\'s user');
   assert.match(report, new RegExp(`^environ-read ${gw.child.pid}$`, 'm'), 'the gateway\'s environ was readable to it (same user): the check is real');
   assert.match(report, /== \.\.\/\.\.\/token\n.*No such file/, 'no token at ../../token');
-  // The documented limit (README, "What an app can reach"): file modes do not
+  // The documented limit (docs/security.md): file modes do not
   // separate a user from itself, so a same-user app that knows the layout
   // reads DATA/private/token. Everything else must be clean.
   const known = /== \.\.\/\.\.\/private\/token\n[^\n]*\n/;
-  assert.ok(report.match(known)?.[0].includes(gw.token), 'the same-user limit is what the README says it is');
+  assert.ok(report.match(known)?.[0].includes(gw.token), 'the same-user limit is what docs/security.md says it is');
   assertNoSecret(report.replace(known, ''), [...Object.values(env), gw.token]);
   record({ suite: 'secrets: same-user app', cases: 1, failures: 0, crashes: 0, note: 'ancestors\' environ and ../../token read; nothing secret (DATA/private/token readable, as documented)' });
 });

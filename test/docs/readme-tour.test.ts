@@ -1,0 +1,115 @@
+/**
+ * The README's short tour, run as written, line by line, as a reader would
+ * type it in a checkout: `npx porthole` is this checkout's CLI, the ports are
+ * the tour's own (9001, 9002, 50000), the config file is written by the tour's
+ * `printf`. Only the data directory is a temp one (XDG_DATA_HOME), and the
+ * working directory is a scratch folder inside the checkout (so `npx` finds
+ * the project's own `porthole`, never a registry package).
+ */
+import assert from 'node:assert/strict';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+function tourLines(): string[] {
+  const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+  const at = readme.indexOf('<!-- recipe: tour -->');
+  assert.ok(at !== -1, 'README.md has the tour');
+  const m = /```sh\n([\s\S]*?)```/.exec(readme.slice(at));
+  assert.ok(m);
+  return m[1].trim().split('\n');
+}
+
+function listening(port: number): Promise<boolean> {
+  return new Promise((ok) => {
+    const s = net.connect(port, '127.0.0.1');
+    s.once('connect', () => (s.destroy(), ok(true)));
+    s.once('error', () => ok(false));
+  });
+}
+
+async function waitListening(port: number, what: string): Promise<void> {
+  const deadline = Date.now() + 20_000;
+  while (!(await listening(port))) {
+    if (Date.now() > deadline) assert.fail(`${what} is not listening on ${port}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+test('README tour: echo behind the gateway, a refused upstream as close 1014 with its reason, doctor names the cause', async (t) => {
+  for (const port of [9001, 9002, 50000]) assert.equal(await listening(port), false, `port ${port}, which the tour uses, is free`);
+  const lines = tourLines();
+  assert.equal(lines.length, 7, 'the test knows every line of the tour');
+  mkdirSync(join(ROOT, '.porthole-data'), { recursive: true }); // git-ignored; absent in a fresh clone
+  const scratch = mkdtempSync(join(ROOT, '.porthole-data/tour-'));
+  const data = mkdtempSync(join(tmpdir(), 'porthole-tour-data-'));
+  // The reader's environment: no PORTHOLE_URL or PORTHOLE_TOKEN, the CLI finds both itself.
+  const { PORTHOLE_URL: _url, PORTHOLE_TOKEN: _token, ...inherited } = process.env;
+  const env = { ...inherited, XDG_DATA_HOME: data };
+  const background: ChildProcess[] = [];
+  t.after(async () => {
+    // npx runs the CLI as its child: the whole process group is stopped, not just npx.
+    for (const c of background) {
+      const exited = c.exitCode !== null || c.signalCode !== null ? Promise.resolve() : new Promise((r) => c.once('exit', r));
+      try {
+        process.kill(-c.pid!, 'SIGTERM');
+      } catch {
+        /* already gone */
+      }
+      await exited;
+    }
+    for (const port of [9001, 50000]) {
+      const deadline = Date.now() + 10_000;
+      while ((await listening(port)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    }
+    rmSync(scratch, { recursive: true, force: true });
+    rmSync(data, { recursive: true, force: true });
+  });
+
+  const outputs: { status: number | null; out: string }[] = [];
+  for (const line of lines) {
+    const command = line.replace(/\s+#.*$/, '');
+    if (command.endsWith('&')) {
+      // A background job: started as its own process, then waited for like a reader waits for the prompt.
+      const child = spawn('/bin/sh', ['-c', `exec ${command.slice(0, -1).trim()}`], { cwd: scratch, env, stdio: 'ignore', detached: true });
+      background.push(child);
+      const port = Number(/--port (\d+)/.exec(command)?.[1] ?? 50000);
+      await waitListening(port, command);
+      outputs.push({ status: null, out: '' });
+      continue;
+    }
+    const r = spawnSync('/bin/sh', ['-c', command], { cwd: scratch, env, encoding: 'utf8', timeout: 60_000 });
+    outputs.push({ status: r.status, out: `${r.stdout}${r.stderr}` });
+  }
+
+  // The tour's first bullet: the app at its own host name, at its root (a browser resolves
+  // echo.localhost itself; here the Host header says it).
+  const atHost = await new Promise<{ status?: number; body: string }>((ok, fail) => {
+    http
+      .get({ host: '127.0.0.1', port: 50000, path: '/', headers: { Host: 'echo.localhost:50000' } }, (res) => {
+        let body = '';
+        res.on('data', (d) => (body += d));
+        res.on('end', () => ok({ status: res.statusCode, body }));
+      })
+      .on('error', fail);
+  });
+  assert.equal(atHost.status, 200, atHost.body);
+
+  const [, , , echo, add, ghost, doctor] = outputs;
+  assert.equal(echo.status, 0, echo.out);
+  assert.match(echo.out, /hello/);
+  assert.equal(add.status, 0, add.out);
+  assert.equal(ghost.status, 1, ghost.out);
+  assert.match(ghost.out, /1014/);
+  assert.match(ghost.out, /ghost: upstream 127\.0\.0\.1:9002 refused the connection/);
+  assert.equal(doctor.status, 1, doctor.out);
+  assert.match(doctor.out, /1014/);
+  assert.match(doctor.out, /refused/);
+});
