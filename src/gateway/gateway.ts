@@ -188,11 +188,16 @@ export class Gateway implements GatewayCore {
 
   /** Listens on `host:port` (port 0 picks a free one). */
   async listen(host = '127.0.0.1', port = 50000): Promise<ListenAddress> {
+    const headersTimeout = this.table.config.header_timeout;
     const server = http.createServer({
       noDelay: true,
       // Uploads and event streams may run long; idle sockets are what get cut.
       requestTimeout: 0,
-      headersTimeout: 60_000,
+      // Counted from a connection's first byte (or its accept): a client that trickles
+      // its headers, or sends none, is cut. Node checks every connectionsCheckingInterval
+      // (30 s by default, which would let a 60 s limit run to 90 s): check every quarter.
+      headersTimeout,
+      connectionsCheckingInterval: headersTimeout > 0 ? Math.min(30_000, Math.max(100, Math.round(headersTimeout / 4))) : 30_000,
       keepAliveTimeout: 65_000,
     });
     server.on('request', this.requestListener);
