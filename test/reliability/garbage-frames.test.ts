@@ -118,7 +118,7 @@ test(`garbage frames: ${CASES} malformed frame streams through tunnels and the b
     }
     ws.socket.write(g.bytes);
     if (g.thenFin) ws.socket.end();
-    const closedIn = (ms: number) => Promise.race([ws.closed.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), ms))]);
+    const closedIn = (ms: number) => Promise.race([ws.closed.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), ms).unref())]);
     // A protocol error is answered at once; other garbage may be a frame still in progress.
     let closed = await closedIn(g.codes ? 3000 : 500);
     if (!closed) {
