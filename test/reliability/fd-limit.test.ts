@@ -134,5 +134,5 @@ test(`fd limit: a gateway with ulimit -n ${LIMIT} sent ${TUNNELS} tunnels and ${
   assert.ok(emfile > 0, `PH_ERR_FD_LIMIT is logged, naming EMFILE (codes seen: ${codes.join(', ')})`);
   assert.equal(recovered.status, 200, 'health answers once the connections drop');
   assert.ok(echoes, 'a new tunnel works after the limit');
-  assert.equal(fdAfter, fdBefore, 'every file descriptor is given back');
+  assert.equal(fdAfter, fdBefore, `every file descriptor is given back; sockets left: ${gw.sockets().join(', ')}`);
 });

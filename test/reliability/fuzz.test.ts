@@ -50,6 +50,7 @@ test(`fuzz: ${CASES} malformed requests and handshakes neither crash the gateway
       header_timeout: '5s',
       idle_timeout: '5s',
       response_timeout: '5s',
+      drain_timeout: '2s',
       apps: [
         // strip_prefix off: the upstream sees the very path the gateway logs.
         { name: 'up', port: up.port, strip_prefix: false },
@@ -72,6 +73,7 @@ test(`fuzz: ${CASES} malformed requests and handshakes neither crash the gateway
   wsUp.closeIdle();
   await new Promise((r) => setTimeout(r, 500));
   const fdBefore = gw.fds();
+  const linksBefore = gw.fdLinks();
   const rssBefore = gw.rssMiB();
 
   const started = Date.now();
@@ -131,7 +133,13 @@ test(`fuzz: ${CASES} malformed requests and handshakes neither crash the gateway
   assert.deepEqual(unrouted.slice(0, 10), [], `paths of requests an app parsed that the gateway never logged (${unrouted.length} in all)`);
   assert.deepEqual(garbled.slice(0, 5), [], 'bytes the gateway sent an app that are not HTTP');
   assert.ok(up.log.length > CASES / 20, `a fair share of cases reached the app (${up.log.length})`);
-  assert.equal(fdAfter, fdBefore, 'every file descriptor is given back');
+  const left = gw.sockets();
+  const newFds = [...gw.fdLinks()].filter(([fd, link]) => linksBefore.get(fd) !== link).map(([fd, link]) => `${fd} ${link}`);
+  const leaking = results
+    .map((r, i) => ({ r, i }))
+    .filter(({ r }) => left.some((l) => l.includes(`:${r.localPort} `)))
+    .map(({ i }) => `case ${i}: ${makeCase(seed, i, target).kind.join('+')}`);
+  assert.equal(fdAfter, fdBefore, `every file descriptor is given back; sockets left: ${left.join(', ')}; from ${leaking.join(', ')}; new fds: ${newFds.join(', ')}`);
 });
 
 /** An answer that is a server error of the gateway's own, or bytes that are not an HTTP response. */

@@ -166,5 +166,5 @@ test(`garbage frames: ${CASES} malformed frame streams through tunnels and the b
   assert.deepEqual(notOpened.slice(0, 5), [], 'every handshake succeeds');
   assert.deepEqual(leftOpen.slice(0, 5), [], 'every connection ends after garbage and a close');
   assert.deepEqual(noCode.slice(0, 5), [], 'the bridge closes every protocol error with its code');
-  assert.equal(fdAfter, fdBefore, 'every file descriptor is given back');
+  assert.equal(fdAfter, fdBefore, `every file descriptor is given back; sockets left: ${gw.sockets().join(', ')}`);
 });

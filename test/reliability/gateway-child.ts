@@ -4,7 +4,7 @@
  * with its JSON log parsed as it comes and its fds and RSS read from /proc.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -28,6 +28,10 @@ export interface GatewayChild {
   alive(): boolean;
   /** Open file descriptors of the gateway process (/proc/PID/fd). */
   fds(): number;
+  /** Its TCP sockets, `local -> remote STATE`. */
+  sockets(): string[];
+  /** What each fd is (`socket:[inode]`, `pipe:[…]`, a path), by fd number. */
+  fdLinks(): Map<string, string>;
   /** Resident set size of the gateway process in MiB (/proc/PID/status). */
   rssMiB(): number;
   /** GET /_porthole/health on a fresh connection: status and milliseconds (status 0 when it failed). */
@@ -109,6 +113,8 @@ export async function startGatewayChild(opts: GatewayChildOptions): Promise<Gate
     stderr: () => err,
     alive: () => !done && child.exitCode === null && child.signalCode === null,
     fds: () => procFds(pid),
+    sockets: () => describeSockets(pid),
+    fdLinks: () => fdLinks(pid),
     rssMiB: () => procRssMiB(pid),
     health: (timeoutMs = 5000) => health(port, timeoutMs),
     settleLog: async (quietMs = 300) => {
@@ -130,6 +136,48 @@ export async function startGatewayChild(opts: GatewayChildOptions): Promise<Gate
 /** Open file descriptors of a process. */
 export function procFds(pid: number): number {
   return readdirSync(`/proc/${pid}/fd`).length;
+}
+
+export function fdLinks(pid: number): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    try {
+      out.set(fd, readlinkSync(`/proc/${pid}/fd/${fd}`));
+    } catch {
+      // closed meanwhile
+    }
+  }
+  return out;
+}
+
+const TCP_STATES = ['', 'ESTABLISHED', 'SYN_SENT', 'SYN_RECV', 'FIN_WAIT1', 'FIN_WAIT2', 'TIME_WAIT', 'CLOSE', 'CLOSE_WAIT', 'LAST_ACK', 'LISTEN', 'CLOSING'];
+
+/**
+ * The TCP sockets a process holds, as `local -> remote STATE` (from
+ * /proc/PID/fd and /proc/net/tcp): says which connection an fd that did not
+ * come back belongs to.
+ */
+export function describeSockets(pid: number): string[] {
+  const inodes = new Set<string>();
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    try {
+      const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
+      if (m) inodes.add(m[1]);
+    } catch {
+      // closed meanwhile
+    }
+  }
+  const addr = (hex: string) => {
+    const [ip, port] = hex.split(':');
+    const b = Buffer.from(ip, 'hex');
+    return `${b[3]}.${b[2]}.${b[1]}.${b[0]}:${parseInt(port, 16)}`;
+  };
+  const out: string[] = [];
+  for (const line of readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1)) {
+    const f = line.trim().split(/\s+/);
+    if (f.length > 9 && inodes.has(f[9])) out.push(`${addr(f[1])} -> ${addr(f[2])} ${TCP_STATES[parseInt(f[3], 16)] ?? f[3]}`);
+  }
+  return out;
 }
 
 /** Resident set size of a process, MiB, one decimal. */

@@ -109,5 +109,5 @@ test(`many tunnels: ${TUNNELS} WebSocket tunnels held open at once, echo, then a
   assert.equal(echoed, sample.length, 'every sampled tunnel echoes');
   assert.equal(stillOpen, 0, 'every client connection closed');
   assert.equal(tunnelsAfter, 0, 'the gateway counts no tunnel after the closes');
-  assert.equal(fdAfter, fdBefore, 'every file descriptor is given back');
+  assert.equal(fdAfter, fdBefore, `every file descriptor is given back; sockets left: ${gw.sockets().join(', ')}`);
 });

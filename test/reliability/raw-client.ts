@@ -17,6 +17,8 @@ export interface Exchange {
   /** The connection could not be made (refused, reset before connect…). */
   connectError: string | null;
   ms: number;
+  /** The client's port (to find a case from a socket the gateway still holds). */
+  localPort: number;
 }
 
 export interface ExchangeOptions {
@@ -40,6 +42,7 @@ export function exchange(port: number, chunks: readonly Buffer[], opts: Exchange
     let closedByPeer = false;
     let connectError: string | null = null;
     let connected = false;
+    let localPort = 0;
     let idle: NodeJS.Timeout | null = null;
     const cap = setTimeout(() => socket.destroy(), maxMs);
     const touch = () => {
@@ -48,6 +51,7 @@ export function exchange(port: number, chunks: readonly Buffer[], opts: Exchange
     };
     socket.on('connect', () => {
       connected = true;
+      localPort = socket.localPort ?? 0;
       let i = 0;
       const next = () => {
         touch();
@@ -74,7 +78,7 @@ export function exchange(port: number, chunks: readonly Buffer[], opts: Exchange
       const head = Buffer.concat(received).subarray(0, 4096).toString('latin1');
       received = [];
       const m = /^HTTP\/1\.[01] (\d{3})/.exec(head);
-      ok({ status: m ? Number(m[1]) : null, head: head.slice(0, 200), bytes, closedByPeer, connectError, ms: performance.now() - started });
+      ok({ status: m ? Number(m[1]) : null, head: head.slice(0, 200), bytes, closedByPeer, connectError, ms: performance.now() - started, localPort });
     });
   });
 }

@@ -178,5 +178,5 @@ test(`slow clients: ${CLIENTS} slowloris, half handshakes and silent tunnels are
   assert.ok(p99 <= HEALTH_P99_MS, `health p99 ${p99.toFixed(1)} ms within ${HEALTH_P99_MS} ms`);
   assert.deepEqual(late.slice(0, 5), [], `every slow client cut within its timeout (${late.length} late)`);
   assert.equal(tunnelsLeft, 0, 'no tunnel of a client that never reads is left open');
-  assert.equal(fdAfter, fdBefore, 'every file descriptor is given back');
+  assert.equal(fdAfter, fdBefore, `every file descriptor is given back; sockets left: ${gw.sockets().join(', ')}`);
 });
