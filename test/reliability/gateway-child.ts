@@ -173,10 +173,17 @@ export function describeSockets(pid: number): string[] {
     return `${b[3]}.${b[2]}.${b[1]}.${b[0]}:${parseInt(port, 16)}`;
   };
   const out: string[] = [];
+  const found = new Set<string>();
   for (const line of readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1)) {
     const f = line.trim().split(/\s+/);
-    if (f.length > 9 && inodes.has(f[9])) out.push(`${addr(f[1])} -> ${addr(f[2])} ${TCP_STATES[parseInt(f[3], 16)] ?? f[3]}`);
+    if (f.length > 9 && inodes.has(f[9])) {
+      found.add(f[9]);
+      out.push(`${addr(f[1])} -> ${addr(f[2])} ${TCP_STATES[parseInt(f[3], 16)] ?? f[3]}`);
+    }
   }
+  const unix = new Set(readFileSync('/proc/net/unix', 'utf8').split('\n').slice(1).map((l) => l.trim().split(/\s+/)[6]));
+  // A TCP socket the kernel has finished with (reset, or closed both ways) but the process never closed.
+  for (const inode of inodes) if (!found.has(inode)) out.push(unix.has(inode) ? `unix socket ${inode}` : `socket ${inode} with no connection left (closed by the peer, never by the gateway)`);
   return out;
 }
 
