@@ -25,8 +25,11 @@ const HEADER_TIMEOUT_MS = size(2000, 4000);
 const IDLE_TIMEOUT_MS = size(2000, 4000);
 /** A tunnel's grace for answering the gateway's close frame (src/gateway/tunnel.ts closeGraceMs). */
 const CLOSE_GRACE_MS = 3000;
-/** Scheduling slack on a shared machine. */
-const SLACK_MS = 1500;
+/**
+ * Scheduling slack on a shared machine: the cut is seen from the client's side, by a test
+ * process that, at full size, handles a thousand and more closes in the same instant.
+ */
+const SLACK_MS = size(1500, 3000);
 const HEALTH_P99_MS = 50;
 
 type Kind = 'slowloris' | 'half-handshake' | 'silent' | 'tunnel-never-answers' | 'tunnel-never-reads';
