@@ -172,6 +172,17 @@ export class UpstreamDnsError extends PortholeError {
   readonly closeCode = 1014;
 }
 
+/**
+ * The gateway has no file descriptor left for the upstream connection
+ * (EMFILE/ENFILE): its open-file limit is reached. Not the upstream's fault,
+ * and it passes once connections close: 503 and 1013 (try again later).
+ */
+export class FdLimitError extends PortholeError {
+  readonly code = 'PH_ERR_FD_LIMIT';
+  readonly status = 503;
+  readonly closeCode = 1013;
+}
+
 /** The app is known to be stopped (or failed): nothing will answer. */
 export class AppStoppedError extends PortholeError {
   readonly code = 'PH_ERR_APP_STOPPED';
@@ -305,6 +316,9 @@ export function upstreamError(err: unknown, app: string, target: string): Portho
     case 'ENOTFOUND':
     case 'EAI_AGAIN':
       return new UpstreamDnsError(`${app}: upstream host of ${target} does not resolve`, details);
+    case 'EMFILE':
+    case 'ENFILE':
+      return new FdLimitError(`${app}: the gateway is out of file descriptors (${code}) for a connection to ${target}: raise its open-file limit (ulimit -n, systemd LimitNOFILE)`, details);
   }
   if (code.startsWith('HPE_')) {
     return new UpstreamBadResponseError(`${app}: upstream ${target} answered with something that is not HTTP`, details);
@@ -339,6 +353,7 @@ export const ERROR_CODES = [
   'PH_ERR_UPSTREAM_BAD_RESPONSE',
   'PH_ERR_UPSTREAM_TLS',
   'PH_ERR_UPSTREAM_DNS',
+  'PH_ERR_FD_LIMIT',
   'PH_ERR_APP_STOPPED',
   'PH_ERR_APP_STARTING',
   'PH_ERR_APP_INVALID',

@@ -179,6 +179,8 @@ export const configSchema = k.object(
     connect_timeout: k.withDefault(k.duration(), 5_000),
     response_timeout: k.withDefault(k.duration(), 60_000),
     drain_timeout: k.withDefault(k.duration(), 10_000),
+    /** A client must send a request's whole head (or a handshake) within this; slowloris is cut with it. */
+    header_timeout: k.withDefault(k.duration(), 60_000),
     error_page: k.optional(k.string()),
     /** Trust X-Forwarded-* from the client (only behind another proxy you run). */
     trust_forwarded: k.withDefault(k.boolean(), false),

@@ -113,12 +113,13 @@ export function writeRawResponse(socket: Duplex, status: number, headers: Record
   let head = `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Error'}\r\n`;
   for (const [k, v] of Object.entries({ ...headers, 'Content-Length': String(buf.length), Connection: 'close' })) head += `${k}: ${v}\r\n`;
   socket.end(Buffer.concat([Buffer.from(`${head}\r\n`), buf]));
-  // Read and discard what the client still sends: a paused socket never sees the client's FIN
-  // and would stay open (half-closed) for good. One that never closes is cut after a grace.
+  // Whatever the client still sends is read and dropped: bytes left unread would keep its FIN
+  // from being seen, and the socket (half-open allowed) would stay open for good
+  // (test/gateway/refused-upgrade-fd.test.ts). A client that never closes is cut.
+  socket.resume();
   const timer = setTimeout(() => socket.destroy(), 5000);
   timer.unref?.();
   socket.once('close', () => clearTimeout(timer));
-  socket.resume();
 }
 
 export function sendRawHttpError(socket: Duplex, err: PortholeError, accept: string | undefined, template?: string, extraHeaders: Record<string, string> = {}): void {

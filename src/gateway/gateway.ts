@@ -40,7 +40,7 @@ export interface GatewayOptions {
 }
 
 export interface ListenOptions {
-  /** How long a client may take to send its request head (default 60 s); then 408. */
+  /** How long a client may take to send its request head (default: the config's `header_timeout`); then 408. */
   headersTimeoutMs?: number;
 }
 
@@ -257,15 +257,16 @@ export class Gateway implements GatewayCore {
 
   /** Listens on `host:port` (port 0 picks a free one). */
   async listen(host = '127.0.0.1', port = 50000, options: ListenOptions = {}): Promise<ListenAddress> {
-    const headersTimeout = options.headersTimeoutMs ?? 60_000;
+    const headersTimeout = options.headersTimeoutMs ?? this.table.config.header_timeout;
     const server = http.createServer({
       noDelay: true,
       // Uploads and event streams may run long; idle sockets are what get cut.
       requestTimeout: 0,
+      // Counted from a connection's first byte (or its accept): a client that trickles
+      // its headers, or sends none, is cut. Node checks every connectionsCheckingInterval
+      // (30 s by default, which would let a 60 s limit run to 90 s): check every quarter.
       headersTimeout,
-      // Node checks the header timeout on this interval (30 s by default): a head that never
-      // finishes is cut between headersTimeout and headersTimeout plus this.
-      connectionsCheckingInterval: Math.min(30_000, Math.max(100, Math.floor(headersTimeout / 4))),
+      connectionsCheckingInterval: headersTimeout > 0 ? Math.min(30_000, Math.max(100, Math.round(headersTimeout / 4))) : 30_000,
       keepAliveTimeout: 65_000,
     });
     server.on('request', this.requestListener);

@@ -111,6 +111,10 @@ export class Tunnel {
     this.wire(this.down);
     if (upstreamHead.length) this.onData(this.down, upstreamHead);
     if (clientHead.length) this.onData(this.up, clientHead);
+    // A FIN that came before the tunnel existed (a client that half-closed while the upstream
+    // was still answering its handshake) was emitted to no one: pass it on now, or both
+    // sockets stay open until idle_timeout (test/gateway/tunnel-early-fin.test.ts).
+    for (const leg of [this.up, this.down]) if (leg.from.readableEnded) this.onEnd(leg);
     if (this.opts.idleMs > 0) this.armIdle(this.opts.idleMs);
     if (this.opts.pingMs > 0) {
       this.pingTimer = setInterval(() => this.inject(this.down, controlFrame(OP_PING, Buffer.alloc(0), false)), this.opts.pingMs);
