@@ -113,13 +113,26 @@ export function writeRawResponse(socket: Duplex, status: number, headers: Record
   let head = `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Error'}\r\n`;
   for (const [k, v] of Object.entries({ ...headers, 'Content-Length': String(buf.length), Connection: 'close' })) head += `${k}: ${v}\r\n`;
   socket.end(Buffer.concat([Buffer.from(`${head}\r\n`), buf]));
-  // Whatever the client still sends is read and dropped: bytes left unread would keep its FIN
-  // from being seen, and the socket (half-open allowed) would stay open for good
-  // (test/gateway/refused-upgrade-fd.test.ts). A client that never closes is cut.
+  discardUntilClosed(socket, false);
+}
+
+/**
+ * For a connection we answer and close without upgrading it: whatever the
+ * client still sends is read and dropped — bytes left unread would keep its
+ * FIN from being seen, and the socket (half-open allowed) would stay open for
+ * good (test/gateway/refused-upgrade-fd.test.ts) — and a client that never
+ * closes is cut `graceMs` after our answer (or at once when `afterAnswer` is
+ * false: the answer is small and already queued).
+ */
+export function discardUntilClosed(socket: Duplex, afterAnswer: boolean, graceMs = 5000): void {
   socket.resume();
-  const timer = setTimeout(() => socket.destroy(), 5000);
-  timer.unref?.();
-  socket.once('close', () => clearTimeout(timer));
+  const cut = () => {
+    const timer = setTimeout(() => socket.destroy(), graceMs);
+    timer.unref?.();
+    socket.once('close', () => clearTimeout(timer));
+  };
+  if (!afterAnswer || socket.writableFinished) cut();
+  else socket.once('finish', cut);
 }
 
 export function sendRawHttpError(socket: Duplex, err: PortholeError, accept: string | undefined, template?: string, extraHeaders: Record<string, string> = {}): void {

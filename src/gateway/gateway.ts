@@ -15,6 +15,7 @@ import { emit } from '../events.js';
 import type { GatewayCore } from './core.js';
 import { sendHttpError, sendRawHttpError, writeRawResponse } from './error-response.js';
 import { forwardHttp } from './http-forward.js';
+import { onResponseDone } from './response-done.js';
 import type { BridgeConnection } from './bridge-connection.js';
 import { refuseBridgeHttp } from './bridge.js';
 import { appUrls } from './app-urls.js';
@@ -136,7 +137,7 @@ export class Gateway implements GatewayCore {
 
   private dispatch(req: http.IncomingMessage, res: http.ServerResponse, found: Exclude<Lookup, { kind: 'none' }>): void {
     this.activeRequests++;
-    res.once('close', () => this.activeRequests--);
+    onResponseDone(res, () => this.activeRequests--);
     if (found.kind === 'redirect') {
       // 308 for other methods: a 301 turns a POST into a GET in browsers.
       const status = req.method === 'GET' || req.method === 'HEAD' ? 301 : 308;
@@ -152,7 +153,7 @@ export class Gateway implements GatewayCore {
 
   private refuseRequest(req: http.IncomingMessage, res: http.ServerResponse, err: PortholeError, app: string | null = null): void {
     const url = req.url ?? '/';
-    res.once('close', () => emit('request', { gateway: this.id, app, method: req.method ?? 'GET', path: url, status: err.status, ms: 0, code: err.code }));
+    onResponseDone(res, () => emit('request', { gateway: this.id, app, method: req.method ?? 'GET', path: url, status: err.status, ms: 0, code: err.code }));
     // The request may carry a body the gateway will not read: close rather than parse it as the next request.
     res.setHeader('Connection', 'close');
     sendHttpError(res, err, req.headers.accept, this.table.errorPage);
@@ -239,7 +240,7 @@ export class Gateway implements GatewayCore {
     }
     if (found.kind !== 'none') return this.dispatch(req, res, found);
     const err = new RouteNotFoundError(`No app is routed at ${url.split('?')[0]}.`);
-    res.once('close', () => emit('request', { gateway: this.id, app: null, method: req.method ?? 'GET', path: url, status: 404, ms: 0, code: err.code }));
+    onResponseDone(res, () => emit('request', { gateway: this.id, app: null, method: req.method ?? 'GET', path: url, status: 404, ms: 0, code: err.code }));
     sendHttpError(res, err, req.headers.accept, this.table.errorPage);
   };
 

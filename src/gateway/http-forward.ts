@@ -12,6 +12,7 @@ import type { GatewayCore } from './core.js';
 import { sendHttpError } from './error-response.js';
 import { downstreamResponseHeaders, duplicateHost, requestFraming, unsupportedVersion, upstreamRequestHeaders, type Framing } from './headers.js';
 import type { Match } from './router.js';
+import { onResponseDone } from './response-done.js';
 import { upstreamRequest } from './upstream-request.js';
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS']);
@@ -21,10 +22,11 @@ export function forwardHttp(gw: GatewayCore, req: IncomingMessage, res: ServerRe
   const app = match.route.app.name;
   let code: string | undefined;
   let aborted = false;
-  res.once('close', () => {
-    // A request whose body broke off was never answered: log it as the client's failure, not as
-    // the 200 a fresh response starts with.
-    const status = aborted && !res.headersSent ? new RequestAbortedError('').status : res.statusCode;
+  onResponseDone(res, () => {
+    // Over without a head sent (its body broke off, or its client left first): nothing reached
+    // the client, logged as the client's failure, not as the 200 a fresh response starts with.
+    if (!res.headersSent) code = 'PH_ERR_REQUEST_ABORTED';
+    const status = res.headersSent ? res.statusCode : new RequestAbortedError('').status;
     emit('request', { gateway: gw.id, app, method: req.method ?? 'GET', path: req.url ?? '/', status, ms: Math.round((performance.now() - started) * 10) / 10, code });
   });
   const fail = (err: PortholeError, extraHeaders?: Record<string, string>) => {
@@ -66,10 +68,13 @@ function send(gw: GatewayCore, req: IncomingMessage, res: ServerResponse, match:
   let answered = false;
   upReq.setNoDelay(true);
 
+  let clientGone = false;
   const onClientGone = () => {
-    if (!res.writableFinished) upReq.destroy();
+    if (res.writableFinished) return;
+    clientGone = true;
+    upReq.destroy();
   };
-  res.once('close', onClientGone);
+  const keepClientGone = onResponseDone(res, onClientGone);
 
   upReq.on('response', (upRes) => {
     const status = upRes.statusCode ?? 502;
@@ -77,7 +82,7 @@ function send(gw: GatewayCore, req: IncomingMessage, res: ServerResponse, match:
       // A 101 without Connection: Upgrade arrives here rather than as an upgrade: the same
       // fault as below, and a 101 relayed to a client that asked for none would hang it.
       upRes.destroy();
-      res.off('close', onClientGone);
+      keepClientGone();
       fail(new UpstreamBadResponseError(`${app}: upstream ${target.label} answered 101 Switching Protocols to a request that asked for no upgrade`, { app }));
       return;
     }
@@ -88,7 +93,7 @@ function send(gw: GatewayCore, req: IncomingMessage, res: ServerResponse, match:
       // it refuses): the upstream's fault, answered as one — never a crash of the gateway.
       upRes.destroy();
       for (const name of res.getHeaderNames()) res.removeHeader(name);
-      res.off('close', onClientGone);
+      keepClientGone();
       fail(new UpstreamBadResponseError(`${app}: upstream ${target.label} sent a response that cannot be relayed (${(err as Error).message})`, { app, cause: err }));
       return;
     }
@@ -112,7 +117,7 @@ function send(gw: GatewayCore, req: IncomingMessage, res: ServerResponse, match:
   upReq.on('upgrade', (_upRes, upSocket: Socket) => {
     upSocket.destroy();
     if (answered) return;
-    res.off('close', onClientGone);
+    keepClientGone();
     fail(new UpstreamBadResponseError(`${app}: upstream ${target.label} answered 101 Switching Protocols to a request that asked for no upgrade`, { app }));
   });
 
@@ -122,8 +127,9 @@ function send(gw: GatewayCore, req: IncomingMessage, res: ServerResponse, match:
       if (!res.writableFinished) fail(upstreamError(err, app, target.label));
       return;
     }
-    res.off('close', onClientGone);
-    if (res.destroyed) return;
+    keepClientGone();
+    // Our own abort (the client left) reads as a reset too: never retried, nothing to answer.
+    if (clientGone || res.destroyed) return;
     // A kept-alive connection the upstream closed just as we reused it: one retry is safe
     // when the request has no body and is idempotent (what browsers and undici do too).
     const code = (err as NodeJS.ErrnoException).code;

@@ -11,7 +11,7 @@ import type { Duplex } from 'node:stream';
 import { DrainingError, PortholeError, UpstreamBadResponseError, upstreamError } from '../errors.js';
 import { emit } from '../events.js';
 import { bridgeUpgrade } from './bridge.js';
-import { acceptAndClose, acceptKey, sendRawHttpError } from './error-response.js';
+import { acceptAndClose, acceptKey, discardUntilClosed, sendRawHttpError } from './error-response.js';
 import type { GatewayCore } from './core.js';
 import { checkHandshake, checkOrigin, checkWsPath } from './handshake.js';
 import { duplicateHost, upstreamRequestHeaders } from './headers.js';
@@ -123,6 +123,8 @@ function connect(gw: GatewayCore, req: IncomingMessage, socket: Duplex, head: Bu
     socket.write(`${response}Connection: close\r\n\r\n`);
     res.pipe(socket);
     res.on('error', () => socket.destroy());
+    // The client may send more (its FIN among it): read and dropped, or the socket is never freed.
+    discardUntilClosed(socket, true);
   });
 
   upReq.on('error', (err) => {

@@ -23,24 +23,6 @@ const CONCURRENCY = 96;
 const ONLY = process.env.PORTHOLE_FUZZ_ONLY ? new RegExp(process.env.PORTHOLE_FUZZ_ONLY) : null;
 const SKIPPED: Exchange = { status: null, head: '', bytes: 0, closedByPeer: true, connectError: null, ms: 0, localPort: 0 };
 
-/**
- * Defects this fuzz finds whose fixes belong to other branches of issue 8 (the
- * files they touch are being changed there). A request one of them explains is
- * counted in the figures and printed, but does not fail the test here. Delete
- * an entry once its fix is merged: from then on the test holds the gateway to it.
- */
-const OPEN_ELSEWHERE: { what: string; explains: (path: string) => boolean }[] = [
-  // A body forwarded without its framing is parsed by the app as a request of its own.
-  { what: 'issue 8 #1 (request smuggling)', explains: (p) => p.includes('/smuggled-') },
-  // forwardHttp logs on the response's 'close', which Node never emits for a pipelined
-  // response still queued behind another when the client goes away (or half-closes:
-  // Node then aborts every request of the connection): forwarded, never logged.
-  // Only requests that were not the first on their connection can be queued.
-  { what: 'pipelined request forwarded but never logged', explains: (p) => !FIRST_TARGETS.has(p) },
-];
-/** The request-target of each case's first request line (the rest of a case's requests are pipelined). */
-const FIRST_TARGETS = new Set<string>();
-
 test(`fuzz: ${CASES} malformed requests and handshakes neither crash the gateway nor reach an app unlogged, and leak no fd`, { timeout: 15 * 60_000 }, async (t) => {
   const seed = fuzzSeed();
   t.diagnostic(`seed ${seed} (0x${seed.toString(16)}): replay with PORTHOLE_FUZZ_SEED=${seed}`);
@@ -84,8 +66,6 @@ test(`fuzz: ${CASES} malformed requests and handshakes neither crash the gateway
   const results = await pool(CASES, CONCURRENCY, async (i) => {
     const c = makeCase(seed, i, target);
     if (ONLY && !ONLY.test(c.kind.join('+'))) return SKIPPED;
-    const line = Buffer.concat(c.chunks).subarray(0, 65_536).toString('latin1').split(/\r?\n/, 1)[0];
-    FIRST_TARGETS.add(redactPath(line.split(' ')[1] ?? ''));
     const r = await exchange(gw.port, c.chunks, { end: c.end, idleMs: 300, maxMs: 4000 });
     // Keep a case's bytes only when it needs reporting.
     if (isBad(r)) cases[i] = c;
@@ -99,28 +79,11 @@ test(`fuzz: ${CASES} malformed requests and handshakes neither crash the gateway
   up.closeIdle();
   wsUp.closeIdle();
   const fdAfter = await fdsBackTo(gw, fdBefore);
-  // Open elsewhere (upgrade.ts): an upgrade the app refused has its answer relayed and the
-  // client's socket ended but never read again; bytes the client sent after its head then keep
-  // its FIN from being seen and the socket stays open for good. At most one per such refusal.
-  const appRefusals = gw.events.filter((e) => e.event === 'upgrade' && e.accepted === false && String(e.reason).startsWith('upstream answered')).length;
-  const heldByRefusals = Math.min(Math.max(0, fdAfter - fdBefore), appRefusals);
-  if (heldByRefusals) t.diagnostic(`open elsewhere: ${heldByRefusals} fds held after upgrades the app refused (${appRefusals} such refusals)`);
   const rssAfter = gw.rssMiB();
 
   const bad = results.map((r, i) => ({ r, i })).filter(({ r }) => isBad(r));
   const unloggedAll = [...unlogged(up, 'up', gw.events), ...unlogged(wsUp, 'ws', gw.events)];
-  const unrouted = unloggedAll.filter((u) => !OPEN_ELSEWHERE.some((o) => o.explains(u)));
-  // Each request counts once, under the first entry that explains it.
-  const open = OPEN_ELSEWHERE.map((o, i) => ({ what: o.what, count: unloggedAll.filter((u) => o.explains(u) && !OPEN_ELSEWHERE.slice(0, i).some((e) => e.explains(u))).length })).filter((o) => o.count > 0);
-  for (const o of open) t.diagnostic(`open elsewhere: ${o.what}: ${o.count} requests reached an app unlogged`);
-  const garbledAll = [...up.clientErrors, ...wsUp.clientErrors];
-  // Open elsewhere, issue 8 #1 (the body must go with framing the app can read): an app's parser
-  // out of step on a reused connection after an earlier unframed body, or refusing the framing
-  // headers the gateway passed on (two Transfer-Encoding lines, "chunked" and "", sent as "chunked, ").
-  const framing = (g: { text: string; afterOthers: boolean }) => g.afterOthers || /^HPE_(INVALID_TRANSFER_ENCODING|INVALID_CONTENT_LENGTH|UNEXPECTED_CONTENT_LENGTH)/.test(g.text);
-  const garbled = garbledAll.filter((g) => !framing(g)).map((g) => g.text);
-  const desynced = garbledAll.length - garbled.length;
-  if (desynced) t.diagnostic(`open elsewhere: issue 8 #1 (request smuggling): ${desynced} upstream connections out of step or refusing the framing sent`);
+  const garbled = [...up.clientErrors, ...wsUp.clientErrors].map((g) => g.text);
   const statuses = histogram(results);
   t.diagnostic(`${CASES} cases in ${seconds.toFixed(1)} s; statuses ${JSON.stringify(statuses)}`);
   t.diagnostic(`upstream parsed ${up.log.length + wsUp.log.length} requests, ${unloggedAll.length} not logged by the gateway`);
@@ -128,13 +91,13 @@ test(`fuzz: ${CASES} malformed requests and handshakes neither crash the gateway
   record({
     suite: 'fuzz (malformed requests and handshakes)',
     cases: CASES,
-    failures: bad.length + unloggedAll.length + garbledAll.length + Math.max(0, fdAfter - fdBefore),
+    failures: bad.length + unloggedAll.length + garbled.length + Math.max(0, fdAfter - fdBefore),
     crashes: alive && health.status === 200 ? 0 : 1,
     fdBefore,
     fdAfter,
     rssBeforeMiB: rssBefore,
     rssAfterMiB: rssAfter,
-    note: `seed ${seed}, ${seconds.toFixed(0)} s; ${up.log.length + wsUp.log.length} reached an app, ${unloggedAll.length} of them unlogged${open.map((o) => ` (${o.count}: ${o.what})`).join('')}, ${garbledAll.length} upstream connections out of step, ${heldByRefusals} fds held after refused upgrades, ${up.tooLarge() + wsUp.tooLarge()} heads grown past the app's 16 KiB; answers ${Object.entries(statuses).map(([k, v]) => `${k}:${v}`).join(' ')}`,
+    note: `seed ${seed}, ${seconds.toFixed(0)} s; ${up.log.length + wsUp.log.length} reached an app, ${unloggedAll.length} of them unlogged, ${garbled.length} upstream connections out of step, ${up.tooLarge() + wsUp.tooLarge()} heads grown past the app's 16 KiB; answers ${Object.entries(statuses).map(([k, v]) => `${k}:${v}`).join(' ')}`,
   });
 
   assert.ok(alive, `the gateway died: ${gw.stderr().slice(-2000)}`);
@@ -144,7 +107,7 @@ test(`fuzz: ${CASES} malformed requests and handshakes neither crash the gateway
     [],
     `answers that are a 500 or not HTTP (${bad.length} in all)`,
   );
-  assert.deepEqual(unrouted.slice(0, 10), [], `paths of requests an app parsed that the gateway never logged (${unrouted.length} in all)`);
+  assert.deepEqual(unloggedAll.slice(0, 10), [], `paths of requests an app parsed that the gateway never logged (${unloggedAll.length} in all)`);
   assert.deepEqual(garbled.slice(0, 5), [], 'bytes the gateway sent an app that are not HTTP');
   assert.ok(up.log.length > CASES / 20, `a fair share of cases reached the app (${up.log.length})`);
   const left = gw.sockets();
@@ -153,7 +116,7 @@ test(`fuzz: ${CASES} malformed requests and handshakes neither crash the gateway
     .map((r, i) => ({ r, i }))
     .filter(({ r }) => r.localPort > 0 && left.some((l) => l.includes(`:${r.localPort} `)))
     .map(({ i }) => `case ${i}: ${makeCase(seed, i, target).kind.join('+')}`);
-  assert.equal(fdAfter - heldByRefusals, fdBefore, `every file descriptor is given back; sockets left: ${left.join(', ')}; from ${leaking.join(', ')}; new fds: ${newFds.join(', ')}`);
+  assert.equal(fdAfter, fdBefore, `every file descriptor is given back; sockets left: ${left.join(', ')}; from ${leaking.join(', ')}; new fds: ${newFds.join(', ')}`);
 });
 
 /** An answer that is a server error of the gateway's own, or bytes that are not an HTTP response. */
