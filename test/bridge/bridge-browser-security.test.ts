@@ -17,8 +17,8 @@
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
-import { chromium, type Browser } from 'playwright-core';
-import { CHROMIUM } from '../helpers/browser.js';
+import type { Browser } from 'playwright-core';
+import { launchChromium, NO_LOCAL_NETWORK_CHECKS } from '../helpers/browser.js';
 import { logEvents, startBridgeCli, type BridgeCli } from '../fixtures/bridge/bridge-cli.js';
 import { tcpPeer, type TcpPeer } from '../fixtures/bridge/tcp-peers.js';
 import { startDesktop, type Desktop } from '../fixtures/bridge/x-desktop.js';
@@ -65,25 +65,12 @@ describe('porthole bridge in Chromium: other origins and rebound names', { timeo
   before(async () => {
     assert.ok(existsSync(`${NOVNC}/core/rfb.js`), 'noVNC is installed (apt-get install novnc; npm test installs it when run as root)');
     target = await tcpPeer({ banner: BANNER });
-    const launching = chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: [
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-        '--no-first-run',
-        '--disable-dev-shm-usage',
-        // Only these names are mapped (a rebinding DNS server's answer); everything else fails to resolve.
-        '--host-resolver-rules=MAP evil.example 127.0.0.1, MAP novnc.example 127.0.0.1, MAP desk.tunnel.test 127.0.0.1, EXCLUDE localhost',
-        // Chromium's Local Network Access checks would stop a public page's requests to loopback by themselves
-        // (other browsers do not); turned off so the bridge's own defence is what is tested.
-        '--disable-features=LocalNetworkAccessChecks,LocalNetworkAccessChecksWebSockets,BlockInsecurePrivateNetworkRequests,PrivateNetworkAccessSendPreflights,PrivateNetworkAccessRespectPreflightResults',
-      ],
-    });
+    const launching = launchChromium([
+      // Only these names are mapped (a rebinding DNS server's answer); everything else fails to resolve.
+      '--host-resolver-rules=MAP evil.example 127.0.0.1, MAP novnc.example 127.0.0.1, MAP desk.tunnel.test 127.0.0.1, EXCLUDE localhost',
+      // So that the gateway's own defence is what is tested, not the browser's.
+      NO_LOCAL_NETWORK_CHECKS,
+    ]);
     [browser, desktop] = await Promise.all([launching, startDesktop('PORTHOLE-BRIDGE-SECURITY')]);
     [plain, opened, novnc] = await Promise.all([
       startBridgeCli(['127.0.0.1:0', `127.0.0.1:${target.port}`]),

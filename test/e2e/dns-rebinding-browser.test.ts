@@ -10,8 +10,8 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { chromium, type Browser } from 'playwright-core';
-import { CHROMIUM } from '../helpers/browser.js';
+import type { Browser } from 'playwright-core';
+import { launchChromium, NO_LOCAL_NETWORK_CHECKS } from '../helpers/browser.js';
 import { startGateway, wsUpstream, type TestGateway, type WsUpstream } from '../helpers/net.js';
 
 let browser: Browser | undefined;
@@ -23,25 +23,12 @@ before(async () => {
   up = await wsUpstream();
   up.server.prependListener('request', () => appRequests++);
   gw = await startGateway({ server_names: ['agent.tunnel.test'], apps: [{ name: 'vnc', port: up.port }] });
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      '--no-first-run',
-      '--disable-dev-shm-usage',
-      // The rebound names: only these two are mapped, everything else fails to resolve.
+  browser = await launchChromium([
+      // Only these names are mapped (a rebinding DNS server's answer); everything else fails to resolve.
       '--host-resolver-rules=MAP evil.example 127.0.0.1, MAP agent.tunnel.test 127.0.0.1, EXCLUDE localhost',
-      // Chromium's Local Network Access checks would stop a public page's requests to loopback by themselves
-      // (other browsers do not); turned off so the gateway's own defence is what is tested.
-      '--disable-features=LocalNetworkAccessChecks,LocalNetworkAccessChecksWebSockets,BlockInsecurePrivateNetworkRequests,PrivateNetworkAccessSendPreflights,PrivateNetworkAccessRespectPreflightResults',
-    ],
-  });
+      // So that the gateway's own defence is what is tested, not the browser's.
+      NO_LOCAL_NETWORK_CHECKS,
+    ]);
 });
 
 after(async () => {

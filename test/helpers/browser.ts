@@ -5,7 +5,16 @@ import { chromium, type Browser } from 'playwright-core';
 
 export const CHROMIUM = '/usr/bin/chromium';
 
-export function launchChromium(): Promise<Browser> {
+/**
+ * Chromium's Local Network Access checks stop a public page's requests to
+ * loopback by themselves (other browsers do not): tests of the gateway's own
+ * defence against rebound names turn them off.
+ */
+export const NO_LOCAL_NETWORK_CHECKS =
+  '--disable-features=LocalNetworkAccessChecks,LocalNetworkAccessChecksWebSockets,BlockInsecurePrivateNetworkRequests,PrivateNetworkAccessSendPreflights,PrivateNetworkAccessRespectPreflightResults';
+
+/** Headless Debian Chromium; `extraArgs` add to the usual flags (e.g. `--host-resolver-rules=…`). */
+export function launchChromium(extraArgs: readonly string[] = []): Promise<Browser> {
   return chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
@@ -18,6 +27,7 @@ export function launchChromium(): Promise<Browser> {
       '--disable-sync',
       '--no-first-run',
       '--disable-dev-shm-usage',
+      ...extraArgs,
     ],
   });
 }
