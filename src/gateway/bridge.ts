@@ -1,7 +1,8 @@
 /**
  * The WebSocket→TCP bridge (websockify's job, for VNC and other raw TCP
  * services), used by apps with `bridge`, `ws_bridge` or `bridge_token_file`
- * and by `porthole bridge`. The edge checks (handshake, ws_paths, origins)
+ * and by `porthole bridge`, both through BridgeEntry (bridge-entry.ts), the
+ * bridge's public entry. The edge checks (handshake, ws_paths, origins)
  * happen before; here the target is chosen (fixed, or by token), TCP is
  * connected, and only then is the handshake completed, so a target that is
  * down becomes a 1014 close with a reason instead of a silent 1006.

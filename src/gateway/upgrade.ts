@@ -146,6 +146,8 @@ function bridgeApp(gw: GatewayCore, req: IncomingMessage, socket: Duplex, head: 
   const route = match.route;
   const spec = route.bridge;
   if (!spec) throw new TypeError(`app ${route.app.name} has no bridge`);
+  // One entry per upgrade: the route holds the bridge's settings, the gateway its id and
+  // connection set; building it costs a few fields, less than parsing the handshake did.
   const entry = new BridgeEntry({
     app: route.app.name,
     gateway: gw.id,
