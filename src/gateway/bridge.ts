@@ -1,7 +1,8 @@
 /**
  * The WebSocket→TCP bridge (websockify's job, for VNC and other raw TCP
  * services), used by apps with `bridge`, `ws_bridge` or `bridge_token_file`
- * and by `porthole bridge`. The edge checks (handshake, ws_paths, origins)
+ * and by `porthole bridge`, both through BridgeEntry (bridge-entry.ts), the
+ * bridge's public entry. The edge checks (handshake, ws_paths, origins)
  * happen before; here the target is chosen (fixed, or by token), TCP is
  * connected, and only then is the handshake completed, so a target that is
  * down becomes a 1014 close with a reason instead of a silent 1006.
@@ -17,8 +18,7 @@ import { BadHandshakeError, PortholeError, RouteNotFoundError, upstreamError } f
 import { emit } from '../events.js';
 import { BridgeConnection } from './bridge-connection.js';
 import { TokenTargets, tokenOf } from './bridge-tokens.js';
-import type { GatewayCore } from './core.js';
-import type { Match, Route } from './router.js';
+import type { Route } from './router.js';
 
 /**
  * Largest message a client may send: `ws` holds a whole message before
@@ -76,14 +76,6 @@ export function isBridgeOnly(app: AppConfig): boolean {
 /** What a log line says the bridge connects to. */
 export function bridgeLabel(spec: BridgeSpec): string {
   return spec.target ? formatHostPort(spec.target) : `the targets in ${spec.tokens?.path}`;
-}
-
-/** A gateway upgrade to a bridge app, after the edge checks (see upgrade.ts). */
-export function bridgeUpgrade(gw: GatewayCore, req: IncomingMessage, socket: Duplex, head: Buffer, match: Match, fail: (err: PortholeError) => void): void {
-  const route = match.route;
-  const spec = route.bridge;
-  if (!spec) throw new TypeError(`app ${route.app.name} has no bridge`);
-  openBridge(req, socket, head, { app: route.app.name, gateway: gw.id, spec, connectMs: route.connectMs, idleMs: route.idleMs, pingMs: route.pingMs, connections: gw.bridges }, fail);
 }
 
 /**

@@ -43,10 +43,13 @@ export function checkHandshake(req: IncomingMessage): PortholeError | null {
  * trusted), `forwardedHost` the host it used when a trusted proxy says so.
  */
 export function checkOrigin(req: IncomingMessage, match: Match, forwardedHost?: string, proto: string = 'http'): PortholeError | null {
+  return checkOriginOf(req, match.route.app.name, match.route.allowedOrigins, forwardedHost, proto);
+}
+
+/** checkOrigin for any holder of an origin policy (an app's route, a standalone bridge): `allowed` as Route.allowedOrigins. */
+export function checkOriginOf(req: IncomingMessage, app: string, allowed: ReadonlySet<string> | '*' | null, forwardedHost?: string, proto: string = 'http'): PortholeError | null {
   const origin = req.headers.origin;
-  const allowed = match.route.allowedOrigins;
   if (origin === undefined || allowed === '*') return null;
-  const app = match.route.app.name;
   let normalized: string;
   try {
     normalized = new URL(origin).origin;

@@ -15,17 +15,8 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { formatHostPort, type HostPort } from '../config/host-port.js';
-import { HOST_NAME, originProblem } from '../config/schema.js';
-import { DrainingError, OriginRefusedError, type PortholeError } from '../errors.js';
 import { emit } from '../events.js';
-import type { BridgeConnection } from '../gateway/bridge-connection.js';
-import { bridgeLabel, hideToken, openBridge, type BridgeSpec } from '../gateway/bridge.js';
-import { TokenTargets } from '../gateway/bridge-tokens.js';
-import { acceptAndClose, sendHttpError, sendRawHttpError } from '../gateway/error-response.js';
-import { checkHandshake, checkOrigin } from '../gateway/handshake.js';
-import { HostPolicy, type HostRefusalWording } from '../gateway/host-policy.js';
-import type { Match } from '../gateway/router.js';
-import { refuseUpgrade } from '../gateway/upgrade-refusal.js';
+import { BridgeEntry, hideToken, type HostRefusalWording } from '../gateway/bridge-entry.js';
 import { serveStatic } from './static-files.js';
 
 export interface BridgeServerOptions {
@@ -85,98 +76,46 @@ export interface BridgeServer {
   close(graceMs?: number): Promise<void>;
 }
 
-/** `serverNames`, checked as the gateway's `server_names` are. */
-function names(list: readonly string[] = []): readonly string[] {
-  for (const n of list) if (!HOST_NAME.test(n)) throw new TypeError(`serverNames: ${JSON.stringify(n)} is not a host name such as "vnc.example.com" or "*.example.com"`);
-  return list;
-}
-
-/**
- * The bridge's origins as the one route the gateway's checkOrigin reads
- * (it reads only the route's `allowedOrigins` and app name), and the
- * refusal worded with the flag that fixes it. The gateway's own wording
- * names `allowed_origins` and carries the origin twice, too long for a
- * close reason (123 bytes) once the origin is long.
- */
-function originPolicy(app: string, list: readonly string[] | undefined): { match: Match; refusal: (origin: string) => PortholeError } {
-  for (const o of list ?? []) {
-    const problem = originProblem(o);
-    if (problem) throw new TypeError(`allowedOrigins: ${problem}`);
-  }
-  const allowedOrigins = !list ? null : list.includes('*') ? '*' : new Set(list.map((o) => new URL(o).origin));
-  const match = { route: { allowedOrigins, app: { name: app } } } as unknown as Match;
-  const refusal = (origin: string) => {
-    let normalized: string | undefined;
-    try {
-      normalized = new URL(origin).origin;
-    } catch {
-      /* not a URL */
-    }
-    if (!normalized || normalized === 'null') {
-      return new OriginRefusedError(`${app}: WebSocket from Origin ${JSON.stringify(origin.slice(0, 60))} refused: only --allowed-origin '*' admits it`, { app });
-    }
-    const what = allowedOrigins === null ? 'cross-origin WebSocket refused' : 'origin not allowed';
-    return new OriginRefusedError(`${app}: ${what}: pass --allowed-origin ${normalized}`, { app });
-  };
-  return { match, refusal };
-}
-
 /** Starts a bridge; resolves once it listens. */
 export async function startBridgeServer(opts: BridgeServerOptions): Promise<BridgeServer> {
-  if (!opts.target && !opts.tokenFile) throw new TypeError('a bridge needs a target or a token file');
   const id = randomBytes(4).toString('hex');
   const app = opts.name ?? 'bridge';
-  const spec: BridgeSpec = {
+  // Validates the policy (a target or a token file, origins, server names): a bad one throws before listening.
+  const entry = new BridgeEntry({
+    app,
+    gateway: id,
     target: opts.target,
-    tokens: opts.tokenFile ? new TokenTargets(opts.tokenFile, (message) => emit('error', { code: 'PH_ERR_CONFIG', message: `token file ${message}`, app, gateway: id })) : undefined,
-    textAsBinary: Boolean(opts.textAsBinary),
-  };
-  const connections = new Set<BridgeConnection>();
+    tokens: opts.tokenFile,
+    textAsBinary: opts.textAsBinary,
+    connectMs: opts.connectMs,
+    idleMs: opts.idleMs,
+    heartbeatMs: opts.heartbeatMs,
+    allowedOrigins: opts.allowedOrigins,
+    originFlag: '--allowed-origin',
+    serverNames: opts.serverNames,
+    hostWording: HOST_WORDING,
+  });
+  const connections = entry.connections;
   let closing = false;
-  const hosts = HostPolicy.forNames(names(opts.serverNames), HOST_WORDING);
-  const origins = originPolicy(app, opts.allowedOrigins);
 
   const onRequest = (req: IncomingMessage, res: ServerResponse) => {
     const started = performance.now();
     // Pages need no Origin check (a page of another site may load noVNC's files, not read them); a foreign Host does.
-    const refused = hosts.check(req.headers.host, req.socket.localAddress);
+    const refused = entry.refuseRequest(req, res);
     res.once('close', () =>
       emit('request', { gateway: id, app, method: req.method ?? 'GET', path: hideToken(req.url ?? '/'), status: res.statusCode, ms: Math.round(performance.now() - started), ...(refused ? { code: refused.code } : {}) }),
     );
-    if (refused) {
-      // The request may carry a body the bridge will not read: close rather than parse it as the next request.
-      res.setHeader('Connection', 'close');
-      return sendHttpError(res, refused, req.headers.accept);
-    }
+    if (refused) return;
     if (opts.web) {
       serveStatic(req, res, opts.web).catch(() => res.destroy());
       return;
     }
-    const body = `This is a WebSocket bridge to ${bridgeLabel(spec)}: connect with a WebSocket client (noVNC, porthole connect).\n`;
+    const body = `This is a WebSocket bridge to ${entry.label}: connect with a WebSocket client (noVNC, porthole connect).\n`;
     res.writeHead(426, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': Buffer.byteLength(body), Upgrade: 'websocket' });
     res.end(body);
   };
 
-  const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    socket.on('error', () => socket.destroy());
-    const path = hideToken(req.url ?? '/');
-    const hostRefused = hosts.check(req.headers.host, req.socket.localAddress);
-    if (hostRefused) return refuseUpgrade(id, req, socket, hostRefused, { app, wsErrors: 'ws', path });
-    const refuse = (err: PortholeError, status: number) =>
-      emit('upgrade', { gateway: id, app, path, accepted: false, status, code: err.code, reason: err.message, closeCode: err.closeCode });
-    const bad = checkHandshake(req);
-    if (bad) {
-      refuse(bad, bad.status);
-      return sendRawHttpError(socket, bad, req.headers.accept, undefined, bad.status === 426 ? { 'Sec-WebSocket-Version': '13' } : {});
-    }
-    const fail = (err: PortholeError) => {
-      refuse(err, 101);
-      acceptAndClose(socket, req.headers['sec-websocket-key'] as string, req.headers['sec-websocket-protocol'], err.closeCode, err.message);
-    };
-    if (closing) return fail(new DrainingError(`${app}: shutting down; reconnect in a moment`, { app }));
-    if (checkOrigin(req, origins.match)) return refuseUpgrade(id, req, socket, origins.refusal(req.headers.origin ?? ''), { app, wsErrors: 'ws', path });
-    openBridge(req, socket, head, { app, gateway: id, spec, connectMs: opts.connectMs ?? 5000, idleMs: opts.idleMs ?? 3_600_000, pingMs: opts.heartbeatMs ?? 0, connections }, fail);
-  };
+  const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => entry.handleUpgrade(req, socket, head);
 
   const server = createServer({ requestTimeout: 0, headersTimeout: 60_000, keepAliveTimeout: 5_000 }, onRequest);
   server.on('upgrade', onUpgrade);
@@ -208,10 +147,10 @@ export async function startBridgeServer(opts: BridgeServerOptions): Promise<Brid
       closing = true;
       emit('gateway', { gateway: id, action: 'draining', tunnels: connections.size });
       const stopped = new Promise<void>((ok) => server.close(() => ok()));
-      for (const c of connections) c.close(1001, `${app}: shutting down`);
+      entry.drain(`${app}: shutting down`);
       const deadline = Date.now() + graceMs;
       while (connections.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
-      for (const c of connections) c.destroy();
+      entry.destroyAll();
       server.closeAllConnections();
       await stopped;
       emit('gateway', { gateway: id, action: 'closed' });
