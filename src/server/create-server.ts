@@ -92,7 +92,7 @@ export interface PortholeServer {
    * gateway left running, starting autostart apps), listens, then reads or
    * creates the admin token — only once listening, so a start that fails
    * creates none. Rejects with `ServerStartError` after stopping what it
-   * started.
+   * started. Calling it again returns the same promise.
    */
   listen(): Promise<ServerStarted>;
   /**
@@ -181,6 +181,39 @@ export function createServer(options: ServerOptions = {}): PortholeServer {
     })());
 
   const reg = registry;
+  const start = async (): Promise<ServerStarted> => {
+    try {
+      prepareDataDir(dataDir);
+    } catch (err) {
+      throw new ServerStartError('data', `cannot prepare the data directory ${dataDir}: ${(err as Error).message}`, err as NodeJS.ErrnoException);
+    }
+    if (configFile) emit('config', { action: 'loaded', source: configFile, apps: config.apps.length });
+    try {
+      await reg.init();
+    } catch (err) {
+      await stopApps();
+      throw new ServerStartError('registry', `cannot load the app registry in ${dataDir}: ${(err as Error).message}`, err as NodeJS.ErrnoException);
+    }
+    let address: ListenAddress;
+    try {
+      address = await gateway.listen(listenAt.host, listenAt.port);
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      await stopApps();
+      throw new ServerStartError('listen', `cannot listen on ${listenAt.host}:${listenAt.port}: ${e.code === 'EADDRINUSE' ? 'the port is already in use' : e.message}`, e);
+    }
+    reg.gatewayPort = address.port;
+    try {
+      // The token is the gateway's secret: apps never see it (see clean-env.ts).
+      const t = ensureToken(dataDir);
+      token = t.token;
+      return { ...address, token: t.token, tokenCreated: t.created, tokenFile: t.file };
+    } catch (err) {
+      await shutDown();
+      throw new ServerStartError('token', `cannot create the admin token in ${dataDir}: ${(err as Error).message}`, err as NodeJS.ErrnoException);
+    }
+  };
+  let starting: Promise<ServerStarted> | undefined;
   const server: PortholeServer = {
     get config() {
       return current;
@@ -198,37 +231,9 @@ export function createServer(options: ServerOptions = {}): PortholeServer {
     registry: reg,
     subscribe,
 
-    async listen() {
-      try {
-        prepareDataDir(dataDir);
-      } catch (err) {
-        throw new ServerStartError('data', `cannot prepare the data directory ${dataDir}: ${(err as Error).message}`, err as NodeJS.ErrnoException);
-      }
-      if (configFile) emit('config', { action: 'loaded', source: configFile, apps: config.apps.length });
-      try {
-        await reg.init();
-      } catch (err) {
-        await stopApps();
-        throw new ServerStartError('registry', `cannot load the app registry in ${dataDir}: ${(err as Error).message}`, err as NodeJS.ErrnoException);
-      }
-      let address: ListenAddress;
-      try {
-        address = await gateway.listen(listenAt.host, listenAt.port);
-      } catch (err) {
-        const e = err as NodeJS.ErrnoException;
-        await stopApps();
-        throw new ServerStartError('listen', `cannot listen on ${listenAt.host}:${listenAt.port}: ${e.code === 'EADDRINUSE' ? 'the port is already in use' : e.message}`, e);
-      }
-      reg.gatewayPort = address.port;
-      try {
-        // The token is the gateway's secret: apps never see it (see clean-env.ts).
-        const t = ensureToken(dataDir);
-        token = t.token;
-        return { ...address, token: t.token, tokenCreated: t.created, tokenFile: t.file };
-      } catch (err) {
-        await shutDown();
-        throw new ServerStartError('token', `cannot create the admin token in ${dataDir}: ${(err as Error).message}`, err as NodeJS.ErrnoException);
-      }
+    listen() {
+      // Twice would load the registry twice: the second call gets the first start.
+      return (starting ??= start());
     },
 
     async reload(given?: unknown) {

@@ -57,8 +57,11 @@ test('listen() on port 0 creates the token once listening, and the admin API tak
   // Built, not started: nothing on disk yet, no token.
   assert.equal(existsSync(join(dataDir, 'private')), false);
   assert.equal(server.token, undefined);
-  const start = await server.listen();
+  const listening = server.listen();
   t.after(() => server.close());
+  // A second call is the same start, not a second registry load.
+  assert.equal(server.listen(), listening);
+  const start = await listening;
   assert.match(start.url, /^http:\/\/127\.0\.0\.1:\d+$/);
   assert.notEqual(start.port, 0);
   assert.equal(start.tokenCreated, true);
