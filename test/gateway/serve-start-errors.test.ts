@@ -4,7 +4,7 @@
  * (exit 2, one message, no token), not a crash with a stack trace.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -19,4 +19,27 @@ test('an error_page that cannot be read at start is exit code 2 with the config 
   assert.equal(await run.exited, 2);
   assert.equal(run.stderr(), `porthole: invalid configuration\n  error_page: cannot read missing.html (ENOENT)\n`);
   assert.equal(existsSync(join(dir, 'data', 'private', 'token')), false);
+});
+
+test('a corrupt registry file is exit code 2, naming the data dir; it is left as it was and no token is created', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'porthole-serve-start-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  mkdirSync(join(dir, 'private'), { recursive: true, mode: 0o700 });
+  writeFileSync(join(dir, 'private', 'apps.json'), '{"apps": [');
+  const run = runCli(['serve', '--listen', '127.0.0.1:0', '--data', dir]);
+  assert.equal(await run.exited, 2);
+  assert.match(run.stderr(), new RegExp(`^porthole: cannot load the app registry in ${dir}: `));
+  assert.equal(readFileSync(join(dir, 'private', 'apps.json'), 'utf8'), '{"apps": [');
+  assert.equal(existsSync(join(dir, 'private', 'token')), false);
+});
+
+test('a data dir that cannot be made is exit code 1 with one message', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'porthole-serve-start-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const notADir = join(dir, 'file');
+  writeFileSync(notADir, 'x');
+  const run = runCli(['serve', '--listen', '127.0.0.1:0', '--data', notADir]);
+  assert.equal(await run.exited, 1);
+  assert.match(run.stderr(), new RegExp(`^porthole: cannot prepare the data directory ${notADir}: EEXIST`));
+  assert.equal(run.stderr().split('\n').length, 2, 'one line');
 });

@@ -4,7 +4,7 @@
  * processes, real sockets on port 0.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -234,4 +234,22 @@ test('a config file: relative to its directory, reloaded from disk, named as the
   assert.deepEqual(configs.events.at(-1), { action: 'reloaded', source: file, apps: 1 });
   assert.equal(await (await fetch(`${start.url}/two/y`)).text(), 'http-ok /y');
   assert.equal((await fetch(`${start.url}/one/x`)).status, 404);
+});
+
+test('listen() names the stage that failed: a corrupt registry (cause PH_ERR_STORE_CORRUPT), a data dir that is a file', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'porthole-create-server-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  mkdirSync(join(dir, 'private'), { recursive: true, mode: 0o700 });
+  writeFileSync(join(dir, 'private', 'apps.json'), 'not json');
+  await assert.rejects(createServer({ listen: { port: 0 }, dataDir: dir }).listen(), (err: ServerStartError) => {
+    assert.ok(err instanceof ServerStartError);
+    assert.equal(err.stage, 'registry');
+    assert.equal(err.cause.code, 'PH_ERR_STORE_CORRUPT');
+    return true;
+  });
+  assert.equal(existsSync(join(dir, 'private', 'token')), false);
+
+  const file = join(dir, 'a-file');
+  writeFileSync(file, '');
+  await assert.rejects(createServer({ listen: { port: 0 }, dataDir: file }).listen(), (err: ServerStartError) => err instanceof ServerStartError && err.stage === 'data');
 });
