@@ -10,6 +10,9 @@ export type { EventMap, EventName } from './events.js';
 export { createGateway, Gateway } from './gateway/gateway.js';
 export type { GatewayOptions, ListenAddress } from './gateway/gateway.js';
 export { loadConfigFile, watchConfigFile } from './config/load.js';
+// The whole server (gateway, supervised apps, admin API and token), as `porthole serve` runs it.
+export { createServer, ServerStartError, defaultDataDir } from './server/create-server.js';
+export type { ServerOptions, ServerStarted, PortholeServer } from './server/create-server.js';
 export { startLogger } from './log/logger.js';
 export type { LoggerOptions, LogFormat } from './log/logger.js';
 // The toolkit, for scripts and tests of your own.

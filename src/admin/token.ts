@@ -1,6 +1,6 @@
 /**
  * The admin token: generated at first start into the data directory's
- * `private/` (mode 0700, see cli/data-dir.ts), readable by its owner only
+ * `private/` (mode 0700, see server/data-dir.ts), readable by its owner only
  * (mode 0600), shown once.
  */
 import { randomBytes, timingSafeEqual } from 'node:crypto';

@@ -5,7 +5,7 @@ import { Command, Option } from 'commander';
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { readToken } from '../admin/token.js';
-import { defaultDataDir } from './serve.js';
+import { defaultDataDir } from '../server/create-server.js';
 
 interface ClientOptions {
   gateway?: string;

@@ -3,34 +3,11 @@
  * to reload, SIGTERM/SIGINT to drain and exit 0.
  */
 import type { Command } from 'commander';
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import { existsSync } from 'node:fs';
-import { homedir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { loadConfigFile, watchConfigFile } from '../config/load.js';
-import { parseConfig, type Config } from '../config/schema.js';
+import { watchConfigFile } from '../config/load.js';
 import { ConfigError } from '../errors.js';
-import { emit } from '../events.js';
-import { createAdminApi } from '../admin/api.js';
-import { AppRegistry } from '../admin/registry.js';
-import { ensureToken } from '../admin/token.js';
-import { Supervisor } from '../apps/supervisor.js';
-import { createGateway } from '../gateway/gateway.js';
 import { startLogger } from '../log/logger.js';
-import { prepareDataDir } from './data-dir.js';
-import { FileStore } from '../store/file-store.js';
-
-export function defaultDataDir(): string {
-  const base = process.env.XDG_DATA_HOME || join(homedir(), '.local', 'share');
-  return join(base, 'porthole');
-}
-
-export function parseListen(value: string): { host: string; port: number } {
-  const m = /^(?:\[([0-9a-fA-F:]+)\]|([^:\s]*)):(\d{1,5})$/.exec(value) ?? /^()()(\d{1,5})$/.exec(value);
-  const port = m ? Number(m[3]) : NaN;
-  if (!m || port > 65535) throw new ConfigError([`--listen: expected HOST:PORT such as 127.0.0.1:50000, got ${JSON.stringify(value)}`]);
-  return { host: m[1] || m[2] || '127.0.0.1', port };
-}
+import { createServer, defaultDataDir, ServerStartError, type PortholeServer } from '../server/create-server.js';
 
 interface ServeOptions {
   listen?: string;
@@ -76,11 +53,9 @@ Exit codes: 0 after a drain, 1 on a runtime failure (port in use), 2 on an inval
 
 async function serve(opts: ServeOptions): Promise<void> {
   const configFile = opts.config ?? (existsSync('porthole.yaml') ? 'porthole.yaml' : undefined);
-  let config: Config;
-  let listen: { host: string; port: number };
+  let server: PortholeServer;
   try {
-    config = configFile ? loadConfigFile(configFile) : parseConfig({});
-    listen = parseListen(opts.listen ?? config.listen ?? '127.0.0.1:50000');
+    server = createServer({ configFile, listen: opts.listen, dataDir: opts.data });
     if (opts.logFormat && !['auto', 'json', 'text'].includes(opts.logFormat)) {
       throw new ConfigError([`--log-format: expected auto, json or text, got ${JSON.stringify(opts.logFormat)}`]);
     }
@@ -91,86 +66,24 @@ async function serve(opts: ServeOptions): Promise<void> {
     }
     throw err;
   }
+  const { config } = server;
   const stopLogger = startLogger({ format: opts.logFormat ?? config.log.format, quietRequests: !config.log.requests });
-  const dataDir = resolve(opts.data ?? config.data ?? defaultDataDir());
-  // The token and the registry in private/ (0700), apps' directories beside it (see data-dir.ts).
-  const layout = prepareDataDir(dataDir);
 
-  const baseDir = configFile ? dirname(resolve(configFile)) : process.cwd();
-  // Read once the gateway listens (below): a start that fails must not create and print a new token.
-  let token: string | undefined;
-
-  let registry: AppRegistry | undefined;
-  let admin: ((req: IncomingMessage, res: ServerResponse) => boolean) | undefined;
-  const gateway = createGateway(config, {
-    baseDir,
-    appGate: (name) => registry?.appGate(name) ?? null,
-    intercept: (req, res) => admin?.(req, res) ?? false,
-  });
-  const supervisor = new Supervisor({ dataDir: layout.privateDir, appsDir: layout.appsDir, appDefaults: config.app_defaults });
-  registry = new AppRegistry(gateway, supervisor, new FileStore(layout.privateDir), config);
-  let current = config;
-  admin = createAdminApi({
-    registry,
-    supervisor,
-    gatewayId: gateway.id,
-    // No token yet means nothing matches it (sameToken never matches the empty string).
-    guard: () => ({ token: token ?? '', localNoAuth: current.admin.local_no_auth, hosts: current.admin.hosts }),
-  });
-  if (configFile) emit('config', { action: 'loaded', source: configFile, apps: config.apps.length });
+  let started;
   try {
-    await registry.init();
+    started = await server.listen();
   } catch (err) {
-    const e = err as NodeJS.ErrnoException;
-    process.stderr.write(`porthole: cannot load the app registry in ${dataDir}: ${e.message}\n`);
-    await supervisor.stopAll();
-    process.exit(e.code === 'PH_ERR_STORE_CORRUPT' ? 2 : 1);
+    if (!(err instanceof ServerStartError)) throw err;
+    process.stderr.write(`porthole: ${err.message}\n`);
+    process.exit(err.stage === 'registry' && err.cause.code === 'PH_ERR_STORE_CORRUPT' ? 2 : 1);
   }
+  // The token is the gateway's secret: apps never see it (see clean-env.ts), and it is shown once.
+  if (started.tokenCreated) process.stderr.write(`porthole: admin token (saved in ${started.tokenFile}, mode 0600): ${started.token}\n`);
+  process.stderr.write(`porthole: listening on ${started.url} (${config.apps.length} app${config.apps.length === 1 ? '' : 's'})\n`);
 
-  let address;
-  try {
-    address = await gateway.listen(listen.host, listen.port);
-  } catch (err) {
-    const e = err as NodeJS.ErrnoException;
-    process.stderr.write(`porthole: cannot listen on ${listen.host}:${listen.port}: ${e.code === 'EADDRINUSE' ? 'the port is already in use' : e.message}\n`);
-    await supervisor.stopAll();
-    process.exit(1);
-  }
-  registry.gatewayPort = address.port;
-  try {
-    const t = ensureToken(dataDir);
-    token = t.token;
-    // The token is the gateway's secret: apps never see it (see clean-env.ts), and it is shown once.
-    if (t.created) process.stderr.write(`porthole: admin token (saved in ${t.file}, mode 0600): ${t.token}\n`);
-  } catch (err) {
-    process.stderr.write(`porthole: cannot create the admin token in ${dataDir}: ${(err as Error).message}\n`);
-    await gateway.drain();
-    await supervisor.stopAll();
-    process.exit(1);
-  }
-  process.stderr.write(`porthole: listening on ${address.url} (${config.apps.length} app${config.apps.length === 1 ? '' : 's'})\n`);
-
+  // A rejected config is reported by the server's `config rejected` event; the old one stays.
   const reload = () => {
-    if (!configFile) return;
-    try {
-      const next = loadConfigFile(configFile);
-      // Built whole before anything changes: a bad error_page path rejects the file here.
-      gateway.validate(next);
-      supervisor.setAppDefaults(next.app_defaults);
-      registry!.setConfig(next).then(
-        () => {
-          current = next;
-          emit('config', { action: 'reloaded', source: configFile, apps: next.apps.length });
-        },
-        (err: Error & { code?: string }) => {
-          supervisor.setAppDefaults(current.app_defaults);
-          emit('config', { action: 'rejected', source: configFile, error: err.message, code: err.code ?? 'PH_ERR_CONFIG' });
-        },
-      );
-    } catch (err) {
-      const e = err as Error & { code?: string };
-      emit('config', { action: 'rejected', source: configFile, error: e.message, code: e.code ?? 'PH_ERR_CONFIG' });
-    }
+    if (configFile) server.reload().catch(() => {});
   };
   const unwatch = configFile ? watchConfigFile(configFile, reload) : () => {};
   process.on('SIGHUP', reload);
@@ -180,8 +93,7 @@ async function serve(opts: ServeOptions): Promise<void> {
     if (stopping) return;
     stopping = true;
     unwatch();
-    await gateway.drain();
-    await supervisor.stopAll();
+    await server.drain();
     stopLogger();
     process.exit(0);
   };

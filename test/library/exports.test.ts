@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import * as porthole from 'porthole';
 
 test('the package exports the gateway, its config and errors, and the toolkit — through the exports map only', async () => {
-  for (const name of ['createGateway', 'Gateway', 'parseConfig', 'parseApp', 'loadConfigFile', 'subscribe', 'startLogger', 'startEchoServer', 'runBench', 'runDoctor', 'startBridgeServer', 'describeCloseCode', 'ConfigError', 'PortholeError']) {
+  for (const name of ['createGateway', 'Gateway', 'createServer', 'ServerStartError', 'parseConfig', 'parseApp', 'loadConfigFile', 'subscribe', 'startLogger', 'startEchoServer', 'runBench', 'runDoctor', 'startBridgeServer', 'describeCloseCode', 'ConfigError', 'PortholeError']) {
     assert.equal(typeof (porthole as Record<string, unknown>)[name], 'function', name);
   }
   assert.match(porthole.describeCloseCode(1006), /abnormal/i);

@@ -1,0 +1,280 @@
+/**
+ * The composition root (issue 9, item 1): the gateway, the supervisor, the
+ * app registry and its store, the admin API and its token, wired the way
+ * `porthole serve` runs them. `porthole serve` is flags, signals, config-file
+ * watching and printing around `createServer()`; a Node program can embed
+ * the same server.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { homedir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { loadConfigFile } from '../config/load.js';
+import { parseConfig, type Config } from '../config/schema.js';
+import { ConfigError } from '../errors.js';
+import { emit, subscribe } from '../events.js';
+import { createAdminApi } from '../admin/api.js';
+import { AppRegistry } from '../admin/registry.js';
+import { ensureToken, tokenFile } from '../admin/token.js';
+import { Supervisor } from '../apps/supervisor.js';
+import { createGateway, type Gateway, type ListenAddress } from '../gateway/gateway.js';
+import { startLogger, type LogFormat } from '../log/logger.js';
+import { FileStore } from '../store/file-store.js';
+import { dataLayout, prepareDataDir, type DataLayout } from './data-dir.js';
+
+export interface ServerOptions {
+  /**
+   * The config, shaped like `porthole.yaml` (validated here; `ConfigError`
+   * when it is not) or already parsed. Ignored when `configFile` is given.
+   * Default: no apps.
+   */
+  config?: unknown;
+  /** A YAML config file, read instead of `config`; relative paths in it are resolved from its directory. */
+  configFile?: string;
+  /** The state directory (token, registry, app logs). Default: the config's `data`, else `$XDG_DATA_HOME/porthole`. */
+  dataDir?: string;
+  /** Where to listen: `"HOST:PORT"` or `{ host, port }` (port 0 picks a free one). Default: the config's `listen`, else 127.0.0.1:50000. */
+  listen?: string | { host?: string; port: number };
+  /** Where relative paths of the config (error pages) are resolved. Default: the config file's directory, else the cwd. */
+  baseDir?: string;
+  /**
+   * Log every event as a line on stdout (see `startLogger`) until the server
+   * is drained: `true` for the config's `log` settings, or a format.
+   * Default: no logging (subscribe to the events yourself).
+   */
+  log?: boolean | { format?: LogFormat | 'auto' };
+}
+
+/** What `listen()` resolves with. */
+export interface ServerStarted extends ListenAddress {
+  /** The admin token (send it as `Authorization: Bearer …`). */
+  token: string;
+  /** True when this start created the token: show it once, it is not printed again. */
+  tokenCreated: boolean;
+  /** Where the token is kept (mode 0600). */
+  tokenFile: string;
+}
+
+/** Why `listen()` failed; the original error is `cause`. */
+export class ServerStartError extends Error {
+  constructor(
+    /** `data` (the data dir), `registry` (loading the stored apps), `listen` (the port), `token` (creating it). */
+    readonly stage: 'data' | 'registry' | 'listen' | 'token',
+    message: string,
+    override readonly cause: NodeJS.ErrnoException,
+  ) {
+    super(message);
+    this.name = 'ServerStartError';
+  }
+}
+
+export interface PortholeServer {
+  /** The config in force (the last one `reload` swapped in). */
+  readonly config: Config;
+  /** The config file, when the server was made from one. */
+  readonly configFile: string | undefined;
+  readonly dataDir: string;
+  /** `private/` (token, registry, logs) and `apps/` (each app's default cwd) under `dataDir`. */
+  readonly layout: DataLayout;
+  /** Where the admin token is (or will be) kept. */
+  readonly tokenFile: string;
+  /** The admin token, once `listen()` has resolved. */
+  readonly token: string | undefined;
+  /** The address to listen on. */
+  readonly listenAddress: { host: string; port: number };
+  readonly gateway: Gateway;
+  readonly supervisor: Supervisor;
+  /** The apps of the config file and the admin API; ready once `listen()` has resolved. */
+  readonly registry: AppRegistry;
+  /** The events (`porthole:request`, `porthole:app`, …), as `subscribe` from the package. */
+  readonly subscribe: typeof subscribe;
+  /**
+   * Prepares the data dir, loads the stored apps (stopping what a killed
+   * gateway left running, starting autostart apps), listens, then reads or
+   * creates the admin token — only once listening, so a start that fails
+   * creates none. Rejects with `ServerStartError` after stopping what it
+   * started. Calling it again returns the same promise.
+   */
+  listen(): Promise<ServerStarted>;
+  /**
+   * Swaps in a new config (by default the config file, read again), built
+   * whole first: open tunnels stay, the registry's API apps stay. Rejects
+   * with the error (and emits `config rejected`) when it is invalid; the old
+   * config stays.
+   */
+  reload(config?: unknown): Promise<Config>;
+  /**
+   * New connections are refused, tunnels get a close frame (1001), requests
+   * in flight get `timeoutMs` (default: the config's `drain_timeout`) to
+   * finish; then every app is stopped.
+   */
+  drain(timeoutMs?: number): Promise<void>;
+  /** Drains without waiting for requests in flight, and stops every app. */
+  close(): Promise<void>;
+}
+
+/** `$XDG_DATA_HOME/porthole`, else `~/.local/share/porthole`. */
+export function defaultDataDir(): string {
+  const base = process.env.XDG_DATA_HOME || join(homedir(), '.local', 'share');
+  return join(base, 'porthole');
+}
+
+/** `HOST:PORT`, `[V6]:PORT` or `PORT` (host 127.0.0.1); `ConfigError` otherwise. */
+export function parseListen(value: string): { host: string; port: number } {
+  const m = /^(?:\[([0-9a-fA-F:]+)\]|([^:\s]*)):(\d{1,5})$/.exec(value) ?? /^()()(\d{1,5})$/.exec(value);
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || port > 65535) throw new ConfigError([`--listen: expected HOST:PORT such as 127.0.0.1:50000, got ${JSON.stringify(value)}`]);
+  return { host: m[1] || m[2] || '127.0.0.1', port };
+}
+
+/**
+ * Builds the server without touching the disk or the network: throws
+ * `ConfigError` when the config (or `listen`) is invalid. Nothing runs until
+ * `listen()`.
+ */
+export function createServer(options: ServerOptions = {}): PortholeServer {
+  const configFile = options.configFile;
+  const config = configFile ? loadConfigFile(configFile) : options.config === undefined ? parseConfig({}) : parseGiven(options.config);
+  const listenAt = listenOption(options.listen ?? config.listen ?? '127.0.0.1:50000');
+  const dataDir = resolve(options.dataDir ?? config.data ?? defaultDataDir());
+  // The token and the registry in private/ (0700), apps' directories beside it (see data-dir.ts).
+  const layout = dataLayout(dataDir);
+  const baseDir = options.baseDir ?? (configFile ? dirname(resolve(configFile)) : process.cwd());
+  const source = configFile ?? 'createServer';
+
+  let current = config;
+  // Read once the gateway listens: a start that fails must not create a token.
+  let token: string | undefined;
+  let admin: ((req: IncomingMessage, res: ServerResponse) => boolean) | undefined;
+  let registry: AppRegistry | undefined;
+  const gateway = createGateway(config, {
+    baseDir,
+    appGate: (name) => registry?.appGate(name) ?? null,
+    intercept: (req, res) => admin?.(req, res) ?? false,
+  });
+  const supervisor = new Supervisor({ dataDir: layout.privateDir, appsDir: layout.appsDir, appDefaults: config.app_defaults });
+  registry = new AppRegistry(gateway, supervisor, new FileStore(layout.privateDir), config);
+  admin = createAdminApi({
+    registry,
+    supervisor,
+    gatewayId: gateway.id,
+    // No token yet means nothing matches it (sameToken never matches the empty string).
+    guard: () => ({ token: token ?? '', localNoAuth: current.admin.local_no_auth, hosts: current.admin.hosts }),
+  });
+
+  let stopLogger: (() => void) | undefined;
+  if (options.log) {
+    const format = options.log === true ? config.log.format : (options.log.format ?? config.log.format);
+    stopLogger = startLogger({ format, quietRequests: !config.log.requests });
+  }
+
+  const stopApps = async () => {
+    await supervisor.stopAll();
+    stopLogger?.();
+    stopLogger = undefined;
+  };
+
+  let stopping: Promise<void> | undefined;
+  const shutDown = (timeoutMs?: number) =>
+    (stopping ??= (async () => {
+      await gateway.drain(timeoutMs);
+      await stopApps();
+    })());
+
+  const reg = registry;
+  const start = async (): Promise<ServerStarted> => {
+    try {
+      prepareDataDir(dataDir);
+    } catch (err) {
+      throw new ServerStartError('data', `cannot prepare the data directory ${dataDir}: ${(err as Error).message}`, err as NodeJS.ErrnoException);
+    }
+    if (configFile) emit('config', { action: 'loaded', source: configFile, apps: config.apps.length });
+    try {
+      await reg.init();
+    } catch (err) {
+      await stopApps();
+      throw new ServerStartError('registry', `cannot load the app registry in ${dataDir}: ${(err as Error).message}`, err as NodeJS.ErrnoException);
+    }
+    let address: ListenAddress;
+    try {
+      address = await gateway.listen(listenAt.host, listenAt.port);
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      await stopApps();
+      throw new ServerStartError('listen', `cannot listen on ${listenAt.host}:${listenAt.port}: ${e.code === 'EADDRINUSE' ? 'the port is already in use' : e.message}`, e);
+    }
+    reg.gatewayPort = address.port;
+    try {
+      // The token is the gateway's secret: apps never see it (see clean-env.ts).
+      const t = ensureToken(dataDir);
+      token = t.token;
+      return { ...address, token: t.token, tokenCreated: t.created, tokenFile: t.file };
+    } catch (err) {
+      await shutDown();
+      throw new ServerStartError('token', `cannot create the admin token in ${dataDir}: ${(err as Error).message}`, err as NodeJS.ErrnoException);
+    }
+  };
+  let starting: Promise<ServerStarted> | undefined;
+  const server: PortholeServer = {
+    get config() {
+      return current;
+    },
+    configFile,
+    dataDir,
+    layout,
+    tokenFile: tokenFile(dataDir),
+    get token() {
+      return token;
+    },
+    listenAddress: listenAt,
+    gateway,
+    supervisor,
+    registry: reg,
+    subscribe,
+
+    listen() {
+      // Twice would load the registry twice: the second call gets the first start.
+      return (starting ??= start());
+    },
+
+    async reload(given?: unknown) {
+      let next: Config;
+      try {
+        if (given === undefined && !configFile) throw new ConfigError(['reload: no config given and no config file to read']);
+        next = given === undefined ? loadConfigFile(configFile!) : parseGiven(given);
+        // Built whole before anything changes: a bad error_page path rejects the config here.
+        gateway.validate(next);
+      } catch (err) {
+        const e = err as Error & { code?: string };
+        emit('config', { action: 'rejected', source, error: e.message, code: e.code ?? 'PH_ERR_CONFIG' });
+        throw err;
+      }
+      supervisor.setAppDefaults(next.app_defaults);
+      try {
+        await reg.setConfig(next);
+      } catch (err) {
+        const e = err as Error & { code?: string };
+        supervisor.setAppDefaults(current.app_defaults);
+        emit('config', { action: 'rejected', source, error: e.message, code: e.code ?? 'PH_ERR_CONFIG' });
+        throw err;
+      }
+      current = next;
+      emit('config', { action: 'reloaded', source, apps: next.apps.length });
+      return next;
+    },
+
+    drain: (timeoutMs) => shutDown(timeoutMs),
+    close: () => shutDown(0),
+  };
+  return server;
+}
+
+function parseGiven(config: unknown): Config {
+  // A parsed config is frozen (see schema.ts); anything else is validated.
+  return typeof config === 'object' && config !== null && Object.isFrozen(config) && Array.isArray((config as Config).apps) ? (config as Config) : parseConfig(config);
+}
+
+function listenOption(value: string | { host?: string; port: number }): { host: string; port: number } {
+  if (typeof value === 'string') return parseListen(value);
+  if (!Number.isInteger(value.port) || value.port < 0 || value.port > 65535) throw new ConfigError([`listen.port: expected a port number 0–65535, got ${JSON.stringify(value.port)}`]);
+  return { host: value.host ?? '127.0.0.1', port: value.port };
+}
