@@ -13,7 +13,8 @@ import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { createServer, type EventMap, type PortholeServer, type ServerStarted } from 'porthole';
 import { ensureTools } from '../../scripts/ensure-tools.mjs';
-import { closed, collect, nextMessage, openWs, waitFor, wsUpstream } from '../helpers/net.js';
+import { appCmd } from '../helpers/admin.js';
+import { closed, collect, nextMessage, openWs, waitFor, wsCloseOf, wsUpstream } from '../helpers/net.js';
 
 /** Polls an async check until it returns a value (not undefined). */
 async function until<T>(fn: () => Promise<T | undefined>, timeoutMs: number, what: () => string): Promise<T> {
@@ -207,4 +208,41 @@ test('a real Prometheus scrapes the gateway with the token and sees the request,
   await want('porthole_tunnel_closes_total{app="echo",code="4321",closed_by="client"}', 1, 'the close-code series');
   await want('up{job="porthole"}', 1, 'the scrape target up');
   assert.ok(ev.bytesIn >= 3 * 2048);
+});
+
+test('refused upgrades are counted by their error code, and a supervised app shows its state, starts and last exit code', async (t) => {
+  const upstream = await wsUpstream();
+  t.after(() => upstream.close());
+  const { server, start } = await started(t, upstream.port);
+  const get = async () => (await fetch(`${start.url}/_porthole/metrics`, { headers: { Authorization: `Bearer ${start.token}` } })).text();
+
+  // An app whose upstream is not listening: the upgrade is refused with an error code.
+  const deadPort = await freePort();
+  await server.registry.put({ name: 'dead', url: `http://127.0.0.1:${deadPort}` });
+  const upgrades = collect('upgrade', server.gateway.id);
+  t.after(() => upgrades.stop());
+  // (The gateway may answer the handshake and close at once with the error's close code: either way it is a refusal.)
+  await wsCloseOf(`ws://127.0.0.1:${start.port}/dead/ws`).catch(() => undefined);
+  const refused = await waitFor(() => upgrades.events.find((e) => e.app === 'dead'), 5000, 'the refused upgrade event');
+  assert.equal(refused.accepted, false);
+  assert.ok(refused.code, JSON.stringify(refused));
+  assert.equal(metric(await get(), 'porthole_ws_upgrades_total', { app: 'dead', result: refused.code! }), 1);
+
+  // A supervised app, started then stopped.
+  await server.registry.put({ name: 'proc', cmd: appCmd() });
+  await server.registry.act('proc', 'start');
+  await until(async () => (metric(await get(), 'porthole_app_state', { app: 'proc', state: 'running' }) === 1 ? true : undefined), 15_000, () => 'proc running in the metrics');
+  let text = await get();
+  assert.equal(metric(text, 'porthole_app_state', { app: 'proc', state: 'starting' }), 0);
+  assert.equal(metric(text, 'porthole_app_starts_total', { app: 'proc' }), 1);
+  await server.registry.act('proc', 'stop');
+  await until(async () => (metric(await get(), 'porthole_app_state', { app: 'proc', state: 'stopped' }) === 1 ? true : undefined), 15_000, () => 'proc stopped in the metrics');
+  text = await get();
+  assert.equal(metric(text, 'porthole_app_state', { app: 'proc', state: 'running' }), 0);
+
+  // An app that exits with code 3 on its own: its exit code is shown.
+  await server.registry.put({ name: 'crash', cmd: 'exit 3' });
+  await server.registry.act('crash', 'start').catch(() => undefined);
+  await until(async () => (metric(await get(), 'porthole_app_last_exit_code', { app: 'crash' }) === 3 ? true : undefined), 15_000, () => 'crash exit code 3 in the metrics');
+  assert.ok((metric(await get(), 'porthole_app_starts_total', { app: 'crash' }) ?? 0) >= 1);
 });
