@@ -48,7 +48,8 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   const requests = new Counter({ name: 'porthole_http_requests_total', help: 'HTTP requests answered, by app, method and status class.', labelNames: ['app', 'method', 'status_class'], registers: [registry] });
   const requestSeconds = new Histogram({ name: 'porthole_http_request_duration_seconds', help: 'Time to answer an HTTP request, by app.', labelNames: ['app'], buckets: REQUEST_BUCKETS, registers: [registry] });
   const upgrades = new Counter({ name: 'porthole_ws_upgrades_total', help: 'WebSocket upgrades, by app and result (accepted, or the refusal code).', labelNames: ['app', 'result'], registers: [registry] });
-  const tunnelsOpen = new Gauge({
+  const handshakeSeconds = new Histogram({ name: 'porthole_ws_handshake_duration_seconds', help: 'Time from connecting to the app to the 101 sent back (proxied apps), by app.', labelNames: ['app'], buckets: REQUEST_BUCKETS, registers: [registry] });
+  new Gauge({
     name: 'porthole_tunnels_open',
     help: 'Open WebSocket tunnels and bridge connections, by app.',
     labelNames: ['app'],
@@ -82,6 +83,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     subscribe('upgrade', (e: EventMap['upgrade']) => {
       if (!mine(e)) return;
       upgrades.inc({ app: appLabel(e.app), result: e.accepted ? 'accepted' : (e.code ?? `status_${e.status ?? 'none'}`) });
+      if (e.accepted && e.ms !== undefined) handshakeSeconds.observe({ app: appLabel(e.app) }, e.ms / 1000);
     }),
     subscribe('tunnel.close', (e: EventMap['tunnel.close']) => {
       if (!mine(e)) return;

@@ -104,6 +104,8 @@ test('the metrics page counts requests by app, method and status class, tunnel b
   assert.equal(metric(text, 'porthole_http_requests_total', { app: '', method: 'GET', status_class: '4xx' }), 1);
   assert.equal(metric(text, 'porthole_http_request_duration_seconds_count', { app: 'echo' }), 3);
   assert.equal(metric(text, 'porthole_ws_upgrades_total', { app: 'echo', result: 'accepted' }), 2);
+  assert.equal(metric(text, 'porthole_ws_handshake_duration_seconds_count', { app: 'echo' }), 2);
+  assert.ok((metric(text, 'porthole_ws_handshake_duration_seconds_sum', { app: 'echo' }) ?? 0) > 0);
   // Five 1000-byte messages each way: payload plus frame headers (masked from the client).
   assert.ok(ev.bytesIn >= 5000 && ev.bytesOut >= 5000, JSON.stringify(ev));
   assert.equal(metric(text, 'porthole_tunnel_bytes_total', { app: 'echo', direction: 'in' }), ev.bytesIn);
