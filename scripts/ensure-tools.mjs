@@ -24,6 +24,7 @@ export const TOOLS = [
   { check: '/usr/bin/setpriv', pkg: 'util-linux' },
   { check: '/usr/bin/xauth', pkg: 'xauth' },
   { check: '/usr/bin/websocketd', pkg: 'websocketd' },
+  { check: '/usr/bin/prometheus', pkg: 'prometheus' },
 ];
 
 export function ensureTools(tools = TOOLS) {

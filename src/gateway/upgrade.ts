@@ -60,6 +60,8 @@ export function proxyUpgrade(gw: GatewayCore, req: IncomingMessage, socket: Dupl
 }
 
 function connect(gw: GatewayCore, req: IncomingMessage, socket: Duplex, head: Buffer, match: Match, fail: (err: PortholeError) => void): void {
+  // For the upgrade event's `ms` (the handshake histogram of the metrics).
+  const started = performance.now();
   const { route, target } = match;
   const app = route.app.name;
   const path = req.url ?? '/';
@@ -92,7 +94,7 @@ function connect(gw: GatewayCore, req: IncomingMessage, socket: Duplex, head: Bu
     const raw = res.rawHeaders;
     for (let i = 0; i < raw.length; i += 2) response += `${raw[i]}: ${raw[i + 1]}\r\n`;
     socket.write(`${response}\r\n`);
-    emit('upgrade', { gateway: gw.id, app, path, accepted: true, status: 101 });
+    emit('upgrade', { gateway: gw.id, app, path, accepted: true, status: 101, ms: Math.round((performance.now() - started) * 1000) / 1000 });
     splice(gw, socket, upSocket, head, upHead, route, path);
   });
 

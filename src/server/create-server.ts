@@ -18,6 +18,8 @@ import { ensureToken, tokenFile } from '../admin/token.js';
 import { Supervisor } from '../apps/supervisor.js';
 import { createGateway, type Gateway, type ListenAddress } from '../gateway/gateway.js';
 import { startLogger, type LogFormat } from '../log/logger.js';
+import { createMetrics, type Metrics } from '../metrics/metrics.js';
+import { metricsEndpoint } from '../metrics/endpoint.js';
 import { FileStore } from '../store/file-store.js';
 import { dataLayout, prepareDataDir, type DataLayout } from './data-dir.js';
 
@@ -42,6 +44,11 @@ export interface ServerOptions {
    * Default: no logging (subscribe to the events yourself).
    */
   log?: boolean | { format?: LogFormat | 'auto' };
+  /**
+   * Prometheus metrics at `GET /_porthole/metrics`, behind the admin token
+   * (see docs/metrics.md). Default true; false subscribes to nothing.
+   */
+  metrics?: boolean;
 }
 
 /** What `listen()` resolves with. */
@@ -87,6 +94,8 @@ export interface PortholeServer {
   readonly registry: AppRegistry;
   /** The events (`porthole:request`, `porthole:app`, …), as `subscribe` from the package. */
   readonly subscribe: typeof subscribe;
+  /** The metrics served at `/_porthole/metrics` (undefined with `metrics: false`). */
+  readonly metrics: Metrics | undefined;
   /**
    * Prepares the data dir, loads the stored apps (stopping what a killed
    * gateway left running, starting autostart apps), listens, then reads or
@@ -145,11 +154,12 @@ export function createServer(options: ServerOptions = {}): PortholeServer {
   // Read once the gateway listens: a start that fails must not create a token.
   let token: string | undefined;
   let admin: ((req: IncomingMessage, res: ServerResponse) => boolean) | undefined;
+  let metricsPage: ((req: IncomingMessage, res: ServerResponse) => boolean) | undefined;
   let registry: AppRegistry | undefined;
   const gateway = createGateway(config, {
     baseDir,
     appGate: (name) => registry?.appGate(name) ?? null,
-    intercept: (req, res) => admin?.(req, res) ?? false,
+    intercept: (req, res) => (metricsPage?.(req, res) || admin?.(req, res)) ?? false,
   });
   const supervisor = new Supervisor({ dataDir: layout.privateDir, appsDir: layout.appsDir, appDefaults: config.app_defaults });
   registry = new AppRegistry(gateway, supervisor, new FileStore(layout.privateDir), config);
@@ -160,6 +170,12 @@ export function createServer(options: ServerOptions = {}): PortholeServer {
     // No token yet means nothing matches it (sameToken never matches the empty string).
     guard: () => ({ token: token ?? '', localNoAuth: current.admin.local_no_auth, hosts: current.admin.hosts }),
   });
+  // Fed by the events; the open-tunnel gauge reads the gateway's sets when scraped.
+  let metrics: Metrics | undefined;
+  if (options.metrics !== false) {
+    metrics = createMetrics({ gatewayId: gateway.id, openTunnels: () => [...gateway.tunnels, ...gateway.bridges].map((t) => t.info.app) });
+    metricsPage = metricsEndpoint(metrics, () => ({ token: token ?? '', localNoAuth: current.admin.local_no_auth, hosts: current.admin.hosts }));
+  }
 
   let stopLogger: (() => void) | undefined;
   if (options.log) {
@@ -169,6 +185,7 @@ export function createServer(options: ServerOptions = {}): PortholeServer {
 
   const stopApps = async () => {
     await supervisor.stopAll();
+    metrics?.close();
     stopLogger?.();
     stopLogger = undefined;
   };
@@ -230,6 +247,7 @@ export function createServer(options: ServerOptions = {}): PortholeServer {
     supervisor,
     registry: reg,
     subscribe,
+    metrics,
 
     listen() {
       // Twice would load the registry twice: the second call gets the first start.

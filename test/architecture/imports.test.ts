@@ -19,6 +19,9 @@ const TOOLKIT_MAY_IMPORT = ['src/gateway/bridge-entry.ts', 'src/errors.ts', 'src
 /** What the gateway must never import (DESIGN.md: it is fed snapshots and read through its events). */
 const GATEWAY_MUST_NOT_IMPORT = ['src/admin/', 'src/cli/', 'src/toolkit/', 'src/dashboard/', 'src/metrics/', 'src/cluster/', 'src/server/', 'src/server.ts', 'src/index.ts'];
 
+/** What src/metrics may import from src/, besides its own folder: it reads the events, never the gateway (the composition root hands it a tunnel counter). */
+const METRICS_MAY_IMPORT = ['src/events.ts', 'src/errors.ts', 'src/admin/guard.ts'];
+
 function sourcesUnder(dir: string): string[] {
   const abs = join(ROOT, dir);
   return readdirSync(abs)
@@ -68,6 +71,7 @@ function violations(files: readonly string[], read: (file: string) => Import[], 
 
 const toolkitBreaks = (target: string) => target.startsWith('src/') && !target.startsWith('src/toolkit/') && !under(target, TOOLKIT_MAY_IMPORT);
 const gatewayBreaks = (target: string) => under(target, GATEWAY_MUST_NOT_IMPORT);
+const metricsBreaks = (target: string) => target.startsWith('src/') && !target.startsWith('src/metrics/') && !under(target, METRICS_MAY_IMPORT);
 
 describe('import rules (DESIGN.md)', () => {
   test('the reader sees static, type-only, re-exported, side-effect and dynamic imports, each resolved to its source file', () => {
@@ -111,6 +115,13 @@ describe('import rules (DESIGN.md)', () => {
     const files = sourcesUnder('src/gateway');
     assert.ok(files.length > 10, `${files.length} gateway sources found`);
     assert.deepEqual(violations(files, importsOfFile, gatewayBreaks), []);
+  });
+
+  test('src/metrics imports from src/ only its own files, the events, errors and the admin guard (never the gateway)', () => {
+    const files = sourcesUnder('src/metrics');
+    assert.ok(files.includes('src/metrics/metrics.ts'), 'the metrics sources are found');
+    assert.deepEqual(violations(files, importsOfFile, metricsBreaks), []);
+    assert.deepEqual(violations(['src/metrics/bad.ts'], (f) => importsOf(f, "import { Gateway } from '../gateway/gateway.js';"), metricsBreaks), ['src/metrics/bad.ts imports src/gateway/gateway.ts']);
   });
 
   test("the gateway's bridge apps and `porthole bridge` share the entry: only bridge-entry.ts opens a bridge", () => {
