@@ -18,40 +18,13 @@ import { runCli } from '../helpers/cli.js';
 import { rawRequest, waitFor } from '../helpers/net.js';
 import { logEvents, startBridgeCli, type BridgeCli } from '../fixtures/bridge/bridge-cli.js';
 import { tcpPeer, type TcpPeer } from '../fixtures/bridge/tcp-peers.js';
+import { tryBridge as tryBridgeAt } from '../fixtures/bridge/try-bridge.js';
 
 const WEB = fileURLToPath(new URL('../fixtures/bridge/web', import.meta.url));
 
-interface Outcome {
-  /** The handshake completed (a refusal completes it too, so the page can read why). */
-  opened: boolean;
-  /** What came back for the bytes sent: the target's echo. */
-  echoed?: string;
-  code?: number;
-  reason?: string;
-}
 
-/** Opens the bridge as a browser page would (its Host and Origin), sends "hello", and reports how it ended. */
-function tryBridge(port: number, opts: { host?: string; origin?: string; path?: string } = {}): Promise<Outcome> {
-  return new Promise((ok, fail) => {
-    const ws = new WebSocket(`ws://127.0.0.1:${port}${opts.path ?? '/websockify'}`, ['binary'], {
-      ...(opts.origin ? { origin: opts.origin } : {}),
-      ...(opts.host ? { headers: { Host: opts.host } } : {}),
-    });
-    let opened = false;
-    ws.once('open', () => {
-      opened = true;
-      ws.send(Buffer.from('hello'));
-    });
-    ws.once('message', (m) => {
-      ws.close(1000);
-      ok({ opened, echoed: String(m) });
-    });
-    ws.once('close', (code, reason) => ok({ opened, code, reason: reason.toString() }));
-    ws.once('error', (err) => {
-      if (!opened) fail(err);
-    });
-  });
-}
+/** The bridge as noVNC dials it: at /websockify unless the test says otherwise. */
+const tryBridge = (port: number, opts: { host?: string; origin?: string; path?: string } = {}) => tryBridgeAt(port, { path: '/websockify', ...opts });
 
 /** A plain GET with a given Host (raw: fetch() will not send a Host of our choosing). */
 async function getWithHost(port: number, host: string, path = '/', extra = ''): Promise<{ status: number; error: string | undefined; body: string }> {

@@ -12,35 +12,9 @@ import { DrainingError } from '../../src/errors.js';
 import { BridgeEntry } from '../../src/gateway/bridge-entry.js';
 import { closeServer, collect, listen, waitFor } from '../helpers/net.js';
 import { tcpPeer, type TcpPeer } from '../fixtures/bridge/tcp-peers.js';
+import { tryBridge } from '../fixtures/bridge/try-bridge.js';
 
-interface Outcome {
-  opened: boolean;
-  echoed?: string;
-  code?: number;
-  reason?: string;
-}
 
-function tryBridge(port: number, opts: { host?: string; origin?: string } = {}): Promise<Outcome> {
-  return new Promise((ok, fail) => {
-    const ws = new WebSocket(`ws://127.0.0.1:${port}/`, ['binary'], {
-      ...(opts.origin ? { origin: opts.origin } : {}),
-      ...(opts.host ? { headers: { Host: opts.host } } : {}),
-    });
-    let opened = false;
-    ws.once('open', () => {
-      opened = true;
-      ws.send(Buffer.from('hello'));
-    });
-    ws.once('message', (m) => {
-      ws.close(1000);
-      ok({ opened, echoed: String(m) });
-    });
-    ws.once('close', (code, reason) => ok({ opened, code, reason: reason.toString() }));
-    ws.once('error', (err) => {
-      if (!opened) fail(err);
-    });
-  });
-}
 
 describe('BridgeEntry in a plain http.Server', { timeout: 30_000 }, () => {
   let target: TcpPeer;

@@ -8,33 +8,12 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import { after, before, describe, test } from 'node:test';
 import { networkInterfaces } from 'node:os';
-import WebSocket from 'ws';
 import { HostPolicy } from '../../src/gateway/host-policy.js';
 import { startBridgeServer, type BridgeServer } from '../../src/index.js';
 import { collect, waitFor } from '../helpers/net.js';
 import { tcpPeer, type TcpPeer } from '../fixtures/bridge/tcp-peers.js';
+import { tryBridge } from '../fixtures/bridge/try-bridge.js';
 
-function tryBridge(port: number, opts: { host?: string; origin?: string } = {}): Promise<{ opened: boolean; echoed?: string; code?: number; reason?: string }> {
-  return new Promise((ok, fail) => {
-    const ws = new WebSocket(`ws://127.0.0.1:${port}/`, ['binary'], {
-      ...(opts.origin ? { origin: opts.origin } : {}),
-      ...(opts.host ? { headers: { Host: opts.host } } : {}),
-    });
-    let opened = false;
-    ws.once('open', () => {
-      opened = true;
-      ws.send(Buffer.from('hello'));
-    });
-    ws.once('message', (m) => {
-      ws.close(1000);
-      ok({ opened, echoed: String(m) });
-    });
-    ws.once('close', (code, reason) => ok({ opened, code, reason: reason.toString() }));
-    ws.once('error', (err) => {
-      if (!opened) fail(err);
-    });
-  });
-}
 
 /** A plain GET with this Host: the status and X-Porthole-Error. */
 async function statusFor(port: number, host: string): Promise<[number, string | undefined]> {
