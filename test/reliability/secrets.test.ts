@@ -10,11 +10,11 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { test, type TestContext } from 'node:test';
+import { after, before, test, type TestContext } from 'node:test';
 import { readToken } from '../../src/admin/token.js';
 import { CLI } from '../helpers/cli.js';
 import { record } from './harness.js';
@@ -33,6 +33,26 @@ interface Gateway {
 }
 
 /** Secrets the gateway is started with, as an operator's shell would pass them. */
+/**
+ * nobody runs the built CLI and the attacker script from this checkout, so it
+ * must be able to pass through the checkout's directories. A checkout in a
+ * `mktemp -d` folder (mode 0700) is not: for the length of this file, each
+ * ancestor gets the traverse bit for others (never read), then its mode back.
+ */
+const loosened: { dir: string; mode: number }[] = [];
+before(() => {
+  if (process.getuid?.() !== 0) return;
+  for (let dir = fileURLToPath(new URL('../../', import.meta.url)); dir !== dirname(dir); dir = dirname(dir)) {
+    const mode = statSync(dir).mode & 0o7777;
+    if (mode & 0o001) continue;
+    loosened.push({ dir, mode });
+    chmodSync(dir, mode | 0o001);
+  }
+});
+after(() => {
+  for (const { dir, mode } of loosened) chmodSync(dir, mode);
+});
+
 function secretEnv(): Record<string, string> {
   const s = () => randomBytes(18).toString('hex');
   return { PORTHOLE_TOKEN: `ptok-${s()}`, AWS_SECRET_ACCESS_KEY: `aws-${s()}`, OPENAI_API_KEY: `sk-${s()}` };
