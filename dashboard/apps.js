@@ -2,7 +2,7 @@
  * The Apps view: every app with its URLs, state and process figures, the
  * start/stop/restart/remove buttons, and the register form below.
  */
-import { useState } from 'preact/hooks';
+import { useEffect, useState } from 'preact/hooks';
 import { html } from './html.js';
 import { api, appPath } from './api.js';
 import { formatAgo, formatDuration, formatFull, toMs } from './format.js';
@@ -92,7 +92,7 @@ function Actions({ app, busy, act }) {
 function AppRow({ app, now, busy, act }) {
   const started = toMs(app.started_at);
   const cause = app.message || app.last_probe;
-  return html`<tr class=${`app-row state-${app.state}`}>
+  return html`<tr class=${`app-row state-${app.state}`} data-app=${app.name} data-state=${app.state}>
     <th scope="row" data-label="Name">
       <span class="app-name">${app.name}</span>
       <span class="sub kind">
@@ -127,11 +127,20 @@ function AppRow({ app, now, busy, act }) {
 }
 
 const VERB = { start: 'Starting', stop: 'Stopping', restart: 'Restarting', remove: 'Removing' };
+const DONE = { start: 'Started', stop: 'Stopped', restart: 'Restarted', remove: 'Removed' };
+/** A success notice goes away by itself after this long; an error stays until dismissed. */
+const OK_NOTICE_MS = 6000;
 
 export function AppsView({ apps, updateApp, refreshApps }) {
   const now = useNow(1000);
   const [busy, setBusy] = useState(/** @type {Record<string, string>} */ ({}));
   const [notice, setNotice] = useState(/** @type {{ kind: 'ok' | 'error', text: string } | null} */ (null));
+
+  useEffect(() => {
+    if (notice?.kind !== 'ok') return undefined;
+    const t = setTimeout(() => setNotice((n) => (n === notice ? null : n)), OK_NOTICE_MS);
+    return () => clearTimeout(t);
+  }, [notice]);
 
   const act = (name) => async (what) => {
     setBusy((b) => ({ ...b, [name]: VERB[what] }));
@@ -143,7 +152,7 @@ export function AppsView({ apps, updateApp, refreshApps }) {
       } else {
         const r = await api(`${appPath(name)}/${what}`, { method: 'POST' });
         updateApp(r.app);
-        setNotice({ kind: 'ok', text: `${name}: ${r.app?.state ?? 'done'}.` });
+        setNotice({ kind: 'ok', text: r.app?.state ? `${name} is ${r.app.state}.` : `${DONE[what]} ${name}.` });
       }
     } catch (err) {
       setNotice({ kind: 'error', text: `${VERB[what]} ${name} failed: ${err.message}${err.code ? ` (${err.code})` : ''}` });

@@ -88,9 +88,16 @@ function AppLog({ name }) {
     };
   }, [name]);
 
+  // Whether to follow is read from where the view was before these lines were
+  // added, not only from scroll events: those come a frame late, after a batch may have landed.
+  const lastHeight = useRef(0);
   useLayoutEffect(() => {
     const el = box.current;
-    if (el && stick.current) el.scrollTop = el.scrollHeight;
+    if (!el) return;
+    const wasAtBottom = el.scrollTop + el.clientHeight >= lastHeight.current - STICK_PX;
+    stick.current = wasAtBottom;
+    if (wasAtBottom) el.scrollTop = el.scrollHeight;
+    lastHeight.current = el.scrollHeight;
   }, [lines]);
 
   const onScroll = () => {

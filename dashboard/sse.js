@@ -19,19 +19,25 @@ export class SseParser {
     this.event = '';
     /** @type {string[]} */
     this.data = [];
+    this.afterCr = false;
   }
 
   /** @param {string} chunk */
   push(chunk) {
+    if (!chunk) return;
+    // A CR that ended the last chunk may be the first half of a CRLF: its LF is not a second line end.
+    if (this.afterCr && chunk.startsWith('\n')) chunk = chunk.slice(1);
+    this.afterCr = false;
     this.buffer += chunk;
     let start = 0;
     for (let i = 0; i < this.buffer.length; i++) {
       const c = this.buffer.charCodeAt(i);
       if (c !== 10 && c !== 13) continue;
-      // A CR as the last character may be the first half of a CRLF: wait for the next chunk.
-      if (c === 13 && i === this.buffer.length - 1) break;
       this.line(this.buffer.slice(start, i));
-      if (c === 13 && this.buffer.charCodeAt(i + 1) === 10) i++;
+      if (c === 13) {
+        if (i === this.buffer.length - 1) this.afterCr = true;
+        else if (this.buffer.charCodeAt(i + 1) === 10) i++;
+      }
       start = i + 1;
     }
     this.buffer = this.buffer.slice(start);

@@ -5,8 +5,10 @@
 import { html } from './html.js';
 import { closeCodeMeaning, formatBytes, formatClock, formatCount, formatDuration, formatFull } from './format.js';
 
+/** Bytes and messages one way; the exact counts ride along as data attributes. */
 function Traffic({ bytes, messages }) {
-  return html`${formatBytes(bytes)} <span class="sub">${formatCount(messages)} msg</span>`;
+  return html`<span class="bytes" data-bytes=${bytes} data-messages=${messages} title=${`${formatCount(bytes)} bytes`}>${formatBytes(bytes)}</span>
+    <span class="sub">${formatCount(messages)} msg</span>`;
 }
 
 function OpenTunnels({ tunnels }) {
@@ -24,7 +26,7 @@ function OpenTunnels({ tunnels }) {
       </thead>
       <tbody>
         ${tunnels.map(
-          (t) => html`<tr key=${t.id} data-id=${t.id} class="tunnel-row">
+          (t) => html`<tr key=${t.id} data-id=${t.id} data-app=${t.app} class="tunnel-row">
             <th scope="row" data-label="App">${t.app ?? '—'}${t.kind === 'bridge' ? html` <span class="tag">bridge</span>` : null}</th>
             <td data-label="Path" class="path"><code>${t.path}</code></td>
             <td data-label="Client">${t.client}</td>
@@ -52,7 +54,7 @@ function CloseHistory({ closes }) {
       </thead>
       <tbody>
         ${closes.map(
-          (c) => html`<tr key=${c.id} data-id=${c.id} class="close-row">
+          (c) => html`<tr key=${c.id} data-id=${c.id} data-app=${c.app} data-code=${c.close_code ?? ''} class="close-row">
             <td data-label="Closed" title=${formatFull(c.at)}>${formatClock(c.at)}</td>
             <th scope="row" data-label="App">${c.app ?? '—'}${c.kind === 'bridge' ? html` <span class="tag">bridge</span>` : null}</th>
             <td data-label="Path" class="path"><code>${c.path}</code></td>

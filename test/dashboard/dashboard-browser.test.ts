@@ -1,0 +1,344 @@
+/**
+ * Issue 9, section 2, as a user lives it in Chromium: a real `porthole serve`
+ * child, its printed login link, then the dashboard's every view —
+ * register an app through the form (a bad port is named beside the port
+ * field), start it by keyboard and by mouse, open it in a new tab, watch its
+ * WebSocket in the live table with growing byte counts and its close code and
+ * reason in the history, read its stdout and stderr as it prints them, stop
+ * it, log out and be refused. No console error (a CSP violation would be
+ * one), and no request leaves the gateway.
+ *
+ * Screenshots of every view go to a temp dir, removed afterwards unless
+ * PORTHOLE_SCREENSHOTS=DIR names a folder to keep them in; with
+ * PORTHOLE_DOCS_SCREENSHOTS=1 the three the README shows are written to
+ * docs/images/ as well.
+ */
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { after, before, describe, test } from 'node:test';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { startAdmin, type AdminGateway } from '../helpers/admin.js';
+import { launchChromium } from '../helpers/browser.js';
+
+const CHATTY = fileURLToPath(new URL('../fixtures/dashboard/chatty-app.mjs', import.meta.url));
+const DOCS_IMAGES = fileURLToPath(new URL('../../docs/images/', import.meta.url));
+const LOGIN_LINE = /porthole: dashboard \(this link logs in once\): (http:\/\/\S+)/;
+
+/** A port nothing listens on now (the app will). */
+function freePort(): Promise<number> {
+  return new Promise((ok, fail) => {
+    const s = net.createServer();
+    s.once('error', fail);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as net.AddressInfo;
+      s.close(() => ok(port));
+    });
+  });
+}
+
+describe('the dashboard in Chromium', { timeout: 180_000 }, () => {
+  let gw: AdminGateway;
+  let browser: Browser;
+  let context: BrowserContext;
+  let page: Page;
+  let appPage: Page | undefined;
+  let shots: string;
+  let chattyPort: number;
+  const problems: string[] = [];
+  const foreign: string[] = [];
+
+  const shot = async (name: string, docs?: string) => {
+    const file = join(shots, `${name}.png`);
+    await page.screenshot({ path: file });
+    if (docs && process.env.PORTHOLE_DOCS_SCREENSHOTS === '1') {
+      mkdirSync(DOCS_IMAGES, { recursive: true });
+      await page.screenshot({ path: join(DOCS_IMAGES, `dashboard-${docs}.png`) });
+    }
+  };
+  const row = (app: string) => page.locator(`tr.app-row[data-app="${app}"]`);
+  const view = async (label: 'Apps' | 'Live tunnels' | 'Logs') => {
+    await page.bringToFront();
+    await page.getByRole('navigation', { name: 'Views' }).getByRole('link', { name: new RegExp(`^${label}`) }).click();
+    await page.locator(`nav a[aria-current="page"]`, { hasText: label }).waitFor();
+  };
+
+  before(async () => {
+    shots = process.env.PORTHOLE_SCREENSHOTS || mkdtempSync(join(tmpdir(), 'porthole-dashboard-shots-'));
+    mkdirSync(shots, { recursive: true });
+    // One app from the config file (first in the table), one registered through the page.
+    gw = await startAdmin({
+      config: `apps:\n  - name: hello\n    description: Python's http.server, from the config file\n    cmd: exec /usr/bin/python3 -m http.server --bind 127.0.0.1 $PORT\n`,
+    });
+    chattyPort = await freePort();
+    browser = await launchChromium();
+    context = await browser.newContext({ viewport: { width: 1280, height: 800 }, colorScheme: 'light' });
+    page = await context.newPage();
+    const origin = new URL(gw.url).origin;
+    // A CSP violation is a console error. Failed loads are not counted here: the test
+    // provokes 400s and 401s on purpose, and Chromium asks for /favicon.ico.
+    page.on('console', (m) => {
+      if ((m.type() === 'error' || m.type() === 'warning') && !m.text().startsWith('Failed to load resource')) problems.push(`console ${m.type()}: ${m.text()}`);
+    });
+    page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+    page.on('request', (r) => {
+      if (new URL(r.url()).origin !== origin) foreign.push(r.url());
+    });
+  });
+
+  after(async () => {
+    await browser?.close().catch(() => undefined);
+    await gw?.cleanup();
+    if (!process.env.PORTHOLE_SCREENSHOTS) rmSync(shots, { recursive: true, force: true });
+  });
+
+  test('logs in with the login link porthole serve printed', async () => {
+    const m = LOGIN_LINE.exec(gw.stderr());
+    assert.ok(m, `serve prints a login link:\n${gw.stderr()}`);
+    await page.goto(m[1]);
+    assert.equal(new URL(page.url()).pathname, '/_porthole/', 'the link leaves the address bar');
+    assert.equal(new URL(page.url()).search, '');
+    await page.getByRole('heading', { name: /^Apps/ }).waitFor();
+    await row('hello').waitFor();
+    await page.locator('.live-status.open').waitFor();
+    // The config file's app is marked, and cannot be removed from here.
+    await row('hello').locator('.tag', { hasText: 'config' }).waitFor();
+    const remove = row('hello').getByRole('button', { name: 'Remove hello', exact: true });
+    assert.equal(await remove.isDisabled(), true);
+    assert.match((await remove.getAttribute('title')) ?? '', /config file/);
+  });
+
+  test('registers an app through the form: a bad port is named beside the port field, then a good one registers', async () => {
+    await page.fill('#reg-name', 'chatty');
+    await page.fill('#reg-cmd', `exec ${process.execPath} ${CHATTY}`);
+    await page.fill('#reg-port', '70000');
+    await page.fill('#reg-env', 'GREETING=hi\n# a comment line\n');
+    await page.getByRole('button', { name: 'Register', exact: true }).click();
+    const error = page.locator('#reg-port-error');
+    await error.waitFor();
+    assert.match(await error.innerText(), /65535|port/i);
+    const port = page.locator('#reg-port');
+    assert.equal(await port.getAttribute('aria-invalid'), 'true');
+    assert.match((await port.getAttribute('aria-describedby')) ?? '', /\breg-port-error\b/);
+    assert.equal(await page.locator('.field-error').count(), 1, 'only the port is wrong');
+    // Beside the field: right under the input, in the same column.
+    const [inBox, errBox] = [await port.boundingBox(), await error.boundingBox()];
+    assert.ok(inBox && errBox);
+    assert.ok(errBox.y >= inBox.y + inBox.height - 1 && errBox.y - (inBox.y + inBox.height) < 24, `error under the field (${JSON.stringify({ inBox, errBox })})`);
+    assert.ok(Math.abs(errBox.x - inBox.x) < 4, 'same column');
+    assert.equal(await page.evaluate(() => document.activeElement?.id), 'reg-port', 'focus goes to the field to fix');
+    await page.locator('#register-general').waitFor();
+    await page.locator('#register-title').scrollIntoViewIfNeeded();
+    await shot('register-bad-port');
+
+    await page.fill('#reg-port', String(chattyPort));
+    await page.getByRole('button', { name: 'Register', exact: true }).click();
+    await page.getByText('Registered chatty').waitFor();
+    assert.equal(await page.locator('.field-error').count(), 0);
+    await row('chatty').waitFor();
+    assert.equal(await row('chatty').getAttribute('data-state'), 'stopped');
+    const { body } = await gw.api('GET', '/_porthole/api/apps/chatty');
+    assert.equal(body.app.port, chattyPort);
+    assert.deepEqual(body.app.env, { GREETING: 'hi' });
+  });
+
+  test('keyboard: Tab reaches the first app\u2019s Start button, Enter starts it, and it reaches running', async () => {
+    await page.reload();
+    await row('hello').waitFor();
+    let reached = false;
+    for (let i = 0; i < 30 && !reached; i++) {
+      await page.keyboard.press('Tab');
+      reached = await page.evaluate(() => document.activeElement?.getAttribute('aria-label') === 'Start hello');
+    }
+    assert.ok(reached, 'Tab reaches Start hello');
+    const outline = await page.evaluate(() => getComputedStyle(document.activeElement!).outlineStyle);
+    assert.notEqual(outline, 'none', 'the focus is visible');
+    await page.keyboard.press('Enter');
+    await page.locator('tr.app-row[data-app="hello"][data-state="running"]').waitFor({ timeout: 30_000 });
+    assert.match(await row('hello').locator('td[data-label="PID"]').innerText(), /^\d+$/);
+  });
+
+  test('starts the registered app and sees it reach running', async () => {
+    await row('chatty').getByRole('button', { name: 'Start chatty', exact: true }).click();
+    await page.locator('tr.app-row[data-app="chatty"][data-state="running"]').waitFor({ timeout: 30_000 });
+    await page.waitForTimeout(1100); // an uptime that reads as one
+    assert.match(await row('chatty').locator('td[data-label="Uptime"]').innerText(), /\d+ s/);
+    await page.getByRole('button', { name: 'Dismiss' }).click();
+    await shot('apps', 'apps');
+  });
+
+  test('opens the app from the table in a new tab', async () => {
+    const link = row('chatty').getByRole('link', { name: /^\/chatty\// });
+    assert.equal(await link.getAttribute('target'), '_blank');
+    assert.match((await link.getAttribute('rel')) ?? '', /noopener/);
+    const [tab] = await Promise.all([context.waitForEvent('page'), link.click()]);
+    appPage = tab;
+    await appPage.waitForLoadState();
+    assert.equal(new URL(appPage.url()).pathname, '/chatty/');
+    assert.equal(await appPage.title(), 'chatty app');
+    assert.equal(await appPage.locator('h1').innerText(), 'chatty app chatty');
+    assert.equal(await appPage.evaluate(() => window.opener), null, 'the app gets no handle on the dashboard');
+  });
+
+  test('a WebSocket to the app shows in the live table with growing byte counts, and its close code and reason in the history', async () => {
+    assert.ok(appPage);
+    await view('Live tunnels');
+    await page.getByText(/No open tunnels/).waitFor();
+    // Through the gateway, from the app's own page.
+    await appPage.evaluate(`new Promise((ok, fail) => {
+      const ws = new WebSocket(location.origin.replace(/^http/, 'ws') + '/chatty/chat');
+      window.__ws = ws;
+      ws.onopen = () => { ws.send('hello through porthole'); ok(); };
+      ws.onerror = () => fail(new Error('websocket failed'));
+    })`);
+    const tunnel = page.locator('tr.tunnel-row[data-app="chatty"]');
+    await tunnel.waitFor({ timeout: 10_000 });
+    assert.equal(await tunnel.locator('td[data-label="Path"]').innerText(), '/chatty/chat');
+    assert.match(await tunnel.locator('td[data-label="Client"]').innerText(), /127\.0\.0\.1/);
+    const bytes = async () => ({
+      in: Number(await tunnel.locator('td.bytes-in .bytes').getAttribute('data-bytes')),
+      out: Number(await tunnel.locator('td.bytes-out .bytes').getAttribute('data-bytes')),
+    });
+    const waitBytes = async (atLeast: { in: number; out: number }) => {
+      const deadline = Date.now() + 10_000;
+      for (;;) {
+        const b = await bytes();
+        if (b.in >= atLeast.in && b.out >= atLeast.out) return b;
+        assert.ok(Date.now() < deadline, `bytes reach ${JSON.stringify(atLeast)}; last ${JSON.stringify(b)}`);
+        await page.waitForTimeout(200);
+      }
+    };
+    const first = await waitBytes({ in: 1, out: 1 });
+    await appPage.evaluate(`(() => { for (let i = 0; i < 20; i++) window.__ws.send('x'.repeat(1000)); })()`);
+    const second = await waitBytes({ in: first.in + 20_000, out: first.out + 20_000 });
+    assert.ok(second.in > first.in && second.out > first.out, `growing: ${JSON.stringify({ first, second })}`);
+    assert.match(await tunnel.locator('td.bytes-in').innerText(), /KiB/);
+
+
+    await shot('live-open');
+
+    // A second one stays open while the first closes with a code and a reason.
+    await appPage.evaluate(`new Promise((ok) => {
+      const ws = new WebSocket(location.origin.replace(/^http/, 'ws') + '/chatty/feed');
+      window.__ws2 = ws;
+      ws.onopen = () => { ws.send('second'); ok(); };
+    })`);
+    await page.locator('tr.tunnel-row[data-app="chatty"]').nth(1).waitFor();
+    await appPage.evaluate(`window.__ws.close(4001, 'bye')`);
+    const closed = page.locator('tr.close-row[data-app="chatty"][data-code="4001"]');
+    await closed.waitFor({ timeout: 10_000 });
+    assert.equal(await closed.locator('td.close-reason').innerText(), 'bye');
+    assert.equal(await closed.locator('td[data-label="Closed by"]').innerText(), 'client');
+    assert.match(await closed.locator('td.close-code').innerText(), /4001\s+application-defined/);
+    await page.waitForFunction(() => document.querySelectorAll('tr.tunnel-row').length === 1);
+    assert.equal(await page.locator('tr.tunnel-row td[data-label="Path"]').innerText(), '/chatty/feed');
+    await shot('live', 'live');
+    await appPage.evaluate(`window.__ws2.close(1000)`);
+    await page.getByText(/No open tunnels/).waitFor();
+  });
+
+  test('a refused upgrade shows in the gateway events with its code', async () => {
+    assert.ok(appPage);
+    const refused = await appPage.evaluate(`new Promise((ok) => {
+      const ws = new WebSocket(location.origin.replace(/^http/, 'ws') + '/no-such-app/ws');
+      ws.onclose = (e) => ok({ code: e.code });
+    })`);
+    assert.ok(refused);
+    await view('Logs');
+    const event = page.locator('.events .event.level-warn, .events .event.level-error').filter({ has: page.locator('code.code') });
+    await event.first().waitFor({ timeout: 10_000 });
+    assert.match(await event.first().locator('code.code').innerText(), /^PH_ERR_[A-Z_]+$/);
+    assert.match(await event.first().innerText(), /upgrade/);
+  });
+
+  test('reads the app\u2019s log lines as it prints them, stderr marked', async () => {
+    assert.ok(appPage);
+    await view('Logs');
+    await page.selectOption('#log-app', 'chatty');
+    const log = page.getByRole('log', { name: 'Output of chatty' });
+    await log.locator('.line', { hasText: 'chatty app listening on' }).waitFor();
+    // Lines printed now, with the page open.
+    const stamp = Date.now().toString(36);
+    await appPage.evaluate(`fetch('/chatty/say?out=OUT-${stamp}').then(() => fetch('/chatty/say?err=ERR-${stamp}'))`);
+    const out = log.locator('.line', { hasText: `OUT-${stamp}` });
+    const err = log.locator('.line', { hasText: `ERR-${stamp}` });
+    await out.waitFor();
+    await err.waitFor();
+    assert.match((await err.getAttribute('class')) ?? '', /\bstderr\b/);
+    assert.equal(await err.locator('.stream').innerText(), 'err', 'stderr has a visible marker, not colour alone');
+    assert.match((await out.getAttribute('class')) ?? '', /\bstdout\b/);
+    assert.equal(await out.locator('.stream').innerText(), '');
+    // The gateway's own events, in their panel: the apps' state changes at least.
+    await page.locator('.events .event').first().waitFor();
+    await shot('logs', 'logs');
+  });
+
+  test('follows the newest log lines unless the user scrolled up', async () => {
+    assert.ok(appPage);
+    const log = page.getByRole('log', { name: 'Output of chatty' });
+    const atBottom = () => log.evaluate((el) => el.scrollHeight - el.scrollTop - el.clientHeight < 30);
+    const say = (n: number, tag: string) => appPage!.evaluate(`Promise.all(Array.from({ length: ${n} }, (_, i) => fetch('/chatty/say?out=${tag}-' + i)))`);
+    await say(60, 'fill');
+    await log.locator('.line', { hasText: 'fill-59' }).waitFor();
+    await page.waitForTimeout(200);
+    assert.ok(await atBottom(), 'at the bottom while following');
+    await log.evaluate((el) => el.scrollTo({ top: 0 }));
+    await say(5, 'later');
+    await log.locator('.line', { hasText: 'later-4' }).waitFor();
+    await page.waitForTimeout(200);
+    assert.equal(await log.evaluate((el) => el.scrollTop), 0, 'stays where the user scrolled');
+    const jump = page.getByRole('button', { name: /Follow the latest/ });
+    await jump.click();
+    assert.ok(await atBottom());
+  });
+
+  test('stops the app', async () => {
+    await view('Apps');
+    await row('chatty').getByRole('button', { name: 'Stop chatty', exact: true }).click();
+    await page.locator('tr.app-row[data-app="chatty"][data-state="stopped"]').waitFor({ timeout: 15_000 });
+    assert.equal(await row('chatty').locator('td[data-label="PID"]').innerText(), '—');
+  });
+
+  test('reads at phone width: no sideways scrolling, tables as cards', async () => {
+    await page.setViewportSize({ width: 390, height: 844 });
+    for (const v of ['Apps', 'Live tunnels', 'Logs'] as const) {
+      await view(v);
+      await page.waitForTimeout(150);
+      const wide = await page.evaluate(() => document.documentElement.scrollWidth);
+      assert.ok(wide <= 390, `${v}: the page is ${wide} px wide`);
+    }
+    await view('Apps');
+    assert.equal(await row('chatty').evaluate((el) => getComputedStyle(el).display), 'flex', 'a row is a card');
+    await shot('apps-phone');
+    await page.setViewportSize({ width: 1280, height: 800 });
+  });
+
+  test('logs out and is refused: the API answers 401 and the page shows the login form; another tab says the session ended', async () => {
+    const other = await context.newPage();
+    await other.goto(`${new URL(gw.url).origin}/_porthole/#apps`);
+    await other.locator('tr.app-row[data-app="chatty"]').waitFor();
+
+    await page.getByRole('button', { name: 'Log out' }).click();
+    await page.locator('form.login input#token').waitFor();
+    assert.equal(new URL(page.url()).pathname, '/_porthole/');
+    const status = await page.evaluate(`fetch('/_porthole/api/apps').then((r) => r.status)`);
+    assert.equal(status, 401);
+    await shot('login');
+
+    // The other tab held the same session: its next call is refused and it says so.
+    await other.getByRole('button', { name: 'Start chatty', exact: true }).click();
+    await other.getByRole('alert').filter({ hasText: /session ended/i }).waitFor();
+    assert.equal(await other.getByRole('link', { name: 'log in again' }).getAttribute('href'), '/_porthole/');
+    const replay = await other.evaluate(`fetch('/_porthole/api/apps', { headers: { 'X-Porthole-CSRF': document.querySelector('meta[name=porthole-csrf]').content } }).then((r) => r.status)`);
+    assert.equal(replay, 401, 'the CSRF secret alone opens nothing');
+    await other.close();
+  });
+
+  test('no console errors (CSP included) and nothing loaded from outside the gateway', () => {
+    assert.deepEqual(problems, []);
+    assert.deepEqual(foreign, []);
+  });
+});
