@@ -153,8 +153,18 @@ export function follow(path, { onOpen, onMessage, onState = () => {} }) {
     delay = Math.min(delay * 2, MAX_DELAY);
   }
 
-  connect();
+  // Once any call learns the session ended, a stream still open on it stops too.
+  const offEnded = onSessionEnded(() => {
+    if (stopped) return;
+    stopped = true;
+    clearTimeout(timer);
+    ctrl?.abort();
+    onState({ state: 'ended' });
+  });
+  if (!stopped) connect();
   return () => {
+    offEnded();
+    if (stopped) return;
     stopped = true;
     clearTimeout(timer);
     ctrl?.abort();

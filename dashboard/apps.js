@@ -2,7 +2,7 @@
  * The Apps view: every app with its URLs, state and process figures, the
  * start/stop/restart/remove buttons, and the register form below.
  */
-import { useEffect, useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import { html } from './html.js';
 import { api, appPath } from './api.js';
 import { formatAgo, formatDuration, formatFull, toMs } from './format.js';
@@ -49,15 +49,36 @@ export function StateBadge({ state }) {
  */
 function Actions({ app, busy, act }) {
   const [confirming, setConfirming] = useState(false);
+  const yesRef = useRef(/** @type {HTMLButtonElement | null} */ (null));
+  const removeRef = useRef(/** @type {HTMLButtonElement | null} */ (null));
+  const asked = useRef(false);
+  // Focus moves to "Yes, remove" when asking, and back to Remove when cancelled (once each,
+  // not on every re-render: the table re-renders every second).
+  useEffect(() => {
+    if (confirming) {
+      asked.current = true;
+      yesRef.current?.focus();
+    } else if (asked.current) {
+      asked.current = false;
+      removeRef.current?.focus();
+    }
+  }, [confirming]);
   const supervised = typeof app.cmd === 'string';
   const fromConfig = app.source === 'config';
   const notSupervised = supervised ? undefined : `${app.name} has no cmd: Porthole does not run it`;
   const disabled = (why) => ({ disabled: Boolean(why), title: why || undefined });
   const running = RUNNING.has(app.state);
   if (confirming) {
-    return html`<div class="actions confirm" role="group" aria-label=${`Remove ${app.name}?`}>
+    return html`<div
+      class="actions confirm"
+      role="group"
+      aria-label=${`Remove ${app.name}?`}
+      onKeyDown=${(e) => {
+        if (e.key === 'Escape') setConfirming(false);
+      }}
+    >
       <span>Remove ${app.name}?</span>
-      <button type="button" class="danger" ref=${(el) => el?.focus()} onClick=${() => act('remove').finally(() => setConfirming(false))}>Yes, remove</button>
+      <button type="button" class="danger" ref=${yesRef} onClick=${() => act('remove').finally(() => setConfirming(false))}>Yes, remove</button>
       <button type="button" onClick=${() => setConfirming(false)}>Cancel</button>
     </div>`;
   }
@@ -68,6 +89,7 @@ function Actions({ app, busy, act }) {
   const remove = html`<button
     type="button"
     class="danger"
+    ref=${removeRef}
     aria-label=${`Remove ${app.name}`}
     aria-disabled=${busy ? 'true' : undefined}
     ...${disabled(fromConfig ? `${app.name} comes from the config file: remove it there` : '')}
@@ -149,6 +171,8 @@ export function AppsView({ apps, updateApp, refreshApps }) {
       if (what === 'remove') {
         await api(appPath(name), { method: 'DELETE' });
         setNotice({ kind: 'ok', text: `Removed ${name}.` });
+        // Its row (and the focused button in it) is gone: keep keyboard focus on the table's heading.
+        document.getElementById('apps-title')?.focus();
       } else {
         const r = await api(`${appPath(name)}/${what}`, { method: 'POST' });
         updateApp(r.app);
@@ -167,7 +191,7 @@ export function AppsView({ apps, updateApp, refreshApps }) {
 
   return html`<section class="panel" aria-labelledby="apps-title">
       <div class="panel-head">
-        <h2 id="apps-title">Apps ${apps ? html`<span class="count">${apps.length}</span>` : null}</h2>
+        <h2 id="apps-title" tabindex="-1">Apps ${apps ? html`<span class="count">${apps.length}</span>` : null}</h2>
       </div>
       <div class="notice-slot" role="status" aria-live="polite">
         ${notice ? html`<p class=${`notice ${notice.kind}`}>${notice.text} <button type="button" class="link" onClick=${() => setNotice(null)}>Dismiss</button></p>` : null}

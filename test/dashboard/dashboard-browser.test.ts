@@ -166,7 +166,10 @@ describe('the dashboard in Chromium', { timeout: 180_000 }, () => {
     await page.locator('tr.app-row[data-app="chatty"][data-state="running"]').waitFor({ timeout: 30_000 });
     await page.waitForTimeout(1100); // an uptime that reads as one
     assert.match(await row('chatty').locator('td[data-label="Uptime"]').innerText(), /\d+ s/);
-    await page.getByRole('button', { name: 'Dismiss' }).click();
+    // The "chatty is starting." notice, dismissed (it would go by itself) for a clean picture.
+    const dismiss = page.getByRole('button', { name: 'Dismiss' });
+    if (await dismiss.isVisible()) await dismiss.click();
+    await page.locator('.notice').waitFor({ state: 'detached' });
     await shot('apps', 'apps');
   });
 
@@ -302,6 +305,29 @@ describe('the dashboard in Chromium', { timeout: 180_000 }, () => {
     assert.equal(await row('chatty').locator('td[data-label="PID"]').innerText(), '—');
   });
 
+  test('removes an app by keyboard, after asking in place (Escape cancels)', async () => {
+    const put = await gw.api('PUT', '/_porthole/api/apps/scratch', { url: 'http://127.0.0.1:9' });
+    assert.equal(put.status, 200, JSON.stringify(put.body));
+    const remove = row('scratch').getByRole('button', { name: 'Remove scratch', exact: true });
+    await remove.focus();
+    await page.keyboard.press('Enter');
+    const ask = row('scratch').getByRole('group', { name: 'Remove scratch?' });
+    await ask.waitFor();
+    assert.equal(await page.evaluate(() => document.activeElement?.textContent), 'Yes, remove', 'focus on the confirm button');
+    await page.keyboard.press('Tab');
+    await page.waitForTimeout(1100); // the table re-renders every second: focus must stay where the user put it
+    assert.equal(await page.evaluate(() => document.activeElement?.textContent), 'Cancel');
+    await page.keyboard.press('Escape');
+    await ask.waitFor({ state: 'detached' });
+    assert.equal(await page.evaluate(() => document.activeElement?.getAttribute('aria-label')), 'Remove scratch', 'Escape gives focus back');
+    await page.keyboard.press('Enter');
+    await ask.waitFor();
+    await page.keyboard.press('Enter');
+    await row('scratch').waitFor({ state: 'detached' });
+    await page.getByText('Removed scratch.').waitFor();
+    assert.equal((await gw.api('GET', '/_porthole/api/apps/scratch')).status, 404);
+  });
+
   test('reads at phone width: no sideways scrolling, tables as cards', async () => {
     await page.setViewportSize({ width: 390, height: 844 });
     for (const v of ['Apps', 'Live tunnels', 'Logs'] as const) {
@@ -334,6 +360,8 @@ describe('the dashboard in Chromium', { timeout: 180_000 }, () => {
     assert.equal(await other.getByRole('link', { name: 'log in again' }).getAttribute('href'), '/_porthole/');
     const replay = await other.evaluate(`fetch('/_porthole/api/apps', { headers: { 'X-Porthole-CSRF': document.querySelector('meta[name=porthole-csrf]').content } }).then((r) => r.status)`);
     assert.equal(replay, 401, 'the CSRF secret alone opens nothing');
+    // Its live stream stopped with it: the header no longer claims to be live.
+    await other.locator('.live-status.ended').waitFor();
     await other.close();
   });
 
