@@ -88,8 +88,8 @@ export function createAdminApi(opts: AdminApiOptions): AdminApi {
   };
   return Object.assign(handler, {
     endStreams() {
+      // Ending emits 'close' later: the stream's `stop` runs then; `open()` keeps writes off it meanwhile.
       for (const res of streams) res.end();
-      streams.clear();
     },
   });
 }
@@ -240,7 +240,7 @@ function flag(v: string | null): boolean {
 function eventStream(req: IncomingMessage, res: ServerResponse, streams: Streams, stop: () => void): void {
   res.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-store', 'X-Accel-Buffering': 'no' });
   streams.add(res);
-  const keepAlive = setInterval(() => res.write(': keep-alive\n\n'), 15_000);
+  const keepAlive = setInterval(() => open(res) && res.write(': keep-alive\n\n'), 15_000);
   keepAlive.unref();
   let done = false;
   const end = () => {
@@ -254,9 +254,14 @@ function eventStream(req: IncomingMessage, res: ServerResponse, streams: Streams
   res.once('close', end);
 }
 
+/** True while a stream can still be written to (`endStreams` may have ended it before its listeners are gone). */
+function open(res: ServerResponse): boolean {
+  return !res.writableEnded && !res.destroyed;
+}
+
 /** Streams log lines as Server-Sent Events: the tail first, then each new line. */
 function followLogs(supervisor: Supervisor, name: string, tail: string[], req: IncomingMessage, res: ServerResponse, streams: Streams): void {
-  const send = (line: string) => res.write(`data: ${line.replace(/\r?\n/g, ' ')}\n\n`);
+  const send = (line: string) => open(res) && res.write(`data: ${line.replace(/\r?\n/g, ' ')}\n\n`);
   let off = () => {};
   eventStream(req, res, streams, () => off());
   tail.forEach(send);
@@ -265,7 +270,7 @@ function followLogs(supervisor: Supervisor, name: string, tail: string[], req: I
 
 /** As followLogs, each line a JSON `LogEntry` (`stream`, `text`, `at`). */
 function followEntries(supervisor: Supervisor, name: string, tail: LogEntry[], req: IncomingMessage, res: ServerResponse, streams: Streams): void {
-  const send = (entry: LogEntry) => res.write(`data: ${JSON.stringify(entry)}\n\n`);
+  const send = (entry: LogEntry) => open(res) && res.write(`data: ${JSON.stringify(entry)}\n\n`);
   let off = () => {};
   eventStream(req, res, streams, () => off());
   tail.forEach(send);
@@ -300,7 +305,7 @@ const TUNNELS_EVERY_MS = 1000;
  * `close` and `event` as they happen, `apps` when an app changes.
  */
 function live(opts: AdminApiOptions, req: IncomingMessage, res: ServerResponse, streams: Streams): void {
-  const send = (event: string, data: unknown) => res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+  const send = (event: string, data: unknown) => open(res) && res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
   const sendApps = () => send('apps', { apps: opts.registry.list() });
   const sendTunnels = () => send('tunnels', { tunnels: tunnelViews(opts) });
   let appsTimer: NodeJS.Timeout | null = null;
@@ -440,7 +445,8 @@ export function fieldsOf(problems: readonly string[]): Record<string, string> | 
   let any = false;
   for (const p of problems) {
     const m = /^(?:app\.)?([a-z_][a-z0-9_]*)(?:[.[][^:]*)?: (.+)$/s.exec(p);
-    if (!m || Object.hasOwn(fields, m[1])) continue;
+    // `app: needs one of port, url or socket` is about the whole form, not one field.
+    if (!m || (m[1] === 'app' && !p.startsWith('app.')) || Object.hasOwn(fields, m[1])) continue;
     fields[m[1]] = m[2];
     any = true;
   }
