@@ -65,8 +65,9 @@ export interface ServerStarted extends ListenAddress {
   tokenFile: string;
 }
 
-/** Why `listen()` failed; the original error is `cause`. */
+/** Why `listen()` failed (code `PH_ERR_START`, also sent as an `error` event); the original error is `cause`. */
 export class ServerStartError extends Error {
+  readonly code = 'PH_ERR_START';
   constructor(
     /** `data` (the data dir), `registry` (loading the stored apps), `listen` (the port), `token` (creating it). */
     readonly stage: 'data' | 'registry' | 'listen' | 'token',
@@ -75,6 +76,7 @@ export class ServerStartError extends Error {
   ) {
     super(message);
     this.name = 'ServerStartError';
+    emit('error', { code: this.code, message: `${message} (${stage})` });
   }
 }
 
