@@ -24,7 +24,7 @@ import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { startAdmin, type AdminGateway } from '../helpers/admin.js';
 import { launchChromium } from '../helpers/browser.js';
 
-const CHATTY = fileURLToPath(new URL('../fixtures/dashboard/chatty-app.mjs', import.meta.url));
+const CHATTY = fileURLToPath(new URL('../fixtures/dashboard/browser-app.mjs', import.meta.url));
 const DOCS_IMAGES = fileURLToPath(new URL('../../docs/images/', import.meta.url));
 const LOGIN_LINE = /porthole: dashboard \(this link logs in once\): (http:\/\/\S+)/;
 
