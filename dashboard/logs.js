@@ -16,12 +16,17 @@ const FLUSH_MS = 80;
 /** Scrolled this close to the bottom counts as "at the bottom" (follows new lines). */
 const STICK_PX = 24;
 
+const STREAMS = ['stdout', 'stderr', 'porthole'];
+/** The visible marker of each stream: stderr is told apart by more than colour. */
+const MARKER = { stdout: '', stderr: 'err', porthole: 'ph' };
+
 /** A log entry from the stream: JSON `{stream, text, at}`, or a bare line from an older server. */
 function parseEntry(data) {
   if (data.startsWith('{')) {
     try {
       const e = JSON.parse(data);
-      if (typeof e.text === 'string') return { stream: e.stream === 'stderr' ? 'stderr' : 'stdout', text: e.text, at: e.at };
+      // "porthole" marks the supervisor's own lines about the app (started, exited).
+      if (typeof e.text === 'string') return { stream: STREAMS.includes(e.stream) ? e.stream : 'stdout', text: e.text, at: e.at };
     } catch {
       /* a stdout line that starts with "{" */
     }
@@ -35,6 +40,7 @@ function LogStatus({ state, count }) {
   return html`<p class="log-status">
     <span class=${`dot ${state.state}`} aria-hidden="true"></span>
     <span>${text}</span> · <span>${count} line${count === 1 ? '' : 's'}${count >= MAX_LINES ? ` (the last ${MAX_LINES})` : ''}</span>
+    <span class="legend"><b class="err">err</b> stderr · <b class="ph">ph</b> Porthole</span>
   </p>`;
 }
 
@@ -126,7 +132,7 @@ function AppLog({ name }) {
         : lines.map(
             (l) => html`<div key=${l.id} class=${`line ${l.stream}`}>
               <span class="ts" title=${l.at ? formatFull(l.at) : ''}>${l.at ? formatClock(l.at) : ''}</span>
-              <span class="stream" title=${l.stream}>${l.stream === 'stderr' ? 'err' : ''}</span>
+              <span class="stream" title=${l.stream === 'porthole' ? 'from Porthole' : l.stream}>${MARKER[l.stream]}</span>
               <span class="text">${l.text}</span>
             </div>`,
           )}
@@ -156,7 +162,7 @@ export function LogsView({ apps, selected, events }) {
       </div>
       ${name
         ? html`<${AppLog} key=${name} name=${name} />`
-        : html`<p class="empty">${apps && apps.length === 0 ? 'No apps yet.' : 'Choose an app to follow its output. Lines written to stderr are marked “err”.'}</p>`}
+        : html`<p class="empty">${apps && apps.length === 0 ? 'No apps yet.' : 'Choose an app to follow its output.'}</p>`}
     </section>
     <${EventsPanel} events=${events} />
   </div>`;

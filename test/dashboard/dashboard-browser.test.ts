@@ -70,8 +70,10 @@ describe('the dashboard in Chromium', { timeout: 180_000 }, () => {
     shots = process.env.PORTHOLE_SCREENSHOTS || mkdtempSync(join(tmpdir(), 'porthole-dashboard-shots-'));
     mkdirSync(shots, { recursive: true });
     // One app from the config file (first in the table), one registered through the page.
+    // Fixed free ports: apps of other gateways on this machine draw from the same default range.
+    const helloPort = await freePort();
     gw = await startAdmin({
-      config: `apps:\n  - name: hello\n    description: Python's http.server, from the config file\n    cmd: exec /usr/bin/python3 -m http.server --bind 127.0.0.1 $PORT\n`,
+      config: `apps:\n  - name: hello\n    description: Python's http.server, from the config file\n    port: ${helloPort}\n    cmd: exec /usr/bin/python3 -m http.server --bind 127.0.0.1 $PORT\n`,
     });
     chattyPort = await freePort();
     browser = await launchChromium();
@@ -274,6 +276,10 @@ describe('the dashboard in Chromium', { timeout: 180_000 }, () => {
     assert.equal(await err.locator('.stream').innerText(), 'err', 'stderr has a visible marker, not colour alone');
     assert.match((await out.getAttribute('class')) ?? '', /\bstdout\b/);
     assert.equal(await out.locator('.stream').innerText(), '');
+    // The supervisor's own line about the start is marked as Porthole's.
+    const started = log.locator('.line', { hasText: '[porthole] started pid' }).first();
+    assert.match((await started.getAttribute('class')) ?? '', /\bporthole\b/);
+    assert.equal(await started.locator('.stream').innerText(), 'ph');
     // The gateway's own events, in their panel: the apps' state changes at least.
     await page.locator('.events .event').first().waitFor();
     await shot('logs', 'logs');
