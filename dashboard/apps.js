@@ -95,7 +95,6 @@ function Actions({ app, busy, act }) {
     ...${disabled(fromConfig ? `${app.name} comes from the config file: remove it there` : '')}
     onClick=${() => !busy && setConfirming(true)}
   >Remove</button>`;
-  const logs = html`<a class="logs-link" href=${`#logs/${encodeURIComponent(app.name)}`} aria-label=${`Logs of ${app.name}`}>Logs</a>`;
   if (!supervised) {
     return html`<div class="actions">
       <span class="muted not-run" title=${notSupervised}>not run by Porthole</span>
@@ -106,7 +105,7 @@ function Actions({ app, busy, act }) {
     <button type="button" aria-label=${`Start ${app.name}`} aria-disabled=${busy ? 'true' : undefined} ...${disabled(running ? `${app.name} is ${app.state}` : '')} onClick=${guard('start')}>Start</button>
     <button type="button" aria-label=${`Stop ${app.name}`} aria-disabled=${busy ? 'true' : undefined} ...${disabled(app.state === 'stopped' ? `${app.name} is stopped` : '')} onClick=${guard('stop')}>Stop</button>
     <button type="button" aria-label=${`Restart ${app.name}`} aria-disabled=${busy ? 'true' : undefined} onClick=${guard('restart')}>Restart</button>
-    ${remove} ${logs}
+    ${remove}
     ${busy ? html`<span class="busy" role="status">${busy}…</span>` : null}
   </div>`;
 }
@@ -120,6 +119,9 @@ function AppRow({ app, now, busy, act }) {
       <span class="sub kind">
         <span class="visually-hidden">kind: </span>${app.kind ?? '—'}
         ${app.source === 'config' ? html` <span class="tag" title="defined in the config file">config</span>` : null}
+        ${typeof app.cmd === 'string'
+          ? html` <a class="logs-link" href=${`#logs/${encodeURIComponent(app.name)}`} aria-label=${`Logs of ${app.name}`}>logs</a>`
+          : null}
       </span>
       ${app.description ? html`<span class="sub">${app.description}</span>` : null}
     </th>
