@@ -66,6 +66,12 @@ function App() {
   }, [route.view]);
 
   const [loggingOut, setLoggingOut] = useState(false);
+  // The Logs tab returns to the app last followed.
+  const [logApp, setLogApp] = useState('');
+  useEffect(() => {
+    if (route.view === 'logs' && route.app) setLogApp(route.app);
+  }, [route.view, route.app]);
+  const href = (id) => (id === 'logs' && logApp ? `#logs/${encodeURIComponent(logApp)}` : `#${id}`);
 
   return html`<header class="top">
       <div class="brand"><span class="logo" aria-hidden="true"></span>Porthole</div>
@@ -73,7 +79,7 @@ function App() {
         <ul>
           ${VIEWS.map(
             (v) => html`<li>
-              <a href=${`#${v.id}`} aria-current=${route.view === v.id ? 'page' : undefined}>
+              <a href=${href(v.id)} aria-current=${route.view === v.id ? 'page' : undefined}>
                 ${v.label}${v.id === 'live' && live.tunnels?.length ? html` <span class="count">${live.tunnels.length}</span>` : null}
               </a>
             </li>`,

@@ -304,8 +304,55 @@ describe('the dashboard in Chromium', { timeout: 180_000 }, () => {
     assert.ok(await atBottom());
   });
 
+  test('the live feed comes back after it drops, retrying with growing delays and saying so meanwhile', async () => {
+    const tries: number[] = [];
+    await page.route('**/_porthole/api/live', async (route) => {
+      tries.push(Date.now());
+      if (tries.length <= 3) await route.fulfill({ status: 503, contentType: 'text/plain', body: 'down for a moment' });
+      else await route.continue();
+    });
+    try {
+      await page.reload();
+      await page.locator('.live-status.retrying').waitFor();
+      await page.locator('.live-status.open').waitFor({ timeout: 15_000 });
+      assert.equal(tries.length, 4);
+      const gaps = tries.slice(1).map((t, i) => t - tries[i]);
+      assert.ok(gaps[0] >= 400 && gaps[1] >= 1.5 * gaps[0] && gaps[2] >= 1.5 * gaps[1], `backoff: ${gaps.join(', ')} ms`);
+      // Live again: an app change reaches the table without a reload.
+      await view('Apps');
+      assert.equal(await row('hello').getAttribute('data-state'), 'running');
+      await gw.api('POST', '/_porthole/api/apps/hello/stop');
+      await page.locator('tr.app-row[data-app="hello"][data-state="stopped"]').waitFor({ timeout: 15_000 });
+    } finally {
+      await page.unroute('**/_porthole/api/live');
+    }
+  });
+
+  test('a log follow that drops starts over when it comes back, without repeating the tail', async () => {
+    let first = true;
+    await page.route('**/_porthole/api/apps/chatty/logs?**', async (route) => {
+      if (!first) return route.continue();
+      first = false;
+      // One message from a stream that then ends (a restarted gateway, a proxy's timeout).
+      await route.fulfill({ status: 200, contentType: 'text/event-stream', body: 'data: {"stream":"stdout","text":"from the stream that dropped","at":1}\n\n' });
+    });
+    try {
+      await view('Logs');
+      await page.selectOption('#log-app', '');
+      await page.selectOption('#log-app', 'chatty');
+      const log = page.getByRole('log', { name: 'Output of chatty' });
+      await log.locator('.line', { hasText: 'chatty app listening on' }).waitFor();
+      assert.equal(first, false, 'the first follow was the one that dropped');
+      assert.equal(await log.locator('.line', { hasText: 'from the stream that dropped' }).count(), 0, 'the new tail replaces the old lines');
+      assert.equal(await log.locator('.line', { hasText: 'chatty app listening on' }).count(), 1);
+    } finally {
+      await page.unroute('**/_porthole/api/apps/chatty/logs?**');
+    }
+  });
+
   test('stops the app', async () => {
     await view('Apps');
+    assert.equal(await page.getByRole('link', { name: 'Logs', exact: true }).getAttribute('href'), '#logs/chatty', 'the Logs tab remembers the app');
     await row('chatty').getByRole('button', { name: 'Stop chatty', exact: true }).click();
     await page.locator('tr.app-row[data-app="chatty"][data-state="stopped"]').waitFor({ timeout: 15_000 });
     assert.equal(await row('chatty').locator('td[data-label="PID"]').innerText(), '—');
