@@ -170,7 +170,7 @@ async function rest(
   }
   if (parts.length === 1 && parts[0] === 'tunnels') {
     getOnly();
-    return { tunnels: tunnelViews(opts), closes: opts.activity?.closes ?? [] };
+    return { ...tunnelViews(opts), closes: opts.activity?.closes ?? [] };
   }
   if (parts.length === 1 && parts[0] === 'events') {
     getOnly();
@@ -277,10 +277,19 @@ function followEntries(supervisor: Supervisor, name: string, tail: LogEntry[], r
   off = supervisor.followLogs(name, (_line, entry) => send(entry));
 }
 
-/** The open connections as the API shows them. */
-function tunnelViews(opts: AdminApiOptions): Record<string, unknown>[] {
+/**
+ * Open connections listed at most: a gateway with thousands of idle tunnels
+ * would otherwise send megabytes a second to every open dashboard. The
+ * busiest (most recently active) come first; `total` counts them all.
+ */
+export const MAX_LISTED_TUNNELS = 500;
+
+/** The open connections as the API shows them, most recently active first. */
+function tunnelViews(opts: AdminApiOptions): { tunnels: Record<string, unknown>[]; total: number } {
   const now = Date.now();
-  return (opts.connections?.() ?? []).map((c) => ({
+  const all = opts.connections?.() ?? [];
+  const shown = all.length > MAX_LISTED_TUNNELS ? all.sort((a, b) => b.lastActivity - a.lastActivity).slice(0, MAX_LISTED_TUNNELS) : all;
+  const tunnels = shown.map((c) => ({
     id: c.id,
     kind: c.kind,
     app: c.app,
@@ -294,6 +303,7 @@ function tunnelViews(opts: AdminApiOptions): Record<string, unknown>[] {
     messages_in: c.messagesIn,
     messages_out: c.messagesOut,
   }));
+  return { tunnels, total: all.length };
 }
 
 /** Apps' changes are sent at most this often. */
@@ -307,7 +317,7 @@ const TUNNELS_EVERY_MS = 1000;
 function live(opts: AdminApiOptions, req: IncomingMessage, res: ServerResponse, streams: Streams): void {
   const send = (event: string, data: unknown) => open(res) && res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
   const sendApps = () => send('apps', { apps: opts.registry.list() });
-  const sendTunnels = () => send('tunnels', { tunnels: tunnelViews(opts) });
+  const sendTunnels = () => send('tunnels', tunnelViews(opts));
   let appsTimer: NodeJS.Timeout | null = null;
   const tick = setInterval(sendTunnels, TUNNELS_EVERY_MS);
   const offs = [

@@ -295,3 +295,20 @@ test('the WebSocket client used here counts what it sent: the tunnel\'s numbers 
   ws.close();
   await closed(ws);
 });
+
+test('/tunnels lists at most 500 connections, most recently active first, and counts them all in total', async (t) => {
+  const up = await wsUpstream({}, (ws) => ws.on('message', (d, binary) => ws.send(d, { binary })));
+  t.after(() => up.close());
+  const { start } = await started(t, { apps: [{ name: 'echo', port: up.port }] });
+  const sockets: WebSocket[] = [];
+  t.after(() => sockets.forEach((s) => s.terminate()));
+  for (let i = 0; i < 505; i += 50) sockets.push(...(await Promise.all(Array.from({ length: Math.min(50, 505 - i) }, () => openWs(`ws://127.0.0.1:${start.port}/echo/`)))));
+  const first = sockets[0];
+  await new Promise((r) => setTimeout(r, 20));
+  first.send('latest');
+  await nextMessage(first);
+  const r = await get(start, 'tunnels');
+  assert.equal(r.total, 505);
+  assert.equal(r.tunnels.length, 500);
+  assert.equal(r.tunnels[0].messages_in, 1, 'the one that just spoke comes first');
+});
