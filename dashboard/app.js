@@ -80,7 +80,7 @@ function App() {
           ${VIEWS.map(
             (v) => html`<li>
               <a href=${href(v.id)} aria-current=${route.view === v.id ? 'page' : undefined}>
-                ${v.label}${v.id === 'live' && live.tunnels?.length ? html` <span class="count">${live.tunnels.length}</span>` : null}
+                ${v.label}${v.id === 'live' && live.tunnelsTotal ? html` <span class="count">${live.tunnelsTotal}</span>` : null}
               </a>
             </li>`,
           )}
@@ -104,7 +104,7 @@ function App() {
       ${route.view === 'apps'
         ? html`<${AppsView} apps=${live.apps} updateApp=${live.updateApp} refreshApps=${live.refreshApps} />`
         : route.view === 'live'
-          ? html`<${TunnelsView} tunnels=${live.tunnels} closes=${live.closes} />`
+          ? html`<${TunnelsView} tunnels=${live.tunnels} total=${live.tunnelsTotal} closes=${live.closes} />`
           : html`<${LogsView} apps=${live.apps} selected=${route.app} events=${live.events} />`}
     </main>`;
 }

@@ -4,7 +4,7 @@
  * events. On each (re)connection the close history and the events are read
  * again, since the stream only sends what happens after it opened.
  */
-import { useCallback, useEffect, useState } from 'preact/hooks';
+import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
 import { api, follow } from './api.js';
 
 const MAX_CLOSES = 100;
@@ -30,18 +30,20 @@ function toNumber(at) {
 
 /**
  * @returns {{
- *   apps: any[] | null, tunnels: any[] | null, closes: any[], events: any[],
- *   stream: import('./api.js').StreamState, receivedAt: number,
+ *   apps: any[] | null, tunnels: any[] | null, tunnelsTotal: number, closes: any[], events: any[],
+ *   stream: import('./api.js').StreamState,
  *   updateApp: (app: any) => void, refreshApps: () => Promise<void>,
  * }}
  */
 export function useLive() {
   const [apps, setApps] = useState(/** @type {any[] | null} */ (null));
   const [tunnels, setTunnels] = useState(/** @type {any[] | null} */ (null));
+  /** All open connections; `tunnels` lists at most the server's cap of them. */
+  const [tunnelsTotal, setTunnelsTotal] = useState(0);
   const [closes, setCloses] = useState(/** @type {any[]} */ ([]));
   const [events, setEvents] = useState(/** @type {any[]} */ ([]));
   const [stream, setStream] = useState(/** @type {import('./api.js').StreamState} */ ({ state: 'connecting' }));
-  const [receivedAt, setReceivedAt] = useState(0);
+  const feedTunnels = useRef(false);
 
   const refreshApps = useCallback(async () => {
     try {
@@ -69,7 +71,11 @@ export function useLive() {
     const seed = () => {
       api('tunnels')
         .then((r) => {
-          setTunnels((t) => t ?? r.tunnels ?? []);
+          // The feed's own list (sent as it opens) is as new or newer: do not overwrite it.
+          if (!feedTunnels.current) {
+            setTunnels(r.tunnels ?? []);
+            setTunnelsTotal(r.total ?? r.tunnels?.length ?? 0);
+          }
           setCloses((c) => mergeNewest(c, r.closes ?? [], MAX_CLOSES));
         })
         .catch(() => {});
@@ -87,16 +93,18 @@ export function useLive() {
         } catch {
           return;
         }
-        setReceivedAt(Date.now());
-        if (event === 'tunnels') setTunnels(body.tunnels ?? []);
-        else if (event === 'apps') setApps(body.apps ?? []);
+        if (event === 'tunnels') {
+          feedTunnels.current = true;
+          setTunnels(body.tunnels ?? []);
+          setTunnelsTotal(body.total ?? body.tunnels?.length ?? 0);
+        } else if (event === 'apps') setApps(body.apps ?? []);
         else if (event === 'close') setCloses((c) => mergeNewest(c, [body], MAX_CLOSES));
         else if (event === 'event') setEvents((e) => mergeNewest(e, [body], MAX_EVENTS));
       },
     });
   }, [refreshApps]);
 
-  return { apps, tunnels, closes, events, stream, receivedAt, updateApp, refreshApps };
+  return { apps, tunnels, tunnelsTotal, closes, events, stream, updateApp, refreshApps };
 }
 
 /** The current time, re-rendering every `ms`. */

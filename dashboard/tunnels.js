@@ -74,12 +74,16 @@ function CloseHistory({ closes }) {
   </div>`;
 }
 
-export function TunnelsView({ tunnels, closes }) {
+export function TunnelsView({ tunnels, total, closes }) {
+  const count = Math.max(total ?? 0, tunnels?.length ?? 0);
   return html`<section class="panel" aria-labelledby="tunnels-title">
       <div class="panel-head">
-        <h2 id="tunnels-title">Open tunnels ${tunnels ? html`<span class="count">${tunnels.length}</span>` : null}</h2>
+        <h2 id="tunnels-title">Open tunnels ${tunnels ? html`<span class="count">${count}</span>` : null}</h2>
         <p class="panel-note">In: browser → app. Out: app → browser. Updated every second.</p>
       </div>
+      ${tunnels && count > tunnels.length
+        ? html`<p class="notice">Showing the ${tunnels.length} most recently active of ${count} open connections.</p>`
+        : null}
       <${OpenTunnels} tunnels=${tunnels} />
     </section>
     <section class="panel" aria-labelledby="closes-title">
