@@ -26,7 +26,7 @@ export function EventsPanel({ events }) {
       </div>
     </div>
     ${shown.length
-      ? html`<ol class="events" aria-label="Gateway events, newest first">
+      ? html`<ol class="events" tabindex="0" aria-label="Gateway events, newest first">
           ${shown.map(
             (e) => html`<li key=${e.id} class=${`event level-${e.level}`}>
               <time datetime=${formatIso(e.at)} title=${formatFull(e.at)}>${formatClock(e.at)}</time>

@@ -304,6 +304,16 @@ describe('the dashboard in Chromium', { timeout: 180_000 }, () => {
     assert.ok(await atBottom());
   });
 
+  test('keeps the last 2000 log lines, and says so', async () => {
+    assert.ok(appPage);
+    const log = page.getByRole('log', { name: 'Output of chatty' });
+    await appPage.evaluate(`fetch('/chatty/say?out=bulk&n=2100')`);
+    await log.locator('.line', { hasText: 'bulk-2099' }).waitFor();
+    assert.equal(await log.locator('.line').count(), 2000);
+    assert.match(await log.locator('.line').first().innerText(), /bulk-100$/);
+    await page.getByText('2000 lines (the last 2000)').waitFor();
+  });
+
   test('the live feed comes back after it drops, retrying with growing delays and saying so meanwhile', async () => {
     const tries: number[] = [];
     await page.route('**/_porthole/api/live', async (route) => {
@@ -341,10 +351,12 @@ describe('the dashboard in Chromium', { timeout: 180_000 }, () => {
       await page.selectOption('#log-app', '');
       await page.selectOption('#log-app', 'chatty');
       const log = page.getByRole('log', { name: 'Output of chatty' });
-      await log.locator('.line', { hasText: 'chatty app listening on' }).waitFor();
+      // The tail (the last 200 lines) ends with the bulk printed above.
+      await log.locator('.line', { hasText: 'bulk-2099' }).waitFor();
       assert.equal(first, false, 'the first follow was the one that dropped');
       assert.equal(await log.locator('.line', { hasText: 'from the stream that dropped' }).count(), 0, 'the new tail replaces the old lines');
-      assert.equal(await log.locator('.line', { hasText: 'chatty app listening on' }).count(), 1);
+      assert.equal(await log.locator('.line', { hasText: 'bulk-2099' }).count(), 1);
+      assert.equal(await log.locator('.line').count(), 200);
     } finally {
       await page.unroute('**/_porthole/api/apps/chatty/logs?**');
     }
