@@ -400,6 +400,7 @@ describe('the dashboard in Chromium', { timeout: 180_000 }, () => {
       await page.waitForTimeout(150);
       const wide = await page.evaluate(() => document.documentElement.scrollWidth);
       assert.ok(wide <= 390, `${v}: the page is ${wide} px wide`);
+      await shot(`phone-${v.replace(' ', '-').toLowerCase()}`);
     }
     await view('Apps');
     assert.equal(await row('chatty').evaluate((el) => getComputedStyle(el).display), 'flex', 'a row is a card');
