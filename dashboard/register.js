@@ -91,7 +91,15 @@ export function RegisterForm({ apps, onRegistered }) {
   const [done, setDone] = useState('');
   const [sending, setSending] = useState(false);
 
-  const set = (name, value) => setValues((v) => ({ ...v, [name]: value }));
+  const set = (name, value) => {
+    setValues((v) => ({ ...v, [name]: value }));
+    // A field being fixed stops being marked wrong; the rest stay marked until the next try.
+    setErrors((e) => {
+      if (!(name in e)) return e;
+      const { [name]: _, ...rest } = e;
+      return rest;
+    });
+  };
   const input = (name, extra = {}) => html`<input type="text" autocomplete="off" spellcheck="false" ...${bind(name, values, set, errors, HINTS[name])} ...${extra} />`;
 
   const focusFirstError = (errs) => {

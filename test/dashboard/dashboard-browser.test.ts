@@ -114,18 +114,31 @@ describe('the dashboard in Chromium', { timeout: 180_000 }, () => {
   });
 
   test('registers an app through the form: a bad port is named beside the port field, then a good one registers', async () => {
+    const register = page.getByRole('button', { name: 'Register', exact: true });
+    // A problem with the app as a whole names no field: it shows above the form.
     await page.fill('#reg-name', 'chatty');
+    await register.click();
+    await page.locator('#register-general', { hasText: /needs one of port, url or socket/ }).waitFor();
+    assert.equal(await page.locator('.field-error').count(), 0);
+    assert.equal(await page.locator('[aria-invalid="true"]').count(), 0);
+    await page.locator('#register-title').scrollIntoViewIfNeeded();
+    await shot('register-whole-app');
+
+    // Two wrong fields: each message beside its own field, focus on the first.
     await page.fill('#reg-cmd', `exec ${process.execPath} ${CHATTY}`);
+    await page.fill('#reg-hosts', 'bad!host');
     await page.fill('#reg-port', '70000');
     await page.fill('#reg-env', 'GREETING=hi\n# a comment line\n');
-    await page.getByRole('button', { name: 'Register', exact: true }).click();
+    await register.click();
     const error = page.locator('#reg-port-error');
     await error.waitFor();
     assert.match(await error.innerText(), /65535|port/i);
     const port = page.locator('#reg-port');
     assert.equal(await port.getAttribute('aria-invalid'), 'true');
     assert.match((await port.getAttribute('aria-describedby')) ?? '', /\breg-port-error\b/);
-    assert.equal(await page.locator('.field-error').count(), 1, 'only the port is wrong');
+    assert.match(await page.locator('#reg-hosts-error').innerText(), /bad!host/);
+    assert.equal(await page.getAttribute('#reg-hosts', 'aria-invalid'), 'true');
+    assert.equal(await page.locator('.field-error').count(), 2, 'the port and the hosts, nothing else');
     // Beside the field: right under the input, in the same column.
     const [inBox, errBox] = [await port.boundingBox(), await error.boundingBox()];
     assert.ok(inBox && errBox);
@@ -137,7 +150,10 @@ describe('the dashboard in Chromium', { timeout: 180_000 }, () => {
     await shot('register-bad-port');
 
     await page.fill('#reg-port', String(chattyPort));
-    await page.getByRole('button', { name: 'Register', exact: true }).click();
+    assert.equal(await page.locator('#reg-port-error').count(), 0, 'a field being fixed is no longer marked');
+    assert.equal(await page.getAttribute('#reg-hosts', 'aria-invalid'), 'true', 'the others still are');
+    await page.fill('#reg-hosts', '');
+    await register.click();
     await page.getByText('Registered chatty').waitFor();
     assert.equal(await page.locator('.field-error').count(), 0);
     await row('chatty').waitFor();
