@@ -185,9 +185,11 @@ describe('the dashboard in Chromium', { timeout: 180_000 }, () => {
     await page.waitForTimeout(1100); // an uptime that reads as one
     assert.match(await row('chatty').locator('td[data-label="Uptime"]').innerText(), /\d+ s/);
     // The "chatty is starting." notice, dismissed (it would go by itself) for a clean picture.
-    const dismiss = page.getByRole('button', { name: 'Dismiss' });
-    if (await dismiss.isVisible()) await dismiss.click();
-    await page.locator('.notice').waitFor({ state: 'detached' });
+    await page
+      .getByRole('button', { name: 'Dismiss' })
+      .click({ timeout: 2000 })
+      .catch(() => undefined);
+    await page.locator('.notice').waitFor({ state: 'detached', timeout: 10_000 });
     await shot('apps', 'apps');
   });
 
@@ -343,7 +345,8 @@ describe('the dashboard in Chromium', { timeout: 180_000 }, () => {
       await page.locator('.live-status.open').waitFor({ timeout: 15_000 });
       assert.equal(tries.length, 4);
       const gaps = tries.slice(1).map((t, i) => t - tries[i]);
-      assert.ok(gaps[0] >= 400 && gaps[1] >= 1.5 * gaps[0] && gaps[2] >= 1.5 * gaps[1], `backoff: ${gaps.join(', ')} ms`);
+      // 0.5 s, 1 s, 2 s at least (a loaded machine only adds to each).
+      assert.ok(gaps[0] >= 450 && gaps[1] >= 950 && gaps[2] >= 1950, `backoff: ${gaps.join(', ')} ms`);
       // Live again: an app change reaches the table without a reload.
       await view('Apps');
       assert.equal(await row('hello').getAttribute('data-state'), 'running');
