@@ -283,8 +283,11 @@ describe('the dashboard in Chromium', { timeout: 180_000 }, () => {
     await page.selectOption('#log-app', 'chatty');
     const log = page.getByRole('log', { name: 'Output of chatty' });
     await log.locator('.line', { hasText: 'chatty app listening on' }).waitFor();
-    // Lines printed now, with the page open.
+    // Lines printed now, with the page open (one of them markup, shown as text).
     const stamp = Date.now().toString(36);
+    await appPage.evaluate(`fetch('/chatty/say?out=' + encodeURIComponent('<b id="bold-${stamp}">not bold</b>'))`);
+    await log.locator('.line', { hasText: `<b id="bold-${stamp}">not bold</b>` }).waitFor();
+    assert.equal(await page.locator(`#bold-${stamp}`).count(), 0);
     await appPage.evaluate(`fetch('/chatty/say?out=OUT-${stamp}').then(() => fetch('/chatty/say?err=ERR-${stamp}'))`);
     const out = log.locator('.line', { hasText: `OUT-${stamp}` });
     const err = log.locator('.line', { hasText: `ERR-${stamp}` });
@@ -390,8 +393,13 @@ describe('the dashboard in Chromium', { timeout: 180_000 }, () => {
   });
 
   test('removes an app by keyboard, after asking in place (Escape cancels)', async () => {
-    const put = await gw.api('PUT', '/_porthole/api/apps/scratch', { url: 'http://127.0.0.1:9' });
+    // Its description is markup: the page shows it as text.
+    const markup = '<img src=x onerror="window.__xss = 1">';
+    const put = await gw.api('PUT', '/_porthole/api/apps/scratch', { url: 'http://127.0.0.1:9', description: markup });
     assert.equal(put.status, 200, JSON.stringify(put.body));
+    await row('scratch').getByText(markup).waitFor();
+    assert.equal(await row('scratch').locator('img').count(), 0);
+    assert.equal(await page.evaluate(() => (window as unknown as { __xss?: number }).__xss), undefined);
     const remove = row('scratch').getByRole('button', { name: 'Remove scratch', exact: true });
     await remove.focus();
     await page.keyboard.press('Enter');
