@@ -178,7 +178,7 @@ export function RegisterForm({ apps, onRegistered }) {
           aria-describedby=${errors.autostart ? `${ID}-autostart-error` : undefined}
           aria-invalid=${errors.autostart ? 'true' : undefined}
         />
-        <label for=${`${ID}-autostart`}>Start it now and whenever Porthole starts (autostart)</label>
+        <label for=${`${ID}-autostart`}>Start it whenever Porthole starts (autostart)</label>
         ${errors.autostart ? html`<p class="field-error" id=${`${ID}-autostart-error`}>${errors.autostart}</p>` : null}
       </div>
       <div class="form-actions">
