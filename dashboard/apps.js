@@ -5,7 +5,7 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { html } from './html.js';
 import { api, appPath } from './api.js';
-import { formatAgo, formatDuration, formatFull, toMs } from './format.js';
+import { formatAgo, formatFull, formatUptime, toMs } from './format.js';
 import { useNow } from './live.js';
 import { RegisterForm } from './register.js';
 
@@ -139,7 +139,7 @@ function AppRow({ app, now, busy, act }) {
     </td>
     <td data-label="PID" class="num">${app.pid ?? html`<span class="muted">—</span>`}</td>
     <td data-label="Uptime" class="num" title=${started ? `since ${formatFull(started)}` : ''}>
-      ${started && app.pid ? formatDuration(now - started) : html`<span class="muted">—</span>`}
+      ${started && app.pid ? formatUptime(now - started) : html`<span class="muted">—</span>`}
     </td>
     <td data-label="Restarts" class="num">${app.restarts ?? 0}</td>
     <td data-label="Last exit" class="num"><${LastExit} exit=${app.last_exit} /></td>

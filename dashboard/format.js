@@ -32,6 +32,12 @@ export function formatDuration(ms) {
   return `${Math.floor(h / 24)} d ${h % 24} h`;
 }
 
+/** An uptime, counted in whole seconds (it is redrawn once a second): 0 s, 42 s, 4 m 05 s */
+export function formatUptime(ms) {
+  if (typeof ms !== 'number' || !Number.isFinite(ms)) return '—';
+  return formatDuration(Math.max(0, Math.floor(ms / 1000) * 1000)).replace(/^0 ms$/, '0 s');
+}
+
 /** Milliseconds since epoch from an ISO string or a number (null when neither). */
 export function toMs(at) {
   if (typeof at === 'number') return at;

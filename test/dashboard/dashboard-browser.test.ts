@@ -182,8 +182,10 @@ describe('the dashboard in Chromium', { timeout: 180_000 }, () => {
   test('starts the registered app and sees it reach running', async () => {
     await row('chatty').getByRole('button', { name: 'Start chatty', exact: true }).click();
     await page.locator('tr.app-row[data-app="chatty"][data-state="running"]').waitFor({ timeout: 30_000 });
-    await page.waitForTimeout(1100); // an uptime that reads as one
-    assert.match(await row('chatty').locator('td[data-label="Uptime"]').innerText(), /\d+ s/);
+    // The uptime counts up, in seconds.
+    const uptime = row('chatty').locator('td[data-label="Uptime"]');
+    assert.match(await uptime.innerText(), /^\d+ s$/);
+    await page.waitForFunction((el) => /^[1-9]\d* s$/.test(el!.textContent!.trim()), await uptime.elementHandle(), { timeout: 5000 });
     // The "chatty is starting." notice, dismissed (it would go by itself) for a clean picture.
     await page
       .getByRole('button', { name: 'Dismiss' })

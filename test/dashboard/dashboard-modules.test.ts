@@ -69,6 +69,9 @@ test('formats bytes, durations and WebSocket close codes as the tables show them
   assert.equal(f.formatDuration(3 * 3600_000 + 2 * 60_000), '3 h 02 m');
   assert.equal(f.formatDuration(53 * 3600_000), '2 d 5 h');
   assert.equal(f.formatDuration(-1), '—');
+  assert.equal(f.formatUptime(415), '0 s');
+  assert.equal(f.formatUptime(-30), '0 s', 'a clock a little behind the server shows no negative uptime');
+  assert.equal(f.formatUptime(61_999), '1 m 01 s');
   assert.equal(f.closeCodeMeaning(1000), 'normal');
   assert.equal(f.closeCodeMeaning(1008), 'policy violation');
   assert.equal(f.closeCodeMeaning(4001), 'application-defined');
