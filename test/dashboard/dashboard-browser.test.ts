@@ -460,6 +460,18 @@ describe('the dashboard in Chromium', { timeout: 180_000 }, () => {
     await other.close();
   });
 
+  test('logs in again by pasting the token into the login form (a wrong one is refused with the reason)', async () => {
+    await page.fill('#token', 'not-the-token');
+    await page.getByRole('button', { name: 'Log in' }).click();
+    await page.locator('form.login p.error', { hasText: /not the admin token/ }).waitFor();
+    await shot('login-error');
+    await page.fill('#token', gw.token);
+    await page.getByRole('button', { name: 'Log in' }).click();
+    await row('chatty').waitFor();
+    assert.equal(new URL(page.url()).pathname, '/_porthole/');
+    await page.locator('.live-status.open').waitFor();
+  });
+
   test('no console errors (CSP included) and nothing loaded from outside the gateway', () => {
     assert.deepEqual(problems, []);
     assert.deepEqual(foreign, []);
