@@ -1,2 +1,3 @@
 export { createMetrics, statusClass, type Metrics, type MetricsOptions } from './metrics.js';
 export { metricsEndpoint, METRICS_PATH } from './endpoint.js';
+export { listenMetrics, METRICS_LISTEN_PATH, type MetricsListener, type MetricsListenOptions } from './listener.js';

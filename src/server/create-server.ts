@@ -10,7 +10,7 @@ import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { loadConfigFile } from '../config/load.js';
 import { parseConfig, type Config } from '../config/schema.js';
-import { ConfigError } from '../errors.js';
+import { ConfigError, type MetricsListenError } from '../errors.js';
 import { emit, subscribe } from '../events.js';
 import { createAdminApi } from '../admin/api.js';
 import { AppRegistry } from '../admin/registry.js';
@@ -20,6 +20,7 @@ import { createGateway, type Gateway, type ListenAddress } from '../gateway/gate
 import { startLogger, type LogFormat } from '../log/logger.js';
 import { createMetrics, type Metrics } from '../metrics/metrics.js';
 import { metricsEndpoint } from '../metrics/endpoint.js';
+import { listenMetrics, type MetricsListener } from '../metrics/listener.js';
 import { FileStore } from '../store/file-store.js';
 import { dataLayout, prepareDataDir, type DataLayout } from './data-dir.js';
 
@@ -45,8 +46,10 @@ export interface ServerOptions {
    */
   log?: boolean | { format?: LogFormat | 'auto' };
   /**
-   * Prometheus metrics at `GET /_porthole/metrics`, behind the admin token
-   * (see docs/metrics.md). Default true; false subscribes to nothing.
+   * Prometheus metrics (see docs/metrics.md): at `GET /_porthole/metrics`
+   * behind the admin token, or, with the config's `metrics.listen`, at
+   * `/metrics` on that address only. Default: the config's
+   * `metrics.enabled` (true); false subscribes to nothing.
    */
   metrics?: boolean;
 }
@@ -59,13 +62,15 @@ export interface ServerStarted extends ListenAddress {
   tokenCreated: boolean;
   /** Where the token is kept (mode 0600). */
   tokenFile: string;
+  /** With `metrics.listen`: where Prometheus scrapes (`http://HOST:PORT/metrics`). */
+  metricsUrl?: string;
 }
 
 /** Why `listen()` failed; the original error is `cause`. */
 export class ServerStartError extends Error {
   constructor(
-    /** `data` (the data dir), `registry` (loading the stored apps), `listen` (the port), `token` (creating it). */
-    readonly stage: 'data' | 'registry' | 'listen' | 'token',
+    /** `data` (the data dir), `registry` (loading the stored apps), `metrics` (`metrics.listen`; the cause is a `PH_ERR_METRICS_LISTEN`), `listen` (the port), `token` (creating it). */
+    readonly stage: 'data' | 'registry' | 'metrics' | 'listen' | 'token',
     message: string,
     override readonly cause: NodeJS.ErrnoException,
   ) {
@@ -171,11 +176,20 @@ export function createServer(options: ServerOptions = {}): PortholeServer {
     guard: () => ({ token: token ?? '', localNoAuth: current.admin.local_no_auth, hosts: current.admin.hosts }),
   });
   // Fed by the events; the open-tunnel gauge reads the gateway's sets when scraped.
+  // With metrics.listen they are served there only, without the token (docs/metrics.md says why);
+  // like `listen`, it is read at start.
   let metrics: Metrics | undefined;
-  if (options.metrics !== false) {
+  let metricsListener: MetricsListener | undefined;
+  const metricsAt = config.metrics.listen !== undefined ? parseListen(config.metrics.listen) : undefined;
+  if (options.metrics ?? config.metrics.enabled) {
     metrics = createMetrics({ gatewayId: gateway.id, openTunnels: () => [...gateway.tunnels, ...gateway.bridges].map((t) => t.info.app) });
-    metricsPage = metricsEndpoint(metrics, () => ({ token: token ?? '', localNoAuth: current.admin.local_no_auth, hosts: current.admin.hosts }));
+    if (!metricsAt) metricsPage = metricsEndpoint(metrics, () => ({ token: token ?? '', localNoAuth: current.admin.local_no_auth, hosts: current.admin.hosts }));
   }
+  const listenMetricsAt = async (): Promise<string | undefined> => {
+    if (!metrics || !metricsAt) return undefined;
+    metricsListener = await listenMetrics(metrics, { ...metricsAt, hosts: () => current.admin.hosts });
+    return metricsListener.url;
+  };
 
   let stopLogger: (() => void) | undefined;
   if (options.log) {
@@ -185,6 +199,7 @@ export function createServer(options: ServerOptions = {}): PortholeServer {
 
   const stopApps = async () => {
     await supervisor.stopAll();
+    await metricsListener?.close();
     metrics?.close();
     stopLogger?.();
     stopLogger = undefined;
@@ -211,6 +226,16 @@ export function createServer(options: ServerOptions = {}): PortholeServer {
       await stopApps();
       throw new ServerStartError('registry', `cannot load the app registry in ${dataDir}: ${(err as Error).message}`, err as NodeJS.ErrnoException);
     }
+    let metricsUrl: string | undefined;
+    try {
+      // Before the gateway: a start that fails here has served nothing.
+      metricsUrl = await listenMetricsAt();
+    } catch (err) {
+      const e = err as MetricsListenError;
+      emit('error', { code: e.code, message: e.message, gateway: gateway.id });
+      await stopApps();
+      throw new ServerStartError('metrics', `${e.message} (${e.code})`, e as unknown as NodeJS.ErrnoException);
+    }
     let address: ListenAddress;
     try {
       address = await gateway.listen(listenAt.host, listenAt.port);
@@ -224,7 +249,7 @@ export function createServer(options: ServerOptions = {}): PortholeServer {
       // The token is the gateway's secret: apps never see it (see clean-env.ts).
       const t = ensureToken(dataDir);
       token = t.token;
-      return { ...address, token: t.token, tokenCreated: t.created, tokenFile: t.file };
+      return { ...address, token: t.token, tokenCreated: t.created, tokenFile: t.file, ...(metricsUrl ? { metricsUrl } : {}) };
     } catch (err) {
       await shutDown();
       throw new ServerStartError('token', `cannot create the admin token in ${dataDir}: ${(err as Error).message}`, err as NodeJS.ErrnoException);
