@@ -182,7 +182,16 @@ export function createServer(options: ServerOptions = {}): PortholeServer {
   let metricsListener: MetricsListener | undefined;
   const metricsAt = config.metrics.listen !== undefined ? parseListen(config.metrics.listen) : undefined;
   if (options.metrics ?? config.metrics.enabled) {
-    metrics = createMetrics({ gatewayId: gateway.id, openTunnels: () => [...gateway.tunnels, ...gateway.bridges].map((t) => t.info.app) });
+    const appRegistry = registry;
+    metrics = createMetrics({
+      gatewayId: gateway.id,
+      openConnections: () => [
+        ...[...gateway.tunnels].map((t) => ({ app: t.info.app, kind: 'tunnel' as const, bytesIn: t.bytesIn, bytesOut: t.bytesOut })),
+        ...[...gateway.bridges].map((b) => ({ app: b.info.app, kind: 'bridge' as const, bytesIn: b.bytesIn, bytesOut: b.bytesOut, messagesIn: b.framesIn, messagesOut: b.framesOut })),
+      ],
+      // External apps are probed (at most every 2 s, 500 ms each), as the admin API's list does.
+      apps: async () => (await appRegistry.checkExternal(), appRegistry.list()),
+    });
     if (!metricsAt) metricsPage = metricsEndpoint(metrics, () => ({ token: token ?? '', localNoAuth: current.admin.local_no_auth, hosts: current.admin.hosts }));
   }
   const listenMetricsAt = async (): Promise<string | undefined> => {

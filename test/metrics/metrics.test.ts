@@ -157,7 +157,7 @@ async function promQuery(port: number, query: string): Promise<{ metric: Record<
   return body.data!.result;
 }
 
-test('a real Prometheus scrapes the gateway with the token and sees the request, tunnel-bytes and close-code series', async (t) => {
+test('a real Prometheus scrapes the gateway with the token and sees the request, tunnel-bytes, close-code, open-tunnel, app readiness and process series', async (t) => {
   ensureTools([{ check: PROMETHEUS, pkg: 'prometheus' }]);
   assert.ok(existsSync(PROMETHEUS), 'Debian\'s prometheus is required (apt-get install prometheus)');
   const upstream = await wsUpstream();
@@ -191,6 +191,9 @@ test('a real Prometheus scrapes the gateway with the token and sees the request,
 
   for (let i = 0; i < 4; i++) await (await fetch(`${start.url}/echo/p${i}`)).text();
   const ev = await tunnel(start, 3, 2048);
+  // One tunnel held open while Prometheus scrapes.
+  const held = await openWs(`ws://127.0.0.1:${start.port}/echo/ws`);
+  t.after(() => held.terminate());
 
   const seen: Record<string, unknown> = {};
   const want = async (query: string, value: number, what: string) =>
@@ -209,6 +212,11 @@ test('a real Prometheus scrapes the gateway with the token and sees the request,
   await want('porthole_tunnel_bytes_total{app="echo",direction="out"}', ev.bytesOut, 'the tunnel bytes out');
   await want('porthole_tunnel_closes_total{app="echo",code="4321",closed_by="client"}', 1, 'the close-code series');
   await want('up{job="porthole"}', 1, 'the scrape target up');
+  await want('porthole_tunnels_open{app="echo",kind="tunnel"}', 1, 'the open tunnel');
+  await want('porthole_app_state{app="echo",state="external"}', 1, 'the app state');
+  await want('porthole_app_ready{app="echo"}', 1, 'the app readiness');
+  await want('count(porthole_process_open_fds > 0)', 1, 'the open fds of the gateway');
+  await want('count(porthole_process_resident_memory_bytes > 0)', 1, 'the memory of the gateway');
   assert.ok(ev.bytesIn >= 3 * 2048);
 });
 
