@@ -15,6 +15,8 @@ export const METRICS_PATH = '/_porthole/metrics';
 export function metricsEndpoint(metrics: Metrics, guard: () => GuardOptions): (req: IncomingMessage, res: ServerResponse) => boolean {
   return (req, res) => {
     const url = req.url ?? '/';
+    // Asked of every request the gateway serves: the common answer costs one comparison.
+    if (!url.startsWith(METRICS_PATH)) return false;
     const q = url.indexOf('?');
     const path = q === -1 ? url : url.slice(0, q);
     if (path !== METRICS_PATH) return false;

@@ -6,9 +6,10 @@
  * through callbacks the composition root gives (createServer reads the
  * gateway's tunnel and bridge sets and the app registry).
  */
-import { collectDefaultMetrics, Counter, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Registry } from 'prom-client';
 import { subscribe, type EventMap } from '../events.js';
 import { appMetrics, type AppSnapshot } from './app-metrics.js';
+import { HotCounter, HotHistogram } from './hot-series.js';
 import { tunnelMetrics, type OpenConnection } from './tunnel-metrics.js';
 
 export interface MetricsOptions {
@@ -40,9 +41,11 @@ export interface Metrics {
 /** Seconds; requests and handshakes are mostly milliseconds. */
 const REQUEST_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
+const STATUS_CLASSES = ['other', '1xx', '2xx', '3xx', '4xx', '5xx'];
+
 /** `2xx`…`5xx`; anything else (0 for a request cut before an answer) is `other`. */
 export function statusClass(status: number): string {
-  return status >= 100 && status < 600 ? `${Math.floor(status / 100)}xx` : 'other';
+  return status >= 100 && status < 600 ? STATUS_CLASSES[Math.floor(status / 100)] : 'other';
 }
 
 /** The app label: admin and unrouted requests have none. */
@@ -52,10 +55,11 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   const registry = new Registry();
   const mine = (e: { gateway?: string }) => options.gatewayId === undefined || e.gateway === options.gatewayId;
 
-  const requests = new Counter({ name: 'porthole_http_requests_total', help: 'HTTP requests answered, by app, method and status class.', labelNames: ['app', 'method', 'status_class'], registers: [registry] });
-  const requestSeconds = new Histogram({ name: 'porthole_http_request_duration_seconds', help: 'Time to answer an HTTP request, by app.', labelNames: ['app'], buckets: REQUEST_BUCKETS, registers: [registry] });
-  const upgrades = new Counter({ name: 'porthole_ws_upgrades_total', help: 'WebSocket upgrades, by app and result (accepted, or the refusal code).', labelNames: ['app', 'result'], registers: [registry] });
-  const handshakeSeconds = new Histogram({ name: 'porthole_ws_handshake_duration_seconds', help: 'Time from connecting to the app to the 101 sent back (proxied apps), by app.', labelNames: ['app'], buckets: REQUEST_BUCKETS, registers: [registry] });
+  // Updated per request and per upgrade: hot-series.ts says why these are not prom-client's own.
+  const requests = new HotCounter({ name: 'porthole_http_requests_total', help: 'HTTP requests answered, by app, method and status class.', labelNames: ['app', 'method', 'status_class'], registry });
+  const requestSeconds = new HotHistogram({ name: 'porthole_http_request_duration_seconds', help: 'Time to answer an HTTP request, by app.', labelNames: ['app'], buckets: REQUEST_BUCKETS, registry });
+  const upgrades = new HotCounter({ name: 'porthole_ws_upgrades_total', help: 'WebSocket upgrades, by app and result (accepted, or the refusal code).', labelNames: ['app', 'result'], registry });
+  const handshakeSeconds = new HotHistogram({ name: 'porthole_ws_handshake_duration_seconds', help: 'Time from connecting to the app to the 101 sent back (proxied apps), by app.', labelNames: ['app'], buckets: REQUEST_BUCKETS, registry });
 
   if (options.processMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 'porthole_' });
 
@@ -63,13 +67,13 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     subscribe('request', (e: EventMap['request']) => {
       if (!mine(e)) return;
       const app = appLabel(e.app);
-      requests.inc({ app, method: e.method, status_class: statusClass(e.status) });
-      requestSeconds.observe({ app }, e.ms / 1000);
+      requests.inc(app, e.method, statusClass(e.status));
+      requestSeconds.observe(e.ms / 1000, app);
     }),
     subscribe('upgrade', (e: EventMap['upgrade']) => {
       if (!mine(e)) return;
-      upgrades.inc({ app: appLabel(e.app), result: e.accepted ? 'accepted' : (e.code ?? `status_${e.status ?? 'none'}`) });
-      if (e.accepted && e.ms !== undefined) handshakeSeconds.observe({ app: appLabel(e.app) }, e.ms / 1000);
+      upgrades.inc(appLabel(e.app), e.accepted ? 'accepted' : (e.code ?? `status_${e.status ?? 'none'}`));
+      if (e.accepted && e.ms !== undefined) handshakeSeconds.observe(e.ms / 1000, appLabel(e.app));
     }),
     tunnelMetrics(registry, mine, options.openConnections),
     appMetrics(registry, options.apps),

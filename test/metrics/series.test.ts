@@ -112,7 +112,8 @@ test('automatic restarts of a crashing app are counted, and a removed app loses 
   assert.equal(metric(text, 'porthole_app_last_exit_code', { app: 'crash' }), 3);
   assert.equal(metric(text, 'porthole_app_ready', { app: 'crash' }), 0);
   assert.equal(server.registry.view('crash').restarts >= restarts, true);
-  assert.ok((metric(text, 'porthole_app_starts_total', { app: 'crash' }) ?? 0) >= restarts + 1);
+  // The first start and each restart — but a restart counted by the runner may not have reached `starting` yet.
+  assert.ok((metric(text, 'porthole_app_starts_total', { app: 'crash' }) ?? 0) >= restarts);
 
   await server.registry.remove('crash');
   const after = await scrape();
