@@ -129,6 +129,25 @@ test('metrics.listen on an address that is not this machine\'s fails with PH_ERR
   assert.match(err.message, /not an address of this machine/);
 });
 
+test('a gateway port in use fails the start at stage listen and frees the metrics port it had bound', async (t) => {
+  const taken = http.createServer();
+  const takenPort = await listen(taken);
+  t.after(() => closeServer(taken));
+  const free = await new Promise<number>((ok) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const p = (s.address() as net.AddressInfo).port;
+      s.close(() => ok(p));
+    });
+  });
+  const dataDir = mkdtempSync(join(tmpdir(), 'porthole-metrics-listen-'));
+  t.after(() => rmSync(dataDir, { recursive: true, force: true }));
+  const server = createServer({ listen: { port: takenPort }, dataDir, config: { metrics: { listen: `127.0.0.1:${free}` } } });
+  const err = (await server.listen().catch((e: unknown) => e)) as ServerStartError;
+  assert.ok(err instanceof ServerStartError, String(err));
+  assert.equal(err.stage, 'listen');
+  assert.equal(await accepts(free), false, 'the metrics port is closed again');
+});
+
 test('drain closes the metrics listener, cutting a scraper\'s keep-alive connection', async (t) => {
   const { server, start } = await started(t, { metrics: { listen: '127.0.0.1:0' } });
   const port = Number(new URL(start.metricsUrl!).port);

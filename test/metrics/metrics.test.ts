@@ -157,12 +157,21 @@ async function promQuery(port: number, query: string): Promise<{ metric: Record<
   return body.data!.result;
 }
 
-test('a real Prometheus scrapes the gateway with the token and sees the request, tunnel-bytes, close-code, open-tunnel, app readiness and process series', async (t) => {
+test('a real Prometheus scrapes the gateway with the token, and a metrics.listen address without one, and sees the request, tunnel-bytes, close-code, open-tunnel, app readiness and process series', async (t) => {
   ensureTools([{ check: PROMETHEUS, pkg: 'prometheus' }]);
   assert.ok(existsSync(PROMETHEUS), 'Debian\'s prometheus is required (apt-get install prometheus)');
   const upstream = await wsUpstream();
   t.after(() => upstream.close());
   const { start } = await started(t, upstream.port);
+  // A second gateway with metrics.listen, scraped as docs/metrics.md shows: no token, the default /metrics.
+  const openDir = mkdtempSync(join(tmpdir(), 'porthole-metrics-'));
+  const open = createServer({ listen: { port: 0 }, dataDir: openDir, config: { metrics: { listen: '127.0.0.1:0' }, apps: [{ name: 'other', url: `http://127.0.0.1:${upstream.port}` }] } });
+  t.after(async () => {
+    await open.close();
+    rmSync(openDir, { recursive: true, force: true });
+  });
+  const openStart = await open.listen();
+  const openTarget = new URL(openStart.metricsUrl!).host;
 
   const dir = mkdtempSync(join(tmpdir(), 'porthole-prometheus-'));
   const promPort = await freePort();
@@ -176,6 +185,9 @@ test('a real Prometheus scrapes the gateway with the token and sees the request,
     `      credentials: ${start.token}`,
     '    static_configs:',
     `      - targets: ['127.0.0.1:${start.port}']`,
+    '  - job_name: porthole-open',
+    '    static_configs:',
+    `      - targets: ['${openTarget}']`,
     '',
   ].join('\n');
   writeFileSync(join(dir, 'prometheus.yml'), config);
@@ -190,6 +202,7 @@ test('a real Prometheus scrapes the gateway with the token and sees the request,
   });
 
   for (let i = 0; i < 4; i++) await (await fetch(`${start.url}/echo/p${i}`)).text();
+  for (let i = 0; i < 2; i++) await (await fetch(`${openStart.url}/other/o${i}`)).text();
   const ev = await tunnel(start, 3, 2048);
   // One tunnel held open while Prometheus scrapes.
   const held = await openWs(`ws://127.0.0.1:${start.port}/echo/ws`);
@@ -215,8 +228,10 @@ test('a real Prometheus scrapes the gateway with the token and sees the request,
   await want('porthole_tunnels_open{app="echo",kind="tunnel"}', 1, 'the open tunnel');
   await want('porthole_app_state{app="echo",state="external"}', 1, 'the app state');
   await want('porthole_app_ready{app="echo"}', 1, 'the app readiness');
-  await want('count(porthole_process_open_fds > 0)', 1, 'the open fds of the gateway');
-  await want('count(porthole_process_resident_memory_bytes > 0)', 1, 'the memory of the gateway');
+  await want('count(porthole_process_open_fds{job="porthole"} > 0)', 1, 'the open fds of the gateway');
+  await want('count(porthole_process_resident_memory_bytes{job="porthole"} > 0)', 1, 'the memory of the gateway');
+  await want('up{job="porthole-open"}', 1, 'the metrics.listen target up, scraped without a token');
+  await want('porthole_http_requests_total{job="porthole-open",app="other",method="GET",status_class="2xx"}', 2, 'the request series from metrics.listen');
   assert.ok(ev.bytesIn >= 3 * 2048);
 });
 
