@@ -181,6 +181,10 @@ export function createServer(options: ServerOptions = {}): PortholeServer {
   let metrics: Metrics | undefined;
   let metricsListener: MetricsListener | undefined;
   const metricsAt = config.metrics.listen !== undefined ? parseListen(config.metrics.listen) : undefined;
+  // Bound first, the metrics would take the gateway's port and the gateway would fail with "in use".
+  if (metricsAt && metricsAt.port !== 0 && metricsAt.port === listenAt.port && (metricsAt.host === listenAt.host || [metricsAt.host, listenAt.host].some((h) => h === '0.0.0.0' || h === '::'))) {
+    throw new ConfigError([`metrics.listen: ${config.metrics.listen} is the gateway's own address (listen ${listenAt.host}:${listenAt.port}); give the metrics a port of their own`]);
+  }
   if (options.metrics ?? config.metrics.enabled) {
     const appRegistry = registry;
     metrics = createMetrics({

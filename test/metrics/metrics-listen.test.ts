@@ -181,7 +181,7 @@ test('metrics: false in the config serves no metrics anywhere, and metrics.enabl
   assert.equal(await accepts(free), false);
 });
 
-test('the metrics key is checked by the schema: a bad listen, a misspelt key and a string are refused with the path', () => {
+test('the metrics key is checked by the schema: a bad listen, a misspelt key, a string and the gateway\'s own address are refused with the path', async () => {
   const bad = (metrics: unknown) => {
     try {
       createServer({ config: { metrics } });
@@ -196,6 +196,22 @@ test('the metrics key is checked by the schema: a bad listen, a misspelt key and
   assert.match(bad({ lisen: '127.0.0.1:9464' }), /^metrics\.lisen: unknown key, did you mean listen\?/);
   assert.match(bad('on'), /^metrics: expected true, false or a mapping \{ enabled, listen \}, got string "on"/);
   assert.match(bad({ enabled: 'yes' }), /^metrics\.enabled: expected/);
+  // The gateway's own address: refused before anything is bound, whichever way the gateway's address is given.
+  const own = async (listen: string | { port: number }, metricsListen: string) => {
+    try {
+      // Built, never started: closed again so its event subscriptions go.
+      await createServer({ listen, config: { metrics: { listen: metricsListen } } }).close();
+    } catch (err) {
+      assert.ok(err instanceof ConfigError, String(err));
+      return err.problems.join('\n');
+    }
+    return 'accepted';
+  };
+  assert.match(await own('127.0.0.1:50000', '127.0.0.1:50000'), /^metrics\.listen: 127\.0\.0\.1:50000 is the gateway's own address/);
+  assert.match(await own('0.0.0.0:50000', '127.0.0.1:50000'), /gateway's own address/);
+  assert.equal(await own('127.0.0.1:50000', '127.0.0.1:9464'), 'accepted');
+  assert.equal(await own('127.0.0.1:50000', '127.0.0.2:50000'), 'accepted');
+  assert.equal(await own({ port: 0 }, '127.0.0.1:0'), 'accepted');
 });
 
 test('porthole serve prints the metrics URL, and exits 1 with PH_ERR_METRICS_LISTEN when its port is taken', async (t) => {
