@@ -1,5 +1,5 @@
 // The whole Porthole server inside your own Node program: a supervised app,
-// the admin API with its token, drained on SIGTERM.
+// the admin API with its token, the dashboard, drained on SIGTERM.
 //   PORT=50000 DATA=/tmp/porthole-data node examples/embedded-server.mjs
 import { fileURLToPath } from 'node:url';
 import { createServer } from 'porthole';
@@ -17,5 +17,6 @@ server.subscribe('app', (e) => e.state === 'running' && console.log(`${e.app} is
 const { url, token, tokenCreated, tokenFile } = await server.listen();
 console.log(`ready on ${url} (demo at ${url}/demo/, admin API at ${url}/_porthole/api/apps)`);
 if (tokenCreated) console.log(`admin token (kept in ${tokenFile}): ${token}`);
+console.log(`dashboard (the link logs in once): ${server.loginUrl()}`);
 
 process.once('SIGTERM', () => server.drain().then(() => process.exit(0)));

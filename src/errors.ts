@@ -248,6 +248,17 @@ export class ForbiddenError extends PortholeError {
   readonly closeCode = 1008;
 }
 
+/**
+ * An admin API call carried the dashboard's session cookie without the
+ * session's CSRF secret (`X-Porthole-CSRF`): a page of another site, or a
+ * script of an app on this origin, riding the dashboard's session.
+ */
+export class CsrfError extends PortholeError {
+  readonly code = 'PH_ERR_CSRF';
+  readonly status = 403;
+  readonly closeCode = 1008;
+}
+
 /** No app of that name is registered. */
 export class AppUnknownError extends PortholeError {
   readonly code = 'PH_ERR_APP_UNKNOWN';
@@ -372,6 +383,7 @@ export const ERROR_CODES = [
   'PH_ERR_BODY_TOO_LARGE',
   'PH_ERR_UNAUTHORIZED',
   'PH_ERR_FORBIDDEN',
+  'PH_ERR_CSRF',
   'PH_ERR_APP_UNKNOWN',
   'PH_ERR_CONFLICT',
   'PH_ERR_APP_NO_CMD',

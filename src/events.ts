@@ -19,6 +19,13 @@ export interface EventMap {
     bytesOut: number;
     framesIn: number;
     framesOut: number;
+    /** Data messages each way (the bridge: WebSocket messages from the client, TCP chunks to it). */
+    messagesIn?: number;
+    messagesOut?: number;
+    /** The connection's number (as in the admin API's `tunnels`), `tunnel` (proxied) or `bridge`, and the client's `address:port`. */
+    id?: number;
+    kind?: 'tunnel' | 'bridge';
+    client?: string;
     closeCode: number | null;
     closedBy: 'client' | 'upstream' | 'gateway';
     reason?: string;

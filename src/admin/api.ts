@@ -9,8 +9,12 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { nearest, quote } from '../config/schema-kit.js';
 import { AppNotSupervisedError, AppSpawnError, AppUnknownError, BadRequestError, BodyTooLargeError, InternalError, PortholeError } from '../errors.js';
 import { emit } from '../events.js';
+import type { LogEntry } from '../apps/app-log.js';
 import type { Supervisor } from '../apps/supervisor.js';
-import { checkAdmin, type GuardOptions } from './guard.js';
+import type { LiveConnection } from '../gateway/tunnel.js';
+import type { Activity } from './activity.js';
+import { authorize, type Caller, type GuardOptions } from './guard.js';
+import { sessionExpiry } from './session.js';
 import type { AppRegistry } from './registry.js';
 
 const MAX_BODY = 1024 * 1024;
@@ -39,11 +43,27 @@ export interface AdminApiOptions {
   supervisor: Supervisor;
   guard: () => GuardOptions;
   gatewayId: string;
+  /** The open tunnels and bridge connections (for `/tunnels` and `/live`). */
+  connections?: () => LiveConnection[];
+  /** The last closes and gateway events (for `/tunnels`, `/events` and `/live`). */
+  activity?: Activity;
+  /** A new one-time dashboard login code (`POST /login-link`). */
+  loginCode?: () => string;
 }
 
-/** Returns a request handler that answers admin paths and returns false for every other path. */
-export function createAdminApi(opts: AdminApiOptions): (req: IncomingMessage, res: ServerResponse) => boolean {
-  return (req, res) => {
+/** A request handler that answers admin paths and returns false for every other path. */
+export interface AdminApi {
+  (req: IncomingMessage, res: ServerResponse): boolean;
+  /** Ends every event stream (log follows, `/live`): a draining gateway does not wait on them. */
+  endStreams(): void;
+}
+
+/** Open event streams, ended by `endStreams`. */
+type Streams = Set<ServerResponse>;
+
+export function createAdminApi(opts: AdminApiOptions): AdminApi {
+  const streams: Streams = new Set();
+  const handler = (req: IncomingMessage, res: ServerResponse): boolean => {
     const url = req.url ?? '/';
     const q = url.indexOf('?');
     const path = q === -1 ? url : url.slice(0, q);
@@ -52,13 +72,13 @@ export function createAdminApi(opts: AdminApiOptions): (req: IncomingMessage, re
     res.once('close', () =>
       emit('request', { gateway: opts.gatewayId, app: null, method: req.method ?? 'GET', path: url, status: res.statusCode, ms: Math.round(performance.now() - started) }),
     );
-    const refused = checkAdmin(req, opts.guard());
-    if (refused) {
-      sendError(res, refused, refused.status === 401 ? { 'WWW-Authenticate': 'Bearer realm="porthole"' } : {});
+    const who = authorize(req, opts.guard());
+    if (!('via' in who)) {
+      sendError(res, who, who.status === 401 ? { 'WWW-Authenticate': 'Bearer realm="porthole"' } : {});
       return true;
     }
     const params = new URLSearchParams(q === -1 ? '' : url.slice(q + 1));
-    const handle = path.startsWith(API) ? rest(opts, req, res, path.slice(API.length), params) : webapp(opts, req, res, params);
+    const handle = path.startsWith(API) ? rest(opts, req, res, path.slice(API.length), params, who, streams) : webapp(opts, req, res, params);
     Promise.resolve(handle)
       .then((body) => {
         if (body !== undefined) sendJson(res, 200, { ok: true, ...body });
@@ -66,6 +86,12 @@ export function createAdminApi(opts: AdminApiOptions): (req: IncomingMessage, re
       .catch((err) => sendError(res, asPortholeError(err)));
     return true;
   };
+  return Object.assign(handler, {
+    endStreams() {
+      // Ending emits 'close' later: the stream's `stop` runs then; `open()` keeps writes off it meanwhile.
+      for (const res of streams) res.end();
+    },
+  });
 }
 
 async function webapp(opts: AdminApiOptions, req: IncomingMessage, res: ServerResponse, params: URLSearchParams): Promise<Record<string, unknown>> {
@@ -117,7 +143,15 @@ async function webapp(opts: AdminApiOptions, req: IncomingMessage, res: ServerRe
   }
 }
 
-async function rest(opts: AdminApiOptions, req: IncomingMessage, res: ServerResponse, sub: string, params: URLSearchParams): Promise<Record<string, unknown> | undefined> {
+async function rest(
+  opts: AdminApiOptions,
+  req: IncomingMessage,
+  res: ServerResponse,
+  sub: string,
+  params: URLSearchParams,
+  who: Caller,
+  streams: Streams,
+): Promise<Record<string, unknown> | undefined> {
   const { registry, supervisor } = opts;
   let parts: string[];
   try {
@@ -127,6 +161,30 @@ async function rest(opts: AdminApiOptions, req: IncomingMessage, res: ServerResp
   }
   const method = req.method ?? 'GET';
   const notAllowed = (allowed: string) => new BadRequestError(`${method} is not allowed on /_porthole/api/${sub} (use ${allowed})`);
+  const getOnly = () => {
+    if (method !== 'GET') throw notAllowed('GET');
+  };
+  if (parts.length === 1 && parts[0] === 'session') {
+    getOnly();
+    return { via: who.via, ...(who.session ? { expires_at: new Date(sessionExpiry(who.session)).toISOString() } : {}) };
+  }
+  if (parts.length === 1 && parts[0] === 'tunnels') {
+    getOnly();
+    return { ...tunnelViews(opts), closes: opts.activity?.closes ?? [] };
+  }
+  if (parts.length === 1 && parts[0] === 'events') {
+    getOnly();
+    return { events: opts.activity?.events ?? [] };
+  }
+  if (parts.length === 1 && parts[0] === 'login-link' && opts.loginCode) {
+    if (method !== 'POST') throw notAllowed('POST');
+    return { path: `/_porthole/?login=${opts.loginCode()}`, expires_in_s: 24 * 3600 };
+  }
+  if (parts.length === 1 && parts[0] === 'live') {
+    getOnly();
+    live(opts, req, res, streams);
+    return undefined;
+  }
   if (parts[0] !== 'apps') throw new AppUnknownError(`no admin resource /_porthole/api/${sub}`);
   if (parts.length === 1) {
     if (method !== 'GET') throw notAllowed('GET, or PUT /apps/{name}');
@@ -159,27 +217,127 @@ async function rest(opts: AdminApiOptions, req: IncomingMessage, res: ServerResp
     if (what === 'logs') {
       if (method !== 'GET') throw notAllowed('GET');
       registry.view(name);
-      const lines = supervisor.logs(name, lineCount(params.get('lines')));
-      if (params.get('follow') !== '1' && params.get('follow') !== 'true') return { name, lines };
-      followLogs(supervisor, name, lines, req, res);
+      const count = lineCount(params.get('lines'));
+      const entries = flag(params.get('entries'));
+      const follow = flag(params.get('follow'));
+      if (!follow) return entries ? { name, lines: supervisor.logs(name, count), entries: supervisor.logEntries(name, count) } : { name, lines: supervisor.logs(name, count) };
+      if (entries) followEntries(supervisor, name, supervisor.logEntries(name, count), req, res, streams);
+      else followLogs(supervisor, name, supervisor.logs(name, count), req, res, streams);
       return undefined;
     }
   }
   throw new AppUnknownError(`no admin resource /_porthole/api/${sub}`);
 }
 
-/** Streams log lines as Server-Sent Events: the tail first, then each new line. */
-function followLogs(supervisor: Supervisor, name: string, tail: string[], req: IncomingMessage, res: ServerResponse): void {
+function flag(v: string | null): boolean {
+  return v === '1' || v === 'true';
+}
+
+/**
+ * Starts a Server-Sent Events answer: keep-alive comments every 15 s,
+ * `stop` run when the client goes (or `endStreams` ends it).
+ */
+function eventStream(req: IncomingMessage, res: ServerResponse, streams: Streams, stop: () => void): void {
   res.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-store', 'X-Accel-Buffering': 'no' });
-  const send = (line: string) => res.write(`data: ${line.replace(/\r?\n/g, ' ')}\n\n`);
-  tail.forEach(send);
-  const off = supervisor.followLogs(name, send);
-  const keepAlive = setInterval(() => res.write(': keep-alive\n\n'), 15_000);
+  streams.add(res);
+  const keepAlive = setInterval(() => open(res) && res.write(': keep-alive\n\n'), 15_000);
   keepAlive.unref();
-  req.socket.once('close', () => {
-    off();
+  let done = false;
+  const end = () => {
+    if (done) return;
+    done = true;
+    streams.delete(res);
     clearInterval(keepAlive);
+    stop();
+  };
+  req.socket.once('close', end);
+  res.once('close', end);
+}
+
+/** True while a stream can still be written to (`endStreams` may have ended it before its listeners are gone). */
+function open(res: ServerResponse): boolean {
+  return !res.writableEnded && !res.destroyed;
+}
+
+/** Streams log lines as Server-Sent Events: the tail first, then each new line. */
+function followLogs(supervisor: Supervisor, name: string, tail: string[], req: IncomingMessage, res: ServerResponse, streams: Streams): void {
+  const send = (line: string) => open(res) && res.write(`data: ${line.replace(/\r?\n/g, ' ')}\n\n`);
+  let off = () => {};
+  eventStream(req, res, streams, () => off());
+  tail.forEach(send);
+  off = supervisor.followLogs(name, send);
+}
+
+/** As followLogs, each line a JSON `LogEntry` (`stream`, `text`, `at`). */
+function followEntries(supervisor: Supervisor, name: string, tail: LogEntry[], req: IncomingMessage, res: ServerResponse, streams: Streams): void {
+  const send = (entry: LogEntry) => open(res) && res.write(`data: ${JSON.stringify(entry)}\n\n`);
+  let off = () => {};
+  eventStream(req, res, streams, () => off());
+  tail.forEach(send);
+  off = supervisor.followLogs(name, (_line, entry) => send(entry));
+}
+
+/**
+ * Open connections listed at most: a gateway with thousands of idle tunnels
+ * would otherwise send megabytes a second to every open dashboard. The
+ * busiest (most recently active) come first; `total` counts them all.
+ */
+export const MAX_LISTED_TUNNELS = 500;
+
+/** The open connections as the API shows them, most recently active first. */
+function tunnelViews(opts: AdminApiOptions): { tunnels: Record<string, unknown>[]; total: number } {
+  const now = Date.now();
+  const all = opts.connections?.() ?? [];
+  const shown = all.length > MAX_LISTED_TUNNELS ? all.sort((a, b) => b.lastActivity - a.lastActivity).slice(0, MAX_LISTED_TUNNELS) : all;
+  const tunnels = shown.map((c) => ({
+    id: c.id,
+    kind: c.kind,
+    app: c.app,
+    path: c.path,
+    client: c.client,
+    started_at: new Date(c.started).toISOString(),
+    age_ms: now - c.started,
+    idle_ms: now - c.lastActivity,
+    bytes_in: c.bytesIn,
+    bytes_out: c.bytesOut,
+    messages_in: c.messagesIn,
+    messages_out: c.messagesOut,
+  }));
+  return { tunnels, total: all.length };
+}
+
+/** Apps' changes are sent at most this often. */
+const APPS_EVERY_MS = 200;
+const TUNNELS_EVERY_MS = 1000;
+
+/**
+ * The dashboard's live feed (Server-Sent Events): `tunnels` every second,
+ * `close` and `event` as they happen, `apps` when an app changes.
+ */
+function live(opts: AdminApiOptions, req: IncomingMessage, res: ServerResponse, streams: Streams): void {
+  const send = (event: string, data: unknown) => open(res) && res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+  const sendApps = () => send('apps', { apps: opts.registry.list() });
+  const sendTunnels = () => send('tunnels', tunnelViews(opts));
+  let appsTimer: NodeJS.Timeout | null = null;
+  const tick = setInterval(sendTunnels, TUNNELS_EVERY_MS);
+  const offs = [
+    opts.activity?.onClose((c) => send('close', c)),
+    opts.activity?.onEvent((e) => {
+      send('event', e);
+      if (e.type === 'app' && !appsTimer)
+        appsTimer = setTimeout(() => {
+          appsTimer = null;
+          sendApps();
+        }, APPS_EVERY_MS);
+    }),
+  ];
+  eventStream(req, res, streams, () => {
+    clearInterval(tick);
+    if (appsTimer) clearTimeout(appsTimer);
+    offs.forEach((off) => off?.());
   });
+  sendApps();
+  sendTunnels();
 }
 
 function lineCount(v: unknown): number {
@@ -278,5 +436,29 @@ function sendError(res: ServerResponse, err: PortholeError, headers: Record<stri
     problems = [...problems.slice(0, MAX_PROBLEMS), `…and ${problems.length - MAX_PROBLEMS} more problems`];
     message = problems.join('; ');
   }
-  sendJson(res, err.status, { ok: false, error: { code: err.code, status: err.status, message, ...(problems && problems.length > 1 ? { problems } : {}) } }, { 'X-Porthole-Error': err.code, ...headers });
+  const fields = problems ? fieldsOf(problems) : undefined;
+  sendJson(
+    res,
+    err.status,
+    { ok: false, error: { code: err.code, status: err.status, message, ...(problems && problems.length > 1 ? { problems } : {}), ...(fields ? { fields } : {}) } },
+    { 'X-Porthole-Error': err.code, ...headers },
+  );
+}
+
+/**
+ * Problems by the top-level field they are about (`app.port: expected…` →
+ * `port`), so a form can show each beside its field; undefined when none
+ * names a field.
+ */
+export function fieldsOf(problems: readonly string[]): Record<string, string> | undefined {
+  const fields: Record<string, string> = {};
+  let any = false;
+  for (const p of problems) {
+    const m = /^(?:app\.)?([a-z_][a-z0-9_]*)(?:[.[][^:]*)?: (.+)$/s.exec(p);
+    // `app: needs one of port, url or socket` is about the whole form, not one field.
+    if (!m || (m[1] === 'app' && !p.startsWith('app.')) || Object.hasOwn(fields, m[1])) continue;
+    fields[m[1]] = m[2];
+    any = true;
+  }
+  return any ? fields : undefined;
 }

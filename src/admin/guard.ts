@@ -4,9 +4,10 @@
  * with no foreign Origin (a cross-site form or fetch).
  */
 import type { IncomingMessage } from 'node:http';
-import { BadHostError, ForbiddenError, UnauthorizedError, type PortholeError } from '../errors.js';
+import { BadHostError, CsrfError, ForbiddenError, UnauthorizedError, type PortholeError } from '../errors.js';
 import { isLoopbackAddress, isLoopbackName, parseHostHeader, shortHost } from '../gateway/host-header.js';
 import { isMachineAddress, NameSet } from '../gateway/host-policy.js';
+import { Sessions, type Session } from './session.js';
 import { sameToken } from './token.js';
 
 export interface GuardOptions {
@@ -14,6 +15,14 @@ export interface GuardOptions {
   localNoAuth: boolean;
   /** Extra host names the admin API answers under. */
   hosts: readonly string[];
+  /** The dashboard's sessions: a session cookie with its CSRF header is accepted like the token. */
+  sessions?: Sessions;
+}
+
+/** Who a call comes from: the token, a dashboard session, or (with `local_no_auth`) a loopback client. */
+export interface Caller {
+  via: 'token' | 'session' | 'local';
+  session?: Session;
 }
 
 export const isLoopback = isLoopbackAddress;
@@ -34,6 +43,12 @@ export function checkAdminHost(hostHeader: string | undefined, hosts: readonly s
 
 /** Returns the refusal, or null when the request may proceed. */
 export function checkAdmin(req: IncomingMessage, opts: GuardOptions): PortholeError | null {
+  const who = authorize(req, opts);
+  return 'via' in who ? null : who;
+}
+
+/** The caller, or the refusal. */
+export function authorize(req: IncomingMessage, opts: GuardOptions): Caller | PortholeError {
   const badHost = checkAdminHost(req.headers.host, opts.hosts);
   if (badHost) return badHost;
   const host = req.headers.host ?? '';
@@ -50,9 +65,15 @@ export function checkAdmin(req: IncomingMessage, opts: GuardOptions): PortholeEr
   const auth = req.headers.authorization;
   if (auth !== undefined) {
     const m = /^Bearer\s+(\S+)\s*$/i.exec(auth);
-    if (m && sameToken(m[1], opts.token)) return null;
+    if (m && sameToken(m[1], opts.token)) return { via: 'token' };
     return new UnauthorizedError('admin API: the token is wrong (it is in the data directory\'s "private/token" file)');
   }
-  if (opts.localNoAuth && isLoopback(req.socket.remoteAddress)) return null;
+  const session = opts.sessions?.of(req);
+  if (session) {
+    if (Sessions.csrfMatches(req, session)) return { via: 'session', session };
+    return new CsrfError('admin API: a dashboard session needs its X-Porthole-CSRF header (a page of another origin, or of an app behind this gateway, cannot use your session)');
+  }
+  if (opts.localNoAuth && isLoopback(req.socket.remoteAddress)) return { via: 'local' };
+  if (opts.sessions && Sessions.hasCookie(req)) return new UnauthorizedError('admin API: the dashboard session ended (log in again at /_porthole/)');
   return new UnauthorizedError('admin API: send "Authorization: Bearer <token>" (the token is in the data directory\'s "private/token" file, or PORTHOLE_TOKEN)');
 }

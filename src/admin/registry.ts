@@ -58,6 +58,10 @@ export interface AppView extends Record<string, unknown> {
   ready: boolean;
   restarts: number;
   last_exit: AppStatus['last_exit'];
+  /** `process` (Porthole runs it), `bridge` (the built-in WebSocket→TCP bridge) or `external` (runs elsewhere). */
+  kind: 'process' | 'bridge' | 'external';
+  /** When the running process started (uptime); null when none runs. */
+  started_at: string | null;
 }
 
 export class AppRegistry {
@@ -149,6 +153,8 @@ export class AppRegistry {
       ready: st ? st.ready : (ext?.ok ?? false),
       restarts: st?.restarts ?? 0,
       last_exit: st?.last_exit ?? null,
+      kind: app.cmd ? 'process' : isBridgeOnly(app) ? 'bridge' : 'external',
+      started_at: st?.started_at ?? null,
       ...(st?.message ? { message: st.message } : {}),
       ...(extMessage ? { message: extMessage } : {}),
       ...(st?.last_probe ? { last_probe: st.last_probe } : {}),
@@ -171,6 +177,8 @@ export class AppRegistry {
       ready: false,
       restarts: 0,
       last_exit: null,
+      kind: typeof inv.raw.cmd === 'string' ? 'process' : inv.raw.bridge !== undefined ? 'bridge' : 'external',
+      started_at: null,
       message: inv.reason,
       error: { code: 'PH_ERR_APP_INVALID' },
     };

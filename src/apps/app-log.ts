@@ -32,12 +32,23 @@ export interface AppLogOptions {
   onError?: (err: Error) => void;
 }
 
+/** Where a line came from: the app's stdout or stderr, or Porthole itself (`[porthole] …` notes). */
+export type LogStream = 'stdout' | 'stderr' | 'porthole';
+
+/** One line of the tail. */
+export interface LogEntry {
+  stream: LogStream;
+  text: string;
+  /** Epoch ms when the line was read. */
+  at: number;
+}
+
 export class AppLog {
   readonly path: string;
   readonly #maxBytes: number;
   readonly #onError: (err: Error) => void;
-  readonly #tail: string[] = [];
-  readonly #followers = new Set<(line: string) => void>();
+  readonly #tail: LogEntry[] = [];
+  readonly #followers = new Set<(line: string, entry: LogEntry) => void>();
   #fh: FileHandle | undefined;
   #size = 0;
   /** Lines waiting for the file, written in batches by one drain loop at a time. */
@@ -56,7 +67,7 @@ export class AppLog {
   }
 
   /** Feeds a child's stream in, one line at a time (a partial last line is flushed at end). */
-  attach(stream: Readable): void {
+  attach(stream: Readable, from: LogStream = 'stdout'): void {
     this.#streams.add(stream);
     stream.once('close', () => this.#streams.delete(stream));
     if (this.#pending > HIGH_WATER_BYTES) stream.pause();
@@ -69,25 +80,26 @@ export class AppLog {
         lines.push(partial);
         partial = '';
       }
-      for (const line of lines) this.line(line);
+      for (const line of lines) this.line(line, from);
     });
     stream.on('end', () => {
       const rest = partial + decoder.end();
-      if (rest) this.line(rest);
+      if (rest) this.line(rest, from);
     });
     // A pipe error (EPIPE after the group was killed) only ends this stream's output.
     stream.on('error', () => {});
   }
 
   /** Adds one line (without its newline): file, tail, followers. */
-  line(text: string): void {
+  line(text: string, from: LogStream = 'porthole'): void {
     if (this.#closed) return;
     const line = text.endsWith('\r') ? text.slice(0, -1) : text;
-    this.#tail.push(line);
+    const entry: LogEntry = { stream: from, text: line, at: Date.now() };
+    this.#tail.push(entry);
     if (this.#tail.length > TAIL_LINES) this.#tail.splice(0, this.#tail.length - TAIL_LINES);
     for (const follower of this.#followers) {
       try {
-        follower(line);
+        follower(line, entry);
       } catch {
         // A follower's bug must not stop the app's logging.
       }
@@ -101,11 +113,16 @@ export class AppLog {
 
   /** The last `n` lines (all the tail holds if `n` is larger). */
   last(n: number): string[] {
+    return this.lastEntries(n).map((e) => e.text);
+  }
+
+  /** The last `n` lines with where each came from and when. */
+  lastEntries(n: number): LogEntry[] {
     return n <= 0 ? [] : this.#tail.slice(-n);
   }
 
   /** Calls `onLine` for every new line until the returned function is called. */
-  follow(onLine: (line: string) => void): () => void {
+  follow(onLine: (line: string, entry: LogEntry) => void): () => void {
     this.#followers.add(onLine);
     return () => void this.#followers.delete(onLine);
   }

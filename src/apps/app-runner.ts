@@ -128,6 +128,7 @@ export class AppRunner {
       ready: this.#ready,
       restarts: this.#restarts,
       last_exit: this.#lastExit,
+      started_at: this.#run && !this.#run.exit ? new Date(this.#run.startedAt).toISOString() : null,
     };
     if (this.ports.port !== undefined) s.port = this.ports.port;
     if (this.ports.ws_port !== undefined) s.ws_port = this.ports.ws_port;
@@ -302,8 +303,8 @@ export class AppRunner {
       ready: new AbortController(),
     };
     this.#run = run;
-    this.#deps.log.attach(child.stdout!);
-    this.#deps.log.attach(child.stderr!);
+    this.#deps.log.attach(child.stdout!, 'stdout');
+    this.#deps.log.attach(child.stderr!, 'stderr');
     child.once('exit', (code, signal) => {
       this.#onExit(run, code, signal);
       markExited();

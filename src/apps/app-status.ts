@@ -26,6 +26,8 @@ export interface AppStatus {
   /** Automatic restarts (after a crash or, with `always`, an exit) since the app was registered. */
   restarts: number;
   last_exit: LastExit | null;
+  /** ISO 8601 time the running process was started (uptime); null when none runs. */
+  started_at: string | null;
   /** The port the app listens on: its own, or the one the supervisor allocated. */
   port?: number;
   ws_port?: number;

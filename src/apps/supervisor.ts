@@ -11,7 +11,7 @@ import { EventEmitter } from 'node:events';
 import { join } from 'node:path';
 import type { AppConfig } from '../config/schema.js';
 import { emit as publish } from '../events.js';
-import { AppLog } from './app-log.js';
+import { AppLog, type LogEntry } from './app-log.js';
 import { resolveAppUser, type AppIdentity, type UserSpec } from './app-user.js';
 import { AppRunner, type EffectivePorts, type RunnerDeps } from './app-runner.js';
 import { APP_UNKNOWN, appError, type AppStatus } from './app-status.js';
@@ -191,8 +191,13 @@ export class Supervisor extends EventEmitter {
     return this.#apps.get(name)?.log.last(lines) ?? [];
   }
 
+  /** The last lines with their stream (stdout, stderr, porthole) and time. */
+  logEntries(name: string, lines: number): LogEntry[] {
+    return this.#apps.get(name)?.log.lastEntries(lines) ?? [];
+  }
+
   /** Calls `onLine` for every new line of the app's output; returns the unsubscribe function. */
-  followLogs(name: string, onLine: (line: string) => void): () => void {
+  followLogs(name: string, onLine: (line: string, entry: LogEntry) => void): () => void {
     const runner = this.#apps.get(name);
     if (!runner) throw appError(APP_UNKNOWN, `no app named ${JSON.stringify(name)}`);
     return runner.log.follow(onLine);

@@ -137,6 +137,28 @@ Examples:
       .option('--data <dir>', 'the gateway\'s data directory, where its token is')
       .option('--json', 'print the API\'s JSON');
 
+  common(
+    program
+      .command('dashboard')
+      .description('print a new one-time login link to the dashboard of a running gateway')
+      .addHelpText(
+        'after',
+        `
+"porthole serve" prints a link at start; each link works once, within 24 hours.
+The link is made with the admin token (from --data or PORTHOLE_TOKEN) and opens
+the dashboard at /_porthole/ in a browser, where a session cookie keeps you in.
+
+Example:
+  porthole dashboard --data /var/lib/porthole`,
+      ),
+  ).action(
+    act(async (opts: ClientOptions) => {
+      const c = client(opts);
+      const r = await c.call('POST', 'login-link');
+      process.stdout.write(opts.json ? `${JSON.stringify(r, null, 2)}\n` : `${c.base}${String(r.path)}\n`);
+    }),
+  );
+
   common(apps.command('ls').alias('list').description('list every app with its state')).action(
     act(async (opts: ClientOptions) => {
       const r = await client(opts).call('GET', 'apps');

@@ -80,6 +80,8 @@ async function serve(opts: ServeOptions): Promise<void> {
   // The token is the gateway's secret: apps never see it (see clean-env.ts), and it is shown once.
   if (started.tokenCreated) process.stderr.write(`porthole: admin token (saved in ${started.tokenFile}, mode 0600): ${started.token}\n`);
   process.stderr.write(`porthole: listening on ${started.url} (${config.apps.length} app${config.apps.length === 1 ? '' : 's'})\n`);
+  // Like Jupyter's token URL: a browser opens it once and stays logged in ("porthole dashboard" prints another).
+  process.stderr.write(`porthole: dashboard (this link logs in once): ${server.loginUrl()}\n`);
   if (started.metricsUrl) process.stderr.write(`porthole: metrics on ${started.metricsUrl}\n`);
 
   // A rejected config is reported by the server's `config rejected` event; the old one stays.

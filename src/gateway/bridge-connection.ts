@@ -14,6 +14,7 @@ import WebSocket from 'ws';
 import { upstreamError } from '../errors.js';
 import { emit } from '../events.js';
 import { closePayload } from './frames.js';
+import { nextConnectionId, type LiveConnection } from './tunnel.js';
 
 /**
  * Bytes waiting for the client (in `ws` and in the socket's write buffer)
@@ -34,6 +35,8 @@ export interface BridgeInfo {
   gateway: string;
   /** `host:port` of the TCP target, for close reasons. */
   target: string;
+  /** The client's `address:port`. */
+  client?: string;
 }
 
 export interface BridgeConnectionOptions {
@@ -47,6 +50,7 @@ export interface BridgeConnectionOptions {
 }
 
 export class BridgeConnection {
+  readonly id = nextConnectionId();
   readonly started = Date.now();
   /** Payload bytes from the client, written to TCP. */
   bytesIn = 0;
@@ -80,6 +84,23 @@ export class BridgeConnection {
     private readonly opts: BridgeConnectionOptions,
   ) {
     this.base64 = ws.protocol === 'base64';
+  }
+
+  /** What the dashboard shows of this connection now. */
+  snapshot(): LiveConnection {
+    return {
+      id: this.id,
+      kind: 'bridge',
+      app: this.info.app,
+      path: this.info.path,
+      client: this.info.client ?? 'unknown',
+      started: this.started,
+      lastActivity: this.lastActivity,
+      bytesIn: this.bytesIn,
+      bytesOut: this.bytesOut,
+      messagesIn: this.framesIn,
+      messagesOut: this.framesOut,
+    };
   }
 
   start(): void {
@@ -239,6 +260,11 @@ export class BridgeConnection {
       bytesOut: this.bytesOut,
       framesIn: this.framesIn,
       framesOut: this.framesOut,
+      messagesIn: this.framesIn,
+      messagesOut: this.framesOut,
+      id: this.id,
+      kind: 'bridge',
+      client: this.info.client,
       closeCode: first.code,
       closedBy: first.by,
       reason: first.reason,

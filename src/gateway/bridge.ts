@@ -17,6 +17,7 @@ import type { AppConfig } from '../config/schema.js';
 import { BadHandshakeError, PortholeError, RouteNotFoundError, upstreamError } from '../errors.js';
 import { emit } from '../events.js';
 import { BridgeConnection } from './bridge-connection.js';
+import { peerOf } from './tunnel.js';
 import { TokenTargets, tokenOf } from './bridge-tokens.js';
 import type { Route } from './router.js';
 
@@ -170,7 +171,7 @@ function handshake(req: IncomingMessage, socket: Duplex, head: Buffer, ctx: Brid
     socket.off('close', lost);
     const path = hideToken(req.url ?? '/');
     emit('upgrade', { gateway: ctx.gateway, app: ctx.app, path, accepted: true, status: 101 });
-    const conn = new BridgeConnection(ws, tcp, socket, { app: ctx.app, path, gateway: ctx.gateway, target: label }, {
+    const conn = new BridgeConnection(ws, tcp, socket, { app: ctx.app, path, gateway: ctx.gateway, target: label, client: peerOf(socket as net.Socket) }, {
       idleMs: ctx.idleMs,
       pingMs: ctx.pingMs,
       textAsBinary: ctx.spec.textAsBinary,

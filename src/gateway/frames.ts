@@ -17,6 +17,8 @@ export const OP_PONG = 0xa;
 export class FrameTracker {
   /** Frames whose header has been read. */
   frames = 0;
+  /** Data messages completed (a data frame with FIN set: unfragmented, or the last fragment). */
+  messages = 0;
   /** Close code of the first close frame seen in this direction (1005 if it had none). */
   closeCode: number | null = null;
   closeReason = '';
@@ -80,6 +82,7 @@ export class FrameTracker {
       else if (len7 === 127) payload = hbuf.readUInt32BE(h + 2) * 2 ** 32 + hbuf.readUInt32BE(h + 6);
       else payload = len7;
       this.frames++;
+      if (opcode < 8 && hbuf[h] & 0x80) this.messages++;
       this.partial = null;
       off += headerLen - prev;
       if (opcode === OP_CLOSE && this.closeCode === null) {

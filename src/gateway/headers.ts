@@ -252,6 +252,13 @@ export function downstreamResponseHeaders(raw: readonly string[], match: Match):
       if (lower === 'location' || lower === 'content-location') value = rewriteLocation(value, route);
       else if (lower === 'set-cookie') value = rewriteCookiePath(value, route.prefix, route.http.basePath);
     }
+    if (lower === 'service-worker-allowed' && match.prefix !== '') {
+      // A service worker scoped beyond the app's prefix would see every other app's pages on this
+      // origin, and the dashboard's: only a scope under the prefix passes.
+      const scope = rewrite && value.startsWith('/') ? underPrefix(outOfBase(value, route.http.basePath), route.prefix) : value;
+      if (!isUnder(scope, route.prefix)) continue;
+      value = scope;
+    }
     out.push(name, value);
   }
   return out;
@@ -280,6 +287,17 @@ function outOfBase(path: string, base: string): string {
   if (rest === '' || rest[0] === '/') return rest;
   if (rest[0] === '?' || rest[0] === '#') return `/${rest}`;
   return path; // `/basement`: not under the base
+}
+
+/** True when a path (or same-origin URL's path) is the prefix or below it, after resolving dot segments. */
+function isUnder(pathOrUrl: string, prefix: string): boolean {
+  let path: string;
+  try {
+    path = new URL(pathOrUrl, 'http://x').pathname;
+  } catch {
+    return false;
+  }
+  return !/^[a-z][a-z0-9+.-]*:/i.test(pathOrUrl) && !pathOrUrl.startsWith('//') && (path === prefix || path === `${prefix}/` || path.startsWith(`${prefix}/`));
 }
 
 function underPrefix(path: string, prefix: string): string {

@@ -13,6 +13,40 @@ export interface TunnelInfo {
   app: string;
   path: string;
   gateway: string;
+  /** The client's `address:port` as the gateway's socket saw it. */
+  client?: string;
+}
+
+/** One open WebSocket connection, as the dashboard and the admin API show it. */
+export interface LiveConnection {
+  id: number;
+  kind: 'tunnel' | 'bridge';
+  app: string;
+  path: string;
+  client: string;
+  /** Epoch ms. */
+  started: number;
+  /** Epoch ms of the last byte either way. */
+  lastActivity: number;
+  /** Bytes from the client (to the app) and to the client. */
+  bytesIn: number;
+  bytesOut: number;
+  /** Data messages each way. */
+  messagesIn: number;
+  messagesOut: number;
+}
+
+let lastId = 0;
+/** A number per tunnel and bridge connection of this process, for the dashboard's rows. */
+export function nextConnectionId(): number {
+  return ++lastId;
+}
+
+/** `address:port` of a socket (`[v6]:port`), or `unknown`. */
+export function peerOf(socket: { remoteAddress?: string; remotePort?: number }): string {
+  const a = socket.remoteAddress;
+  if (!a) return 'unknown';
+  return a.includes(':') ? `[${a}]:${socket.remotePort}` : `${a}:${socket.remotePort}`;
 }
 
 export interface TunnelOptions {
@@ -79,6 +113,7 @@ function onLegClose(this: Wired): void {
 }
 
 export class Tunnel {
+  readonly id = nextConnectionId();
   readonly started = Date.now();
   private readonly up: Leg; // client → upstream
   private readonly down: Leg; // upstream → client
@@ -124,6 +159,22 @@ export class Tunnel {
 
   get bytesIn(): number {
     return this.up.bytes;
+  }
+  /** What the dashboard shows of this tunnel now. */
+  snapshot(): LiveConnection {
+    return {
+      id: this.id,
+      kind: 'tunnel',
+      app: this.info.app,
+      path: this.info.path,
+      client: this.info.client ?? 'unknown',
+      started: this.started,
+      lastActivity: this.lastActivity,
+      bytesIn: this.up.bytes,
+      bytesOut: this.down.bytes,
+      messagesIn: this.up.tracker.messages,
+      messagesOut: this.down.tracker.messages,
+    };
   }
   get bytesOut(): number {
     return this.down.bytes;
@@ -277,6 +328,11 @@ export class Tunnel {
       bytesOut: this.down.bytes,
       framesIn: fromClient.frames,
       framesOut: fromUpstream.frames,
+      messagesIn: fromClient.messages,
+      messagesOut: fromUpstream.messages,
+      id: this.id,
+      kind: 'tunnel',
+      client: this.info.client,
       closeCode,
       closedBy,
       reason,

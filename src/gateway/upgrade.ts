@@ -16,7 +16,7 @@ import type { GatewayCore } from './core.js';
 import { checkHandshake, checkOrigin, checkWsPath } from './handshake.js';
 import { duplicateHost, upstreamRequestHeaders } from './headers.js';
 import type { Match } from './router.js';
-import { Tunnel } from './tunnel.js';
+import { peerOf, Tunnel } from './tunnel.js';
 import { upstreamRequest } from './upstream-request.js';
 
 export function proxyUpgrade(gw: GatewayCore, req: IncomingMessage, socket: Duplex, head: Buffer, match: Match): void {
@@ -206,7 +206,7 @@ function destroySelf(this: Duplex): void {
  * header lists, upstream request) alive for as long as the tunnel lives.
  */
 function splice(gw: GatewayCore, client: Duplex, upstream: Socket, clientHead: Buffer, upstreamHead: Buffer, route: Match['route'], path: string): void {
-  const tunnel = new Tunnel(client, upstream, { app: route.app.name, path, gateway: gw.id }, { idleMs: route.idleMs, pingMs: route.pingMs, onEnd: (t) => gw.tunnels.delete(t) });
+  const tunnel = new Tunnel(client, upstream, { app: route.app.name, path, gateway: gw.id, client: peerOf(client as Socket) }, { idleMs: route.idleMs, pingMs: route.pingMs, onEnd: (t) => gw.tunnels.delete(t) });
   gw.tunnels.add(tunnel);
   tunnel.start(clientHead, upstreamHead);
 }

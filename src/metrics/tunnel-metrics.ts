@@ -21,7 +21,7 @@ export interface OpenConnection {
   /** Bytes from the client (to the app), and to the client. */
   bytesIn: number;
   bytesOut: number;
-  /** Messages each way, where the gateway counts them while open; otherwise they are added at close. */
+  /** Data messages each way (a bridge: WebSocket messages in, TCP chunks out); when not given, they are added at close. */
   messagesIn?: number;
   messagesOut?: number;
 }
@@ -100,13 +100,13 @@ export function tunnelMetrics(registry: Registry, mine: (e: { gateway?: string }
   const closes = new Counter({ name: 'porthole_tunnel_closes_total', help: 'Tunnels and bridge connections closed, by app, close code (none: no close frame) and the side that closed first.', labelNames: ['app', 'code', 'closed_by'], registers: [registry] });
   const seconds = new Histogram({ name: 'porthole_tunnel_duration_seconds', help: 'How long tunnels and bridge connections stayed open, by app.', labelNames: ['app'], buckets: TUNNEL_BUCKETS, registers: [registry] });
 
-  return subscribe('tunnel.close', (e: EventMap['tunnel.close'] & { messagesIn?: number; messagesOut?: number }) => {
+  return subscribe('tunnel.close', (e: EventMap['tunnel.close']) => {
     if (!mine(e)) return;
     let t = closed.get(e.app);
     if (!t) closed.set(e.app, (t = { bytesIn: 0, bytesOut: 0, messagesIn: 0, messagesOut: 0 }));
     t.bytesIn += e.bytesIn;
     t.bytesOut += e.bytesOut;
-    // Data messages where the event has them; frames (control frames included) otherwise.
+    // Data messages; an event without them (an older emitter) gives its frames, control frames included.
     t.messagesIn += e.messagesIn ?? e.framesIn;
     t.messagesOut += e.messagesOut ?? e.framesOut;
     closes.inc({ app: e.app, code: e.closeCode === null ? 'none' : String(e.closeCode), closed_by: e.closedBy });

@@ -12,10 +12,14 @@ import { loadConfigFile } from '../config/load.js';
 import { parseConfig, type Config } from '../config/schema.js';
 import { ConfigError, type MetricsListenError } from '../errors.js';
 import { emit, subscribe } from '../events.js';
-import { createAdminApi } from '../admin/api.js';
+import { Activity } from '../admin/activity.js';
+import { createAdminApi, type AdminApi } from '../admin/api.js';
+import type { GuardOptions } from '../admin/guard.js';
+import { Sessions } from '../admin/session.js';
 import { AppRegistry } from '../admin/registry.js';
 import { ensureToken, tokenFile } from '../admin/token.js';
 import { Supervisor } from '../apps/supervisor.js';
+import { createDashboard, DASHBOARD_PATH } from '../dashboard/dashboard.js';
 import { createGateway, type Gateway, type ListenAddress } from '../gateway/gateway.js';
 import { startLogger, type LogFormat } from '../log/logger.js';
 import { createMetrics, type Metrics } from '../metrics/metrics.js';
@@ -66,8 +70,9 @@ export interface ServerStarted extends ListenAddress {
   metricsUrl?: string;
 }
 
-/** Why `listen()` failed; the original error is `cause`. */
+/** Why `listen()` failed (code `PH_ERR_START`, also sent as an `error` event); the original error is `cause`. */
 export class ServerStartError extends Error {
+  readonly code = 'PH_ERR_START';
   constructor(
     /** `data` (the data dir), `registry` (loading the stored apps), `metrics` (`metrics.listen`; the cause is a `PH_ERR_METRICS_LISTEN`), `listen` (the port), `token` (creating it). */
     readonly stage: 'data' | 'registry' | 'metrics' | 'listen' | 'token',
@@ -76,6 +81,7 @@ export class ServerStartError extends Error {
   ) {
     super(message);
     this.name = 'ServerStartError';
+    emit('error', { code: this.code, message: `${message} (${stage})` });
   }
 }
 
@@ -101,6 +107,12 @@ export interface PortholeServer {
   readonly subscribe: typeof subscribe;
   /** The metrics served at `/_porthole/metrics` (undefined with `metrics: false`). */
   readonly metrics: Metrics | undefined;
+  /**
+   * A one-time login link to the dashboard (`http://HOST:PORT/_porthole/?login=…`),
+   * good for one browser session within 24 hours; a new code each call.
+   * Throws before `listen()` has resolved.
+   */
+  loginUrl(): string;
   /**
    * Prepares the data dir, loads the stored apps (stopping what a killed
    * gateway left running, starting autostart apps), listens, then reads or
@@ -158,23 +170,33 @@ export function createServer(options: ServerOptions = {}): PortholeServer {
   let current = config;
   // Read once the gateway listens: a start that fails must not create a token.
   let token: string | undefined;
-  let admin: ((req: IncomingMessage, res: ServerResponse) => boolean) | undefined;
+  let admin: AdminApi | undefined;
+  let dashboard: ((req: IncomingMessage, res: ServerResponse) => boolean) | undefined;
+  let listening: ListenAddress | undefined;
   let metricsPage: ((req: IncomingMessage, res: ServerResponse) => boolean) | undefined;
   let registry: AppRegistry | undefined;
   const gateway = createGateway(config, {
     baseDir,
     appGate: (name) => registry?.appGate(name) ?? null,
-    intercept: (req, res) => (metricsPage?.(req, res) || admin?.(req, res)) ?? false,
+    intercept: (req, res) => (metricsPage?.(req, res) || admin?.(req, res) || dashboard?.(req, res)) ?? false,
   });
+  // Dashboard sessions, in memory: a restart logs browsers out.
+  const sessions = new Sessions();
+  // No token yet means nothing matches it (sameToken never matches the empty string).
+  const guardOptions = (): GuardOptions => ({ token: token ?? '', localNoAuth: current.admin.local_no_auth, hosts: current.admin.hosts, sessions });
   const supervisor = new Supervisor({ dataDir: layout.privateDir, appsDir: layout.appsDir, appDefaults: config.app_defaults });
   registry = new AppRegistry(gateway, supervisor, new FileStore(layout.privateDir), config);
+  const activity = new Activity({ gatewayId: gateway.id, isOwnApp: (name) => registry?.get(name) !== undefined });
   admin = createAdminApi({
     registry,
     supervisor,
     gatewayId: gateway.id,
-    // No token yet means nothing matches it (sameToken never matches the empty string).
-    guard: () => ({ token: token ?? '', localNoAuth: current.admin.local_no_auth, hosts: current.admin.hosts }),
+    guard: guardOptions,
+    connections: () => [...[...gateway.tunnels].map((t) => t.snapshot()), ...[...gateway.bridges].map((b) => b.snapshot())],
+    activity,
+    loginCode: () => sessions.loginCode(),
   });
+  dashboard = createDashboard({ sessions, guard: guardOptions, gatewayId: gateway.id });
   // Fed by the events; the open-tunnel gauge reads the gateway's sets when scraped.
   // With metrics.listen they are served there only, without the token (docs/metrics.md says why);
   // like `listen`, it is read at start.
@@ -189,10 +211,8 @@ export function createServer(options: ServerOptions = {}): PortholeServer {
     const appRegistry = registry;
     metrics = createMetrics({
       gatewayId: gateway.id,
-      openConnections: () => [
-        ...[...gateway.tunnels].map((t) => ({ app: t.info.app, kind: 'tunnel' as const, bytesIn: t.bytesIn, bytesOut: t.bytesOut })),
-        ...[...gateway.bridges].map((b) => ({ app: b.info.app, kind: 'bridge' as const, bytesIn: b.bytesIn, bytesOut: b.bytesOut, messagesIn: b.framesIn, messagesOut: b.framesOut })),
-      ],
+      // The same counts the tunnel.close events carry at the end, so no connection is counted twice or less.
+      openConnections: () => [...[...gateway.tunnels].map((t) => t.snapshot()), ...[...gateway.bridges].map((b) => b.snapshot())],
       // External apps are probed (at most every 2 s, 500 ms each), as the admin API's list does.
       apps: async () => (await appRegistry.checkExternal(), appRegistry.list()),
     });
@@ -214,6 +234,7 @@ export function createServer(options: ServerOptions = {}): PortholeServer {
     await supervisor.stopAll();
     await metricsListener?.close();
     metrics?.close();
+    activity.close();
     stopLogger?.();
     stopLogger = undefined;
   };
@@ -221,6 +242,8 @@ export function createServer(options: ServerOptions = {}): PortholeServer {
   let stopping: Promise<void> | undefined;
   const shutDown = (timeoutMs?: number) =>
     (stopping ??= (async () => {
+      // Event streams never finish on their own: a drain must not wait its whole timeout on them.
+      admin?.endStreams();
       await gateway.drain(timeoutMs);
       await stopApps();
     })());
@@ -258,6 +281,7 @@ export function createServer(options: ServerOptions = {}): PortholeServer {
       throw new ServerStartError('listen', `cannot listen on ${listenAt.host}:${listenAt.port}: ${e.code === 'EADDRINUSE' ? 'the port is already in use' : e.message}`, e);
     }
     reg.gatewayPort = address.port;
+    listening = address;
     try {
       // The token is the gateway's secret: apps never see it (see clean-env.ts).
       const t = ensureToken(dataDir);
@@ -318,10 +342,21 @@ export function createServer(options: ServerOptions = {}): PortholeServer {
       return next;
     },
 
+    loginUrl() {
+      if (!listening || !token) throw new Error('loginUrl(): the server is not listening yet (await listen() first)');
+      return `${dashboardBase(listening)}?login=${sessions.loginCode()}`;
+    },
+
     drain: (timeoutMs) => shutDown(timeoutMs),
     close: () => shutDown(0),
   };
   return server;
+}
+
+/** `http://HOST:PORT/_porthole/` for a browser on this machine (a wildcard address becomes loopback). */
+function dashboardBase(address: ListenAddress): string {
+  const host = address.host === '0.0.0.0' ? '127.0.0.1' : address.host === '::' ? '[::1]' : address.host.includes(':') ? `[${address.host}]` : address.host;
+  return `http://${host}:${address.port}${DASHBOARD_PATH}`;
 }
 
 function parseGiven(config: unknown): Config {

@@ -46,7 +46,7 @@ async function waitListening(port: number, what: string): Promise<void> {
 test('README tour: echo behind the gateway, a refused upstream as close 1014 with its reason, doctor names the cause', async (t) => {
   for (const port of [9001, 9002, 50000]) assert.equal(await listening(port), false, `port ${port}, which the tour uses, is free`);
   const lines = tourLines();
-  assert.equal(lines.length, 7, 'the test knows every line of the tour');
+  assert.equal(lines.length, 8, 'the test knows every line of the tour');
   mkdirSync(join(ROOT, '.porthole-data'), { recursive: true }); // git-ignored; absent in a fresh clone
   const scratch = mkdtempSync(join(ROOT, '.porthole-data/tour-'));
   const data = mkdtempSync(join(tmpdir(), 'porthole-tour-data-'));
@@ -102,7 +102,7 @@ test('README tour: echo behind the gateway, a refused upstream as close 1014 wit
   });
   assert.equal(atHost.status, 200, atHost.body);
 
-  const [, , , echo, add, ghost, doctor] = outputs;
+  const [, , , echo, add, ghost, doctor, dashboard] = outputs;
   assert.equal(echo.status, 0, echo.out);
   assert.match(echo.out, /hello/);
   assert.equal(add.status, 0, add.out);
@@ -112,4 +112,11 @@ test('README tour: echo behind the gateway, a refused upstream as close 1014 wit
   assert.equal(doctor.status, 1, doctor.out);
   assert.match(doctor.out, /1014/);
   assert.match(doctor.out, /refused/);
+  // The link logs a browser in: a session cookie, then the dashboard.
+  assert.equal(dashboard.status, 0, dashboard.out);
+  const link = dashboard.out.trim();
+  assert.match(link, /^http:\/\/127\.0\.0\.1:50000\/_porthole\/\?login=[\w-]{40,}$/);
+  const login = await fetch(link, { redirect: 'manual' });
+  assert.equal(login.status, 303);
+  assert.match(login.headers.get('set-cookie') ?? '', /^porthole_session=/);
 });

@@ -99,8 +99,12 @@ test('a port in use rejects listen() with ServerStartError stage listen, and cre
   const dataDir = mkdtempSync(join(tmpdir(), 'porthole-create-server-'));
   t.after(() => rmSync(dataDir, { recursive: true, force: true }));
   const server = createServer({ listen: { port }, dataDir });
+  const errors = collect('error');
+  t.after(() => errors.stop());
   await assert.rejects(server.listen(), (err: ServerStartError) => {
     assert.ok(err instanceof ServerStartError);
+    assert.equal(err.code, 'PH_ERR_START');
+    assert.ok(errors.events.some((e) => e.code === 'PH_ERR_START' && /already in use/.test(e.message)), 'logged as an error event');
     assert.equal(err.stage, 'listen');
     assert.equal(err.cause.code, 'EADDRINUSE');
     assert.match(err.message, /already in use/);

@@ -89,6 +89,15 @@ test('the embedded-server example supervises its app, serves the admin API with 
   pids.push(demo.pid);
   assert.match(out, new RegExp(`demo is running \\(pid ${demo.pid}\\)`), 'the subscribe() line of the example');
 
+  // The dashboard: the printed link logs a browser in once.
+  const link = /dashboard \(the link logs in once\): (http:\/\/\S+)/.exec(out);
+  assert.ok(link, `the dashboard link is printed:\n${out}`);
+  assert.ok(link[1].startsWith(`${url}/_porthole/?login=`), link[1]);
+  const login = await fetch(link[1], { redirect: 'manual' });
+  assert.equal(login.status, 303);
+  assert.match(login.headers.get('set-cookie') ?? '', /^porthole_session=/);
+  assert.equal((await fetch(link[1], { redirect: 'manual' })).status, 401);
+
   // The supervised app answers through the gateway: its page and its WebSocket.
   const page = await fetch(`${url}/demo/`);
   assert.equal(page.status, 200);

@@ -157,11 +157,14 @@ test('open bridge connections are told apart from tunnels, and their bytes and m
   assert.equal(metric(text, 'porthole_tunnel_bytes_total', { app: 'vnc', direction: 'out' }), 2100);
   assert.equal(metric(text, 'porthole_tunnel_messages_total', { app: 'vnc', direction: 'in' }), 3);
   assert.ok((metric(text, 'porthole_tunnel_messages_total', { app: 'vnc', direction: 'out' }) ?? 0) >= 3);
-  // A proxied tunnel counts frames as they pass: 4 × 500 payload bytes plus masked frame headers.
+  // A proxied tunnel counts bytes as they pass: 4 × 500 payload bytes plus masked frame headers.
   const liveIn = metric(text, 'porthole_tunnel_bytes_total', { app: 'echo', direction: 'in' }) ?? 0;
   assert.ok(liveIn >= 2000, `live bytes in of the open tunnel: ${liveIn}`);
   assert.ok((metric(text, 'porthole_tunnel_bytes_total', { app: 'echo', direction: 'out' }) ?? 0) >= 2000);
   assert.equal(metric(text, 'porthole_tunnel_closes_total', { app: 'echo' }), undefined);
+  // The open tunnel's messages too, as they pass.
+  assert.equal(metric(text, 'porthole_tunnel_messages_total', { app: 'echo', direction: 'in' }), 4);
+  assert.equal(metric(text, 'porthole_tunnel_messages_total', { app: 'echo', direction: 'out' }), 4);
 
   // Closed: counted once, from the close event — never below what was shown, never twice.
   const closes = collect('tunnel.close');
@@ -172,6 +175,7 @@ test('open bridge connections are told apart from tunnels, and their bytes and m
   const ev = await waitFor(() => closes.events.find((e) => e.app === 'echo'), 5000, 'the tunnel.close event');
   const after = await scrape();
   assert.equal(metric(after, 'porthole_tunnel_bytes_total', { app: 'echo', direction: 'in' }), ev.bytesIn);
+  assert.equal(metric(after, 'porthole_tunnel_messages_total', { app: 'echo', direction: 'in' }), 4);
   assert.ok(ev.bytesIn >= liveIn);
   assert.equal(metric(after, 'porthole_tunnels_open', { app: 'echo', kind: 'tunnel' }), undefined);
   assert.equal(metric(after, 'porthole_tunnels_open', { app: 'vnc', kind: 'bridge' }), 1);

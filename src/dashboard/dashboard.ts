@@ -1,0 +1,303 @@
+/**
+ * The dashboard at `/_porthole/`: the login, the page shell and its files.
+ * The page itself (the repo's `dashboard/` folder, Preact with htm, no build
+ * step) is a client of the admin API like any other; this module only lets a
+ * browser in. See admin/session.ts for why the session cookie alone
+ * authorizes nothing.
+ */
+import { createHash } from 'node:crypto';
+import { readFile, stat } from 'node:fs/promises';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createRequire } from 'node:module';
+import { dirname, extname, join, sep } from 'node:path';
+import type { TLSSocket } from 'node:tls';
+import { fileURLToPath } from 'node:url';
+import { BadRequestError, BodyTooLargeError, CsrfError, UnauthorizedError, type PortholeError } from '../errors.js';
+import { emit } from '../events.js';
+import { checkAdminHost, type GuardOptions } from '../admin/guard.js';
+import { clearedCookie, sessionCookie, Sessions, type Session } from '../admin/session.js';
+import { sameToken } from '../admin/token.js';
+
+export const DASHBOARD_PATH = '/_porthole/';
+const UI = '/_porthole/ui/';
+/** A login form's body: a token and a little more. */
+const MAX_FORM = 4096;
+
+const IMPORT_MAP = JSON.stringify({
+  imports: { preact: `${UI}vendor/preact.mjs`, 'preact/hooks': `${UI}vendor/hooks.mjs`, htm: `${UI}vendor/htm.mjs` },
+});
+const IMPORT_MAP_HASH = createHash('sha256').update(IMPORT_MAP).digest('base64');
+
+/** Every page: nothing from outside the gateway, no inline script but the import map, never framed. */
+const PAGE_HEADERS = {
+  'Content-Security-Policy': `default-src 'self'; script-src 'self' 'sha256-${IMPORT_MAP_HASH}'; style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'`,
+  'X-Frame-Options': 'DENY',
+  // A page of an app on this origin that opens the dashboard gets no handle on its window.
+  'Cross-Origin-Opener-Policy': 'same-origin',
+  'Referrer-Policy': 'no-referrer',
+  'X-Content-Type-Options': 'nosniff',
+  'Cache-Control': 'no-store',
+};
+
+const TYPES: Record<string, string> = {
+  '.js': 'text/javascript; charset=utf-8',
+  '.mjs': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.svg': 'image/svg+xml',
+  '.png': 'image/png',
+  '.ico': 'image/x-icon',
+};
+
+export interface DashboardOptions {
+  sessions: Sessions;
+  /** The admin guard's settings: the token a pasted login is compared with, the admin host names. */
+  guard: () => GuardOptions;
+  gatewayId: string;
+  /** The page's files. Default: the package's `dashboard/` folder. */
+  uiDir?: string;
+}
+
+/** The files served under `/_porthole/ui/vendor/`, from the installed packages. */
+function vendorFiles(): Record<string, string> {
+  const require = createRequire(import.meta.url);
+  return {
+    'preact.mjs': join(dirname(require.resolve('preact')), 'preact.module.js'),
+    'hooks.mjs': join(dirname(require.resolve('preact/hooks')), 'hooks.module.js'),
+    'htm.mjs': join(dirname(require.resolve('htm')), 'htm.module.js'),
+  };
+}
+
+/** A request handler for the dashboard's paths; false for every other path. */
+export function createDashboard(opts: DashboardOptions): (req: IncomingMessage, res: ServerResponse) => boolean {
+  const uiDir = opts.uiDir ?? fileURLToPath(new URL('../../dashboard/', import.meta.url));
+  const vendor = vendorFiles();
+  return (req, res) => {
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    const path = q === -1 ? url : url.slice(0, q);
+    const query = q === -1 ? '' : url.slice(q);
+    const page = path === '/_porthole' || path === DASHBOARD_PATH;
+    const action = path === '/_porthole/login' || path === '/_porthole/logout';
+    const file = path.startsWith(UI);
+    if (!page && !action && !file) return false;
+
+    const started = performance.now();
+    res.once('close', () =>
+      emit('request', {
+        gateway: opts.gatewayId,
+        app: null,
+        method: req.method ?? 'GET',
+        path: url,
+        status: res.statusCode,
+        ms: Math.round(performance.now() - started),
+        ...(res.getHeader('X-Porthole-Error') ? { code: String(res.getHeader('X-Porthole-Error')) } : {}),
+      }),
+    );
+    const guard = opts.guard();
+    const badHost = checkAdminHost(req.headers.host, guard.hosts);
+    if (badHost) return sendText(res, badHost), true;
+    const secure = (req.socket as TLSSocket).encrypted === true;
+
+    if (path === '/_porthole') {
+      res.writeHead(308, { Location: `${DASHBOARD_PATH}${query}`, 'Cache-Control': 'no-store' });
+      return res.end(), true;
+    }
+    if (file) {
+      if (req.method !== 'GET' && req.method !== 'HEAD') return sendText(res, new BadRequestError(`${req.method} is not allowed on ${path} (use GET)`)), true;
+      void serveFile(req, res, path.slice(UI.length), uiDir, vendor);
+      return true;
+    }
+    if (path === '/_porthole/login') {
+      if (req.method !== 'POST') return sendText(res, new BadRequestError('/_porthole/login takes POST (the login form)')), true;
+      const foreign = foreignOrigin(req);
+      if (foreign) return sendText(res, foreign), true;
+      readForm(req, res)
+        .then((form) => {
+          const token = form.get('token')?.trim() ?? '';
+          if (!token || !sameToken(token, guard.token)) {
+            const err = new UnauthorizedError('dashboard: that is not the admin token');
+            return sendPage(res, 401, loginPage('That is not the admin token. It is in the data directory’s private/token file (porthole serve printed it at first start).'), err);
+          }
+          startSession(res, opts.sessions.create(), secure);
+        })
+        .catch((err: PortholeError) => sendPage(res, err.status, loginPage(err.message), err));
+      return true;
+    }
+    if (path === '/_porthole/logout') {
+      if (req.method !== 'POST') return sendText(res, new BadRequestError('/_porthole/logout takes POST')), true;
+      const session = opts.sessions.of(req);
+      if (!session) {
+        res.writeHead(204, { 'Set-Cookie': clearedCookie(secure), 'Cache-Control': 'no-store' });
+        return res.end(), true;
+      }
+      if (!Sessions.csrfMatches(req, session)) return sendText(res, new CsrfError('dashboard: logout needs the X-Porthole-CSRF header')), true;
+      opts.sessions.end(session.id);
+      res.writeHead(204, { 'Set-Cookie': clearedCookie(secure), 'Cache-Control': 'no-store' });
+      return res.end(), true;
+    }
+    // The page.
+    if (req.method !== 'GET' && req.method !== 'HEAD') return sendText(res, new BadRequestError(`${req.method} is not allowed on ${DASHBOARD_PATH} (use GET)`)), true;
+    const login = new URLSearchParams(query).get('login');
+    if (login !== null) {
+      const session = opts.sessions.redeem(login);
+      if (!session) {
+        const err = new UnauthorizedError('dashboard: the login link was used already or has expired');
+        sendPage(res, 401, loginPage('This login link was used already or has expired (a link works once, for 24 hours). Paste the admin token below, or run “porthole dashboard” for a new link.'), err);
+        return true;
+      }
+      startSession(res, session, secure);
+      return true;
+    }
+    const session = opts.sessions.of(req);
+    if (!session) {
+      const ended = Sessions.hasCookie(req) ? 'Your session has ended: log in again.' : undefined;
+      sendPage(res, 200, loginPage(ended));
+      return true;
+    }
+    // The CSRF secret goes only into a top-level page, never to a fetch (see admin/session.ts).
+    if (req.headers['sec-fetch-dest'] !== 'document') {
+      sendPage(res, 200, loginPage('This browser did not say the request is a page load (Sec-Fetch-Dest: document); use a current browser.'));
+      return true;
+    }
+    sendPage(res, 200, shellPage(session));
+    return true;
+  };
+}
+
+/** Sets the cookie and sends the browser to the dashboard (so the login link leaves the address bar). */
+function startSession(res: ServerResponse, session: Session, secure: boolean): void {
+  res.writeHead(303, { Location: DASHBOARD_PATH, 'Set-Cookie': sessionCookie(session, secure), ...PAGE_HEADERS });
+  res.end();
+}
+
+/** A login form posted from another origin (login CSRF) is refused. */
+function foreignOrigin(req: IncomingMessage): PortholeError | null {
+  const origin = req.headers.origin;
+  if (origin === undefined) return null;
+  let host = '';
+  try {
+    host = new URL(origin).host.toLowerCase();
+  } catch {
+    /* refused below */
+  }
+  return host === (req.headers.host ?? '').toLowerCase() ? null : new CsrfError(`dashboard: a login posted from ${origin} is refused`);
+}
+
+function readForm(req: IncomingMessage, res: ServerResponse): Promise<URLSearchParams> {
+  return new Promise((ok, fail) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size <= MAX_FORM) chunks.push(c);
+      else if (size - c.length <= MAX_FORM) {
+        res.setHeader('Connection', 'close');
+        fail(new BodyTooLargeError(`dashboard: a login form larger than ${MAX_FORM} bytes`));
+      }
+    });
+    req.on('error', fail);
+    req.on('end', () => {
+      if (size <= MAX_FORM) ok(new URLSearchParams(Buffer.concat(chunks).toString('utf8')));
+    });
+  });
+}
+
+async function serveFile(req: IncomingMessage, res: ServerResponse, rel: string, uiDir: string, vendor: Record<string, string>): Promise<void> {
+  let name: string;
+  try {
+    name = decodeURIComponent(rel);
+  } catch {
+    return sendText(res, new BadRequestError('dashboard: the file name is not valid percent-encoding'));
+  }
+  const parts = name.split('/');
+  // No dot files, no `..`, no empty segment, no backslash: only the folder's own files.
+  const safe = parts.every((p) => p !== '' && !p.startsWith('.') && !p.includes('\\') && !p.includes('\0'));
+  let file: string | undefined;
+  if (safe && parts.length === 2 && parts[0] === 'vendor') file = Object.hasOwn(vendor, parts[1]) ? vendor[parts[1]] : undefined;
+  else if (safe && TYPES[extname(name)]) file = join(uiDir, ...parts);
+  if (file && !file.startsWith(uiDir.endsWith(sep) ? uiDir : uiDir + sep) && !Object.values(vendor).includes(file)) file = undefined;
+  try {
+    if (!file) throw Object.assign(new Error('no such file'), { code: 'ENOENT' });
+    const st = await stat(file);
+    if (!st.isFile()) throw Object.assign(new Error('not a file'), { code: 'ENOENT' });
+    const etag = `"${st.size.toString(36)}-${Math.floor(st.mtimeMs).toString(36)}"`;
+    const headers = {
+      'Content-Type': TYPES[extname(file)] ?? 'application/octet-stream',
+      'Cache-Control': 'no-cache',
+      ETag: etag,
+      'X-Content-Type-Options': 'nosniff',
+      'Cross-Origin-Resource-Policy': 'same-origin',
+    };
+    if (req.headers['if-none-match'] === etag) {
+      res.writeHead(304, headers);
+      return void res.end();
+    }
+    const body = await readFile(file);
+    res.writeHead(200, { ...headers, 'Content-Length': body.length });
+    res.end(req.method === 'HEAD' ? undefined : body);
+  } catch {
+    res.writeHead(404, { 'Content-Type': 'text/plain; charset=utf-8', 'Cache-Control': 'no-store', 'X-Content-Type-Options': 'nosniff' });
+    res.end(`dashboard: no file ${UI}${rel}\n`);
+  }
+}
+
+function sendText(res: ServerResponse, err: PortholeError): void {
+  const body = `${err.message}\n`;
+  res.writeHead(err.status, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': Buffer.byteLength(body), 'X-Porthole-Error': err.code, 'Cache-Control': 'no-store' });
+  res.end(body);
+}
+
+function sendPage(res: ServerResponse, status: number, html: string, err?: PortholeError): void {
+  if (res.headersSent) return void res.end();
+  res.writeHead(status, {
+    'Content-Type': 'text/html; charset=utf-8',
+    'Content-Length': Buffer.byteLength(html),
+    ...PAGE_HEADERS,
+    ...(err ? { 'X-Porthole-Error': err.code } : {}),
+  });
+  res.end(html);
+}
+
+const escape = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+
+function head(extra = ''): string {
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+${extra}<title>Porthole</title>
+<link rel="stylesheet" href="${UI}style.css">`;
+}
+
+/** The login page: works without JavaScript. */
+export function loginPage(error?: string): string {
+  return `${head()}
+</head>
+<body class="login-page">
+<main>
+<form class="login" method="post" action="/_porthole/login">
+<h1>Porthole</h1>
+<p>Open the login link <code>porthole serve</code> printed, or paste the admin token.</p>
+${error ? `<p class="error" role="alert">${escape(error)}</p>\n` : ''}<label for="token">Admin token</label>
+<input id="token" name="token" type="password" autocomplete="current-password" required autofocus>
+<button type="submit">Log in</button>
+</form>
+</main>
+</body>
+</html>
+`;
+}
+
+/** The dashboard's shell: the session's CSRF secret, the import map and the page's module. */
+export function shellPage(session: Session): string {
+  return `${head(`<meta name="porthole-csrf" content="${escape(session.csrf)}">\n`)}
+<script type="importmap">${IMPORT_MAP}</script>
+<script type="module" src="${UI}app.js"></script>
+</head>
+<body>
+<div id="app"></div>
+</body>
+</html>
+`;
+}
