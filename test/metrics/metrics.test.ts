@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -236,6 +236,13 @@ test('a real Prometheus scrapes the gateway with the token, and a metrics.listen
   await want('up{job="porthole-open"}', 1, 'the metrics.listen target up, scraped without a token');
   await want('porthole_http_requests_total{job="porthole-open",app="other",method="GET",status_class="2xx"}', 2, 'the request series from metrics.listen');
   assert.ok(ev.bytesIn >= 3 * 2048);
+
+  // The queries docs/metrics.md suggests are valid PromQL over these series.
+  const doc = readFileSync(new URL('../../docs/metrics.md', import.meta.url), 'utf8');
+  const queries = (/```promql\n([\s\S]*?)```/.exec(doc)?.[1] ?? '').split('\n').map((l) => l.replace(/\s+#.*$/, '').trim()).filter(Boolean);
+  assert.ok(queries.length >= 5, `the promql examples: ${queries.length}`);
+  for (const q of queries) await promQuery(promPort, q);
+  assert.ok((await promQuery(promPort, queries.find((q) => q.startsWith('sum by (app, kind)'))!)).some((r) => r.metric.app === 'echo' && r.metric.kind === 'tunnel'));
 });
 
 test('refused upgrades are counted by their error code, and a supervised app shows its state, starts and last exit code', async (t) => {
