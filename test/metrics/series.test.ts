@@ -5,7 +5,7 @@
  * from tunnels; bytes and messages of connections while they are open.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
@@ -66,6 +66,29 @@ test('external apps show state external and their readiness from a probe: 1 when
   // Restarts and exit codes are a supervised app's: none for an external one.
   assert.equal(metric(text, 'porthole_app_restarts_total', { app: 'up' }), undefined);
   assert.equal(metric(text, 'porthole_app_last_exit_code', { app: 'up' }), undefined);
+});
+
+test('a stored app that no longer validates shows state invalid and not ready, beside the apps that serve', async (t) => {
+  const upstream = await wsUpstream();
+  t.after(() => upstream.close());
+  const dataDir = mkdtempSync(join(tmpdir(), 'porthole-metrics-series-'));
+  t.after(() => rmSync(dataDir, { recursive: true, force: true }));
+  const page = join(dataDir, 'page.html');
+  writeFileSync(page, '<h1>down</h1>');
+  const first = createServer({ listen: { port: 0 }, dataDir });
+  await first.listen();
+  await first.registry.put({ name: 'pretty', port: upstream.port, error_page: page });
+  await first.close();
+  // Its error page is gone: at the next start the stored app is invalid (not fatal).
+  unlinkSync(page);
+  const second = createServer({ listen: { port: 0 }, dataDir, config: { apps: [{ name: 'fine', url: `http://127.0.0.1:${upstream.port}` }] } });
+  t.after(() => second.close());
+  const start = await second.listen();
+  const text = await (await fetch(`${start.url}/_porthole/metrics`, { headers: { Authorization: `Bearer ${start.token}` } })).text();
+  assert.equal(metric(text, 'porthole_app_state', { app: 'pretty', state: 'invalid' }), 1);
+  assert.equal(metric(text, 'porthole_app_state', { app: 'pretty', state: 'external' }), 0);
+  assert.equal(metric(text, 'porthole_app_ready', { app: 'pretty' }), 0);
+  assert.equal(metric(text, 'porthole_app_ready', { app: 'fine' }), 1);
 });
 
 test('a supervised app is not ready while starting or stopped and ready while running; a stopped app that never ran has its series', async (t) => {
