@@ -119,10 +119,12 @@ test('a metrics.listen port in use stops the start with PH_ERR_METRICS_LISTEN, a
 
 test('metrics.listen on an address that is not this machine\'s fails with PH_ERR_METRICS_LISTEN and says so', async (t) => {
   const dataDir = mkdtempSync(join(tmpdir(), 'porthole-metrics-listen-'));
-  t.after(() => rmSync(dataDir, { recursive: true, force: true }));
   // 192.0.2.1 is TEST-NET-1 (RFC 5737): never an address of this machine.
   const server = createServer({ listen: { port: 0 }, dataDir, config: { metrics: { listen: '192.0.2.1:0' } } });
-  t.after(() => server.close());
+  t.after(async () => {
+    await server.close();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
   const err = (await server.listen().catch((e: unknown) => e)) as ServerStartError;
   assert.ok(err instanceof ServerStartError);
   assert.equal((err.cause as { code?: string }).code, 'PH_ERR_METRICS_LISTEN');

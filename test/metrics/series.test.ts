@@ -72,7 +72,11 @@ test('a stored app that no longer validates shows state invalid and not ready, b
   const upstream = await wsUpstream();
   t.after(() => upstream.close());
   const dataDir = mkdtempSync(join(tmpdir(), 'porthole-metrics-series-'));
-  t.after(() => rmSync(dataDir, { recursive: true, force: true }));
+  let second: PortholeServer | undefined;
+  t.after(async () => {
+    await second?.close();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
   const page = join(dataDir, 'page.html');
   writeFileSync(page, '<h1>down</h1>');
   const first = createServer({ listen: { port: 0 }, dataDir });
@@ -81,8 +85,7 @@ test('a stored app that no longer validates shows state invalid and not ready, b
   await first.close();
   // Its error page is gone: at the next start the stored app is invalid (not fatal).
   unlinkSync(page);
-  const second = createServer({ listen: { port: 0 }, dataDir, config: { apps: [{ name: 'fine', url: `http://127.0.0.1:${upstream.port}` }] } });
-  t.after(() => second.close());
+  second = createServer({ listen: { port: 0 }, dataDir, config: { apps: [{ name: 'fine', url: `http://127.0.0.1:${upstream.port}` }] } });
   const start = await second.listen();
   const text = await (await fetch(`${start.url}/_porthole/metrics`, { headers: { Authorization: `Bearer ${start.token}` } })).text();
   assert.equal(metric(text, 'porthole_app_state', { app: 'pretty', state: 'invalid' }), 1);
