@@ -40,10 +40,20 @@ interface Totals {
 export function tunnelMetrics(registry: Registry, mine: (e: { gateway?: string }) => boolean, open: (() => Iterable<OpenConnection>) | undefined): () => void {
   /** Per app, what closed connections carried. */
   const closed = new Map<string, Totals>();
+  // A scrape calls the three collect()s below in one synchronous pass: they share one read of the
+  // open connections (thousands of them on a busy gateway), dropped once that pass is over.
+  let now: OpenConnection[] | undefined;
+  const openNow = (): OpenConnection[] => {
+    if (!now) {
+      now = open ? [...open()] : [];
+      queueMicrotask(() => (now = undefined));
+    }
+    return now;
+  };
   const totals = (): Map<string, Totals> => {
     const all = new Map<string, Totals>();
     for (const [app, t] of closed) all.set(app, { ...t });
-    for (const c of open?.() ?? []) {
+    for (const c of openNow()) {
       let t = all.get(c.app);
       if (!t) all.set(c.app, (t = { bytesIn: 0, bytesOut: 0, messagesIn: 0, messagesOut: 0 }));
       t.bytesIn += c.bytesIn;
@@ -62,7 +72,7 @@ export function tunnelMetrics(registry: Registry, mine: (e: { gateway?: string }
     collect() {
       this.reset();
       const counts = new Map<string, { app: string; kind: string; n: number }>();
-      for (const c of open?.() ?? []) {
+      for (const c of openNow()) {
         const key = `${c.kind} ${c.app}`;
         const e = counts.get(key);
         if (e) e.n++;
