@@ -82,6 +82,7 @@ async function serve(opts: ServeOptions): Promise<void> {
   process.stderr.write(`porthole: listening on ${started.url} (${config.apps.length} app${config.apps.length === 1 ? '' : 's'})\n`);
   // Like Jupyter's token URL: a browser opens it once and stays logged in ("porthole dashboard" prints another).
   process.stderr.write(`porthole: dashboard (this link logs in once): ${server.loginUrl()}\n`);
+  if (started.metricsUrl) process.stderr.write(`porthole: metrics on ${started.metricsUrl}\n`);
 
   // A rejected config is reported by the server's `config rejected` event; the old one stays.
   const reload = () => {
