@@ -1,0 +1,85 @@
+/**
+ * The dashboard's server side attacked over plain HTTP: each test pins a hole
+ * a review found (another site, an app on the same origin, a client without
+ * the token), and fails on the code that had it.
+ * Browser-side attacks are in test/e2e/dashboard-attack-browser.test.ts.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test, type TestContext } from 'node:test';
+import { createServer, type PortholeServer, type ServerStarted } from 'porthole';
+import { rawValues, request } from '../helpers/http.js';
+import { httpUpstream } from '../helpers/net.js';
+
+async function started(t: TestContext, config: unknown = {}): Promise<{ server: PortholeServer; start: ServerStarted }> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'porthole-dashboard-attack-'));
+  const server = createServer({ listen: { port: 0 }, dataDir, config });
+  t.after(async () => {
+    await server.close();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+  return { server, start: await server.listen() };
+}
+
+/** Logs in with a fresh link and loads the page as a browser would: the cookie and the page's CSRF secret. */
+async function login(server: PortholeServer): Promise<{ cookie: string; csrf: string }> {
+  const url = server.loginUrl();
+  const link = await request(url);
+  const cookie = link.headers['set-cookie']![0].split(';')[0];
+  const page = await request(new URL('/_porthole/', url).href, { headers: { Cookie: cookie, 'Sec-Fetch-Dest': 'document' } });
+  const m = /<meta name="porthole-csrf" content="([^"]+)">/.exec(page.text);
+  assert.ok(m, page.text.slice(0, 300));
+  return { cookie, csrf: m[1] };
+}
+
+test('a prefixed app cannot send Cross-Origin-Opener-Policy: same-origin (its page would share the dashboard\'s browsing context group); at its host name, or with COEP require-corp, it can', async (t) => {
+  const up = await httpUpstream((req, res) => {
+    const q = new URL(req.url!, 'http://x').searchParams;
+    for (const coop of q.getAll('coop')) res.appendHeader('Cross-Origin-Opener-Policy', coop);
+    for (const coep of q.getAll('coep')) res.appendHeader('Cross-Origin-Embedder-Policy', coep);
+    res.end('page');
+  });
+  t.after(() => up.close());
+  const { start } = await started(t, {
+    apps: [
+      { name: 'strip', port: up.port },
+      { name: 'keep', port: up.port, strip_prefix: false },
+      { name: 'own', port: up.port, hosts: ['own.example'] },
+    ],
+  });
+  const coop = async (path: string, host?: string) => rawValues((await request(`${start.url}${path}`, host ? { headers: { Host: host } } : {})).rawHeaders, 'cross-origin-opener-policy');
+  for (const app of ['strip', 'keep']) {
+    assert.deepEqual(await coop(`/${app}/?coop=same-origin`), [], app);
+    assert.deepEqual(await coop(`/${app}/?coop=${encodeURIComponent(' same-origin; report-to="r"')}`), [], `${app}: with a parameter`);
+    assert.deepEqual(await coop(`/${app}/?coop=same-origin&coop=same-origin`), [], `${app}: twice`);
+    // Policies that never keep a same-origin opener with the dashboard pass.
+    assert.deepEqual(await coop(`/${app}/?coop=same-origin-allow-popups`), ['same-origin-allow-popups']);
+    assert.deepEqual(await coop(`/${app}/?coop=unsafe-none`), ['unsafe-none']);
+    // Cross-origin isolation (COOP same-origin + COEP require-corp) is same-origin-plus-COEP: kept.
+    assert.deepEqual(await coop(`/${app}/?coop=same-origin&coep=require-corp`), ['same-origin']);
+    // …but not with a COEP the browser may not know (credentialless in Safari) or cannot parse (two fields).
+    assert.deepEqual(await coop(`/${app}/?coop=same-origin&coep=credentialless`), []);
+    assert.deepEqual(await coop(`/${app}/?coop=same-origin&coep=require-corp&coep=require-corp`), []);
+  }
+  // At its own host name the app is its own origin: nothing to protect.
+  assert.deepEqual(await coop('/?coop=same-origin', `own.example:${start.port}`), ['same-origin']);
+});
+
+test('logout posted from another origin is refused and clears no cookie (another site\'s form could log the admin out)', async (t) => {
+  const { server, start } = await started(t);
+  const { cookie, csrf } = await login(server);
+  // The form of another site arrives without the SameSite=Lax cookie.
+  const foreign = await request(`${start.url}/_porthole/logout`, { method: 'POST', headers: { Origin: 'http://evil.example', 'Content-Type': 'application/x-www-form-urlencoded' } });
+  assert.equal(foreign.status, 403);
+  assert.equal(foreign.headers['x-porthole-error'], 'PH_ERR_CSRF');
+  assert.equal(foreign.headers['set-cookie'], undefined, 'no cleared cookie for another site\'s post');
+  const nullOrigin = await request(`${start.url}/_porthole/logout`, { method: 'POST', headers: { Origin: 'null' } });
+  assert.equal(nullOrigin.status, 403);
+  assert.equal(nullOrigin.headers['set-cookie'], undefined);
+  // The page's own logout still works.
+  const own = await request(`${start.url}/_porthole/logout`, { method: 'POST', headers: { Origin: start.url, Cookie: cookie, 'X-Porthole-CSRF': csrf } });
+  assert.equal(own.status, 204);
+  assert.match(own.headers['set-cookie']![0], /^porthole_session=; .*Max-Age=0/);
+});

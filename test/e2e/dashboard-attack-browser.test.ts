@@ -1,0 +1,117 @@
+/**
+ * Attacks on the dashboard session from a hostile app's page in the admin's
+ * Chromium, beyond those of dashboard-same-origin-app.test.ts: each test
+ * pins a hole that was open, or a defence that a reviewer tried to get round.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test, type TestContext } from 'node:test';
+import type { Browser, BrowserContext } from 'playwright-core';
+import { createServer, type PortholeServer, type ServerStarted } from 'porthole';
+import { launchChromium } from '../helpers/browser.js';
+import { httpUpstream } from '../helpers/net.js';
+
+interface Rig {
+  server: PortholeServer;
+  start: ServerStarted;
+  browser: Browser;
+  context: BrowserContext;
+  /** The dashboard's CSRF secret, as its own page holds it. */
+  secret: string;
+}
+
+/** A server with the app `evil` (answered by `handler`), a Chromium logged in to the dashboard. */
+async function rig(t: TestContext, handler: (req: IncomingMessage, res: ServerResponse) => void, app: Record<string, unknown> = {}): Promise<Rig> {
+  const evil = await httpUpstream(handler);
+  t.after(() => evil.close());
+  const dataDir = mkdtempSync(join(tmpdir(), 'porthole-dashboard-attack-'));
+  const server = createServer({ listen: { port: 0 }, dataDir, config: { apps: [{ name: 'evil', port: evil.port, ...app }] } });
+  t.after(async () => {
+    await server.close();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+  const start = await server.listen();
+  const browser = await launchChromium();
+  t.after(() => browser.close());
+  const context = await browser.newContext();
+  const dash = await context.newPage();
+  await dash.goto(server.loginUrl());
+  const secret = await dash.locator('meta[name=porthole-csrf]').getAttribute('content');
+  assert.ok(secret && secret.length > 30);
+  return { server, start, browser, context, secret };
+}
+
+/** Opens the app's page and returns what its script left in `window.result`. */
+async function runEvil(r: Rig, path = '/evil/'): Promise<unknown> {
+  const page = await r.context.newPage();
+  await page.goto(`${r.start.url}${path}`);
+  await page.waitForFunction(() => (window as unknown as { result?: unknown }).result !== undefined, undefined, { timeout: 20_000 });
+  return page.evaluate(() => (window as unknown as { result: unknown }).result);
+}
+
+/** Opens the dashboard in a popup and reads the secret out of it if it can. */
+const POPUP_SCRIPT = `<script>
+const w = window.open('/_porthole/', '_blank');
+let n = 0;
+const look = () => {
+  try {
+    const secret = w && !w.closed ? w.document.querySelector('meta[name=porthole-csrf]')?.content : undefined;
+    if (secret) return (window.result = secret);
+  } catch (e) { return (window.result = 'blocked: ' + e.name); }
+  if (++n > 40) return (window.result = w === null ? 'no handle' : w.closed ? 'closed handle' : 'nothing readable');
+  setTimeout(look, 100);
+};
+look();
+</script>`;
+
+test('an app page that sends Cross-Origin-Opener-Policy: same-origin cannot open the dashboard and read its secret', async (t) => {
+  const r = await rig(t, (_req, res) => {
+    // Same origin and the same COOP as the dashboard: without the gateway's rule the
+    // popup would stay in the app's browsing context group, scriptable by it.
+    res.writeHead(200, { 'Content-Type': 'text/html', 'Cross-Origin-Opener-Policy': 'same-origin' });
+    res.end(`<!doctype html><title>evil</title>${POPUP_SCRIPT}`);
+  });
+  const result = await runEvil(r);
+  assert.notEqual(result, r.secret, 'the app read the dashboard\'s CSRF secret');
+  assert.doesNotMatch(String(result), /^[\w-]{40,}$/, `popup: ${result}`);
+});
+
+test('an app under a prefix that asks for cross-origin isolation keeps it, and still cannot read the dashboard it opens', async (t) => {
+  const r = await rig(t, (_req, res) => {
+    res.writeHead(200, { 'Content-Type': 'text/html', 'Cross-Origin-Opener-Policy': 'same-origin', 'Cross-Origin-Embedder-Policy': 'require-corp' });
+    res.end(`<!doctype html><title>evil</title><script>window.isolated = self.crossOriginIsolated;</script>${POPUP_SCRIPT}`);
+  });
+  const page = await r.context.newPage();
+  await page.goto(`${r.start.url}/evil/`);
+  await page.waitForFunction(() => (window as unknown as { result?: unknown }).result !== undefined, undefined, { timeout: 20_000 });
+  const { isolated, result } = await page.evaluate(() => {
+    const w = window as unknown as { isolated: boolean; result: unknown };
+    return { isolated: w.isolated, result: w.result };
+  });
+  assert.equal(isolated, true, 'the app is cross-origin isolated (COOP and COEP passed through)');
+  assert.doesNotMatch(String(result), /^[\w-]{40,}$/, `popup: ${result}`);
+});
+
+test('another site cannot log the admin out by posting a form to /_porthole/logout', async (t) => {
+  const r = await rig(t, (_req, res) => res.end('evil'));
+  // Another site: `localhost` on another port is another site than 127.0.0.1.
+  const site = await httpUpstream((_req, res) => {
+    res.writeHead(200, { 'Content-Type': 'text/html' });
+    res.end(`<!doctype html><form method="post" action="${r.start.url}/_porthole/logout"></form><script>document.forms[0].submit()</script>`);
+  });
+  t.after(() => site.close());
+  const page = await r.context.newPage();
+  const answered = page.waitForResponse((res) => res.url().endsWith('/_porthole/logout'));
+  await page.goto(`http://localhost:${site.port}/`, { waitUntil: 'commit' });
+  const res = await answered;
+  t.diagnostic(`logout answered ${res.status()}`);
+  // Still logged in: a new page load gets the dashboard with the same secret.
+  const dash = await r.context.newPage();
+  await dash.goto(`${r.start.url}/_porthole/`);
+  const secrets = await dash.locator('meta[name=porthole-csrf]').evaluateAll((els) => els.map((e) => e.getAttribute('content')));
+  assert.deepEqual(secrets, [r.secret], 'the session survived the other site\'s post');
+  assert.equal(res.status(), 403, 'the post itself is refused');
+});
