@@ -115,3 +115,58 @@ test('another site cannot log the admin out by posting a form to /_porthole/logo
   assert.deepEqual(secrets, [r.secret], 'the session survived the other site\'s post');
   assert.equal(res.status(), 403, 'the post itself is refused');
 });
+
+/**
+ * Every way a page can get a window on the dashboard: open it, open a blank
+ * window and send it there, open a page of the app that then goes there itself,
+ * a link and a form with a target. The opener looks for the secret for 3 s.
+ */
+const OPENERS_SCRIPT = `<script type="module">
+const watch = (w) => new Promise((ok) => {
+  let n = 0;
+  let blocked = '';
+  const look = () => {
+    if (w === null) return ok('no handle');
+    if (w.closed) return ok('closed handle');
+    try {
+      const secret = w.document.querySelector('meta[name=porthole-csrf]')?.content;
+      if (secret) return ok(secret);
+    } catch (e) { blocked = 'blocked: ' + e.name; }
+    // A refusal while the window is still on its way may not be the last word: keep looking.
+    if (++n > 30) return ok(blocked || 'nothing readable');
+    setTimeout(look, 100);
+  };
+  look();
+});
+const results = {};
+results.open = await watch(window.open('/_porthole/', '_blank'));
+const blank = window.open('', '_blank');
+blank.location.href = '/_porthole/';
+results.blankThenNavigate = await watch(blank);
+results.appPageNavigates = await watch(window.open(location.pathname + 'child' + location.search, '_blank'));
+const a = Object.assign(document.createElement('a'), { href: '/_porthole/', target: 'dash-a', rel: 'opener' });
+document.body.append(a);
+a.click();
+results.linkWithOpener = await watch(window.open('', 'dash-a'));
+const f = Object.assign(document.createElement('form'), { action: '/_porthole/', method: 'get', target: 'dash-f' });
+document.body.append(f);
+f.submit();
+results.formTarget = await watch(window.open('', 'dash-f'));
+window.result = results;
+</script>`;
+
+test('no opener policy an app can send gives it a readable window on the dashboard, whichever way it opens it', async (t) => {
+  const r = await rig(t, (req, res) => {
+    const url = new URL(req.url!, 'http://x');
+    const coop = url.searchParams.get('coop');
+    res.writeHead(200, { 'Content-Type': 'text/html', ...(coop ? { 'Cross-Origin-Opener-Policy': coop } : {}) });
+    if (url.pathname.endsWith('/child')) return res.end(`<!doctype html><script>location.href = '/_porthole/';</script>`);
+    res.end(`<!doctype html><title>evil</title>${OPENERS_SCRIPT}`);
+  });
+  for (const coop of ['', 'same-origin', 'same-origin-allow-popups', 'noopener-allow-popups']) {
+    const results = (await runEvil(r, `/evil/?coop=${coop}`)) as Record<string, string>;
+    t.diagnostic(`COOP ${coop || '(none)'}: ${JSON.stringify(results)}`);
+    assert.equal(Object.keys(results).length, 5);
+    for (const [how, got] of Object.entries(results)) assert.doesNotMatch(got, /^[\w-]{40,}$/, `COOP ${coop || '(none)'}, ${how}: the app read the secret`);
+  }
+});
