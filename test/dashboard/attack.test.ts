@@ -6,12 +6,16 @@
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { test, type TestContext } from 'node:test';
 import { createServer, type PortholeServer, type ServerStarted } from 'porthole';
 import { rawValues, request } from '../helpers/http.js';
-import { httpUpstream } from '../helpers/net.js';
+import { collect, httpUpstream, waitFor } from '../helpers/net.js';
+
+const FLOOD = fileURLToPath(new URL('../fixtures/dashboard/flood-app.mjs', import.meta.url));
 
 async function started(t: TestContext, config: unknown = {}): Promise<{ server: PortholeServer; start: ServerStarted }> {
   const dataDir = mkdtempSync(join(tmpdir(), 'porthole-dashboard-attack-'));
@@ -82,4 +86,40 @@ test('logout posted from another origin is refused and clears no cookie (another
   const own = await request(`${start.url}/_porthole/logout`, { method: 'POST', headers: { Origin: start.url, Cookie: cookie, 'X-Porthole-CSRF': csrf } });
   assert.equal(own.status, 204);
   assert.match(own.headers['set-cookie']![0], /^porthole_session=; .*Max-Age=0/);
+});
+
+test('a log follow whose client stops reading is cut once 4 MiB wait for it, instead of holding all the app prints in memory', async (t) => {
+  const { server, start } = await started(t, { apps: [{ name: 'flood', cmd: `exec ${process.execPath} ${FLOOD}`, autostart: true }] });
+  const errors = collect('error');
+  t.after(errors.stop);
+  await waitFor(() => server.registry.list().find((a) => a.name === 'flood' && a.state === 'running'), 20_000, 'flood running');
+  // A follower that reads the head and then nothing (a laptop put to sleep with the dashboard open).
+  const socket = net.connect(start.port, '127.0.0.1');
+  t.after(() => socket.destroy());
+  socket.write(`GET /_porthole/api/apps/flood/logs?entries=1&follow=1&lines=1 HTTP/1.1\r\nHost: 127.0.0.1:${start.port}\r\nAuthorization: Bearer ${start.token}\r\n\r\n`);
+  let received = 0;
+  let head = '';
+  await new Promise<void>((ok) => {
+    const onData = (d: Buffer) => {
+      received += d.length;
+      head += d.toString('latin1');
+      if (head.includes('\r\n\r\n')) {
+        socket.off('data', onData);
+        socket.pause();
+        ok();
+      }
+    };
+    socket.on('data', onData);
+  });
+  assert.match(head, /^HTTP\/1\.1 200 /);
+  const closed = new Promise<void>((ok) => socket.once('close', () => ok()));
+  // 48 MiB printed while nobody reads.
+  const flood = await request(`${start.url}/flood/flood?mb=48`, { timeoutMs: 60_000 });
+  assert.equal(flood.text.trim(), String(48 * 1024));
+  socket.on('data', (d: Buffer) => (received += d.length));
+  socket.resume();
+  const cut = await Promise.race([closed.then(() => true), new Promise<boolean>((ok) => setTimeout(() => ok(false), 15_000))]);
+  assert.ok(cut, `the stream was not cut (${received} bytes received so far)`);
+  assert.ok(received < 40 * 1024 * 1024, `received ${received} bytes: the gateway kept the flood for a client that did not read`);
+  assert.ok(errors.events.some((e) => e.code === 'PH_ERR_STREAM_SLOW'), JSON.stringify(errors.events));
 });
