@@ -12,7 +12,7 @@ import { test, type TestContext } from 'node:test';
 import type { Browser, BrowserContext } from 'playwright-core';
 import { createServer, type PortholeServer, type ServerStarted } from 'porthole';
 import { launchChromium } from '../helpers/browser.js';
-import { httpUpstream } from '../helpers/net.js';
+import { collect, httpUpstream } from '../helpers/net.js';
 
 interface Rig {
   server: PortholeServer;
@@ -169,4 +169,60 @@ test('no opener policy an app can send gives it a readable window on the dashboa
     assert.equal(Object.keys(results).length, 5);
     for (const [how, got] of Object.entries(results)) assert.doesNotMatch(got, /^[\w-]{40,}$/, `COOP ${coop || '(none)'}, ${how}: the app read the secret`);
   }
+});
+
+/** Loads of the dashboard that are not a window the app can open: each gets the login form, or nothing readable. */
+const LOADS_SCRIPT = `<script type="module">
+const secretIn = (text) => /porthole-csrf" content="([^"]+)/.exec(text ?? '')?.[1] ?? 'no secret';
+const results = {};
+const tryIt = async (name, fn) => { try { results[name] = await fn(); } catch (e) { results[name] = 'threw: ' + (e && e.name); } };
+const frameLike = (tag, attr) => new Promise((ok) => {
+  const el = document.createElement(tag);
+  el[attr] = '/_porthole/';
+  if (tag === 'object' || tag === 'embed') el.type = 'text/html';
+  el.onload = () => { try { ok(secretIn(el.contentDocument?.documentElement?.outerHTML ?? el.getSVGDocument?.()?.documentElement?.outerHTML)); } catch (e) { ok('blocked: ' + e.name); } };
+  document.body.append(el);
+  setTimeout(() => ok('no load'), 3000);
+});
+// Chromium's speculation rules prefetch and prerender the page as a page load (Sec-Fetch-Dest: document).
+const rules = Object.assign(document.createElement('script'), { type: 'speculationrules', textContent: JSON.stringify({ prefetch: [{ source: 'list', urls: ['/_porthole/?prefetch'] }], prerender: [{ source: 'list', urls: ['/_porthole/'] }] }) });
+document.head.append(rules);
+document.head.append(Object.assign(document.createElement('link'), { rel: 'prefetch', href: '/_porthole/?linkprefetch' }));
+await new Promise((r) => setTimeout(r, 1500));
+await tryIt('fetchAfterPrefetch', async () => secretIn(await (await fetch('/_porthole/?prefetch', { cache: 'force-cache' })).text()));
+await tryIt('fetchAfterLinkPrefetch', async () => secretIn(await (await fetch('/_porthole/?linkprefetch', { cache: 'force-cache' })).text()));
+await tryIt('fetchAfterPrerender', async () => secretIn(await (await fetch('/_porthole/', { cache: 'only-if-cached', mode: 'same-origin' })).text()));
+await tryIt('navigateMode', async () => secretIn(await (await fetch(new Request('/_porthole/', { mode: 'navigate' }))).text()));
+await tryIt('xhrDocument', () => new Promise((ok) => {
+  const x = new XMLHttpRequest();
+  x.open('GET', '/_porthole/');
+  x.responseType = 'document';
+  x.onload = () => ok(x.responseXML?.querySelector('meta[name=porthole-csrf]')?.content ?? 'no secret');
+  x.onerror = () => ok('error');
+  x.send();
+}));
+await tryIt('object', () => frameLike('object', 'data'));
+await tryIt('embed', () => frameLike('embed', 'src'));
+await tryIt('iframeSandboxed', () => new Promise((ok) => {
+  const f = Object.assign(document.createElement('iframe'), { src: '/_porthole/' });
+  f.setAttribute('sandbox', 'allow-same-origin allow-scripts');
+  f.onload = () => { try { ok(secretIn(f.contentDocument?.documentElement?.outerHTML)); } catch (e) { ok('blocked: ' + e.name); } };
+  document.body.append(f);
+  setTimeout(() => ok('no load'), 3000);
+}));
+window.result = results;
+</script>`;
+
+test('prefetch, prerender, object, embed, XHR documents and sandboxed frames of the dashboard give an app\'s script no secret', async (t) => {
+  const r = await rig(t, (_req, res) => {
+    res.writeHead(200, { 'Content-Type': 'text/html' });
+    res.end(`<!doctype html><title>evil</title>${LOADS_SCRIPT}`);
+  });
+  const requests = collect('request', r.server.gateway.id);
+  t.after(requests.stop);
+  const results = (await runEvil(r)) as Record<string, string>;
+  t.diagnostic(JSON.stringify(results));
+  t.diagnostic(JSON.stringify(requests.events.filter((e) => e.path.startsWith('/_porthole/?') || e.path === '/_porthole/').map((e) => `${e.method} ${e.path} ${e.status}`)));
+  assert.equal(Object.keys(results).length, 8);
+  for (const [how, got] of Object.entries(results)) assert.doesNotMatch(String(got), /^[\w-]{40,}$/, `${how}: the app read the secret`);
 });
