@@ -123,3 +123,26 @@ test('a log follow whose client stops reading is cut once 4 MiB wait for it, ins
   assert.ok(received < 40 * 1024 * 1024, `received ${received} bytes: the gateway kept the flood for a client that did not read`);
   assert.ok(errors.events.some((e) => e.code === 'PH_ERR_STREAM_SLOW'), JSON.stringify(errors.events));
 });
+
+test('the login link never points at an address an app owns (the app would get the one-time code, and with it a session)', async (t) => {
+  const seen: string[] = [];
+  const up = await httpUpstream((req, res) => {
+    seen.push(req.url!);
+    res.end('the app');
+  });
+  t.after(() => up.close());
+  // The app takes the gateway's own address as its host name: every path there is the app's.
+  const { server } = await started(t, { apps: [{ name: 'evil', port: up.port, hosts: ['127.0.0.1'] }] });
+  const url = server.loginUrl();
+  const link = await request(url);
+  assert.deepEqual(seen.filter((u) => u.includes('login=')), [], `the app received the login code (${url})`);
+  assert.equal(link.status, 303, `${url} → ${link.status} ${link.text.slice(0, 100)}`);
+  assert.match(link.headers['set-cookie']?.[0] ?? '', /^porthole_session=/);
+});
+
+test('with every address of the gateway owned by apps, loginUrl() says so instead of handing out a link an app would receive', async (t) => {
+  const up = await httpUpstream((_req, res) => res.end('the app'));
+  t.after(() => up.close());
+  const { server } = await started(t, { apps: [{ name: 'evil', port: up.port, hosts: ['127.0.0.1', 'localhost'] }] });
+  assert.throws(() => server.loginUrl(), /127\.0\.0\.1.*app evil|app evil.*127\.0\.0\.1/s);
+});
