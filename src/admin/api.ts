@@ -12,6 +12,7 @@ import { emit } from '../events.js';
 import type { LogEntry } from '../apps/app-log.js';
 import type { Supervisor } from '../apps/supervisor.js';
 import type { LiveConnection } from '../gateway/tunnel.js';
+import { redactPath } from '../log/logger.js';
 import type { Activity } from './activity.js';
 import { authorize, type Caller, type GuardOptions } from './guard.js';
 import { sessionExpiry } from './session.js';
@@ -313,7 +314,7 @@ function tunnelViews(opts: AdminApiOptions): { tunnels: Record<string, unknown>[
     id: c.id,
     kind: c.kind,
     app: c.app,
-    path: c.path,
+    path: redactPath(c.path),
     client: c.client,
     started_at: new Date(c.started).toISOString(),
     age_ms: now - c.started,

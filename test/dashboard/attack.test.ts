@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { test, type TestContext } from 'node:test';
 import { createServer, type PortholeServer, type ServerStarted } from 'porthole';
 import { rawValues, request } from '../helpers/http.js';
-import { collect, httpUpstream, waitFor } from '../helpers/net.js';
+import { closed as wsClosed, collect, httpUpstream, openWs, waitFor, wsCloseOf, wsUpstream } from '../helpers/net.js';
 
 const FLOOD = fileURLToPath(new URL('../fixtures/dashboard/flood-app.mjs', import.meta.url));
 
@@ -145,4 +145,28 @@ test('with every address of the gateway owned by apps, loginUrl() says so instea
   t.after(() => up.close());
   const { server } = await started(t, { apps: [{ name: 'evil', port: up.port, hosts: ['127.0.0.1', 'localhost'] }] });
   assert.throws(() => server.loginUrl(), /127\.0\.0\.1.*app evil|app evil.*127\.0\.0\.1/s);
+});
+
+test('the dashboard\'s API shows tunnel paths as the log does: an app\'s token in the query is written as …', async (t) => {
+  const up = await wsUpstream({}, () => {});
+  t.after(() => up.close());
+  const { start } = await started(t, { apps: [{ name: 'jup', port: up.port }] });
+  const get = async (path: string) => (await (await fetch(`${start.url}/_porthole/api/${path}`, { headers: { Authorization: `Bearer ${start.token}` } })).json()) as Record<string, any>;
+  // Jupyter's page opens its kernel socket with its token in the query.
+  const ws = await openWs(`ws://127.0.0.1:${start.port}/jup/api/kernels/1/channels?session_id=s&token=s3cret-jupyter-token`);
+  const open = (await get('tunnels')).tunnels;
+  assert.equal(open[0].path, '/jup/api/kernels/1/channels?session_id=s&token=…');
+  ws.close(1000);
+  await wsClosed(ws);
+  let closes: { path: string }[] = [];
+  for (let i = 0; i < 100 && closes.length === 0; i++) {
+    closes = (await get('tunnels')).closes;
+    if (closes.length === 0) await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.equal(closes[0]?.path, '/jup/api/kernels/1/channels?session_id=s&token=…');
+  // A refused upgrade's event names its path the same way.
+  await wsCloseOf(`ws://127.0.0.1:${start.port}/nothing/here?token=s3cret-jupyter-token`).catch(() => undefined);
+  const events = (await get('events')).events as { message: string }[];
+  assert.ok(events.some((e) => e.message.includes('/nothing/here?token=…')), JSON.stringify(events));
+  assert.doesNotMatch(JSON.stringify(events), /s3cret/);
 });
