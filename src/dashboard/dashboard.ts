@@ -163,6 +163,7 @@ export function createDashboard(opts: DashboardOptions): (req: IncomingMessage, 
       sendPage(res, 200, loginPage('This browser did not say the request is a page load (Sec-Fetch-Dest: document); use a current browser.'));
       return true;
     }
+    opts.sessions.touch(session);
     sendPage(res, 200, shellPage(session));
     return true;
   };

@@ -9,9 +9,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { IncomingMessage } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import { test, type TestContext } from 'node:test';
 import { createServer, type PortholeServer, type ServerStarted } from 'porthole';
+import { authorize } from '../../src/admin/guard.js';
+import { Sessions } from '../../src/admin/session.js';
 import { rawValues, request } from '../helpers/http.js';
 import { closed as wsClosed, collect, httpUpstream, openWs, waitFor, wsCloseOf, wsUpstream } from '../helpers/net.js';
 
@@ -169,4 +172,30 @@ test('the dashboard\'s API shows tunnel paths as the log does: an app\'s token i
   const events = (await get('events')).events as { message: string }[];
   assert.ok(events.some((e) => e.message.includes('/nothing/here?token=…')), JSON.stringify(events));
   assert.doesNotMatch(JSON.stringify(events), /s3cret/);
+});
+
+test('a call refused for want of the CSRF header does not keep the session alive (an app\'s script could extend it past 12 h idle forever)', async () => {
+  const sessions = new Sessions();
+  const s = sessions.create();
+  const guard = { token: 'the-token', localNoAuth: false, hosts: [], sessions };
+  const call = (headers: Record<string, string>) =>
+    authorize({ headers: { host: '127.0.0.1:50000', cookie: `porthole_session=${s.id}`, ...headers }, socket: { remoteAddress: '127.0.0.1' } } as unknown as IncomingMessage, guard);
+  const before = s.lastUsed;
+  await new Promise((r) => setTimeout(r, 20));
+  const refused = call({});
+  assert.equal('code' in refused && refused.code, 'PH_ERR_CSRF');
+  assert.equal(s.lastUsed, before, 'the refused call moved the idle deadline');
+  // The same at the sessions' level, with the clock given: a lookup alone is no use.
+  const t0 = s.created;
+  const req = { headers: { cookie: `porthole_session=${s.id}` } } as IncomingMessage;
+  assert.equal(sessions.of(req, t0 + 11 * 3600_000)?.id, s.id);
+  assert.equal(sessions.of(req, t0 + 13 * 3600_000), null, 'looked up at 11 h, the session must still end 12 h after its last use');
+  // A call with the header is a use.
+  const s2 = sessions.create();
+  const ok = authorize({ headers: { host: '127.0.0.1:50000', cookie: `porthole_session=${s2.id}`, 'x-porthole-csrf': s2.csrf }, socket: {} } as unknown as IncomingMessage, guard);
+  assert.equal('via' in ok && ok.via, 'session');
+  assert.ok(s2.lastUsed >= s2.created);
+  const req2 = { headers: { cookie: `porthole_session=${s2.id}` } } as IncomingMessage;
+  sessions.touch(s2, s2.created + 11 * 3600_000);
+  assert.equal(sessions.of(req2, s2.created + 13 * 3600_000)?.id, s2.id, 'used at 11 h, it lives past 12 h');
 });
