@@ -33,6 +33,9 @@ const PAGE_HEADERS = {
   'Content-Security-Policy': `default-src 'self'; script-src 'self' 'sha256-${IMPORT_MAP_HASH}'; style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'`,
   'X-Frame-Options': 'DENY',
   // A page of an app on this origin that opens the dashboard gets no handle on its window.
+  // The gateway drops this same policy from prefixed apps (gateway/headers.ts) but lets it
+  // through beside COEP require-corp: adding COEP here would put those apps' pages back
+  // in the dashboard's browsing context group.
   'Cross-Origin-Opener-Policy': 'same-origin',
   'Referrer-Policy': 'no-referrer',
   'X-Content-Type-Options': 'nosniff',

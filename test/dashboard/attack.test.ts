@@ -72,6 +72,10 @@ test('a prefixed app cannot send Cross-Origin-Opener-Policy: same-origin (its pa
   }
   // At its own host name the app is its own origin: nothing to protect.
   assert.deepEqual(await coop('/?coop=same-origin', `own.example:${start.port}`), ['same-origin']);
+  // The rule holds while the dashboard's pages keep plain same-origin, without COEP.
+  const page = await request(`${start.url}/_porthole/`);
+  assert.deepEqual(rawValues(page.rawHeaders, 'cross-origin-opener-policy'), ['same-origin']);
+  assert.deepEqual(rawValues(page.rawHeaders, 'cross-origin-embedder-policy'), []);
 });
 
 test('logout posted from another origin is refused and clears no cookie (another site\'s form could log the admin out)', async (t) => {
