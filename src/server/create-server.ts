@@ -344,7 +344,7 @@ export function createServer(options: ServerOptions = {}): PortholeServer {
 
     loginUrl() {
       if (!listening || !token) throw new Error('loginUrl(): the server is not listening yet (await listen() first)');
-      return `${dashboardBase(listening)}?login=${sessions.loginCode()}`;
+      return `${dashboardBase(listening, gateway)}?login=${sessions.loginCode()}`;
     },
 
     drain: (timeoutMs) => shutDown(timeoutMs),
@@ -353,10 +353,23 @@ export function createServer(options: ServerOptions = {}): PortholeServer {
   return server;
 }
 
-/** `http://HOST:PORT/_porthole/` for a browser on this machine (a wildcard address becomes loopback). */
-function dashboardBase(address: ListenAddress): string {
-  const host = address.host === '0.0.0.0' ? '127.0.0.1' : address.host === '::' ? '[::1]' : address.host.includes(':') ? `[${address.host}]` : address.host;
-  return `http://${host}:${address.port}${DASHBOARD_PATH}`;
+/**
+ * `http://HOST:PORT/_porthole/` for a browser on this machine (a wildcard address becomes
+ * loopback). Never at a name an app owns with its `hosts`: every path there is the app's,
+ * so the app would receive the one-time code and could log in with it. `localhost` is
+ * tried next; when apps own every name, this throws rather than hand the code to one.
+ */
+function dashboardBase(address: ListenAddress, gateway: Pick<Gateway, 'appAtHost'>): string {
+  const first = address.host === '0.0.0.0' ? '127.0.0.1' : address.host === '::' ? '[::1]' : address.host.includes(':') ? `[${address.host}]` : address.host;
+  const loopback = ['0.0.0.0', '::', '127.0.0.1', '::1'].includes(address.host);
+  const names = loopback ? [first, 'localhost'] : [first];
+  const owners: string[] = [];
+  for (const name of names) {
+    const app = gateway.appAtHost(`${name}:${address.port}`);
+    if (app === undefined) return `http://${name}:${address.port}${DASHBOARD_PATH}`;
+    owners.push(`${name} is in the hosts of app ${app}`);
+  }
+  throw new Error(`loginUrl(): no address of this gateway shows the dashboard (${owners.join('; ')}): take it out of the app's hosts, or open the dashboard through a name in admin.hosts`);
 }
 
 function parseGiven(config: unknown): Config {
