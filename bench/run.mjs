@@ -6,6 +6,7 @@
 //   npm run bench -- --quick            every workload briefly (< 2 min)
 //   npm run bench -- --only echo,http   some workloads
 //   npm run bench -- --proxies porthole,nginx
+//   npm run bench -- --only echo,http --proxies porthole,porthole-no-metrics --rounds 4   the cost of metrics
 import { spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -20,7 +21,7 @@ const opt = (name) => {
   return i === -1 ? undefined : args[i + 1];
 };
 if (flag('--help')) {
-  console.log(`usage: npm run bench [-- --quick] [--only echo,stream,handshakes,idle,http,bridge] [--proxies direct,porthole,nginx,nginx-auto,haproxy,http-proxy] [--out DIR]`);
+  console.log(`usage: npm run bench [-- --quick] [--only echo,stream,handshakes,idle,http,bridge] [--proxies direct,porthole,porthole-no-metrics,nginx,nginx-auto,haproxy,http-proxy] [--rounds N] [--out DIR]`);
   process.exit(0);
 }
 const quick = flag('--quick');
@@ -30,9 +31,18 @@ for (const w of only) if (!ALL.includes(w)) {
   console.error(`unknown workload ${w} (one of ${ALL.join(', ')})`);
   process.exit(2);
 }
-const proxyNames = (opt('--proxies') ?? 'direct,porthole,nginx,nginx-auto,haproxy,http-proxy').split(',');
+const proxyNames = (opt('--proxies') ?? 'direct,porthole,porthole-no-metrics,nginx,nginx-auto,haproxy,http-proxy').split(',');
+/** Porthole with its metrics off runs where metrics cost something per unit of work (unless --proxies names it). */
+const NO_METRICS_WORKLOADS = ['echo', 'http'];
+const skip = (proxy, workload) => proxy === 'porthole-no-metrics' && !opt('--proxies') && !NO_METRICS_WORKLOADS.includes(workload);
 const outDir = opt('--out') ?? join(ROOT, 'bench/results');
 const T = quick ? 2 : 10; // seconds per measurement
+// Each proxy measured N times, in A B … B A order so drift of a shared machine's load falls on both; the median of each figure is shown.
+const rounds = Number(opt('--rounds') ?? 1);
+if (!Number.isInteger(rounds) || rounds < 1 || rounds > 20) {
+  console.error(`--rounds: expected 1–20, got ${opt('--rounds')}`);
+  process.exit(2);
+}
 
 const CLI = join(ROOT, 'dist/cli/main.js');
 
@@ -65,6 +75,7 @@ function runChild(cmd, argv, { onLine } = {}) {
 
 function proxyStarter(name) {
   if (name === 'nginx-auto') return (up) => PROXIES.nginx(up, 'auto');
+  if (name === 'porthole-no-metrics') return (up) => PROXIES.porthole(up, { metrics: false });
   if (!PROXIES[name]) throw new Error(`unknown proxy ${name}`);
   return PROXIES[name];
 }
@@ -199,6 +210,24 @@ const WORKLOADS = {
   },
 };
 
+/** Each figure's median over the rounds (errors: their sum). */
+function medianRow(rows) {
+  if (rows.length === 1) return rows[0];
+  const out = { proxy: rows[0].proxy };
+  for (const key of Object.keys(rows[0])) {
+    if (key === 'proxy') continue;
+    const vs = rows.map((r) => r[key]);
+    if (key === 'errors') out[key] = vs.reduce((a, b) => a + b, 0);
+    else if (vs.some((v) => typeof v !== 'number')) out[key] = vs[0];
+    else {
+      const sorted = [...vs].sort((a, b) => a - b);
+      const mid = sorted.length >> 1;
+      out[key] = sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+    }
+  }
+  return out;
+}
+
 function wrkMs(v) {
   if (!v) return null;
   const m = /([\d.]+)(us|ms|s)/.exec(v);
@@ -270,6 +299,11 @@ function table(workload, rows) {
     const rc = ratio(rows, cost, 'porthole', base);
     if (rc !== null) notes.push(`porthole/${base} ${cost}: **${rc.toFixed(2)}**`);
   }
+  // The cost of the Prometheus metrics: on (porthole) over off.
+  for (const m of [main, cost]) {
+    const r = m && ratio(rows, m, 'porthole', 'porthole (no metrics)');
+    if (r) notes.push(`metrics on/off ${m}: **${r.toFixed(3)}**`);
+  }
   return `${lines.join('\n')}\n\n${notes.join(' · ')}\n`;
 }
 
@@ -277,10 +311,13 @@ async function main() {
   ensureInstalled();
   const started = Date.now();
   const results = {};
+  /** With --rounds: every round's row, per workload and proxy. */
+  const raw = {};
   const meta = {
     date: new Date().toISOString(),
     quick,
     seconds: T,
+    rounds,
     machine: `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, ${os.type()} ${os.release()}`,
     node: process.version,
   };
@@ -290,28 +327,33 @@ async function main() {
       results.bridge = await bridgeWorkload(['porthole', 'websockify']);
       continue;
     }
-    const rows = [];
-    for (const name of proxyNames) {
-      const up = await startUpstream();
-      const proxy = await proxyStarter(name)(up);
-      try {
-        process.stderr.write(`bench:   ${proxy.name}\n`);
-        rows.push({ proxy: proxy.name, ...(await WORKLOADS[workload](proxy, up)) });
-      } finally {
-        await proxy.stop();
-        await up.stop();
+    const runs = new Map();
+    const names = proxyNames.filter((name) => !skip(name, workload));
+    for (let round = 0; round < rounds; round++) {
+      for (const name of round % 2 ? [...names].reverse() : names) {
+        const up = await startUpstream();
+        const proxy = await proxyStarter(name)(up);
+        try {
+          process.stderr.write(`bench:   ${proxy.name}${rounds > 1 ? ` (round ${round + 1}/${rounds})` : ''}\n`);
+          const row = { proxy: proxy.name, ...(await WORKLOADS[workload](proxy, up)) };
+          runs.set(name, [...(runs.get(name) ?? []), row]);
+        } finally {
+          await proxy.stop();
+          await up.stop();
+        }
       }
     }
-    results[workload] = rows;
+    results[workload] = names.map((name) => medianRow(runs.get(name)));
+    if (rounds > 1) raw[workload] = Object.fromEntries(runs);
   }
   meta.totalSeconds = Math.round((Date.now() - started) / 1000);
   meta.harnessCpu = selfCpu();
-  let md = `# Porthole benchmark${quick ? ' (quick)' : ''}\n\n${meta.date} · ${meta.machine} · Node ${meta.node} · ${T} s per measurement · ${meta.totalSeconds} s in all\n\n`;
+  let md = `# Porthole benchmark${quick ? ' (quick)' : ''}\n\n${meta.date} · ${meta.machine} · Node ${meta.node} · ${T} s per measurement${rounds > 1 ? ` · median of ${rounds} rounds` : ''} · ${meta.totalSeconds} s in all\n\n`;
   for (const [w, rows] of Object.entries(results)) md += `## ${w}\n\n${table(w, rows)}\n`;
   process.stdout.write(md);
   mkdirSync(outDir, { recursive: true });
   writeFileSync(join(outDir, 'latest.md'), md);
-  writeFileSync(join(outDir, 'latest.json'), `${JSON.stringify({ meta, results }, null, 2)}\n`);
+  writeFileSync(join(outDir, 'latest.json'), `${JSON.stringify({ meta, results, ...(rounds > 1 ? { raw } : {}) }, null, 2)}\n`);
 }
 
 main().catch((err) => {

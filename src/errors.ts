@@ -301,6 +301,16 @@ export class StoreCorruptError extends PortholeError {
   readonly closeCode = 1011;
 }
 
+/**
+ * The separate metrics address (`metrics.listen`) cannot be bound (in use,
+ * not an address of this machine): the server does not start.
+ */
+export class MetricsListenError extends PortholeError {
+  readonly code = 'PH_ERR_METRICS_LISTEN';
+  readonly status = 500;
+  readonly closeCode = 1011;
+}
+
 /** A failure Porthole did not foresee: a bug to report, logged with its stack. */
 export class InternalError extends PortholeError {
   readonly code = 'PH_ERR_INTERNAL';
@@ -380,6 +390,7 @@ export const ERROR_CODES = [
   'PH_ERR_APP_USER',
   'PH_ERR_APP_SPAWN',
   'PH_ERR_STORE_CORRUPT',
+  'PH_ERR_METRICS_LISTEN',
   'PH_ERR_INTERNAL',
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];

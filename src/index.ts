@@ -13,8 +13,8 @@ export { loadConfigFile, watchConfigFile } from './config/load.js';
 // The whole server (gateway, supervised apps, admin API and token), as `porthole serve` runs it.
 export { createServer, ServerStartError, defaultDataDir } from './server/create-server.js';
 export type { ServerOptions, ServerStarted, PortholeServer } from './server/create-server.js';
-export { createMetrics, metricsEndpoint, METRICS_PATH } from './metrics/index.js';
-export type { Metrics, MetricsOptions } from './metrics/index.js';
+export { createMetrics, listenMetrics, metricsEndpoint, METRICS_PATH } from './metrics/index.js';
+export type { AppSnapshot, Metrics, MetricsListener, MetricsOptions, OpenConnection } from './metrics/index.js';
 export { startLogger } from './log/logger.js';
 export type { LoggerOptions, LogFormat } from './log/logger.js';
 // The toolkit, for scripts and tests of your own.

@@ -73,15 +73,16 @@ export async function startTcpSource() {
 export const PROXIES = {
   direct: async (up) => ({ name: 'direct', port: up.port, pid: null, path: '/b/', stop: async () => {} }),
 
-  porthole: async (up) => {
+  /** `metrics: false` turns the Prometheus metrics off (they are on by default): the cost of metrics is the difference. */
+  porthole: async (up, { metrics = true } = {}) => {
     const port = await freePort();
     const dir = mkdtempSync(join(tmpdir(), 'bench-porthole-'));
     const cfg = join(dir, 'porthole.yaml');
-    writeFileSync(cfg, `apps:\n  - name: b\n    port: ${up.port}\n`);
+    writeFileSync(cfg, `${metrics ? '' : 'metrics: false\n'}apps:\n  - name: b\n    port: ${up.port}\n`);
     // Default settings: a JSON log line per request, read (and dropped) by the harness.
     const p = start('porthole', process.execPath, [join(ROOT, 'dist/cli/main.js'), 'serve', '--listen', `127.0.0.1:${port}`, '--config', cfg, '--data', dir, '--log-format', 'json']);
     await waitPort(port);
-    return { name: 'porthole', port, pid: p.child.pid, path: '/b/', stop: async () => (await p.stop(), rmSync(dir, { recursive: true, force: true })) };
+    return { name: metrics ? 'porthole' : 'porthole (no metrics)', port, pid: p.child.pid, path: '/b/', stop: async () => (await p.stop(), rmSync(dir, { recursive: true, force: true })) };
   },
 
   nginx: async (up, workers = '1') => {

@@ -5,6 +5,8 @@
  * only subscribes: the gateway knows nothing of it.
  */
 import { subscribe, type EventMap } from '../events.js';
+// Paths as the log writes them: an app's token in a query (Jupyter's `?token=`) shown as `…`.
+import { redactPath } from '../log/logger.js';
 
 /** A closed tunnel or bridge connection. */
 export interface CloseView {
@@ -63,7 +65,7 @@ export class Activity {
       subscribe('upgrade', (d) => {
         if (!own(d) || d.accepted) return;
         const why = [d.code ?? (d.status ? `status ${d.status}` : undefined), d.closeCode ? `close ${d.closeCode}` : undefined].filter(Boolean).join(', ');
-        this.#event({ type: 'upgrade', level: 'warn', app: d.app ?? undefined, code: d.code, message: `WebSocket ${d.path} refused${why ? ` (${why})` : ''}${d.reason ? `: ${d.reason}` : ''}` });
+        this.#event({ type: 'upgrade', level: 'warn', app: d.app ?? undefined, code: d.code, message: `WebSocket ${redactPath(d.path)} refused${why ? ` (${why})` : ''}${d.reason ? `: ${d.reason}` : ''}` });
       }),
       subscribe('config', (d) =>
         this.#event({
@@ -107,7 +109,7 @@ export class Activity {
       id: d.id ?? null,
       kind: d.kind ?? 'tunnel',
       app: d.app,
-      path: d.path,
+      path: redactPath(d.path),
       client: d.client ?? 'unknown',
       at: Date.now(),
       ms: d.ms,

@@ -12,6 +12,7 @@ import { emit } from '../events.js';
 import type { LogEntry } from '../apps/app-log.js';
 import type { Supervisor } from '../apps/supervisor.js';
 import type { LiveConnection } from '../gateway/tunnel.js';
+import { redactPath } from '../log/logger.js';
 import type { Activity } from './activity.js';
 import { authorize, type Caller, type GuardOptions } from './guard.js';
 import { sessionExpiry } from './session.js';
@@ -221,8 +222,8 @@ async function rest(
       const entries = flag(params.get('entries'));
       const follow = flag(params.get('follow'));
       if (!follow) return entries ? { name, lines: supervisor.logs(name, count), entries: supervisor.logEntries(name, count) } : { name, lines: supervisor.logs(name, count) };
-      if (entries) followEntries(supervisor, name, supervisor.logEntries(name, count), req, res, streams);
-      else followLogs(supervisor, name, supervisor.logs(name, count), req, res, streams);
+      if (entries) followEntries(supervisor, name, supervisor.logEntries(name, count), req, res, streams, opts.gatewayId);
+      else followLogs(supervisor, name, supervisor.logs(name, count), req, res, streams, opts.gatewayId);
       return undefined;
     }
   }
@@ -234,10 +235,19 @@ function flag(v: string | null): boolean {
 }
 
 /**
- * Starts a Server-Sent Events answer: keep-alive comments every 15 s,
- * `stop` run when the client goes (or `endStreams` ends it).
+ * Bytes an event stream may hold for a client that does not read (a laptop
+ * asleep with the dashboard open, a stalled proxy). Past it the stream is cut
+ * and the client reconnects: otherwise a chatty app's whole output, or the
+ * tunnel list every second, would pile up in the gateway's memory.
  */
-function eventStream(req: IncomingMessage, res: ServerResponse, streams: Streams, stop: () => void): void {
+export const MAX_STREAM_BUFFER = 4 * 1024 * 1024;
+
+/**
+ * Starts a Server-Sent Events answer: keep-alive comments every 15 s,
+ * `stop` run when the client goes (or `endStreams` ends it). Returns the
+ * stream's writer, which cuts the stream past MAX_STREAM_BUFFER.
+ */
+function eventStream(req: IncomingMessage, res: ServerResponse, streams: Streams, stop: () => void, gatewayId: string): (text: string) => void {
   res.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-store', 'X-Accel-Buffering': 'no' });
   streams.add(res);
   const keepAlive = setInterval(() => open(res) && res.write(': keep-alive\n\n'), 15_000);
@@ -252,6 +262,17 @@ function eventStream(req: IncomingMessage, res: ServerResponse, streams: Streams
   };
   req.socket.once('close', end);
   res.once('close', end);
+  return (text) => {
+    if (!open(res)) return;
+    res.write(text);
+    if (res.writableLength <= MAX_STREAM_BUFFER) return;
+    emit('error', {
+      code: 'PH_ERR_STREAM_SLOW',
+      message: `admin API: ${req.url}: the client read too slowly (over ${MAX_STREAM_BUFFER / 1024 / 1024} MiB waiting), the stream was cut`,
+      gateway: gatewayId,
+    });
+    res.destroy();
+  };
 }
 
 /** True while a stream can still be written to (`endStreams` may have ended it before its listeners are gone). */
@@ -260,19 +281,19 @@ function open(res: ServerResponse): boolean {
 }
 
 /** Streams log lines as Server-Sent Events: the tail first, then each new line. */
-function followLogs(supervisor: Supervisor, name: string, tail: string[], req: IncomingMessage, res: ServerResponse, streams: Streams): void {
-  const send = (line: string) => open(res) && res.write(`data: ${line.replace(/\r?\n/g, ' ')}\n\n`);
+function followLogs(supervisor: Supervisor, name: string, tail: string[], req: IncomingMessage, res: ServerResponse, streams: Streams, gatewayId: string): void {
   let off = () => {};
-  eventStream(req, res, streams, () => off());
+  const write = eventStream(req, res, streams, () => off(), gatewayId);
+  const send = (line: string) => write(`data: ${line.replace(/\r?\n/g, ' ')}\n\n`);
   tail.forEach(send);
   off = supervisor.followLogs(name, send);
 }
 
 /** As followLogs, each line a JSON `LogEntry` (`stream`, `text`, `at`). */
-function followEntries(supervisor: Supervisor, name: string, tail: LogEntry[], req: IncomingMessage, res: ServerResponse, streams: Streams): void {
-  const send = (entry: LogEntry) => open(res) && res.write(`data: ${JSON.stringify(entry)}\n\n`);
+function followEntries(supervisor: Supervisor, name: string, tail: LogEntry[], req: IncomingMessage, res: ServerResponse, streams: Streams, gatewayId: string): void {
   let off = () => {};
-  eventStream(req, res, streams, () => off());
+  const write = eventStream(req, res, streams, () => off(), gatewayId);
+  const send = (entry: LogEntry) => write(`data: ${JSON.stringify(entry)}\n\n`);
   tail.forEach(send);
   off = supervisor.followLogs(name, (_line, entry) => send(entry));
 }
@@ -293,7 +314,7 @@ function tunnelViews(opts: AdminApiOptions): { tunnels: Record<string, unknown>[
     id: c.id,
     kind: c.kind,
     app: c.app,
-    path: c.path,
+    path: redactPath(c.path),
     client: c.client,
     started_at: new Date(c.started).toISOString(),
     age_ms: now - c.started,
@@ -315,7 +336,8 @@ const TUNNELS_EVERY_MS = 1000;
  * `close` and `event` as they happen, `apps` when an app changes.
  */
 function live(opts: AdminApiOptions, req: IncomingMessage, res: ServerResponse, streams: Streams): void {
-  const send = (event: string, data: unknown) => open(res) && res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+  let write = (_text: string) => {};
+  const send = (event: string, data: unknown) => write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
   const sendApps = () => send('apps', { apps: opts.registry.list() });
   const sendTunnels = () => send('tunnels', tunnelViews(opts));
   let appsTimer: NodeJS.Timeout | null = null;
@@ -331,11 +353,17 @@ function live(opts: AdminApiOptions, req: IncomingMessage, res: ServerResponse, 
         }, APPS_EVERY_MS);
     }),
   ];
-  eventStream(req, res, streams, () => {
-    clearInterval(tick);
-    if (appsTimer) clearTimeout(appsTimer);
-    offs.forEach((off) => off?.());
-  });
+  write = eventStream(
+    req,
+    res,
+    streams,
+    () => {
+      clearInterval(tick);
+      if (appsTimer) clearTimeout(appsTimer);
+      offs.forEach((off) => off?.());
+    },
+    opts.gatewayId,
+  );
   sendApps();
   sendTunnels();
 }

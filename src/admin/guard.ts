@@ -70,7 +70,10 @@ export function authorize(req: IncomingMessage, opts: GuardOptions): Caller | Po
   }
   const session = opts.sessions?.of(req);
   if (session) {
-    if (Sessions.csrfMatches(req, session)) return { via: 'session', session };
+    if (Sessions.csrfMatches(req, session)) {
+      opts.sessions!.touch(session);
+      return { via: 'session', session };
+    }
     return new CsrfError('admin API: a dashboard session needs its X-Porthole-CSRF header (a page of another origin, or of an app behind this gateway, cannot use your session)');
   }
   if (opts.localNoAuth && isLoopback(req.socket.remoteAddress)) return { via: 'local' };

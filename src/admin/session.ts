@@ -70,7 +70,11 @@ export class Sessions {
     return s;
   }
 
-  /** The live session named by the request's cookie (its use extends it), or null. */
+  /**
+   * The live session named by the request's cookie, or null. Finding it is not a use:
+   * `touch` it once the call is authorized (with its CSRF header, or as a page load),
+   * or an app's script on this origin, refused each time, would keep it alive forever.
+   */
   of(req: IncomingMessage, now = Date.now()): Session | null {
     // Every cookie of the name: an app on this origin can set one with a narrower
     // path, which browsers send first, to shadow the real one.
@@ -81,10 +85,14 @@ export class Sessions {
         this.#sessions.delete(id);
         continue;
       }
-      s.lastUsed = now;
       return s;
     }
     return null;
+  }
+
+  /** Marks a use: the session ends IDLE_MS after its last one. */
+  touch(s: Session, now = Date.now()): void {
+    s.lastUsed = Math.max(s.lastUsed, now);
   }
 
   /** True when the request carries a session cookie, live or not (to say "your session ended"). */

@@ -81,7 +81,13 @@ async function serve(opts: ServeOptions): Promise<void> {
   if (started.tokenCreated) process.stderr.write(`porthole: admin token (saved in ${started.tokenFile}, mode 0600): ${started.token}\n`);
   process.stderr.write(`porthole: listening on ${started.url} (${config.apps.length} app${config.apps.length === 1 ? '' : 's'})\n`);
   // Like Jupyter's token URL: a browser opens it once and stays logged in ("porthole dashboard" prints another).
-  process.stderr.write(`porthole: dashboard (this link logs in once): ${server.loginUrl()}\n`);
+  try {
+    process.stderr.write(`porthole: dashboard (this link logs in once): ${server.loginUrl()}\n`);
+  } catch (err) {
+    // Apps own every address of the gateway: no link, rather than one an app would receive.
+    process.stderr.write(`porthole: dashboard: ${(err as Error).message}\n`);
+  }
+  if (started.metricsUrl) process.stderr.write(`porthole: metrics on ${started.metricsUrl}\n`);
 
   // A rejected config is reported by the server's `config rejected` event; the old one stays.
   const reload = () => {

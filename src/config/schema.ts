@@ -171,6 +171,28 @@ function bridgeProblems(app: AppConfig, at: string): string[] {
   return issues;
 }
 
+/**
+ * `metrics: false` (or `true`), or `{ enabled, listen }`. With `listen`, the
+ * metrics are served at `http://LISTEN/metrics` without the admin token and
+ * no longer at the gateway's `/_porthole/metrics` (docs/metrics.md says why).
+ */
+function metricsSchema(): k.Schema<{ readonly enabled: boolean; readonly listen?: string }> {
+  const obj = k.object({
+    enabled: k.withDefault(k.boolean(), true),
+    // Port 0 (a free port) is allowed, as for `listen`: tests and embedders read the port back.
+    listen: k.optional(k.string({ pattern: /^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/, patternHint: 'HOST:PORT such as "127.0.0.1:9464"', check: (s) => (Number(s.slice(s.lastIndexOf(':') + 1)) > 65535 ? 'the port must be 0–65535' : undefined) })),
+  });
+  const expects = 'true, false or a mapping { enabled, listen }';
+  return {
+    expects,
+    parse(v, path, issues) {
+      if (typeof v === 'boolean') return { enabled: v };
+      if (v === null || typeof v !== 'object' || Array.isArray(v)) return void issues.push(`${path}: expected ${expects}, got ${Array.isArray(v) ? 'a list' : typeof v === 'string' ? `string ${k.quote(v)}` : String(v)}`);
+      return obj.parse(v, path, issues);
+    },
+  };
+}
+
 export const configSchema = k.object(
   {
     listen: k.optional(k.string({ pattern: /^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/, patternHint: 'HOST:PORT such as "127.0.0.1:50000"' })),
@@ -211,6 +233,8 @@ export const configSchema = k.object(
       }),
       { local_no_auth: false, hosts: [] },
     ),
+    /** Prometheus metrics (docs/metrics.md): `false` turns them off; `listen` serves them on an address of their own. */
+    metrics: k.withDefault(metricsSchema(), { enabled: true }),
     /** `user`/`group` of every app that sets none: a gateway started as root runs its apps unprivileged. */
     app_defaults: k.withDefault(k.object({ user: k.optional(userOrGroup()), group: k.optional(userOrGroup()) }), {}),
     apps: k.withDefault(k.array(appSchema), []),

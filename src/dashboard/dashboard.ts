@@ -33,6 +33,9 @@ const PAGE_HEADERS = {
   'Content-Security-Policy': `default-src 'self'; script-src 'self' 'sha256-${IMPORT_MAP_HASH}'; style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'`,
   'X-Frame-Options': 'DENY',
   // A page of an app on this origin that opens the dashboard gets no handle on its window.
+  // The gateway drops this same policy from prefixed apps (gateway/headers.ts) but lets it
+  // through beside COEP require-corp: adding COEP here would put those apps' pages back
+  // in the dashboard's browsing context group.
   'Cross-Origin-Opener-Policy': 'same-origin',
   'Referrer-Policy': 'no-referrer',
   'X-Content-Type-Options': 'nosniff',
@@ -109,7 +112,7 @@ export function createDashboard(opts: DashboardOptions): (req: IncomingMessage, 
     }
     if (path === '/_porthole/login') {
       if (req.method !== 'POST') return sendText(res, new BadRequestError('/_porthole/login takes POST (the login form)')), true;
-      const foreign = foreignOrigin(req);
+      const foreign = foreignOrigin(req, 'login');
       if (foreign) return sendText(res, foreign), true;
       readForm(req, res)
         .then((form) => {
@@ -125,6 +128,10 @@ export function createDashboard(opts: DashboardOptions): (req: IncomingMessage, 
     }
     if (path === '/_porthole/logout') {
       if (req.method !== 'POST') return sendText(res, new BadRequestError('/_porthole/logout takes POST')), true;
+      // Another site's form arrives without the SameSite=Lax cookie, so no session is found
+      // below; answering it with the cleared cookie would log the admin out from any page.
+      const foreign = foreignOrigin(req, 'logout');
+      if (foreign) return sendText(res, foreign), true;
       const session = opts.sessions.of(req);
       if (!session) {
         res.writeHead(204, { 'Set-Cookie': clearedCookie(secure), 'Cache-Control': 'no-store' });
@@ -159,6 +166,7 @@ export function createDashboard(opts: DashboardOptions): (req: IncomingMessage, 
       sendPage(res, 200, loginPage('This browser did not say the request is a page load (Sec-Fetch-Dest: document); use a current browser.'));
       return true;
     }
+    opts.sessions.touch(session);
     sendPage(res, 200, shellPage(session));
     return true;
   };
@@ -170,8 +178,8 @@ function startSession(res: ServerResponse, session: Session, secure: boolean): v
   res.end();
 }
 
-/** A login form posted from another origin (login CSRF) is refused. */
-function foreignOrigin(req: IncomingMessage): PortholeError | null {
+/** A login or logout posted from another origin (login CSRF, logout CSRF) is refused. */
+function foreignOrigin(req: IncomingMessage, what: 'login' | 'logout'): PortholeError | null {
   const origin = req.headers.origin;
   // Under the pages' `Referrer-Policy: no-referrer` a browser posts the form with `Origin: null`; its own Sec-Fetch-Site tells where from.
   if (origin === undefined || (origin === 'null' && req.headers['sec-fetch-site'] === 'same-origin')) return null;
@@ -181,7 +189,7 @@ function foreignOrigin(req: IncomingMessage): PortholeError | null {
   } catch {
     /* refused below */
   }
-  return host === (req.headers.host ?? '').toLowerCase() ? null : new CsrfError(`dashboard: a login posted from ${origin} is refused`);
+  return host === (req.headers.host ?? '').toLowerCase() ? null : new CsrfError(`dashboard: a ${what} posted from ${origin} is refused`);
 }
 
 function readForm(req: IncomingMessage, res: ServerResponse): Promise<URLSearchParams> {

@@ -193,6 +193,15 @@ export class Gateway implements GatewayCore {
     return this.table.hosts.check(host, localAddress);
   }
 
+  /**
+   * The app that a Host header routes to whole (one of its `hosts` or automatic names),
+   * or undefined when the gateway's own paths answer there.
+   */
+  appAtHost(host: string): string | undefined {
+    const found = this.table.lookup(host, '/', false);
+    return found.kind === 'app' && found.match.prefix === '' ? found.match.route.app.name : undefined;
+  }
+
   /** Where an app can be opened: under its prefix, and at the root of its own host names (absolute once listening). */
   urlsOf(app: AppConfig): string[] {
     const addr = this.server?.address();

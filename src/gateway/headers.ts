@@ -241,6 +241,7 @@ export function upstreamRequestHeaders(req: IncomingMessage, ctx: ForwardContext
  */
 export function downstreamResponseHeaders(raw: readonly string[], match: Match): string[] {
   const dropNamed = connectionTokens(raw);
+  const dropOpenerPolicy = match.prefix !== '' && sharesOpenerGroup(raw);
   const out: string[] = [];
   const { rewrite, route } = match;
   for (let i = 0; i < raw.length; i += 2) {
@@ -259,9 +260,34 @@ export function downstreamResponseHeaders(raw: readonly string[], match: Match):
       if (!isUnder(scope, route.prefix)) continue;
       value = scope;
     }
+    if (dropOpenerPolicy && lower === 'cross-origin-opener-policy') continue;
     out.push(name, value);
   }
   return out;
+}
+
+/**
+ * True when a response would open its page with `Cross-Origin-Opener-Policy: same-origin`
+ * alone, the gateway's own pages' policy. A prefixed app shares the gateway's origin, and
+ * browsers keep two same-origin pages of equal policy in one browsing context group: the
+ * app's page could `window.open('/_porthole/')` and script the dashboard it opened (read its
+ * CSRF secret). Such a header is dropped; with `Cross-Origin-Embedder-Policy: require-corp`
+ * beside it (an app that needs cross-origin isolation) the page's policy is
+ * `same-origin-plus-COEP`, which differs, and it passes. `credentialless` is not enough:
+ * Safari does not know it and would read the page's policy as plain `same-origin`.
+ */
+function sharesOpenerGroup(raw: readonly string[]): boolean {
+  let opener = false;
+  const embedder: string[] = [];
+  for (let i = 0; i < raw.length; i += 2) {
+    const lower = raw[i].toLowerCase();
+    // A structured-field token, parameters after `;` (`same-origin; report-to="x"`).
+    const token = raw[i + 1].split(';')[0].trim();
+    if (lower === 'cross-origin-opener-policy' && token.toLowerCase() === 'same-origin') opener = true;
+    else if (lower === 'cross-origin-embedder-policy') embedder.push(token);
+  }
+  // Two COEP fields are read as one invalid list (no policy): only a single require-corp counts.
+  return opener && !(embedder.length === 1 && embedder[0] === 'require-corp');
 }
 
 /** `/x` → `/{app}/x`; an absolute URL pointing at the upstream itself → the same path under the prefix. */

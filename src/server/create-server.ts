@@ -10,7 +10,7 @@ import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { loadConfigFile } from '../config/load.js';
 import { parseConfig, type Config } from '../config/schema.js';
-import { ConfigError } from '../errors.js';
+import { ConfigError, type MetricsListenError } from '../errors.js';
 import { emit, subscribe } from '../events.js';
 import { Activity } from '../admin/activity.js';
 import { createAdminApi, type AdminApi } from '../admin/api.js';
@@ -24,6 +24,7 @@ import { createGateway, type Gateway, type ListenAddress } from '../gateway/gate
 import { startLogger, type LogFormat } from '../log/logger.js';
 import { createMetrics, type Metrics } from '../metrics/metrics.js';
 import { metricsEndpoint } from '../metrics/endpoint.js';
+import { listenMetrics, type MetricsListener } from '../metrics/listener.js';
 import { FileStore } from '../store/file-store.js';
 import { dataLayout, prepareDataDir, type DataLayout } from './data-dir.js';
 
@@ -49,8 +50,10 @@ export interface ServerOptions {
    */
   log?: boolean | { format?: LogFormat | 'auto' };
   /**
-   * Prometheus metrics at `GET /_porthole/metrics`, behind the admin token
-   * (see docs/metrics.md). Default true; false subscribes to nothing.
+   * Prometheus metrics (see docs/metrics.md): at `GET /_porthole/metrics`
+   * behind the admin token, or, with the config's `metrics.listen`, at
+   * `/metrics` on that address only. Default: the config's
+   * `metrics.enabled` (true); false subscribes to nothing.
    */
   metrics?: boolean;
 }
@@ -63,14 +66,16 @@ export interface ServerStarted extends ListenAddress {
   tokenCreated: boolean;
   /** Where the token is kept (mode 0600). */
   tokenFile: string;
+  /** With `metrics.listen`: where Prometheus scrapes (`http://HOST:PORT/metrics`). */
+  metricsUrl?: string;
 }
 
 /** Why `listen()` failed (code `PH_ERR_START`, also sent as an `error` event); the original error is `cause`. */
 export class ServerStartError extends Error {
   readonly code = 'PH_ERR_START';
   constructor(
-    /** `data` (the data dir), `registry` (loading the stored apps), `listen` (the port), `token` (creating it). */
-    readonly stage: 'data' | 'registry' | 'listen' | 'token',
+    /** `data` (the data dir), `registry` (loading the stored apps), `metrics` (`metrics.listen`; the cause is a `PH_ERR_METRICS_LISTEN`), `listen` (the port), `token` (creating it). */
+    readonly stage: 'data' | 'registry' | 'metrics' | 'listen' | 'token',
     message: string,
     override readonly cause: NodeJS.ErrnoException,
   ) {
@@ -193,11 +198,31 @@ export function createServer(options: ServerOptions = {}): PortholeServer {
   });
   dashboard = createDashboard({ sessions, guard: guardOptions, gatewayId: gateway.id });
   // Fed by the events; the open-tunnel gauge reads the gateway's sets when scraped.
+  // With metrics.listen they are served there only, without the token (docs/metrics.md says why);
+  // like `listen`, it is read at start.
   let metrics: Metrics | undefined;
-  if (options.metrics !== false) {
-    metrics = createMetrics({ gatewayId: gateway.id, openTunnels: () => [...gateway.tunnels, ...gateway.bridges].map((t) => t.info.app) });
-    metricsPage = metricsEndpoint(metrics, () => ({ token: token ?? '', localNoAuth: current.admin.local_no_auth, hosts: current.admin.hosts }));
+  let metricsListener: MetricsListener | undefined;
+  const metricsAt = config.metrics.listen !== undefined ? parseListen(config.metrics.listen) : undefined;
+  // Bound first, the metrics would take the gateway's port and the gateway would fail with "in use".
+  if (metricsAt && metricsAt.port !== 0 && metricsAt.port === listenAt.port && (metricsAt.host === listenAt.host || [metricsAt.host, listenAt.host].some((h) => h === '0.0.0.0' || h === '::'))) {
+    throw new ConfigError([`metrics.listen: ${config.metrics.listen} is the gateway's own address (listen ${listenAt.host}:${listenAt.port}); give the metrics a port of their own`]);
   }
+  if (options.metrics ?? config.metrics.enabled) {
+    const appRegistry = registry;
+    metrics = createMetrics({
+      gatewayId: gateway.id,
+      // The same counts the tunnel.close events carry at the end, so no connection is counted twice or less.
+      openConnections: () => [...[...gateway.tunnels].map((t) => t.snapshot()), ...[...gateway.bridges].map((b) => b.snapshot())],
+      // External apps are probed (at most every 2 s, 500 ms each), as the admin API's list does.
+      apps: async () => (await appRegistry.checkExternal(), appRegistry.list()),
+    });
+    if (!metricsAt) metricsPage = metricsEndpoint(metrics, () => ({ token: token ?? '', localNoAuth: current.admin.local_no_auth, hosts: current.admin.hosts }));
+  }
+  const listenMetricsAt = async (): Promise<string | undefined> => {
+    if (!metrics || !metricsAt) return undefined;
+    metricsListener = await listenMetrics(metrics, { ...metricsAt, hosts: () => current.admin.hosts });
+    return metricsListener.url;
+  };
 
   let stopLogger: (() => void) | undefined;
   if (options.log) {
@@ -207,6 +232,7 @@ export function createServer(options: ServerOptions = {}): PortholeServer {
 
   const stopApps = async () => {
     await supervisor.stopAll();
+    await metricsListener?.close();
     metrics?.close();
     activity.close();
     stopLogger?.();
@@ -236,6 +262,16 @@ export function createServer(options: ServerOptions = {}): PortholeServer {
       await stopApps();
       throw new ServerStartError('registry', `cannot load the app registry in ${dataDir}: ${(err as Error).message}`, err as NodeJS.ErrnoException);
     }
+    let metricsUrl: string | undefined;
+    try {
+      // Before the gateway: a start that fails here has served nothing.
+      metricsUrl = await listenMetricsAt();
+    } catch (err) {
+      const e = err as MetricsListenError;
+      emit('error', { code: e.code, message: e.message, gateway: gateway.id });
+      await stopApps();
+      throw new ServerStartError('metrics', `${e.message} (${e.code})`, e as unknown as NodeJS.ErrnoException);
+    }
     let address: ListenAddress;
     try {
       address = await gateway.listen(listenAt.host, listenAt.port);
@@ -250,7 +286,7 @@ export function createServer(options: ServerOptions = {}): PortholeServer {
       // The token is the gateway's secret: apps never see it (see clean-env.ts).
       const t = ensureToken(dataDir);
       token = t.token;
-      return { ...address, token: t.token, tokenCreated: t.created, tokenFile: t.file };
+      return { ...address, token: t.token, tokenCreated: t.created, tokenFile: t.file, ...(metricsUrl ? { metricsUrl } : {}) };
     } catch (err) {
       await shutDown();
       throw new ServerStartError('token', `cannot create the admin token in ${dataDir}: ${(err as Error).message}`, err as NodeJS.ErrnoException);
@@ -308,7 +344,7 @@ export function createServer(options: ServerOptions = {}): PortholeServer {
 
     loginUrl() {
       if (!listening || !token) throw new Error('loginUrl(): the server is not listening yet (await listen() first)');
-      return `${dashboardBase(listening)}?login=${sessions.loginCode()}`;
+      return `${dashboardBase(listening, gateway)}?login=${sessions.loginCode()}`;
     },
 
     drain: (timeoutMs) => shutDown(timeoutMs),
@@ -317,10 +353,23 @@ export function createServer(options: ServerOptions = {}): PortholeServer {
   return server;
 }
 
-/** `http://HOST:PORT/_porthole/` for a browser on this machine (a wildcard address becomes loopback). */
-function dashboardBase(address: ListenAddress): string {
-  const host = address.host === '0.0.0.0' ? '127.0.0.1' : address.host === '::' ? '[::1]' : address.host.includes(':') ? `[${address.host}]` : address.host;
-  return `http://${host}:${address.port}${DASHBOARD_PATH}`;
+/**
+ * `http://HOST:PORT/_porthole/` for a browser on this machine (a wildcard address becomes
+ * loopback). Never at a name an app owns with its `hosts`: every path there is the app's,
+ * so the app would receive the one-time code and could log in with it. `localhost` is
+ * tried next; when apps own every name, this throws rather than hand the code to one.
+ */
+function dashboardBase(address: ListenAddress, gateway: Pick<Gateway, 'appAtHost'>): string {
+  const first = address.host === '0.0.0.0' ? '127.0.0.1' : address.host === '::' ? '[::1]' : address.host.includes(':') ? `[${address.host}]` : address.host;
+  const loopback = ['0.0.0.0', '::', '127.0.0.1', '::1'].includes(address.host);
+  const names = loopback ? [first, 'localhost'] : [first];
+  const owners: string[] = [];
+  for (const name of names) {
+    const app = gateway.appAtHost(`${name}:${address.port}`);
+    if (app === undefined) return `http://${name}:${address.port}${DASHBOARD_PATH}`;
+    owners.push(`${name} is in the hosts of app ${app}`);
+  }
+  throw new Error(`loginUrl(): no address of this gateway shows the dashboard (${owners.join('; ')}): take it out of the app's hosts, or open the dashboard through a name in admin.hosts`);
 }
 
 function parseGiven(config: unknown): Config {

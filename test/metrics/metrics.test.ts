@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -110,8 +110,11 @@ test('the metrics page counts requests by app, method and status class, tunnel b
   assert.ok(ev.bytesIn >= 5000 && ev.bytesOut >= 5000, JSON.stringify(ev));
   assert.equal(metric(text, 'porthole_tunnel_bytes_total', { app: 'echo', direction: 'in' }), ev.bytesIn);
   assert.equal(metric(text, 'porthole_tunnel_bytes_total', { app: 'echo', direction: 'out' }), ev.bytesOut);
-  assert.equal(metric(text, 'porthole_tunnel_messages_total', { app: 'echo', direction: 'in' }), ev.framesIn);
-  assert.ok(ev.framesIn >= 6, `5 messages and a close frame in, got ${ev.framesIn}`);
+  // Data messages, not frames: the close frame is not one.
+  assert.equal(ev.messagesIn, 5);
+  assert.equal(ev.messagesOut, 5);
+  assert.equal(metric(text, 'porthole_tunnel_messages_total', { app: 'echo', direction: 'in' }), 5);
+  assert.equal(metric(text, 'porthole_tunnel_messages_total', { app: 'echo', direction: 'out' }), 5);
   assert.equal(metric(text, 'porthole_tunnel_closes_total', { app: 'echo', code: '4321', closed_by: 'client' }), 1);
   assert.equal(metric(text, 'porthole_tunnel_duration_seconds_count', { app: 'echo' }), 1);
   assert.equal(metric(text, 'porthole_tunnels_open', { app: 'echo' }), 1);
@@ -157,12 +160,21 @@ async function promQuery(port: number, query: string): Promise<{ metric: Record<
   return body.data!.result;
 }
 
-test('a real Prometheus scrapes the gateway with the token and sees the request, tunnel-bytes and close-code series', async (t) => {
+test('a real Prometheus scrapes the gateway with the token, and a metrics.listen address without one, and sees the request, tunnel-bytes, close-code, open-tunnel, app readiness and process series', async (t) => {
   ensureTools([{ check: PROMETHEUS, pkg: 'prometheus' }]);
   assert.ok(existsSync(PROMETHEUS), 'Debian\'s prometheus is required (apt-get install prometheus)');
   const upstream = await wsUpstream();
   t.after(() => upstream.close());
   const { start } = await started(t, upstream.port);
+  // A second gateway with metrics.listen, scraped as docs/metrics.md shows: no token, the default /metrics.
+  const openDir = mkdtempSync(join(tmpdir(), 'porthole-metrics-'));
+  const open = createServer({ listen: { port: 0 }, dataDir: openDir, config: { metrics: { listen: '127.0.0.1:0' }, apps: [{ name: 'other', url: `http://127.0.0.1:${upstream.port}` }] } });
+  t.after(async () => {
+    await open.close();
+    rmSync(openDir, { recursive: true, force: true });
+  });
+  const openStart = await open.listen();
+  const openTarget = new URL(openStart.metricsUrl!).host;
 
   const dir = mkdtempSync(join(tmpdir(), 'porthole-prometheus-'));
   const promPort = await freePort();
@@ -176,6 +188,9 @@ test('a real Prometheus scrapes the gateway with the token and sees the request,
     `      credentials: ${start.token}`,
     '    static_configs:',
     `      - targets: ['127.0.0.1:${start.port}']`,
+    '  - job_name: porthole-open',
+    '    static_configs:',
+    `      - targets: ['${openTarget}']`,
     '',
   ].join('\n');
   writeFileSync(join(dir, 'prometheus.yml'), config);
@@ -190,7 +205,11 @@ test('a real Prometheus scrapes the gateway with the token and sees the request,
   });
 
   for (let i = 0; i < 4; i++) await (await fetch(`${start.url}/echo/p${i}`)).text();
+  for (let i = 0; i < 2; i++) await (await fetch(`${openStart.url}/other/o${i}`)).text();
   const ev = await tunnel(start, 3, 2048);
+  // One tunnel held open while Prometheus scrapes.
+  const held = await openWs(`ws://127.0.0.1:${start.port}/echo/ws`);
+  t.after(() => held.terminate());
 
   const seen: Record<string, unknown> = {};
   const want = async (query: string, value: number, what: string) =>
@@ -209,7 +228,21 @@ test('a real Prometheus scrapes the gateway with the token and sees the request,
   await want('porthole_tunnel_bytes_total{app="echo",direction="out"}', ev.bytesOut, 'the tunnel bytes out');
   await want('porthole_tunnel_closes_total{app="echo",code="4321",closed_by="client"}', 1, 'the close-code series');
   await want('up{job="porthole"}', 1, 'the scrape target up');
+  await want('porthole_tunnels_open{app="echo",kind="tunnel"}', 1, 'the open tunnel');
+  await want('porthole_app_state{app="echo",state="external"}', 1, 'the app state');
+  await want('porthole_app_ready{app="echo"}', 1, 'the app readiness');
+  await want('count(porthole_process_open_fds{job="porthole"} > 0)', 1, 'the open fds of the gateway');
+  await want('count(porthole_process_resident_memory_bytes{job="porthole"} > 0)', 1, 'the memory of the gateway');
+  await want('up{job="porthole-open"}', 1, 'the metrics.listen target up, scraped without a token');
+  await want('porthole_http_requests_total{job="porthole-open",app="other",method="GET",status_class="2xx"}', 2, 'the request series from metrics.listen');
   assert.ok(ev.bytesIn >= 3 * 2048);
+
+  // The queries docs/metrics.md suggests are valid PromQL over these series.
+  const doc = readFileSync(new URL('../../docs/metrics.md', import.meta.url), 'utf8');
+  const queries = (/```promql\n([\s\S]*?)```/.exec(doc)?.[1] ?? '').split('\n').map((l) => l.replace(/\s+#.*$/, '').trim()).filter(Boolean);
+  assert.ok(queries.length >= 5, `the promql examples: ${queries.length}`);
+  for (const q of queries) await promQuery(promPort, q);
+  assert.ok((await promQuery(promPort, queries.find((q) => q.startsWith('sum by (app, kind)'))!)).some((r) => r.metric.app === 'echo' && r.metric.kind === 'tunnel'));
 });
 
 test('refused upgrades are counted by their error code, and a supervised app shows its state, starts and last exit code', async (t) => {
