@@ -21,7 +21,8 @@ export function onSessionEnded(fn) {
   return () => endListeners.delete(fn);
 }
 
-function sessionEnded() {
+/** Marks the session ended (a 401 here, or another tab that saw one). */
+export function sessionEnded() {
   if (ended) return;
   ended = true;
   for (const fn of endListeners) fn();

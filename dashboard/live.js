@@ -5,7 +5,8 @@
  * again, since the stream only sends what happens after it opened.
  */
 import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
-import { api, follow } from './api.js';
+import { api } from './api.js';
+import { followLive } from './shared-live.js';
 
 const MAX_CLOSES = 100;
 const MAX_EVENTS = 200;
@@ -83,7 +84,7 @@ export function useLive() {
         .then((r) => setEvents((e) => mergeNewest(e, r.events ?? [], MAX_EVENTS)))
         .catch(() => {});
     };
-    return follow('live', {
+    return followLive({
       onOpen: seed,
       onState: setStream,
       onMessage: ({ event, data }) => {

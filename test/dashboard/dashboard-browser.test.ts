@@ -381,14 +381,56 @@ describe('the dashboard in Chromium', { timeout: 180_000 }, () => {
       assert.equal(await log.locator('.line', { hasText: 'from the stream that dropped' }).count(), 0, 'the new tail replaces the old lines');
       assert.equal(await log.locator('.line', { hasText: 'bulk-2099' }).count(), 1);
       assert.equal(await log.locator('.line').count(), 200);
+      await view('Apps');
+      assert.equal(await page.getByRole('link', { name: 'Logs', exact: true }).getAttribute('href'), '#logs/chatty', 'the Logs tab remembers the app');
     } finally {
       await page.unroute('**/_porthole/api/apps/chatty/logs?**');
     }
   });
 
+  test('seven dashboard tabs share one live stream, so apps on the same origin still load; another tab takes over when the leading one goes', async () => {
+    const origin = new URL(gw.url).origin;
+    const lives: string[] = [];
+    const onRequest = (r: { url(): string }) => {
+      if (new URL(r.url()).pathname === '/_porthole/api/live') lives.push(r.url());
+    };
+    context.on('request', onRequest);
+    const tabs: Page[] = [];
+    try {
+      for (let i = 0; i < 7; i++) {
+        const tab = await context.newPage();
+        await tab.goto(`${origin}/_porthole/#apps`);
+        await tab.locator('tr.app-row[data-app="hello"]').waitFor();
+        tabs.push(tab);
+      }
+      for (const tab of tabs) await tab.locator('.live-status.open').waitFor();
+      assert.equal(lives.length, 0, 'the first tab already holds the stream');
+      // Every tab sees a change.
+      await gw.api('POST', '/_porthole/api/apps/hello/start');
+      for (const tab of tabs) await tab.locator('tr.app-row[data-app="hello"][data-state="running"]').waitFor({ timeout: 30_000 });
+      // Chromium keeps 6 connections to a host: a stream per tab would leave an app's page none.
+      const app = await context.newPage();
+      await app.goto(`${origin}/hello/`, { timeout: 10_000 });
+      assert.match(await app.content(), /Directory listing/);
+      await app.close();
+      // The leading tab goes: one of the others opens the stream and they all go on.
+      await page.goto('about:blank');
+      const deadline = Date.now() + 10_000;
+      while (lives.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      assert.equal(lives.length, 1, 'one tab takes over');
+      await gw.api('POST', '/_porthole/api/apps/hello/stop');
+      for (const tab of tabs) await tab.locator('tr.app-row[data-app="hello"][data-state="stopped"]').waitFor({ timeout: 15_000 });
+    } finally {
+      context.off('request', onRequest);
+      for (const tab of tabs) await tab.close();
+    }
+    // Back to one tab, which leads again.
+    await page.goto(`${origin}/_porthole/#apps`);
+    await page.locator('.live-status.open').waitFor();
+  });
+
   test('stops the app', async () => {
     await view('Apps');
-    assert.equal(await page.getByRole('link', { name: 'Logs', exact: true }).getAttribute('href'), '#logs/chatty', 'the Logs tab remembers the app');
     await row('chatty').getByRole('button', { name: 'Stop chatty', exact: true }).click();
     await page.locator('tr.app-row[data-app="chatty"][data-state="stopped"]').waitFor({ timeout: 15_000 });
     assert.equal(await row('chatty').locator('td[data-label="PID"]').innerText(), '—');
