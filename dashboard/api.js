@@ -93,7 +93,7 @@ export async function logout() {
 export const appPath = (name) => `apps/${encodeURIComponent(name)}`;
 
 /**
- * @typedef {{ state: 'connecting' } | { state: 'open' } | { state: 'retrying', inMs: number, reason: string } | { state: 'ended' } | { state: 'stopped' }} StreamState
+ * @typedef {{ state: 'connecting' } | { state: 'open' } | { state: 'retrying', inMs: number, reason: string } | { state: 'ended' } | { state: 'stopped' } | { state: 'paused' }} StreamState
  */
 
 const FIRST_DELAY = 500;

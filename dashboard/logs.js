@@ -34,9 +34,20 @@ function parseEntry(data) {
   return { stream: 'stdout', text: data, at: undefined };
 }
 
+/** Whether the tab is shown (Page Visibility). */
+function useVisible() {
+  const [visible, setVisible] = useState(document.visibilityState !== 'hidden');
+  useEffect(() => {
+    const on = () => setVisible(document.visibilityState !== 'hidden');
+    document.addEventListener('visibilitychange', on);
+    return () => document.removeEventListener('visibilitychange', on);
+  }, []);
+  return visible;
+}
+
 function LogStatus({ state, count }) {
   const text =
-    state.state === 'open' ? 'following' : state.state === 'retrying' ? `reconnecting in ${Math.ceil(state.inMs / 1000)} s (${state.reason})` : state.state === 'ended' ? 'session ended' : state.state === 'connecting' ? 'connecting…' : 'stopped';
+    state.state === 'paused' ? 'paused while the tab is hidden' : state.state === 'open' ? 'following' : state.state === 'retrying' ? `reconnecting in ${Math.ceil(state.inMs / 1000)} s (${state.reason})` : state.state === 'ended' ? 'session ended' : state.state === 'connecting' ? 'connecting…' : 'stopped';
   return html`<p class="log-status">
     <span class=${`dot ${state.state}`} aria-hidden="true"></span>
     <span>${text}</span> · <span>${count} line${count === 1 ? '' : 's'}${count >= MAX_LINES ? ` (the last ${MAX_LINES})` : ''}</span>
@@ -52,7 +63,14 @@ function AppLog({ name }) {
   const box = useRef(/** @type {HTMLElement | null} */ (null));
   const stick = useRef(true);
 
+  const visible = useVisible();
   useEffect(() => {
+    // A hidden tab lets its stream go (each holds one of the browser's few connections to the gateway);
+    // it follows again, from a fresh tail, when shown.
+    if (!visible) {
+      setState({ state: 'paused' });
+      return undefined;
+    }
     let nextId = 0;
     /** @type {any[]} */
     let pending = [];
@@ -92,7 +110,7 @@ function AppLog({ name }) {
       stop();
       clearTimeout(timer);
     };
-  }, [name]);
+  }, [name, visible]);
 
   // Whether to follow is read from where the view was before these lines were
   // added, not only from scroll events: those come a frame late, after a batch may have landed.

@@ -327,6 +327,26 @@ describe('the dashboard in Chromium', { timeout: 180_000 }, () => {
     assert.ok(await atBottom());
   });
 
+  test('a hidden tab lets its log follow go, and follows again when shown', async () => {
+    assert.ok(appPage);
+    const follows = (r: { url(): string }) => /\/apps\/chatty\/logs\?.*follow=1/.test(r.url());
+    // As the browser does when the tab goes to the background (a string: tsx would wrap a function).
+    const setHidden = (hidden: boolean) =>
+      page.evaluate(`Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => '${hidden ? 'hidden' : 'visible'}' });
+        document.dispatchEvent(new Event('visibilitychange'))`);
+    const ended = page.waitForEvent('requestfailed', { predicate: follows, timeout: 5000 });
+    await setHidden(true);
+    await ended;
+    await page.getByText('paused while the tab is hidden').waitFor();
+    const again = page.waitForEvent('request', { predicate: follows, timeout: 5000 });
+    await setHidden(false);
+    await again;
+    await page.locator('.log-status', { hasText: 'following' }).waitFor();
+    const stamp = Date.now().toString(36);
+    await appPage.evaluate(`fetch('/chatty/say?out=SHOWN-${stamp}')`);
+    await page.getByRole('log', { name: 'Output of chatty' }).locator('.line', { hasText: `SHOWN-${stamp}` }).waitFor();
+  });
+
   test('keeps the last 2000 log lines, and says so', async () => {
     assert.ok(appPage);
     const log = page.getByRole('log', { name: 'Output of chatty' });
@@ -451,8 +471,9 @@ describe('the dashboard in Chromium', { timeout: 180_000 }, () => {
     await ask.waitFor();
     assert.equal(await page.evaluate(() => document.activeElement?.textContent), 'Yes, remove', 'focus on the confirm button');
     await page.keyboard.press('Tab');
+    assert.equal(await page.evaluate(() => document.activeElement?.textContent), 'Cancel', 'Tab moves on to Cancel');
     await page.waitForTimeout(1100); // the table re-renders every second: focus must stay where the user put it
-    assert.equal(await page.evaluate(() => document.activeElement?.textContent), 'Cancel');
+    assert.equal(await page.evaluate(() => document.activeElement?.textContent), 'Cancel', 'focus stays on Cancel');
     await page.keyboard.press('Escape');
     await ask.waitFor({ state: 'detached' });
     assert.equal(await page.evaluate(() => document.activeElement?.getAttribute('aria-label')), 'Remove scratch', 'Escape gives focus back');
