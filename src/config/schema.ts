@@ -249,8 +249,19 @@ export type Config = k.Infer<typeof configSchema>;
  * A name in `server_names` is the gateway's own (apps under their prefixes);
  * one that is also an app's host name or automatic name could mean either.
  */
-export function serverNameProblems(cfg: Pick<Config, 'server_names' | 'base_domain' | 'apps'>): string[] {
+export function serverNameProblems(cfg: Pick<Config, 'server_names' | 'base_domain' | 'apps'> & { admin?: Pick<Config['admin'], 'hosts'> }): string[] {
   const issues: string[] = [];
+  // The admin API's and the dashboard's names: an app there would receive the admin
+  // token (`porthole apps` sends it to 127.0.0.1) and the dashboard's session and login codes.
+  const adminNames = new Set(['localhost', '127.0.0.1', '::1', ...(cfg.admin?.hosts ?? []).map((h) => bareHost(h))]);
+  cfg.apps.forEach((app, i) =>
+    (app.hosts ?? []).forEach((h, j) => {
+      if (adminNames.has(bareHost(h)))
+        issues.push(
+          `apps[${i}].hosts[${j}]: "${h}" is the gateway's own name (its admin API and dashboard answer there, and an app there would receive the admin token); the app is at ${app.name}.localhost already, or use another name or address such as 127.0.0.2`,
+        );
+    }),
+  );
   const owner = new Map<string, string>();
   for (const app of cfg.apps) {
     owner.set(`${app.name}.localhost`, `app ${app.name}'s automatic name`);
@@ -263,6 +274,11 @@ export function serverNameProblems(cfg: Pick<Config, 'server_names' | 'base_doma
     if (taken) issues.push(`server_names[${i}]: "${n}" is ${taken}, so it routes to that app; leave it out of server_names`);
   });
   return issues;
+}
+
+/** A host name without its port and IPv6 brackets, lower-cased. */
+function bareHost(h: string): string {
+  return h.toLowerCase().replace(/:\d+$/, '').replace(/^\[(.*)\]$/, '$1').replace(/\.$/, '');
 }
 
 /** Problems of a set of apps taken together: names, prefixes and host names must be unique. */
