@@ -23,7 +23,7 @@ import { AgentPool, RouteTable, type Lookup, type Route } from './router.js';
 import { unroutedHint } from './unrouted-hint.js';
 import { refuseUpgrade } from './upgrade-refusal.js';
 import type { Tunnel } from './tunnel.js';
-import { proxyUpgrade } from './upgrade.js';
+import { clientProto, proxyUpgrade } from './upgrade.js';
 
 export interface GatewayOptions {
   /** Directory that relative paths in the config (error pages) are resolved against. Default: cwd. */
@@ -216,6 +216,11 @@ export class Gateway implements GatewayCore {
 
   proto(req: http.IncomingMessage): 'http' | 'https' {
     return (req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http';
+  }
+
+  /** The scheme the client used: the listener's, or a trusted proxy's `X-Forwarded-Proto`. */
+  clientProto(req: http.IncomingMessage): 'http' | 'https' {
+    return clientProto(this, req);
   }
 
   forwardedHost(req: http.IncomingMessage): string | undefined {
