@@ -42,7 +42,7 @@ export interface Served {
   validTo: string;
   authorized: boolean;
   authorizationError: string | undefined;
-  alpn: string | false;
+  alpn: string | false | null;
 }
 
 /** Connects with TLS to 127.0.0.1:port and reports the certificate presented (verification against `ca` reported, not enforced). */
