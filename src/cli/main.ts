@@ -12,6 +12,7 @@ import { register as connect } from './connect.js';
 import { register as bench } from './bench.js';
 import { register as bridge } from './bridge.js';
 import { register as doctor } from './doctor.js';
+import { register as trust } from './trust.js';
 import { clearStartupEnviron } from './clear-environ.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -33,7 +34,7 @@ program.exitOverride((err) => {
   process.exit(err.exitCode === 1 && err.code.startsWith('commander.') && err.code !== 'commander.executeSubCommandAsync' ? 2 : err.exitCode);
 });
 
-for (const register of [serve, apps, echo, connect, bridge, bench, doctor]) register(program);
+for (const register of [serve, apps, echo, connect, bridge, bench, doctor, trust]) register(program);
 
 // The gateway is the parent of every app: its /proc/PID/environ must show no
 // secret to a same-user app (issue 8). Cleared before any app can exist.
