@@ -172,6 +172,7 @@ export function createServer(options: ServerOptions = {}): PortholeServer {
   let registry: AppRegistry | undefined;
   const gateway = createGateway(config, {
     baseDir,
+    dataDir,
     appGate: (name) => registry?.appGate(name) ?? null,
     intercept: (req, res) => (metricsPage?.(req, res) || admin?.(req, res) || dashboard?.(req, res)) ?? false,
   });
@@ -242,7 +243,7 @@ export function createServer(options: ServerOptions = {}): PortholeServer {
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
       await stopApps();
-      throw new ServerStartError('listen', `cannot listen on ${listenAt.host}:${listenAt.port}: ${e.code === 'EADDRINUSE' ? 'the port is already in use' : e.message}`, e);
+      throw new ServerStartError('listen', `cannot listen on ${listenAt.host}:${listenAt.port}: ${e.code === 'EADDRINUSE' ? 'the port is already in use' : e.code?.startsWith('PH_ERR_') ? `${e.code}: ${e.message}` : e.message}`, e);
     }
     reg.gatewayPort = address.port;
     listening = address;
@@ -320,7 +321,7 @@ export function createServer(options: ServerOptions = {}): PortholeServer {
 /** `http://HOST:PORT/_porthole/` for a browser on this machine (a wildcard address becomes loopback). */
 function dashboardBase(address: ListenAddress): string {
   const host = address.host === '0.0.0.0' ? '127.0.0.1' : address.host === '::' ? '[::1]' : address.host.includes(':') ? `[${address.host}]` : address.host;
-  return `http://${host}:${address.port}${DASHBOARD_PATH}`;
+  return `${address.url.startsWith('https:') ? 'https' : 'http'}://${host}:${address.port}${DASHBOARD_PATH}`;
 }
 
 function parseGiven(config: unknown): Config {
