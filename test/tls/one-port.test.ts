@@ -204,3 +204,27 @@ describe('TLS and cleartext on one port', () => {
     ws.close();
   });
 });
+
+describe('draining a TLS port', () => {
+  test('connections still being told apart or in their handshake do not hold the drain up to the header timeout', async () => {
+    const tmp = tempDir();
+    const pair = selfSigned(tmp.dir, 'gw');
+    const gw = await startGateway({ tls: { cert: pair.certFile, key: pair.keyFile }, header_timeout: '60s' });
+    try {
+      const silent = net.connect(gw.port, '127.0.0.1');
+      const halfHello = net.connect(gw.port, '127.0.0.1');
+      await Promise.all([new Promise((ok) => silent.once('connect', ok)), new Promise((ok) => halfHello.once('connect', ok))]);
+      halfHello.write(Buffer.from([0x16, 0x03, 0x01]));
+      silent.on('error', () => {});
+      halfHello.on('error', () => {});
+      await sleep(100);
+      const t0 = Date.now();
+      await gw.gw.drain(200);
+      assert.ok(Date.now() - t0 < 3000, `drained in ${Date.now() - t0} ms`);
+      await Promise.all([new Promise((ok) => (silent.destroyed ? ok(null) : silent.once('close', ok))), new Promise((ok) => (halfHello.destroyed ? ok(null) : halfHello.once('close', ok)))]);
+    } finally {
+      await gw.close();
+      tmp.remove();
+    }
+  });
+});
