@@ -137,7 +137,7 @@ export class Certificates {
   }
 
   /**
-   * A reloaded config: other files are read (their problems were found by
+   * A reloaded config: the files are read again (their problems were found by
    * `loadCertFiles` before the reload was accepted), an internal
    * certificate is issued again when the names it needs changed.
    */
@@ -154,8 +154,9 @@ export class Certificates {
     if (before.internal || before.cert !== this.tls.cert || before.key !== this.tls.key) {
       this.clearRenewal();
       this.unwatch();
-      this.reloadFiles();
     }
+    // Read again on every reload (SIGHUP included), for file systems that do not report changes; swapped only when they differ.
+    this.reloadFiles();
   }
 
   close(): void {
