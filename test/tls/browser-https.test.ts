@@ -9,7 +9,8 @@
  * - the same https:// page dialling ws:// on another origin is refused by
  *   Chromium itself (mixed content: nothing reaches that server), while
  *   the same page over http:// reaches it — so it is the scheme that fails;
- * - http:// on the TLS port lands on https://.
+ * - http:// on the TLS port lands on https://, and a ws:// socket to it
+ *   gets a close 1008 whose reason says to use wss://.
  */
 import assert from 'node:assert/strict';
 import http from 'node:http';
@@ -140,6 +141,18 @@ describe('Chromium trusts the internal CA from its NSS database: https:// page, 
       const reached = (await page.evaluate(dial(`ws://foreign.test:${foreignPort}/`, 'x'))) as { opened: boolean; messages: string[] };
       assert.equal(reached.opened, true, JSON.stringify(reached));
       assert.deepEqual(reached.messages, ['foreign-hello', 'foreign:x']);
+    } finally {
+      await page.close();
+    }
+  });
+
+  test('a ws:// socket to the TLS port (from an http:// page elsewhere) gets close 1008 naming wss://, which the page reads: not a bare 1006', async () => {
+    const page = await browser.newPage();
+    try {
+      await page.goto(`http://porthole.test:${plain.port}/chat/`);
+      const r = (await page.evaluate(dial(`ws://porthole.test:${gw.port}/chat/`))) as { opened: boolean; code: number; reason: string };
+      assert.equal(r.code, 1008, JSON.stringify(r));
+      assert.equal(r.reason, 'PH_ERR_TLS_REQUIRED: use wss:// (this port takes WebSockets over TLS only)');
     } finally {
       await page.close();
     }
