@@ -300,7 +300,7 @@ export class Gateway implements GatewayCore {
     const refused = this.checkHost(req.headers.host, req.socket.localAddress);
     if (refused) return this.refuseRequest(req, res, refused);
     const url = req.url ?? '/';
-    const location = `https://${this.authorityOf(req)}${url.startsWith('/') ? url : `/${url}`}`;
+    const location = `https://${this.authorityOf(req)}${originForm(url)}`;
     onResponseDone(res, () => emit('request', { gateway: this.id, app: null, method: req.method ?? 'GET', path: url, status: 308, ms: 0 }));
     // The request may carry a body the gateway will not read.
     res.writeHead(308, { Location: location, 'Content-Length': '0', Connection: 'close' });
@@ -311,8 +311,9 @@ export class Gateway implements GatewayCore {
   private refuseCleartextUpgrade(req: http.IncomingMessage, socket: Duplex): void {
     const cfg = this.table.config;
     const refused = this.checkHost(req.headers.host, req.socket.localAddress);
-    const err = refused ?? new TlsRequiredError(`use wss://${this.authorityOf(req)}${req.url ?? '/'} (this port takes WebSockets over TLS only)`);
-    refuseUpgrade(this.id, req, socket, err, { app: null, wsErrors: cfg.ws_errors, template: this.table.errorPage, reason: refused ? undefined : 'PH_ERR_TLS_REQUIRED: use wss:// (this port takes WebSockets over TLS only)' });
+    // No URL in the message: a query may hold a token (a bridge's), and the message is logged.
+    const err = refused ?? new TlsRequiredError('use wss:// (this port takes WebSockets over TLS only)');
+    refuseUpgrade(this.id, req, socket, err, { app: null, wsErrors: cfg.ws_errors, template: this.table.errorPage });
   }
 
   /** The request's Host (checked by checkHost), else the address it reached. */
@@ -431,6 +432,17 @@ export class Gateway implements GatewayCore {
   /** Closes the listener (if any) and every connection, after a drain. */
   close(): Promise<void> {
     return this.drain();
+  }
+}
+
+/** The path and query of a request target: absolute-form (`http://host/p`) and `*` become origin-form. */
+function originForm(target: string): string {
+  if (target.startsWith('/')) return target;
+  try {
+    const u = new URL(target);
+    return `${u.pathname}${u.search}`;
+  } catch {
+    return '/';
   }
 }
 

@@ -80,6 +80,13 @@ describe('TLS and cleartext on one port', () => {
     assert.deepEqual([JSON.parse(r.body).method, JSON.parse(r.body).body], ['POST', 'abc']);
   });
 
+  test('an absolute-form or asterisk request target is redirected to its path, never to a second URL', async () => {
+    const abs = await rawRequest(gw.port, `GET http://127.0.0.1:${gw.port}/echo/p?q=1 HTTP/1.1\r\nHost: 127.0.0.1:${gw.port}\r\n\r\n`);
+    assert.match(abs, new RegExp(`\\r\\nLocation: https://127\\.0\\.0\\.1:${gw.port}/echo/p\\?q=1\\r\\n`, 'i'));
+    const star = await rawRequest(gw.port, `OPTIONS * HTTP/1.1\r\nHost: 127.0.0.1:${gw.port}\r\n\r\n`);
+    assert.match(star, new RegExp(`\\r\\nLocation: https://127\\.0\\.0\\.1:${gw.port}/\\r\\n`, 'i'));
+  });
+
   test('a cleartext request for a Host that is not the gateway\'s gets 421, not a redirect', async () => {
     const raw = await rawRequest(gw.port, `GET /echo/ HTTP/1.1\r\nHost: evil.example:${gw.port}\r\n\r\n`);
     assert.match(raw, /^HTTP\/1\.1 421 /);
