@@ -9,10 +9,10 @@
  *     DATA/private/tls/ca.key   its private key, mode 0600
  */
 import { createHash, webcrypto } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { hostname } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 // @peculiar/x509 v2 resolves its algorithms through tsyringe, which needs the Reflect metadata API first.
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
@@ -52,12 +52,6 @@ export interface LocalCa {
 export async function ensureLocalCa(dataDir: string): Promise<LocalCa> {
   const paths = localCaPaths(dataDir);
   if (existsSync(paths.cert) || existsSync(paths.key)) return loadCa(paths);
-  try {
-    mkdirSync(paths.dir, { recursive: true, mode: 0o700 });
-    chmodSync(paths.dir, 0o700);
-  } catch (err) {
-    throw new TlsCaError(`cannot create ${paths.dir} for the local CA: ${(err as Error).message}`, { cause: err });
-  }
   const keys = (await webcrypto.subtle.generateKey(EC, true, ['sign', 'verify'])) as CryptoKeyPair;
   // The host name tells two machines' CAs apart in a trust store that holds both.
   const name = `Porthole Local CA (${hostname()} ${new Date().toISOString().slice(0, 10)})`;
@@ -77,12 +71,22 @@ export async function ensureLocalCa(dataDir: string): Promise<LocalCa> {
   });
   const keyPem = toPem('PRIVATE KEY', await webcrypto.subtle.exportKey('pkcs8', keys.privateKey as webcrypto.CryptoKey));
   const certPem = cert.toString('pem') + '\n';
+  // The pair is written into a directory of its own, then renamed into place whole: a
+  // start killed half-way leaves no certificate without its key, and of two processes
+  // making a CA at once (`porthole trust` beside a first `porthole serve`) one wins and
+  // the other uses the winner's, so the CA a browser trusts is the one that signs.
+  let staging: string | undefined;
   try {
-    // The key first, and each file whole (written beside, then renamed): a start killed
-    // half-way leaves no certificate without its key.
-    writeAtomically(paths.key, keyPem, 0o600);
-    writeAtomically(paths.cert, certPem, 0o644);
+    mkdirSync(dirname(paths.dir), { recursive: true, mode: 0o700 });
+    staging = mkdtempSync(join(dirname(paths.dir), '.tls-new-'));
+    chmodSync(staging, 0o700);
+    writeFileSync(join(staging, 'ca.key'), keyPem, { mode: 0o600 });
+    writeFileSync(join(staging, 'ca.crt'), certPem, { mode: 0o644 });
+    renameSync(staging, paths.dir);
   } catch (err) {
+    if (staging) rmSync(staging, { recursive: true, force: true });
+    const code = (err as NodeJS.ErrnoException).code;
+    if ((code === 'ENOTEMPTY' || code === 'EEXIST') && existsSync(paths.cert)) return loadCa(paths);
     throw new TlsCaError(`cannot write the local CA in ${paths.dir}: ${(err as Error).message}`, { cause: err });
   }
   return { certPem, certFile: paths.cert, fingerprint: fingerprintOf(cert), name, cert, key: keys.privateKey, created: true };
@@ -178,11 +182,4 @@ function fromPem(pem: string): Buffer {
   const m = /-----BEGIN PRIVATE KEY-----([\s\S]+?)-----END PRIVATE KEY-----/.exec(pem);
   if (!m) throw new Error('the key is not a PKCS#8 PEM "PRIVATE KEY"');
   return Buffer.from(m[1].replace(/\s+/g, ''), 'base64');
-}
-
-function writeAtomically(file: string, text: string, mode: number): void {
-  const tmp = `${file}.${process.pid}.tmp`;
-  writeFileSync(tmp, text, { mode, flag: 'w' });
-  chmodSync(tmp, mode);
-  renameSync(tmp, file);
 }

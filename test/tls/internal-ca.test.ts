@@ -12,7 +12,7 @@ import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { createGateway } from '../../src/gateway/gateway.js';
-import { localCaPaths } from '../../src/tls/local-ca.js';
+import { ensureLocalCa, localCaPaths } from '../../src/tls/local-ca.js';
 import { collect, nextMessage, openWs, startGateway, waitFor, wsUpstream, type TestGateway, type WsUpstream } from '../helpers/net.js';
 import { httpsRequest, servedCertificate, tempDir } from './tls-helpers.js';
 
@@ -94,6 +94,20 @@ describe('tls: internal', () => {
     await new Promise((r) => setTimeout(r, 300));
     assert.equal(events.events.length, n);
     events.stop();
+  });
+
+  test('two makers at once (porthole trust beside a first serve) end with one CA, the one on disk', async () => {
+    const fresh = tempDir();
+    try {
+      const [a, b] = await Promise.all([ensureLocalCa(fresh.dir), ensureLocalCa(fresh.dir)]);
+      assert.equal(a.fingerprint, b.fingerprint);
+      assert.deepEqual([a.created, b.created].sort(), [false, true]);
+      assert.equal(new X509Certificate(readFileSync(localCaPaths(fresh.dir).cert)).fingerprint256, a.fingerprint);
+      assert.equal(statSync(localCaPaths(fresh.dir).key).mode & 0o777, 0o600);
+      assert.equal(statSync(localCaPaths(fresh.dir).dir).mode & 0o777, 0o700);
+    } finally {
+      fresh.remove();
+    }
   });
 
   test('a CA that cannot be read stops the start with PH_ERR_TLS_CA', async () => {
