@@ -235,3 +235,23 @@ describe('draining a TLS port', () => {
     }
   });
 });
+
+describe('ws_errors: http on a TLS port', () => {
+  test('a cleartext upgrade gets a plain 403 PH_ERR_TLS_REQUIRED instead of 101 + close', async () => {
+    const tmp = tempDir();
+    const pair = selfSigned(tmp.dir, 'gw');
+    const gw = await startGateway({ tls: { cert: pair.certFile, key: pair.keyFile }, ws_errors: 'http' });
+    try {
+      const raw = await rawRequest(
+        gw.port,
+        `GET /x/ HTTP/1.1\r\nHost: 127.0.0.1:${gw.port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+      );
+      assert.match(raw, /^HTTP\/1\.1 403 /);
+      assert.match(raw, /\r\nX-Porthole-Error: PH_ERR_TLS_REQUIRED\r\n/i);
+      assert.match(raw, /use wss:\/\//);
+    } finally {
+      await gw.close();
+      tmp.remove();
+    }
+  });
+});
