@@ -89,9 +89,13 @@ export class TlsListener {
     const onEnd = () => socket.destroy();
     socket.on('error', onError);
     socket.once('end', onEnd);
-    socket.once('close', () => this.pending.delete(socket));
     // A connection that sends nothing (a browser's unused preconnect, slowloris) is closed quietly.
     const timer = this.opts.timeoutMs > 0 ? setTimeout(() => socket.destroy(), this.opts.timeoutMs) : null;
+    socket.once('close', () => {
+      // Cleared here too: a socket cut by a drain must not leave a timer that keeps the process up.
+      if (timer) clearTimeout(timer);
+      this.pending.delete(socket);
+    });
     socket.once('data', (chunk: Buffer) => {
       if (timer) clearTimeout(timer);
       socket.off('end', onEnd);

@@ -225,10 +225,15 @@ describe('draining a TLS port', () => {
       silent.on('error', () => {});
       halfHello.on('error', () => {});
       await sleep(100);
+      const timersBefore = process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
       const t0 = Date.now();
       await gw.gw.drain(200);
       assert.ok(Date.now() - t0 < 3000, `drained in ${Date.now() - t0} ms`);
       await Promise.all([new Promise((ok) => (silent.destroyed ? ok(null) : silent.once('close', ok))), new Promise((ok) => (halfHello.destroyed ? ok(null) : halfHello.once('close', ok)))]);
+      // Nothing of those connections is left to keep the process up until the header timeout.
+      await sleep(50);
+      const timersAfter = process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+      assert.ok(timersAfter <= timersBefore - 1, `timers before the drain ${timersBefore}, after ${timersAfter}`);
     } finally {
       await gw.close();
       tmp.remove();
