@@ -27,6 +27,7 @@ const program = new Command('porthole')
 Examples:
   porthole serve --config porthole.yaml          run the gateway on 127.0.0.1:50000
   porthole serve --listen 0.0.0.0:8080           listen on every interface, port 8080
+  porthole trust                                 trust the local CA of "tls: internal" (HTTPS, see docs/tls.md)
 
 Exit codes: 0 ok, 1 runtime failure, 2 bad usage or invalid config.`,
   );
