@@ -134,13 +134,18 @@ export class Gateway implements GatewayCore {
   /**
    * What a reload may not change about TLS: whether the port speaks it (the
    * listener is made for one or the other), and certificate files that do
-   * not load (TlsCertError: the ones in force stay).
+   * not load (TlsCertError: the ones in force stay). Files are read here only
+   * when the config names other ones: the same files are the watcher's
+   * business, and an app registered while they are being replaced must not
+   * be refused for them.
    */
   private checkTls(cfg: Config): void {
     if (this.server?.listening && Boolean(cfg.tls) !== Boolean(this.tlsListener)) {
       throw new ConfigError([`tls: turning TLS ${cfg.tls ? 'on' : 'off'} takes a restart of the gateway (the running one keeps ${this.tlsListener ? 'https' : 'http'})`]);
     }
-    if (cfg.tls && !cfg.tls.internal) loadCertFiles(cfg.tls, this.baseDir);
+    const now = this.table.config.tls;
+    const sameFiles = now !== undefined && !now.internal && now.cert === cfg.tls?.cert && now.key === cfg.tls?.key;
+    if (cfg.tls && !cfg.tls.internal && !sameFiles) loadCertFiles(cfg.tls, this.baseDir);
   }
 
   private build(config: unknown): RouteTable {

@@ -5,13 +5,13 @@
  * URLs as https://.
  */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { createServer } from '../../src/server/create-server.js';
 import { localCaPaths } from '../../src/tls/local-ca.js';
 import { collect, httpUpstream, waitFor } from '../helpers/net.js';
-import { httpsRequest, servedCertificate, tempDir } from './tls-helpers.js';
+import { httpsRequest, selfSigned, servedCertificate, tempDir } from './tls-helpers.js';
 
 test('an app registered through the admin API over HTTPS gets its name in a new certificate, and https:// URLs', async (t) => {
   const tmp = tempDir();
@@ -40,6 +40,31 @@ test('an app registered through the admin API over HTTPS gets its name in a new 
   assert.equal(served.authorized, true, served.authorizationError);
   assert.ok(served.subjectaltname?.includes('DNS:late.localhost'));
   const page = await httpsRequest(`https://127.0.0.1:${started.port}/`, ca, { servername: 'late.localhost', headers: { Host: `late.localhost:${started.port}` } });
+  assert.equal(page.body, 'app-ok');
+  events.stop();
+});
+
+test('an app registered while the certificate files are being replaced (not loadable for a moment) is not refused for them', async (t) => {
+  const tmp = tempDir();
+  const pair = selfSigned(tmp.dir, 'gw');
+  const up = await httpUpstream((_req, res) => res.end('app-ok'));
+  const server = createServer({ config: { tls: { cert: pair.certFile, key: pair.keyFile } }, dataDir: join(tmp.dir, 'data'), listen: { port: 0 }, metrics: false });
+  t.after(async () => {
+    await server.close();
+    await up.close();
+    tmp.remove();
+  });
+  const started = await server.listen();
+  const events = collect('tls', server.gateway.id);
+  writeFileSync(pair.certFile, '');
+  await waitFor(() => events.events.some((e) => e.action === 'rejected'), 5000, 'tls rejected');
+  const put = await httpsRequest(`https://localhost:${started.port}/_porthole/api/apps/during`, pair.cert, {
+    method: 'PUT',
+    headers: { Authorization: `Bearer ${started.token}`, 'Content-Type': 'application/json' },
+    body: JSON.stringify({ name: 'during', port: up.port }),
+  });
+  assert.ok(put.status === 200 || put.status === 201, `${put.status} ${put.body}`);
+  const page = await httpsRequest(`https://localhost:${started.port}/during/`, pair.cert);
   assert.equal(page.body, 'app-ok');
   events.stop();
 });
