@@ -14,7 +14,7 @@ import tls from 'node:tls';
 import { after, before, describe, test } from 'node:test';
 import WebSocket from 'ws';
 import { collect, httpUpstream, nextMessage, openWs, rawRequest, sleep, startGateway, wsCloseOf, wsUpstream, type TestGateway, type WsUpstream } from '../helpers/net.js';
-import { httpsRequest, selfSigned, tempDir } from './tls-helpers.js';
+import { httpsRequest, selfSigned, servedCertificate, tempDir } from './tls-helpers.js';
 
 describe('TLS and cleartext on one port', () => {
   const tmp = tempDir();
@@ -48,6 +48,15 @@ describe('TLS and cleartext on one port', () => {
     await up.close();
     await echo.close();
     tmp.remove();
+  });
+
+  test('ALPN settles on http/1.1 and TLS is at least 1.2 (HTTP/2 is not offered yet)', async () => {
+    assert.equal((await servedCertificate(gw.port, { ca: pair.cert })).alpn, 'http/1.1');
+    const old = await new Promise<string>((ok) => {
+      const s = tls.connect({ host: '127.0.0.1', port: gw.port, servername: 'localhost', ca: pair.cert, maxVersion: 'TLSv1.1', minVersion: 'TLSv1' }, () => ok('connected'));
+      s.on('error', (e: NodeJS.ErrnoException) => ok(e.code ?? e.message));
+    });
+    assert.notEqual(old, 'connected');
   });
 
   test('the listening address and event say https://', () => {
