@@ -118,11 +118,6 @@ export class Certificates {
     return this.tls.internal ? 'internal' : 'files';
   }
 
-  /** The CA that signs the internal certificates (after `start`), else null. */
-  get localCa(): LocalCa | null {
-    return this.ca;
-  }
-
   /** The first pair. Throws TlsCertError / TlsCaError: the gateway does not start without one. */
   async start(): Promise<KeyPair> {
     if (this.tls.internal) {
