@@ -202,6 +202,18 @@ describe('TLS and cleartext on one port', () => {
     assert.ok(Date.now() - t0 < 12_000);
   });
 
+  test('bytes that are not HTTP inside TLS get the same 400 PH_ERR_MALFORMED_REQUEST as in cleartext, over TLS', async () => {
+    const out = await new Promise<string>((ok, fail) => {
+      const s = tls.connect({ host: '127.0.0.1', port: gw.port, servername: 'localhost', ca: pair.cert }, () => s.write('NOT HTTP AT ALL\r\n\r\n'));
+      let got = '';
+      s.on('data', (d) => (got += d));
+      s.on('close', () => ok(got));
+      s.on('error', fail);
+    });
+    assert.match(out, /^HTTP\/1\.1 400 /);
+    assert.match(out, /X-Porthole-Error: PH_ERR_MALFORMED_REQUEST/i);
+  });
+
   test('a client that never finishes its TLS handshake is cut by the header timeout', async () => {
     const out = await rawRequest(gw.port, '\x16\x03\x01\x00\x05', 5000);
     assert.equal(out, '');
