@@ -193,9 +193,41 @@ function metricsSchema(): k.Schema<{ readonly enabled: boolean; readonly listen?
   };
 }
 
+/** `tls` as a mapping: a certificate of your own (`cert` + `key`) or `internal: true`. */
+const tlsObject = k.object(
+  {
+    /** PEM certificate (the chain may follow it), relative to the config file's directory. */
+    cert: k.optional(k.string()),
+    /** PEM private key of `cert`. */
+    key: k.optional(k.string()),
+    /** Certificates from a local CA kept in the data directory (see `porthole trust`). */
+    internal: k.withDefault(k.boolean(), false),
+    /** Cleartext on the TLS port: requests get a 308 to https://, WebSocket upgrades a close 1008 "use wss://". */
+    redirect_http: k.withDefault(k.boolean(), true),
+  },
+  (t, at, issues) => {
+    const given = t.cert !== undefined || t.key !== undefined;
+    if (t.internal && given) issues.push(`${at}: give either internal: true or cert and key, not both`);
+    else if (!t.internal && (t.cert === undefined || t.key === undefined)) issues.push(`${at}: needs cert and key (PEM files), or internal: true`);
+  },
+);
+export type TlsConfig = k.Infer<typeof tlsObject>;
+
+/** `tls: internal` is short for `tls: { internal: true }`. */
+const tlsSchema = (): k.Schema<TlsConfig> => ({
+  expects: '"internal" or a mapping with cert and key',
+  parse(v, at, issues) {
+    if (v === 'internal') return { internal: true, redirect_http: true };
+    if (typeof v === 'string') return void issues.push(`${at}: expected "internal" or a mapping { cert, key }, got ${k.quote(v)}`);
+    return tlsObject.parse(v, at, issues);
+  },
+});
+
 export const configSchema = k.object(
   {
     listen: k.optional(k.string({ pattern: /^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/, patternHint: 'HOST:PORT such as "127.0.0.1:50000"' })),
+    /** HTTPS (and wss://) on the listening port, beside cleartext: see docs/tls.md. */
+    tls: k.optional(tlsSchema()),
     data: k.optional(k.string()),
     idle_timeout: k.withDefault(k.duration(), 3_600_000),
     connect_timeout: k.withDefault(k.duration(), 5_000),
