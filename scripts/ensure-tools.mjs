@@ -25,6 +25,7 @@ export const TOOLS = [
   { check: '/usr/bin/xauth', pkg: 'xauth' },
   { check: '/usr/bin/websocketd', pkg: 'websocketd' },
   { check: '/usr/bin/prometheus', pkg: 'prometheus' },
+  { check: '/usr/bin/certutil', pkg: 'libnss3-tools' },
 ];
 
 export function ensureTools(tools = TOOLS) {

@@ -311,6 +311,27 @@ export class MetricsListenError extends PortholeError {
   readonly closeCode = 1011;
 }
 
+/** `tls.cert` / `tls.key` cannot be read, are not PEM, or are not a pair: the gateway does not start, a reload keeps the certificate in force. */
+export class TlsCertError extends PortholeError {
+  readonly code = 'PH_ERR_TLS_CERT';
+  readonly status = 500;
+  readonly closeCode = 1011;
+}
+
+/** `tls: internal`: the local certificate authority in the data directory cannot be created, read or used. */
+export class TlsCaError extends PortholeError {
+  readonly code = 'PH_ERR_TLS_CA';
+  readonly status = 500;
+  readonly closeCode = 1011;
+}
+
+/** A cleartext WebSocket upgrade on a TLS port with `tls.redirect_http` on: the page must use `wss://`. */
+export class TlsRequiredError extends PortholeError {
+  readonly code = 'PH_ERR_TLS_REQUIRED';
+  readonly status = 403;
+  readonly closeCode = 1008;
+}
+
 /** A failure Porthole did not foresee: a bug to report, logged with its stack. */
 export class InternalError extends PortholeError {
   readonly code = 'PH_ERR_INTERNAL';
@@ -391,6 +412,9 @@ export const ERROR_CODES = [
   'PH_ERR_APP_SPAWN',
   'PH_ERR_STORE_CORRUPT',
   'PH_ERR_METRICS_LISTEN',
+  'PH_ERR_TLS_CERT',
+  'PH_ERR_TLS_CA',
+  'PH_ERR_TLS_REQUIRED',
   'PH_ERR_INTERNAL',
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];

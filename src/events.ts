@@ -37,6 +37,11 @@ export interface EventMap {
   gateway: { action: 'listening' | 'draining' | 'closed'; address?: string; tunnels?: number; requests?: number; gateway: string; /** On `listening`: each app's URLs (prefix, host names). */ apps?: Record<string, string[]> };
   /** A failure that is not tied to one request (socket errors, watcher errors). */
   error: { code: string; message: string; app?: string; gateway?: string };
+  /**
+   * The listener's certificate: `loaded` at start, `renewed` (internal, near expiry or new names),
+   * `reloaded` (the files changed), `rejected` (new files or a renewal failed; the one in force stays).
+   */
+  tls: { action: 'loaded' | 'renewed' | 'reloaded' | 'rejected'; source: 'files' | 'internal'; names?: readonly string[]; notAfter?: string; serial?: string; code?: string; error?: string; gateway: string };
   /** A supervised app changed state. */
   app: { app: string; state: string; pid?: number; exit?: { code: number | null; signal: string | null }; message?: string; /** With state `routed` (a new app on a listening gateway): its URLs. */ urls?: string[] };
 }
@@ -65,4 +70,4 @@ export function subscribe<N extends EventName>(name: N, fn: (data: EventMap[N]) 
   return () => diagnostics.unsubscribe(`porthole:${name}`, handler);
 }
 
-export const EVENT_NAMES: readonly EventName[] = ['request', 'upgrade', 'tunnel.close', 'config', 'gateway', 'error', 'app'];
+export const EVENT_NAMES: readonly EventName[] = ['request', 'upgrade', 'tunnel.close', 'config', 'gateway', 'error', 'app', 'tls'];

@@ -4,7 +4,7 @@
  */
 export * from './errors.js';
 export { parseConfig, parseApp } from './config/schema.js';
-export type { Config, AppConfig } from './config/schema.js';
+export type { Config, AppConfig, TlsConfig } from './config/schema.js';
 export { subscribe, EVENT_NAMES } from './events.js';
 export type { EventMap, EventName } from './events.js';
 export { createGateway, Gateway } from './gateway/gateway.js';

@@ -193,9 +193,41 @@ function metricsSchema(): k.Schema<{ readonly enabled: boolean; readonly listen?
   };
 }
 
+/** `tls` as a mapping: a certificate of your own (`cert` + `key`) or `internal: true`. */
+const tlsObject = k.object(
+  {
+    /** PEM certificate (the chain may follow it), relative to the config file's directory. */
+    cert: k.optional(k.string()),
+    /** PEM private key of `cert`. */
+    key: k.optional(k.string()),
+    /** Certificates from a local CA kept in the data directory (see `porthole trust`). */
+    internal: k.withDefault(k.boolean(), false),
+    /** Cleartext on the TLS port: requests get a 308 to https://, WebSocket upgrades a close 1008 "use wss://". */
+    redirect_http: k.withDefault(k.boolean(), true),
+  },
+  (t, at, issues) => {
+    const given = t.cert !== undefined || t.key !== undefined;
+    if (t.internal && given) issues.push(`${at}: give either internal: true or cert and key, not both`);
+    else if (!t.internal && (t.cert === undefined || t.key === undefined)) issues.push(`${at}: needs cert and key (PEM files), or internal: true`);
+  },
+);
+export type TlsConfig = k.Infer<typeof tlsObject>;
+
+/** `tls: internal` is short for `tls: { internal: true }`. */
+const tlsSchema = (): k.Schema<TlsConfig> => ({
+  expects: '"internal" or a mapping with cert and key',
+  parse(v, at, issues) {
+    if (v === 'internal') return { internal: true, redirect_http: true };
+    if (typeof v === 'string') return void issues.push(`${at}: expected "internal" or a mapping { cert, key }, got ${k.quote(v)}`);
+    return tlsObject.parse(v, at, issues);
+  },
+});
+
 export const configSchema = k.object(
   {
     listen: k.optional(k.string({ pattern: /^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/, patternHint: 'HOST:PORT such as "127.0.0.1:50000"' })),
+    /** HTTPS (and wss://) on the listening port, beside cleartext: see docs/tls.md. */
+    tls: k.optional(tlsSchema()),
     data: k.optional(k.string()),
     idle_timeout: k.withDefault(k.duration(), 3_600_000),
     connect_timeout: k.withDefault(k.duration(), 5_000),
@@ -249,8 +281,19 @@ export type Config = k.Infer<typeof configSchema>;
  * A name in `server_names` is the gateway's own (apps under their prefixes);
  * one that is also an app's host name or automatic name could mean either.
  */
-export function serverNameProblems(cfg: Pick<Config, 'server_names' | 'base_domain' | 'apps'>): string[] {
+export function serverNameProblems(cfg: Pick<Config, 'server_names' | 'base_domain' | 'apps'> & { admin?: Pick<Config['admin'], 'hosts'> }): string[] {
   const issues: string[] = [];
+  // The admin API's and the dashboard's names: an app there would receive the admin
+  // token (`porthole apps` sends it to 127.0.0.1) and the dashboard's session and login codes.
+  const adminNames = new Set(['localhost', '127.0.0.1', '::1', ...(cfg.admin?.hosts ?? []).map((h) => bareHost(h))]);
+  cfg.apps.forEach((app, i) =>
+    (app.hosts ?? []).forEach((h, j) => {
+      if (adminNames.has(bareHost(h)))
+        issues.push(
+          `apps[${i}].hosts[${j}]: "${h}" is the gateway's own name (its admin API and dashboard answer there, and an app there would receive the admin token); the app is at ${app.name}.localhost already, or use another name or address such as 127.0.0.2`,
+        );
+    }),
+  );
   const owner = new Map<string, string>();
   for (const app of cfg.apps) {
     owner.set(`${app.name}.localhost`, `app ${app.name}'s automatic name`);
@@ -263,6 +306,11 @@ export function serverNameProblems(cfg: Pick<Config, 'server_names' | 'base_doma
     if (taken) issues.push(`server_names[${i}]: "${n}" is ${taken}, so it routes to that app; leave it out of server_names`);
   });
   return issues;
+}
+
+/** A host name without its port and IPv6 brackets, lower-cased. */
+function bareHost(h: string): string {
+  return h.toLowerCase().replace(/:\d+$/, '').replace(/^\[(.*)\]$/, '$1').replace(/\.$/, '');
 }
 
 /** Problems of a set of apps taken together: names, prefixes and host names must be unique. */

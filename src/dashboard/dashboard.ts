@@ -58,6 +58,8 @@ export interface DashboardOptions {
   gatewayId: string;
   /** The page's files. Default: the package's `dashboard/` folder. */
   uiDir?: string;
+  /** True when the browser reached the gateway over HTTPS (its own TLS, or a trusted proxy's): the cookie is then `Secure`. */
+  secure?: (req: IncomingMessage) => boolean;
 }
 
 /** The files served under `/_porthole/ui/vendor/`, from the installed packages. */
@@ -99,7 +101,7 @@ export function createDashboard(opts: DashboardOptions): (req: IncomingMessage, 
     const guard = opts.guard();
     const badHost = checkAdminHost(req.headers.host, guard.hosts);
     if (badHost) return sendText(res, badHost), true;
-    const secure = (req.socket as TLSSocket).encrypted === true;
+    const secure = opts.secure ? opts.secure(req) : (req.socket as TLSSocket).encrypted === true;
 
     if (path === '/_porthole') {
       res.writeHead(308, { Location: `${DASHBOARD_PATH}${query}`, 'Cache-Control': 'no-store' });

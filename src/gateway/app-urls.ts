@@ -13,14 +13,15 @@ export interface ListenAt {
   port: number;
 }
 
-export function appUrls(app: AppConfig, cfg: Pick<Config, 'base_domain'>, at?: ListenAt): string[] {
+export function appUrls(app: AppConfig, cfg: Pick<Config, 'base_domain' | 'tls'>, at?: ListenAt): string[] {
+  const scheme = cfg.tls ? 'https' : 'http';
   const prefix = `${app.prefix ?? `/${app.name}`}/`;
   const port = at ? `:${at.port}` : '';
   const unspecified = at !== undefined && (at.host === '0.0.0.0' || at.host === '::');
   const shown = !at ? undefined : unspecified ? 'localhost' : at.host.includes(':') ? `[${at.host}]` : at.host;
-  const urls = [shown ? `http://${shown}${port}${prefix}` : prefix];
+  const urls = [shown ? `${scheme}://${shown}${port}${prefix}` : prefix];
   // {name}.localhost reaches a listener on loopback (or on every address), not one on a LAN address only.
-  if (!at || unspecified || isLoopbackAddress(at.host)) urls.push(`http://${app.name}.localhost${port}/`);
-  if (cfg.base_domain) urls.push(`http://${app.name}.${cfg.base_domain}${port}/`);
+  if (!at || unspecified || isLoopbackAddress(at.host)) urls.push(`${scheme}://${app.name}.localhost${port}/`);
+  if (cfg.base_domain) urls.push(`${scheme}://${app.name}.${cfg.base_domain}${port}/`);
   return urls;
 }

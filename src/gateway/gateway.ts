@@ -10,7 +10,7 @@ import type { AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { parseConfig, type AppConfig, type Config } from '../config/schema.js';
-import { HeadersTooLargeError, MalformedRequestError, PortholeError, RequestTimeoutError, RouteNotFoundError } from '../errors.js';
+import { ConfigError, HeadersTooLargeError, MalformedRequestError, PortholeError, RequestTimeoutError, RouteNotFoundError, TlsRequiredError } from '../errors.js';
 import { emit } from '../events.js';
 import type { GatewayCore } from './core.js';
 import { sendHttpError, sendRawHttpError, writeRawResponse } from './error-response.js';
@@ -23,7 +23,9 @@ import { AgentPool, RouteTable, type Lookup, type Route } from './router.js';
 import { unroutedHint } from './unrouted-hint.js';
 import { refuseUpgrade } from './upgrade-refusal.js';
 import type { Tunnel } from './tunnel.js';
-import { proxyUpgrade } from './upgrade.js';
+import { clientProto, proxyUpgrade } from './upgrade.js';
+import { Certificates, loadCertFiles } from '../tls/certificates.js';
+import { TlsListener } from './tls-listener.js';
 
 export interface GatewayOptions {
   /** Directory that relative paths in the config (error pages) are resolved against. Default: cwd. */
@@ -38,6 +40,10 @@ export interface GatewayOptions {
    * true when it answered (the admin API does this).
    */
   intercept?: (req: http.IncomingMessage, res: http.ServerResponse) => boolean;
+  /** The data directory: `tls: internal` keeps its CA in `private/tls/` under it. Default: the config's `data`. */
+  dataDir?: string;
+  /** Lifetime of `tls: internal` certificates (default 12 h; renewed at two thirds). For tests that prove renewal. */
+  internalCertLifetimeMs?: number;
 }
 
 export interface ListenOptions {
@@ -48,7 +54,7 @@ export interface ListenOptions {
 export interface ListenAddress {
   host: string;
   port: number;
-  /** `http://host:port` */
+  /** `http://host:port`, or `https://host:port` with `tls` (the same port also answers cleartext). */
   url: string;
 }
 
@@ -73,11 +79,18 @@ export class Gateway implements GatewayCore {
   private readonly intercept: GatewayOptions['intercept'];
   private server: http.Server | null = null;
   private activeRequests = 0;
+  /** With `tls`: the certificate in force and its renewal, and the TLS side of the port. */
+  private certificates: Certificates | null = null;
+  private tlsListener: TlsListener | null = null;
+  private readonly dataDir: string | undefined;
+  private readonly internalCertLifetimeMs: number | undefined;
 
   constructor(config: unknown, options: GatewayOptions = {}) {
     this.baseDir = options.baseDir ?? process.cwd();
     this.gate = options.appGate;
     this.intercept = options.intercept;
+    this.dataDir = options.dataDir;
+    this.internalCertLifetimeMs = options.internalCertLifetimeMs;
     this.table = this.build(config);
   }
 
@@ -103,6 +116,7 @@ export class Gateway implements GatewayCore {
   reload(config: unknown): void {
     const before = this.server?.listening ? this.appUrls() : undefined;
     this.table = this.build(config);
+    this.certificates?.update(this.table.config);
     if (!before) return;
     // A new app (or new URLs) is announced where the `gateway listening` line announced the first ones.
     for (const [app, urls] of Object.entries(this.appUrls())) {
@@ -112,7 +126,26 @@ export class Gateway implements GatewayCore {
 
   /** Builds routes for a config without swapping them in: throws ConfigError when it is invalid. */
   validate(config: unknown): Config {
-    return this.build(config).config;
+    const cfg = this.build(config).config;
+    this.checkTls(cfg);
+    return cfg;
+  }
+
+  /**
+   * What a reload may not change about TLS: whether the port speaks it (the
+   * listener is made for one or the other), and certificate files that do
+   * not load (TlsCertError: the ones in force stay). Files are read here only
+   * when the config names other ones: the same files are the watcher's
+   * business, and an app registered while they are being replaced must not
+   * be refused for them.
+   */
+  private checkTls(cfg: Config): void {
+    if (this.server?.listening && Boolean(cfg.tls) !== Boolean(this.tlsListener)) {
+      throw new ConfigError([`tls: turning TLS ${cfg.tls ? 'on' : 'off'} takes a restart of the gateway (the running one keeps ${this.tlsListener ? 'https' : 'http'})`]);
+    }
+    const now = this.table.config.tls;
+    const sameFiles = now !== undefined && !now.internal && now.cert === cfg.tls?.cert && now.key === cfg.tls?.key;
+    if (cfg.tls && !cfg.tls.internal && !sameFiles) loadCertFiles(cfg.tls, this.baseDir);
   }
 
   private build(config: unknown): RouteTable {
@@ -218,6 +251,11 @@ export class Gateway implements GatewayCore {
     return (req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http';
   }
 
+  /** The scheme the client used: the listener's, or a trusted proxy's `X-Forwarded-Proto`. */
+  clientProto(req: http.IncomingMessage): 'http' | 'https' {
+    return clientProto(this, req);
+  }
+
   forwardedHost(req: http.IncomingMessage): string | undefined {
     if (!this.trustForwarded) return undefined;
     const h = req.headers['x-forwarded-host'];
@@ -236,6 +274,7 @@ export class Gateway implements GatewayCore {
    */
   readonly requestListener = (req: http.IncomingMessage, res: http.ServerResponse): void => {
     const url = req.url ?? '/';
+    if (this.mustRedirect(req)) return this.redirectToHttps(req, res);
     const found = this.table.lookup(req.headers.host, url, false);
     const byHost = found.kind === 'app' && found.match.prefix === '';
     if (!byHost && this.intercept?.(req, res)) return;
@@ -254,6 +293,7 @@ export class Gateway implements GatewayCore {
   };
 
   readonly upgradeListener = (req: http.IncomingMessage, socket: Duplex, head: Buffer): void => {
+    if (this.mustRedirect(req)) return this.refuseCleartextUpgrade(req, socket);
     if (this.handleUpgrade(req, socket, head)) return;
     const cfg = this.table.config;
     const template = this.table.errorPage;
@@ -265,7 +305,45 @@ export class Gateway implements GatewayCore {
     refuseUpgrade(this.id, req, socket, err, { app: null, wsErrors: cfg.ws_errors, template, reason: hint.reason });
   };
 
-  /** Listens on `host:port` (port 0 picks a free one). */
+  /** A cleartext request on a TLS port whose `redirect_http` is on. */
+  private mustRedirect(req: http.IncomingMessage): boolean {
+    return this.tlsListener !== null && this.table.config.tls?.redirect_http === true && this.proto(req) === 'http';
+  }
+
+  /**
+   * 308 to the same URL over https:// (308 keeps the method and body, as a POST
+   * needs), on the same port, which answers both. The Host check runs first:
+   * a name that is not the gateway's gets its 421, not a redirect.
+   */
+  private redirectToHttps(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const refused = this.checkHost(req.headers.host, req.socket.localAddress);
+    if (refused) return this.refuseRequest(req, res, refused);
+    const url = req.url ?? '/';
+    const location = `https://${this.authorityOf(req)}${originForm(url)}`;
+    onResponseDone(res, () => emit('request', { gateway: this.id, app: null, method: req.method ?? 'GET', path: url, status: 308, ms: 0 }));
+    // The request may carry a body the gateway will not read.
+    res.writeHead(308, { Location: location, 'Content-Length': '0', Connection: 'close' });
+    res.end();
+  }
+
+  /** A browser does not follow a redirect on a WebSocket handshake: the close reason says what to use. */
+  private refuseCleartextUpgrade(req: http.IncomingMessage, socket: Duplex): void {
+    const cfg = this.table.config;
+    const refused = this.checkHost(req.headers.host, req.socket.localAddress);
+    // No URL in the message: a query may hold a token (a bridge's), and the message is logged.
+    const err = refused ?? new TlsRequiredError('use wss:// (this port takes WebSockets over TLS only)');
+    refuseUpgrade(this.id, req, socket, err, { app: null, wsErrors: cfg.ws_errors, template: this.table.errorPage });
+  }
+
+  /** The request's Host (checked by checkHost), else the address it reached. */
+  private authorityOf(req: http.IncomingMessage): string {
+    const host = req.headers.host;
+    if (host) return host;
+    const a = req.socket.localAddress ?? '127.0.0.1';
+    return `${a.includes(':') ? `[${a}]` : a}:${req.socket.localPort}`;
+  }
+
+  /** Listens on `host:port` (port 0 picks a free one); with `tls`, TLS and cleartext on the same port. */
   async listen(host = '127.0.0.1', port = 50000, options: ListenOptions = {}): Promise<ListenAddress> {
     const headersTimeout = options.headersTimeoutMs ?? this.table.config.header_timeout;
     const server = http.createServer({
@@ -282,18 +360,38 @@ export class Gateway implements GatewayCore {
     server.on('request', this.requestListener);
     server.on('upgrade', this.upgradeListener);
     server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => this.clientError(err, socket));
+    const tlsConfig = this.table.config.tls;
+    if (tlsConfig) {
+      // The certificate first: a gateway that cannot serve one does not start (TlsCertError, TlsCaError).
+      const certificates = new Certificates(this.table.config, {
+        gateway: this.id,
+        baseDir: this.baseDir,
+        dataDir: this.dataDir,
+        internalLifetimeMs: this.internalCertLifetimeMs,
+        listenHost: host,
+        onChange: (pair) => this.tlsListener?.setPair(pair),
+      });
+      const pair = await certificates.start();
+      this.certificates = certificates;
+      this.tlsListener = new TlsListener(server, { pair, timeoutMs: headersTimeout });
+    }
     this.server = server;
     await new Promise<void>((ok, fail) => {
-      server.once('error', fail);
+      const failed = (err: Error) => {
+        // No renewal timer or file watcher outlives a listener that never started.
+        this.certificates?.close();
+        fail(err);
+      };
+      server.once('error', failed);
       server.listen(port, host, () => {
-        server.off('error', fail);
+        server.off('error', failed);
         ok();
       });
     });
     server.on('error', (err: NodeJS.ErrnoException) => emit('error', { gateway: this.id, code: err.code ?? 'PH_ERR_LISTEN', message: err.message }));
     const addr = server.address() as AddressInfo;
     const shownHost = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
-    const address = { host: addr.address, port: addr.port, url: `http://${shownHost}:${addr.port}` };
+    const address = { host: addr.address, port: addr.port, url: `${tlsConfig ? 'https' : 'http'}://${shownHost}:${addr.port}` };
     emit('gateway', { gateway: this.id, action: 'listening', address: address.url, apps: this.appUrls() });
     return address;
   }
@@ -343,6 +441,8 @@ export class Gateway implements GatewayCore {
     }
     for (const t of [...this.tunnels, ...this.bridges]) t.destroy();
     server?.closeAllConnections();
+    this.tlsListener?.destroyPending();
+    this.certificates?.close();
     await closed;
     this.agents.destroy();
     emit('gateway', { gateway: this.id, action: 'closed' });
@@ -351,6 +451,17 @@ export class Gateway implements GatewayCore {
   /** Closes the listener (if any) and every connection, after a drain. */
   close(): Promise<void> {
     return this.drain();
+  }
+}
+
+/** The path and query of a request target: absolute-form (`http://host/p`) and `*` become origin-form. */
+function originForm(target: string): string {
+  if (target.startsWith('/')) return target;
+  try {
+    const u = new URL(target);
+    return `${u.pathname}${u.search}`;
+  } catch {
+    return '/';
   }
 }
 

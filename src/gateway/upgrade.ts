@@ -165,7 +165,7 @@ function bridgeApp(gw: GatewayCore, req: IncomingMessage, socket: Duplex, head: 
 }
 
 /** The scheme the client used: the listener's, or a trusted proxy's X-Forwarded-Proto. */
-function clientProto(gw: GatewayCore, req: IncomingMessage): string {
+export function clientProto(gw: Pick<GatewayCore, 'trustForwarded' | 'proto'>, req: IncomingMessage): 'http' | 'https' {
   const fwd = gw.trustForwarded ? req.headers['x-forwarded-proto'] : undefined;
   const first = typeof fwd === 'string' ? fwd.split(',')[0].trim().toLowerCase() : '';
   return first === 'http' || first === 'https' ? first : gw.proto(req);

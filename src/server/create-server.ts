@@ -177,6 +177,7 @@ export function createServer(options: ServerOptions = {}): PortholeServer {
   let registry: AppRegistry | undefined;
   const gateway = createGateway(config, {
     baseDir,
+    dataDir,
     appGate: (name) => registry?.appGate(name) ?? null,
     intercept: (req, res) => (metricsPage?.(req, res) || admin?.(req, res) || dashboard?.(req, res)) ?? false,
   });
@@ -196,7 +197,7 @@ export function createServer(options: ServerOptions = {}): PortholeServer {
     activity,
     loginCode: () => sessions.loginCode(),
   });
-  dashboard = createDashboard({ sessions, guard: guardOptions, gatewayId: gateway.id });
+  dashboard = createDashboard({ sessions, guard: guardOptions, gatewayId: gateway.id, secure: (req) => gateway.clientProto(req) === 'https' });
   // Fed by the events; the open-tunnel gauge reads the gateway's sets when scraped.
   // With metrics.listen they are served there only, without the token (docs/metrics.md says why);
   // like `listen`, it is read at start.
@@ -278,7 +279,7 @@ export function createServer(options: ServerOptions = {}): PortholeServer {
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
       await stopApps();
-      throw new ServerStartError('listen', `cannot listen on ${listenAt.host}:${listenAt.port}: ${e.code === 'EADDRINUSE' ? 'the port is already in use' : e.message}`, e);
+      throw new ServerStartError('listen', `cannot listen on ${listenAt.host}:${listenAt.port}: ${e.code === 'EADDRINUSE' ? 'the port is already in use' : e.code?.startsWith('PH_ERR_') ? `${e.code}: ${e.message}` : e.message}`, e);
     }
     reg.gatewayPort = address.port;
     listening = address;
@@ -366,7 +367,7 @@ function dashboardBase(address: ListenAddress, gateway: Pick<Gateway, 'appAtHost
   const owners: string[] = [];
   for (const name of names) {
     const app = gateway.appAtHost(`${name}:${address.port}`);
-    if (app === undefined) return `http://${name}:${address.port}${DASHBOARD_PATH}`;
+    if (app === undefined) return `${address.url.startsWith('https:') ? 'https' : 'http'}://${name}:${address.port}${DASHBOARD_PATH}`;
     owners.push(`${name} is in the hosts of app ${app}`);
   }
   throw new Error(`loginUrl(): no address of this gateway shows the dashboard (${owners.join('; ')}): take it out of the app's hosts, or open the dashboard through a name in admin.hosts`);

@@ -131,6 +131,18 @@ test('a log follow whose client stops reading is cut once 4 MiB wait for it, ins
   assert.ok(errors.events.some((e) => e.code === 'PH_ERR_STREAM_SLOW'), JSON.stringify(errors.events));
 });
 
+test('an app cannot take the gateway\'s own names (localhost, 127.0.0.1, ::1, admin.hosts): it would receive the admin token and the login links', async (t) => {
+  for (const host of ['127.0.0.1', 'LocalHost', 'localhost.']) {
+    assert.throws(() => createServer({ config: { apps: [{ name: 'evil', port: 9, hosts: [host] }] } }), (err: Error) => /is the gateway's own name/.test(err.message), host);
+  }
+  assert.throws(() => createServer({ config: { admin: { hosts: ['ops.example'] }, apps: [{ name: 'evil', port: 9, hosts: ['OPS.example'] }] } }), /is the gateway's own name/);
+  // Through the admin API too: refused beside the field.
+  const { start } = await started(t, {});
+  const r = await fetch(`${start.url}/_porthole/api/apps/evil`, { method: 'PUT', headers: { Authorization: `Bearer ${start.token}` }, body: JSON.stringify({ port: 9, hosts: ['localhost'] }) });
+  assert.equal(r.status, 400);
+  assert.match(((await r.json()) as { error: { fields: { hosts: string } } }).error.fields.hosts, /gateway's own name/);
+});
+
 test('the login link never points at an address an app owns (the app would get the one-time code, and with it a session)', async (t) => {
   const seen: string[] = [];
   const up = await httpUpstream((req, res) => {
@@ -138,20 +150,16 @@ test('the login link never points at an address an app owns (the app would get t
     res.end('the app');
   });
   t.after(() => up.close());
-  // The app takes the gateway's own address as its host name: every path there is the app's.
-  const { server } = await started(t, { apps: [{ name: 'evil', port: up.port, hosts: ['127.0.0.1'] }] });
-  const url = server.loginUrl();
-  const link = await request(url);
-  assert.deepEqual(seen.filter((u) => u.includes('login=')), [], `the app received the login code (${url})`);
-  assert.equal(link.status, 303, `${url} → ${link.status} ${link.text.slice(0, 100)}`);
-  assert.match(link.headers['set-cookie']?.[0] ?? '', /^porthole_session=/);
-});
-
-test('with every address of the gateway owned by apps, loginUrl() says so instead of handing out a link an app would receive', async (t) => {
-  const up = await httpUpstream((_req, res) => res.end('the app'));
-  t.after(() => up.close());
-  const { server } = await started(t, { apps: [{ name: 'evil', port: up.port, hosts: ['127.0.0.1', 'localhost'] }] });
-  assert.throws(() => server.loginUrl(), /127\.0\.0\.1.*app evil|app evil.*127\.0\.0\.1/s);
+  // A gateway on 127.0.0.2 whose app takes that address as its host name: every path there is the app's.
+  const dataDir = mkdtempSync(join(tmpdir(), 'porthole-dashboard-attack-'));
+  const server = createServer({ listen: '127.0.0.2:0', dataDir, config: { apps: [{ name: 'evil', port: up.port, hosts: ['127.0.0.2'] }] } });
+  t.after(async () => {
+    await server.close();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+  await server.listen();
+  assert.throws(() => server.loginUrl(), /127\.0\.0\.2.*app evil/s);
+  assert.deepEqual(seen, [], 'nothing reached the app');
 });
 
 test('the dashboard\'s API shows tunnel paths as the log does: an app\'s token in the query is written as …', async (t) => {

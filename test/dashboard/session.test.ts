@@ -213,3 +213,12 @@ test('/_porthole redirects to /_porthole/ keeping the login code', async (t) => 
   assert.equal(r.status, 308);
   assert.equal(r.headers.location, `/_porthole/${code}`);
 });
+
+test('behind a TLS-terminating proxy the gateway trusts (trust_forwarded), the cookie is Secure; a client\'s own X-Forwarded-Proto is not believed', async (t) => {
+  const trusted = await started(t, { trust_forwarded: true });
+  const viaProxy = await request(trusted.server.loginUrl(), { headers: { 'X-Forwarded-Proto': 'https' } });
+  assert.match(viaProxy.headers['set-cookie']![0], /; Secure$/);
+  const plain = await started(t, {});
+  const forged = await request(plain.server.loginUrl(), { headers: { 'X-Forwarded-Proto': 'https' } });
+  assert.doesNotMatch(forged.headers['set-cookie']![0], /Secure/);
+});

@@ -13,11 +13,16 @@ export const CHROMIUM = '/usr/bin/chromium';
 export const NO_LOCAL_NETWORK_CHECKS =
   '--disable-features=LocalNetworkAccessChecks,LocalNetworkAccessChecksWebSockets,BlockInsecurePrivateNetworkRequests,PrivateNetworkAccessSendPreflights,PrivateNetworkAccessRespectPreflightResults';
 
-/** Headless Debian Chromium; `extraArgs` add to the usual flags (e.g. `--host-resolver-rules=…`). */
-export function launchChromium(extraArgs: readonly string[] = []): Promise<Browser> {
+/**
+ * Headless Debian Chromium; `extraArgs` add to the usual flags (e.g. `--host-resolver-rules=…`).
+ * `env` replaces the browser's environment: a `HOME` of the test's own gives it a fresh
+ * `~/.pki/nssdb`, the NSS database Chromium on Linux takes trusted roots from.
+ */
+export function launchChromium(extraArgs: readonly string[] = [], options: { env?: NodeJS.ProcessEnv } = {}): Promise<Browser> {
   return chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
+    env: options.env,
     args: [
       '--no-sandbox',
       '--disable-gpu',

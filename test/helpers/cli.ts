@@ -30,7 +30,7 @@ export async function startServe(args: string[], opts: { env?: NodeJS.ProcessEnv
   const url = await new Promise<string>((ok, fail) => {
     const timer = setTimeout(() => fail(new Error(`serve did not start:\n${run.stderr()}`)), 15_000);
     const check = () => {
-      const m = /listening on (http:\/\/\S+)/.exec(run.stderr());
+      const m = /listening on (https?:\/\/\S+)/.exec(run.stderr());
       if (m) {
         clearTimeout(timer);
         ok(m[1]);
