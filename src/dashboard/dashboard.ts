@@ -183,7 +183,8 @@ function startSession(res: ServerResponse, session: Session, secure: boolean): v
 /** A login or logout posted from another origin (login CSRF, logout CSRF) is refused. */
 function foreignOrigin(req: IncomingMessage, what: 'login' | 'logout'): PortholeError | null {
   const origin = req.headers.origin;
-  if (origin === undefined) return null;
+  // Under the pages' `Referrer-Policy: no-referrer` a browser posts the form with `Origin: null`; its own Sec-Fetch-Site tells where from.
+  if (origin === undefined || (origin === 'null' && req.headers['sec-fetch-site'] === 'same-origin')) return null;
   let host = '';
   try {
     host = new URL(origin).host.toLowerCase();
