@@ -15,7 +15,7 @@ import type { LiveConnection } from '../gateway/tunnel.js';
 import { redactPath } from '../log/logger.js';
 import type { Activity } from './activity.js';
 import { authorize, type Caller, type GuardOptions } from './guard.js';
-import { sessionExpiry } from './session.js';
+import { expired, sessionExpiry, type Session } from './session.js';
 import type { AppRegistry } from './registry.js';
 
 const MAX_BODY = 1024 * 1024;
@@ -59,6 +59,9 @@ export interface AdminApi {
   endStreams(): void;
 }
 
+/** The dashboard session an admin call was authorized with (its event streams end with it). */
+const streamSession = new WeakMap<IncomingMessage, Session>();
+
 /** Open event streams, ended by `endStreams`. */
 type Streams = Set<ServerResponse>;
 
@@ -78,6 +81,7 @@ export function createAdminApi(opts: AdminApiOptions): AdminApi {
       sendError(res, who, who.status === 401 ? { 'WWW-Authenticate': 'Bearer realm="porthole"' } : {});
       return true;
     }
+    if (who.session) streamSession.set(req, who.session);
     const params = new URLSearchParams(q === -1 ? '' : url.slice(q + 1));
     const handle = path.startsWith(API) ? rest(opts, req, res, path.slice(API.length), params, who, streams) : webapp(opts, req, res, params);
     Promise.resolve(handle)
@@ -250,13 +254,21 @@ export const MAX_STREAM_BUFFER = 4 * 1024 * 1024;
 function eventStream(req: IncomingMessage, res: ServerResponse, streams: Streams, stop: () => void, gatewayId: string): (text: string) => void {
   res.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-store', 'X-Accel-Buffering': 'no' });
   streams.add(res);
-  const keepAlive = setInterval(() => open(res) && res.write(': keep-alive\n\n'), 15_000);
+  // A stream opened with a dashboard session lasts no longer than the session.
+  const session = streamSession.get(req);
+  const sessionOver = () => res.end();
+  session?.onEnd.add(sessionOver);
+  const keepAlive = setInterval(() => {
+    if (session && expired(session)) return void res.end();
+    if (open(res)) res.write(': keep-alive\n\n');
+  }, 15_000);
   keepAlive.unref();
   let done = false;
   const end = () => {
     if (done) return;
     done = true;
     streams.delete(res);
+    session?.onEnd.delete(sessionOver);
     clearInterval(keepAlive);
     stop();
   };
@@ -264,6 +276,7 @@ function eventStream(req: IncomingMessage, res: ServerResponse, streams: Streams
   res.once('close', end);
   return (text) => {
     if (!open(res)) return;
+    if (session && expired(session)) return void res.end();
     res.write(text);
     if (res.writableLength <= MAX_STREAM_BUFFER) return;
     emit('error', {

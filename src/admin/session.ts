@@ -36,6 +36,8 @@ export interface Session {
   csrf: string;
   created: number;
   lastUsed: number;
+  /** Run when the session ends (logout, expiry, eviction): its open event streams close. */
+  readonly onEnd: Set<() => void>;
 }
 
 const secret = () => randomBytes(32).toString('base64url');
@@ -64,9 +66,9 @@ export class Sessions {
 
   create(now = Date.now()): Session {
     this.#sweep(now);
-    const s: Session = { id: secret(), csrf: secret(), created: now, lastUsed: now };
+    const s: Session = { id: secret(), csrf: secret(), created: now, lastUsed: now, onEnd: new Set() };
     this.#sessions.set(s.id, s);
-    while (this.#sessions.size > MAX_SESSIONS) this.#sessions.delete(this.#sessions.keys().next().value!);
+    while (this.#sessions.size > MAX_SESSIONS) this.#drop(this.#sessions.values().next().value!);
     return s;
   }
 
@@ -82,7 +84,7 @@ export class Sessions {
       const s = this.#sessions.get(id);
       if (!s) continue;
       if (expired(s, now)) {
-        this.#sessions.delete(id);
+        this.#drop(s);
         continue;
       }
       return s;
@@ -107,7 +109,20 @@ export class Sessions {
   }
 
   end(id: string): void {
-    this.#sessions.delete(id);
+    const s = this.#sessions.get(id);
+    if (s) this.#drop(s);
+  }
+
+  #drop(s: Session): void {
+    this.#sessions.delete(s.id);
+    for (const fn of [...s.onEnd]) {
+      try {
+        fn();
+      } catch {
+        // One stream's failure must not keep the others open.
+      }
+    }
+    s.onEnd.clear();
   }
 
   get size(): number {
@@ -115,12 +130,12 @@ export class Sessions {
   }
 
   #sweep(now: number): void {
-    for (const [id, s] of this.#sessions) if (expired(s, now)) this.#sessions.delete(id);
+    for (const s of [...this.#sessions.values()]) if (expired(s, now)) this.#drop(s);
     for (const [code, until] of this.#codes) if (until <= now) this.#codes.delete(code);
   }
 }
 
-function expired(s: Session, now: number): boolean {
+export function expired(s: Session, now = Date.now()): boolean {
   return now > sessionExpiry(s);
 }
 

@@ -165,7 +165,7 @@ export function createDashboard(opts: DashboardOptions): (req: IncomingMessage, 
     }
     // The CSRF secret goes only into a top-level page, never to a fetch (see admin/session.ts).
     if (req.headers['sec-fetch-dest'] !== 'document') {
-      sendPage(res, 200, loginPage('This browser did not say the request is a page load (Sec-Fetch-Dest: document); use a current browser.'));
+      sendPage(res, 200, loginPage('This browser did not say the request is a page load (Sec-Fetch-Dest: document). Browsers send it only to https:// pages and to this machine: open the dashboard over HTTPS (the gateway’s tls setting, or a TLS proxy), or at localhost.'));
       return true;
     }
     opts.sessions.touch(session);
