@@ -8,6 +8,7 @@
  * error pages with their codes.
  */
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import type http from 'node:http';
 import http2 from 'node:http2';
@@ -76,6 +77,20 @@ describe('plain requests over HTTP/2', () => {
   test('ALPN offers h2 first and still http/1.1 to clients that only speak it', async () => {
     assert.equal(session.alpnProtocol, 'h2');
     assert.equal((await servedCertificate(gw.port, { ca: pair.cert })).alpn, 'http/1.1');
+  });
+
+  test('curl --http2 (the check docs/http2.md gives) settles on h2 and gets the app', async () => {
+    // Not spawnSync: the gateway runs in this process.
+    const r = await new Promise<{ code: number | null; stdout: string; stderr: string }>((ok) => {
+      execFile('curl', ['--http2', '-sv', '--cacert', pair.certFile, `https://localhost:${gw.port}/app/curl`], { encoding: 'utf8', timeout: 15_000 }, (err, stdout, stderr) =>
+        ok({ code: err ? ((err as { code?: number }).code ?? -1) : 0, stdout, stderr }),
+      );
+    });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /ALPN: server accepted h2/);
+    assert.match(r.stderr, /using HTTP\/2/);
+    assert.match(r.stderr, /< HTTP\/2 200/);
+    assert.equal(r.stdout, 'got 0');
   });
 
   test('a GET reaches the app as HTTP/1.1 with Host from :authority, no pseudo-headers, cookies joined, forwarded as https', async () => {
