@@ -36,6 +36,11 @@ export interface H2Handlers {
 export class H2Server {
   readonly server: http2.Http2Server;
   private readonly sessions = new Set<http2.ServerHttp2Session>();
+  /**
+   * The connections themselves: a session closed gracefully only ends its socket, which
+   * stays open while the client does not read (its window full of a tunnel's bytes).
+   */
+  private readonly sockets = new Set<net.Socket>();
 
   constructor(private readonly handlers: H2Handlers) {
     this.server = http2.createServer({
@@ -53,6 +58,8 @@ export class H2Server {
 
   /** Runs HTTP/2 on a TLS connection whose ALPN chose `h2`. */
   accept(socket: net.Socket): void {
+    this.sockets.add(socket);
+    socket.once('close', () => this.sockets.delete(socket));
     this.server.emit('connection', socket);
   }
 
@@ -65,6 +72,8 @@ export class H2Server {
   destroy(): void {
     for (const s of this.sessions) s.destroy();
     this.sessions.clear();
+    for (const s of this.sockets) s.destroy();
+    this.sockets.clear();
   }
 
   private track(session: http2.ServerHttp2Session): void {

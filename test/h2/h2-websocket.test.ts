@@ -10,7 +10,7 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import type http2 from 'node:http2';
+import http2 from 'node:http2';
 import { after, before, describe, test } from 'node:test';
 import { tcpPeer, type TcpPeer } from '../fixtures/bridge/tcp-peers.js';
 import { collect, openWs, nextMessage, startGateway, waitFor, wsCloseOf, wsUpstream, type TestGateway, type WsUpstream } from '../helpers/net.js';
@@ -181,6 +181,78 @@ describe('WebSockets over HTTP/2', { timeout: 60_000 }, () => {
     // The client ends its stream after the closing handshake, as it closes TCP over HTTP/1.1 (RFC 8441 §5).
     ws.stream.end();
     await waitFor(() => gw.gw.bridges.size === 0, 5000, 'the bridge connection to end');
+  });
+
+  test('a client that resets its stream mid-tunnel: the app\'s connection is closed and the tunnel ends', async () => {
+    let appClosed: Promise<number> | undefined;
+    const app = await wsUpstream({}, (sock) => {
+      appClosed = new Promise((ok) => sock.once('close', (code) => ok(code)));
+      sock.on('message', (d) => sock.send(d));
+    });
+    const g = await startGateway({ tls: { cert: pair.certFile, key: pair.keyFile }, apps: [{ name: 'echo', port: app.port }] });
+    const ended = collect('tunnel.close', g.gw.id);
+    try {
+      const s = await h2Connect(g.port, pair.cert);
+      const ws = await h2WebSocket(s, '/echo/');
+      ws.stream.write(clientFrame(TEXT, 'a'));
+      await ws.frames.next();
+      ws.stream.close(http2.constants.NGHTTP2_CANCEL);
+      assert.equal(await appClosed, 1006, 'the app saw its connection go without a close frame');
+      const end = await waitFor(() => ended.events[0]);
+      assert.equal(end.closedBy, 'client');
+      assert.equal(g.gw.tunnels.size, 0);
+      assert.equal(s.closed, false, 'the HTTP/2 connection itself stays open for other streams');
+      assert.equal((await h2Request(s, { ':path': '/echo/after' })).text, 'http-ok /after');
+      s.close();
+    } finally {
+      ended.stop();
+      await g.close();
+      await app.close();
+    }
+  });
+
+  test('an app that closes: its close frame reaches the client, then the stream ends', async () => {
+    const app = await wsUpstream({}, (sock) => sock.on('message', () => sock.close(4001, 'bye from app')));
+    const g = await startGateway({ tls: { cert: pair.certFile, key: pair.keyFile }, apps: [{ name: 'echo', port: app.port }] });
+    try {
+      const s = await h2Connect(g.port, pair.cert);
+      const ws = await h2WebSocket(s, '/echo/');
+      ws.stream.write(clientFrame(TEXT, 'close please'));
+      assert.deepEqual(closeOf(await ws.frames.next()), { code: 4001, reason: 'bye from app' });
+      ws.stream.write(clientFrame(CLOSE, Buffer.from([0x0f, 0xa1])));
+      await new Promise((ok) => ws.stream.once('end', ok));
+      ws.stream.end();
+      await waitFor(() => g.gw.tunnels.size === 0, 5000, 'the tunnel to end');
+      s.close();
+    } finally {
+      await g.close();
+      await app.close();
+    }
+  });
+
+  test('backpressure: a client that does not read stops the gateway reading from the app (HTTP/2 flow control)', async () => {
+    let appSide: import('ws').WebSocket | undefined;
+    const app = await wsUpstream({}, (sock) => (appSide = sock));
+    const g = await startGateway({ tls: { cert: pair.certFile, key: pair.keyFile }, apps: [{ name: 'echo', port: app.port }] });
+    try {
+      const s = await h2Connect(g.port, pair.cert);
+      const ws = await h2WebSocket(s, '/echo/');
+      ws.stream.pause();
+      ws.stream.removeAllListeners('data');
+      await waitFor(() => appSide, 5000, 'the app side');
+      const chunk = Buffer.alloc(256 * 1024, 1);
+      // 64 MiB offered: with backpressure most of it stays queued at the app, not in the gateway.
+      for (let i = 0; i < 256; i++) appSide!.send(chunk);
+      await waitFor(() => appSide!.bufferedAmount > 32 * 1024 * 1024, 10_000, 'the app to be held back');
+      const held = appSide!.bufferedAmount;
+      await new Promise((r) => setTimeout(r, 500));
+      assert.ok(appSide!.bufferedAmount >= held - 8 * 1024 * 1024, `the gateway kept reading: ${held} → ${appSide!.bufferedAmount}`);
+      ws.stream.close();
+      s.close();
+    } finally {
+      await g.close();
+      await app.close();
+    }
   });
 
   test('a drain closes a tunnel over HTTP/2 with 1001', async () => {
