@@ -44,7 +44,9 @@ export class H2Server {
 
   constructor(private readonly handlers: H2Handlers) {
     this.server = http2.createServer({
-      settings: { enableConnectProtocol: true },
+      // 128 streams at once per connection, nginx's default: Node's is unlimited. Each WebSocket
+      // over HTTP/2 holds one stream for its life.
+      settings: { enableConnectProtocol: true, maxConcurrentStreams: 128 },
     });
     this.server.on('request', (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => {
       adaptH2Request(req, res);

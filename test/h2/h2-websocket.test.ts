@@ -13,7 +13,7 @@ import { randomBytes } from 'node:crypto';
 import http2 from 'node:http2';
 import { after, before, describe, test } from 'node:test';
 import { tcpPeer, type TcpPeer } from '../fixtures/bridge/tcp-peers.js';
-import { collect, openWs, nextMessage, startGateway, waitFor, wsCloseOf, wsUpstream, type TestGateway, type WsUpstream } from '../helpers/net.js';
+import { collect, httpUpstream, openWs, nextMessage, startGateway, waitFor, wsCloseOf, wsUpstream, type TestGateway, type WsUpstream } from '../helpers/net.js';
 import { selfSigned, tempDir } from '../tls/tls-helpers.js';
 import { clientFrame, closeOf, h2Connect, h2Request, h2WebSocket } from './h2-helpers.js';
 
@@ -59,6 +59,35 @@ describe('WebSockets over HTTP/2', { timeout: 60_000 }, () => {
   test('the server advertises SETTINGS_ENABLE_CONNECT_PROTOCOL (RFC 8441 §3)', () => {
     assert.equal(session.alpnProtocol, 'h2');
     assert.equal(session.remoteSettings.enableConnectProtocol, true);
+    assert.equal(session.remoteSettings.maxConcurrentStreams, 128, 'a bound on streams per connection, as nginx has');
+  });
+
+  test("an app's own answer to the handshake (404 and its body) is relayed on the stream, as over HTTP/1.1", async () => {
+    const plain = await httpUpstream((_req, res) => {
+      res.writeHead(404, { 'Content-Type': 'text/plain' });
+      res.end('no sockets here');
+    });
+    const g = await startGateway({ tls: { cert: pair.certFile, key: pair.keyFile }, apps: [{ name: 'web', port: plain.port }] });
+    const events = collect('upgrade', g.gw.id);
+    try {
+      const s = await h2Connect(g.port, pair.cert);
+      const ws = await h2WebSocket(s, '/web/socket');
+      assert.equal(ws.status, 404);
+      assert.equal(ws.headers['content-type'], 'text/plain');
+      let body = '';
+      ws.stream.on('data', (d: Buffer) => (body += d));
+      await new Promise((ok) => ws.stream.once('end', ok));
+      assert.equal(body, 'no sockets here');
+      assert.deepEqual(
+        events.events.map((e) => [e.accepted, e.status, e.protocol]),
+        [[false, 404, 'h2']],
+      );
+      s.close();
+    } finally {
+      events.stop();
+      await g.close();
+      await plain.close();
+    }
   });
 
   test('an extended CONNECT reaches the app as an HTTP/1.1 upgrade; 200, the subprotocol mapped back, messages both ways, the event says h2', async () => {
