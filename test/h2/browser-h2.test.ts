@@ -32,7 +32,7 @@ const PAGE = '<!doctype html><title>chat</title><p>chat</p>';
 const dial = (url: string) => `new Promise((ok) => {
   const ws = new WebSocket(${JSON.stringify(url)});
   const r = { opened: false, messages: [] };
-  ws.onopen = () => { r.opened = true; ws.send('one'); };
+  ws.onopen = () => { r.opened = true; r.extensions = ws.extensions; ws.send('one'); };
   ws.onmessage = (m) => { r.messages.push(String(m.data)); if (r.messages.length === 1) ws.send('two'); else ws.close(1000, 'done'); };
   ws.onclose = (e) => { r.code = e.code; r.reason = e.reason; ok(r); };
   setTimeout(() => ok({ ...r, timeout: true }), 8000);
@@ -52,7 +52,8 @@ describe('Chromium opens WebSockets over HTTP/2 through the gateway', { timeout:
       res.writeHead(200, { 'Content-Type': 'text/html' });
       res.end(PAGE);
     });
-    const wss = new WebSocketServer({ server: app });
+    // permessage-deflate on: the extension Chromium offers must be negotiated through the HTTP/2 stream too.
+    const wss = new WebSocketServer({ server: app, perMessageDeflate: true });
     wss.on('headers', (_h, req) => handshakes.push(req));
     wss.on('connection', (ws) => ws.on('message', (d) => ws.send(`echo:${d}`)));
     const appPort = await listen(app);
@@ -78,8 +79,9 @@ describe('Chromium opens WebSockets over HTTP/2 through the gateway', { timeout:
       const res = await page.goto(`https://porthole.test:${gw.port}/chat/`);
       assert.equal(res?.status(), 200);
       assert.equal(await page.evaluate(`performance.getEntriesByType('navigation')[0].nextHopProtocol`), 'h2');
-      const r = (await page.evaluate(dial(`wss://porthole.test:${gw.port}/chat/`))) as { opened: boolean; messages: string[]; code: number; reason: string };
+      const r = (await page.evaluate(dial(`wss://porthole.test:${gw.port}/chat/`))) as { opened: boolean; messages: string[]; code: number; reason: string; extensions: string };
       assert.equal(r.opened, true, JSON.stringify(r));
+      assert.match(r.extensions, /^permessage-deflate/, 'the extension the app chose reached the page');
       assert.deepEqual(r.messages, ['echo:one', 'echo:two']);
       assert.equal(r.code, 1000);
       const accepted = upgrades.events.filter((e) => e.accepted);
