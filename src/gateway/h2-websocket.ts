@@ -40,9 +40,8 @@ export function upgradeRequestOf(req: http2.Http2ServerRequest): http.IncomingMe
   const headers: http.IncomingHttpHeaders = {};
   const add = (name: string, value: string) => {
     raw.push(name, value);
-    const prior = headers[name];
-    if (name === 'set-cookie') return;
-    headers[name] = prior === undefined ? value : name === 'cookie' ? `${prior}; ${value}` : `${prior}, ${value}`;
+    const prior = headers[name] as string | undefined;
+    headers[name] = prior === undefined ? value : `${prior}, ${value}`;
   };
   let authority: string | undefined;
   const cookies: string[] = [];
