@@ -284,6 +284,24 @@ describe('WebSockets over HTTP/2', { timeout: 60_000 }, () => {
     }
   });
 
+  test('idle_timeout closes a quiet tunnel over HTTP/2 with a close frame (1001), then the stream ends', async () => {
+    const g = await startGateway({ tls: { cert: pair.certFile, key: pair.keyFile }, apps: [{ name: 'idle', port: up.port, idle_timeout: '400ms' }] });
+    try {
+      const s = await h2Connect(g.port, pair.cert);
+      const ws = await h2WebSocket(s, '/idle/');
+      const close = closeOf(await ws.frames.next(5000));
+      assert.equal(close.code, 1001);
+      assert.match(close.reason, /idle/);
+      ws.stream.write(clientFrame(CLOSE, Buffer.from([0x03, 0xe9])));
+      await new Promise((ok) => ws.stream.once('end', ok));
+      ws.stream.end();
+      await waitFor(() => g.gw.tunnels.size === 0, 5000, 'the tunnel to end');
+      s.close();
+    } finally {
+      await g.close();
+    }
+  });
+
   test('a drain closes a tunnel over HTTP/2 with 1001', async () => {
     const g = await startGateway({ tls: { cert: pair.certFile, key: pair.keyFile }, apps: [{ name: 'echo', port: up.port }] });
     const s = await h2Connect(g.port, pair.cert);
