@@ -12,7 +12,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { sample, selfCpu } from './lib/proc.mjs';
-import { BRIDGES, PROXIES, ROOT, ensureInstalled, startTcpSource, startUpstream } from './lib/peers.mjs';
+import { BRIDGES, H2_PROXIES, PROXIES, ROOT, ensureInstalled, startTcpSource, startUpstream } from './lib/peers.mjs';
 
 const args = process.argv.slice(2);
 const flag = (name) => args.includes(name);
@@ -21,11 +21,11 @@ const opt = (name) => {
   return i === -1 ? undefined : args[i + 1];
 };
 if (flag('--help')) {
-  console.log(`usage: npm run bench [-- --quick] [--only echo,stream,handshakes,idle,http,bridge] [--proxies direct,porthole,porthole-no-metrics,nginx,nginx-auto,haproxy,http-proxy] [--rounds N] [--out DIR]`);
+  console.log(`usage: npm run bench [-- --quick] [--only echo,stream,handshakes,idle,http,h2,bridge] [--proxies direct,porthole,porthole-no-metrics,nginx,nginx-auto,haproxy,http-proxy] [--rounds N] [--out DIR]`);
   process.exit(0);
 }
 const quick = flag('--quick');
-const ALL = ['echo', 'stream', 'handshakes', 'idle', 'http', 'bridge'];
+const ALL = ['echo', 'stream', 'handshakes', 'idle', 'http', 'h2', 'bridge'];
 const only = (opt('--only') ?? ALL.join(',')).split(',');
 for (const w of only) if (!ALL.includes(w)) {
   console.error(`unknown workload ${w} (one of ${ALL.join(', ')})`);
@@ -235,6 +235,47 @@ function wrkMs(v) {
   return Number(m[1]) * (m[2] === 'us' ? 0.001 : m[2] === 's' ? 1000 : 1);
 }
 
+/**
+ * HTTP/2 over TLS to the proxy (h2load: 10 connections, 10 streams each, a small GET), HTTP/1.1
+ * from the proxy to the upstream. Each proxy is measured with its own TLS: the cost includes it.
+ */
+async function h2Workload(names) {
+  const rows = [];
+  for (const name of names) {
+    const up = await startUpstream();
+    const proxy = await H2_PROXIES[name](up);
+    try {
+      process.stderr.write(`bench:   ${proxy.name}\n`);
+      const url = `https://127.0.0.1:${proxy.port}${proxy.path}page`;
+      await runChild('/usr/bin/h2load', ['-c', '10', '-m', '10', '-D', '1', url]);
+      const r = await measured(proxy, up, async () => {
+        const { out, cpu } = await runChild('/usr/bin/h2load', ['-c', '10', '-m', '10', '-D', String(T), url]);
+        return { out, loadCpu: cpu };
+      });
+      const done = /requests: \d+ total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored, (\d+) timeout/.exec(r.out);
+      const codes = /status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx/.exec(r.out);
+      const protocol = /Application protocol: (\S+)/.exec(r.out)?.[1];
+      if (protocol !== 'h2') throw new Error(`${proxy.name}: h2load did not speak h2 (${protocol}):\n${r.out}`);
+      const succeeded = Number(done?.[2] ?? 0);
+      const seconds = Number(/finished in ([\d.]+)s/.exec(r.out)?.[1] ?? r.wall);
+      rows.push({
+        proxy: proxy.name,
+        'req/s': succeeded / seconds,
+        // h2load's line is min, max, mean, sd.
+        'mean ms': wrkMs(/time for request:\s+\S+\s+\S+\s+(\S+)/.exec(r.out)?.[1]),
+        'proxy CPU µs/req': (r.proxyCpu / Math.max(1, succeeded)) * 1e6,
+        'loadgen CPU %': (r.loadCpu / r.wall) * 100,
+        'upstream CPU %': (r.upstreamCpu / r.wall) * 100,
+        errors: Number(done?.[3] ?? 0) + Number(done?.[4] ?? 0) + Number(done?.[5] ?? 0) + (codes ? Number(codes[2]) + Number(codes[3]) + Number(codes[4]) : 0),
+      });
+    } finally {
+      await proxy.stop();
+      await up.stop();
+    }
+  }
+  return rows;
+}
+
 async function bridgeWorkload(names) {
   const rows = [];
   const src = await startTcpSource();
@@ -266,8 +307,8 @@ async function bridgeWorkload(names) {
   return rows;
 }
 
-const MAIN = { echo: 'msgs/s', stream: 'MiB/s', handshakes: 'conns/s', idle: 'KiB/tunnel', http: 'req/s', bridge: 'MiB/s' };
-const COST = { echo: 'proxy CPU µs/msg', stream: 'proxy CPU ms/MiB', handshakes: 'proxy CPU µs/conn', http: 'proxy CPU µs/req', bridge: 'proxy CPU ms/MiB' };
+const MAIN = { echo: 'msgs/s', stream: 'MiB/s', handshakes: 'conns/s', idle: 'KiB/tunnel', http: 'req/s', h2: 'req/s', bridge: 'MiB/s' };
+const COST = { echo: 'proxy CPU µs/msg', stream: 'proxy CPU ms/MiB', handshakes: 'proxy CPU µs/conn', http: 'proxy CPU µs/req', h2: 'proxy CPU µs/req', bridge: 'proxy CPU ms/MiB' };
 
 function fmt(v) {
   if (v === null || v === undefined) return '–';
@@ -323,6 +364,10 @@ async function main() {
   };
   for (const workload of only) {
     process.stderr.write(`bench: ${workload}\n`);
+    if (workload === 'h2') {
+      results.h2 = await h2Workload(['porthole', 'nginx', 'haproxy'].filter((n) => !opt('--proxies') || proxyNames.includes(n)));
+      continue;
+    }
     if (workload === 'bridge') {
       results.bridge = await bridgeWorkload(['porthole', 'websockify']);
       continue;

@@ -26,6 +26,7 @@ export const TOOLS = [
   { check: '/usr/bin/websocketd', pkg: 'websocketd' },
   { check: '/usr/bin/prometheus', pkg: 'prometheus' },
   { check: '/usr/bin/certutil', pkg: 'libnss3-tools' },
+  { check: '/usr/bin/h2load', pkg: 'nghttp2-client' },
 ];
 
 export function ensureTools(tools = TOOLS) {

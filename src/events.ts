@@ -9,7 +9,7 @@ export interface EventMap {
   /** An HTTP request finished (or failed). */
   request: { app: string | null; method: string; path: string; status: number; ms: number; code?: string; gateway: string };
   /** A WebSocket upgrade was accepted (101 from the upstream) or refused. */
-  upgrade: { app: string | null; path: string; accepted: boolean; status?: number; code?: string; reason?: string; closeCode?: number; gateway: string; /** On an accepted proxied upgrade: from connecting to the app to the 101 sent back. */ ms?: number };
+  upgrade: { app: string | null; path: string; accepted: boolean; status?: number; code?: string; reason?: string; closeCode?: number; gateway: string; /** On an accepted proxied upgrade: from connecting to the app to the 101 sent back. */ ms?: number; /** The client's handshake: HTTP/1.1 Upgrade, or an HTTP/2 extended CONNECT (RFC 8441). Set by every upgrade the gateway handles. */ protocol?: 'h2' | 'http/1.1' };
   /** A tunnel ended. `closedBy` says which side sent the first close frame (or cut the TCP connection). */
   'tunnel.close': {
     app: string;

@@ -1,7 +1,7 @@
 // The proxies under test, each started as its own process on a free loopback
 // port in front of the same upstream, so /proc tells their cost apart.
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, writeFileSync, rmSync, existsSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync, rmSync, existsSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -161,6 +161,100 @@ backend be
   },
 };
 
+/** A self-signed certificate for 127.0.0.1 (openssl), as files: `cert`, `key`, and `pem` (both, for HAProxy). */
+function certIn(dir) {
+  const cert = join(dir, 'cert.pem');
+  const key = join(dir, 'key.pem');
+  execFileSync('/usr/bin/openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '2', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', key, '-out', cert], { stdio: 'ignore' });
+  const pem = join(dir, 'both.pem');
+  writeFileSync(pem, readFileSync(cert, 'utf8') + readFileSync(key, 'utf8'));
+  return { cert, key, pem };
+}
+
+/**
+ * Proxies with TLS and HTTP/2 to the client, HTTP/1.1 to the upstream, for the h2 workload:
+ * Porthole with `tls`, nginx with `http2` on its `ssl` listener, HAProxy with `alpn h2,http/1.1`.
+ */
+export const H2_PROXIES = {
+  porthole: async (up) => {
+    const port = await freePort();
+    const dir = mkdtempSync(join(tmpdir(), 'bench-porthole-h2-'));
+    const c = certIn(dir);
+    const cfg = join(dir, 'porthole.yaml');
+    writeFileSync(cfg, `tls: { cert: ${c.cert}, key: ${c.key} }\napps:\n  - name: b\n    port: ${up.port}\n`);
+    const p = start('porthole', process.execPath, [join(ROOT, 'dist/cli/main.js'), 'serve', '--listen', `127.0.0.1:${port}`, '--config', cfg, '--data', dir, '--log-format', 'json']);
+    await waitPort(port);
+    return { name: 'porthole', port, pid: p.child.pid, path: '/b/', stop: async () => (await p.stop(), rmSync(dir, { recursive: true, force: true })) };
+  },
+
+  nginx: async (up) => {
+    const port = await freePort();
+    const dir = mkdtempSync(join(tmpdir(), 'bench-nginx-h2-'));
+    const c = certIn(dir);
+    for (const d of ['body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) mkdirSync(join(dir, d));
+    writeFileSync(
+      join(dir, 'nginx.conf'),
+      `worker_processes 1;
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log warn;
+events { worker_connections 1024; }
+http {
+  access_log ${dir}/access.log;
+  client_body_temp_path ${dir}/body; proxy_temp_path ${dir}/proxy; fastcgi_temp_path ${dir}/fastcgi;
+  uwsgi_temp_path ${dir}/uwsgi; scgi_temp_path ${dir}/scgi;
+  upstream backend { server 127.0.0.1:${up.port}; keepalive 64; }
+  server {
+    listen 127.0.0.1:${port} ssl http2;
+    # The default (1000) ends each connection after 1000 requests: h2load counts the rest as failed.
+    keepalive_requests 1000000;
+    ssl_certificate ${c.cert};
+    ssl_certificate_key ${c.key};
+    location / {
+      proxy_pass http://backend;
+      proxy_http_version 1.1;
+      proxy_set_header Connection '';
+      proxy_set_header Host $host;
+      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+      proxy_set_header X-Forwarded-Proto https;
+      proxy_buffering off;
+    }
+  }
+}
+`,
+    );
+    const p = start('nginx-h2', '/usr/sbin/nginx', ['-c', join(dir, 'nginx.conf'), '-p', dir, '-g', 'daemon off;']);
+    await waitPort(port);
+    return { name: 'nginx', port, pid: p.child.pid, path: '/b/', stop: async () => (await p.stop(), rmSync(dir, { recursive: true, force: true })) };
+  },
+
+  haproxy: async (up) => {
+    const port = await freePort();
+    const dir = mkdtempSync(join(tmpdir(), 'bench-haproxy-h2-'));
+    const c = certIn(dir);
+    writeFileSync(
+      join(dir, 'haproxy.cfg'),
+      `global
+  maxconn 4096
+  nbthread 1
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+frontend fe
+  bind 127.0.0.1:${port} ssl crt ${c.pem} alpn h2,http/1.1
+  http-request set-header X-Forwarded-Proto https
+  default_backend be
+backend be
+  server s1 127.0.0.1:${up.port}
+`,
+    );
+    const p = start('haproxy-h2', '/usr/sbin/haproxy', ['-f', join(dir, 'haproxy.cfg'), '-db']);
+    await waitPort(port);
+    return { name: 'haproxy', port, pid: p.child.pid, path: '/b/', stop: async () => (await p.stop(), rmSync(dir, { recursive: true, force: true })) };
+  },
+};
+
 /** Bridges (WebSocket → TCP) for the bridge workload. */
 export const BRIDGES = {
   porthole: async (src) => {
@@ -184,6 +278,8 @@ export function ensureInstalled() {
     ['/usr/sbin/haproxy', 'haproxy'],
     ['/usr/bin/wrk', 'wrk'],
     ['/usr/bin/websockify', 'websockify'],
+    ['/usr/bin/h2load', 'nghttp2-client'],
+    ['/usr/bin/openssl', 'openssl'],
   ].filter(([f]) => !existsSync(f));
   if (need.length && process.getuid?.() === 0) {
     const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };

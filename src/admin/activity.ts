@@ -65,7 +65,7 @@ export class Activity {
       subscribe('upgrade', (d) => {
         if (!own(d) || d.accepted) return;
         const why = [d.code ?? (d.status ? `status ${d.status}` : undefined), d.closeCode ? `close ${d.closeCode}` : undefined].filter(Boolean).join(', ');
-        this.#event({ type: 'upgrade', level: 'warn', app: d.app ?? undefined, code: d.code, message: `WebSocket ${redactPath(d.path)} refused${why ? ` (${why})` : ''}${d.reason ? `: ${d.reason}` : ''}` });
+        this.#event({ type: 'upgrade', level: 'warn', app: d.app ?? undefined, code: d.code, message: `WebSocket ${redactPath(d.path)}${d.protocol === 'h2' ? ' over HTTP/2' : ''} refused${why ? ` (${why})` : ''}${d.reason ? `: ${d.reason}` : ''}` });
       }),
       subscribe('config', (d) =>
         this.#event({

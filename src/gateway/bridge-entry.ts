@@ -21,7 +21,7 @@ import { bridgeLabel, hideToken, openBridge, type BridgeSpec } from './bridge.js
 import type { BridgeConnection } from './bridge-connection.js';
 import { TokenTargets } from './bridge-tokens.js';
 import { acceptAndClose, sendHttpError, sendRawHttpError } from './error-response.js';
-import { checkHandshake, checkOriginOf } from './handshake.js';
+import { checkHandshake, checkOriginOf, wsProtocol } from './handshake.js';
 import { HostPolicy, type HostRefusalWording } from './host-policy.js';
 import { refuseUpgrade } from './upgrade-refusal.js';
 
@@ -124,7 +124,7 @@ export class BridgeEntry {
     const hostRefused = this.hosts.check(req.headers.host, req.socket.localAddress);
     if (hostRefused) return refuseUpgrade(gateway, req, socket, hostRefused, { app, wsErrors: 'ws', path });
     const refuse = (err: PortholeError, status: number) =>
-      emit('upgrade', { gateway, app, path, accepted: false, status, code: err.code, reason: err.message, closeCode: err.closeCode });
+      emit('upgrade', { gateway, app, path, accepted: false, status, code: err.code, reason: err.message, closeCode: err.closeCode, protocol: wsProtocol(req) });
     const bad = checkHandshake(req);
     if (bad) {
       refuse(bad, bad.status);

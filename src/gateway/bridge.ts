@@ -18,6 +18,7 @@ import { BadHandshakeError, PortholeError, RouteNotFoundError, upstreamError } f
 import { emit } from '../events.js';
 import { BridgeConnection } from './bridge-connection.js';
 import { peerOf } from './tunnel.js';
+import { wsProtocol } from './handshake.js';
 import { TokenTargets, tokenOf } from './bridge-tokens.js';
 import type { Route } from './router.js';
 
@@ -170,7 +171,7 @@ function handshake(req: IncomingMessage, socket: Duplex, head: Buffer, ctx: Brid
   wss.handleUpgrade(req, socket, head, (ws) => {
     socket.off('close', lost);
     const path = hideToken(req.url ?? '/');
-    emit('upgrade', { gateway: ctx.gateway, app: ctx.app, path, accepted: true, status: 101 });
+    emit('upgrade', { gateway: ctx.gateway, app: ctx.app, path, accepted: true, status: 101, protocol: wsProtocol(req) });
     const conn = new BridgeConnection(ws, tcp, socket, { app: ctx.app, path, gateway: ctx.gateway, target: label, client: peerOf(socket as net.Socket) }, {
       idleMs: ctx.idleMs,
       pingMs: ctx.pingMs,

@@ -26,6 +26,7 @@ import type { Tunnel } from './tunnel.js';
 import { clientProto, proxyUpgrade } from './upgrade.js';
 import { Certificates, loadCertFiles } from '../tls/certificates.js';
 import { TlsListener } from './tls-listener.js';
+import { H2Server } from './h2-server.js';
 
 export interface GatewayOptions {
   /** Directory that relative paths in the config (error pages) are resolved against. Default: cwd. */
@@ -82,6 +83,8 @@ export class Gateway implements GatewayCore {
   /** With `tls`: the certificate in force and its renewal, and the TLS side of the port. */
   private certificates: Certificates | null = null;
   private tlsListener: TlsListener | null = null;
+  /** HTTP/2 on the TLS side (ALPN `h2`). */
+  private h2: H2Server | null = null;
   private readonly dataDir: string | undefined;
   private readonly internalCertLifetimeMs: number | undefined;
 
@@ -373,7 +376,9 @@ export class Gateway implements GatewayCore {
       });
       const pair = await certificates.start();
       this.certificates = certificates;
-      this.tlsListener = new TlsListener(server, { pair, timeoutMs: headersTimeout });
+      const h2 = new H2Server({ gateway: this.id, request: this.requestListener, upgrade: this.upgradeListener, idleMs: 65_000 });
+      this.h2 = h2;
+      this.tlsListener = new TlsListener(server, { pair, timeoutMs: headersTimeout, h2: (socket) => h2.accept(socket) });
     }
     this.server = server;
     await new Promise<void>((ok, fail) => {
@@ -434,6 +439,7 @@ export class Gateway implements GatewayCore {
     const server = this.server;
     const closed = server ? new Promise<void>((ok) => server.close(() => ok())) : Promise.resolve();
     for (const t of [...this.tunnels, ...this.bridges]) t.close(1001, 'gateway shutting down');
+    this.h2?.close();
     const deadline = Date.now() + timeoutMs;
     while ((this.activeRequests > 0 || this.tunnels.size > 0 || this.bridges.size > 0) && Date.now() < deadline) {
       server?.closeIdleConnections();
@@ -441,6 +447,7 @@ export class Gateway implements GatewayCore {
     }
     for (const t of [...this.tunnels, ...this.bridges]) t.destroy();
     server?.closeAllConnections();
+    this.h2?.destroy();
     this.tlsListener?.destroyPending();
     this.certificates?.close();
     await closed;

@@ -83,3 +83,8 @@ export function checkWsPath(match: Match): PortholeError | null {
   const app = match.route.app.name;
   return new WsPathRefusedError(`${app}: WebSocket path ${match.appPath} is not in ws_paths`, { app });
 }
+
+/** How the client asked for its WebSocket: an HTTP/2 extended CONNECT reaches the gateway as a request of version 2.0 (h2-websocket.ts). */
+export function wsProtocol(req: IncomingMessage): 'h2' | 'http/1.1' {
+  return req.httpVersionMajor === 2 ? 'h2' : 'http/1.1';
+}

@@ -4,6 +4,7 @@
  * order and repeated headers (several `Set-Cookie`) survive untouched.
  */
 import type { IncomingMessage } from 'node:http';
+import { isH2Request } from './h2-request.js';
 import { MalformedRequestError } from '../errors.js';
 import type { Match, Route } from './router.js';
 
@@ -98,6 +99,7 @@ export type Framing = { kind: 'none' } | { kind: 'length'; length: string } | { 
  * Transfer-Encoding other than exactly `chunked`, or one beside a Content-Length.
  */
 export function requestFraming(req: IncomingMessage): Framing | MalformedRequestError {
+  if (isH2Request(req)) return h2Framing(req);
   const raw = req.rawHeaders;
   let te: string[] | null = null;
   let cl: string[] | null = null;
@@ -124,12 +126,29 @@ export function requestFraming(req: IncomingMessage): Framing | MalformedRequest
 }
 
 /**
+ * HTTP/2 has no Transfer-Encoding: DATA frames carry the body and the stream's end ends it
+ * (RFC 9113 §8.1); nghttp2 has checked a Content-Length against them. A body without a length
+ * goes upstream chunked; a stream that ended with its headers has none.
+ */
+function h2Framing(req: IncomingMessage & { stream: { endAfterHeaders: boolean } }): Framing | MalformedRequestError {
+  const cl = req.headers['content-length'];
+  if (cl !== undefined) {
+    if (!/^[0-9]{1,15}$/.test(cl.trim())) return new MalformedRequestError(`Content-Length ${JSON.stringify(cl)} is not one decimal length`);
+    const length = String(Number(cl.trim()));
+    return length === '0' ? { kind: 'none' } : { kind: 'length', length };
+  }
+  return req.stream.endAfterHeaders ? { kind: 'none' } : { kind: 'chunked' };
+}
+
+/**
  * A request line without a version (HTTP/0.9 as Node's parser reads it, headers and all) or
  * with a version other than 1.0 and 1.1: the gateway would speak HTTP/1.1 on for a message
  * the client framed by other rules.
  */
 export function unsupportedVersion(req: IncomingMessage): MalformedRequestError | null {
   if (req.httpVersionMajor === 1 && (req.httpVersionMinor === 1 || req.httpVersionMinor === 0)) return null;
+  // Over HTTP/2 (h2-request.ts): Node's HTTP/2 server parsed it, the gateway speaks HTTP/1.1 on.
+  if (isH2Request(req)) return null;
   return new MalformedRequestError(`HTTP/${req.httpVersion} requests are not passed on; use HTTP/1.1`);
 }
 

@@ -140,6 +140,9 @@ function send(gw: GatewayCore, req: IncomingMessage, res: ServerResponse, match:
   });
 
   if (framing.kind !== 'none') {
+    // A body of unknown length may come slowly, the answer first (an HTTP/2 or chunked upload
+    // streaming beside its response): the head goes at once rather than with the first chunk.
+    if (framing.kind === 'chunked') upReq.flushHeaders();
     req.pipe(upReq);
     req.on('error', () => upReq.destroy());
     req.on('aborted', () => upReq.destroy());

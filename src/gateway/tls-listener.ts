@@ -11,8 +11,9 @@
  * keep-alive and `closeAllConnections` cover both. The TLS side is a
  * `tls.Server` of its own, never listening, whose secure context is swapped
  * when the certificate changes: connections already open keep theirs.
- * HTTP/2 can take the connections whose ALPN says `h2` in `onSecure`
- * without touching the cleartext path.
+ * ALPN offers `h2` first when an HTTP/2 server is given (issue 10,
+ * section 2): connections that chose it go there in `onSecure`, the others
+ * (and every cleartext one) to the HTTP/1.1 server.
  */
 import type http from 'node:http';
 import type net from 'node:net';
@@ -30,6 +31,8 @@ export interface TlsListenerOptions {
    * 0 waits for ever.
    */
   timeoutMs: number;
+  /** Takes the TLS connections whose ALPN chose `h2` (h2-server.ts); without it only HTTP/1.1 is offered. */
+  h2?: (socket: tls.TLSSocket) => void;
 }
 
 type ConnectionListener = (this: http.Server, socket: net.Socket) => void;
@@ -51,8 +54,8 @@ export class TlsListener {
     };
     this.tlsServer = tls.createServer({
       ...this.contextOptions(opts.pair),
-      // Only HTTP/1.1 for now; `h2` joins here with the HTTP/2 server (issue 10, section 2).
-      ALPNProtocols: ['http/1.1'],
+      // The server's order wins (Node picks the first of ours the client offers): h2 when both can.
+      ALPNProtocols: opts.h2 ? ['h2', 'http/1.1'] : ['http/1.1'],
       handshakeTimeout: opts.timeoutMs > 0 ? opts.timeoutMs : 120_000,
     });
     this.tlsServer.on('secureConnection', (socket: tls.TLSSocket) => this.onSecure(socket));
@@ -79,7 +82,8 @@ export class TlsListener {
   private onSecure(socket: tls.TLSSocket): void {
     const raw = (socket as unknown as { _parent?: net.Socket })._parent;
     if (raw) this.pending.delete(raw);
-    this.toHttp(socket);
+    if (socket.alpnProtocol === 'h2' && this.opts.h2) this.opts.h2(socket);
+    else this.toHttp(socket);
   }
 
   private sniff(socket: net.Socket): void {

@@ -11,7 +11,7 @@ import type { Duplex } from 'node:stream';
 import type { PortholeError } from '../errors.js';
 import { emit } from '../events.js';
 import { acceptAndClose, sendRawHttpError } from './error-response.js';
-import { checkHandshake } from './handshake.js';
+import { checkHandshake, wsProtocol } from './handshake.js';
 
 export interface UpgradeRefusalOptions {
   app: string | null;
@@ -37,11 +37,11 @@ export function refuseUpgrade(gateway: string, req: IncomingMessage, socket: Dup
   const path = opts.path ?? req.url ?? '/';
   const key = req.headers['sec-websocket-key'];
   if (opts.wsErrors === 'http' || err.status === 400 || typeof key !== 'string' || checkHandshake(req)) {
-    emit('upgrade', { gateway, app: opts.app, path, accepted: false, status: err.status, code: err.code, reason: err.message });
+    emit('upgrade', { gateway, app: opts.app, path, accepted: false, status: err.status, code: err.code, reason: err.message, protocol: wsProtocol(req) });
     sendRawHttpError(socket, err, req.headers.accept, opts.template);
     return;
   }
   const reason = opts.reason ?? closeReason(err);
-  emit('upgrade', { gateway, app: opts.app, path, accepted: false, status: 101, code: err.code, reason, closeCode: err.closeCode });
+  emit('upgrade', { gateway, app: opts.app, path, accepted: false, status: 101, code: err.code, reason, closeCode: err.closeCode, protocol: wsProtocol(req) });
   acceptAndClose(socket, key, req.headers['sec-websocket-protocol'], err.closeCode, reason);
 }

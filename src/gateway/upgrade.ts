@@ -13,7 +13,7 @@ import { emit } from '../events.js';
 import { BridgeEntry } from './bridge-entry.js';
 import { acceptAndClose, acceptKey, discardUntilClosed, sendRawHttpError } from './error-response.js';
 import type { GatewayCore } from './core.js';
-import { checkHandshake, checkOrigin, checkWsPath } from './handshake.js';
+import { checkHandshake, checkOrigin, checkWsPath, wsProtocol } from './handshake.js';
 import { duplicateHost, upstreamRequestHeaders } from './headers.js';
 import type { Match } from './router.js';
 import { peerOf, Tunnel } from './tunnel.js';
@@ -27,7 +27,7 @@ export function proxyUpgrade(gw: GatewayCore, req: IncomingMessage, socket: Dupl
   (socket as Socket).setTimeout?.(0);
 
   const refuse = (err: PortholeError, status?: number) => {
-    emit('upgrade', { gateway: gw.id, app, path, accepted: false, status: status ?? err.status, code: err.code, reason: err.message, closeCode: err.closeCode });
+    emit('upgrade', { gateway: gw.id, app, path, accepted: false, status: status ?? err.status, code: err.code, reason: err.message, closeCode: err.closeCode, protocol: wsProtocol(req) });
   };
   const fail = (err: PortholeError) => {
     if (route.app.ws_errors === 'http') {
@@ -94,7 +94,7 @@ function connect(gw: GatewayCore, req: IncomingMessage, socket: Duplex, head: Bu
     const raw = res.rawHeaders;
     for (let i = 0; i < raw.length; i += 2) response += `${raw[i]}: ${raw[i + 1]}\r\n`;
     socket.write(`${response}\r\n`);
-    emit('upgrade', { gateway: gw.id, app, path, accepted: true, status: 101, ms: Math.round((performance.now() - started) * 1000) / 1000 });
+    emit('upgrade', { gateway: gw.id, app, path, accepted: true, status: 101, ms: Math.round((performance.now() - started) * 1000) / 1000, protocol: wsProtocol(req) });
     splice(gw, socket, upSocket, head, upHead, route, path);
   });
 
@@ -109,7 +109,7 @@ function connect(gw: GatewayCore, req: IncomingMessage, socket: Duplex, head: Bu
       if (!socket.destroyed) fail(new UpstreamBadResponseError(`${app}: upstream ${target.label} answered 101 without Connection: Upgrade`, { app }));
       return;
     }
-    emit('upgrade', { gateway: gw.id, app, path, accepted: false, status: res.statusCode, reason: `upstream answered ${res.statusCode}` });
+    emit('upgrade', { gateway: gw.id, app, path, accepted: false, status: res.statusCode, reason: `upstream answered ${res.statusCode}`, protocol: wsProtocol(req) });
     if (!socket.writable) {
       res.destroy();
       return;

@@ -81,7 +81,7 @@ function textLine<N extends EventName>(name: N, d: EventMap[N]): string {
     case 'request':
       return `${t} ${e.status} ${e.method} ${e.path} ${e.app ?? '-'} ${e.ms}ms${e.code ? ` ${e.code}` : ''}`;
     case 'upgrade':
-      return `${t} ws ${e.accepted ? 'open' : 'refused'} ${e.path} ${e.app ?? '-'}${e.status ? ` ${e.status}` : ''}${e.code ? ` ${e.code}` : ''}${e.closeCode ? ` close=${e.closeCode}` : ''}${e.reason ? ` (${e.reason})` : ''}`;
+      return `${t} ws ${e.accepted ? 'open' : 'refused'} ${e.path} ${e.app ?? '-'}${e.status ? ` ${e.status}` : ''}${e.protocol === 'h2' ? ' h2' : ''}${e.code ? ` ${e.code}` : ''}${e.closeCode ? ` close=${e.closeCode}` : ''}${e.reason ? ` (${e.reason})` : ''}`;
     case 'tunnel.close':
       return `${t} ws closed ${e.path} ${e.app} ${e.closeCode ?? 'no close frame'} by ${e.closedBy} after ${Math.round(Number(e.ms) / 100) / 10}s in=${e.bytesIn}B/${e.framesIn}f out=${e.bytesOut}B/${e.framesOut}f`;
     default: {

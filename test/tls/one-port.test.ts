@@ -50,7 +50,7 @@ describe('TLS and cleartext on one port', () => {
     tmp.remove();
   });
 
-  test('ALPN settles on http/1.1 and TLS is at least 1.2 (HTTP/2 is not offered yet)', async () => {
+  test('ALPN settles on http/1.1 for a client that offers only it, and TLS is at least 1.2', async () => {
     assert.equal((await servedCertificate(gw.port, { ca: pair.cert })).alpn, 'http/1.1');
     const old = await new Promise<string>((ok) => {
       const s = tls.connect({ host: '127.0.0.1', port: gw.port, servername: 'localhost', ca: pair.cert, maxVersion: 'TLSv1.1', minVersion: 'TLSv1' }, () => ok('connected'));
