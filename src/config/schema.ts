@@ -127,7 +127,7 @@ export const appSchema = k.object(
     /** Who may use the app (docs/auth.md); default: the global `auth`. */
     auth: k.optional(authSchema()),
     /** Pass the gateway's session cookie and a consumed Authorization on to the app. */
-    auth_forward_credentials: k.withDefault(k.boolean(), false),
+    auth_forward_credentials: k.optional(k.boolean()),
     // Supervised apps (the process behind the route).
     cmd: k.optional(k.string()),
     cwd: k.optional(k.string()),

@@ -6,6 +6,8 @@
 import type { IncomingMessage } from 'node:http';
 import { MalformedRequestError } from '../errors.js';
 import type { Match, Route } from './router.js';
+import { admissionOf } from '../auth/admission.js';
+import { withoutAuthCookie } from '../auth/user-sessions.js';
 
 /** Hop-by-hop headers (RFC 9110 §7.6.1): meaningful for one connection only, never forwarded. */
 const HOP_BY_HOP = new Set([
@@ -173,10 +175,23 @@ export function upstreamRequestHeaders(req: IncomingMessage, ctx: ForwardContext
   let priorFor: string | undefined;
   let priorProto: string | undefined;
   let priorHost: string | undefined;
+  // What access control decided (src/auth/): undefined for an app with `auth: none`.
+  const admission = admissionOf(req);
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i];
     const lower = name.toLowerCase();
-    const value = raw[i + 1];
+    let value = raw[i + 1];
+    // Who the user is, the gateway says: a client's (or a proxy's) X-Forwarded-User never passes.
+    if (lower === 'x-forwarded-user' || lower === 'x_forwarded_user') continue;
+    if (admission) {
+      if (admission.replace.has(lower)) continue;
+      if (lower === 'authorization' && admission.stripAuthorization) continue;
+      if (lower === 'cookie' && admission.stripCookie) {
+        const kept = withoutAuthCookie(value);
+        if (kept === undefined) continue;
+        value = kept;
+      }
+    }
     if (lower === 'host') {
       clientHost = value;
       continue;
@@ -224,6 +239,8 @@ export function upstreamRequestHeaders(req: IncomingMessage, ctx: ForwardContext
   if (prefix) add('X-Forwarded-Prefix', prefix);
   const forNode = remote.includes(':') ? `"[${remote}]"` : remote;
   add('Forwarded', `for=${forNode};proto=${proto}${fwdHost ? `;host="${fwdHost.replace(/["\\]/g, '')}"` : ''}`);
+  if (admission?.user) add('X-Forwarded-User', admission.user);
+  if (admission) for (const [name, value] of admission.headers) add(name, value);
   if (ctx.upgrade) out.push('Connection', 'Upgrade', 'Upgrade', 'websocket');
   // The gateway frames the body itself. Node's server has removed the client's chunked
   // framing, and Node's client sends a GET or DELETE body unframed unless told: the upstream
