@@ -16,7 +16,9 @@ export function pageHeaders(formTo?: string): Record<string, string> {
     // Chromium applies form-action to the redirects that follow a POST too: the app host a login hands off to must be allowed.
     'Content-Security-Policy': `default-src 'none'; style-src 'sha256-${STYLE_HASH}'; form-action 'self'${formTo ? ` ${formTo}` : ''}; frame-ancestors 'none'; base-uri 'none'`,
     'X-Frame-Options': 'DENY',
-    'Referrer-Policy': 'no-referrer',
+    // Not no-referrer: Chromium then sends `Origin: null` with the form's POST, which the
+    // login-CSRF check must refuse. same-origin keeps the page's URL (its `next`) from other sites.
+    'Referrer-Policy': 'same-origin',
     'X-Content-Type-Options': 'nosniff',
     'Cache-Control': 'no-store',
   };
