@@ -213,6 +213,7 @@ export class AuthGate {
       req.resume();
       return sendPage(res, 429, messagePage('Too many attempts', err.message), undefined, err);
     }
+    this.rateLimit.begin(client);
     readForm(req, res)
       .then(async (form) => {
         const next = localPath(form.get('next'));
@@ -231,7 +232,8 @@ export class AuthGate {
         emit('auth', { action: 'login', user: user.name, client, gateway: this.opts.gatewayId });
         this.#finish(req, res, s, next, host, authCookie(s, secure));
       })
-      .catch((err: PortholeError) => sendPage(res, err.status ?? 400, messagePage('Log in', err.message), undefined, err));
+      .catch((err: PortholeError) => sendPage(res, err.status ?? 400, messagePage('Log in', err.message), undefined, err))
+      .finally(() => this.rateLimit.end(client));
   }
 
   /** After a login (or with one already): on to `next`, through a handoff when it is on an app's host. */

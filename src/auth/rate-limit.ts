@@ -11,6 +11,8 @@ const MAX_ADDRESSES = 10_000;
 
 export class LoginRateLimit {
   readonly #failures = new Map<string, number[]>();
+  /** Attempts being checked now: counted as failures until they end, or 100 parallel guesses would all pass the check. */
+  readonly #inFlight = new Map<string, number>();
   constructor(
     readonly limit = LIMIT,
     readonly windowMs = WINDOW_MS,
@@ -19,8 +21,19 @@ export class LoginRateLimit {
   /** Seconds until `address` may try again, or 0 when it may now. */
   retryAfter(address: string, now = Date.now()): number {
     const times = this.#recent(address, now);
-    if (times.length < this.limit) return 0;
-    return Math.max(1, Math.ceil((times[0] + this.windowMs - now) / 1000));
+    if (times.length + (this.#inFlight.get(address) ?? 0) < this.limit) return 0;
+    return times.length ? Math.max(1, Math.ceil((times[0] + this.windowMs - now) / 1000)) : 1;
+  }
+
+  /** An attempt starts (its password is being hashed): call `end` when it is decided. */
+  begin(address: string): void {
+    this.#inFlight.set(address, (this.#inFlight.get(address) ?? 0) + 1);
+  }
+
+  end(address: string): void {
+    const n = (this.#inFlight.get(address) ?? 1) - 1;
+    if (n > 0) this.#inFlight.set(address, n);
+    else this.#inFlight.delete(address);
   }
 
   fail(address: string, now = Date.now()): void {

@@ -20,13 +20,13 @@ export function register(program: Command): void {
       `
 The password is read from stdin: typed without echo on a terminal, or piped
 ("printf '%s\\n' 'secret' | porthole passwd"). The hash is scrypt (Node's
-crypto, N=2^17, r=8, p=1) with a random salt: "scrypt$N$r$p$SALT$HASH".
+crypto, N=2^15, r=8, p=3) with a random salt: "scrypt$N$r$p$SALT$HASH".
 
 Example:
   porthole passwd --name alice
   # users:
   #   - name: alice
-  #     password_hash: "scrypt$131072$8$1$…"`,
+  #     password_hash: "scrypt$32768$8$3$…"`,
     )
     .action(async (opts: { name?: string; token?: boolean }) => {
       if (opts.token) {

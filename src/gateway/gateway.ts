@@ -102,9 +102,10 @@ export class Gateway implements GatewayCore {
       isAppHost: (host) => this.appAtHost(host) !== undefined,
       proto: (req) => this.clientProto(req),
       endConnections: (sockets) => {
-        for (const t of this.tunnels) if (sockets.has(t.client)) t.close(1008, 'PH_ERR_AUTH_REQUIRED: logged out');
+        const open = [...this.tunnels, ...this.bridges].filter((c) => sockets.has(c.client));
+        for (const c of open) c.close(1008, 'PH_ERR_AUTH_REQUIRED: logged out');
         // Still connecting to the app: no tunnel yet.
-        for (const s of sockets) if (![...this.tunnels].some((t) => t.client === s)) s.destroy();
+        for (const s of sockets) if (!open.some((c) => c.client === s)) s.destroy();
       },
     });
   }
@@ -176,6 +177,12 @@ export class Gateway implements GatewayCore {
    * (DNS rebinding) is answered 421 here.
    */
   handleRequest(req: http.IncomingMessage, res: http.ServerResponse): boolean {
+    // The login pages of `auth: login` belong to the gateway wherever it is embedded.
+    if ((req.url ?? '/').startsWith(AUTH_PATH) && this.table.config.users.length > 0) {
+      const refusedHost = this.checkHost(req.headers.host, req.socket.localAddress);
+      if (refusedHost) return this.refuseRequest(req, res, refusedHost), true;
+      if (this.auth.handle(req, res)) return true;
+    }
     const found = this.table.lookup(req.headers.host, req.url ?? '/', false);
     if (found.kind === 'none') return false;
     const refused = this.checkHost(req.headers.host, req.socket.localAddress);

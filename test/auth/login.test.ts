@@ -294,3 +294,29 @@ test('login needs users: the config says so', async () => {
   assert.throws(() => parseConfig({ auth: 'open' }), /auth: expected "none", "login", "token"/);
   assert.throws(() => parseConfig({ users: [{ name: 'a', password_hash: 'plain' }] }), /porthole passwd/);
 });
+
+test('parallel guesses from one address do not slip past the limit: attempts in flight count', async (t) => {
+  const { gw } = await loginApp(t);
+  const replies = await Promise.all(Array.from({ length: 12 }, () => postLogin(gw.url, { user: 'alice', password: 'wrong', next: '/' })));
+  const statuses = replies.map((r) => r.status);
+  assert.ok(statuses.filter((s) => s === 401).length <= 5, `at most 5 checked: ${statuses.join(' ')}`);
+  assert.ok(statuses.filter((s) => s === 429).length >= 7, statuses.join(' '));
+});
+
+test('an embedded gateway (handleRequest) serves the login pages too', async (t) => {
+  const { createGateway } = await import('../../src/gateway/gateway.js');
+  const up = await httpUpstream((_q, s) => s.end('ok'));
+  t.after(() => up.close());
+  const gw = createGateway({ auth: 'login', users: await users(), apps: [{ name: 'app', port: up.port }] });
+  const server = http.createServer((req, res) => {
+    if (!gw.handleRequest(req, res)) res.writeHead(404).end('mine');
+  });
+  await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
+  t.after(() => new Promise<void>((ok) => server.close(() => ok())));
+  const base = `http://127.0.0.1:${(server.address() as import('node:net').AddressInfo).port}`;
+  assert.equal((await request(`${base}/app/`, { headers: { Accept: 'text/html' } })).status, 302);
+  const r = await postLogin(base, { user: 'alice', password: 'correct horse', next: '/app/' });
+  assert.equal(r.status, 303);
+  assert.equal((await request(`${base}/app/`, { headers: { Cookie: cookieOf(r)! } })).text, 'ok');
+  assert.equal((await request(`${base}/other`)).text, 'mine');
+});

@@ -25,7 +25,7 @@ test('porthole passwd prints a scrypt hash with its parameters and salt, which t
   const r = await passwd([], 'correct horse\n');
   assert.equal(r.code, 0, r.err);
   const hash = r.out.trim();
-  assert.match(hash, /^scrypt\$131072\$8\$1\$[A-Za-z0-9_-]{22}\$[A-Za-z0-9_-]{43}$/);
+  assert.match(hash, /^scrypt\$32768\$8\$3\$[A-Za-z0-9_-]{22}\$[A-Za-z0-9_-]{43}$/);
   assert.equal(await verifyPassword('correct horse', hash), true);
   assert.equal(await verifyPassword('correct horsf', hash), false);
   assert.equal(parseConfig({ auth: 'login', users: [{ name: 'alice', password_hash: hash }] }).users[0].name, 'alice');
