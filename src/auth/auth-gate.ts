@@ -195,7 +195,7 @@ export class AuthGate {
     const secure = this.opts.proto(req) === 'https';
     if (req.method === 'GET' || req.method === 'HEAD') {
       const next = localPath(params.get('next'));
-      const host = this.#appHost(params.get('host'));
+      const host = this.#appHost(req, params.get('host'));
       const s = this.sessions.of(req);
       if (s && this.#userExists(s)) return this.#finish(req, res, s, next, host, undefined);
       return sendPage(res, 200, loginPage({ next, host }), this.#formTo(req, host));
@@ -217,7 +217,7 @@ export class AuthGate {
     readForm(req, res)
       .then(async (form) => {
         const next = localPath(form.get('next'));
-        const host = this.#appHost(form.get('host'));
+        const host = this.#appHost(req, form.get('host'));
         const name = form.get('user') ?? '';
         const user = this.opts.config().users.find((u) => u.name === name);
         // An unknown name costs a hash like a wrong password: timing does not tell which names exist.
@@ -314,10 +314,16 @@ export class AuthGate {
     return s.via === 'login' ? cfg.users.some((u) => u.name === s.user) : cfg.auth_tokens.some((t) => t.name === s.user);
   }
 
-  /** `host` when it is an app's own host name on this gateway (where a login may hand a cookie to), else undefined. */
-  #appHost(host: string | null): string | undefined {
-    if (!host || !parseHostHeader(host) || !this.opts.isAppHost(host)) return undefined;
-    return host.toLowerCase();
+  /**
+   * `host` when it is an app's own host name on this gateway and on the port this
+   * request came to (where a login may hand a cookie to), else undefined. The port
+   * matters: `app.localhost:PORT` is loopback, where another program may listen.
+   */
+  #appHost(req: IncomingMessage, host: string | null): string | undefined {
+    const h = host ? parseHostHeader(host) : null;
+    const here = parseHostHeader(req.headers.host ?? '');
+    if (!h || !here || h.port !== here.port || !this.opts.isAppHost(host!)) return undefined;
+    return host!.toLowerCase();
   }
 
   #formTo(req: IncomingMessage, host: string | undefined): string | undefined {

@@ -254,11 +254,14 @@ test("an app's own host name logs in through localhost and gets its own cookie b
   assert.equal((await request(`${gw.url}/page`, { headers: { Host: appHost, Cookie: appCookie } })).status, 302);
 });
 
-test('a host that is not an app of this gateway never receives a handoff code', async (t) => {
+test('a host that is not an app of this gateway, or on another port, never receives a handoff code', async (t) => {
   const { gw } = await loginApp(t);
-  const r = await postLogin(gw.url, { user: 'alice', password: 'correct horse', next: '/x', host: 'evil.example' });
-  assert.equal(r.status, 303);
-  assert.equal(r.headers.location, '/x');
+  // app.localhost on another port is loopback too, where any local program may listen.
+  for (const host of ['evil.example', `evil.example:${gw.port}`, 'app.localhost:1', 'app.localhost']) {
+    const r = await postLogin(gw.url, { user: 'alice', password: 'correct horse', next: '/x', host });
+    assert.equal(r.status, 303);
+    assert.equal(r.headers.location, '/x', host);
+  }
 });
 
 test('sessions end after 12 h unused or 7 days after login, and with their user', () => {
