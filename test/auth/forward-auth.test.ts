@@ -77,8 +77,11 @@ test('a client-sent Remote-User is dropped even when the service allows without 
 test('denied: the service answer (status, body) reaches the client as it is', async (t) => {
   const { svc } = await authService(t);
   const { gw } = await setup(t, svc.url);
+  const events = collect('request', gw.gw.id);
+  t.after(events.stop);
   const r = await request(`${gw.url}/app/x`, { headers: { Authorization: 'Bearer forbidden' } });
   assert.equal(r.status, 403);
+  assert.deepEqual(events.events.map((e) => [e.status, e.code]), [[403, 'PH_ERR_AUTH_DENIED']]);
   assert.equal(r.text, 'forbidden by policy');
   assert.equal(r.headers['content-type'], 'text/plain');
   assert.equal(r.headers['x-porthole-error'], 'PH_ERR_AUTH_DENIED');

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { AuthUnsetError, createServer } from 'porthole';
 import { runCli } from '../helpers/cli.js';
+import { collect } from '../helpers/net.js';
 
 function tempDir(t: { after(fn: () => void): void }): string {
   const dir = mkdtempSync(join(tmpdir(), 'porthole-auth-default-'));
@@ -20,6 +21,8 @@ function tempDir(t: { after(fn: () => void): void }): string {
 for (const host of ['0.0.0.0', '::', '192.0.2.7']) {
   test(`createServer refuses to listen on ${host} with no auth in the config`, (t) => {
     const dataDir = tempDir(t);
+    const errors = collect('error');
+    t.after(errors.stop);
     assert.throws(
       () => createServer({ listen: { host, port: 0 }, dataDir, config: { apps: [{ name: 'demo', port: 9 }] } }),
       (err: unknown) => {
@@ -30,6 +33,7 @@ for (const host of ['0.0.0.0', '::', '192.0.2.7']) {
         return true;
       },
     );
+    assert.deepEqual(errors.events.map((e) => e.code), ['PH_ERR_AUTH_UNSET']);
   });
 }
 
