@@ -114,6 +114,7 @@ export class AuthGate {
       params.delete('token');
       const rest = params.toString();
       const s = this.sessions.create(name, 'token');
+      s.stamp = this.opts.config().auth_tokens.find((t) => t.name === name)?.sha256;
       emit('auth', { action: 'token', user: name, client, gateway: this.opts.gatewayId });
       return { kind: 'redirect', location: `${url.slice(0, q)}${rest ? `?${rest}` : ''}`, cookie: authCookie(s, this.opts.proto(req) === 'https') };
     }
@@ -229,6 +230,7 @@ export class AuthGate {
           return sendPage(res, 401, loginPage({ next, host, error: 'Wrong user name or password.' }), this.#formTo(req, host), err);
         }
         const s = this.sessions.create(user.name, 'login');
+        s.stamp = user.password_hash;
         emit('auth', { action: 'login', user: user.name, client, gateway: this.opts.gatewayId });
         this.#finish(req, res, s, next, host, authCookie(s, secure));
       })
@@ -309,9 +311,12 @@ export class AuthGate {
     return found;
   }
 
+  /** The session's user is still in the config, with the password (or token) it logged in with. */
   #userExists(s: UserSession): boolean {
     const cfg = this.opts.config();
-    return s.via === 'login' ? cfg.users.some((u) => u.name === s.user) : cfg.auth_tokens.some((t) => t.name === s.user);
+    return s.via === 'login'
+      ? cfg.users.some((u) => u.name === s.user && (s.stamp === undefined || u.password_hash === s.stamp))
+      : cfg.auth_tokens.some((t) => t.name === s.user && (s.stamp === undefined || t.sha256 === s.stamp));
   }
 
   /**

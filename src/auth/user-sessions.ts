@@ -33,6 +33,8 @@ export interface UserSession {
   via: 'login' | 'token';
   created: number;
   lastUsed: number;
+  /** The credential it was made with (the password hash, the token's sha256): a changed one ends it. */
+  stamp?: string;
 }
 
 const secret = () => randomBytes(32).toString('base64url');
@@ -87,7 +89,9 @@ export class UserSessions {
     if (!c) return null;
     this.#codes.delete(code);
     if (c.until <= now || c.host !== host.toLowerCase() || !this.#sessions.has(c.session.id)) return null;
-    return this.create(c.session.user, c.session.via, c.session.family, now);
+    const s = this.create(c.session.user, c.session.via, c.session.family, now);
+    s.stamp = c.session.stamp;
+    return s;
   }
 
   /** Logout: every session of the family, on every host name. */

@@ -290,6 +290,27 @@ test('a reload that removes a user ends their sessions', async (t) => {
   assert.equal((await request(`${gw.url}/app/`, { headers: { Cookie: cookie } })).status, 302);
 });
 
+test("a reload that changes a user's password ends the sessions made with the old one", async (t) => {
+  const up = await httpUpstream((_q, s) => s.end('ok'));
+  t.after(() => up.close());
+  const config = { auth: 'login', users: await users(), apps: [{ name: 'app', port: up.port }] };
+  const gw = await gateway(t, config);
+  const cookie = await logIn(gw);
+  gw.gw.reload({ ...config, users: [{ ...config.users[0], admin: true }] });
+  assert.equal((await request(`${gw.url}/app/`, { headers: { Cookie: cookie } })).status, 200, 'other changes keep it');
+  const { hashPassword } = await import('../../src/auth/password.js');
+  gw.gw.reload({ ...config, users: [{ name: 'alice', password_hash: await hashPassword('new one', { n: 1024 }) }] });
+  assert.equal((await request(`${gw.url}/app/`, { headers: { Cookie: cookie } })).status, 302);
+});
+
+test('a logout form posted from another origin is refused (logout CSRF)', async (t) => {
+  const { gw } = await loginApp(t);
+  const cookie = await logIn(gw);
+  const r = await request(`${gw.url}/_porthole/auth/logout`, { method: 'POST', headers: { Cookie: cookie, Origin: 'http://evil.example', 'Content-Length': '0' } });
+  assert.equal(r.status, 403);
+  assert.equal((await request(`${gw.url}/app/`, { headers: { Cookie: cookie } })).status, 200);
+});
+
 test('login needs users: the config says so', async () => {
   const { parseConfig } = await import('../../src/config/schema.js');
   assert.throws(() => parseConfig({ auth: 'login' }), /auth: login needs at least one entry in users/);
