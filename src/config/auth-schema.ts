@@ -55,12 +55,25 @@ export const authSchema = (): k.Schema<AuthConfig> => ({
   parse(v, at, issues) {
     if (v === 'none' || v === 'login' || v === 'token') return { mode: v };
     if (typeof v === 'string') return void issues.push(`${at}: expected "none", "login", "token" or { forward_auth: URL }, got ${k.quote(v)}`);
+    // The parsed form itself (an admin API app stored back as it was parsed, e.g. by autostart).
+    if (v !== null && typeof v === 'object' && 'mode' in v) return parsedForm(v as Record<string, unknown>, at, issues);
     const o = authObject.parse(v, at, issues);
     if (!o) return undefined;
     if (!o.forward_auth) return void issues.push(`${at}: a mapping needs forward_auth: URL`);
     return { mode: 'forward_auth', ...o.forward_auth };
   },
 });
+
+function parsedForm(v: Record<string, unknown>, at: string, issues: string[]): AuthConfig | undefined {
+  const { mode, ...rest } = v;
+  if ((mode === 'none' || mode === 'login' || mode === 'token') && Object.keys(rest).length === 0) return { mode };
+  const ms = rest.timeout;
+  if (mode === 'forward_auth' && typeof ms === 'number' && Number.isInteger(ms) && ms > 0) {
+    const f = forwardAuthObject.parse({ ...rest, timeout: `${ms}ms` }, at, issues);
+    return f ? { mode, ...f } : undefined;
+  }
+  return void issues.push(`${at}: expected "none", "login", "token" or { forward_auth: URL }`);
+}
 
 /** `porthole passwd` prints these: `scrypt$N$r$p$salt$hash`. */
 export const PASSWORD_HASH = /^scrypt\$\d+\$\d+\$\d+\$[A-Za-z0-9_-]{16,}\$[A-Za-z0-9_-]{32,}$/;

@@ -58,3 +58,23 @@ test('a user without admin gets the dashboard login form, not a session', async 
   assert.equal(page.headers['set-cookie'], undefined);
   assert.match(page.text, /Admin token/);
 });
+
+test('an app registered through the admin API keeps its auth through a stored update (autostart) and a restart', async (t) => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'porthole-auth-api-'));
+  t.after(() => rmSync(dataDir, { recursive: true, force: true }));
+  const config = { users: [{ name: 'alice', password_hash: await aliceHash() }] };
+  const first = createServer({ listen: { port: 0 }, dataDir, config });
+  const start = await first.listen();
+  const call = (url: string, token: string, body: unknown) =>
+    request(`${url}/webapp`, { method: 'POST', body: JSON.stringify(body), headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' } });
+  let r = await call(start.url, start.token, { action: 'register', name: 'guarded', port: 9, auth: 'login' });
+  assert.equal(r.status, 200, r.text);
+  r = await call(start.url, start.token, { action: 'autostart', name: 'guarded', enabled: false });
+  assert.equal(r.status, 200, r.text);
+  assert.equal((await request(`${start.url}/guarded/`, { headers: { Accept: 'text/html' } })).status, 302);
+  await first.close();
+  const second = createServer({ listen: { port: 0 }, dataDir, config });
+  t.after(() => second.close());
+  const again = await second.listen();
+  assert.equal((await request(`${again.url}/guarded/`, { headers: { Accept: 'text/html' } })).status, 302, 'still guarded after a restart');
+});

@@ -317,6 +317,12 @@ test('login needs users: the config says so', async () => {
   assert.throws(() => parseConfig({ apps: [{ name: 'a', port: 1, auth: 'login' }] }), /apps\[0\]\.auth: login needs/);
   assert.throws(() => parseConfig({ auth: 'open' }), /auth: expected "none", "login", "token"/);
   assert.throws(() => parseConfig({ users: [{ name: 'a', password_hash: 'plain' }] }), /porthole passwd/);
+  // An app stored back as it was parsed (the admin API's updates) reads the same again.
+  const { parseApp } = await import('../../src/config/schema.js');
+  for (const auth of ['login', { forward_auth: { url: 'http://127.0.0.1:9091/', response_headers: ['Remote-User'], timeout: '2s' } }]) {
+    const once = parseApp({ name: 'a', port: 1, auth });
+    assert.deepEqual(parseApp(JSON.parse(JSON.stringify(once))).auth, once.auth);
+  }
 });
 
 test('parallel guesses from one address do not slip past the limit: attempts in flight count', async (t) => {
