@@ -226,7 +226,7 @@ export class AuthGate {
         if (!user || !good) {
           const err = new LoginFailedError('wrong user name or password');
           this.rateLimit.fail(client);
-          emit('auth', { action: 'login_failed', user: name.slice(0, 64), client, code: err.code, gateway: this.opts.gatewayId });
+          emit('auth', { action: 'login_failed', user: name.replace(/[\u0000-\u001f\u007f]/g, '?').slice(0, 64), client, code: err.code, gateway: this.opts.gatewayId });
           return sendPage(res, 401, loginPage({ next, host, error: 'Wrong user name or password.' }), this.#formTo(req, host), err);
         }
         const s = this.sessions.create(user.name, 'login');

@@ -153,7 +153,7 @@ test('a wrong password is 401 PH_ERR_LOGIN_FAILED; the sixth failure in a minute
   const events = collect('auth', gw.gw.id);
   t.after(events.stop);
   for (let i = 0; i < 5; i++) {
-    const r = await postLogin(gw.url, { user: i % 2 ? 'alice' : 'nobody', password: 'wrong', next: '/app/' });
+    const r = await postLogin(gw.url, { user: i % 2 ? 'alice' : 'nobody\n12:00:00 forged log line', password: 'wrong', next: '/app/' });
     assert.equal(r.status, 401);
     assert.equal(r.headers['x-porthole-error'], 'PH_ERR_LOGIN_FAILED');
     assert.match(r.text, /Wrong user name or password/);
@@ -165,6 +165,7 @@ test('a wrong password is 401 PH_ERR_LOGIN_FAILED; the sixth failure in a minute
   const wait = Number(limited.headers['retry-after']);
   assert.ok(wait >= 1 && wait <= 60, `Retry-After ${wait}`);
   assert.equal(cookieOf(limited), undefined);
+  assert.ok(events.events.every((e) => !/[\n\r]/.test(e.user ?? '')), 'a name cannot forge log lines');
   assert.deepEqual(
     events.events.map((e) => e.action),
     ['login_failed', 'login_failed', 'login_failed', 'login_failed', 'login_failed', 'rate_limited'],
