@@ -131,6 +131,12 @@ export function clearedAuthCookie(secure: boolean): string {
   return `${AUTH_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0${secure ? '; Secure' : ''}`;
 }
 
+/** True when a Set-Cookie value sets the gateway's session cookie (names are case-sensitive; `__Host-`/`__Secure-` prefixes aside). */
+export function isAuthCookie(setCookie: string): boolean {
+  const eq = setCookie.indexOf('=');
+  return eq !== -1 && setCookie.slice(0, eq).trim() === AUTH_COOKIE;
+}
+
 /** A Cookie header without the gateway's own session cookie (undefined when nothing is left). */
 export function withoutAuthCookie(header: string): string | undefined {
   const kept = header

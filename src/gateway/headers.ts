@@ -7,7 +7,7 @@ import type { IncomingMessage } from 'node:http';
 import { MalformedRequestError } from '../errors.js';
 import type { Match, Route } from './router.js';
 import { admissionOf } from '../auth/admission.js';
-import { withoutAuthCookie } from '../auth/user-sessions.js';
+import { isAuthCookie, withoutAuthCookie } from '../auth/user-sessions.js';
 
 /** Hop-by-hop headers (RFC 9110 §7.6.1): meaningful for one connection only, never forwarded. */
 const HOP_BY_HOP = new Set([
@@ -266,6 +266,8 @@ export function downstreamResponseHeaders(raw: readonly string[], match: Match):
     const lower = name.toLowerCase();
     if (HOP_BY_HOP.has(lower) || (dropNamed !== null && dropNamed.has(lower))) continue;
     let value = raw[i + 1];
+    // The gateway's session cookie is the gateway's: an app cannot set (fix) or clear it.
+    if (lower === 'set-cookie' && isAuthCookie(value)) continue;
     if (rewrite) {
       if (lower === 'location' || lower === 'content-location') value = rewriteLocation(value, route);
       else if (lower === 'set-cookie') value = rewriteCookiePath(value, route.prefix, route.http.basePath);

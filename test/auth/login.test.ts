@@ -351,3 +351,17 @@ test('an embedded gateway (handleRequest) serves the login pages too', async (t)
   assert.equal((await request(`${base}/app/`, { headers: { Cookie: cookieOf(r)! } })).text, 'ok');
   assert.equal((await request(`${base}/other`)).text, 'mine');
 });
+
+test("an app cannot set or clear the gateway's session cookie (session fixation); its own cookies pass", async (t) => {
+  const up = await httpUpstream((_q, res) => {
+    res.setHeader('Set-Cookie', ['porthole_auth=attacker-session; Path=/', 'mine=1; Path=/']);
+    res.end('ok');
+  });
+  t.after(() => up.close());
+  const gw = await gateway(t, { auth: 'none', apps: [{ name: 'app', port: up.port }] });
+  for (const host of [`127.0.0.1:${gw.port}`, `app.localhost:${gw.port}`]) {
+    const r = await request(`${gw.url}${host.startsWith('app.') ? '/' : '/app/'}`, { headers: { Host: host } });
+    assert.equal(r.text, 'ok');
+    assert.deepEqual(r.headers['set-cookie']?.map((c) => c.split(';')[0]), ['mine=1'], host);
+  }
+});
