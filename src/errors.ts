@@ -332,6 +332,52 @@ export class TlsRequiredError extends PortholeError {
   readonly closeCode = 1008;
 }
 
+/**
+ * The gateway would listen on an address other than loopback with no `auth`
+ * in its config: it refuses to start (docs/auth.md). `auth: login` (or
+ * `token`, `forward_auth`) protects the apps; `auth: none` opts out.
+ */
+export class AuthUnsetError extends PortholeError {
+  readonly code = 'PH_ERR_AUTH_UNSET';
+  readonly status = 500;
+  readonly closeCode = 1011;
+}
+
+/** An app with `auth: login` or `token` was asked for without a live session or a valid token. */
+export class AuthRequiredError extends PortholeError {
+  readonly code = 'PH_ERR_AUTH_REQUIRED';
+  readonly status = 401;
+  readonly closeCode = 1008;
+}
+
+/** A login with an unknown user or a wrong password, or a token that matches none. */
+export class LoginFailedError extends PortholeError {
+  readonly code = 'PH_ERR_LOGIN_FAILED';
+  readonly status = 401;
+  readonly closeCode = 1008;
+}
+
+/** Too many failed logins from one client address: 429 with Retry-After. */
+export class LoginRateLimitedError extends PortholeError {
+  readonly code = 'PH_ERR_LOGIN_RATE_LIMITED';
+  readonly status = 429;
+  readonly closeCode = 1008;
+}
+
+/** `forward_auth`: the auth service refused the request (its own answer is relayed to HTTP clients). */
+export class AuthDeniedError extends PortholeError {
+  readonly code = 'PH_ERR_AUTH_DENIED';
+  readonly status = 403;
+  readonly closeCode = 1008;
+}
+
+/** `forward_auth`: the auth service cannot be reached, timed out or did not answer HTTP. */
+export class AuthUnavailableError extends PortholeError {
+  readonly code = 'PH_ERR_AUTH_UNAVAILABLE';
+  readonly status = 503;
+  readonly closeCode = 1011;
+}
+
 /** A failure Porthole did not foresee: a bug to report, logged with its stack. */
 export class InternalError extends PortholeError {
   readonly code = 'PH_ERR_INTERNAL';
@@ -415,6 +461,12 @@ export const ERROR_CODES = [
   'PH_ERR_TLS_CERT',
   'PH_ERR_TLS_CA',
   'PH_ERR_TLS_REQUIRED',
+  'PH_ERR_AUTH_UNSET',
+  'PH_ERR_AUTH_REQUIRED',
+  'PH_ERR_LOGIN_FAILED',
+  'PH_ERR_LOGIN_RATE_LIMITED',
+  'PH_ERR_AUTH_DENIED',
+  'PH_ERR_AUTH_UNAVAILABLE',
   'PH_ERR_INTERNAL',
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];

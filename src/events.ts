@@ -42,6 +42,11 @@ export interface EventMap {
    * `reloaded` (the files changed), `rejected` (new files or a renewal failed; the one in force stays).
    */
   tls: { action: 'loaded' | 'renewed' | 'reloaded' | 'rejected'; source: 'files' | 'internal'; names?: readonly string[]; notAfter?: string; serial?: string; code?: string; error?: string; gateway: string };
+  /**
+   * Access control (docs/auth.md): a `login`, a `login_failed` (with its code), a login
+   * `rate_limited`, a `logout`, a `token` exchanged for a session, a cross-host `handoff`.
+   */
+  auth: { action: 'login' | 'login_failed' | 'rate_limited' | 'logout' | 'token' | 'handoff'; user?: string; client?: string; host?: string; code?: string; gateway: string };
   /** A supervised app changed state. */
   app: { app: string; state: string; pid?: number; exit?: { code: number | null; signal: string | null }; message?: string; /** With state `routed` (a new app on a listening gateway): its URLs. */ urls?: string[] };
 }
@@ -70,4 +75,4 @@ export function subscribe<N extends EventName>(name: N, fn: (data: EventMap[N]) 
   return () => diagnostics.unsubscribe(`porthole:${name}`, handler);
 }
 
-export const EVENT_NAMES: readonly EventName[] = ['request', 'upgrade', 'tunnel.close', 'config', 'gateway', 'error', 'app', 'tls'];
+export const EVENT_NAMES: readonly EventName[] = ['request', 'upgrade', 'tunnel.close', 'config', 'gateway', 'error', 'app', 'tls', 'auth'];

@@ -13,6 +13,7 @@ import { register as bench } from './bench.js';
 import { register as bridge } from './bridge.js';
 import { register as doctor } from './doctor.js';
 import { register as trust } from './trust.js';
+import { register as passwd } from './passwd.js';
 import { clearStartupEnviron } from './clear-environ.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -26,7 +27,8 @@ const program = new Command('porthole')
     `
 Examples:
   porthole serve --config porthole.yaml          run the gateway on 127.0.0.1:50000
-  porthole serve --listen 0.0.0.0:8080           listen on every interface, port 8080
+  porthole serve --listen 0.0.0.0:8080           listen on every interface, port 8080 (needs "auth" in the config)
+  porthole passwd --name alice                   a users entry for "auth: login" (see docs/auth.md)
   porthole trust                                 trust the local CA of "tls: internal" (HTTPS, see docs/tls.md)
 
 Exit codes: 0 ok, 1 runtime failure, 2 bad usage or invalid config.`,
@@ -35,7 +37,7 @@ program.exitOverride((err) => {
   process.exit(err.exitCode === 1 && err.code.startsWith('commander.') && err.code !== 'commander.executeSubCommandAsync' ? 2 : err.exitCode);
 });
 
-for (const register of [serve, apps, echo, connect, bridge, bench, doctor, trust]) register(program);
+for (const register of [serve, apps, echo, connect, bridge, bench, doctor, trust, passwd]) register(program);
 
 // The gateway is the parent of every app: its /proc/PID/environ must show no
 // secret to a same-user app (issue 8). Cleared before any app can exist.

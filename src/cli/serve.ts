@@ -5,7 +5,7 @@
 import type { Command } from 'commander';
 import { existsSync } from 'node:fs';
 import { watchConfigFile } from '../config/load.js';
-import { ConfigError } from '../errors.js';
+import { AuthUnsetError, ConfigError } from '../errors.js';
 import { startLogger } from '../log/logger.js';
 import { createServer, defaultDataDir, ServerStartError, type PortholeServer } from '../server/create-server.js';
 
@@ -60,8 +60,8 @@ async function serve(opts: ServeOptions): Promise<void> {
       throw new ConfigError([`--log-format: expected auto, json or text, got ${JSON.stringify(opts.logFormat)}`]);
     }
   } catch (err) {
-    if (err instanceof ConfigError) {
-      process.stderr.write(`porthole: ${err.message}\n`);
+    if (err instanceof ConfigError || err instanceof AuthUnsetError) {
+      process.stderr.write(`porthole: ${err instanceof AuthUnsetError ? `${err.code}: ` : ''}${err.message}\n`);
       process.exit(2);
     }
     throw err;

@@ -3,6 +3,7 @@
  * app bodies are all checked by it, and its types are the ones the code uses.
  */
 import { ConfigError } from '../errors.js';
+import { authProblems, authSchema, authTokenSchema, userSchema } from './auth-schema.js';
 import { execLimitProblems } from './exec-limits.js';
 import { parseHostPort } from './host-port.js';
 import * as k from './schema-kit.js';
@@ -123,6 +124,10 @@ export const appSchema = k.object(
     response_timeout: k.optional(k.duration()),
     ping_interval: k.optional(k.duration()),
     tls_verify: k.withDefault(k.boolean(), true),
+    /** Who may use the app (docs/auth.md); default: the global `auth`. */
+    auth: k.optional(authSchema()),
+    /** Pass the gateway's session cookie and a consumed Authorization on to the app. */
+    auth_forward_credentials: k.optional(k.boolean()),
     // Supervised apps (the process behind the route).
     cmd: k.optional(k.string()),
     cwd: k.optional(k.string()),
@@ -246,6 +251,12 @@ export const configSchema = k.object(
     server_names: k.withDefault(k.array(hostName()), []),
     /** Every app is also served at the root of `{name}.{base_domain}` (wildcard DNS), besides `{name}.localhost`. */
     base_domain: k.optional(domainName()),
+    /** Who may use the apps (docs/auth.md): none, login, token or { forward_auth: URL }. Required off loopback. */
+    auth: k.optional(authSchema()),
+    /** The accounts of `auth: login` (hashes from `porthole passwd`). */
+    users: k.withDefault(k.array(userSchema), []),
+    /** The tokens of `auth: token`, as SHA-256 (`porthole passwd --token`). */
+    auth_tokens: k.withDefault(k.array(authTokenSchema), []),
     /** Failed upgrades that no app takes (no app at the path, a refused Host): `ws` (101 + close) or `http`. */
     ws_errors: k.withDefault(k.oneOf('ws', 'http'), 'ws'),
     log: k.withDefault(
@@ -272,7 +283,7 @@ export const configSchema = k.object(
     apps: k.withDefault(k.array(appSchema), []),
   },
   (cfg, _at, issues) => {
-    issues.push(...appSetProblems(cfg.apps), ...serverNameProblems(cfg));
+    issues.push(...appSetProblems(cfg.apps), ...serverNameProblems(cfg), ...authProblems(cfg));
   },
 );
 export type Config = k.Infer<typeof configSchema>;
@@ -336,7 +347,7 @@ export function appSetProblems(apps: readonly AppConfig[]): string[] {
 
 /** The same config with another set of (already parsed) apps, checked and frozen. */
 export function withApps(config: Config, apps: readonly AppConfig[]): Config {
-  const problems = [...appSetProblems(apps), ...serverNameProblems({ ...config, apps })];
+  const problems = [...appSetProblems(apps), ...serverNameProblems({ ...config, apps }), ...authProblems({ ...config, apps })];
   if (problems.length) throw new ConfigError(problems);
   return k.deepFreeze({ ...config, apps: [...apps] });
 }

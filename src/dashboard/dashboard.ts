@@ -60,6 +60,11 @@ export interface DashboardOptions {
   uiDir?: string;
   /** True when the browser reached the gateway over HTTPS (its own TLS, or a trusted proxy's): the cookie is then `Secure`. */
   secure?: (req: IncomingMessage) => boolean;
+  /**
+   * The user of the request's gateway login (`auth: login`) when it is an `admin: true` user:
+   * their page load starts a dashboard session like the admin token does (docs/auth.md).
+   */
+  adminUser?: (req: IncomingMessage) => string | undefined;
 }
 
 /** The files served under `/_porthole/ui/vendor/`, from the installed packages. */
@@ -158,6 +163,14 @@ export function createDashboard(opts: DashboardOptions): (req: IncomingMessage, 
       return true;
     }
     const session = opts.sessions.of(req);
+    // An admin user's login leads to a dashboard session: a page load only (the CSRF
+    // secret then comes with the page, as after a token login), never an admin call.
+    const admin = !session && req.headers['sec-fetch-dest'] === 'document' ? opts.adminUser?.(req) : undefined;
+    if (admin !== undefined) {
+      emit('auth', { action: 'login', user: admin, client: req.socket.remoteAddress, host: 'dashboard', gateway: opts.gatewayId });
+      startSession(res, opts.sessions.create(), secure);
+      return true;
+    }
     if (!session) {
       const ended = Sessions.hasCookie(req) ? 'Your session has ended: log in again.' : undefined;
       sendPage(res, 200, loginPage(ended));

@@ -79,7 +79,8 @@ export class BridgeConnection {
     readonly ws: WebSocket,
     readonly tcp: Socket,
     /** The client's socket under `ws`, watched for 'drain'. */
-    private readonly client: Duplex,
+    /** The client's socket (logout finds the connections of a login by it). */
+    readonly client: Duplex,
     readonly info: BridgeInfo,
     private readonly opts: BridgeConnectionOptions,
   ) {

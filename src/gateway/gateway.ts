@@ -10,7 +10,7 @@ import type { AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { parseConfig, type AppConfig, type Config } from '../config/schema.js';
-import { ConfigError, HeadersTooLargeError, MalformedRequestError, PortholeError, RequestTimeoutError, RouteNotFoundError, TlsRequiredError } from '../errors.js';
+import { AuthRequiredError, ConfigError, HeadersTooLargeError, MalformedRequestError, PortholeError, RequestTimeoutError, RouteNotFoundError, TlsRequiredError } from '../errors.js';
 import { emit } from '../events.js';
 import type { GatewayCore } from './core.js';
 import { sendHttpError, sendRawHttpError, writeRawResponse } from './error-response.js';
@@ -27,6 +27,8 @@ import { clientProto, proxyUpgrade } from './upgrade.js';
 import { Certificates, loadCertFiles } from '../tls/certificates.js';
 import { TlsListener } from './tls-listener.js';
 import { H2Server } from './h2-server.js';
+import { AUTH_PATH, AuthGate, type Decision } from '../auth/auth-gate.js';
+import { setAdmission } from '../auth/admission.js';
 
 export interface GatewayOptions {
   /** Directory that relative paths in the config (error pages) are resolved against. Default: cwd. */
@@ -87,6 +89,8 @@ export class Gateway implements GatewayCore {
   private h2: H2Server | null = null;
   private readonly dataDir: string | undefined;
   private readonly internalCertLifetimeMs: number | undefined;
+  /** Access control (`auth`): who reaches which app, and the login pages (src/auth/). */
+  readonly auth: AuthGate;
 
   constructor(config: unknown, options: GatewayOptions = {}) {
     this.baseDir = options.baseDir ?? process.cwd();
@@ -95,6 +99,18 @@ export class Gateway implements GatewayCore {
     this.dataDir = options.dataDir;
     this.internalCertLifetimeMs = options.internalCertLifetimeMs;
     this.table = this.build(config);
+    this.auth = new AuthGate({
+      gatewayId: this.id,
+      config: () => this.table.config,
+      isAppHost: (host) => this.appAtHost(host) !== undefined,
+      proto: (req) => this.clientProto(req),
+      endConnections: (sockets) => {
+        const open = [...this.tunnels, ...this.bridges].filter((c) => sockets.has(c.client));
+        for (const c of open) c.close(1008, 'PH_ERR_AUTH_REQUIRED: logged out');
+        // Still connecting to the app: no tunnel yet.
+        for (const s of sockets) if (!open.some((c) => c.client === s)) s.destroy();
+      },
+    });
   }
 
   /** The config in force (parsed, frozen). */
@@ -119,6 +135,7 @@ export class Gateway implements GatewayCore {
   reload(config: unknown): void {
     const before = this.server?.listening ? this.appUrls() : undefined;
     this.table = this.build(config);
+    this.auth.configChanged();
     this.certificates?.update(this.table.config);
     if (!before) return;
     // A new app (or new URLs) is announced where the `gateway listening` line announced the first ones.
@@ -163,6 +180,12 @@ export class Gateway implements GatewayCore {
    * (DNS rebinding) is answered 421 here.
    */
   handleRequest(req: http.IncomingMessage, res: http.ServerResponse): boolean {
+    // The login pages of `auth: login` belong to the gateway wherever it is embedded.
+    if ((req.url ?? '/').startsWith(AUTH_PATH) && this.table.config.users.length > 0) {
+      const refusedHost = this.checkHost(req.headers.host, req.socket.localAddress);
+      if (refusedHost) return this.refuseRequest(req, res, refusedHost), true;
+      if (this.auth.handle(req, res)) return true;
+    }
     const found = this.table.lookup(req.headers.host, req.url ?? '/', false);
     if (found.kind === 'none') return false;
     const refused = this.checkHost(req.headers.host, req.socket.localAddress);
@@ -183,8 +206,27 @@ export class Gateway implements GatewayCore {
       return;
     }
     if (this.draining) res.setHeader('Connection', 'close');
-    if (found.match.route.bridgeOnly) refuseBridgeHttp(this.id, req, res, found.match.route);
-    else forwardHttp(this, req, res, found.match);
+    const match = found.match;
+    const decided = this.auth.decide(req, match.route.app, false);
+    if (!(decided instanceof Promise)) return this.admitted(req, res, match, decided);
+    decided.then(
+      (d) => (res.destroyed ? undefined : this.admitted(req, res, match, d)),
+      (err) => this.refuseRequest(req, res, err as PortholeError, match.route.app.name),
+    );
+  }
+
+  /** After access control: on to the app, or the refusal (a login redirect, 401, the auth service's answer). */
+  private admitted(req: http.IncomingMessage, res: http.ServerResponse, match: Extract<Lookup, { kind: 'app' }>['match'], d: Decision): void {
+    if (d.kind !== 'admit') {
+      const app = match.route.app.name;
+      onResponseDone(res, () => emit('request', { gateway: this.id, app, method: req.method ?? 'GET', path: req.url ?? '/', status: res.statusCode, ms: 0, code: d.kind === 'refuse' ? d.err.code : undefined }));
+      // An unread body must not be parsed as the next request.
+      if (req.method !== 'GET' && req.method !== 'HEAD') res.setHeader('Connection', 'close');
+      return this.auth.answer(req, res, d, match.route.errorPage ?? this.errorPage);
+    }
+    if (d.admission) setAdmission(req, d.admission);
+    if (match.route.bridgeOnly) refuseBridgeHttp(this.id, req, res, match.route);
+    else forwardHttp(this, req, res, match);
   }
 
   private refuseRequest(req: http.IncomingMessage, res: http.ServerResponse, err: PortholeError, app: string | null = null): void {
@@ -215,8 +257,38 @@ export class Gateway implements GatewayCore {
       refuseUpgrade(this.id, req, socket, err, { app, wsErrors: route.app.ws_errors, template: route.errorPage ?? this.errorPage });
       return true;
     }
-    proxyUpgrade(this, req, socket, head, found.match);
+    const match = found.match;
+    const decided = this.auth.decide(req, route.app, true);
+    if (!(decided instanceof Promise)) this.upgradeAdmitted(req, socket, head, match, decided);
+    else {
+      socket.on('error', () => socket.destroy());
+      decided.then(
+        (d) => (socket.destroyed ? undefined : this.upgradeAdmitted(req, socket, head, match, d)),
+        () => socket.destroy(),
+      );
+    }
     return true;
+  }
+
+  /** After access control: the tunnel, or a completed handshake closed 1008 "login required" (never a bare 1006). */
+  private upgradeAdmitted(req: http.IncomingMessage, socket: Duplex, head: Buffer, match: Extract<Lookup, { kind: 'app' }>['match'], d: Decision): void {
+    const route = match.route;
+    if (d.kind !== 'admit') {
+      const err = d.kind === 'refuse' ? d.err : new AuthRequiredError('login required', { app: route.app.name });
+      if (d.kind === 'refuse' && d.relay && route.app.ws_errors === 'http') {
+        // ws_errors: http asks for HTTP answers: the auth service's own, as it is.
+        emit('upgrade', { gateway: this.id, app: route.app.name, path: req.url ?? '/', accepted: false, status: d.relay.status, code: err.code, reason: err.message });
+        const headers: Record<string, string> = {};
+        for (const [n, v] of d.relay.headers) if (n.toLowerCase() !== 'set-cookie') headers[n] = v;
+        return writeRawResponse(socket, d.relay.status, { ...headers, 'X-Porthole-Error': err.code }, d.relay.body.toString('utf8'));
+      }
+      return refuseUpgrade(this.id, req, socket, err, { app: route.app.name, wsErrors: route.app.ws_errors, template: route.errorPage ?? this.errorPage });
+    }
+    if (d.admission) {
+      setAdmission(req, d.admission);
+      this.auth.track(d.admission.family, socket);
+    }
+    proxyUpgrade(this, req, socket, head, match);
   }
 
   /**
@@ -278,6 +350,12 @@ export class Gateway implements GatewayCore {
   readonly requestListener = (req: http.IncomingMessage, res: http.ServerResponse): void => {
     const url = req.url ?? '/';
     if (this.mustRedirect(req)) return this.redirectToHttps(req, res);
+    // The login pages answer under every name, an app's own included (its cookie is set there).
+    if (url.startsWith(AUTH_PATH)) {
+      const refusedHost = this.checkHost(req.headers.host, req.socket.localAddress);
+      if (refusedHost) return this.refuseRequest(req, res, refusedHost);
+      if (this.auth.handle(req, res)) return;
+    }
     const found = this.table.lookup(req.headers.host, url, false);
     const byHost = found.kind === 'app' && found.match.prefix === '';
     if (!byHost && this.intercept?.(req, res)) return;

@@ -7,6 +7,8 @@ import type { IncomingMessage } from 'node:http';
 import { isH2Request } from './h2-request.js';
 import { MalformedRequestError } from '../errors.js';
 import type { Match, Route } from './router.js';
+import { admissionOf } from '../auth/admission.js';
+import { isAuthCookie, withoutAuthCookie } from '../auth/user-sessions.js';
 
 /** Hop-by-hop headers (RFC 9110 §7.6.1): meaningful for one connection only, never forwarded. */
 const HOP_BY_HOP = new Set([
@@ -192,10 +194,23 @@ export function upstreamRequestHeaders(req: IncomingMessage, ctx: ForwardContext
   let priorFor: string | undefined;
   let priorProto: string | undefined;
   let priorHost: string | undefined;
+  // What access control decided (src/auth/): undefined for an app with `auth: none`.
+  const admission = admissionOf(req);
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i];
     const lower = name.toLowerCase();
-    const value = raw[i + 1];
+    let value = raw[i + 1];
+    // Who the user is, the gateway says: a client's (or a proxy's) X-Forwarded-User never passes.
+    if (lower === 'x-forwarded-user' || lower === 'x_forwarded_user') continue;
+    if (admission) {
+      if (admission.replace.has(lower)) continue;
+      if (lower === 'authorization' && admission.stripAuthorization) continue;
+      if (lower === 'cookie' && admission.stripCookie) {
+        const kept = withoutAuthCookie(value);
+        if (kept === undefined) continue;
+        value = kept;
+      }
+    }
     if (lower === 'host') {
       clientHost = value;
       continue;
@@ -243,6 +258,8 @@ export function upstreamRequestHeaders(req: IncomingMessage, ctx: ForwardContext
   if (prefix) add('X-Forwarded-Prefix', prefix);
   const forNode = remote.includes(':') ? `"[${remote}]"` : remote;
   add('Forwarded', `for=${forNode};proto=${proto}${fwdHost ? `;host="${fwdHost.replace(/["\\]/g, '')}"` : ''}`);
+  if (admission?.user) add('X-Forwarded-User', admission.user);
+  if (admission) for (const [name, value] of admission.headers) add(name, value);
   if (ctx.upgrade) out.push('Connection', 'Upgrade', 'Upgrade', 'websocket');
   // The gateway frames the body itself. Node's server has removed the client's chunked
   // framing, and Node's client sends a GET or DELETE body unframed unless told: the upstream
@@ -268,6 +285,8 @@ export function downstreamResponseHeaders(raw: readonly string[], match: Match):
     const lower = name.toLowerCase();
     if (HOP_BY_HOP.has(lower) || (dropNamed !== null && dropNamed.has(lower))) continue;
     let value = raw[i + 1];
+    // The gateway's session cookie is the gateway's: an app cannot set (fix) or clear it.
+    if (lower === 'set-cookie' && isAuthCookie(value)) continue;
     if (rewrite) {
       if (lower === 'location' || lower === 'content-location') value = rewriteLocation(value, route);
       else if (lower === 'set-cookie') value = rewriteCookiePath(value, route.prefix, route.http.basePath);

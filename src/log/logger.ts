@@ -15,7 +15,7 @@ export interface LoggerOptions {
 }
 
 /** Query parameters whose values are secrets (Jupyter's and websockify's `token`, OAuth's `access_token`…). */
-const SECRET_PARAM = /([?&](?:token|access_token|auth|key|password|secret|sig|signature|login)=)[^&#]*/gi;
+const SECRET_PARAM = /([?&](?:token|access_token|auth|key|password|secret|sig|signature|login|code)=)[^&#]*/gi;
 
 /** A request path fit for a log: secret query values replaced by `…`. */
 export function redactPath(path: string): string {

@@ -27,6 +27,7 @@ import { metricsEndpoint } from '../metrics/endpoint.js';
 import { listenMetrics, type MetricsListener } from '../metrics/listener.js';
 import { FileStore } from '../store/file-store.js';
 import { dataLayout, prepareDataDir, type DataLayout } from './data-dir.js';
+import { checkAuthConfigured } from '../auth/safe-default.js';
 
 export interface ServerOptions {
   /**
@@ -197,7 +198,7 @@ export function createServer(options: ServerOptions = {}): PortholeServer {
     activity,
     loginCode: () => sessions.loginCode(),
   });
-  dashboard = createDashboard({ sessions, guard: guardOptions, gatewayId: gateway.id, secure: (req) => gateway.clientProto(req) === 'https' });
+  dashboard = createDashboard({ sessions, guard: guardOptions, gatewayId: gateway.id, secure: (req) => gateway.clientProto(req) === 'https', adminUser: (req) => gateway.auth.adminUser(req) });
   // Fed by the events; the open-tunnel gauge reads the gateway's sets when scraped.
   // With metrics.listen they are served there only, without the token (docs/metrics.md says why);
   // like `listen`, it is read at start.
@@ -208,6 +209,8 @@ export function createServer(options: ServerOptions = {}): PortholeServer {
   if (metricsAt && metricsAt.port !== 0 && metricsAt.port === listenAt.port && (metricsAt.host === listenAt.host || [metricsAt.host, listenAt.host].some((h) => h === '0.0.0.0' || h === '::'))) {
     throw new ConfigError([`metrics.listen: ${config.metrics.listen} is the gateway's own address (listen ${listenAt.host}:${listenAt.port}); give the metrics a port of their own`]);
   }
+  // Off loopback the config must say who may use the apps (AuthUnsetError otherwise).
+  checkAuthConfigured(config, listenAt.host);
   if (options.metrics ?? config.metrics.enabled) {
     const appRegistry = registry;
     metrics = createMetrics({
@@ -324,6 +327,7 @@ export function createServer(options: ServerOptions = {}): PortholeServer {
         next = given === undefined ? loadConfigFile(configFile!) : parseGiven(given);
         // Built whole before anything changes: a bad error_page path rejects the config here.
         gateway.validate(next);
+        checkAuthConfigured(next, listenAt.host);
       } catch (err) {
         const e = err as Error & { code?: string };
         emit('config', { action: 'rejected', source, error: e.message, code: e.code ?? 'PH_ERR_CONFIG' });

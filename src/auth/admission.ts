@@ -1,0 +1,30 @@
+/**
+ * What access control decided about a request it let through, read by the
+ * header policy (gateway/headers.ts) when the request is sent upstream.
+ */
+import type { IncomingMessage } from 'node:http';
+
+export interface Admission {
+  /** Sent to the app as `X-Forwarded-User`. */
+  user?: string;
+  /** The login the request came with (its WebSockets are closed at logout). */
+  family?: string;
+  /** Drop the gateway's session cookie from `Cookie` (it authorizes every app: no app gets it). */
+  stripCookie: boolean;
+  /** Drop `Authorization`: the gateway consumed it (a bearer token of auth_tokens). */
+  stripAuthorization: boolean;
+  /** Client headers of these (lower-case) names are dropped: the auth service's answer stands for them. */
+  replace: ReadonlySet<string>;
+  /** Added to the upstream request (forward_auth's `response_headers`). */
+  headers: readonly (readonly [string, string])[];
+}
+
+const admissions = new WeakMap<IncomingMessage, Admission>();
+
+export function setAdmission(req: IncomingMessage, a: Admission): void {
+  admissions.set(req, a);
+}
+
+export function admissionOf(req: IncomingMessage): Admission | undefined {
+  return admissions.get(req);
+}

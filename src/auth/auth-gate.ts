@@ -1,0 +1,397 @@
+/**
+ * Access control in front of the apps (docs/auth.md): which requests and
+ * upgrades reach an app, and the gateway's own login, handoff and logout
+ * pages under `/_porthole/auth/`.
+ */
+import { timingSafeEqual } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { AuthConfig } from '../config/auth-schema.js';
+import type { AppConfig, Config } from '../config/schema.js';
+import { AuthDeniedError, AuthRequiredError, AuthUnavailableError, BadRequestError, BodyTooLargeError, CsrfError, LoginFailedError, LoginRateLimitedError, PortholeError } from '../errors.js';
+import { emit } from '../events.js';
+import { sendHttpError, wantsJson } from '../gateway/error-response.js';
+import { parseHostHeader } from '../gateway/host-header.js';
+import type { Admission } from './admission.js';
+import { askAuthService, type ForwardAuthConfig } from './forward-auth.js';
+import { loginPage, logoutPage, messagePage, pageHeaders } from './login-page.js';
+import { decoyHash, tokenDigest, verifyPassword } from './password.js';
+import { LoginRateLimit } from './rate-limit.js';
+import { authCookie, AUTH_COOKIE, clearedAuthCookie, UserSessions, type UserSession } from './user-sessions.js';
+
+export const AUTH_PATH = '/_porthole/auth/';
+const LOGIN = '/_porthole/auth/login';
+const LOGOUT = '/_porthole/auth/logout';
+const HANDOFF = '/_porthole/auth/handoff';
+const MAX_FORM = 4096;
+const NONE: AuthConfig = Object.freeze({ mode: 'none' });
+
+/** What access control decided: let through (with what it learnt), or refuse (and how). */
+export type Decision =
+  | { kind: 'admit'; admission: Admission | null }
+  | { kind: 'refuse'; err: PortholeError; login?: boolean; retryAfter?: number; relay?: { status: number; headers: [string, string][]; body: Buffer } }
+  | { kind: 'redirect'; location: string; cookie: string };
+
+export interface AuthGateOptions {
+  gatewayId: string;
+  config: () => Config;
+  /** True when a Host header routes to one app whole (its `hosts` or automatic names). */
+  isAppHost: (host: string) => boolean;
+  /** The scheme the client used (the listener's, or a trusted proxy's). */
+  proto: (req: IncomingMessage) => 'http' | 'https';
+  /** Ends the connections (WebSocket tunnels) a logged-out login opened. */
+  endConnections: (sockets: ReadonlySet<Duplex>) => void;
+}
+
+export class AuthGate {
+  readonly sessions = new UserSessions();
+  readonly rateLimit = new LoginRateLimit();
+  /** Client sockets of admitted upgrades, per login family: closed at logout. */
+  readonly #sockets = new Map<string, Set<Duplex>>();
+
+  constructor(private readonly opts: AuthGateOptions) {
+    this.sessions.onEnd = (family) => {
+      const set = this.#sockets.get(family);
+      this.#sockets.delete(family);
+      if (set) opts.endConnections(set);
+    };
+  }
+
+  /** The app's own `auth`, else the global one, else `none`. */
+  modeOf(app: AppConfig): AuthConfig {
+    return app.auth ?? this.opts.config().auth ?? NONE;
+  }
+
+  /** After a reload: sessions of users (or tokens) that are gone end. */
+  configChanged(): void {
+    this.sessions.keepUsers((s) => this.#userExists(s));
+  }
+
+  /** Remembers an admitted upgrade's socket, to close it at logout. */
+  track(family: string | undefined, socket: Duplex): void {
+    if (!family) return;
+    let set = this.#sockets.get(family);
+    if (!set) this.#sockets.set(family, (set = new Set()));
+    set.add(socket);
+    socket.once('close', () => {
+      set.delete(socket);
+      if (set.size === 0 && this.#sockets.get(family) === set) this.#sockets.delete(family);
+    });
+  }
+
+  /**
+   * Whether a request (or an upgrade) may reach `app`. Synchronous except for
+   * forward_auth, which asks its service first.
+   */
+  decide(req: IncomingMessage, app: AppConfig, upgrade: boolean): Decision | Promise<Decision> {
+    const mode = this.modeOf(app);
+    if (mode.mode === 'none') return { kind: 'admit', admission: credentialsKept(app, null) };
+    if (mode.mode === 'forward_auth') return this.#forward(req, app, mode);
+    const session = this.sessions.of(req);
+    if (session && this.#userExists(session)) {
+      this.sessions.touch(session);
+      return { kind: 'admit', admission: credentialsKept(app, { user: session.user, family: session.family, stripCookie: true, stripAuthorization: false, replace: new Set(), headers: [] }) };
+    }
+    const client = req.socket.remoteAddress ?? '';
+    const bearer = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '');
+    if (bearer) {
+      const wait = this.rateLimit.retryAfter(client);
+      if (wait) return this.#limited(client, wait);
+      const name = this.#tokenName(bearer[1]);
+      if (name) return { kind: 'admit', admission: credentialsKept(app, { user: name, stripCookie: true, stripAuthorization: true, replace: new Set(), headers: [] }) };
+      return this.#failed(client, new LoginFailedError('the bearer token matches none of auth_tokens'));
+    }
+    // `?token=` on a page: exchanged once for the session cookie, then the URL is loaded without it.
+    // Not on a websockify token-file app, whose `token` parameter picks the bridge target.
+    const url = req.url ?? '/';
+    if (!upgrade && mode.mode === 'token' && app.bridge_token_file === undefined && /[?&]token=/.test(url)) {
+      const wait = this.rateLimit.retryAfter(client);
+      if (wait) return this.#limited(client, wait);
+      const q = url.indexOf('?');
+      const params = new URLSearchParams(url.slice(q + 1));
+      const name = this.#tokenName(params.get('token') ?? '');
+      if (!name) return this.#failed(client, new LoginFailedError('the token in the link matches none of auth_tokens'));
+      params.delete('token');
+      const rest = params.toString();
+      const s = this.sessions.create(name, 'token');
+      s.stamp = this.opts.config().auth_tokens.find((t) => t.name === name)?.sha256;
+      emit('auth', { action: 'token', user: name, client, gateway: this.opts.gatewayId });
+      return { kind: 'redirect', location: `${url.slice(0, q)}${rest ? `?${rest}` : ''}`, cookie: authCookie(s, this.opts.proto(req) === 'https') };
+    }
+    const how = mode.mode === 'login' ? `log in at ${LOGIN}` : 'send Authorization: Bearer <token>, or open a link with ?token=';
+    return { kind: 'refuse', err: new AuthRequiredError(`login required (${how})`, { app: app.name }), login: mode.mode === 'login' };
+  }
+
+  /** Answers a refused (or redirected) HTTP request. */
+  answer(req: IncomingMessage, res: ServerResponse, d: Exclude<Decision, { kind: 'admit' }>, template?: string): void {
+    if (d.kind === 'redirect') {
+      res.writeHead(303, { Location: d.location, 'Set-Cookie': d.cookie, 'Cache-Control': 'no-store', 'Referrer-Policy': 'no-referrer', 'Content-Length': '0' });
+      return void res.end();
+    }
+    if (d.relay) {
+      res.writeHead(d.relay.status, [...d.relay.headers.flat(), 'Content-Length', String(d.relay.body.length), 'X-Porthole-Error', d.err.code]);
+      return void res.end(d.relay.body);
+    }
+    const page = (req.method === 'GET' || req.method === 'HEAD') && !wantsJson(req.headers.accept);
+    if (d.login && page) {
+      res.writeHead(302, { Location: this.loginUrl(req), 'Cache-Control': 'no-store', 'Content-Length': '0', 'X-Porthole-Error': d.err.code });
+      return void res.end();
+    }
+    const extra: Record<string, string> = d.retryAfter ? { 'Retry-After': String(d.retryAfter) } : {};
+    if (d.err instanceof AuthRequiredError && !d.login) extra['WWW-Authenticate'] = 'Bearer realm="porthole"';
+    sendHttpError(res, d.err, req.headers.accept, template, extra);
+  }
+
+  /**
+   * Where a refused page is sent to log in. An app's own host name logs in
+   * through the gateway's name on the same port (`vnc.localhost` through
+   * `localhost`), whose session then hands a cookie to the app's host; any
+   * other name logs in on itself.
+   */
+  loginUrl(req: IncomingMessage): string {
+    const next = req.url ?? '/';
+    const hostHeader = req.headers.host ?? '';
+    const host = parseHostHeader(hostHeader);
+    if (host && host.name.endsWith('.localhost') && this.opts.isAppHost(hostHeader)) {
+      const port = host.port ? `:${host.port}` : '';
+      return `${this.opts.proto(req)}://localhost${port}${LOGIN}?next=${encodeURIComponent(next)}&host=${encodeURIComponent(hostHeader)}`;
+    }
+    return `${LOGIN}?next=${encodeURIComponent(next)}`;
+  }
+
+  /** The user of the request's live session when it is an `admin: true` user (the dashboard lets them in). */
+  adminUser(req: IncomingMessage): string | undefined {
+    const s = this.sessions.of(req);
+    if (!s || s.via !== 'login' || !this.#userExists(s)) return undefined;
+    return this.opts.config().users.find((u) => u.name === s.user)?.admin ? s.user : undefined;
+  }
+
+  /** The login, handoff and logout pages: true when `req` was one of them (and is answered). */
+  handle(req: IncomingMessage, res: ServerResponse): boolean {
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    const path = q === -1 ? url : url.slice(0, q);
+    if (path !== LOGIN && path !== LOGOUT && path !== HANDOFF) return false;
+    const params = new URLSearchParams(q === -1 ? '' : url.slice(q + 1));
+    const started = performance.now();
+    res.once('close', () =>
+      emit('request', {
+        gateway: this.opts.gatewayId,
+        app: null,
+        method: req.method ?? 'GET',
+        // No query: it may hold a handoff code.
+        path,
+        status: res.statusCode,
+        ms: Math.round(performance.now() - started),
+        ...(res.getHeader('X-Porthole-Error') ? { code: String(res.getHeader('X-Porthole-Error')) } : {}),
+      }),
+    );
+    if (path === LOGIN) this.#login(req, res, params);
+    else if (path === LOGOUT) this.#logout(req, res);
+    else this.#handoff(req, res, params);
+    return true;
+  }
+
+  #login(req: IncomingMessage, res: ServerResponse, params: URLSearchParams): void {
+    const secure = this.opts.proto(req) === 'https';
+    if (req.method === 'GET' || req.method === 'HEAD') {
+      const next = localPath(params.get('next'));
+      const host = this.#appHost(req, params.get('host'));
+      const s = this.sessions.of(req);
+      if (s && this.#userExists(s)) return this.#finish(req, res, s, next, host, undefined);
+      return sendPage(res, 200, loginPage({ next, host }), this.#formTo(req, host));
+    }
+    if (req.method !== 'POST') return sendPage(res, 405, messagePage('Log in', `${req.method} is not used here`), undefined, new BadRequestError(`${LOGIN} takes GET or POST`));
+    // A login posted from another site would log the browser into the attacker's account (login CSRF).
+    const foreign = foreignOrigin(req);
+    if (foreign) return sendPage(res, foreign.status, messagePage('Log in', foreign.message), undefined, foreign);
+    const client = req.socket.remoteAddress ?? '';
+    const wait = this.rateLimit.retryAfter(client);
+    if (wait) {
+      const err = new LoginRateLimitedError(`too many failed logins from ${client}: try again in ${wait} s`);
+      emit('auth', { action: 'rate_limited', client, code: err.code, gateway: this.opts.gatewayId });
+      res.setHeader('Retry-After', String(wait));
+      req.resume();
+      return sendPage(res, 429, messagePage('Too many attempts', err.message), undefined, err);
+    }
+    this.rateLimit.begin(client);
+    readForm(req, res)
+      .then(async (form) => {
+        const next = localPath(form.get('next'));
+        const host = this.#appHost(req, form.get('host'));
+        const name = form.get('user') ?? '';
+        const user = this.opts.config().users.find((u) => u.name === name);
+        // An unknown name costs a hash like a wrong password: timing does not tell which names exist.
+        const good = await verifyPassword(form.get('password') ?? '', user?.password_hash ?? (await decoyHash()));
+        if (!user || !good) {
+          const err = new LoginFailedError('wrong user name or password');
+          this.rateLimit.fail(client);
+          emit('auth', { action: 'login_failed', user: name.replace(/[\u0000-\u001f\u007f]/g, '?').slice(0, 64), client, code: err.code, gateway: this.opts.gatewayId });
+          return sendPage(res, 401, loginPage({ next, host, error: 'Wrong user name or password.' }), this.#formTo(req, host), err);
+        }
+        const s = this.sessions.create(user.name, 'login');
+        s.stamp = user.password_hash;
+        emit('auth', { action: 'login', user: user.name, client, gateway: this.opts.gatewayId });
+        this.#finish(req, res, s, next, host, authCookie(s, secure));
+      })
+      .catch((err: PortholeError) => sendPage(res, err.status ?? 400, messagePage('Log in', err.message), undefined, err))
+      .finally(() => this.rateLimit.end(client));
+  }
+
+  /** After a login (or with one already): on to `next`, through a handoff when it is on an app's host. */
+  #finish(req: IncomingMessage, res: ServerResponse, s: UserSession, next: string, host: string | undefined, cookie: string | undefined): void {
+    let location = next;
+    if (host) location = `${this.opts.proto(req)}://${host}${HANDOFF}?code=${this.sessions.handoffCode(s, host)}&next=${encodeURIComponent(next)}`;
+    res.writeHead(303, { Location: location, 'Cache-Control': 'no-store', 'Referrer-Policy': 'no-referrer', 'Content-Length': '0', ...(cookie ? { 'Set-Cookie': cookie } : {}) });
+    res.end();
+  }
+
+  #handoff(req: IncomingMessage, res: ServerResponse, params: URLSearchParams): void {
+    if (req.method !== 'GET') return sendPage(res, 405, messagePage('Log in', 'use GET'), undefined, new BadRequestError(`${HANDOFF} takes GET`));
+    const s = this.sessions.redeem(params.get('code') ?? '', req.headers.host ?? '');
+    if (!s) {
+      const err = new AuthRequiredError('login required (this login link was used already, has expired or is for another host)');
+      return sendPage(res, 401, messagePage('Log in', 'This login link was used already or has expired.'), undefined, err);
+    }
+    emit('auth', { action: 'handoff', user: s.user, host: req.headers.host, client: req.socket.remoteAddress, gateway: this.opts.gatewayId });
+    // The code leaves the address bar (and the history) at once.
+    res.writeHead(303, { Location: localPath(params.get('next')), 'Set-Cookie': authCookie(s, this.opts.proto(req) === 'https'), 'Cache-Control': 'no-store', 'Referrer-Policy': 'no-referrer', 'Content-Length': '0' });
+    res.end();
+  }
+
+  #logout(req: IncomingMessage, res: ServerResponse): void {
+    const secure = this.opts.proto(req) === 'https';
+    const s = this.sessions.of(req);
+    if (req.method === 'GET' || req.method === 'HEAD') return sendPage(res, 200, logoutPage(s !== null));
+    if (req.method !== 'POST') return sendPage(res, 405, messagePage('Log out', 'use POST'), undefined, new BadRequestError(`${LOGOUT} takes POST`));
+    // A form of another origin is refused (logout CSRF).
+    const foreign = foreignOrigin(req);
+    if (foreign) return sendPage(res, foreign.status, messagePage('Log out', foreign.message), undefined, foreign);
+    req.resume();
+    if (s) {
+      this.sessions.endFamily(s.family);
+      emit('auth', { action: 'logout', user: s.user, client: req.socket.remoteAddress, gateway: this.opts.gatewayId });
+    }
+    res.writeHead(200, { ...pageHeaders(), 'Set-Cookie': clearedAuthCookie(secure) });
+    res.end(logoutPage(false));
+  }
+
+  async #forward(req: IncomingMessage, app: AppConfig, cfg: ForwardAuthConfig): Promise<Decision> {
+    const replace = new Set(cfg.response_headers.map((h) => h.toLowerCase()));
+    try {
+      const answer = await askAuthService(cfg, req, { proto: this.opts.proto(req), host: req.headers.host ?? '', remote: req.socket.remoteAddress ?? '' });
+      if (answer.ok) return { kind: 'admit', admission: credentialsKept(app, { stripCookie: false, stripAuthorization: false, replace, headers: answer.headers }) };
+      const err = new AuthDeniedError(`forward_auth: the auth service answered ${answer.status}`, { app: app.name });
+      return { kind: 'refuse', err, relay: { status: answer.status, headers: answer.headers, body: answer.body } };
+    } catch (err) {
+      const e = err instanceof PortholeError ? err : new AuthUnavailableError(`forward_auth: ${(err as Error).message}`);
+      emit('error', { code: e.code, message: e.message, app: app.name, gateway: this.opts.gatewayId });
+      return { kind: 'refuse', err: e };
+    }
+  }
+
+  #limited(client: string, wait: number): Decision {
+    const err = new LoginRateLimitedError(`too many failed logins from ${client}: try again in ${wait} s`);
+    emit('auth', { action: 'rate_limited', client, code: err.code, gateway: this.opts.gatewayId });
+    return { kind: 'refuse', err, retryAfter: wait };
+  }
+
+  #failed(client: string, err: LoginFailedError): Decision {
+    this.rateLimit.fail(client);
+    emit('auth', { action: 'login_failed', client, code: err.code, gateway: this.opts.gatewayId });
+    return { kind: 'refuse', err };
+  }
+
+  #tokenName(token: string): string | undefined {
+    if (!token) return undefined;
+    const digest = Buffer.from(tokenDigest(token), 'hex');
+    let found: string | undefined;
+    // Every entry is compared, in constant time each.
+    for (const t of this.opts.config().auth_tokens) if (timingSafeEqual(digest, Buffer.from(t.sha256, 'hex'))) found ??= t.name;
+    return found;
+  }
+
+  /** The session's user is still in the config, with the password (or token) it logged in with. */
+  #userExists(s: UserSession): boolean {
+    const cfg = this.opts.config();
+    return s.via === 'login'
+      ? cfg.users.some((u) => u.name === s.user && (s.stamp === undefined || u.password_hash === s.stamp))
+      : cfg.auth_tokens.some((t) => t.name === s.user && (s.stamp === undefined || t.sha256 === s.stamp));
+  }
+
+  /**
+   * `host` when it is an app's own host name on this gateway and on the port this
+   * request came to (where a login may hand a cookie to), else undefined. The port
+   * matters: `app.localhost:PORT` is loopback, where another program may listen.
+   */
+  #appHost(req: IncomingMessage, host: string | null): string | undefined {
+    const h = host ? parseHostHeader(host) : null;
+    const here = parseHostHeader(req.headers.host ?? '');
+    if (!h || !here || h.port !== here.port || !this.opts.isAppHost(host!)) return undefined;
+    return host!.toLowerCase();
+  }
+
+  #formTo(req: IncomingMessage, host: string | undefined): string | undefined {
+    return host ? `${this.opts.proto(req)}://${host}` : undefined;
+  }
+}
+
+/** With `auth_forward_credentials: true` the app gets the cookie and Authorization as they came. */
+function credentialsKept(app: AppConfig, a: Admission | null): Admission | null {
+  if (!app.auth_forward_credentials || !a) return a;
+  return { ...a, stripCookie: false, stripAuthorization: false };
+}
+
+/**
+ * `next` when it is a path on this host, else `/`: never `//evil.example`
+ * (a scheme-relative URL), `/\evil.example` (browsers read `\` as `/`), an
+ * absolute URL, or anything with control characters.
+ */
+export function localPath(next: string | null): string {
+  if (!next || !next.startsWith('/') || next.startsWith('//') || next.startsWith('/\\') || /[\u0000-\u001f\u007f\\]/.test(next)) return '/';
+  try {
+    // What a browser would make of it against a dummy origin must stay on that origin.
+    return new URL(next, 'http://h.invalid').origin === 'http://h.invalid' ? next : '/';
+  } catch {
+    return '/';
+  }
+}
+
+function foreignOrigin(req: IncomingMessage): PortholeError | null {
+  const origin = req.headers.origin;
+  if (origin === undefined) return null;
+  let host = '';
+  try {
+    host = new URL(origin).host.toLowerCase();
+  } catch {
+    /* refused below */
+  }
+  return host === (req.headers.host ?? '').toLowerCase() ? null : new CsrfError(`a form posted from ${origin} is refused`);
+}
+
+function readForm(req: IncomingMessage, res: ServerResponse): Promise<URLSearchParams> {
+  return new Promise((ok, fail) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size <= MAX_FORM) chunks.push(c);
+      else if (size - c.length <= MAX_FORM) {
+        res.setHeader('Connection', 'close');
+        fail(new BodyTooLargeError(`a login form larger than ${MAX_FORM} bytes`));
+      }
+    });
+    req.on('error', fail);
+    req.on('end', () => {
+      if (size <= MAX_FORM) ok(new URLSearchParams(Buffer.concat(chunks).toString('utf8')));
+    });
+  });
+}
+
+function sendPage(res: ServerResponse, status: number, html: string, formTo?: string, err?: PortholeError): void {
+  if (res.headersSent) return void res.end();
+  res.writeHead(status, { ...pageHeaders(formTo), 'Content-Length': Buffer.byteLength(html), ...(err ? { 'X-Porthole-Error': err.code } : {}) });
+  res.end(html);
+}
+
+export { AUTH_COOKIE };
