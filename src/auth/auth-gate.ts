@@ -116,7 +116,7 @@ export class AuthGate {
       const s = this.sessions.create(name, 'token');
       s.stamp = this.opts.config().auth_tokens.find((t) => t.name === name)?.sha256;
       emit('auth', { action: 'token', user: name, client, gateway: this.opts.gatewayId });
-      return { kind: 'redirect', location: `${url.slice(0, q)}${rest ? `?${rest}` : ''}`, cookie: authCookie(s, this.opts.proto(req) === 'https') };
+      return { kind: 'redirect', location: `${url.slice(0, q)}${rest ? `?${rest}` : ''}`, cookie: authCookie(s, this.opts.proto(req) === 'https', this.#cookieDomain(req)) };
     }
     const how = mode.mode === 'login' ? `log in at ${LOGIN}` : 'send Authorization: Bearer <token>, or open a link with ?token=';
     return { kind: 'refuse', err: new AuthRequiredError(`login required (${how})`, { app: app.name }), login: mode.mode === 'login' };
@@ -232,10 +232,22 @@ export class AuthGate {
         const s = this.sessions.create(user.name, 'login');
         s.stamp = user.password_hash;
         emit('auth', { action: 'login', user: user.name, client, gateway: this.opts.gatewayId });
-        this.#finish(req, res, s, next, host, authCookie(s, secure));
+        this.#finish(req, res, s, next, host, authCookie(s, secure, this.#cookieDomain(req)));
       })
       .catch((err: PortholeError) => sendPage(res, err.status ?? 400, messagePage('Log in', err.message), undefined, err))
       .finally(() => this.rateLimit.end(client));
+  }
+
+  /**
+   * `base_domain` when the request came to it or to a name under it: the
+   * cookie then reaches every `{app}.{base_domain}` (one login for all of
+   * them, as `*.localhost` names get through the handoff).
+   */
+  #cookieDomain(req: IncomingMessage): string | undefined {
+    const base = this.opts.config().base_domain?.toLowerCase();
+    if (!base) return undefined;
+    const host = (req.headers.host ?? '').toLowerCase().replace(/:\d+$/, '').replace(/\.$/, '');
+    return host === base || host.endsWith(`.${base}`) ? base : undefined;
   }
 
   /** After a login (or with one already): on to `next`, through a handoff when it is on an app's host. */
@@ -255,7 +267,7 @@ export class AuthGate {
     }
     emit('auth', { action: 'handoff', user: s.user, host: req.headers.host, client: req.socket.remoteAddress, gateway: this.opts.gatewayId });
     // The code leaves the address bar (and the history) at once.
-    res.writeHead(303, { Location: localPath(params.get('next')), 'Set-Cookie': authCookie(s, this.opts.proto(req) === 'https'), 'Cache-Control': 'no-store', 'Referrer-Policy': 'no-referrer', 'Content-Length': '0' });
+    res.writeHead(303, { Location: localPath(params.get('next')), 'Set-Cookie': authCookie(s, this.opts.proto(req) === 'https', this.#cookieDomain(req)), 'Cache-Control': 'no-store', 'Referrer-Policy': 'no-referrer', 'Content-Length': '0' });
     res.end();
   }
 
@@ -272,7 +284,7 @@ export class AuthGate {
       this.sessions.endFamily(s.family);
       emit('auth', { action: 'logout', user: s.user, client: req.socket.remoteAddress, gateway: this.opts.gatewayId });
     }
-    res.writeHead(200, { ...pageHeaders(), 'Set-Cookie': clearedAuthCookie(secure) });
+    res.writeHead(200, { ...pageHeaders(), 'Set-Cookie': clearedAuthCookie(secure, this.#cookieDomain(req)) });
     res.end(logoutPage(false));
   }
 

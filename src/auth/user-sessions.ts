@@ -122,13 +122,17 @@ function expired(s: UserSession, now: number): boolean {
   return now > Math.min(s.lastUsed + IDLE_MS, s.created + MAX_AGE_MS);
 }
 
-/** `Set-Cookie` for a session: every path of this host name (apps under their prefixes included). */
-export function authCookie(s: UserSession, secure: boolean): string {
-  return `${AUTH_COOKIE}=${s.id}; Path=/; HttpOnly; SameSite=Lax; Max-Age=${Math.floor(MAX_AGE_MS / 1000)}${secure ? '; Secure' : ''}`;
+/**
+ * `Set-Cookie` for a session: every path of this host name (apps under their
+ * prefixes included), and with `domain` (the config's `base_domain`) every
+ * name under it.
+ */
+export function authCookie(s: UserSession, secure: boolean, domain?: string): string {
+  return `${AUTH_COOKIE}=${s.id}; Path=/;${domain ? ` Domain=${domain};` : ''} HttpOnly; SameSite=Lax; Max-Age=${Math.floor(MAX_AGE_MS / 1000)}${secure ? '; Secure' : ''}`;
 }
 
-export function clearedAuthCookie(secure: boolean): string {
-  return `${AUTH_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0${secure ? '; Secure' : ''}`;
+export function clearedAuthCookie(secure: boolean, domain?: string): string {
+  return `${AUTH_COOKIE}=; Path=/;${domain ? ` Domain=${domain};` : ''} HttpOnly; SameSite=Lax; Max-Age=0${secure ? '; Secure' : ''}`;
 }
 
 /** True when a Set-Cookie value sets the gateway's session cookie (names are case-sensitive; `__Host-`/`__Secure-` prefixes aside). */
