@@ -1,12 +1,12 @@
 /**
  * Issue 10, section 1: `porthole trust` says where the local CA is and
- * installs it. Here into a fresh NSS database (the one Chromium reads is
- * `~/.pki/nssdb`) and a CA directory of the test's own: the machine's real
- * system store is never touched.
+ * installs it. Into a fresh NSS database (the one Chromium reads is
+ * `~/.pki/nssdb`) and a CA directory of the test's own; and, once, into the
+ * machine's real system store, which the test puts back as it was.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { execFile, execFileSync } from 'node:child_process';
+import { readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { ensureTools } from '../../scripts/ensure-tools.mjs';
@@ -77,4 +77,30 @@ test('porthole trust says what it could not do and exits 1', async () => {
   const none = await trust(['--data', join(tmp.dir, 'data2'), '--no-nssdb', '--no-system']);
   assert.equal(none.code, 0);
   assert.match(none.out, /nothing installed/);
+});
+
+test('porthole trust into the real system store: update-ca-certificates runs and curl trusts the gateway; the store is put back after', async (t) => {
+  assert.equal(process.getuid?.(), 0, 'this test changes /usr/local/share/ca-certificates: run it as root (CI does)');
+  ensureTools([{ check: '/usr/sbin/update-ca-certificates', pkg: 'ca-certificates' }]);
+  const data = join(tmp.dir, 'system-data');
+  const before = readdirSync('/usr/local/share/ca-certificates');
+  t.after(() => {
+    for (const f of readdirSync('/usr/local/share/ca-certificates')) if (!before.includes(f)) rmSync(join('/usr/local/share/ca-certificates', f), { force: true });
+    execFileSync('/usr/sbin/update-ca-certificates', [], { stdio: 'ignore' });
+  });
+  const r = await trust(['--data', data, '--no-nssdb']);
+  assert.equal(r.code, 0, r.out + r.err);
+  assert.match(r.out, /and ran update-ca-certificates/);
+  const added = readdirSync('/usr/local/share/ca-certificates').filter((f) => !before.includes(f));
+  assert.equal(added.length, 1);
+  const pem = readFileSync(localCaPaths(data).cert, 'utf8');
+  assert.ok(readFileSync('/etc/ssl/certs/ca-certificates.crt', 'utf8').includes(pem.trim().split('\n').slice(1, -1).join('\n')), 'the bundle has the CA');
+  const gw = await startGateway({ tls: 'internal' }, { dataDir: data });
+  try {
+    // curl reads the system bundle: no --cacert, no -k. (Asynchronously: the gateway answers from this process.)
+    const out = await new Promise<string>((ok, fail) => execFile('/usr/bin/curl', ['-sS', '--max-time', '20', `https://localhost:${gw.port}/_porthole/health`], (err, stdout, stderr) => (err ? fail(new Error(`${err.message}\n${stderr}`)) : ok(stdout))));
+    assert.match(out, /"status":"ok"/);
+  } finally {
+    await gw.close();
+  }
 });
