@@ -25,6 +25,12 @@ const LOGOUT = '/_porthole/auth/logout';
 const HANDOFF = '/_porthole/auth/handoff';
 const MAX_FORM = 4096;
 const NONE: AuthConfig = Object.freeze({ mode: 'none' });
+/**
+ * An app that lets everyone in still never gets the gateway's session cookie: the
+ * browser sends it (Path=/) to every app of the host, and an app holding it could
+ * replay it against the apps that do ask for a login.
+ */
+const OPEN: Admission = Object.freeze({ stripCookie: true, stripAuthorization: false, replace: new Set<string>(), headers: [] });
 
 /** What access control decided: let through (with what it learnt), or refuse (and how). */
 export type Decision =
@@ -85,7 +91,7 @@ export class AuthGate {
    */
   decide(req: IncomingMessage, app: AppConfig, upgrade: boolean): Decision | Promise<Decision> {
     const mode = this.modeOf(app);
-    if (mode.mode === 'none') return { kind: 'admit', admission: credentialsKept(app, null) };
+    if (mode.mode === 'none') return { kind: 'admit', admission: credentialsKept(app, OPEN) };
     if (mode.mode === 'forward_auth') return this.#forward(req, app, mode);
     const session = this.sessions.of(req);
     if (session && this.#userExists(session)) {
@@ -292,7 +298,8 @@ export class AuthGate {
     const replace = new Set(cfg.response_headers.map((h) => h.toLowerCase()));
     try {
       const answer = await askAuthService(cfg, req, { proto: this.opts.proto(req), host: req.headers.host ?? '', remote: req.socket.remoteAddress ?? '' });
-      if (answer.ok) return { kind: 'admit', admission: credentialsKept(app, { stripCookie: false, stripAuthorization: false, replace, headers: answer.headers }) };
+      // Only the gateway's own cookie is dropped: the auth service's (its SSO session) are the app's business.
+      if (answer.ok) return { kind: 'admit', admission: credentialsKept(app, { stripCookie: true, stripAuthorization: false, replace, headers: answer.headers }) };
       const err = new AuthDeniedError(`forward_auth: the auth service answered ${answer.status}`, { app: app.name });
       return { kind: 'refuse', err, relay: { status: answer.status, headers: answer.headers, body: answer.body } };
     } catch (err) {
