@@ -36,7 +36,7 @@ const OPEN: Admission = Object.freeze({ stripCookie: true, stripAuthorization: f
 export type Decision =
   | { kind: 'admit'; admission: Admission | null }
   | { kind: 'refuse'; err: PortholeError; login?: boolean; retryAfter?: number; relay?: { status: number; headers: [string, string][]; body: Buffer } }
-  | { kind: 'redirect'; location: string; cookie: string };
+  | { kind: 'redirect'; location: string; cookie?: string };
 
 export interface AuthGateOptions {
   gatewayId: string;
@@ -93,9 +93,15 @@ export class AuthGate {
     const mode = this.modeOf(app);
     if (mode.mode === 'none') return { kind: 'admit', admission: credentialsKept(app, OPEN) };
     if (mode.mode === 'forward_auth') return this.#forward(req, app, mode);
+    // `?token=` on a page: exchanged once for the session cookie, then the URL is loaded without it.
+    // Not on a websockify token-file app, whose `token` parameter picks the bridge target.
+    const url = req.url ?? '/';
+    const link = !upgrade && mode.mode === 'token' && app.bridge_token_file === undefined ? tokenLink(url) : null;
     const session = this.sessions.of(req);
     if (session && this.#userExists(session)) {
       this.sessions.touch(session);
+      // Logged in already: a link's token of ours still leaves the URL before the app (and its logs) sees it.
+      if (link && this.#tokenName(link.token)) return { kind: 'redirect', location: link.location };
       return { kind: 'admit', admission: credentialsKept(app, { user: session.user, family: session.family, stripCookie: true, stripAuthorization: false, replace: new Set(), headers: [] }) };
     }
     const client = req.socket.remoteAddress ?? '';
@@ -104,25 +110,19 @@ export class AuthGate {
       const wait = this.rateLimit.retryAfter(client);
       if (wait) return this.#limited(client, wait);
       const name = this.#tokenName(bearer[1]);
+      if (name && link && this.#tokenName(link.token)) return { kind: 'redirect', location: link.location };
       if (name) return { kind: 'admit', admission: credentialsKept(app, { user: name, stripCookie: true, stripAuthorization: true, replace: new Set(), headers: [] }) };
       return this.#failed(client, new LoginFailedError('the bearer token matches none of auth_tokens'));
     }
-    // `?token=` on a page: exchanged once for the session cookie, then the URL is loaded without it.
-    // Not on a websockify token-file app, whose `token` parameter picks the bridge target.
-    const url = req.url ?? '/';
-    if (!upgrade && mode.mode === 'token' && app.bridge_token_file === undefined && /[?&]token=/.test(url)) {
+    if (link) {
       const wait = this.rateLimit.retryAfter(client);
       if (wait) return this.#limited(client, wait);
-      const q = url.indexOf('?');
-      const params = new URLSearchParams(url.slice(q + 1));
-      const name = this.#tokenName(params.get('token') ?? '');
+      const name = this.#tokenName(link.token);
       if (!name) return this.#failed(client, new LoginFailedError('the token in the link matches none of auth_tokens'));
-      params.delete('token');
-      const rest = params.toString();
       const s = this.sessions.create(name, 'token');
       s.stamp = this.opts.config().auth_tokens.find((t) => t.name === name)?.sha256;
       emit('auth', { action: 'token', user: name, client, gateway: this.opts.gatewayId });
-      return { kind: 'redirect', location: `${url.slice(0, q)}${rest ? `?${rest}` : ''}`, cookie: authCookie(s, this.opts.proto(req) === 'https', this.#cookieDomain(req)) };
+      return { kind: 'redirect', location: link.location, cookie: authCookie(s, this.opts.proto(req) === 'https', this.#cookieDomain(req)) };
     }
     const how = mode.mode === 'login' ? `log in at ${LOGIN}` : 'send Authorization: Bearer <token>, or open a link with ?token=';
     return { kind: 'refuse', err: new AuthRequiredError(`login required (${how})`, { app: app.name }), login: mode.mode === 'login' };
@@ -131,7 +131,7 @@ export class AuthGate {
   /** Answers a refused (or redirected) HTTP request. */
   answer(req: IncomingMessage, res: ServerResponse, d: Exclude<Decision, { kind: 'admit' }>, template?: string): void {
     if (d.kind === 'redirect') {
-      res.writeHead(303, { Location: d.location, 'Set-Cookie': d.cookie, 'Cache-Control': 'no-store', 'Referrer-Policy': 'no-referrer', 'Content-Length': '0' });
+      res.writeHead(303, { Location: d.location, ...(d.cookie ? { 'Set-Cookie': d.cookie } : {}), 'Cache-Control': 'no-store', 'Referrer-Policy': 'no-referrer', 'Content-Length': '0' });
       return void res.end();
     }
     if (d.relay) {
@@ -353,6 +353,24 @@ export class AuthGate {
   #formTo(req: IncomingMessage, host: string | undefined): string | undefined {
     return host ? `${this.opts.proto(req)}://${host}` : undefined;
   }
+}
+
+/**
+ * A `?token=` link's token (null when the query has none), and where it is loaded without it: the path as it
+ * came, kept on this origin when it looks scheme-relative (`//evil.example/`
+ * or `/\\evil.example/` at an app's host name, where every path is the app's).
+ */
+function tokenLink(url: string): { token: string; location: string } | null {
+  const q = url.indexOf('?');
+  if (q === -1) return null;
+  const params = new URLSearchParams(url.slice(q + 1));
+  if (!params.has('token')) return null;
+  const token = params.get('token') ?? '';
+  params.delete('token');
+  const rest = params.toString();
+  const path = url.slice(0, q);
+  const safe = /^\/[\/\\]/.test(path) ? `/.${path}` : path;
+  return { token, location: `${safe}${rest ? `?${rest}` : ''}` };
 }
 
 /** With `auth_forward_credentials: true` the app gets the cookie and Authorization as they came. */
