@@ -46,8 +46,10 @@ test('an auth: none app on a login gateway never gets the session cookie (reques
   assert.equal(open.handshakes.at(-1)!.headers.cookie, undefined);
 });
 
-test('a forward_auth app on a login gateway never gets the gateway session cookie; the auth service cookies pass', async (t) => {
-  const svc = await httpUpstream((_req, res) => {
+test('a forward_auth app and its auth service never get the gateway session cookie; the auth service cookies pass', async (t) => {
+  const asked: (string | undefined)[] = [];
+  const svc = await httpUpstream((req, res) => {
+    asked.push(req.headers.cookie);
     res.writeHead(200);
     res.end();
   });
@@ -64,4 +66,5 @@ test('a forward_auth app on a login gateway never gets the gateway session cooki
   const seen = await request(`${gw.url}/fa/`, { headers: { Cookie: `sso=good; ${cookie}` } });
   assert.equal(seen.status, 200);
   assert.equal(JSON.parse(seen.text).headers.cookie, 'sso=good');
+  assert.deepEqual(asked, ['sso=good'], 'the auth service may be another party: it gets its own cookies only');
 });
