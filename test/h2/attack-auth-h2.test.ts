@@ -74,6 +74,12 @@ test('an extended CONNECT is refused before login (200, then close 1008) and adm
   const hs = up.handshakes[0].headers;
   assert.equal(hs.cookie, 'a=1');
   assert.equal(hs['x-forwarded-user'], 'alice');
+  // Logout (over HTTP/2 too) ends the WebSocket on its stream with close 1008.
+  const out = await h2Request(session, { ':method': 'POST', ':path': '/_porthole/auth/logout', ':authority': authority, cookie, origin: `https://${authority}` }, '');
+  assert.equal(out.status, 200);
+  const bye = closeOf(await after.frames.next());
+  assert.equal(bye.code, 1008);
+  assert.match(bye.reason, /logged out/);
   after.stream.close();
 });
 
