@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { test, type TestContext } from 'node:test';
-import { startGateway, wsUpstream } from '../helpers/net.js';
+import { httpUpstream, startGateway, wsUpstream } from '../helpers/net.js';
 import { selfSigned, tempDir } from '../tls/tls-helpers.js';
 import { users } from '../auth/helpers.js';
 import { closeOf, h2Connect, h2Request, h2WebSocket } from './h2-helpers.js';
@@ -92,4 +92,37 @@ test('failed logins on many streams of one HTTP/2 connection are rate-limited li
   const statuses = replies.map((r) => r.status);
   assert.ok(statuses.filter((s) => s === 401).length <= 5, statuses.join(' '));
   assert.ok(statuses.filter((s) => s === 429).length >= 7, statuses.join(' '));
+});
+
+test('forward_auth over an extended CONNECT: the service sees the original URI, and a client cannot smuggle the copied header', async (t) => {
+  const asked: http.IncomingHttpHeaders[] = [];
+  const svc = await httpUpstream((req, res) => {
+    asked.push(req.headers);
+    if (req.headers.authorization === 'Bearer good') res.writeHead(200, { 'Remote-User': 'alice' });
+    else res.writeHead(401, { 'Content-Type': 'text/plain' });
+    res.end();
+  });
+  t.after(() => svc.close());
+  const tmp = tempDir();
+  t.after(tmp.remove);
+  const pair = selfSigned(tmp.dir, 'gw');
+  const up = await wsUpstream();
+  t.after(() => up.close());
+  const gw = await startGateway({ tls: { cert: pair.certFile, key: pair.keyFile }, auth: { forward_auth: { url: `${svc.url}/verify`, response_headers: ['Remote-User'] } }, apps: [{ name: 'app', port: up.port }] });
+  t.after(() => gw.close());
+  const session = await h2Connect(gw.port, pair.cert);
+  t.after(() => session.destroy());
+  const authority = `localhost:${gw.port}`;
+  const denied = await h2WebSocket(session, '/app/ws?room=1', { ':authority': authority, 'remote-user': 'root' });
+  assert.equal(denied.status, 200);
+  assert.equal(closeOf(await denied.frames.next()).code, 1008);
+  assert.equal(up.handshakes.length, 0);
+  assert.equal(asked[0]['x-forwarded-uri'], '/app/ws?room=1');
+  assert.equal(asked[0]['x-forwarded-host'], authority);
+  assert.equal(asked[0]['x-forwarded-proto'], 'https');
+  const ok = await h2WebSocket(session, '/app/ws', { ':authority': authority, authorization: 'Bearer good', 'remote-user': 'root' });
+  assert.equal(ok.status, 200);
+  assert.equal(up.handshakes.length, 1);
+  assert.equal(up.handshakes[0].headers['remote-user'], 'alice');
+  ok.stream.close();
 });
