@@ -55,12 +55,27 @@ export class AuthGate {
   /** Client sockets of admitted upgrades, per login family: closed at logout. */
   readonly #sockets = new Map<string, Set<Duplex>>();
 
+  /** What else ends with a login family (the dashboard sessions an admin user's login started). */
+  readonly #bound = new Map<string, Set<() => void>>();
+
   constructor(private readonly opts: AuthGateOptions) {
     this.sessions.onEnd = (family) => {
       const set = this.#sockets.get(family);
       this.#sockets.delete(family);
       if (set) opts.endConnections(set);
+      const bound = this.#bound.get(family);
+      this.#bound.delete(family);
+      for (const end of bound ?? []) end();
     };
+  }
+
+  /** Calls `end` when the request's login ends (logout, or a reload that removes or changes its user). */
+  bindToLogin(req: IncomingMessage, end: () => void): void {
+    const s = this.sessions.of(req);
+    if (!s) return;
+    let set = this.#bound.get(s.family);
+    if (!set) this.#bound.set(s.family, (set = new Set()));
+    set.add(end);
   }
 
   /** The app's own `auth`, else the global one, else `none`. */
