@@ -310,7 +310,8 @@ export class AuthGate {
   }
 
   async #forward(req: IncomingMessage, app: AppConfig, cfg: ForwardAuthConfig): Promise<Decision> {
-    const replace = new Set(cfg.response_headers.map((h) => h.toLowerCase()));
+    // Lower-cased, `_` read as `-` (as headers.ts compares them).
+    const replace = new Set(cfg.response_headers.map((h) => h.toLowerCase().replaceAll('_', '-')));
     try {
       const answer = await askAuthService(cfg, req, { proto: this.opts.proto(req), host: req.headers.host ?? '', remote: req.socket.remoteAddress ?? '' });
       // Only the gateway's own cookie is dropped: the auth service's (its SSO session) are the app's business.
