@@ -126,3 +126,31 @@ test('forward_auth over an extended CONNECT: the service sees the original URI, 
   assert.equal(up.handshakes[0].headers['remote-user'], 'alice');
   ok.stream.close();
 });
+
+test('a request with both :authority and a Host of another app is routed and judged by :authority alone', async (t) => {
+  const tmp = tempDir();
+  t.after(tmp.remove);
+  const pair = selfSigned(tmp.dir, 'gw', ['localhost', 'open.localhost', 'secret.localhost']);
+  const open = await httpUpstream((req, res) => res.end(`open ${req.headers.host}`));
+  const secret = await httpUpstream((req, res) => res.end(`SECRET ${req.headers.host}`));
+  t.after(() => open.close());
+  t.after(() => secret.close());
+  const gw = await startGateway({
+    tls: { cert: pair.certFile, key: pair.keyFile },
+    auth: 'login',
+    users: await users(),
+    apps: [
+      { name: 'open', port: open.port, auth: 'none' },
+      { name: 'secret', port: secret.port },
+    ],
+  });
+  t.after(() => gw.close());
+  const session = await h2Connect(gw.port, pair.cert);
+  t.after(() => session.destroy());
+  const toOpen = await h2Request(session, { ':path': '/', ':authority': `open.localhost:${gw.port}`, host: `secret.localhost:${gw.port}` });
+  assert.equal(toOpen.status, 200);
+  assert.match(toOpen.text, /^open /);
+  const toSecret = await h2Request(session, { ':path': '/', ':authority': `secret.localhost:${gw.port}`, host: `open.localhost:${gw.port}`, accept: 'application/json' });
+  assert.equal(toSecret.status, 401);
+  assert.doesNotMatch(toSecret.text, /SECRET/);
+});
