@@ -13,7 +13,7 @@ export interface Admission {
   stripCookie: boolean;
   /** Drop `Authorization`: the gateway consumed it (a bearer token of auth_tokens). */
   stripAuthorization: boolean;
-  /** Client headers of these (lower-case) names are dropped: the auth service's answer stands for them. */
+  /** Client headers of these names (lower-case, `_` as `-`) are dropped, in either spelling: the auth service's answer stands for them. */
   replace: ReadonlySet<string>;
   /** Added to the upstream request (forward_auth's `response_headers`). */
   headers: readonly (readonly [string, string])[];

@@ -25,12 +25,18 @@ const LOGOUT = '/_porthole/auth/logout';
 const HANDOFF = '/_porthole/auth/handoff';
 const MAX_FORM = 4096;
 const NONE: AuthConfig = Object.freeze({ mode: 'none' });
+/**
+ * An app that lets everyone in still never gets the gateway's session cookie: the
+ * browser sends it (Path=/) to every app of the host, and an app holding it could
+ * replay it against the apps that do ask for a login.
+ */
+const OPEN: Admission = Object.freeze({ stripCookie: true, stripAuthorization: false, replace: new Set<string>(), headers: [] });
 
 /** What access control decided: let through (with what it learnt), or refuse (and how). */
 export type Decision =
   | { kind: 'admit'; admission: Admission | null }
   | { kind: 'refuse'; err: PortholeError; login?: boolean; retryAfter?: number; relay?: { status: number; headers: [string, string][]; body: Buffer } }
-  | { kind: 'redirect'; location: string; cookie: string };
+  | { kind: 'redirect'; location: string; cookie?: string };
 
 export interface AuthGateOptions {
   gatewayId: string;
@@ -49,12 +55,27 @@ export class AuthGate {
   /** Client sockets of admitted upgrades, per login family: closed at logout. */
   readonly #sockets = new Map<string, Set<Duplex>>();
 
+  /** What else ends with a login family (the dashboard sessions an admin user's login started). */
+  readonly #bound = new Map<string, Set<() => void>>();
+
   constructor(private readonly opts: AuthGateOptions) {
     this.sessions.onEnd = (family) => {
       const set = this.#sockets.get(family);
       this.#sockets.delete(family);
       if (set) opts.endConnections(set);
+      const bound = this.#bound.get(family);
+      this.#bound.delete(family);
+      for (const end of bound ?? []) end();
     };
+  }
+
+  /** Calls `end` when the request's login ends (logout, or a reload that removes or changes its user). */
+  bindToLogin(req: IncomingMessage, end: () => void): void {
+    const s = this.sessions.of(req);
+    if (!s) return;
+    let set = this.#bound.get(s.family);
+    if (!set) this.#bound.set(s.family, (set = new Set()));
+    set.add(end);
   }
 
   /** The app's own `auth`, else the global one, else `none`. */
@@ -85,11 +106,17 @@ export class AuthGate {
    */
   decide(req: IncomingMessage, app: AppConfig, upgrade: boolean): Decision | Promise<Decision> {
     const mode = this.modeOf(app);
-    if (mode.mode === 'none') return { kind: 'admit', admission: credentialsKept(app, null) };
+    if (mode.mode === 'none') return { kind: 'admit', admission: credentialsKept(app, OPEN) };
     if (mode.mode === 'forward_auth') return this.#forward(req, app, mode);
+    // `?token=` on a page: exchanged once for the session cookie, then the URL is loaded without it.
+    // Not on a websockify token-file app, whose `token` parameter picks the bridge target.
+    const url = req.url ?? '/';
+    const link = !upgrade && mode.mode === 'token' && app.bridge_token_file === undefined ? tokenLink(url) : null;
     const session = this.sessions.of(req);
     if (session && this.#userExists(session)) {
       this.sessions.touch(session);
+      // Logged in already: a link's token of ours still leaves the URL before the app (and its logs) sees it.
+      if (link && this.#tokenName(link.token)) return { kind: 'redirect', location: link.location };
       return { kind: 'admit', admission: credentialsKept(app, { user: session.user, family: session.family, stripCookie: true, stripAuthorization: false, replace: new Set(), headers: [] }) };
     }
     const client = req.socket.remoteAddress ?? '';
@@ -98,25 +125,19 @@ export class AuthGate {
       const wait = this.rateLimit.retryAfter(client);
       if (wait) return this.#limited(client, wait);
       const name = this.#tokenName(bearer[1]);
+      if (name && link && this.#tokenName(link.token)) return { kind: 'redirect', location: link.location };
       if (name) return { kind: 'admit', admission: credentialsKept(app, { user: name, stripCookie: true, stripAuthorization: true, replace: new Set(), headers: [] }) };
       return this.#failed(client, new LoginFailedError('the bearer token matches none of auth_tokens'));
     }
-    // `?token=` on a page: exchanged once for the session cookie, then the URL is loaded without it.
-    // Not on a websockify token-file app, whose `token` parameter picks the bridge target.
-    const url = req.url ?? '/';
-    if (!upgrade && mode.mode === 'token' && app.bridge_token_file === undefined && /[?&]token=/.test(url)) {
+    if (link) {
       const wait = this.rateLimit.retryAfter(client);
       if (wait) return this.#limited(client, wait);
-      const q = url.indexOf('?');
-      const params = new URLSearchParams(url.slice(q + 1));
-      const name = this.#tokenName(params.get('token') ?? '');
+      const name = this.#tokenName(link.token);
       if (!name) return this.#failed(client, new LoginFailedError('the token in the link matches none of auth_tokens'));
-      params.delete('token');
-      const rest = params.toString();
       const s = this.sessions.create(name, 'token');
       s.stamp = this.opts.config().auth_tokens.find((t) => t.name === name)?.sha256;
       emit('auth', { action: 'token', user: name, client, gateway: this.opts.gatewayId });
-      return { kind: 'redirect', location: `${url.slice(0, q)}${rest ? `?${rest}` : ''}`, cookie: authCookie(s, this.opts.proto(req) === 'https', this.#cookieDomain(req)) };
+      return { kind: 'redirect', location: link.location, cookie: authCookie(s, this.opts.proto(req) === 'https', this.#cookieDomain(req)) };
     }
     const how = mode.mode === 'login' ? `log in at ${LOGIN}` : 'send Authorization: Bearer <token>, or open a link with ?token=';
     return { kind: 'refuse', err: new AuthRequiredError(`login required (${how})`, { app: app.name }), login: mode.mode === 'login' };
@@ -125,7 +146,7 @@ export class AuthGate {
   /** Answers a refused (or redirected) HTTP request. */
   answer(req: IncomingMessage, res: ServerResponse, d: Exclude<Decision, { kind: 'admit' }>, template?: string): void {
     if (d.kind === 'redirect') {
-      res.writeHead(303, { Location: d.location, 'Set-Cookie': d.cookie, 'Cache-Control': 'no-store', 'Referrer-Policy': 'no-referrer', 'Content-Length': '0' });
+      res.writeHead(303, { Location: d.location, ...(d.cookie ? { 'Set-Cookie': d.cookie } : {}), 'Cache-Control': 'no-store', 'Referrer-Policy': 'no-referrer', 'Content-Length': '0' });
       return void res.end();
     }
     if (d.relay) {
@@ -289,10 +310,12 @@ export class AuthGate {
   }
 
   async #forward(req: IncomingMessage, app: AppConfig, cfg: ForwardAuthConfig): Promise<Decision> {
-    const replace = new Set(cfg.response_headers.map((h) => h.toLowerCase()));
+    // Lower-cased, `_` read as `-` (as headers.ts compares them).
+    const replace = new Set(cfg.response_headers.map((h) => h.toLowerCase().replaceAll('_', '-')));
     try {
       const answer = await askAuthService(cfg, req, { proto: this.opts.proto(req), host: req.headers.host ?? '', remote: req.socket.remoteAddress ?? '' });
-      if (answer.ok) return { kind: 'admit', admission: credentialsKept(app, { stripCookie: false, stripAuthorization: false, replace, headers: answer.headers }) };
+      // Only the gateway's own cookie is dropped: the auth service's (its SSO session) are the app's business.
+      if (answer.ok) return { kind: 'admit', admission: credentialsKept(app, { stripCookie: true, stripAuthorization: false, replace, headers: answer.headers }) };
       const err = new AuthDeniedError(`forward_auth: the auth service answered ${answer.status}`, { app: app.name });
       return { kind: 'refuse', err, relay: { status: answer.status, headers: answer.headers, body: answer.body } };
     } catch (err) {
@@ -346,6 +369,24 @@ export class AuthGate {
   #formTo(req: IncomingMessage, host: string | undefined): string | undefined {
     return host ? `${this.opts.proto(req)}://${host}` : undefined;
   }
+}
+
+/**
+ * A `?token=` link's token (null when the query has none), and where it is loaded without it: the path as it
+ * came, kept on this origin when it looks scheme-relative (`//evil.example/`
+ * or `/\\evil.example/` at an app's host name, where every path is the app's).
+ */
+function tokenLink(url: string): { token: string; location: string } | null {
+  const q = url.indexOf('?');
+  if (q === -1) return null;
+  const params = new URLSearchParams(url.slice(q + 1));
+  if (!params.has('token')) return null;
+  const token = params.get('token') ?? '';
+  params.delete('token');
+  const rest = params.toString();
+  const path = url.slice(0, q);
+  const safe = /^\/[\/\\]/.test(path) ? `/.${path}` : path;
+  return { token, location: `${safe}${rest ? `?${rest}` : ''}` };
 }
 
 /** With `auth_forward_credentials: true` the app gets the cookie and Authorization as they came. */

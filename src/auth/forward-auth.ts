@@ -12,6 +12,7 @@ import http, { type IncomingMessage } from 'node:http';
 import https from 'node:https';
 import type { AuthConfig } from '../config/auth-schema.js';
 import { AuthUnavailableError } from '../errors.js';
+import { withoutAuthCookie } from './user-sessions.js';
 
 /** The body of a refusal relayed to the client, at most (a login portal's page is small). */
 const MAX_BODY = 64 * 1024;
@@ -36,7 +37,8 @@ export function askAuthService(cfg: ForwardAuthConfig, req: IncomingMessage, ctx
     'X-Forwarded-For': ctx.remote,
   };
   for (const name of SENT) {
-    const v = req.headers[name];
+    // The gateway's own session cookie is no business of the service's (which may be another party's).
+    const v = name === 'cookie' && typeof req.headers.cookie === 'string' ? withoutAuthCookie(req.headers.cookie) : req.headers[name];
     if (v !== undefined) headers[name] = v;
   }
   const client = url.protocol === 'https:' ? https : http;

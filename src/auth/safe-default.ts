@@ -4,6 +4,7 @@
  * address other than loopback the config must say `auth`, even if only
  * `auth: none`; on loopback nothing changes.
  */
+import { isIP } from 'node:net';
 import type { Config } from '../config/schema.js';
 import { AuthUnsetError } from '../errors.js';
 import { emit } from '../events.js';
@@ -12,7 +13,8 @@ import { isLoopbackAddress } from '../gateway/host-header.js';
 /** True for a listen host only this machine can reach: 127.0.0.0/8, ::1, localhost. */
 export function isLoopbackListen(host: string): boolean {
   const h = host.replace(/^\[(.*)\]$/, '$1').toLowerCase();
-  return h === 'localhost' || isLoopbackAddress(h);
+  // An address, not a name that merely starts like one (`127.example.com` may resolve anywhere).
+  return h === 'localhost' || (isIP(h) !== 0 && isLoopbackAddress(h));
 }
 
 /** Throws AuthUnsetError (and emits it) when `host` is not loopback and the config has no `auth`. */

@@ -143,6 +143,8 @@ export function isAuthCookie(setCookie: string): boolean {
 
 /** A Cookie header without the gateway's own session cookie (undefined when nothing is left). */
 export function withoutAuthCookie(header: string): string | undefined {
+  // Untouched (byte for byte) when it does not hold ours: most apps never see one.
+  if (!header.includes(AUTH_COOKIE)) return header;
   const kept = header
     .split(';')
     .map((p) => p.trim())

@@ -65,6 +65,8 @@ export interface DashboardOptions {
    * their page load starts a dashboard session like the admin token does (docs/auth.md).
    */
   adminUser?: (req: IncomingMessage) => string | undefined;
+  /** Ends the dashboard session an admin user's login started when that login ends (its logout). */
+  boundToLogin?: (req: IncomingMessage, end: () => void) => void;
 }
 
 /** The files served under `/_porthole/ui/vendor/`, from the installed packages. */
@@ -168,7 +170,9 @@ export function createDashboard(opts: DashboardOptions): (req: IncomingMessage, 
     const admin = !session && req.headers['sec-fetch-dest'] === 'document' ? opts.adminUser?.(req) : undefined;
     if (admin !== undefined) {
       emit('auth', { action: 'login', user: admin, client: req.socket.remoteAddress, host: 'dashboard', gateway: opts.gatewayId });
-      startSession(res, opts.sessions.create(), secure);
+      const started = opts.sessions.create();
+      opts.boundToLogin?.(req, () => opts.sessions.end(started.id));
+      startSession(res, started, secure);
       return true;
     }
     if (!session) {

@@ -203,7 +203,8 @@ export function upstreamRequestHeaders(req: IncomingMessage, ctx: ForwardContext
     // Who the user is, the gateway says: a client's (or a proxy's) X-Forwarded-User never passes.
     if (lower === 'x-forwarded-user' || lower === 'x_forwarded_user') continue;
     if (admission) {
-      if (admission.replace.has(lower)) continue;
+      // `Remote_User` too: CGI-style stacks read it as the same HTTP_REMOTE_USER as `Remote-User`.
+      if (admission.replace.size > 0 && admission.replace.has(lower.includes('_') ? lower.replaceAll('_', '-') : lower)) continue;
       if (lower === 'authorization' && admission.stripAuthorization) continue;
       if (lower === 'cookie' && admission.stripCookie) {
         const kept = withoutAuthCookie(value);

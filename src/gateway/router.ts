@@ -281,16 +281,28 @@ export class RouteTable {
       const route = this.hostRoute(parsed);
       if (route) return { kind: 'app', match: this.match(route, pathname, query, '', upgrade, false) };
     }
+    const route = this.prefixRoute(pathname);
+    if (!route) return { kind: 'none' };
+    // `/site/x/../admin/`, `/site/%2e%2e/…`, `/site//admin/`: the upstream may read it as another
+    // app's path (one behind a login) than the gateway did. Such a path is routed nowhere.
+    if (AMBIGUOUS.test(pathname)) {
+      const resolved = this.prefixRoute(resolvedPath(pathname));
+      if (resolved !== undefined && resolved !== route) return { kind: 'none' };
+    }
+    const p = route.prefix;
+    if (pathname.length === p.length) return { kind: 'redirect', location: `${p}/${query}`, route };
+    const strip = route.app.strip_prefix;
+    const rest = strip ? pathname.slice(p.length) : pathname;
+    return { kind: 'app', match: this.match(route, rest, query, p, upgrade, strip) };
+  }
+
+  /** The app whose prefix a path is under (the longest), or undefined. */
+  private prefixRoute(pathname: string): Route | undefined {
     for (const route of this.byPrefix) {
       const p = route.prefix;
-      if (!pathname.startsWith(p)) continue;
-      if (pathname.length === p.length) return { kind: 'redirect', location: `${p}/${query}`, route };
-      if (pathname.charCodeAt(p.length) !== 47 /* / */) continue;
-      const strip = route.app.strip_prefix;
-      const rest = strip ? pathname.slice(p.length) : pathname;
-      return { kind: 'app', match: this.match(route, rest, query, p, upgrade, strip) };
+      if (pathname.startsWith(p) && (pathname.length === p.length || pathname.charCodeAt(p.length) === 47 /* / */)) return route;
     }
-    return { kind: 'none' };
+    return undefined;
   }
 
   /**
@@ -326,4 +338,21 @@ export class RouteTable {
     const path = upgrade && route.app.ws_path ? route.app.ws_path : pathname;
     return { route, target, path: target.basePath + path + query, appPath: pathname, prefix, rewrite };
   }
+}
+
+/** A path with dot segments (plain or `%2e`) or doubled slashes, which upstreams commonly resolve. */
+const AMBIGUOUS = /\/\/|\/(\.|%2e)/i;
+
+/** A path as most servers read it: `%2e` as `.`, dot segments resolved, doubled slashes merged. */
+export function resolvedPath(pathname: string): string {
+  const segments = pathname.replace(/%2e/gi, '.').split('/');
+  const out: string[] = [];
+  for (const seg of segments) {
+    if (seg === '' || seg === '.') continue;
+    if (seg === '..') out.pop();
+    else out.push(seg);
+  }
+  const last = segments[segments.length - 1];
+  const dir = last === '' || last === '.' || last === '..';
+  return `/${out.join('/')}${dir && out.length > 0 ? '/' : ''}`;
 }

@@ -198,7 +198,7 @@ export function createServer(options: ServerOptions = {}): PortholeServer {
     activity,
     loginCode: () => sessions.loginCode(),
   });
-  dashboard = createDashboard({ sessions, guard: guardOptions, gatewayId: gateway.id, secure: (req) => gateway.clientProto(req) === 'https', adminUser: (req) => gateway.auth.adminUser(req) });
+  dashboard = createDashboard({ sessions, guard: guardOptions, gatewayId: gateway.id, secure: (req) => gateway.clientProto(req) === 'https', adminUser: (req) => gateway.auth.adminUser(req), boundToLogin: (req, end) => gateway.auth.bindToLogin(req, end) });
   // Fed by the events; the open-tunnel gauge reads the gateway's sets when scraped.
   // With metrics.listen they are served there only, without the token (docs/metrics.md says why);
   // like `listen`, it is read at start.
