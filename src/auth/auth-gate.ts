@@ -3,7 +3,7 @@
  * upgrades reach an app, and the gateway's own login, handoff and logout
  * pages under `/_porthole/auth/`.
  */
-import { timingSafeEqual } from 'node:crypto';
+import { randomBytes, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { AuthConfig } from '../config/auth-schema.js';
@@ -17,7 +17,7 @@ import { askAuthService, type ForwardAuthConfig } from './forward-auth.js';
 import { loginPage, logoutPage, messagePage, pageHeaders } from './login-page.js';
 import { decoyHash, tokenDigest, verifyPassword } from './password.js';
 import { LoginRateLimit } from './rate-limit.js';
-import { authCookie, AUTH_COOKIE, clearedAuthCookie, UserSessions, type UserSession } from './user-sessions.js';
+import { authCookie, AUTH_COOKIE, clearedAuthCookie, handoffCookie, handoffNonces, UserSessions, type UserSession } from './user-sessions.js';
 
 export const AUTH_PATH = '/_porthole/auth/';
 const LOGIN = '/_porthole/auth/login';
@@ -155,7 +155,9 @@ export class AuthGate {
     }
     const page = (req.method === 'GET' || req.method === 'HEAD') && !wantsJson(req.headers.accept);
     if (d.login && page) {
-      res.writeHead(302, { Location: this.loginUrl(req), 'Cache-Control': 'no-store', 'Content-Length': '0', 'X-Porthole-Error': d.err.code });
+      const to = this.#loginTarget(req);
+      const nonceCookie = to.nonce ? { 'Set-Cookie': handoffCookie(to.nonce, this.opts.proto(req) === 'https') } : {};
+      res.writeHead(302, { Location: to.url, ...nonceCookie, 'Cache-Control': 'no-store', 'Content-Length': '0', 'X-Porthole-Error': d.err.code });
       return void res.end();
     }
     const extra: Record<string, string> = d.retryAfter ? { 'Retry-After': String(d.retryAfter) } : {};
@@ -170,14 +172,25 @@ export class AuthGate {
    * other name logs in on itself.
    */
   loginUrl(req: IncomingMessage): string {
+    return this.#loginTarget(req).url;
+  }
+
+  /**
+   * The login URL, and for an app's `*.localhost` name the nonce of its
+   * handoff: set as a cookie on the app's host and carried through the
+   * login, so that only this browser can redeem the code the login makes
+   * (another user's code, opened by this browser, logs nobody in).
+   */
+  #loginTarget(req: IncomingMessage): { url: string; nonce?: string } {
     const next = req.url ?? '/';
     const hostHeader = req.headers.host ?? '';
     const host = parseHostHeader(hostHeader);
     if (host && host.name.endsWith('.localhost') && this.opts.isAppHost(hostHeader)) {
       const port = host.port ? `:${host.port}` : '';
-      return `${this.opts.proto(req)}://localhost${port}${LOGIN}?next=${encodeURIComponent(next)}&host=${encodeURIComponent(hostHeader)}`;
+      const nonce = randomBytes(24).toString('base64url');
+      return { url: `${this.opts.proto(req)}://localhost${port}${LOGIN}?next=${encodeURIComponent(next)}&host=${encodeURIComponent(hostHeader)}&nonce=${nonce}`, nonce };
     }
-    return `${LOGIN}?next=${encodeURIComponent(next)}`;
+    return { url: `${LOGIN}?next=${encodeURIComponent(next)}` };
   }
 
   /** The user of the request's live session when it is an `admin: true` user (the dashboard lets them in). */
@@ -218,9 +231,10 @@ export class AuthGate {
     if (req.method === 'GET' || req.method === 'HEAD') {
       const next = localPath(params.get('next'));
       const host = this.#appHost(req, params.get('host'));
+      const nonce = nonceOf(params.get('nonce'));
       const s = this.sessions.of(req);
-      if (s && this.#userExists(s)) return this.#finish(req, res, s, next, host, undefined);
-      return sendPage(res, 200, loginPage({ next, host }), this.#formTo(req, host));
+      if (s && this.#userExists(s)) return this.#finish(req, res, s, next, host, undefined, nonce);
+      return sendPage(res, 200, loginPage({ next, host, nonce }), this.#formTo(req, host));
     }
     if (req.method !== 'POST') return sendPage(res, 405, messagePage('Log in', `${req.method} is not used here`), undefined, new BadRequestError(`${LOGIN} takes GET or POST`));
     // A login posted from another site would log the browser into the attacker's account (login CSRF).
@@ -240,6 +254,7 @@ export class AuthGate {
       .then(async (form) => {
         const next = localPath(form.get('next'));
         const host = this.#appHost(req, form.get('host'));
+        const nonce = nonceOf(form.get('nonce'));
         const name = form.get('user') ?? '';
         const user = this.opts.config().users.find((u) => u.name === name);
         // An unknown name costs a hash like a wrong password: timing does not tell which names exist.
@@ -248,12 +263,12 @@ export class AuthGate {
           const err = new LoginFailedError('wrong user name or password');
           this.rateLimit.fail(client);
           emit('auth', { action: 'login_failed', user: name.replace(/[\u0000-\u001f\u007f]/g, '?').slice(0, 64), client, code: err.code, gateway: this.opts.gatewayId });
-          return sendPage(res, 401, loginPage({ next, host, error: 'Wrong user name or password.' }), this.#formTo(req, host), err);
+          return sendPage(res, 401, loginPage({ next, host, nonce, error: 'Wrong user name or password.' }), this.#formTo(req, host), err);
         }
         const s = this.sessions.create(user.name, 'login');
         s.stamp = user.password_hash;
         emit('auth', { action: 'login', user: user.name, client, gateway: this.opts.gatewayId });
-        this.#finish(req, res, s, next, host, authCookie(s, secure, this.#cookieDomain(req)));
+        this.#finish(req, res, s, next, host, authCookie(s, secure, this.#cookieDomain(req)), nonce);
       })
       .catch((err: PortholeError) => sendPage(res, err.status ?? 400, messagePage('Log in', err.message), undefined, err))
       .finally(() => this.rateLimit.end(client));
@@ -272,23 +287,25 @@ export class AuthGate {
   }
 
   /** After a login (or with one already): on to `next`, through a handoff when it is on an app's host. */
-  #finish(req: IncomingMessage, res: ServerResponse, s: UserSession, next: string, host: string | undefined, cookie: string | undefined): void {
+  #finish(req: IncomingMessage, res: ServerResponse, s: UserSession, next: string, host: string | undefined, cookie: string | undefined, nonce?: string): void {
     let location = next;
-    if (host) location = `${this.opts.proto(req)}://${host}${HANDOFF}?code=${this.sessions.handoffCode(s, host)}&next=${encodeURIComponent(next)}`;
+    // Without the browser's nonce no code is made: back to the app's host, which starts over with one.
+    if (host) location = nonce ? `${this.opts.proto(req)}://${host}${HANDOFF}?code=${this.sessions.handoffCode(s, host, nonce)}&next=${encodeURIComponent(next)}` : `${this.opts.proto(req)}://${host}${next}`;
     res.writeHead(303, { Location: location, 'Cache-Control': 'no-store', 'Referrer-Policy': 'no-referrer', 'Content-Length': '0', ...(cookie ? { 'Set-Cookie': cookie } : {}) });
     res.end();
   }
 
   #handoff(req: IncomingMessage, res: ServerResponse, params: URLSearchParams): void {
     if (req.method !== 'GET') return sendPage(res, 405, messagePage('Log in', 'use GET'), undefined, new BadRequestError(`${HANDOFF} takes GET`));
-    const s = this.sessions.redeem(params.get('code') ?? '', req.headers.host ?? '');
+    const s = this.sessions.redeem(params.get('code') ?? '', req.headers.host ?? '', handoffNonces(req));
     if (!s) {
       const err = new AuthRequiredError('login required (this login link was used already, has expired or is for another host)');
       return sendPage(res, 401, messagePage('Log in', 'This login link was used already or has expired.'), undefined, err);
     }
     emit('auth', { action: 'handoff', user: s.user, host: req.headers.host, client: req.socket.remoteAddress, gateway: this.opts.gatewayId });
     // The code leaves the address bar (and the history) at once.
-    res.writeHead(303, { Location: localPath(params.get('next')), 'Set-Cookie': authCookie(s, this.opts.proto(req) === 'https', this.#cookieDomain(req)), 'Cache-Control': 'no-store', 'Referrer-Policy': 'no-referrer', 'Content-Length': '0' });
+    const secure = this.opts.proto(req) === 'https';
+    res.writeHead(303, { Location: localPath(params.get('next')), 'Set-Cookie': [authCookie(s, secure, this.#cookieDomain(req)), handoffCookie('', secure, 0)], 'Cache-Control': 'no-store', 'Referrer-Policy': 'no-referrer', 'Content-Length': '0' });
     res.end();
   }
 
@@ -448,3 +465,8 @@ function sendPage(res: ServerResponse, status: number, html: string, formTo?: st
 }
 
 export { AUTH_COOKIE };
+
+/** A handoff nonce as given in a URL or form: base64url of a sane length, else none. */
+function nonceOf(v: string | null): string | undefined {
+  return v && /^[\w-]{16,64}$/.test(v) ? v : undefined;
+}

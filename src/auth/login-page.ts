@@ -44,13 +44,13 @@ ${body}
 `;
 }
 
-export function loginPage(opts: { next: string; host?: string; error?: string }): string {
+export function loginPage(opts: { next: string; host?: string; nonce?: string; error?: string }): string {
   return page(
     'Log in',
     `<form method="post" action="/_porthole/auth/login">
 <h1>Log in</h1>
 ${opts.error ? `<p class="error" role="alert">${escape(opts.error)}</p>\n` : ''}<input type="hidden" name="next" value="${escape(opts.next)}">
-${opts.host ? `<input type="hidden" name="host" value="${escape(opts.host)}">\n` : ''}<label for="user">User</label>
+${opts.host ? `<input type="hidden" name="host" value="${escape(opts.host)}">\n` : ''}${opts.host && opts.nonce ? `<input type="hidden" name="nonce" value="${escape(opts.nonce)}">\n` : ''}<label for="user">User</label>
 <input id="user" name="user" autocomplete="username" required autofocus>
 <label for="password">Password</label>
 <input id="password" name="password" type="password" autocomplete="current-password" required>

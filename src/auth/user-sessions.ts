@@ -41,7 +41,7 @@ const secret = () => randomBytes(32).toString('base64url');
 
 export class UserSessions {
   readonly #sessions = new Map<string, UserSession>();
-  readonly #codes = new Map<string, { session: UserSession; host: string; until: number }>();
+  readonly #codes = new Map<string, { session: UserSession; host: string; nonce: string; until: number }>();
   /** Called with a family when it is logged out (open WebSockets of it are closed). */
   onEnd: ((family: string) => void) | undefined;
 
@@ -75,20 +75,26 @@ export class UserSessions {
   }
 
   /** A one-time code that `host` exchanges for a session of the same family. */
-  handoffCode(s: UserSession, host: string, now = Date.now()): string {
+  handoffCode(s: UserSession, host: string, nonce: string, now = Date.now()): string {
     this.#sweep(now);
     const code = secret();
-    this.#codes.set(code, { session: s, host: host.toLowerCase(), until: now + HANDOFF_MS });
+    this.#codes.set(code, { session: s, host: host.toLowerCase(), nonce, until: now + HANDOFF_MS });
     while (this.#codes.size > MAX_CODES) this.#codes.delete(this.#codes.keys().next().value!);
     return code;
   }
 
-  /** Uses up a handoff code at `host`: the new session, or null (unknown, used, expired, another host, a family logged out since). */
-  redeem(code: string, host: string, now = Date.now()): UserSession | null {
+  /**
+   * Uses up a handoff code at `host`, from the browser holding `nonce` (the
+   * handoff cookie the app's host set when it sent that browser to log in):
+   * the new session, or null (unknown, used, expired, another host, another
+   * browser, a family logged out since).
+   */
+  redeem(code: string, host: string, nonce: readonly string[], now = Date.now()): UserSession | null {
     const c = this.#codes.get(code);
     if (!c) return null;
     this.#codes.delete(code);
     if (c.until <= now || c.host !== host.toLowerCase() || !this.#sessions.has(c.session.id)) return null;
+    if (!nonce.includes(c.nonce)) return null;
     const s = this.create(c.session.user, c.session.via, c.session.family, now);
     s.stamp = c.session.stamp;
     return s;
@@ -120,6 +126,19 @@ export class UserSessions {
 
 function expired(s: UserSession, now: number): boolean {
   return now > Math.min(s.lastUsed + IDLE_MS, s.created + MAX_AGE_MS);
+}
+
+/** The cookie that ties a handoff to the browser that asked to log in (set on the app's host). */
+export const HANDOFF_COOKIE = 'porthole_handoff';
+
+/** Every value of the handoff cookie in a request. */
+export function handoffNonces(req: IncomingMessage): string[] {
+  return cookieValues(req.headers.cookie, HANDOFF_COOKIE);
+}
+
+/** `Set-Cookie` for the handoff nonce: only the handoff path of the app's host sees it. */
+export function handoffCookie(nonce: string, secure: boolean, maxAge = 900): string {
+  return `${HANDOFF_COOKIE}=${nonce}; Path=/_porthole/auth/handoff; HttpOnly; SameSite=Lax; Max-Age=${maxAge}${secure ? '; Secure' : ''}`;
 }
 
 /**

@@ -223,36 +223,68 @@ test("an app's own host name logs in through localhost and gets its own cookie b
   assert.equal(login.origin, `http://localhost:${gw.port}`);
   assert.equal(login.searchParams.get('next'), '/page?q=1');
   assert.equal(login.searchParams.get('host'), appHost);
+  // The app's host ties the handoff to this browser: a nonce cookie, only for the handoff path.
+  const nonce = login.searchParams.get('nonce')!;
+  assert.match(nonce, /^[\w-]{30,}$/);
+  const nonceCookie = cookieOf(first, 'porthole_handoff')!;
+  assert.equal(nonceCookie, `porthole_handoff=${nonce}`);
+  assert.match(first.headers['set-cookie']![0], /Path=\/_porthole\/auth\/handoff; HttpOnly; SameSite=Lax/);
   const form = await request(`${gw.url}${login.pathname}${login.search}`, { headers: { Host: `localhost:${gw.port}` } });
   assert.match(form.text, new RegExp(`name="host" value="${appHost}"`));
+  assert.match(form.text, new RegExp(`name="nonce" value="${nonce}"`));
   // Chromium holds the redirects after a POST to form-action: the app's origin must be allowed.
   assert.match(String(form.headers['content-security-policy']), new RegExp(`form-action 'self' http://${appHost};`));
-  const r = await postLogin(gw.url, { user: 'alice', password: 'correct horse', next: '/page?q=1', host: appHost }, { Host: `localhost:${gw.port}` });
+  const r = await postLogin(gw.url, { user: 'alice', password: 'correct horse', next: '/page?q=1', host: appHost, nonce }, { Host: `localhost:${gw.port}` });
   assert.equal(r.status, 303);
   const handoff = new URL(r.headers.location!);
   assert.equal(handoff.origin, `http://${appHost}`);
   assert.equal(handoff.pathname, '/_porthole/auth/handoff');
   const localhostCookie = cookieOf(r)!;
   // The code is for that host only.
-  const wrongHost = await request(`${gw.url}${handoff.pathname}${handoff.search}`, { headers: { Host: `localhost:${gw.port}` } });
+  const wrongHost = await request(`${gw.url}${handoff.pathname}${handoff.search}`, { headers: { Host: `localhost:${gw.port}`, Cookie: nonceCookie } });
   assert.equal(wrongHost.status, 401);
   // A code is used up even by a wrong try: ask for a new one (already logged in at localhost: no form).
   const again = await request(`${gw.url}${login.pathname}${login.search}`, { headers: { Host: `localhost:${gw.port}`, Cookie: localhostCookie } });
   assert.equal(again.status, 303);
   const code = new URL(again.headers.location!);
-  const got = await request(`${gw.url}${code.pathname}${code.search}`, { headers: { Host: appHost } });
+  const got = await request(`${gw.url}${code.pathname}${code.search}`, { headers: { Host: appHost, Cookie: nonceCookie } });
   assert.equal(got.status, 303);
   assert.equal(got.headers.location, '/page?q=1');
   const appCookie = cookieOf(got)!;
   assert.notEqual(appCookie, localhostCookie);
+  assert.match(got.headers['set-cookie']!.join('\n'), /porthole_handoff=; .*Max-Age=0/, 'the nonce is cleared');
   const page = await request(`${gw.url}/page?q=1`, { headers: { Host: appHost, Cookie: appCookie } });
   assert.equal(page.status, 200);
   assert.equal(JSON.parse(page.text).headers['x-forwarded-user'], 'alice');
-  const reuse = await request(`${gw.url}${code.pathname}${code.search}`, { headers: { Host: appHost } });
+  const reuse = await request(`${gw.url}${code.pathname}${code.search}`, { headers: { Host: appHost, Cookie: nonceCookie } });
   assert.equal(reuse.status, 401);
   // Logout on one name ends the login on every name.
   await request(`${gw.url}/_porthole/auth/logout`, { method: 'POST', headers: { Host: `localhost:${gw.port}`, Cookie: localhostCookie, 'Content-Length': '0' } });
   assert.equal((await request(`${gw.url}/page`, { headers: { Host: appHost, Cookie: appCookie } })).status, 302);
+});
+
+test('a handoff code works only in the browser that was sent to log in: another user\'s code opened by a victim logs nobody in (login CSRF)', async (t) => {
+  const { gw } = await loginApp(t);
+  const appHost = `app.localhost:${gw.port}`;
+  // The attacker, a user of this gateway, goes through the flow and stops before the handoff.
+  const first = await request(`${gw.url}/`, { headers: { Host: appHost } });
+  const login = new URL(first.headers.location!);
+  const r = await postLogin(gw.url, { user: 'alice', password: 'correct horse', next: '/', host: appHost, nonce: login.searchParams.get('nonce')! }, { Host: `localhost:${gw.port}` });
+  const handoff = new URL(r.headers.location!);
+  // The victim's browser opens the attacker's link: it has no nonce, or one of its own.
+  const bare = await request(`${gw.url}${handoff.pathname}${handoff.search}`, { headers: { Host: appHost } });
+  assert.equal(bare.status, 401);
+  assert.equal(bare.headers['set-cookie']?.some((c) => c.startsWith('porthole_auth=')) ?? false, false);
+  const victimFirst = await request(`${gw.url}/`, { headers: { Host: appHost } });
+  const victimNonce = cookieOf(victimFirst, 'porthole_handoff')!;
+  // A fresh code of the attacker's (the first was used up by the try above).
+  const again = await request(`${gw.url}${login.pathname}${login.search}`, { headers: { Host: `localhost:${gw.port}`, Cookie: cookieOf(r)! } });
+  const code = new URL(again.headers.location!);
+  const own = await request(`${gw.url}${code.pathname}${code.search}`, { headers: { Host: appHost, Cookie: victimNonce } });
+  assert.equal(own.status, 401);
+  // Without a nonce in the login, no code is made at all: the browser goes back to the app's host to start over.
+  const noNonce = await postLogin(gw.url, { user: 'alice', password: 'correct horse', next: '/x', host: appHost }, { Host: `localhost:${gw.port}` });
+  assert.equal(noNonce.headers.location, `http://${appHost}/x`);
 });
 
 test('a host that is not an app of this gateway, or on another port, never receives a handoff code', async (t) => {
