@@ -8,11 +8,12 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { AuthConfig } from '../config/auth-schema.js';
 import type { AppConfig, Config } from '../config/schema.js';
-import { AuthDeniedError, AuthRequiredError, AuthUnavailableError, BadRequestError, BodyTooLargeError, CsrfError, LoginFailedError, LoginRateLimitedError, PortholeError } from '../errors.js';
+import { AuthDeniedError, AuthRequiredError, AuthUnavailableError, BadRequestError, CsrfError, LoginFailedError, LoginRateLimitedError, PortholeError } from '../errors.js';
 import { emit } from '../events.js';
 import { sendHttpError, wantsJson } from '../gateway/error-response.js';
 import { parseHostHeader } from '../gateway/host-header.js';
 import type { Admission } from './admission.js';
+import { fromOtherOrigin, readForm } from '../admin/form-post.js';
 import { askAuthService, type ForwardAuthConfig } from './forward-auth.js';
 import { loginPage, logoutPage, messagePage, pageHeaders } from './login-page.js';
 import { decoyHash, tokenDigest, verifyPassword } from './password.js';
@@ -23,7 +24,6 @@ export const AUTH_PATH = '/_porthole/auth/';
 const LOGIN = '/_porthole/auth/login';
 const LOGOUT = '/_porthole/auth/logout';
 const HANDOFF = '/_porthole/auth/handoff';
-const MAX_FORM = 4096;
 const NONE: AuthConfig = Object.freeze({ mode: 'none' });
 /**
  * An app that lets everyone in still never gets the gateway's session cookie: the
@@ -250,7 +250,7 @@ export class AuthGate {
       return sendPage(res, 429, messagePage('Too many attempts', err.message), undefined, err);
     }
     this.rateLimit.begin(client);
-    readForm(req, res)
+    readForm(req, res, 'a login form')
       .then(async (form) => {
         const next = localPath(form.get('next'));
         const host = this.#appHost(req, form.get('host'));
@@ -428,34 +428,7 @@ export function localPath(next: string | null): string {
 }
 
 function foreignOrigin(req: IncomingMessage): PortholeError | null {
-  const origin = req.headers.origin;
-  if (origin === undefined) return null;
-  let host = '';
-  try {
-    host = new URL(origin).host.toLowerCase();
-  } catch {
-    /* refused below */
-  }
-  return host === (req.headers.host ?? '').toLowerCase() ? null : new CsrfError(`a form posted from ${origin} is refused`);
-}
-
-function readForm(req: IncomingMessage, res: ServerResponse): Promise<URLSearchParams> {
-  return new Promise((ok, fail) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (c: Buffer) => {
-      size += c.length;
-      if (size <= MAX_FORM) chunks.push(c);
-      else if (size - c.length <= MAX_FORM) {
-        res.setHeader('Connection', 'close');
-        fail(new BodyTooLargeError(`a login form larger than ${MAX_FORM} bytes`));
-      }
-    });
-    req.on('error', fail);
-    req.on('end', () => {
-      if (size <= MAX_FORM) ok(new URLSearchParams(Buffer.concat(chunks).toString('utf8')));
-    });
-  });
+  return fromOtherOrigin(req) ? new CsrfError(`a form posted from ${req.headers.origin} is refused`) : null;
 }
 
 function sendPage(res: ServerResponse, status: number, html: string, formTo?: string, err?: PortholeError): void {

@@ -13,6 +13,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
+import { cookieValues } from '../admin/session.js';
 
 export const AUTH_COOKIE = 'porthole_auth';
 /** A session ends after this long without a request… */
@@ -169,19 +170,4 @@ export function withoutAuthCookie(header: string): string | undefined {
     .map((p) => p.trim())
     .filter((p) => p !== '' && p.slice(0, p.indexOf('=') === -1 ? p.length : p.indexOf('=')).trim() !== AUTH_COOKIE);
   return kept.length ? kept.join('; ') : undefined;
-}
-
-/** The values of every cookie named `name` in a Cookie header, in its order (at most 16). */
-function cookieValues(header: string | undefined, name: string): string[] {
-  const values: string[] = [];
-  if (!header) return values;
-  for (const part of header.split(';')) {
-    const eq = part.indexOf('=');
-    if (eq !== -1 && part.slice(0, eq).trim() === name) {
-      const v = part.slice(eq + 1).trim();
-      if (v) values.push(v);
-      if (values.length === 16) break;
-    }
-  }
-  return values;
 }

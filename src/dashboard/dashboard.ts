@@ -12,16 +12,15 @@ import { createRequire } from 'node:module';
 import { dirname, extname, join, sep } from 'node:path';
 import type { TLSSocket } from 'node:tls';
 import { fileURLToPath } from 'node:url';
-import { BadRequestError, BodyTooLargeError, CsrfError, UnauthorizedError, type PortholeError } from '../errors.js';
+import { BadRequestError, CsrfError, UnauthorizedError, type PortholeError } from '../errors.js';
 import { emit } from '../events.js';
 import { checkAdminHost, type GuardOptions } from '../admin/guard.js';
+import { fromOtherOrigin, readForm } from '../admin/form-post.js';
 import { clearedCookie, sessionCookie, Sessions, type Session } from '../admin/session.js';
 import { sameToken } from '../admin/token.js';
 
 export const DASHBOARD_PATH = '/_porthole/';
 const UI = '/_porthole/ui/';
-/** A login form's body: a token and a little more. */
-const MAX_FORM = 4096;
 
 const IMPORT_MAP = JSON.stringify({
   imports: { preact: `${UI}vendor/preact.mjs`, 'preact/hooks': `${UI}vendor/hooks.mjs`, htm: `${UI}vendor/htm.mjs` },
@@ -123,7 +122,7 @@ export function createDashboard(opts: DashboardOptions): (req: IncomingMessage, 
       if (req.method !== 'POST') return sendText(res, new BadRequestError('/_porthole/login takes POST (the login form)')), true;
       const foreign = foreignOrigin(req, 'login');
       if (foreign) return sendText(res, foreign), true;
-      readForm(req, res)
+      readForm(req, res, 'dashboard: a login form')
         .then((form) => {
           const token = form.get('token')?.trim() ?? '';
           if (!token || !sameToken(token, guard.token)) {
@@ -199,35 +198,9 @@ function startSession(res: ServerResponse, session: Session, secure: boolean): v
 
 /** A login or logout posted from another origin (login CSRF, logout CSRF) is refused. */
 function foreignOrigin(req: IncomingMessage, what: 'login' | 'logout'): PortholeError | null {
-  const origin = req.headers.origin;
   // Under the pages' `Referrer-Policy: no-referrer` a browser posts the form with `Origin: null`; its own Sec-Fetch-Site tells where from.
-  if (origin === undefined || (origin === 'null' && req.headers['sec-fetch-site'] === 'same-origin')) return null;
-  let host = '';
-  try {
-    host = new URL(origin).host.toLowerCase();
-  } catch {
-    /* refused below */
-  }
-  return host === (req.headers.host ?? '').toLowerCase() ? null : new CsrfError(`dashboard: a ${what} posted from ${origin} is refused`);
-}
-
-function readForm(req: IncomingMessage, res: ServerResponse): Promise<URLSearchParams> {
-  return new Promise((ok, fail) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (c: Buffer) => {
-      size += c.length;
-      if (size <= MAX_FORM) chunks.push(c);
-      else if (size - c.length <= MAX_FORM) {
-        res.setHeader('Connection', 'close');
-        fail(new BodyTooLargeError(`dashboard: a login form larger than ${MAX_FORM} bytes`));
-      }
-    });
-    req.on('error', fail);
-    req.on('end', () => {
-      if (size <= MAX_FORM) ok(new URLSearchParams(Buffer.concat(chunks).toString('utf8')));
-    });
-  });
+  if (req.headers.origin === 'null' && req.headers['sec-fetch-site'] === 'same-origin') return null;
+  return fromOtherOrigin(req) ? new CsrfError(`dashboard: a ${what} posted from ${req.headers.origin} is refused`) : null;
 }
 
 async function serveFile(req: IncomingMessage, res: ServerResponse, rel: string, uiDir: string, vendor: Record<string, string>): Promise<void> {
