@@ -27,6 +27,8 @@ export const TOOLS = [
   { check: '/usr/bin/prometheus', pkg: 'prometheus' },
   { check: '/usr/bin/certutil', pkg: 'libnss3-tools' },
   { check: '/usr/bin/h2load', pkg: 'nghttp2-client' },
+  { check: '/usr/bin/redis-server', pkg: 'redis-server' },
+  { check: '/usr/sbin/ip', pkg: 'iproute2' },
 ];
 
 export function ensureTools(tools = TOOLS) {
