@@ -302,6 +302,34 @@ export class StoreCorruptError extends PortholeError {
 }
 
 /**
+ * The cluster's store (Redis) cannot be reached, or did not answer in time:
+ * a change through the API is refused (nothing is acknowledged that is not
+ * stored); routing goes on from the last snapshot.
+ */
+export class StoreUnavailableError extends PortholeError {
+  readonly code = 'PH_ERR_STORE_UNAVAILABLE';
+  readonly status = 503;
+  readonly closeCode = 1013;
+}
+
+/**
+ * The app runs on another node of the cluster, and that node is down (no
+ * heartbeat within the TTL) or not known: requests get 503, WebSockets 1013.
+ */
+export class NodeDownError extends PortholeError {
+  readonly code = 'PH_ERR_NODE_DOWN';
+  readonly status = 503;
+  readonly closeCode = 1013;
+}
+
+/** Another live node of the cluster already has this node's name: the node does not start. */
+export class NodeNameTakenError extends PortholeError {
+  readonly code = 'PH_ERR_NODE_NAME_TAKEN';
+  readonly status = 409;
+  readonly closeCode = 1011;
+}
+
+/**
  * The separate metrics address (`metrics.listen`) cannot be bound (in use,
  * not an address of this machine): the server does not start.
  */
@@ -457,6 +485,9 @@ export const ERROR_CODES = [
   'PH_ERR_APP_USER',
   'PH_ERR_APP_SPAWN',
   'PH_ERR_STORE_CORRUPT',
+  'PH_ERR_STORE_UNAVAILABLE',
+  'PH_ERR_NODE_DOWN',
+  'PH_ERR_NODE_NAME_TAKEN',
   'PH_ERR_METRICS_LISTEN',
   'PH_ERR_TLS_CERT',
   'PH_ERR_TLS_CA',

@@ -47,6 +47,13 @@ export interface EventMap {
    * `rate_limited`, a `logout`, a `token` exchanged for a session, a cross-host `handoff`.
    */
   auth: { action: 'login' | 'login_failed' | 'rate_limited' | 'logout' | 'token' | 'handoff'; user?: string; client?: string; host?: string; code?: string; gateway: string };
+  /**
+   * A cluster node's view (docs/cluster.md): it `joined`; another node is `node_up` / `node_down`;
+   * it became the `leader` (places `node: any` apps) or a `follower`; an app was `placed`;
+   * the store went `store_down` / `store_up`; it read the whole registry again (`resync`);
+   * it wrote its registry back into a Redis that had lost it (`reseed`).
+   */
+  cluster: { action: 'joined' | 'node_up' | 'node_down' | 'leader' | 'follower' | 'placed' | 'store_down' | 'store_up' | 'resync' | 'reseed'; node: string; app?: string; nodes?: number; version?: number; message?: string };
   /** A supervised app changed state. */
   app: { app: string; state: string; pid?: number; exit?: { code: number | null; signal: string | null }; message?: string; /** With state `routed` (a new app on a listening gateway): its URLs. */ urls?: string[] };
 }
@@ -75,4 +82,4 @@ export function subscribe<N extends EventName>(name: N, fn: (data: EventMap[N]) 
   return () => diagnostics.unsubscribe(`porthole:${name}`, handler);
 }
 
-export const EVENT_NAMES: readonly EventName[] = ['request', 'upgrade', 'tunnel.close', 'config', 'gateway', 'error', 'app', 'tls', 'auth'];
+export const EVENT_NAMES: readonly EventName[] = ['request', 'upgrade', 'tunnel.close', 'config', 'gateway', 'error', 'app', 'tls', 'auth', 'cluster'];

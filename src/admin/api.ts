@@ -50,6 +50,15 @@ export interface AdminApiOptions {
   activity?: Activity;
   /** A new one-time dashboard login code (`POST /login-link`). */
   loginCode?: () => string;
+  /** A call another node of the cluster made through this node's peer listener: admitted like the token. */
+  fromPeer?: (req: IncomingMessage) => boolean;
+  /** The cluster (`GET /cluster`): this node, the store, every node. Undefined outside a cluster. */
+  cluster?: () => Record<string, unknown>;
+  /**
+   * A call about an app another node runs (its logs, start, stop): sent on
+   * to that node, the answer relayed. Returns false when the app is this node's.
+   */
+  forwardApp?: (name: string, req: IncomingMessage, res: ServerResponse) => boolean;
 }
 
 /** A request handler that answers admin paths and returns false for every other path. */
@@ -76,7 +85,7 @@ export function createAdminApi(opts: AdminApiOptions): AdminApi {
     res.once('close', () =>
       emit('request', { gateway: opts.gatewayId, app: null, method: req.method ?? 'GET', path: url, status: res.statusCode, ms: Math.round(performance.now() - started) }),
     );
-    const who = authorize(req, opts.guard());
+    const who: Caller | ReturnType<typeof authorize> = opts.fromPeer?.(req) ? { via: 'token' } : authorize(req, opts.guard());
     if (!('via' in who)) {
       sendError(res, who, who.status === 401 ? { 'WWW-Authenticate': 'Bearer realm="porthole"' } : {});
       return true;
@@ -190,6 +199,10 @@ async function rest(
     live(opts, req, res, streams);
     return undefined;
   }
+  if (parts.length === 1 && parts[0] === 'cluster') {
+    getOnly();
+    return { cluster: opts.cluster?.() ?? null };
+  }
   if (parts[0] !== 'apps') throw new AppUnknownError(`no admin resource /_porthole/api/${sub}`);
   if (parts.length === 1) {
     if (method !== 'GET') throw notAllowed('GET, or PUT /apps/{name}');
@@ -215,6 +228,8 @@ async function rest(
   }
   if (parts.length === 3) {
     const what = parts[2];
+    // Another node's app: that node has its process and its logs.
+    if (opts.forwardApp?.(name, req, res)) return undefined;
     if (what === 'start' || what === 'stop' || what === 'restart') {
       if (method !== 'POST') throw notAllowed('POST');
       return { app: await registry.act(name, what) };

@@ -24,6 +24,31 @@ import { isBridgeOnly } from '../gateway/bridge.js';
 import type { Gateway } from '../gateway/gateway.js';
 import type { AppStore, StoredApp } from '../store/file-store.js';
 
+/**
+ * What the registry asks of the cluster (src/cluster/), when the gateway is
+ * a node of one: who runs an app, how to reach that node, whether it is up.
+ * Without it every app is this gateway's own.
+ */
+export interface ClusterHooks {
+  readonly node: string;
+  /** The node that runs the app (undefined: a `node: any` app not placed yet). */
+  ownerOf(app: AppConfig): string | undefined;
+  /** Null when the app's node can take traffic; the refusal (PH_ERR_NODE_DOWN) otherwise. */
+  nodeGate(app: AppConfig): PortholeError | null;
+  /** Where requests for another node's apps go. */
+  peerOf(node: string): { node: string; url: string; secret: string } | undefined;
+  /** The app's state as its node last published it. */
+  remoteStatus(node: string, app: string): Partial<AppStatus> | undefined;
+  /** Whether a node of this name is part of the cluster (up or down). */
+  isKnown(node: string): boolean;
+  /** The nodes' names, for error messages. */
+  knownNodes(): string[];
+  /** Asks the app's node to start, stop or restart it (through its peer listener). */
+  act(node: string, app: string, action: 'start' | 'stop' | 'restart', version: number): Promise<AppView>;
+  /** The registry version this node holds (sent along, so the other node waits until it has it). */
+  version(): number;
+}
+
 const DEFAULT_START_TIMEOUT = 60_000;
 /** Stands in for the port a supervised app will be given, so its route can be built (and checked) now. */
 const PLACEHOLDER_PORT = 9;
@@ -75,6 +100,9 @@ export class AppRegistry {
   /** Serializes changes, so two registrations never interleave their store/supervisor/route steps. */
   private queue: Promise<unknown> = Promise.resolve();
 
+  /** Set when the gateway is a node of a cluster (before init). */
+  cluster: ClusterHooks | undefined;
+
   constructor(
     private readonly gateway: Gateway,
     private readonly supervisor: Supervisor,
@@ -84,40 +112,123 @@ export class AppRegistry {
     this.config = config;
   }
 
+  /** Whether this gateway runs (or routes to) the app itself, rather than another node. */
+  isLocal(app: AppConfig): boolean {
+    if (!this.cluster || this.fileApp(app.name)) return true;
+    return this.cluster.ownerOf(app) === this.cluster.node;
+  }
+
+  /** The node that runs the app, in a cluster (null for this gateway's own config-file apps, and outside a cluster). */
+  nodeOf(app: AppConfig): string | null {
+    if (!this.cluster || this.fileApp(app.name)) return null;
+    return this.cluster.ownerOf(app) ?? null;
+  }
+
   /** Loads the stored apps, stops what a killed gateway left running, then starts autostart apps. */
   async init(): Promise<void> {
     // A stored app that no longer validates is marked invalid, never fatal: the others must run.
-    for (const raw of await this.store.load()) {
-      let app: AppConfig;
-      try {
-        app = parseApp(withoutAction(raw), 'app');
-      } catch (err) {
-        if (!(err instanceof ConfigError) && !(err instanceof BadRequestError)) throw err;
-        this.markInvalid(String(raw.name), raw, err.problems);
-        continue;
-      }
-      if (this.fileApp(app.name)) {
-        emit('error', { code: 'PH_ERR_CONFLICT', app: app.name, message: `stored app ${app.name} is shadowed by the config file's app of that name` });
-        continue;
-      }
-      // Taken together too: the config file may since have taken this app's prefix or host name.
-      const last = this.config.apps.length + this.apiApps.size;
-      const clash = appSetProblems([...this.config.apps, ...this.apiApps.values(), app])
-        .filter((p) => p.startsWith(`apps[${last}]`))
-        .map((p) => `app${p.slice(`apps[${last}]`.length)}`);
-      const problems = clash.length ? clash : this.routeProblems(app);
-      if (problems.length) this.markInvalid(app.name, raw, problems);
-      else this.apiApps.set(app.name, app);
-    }
+    for (const raw of await this.store.load()) this.admitStored(raw);
     const stopped = await this.supervisor.recoverOrphans();
     if (stopped) emit('error', { code: 'PH_ERR_ORPHANS', message: `stopped the leftover processes of ${stopped} app run(s) of a previous gateway` });
     for (const app of this.all()) {
-      if (!app.cmd) continue;
+      if (!app.cmd || !this.isLocal(app)) continue;
       // One app the supervisor cannot take (no free port) does not keep the gateway down.
       await this.supervisor.set(app).catch((err: Error) => emit('error', { code: 'PH_ERR_SUPERVISOR', app: app.name, message: `${app.name}: ${err.message}` }));
     }
     this.rebuild();
     await this.supervisor.startAutostart();
+  }
+
+  /** A stored app taken in (at start, or changed by another node): valid, or marked invalid with why. */
+  private admitStored(raw: StoredApp): void {
+    // A stored app that no longer validates is marked invalid, never fatal: the others must run.
+    let app: AppConfig;
+    try {
+      if (raw.__unreadable !== undefined) throw new BadRequestError(['app: the stored JSON cannot be read']);
+      app = parseApp(withoutAction(raw), 'app');
+    } catch (err) {
+      if (!(err instanceof ConfigError) && !(err instanceof BadRequestError)) throw err;
+      this.markInvalid(String(raw.name), raw, err.problems);
+      return;
+    }
+    if (this.fileApp(app.name)) {
+      emit('error', { code: 'PH_ERR_CONFLICT', app: app.name, message: `stored app ${app.name} is shadowed by the config file's app of that name` });
+      return;
+    }
+    // Taken together too: the config file may since have taken this app's prefix or host name.
+    const others = [...this.config.apps, ...[...this.apiApps.values()].filter((a) => a.name !== app.name)];
+    const clash = appSetProblems([...others, app])
+      .filter((p) => p.startsWith(`apps[${others.length}]`))
+      .map((p) => `app${p.slice(`apps[${others.length}]`.length)}`);
+    const problems = clash.length ? clash : this.routeProblems(app);
+    if (problems.length) this.markInvalid(app.name, raw, problems);
+    else {
+      this.apiApps.set(app.name, app);
+      this.invalid.delete(app.name);
+    }
+  }
+
+  /** Runs `fn` in the registry's queue: a change from another node never interleaves with a local one. */
+  exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    return this.serial(fn);
+  }
+
+  /** The API apps as stored (for writing them back into a store that lost them). Inside exclusive(). */
+  storedApps(): StoredApp[] {
+    return [...[...this.apiApps.values()].map((a) => ({ ...a }) as StoredApp), ...[...this.invalid.entries()].filter(([n]) => !this.fileApp(n)).map(([, inv]) => inv.raw as StoredApp)];
+  }
+
+  /**
+   * Another node changed the shared registry (cluster): `changes` are the
+   * changed apps as now stored (undefined: removed), or with `whole` every
+   * stored app; `place` changes where `node: any` apps run. Then the
+   * processes follow: an app that is now this node's is set up (and started
+   * when `autostart`, or when `wasRunning` says it ran on the node it moved
+   * from); one that is no longer is stopped here. Inside exclusive().
+   */
+  async adopt(update: { changes: ReadonlyMap<string, StoredApp | undefined>; whole?: boolean; place?: () => void; wasRunning?: (app: AppConfig) => boolean }): Promise<void> {
+    const before = new Map([...this.apiApps].map(([n, a]) => [n, { app: a, local: this.isLocal(a) }]));
+    update.place?.();
+    if (update.whole) {
+      for (const name of [...this.apiApps.keys(), ...this.invalid.keys()]) {
+        if (!update.changes.has(name) && !this.fileApp(name)) (this.apiApps.delete(name), this.invalid.delete(name));
+      }
+    }
+    for (const [name, raw] of update.changes) {
+      if (this.fileApp(name)) continue;
+      const now = this.apiApps.get(name);
+      if (raw && now && JSON.stringify(raw) === JSON.stringify(now)) continue;
+      this.externalProbes.delete(name);
+      if (!raw) {
+        this.apiApps.delete(name);
+        this.invalid.delete(name);
+        continue;
+      }
+      this.apiApps.delete(name);
+      this.admitStored(raw);
+    }
+    await this.reconcile(before, update.wasRunning ?? (() => false));
+  }
+
+  private async reconcile(before: Map<string, { app: AppConfig; local: boolean }>, wasRunning: (app: AppConfig) => boolean): Promise<void> {
+    for (const [name, was] of before) {
+      const now = this.apiApps.get(name);
+      if ((!now || !this.isLocal(now)) && was.local && was.app.cmd) await this.supervisor.remove(name);
+      else if (now && !now.cmd && was.app.cmd) await this.supervisor.remove(name);
+    }
+    for (const app of this.apiApps.values()) {
+      if (!app.cmd || !this.isLocal(app)) continue;
+      const was = before.get(app.name);
+      const isNew = !was || !was.local || !this.supervisor.status(app.name);
+      if (!isNew && was.app === app) continue;
+      try {
+        await this.supervisor.set(app);
+        if (isNew && (app.autostart || wasRunning(app))) void this.supervisor.start(app.name).catch((err: Error) => emit('error', { code: 'PH_ERR_SUPERVISOR', app: app.name, message: `${app.name}: ${err.message}` }));
+      } catch (err) {
+        emit('error', { code: 'PH_ERR_SUPERVISOR', app: app.name, message: `${app.name}: ${(err as Error).message}` });
+      }
+    }
+    this.rebuild();
   }
 
   /** Every valid app: config file first, then API-registered. */
@@ -136,6 +247,8 @@ export class AppRegistry {
     if (inv) return this.invalidView(name, inv);
     const app = this.get(name);
     if (!app) throw new AppUnknownError(`no app named ${JSON.stringify(name)}`, { app: name });
+    if (this.cluster && !this.isLocal(app)) return this.remoteView(app, this.cluster.ownerOf(app));
+    const node = this.nodeOf(app);
     const st = this.supervisor.status(name);
     // An app Porthole does not run is "external": whether it answers comes from a probe (checkExternal).
     const ext = st ? undefined : app.cmd ? undefined : this.externalProbes.get(name)?.probe;
@@ -158,6 +271,31 @@ export class AppRegistry {
       ...(st?.message ? { message: st.message } : {}),
       ...(extMessage ? { message: extMessage } : {}),
       ...(st?.last_probe ? { last_probe: st.last_probe } : {}),
+      ...(node !== null ? { node } : {}),
+    };
+  }
+
+  /** An app another node runs: its state as that node last published it. */
+  private remoteView(app: AppConfig, node: string | undefined): AppView {
+    const st = node ? this.cluster?.remoteStatus(node, app.name) : undefined;
+    const down = this.cluster?.nodeGate(app);
+    return {
+      ...app,
+      ...(st?.port !== undefined ? { port: st.port } : {}),
+      ...(st?.ws_port !== undefined ? { ws_port: st.ws_port } : {}),
+      name: app.name,
+      source: 'api',
+      route: `${app.prefix ?? `/${app.name}`}/`,
+      urls: this.gateway.urlsOf(app),
+      state: st?.state ?? (app.cmd ? 'stopped' : 'external'),
+      pid: st?.pid ?? null,
+      ready: down ? false : (st?.ready ?? false),
+      restarts: st?.restarts ?? 0,
+      last_exit: st?.last_exit ?? null,
+      kind: app.cmd ? 'process' : isBridgeOnly(app) ? 'bridge' : 'external',
+      started_at: st?.started_at ?? null,
+      node: node ?? null,
+      ...(down ? { message: down.message, error: { code: down.code } } : st?.message ? { message: st.message } : {}),
     };
   }
 
@@ -225,6 +363,7 @@ export class AppRegistry {
     return this.serial(async () => {
       const raw = withoutAction(body);
       const name = typeof raw.name === 'string' ? raw.name : undefined;
+      this.nodeField(raw);
       if (name && RESERVED_NAMES.includes(name)) throw new ConflictError(`"${name}" is reserved for the gateway`, { app: name });
       if (name && this.fileApp(name)) throw new ConflictError(`app ${name} is defined in the config file; change it there`, { app: name });
       let app: AppConfig;
@@ -254,7 +393,7 @@ export class AppRegistry {
       this.invalid.delete(app.name);
       this.externalProbes.delete(app.name);
       try {
-        if (app.cmd) await this.supervisor.set(app);
+        if (app.cmd && this.isLocal(app)) await this.supervisor.set(app);
         else await this.supervisor.remove(app.name);
       } catch (err) {
         // A new app the supervisor cannot take (no free port) is not left stored half registered.
@@ -294,6 +433,13 @@ export class AppRegistry {
     const app = this.get(name);
     if (!app) throw new AppUnknownError(`no app named ${JSON.stringify(name)}`, { app: name });
     if (!app.cmd) throw new AppNotSupervisedError(`app ${name} has no cmd: Porthole only routes to it`, { app: name });
+    if (this.cluster && !this.isLocal(app)) {
+      // Carried out by the node that runs it.
+      const node = this.cluster.ownerOf(app);
+      const down = this.cluster.nodeGate(app);
+      if (down || node === undefined) throw down ?? new AppStoppedError(`app ${name} is not placed on a node`, { app: name });
+      return this.cluster.act(node, name, action, this.cluster.version());
+    }
     await this.supervisor[action](name);
     this.rebuild(); // a first start may have allocated the port
     return this.view(name);
@@ -341,6 +487,14 @@ export class AppRegistry {
   readonly appGate = (name: string): null | Promise<PortholeError | null> => {
     const inv = this.invalid.get(name);
     if (inv) return Promise.resolve(invalidError(name, inv));
+    if (this.cluster) {
+      const app = this.get(name);
+      if (app && !this.isLocal(app)) {
+        // Another node's app: its node answers for it; this node only knows whether that node is up.
+        const down = this.cluster.nodeGate(app);
+        return down ? Promise.resolve(down) : null;
+      }
+    }
     const st = this.supervisor.status(name);
     if (!st || st.state === 'running') return null;
     if (st.state === 'stopped' || st.state === 'failed') {
@@ -367,7 +521,7 @@ export class AppRegistry {
    */
   private rebuild(): void {
     try {
-      this.gateway.reload(this.routedConfig());
+      this.gateway.reload(this.routedConfig(), { peers: this.peers() });
       return;
     } catch (err) {
       if (!(err instanceof ConfigError)) throw err;
@@ -378,14 +532,52 @@ export class AppRegistry {
       this.markInvalid(app.name, { ...app }, problems);
       void this.supervisor.remove(app.name).catch((err: Error) => emit('error', { code: 'PH_ERR_SUPERVISOR', app: app.name, message: err.message }));
     }
-    this.gateway.reload(this.routedConfig());
+    this.gateway.reload(this.routedConfig(), { peers: this.peers() });
+  }
+
+  /** The apps another node runs, and how to reach that node (cluster). */
+  private peers(): Map<string, { node: string; url: string; secret: string }> {
+    const peers = new Map<string, { node: string; url: string; secret: string }>();
+    if (!this.cluster) return peers;
+    for (const app of this.apiApps.values()) {
+      const node = this.cluster.ownerOf(app);
+      if (node === undefined || node === this.cluster.node) continue;
+      const peer = this.cluster.peerOf(node);
+      if (peer) peers.set(app.name, peer);
+    }
+    return peers;
+  }
+
+  /** Routes again (cluster: a node came up at a new address, or went down). */
+  refreshRoutes(): void {
+    this.rebuild();
+  }
+
+  /**
+   * The app's \`node\`: in a cluster, the node it is registered through when
+   * not given, and a node that is part of the cluster (or \`any\`); outside
+   * a cluster, not allowed (400).
+   */
+  private nodeField(raw: Record<string, unknown>): void {
+    const node = raw.node;
+    if (!this.cluster) {
+      if (node !== undefined) throw new BadRequestError(['app.node: this gateway is not a node of a cluster (docs/cluster.md): leave node out']);
+      return;
+    }
+    if (node === undefined) {
+      raw.node = this.cluster.node;
+      return;
+    }
+    if (typeof node === 'string' && node !== 'any' && !this.cluster.isKnown(node)) {
+      throw new BadRequestError([`app.node: no node named ${JSON.stringify(node)} in this cluster (nodes: ${this.cluster.knownNodes().join(', ')}; or "any")`]);
+    }
   }
 
   /** The valid apps with their ports, plus a stub route for each invalid app that collides with none. */
   private routedConfig(): Config {
     const apps = this.all().map((app) => {
       if (app.port !== undefined || app.url !== undefined || app.socket !== undefined) return app;
-      const port = this.supervisor.status(app.name)?.port;
+      const port = this.supervisor.status(app.name)?.port ?? (this.isLocal(app) ? undefined : PLACEHOLDER_PORT);
       return port === undefined ? app : { ...app, port };
     });
     const names = new Set(apps.map((a) => a.name));

@@ -9,6 +9,8 @@ import { parseHostPort } from './host-port.js';
 import * as k from './schema-kit.js';
 
 export const APP_NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
+/** A cluster node's name (`--node`, `cluster.node`, an app's `node`): a host name's characters. */
+export const NODE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
 /** Names the gateway keeps for its own paths (`/_porthole/…`, `/webapp`). */
 export const RESERVED_NAMES: readonly string[] = ['_porthole', 'webapp'];
 
@@ -141,6 +143,11 @@ export const appSchema = k.object(
     user: k.optional(userOrGroup()),
     /** Its primary group (name or gid); default: the user's, app_defaults.group. */
     group: k.optional(userOrGroup()),
+    /**
+     * In a cluster (docs/cluster.md): the node that runs the app (default: the node it was
+     * registered through), or `any`: a live node chosen by the cluster, moved when that node is down.
+     */
+    node: k.optional(k.string({ pattern: NODE_NAME, patternHint: 'a node name (letters, digits, ".", "_", "-") or "any"' })),
   },
   (app, at, issues) => {
     if (RESERVED_NAMES.includes(app.name)) issues.push(`${at}.name: "${app.name}" is reserved for the gateway`);
@@ -228,6 +235,61 @@ const tlsSchema = (): k.Schema<TlsConfig> => ({
   },
 });
 
+const listenAddress = (hint: string) =>
+  k.string({ pattern: /^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/, patternHint: hint, check: (s) => (Number(s.slice(s.lastIndexOf(':') + 1)) > 65535 ? 'the port must be 0–65535' : undefined) });
+
+const redisUrl = () =>
+  k.string({
+    patternHint: 'a redis:// or rediss:// URL',
+    check: (s) => {
+      let u: URL;
+      try {
+        u = new URL(s);
+      } catch {
+        return `${k.quote(s.replace(/\/\/[^@/]*@/, '//***@'))} is not a URL`;
+      }
+      if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') return 'expected redis://[:password@]host[:port][/db] or rediss://…';
+      if (u.pathname && u.pathname !== '/' && !/^\/\d{1,2}$/.test(u.pathname)) return 'the path is the database number, such as /0';
+      if (u.search || u.hash) return 'a query or fragment has no meaning here';
+      return undefined;
+    },
+  });
+
+const storeObject = k.object({
+  url: redisUrl(),
+  /** Prefix of every key and channel: several clusters (or tests) can share one Redis. */
+  prefix: k.withDefault(k.string({ pattern: /^[A-Za-z0-9:._-]{1,64}$/, patternHint: 'letters, digits and ":._-" such as "porthole:"' }), 'porthole:'),
+});
+export type StoreConfig = k.Infer<typeof storeObject>;
+
+/** `store: file`, `store: redis://…`, or `store: { url, prefix }`. Undefined means the file store. */
+function storeSchema(): k.Schema<StoreConfig | 'file'> {
+  const expects = '"file", a redis:// URL or a mapping { url, prefix }';
+  return {
+    expects,
+    parse(v, at, issues) {
+      if (v === 'file') return 'file';
+      if (typeof v === 'string') return storeObject.parse({ url: v }, at, issues);
+      if (v === null || typeof v !== 'object' || Array.isArray(v)) return void issues.push(`${at}: expected ${expects}`);
+      return storeObject.parse(v, at, issues);
+    },
+  };
+}
+
+const clusterSchema = k.object({
+  /** This node's name; default: the machine's host name (`--node` overrides both). */
+  node: k.optional(k.string({ pattern: NODE_NAME, patternHint: 'letters, digits, ".", "_" and "-"' })),
+  /** Where this node takes requests forwarded by the other nodes (its peer listener). */
+  listen: listenAddress('HOST:PORT such as "10.0.0.2:50001"'),
+  /** The address other nodes reach `listen` at (default: `listen`, which must then be a specific address). */
+  advertise: k.optional(listenAddress('HOST:PORT such as "10.0.0.2:50001"')),
+  /** A node with no heartbeat for this long is down: its apps answer 503, its `node: any` apps move. */
+  heartbeat_ttl: k.withDefault(k.duration(), 5_000),
+  /** The shared secret of the peer listeners, in a file (mode 0600). Default: made once and kept in the store. */
+  secret_file: k.optional(k.string()),
+});
+export type ClusterConfig = k.Infer<typeof clusterSchema>;
+
 export const configSchema = k.object(
   {
     listen: k.optional(k.string({ pattern: /^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/, patternHint: 'HOST:PORT such as "127.0.0.1:50000"' })),
@@ -278,15 +340,32 @@ export const configSchema = k.object(
     ),
     /** Prometheus metrics (docs/metrics.md): `false` turns them off; `listen` serves them on an address of their own. */
     metrics: k.withDefault(metricsSchema(), { enabled: true }),
+    /** Where the app registry is kept: `file` (the data directory, default) or `redis://…` (a cluster, docs/cluster.md). */
+    store: k.optional(storeSchema()),
+    /** This gateway as a node of a cluster sharing the `store` (docs/cluster.md). */
+    cluster: k.optional(clusterSchema),
     /** `user`/`group` of every app that sets none: a gateway started as root runs its apps unprivileged. */
     app_defaults: k.withDefault(k.object({ user: k.optional(userOrGroup()), group: k.optional(userOrGroup()) }), {}),
     apps: k.withDefault(k.array(appSchema), []),
   },
   (cfg, _at, issues) => {
-    issues.push(...appSetProblems(cfg.apps), ...serverNameProblems(cfg), ...authProblems(cfg));
+    issues.push(...appSetProblems(cfg.apps), ...serverNameProblems(cfg), ...authProblems(cfg), ...clusterProblems(cfg));
   },
 );
 export type Config = k.Infer<typeof configSchema>;
+
+/** `store` and `cluster` taken together. */
+function clusterProblems(cfg: { store?: StoreConfig | 'file'; cluster?: ClusterConfig }): string[] {
+  const redis = cfg.store !== undefined && cfg.store !== 'file';
+  if (cfg.cluster && !redis) return ['cluster: a cluster shares its registry through Redis: set store: redis://HOST:PORT'];
+  if (redis && !cfg.cluster) return ['store: a Redis store makes this gateway a node of a cluster: add cluster: { listen: HOST:PORT }, the address the other nodes reach it on (docs/cluster.md)'];
+  if (cfg.cluster && !cfg.cluster.advertise) {
+    const host = cfg.cluster.listen.slice(0, cfg.cluster.listen.lastIndexOf(':')).replace(/^\[|\]$/g, '');
+    if (host === '0.0.0.0' || host === '::' || host === '') return [`cluster.advertise: required when cluster.listen (${cfg.cluster.listen}) is a wildcard address: the other nodes need an address to reach this one`];
+  }
+  if (cfg.cluster && Number(cfg.cluster.listen.slice(cfg.cluster.listen.lastIndexOf(':') + 1)) === 0 && !cfg.cluster.advertise) return [];
+  return [];
+}
 
 /**
  * A name in `server_names` is the gateway's own (apps under their prefixes);

@@ -132,7 +132,7 @@ export class Gateway implements GatewayCore {
    * thrown and the old one stays. Open tunnels and requests in flight keep the
    * routes they started with.
    */
-  reload(config: unknown): void {
+  reload(config: unknown, _routing?: { peers?: ReadonlyMap<string, unknown> }): void {
     const before = this.server?.listening ? this.appUrls() : undefined;
     this.table = this.build(config);
     this.auth.configChanged();
@@ -145,7 +145,7 @@ export class Gateway implements GatewayCore {
   }
 
   /** Builds routes for a config without swapping them in: throws ConfigError when it is invalid. */
-  validate(config: unknown): Config {
+  validate(config: unknown, _routing?: { peers?: ReadonlyMap<string, unknown> }): Config {
     const cfg = this.build(config).config;
     this.checkTls(cfg);
     return cfg;

@@ -26,6 +26,8 @@ import { createMetrics, type Metrics } from '../metrics/metrics.js';
 import { metricsEndpoint } from '../metrics/endpoint.js';
 import { listenMetrics, type MetricsListener } from '../metrics/listener.js';
 import { FileStore } from '../store/file-store.js';
+import { ClusterNode, VERSION_HEADER } from '../cluster/node.js';
+import { parseHostPort } from '../config/host-port.js';
 import { dataLayout, prepareDataDir, type DataLayout } from './data-dir.js';
 import { checkAuthConfigured } from '../auth/safe-default.js';
 
@@ -57,6 +59,8 @@ export interface ServerOptions {
    * `metrics.enabled` (true); false subscribes to nothing.
    */
   metrics?: boolean;
+  /** In a cluster (`store: redis://…`): this node's name; default the config's `cluster.node`, else the host name. */
+  node?: string;
 }
 
 /** What `listen()` resolves with. */
@@ -69,6 +73,8 @@ export interface ServerStarted extends ListenAddress {
   tokenFile: string;
   /** With `metrics.listen`: where Prometheus scrapes (`http://HOST:PORT/metrics`). */
   metricsUrl?: string;
+  /** In a cluster: this node's name and where its peer listener listens. */
+  node?: { name: string; peer: string };
 }
 
 /** Why `listen()` failed (code `PH_ERR_START`, also sent as an `error` event); the original error is `cause`. */
@@ -76,7 +82,7 @@ export class ServerStartError extends Error {
   readonly code = 'PH_ERR_START';
   constructor(
     /** `data` (the data dir), `registry` (loading the stored apps), `metrics` (`metrics.listen`; the cause is a `PH_ERR_METRICS_LISTEN`), `listen` (the port), `token` (creating it). */
-    readonly stage: 'data' | 'registry' | 'metrics' | 'listen' | 'token',
+    readonly stage: 'data' | 'registry' | 'metrics' | 'listen' | 'token' | 'store' | 'cluster',
     message: string,
     override readonly cause: NodeJS.ErrnoException,
   ) {
@@ -108,6 +114,8 @@ export interface PortholeServer {
   readonly subscribe: typeof subscribe;
   /** The metrics served at `/_porthole/metrics` (undefined with `metrics: false`). */
   readonly metrics: Metrics | undefined;
+  /** This gateway as a node of a cluster (`store: redis://…`), else undefined. */
+  readonly node: ClusterNode | undefined;
   /**
    * A one-time login link to the dashboard (`http://HOST:PORT/_porthole/?login=…`),
    * good for one browser session within 24 hours; a new code each call.
@@ -176,18 +184,33 @@ export function createServer(options: ServerOptions = {}): PortholeServer {
   let listening: ListenAddress | undefined;
   let metricsPage: ((req: IncomingMessage, res: ServerResponse) => boolean) | undefined;
   let registry: AppRegistry | undefined;
+  // A node of a cluster keeps its registry in Redis (docs/cluster.md).
+  const node = config.store !== undefined && config.store !== 'file' && config.cluster ? new ClusterNode({ store: config.store, cluster: config.cluster, node: options.node }) : undefined;
+  if (options.node !== undefined && !node) throw new ConfigError(['--node: this gateway is not a node of a cluster (set store: redis://… and cluster: in the config)']);
+  // Calls another node made through the peer listener: admitted by the admin API like the token.
+  const peerCalls = new WeakSet<IncomingMessage>();
   const gateway = createGateway(config, {
     baseDir,
     dataDir,
     appGate: (name) => registry?.appGate(name) ?? null,
     intercept: (req, res) => (metricsPage?.(req, res) || admin?.(req, res) || dashboard?.(req, res)) ?? false,
+    peerIntercept: (req, res) => {
+      if (!admin) return false;
+      peerCalls.add(req);
+      // The caller may have written a change this node has not read yet: wait for it first.
+      const wanted = Number(req.headers[VERSION_HEADER]);
+      if (!node || !Number.isSafeInteger(wanted) || wanted <= node.store.version) return admin(req, res);
+      void node.caughtUp(wanted).then(() => admin!(req, res) || res.writeHead(404).end());
+      return true;
+    },
+    health: node ? () => ({ cluster: node.view() }) : undefined,
   });
   // Dashboard sessions, in memory: a restart logs browsers out.
   const sessions = new Sessions();
   // No token yet means nothing matches it (sameToken never matches the empty string).
   const guardOptions = (): GuardOptions => ({ token: token ?? '', localNoAuth: current.admin.local_no_auth, hosts: current.admin.hosts, sessions });
   const supervisor = new Supervisor({ dataDir: layout.privateDir, appsDir: layout.appsDir, appDefaults: config.app_defaults });
-  registry = new AppRegistry(gateway, supervisor, new FileStore(layout.privateDir), config);
+  registry = new AppRegistry(gateway, supervisor, node?.store ?? new FileStore(layout.privateDir), config);
   const activity = new Activity({ gatewayId: gateway.id, isOwnApp: (name) => registry?.get(name) !== undefined });
   admin = createAdminApi({
     registry,
@@ -197,6 +220,9 @@ export function createServer(options: ServerOptions = {}): PortholeServer {
     connections: () => [...[...gateway.tunnels].map((t) => t.snapshot()), ...[...gateway.bridges].map((b) => b.snapshot())],
     activity,
     loginCode: () => sessions.loginCode(),
+    fromPeer: (req) => peerCalls.has(req),
+    cluster: node ? () => node.view() : undefined,
+    forwardApp: node ? (name, req, res) => node.forwardApp(name, req, res) : undefined,
   });
   dashboard = createDashboard({ sessions, guard: guardOptions, gatewayId: gateway.id, secure: (req) => gateway.clientProto(req) === 'https', adminUser: (req) => gateway.auth.adminUser(req), boundToLogin: (req, end) => gateway.auth.bindToLogin(req, end) });
   // Fed by the events; the open-tunnel gauge reads the gateway's sets when scraped.
@@ -235,6 +261,8 @@ export function createServer(options: ServerOptions = {}): PortholeServer {
   }
 
   const stopApps = async () => {
+    // Gone from the cluster first: the other nodes stop sending this node requests.
+    await node?.close();
     await supervisor.stopAll();
     await metricsListener?.close();
     metrics?.close();
@@ -260,8 +288,36 @@ export function createServer(options: ServerOptions = {}): PortholeServer {
       throw new ServerStartError('data', `cannot prepare the data directory ${dataDir}: ${(err as Error).message}`, err as NodeJS.ErrnoException);
     }
     if (configFile) emit('config', { action: 'loaded', source: configFile, apps: config.apps.length });
+    let peerAddress: string | undefined;
+    if (node && config.cluster) {
+      try {
+        await node.connect();
+      } catch (err) {
+        await stopApps();
+        throw new ServerStartError('store', `cannot reach the store: ${(err as Error).message}`, err as NodeJS.ErrnoException);
+      }
+      const at = parseHostPort(config.cluster.listen);
+      try {
+        if (typeof at === 'string') throw new Error(at);
+        const peer = await gateway.listenPeer({ host: at.host, port: at.port, secret: () => node.secret() });
+        peerAddress = `${peer.host.includes(':') ? `[${peer.host}]` : peer.host}:${peer.port}`;
+      } catch (err) {
+        await stopApps();
+        const e = err as NodeJS.ErrnoException;
+        throw new ServerStartError('listen', `cannot listen on cluster.listen ${config.cluster.listen}: ${e.code === 'EADDRINUSE' ? 'the port is already in use' : e.message}`, e);
+      }
+      const advertise = config.cluster.advertise ?? peerAddress;
+      try {
+        await node.join(reg, supervisor, advertise, () => listening?.url);
+      } catch (err) {
+        await gateway.close().catch(() => undefined);
+        await stopApps();
+        throw new ServerStartError('cluster', `cannot join the cluster as node ${node.name}: ${(err as Error).message}`, err as NodeJS.ErrnoException);
+      }
+    }
     try {
       await reg.init();
+      node?.follow();
     } catch (err) {
       await stopApps();
       throw new ServerStartError('registry', `cannot load the app registry in ${dataDir}: ${(err as Error).message}`, err as NodeJS.ErrnoException);
@@ -290,7 +346,7 @@ export function createServer(options: ServerOptions = {}): PortholeServer {
       // The token is the gateway's secret: apps never see it (see clean-env.ts).
       const t = ensureToken(dataDir);
       token = t.token;
-      return { ...address, token: t.token, tokenCreated: t.created, tokenFile: t.file, ...(metricsUrl ? { metricsUrl } : {}) };
+      return { ...address, token: t.token, tokenCreated: t.created, tokenFile: t.file, ...(metricsUrl ? { metricsUrl } : {}), ...(node && peerAddress ? { node: { name: node.name, peer: peerAddress } } : {}) };
     } catch (err) {
       await shutDown();
       throw new ServerStartError('token', `cannot create the admin token in ${dataDir}: ${(err as Error).message}`, err as NodeJS.ErrnoException);
@@ -314,6 +370,7 @@ export function createServer(options: ServerOptions = {}): PortholeServer {
     registry: reg,
     subscribe,
     metrics,
+    node,
 
     listen() {
       // Twice would load the registry twice: the second call gets the first start.

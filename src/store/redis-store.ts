@@ -1,0 +1,393 @@
+/**
+ * The cluster's registry store: the apps in Redis, shared by every node.
+ *
+ * Keys, under a prefix (default `porthole:`):
+ *   `{p}app:{name}`  one key per app: the stored JSON, as the file store keeps it
+ *   `{p}apps`        the set of app names
+ *   `{p}placement`   hash app → node, for apps with `node: any`
+ *   `{p}version`     a counter, bumped by every change
+ *   `{p}epoch`       a random id made when the registry was first written:
+ *                    when it is gone or another, Redis lost its data
+ *   channel `{p}changes`  every change, published with its version
+ *
+ * Every write is one Lua script: it checks the version the writer last saw
+ * (so two nodes never validate against different registries and both win),
+ * changes the app, bumps the version and publishes the change, atomically.
+ * A write is acknowledged only once Redis answered it; with
+ * `appendfsync always` that is after it is on disk (docs/cluster.md).
+ *
+ * Commands fail fast while Redis cannot be reached (no offline queue, a
+ * command timeout, nothing resent after a reconnect): the API answers 503
+ * rather than acknowledging something that may be lost.
+ */
+import { randomBytes } from 'node:crypto';
+import { Redis, type RedisOptions } from 'ioredis';
+import { StoreUnavailableError } from '../errors.js';
+import type { AppStore, StoredApp } from './file-store.js';
+
+/** One change as published on `{p}changes` (and as applied by every node). */
+export interface StoreChange {
+  v: number;
+  op: 'put' | 'delete' | 'place' | 'reseed';
+  name?: string;
+  app?: StoredApp;
+  /** `place`: the node the app now runs on (null: none). */
+  node?: string | null;
+  epoch: string;
+}
+
+/** The whole registry at one version, read atomically. */
+export interface StoreSnapshot {
+  version: number;
+  epoch: string;
+  apps: StoredApp[];
+  placement: Map<string, string>;
+}
+
+export interface RedisStoreOptions {
+  /** `redis://[[user]:password@]host[:port][/db]` or `rediss://…` (TLS). */
+  url: string;
+  /** Prefix of every key and channel (default `porthole:`): several clusters can share one Redis. */
+  prefix?: string;
+  /** How long a command may take before the store counts as unavailable (default 2 s). */
+  timeoutMs?: number;
+}
+
+/** Another node changed the registry since this node last read it: read again, check again, retry. */
+export class StoreConflict extends Error {
+  constructor(readonly seen: number) {
+    super(`the registry changed on another node (now at version ${seen})`);
+  }
+}
+
+/** Redis lost the registry (a restart without persistence) or another one is there now. */
+export class StoreEpochChanged extends Error {
+  constructor(readonly epoch: string) {
+    super('the registry in Redis was reset since this node read it');
+  }
+}
+
+const WRITE_SCRIPT = `
+local epoch = redis.call('GET', KEYS[4])
+if epoch ~= ARGV[1] then return {-2, epoch or ''} end
+local v = tonumber(redis.call('GET', KEYS[1]) or '0')
+if ARGV[2] ~= '' and tonumber(ARGV[2]) ~= v then return {-1, v} end
+if ARGV[3] == 'put' then
+  redis.call('SET', KEYS[3], ARGV[5])
+  redis.call('SADD', KEYS[2], ARGV[4])
+elseif ARGV[3] == 'delete' then
+  redis.call('DEL', KEYS[3])
+  redis.call('SREM', KEYS[2], ARGV[4])
+  redis.call('HDEL', KEYS[5], ARGV[4])
+elseif ARGV[3] == 'place' then
+  if redis.call('SISMEMBER', KEYS[2], ARGV[4]) == 0 then return {-3, v} end
+  if ARGV[5] == '' then redis.call('HDEL', KEYS[5], ARGV[4]) else redis.call('HSET', KEYS[5], ARGV[4], ARGV[5]) end
+end
+v = redis.call('INCR', KEYS[1])
+redis.call('PUBLISH', ARGV[6], '{"v":' .. v .. ',' .. ARGV[7])
+return {v, epoch}
+`;
+
+const SNAPSHOT_SCRIPT = `
+local names = redis.call('SMEMBERS', KEYS[2])
+local apps = {}
+for i, name in ipairs(names) do apps[i] = redis.call('GET', ARGV[1] .. name) or '' end
+return {redis.call('GET', KEYS[1]) or '0', redis.call('GET', KEYS[3]) or '', names, apps, redis.call('HGETALL', KEYS[4])}
+`;
+
+/** Writes a whole registry into an empty (or reset) Redis, unless another node did it first or Redis holds a newer one. */
+const RESEED_SCRIPT = `
+local epoch = redis.call('GET', KEYS[3])
+local v = tonumber(redis.call('GET', KEYS[1]) or '0')
+if epoch and epoch == ARGV[3] then return {0, v, epoch} end
+if epoch and v >= tonumber(ARGV[2]) then return {0, v, epoch} end
+local old = redis.call('SMEMBERS', KEYS[2])
+for _, name in ipairs(old) do redis.call('DEL', ARGV[1] .. name) end
+redis.call('DEL', KEYS[2], KEYS[4])
+local n = tonumber(ARGV[4])
+for i = 0, n - 1 do
+  redis.call('SET', ARGV[1] .. ARGV[5 + 2 * i], ARGV[6 + 2 * i])
+  redis.call('SADD', KEYS[2], ARGV[5 + 2 * i])
+end
+local rest = 5 + 2 * n
+local m = tonumber(ARGV[rest])
+for i = 1, m do redis.call('HSET', KEYS[4], ARGV[rest + 2 * i - 1], ARGV[rest + 2 * i]) end
+v = math.max(v, tonumber(ARGV[2])) + 1
+redis.call('SET', KEYS[1], v)
+redis.call('SET', KEYS[3], ARGV[3])
+redis.call('PUBLISH', ARGV[rest + 2 * m + 1], '{"v":' .. v .. ',"op":"reseed","epoch":"' .. ARGV[3] .. '"}')
+return {1, v, ARGV[3]}
+`;
+
+type Listener<T> = (value: T) => void;
+
+/** The {@link AppStore} of a cluster: Redis, versioned, with a change feed. */
+export class RedisStore implements AppStore {
+  readonly kind = 'redis';
+  readonly prefix: string;
+  /** The URL without its password, for logs and the API. */
+  readonly safeUrl: string;
+  /** The registry version this node holds (set by whoever applies snapshots and changes). */
+  version = 0;
+  /** The epoch this node's registry came from ('' before the first load). */
+  epoch = '';
+  /** Where each `node: any` app runs, as of `version` (kept by whoever applies changes). */
+  placement = new Map<string, string>();
+  /** The client for commands (membership uses it too). */
+  readonly redis: Redis;
+  private readonly sub: Redis;
+  private readonly timeoutMs: number;
+  private readonly changeListeners = new Set<Listener<StoreChange>>();
+  private readonly stateListeners = new Set<Listener<boolean>>();
+  private reachable = false;
+  private downSince: number | undefined = Date.now();
+  private closed = false;
+
+  constructor(options: RedisStoreOptions) {
+    const { redisOptions, safeUrl } = redisConnectOptions(options.url);
+    this.safeUrl = safeUrl;
+    this.prefix = options.prefix ?? 'porthole:';
+    this.timeoutMs = options.timeoutMs ?? 2_000;
+    const common: RedisOptions = {
+      ...redisOptions,
+      lazyConnect: true,
+      // Fail fast while Redis is away: the API answers 503 instead of queueing writes it cannot promise.
+      enableOfflineQueue: false,
+      autoResendUnfulfilledCommands: false,
+      maxRetriesPerRequest: 0,
+      commandTimeout: this.timeoutMs,
+      connectTimeout: this.timeoutMs,
+      // Reconnect for ever, at most once a second: a node outlives its Redis.
+      retryStrategy: (times) => Math.min(50 * times, 1_000),
+      keepAlive: 1_000,
+    };
+    this.redis = new Redis(common);
+    this.sub = new Redis({ ...common, commandTimeout: undefined });
+    for (const c of [this.redis, this.sub]) c.on('error', () => {}); // reported through `up` and the callers' errors
+    this.redis.on('ready', () => this.setReachable(true));
+    this.redis.on('close', () => this.setReachable(false));
+    this.sub.on('message', (_channel: string, message: string) => this.onMessage(message));
+    // A subscriber that reconnects resubscribes by itself; what it missed meanwhile is read by version.
+    this.sub.on('ready', () => this.emitState());
+    this.redis.defineCommand('phWrite', { numberOfKeys: 5, lua: WRITE_SCRIPT });
+    this.redis.defineCommand('phSnapshot', { numberOfKeys: 4, lua: SNAPSHOT_SCRIPT });
+    this.redis.defineCommand('phReseed', { numberOfKeys: 4, lua: RESEED_SCRIPT });
+  }
+
+  key(name: string): string {
+    return `${this.prefix}${name}`;
+  }
+
+  /** Whether the last command reached Redis (and the connection is up). */
+  get up(): boolean {
+    return this.reachable;
+  }
+  /** Since when Redis has been unreachable (undefined while it is up). */
+  get unavailableSince(): number | undefined {
+    return this.downSince;
+  }
+
+  /** Connects both clients; rejects with StoreUnavailableError when Redis does not answer in time. */
+  async connect(): Promise<void> {
+    try {
+      await Promise.all([this.redis.connect(), this.sub.connect()]);
+      await this.sub.subscribe(this.key('changes'));
+      await this.redis.ping();
+    } catch (err) {
+      throw this.unavailable(err);
+    }
+    this.setReachable(true);
+  }
+
+  onChange(listener: Listener<StoreChange>): () => void {
+    this.changeListeners.add(listener);
+    return () => this.changeListeners.delete(listener);
+  }
+
+  /** Told true when Redis is reachable again (and on the subscriber's reconnect), false when it is lost. */
+  onState(listener: Listener<boolean>): () => void {
+    this.stateListeners.add(listener);
+    return () => this.stateListeners.delete(listener);
+  }
+
+  /** Any command failed for want of Redis, or a command succeeded: tells the store's state. */
+  noteResult(ok: boolean): void {
+    this.setReachable(ok && this.redis.status === 'ready');
+  }
+
+  /** The whole registry at one version. A registry never written gets its epoch now. */
+  async snapshot(): Promise<StoreSnapshot> {
+    const raw = (await this.call(async () => {
+      await this.redis.set(this.key('epoch'), randomBytes(8).toString('hex'), 'NX');
+      return (this.redis as unknown as ScriptClient).phSnapshot(this.key('version'), this.key('apps'), this.key('epoch'), this.key('placement'), this.key('app:'));
+    })) as [string, string, string[], string[], string[]];
+    const [version, epoch, names, bodies, placementFlat] = raw;
+    const apps: StoredApp[] = [];
+    names.forEach((name, i) => {
+      const body = bodies[i];
+      if (!body) return;
+      try {
+        const app = JSON.parse(body) as StoredApp;
+        apps.push({ ...app, name });
+      } catch {
+        // Shown as invalid by the registry rather than dropped: it keeps the name.
+        apps.push({ name, __unreadable: body.slice(0, 200) });
+      }
+    });
+    const placement = new Map<string, string>();
+    for (let i = 0; i + 1 < placementFlat.length; i += 2) placement.set(placementFlat[i], placementFlat[i + 1]);
+    return { version: Number(version), epoch, apps, placement };
+  }
+
+  async load(): Promise<StoredApp[]> {
+    const snap = await this.snapshot();
+    this.version = snap.version;
+    this.epoch = snap.epoch;
+    this.placement = snap.placement;
+    return snap.apps;
+  }
+
+  async put(app: StoredApp): Promise<void> {
+    // Held: the registry applies it itself once this resolves.
+    if (!app || typeof app.name !== 'string' || !app.name) throw new TypeError('RedisStore.put: the app needs a string "name"');
+    const body = JSON.stringify(app);
+    await this.write('put', app.name, body, { op: 'put', name: app.name, app: JSON.parse(body) as StoredApp });
+  }
+
+  async delete(name: string): Promise<void> {
+    await this.write('delete', name, '', { op: 'delete', name });
+  }
+
+  /** Records where an app with `node: any` runs (null: nowhere); `false` when the app is gone. */
+  async place(name: string, node: string | null, expectVersion?: number): Promise<boolean> {
+    // Not held: the change reaches this node's registry through the feed like any other.
+    return this.write('place', name, node ?? '', { op: 'place', name, node }, expectVersion, false);
+  }
+
+  /**
+   * Writes this node's registry into a Redis that lost it (its epoch is
+   * gone, or older than this node's version): true when this node did it,
+   * false when Redis already holds a registry at least as new.
+   */
+  async reseed(apps: readonly StoredApp[], placement: ReadonlyMap<string, string>, version: number): Promise<boolean> {
+    const epoch = randomBytes(8).toString('hex');
+    const args: (string | number)[] = [this.key('app:'), version, epoch, apps.length];
+    for (const app of apps) args.push(app.name, JSON.stringify(app));
+    args.push(placement.size);
+    for (const [app, node] of placement) args.push(app, node);
+    args.push(this.key('changes'));
+    const [done, v, newEpoch] = (await this.call(() =>
+      (this.redis as unknown as ScriptClient).phReseed(this.key('version'), this.key('apps'), this.key('epoch'), this.key('placement'), ...args),
+    )) as [number, number, string];
+    if (done === 1) {
+      this.version = Number(v);
+      this.epoch = newEpoch;
+    }
+    return done === 1;
+  }
+
+  /**
+   * One change, if the registry is still at `expectVersion` (undefined: any).
+   * `holds`: the caller applies the change itself right after, so this node
+   * is at the new version (its own published change is then old news).
+   * False when a placement names an app that is gone.
+   */
+  private async write(op: 'put' | 'delete' | 'place', name: string, value: string, change: Omit<StoreChange, 'v' | 'epoch'>, expectVersion: number | undefined = this.version, holds = true): Promise<boolean> {
+    const rest = JSON.stringify({ ...change, epoch: this.epoch }).slice(1);
+    const [v, other] = (await this.call(() =>
+      (this.redis as unknown as ScriptClient).phWrite(
+        this.key('version'),
+        this.key('apps'),
+        this.key(`app:${name}`),
+        this.key('epoch'),
+        this.key('placement'),
+        this.epoch,
+        expectVersion === undefined ? '' : String(expectVersion),
+        op,
+        name,
+        value,
+        this.key('changes'),
+        rest,
+      ),
+    )) as [number, string | number];
+    if (v === -2) throw new StoreEpochChanged(String(other));
+    if (v === -1) throw new StoreConflict(Number(other));
+    if (v === -3) return false;
+    if (holds && v === this.version + 1) this.version = v;
+    return true;
+  }
+
+  private async call<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.closed) throw new StoreUnavailableError('the store is closed');
+    try {
+      const result = await fn();
+      this.setReachable(this.redis.status === 'ready');
+      return result;
+    } catch (err) {
+      if (isRedisReplyError(err)) throw err;
+      this.setReachable(false);
+      throw this.unavailable(err);
+    }
+  }
+
+  private unavailable(err: unknown): StoreUnavailableError {
+    const why = (err as Error)?.message ?? String(err);
+    return new StoreUnavailableError(`the store at ${this.safeUrl} cannot be reached (${why.replace(/\s+/g, ' ').slice(0, 120)}); nothing was changed`, { cause: err });
+  }
+
+  private onMessage(message: string): void {
+    let change: StoreChange;
+    try {
+      change = JSON.parse(message) as StoreChange;
+    } catch {
+      return;
+    }
+    if (typeof change?.v !== 'number') return;
+    for (const l of this.changeListeners) l(change);
+  }
+
+  private setReachable(ok: boolean): void {
+    if (this.closed || ok === this.reachable) return;
+    this.reachable = ok;
+    this.downSince = ok ? undefined : Date.now();
+    this.emitState();
+  }
+
+  private emitState(): void {
+    for (const l of this.stateListeners) l(this.reachable);
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.reachable = false;
+    await Promise.all([this.redis, this.sub].map((c) => c.quit().catch(() => c.disconnect())));
+  }
+}
+
+interface ScriptClient {
+  phWrite(...args: (string | number)[]): Promise<unknown>;
+  phSnapshot(...args: string[]): Promise<unknown>;
+  phReseed(...args: (string | number)[]): Promise<unknown>;
+}
+
+function isRedisReplyError(err: unknown): boolean {
+  return (err as Error)?.name === 'ReplyError';
+}
+
+/** ioredis options from a `redis://` / `rediss://` URL, and the URL without its password. */
+export function redisConnectOptions(url: string): { redisOptions: RedisOptions; safeUrl: string } {
+  const u = new URL(url);
+  if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') throw new TypeError(`store: expected a redis:// or rediss:// URL, got ${u.protocol}`);
+  const db = u.pathname && u.pathname !== '/' ? Number(u.pathname.slice(1)) : 0;
+  const redisOptions: RedisOptions = {
+    host: u.hostname.replace(/^\[|\]$/g, ''),
+    port: u.port ? Number(u.port) : 6379,
+    db,
+    ...(u.username ? { username: decodeURIComponent(u.username) } : {}),
+    ...(u.password ? { password: decodeURIComponent(u.password) } : {}),
+    ...(u.protocol === 'rediss:' ? { tls: { servername: u.hostname } } : {}),
+  };
+  const safe = new URL(url);
+  if (safe.password) safe.password = '***';
+  return { redisOptions, safeUrl: safe.toString() };
+}
