@@ -144,3 +144,58 @@ describe('HTTP through A to an app on B', () => {
     assert.deepEqual(valuesOf(h, 'x-forwarded-for'), ['127.0.0.1']);
   });
 });
+
+describe('apps routed by host name, or without prefix stripping, through A', () => {
+  let app: App;
+  let c: Cluster;
+  before(async () => {
+    app = await startApp();
+    c = await startCluster(app, { app: { hosts: ['web.test'] } });
+  });
+  after(async () => {
+    await c.close();
+    await app.close();
+  });
+
+  test('at its own host name the app gets the path whole, no X-Forwarded-Prefix, and the client Host', async () => {
+    const r = await request(`${c.aUrl}/deep/hdr`, { headers: { Host: `web.test:${c.aPort}` } });
+    assert.equal(r.status, 200);
+    const got = JSON.parse(r.text) as { url: string; rawHeaders: string[] };
+    assert.equal(got.url, '/deep/hdr');
+    assert.deepEqual(valuesOf(got.rawHeaders, 'host'), [`web.test:${c.aPort}`]);
+    assert.deepEqual(valuesOf(got.rawHeaders, 'x-forwarded-prefix'), []);
+    assert.deepEqual(valuesOf(got.rawHeaders, 'x-forwarded-host'), [`web.test:${c.aPort}`]);
+  });
+
+  test("at its own host name, /_porthole/ paths are the app's on B too (not the peer listener's own)", async () => {
+    const r = await request(`${c.aUrl}/_porthole/x`, { headers: { Host: `web.test:${c.aPort}` } });
+    assert.equal(r.status, 200);
+    assert.equal(JSON.parse(r.text).url, '/_porthole/x');
+  });
+
+  test('a Host that is not one of A\'s names is refused at A (421) and B is not asked', async () => {
+    const before = app.seen.length;
+    const r = await request(`${c.aUrl}/web/hdr`, { headers: { Host: 'rebind.evil.example', Accept: 'application/json' } });
+    assert.equal(r.status, 421);
+    assert.equal(app.seen.length, before);
+  });
+
+  test('a client X-Forwarded-For sent to A (which does not trust it) never reaches the app', async () => {
+    const r = await request(`${c.aUrl}/web/hdr`, { headers: { 'X-Forwarded-For': '6.6.6.6', Forwarded: 'for=6.6.6.6' } });
+    const h = (JSON.parse(r.text) as { rawHeaders: string[] }).rawHeaders;
+    assert.deepEqual(valuesOf(h, 'x-forwarded-for'), ['127.0.0.1, 127.0.0.1']);
+    assert.equal(valuesOf(h, 'forwarded').join(',').includes('6.6.6.6'), false);
+  });
+
+  test('strip_prefix: false: the app gets the prefix in the path, once', async () => {
+    const app2 = await startApp();
+    const c2 = await startCluster(app2, { app: { strip_prefix: false } });
+    try {
+      const r = await request(`${c2.aUrl}/web/hdr`);
+      assert.equal(JSON.parse(r.text).url, '/web/hdr');
+    } finally {
+      await c2.close();
+      await app2.close();
+    }
+  });
+});
