@@ -406,6 +406,16 @@ export class AuthUnavailableError extends PortholeError {
   readonly closeCode = 1011;
 }
 
+/**
+ * A request to a node's peer listener (the hop between cluster nodes, docs/cluster.md) without the
+ * cluster secret in `X-Porthole-Peer`, or with a wrong one: nothing is routed.
+ */
+export class PeerAuthError extends PortholeError {
+  readonly code = 'PH_ERR_PEER_AUTH';
+  readonly status = 403;
+  readonly closeCode = 1008;
+}
+
 /** A failure Porthole did not foresee: a bug to report, logged with its stack. */
 export class InternalError extends PortholeError {
   readonly code = 'PH_ERR_INTERNAL';
@@ -498,6 +508,7 @@ export const ERROR_CODES = [
   'PH_ERR_LOGIN_RATE_LIMITED',
   'PH_ERR_AUTH_DENIED',
   'PH_ERR_AUTH_UNAVAILABLE',
+  'PH_ERR_PEER_AUTH',
   'PH_ERR_INTERNAL',
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];

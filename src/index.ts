@@ -8,7 +8,7 @@ export type { Config, AppConfig, TlsConfig } from './config/schema.js';
 export { subscribe, EVENT_NAMES } from './events.js';
 export type { EventMap, EventName } from './events.js';
 export { createGateway, Gateway } from './gateway/gateway.js';
-export type { GatewayOptions, ListenAddress } from './gateway/gateway.js';
+export type { GatewayOptions, ListenAddress, PeerListenOptions, PeerTarget, RouteExtras } from './gateway/gateway.js';
 export { loadConfigFile, watchConfigFile } from './config/load.js';
 // The whole server (gateway, supervised apps, admin API and token), as `porthole serve` runs it.
 export { createServer, ServerStartError, defaultDataDir } from './server/create-server.js';

@@ -10,7 +10,7 @@ import type { AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { parseConfig, type AppConfig, type Config } from '../config/schema.js';
-import { AuthRequiredError, ConfigError, HeadersTooLargeError, MalformedRequestError, PortholeError, RequestTimeoutError, RouteNotFoundError, TlsRequiredError } from '../errors.js';
+import { AppStoppedError, AuthRequiredError, ConfigError, HeadersTooLargeError, MalformedRequestError, PeerAuthError, PortholeError, RequestTimeoutError, RouteNotFoundError, TlsRequiredError } from '../errors.js';
 import { emit } from '../events.js';
 import type { GatewayCore } from './core.js';
 import { sendHttpError, sendRawHttpError, writeRawResponse } from './error-response.js';
@@ -29,10 +29,18 @@ import { TlsListener } from './tls-listener.js';
 import { H2Server } from './h2-server.js';
 import { AUTH_PATH, AuthGate, type Decision } from '../auth/auth-gate.js';
 import { setAdmission } from '../auth/admission.js';
+import { createPeerServer, isPeerRequest, markPeerRequest, peerAdmission, PeerSecret, trustsForwarded, type PeerListenOptions, type PeerTarget, type RouteExtras } from './peer.js';
+
+export type { PeerListenOptions, PeerTarget, RouteExtras };
 
 export interface GatewayOptions {
   /** Directory that relative paths in the config (error pages) are resolved against. Default: cwd. */
   baseDir?: string;
+  /**
+   * More for `/_porthole/health` (a cluster node adds its store and nodes).
+   * `degraded: true` turns the status to "degraded" (still 200: the gateway serves).
+   */
+  health?: () => Record<string, unknown> & { degraded?: boolean };
   /**
    * Tells whether an app can take traffic (see GatewayCore.appGate). The
    * supervisor provides it; without one every app is assumed up.
@@ -43,6 +51,12 @@ export interface GatewayOptions {
    * true when it answered (the admin API does this).
    */
   intercept?: (req: http.IncomingMessage, res: http.ServerResponse) => boolean;
+  /**
+   * Called for `/_porthole/` requests on the peer listener (listenPeer), after the
+   * cluster secret was checked; returns true when it answered. Without it, or
+   * when it returns false: 404.
+   */
+  peerIntercept?: (req: http.IncomingMessage, res: http.ServerResponse) => boolean;
   /** The data directory: `tls: internal` keeps its CA in `private/tls/` under it. Default: the config's `data`. */
   dataDir?: string;
   /** Lifetime of `tls: internal` certificates (default 12 h; renewed at two thirds). For tests that prove renewal. */
@@ -80,7 +94,14 @@ export class Gateway implements GatewayCore {
   private readonly baseDir: string;
   private readonly gate: GatewayOptions['appGate'];
   private readonly intercept: GatewayOptions['intercept'];
+  private readonly peerIntercept: GatewayOptions['peerIntercept'];
+  private readonly healthExtra: GatewayOptions['health'];
   private server: http.Server | null = null;
+  /** The listener other nodes of a cluster forward to (listenPeer), and its secret. */
+  private peerServer: http.Server | null = null;
+  private peerSecret: PeerSecret | null = null;
+  /** Apps that run on other nodes (reload's `peers`), kept when a reload does not say. */
+  private peers: ReadonlyMap<string, PeerTarget> | undefined;
   private activeRequests = 0;
   /** With `tls`: the certificate in force and its renewal, and the TLS side of the port. */
   private certificates: Certificates | null = null;
@@ -96,6 +117,8 @@ export class Gateway implements GatewayCore {
     this.baseDir = options.baseDir ?? process.cwd();
     this.gate = options.appGate;
     this.intercept = options.intercept;
+    this.peerIntercept = options.peerIntercept;
+    this.healthExtra = options.health;
     this.dataDir = options.dataDir;
     this.internalCertLifetimeMs = options.internalCertLifetimeMs;
     this.table = this.build(config);
@@ -130,11 +153,15 @@ export class Gateway implements GatewayCore {
   /**
    * Swaps in a new config. Built whole first: if it is invalid, ConfigError is
    * thrown and the old one stays. Open tunnels and requests in flight keep the
-   * routes they started with.
+   * routes they started with. `extras.peers`: the apps of the config that run
+   * on another node of a cluster, routed to that node's peer listener; without
+   * `extras`, the peers in force stay.
    */
-  reload(config: unknown, _routing?: { peers?: ReadonlyMap<string, unknown> }): void {
+  reload(config: unknown, extras?: RouteExtras): void {
     const before = this.server?.listening ? this.appUrls() : undefined;
-    this.table = this.build(config);
+    const peers = extras ? extras.peers : this.peers;
+    this.table = this.build(config, peers);
+    this.peers = peers;
     this.auth.configChanged();
     this.certificates?.update(this.table.config);
     if (!before) return;
@@ -144,9 +171,9 @@ export class Gateway implements GatewayCore {
     }
   }
 
-  /** Builds routes for a config without swapping them in: throws ConfigError when it is invalid. */
-  validate(config: unknown, _routing?: { peers?: ReadonlyMap<string, unknown> }): Config {
-    const cfg = this.build(config).config;
+  /** Builds routes for a config (and peers, as reload takes them) without swapping them in: throws ConfigError when it is invalid. */
+  validate(config: unknown, extras?: RouteExtras): Config {
+    const cfg = this.build(config, extras ? extras.peers : this.peers).config;
     this.checkTls(cfg);
     return cfg;
   }
@@ -168,9 +195,9 @@ export class Gateway implements GatewayCore {
     if (cfg.tls && !cfg.tls.internal && !sameFiles) loadCertFiles(cfg.tls, this.baseDir);
   }
 
-  private build(config: unknown): RouteTable {
+  private build(config: unknown, peers?: ReadonlyMap<string, PeerTarget>): RouteTable {
     const cfg = isParsed(config) ? config : parseConfig(config);
-    return new RouteTable(cfg, { agents: this.agents, readTemplate: (f) => readTemplate(resolve(this.baseDir, f)), resolvePath: (f) => resolve(this.baseDir, f) });
+    return new RouteTable(cfg, { agents: this.agents, readTemplate: (f) => readTemplate(resolve(this.baseDir, f)), resolvePath: (f) => resolve(this.baseDir, f), peers });
   }
 
   /**
@@ -207,7 +234,8 @@ export class Gateway implements GatewayCore {
     }
     if (this.draining) res.setHeader('Connection', 'close');
     const match = found.match;
-    const decided = this.auth.decide(req, match.route.app, false);
+    // From another node of the cluster: it decided (peer.ts).
+    const decided = isPeerRequest(req) ? { kind: 'admit' as const, admission: peerAdmission(req) } : this.auth.decide(req, match.route.app, false);
     if (!(decided instanceof Promise)) return this.admitted(req, res, match, decided);
     decided.then(
       (d) => (res.destroyed ? undefined : this.admitted(req, res, match, d)),
@@ -245,7 +273,9 @@ export class Gateway implements GatewayCore {
     const found = this.table.lookup(req.headers.host, req.url ?? '/', true);
     if (found.kind === 'none') return false;
     const route = found.kind === 'app' ? found.match.route : found.route;
-    const refused = this.checkHost(req.headers.host, req.socket.localAddress);
+    // From another node of the cluster (peer.ts): it checked the Host, and decided access.
+    const peer = isPeerRequest(req);
+    const refused = peer ? null : this.checkHost(req.headers.host, req.socket.localAddress);
     if (refused) {
       refuseUpgrade(this.id, req, socket, refused, { app: route.app.name, wsErrors: route.app.ws_errors, template: route.errorPage ?? this.errorPage });
       return true;
@@ -258,7 +288,7 @@ export class Gateway implements GatewayCore {
       return true;
     }
     const match = found.match;
-    const decided = this.auth.decide(req, route.app, true);
+    const decided = peer ? { kind: 'admit' as const, admission: peerAdmission(req) } : this.auth.decide(req, route.app, true);
     if (!(decided instanceof Promise)) this.upgradeAdmitted(req, socket, head, match, decided);
     else {
       socket.on('error', () => socket.destroy());
@@ -332,7 +362,7 @@ export class Gateway implements GatewayCore {
   }
 
   forwardedHost(req: http.IncomingMessage): string | undefined {
-    if (!this.trustForwarded) return undefined;
+    if (!trustsForwarded(this, req)) return undefined;
     const h = req.headers['x-forwarded-host'];
     return typeof h === 'string' ? h.split(',')[0].trim() : undefined;
   }
@@ -362,7 +392,8 @@ export class Gateway implements GatewayCore {
     const refused = this.checkHost(req.headers.host, req.socket.localAddress);
     if (refused) return this.refuseRequest(req, res, refused);
     if (!byHost && (url === '/_porthole/health' || url.startsWith('/_porthole/health?'))) {
-      const body = JSON.stringify({ status: this.draining ? 'draining' : 'ok', apps: this.table.routes.length, tunnels: this.tunnels.size + this.bridges.size });
+      const { degraded, ...extra } = this.healthExtra?.() ?? {};
+      const body = JSON.stringify({ status: this.draining ? 'draining' : degraded ? 'degraded' : 'ok', apps: this.table.routes.length, tunnels: this.tunnels.size + this.bridges.size, ...extra });
       res.writeHead(this.draining ? 503 : 200, { 'Content-Type': 'application/json', 'Cache-Control': 'no-store' });
       res.end(body);
       return;
@@ -480,6 +511,81 @@ export class Gateway implements GatewayCore {
   }
 
   /**
+   * Listens for the other nodes of a cluster (docs/cluster.md, "The hop between
+   * nodes"): the same routes and handlers, for requests that carry the cluster
+   * secret in `X-Porthole-Peer` (else 403 PH_ERR_PEER_AUTH, nothing routed).
+   * The edge node that forwards them has checked the Host and decided access;
+   * its `X-Forwarded-*` are trusted. Closed by drain() and close() with the
+   * main listener.
+   */
+  async listenPeer(opts: PeerListenOptions): Promise<ListenAddress> {
+    if (this.peerServer) throw new Error('listenPeer(): the peer listener is open already');
+    const server = createPeerServer(opts, opts.headersTimeoutMs ?? this.table.config.header_timeout);
+    this.peerSecret = new PeerSecret(opts.secret);
+    server.on('request', this.peerRequestListener);
+    server.on('upgrade', this.peerUpgradeListener);
+    server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => this.clientError(err, socket));
+    // A TLS handshake that fails (a node with the wrong CA) is the other node's to report.
+    server.on('tlsClientError', (_err: Error, socket: Duplex) => socket.destroy());
+    this.peerServer = server;
+    await new Promise<void>((ok, fail) => {
+      server.once('error', fail);
+      server.listen(opts.port, opts.host, () => {
+        server.off('error', fail);
+        ok();
+      });
+    }).catch((err) => {
+      this.peerServer = null;
+      throw err;
+    });
+    server.on('error', (err: NodeJS.ErrnoException) => emit('error', { gateway: this.id, code: err.code ?? 'PH_ERR_LISTEN', message: err.message }));
+    const addr = server.address() as AddressInfo;
+    const shownHost = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+    return { host: addr.address, port: addr.port, url: `${opts.tls ? 'https' : 'http'}://${shownHost}:${addr.port}` };
+  }
+
+  /** The peer listener's requests: the secret first; then the apps (at their prefixes or host names), or `/_porthole/` for peerIntercept. */
+  private readonly peerRequestListener = (req: http.IncomingMessage, res: http.ServerResponse): void => {
+    const url = req.url ?? '/';
+    const refused = this.peerSecret?.refusal(req);
+    if (refused !== null) {
+      const err = refused ?? new PeerAuthError('no peer listener');
+      emit('error', { gateway: this.id, code: err.code, message: err.message });
+      return this.refuseRequest(req, res, err);
+    }
+    markPeerRequest(req);
+    const found = this.table.lookup(req.headers.host, url, false);
+    const byHost = found.kind === 'app' && found.match.prefix === '';
+    if (!byHost && url.startsWith('/_porthole/')) {
+      if (this.peerIntercept?.(req, res)) return;
+    } else if (found.kind !== 'none') {
+      const loop = notHere(found);
+      return loop ? this.refuseRequest(req, res, loop, loop.app) : this.dispatch(req, res, found);
+    }
+    const err = new RouteNotFoundError(`No app is routed at ${url.split('?')[0]} on this node.`);
+    onResponseDone(res, () => emit('request', { gateway: this.id, app: null, method: req.method ?? 'GET', path: url, status: 404, ms: 0, code: err.code }));
+    sendHttpError(res, err, req.headers.accept, this.table.errorPage);
+  };
+
+  private readonly peerUpgradeListener = (req: http.IncomingMessage, socket: Duplex, head: Buffer): void => {
+    const refused = this.peerSecret?.refusal(req);
+    if (refused !== null) {
+      // No handshake is completed for a caller that is not a node of the cluster: the plain 403.
+      const err = refused ?? new PeerAuthError('no peer listener');
+      emit('error', { gateway: this.id, code: err.code, message: err.message });
+      socket.on('error', () => socket.destroy());
+      emit('upgrade', { gateway: this.id, app: null, path: req.url ?? '/', accepted: false, status: err.status, code: err.code, reason: err.message });
+      return sendRawHttpError(socket, err, req.headers.accept, this.table.errorPage);
+    }
+    markPeerRequest(req);
+    const loop = notHere(this.table.lookup(req.headers.host, req.url ?? '/', true));
+    if (loop) return refuseUpgrade(this.id, req, socket, loop, { app: loop.app ?? null, wsErrors: this.table.config.ws_errors, template: this.table.errorPage });
+    if (this.handleUpgrade(req, socket, head)) return;
+    const err = new RouteNotFoundError(`No app is routed at ${(req.url ?? '/').split('?')[0]} on this node.`);
+    refuseUpgrade(this.id, req, socket, err, { app: null, wsErrors: this.table.config.ws_errors, template: this.table.errorPage });
+  };
+
+  /**
    * A client whose bytes Node's parser refused, or that never finished its head: the status
    * that says why (408, 431, 400) with its code, and a `request` event. Nothing is written on
    * a connection whose response has already started: a second one would be read as the answer
@@ -515,16 +621,19 @@ export class Gateway implements GatewayCore {
     this.draining = true;
     emit('gateway', { gateway: this.id, action: 'draining', tunnels: this.tunnels.size + this.bridges.size, requests: this.activeRequests });
     const server = this.server;
-    const closed = server ? new Promise<void>((ok) => server.close(() => ok())) : Promise.resolve();
+    const peer = this.peerServer;
+    const closed = Promise.all([server, peer].map((s) => (s ? new Promise<void>((ok) => s.close(() => ok())) : undefined)));
     for (const t of [...this.tunnels, ...this.bridges]) t.close(1001, 'gateway shutting down');
     this.h2?.close();
     const deadline = Date.now() + timeoutMs;
     while ((this.activeRequests > 0 || this.tunnels.size > 0 || this.bridges.size > 0) && Date.now() < deadline) {
       server?.closeIdleConnections();
+      peer?.closeIdleConnections();
       await new Promise((r) => setTimeout(r, 50));
     }
     for (const t of [...this.tunnels, ...this.bridges]) t.destroy();
     server?.closeAllConnections();
+    peer?.closeAllConnections();
     this.h2?.destroy();
     this.tlsListener?.destroyPending();
     this.certificates?.close();
@@ -537,6 +646,17 @@ export class Gateway implements GatewayCore {
   close(): Promise<void> {
     return this.drain();
   }
+}
+
+/**
+ * A request from another node for an app this node routes to a third one (or back): the
+ * nodes disagree about where it runs, for a moment. Refused rather than passed on, so a
+ * disagreement never becomes a loop between nodes.
+ */
+function notHere(found: Lookup): AppStoppedError | null {
+  if (found.kind !== 'app' || !found.match.route.peer) return null;
+  const app = found.match.route.app.name;
+  return new AppStoppedError(`app ${app} is not on this node (it routes it on to node ${found.match.route.peer.node})`, { app });
 }
 
 /** The path and query of a request target: absolute-form (`http://host/p`) and `*` become origin-form. */

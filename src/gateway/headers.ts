@@ -9,6 +9,7 @@ import { MalformedRequestError } from '../errors.js';
 import type { Match, Route } from './router.js';
 import { admissionOf } from '../auth/admission.js';
 import { isAuthCookie, withoutAuthCookie } from '../auth/user-sessions.js';
+import { encodePeerUser, isPeerHeader, PEER_HEADER, PEER_USER_HEADER } from './peer.js';
 
 /** Hop-by-hop headers (RFC 9110 §7.6.1): meaningful for one connection only, never forwarded. */
 const HOP_BY_HOP = new Set([
@@ -202,6 +203,8 @@ export function upstreamRequestHeaders(req: IncomingMessage, ctx: ForwardContext
     let value = raw[i + 1];
     // Who the user is, the gateway says: a client's (or a proxy's) X-Forwarded-User never passes.
     if (lower === 'x-forwarded-user' || lower === 'x_forwarded_user') continue;
+    // The cluster secret and the identity between nodes are the gateway's (peer.ts): never an app's, never a client's.
+    if (isPeerHeader(lower)) continue;
     if (admission) {
       // `Remote_User` too: CGI-style stacks read it as the same HTTP_REMOTE_USER as `Remote-User`.
       if (admission.replace.size > 0 && admission.replace.has(lower.includes('_') ? lower.replaceAll('_', '-') : lower)) continue;
@@ -256,10 +259,15 @@ export function upstreamRequestHeaders(req: IncomingMessage, ctx: ForwardContext
   add('X-Forwarded-For', priorFor ? `${priorFor}, ${remote}` : remote);
   add('X-Forwarded-Proto', proto);
   if (fwdHost) add('X-Forwarded-Host', fwdHost);
-  if (prefix) add('X-Forwarded-Prefix', prefix);
+  const peer = route.peer;
+  // To another node: it adds the prefix (and the app's user header) itself, as if the client had come to it.
+  if (prefix && !peer) add('X-Forwarded-Prefix', prefix);
   const forNode = remote.includes(':') ? `"[${remote}]"` : remote;
   add('Forwarded', `for=${forNode};proto=${proto}${fwdHost ? `;host="${fwdHost.replace(/["\\]/g, '')}"` : ''}`);
-  if (admission?.user) add('X-Forwarded-User', admission.user);
+  if (peer) {
+    out.push(PEER_HEADER, peer.secret);
+    if (admission?.user) out.push(PEER_USER_HEADER, encodePeerUser(admission.user));
+  } else if (admission?.user) add('X-Forwarded-User', admission.user);
   if (admission) for (const [name, value] of admission.headers) add(name, value);
   if (ctx.upgrade) out.push('Connection', 'Upgrade', 'Upgrade', 'websocket');
   // The gateway frames the body itself. Node's server has removed the client's chunked
@@ -278,7 +286,9 @@ export function upstreamRequestHeaders(req: IncomingMessage, ctx: ForwardContext
  */
 export function downstreamResponseHeaders(raw: readonly string[], match: Match): string[] {
   const dropNamed = connectionTokens(raw);
-  const dropOpenerPolicy = match.prefix !== '' && sharesOpenerGroup(raw);
+  // From another node: that node has applied the app's prefix policy already.
+  const prefixed = match.prefix !== '' && match.route.peer === null;
+  const dropOpenerPolicy = prefixed && sharesOpenerGroup(raw);
   const out: string[] = [];
   const { rewrite, route } = match;
   for (let i = 0; i < raw.length; i += 2) {
@@ -292,7 +302,7 @@ export function downstreamResponseHeaders(raw: readonly string[], match: Match):
       if (lower === 'location' || lower === 'content-location') value = rewriteLocation(value, route);
       else if (lower === 'set-cookie') value = rewriteCookiePath(value, route.prefix, route.http.basePath);
     }
-    if (lower === 'service-worker-allowed' && match.prefix !== '') {
+    if (lower === 'service-worker-allowed' && prefixed) {
       // A service worker scoped beyond the app's prefix would see every other app's pages on this
       // origin, and the dashboard's: only a scope under the prefix passes.
       const scope = rewrite && value.startsWith('/') ? underPrefix(outOfBase(value, route.http.basePath), route.prefix) : value;

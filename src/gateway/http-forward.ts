@@ -14,6 +14,7 @@ import { downstreamResponseHeaders, duplicateHost, requestFraming, unsupportedVe
 import type { Match } from './router.js';
 import { onResponseDone } from './response-done.js';
 import { upstreamRequest } from './upstream-request.js';
+import { trustsForwarded } from './peer.js';
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS']);
 
@@ -63,7 +64,7 @@ function send(gw: GatewayCore, req: IncomingMessage, res: ServerResponse, match:
   const { route, target } = match;
   const app = route.app.name;
   const method = req.method ?? 'GET';
-  const headers = upstreamRequestHeaders(req, { match, proto: gw.proto(req), trustForwarded: gw.trustForwarded, upgrade: false, framing });
+  const headers = upstreamRequestHeaders(req, { match, proto: gw.proto(req), trustForwarded: trustsForwarded(gw, req), upgrade: false, framing });
   const upReq = upstreamRequest({ target, app, method, path: match.path, headers, connectMs: route.connectMs, responseMs: route.responseMs, pooled: true });
   let answered = false;
   upReq.setNoDelay(true);

@@ -14,6 +14,7 @@ import { ConfigError } from '../errors.js';
 import { bridgeSpecOf, isBridgeOnly, type BridgeSpec } from './bridge.js';
 import { parseHostHeader, type HostHeader } from './host-header.js';
 import { HostPolicy } from './host-policy.js';
+import { peerTarget, type PeerTarget } from './peer.js';
 
 /** Where bytes for an app go. */
 export interface Target {
@@ -29,6 +30,8 @@ export interface Target {
   authority: string;
   servername?: string;
   rejectUnauthorized: boolean;
+  /** PEM of the CA to verify the target's certificate with (a peer node's); default: the system's. */
+  ca?: string;
   /** Shown in logs and error messages. */
   label: string;
   /** Keep-alive connections for plain HTTP to this target. */
@@ -74,22 +77,38 @@ export class Route {
   readonly bridge: BridgeSpec | null;
   /** Plain HTTP gets a 426 (an app with only a bridge has no pages). */
   readonly bridgeOnly: boolean;
+  /**
+   * The app runs on another node (peer.ts): HTTP and upgrades go to that node's peer listener,
+   * sent on as the client sent them (no stripping, rewriting, Host/Origin policy or
+   * `set_headers`: the node that runs the app applies them once).
+   */
+  readonly peer: PeerTarget | null;
 
-  constructor(app: AppConfig, cfg: Config, agents: AgentPool, readTemplate: (file: string, at: string) => string, at: string, resolvePath?: (file: string) => string) {
+  constructor(app: AppConfig, cfg: Config, agents: AgentPool, readTemplate: (file: string, at: string) => string, at: string, resolvePath?: (file: string) => string, peer?: PeerTarget) {
     this.app = app;
     this.prefix = app.prefix ?? `/${app.name}`;
-    this.bridge = bridgeSpecOf(app, resolvePath);
-    this.bridgeOnly = this.bridge !== null && isBridgeOnly(app);
-    this.http = resolveTarget(app, false, agents);
-    this.ws = app.ws_port !== undefined || (this.bridge && !this.bridgeOnly) ? resolveTarget(app, true, agents) : this.http;
+    this.peer = peer ?? null;
+    if (peer) {
+      this.bridge = null;
+      this.bridgeOnly = false;
+      this.http = this.ws = peerTarget(app.name, peer, agents);
+    } else {
+      this.bridge = bridgeSpecOf(app, resolvePath);
+      this.bridgeOnly = this.bridge !== null && isBridgeOnly(app);
+      this.http = resolveTarget(app, false, agents);
+      this.ws = app.ws_port !== undefined || (this.bridge && !this.bridgeOnly) ? resolveTarget(app, true, agents) : this.http;
+    }
     this.idleMs = app.idle_timeout ?? cfg.idle_timeout;
     this.connectMs = app.connect_timeout ?? cfg.connect_timeout;
     this.responseMs = app.response_timeout ?? cfg.response_timeout;
     this.pingMs = app.ping_interval ?? 0;
-    this.setHeaders = Object.entries(app.set_headers ?? {});
+    this.setHeaders = peer ? [] : Object.entries(app.set_headers ?? {});
     this.setHeaderNames = new Set(this.setHeaders.map(([n]) => n.toLowerCase()));
-    this.upstreamOrigins = [...new Set([this.http, this.ws].flatMap(originsOf))];
-    if (app.error_page) this.errorPage = readTemplate(app.error_page, `${at}.error_page`);
+    this.upstreamOrigins = peer ? [] : [...new Set([this.http, this.ws].flatMap(originsOf))];
+    if (app.error_page) {
+      const page = readTemplate(app.error_page, `${at}.error_page`);
+      if (page !== '' || !peer) this.errorPage = page;
+    }
     const origins = app.allowed_origins;
     this.allowedOrigins = !origins ? null : origins.includes('*') ? '*' : new Set(origins.map((o) => new URL(o).origin));
     this.wsPaths = app.ws_paths ? new Set(app.ws_paths) : null;
@@ -97,7 +116,7 @@ export class Route {
 
   /** The Host header sent upstream: `keep` the client's, `upstream` the target's own, or a literal. */
   upstreamHost(clientHost: string, target: Target): string {
-    const mode = this.app.upstream_host ?? (this.app.url ? 'upstream' : 'keep');
+    const mode = this.peer ? 'keep' : (this.app.upstream_host ?? (this.app.url ? 'upstream' : 'keep'));
     if (mode === 'keep') return clientHost || target.authority;
     if (mode === 'upstream') return target.authority;
     return mode;
@@ -109,7 +128,7 @@ export class Route {
    * "Cross origin websockets not allowed", Streamlit behind ngrok).
    */
   upstreamOrigin(origin: string | undefined, hostHeader: string, target: Target): string | undefined {
-    const mode = this.app.upstream_origin ?? 'keep';
+    const mode = this.peer ? 'keep' : (this.app.upstream_origin ?? 'keep');
     if (mode === 'keep') return origin;
     if (mode === 'upstream') return `${target.scheme}://${hostHeader}`;
     return mode;
@@ -127,14 +146,14 @@ function originsOf(t: Target): string[] {
 export class AgentPool {
   private readonly agents = new Map<string, http.Agent>();
 
-  get(kind: Target['kind'], key: string, tls: { servername?: string; rejectUnauthorized: boolean }): http.Agent {
-    const id = `${kind}|${key}|${tls.servername ?? ''}|${tls.rejectUnauthorized}`;
+  get(kind: Target['kind'], key: string, tls: { servername?: string; rejectUnauthorized: boolean; ca?: string }): http.Agent {
+    const id = `${kind}|${key}|${tls.servername ?? ''}|${tls.rejectUnauthorized}|${tls.ca ?? ''}`;
     let agent = this.agents.get(id);
     if (!agent) {
       // Free sockets are dropped after 4 s, before the usual 5 s server keep-alive timeout,
       // so a request rarely picks a connection the upstream is closing.
       const opts = { keepAlive: true, maxSockets: 256, maxFreeSockets: 64, scheduling: 'lifo' as const, timeout: 4000 };
-      agent = kind === 'tls' ? new https.Agent({ ...opts, ...tls }) : new http.Agent(opts);
+      agent = kind === 'tls' ? new https.Agent({ ...opts, servername: tls.servername, rejectUnauthorized: tls.rejectUnauthorized, ...(tls.ca ? { ca: tls.ca } : {}) }) : new http.Agent(opts);
       this.agents.set(id, agent);
     }
     return agent;
@@ -213,6 +232,8 @@ export interface RouteTableOptions {
   readTemplate?: (file: string) => string;
   /** Resolves a relative path of the config (a bridge token file) against the config's directory. */
   resolvePath?: (file: string) => string;
+  /** Apps that run on another node, by name (peer.ts). */
+  peers?: ReadonlyMap<string, PeerTarget>;
 }
 
 export class RouteTable {
@@ -238,7 +259,17 @@ export class RouteTable {
     };
     if (config.error_page) this.errorPage = read(config.error_page, 'error_page');
     const routes: Route[] = [];
+    // An error page of an app on another node may exist only there: without it here, the gateway's own page.
+    const readOptional = (file: string): string => {
+      try {
+        return (opts.readTemplate ?? ((f: string) => readFileSync(f, 'utf8')))(file);
+      } catch {
+        return '';
+      }
+    };
     config.apps.forEach((app, i) => {
+      const peer = opts.peers?.get(app.name);
+      if (peer) return routes.push(new Route(app, config, opts.agents, readOptional, `apps[${i}]`, opts.resolvePath, peer));
       // Supervised apps without a port yet are routed once the supervisor gives them one.
       if (app.port === undefined && app.url === undefined && app.socket === undefined && !isBridgeOnly(app)) return;
       routes.push(new Route(app, config, opts.agents, read, `apps[${i}]`, opts.resolvePath));
@@ -335,6 +366,8 @@ export class RouteTable {
 
   private match(route: Route, pathname: string, query: string, prefix: string, upgrade: boolean, rewrite: boolean): Match {
     const target = upgrade ? route.ws : route.http;
+    // To another node: the path as the client sent it; that node strips and maps it.
+    if (route.peer) return { route, target, path: (rewrite ? prefix + pathname : pathname) + query, appPath: pathname, prefix, rewrite: false };
     const path = upgrade && route.app.ws_path ? route.app.ws_path : pathname;
     return { route, target, path: target.basePath + path + query, appPath: pathname, prefix, rewrite };
   }

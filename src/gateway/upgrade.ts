@@ -18,6 +18,7 @@ import { duplicateHost, upstreamRequestHeaders } from './headers.js';
 import type { Match } from './router.js';
 import { peerOf, Tunnel } from './tunnel.js';
 import { upstreamRequest } from './upstream-request.js';
+import { trustsForwarded } from './peer.js';
 
 export function proxyUpgrade(gw: GatewayCore, req: IncomingMessage, socket: Duplex, head: Buffer, match: Match): void {
   const route = match.route;
@@ -65,7 +66,7 @@ function connect(gw: GatewayCore, req: IncomingMessage, socket: Duplex, head: Bu
   const { route, target } = match;
   const app = route.app.name;
   const path = req.url ?? '/';
-  const headers = upstreamRequestHeaders(req, { match, proto: gw.proto(req), trustForwarded: gw.trustForwarded, upgrade: true, framing: null });
+  const headers = upstreamRequestHeaders(req, { match, proto: gw.proto(req), trustForwarded: trustsForwarded(gw, req), upgrade: true, framing: null });
   const upReq = upstreamRequest({ target, app, method: 'GET', path: match.path, headers, connectMs: route.connectMs, responseMs: route.responseMs, pooled: false });
   let settled = false;
   const abandon = () => {
@@ -166,7 +167,7 @@ function bridgeApp(gw: GatewayCore, req: IncomingMessage, socket: Duplex, head: 
 
 /** The scheme the client used: the listener's, or a trusted proxy's X-Forwarded-Proto. */
 export function clientProto(gw: Pick<GatewayCore, 'trustForwarded' | 'proto'>, req: IncomingMessage): 'http' | 'https' {
-  const fwd = gw.trustForwarded ? req.headers['x-forwarded-proto'] : undefined;
+  const fwd = trustsForwarded(gw, req) ? req.headers['x-forwarded-proto'] : undefined;
   const first = typeof fwd === 'string' ? fwd.split(',')[0].trim().toLowerCase() : '';
   return first === 'http' || first === 'https' ? first : gw.proto(req);
 }

@@ -24,7 +24,7 @@ export interface UpstreamRequestOptions {
 
 function connectTo(t: Target): Socket {
   if (t.kind === 'unix') return net.connect({ path: t.socketPath! });
-  if (t.kind === 'tls') return tls.connect({ host: t.host, port: t.port, servername: t.servername, rejectUnauthorized: t.rejectUnauthorized, ALPNProtocols: ['http/1.1'] });
+  if (t.kind === 'tls') return tls.connect({ host: t.host, port: t.port, servername: t.servername, rejectUnauthorized: t.rejectUnauthorized, ca: t.ca, ALPNProtocols: ['http/1.1'] });
   return net.connect({ host: t.host, port: t.port });
 }
 
@@ -49,6 +49,7 @@ export function upstreamRequest(o: UpstreamRequestOptions): http.ClientRequest {
   if (t.kind === 'tls') {
     options.servername = t.servername;
     options.rejectUnauthorized = t.rejectUnauthorized;
+    if (t.ca) options.ca = t.ca;
   }
   const req = (t.kind === 'tls' ? https : http).request(options);
   let timer: NodeJS.Timeout | null = null;

@@ -203,7 +203,7 @@ export function createServer(options: ServerOptions = {}): PortholeServer {
       void node.caughtUp(wanted).then(() => admin!(req, res) || res.writeHead(404).end());
       return true;
     },
-    health: node ? () => ({ cluster: node.view() }) : undefined,
+    health: node ? () => ({ degraded: !node.store.up, cluster: node.view() }) : undefined,
   });
   // Dashboard sessions, in memory: a restart logs browsers out.
   const sessions = new Sessions();
