@@ -43,6 +43,8 @@ export interface ClusterHooks {
   isKnown(node: string): boolean;
   /** The nodes' names, for error messages. */
   knownNodes(): string[];
+  /** Reads the nodes again from the store (a node that joined since the last look). */
+  refreshNodes(): Promise<void>;
   /** Asks the app's node to start, stop or restart it (through its peer listener). */
   act(node: string, app: string, action: 'start' | 'stop' | 'restart', version: number): Promise<AppView>;
   /** The registry version this node holds (sent along, so the other node waits until it has it). */
@@ -363,7 +365,7 @@ export class AppRegistry {
     return this.serial(async () => {
       const raw = withoutAction(body);
       const name = typeof raw.name === 'string' ? raw.name : undefined;
-      this.nodeField(raw);
+      await this.nodeField(raw);
       if (name && RESERVED_NAMES.includes(name)) throw new ConflictError(`"${name}" is reserved for the gateway`, { app: name });
       if (name && this.fileApp(name)) throw new ConflictError(`app ${name} is defined in the config file; change it there`, { app: name });
       let app: AppConfig;
@@ -558,7 +560,7 @@ export class AppRegistry {
    * not given, and a node that is part of the cluster (or \`any\`); outside
    * a cluster, not allowed (400).
    */
-  private nodeField(raw: Record<string, unknown>): void {
+  private async nodeField(raw: Record<string, unknown>): Promise<void> {
     const node = raw.node;
     if (!this.cluster) {
       if (node !== undefined) throw new BadRequestError(['app.node: this gateway is not a node of a cluster (docs/cluster.md): leave node out']);
@@ -568,6 +570,7 @@ export class AppRegistry {
       raw.node = this.cluster.node;
       return;
     }
+    if (typeof node === 'string' && node !== 'any' && !this.cluster.isKnown(node)) await this.cluster.refreshNodes().catch(() => undefined);
     if (typeof node === 'string' && node !== 'any' && !this.cluster.isKnown(node)) {
       throw new BadRequestError([`app.node: no node named ${JSON.stringify(node)} in this cluster (nodes: ${this.cluster.knownNodes().join(', ')}; or "any")`]);
     }

@@ -196,6 +196,11 @@ export class Cluster {
     }
   }
 
+  /** Reads every node's heartbeat now. */
+  refresh(): Promise<void> {
+    return this.watch();
+  }
+
   private async watch(): Promise<void> {
     const r = this.store.redis;
     const names = Object.keys(await r.hgetall(this.store.key('nodes')));

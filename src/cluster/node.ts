@@ -109,6 +109,7 @@ export class ClusterNode {
       remoteStatus: (node, app) => cluster.remoteStatus(node, app),
       isKnown: (node) => cluster.isKnown(node),
       knownNodes: () => cluster.nodes().map((n) => n.name),
+      refreshNodes: () => cluster.refresh(),
       version: () => this.store.version,
       act: async (node, app, action, version) => {
         const body = await this.callPeer(node, 'POST', `/_porthole/api/apps/${encodeURIComponent(app)}/${action}`, version);

@@ -27,7 +27,6 @@ import { metricsEndpoint } from '../metrics/endpoint.js';
 import { listenMetrics, type MetricsListener } from '../metrics/listener.js';
 import { FileStore } from '../store/file-store.js';
 import { ClusterNode, VERSION_HEADER } from '../cluster/node.js';
-import { parseHostPort } from '../config/host-port.js';
 import { dataLayout, prepareDataDir, type DataLayout } from './data-dir.js';
 import { checkAuthConfigured } from '../auth/safe-default.js';
 
@@ -296,9 +295,8 @@ export function createServer(options: ServerOptions = {}): PortholeServer {
         await stopApps();
         throw new ServerStartError('store', `cannot reach the store: ${(err as Error).message}`, err as NodeJS.ErrnoException);
       }
-      const at = parseHostPort(config.cluster.listen);
+      const at = parseListen(config.cluster.listen);
       try {
-        if (typeof at === 'string') throw new Error(at);
         const peer = await gateway.listenPeer({ host: at.host, port: at.port, secret: () => node.secret() });
         peerAddress = `${peer.host.includes(':') ? `[${peer.host}]` : peer.host}:${peer.port}`;
       } catch (err) {
