@@ -14,6 +14,7 @@ interface ServeOptions {
   config?: string;
   data?: string;
   logFormat?: 'auto' | 'json' | 'text';
+  node?: string;
 }
 
 export function register(program: Command): void {
@@ -24,6 +25,7 @@ export function register(program: Command): void {
     .option('-c, --config <file>', 'YAML config file (default: ./porthole.yaml when it exists)')
     .option('-d, --data <dir>', `state directory (default: ${defaultDataDir()})`)
     .option('--log-format <format>', 'auto (text on a terminal, JSON lines otherwise), json or text')
+    .option('--node <name>', "this node's name in a cluster (default: the config's cluster.node, else the host name)")
     .addHelpText(
       'after',
       `
@@ -40,9 +42,15 @@ A minimal porthole.yaml:
       port: 9002              # HTTP (pages)
       ws_port: 6080           # WebSocket upgrades go here instead
 
+A cluster (docs/cluster.md): nodes that share one Redis.
+  store: redis://10.0.0.1:6379/0
+  cluster:
+    listen: 10.0.0.2:50001    # where the other nodes forward requests for this node's apps
+
 Examples:
   porthole serve
   porthole serve --config examples/porthole.yaml --listen 127.0.0.1:8080
+  porthole serve --config cluster.yaml --node b
 
 Exit codes: 0 after a drain, 1 on a runtime failure (port in use), 2 on an invalid config or option.`,
     )
@@ -55,7 +63,7 @@ async function serve(opts: ServeOptions): Promise<void> {
   const configFile = opts.config ?? (existsSync('porthole.yaml') ? 'porthole.yaml' : undefined);
   let server: PortholeServer;
   try {
-    server = createServer({ configFile, listen: opts.listen, dataDir: opts.data });
+    server = createServer({ configFile, listen: opts.listen, dataDir: opts.data, node: opts.node });
     if (opts.logFormat && !['auto', 'json', 'text'].includes(opts.logFormat)) {
       throw new ConfigError([`--log-format: expected auto, json or text, got ${JSON.stringify(opts.logFormat)}`]);
     }
@@ -88,6 +96,7 @@ async function serve(opts: ServeOptions): Promise<void> {
     process.stderr.write(`porthole: dashboard: ${(err as Error).message}\n`);
   }
   if (started.metricsUrl) process.stderr.write(`porthole: metrics on ${started.metricsUrl}\n`);
+  if (started.node) process.stderr.write(`porthole: cluster node ${started.node.name}, peer listener on ${started.node.peer}\n`);
 
   // A rejected config is reported by the server's `config rejected` event; the old one stays.
   const reload = () => {

@@ -193,6 +193,7 @@ export class Cluster {
       this.store.noteResult(false);
       // Without Redis this node cannot renew the lease: it stops acting as the leader at once.
       if (this.leading) this.setLeading(false);
+      if (this.leaderName === this.node) this.leaderName = null;
     }
   }
 
@@ -233,12 +234,19 @@ export class Cluster {
   private async lease(): Promise<void> {
     const r = this.store.redis;
     const key = this.store.key('leader');
-    const got = await r.set(key, this.node, 'PX', this.ttlMs, 'NX');
-    if (got === 'OK') return this.setLeading(true);
-    // Renewed only while it is still ours (compare and extend, atomically).
-    const renewed = await r.eval("if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) else return 0 end", 1, key, this.node, this.ttlMs);
-    this.setLeading(renewed === 1);
+    // Taken when free, renewed only while it is still ours (compare and extend, atomically); answers who holds it.
+    const holder = (await r.eval(
+      "if redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2], 'NX') then return ARGV[1] end if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return ARGV[1] end return redis.call('GET', KEYS[1]) or ''",
+      1,
+      key,
+      this.node,
+      this.ttlMs,
+    )) as string;
+    this.leaderName = holder || null;
+    this.setLeading(holder === this.node);
   }
+  /** The node holding the placement lease, as last seen. */
+  private leaderName: string | null = null;
 
   private setLeading(on: boolean): void {
     if (on === this.leading) return;
@@ -325,7 +333,7 @@ export class Cluster {
         name,
         up: k.up,
         self: name === this.node,
-        leader: false,
+        leader: name === this.leaderName,
         advertise: k.beat?.advertise ?? null,
         url: k.beat?.url ?? null,
         started_at: k.beat?.started_at ?? null,
