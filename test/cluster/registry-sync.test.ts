@@ -51,7 +51,7 @@ test('an app registered through node a is routed by node b at once, runs only on
   const ws = new WebSocket(`${a.url.replace('http', 'ws')}/echo/`);
   await new Promise((ok, fail) => (ws.once('open', ok), ws.once('error', fail)));
   ws.send('ping');
-  const [msg] = (await new Promise((ok) => ws.once('message', (...args) => ok(args)))) as [Buffer];
+  const msg = await new Promise<Buffer>((ok) => ws.once('message', (data) => ok(data as Buffer)));
   assert.equal(msg.toString(), 'ping');
   ws.send('close:4001:bye from b');
   const [code, reason] = (await new Promise((ok) => ws.once('close', (...args) => ok(args)))) as [number, Buffer];
