@@ -95,7 +95,9 @@ export function peerTarget(app: string, peer: PeerTarget, agents: AgentPool): Ta
     rejectUnauthorized: true,
     ca,
     label: `node ${peer.node} (${u.host})`,
-    agent: agents.get(kind, `${host}:${port}`, { servername, rejectUnauthorized: true, ca }),
+    // A pool per app, as for an app on this node: long requests (event streams) to one app
+    // cannot take every connection to the node from its other apps.
+    agent: agents.get(kind, `${host}:${port}#${app}`, { servername, rejectUnauthorized: true, ca }),
   };
 }
 

@@ -46,12 +46,13 @@ describe('the cluster secret on the peer listener', () => {
     await app.close();
   });
 
-  for (const [what, headers] of [
+  const cases: [string, Record<string, string | string[]>][] = [
     ['without X-Porthole-Peer', {}],
     ['with a wrong secret', { 'X-Porthole-Peer': 'guess' }],
     ['with the secret and a suffix', { 'X-Porthole-Peer': `${SECRET}x` }],
     ['with two X-Porthole-Peer headers', { 'X-Porthole-Peer': [SECRET, SECRET] }],
-  ] as const) {
+  ];
+  for (const [what, headers] of cases) {
     test(`a request ${what} gets 403 PH_ERR_PEER_AUTH, with an error event, and the app sees nothing`, async () => {
       const before = app.seen.length;
       const errors = collect('error', c.b.id);
