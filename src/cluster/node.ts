@@ -110,6 +110,7 @@ export class ClusterNode {
       isKnown: (node) => cluster.isKnown(node),
       knownNodes: () => cluster.nodes().map((n) => n.name),
       refreshNodes: () => cluster.refresh(),
+      catchUp: () => this.sync?.resyncHeld() ?? Promise.resolve(),
       version: () => this.store.version,
       act: async (node, app, action, version) => {
         const body = await this.callPeer(node, 'POST', `/_porthole/api/apps/${encodeURIComponent(app)}/${action}`, version);
