@@ -23,6 +23,7 @@ import { createDashboard, DASHBOARD_PATH } from '../dashboard/dashboard.js';
 import { createGateway, type Gateway, type ListenAddress } from '../gateway/gateway.js';
 import { startLogger, type LogFormat } from '../log/logger.js';
 import { createMetrics, type Metrics } from '../metrics/metrics.js';
+import type { ClusterSnapshot } from '../metrics/cluster-metrics.js';
 import { metricsEndpoint } from '../metrics/endpoint.js';
 import { listenMetrics, type MetricsListener } from '../metrics/listener.js';
 import { FileStore } from '../store/file-store.js';
@@ -244,6 +245,7 @@ export function createServer(options: ServerOptions = {}): PortholeServer {
       openConnections: () => [...[...gateway.tunnels].map((t) => t.snapshot()), ...[...gateway.bridges].map((b) => b.snapshot())],
       // External apps are probed (at most every 2 s, 500 ms each), as the admin API's list does.
       apps: async () => (await appRegistry.checkExternal(), appRegistry.list()),
+      cluster: node ? () => node.view() as unknown as ClusterSnapshot : undefined,
     });
     if (!metricsAt) metricsPage = metricsEndpoint(metrics, () => ({ token: token ?? '', localNoAuth: current.admin.local_no_auth, hosts: current.admin.hosts }));
   }
