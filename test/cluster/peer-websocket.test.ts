@@ -6,10 +6,13 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import net, { type AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import WebSocket from 'ws';
 import { closed, collect, nextMessage, waitFor, wsCloseOf } from '../helpers/net.js';
-import { openThrough, startApp, startCluster, valuesOf, type App, type Cluster } from './peer-helpers.js';
+import { createGateway } from '../../src/gateway/gateway.js';
+import { request } from '../helpers/http.js';
+import { openThrough, SECRET, startApp, startCluster, valuesOf, type App, type Cluster } from './peer-helpers.js';
 
 describe('WebSockets through A to an app on B', () => {
   let app: App;
@@ -138,6 +141,36 @@ describe('WebSockets through A to an app on B', () => {
     } finally {
       await c3.close();
       await app3.close();
+    }
+  });
+});
+
+describe('a bridge app (WebSocket to TCP) on B, through A', () => {
+  test('binary messages reach the TCP service on B and come back; plain HTTP gets B\'s 426', async () => {
+    const echo = net.createServer((s) => s.pipe(s));
+    await new Promise<void>((ok) => echo.listen(0, '127.0.0.1', ok));
+    const tcp = `127.0.0.1:${(echo.address() as AddressInfo).port}`;
+    const b = createGateway({ apps: [{ name: 'vnc', bridge: tcp }] });
+    const peer = await b.listenPeer({ host: '127.0.0.1', port: 0, secret: () => SECRET });
+    // On A the app's entry is the cluster's: A never dials the bridge target itself.
+    const aConfig = { apps: [{ name: 'vnc', bridge: '10.213.99.99:5900' }] };
+    const a = createGateway(aConfig);
+    a.reload(aConfig, { peers: new Map([['vnc', { node: 'b', url: peer.url, secret: SECRET }]]) });
+    const addr = await a.listen('127.0.0.1', 0);
+    try {
+      const ws = await openThrough(`${addr.url.replace('http:', 'ws:')}/vnc/`);
+      ws.send(Buffer.from('RFB 003.008\n'));
+      const m = await nextMessage(ws);
+      assert.equal(m.isBinary, true);
+      assert.equal(Buffer.from(m.data).toString(), 'RFB 003.008\n');
+      ws.close(1000);
+      await closed(ws);
+      const r = await request(`${addr.url}/vnc/`);
+      assert.equal(r.status, 426);
+    } finally {
+      await a.drain(100);
+      await b.drain(100);
+      await new Promise((ok) => echo.close(ok));
     }
   });
 });
