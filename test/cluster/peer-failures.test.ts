@@ -163,6 +163,11 @@ describe('routes to a peer', () => {
     }
   });
 
+  test('a peer for an app the config does not have is ignored', () => {
+    gw.reload({ apps: [{ name: 'web', cmd: 'true' }] }, { peers: new Map([['gone', { node: 'b', url: 'http://127.0.0.1:1', secret: SECRET }]]) });
+    assert.equal(gw.routes.length, 0);
+  });
+
   test('a reload without the second argument keeps the peers in force; one with it replaces them', () => {
     const cfg = { apps: [{ name: 'web', cmd: 'true' }] };
     gw.reload(cfg, { peers: new Map([['web', { node: 'b', url: 'http://127.0.0.1:1', secret: SECRET }]]) });
