@@ -416,6 +416,16 @@ export class PeerAuthError extends PortholeError {
   readonly closeCode = 1008;
 }
 
+/**
+ * The node that runs the app refused this node's cluster secret (PeerAuthError there): the
+ * nodes do not share one secret (a rotation half done). The client gets a gateway failure.
+ */
+export class PeerRefusedError extends PortholeError {
+  readonly code = 'PH_ERR_PEER_REFUSED';
+  readonly status = 502;
+  readonly closeCode = 1014;
+}
+
 /** A failure Porthole did not foresee: a bug to report, logged with its stack. */
 export class InternalError extends PortholeError {
   readonly code = 'PH_ERR_INTERNAL';
@@ -509,6 +519,7 @@ export const ERROR_CODES = [
   'PH_ERR_AUTH_DENIED',
   'PH_ERR_AUTH_UNAVAILABLE',
   'PH_ERR_PEER_AUTH',
+  'PH_ERR_PEER_REFUSED',
   'PH_ERR_INTERNAL',
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
