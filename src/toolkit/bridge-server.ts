@@ -15,6 +15,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { formatHostPort, type HostPort } from '../config/host-port.js';
+import type { RedisTokenStore } from '../config/token-redis.js';
 import { emit } from '../events.js';
 import { BridgeEntry, hideToken, type HostRefusalWording } from '../gateway/bridge-entry.js';
 import { serveStatic } from './static-files.js';
@@ -28,6 +29,14 @@ export interface BridgeServerOptions {
   target?: HostPort;
   /** websockify's TokenFile (a file or a directory of them): the `token` query parameter picks the target. */
   tokenFile?: string;
+  /**
+   * websockify's TokenRedis: the `token` query parameter is looked up in
+   * Redis (parseTokenRedisUrl or parseWebsockifyRedisSource from
+   * src/config/token-redis.ts), one GET per connection.
+   */
+  tokenRedis?: RedisTokenStore;
+  /** How long a Redis token lookup may take, in ms (then close 1013, PH_ERR_TOKEN_STORE). Default 1 s. */
+  tokenTimeoutMs?: number;
   /** Serve static files (noVNC) from this directory for plain GETs. */
   web?: string;
   /** Pass text messages' UTF-8 bytes to TCP instead of closing with 1003. */
@@ -86,6 +95,8 @@ export async function startBridgeServer(opts: BridgeServerOptions): Promise<Brid
     gateway: id,
     target: opts.target,
     tokens: opts.tokenFile,
+    tokenRedis: opts.tokenRedis,
+    tokenTimeoutMs: opts.tokenTimeoutMs,
     textAsBinary: opts.textAsBinary,
     connectMs: opts.connectMs,
     idleMs: opts.idleMs,
