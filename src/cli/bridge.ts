@@ -136,7 +136,7 @@ Exit codes: 0 after SIGTERM/SIGINT, 1 when it cannot listen, 2 bad usage
         else cmd.error(`error: --token-plugin ${flags.tokenPlugin}: porthole bridge knows TokenFile, ReadOnlyTokenFile and TokenRedis`, { exitCode: 2 });
       }
       const sources = [target && 'TARGET_HOST:PORT', flags.tokenFile !== undefined && '--token-file', flags.tokenRedis !== undefined && '--token-redis'].filter(Boolean);
-      if (sources.length === 0) cmd.error('error: give a TARGET_HOST:PORT, --token-file or --token-redis', { exitCode: 2 });
+      if (sources.length === 0) cmd.error('error: give a TARGET_HOST:PORT or --token-file (or --token-redis)', { exitCode: 2 });
       if (sources.length > 1) cmd.error(`error: give one of ${sources.join(' and ')}, not both (the token picks the target)`, { exitCode: 2 });
       if (flags.tokenNamespace !== undefined && flags.tokenRedis === undefined) cmd.error('error: --token-namespace goes with --token-redis', { exitCode: 2 });
       let tokenRedis: RedisTokenStore | undefined;

@@ -99,7 +99,9 @@ export class BridgeEntry {
 
   /** Throws TypeError for a policy that cannot work (no target, a malformed origin or server name). */
   constructor(opts: BridgeEntryOptions) {
-    if ([opts.target, opts.tokens, opts.tokenRedis].filter((x) => x !== undefined).length !== 1) throw new TypeError('a bridge needs one of a target, a token file or a token Redis');
+    const given = [opts.target, opts.tokens, opts.tokenRedis].filter((x) => x !== undefined).length;
+    if (given === 0) throw new TypeError('a bridge needs a target or a token file (or a token Redis)');
+    if (given > 1) throw new TypeError('a bridge takes one of a target, a token file and a token Redis');
     this.app = opts.app;
     this.gateway = opts.gateway;
     const tokens = opts.tokenRedis
