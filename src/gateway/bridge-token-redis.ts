@@ -59,6 +59,9 @@ export function parseTokenValue(value: string): HostPort | string {
   return typeof t === 'string' ? `its "host" ${JSON.stringify(cut(obj.host))} is not a host name or address` : t;
 }
 
+/** A token in a close reason: quoted, at most 40 characters. */
+const shown = (token: string) => JSON.stringify(cut(token));
+
 const cut = (s: string) => (s.length > 40 ? `${s.slice(0, 40)}…` : s);
 
 interface Pooled {
@@ -156,6 +159,11 @@ export class RedisTokenTargets implements TokenSource {
     try {
       value = await Promise.race([this.get(entry.client, key), timedOut]);
     } catch (err) {
+      // The key holds a hash, a list…: the token's value is wrong, not the store.
+      if (/^WRONGTYPE/.test((err as Error).message ?? '')) {
+        this.failing = false;
+        return { problem: `token ${shown(token)}: its key holds no string value (expected "host:port" or JSON)` };
+      }
       // A connection that did not answer in time may be stuck (a partition, a stopped server): the next lookup starts a new one.
       drop(this.store, entry);
       let failure: TokenStoreError;
@@ -174,10 +182,9 @@ export class RedisTokenTargets implements TokenSource {
     this.failing = false;
     entry.idle = setTimeout(() => drop(this.store, entry), IDLE_CLOSE_MS);
     entry.idle.unref();
-    const shown = JSON.stringify(token.length > 40 ? `${token.slice(0, 40)}…` : token);
-    if (value === null) return { problem: `unknown token ${shown}` };
+    if (value === null) return { problem: `unknown token ${shown(token)}` };
     const target = parseTokenValue(value);
-    if (typeof target === 'string') return { problem: `token ${shown}: ${target}` };
+    if (typeof target === 'string') return { problem: `token ${shown(token)}: ${target}` };
     return { target };
   }
 

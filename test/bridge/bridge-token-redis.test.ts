@@ -190,6 +190,10 @@ describe('bridge_token_redis on an app', { timeout: 60_000 }, () => {
     const c = await wsCloseOf(`${g.wsUrl}/desks/?token=broken`, ['binary']);
     assert.equal(c.code, 1008);
     assert.match(c.reason, /^desks: token "broken": its value "not a target" is not valid/);
+    await admin.hset('vnc:hash', 'host', '127.0.0.1');
+    const wrongType = await wsCloseOf(`${g.wsUrl}/desks/?token=hash`, ['binary']);
+    assert.equal(wrongType.code, 1008, 'a key of another type is a bad value, not a store failure');
+    assert.equal(wrongType.reason, 'desks: token "hash": its key holds no string value (expected "host:port" or JSON)');
     const missing = await wsCloseOf(`${g.wsUrl}/desks/`, ['binary']);
     assert.equal(missing.code, 1008);
     assert.match(missing.reason, /no token/);
@@ -249,6 +253,12 @@ describe('bridge_token_redis on an app', { timeout: 60_000 }, () => {
       assert.equal(c.code, 1013);
       assert.match(c.reason, /^PH_ERR_TOKEN_STORE: desks: token store redis:\/\/127\.0\.0\.1:\d+\/3 did not answer within 1000 ms$/);
       assert.ok(ms >= 900 && ms < 2500, `closed after ${ms} ms`);
+      // 30 clients at once against a store that does not answer: every one is closed with 1013, none hangs.
+      const t0 = Date.now();
+      const all = await Promise.all(Array.from({ length: 30 }, () => wsCloseOf(`${g.wsUrl}/desks/?token=slow`, ['binary'])));
+      const allMs = Date.now() - t0;
+      assert.deepEqual([...new Set(all.map((x) => `${x.opened} ${x.code}`))], ['true 1013']);
+      assert.ok(allMs < 3000, `30 clients answered in ${allMs} ms`);
     } finally {
       process.kill(redis.pid, 'SIGCONT');
     }
