@@ -19,6 +19,7 @@ import { parseTokenRedisUrl, parseWebsockifyRedisSource } from '../../src/config
 import { ConfigError, TokenStoreError } from '../../src/errors.js';
 import { subscribe, type EventMap } from '../../src/events.js';
 import { closeTokenRedisClients, parseTokenValue, RedisTokenTargets } from '../../src/gateway/bridge-token-redis.js';
+import { startBridgeServer } from '../../src/toolkit/bridge-server.js';
 import { runCli } from '../helpers/cli.js';
 import { startGateway, wsCloseOf, type TestGateway } from '../helpers/net.js';
 import { PYTHON } from '../helpers/python.js';
@@ -338,6 +339,19 @@ describe('porthole bridge --token-redis', { timeout: 60_000 }, () => {
     } finally {
       assert.equal(await cli.stop(), 0);
     }
+  });
+
+  test('the library: startBridgeServer({ tokenRedis: URL, tokenNamespace }); a URL that does not parse throws before listening', async () => {
+    const server = await startBridgeServer({ tokenRedis: `redis://:${PASSWORD_URL}@127.0.0.1:${redis.port}/2`, tokenNamespace: 'lib' });
+    try {
+      await admin.set('lib:x', `127.0.0.1:${a.port}`);
+      assert.equal(await bannerVia(`ws://127.0.0.1:${server.port}/?token=x`), 'A\n');
+    } finally {
+      await server.close();
+      closeTokenRedisClients();
+    }
+    await assert.rejects(startBridgeServer({ tokenRedis: 'redis://:hunter2@h/x' }), (err: Error) => err instanceof TypeError && /^tokenRedis: .*database number/.test(err.message) && !err.message.includes('hunter2'));
+    await assert.rejects(startBridgeServer({ target: { host: '127.0.0.1', port: 1 }, tokenNamespace: 'x' }), /tokenNamespace: only used with tokenRedis/);
   });
 
   test('bad usage exits 2 with the reason', async () => {

@@ -104,6 +104,13 @@ test('redis: a real redis-server answers PING, SET and GET on its own port', asy
   assert.equal(await c.config('GET', 'save').then((a) => (a as string[])[1]), '');
 });
 
+test('redis: extra arguments reach the server', async (t) => {
+  const r = await startRedis({ args: ['--notify-keyspace-events', 'KA'] });
+  t.after(() => r.close());
+  const c = await client(r.url, t);
+  assert.equal(((await c.config('GET', 'notify-keyspace-events')) as string[])[1], 'AK');
+});
+
 test('redis: two servers get two ports', async (t) => {
   const [a, b] = await Promise.all([startRedis(), startRedis()]);
   t.after(() => Promise.all([a.close(), b.close()]));
