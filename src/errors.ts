@@ -183,6 +183,17 @@ export class FdLimitError extends PortholeError {
   readonly closeCode = 1013;
 }
 
+/**
+ * The store a bridge reads its token targets from (`bridge_token_redis`:
+ * Redis) did not answer in time or refused the command. Not the client's
+ * fault and it passes once the store is back: 503 and 1013 (try again later).
+ */
+export class TokenStoreError extends PortholeError {
+  readonly code = 'PH_ERR_TOKEN_STORE';
+  readonly status = 503;
+  readonly closeCode = 1013;
+}
+
 /** The app is known to be stopped (or failed): nothing will answer. */
 export class AppStoppedError extends PortholeError {
   readonly code = 'PH_ERR_APP_STOPPED';
@@ -490,6 +501,7 @@ export const ERROR_CODES = [
   'PH_ERR_UPSTREAM_TLS',
   'PH_ERR_UPSTREAM_DNS',
   'PH_ERR_FD_LIMIT',
+  'PH_ERR_TOKEN_STORE',
   'PH_ERR_APP_STOPPED',
   'PH_ERR_APP_STARTING',
   'PH_ERR_APP_INVALID',
