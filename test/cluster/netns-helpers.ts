@@ -262,6 +262,7 @@ export async function echoJson(url: string): Promise<{ app: string; pid: number;
 export async function withLogs(cl: NsCluster, body: () => Promise<void>): Promise<void> {
   try {
     await body();
+    if (process.env.PH_E2E_LOGS) console.log(cl.logs());
   } catch (err) {
     const e = err as Error;
     e.message += `\nlast answers:\n${[...lastAnswer].map(([u, a]) => `  ${u}: ${a}`).join('\n')}\n${cl.logs().split('\n').slice(-300).join('\n')}`;
