@@ -174,7 +174,17 @@ export class Cluster {
     const body = JSON.stringify(beat);
     const r = this.store.redis;
     try {
-      await r.multi().set(this.store.key(`node:${this.node}`), body, 'PX', this.ttlMs).hset(this.store.key('nodes'), this.node, JSON.stringify({ advertise: this.opts.advertise, first_seen: this.started })).exec();
+      const m = r.multi().set(this.store.key(`node:${this.node}`), body, 'PX', this.ttlMs).hset(this.store.key('nodes'), this.node, JSON.stringify({ advertise: this.opts.advertise, first_seen: this.started }));
+      // A Redis restarted without persistence lost the secret too: written back, or a node that
+      // joins next would make another one and the peer listeners would refuse each other. When
+      // another node wrote it back first, its secret is taken: one secret for the whole cluster.
+      if (!this.opts.secretFile) m.set(this.store.key('secret'), this.secretValue, 'NX').get(this.store.key('secret'));
+      const replies = await m.exec();
+      const stored = this.opts.secretFile ? undefined : replies?.[3]?.[1];
+      if (typeof stored === 'string' && stored.length >= 16 && stored !== this.secretValue) {
+        this.secretValue = stored;
+        emit('cluster', { action: 'secret', node: this.node, message: 'took the cluster secret another node wrote back into the store' });
+      }
       this.store.noteResult(true);
     } catch (err) {
       this.store.noteResult(false);

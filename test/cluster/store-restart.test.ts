@@ -97,3 +97,28 @@ test('Redis with persistence back after the heartbeats expired: a node keeps rou
   assert.deepEqual(result.failures.slice(0, 5), [], `no request through a to b's app failed (${result.ok} answered)`);
   assert.ok(result.ok > 10);
 });
+
+test('Redis restarted empty: a node that joins afterwards gets the cluster secret the running nodes use, so its forwarded requests are admitted', async (t) => {
+  const redis = await startRedis();
+  t.after(() => redis.close());
+  const a = await startNode(t, 'a', redis.url);
+  const b = await startNode(t, 'b', redis.url);
+  assert.equal((await b.api('PUT', '/apps/echo', { cmd })).status, 200);
+  assert.equal((await b.api('POST', '/apps/echo/start')).status, 200);
+  await until('a routes echo to b', async () => ((await fetch(`${a.url}/echo/`)).status === 200 ? true : undefined));
+  await redis.restart();
+  await until('the registry is back in Redis', async () => {
+    const [va, vb] = await Promise.all([a.api('GET', '/cluster'), b.api('GET', '/cluster')]);
+    return va.body.cluster.store.up && vb.body.cluster.store.up && va.body.cluster.version === vb.body.cluster.version && va.body.cluster.version > 0 ? true : undefined;
+  }, 10_000);
+  const c = await startNode(t, 'c', redis.url);
+  await until('c sees a and b up', async () => ((await c.api('GET', '/cluster')).body.cluster.nodes.filter((n: { up: boolean }) => n.up).length === 3 ? true : undefined));
+  const r = await request(`${c.url}/echo/`, { headers: { accept: 'application/json' } });
+  assert.equal(r.status, 200, `c forwards to b with the secret b admits: ${r.body}`);
+  // And b forwards to c's apps just as well.
+  assert.equal((await c.api('PUT', '/apps/echo2', { cmd })).status, 200);
+  assert.equal((await c.api('POST', '/apps/echo2/start')).status, 200);
+  await until('b routes echo2', async () => ((await b.api('GET', '/apps/echo2')).body.app?.state === 'running' ? true : undefined));
+  const r2 = await request(`${b.url}/echo2/`, { headers: { accept: 'application/json' } });
+  assert.equal(r2.status, 200, `b forwards to c with the secret c admits: ${r2.body}`);
+});
