@@ -41,6 +41,8 @@ export interface NsNode {
   start(): Promise<void>;
   /** SIGKILL, and waits for the exit. */
   kill9(): Promise<void>;
+  /** SIGTERM (a drain: the node leaves the cluster), and waits for the exit. */
+  stop(): Promise<void>;
   /** An admin API call with this node's token. */
   api(method: string, path: string, body?: unknown): Promise<{ status: number; body: any }>;
 }
@@ -145,6 +147,15 @@ function makeNode(net: Net, redis: RedisHandle, dir: string, name: string, i: nu
       const exited = new Promise((ok) => c.once('exit', ok));
       c.kill('SIGKILL');
       await exited;
+    },
+    async stop() {
+      const c = node.proc;
+      if (!c || c.exitCode !== null || c.signalCode !== null) return;
+      const exited = new Promise((ok) => c.once('exit', ok));
+      c.kill('SIGTERM');
+      const timer = setTimeout(() => c.kill('SIGKILL'), 15_000);
+      await exited;
+      clearTimeout(timer);
     },
     async api(method, path, body) {
       const r = await request(`${node.url}/_porthole/api${path}`, { method, headers: { authorization: `Bearer ${node.token}` }, body: body === undefined ? undefined : JSON.stringify(body), timeoutMs: 10_000 });

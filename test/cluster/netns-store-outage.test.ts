@@ -101,5 +101,12 @@ test('Redis stopped for 10 s under traffic: no request fails, writes get 503, he
     console.log(`traffic during the outage and the recovery: ${result.ok} requests answered, ${result.failures.length} failed`);
     assert.deepEqual(result.failures.slice(0, 10), [], 'no request to an existing app failed');
     assert.ok(result.ok > 100, `traffic ran (${result.ok} requests)`);
+
+    // Node b restarts after the loss: it joins with the secret the others use (Redis lost it too),
+    // so it forwards to their apps and they to its app.
+    await b.stop();
+    await b.start();
+    assert.equal((await b.api('POST', '/apps/eb/start')).status, 200);
+    for (const n of cl.nodes) for (const app of ['ea', 'eb', 'ec']) await until(`${n.name} routes ${app} after b restarted`, () => echoJson(`${n.url}/${app}/`), 5_000);
   });
 });
