@@ -55,7 +55,7 @@ test('Redis restarted empty: a node keeps routing to another node\'s app while t
   const r = new Redis(redis.url, { lazyConnect: true, maxRetriesPerRequest: 1 });
   r.on('error', () => {});
   await r.connect();
-  await until('b has just beaten', async () => ((await r.pttl(`t${process.pid}:node:b`)) > 5_900 ? true : undefined), 5_000, 2);
+  await until('b has just beaten', async () => ((await r.pttl(`t${process.pid}:node:b`)) > 5_900 ? true : undefined), 5_000);
   r.disconnect();
   await redis.restart();
   // Until b has beaten again, and both have the registry back.
