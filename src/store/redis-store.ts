@@ -111,6 +111,9 @@ return {1, v, ARGV[3]}
 
 type Listener<T> = (value: T) => void;
 
+/** The longest wait between two reconnect attempts: a node is back at most this long after its Redis. */
+export const RECONNECT_MAX_MS = 1_000;
+
 /** The {@link AppStore} of a cluster: Redis, versioned, with a change feed. */
 export class RedisStore implements AppStore {
   readonly kind = 'redis';
@@ -149,7 +152,7 @@ export class RedisStore implements AppStore {
       commandTimeout: this.timeoutMs,
       connectTimeout: this.timeoutMs,
       // Reconnect for ever, at most once a second: a node outlives its Redis.
-      retryStrategy: (times) => Math.min(50 * times, 1_000),
+      retryStrategy: (times) => Math.min(50 * times, RECONNECT_MAX_MS),
       keepAlive: 1_000,
     };
     this.clientOptions = common;
