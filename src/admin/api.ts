@@ -55,6 +55,12 @@ export interface AdminApiOptions {
   /** The cluster (`GET /cluster`): this node, the store, every node. Undefined outside a cluster. */
   cluster?: () => Record<string, unknown>;
   /**
+   * Calls `fn` when another node comes up, goes down or publishes new app
+   * states (its heartbeat), until the returned function is called: the live
+   * feed then sends the apps again.
+   */
+  onClusterChange?: (fn: () => void) => () => void;
+  /**
    * A call about an app another node runs (its logs, start, stop): sent on
    * to that node, the answer relayed. Returns false when the app is this node's.
    */
@@ -358,10 +364,19 @@ function tunnelViews(opts: AdminApiOptions): { tunnels: Record<string, unknown>[
 /** Apps' changes are sent at most this often. */
 const APPS_EVERY_MS = 200;
 const TUNNELS_EVERY_MS = 1000;
+/**
+ * How often the live feed compares the cluster view with the one it last
+ * sent. The store's state, the lease and the registry version change with
+ * no event of this gateway's own to hang a send on; the comparison is of an
+ * in-memory view, cheap beside the tunnel list sent every second.
+ */
+const CLUSTER_EVERY_MS = 250;
 
 /**
  * The dashboard's live feed (Server-Sent Events): `tunnels` every second,
- * `close` and `event` as they happen, `apps` when an app changes.
+ * `close` and `event` as they happen, `apps` when an app changes, and
+ * `cluster` (the `GET /cluster` body) when it opens and when the cluster
+ * changes: a node up or down, the leader, the store up or down, the version.
  */
 function live(opts: AdminApiOptions, req: IncomingMessage, res: ServerResponse, streams: Streams): void {
   let write = (_text: string) => {};
@@ -369,16 +384,36 @@ function live(opts: AdminApiOptions, req: IncomingMessage, res: ServerResponse, 
   const sendApps = () => send('apps', { apps: opts.registry.list() });
   const sendTunnels = () => send('tunnels', tunnelViews(opts));
   let appsTimer: NodeJS.Timeout | null = null;
+  const appsSoon = () => {
+    if (appsTimer) return;
+    appsTimer = setTimeout(() => {
+      appsTimer = null;
+      sendApps();
+    }, APPS_EVERY_MS);
+  };
+  let lastCluster: string | undefined;
+  const sendCluster = () => {
+    const view = opts.cluster?.() ?? null;
+    const key = clusterKey(view);
+    if (key === lastCluster) return;
+    const changed = lastCluster !== undefined;
+    lastCluster = key;
+    send('cluster', { cluster: view });
+    // A node gone or back, or a new version (a change another node made), changes what the apps show.
+    if (changed) appsSoon();
+  };
   const tick = setInterval(sendTunnels, TUNNELS_EVERY_MS);
+  const clusterTick = opts.cluster ? setInterval(sendCluster, CLUSTER_EVERY_MS) : undefined;
   const offs = [
     opts.activity?.onClose((c) => send('close', c)),
     opts.activity?.onEvent((e) => {
       send('event', e);
-      if (e.type === 'app' && !appsTimer)
-        appsTimer = setTimeout(() => {
-          appsTimer = null;
-          sendApps();
-        }, APPS_EVERY_MS);
+      if (e.type === 'app') appsSoon();
+    }),
+    // Another node's app states arrive with its heartbeats, not as events of this gateway.
+    opts.onClusterChange?.(() => {
+      sendCluster();
+      appsSoon();
     }),
   ];
   write = eventStream(
@@ -387,13 +422,22 @@ function live(opts: AdminApiOptions, req: IncomingMessage, res: ServerResponse, 
     streams,
     () => {
       clearInterval(tick);
+      if (clusterTick) clearInterval(clusterTick);
       if (appsTimer) clearTimeout(appsTimer);
       offs.forEach((off) => off?.());
     },
     opts.gatewayId,
   );
+  sendCluster();
   sendApps();
   sendTunnels();
+}
+
+/** The cluster view as compared between sends: without the nodes' `last_seen`, which moves with every heartbeat. */
+function clusterKey(view: Record<string, unknown> | null): string {
+  if (!view) return 'null';
+  const nodes = Array.isArray(view.nodes) ? view.nodes.map((n: Record<string, unknown>) => ({ ...n, last_seen: n.up ? null : n.last_seen })) : view.nodes;
+  return JSON.stringify({ ...view, nodes });
 }
 
 function lineCount(v: unknown): number {
