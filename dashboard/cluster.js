@@ -6,7 +6,7 @@
  * Up and down are said in words (and a sign), never by colour alone.
  */
 import { html } from './html.js';
-import { formatAgo, formatClock, formatDuration, formatFull, formatIso, formatUptime, toMs } from './format.js';
+import { formatAgo, formatClock, formatDuration, formatFull, formatIso, toMs } from './format.js';
 import { useNow } from './live.js';
 
 /** Apps listed by name in a node's row; the rest are counted. */
@@ -18,7 +18,7 @@ function Health({ up }) {
   </span>`;
 }
 
-function Store({ store, version, now }) {
+function Store({ store, version }) {
   const since = toMs(store.down_since);
   return html`<div class=${`store ${store.up ? 'store-up' : 'store-down'}`} data-store=${store.up ? 'up' : 'down'}>
     <span class="store-label">Store</span>
@@ -27,8 +27,8 @@ function Store({ store, version, now }) {
     ${store.up
       ? html`<span class="muted">registry version <strong class="version">${version}</strong></span>`
       : html`<span class="store-down-note" role="status">
-          down${since !== null ? html` since <time datetime=${formatIso(since)} title=${formatFull(since)}>${formatClock(since)}</time> (for ${formatUptime(now - since)})` : null}:
-          serving the last registry (version <strong class="version">${version}</strong>); changes are refused.
+          ${since !== null ? html`since <time datetime=${formatIso(since)} title=${formatFull(since)}>${formatClock(since)}</time>: ` : null}serving the last registry
+          (version <strong class="version">${version}</strong>); changes are refused.
         </span>`}
   </div>`;
 }
@@ -42,6 +42,9 @@ function NodeApps({ apps }) {
   </ul>`;
 }
 
+/** Only an http(s) address becomes a link: a heartbeat is whatever was written into Redis. */
+const webUrl = (url) => typeof url === 'string' && /^https?:\/\/[^\s]+$/i.test(url);
+
 function NodeRow({ node, ttl, now }) {
   const seen = toMs(node.last_seen);
   return html`<tr class=${`node-row ${node.up ? 'node-up' : 'node-down'}`} data-node=${node.name} data-up=${node.up ? 'true' : 'false'}>
@@ -49,7 +52,7 @@ function NodeRow({ node, ttl, now }) {
       <span class="node-name">${node.name}</span>
       ${node.self ? html` <span class="tag self">this node</span>` : null}
       ${node.leader ? html` <span class="tag leader" title="holds the lease: places the node: any apps">leader</span>` : null}
-      ${node.url ? html`<a class="sub node-url" href=${`${node.url.replace(/\/$/, '')}/_porthole/`} target="_blank" rel="noopener" title="its own dashboard (log in there)">${node.url}<span class="visually-hidden"> (opens in a new tab)</span></a>` : null}
+      ${webUrl(node.url) ? html`<a class="sub node-url" href=${`${node.url.replace(/\/$/, '')}/_porthole/`} target="_blank" rel="noopener" title="its own dashboard (log in there)">${node.url}<span class="visually-hidden"> (opens in a new tab)</span></a>` : null}
     </th>
     <td data-label="Health" class="health-cell"><${Health} up=${node.up} /></td>
     <td data-label="Address">${node.advertise ? html`<code>${node.advertise}</code>` : html`<span class="muted">—</span>`}</td>
@@ -76,7 +79,7 @@ export function ClusterPanel({ cluster }) {
         ${up} of ${nodes.length} node${nodes.length === 1 ? '' : 's'} up · this is node <strong>${cluster.node}</strong>${cluster.leader ? ' (the leader)' : ''}
       </p>
     </div>
-    <${Store} store=${cluster.store} version=${cluster.version} now=${now} />
+    <${Store} store=${cluster.store} version=${cluster.version} />
     <div class="table-wrap">
       <table class="nodes stack" aria-describedby="cluster-summary">
         <thead>

@@ -14,6 +14,7 @@ import type { Supervisor } from '../apps/supervisor.js';
 import type { LiveConnection } from '../gateway/tunnel.js';
 import { redactPath } from '../log/logger.js';
 import type { Activity } from './activity.js';
+import { ClusterFeed } from './cluster-feed.js';
 import { authorize, type Caller, type GuardOptions } from './guard.js';
 import { expired, sessionExpiry, type Session } from './session.js';
 import type { AppRegistry } from './registry.js';
@@ -82,6 +83,7 @@ type Streams = Set<ServerResponse>;
 
 export function createAdminApi(opts: AdminApiOptions): AdminApi {
   const streams: Streams = new Set();
+  const clusterFeed = opts.cluster ? new ClusterFeed(opts.cluster, opts.onClusterChange) : undefined;
   const handler = (req: IncomingMessage, res: ServerResponse): boolean => {
     const url = req.url ?? '/';
     const q = url.indexOf('?');
@@ -98,7 +100,7 @@ export function createAdminApi(opts: AdminApiOptions): AdminApi {
     }
     if (who.session) streamSession.set(req, who.session);
     const params = new URLSearchParams(q === -1 ? '' : url.slice(q + 1));
-    const handle = path.startsWith(API) ? rest(opts, req, res, path.slice(API.length), params, who, streams) : webapp(opts, req, res, params);
+    const handle = path.startsWith(API) ? rest(opts, req, res, path.slice(API.length), params, who, streams, clusterFeed) : webapp(opts, req, res, params);
     Promise.resolve(handle)
       .then((body) => {
         if (body !== undefined) sendJson(res, 200, { ok: true, ...body });
@@ -171,6 +173,7 @@ async function rest(
   params: URLSearchParams,
   who: Caller,
   streams: Streams,
+  clusterFeed: ClusterFeed | undefined,
 ): Promise<Record<string, unknown> | undefined> {
   const { registry, supervisor } = opts;
   let parts: string[];
@@ -202,7 +205,7 @@ async function rest(
   }
   if (parts.length === 1 && parts[0] === 'live') {
     getOnly();
-    live(opts, req, res, streams);
+    live(opts, req, res, streams, clusterFeed);
     return undefined;
   }
   if (parts.length === 1 && parts[0] === 'cluster') {
@@ -364,21 +367,15 @@ function tunnelViews(opts: AdminApiOptions): { tunnels: Record<string, unknown>[
 /** Apps' changes are sent at most this often. */
 const APPS_EVERY_MS = 200;
 const TUNNELS_EVERY_MS = 1000;
-/**
- * How often the live feed compares the cluster view with the one it last
- * sent. The store's state, the lease and the registry version change with
- * no event of this gateway's own to hang a send on; the comparison is of an
- * in-memory view, cheap beside the tunnel list sent every second.
- */
-const CLUSTER_EVERY_MS = 250;
 
 /**
  * The dashboard's live feed (Server-Sent Events): `tunnels` every second,
  * `close` and `event` as they happen, `apps` when an app changes, and
- * `cluster` (the `GET /cluster` body) when it opens and when the cluster
- * changes: a node up or down, the leader, the store up or down, the version.
+ * `cluster` (the `GET /cluster` body; null outside a cluster) when it opens
+ * and when the cluster changes: a node up or down, the leader, the store up
+ * or down, the version.
  */
-function live(opts: AdminApiOptions, req: IncomingMessage, res: ServerResponse, streams: Streams): void {
+function live(opts: AdminApiOptions, req: IncomingMessage, res: ServerResponse, streams: Streams, clusterFeed: ClusterFeed | undefined): void {
   let write = (_text: string) => {};
   const send = (event: string, data: unknown) => write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
   const sendApps = () => send('apps', { apps: opts.registry.list() });
@@ -391,53 +388,40 @@ function live(opts: AdminApiOptions, req: IncomingMessage, res: ServerResponse, 
       sendApps();
     }, APPS_EVERY_MS);
   };
-  let lastCluster: string | undefined;
-  const sendCluster = () => {
-    const view = opts.cluster?.() ?? null;
-    const key = clusterKey(view);
-    if (key === lastCluster) return;
-    const changed = lastCluster !== undefined;
-    lastCluster = key;
-    send('cluster', { cluster: view });
-    // A node gone or back, or a new version (a change another node made), changes what the apps show.
-    if (changed) appsSoon();
-  };
   const tick = setInterval(sendTunnels, TUNNELS_EVERY_MS);
-  const clusterTick = opts.cluster ? setInterval(sendCluster, CLUSTER_EVERY_MS) : undefined;
   const offs = [
     opts.activity?.onClose((c) => send('close', c)),
     opts.activity?.onEvent((e) => {
       send('event', e);
       if (e.type === 'app') appsSoon();
     }),
-    // Another node's app states arrive with its heartbeats, not as events of this gateway.
-    opts.onClusterChange?.(() => {
-      sendCluster();
-      appsSoon();
-    }),
   ];
+  const cluster = clusterFeed?.current() ?? null;
+  offs.push(
+    clusterFeed?.watch({
+      view(view) {
+        send('cluster', { cluster: view });
+        // A node gone or back, or a new version (a change another node made), changes what the apps show.
+        appsSoon();
+      },
+      // Another node's app states arrive with its heartbeats, not as events of this gateway.
+      nodes: appsSoon,
+    }),
+  );
   write = eventStream(
     req,
     res,
     streams,
     () => {
       clearInterval(tick);
-      if (clusterTick) clearInterval(clusterTick);
       if (appsTimer) clearTimeout(appsTimer);
       offs.forEach((off) => off?.());
     },
     opts.gatewayId,
   );
-  sendCluster();
+  send('cluster', { cluster });
   sendApps();
   sendTunnels();
-}
-
-/** The cluster view as compared between sends: without the nodes' `last_seen`, which moves with every heartbeat. */
-function clusterKey(view: Record<string, unknown> | null): string {
-  if (!view) return 'null';
-  const nodes = Array.isArray(view.nodes) ? view.nodes.map((n: Record<string, unknown>) => ({ ...n, last_seen: n.up ? null : n.last_seen })) : view.nodes;
-  return JSON.stringify({ ...view, nodes });
 }
 
 function lineCount(v: unknown): number {

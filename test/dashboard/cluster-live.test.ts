@@ -34,6 +34,8 @@ test('the live feed carries the cluster: both nodes when it opens, then node b d
   await until('a sees echo running on b', async () => ((await a.api('GET', '/apps/echo')).body.app?.state === 'running' ? true : undefined), 15_000);
 
   const feed = await followSse(t, `${a.url}/_porthole/api/live`, a.started.token);
+  // A second dashboard on the same node: the streams share one watch of the cluster, and each is told.
+  const other = await followSse(t, `${a.url}/_porthole/api/live`, a.started.token);
   const first = await feed.next((m) => m.event === 'cluster', 'the first cluster event', { past: true });
   assert.equal(first.data.cluster.node, 'a');
   assert.equal(first.data.cluster.store.up, true);
@@ -59,6 +61,13 @@ test('the live feed carries the cluster: both nodes when it opens, then node b d
   await b.close();
   const down = await feed.next((m) => m.event === 'cluster' && nodeOf(m, 'b')?.up === false, 'node b down in a cluster event', { timeoutMs: TTL_MS + 1_500 });
   t.diagnostic(`node b reported down on a's live feed ${Math.round(down.at - closing)} ms after it began to stop (heartbeat TTL ${TTL_MS} ms)`);
+  await other.next((m) => m.event === 'cluster' && nodeOf(m, 'b')?.up === false, 'node b down on the second stream', { past: true, timeoutMs: 1_000 });
+  other.close();
+  // A stream opened after the change starts from the view as it is now.
+  const late = await followSse(t, `${a.url}/_porthole/api/live`, a.started.token);
+  const lateFirst = await late.next((m) => m.event === 'cluster', 'the late stream’s first cluster event', { past: true });
+  assert.equal(nodeOf(lateFirst, 'b')?.up, false);
+  late.close();
   assert.equal(nodeOf(down, 'a')?.up, true);
   assert.ok(nodeOf(down, 'b')?.last_seen, 'a down node keeps the time it was last seen');
   assert.deepEqual(nodeOf(down, 'b')?.apps, ['echo'], 'its apps are still its');
