@@ -211,7 +211,14 @@ export function createServer(options: ServerOptions = {}): PortholeServer {
   const guardOptions = (): GuardOptions => ({ token: token ?? '', localNoAuth: current.admin.local_no_auth, hosts: current.admin.hosts, sessions });
   const supervisor = new Supervisor({ dataDir: layout.privateDir, appsDir: layout.appsDir, appDefaults: config.app_defaults });
   registry = new AppRegistry(gateway, supervisor, node?.store ?? new FileStore(layout.privateDir), config);
-  const activity = new Activity({ gatewayId: gateway.id, isOwnApp: (name) => registry?.get(name) !== undefined });
+  // In a cluster, another node's apps are that node's to report (several nodes may share this process).
+  const ownApp = (name: string) => {
+    const app = registry?.get(name);
+    return app !== undefined && registry!.isLocal(app);
+  };
+  const activity = new Activity({ gatewayId: gateway.id, isOwnApp: ownApp });
+  // The other nodes (and their dashboards) learn this node's app states from its heartbeat: beat at once on a change.
+  const offAppBeat = node ? subscribe('app', (d) => ownApp(d.app) && node.cluster?.beatNow()) : undefined;
   admin = createAdminApi({
     registry,
     supervisor,
@@ -222,6 +229,7 @@ export function createServer(options: ServerOptions = {}): PortholeServer {
     loginCode: () => sessions.loginCode(),
     fromPeer: (req) => peerCalls.has(req),
     cluster: node ? () => node.view() : undefined,
+    onClusterChange: node ? (fn) => node.cluster?.onChange(fn) ?? (() => {}) : undefined,
     forwardApp: node ? (name, req, res) => node.forwardApp(name, req, res) : undefined,
   });
   dashboard = createDashboard({ sessions, guard: guardOptions, gatewayId: gateway.id, secure: (req) => gateway.clientProto(req) === 'https', adminUser: (req) => gateway.auth.adminUser(req), boundToLogin: (req, end) => gateway.auth.bindToLogin(req, end) });
@@ -263,6 +271,7 @@ export function createServer(options: ServerOptions = {}): PortholeServer {
 
   const stopApps = async () => {
     // Gone from the cluster first: the other nodes stop sending this node requests.
+    offAppBeat?.();
     await node?.close();
     await supervisor.stopAll();
     await metricsListener?.close();
