@@ -37,7 +37,7 @@ export interface ClusterHooks {
   /** Null when the app's node can take traffic; the refusal (PH_ERR_NODE_DOWN) otherwise. */
   nodeGate(app: AppConfig): PortholeError | null;
   /** Where requests for another node's apps go. */
-  peerOf(node: string): { node: string; url: string; secret: string } | undefined;
+  peerOf(node: string): { node: string; url: string; secret: string; ca?: string } | undefined;
   /** The app's state as its node last published it. */
   remoteStatus(node: string, app: string): Partial<AppStatus> | undefined;
   /** Whether a node of this name is part of the cluster (up or down). */
@@ -568,8 +568,8 @@ export class AppRegistry {
   }
 
   /** The apps another node runs, and how to reach that node (cluster). */
-  private peers(): Map<string, { node: string; url: string; secret: string }> {
-    const peers = new Map<string, { node: string; url: string; secret: string }>();
+  private peers(): Map<string, { node: string; url: string; secret: string; ca?: string }> {
+    const peers = new Map<string, { node: string; url: string; secret: string; ca?: string }>();
     if (!this.cluster) return peers;
     for (const app of this.apiApps.values()) {
       const node = this.cluster.ownerOf(app);

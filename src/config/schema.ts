@@ -305,6 +305,12 @@ const clusterSchema = k.object({
   heartbeat_ttl: k.withDefault(k.duration(), 5_000),
   /** The shared secret of the peer listeners, in a file (mode 0600). Default: made once and kept in the store. */
   secret_file: k.optional(k.string()),
+  /**
+   * TLS between the nodes: the peer listener serves `cert`/`key` (PEM files), and every node
+   * verifies the others' certificates against `ca` (the CA that signed them; their names or
+   * IP addresses must match what they advertise).
+   */
+  tls: k.optional(k.object({ cert: k.string(), key: k.string(), ca: k.string() })),
 });
 export type ClusterConfig = k.Infer<typeof clusterSchema>;
 

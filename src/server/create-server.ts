@@ -185,7 +185,7 @@ export function createServer(options: ServerOptions = {}): PortholeServer {
   let metricsPage: ((req: IncomingMessage, res: ServerResponse) => boolean) | undefined;
   let registry: AppRegistry | undefined;
   // A node of a cluster keeps its registry in Redis (docs/cluster.md).
-  const node = config.store !== undefined && config.store !== 'file' && config.cluster ? new ClusterNode({ store: config.store, cluster: config.cluster, node: options.node }) : undefined;
+  const node = config.store !== undefined && config.store !== 'file' && config.cluster ? new ClusterNode({ store: config.store, cluster: config.cluster, node: options.node, baseDir }) : undefined;
   if (options.node !== undefined && !node) throw new ConfigError(['--node: this gateway is not a node of a cluster (set store: redis://… and cluster: in the config)']);
   // Calls another node made through the peer listener: admitted by the admin API like the token.
   const peerCalls = new WeakSet<IncomingMessage>();
@@ -308,7 +308,7 @@ export function createServer(options: ServerOptions = {}): PortholeServer {
       }
       const at = parseListen(config.cluster.listen);
       try {
-        const peer = await gateway.listenPeer({ host: at.host, port: at.port, secret: () => node.secret() });
+        const peer = await gateway.listenPeer({ host: at.host, port: at.port, secret: () => node.secret(), ...(node.tls ? { tls: { cert: node.tls.cert, key: node.tls.key } } : {}) });
         peerAddress = `${peer.host.includes(':') ? `[${peer.host}]` : peer.host}:${peer.port}`;
       } catch (err) {
         await stopApps();
