@@ -210,6 +210,12 @@ export class ClusterNode {
     return true;
   }
 
+  /** Forgets a node that is gone for good (see Cluster.forget). */
+  forget(name: string): Promise<void> {
+    if (!this.cluster) return Promise.reject(new Error('not joined'));
+    return this.cluster.forget(name);
+  }
+
   /** `GET /_porthole/api/cluster` and the health endpoint's `cluster`. */
   view(): Record<string, unknown> {
     const c = this.cluster;

@@ -229,6 +229,7 @@ export function createServer(options: ServerOptions = {}): PortholeServer {
     loginCode: () => sessions.loginCode(),
     fromPeer: (req) => peerCalls.has(req),
     cluster: node ? () => node.view() : undefined,
+    forgetNode: node ? (name) => node.forget(name) : undefined,
     onClusterChange: node ? (fn) => node.cluster?.onChange(fn) ?? (() => {}) : undefined,
     forwardApp: node ? (name, req, res) => node.forwardApp(name, req, res) : undefined,
   });
