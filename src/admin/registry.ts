@@ -205,7 +205,8 @@ export class AppRegistry {
     for (const [name, raw] of update.changes) {
       if (this.fileApp(name)) continue;
       const now = this.apiApps.get(name);
-      if (raw && now && JSON.stringify(raw) === JSON.stringify(now)) continue;
+      // Unchanged (as parsed: the store keeps what was sent, the registry what it means): nothing to do.
+      if (raw && now && sameApp(raw, now)) continue;
       this.externalProbes.delete(name);
       if (!raw) {
         this.apiApps.delete(name);
@@ -350,7 +351,7 @@ export class AppRegistry {
    */
   async checkExternal(names?: readonly string[]): Promise<void> {
     const now = Date.now();
-    const apps = (names ? names.map((n) => this.get(n)) : this.all()).filter((a): a is AppConfig => a !== undefined && !a.cmd);
+    const apps = (names ? names.map((n) => this.get(n)) : this.all()).filter((a): a is AppConfig => a !== undefined && !a.cmd && this.isLocal(a));
     await Promise.all(
       apps.map((app) => {
         const cached = this.externalProbes.get(app.name);
@@ -695,6 +696,15 @@ function externalTarget(app: AppConfig): ReadinessTarget {
     if (t && typeof t !== 'string') tcp.push(t);
   }
   return { port: app.port, ws_port: app.ws_port, health_path: app.health_path, socket: app.socket, tcp };
+}
+
+/** Whether a stored app means the same as the registry's parsed one. */
+function sameApp(raw: StoredApp, now: AppConfig): boolean {
+  try {
+    return JSON.stringify(parseApp(withoutAction(raw), 'app')) === JSON.stringify(now);
+  } catch {
+    return false;
+  }
 }
 
 function invalidError(name: string, inv: InvalidApp): AppInvalidError {
