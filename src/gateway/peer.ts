@@ -24,6 +24,7 @@ import { isIP } from 'node:net';
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import { ConfigError, PeerAuthError, PeerRefusedError } from '../errors.js';
 import type { Admission } from '../auth/admission.js';
+import type { AppConfig, Config } from '../config/schema.js';
 import type { AgentPool, Target } from './router.js';
 
 /** The cluster secret, on every request from one node's gateway to another's peer listener. */
@@ -62,6 +63,23 @@ export interface PeerListenOptions {
   tls?: { cert: string; key: string; ca?: string };
   /** How long a client may take to send its request head (default: the config's `header_timeout`). */
   headersTimeoutMs?: number;
+}
+
+/** The supervisor's default `start_timeout` (admin/registry.ts): how long the node running an app may hold a request while the app starts. */
+const DEFAULT_START_TIMEOUT_MS = 60_000;
+/** Time for the node running the app to turn its own timeout into an answer and send it back. */
+const PEER_ANSWER_MARGIN_MS = 1_000;
+
+/**
+ * How long the edge waits for the head of a peer's answer. The node running the app may hold
+ * the request while the app starts (`start_timeout`), then connect to it and wait for it with
+ * the app's own timeouts; its answer (a 503 or 504 naming the app) must arrive before the edge
+ * gives up and answers a 504 that names only the node. 0 (no limit) stays 0.
+ */
+export function peerResponseMs(app: AppConfig, cfg: Config): number {
+  const response = app.response_timeout ?? cfg.response_timeout;
+  if (response <= 0) return 0;
+  return (app.start_timeout ?? DEFAULT_START_TIMEOUT_MS) + (app.connect_timeout ?? cfg.connect_timeout) + response + PEER_ANSWER_MARGIN_MS;
 }
 
 /** A peer's route target: the node's peer listener, labelled with the node's name for error messages. */

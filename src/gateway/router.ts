@@ -14,7 +14,7 @@ import { ConfigError } from '../errors.js';
 import { bridgeSpecOf, isBridgeOnly, type BridgeSpec } from './bridge.js';
 import { parseHostHeader, type HostHeader } from './host-header.js';
 import { HostPolicy } from './host-policy.js';
-import { peerTarget, type PeerTarget } from './peer.js';
+import { peerResponseMs, peerTarget, type PeerTarget } from './peer.js';
 
 /** Where bytes for an app go. */
 export interface Target {
@@ -100,7 +100,7 @@ export class Route {
     }
     this.idleMs = app.idle_timeout ?? cfg.idle_timeout;
     this.connectMs = app.connect_timeout ?? cfg.connect_timeout;
-    this.responseMs = app.response_timeout ?? cfg.response_timeout;
+    this.responseMs = peer ? peerResponseMs(app, cfg) : (app.response_timeout ?? cfg.response_timeout);
     this.pingMs = app.ping_interval ?? 0;
     this.setHeaders = peer ? [] : Object.entries(app.set_headers ?? {});
     this.setHeaderNames = new Set(this.setHeaders.map(([n]) => n.toLowerCase()));

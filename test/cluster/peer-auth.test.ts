@@ -176,6 +176,21 @@ describe('auth: token decided at the edge', () => {
     assert.deepEqual(viaId, directId);
   });
 
+  test('auth_forward_credentials: true: the Authorization reaches the app behind B as it reaches an app of B\'s own', async () => {
+    const app2 = await startApp();
+    const c2 = await startCluster(app2, { top: { auth: 'token', auth_tokens: [{ name: 'agent', sha256: tokenDigest(TOKEN) }] }, app: { auth_forward_credentials: true } });
+    try {
+      const via = await request(`${c2.aUrl}/web/hdr`, { headers: { Authorization: `Bearer ${TOKEN}` } });
+      const direct = await request(`${c2.bUrl}/web/hdr`, { headers: { Authorization: `Bearer ${TOKEN}` } });
+      const viaId = identity((JSON.parse(via.text) as { rawHeaders: string[] }).rawHeaders);
+      assert.deepEqual(viaId.authorization, [`Bearer ${TOKEN}`]);
+      assert.deepEqual(viaId, identity((JSON.parse(direct.text) as { rawHeaders: string[] }).rawHeaders));
+    } finally {
+      await c2.close();
+      await app2.close();
+    }
+  });
+
   test('a client cannot name itself to B through A: its X-Porthole-Peer-User is dropped at A', async () => {
     const r = await request(`${c.aUrl}/web/hdr`, { headers: { Authorization: `Bearer ${TOKEN}`, 'X-Porthole-Peer-User': 'root' } });
     const h = (JSON.parse(r.text) as { rawHeaders: string[] }).rawHeaders;

@@ -10,7 +10,7 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { AppStoppedError } from '../../src/errors.js';
 import { createGateway, type Gateway } from '../../src/gateway/gateway.js';
-import { request } from '../helpers/http.js';
+import { rawUpstream, request } from '../helpers/http.js';
 import { collect, wsCloseOf } from '../helpers/net.js';
 import { SECRET, startApp, startCluster, type App, type Cluster } from './peer-helpers.js';
 
@@ -108,6 +108,55 @@ describe('B is not listening', () => {
     assert.equal(r.opened, true);
     assert.equal(r.code, 1014);
     assert.match(r.reason, /node b \(127\.0\.0\.1:\d+\) refused the connection/);
+  });
+});
+
+describe('an app that does not answer in its response_timeout', () => {
+  test("the client gets B's 504, which names the app on B, not a timeout of the hop that races it", async () => {
+    const app = await startApp();
+    const c = await startCluster(app, { app: { response_timeout: '300ms' } });
+    try {
+      const r = await request(`${c.aUrl}/web/hang`, { headers: { Accept: 'application/json' } });
+      assert.equal(r.status, 504);
+      assert.equal(r.headers['x-porthole-error'], 'PH_ERR_UPSTREAM_TIMEOUT');
+      assert.match(JSON.parse(r.text).error.message, new RegExp(`web: upstream 127\\.0\\.0\\.1:${app.port} sent no response in 0\\.3 s`));
+    } finally {
+      await c.close();
+      await app.close();
+    }
+  });
+});
+
+describe('a node that accepts connections but never answers', () => {
+  test('the edge gives up after start_timeout + connect_timeout + response_timeout + 1 s: 504 and close 1014 naming the node', async () => {
+    const frozen = await rawUpstream(() => undefined);
+    const aConfig = { apps: [{ name: 'web', cmd: 'true', start_timeout: '100ms', connect_timeout: '100ms', response_timeout: '200ms' }] };
+    const a = createGateway(aConfig);
+    a.reload(aConfig, { peers: new Map([['web', { node: 'b', url: `http://127.0.0.1:${frozen.port}`, secret: SECRET }]]) });
+    assert.equal(a.routes[0].responseMs, 1400);
+    const addr = await a.listen('127.0.0.1', 0);
+    try {
+      const started = Date.now();
+      const r = await request(`${addr.url}/web/x`, { headers: { Accept: 'application/json' } });
+      assert.equal(r.status, 504);
+      assert.equal(r.headers['x-porthole-error'], 'PH_ERR_UPSTREAM_TIMEOUT');
+      assert.match(JSON.parse(r.text).error.message, /web: upstream node b \(127\.0\.0\.1:\d+\) sent no response in 1\.4 s/);
+      assert.ok(Date.now() - started >= 1300);
+      const ws = await wsCloseOf(`${addr.url.replace('http:', 'ws:')}/web/`);
+      assert.equal(ws.code, 1014);
+      assert.match(ws.reason, /node b/);
+    } finally {
+      await a.drain(50);
+      await frozen.close();
+    }
+  });
+
+  test('response_timeout 0 (no limit) on the app stays no limit on the edge', () => {
+    const cfg = { apps: [{ name: 'web', cmd: 'true', response_timeout: 0 }] };
+    const a = createGateway(cfg);
+    a.reload(cfg, { peers: new Map([['web', { node: 'b', url: 'http://127.0.0.1:1', secret: SECRET }]]) });
+    assert.equal(a.routes[0].responseMs, 0);
+    return a.drain(10);
   });
 });
 
