@@ -287,6 +287,8 @@ export function createServer(options: ServerOptions = {}): PortholeServer {
     (stopping ??= (async () => {
       // Event streams never finish on their own: a drain must not wait its whole timeout on them.
       admin?.endStreams();
+      // A node leaves its cluster first: the others stop sending it requests (they answer for its apps) while it drains.
+      await node?.cluster?.leave();
       await gateway.drain(timeoutMs);
       await stopApps();
     })());
