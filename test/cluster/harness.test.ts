@@ -250,9 +250,15 @@ test('netns: redis inside a namespace is reachable from the others and from root
   let closed = false;
   t.after(() => (closed ? undefined : nw.close()));
   const x = nw.subnet;
-  const r = await startRedis({ netns: nw.hosts[0]!.ns, host: nw.hosts[0]!.ip });
+  const r = await startRedis({ netns: nw.hosts[0]!.ns });
   t.after(() => r.close());
+  assert.equal(r.host, nw.hosts[0]!.ip, "with netns, the host defaults to the namespace's address");
   assert.equal(r.url, `redis://${nw.hosts[0]!.ip}:${r.port}`);
+  const priv = await startRedis({ netns: nw.hosts[1]!.ns, host: '127.0.0.1' });
+  t.after(() => priv.close());
+  assert.equal(await pingRedis(nw.hosts[1]!.ip, priv.port, undefined, 1000), false, "a namespace's private redis is not reachable from root");
+  const inside = await nw.exec(1, '/usr/bin/redis-cli', ['-p', String(priv.port), 'PING']);
+  assert.equal(inside.stdout.trim(), 'PONG', 'but answers inside its namespace');
   const c = await client(r.url, t);
   await c.set('from-root', '1');
   const cli = await nw.exec(2, '/usr/bin/redis-cli', ['-h', nw.hosts[0]!.ip, '-p', String(r.port), 'GET', 'from-root']);
