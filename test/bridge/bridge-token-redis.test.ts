@@ -266,6 +266,27 @@ describe('bridge_token_redis on an app', { timeout: 60_000 }, () => {
     assert.equal(await bannerVia(`${g.wsUrl}/desks/?token=slow`), 'B\n');
   });
 
+  test('the connection to Redis is shared by lookups and closed once idle, never under a lookup in flight', async () => {
+    const clients = async () => ((await admin.client('LIST')) as string).trim().split('\n').length;
+    closeTokenRedisClients(); // the gateway's lookups share the pool: start from none
+    await new Promise((r) => setTimeout(r, 100));
+    const before = await clients();
+    const store = { host: '127.0.0.1', port: redis.port, db: 3, password: PASSWORD, tls: false, namespace: 'vnc' };
+    const targets = new RedisTokenTargets(store, 'desks', 1000, 150);
+    await admin.set('vnc:idle', `127.0.0.1:${a.port}`);
+    // Bursts of lookups around the idle deadline: none fails, one connection serves them all.
+    for (let round = 0; round < 8; round++) {
+      const found = await Promise.all(Array.from({ length: 20 }, () => targets.lookup('idle')));
+      assert.ok(found.every((f) => 'target' in f && f.target.port === a.port), JSON.stringify(found.find((f) => !('target' in f))));
+      assert.equal(await clients(), before + 1, 'one shared connection');
+      await new Promise((r) => setTimeout(r, 100 + round * 10));
+    }
+    const deadline = Date.now() + 3000;
+    while ((await clients()) > before && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    assert.equal(await clients(), before, 'closed once idle');
+    assert.ok('target' in (await targets.lookup('idle')), 'and opened again by the next lookup');
+  });
+
   test('a wrong password: close 1013 with the reason Redis gave, the password not in it', async () => {
     const wrong = new RedisTokenTargets({ host: '127.0.0.1', port: redis.port, db: 0, password: 'not-it', tls: false }, 'desks');
     const err = await wrong.lookup('x').then(
