@@ -317,3 +317,25 @@ test('netns: leftovers of a test process that died are removed by the next makeN
     assert.equal(existsSync(`${MARKER_DIR}/${x}.json`), false);
   }
 });
+
+test('netns: test processes started together get different subnets and each removes its own', async () => {
+  const code = `import('./test/helpers/netns.ts').then(async (m) => { const n = await m.makeNet(2); console.log('subnet ' + n.subnet + ' ' + n.hosts.map((h) => h.ns).join(',')); await new Promise((r) => setTimeout(r, 500)); await n.close(); console.log('closed'); })`;
+  const runs = await Promise.all(
+    Array.from({ length: 3 }, () => {
+      const c = spawn(process.execPath, ['--import', 'tsx', '-e', code], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      let err = '';
+      c.stdout.on('data', (d) => (out += d));
+      c.stderr.on('data', (d) => (err += d));
+      return new Promise<{ code: number | null; out: string; err: string }>((ok) => c.on('close', (code) => ok({ code, out, err })));
+    }),
+  );
+  for (const r of runs) assert.equal(r.code, 0, r.err);
+  const subnets = runs.map((r) => Number(/subnet (\d+)/.exec(r.out)?.[1]));
+  assert.equal(new Set(subnets).size, 3, `subnets ${subnets.join(', ')}`);
+  for (const r of runs) assert.match(r.out, /closed/);
+  for (const x of subnets) {
+    assert.equal(existsSync(`/run/netns/ph${x}n0`), false);
+    assert.equal(existsSync(`${MARKER_DIR}/${x}.json`), false);
+  }
+});
