@@ -67,6 +67,8 @@ const cut = (s: string) => (s.length > 40 ? `${s.slice(0, 40)}…` : s);
 interface Pooled {
   client: Redis;
   idle: NodeJS.Timeout | null;
+  /** Lookups waiting for an answer: the idle close waits for none. */
+  inflight: number;
   /** The code of the connection's last error (ECONNREFUSED…), for the close reason. */
   lastError?: string;
 }
@@ -97,7 +99,7 @@ function clientFor(s: RedisTokenStore, timeoutMs: number): Pooled {
     enableReadyCheck: false,
     lazyConnect: false,
   });
-  const entry: Pooled = { client, idle: null };
+  const entry: Pooled = { client, idle: null, inflight: 0 };
   // A failure reaches the lookup that was waiting (as its rejection or its timeout); nothing to log here.
   client.on('error', (err: NodeJS.ErrnoException) => (entry.lastError = err.code ?? err.message.split(' ')[0]));
   // An idle connection to Redis must not keep a process alive that has nothing else to do.
@@ -135,11 +137,13 @@ export class RedisTokenTargets implements TokenSource {
    * @param store where the tokens are (parseTokenRedisUrl, parseWebsockifyRedisSource)
    * @param app the app named in close reasons
    * @param timeoutMs how long a lookup may take, connecting included
+   * @param idleMs how long the connection to Redis stays open without a lookup
    */
   constructor(
     readonly store: RedisTokenStore,
     private readonly app: string,
     private readonly timeoutMs = TOKEN_LOOKUP_TIMEOUT_MS,
+    private readonly idleMs = IDLE_CLOSE_MS,
   ) {
     this.label = `the targets in ${storeLabel(store)}${store.namespace ? ` under ${store.namespace}:` : ''}`;
   }
@@ -150,6 +154,8 @@ export class RedisTokenTargets implements TokenSource {
     const key = this.store.namespace ? `${this.store.namespace}:${token}` : token;
     const entry = clientFor(this.store, this.timeoutMs);
     if (entry.idle) clearTimeout(entry.idle);
+    entry.idle = null;
+    entry.inflight++;
     const where = storeLabel(this.store);
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<never>((_, fail) => {
@@ -178,10 +184,14 @@ export class RedisTokenTargets implements TokenSource {
       throw failure;
     } finally {
       clearTimeout(timer);
+      entry.inflight--;
     }
     this.failing = false;
-    entry.idle = setTimeout(() => drop(this.store, entry), IDLE_CLOSE_MS);
-    entry.idle.unref();
+    if (entry.inflight === 0) {
+      if (entry.idle) clearTimeout(entry.idle);
+      entry.idle = setTimeout(() => drop(this.store, entry), this.idleMs);
+      entry.idle.unref();
+    }
     if (value === null) return { problem: `unknown token ${shown(token)}` };
     const target = parseTokenValue(value);
     if (typeof target === 'string') return { problem: `token ${shown(token)}: ${target}` };

@@ -266,6 +266,27 @@ describe('bridge_token_redis on an app', { timeout: 60_000 }, () => {
     assert.equal(await bannerVia(`${g.wsUrl}/desks/?token=slow`), 'B\n');
   });
 
+  test('the connection to Redis is shared by lookups and closed once idle, never under a lookup in flight', async () => {
+    const clients = async () => ((await admin.client('LIST')) as string).trim().split('\n').length;
+    closeTokenRedisClients(); // the gateway's lookups share the pool: start from none
+    await new Promise((r) => setTimeout(r, 100));
+    const before = await clients();
+    const store = { host: '127.0.0.1', port: redis.port, db: 3, password: PASSWORD, tls: false, namespace: 'vnc' };
+    const targets = new RedisTokenTargets(store, 'desks', 1000, 150);
+    await admin.set('vnc:idle', `127.0.0.1:${a.port}`);
+    // Bursts of lookups around the idle deadline: none fails, one connection serves them all.
+    for (let round = 0; round < 8; round++) {
+      const found = await Promise.all(Array.from({ length: 20 }, () => targets.lookup('idle')));
+      assert.ok(found.every((f) => 'target' in f && f.target.port === a.port), JSON.stringify(found.find((f) => !('target' in f))));
+      assert.equal(await clients(), before + 1, 'one shared connection');
+      await new Promise((r) => setTimeout(r, 100 + round * 10));
+    }
+    const deadline = Date.now() + 3000;
+    while ((await clients()) > before && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    assert.equal(await clients(), before, 'closed once idle');
+    assert.ok('target' in (await targets.lookup('idle')), 'and opened again by the next lookup');
+  });
+
   test('a wrong password: close 1013 with the reason Redis gave, the password not in it', async () => {
     const wrong = new RedisTokenTargets({ host: '127.0.0.1', port: redis.port, db: 0, password: 'not-it', tls: false }, 'desks');
     const err = await wrong.lookup('x').then(
@@ -467,5 +488,58 @@ describe("websockify's own TokenRedis reads the same keys to the same targets", 
       assert.deepEqual({ host: theirs[token]![0], port: Number(theirs[token]![1]) }, found.target, token);
     }
     closeTokenRedisClients();
+  });
+});
+
+describe('rediss:// (TLS to Redis)', { timeout: 60_000 }, () => {
+  let dir: string;
+  let redis: RedisHandle;
+  let tlsPort: number;
+  let a: TcpPeer;
+
+  before(async () => {
+    const { mkdtempSync, writeFileSync } = await import('node:fs');
+    const { execFileSync } = await import('node:child_process');
+    const { join } = await import('node:path');
+    const { tmpdir } = await import('node:os');
+    dir = mkdtempSync(join(tmpdir(), 'porthole-rediss-'));
+    const ssl = (args: string[]) => execFileSync('/usr/bin/openssl', args, { cwd: dir, stdio: 'ignore' });
+    ssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=porthole test redis CA']);
+    ssl(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'srv.key', '-out', 'srv.csr', '-subj', '/CN=localhost']);
+    writeFileSync(join(dir, 'ext'), 'subjectAltName=DNS:localhost,IP:127.0.0.1\n');
+    ssl(['x509', '-req', '-in', 'srv.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'srv.pem', '-days', '2', '-extfile', 'ext']);
+    tlsPort = await freePort();
+    redis = await startRedis({
+      args: ['--tls-port', String(tlsPort), '--tls-cert-file', join(dir, 'srv.pem'), '--tls-key-file', join(dir, 'srv.key'), '--tls-ca-cert-file', join(dir, 'ca.pem'), '--tls-auth-clients', 'no'],
+    });
+    a = await tcpPeer({ banner: 'A\n' });
+    const admin = await client(redis.url);
+    await admin.set('secure', `127.0.0.1:${a.port}`);
+    admin.disconnect();
+  });
+  after(async () => {
+    await redis?.close();
+    await a?.close();
+    const { rmSync } = await import('node:fs');
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('rediss:// verifies Redis\'s certificate: trusted (NODE_EXTRA_CA_CERTS) it works; untrusted the client gets 1013 naming the TLS failure', async () => {
+    const { join } = await import('node:path');
+    const trusted = await startBridgeCli(['127.0.0.1:0', '--token-redis', `rediss://localhost:${tlsPort}/0`], { NODE_EXTRA_CA_CERTS: join(dir, 'ca.pem') });
+    try {
+      assert.equal(await bannerVia(`${trusted.wsUrl}/?token=secure`), 'A\n');
+    } finally {
+      await trusted.stop();
+    }
+    const untrusted = await startBridgeCli(['127.0.0.1:0', '--token-redis', `rediss://localhost:${tlsPort}/0`]);
+    try {
+      const c = await wsCloseOf(`${untrusted.wsUrl}/?token=secure`, ['binary']);
+      assert.ok(c.opened);
+      assert.equal(c.code, 1013);
+      assert.match(c.reason, /^PH_ERR_TOKEN_STORE: bridge: token store rediss:\/\/localhost:\d+\/0 failed \((SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_VERIFY_LEAF_SIGNATURE|UNABLE_TO_GET_ISSUER_CERT_LOCALLY)\)$/);
+    } finally {
+      await untrusted.stop();
+    }
   });
 });

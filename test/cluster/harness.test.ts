@@ -250,9 +250,15 @@ test('netns: redis inside a namespace is reachable from the others and from root
   let closed = false;
   t.after(() => (closed ? undefined : nw.close()));
   const x = nw.subnet;
-  const r = await startRedis({ netns: nw.hosts[0]!.ns, host: nw.hosts[0]!.ip });
+  const r = await startRedis({ netns: nw.hosts[0]!.ns });
   t.after(() => r.close());
+  assert.equal(r.host, nw.hosts[0]!.ip, "with netns, the host defaults to the namespace's address");
   assert.equal(r.url, `redis://${nw.hosts[0]!.ip}:${r.port}`);
+  const priv = await startRedis({ netns: nw.hosts[1]!.ns, host: '127.0.0.1' });
+  t.after(() => priv.close());
+  assert.equal(await pingRedis(nw.hosts[1]!.ip, priv.port, undefined, 1000), false, "a namespace's private redis is not reachable from root");
+  const inside = await nw.exec(1, '/usr/bin/redis-cli', ['-p', String(priv.port), 'PING']);
+  assert.equal(inside.stdout.trim(), 'PONG', 'but answers inside its namespace');
   const c = await client(r.url, t);
   await c.set('from-root', '1');
   const cli = await nw.exec(2, '/usr/bin/redis-cli', ['-h', nw.hosts[0]!.ip, '-p', String(r.port), 'GET', 'from-root']);
@@ -308,6 +314,28 @@ test('netns: leftovers of a test process that died are removed by the next makeN
   assert.equal(existsSync(`/run/netns/ph${x}n0`) && nw.subnet !== x, false, 'the leftovers are gone (or the subnet was re-made by this run)');
   if (nw.subnet !== x) {
     assert.equal(existsSync(`/run/netns/ph${x}n1`), false);
+    assert.equal(existsSync(`${MARKER_DIR}/${x}.json`), false);
+  }
+});
+
+test('netns: test processes started together get different subnets and each removes its own', async () => {
+  const code = `import('./test/helpers/netns.ts').then(async (m) => { const n = await m.makeNet(2); console.log('subnet ' + n.subnet + ' ' + n.hosts.map((h) => h.ns).join(',')); await new Promise((r) => setTimeout(r, 500)); await n.close(); console.log('closed'); })`;
+  const runs = await Promise.all(
+    Array.from({ length: 3 }, () => {
+      const c = spawn(process.execPath, ['--import', 'tsx', '-e', code], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      let err = '';
+      c.stdout.on('data', (d) => (out += d));
+      c.stderr.on('data', (d) => (err += d));
+      return new Promise<{ code: number | null; out: string; err: string }>((ok) => c.on('close', (code) => ok({ code, out, err })));
+    }),
+  );
+  for (const r of runs) assert.equal(r.code, 0, r.err);
+  const subnets = runs.map((r) => Number(/subnet (\d+)/.exec(r.out)?.[1]));
+  assert.equal(new Set(subnets).size, 3, `subnets ${subnets.join(', ')}`);
+  for (const r of runs) assert.match(r.out, /closed/);
+  for (const x of subnets) {
+    assert.equal(existsSync(`/run/netns/ph${x}n0`), false);
     assert.equal(existsSync(`${MARKER_DIR}/${x}.json`), false);
   }
 });
