@@ -20,6 +20,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
 import type { Page } from 'playwright-core';
+import { Redis } from 'ioredis';
 import { launchChromium } from '../helpers/browser.js';
 import { startRedis } from '../helpers/redis.js';
 import { startNode } from '../cluster/helpers.js';
@@ -172,6 +173,11 @@ test('the dashboard of node a shows the whole cluster, live, in Chromium', { tim
   });
 
   await t.test('node b stopping shows it down within the heartbeat TTL, and its app "node down" with the reason', async () => {
+    // A second tab follows the first tab's stream (shared-live.js): it is told too.
+    const tab = await context.newPage();
+    t.after(() => tab.close().catch(() => undefined));
+    await tab.goto(`${origin}/_porthole/#apps`);
+    await tab.locator('tr.node-row[data-node="b"][data-up="true"]').waitFor();
     const stopping = Date.now();
     await b.close();
     await page.locator('tr.node-row[data-node="b"][data-up="false"]').waitFor({ timeout: TTL_MS + 1_000 });
@@ -179,6 +185,8 @@ test('the dashboard of node a shows the whole cluster, live, in Chromium', { tim
     assert.equal((await nodeRow('b').locator('td[data-label="Health"]').innerText()).replace(/\W+/g, ' ').trim(), 'down', 'said in words');
     assert.match(await nodeRow('b').locator('td[data-label="Last seen"]').innerText(), /ago$/);
     assert.match(await page.locator('#cluster-summary').innerText(), /1 of 2 nodes up/);
+    await tab.locator('tr.node-row[data-node="b"][data-up="false"]').waitFor({ timeout: 2_000 });
+    await tab.close();
     await page.locator('tr.app-row[data-app="echo"][data-node-down="true"]').waitFor({ timeout: 5_000 });
     assert.match(await appRow('echo').locator('td[data-label="Node"]').innerText(), /b\s+✕?\s*node down/);
     const state = await appRow('echo').locator('td[data-label="State"]').innerText();
@@ -223,6 +231,31 @@ test('the dashboard of node a shows the whole cluster, live, in Chromium', { tim
     assert.ok(await page.locator('#reg-node').isVisible());
     await shot(page, 'cluster-phone');
     await page.setViewportSize({ width: 1280, height: 900 });
+  });
+
+  await t.test('a heartbeat written into Redis with markup in its name and a javascript: URL shows as text, with no link', async () => {
+    // Whoever can write to Redis can do worse; the page still treats what it reads there as text.
+    const redisClient = new Redis(redis.url, { lazyConnect: true, maxRetriesPerRequest: 1 });
+    await redisClient.connect();
+    const prefix = `t${process.pid}:`;
+    const name = '<img src=x onerror="window.__xss=1">';
+    const beat = { name, instance: 'rogue', advertise: '<b id="rogue-b">10.213.0.9:1</b>', url: 'javascript:window.__xss=2', started_at: new Date().toISOString(), version: 1, apps: {} };
+    await redisClient.multi().set(`${prefix}node:${name}`, JSON.stringify(beat), 'PX', 60_000).hset(`${prefix}nodes`, name, JSON.stringify({ advertise: beat.advertise })).exec();
+    try {
+      const row = page.locator('tr.node-row').filter({ hasText: name });
+      await row.waitFor({ timeout: 5_000 });
+      assert.equal(await row.locator('img').count(), 0);
+      assert.equal(await page.locator('#rogue-b').count(), 0);
+      assert.match(await row.locator('td[data-label="Address"]').innerText(), /<b id="rogue-b">/);
+      assert.equal(await row.locator('a').count(), 0, 'no link from a URL that is not http(s)');
+      assert.equal(await page.locator('a[href^="javascript:"]').count(), 0);
+      assert.ok((await page.locator('#reg-node option').allInnerTexts()).includes(name), 'the select lists it as text');
+      assert.equal(await page.evaluate(() => (window as unknown as { __xss?: number }).__xss), undefined);
+    } finally {
+      await redisClient.multi().del(`${prefix}node:${name}`).hdel(`${prefix}nodes`, name).exec();
+      redisClient.disconnect();
+    }
+    await page.locator('tr.node-row').filter({ hasText: name }).waitFor({ state: 'detached', timeout: 5_000 });
   });
 
   await t.test('no console errors (CSP included) and nothing loaded from outside the gateway', () => {
