@@ -29,6 +29,8 @@ const APP = fileURLToPath(new URL('../fixtures/cluster/echo-app.mjs', import.met
 const DOCS_IMAGES = fileURLToPath(new URL('../../docs/images/', import.meta.url));
 /** test/cluster/helpers.ts gives every node `heartbeat_ttl: '2s'`. */
 const TTL_MS = 2_000;
+/** Added to the TTL in the waits: a loaded machine delays the nodes' Redis reads (the time taken is reported). */
+const SLACK_MS = 3_000;
 
 test('the dashboard of node a shows the whole cluster, live, in Chromium', { timeout: 180_000 }, async (t) => {
   const shots = process.env.PORTHOLE_SCREENSHOTS || mkdtempSync(join(tmpdir(), 'porthole-cluster-shots-'));
@@ -172,7 +174,7 @@ test('the dashboard of node a shows the whole cluster, live, in Chromium', { tim
     await page.locator('tr.app-row[data-app="echo"][data-state="running"]').waitFor({ timeout: 15_000 });
   });
 
-  await t.test('node b stopping shows it down within the heartbeat TTL, and its app "node down" with the reason', async () => {
+  await t.test('node b stopping shows it down (bounded by the heartbeat TTL plus a margin for a loaded machine), and its app "node down" with the reason', async () => {
     // A second tab follows the first tab's stream (shared-live.js): it is told too.
     const tab = await context.newPage();
     t.after(() => tab.close().catch(() => undefined));
@@ -180,12 +182,12 @@ test('the dashboard of node a shows the whole cluster, live, in Chromium', { tim
     await tab.locator('tr.node-row[data-node="b"][data-up="true"]').waitFor();
     const stopping = Date.now();
     await b.close();
-    await page.locator('tr.node-row[data-node="b"][data-up="false"]').waitFor({ timeout: TTL_MS + 1_000 });
+    await page.locator('tr.node-row[data-node="b"][data-up="false"]').waitFor({ timeout: TTL_MS + SLACK_MS });
     t.diagnostic(`node b shown down ${Date.now() - stopping} ms after it began to stop (heartbeat TTL ${TTL_MS} ms)`);
     assert.equal((await nodeRow('b').locator('td[data-label="Health"]').innerText()).replace(/\W+/g, ' ').trim(), 'down', 'said in words');
     assert.match(await nodeRow('b').locator('td[data-label="Last seen"]').innerText(), /ago$/);
     assert.match(await page.locator('#cluster-summary').innerText(), /1 of 2 nodes up/);
-    await tab.locator('tr.node-row[data-node="b"][data-up="false"]').waitFor({ timeout: 2_000 });
+    await tab.locator('tr.node-row[data-node="b"][data-up="false"]').waitFor({ timeout: SLACK_MS });
     await tab.close();
     await page.locator('tr.app-row[data-app="echo"][data-node-down="true"]').waitFor({ timeout: 5_000 });
     assert.match(await appRow('echo').locator('td[data-label="Node"]').innerText(), /b\s+✕?\s*node down/);
