@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
 import { createServer } from 'porthole';
+import { startAdmin } from '../helpers/admin.js';
 import { startRedis } from '../helpers/redis.js';
 import { followSse, type SseMessage } from '../helpers/sse.js';
 import { startNode, until } from '../cluster/helpers.js';
@@ -84,6 +85,29 @@ test('the live feed carries the cluster: both nodes when it opens, then node b d
   const sentViews = feed.messages.filter((m) => m.event === 'cluster').map(unchanged);
   assert.ok(sentViews.length >= 2);
   sentViews.slice(1).forEach((v, i) => assert.notEqual(v, sentViews[i], `cluster event ${i + 1} repeats the one before it`));
+});
+
+test('a node killed with SIGKILL (no goodbye) shows down on the other node’s live feed once its heartbeat expires', async (t) => {
+  const redis = await startRedis();
+  t.after(() => redis.close());
+  const a = await startNode(t, 'a', redis.url);
+  // Node b is a real `porthole serve`, so that it can die without a word.
+  const b = await startAdmin({
+    config: `store:\n  url: ${redis.url}\n  prefix: "t${process.pid}:"\ncluster:\n  listen: 127.0.0.1:0\n  heartbeat_ttl: 2s\n`,
+    args: ['--node', 'b'],
+  });
+  t.after(() => b.cleanup());
+  const feed = await followSse(t, `${a.url}/_porthole/api/live`, a.started.token);
+  await feed.next((m) => m.event === 'cluster' && nodeOf(m, 'b')?.up === true, 'node b up', { past: true, timeoutMs: TTL_MS + SLACK_MS });
+  const killed = performance.now();
+  b.child.kill('SIGKILL');
+  await b.exited;
+  const down = await feed.next((m) => m.event === 'cluster' && nodeOf(m, 'b')?.up === false, 'node b down', { timeoutMs: TTL_MS + SLACK_MS });
+  const ms = Math.round(down.at - killed);
+  t.diagnostic(`node b (SIGKILL) reported down on a's live feed ${ms} ms after the kill (heartbeat TTL ${TTL_MS} ms)`);
+  // Its last heartbeat had to expire first: not before a third of the TTL (it beats every TTL/3).
+  assert.ok(ms >= TTL_MS / 3 - 100, `down after ${ms} ms: sooner than its heartbeat could expire`);
+  assert.ok(nodeOf(down, 'b')?.last_seen);
 });
 
 test('the live feed sends the apps again when another node\u2019s app changes state, known only from that node\u2019s heartbeat', async (t) => {
