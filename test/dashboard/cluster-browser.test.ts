@@ -174,6 +174,21 @@ test('the dashboard of node a shows the whole cluster, live, in Chromium', { tim
     await page.locator('tr.app-row[data-app="echo"][data-state="running"]').waitFor({ timeout: 15_000 });
   });
 
+  await t.test('follows the log of node b’s app through node a, as it prints', async () => {
+    await appRow('echo').getByRole('link', { name: 'Logs of echo' }).click();
+    const log = page.getByRole('log', { name: 'Output of echo' });
+    // The start just above: node b's supervisor line and the app's own, relayed by node a.
+    await log.locator('.line', { hasText: /listening on \d+/ }).first().waitFor({ timeout: 10_000 });
+    await log.locator('.line.porthole', { hasText: 'started pid' }).first().waitFor();
+    await page.locator('.log-status', { hasText: 'following' }).waitFor();
+    // A restart through a prints again on b; the followed stream brings it.
+    const before = await log.locator('.line', { hasText: /listening on/ }).count();
+    assert.equal((await a.api('POST', '/apps/echo/restart')).status, 200);
+    await page.waitForFunction((n) => [...document.querySelectorAll('[role="log"] .line')].filter((l) => /listening on/.test(l.textContent ?? '')).length > n, before, { timeout: 15_000 });
+    await page.getByRole('navigation', { name: 'Views' }).getByRole('link', { name: /^Apps/ }).click();
+    await page.locator('tr.app-row[data-app="echo"][data-state="running"]').waitFor({ timeout: 15_000 });
+  });
+
   await t.test('node b stopping shows it down (bounded by the heartbeat TTL plus a margin for a loaded machine), and its app "node down" with the reason', async () => {
     // A second tab follows the first tab's stream (shared-live.js): it is told too.
     const tab = await context.newPage();
