@@ -51,9 +51,10 @@ export interface EventMap {
    * A cluster node's view (docs/cluster.md): it `joined`; another node is `node_up` / `node_down`;
    * it became the `leader` (places `node: any` apps) or a `follower`; an app was `placed`;
    * the store went `store_down` / `store_up`; it read the whole registry again (`resync`);
-   * it wrote its registry back into a Redis that had lost it (`reseed`).
+   * it wrote its registry back into a Redis that had lost it (`reseed`); it took the cluster
+   * secret another node wrote back into such a Redis (`secret`).
    */
-  cluster: { action: 'joined' | 'node_up' | 'node_down' | 'leader' | 'follower' | 'placed' | 'store_down' | 'store_up' | 'resync' | 'reseed'; node: string; app?: string; nodes?: number; version?: number; message?: string };
+  cluster: { action: 'joined' | 'node_up' | 'node_down' | 'leader' | 'follower' | 'placed' | 'store_down' | 'store_up' | 'resync' | 'reseed' | 'secret' | 'forgot'; node: string; app?: string; nodes?: number; version?: number; message?: string };
   /** A supervised app changed state. */
   app: { app: string; state: string; pid?: number; exit?: { code: number | null; signal: string | null }; message?: string; /** With state `routed` (a new app on a listening gateway): its URLs. */ urls?: string[] };
 }

@@ -55,6 +55,8 @@ export interface AdminApiOptions {
   fromPeer?: (req: IncomingMessage) => boolean;
   /** The cluster (`GET /cluster`): this node, the store, every node. Undefined outside a cluster. */
   cluster?: () => Record<string, unknown>;
+  /** `DELETE /cluster/nodes/{name}`: forget a node that is gone for good. */
+  forgetNode?: (name: string) => Promise<void>;
   /**
    * Calls `fn` when another node comes up, goes down or publishes new app
    * states (its heartbeat), until the returned function is called: the live
@@ -211,6 +213,12 @@ async function rest(
   if (parts.length === 1 && parts[0] === 'cluster') {
     getOnly();
     return { cluster: opts.cluster?.() ?? null };
+  }
+  if (parts.length === 3 && parts[0] === 'cluster' && parts[1] === 'nodes') {
+    if (method !== 'DELETE') throw notAllowed('DELETE');
+    if (!opts.forgetNode) throw new BadRequestError('this gateway is not a node of a cluster');
+    await opts.forgetNode(parts[2]);
+    return { forgotten: parts[2] };
   }
   if (parts[0] !== 'apps') throw new AppUnknownError(`no admin resource /_porthole/api/${sub}`);
   if (parts.length === 1) {

@@ -23,6 +23,7 @@ import { parseHostPort } from '../config/host-port.js';
 import { isBridgeOnly } from '../gateway/bridge.js';
 import type { Gateway } from '../gateway/gateway.js';
 import type { AppStore, StoredApp } from '../store/file-store.js';
+import { StoreConflict, StoreEpochChanged } from '../store/store-errors.js';
 
 /**
  * What the registry asks of the cluster (src/cluster/), when the gateway is
@@ -36,7 +37,7 @@ export interface ClusterHooks {
   /** Null when the app's node can take traffic; the refusal (PH_ERR_NODE_DOWN) otherwise. */
   nodeGate(app: AppConfig): PortholeError | null;
   /** Where requests for another node's apps go. */
-  peerOf(node: string): { node: string; url: string; secret: string } | undefined;
+  peerOf(node: string): { node: string; url: string; secret: string; ca?: string } | undefined;
   /** The app's state as its node last published it. */
   remoteStatus(node: string, app: string): Partial<AppStatus> | undefined;
   /** Whether a node of this name is part of the cluster (up or down). */
@@ -49,7 +50,12 @@ export interface ClusterHooks {
   act(node: string, app: string, action: 'start' | 'stop' | 'restart', version: number): Promise<AppView>;
   /** The registry version this node holds (sent along, so the other node waits until it has it). */
   version(): number;
+  /** Reads the shared registry again (a write found it changed by another node). Inside exclusive(). */
+  catchUp(): Promise<void>;
 }
+
+/** How often a change is checked again after another node changed the registry under it. */
+const CONFLICT_RETRIES = 3;
 
 const DEFAULT_START_TIMEOUT = 60_000;
 /** Stands in for the port a supervised app will be given, so its route can be built (and checked) now. */
@@ -361,8 +367,25 @@ export class AppRegistry {
     );
   }
 
+  /**
+   * Runs a change; when another node changed the shared registry since this
+   * node validated against it, reads it again and checks the change again
+   * (so two nodes never both take one prefix), a few times, then 409.
+   */
+  private async againOnConflict<T>(change: () => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await change();
+      } catch (err) {
+        if (!(err instanceof StoreConflict || err instanceof StoreEpochChanged) || !this.cluster) throw err;
+        if (attempt >= CONFLICT_RETRIES) throw new ConflictError('the registry kept changing on other nodes while this change was checked: try again');
+        await this.cluster.catchUp();
+      }
+    }
+  }
+
   private putNow(body: unknown): Promise<AppView> {
-    return this.serial(async () => {
+    return this.serial(() => this.againOnConflict(async () => {
       const raw = withoutAction(body);
       const name = typeof raw.name === 'string' ? raw.name : undefined;
       await this.nodeField(raw);
@@ -407,27 +430,34 @@ export class AppRegistry {
       }
       this.rebuild();
       return this.view(app.name);
-    });
+    }));
   }
 
   remove(name: string): Promise<{ removed: string }> {
-    return this.serial(async () => {
+    return this.serial(() => this.againOnConflict(async () => {
       if (this.fileApp(name)) throw new ConflictError(`app ${name} is defined in the config file; remove it there`, { app: name });
-      if (this.invalid.delete(name)) {
+      if (this.invalid.has(name)) {
         await this.supervisor.remove(name);
         await this.store.delete(name);
+        this.invalid.delete(name);
         this.apiApps.delete(name);
         this.rebuild();
         return { removed: name };
       }
       if (!this.apiApps.has(name)) throw new AppUnknownError(`no app named ${JSON.stringify(name)}`, { app: name });
-      await this.supervisor.remove(name);
-      await this.store.delete(name);
+      if (this.cluster) {
+        // Shared: forgotten in the store first, so a store that cannot be reached leaves the app running and registered.
+        await this.store.delete(name);
+        await this.supervisor.remove(name);
+      } else {
+        await this.supervisor.remove(name);
+        await this.store.delete(name);
+      }
       this.apiApps.delete(name);
       this.externalProbes.delete(name);
       this.rebuild();
       return { removed: name };
-    });
+    }));
   }
 
   async act(name: string, action: 'start' | 'stop' | 'restart'): Promise<AppView> {
@@ -538,8 +568,8 @@ export class AppRegistry {
   }
 
   /** The apps another node runs, and how to reach that node (cluster). */
-  private peers(): Map<string, { node: string; url: string; secret: string }> {
-    const peers = new Map<string, { node: string; url: string; secret: string }>();
+  private peers(): Map<string, { node: string; url: string; secret: string; ca?: string }> {
+    const peers = new Map<string, { node: string; url: string; secret: string; ca?: string }>();
     if (!this.cluster) return peers;
     for (const app of this.apiApps.values()) {
       const node = this.cluster.ownerOf(app);

@@ -232,6 +232,7 @@ Example:
     program
       .command('nodes')
       .description('list the nodes of the cluster a running gateway belongs to, and its store')
+      .option('--forget <node>', 'forget a node that is gone for good (it must be down, and no app may name it)')
       .addHelpText(
         'after',
         `
@@ -243,7 +244,11 @@ Example:
   porthole nodes --gateway http://10.0.0.2:50000 --data /var/lib/porthole`,
       ),
   ).action(
-    act(async (opts: ClientOptions) => {
+    act(async (opts: ClientOptions & { forget?: string }) => {
+      if (opts.forget !== undefined) {
+        await client(opts).call('DELETE', `cluster/nodes/${encodeURIComponent(opts.forget)}`);
+        return void process.stdout.write(`forgot node ${opts.forget}\n`);
+      }
       const r = await client(opts).call('GET', 'cluster');
       if (opts.json) return void process.stdout.write(`${JSON.stringify(r.cluster, null, 2)}\n`);
       if (!r.cluster) {

@@ -18,9 +18,9 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { AppStatus } from '../apps/supervisor.js';
 import type { AppConfig } from '../config/schema.js';
-import { NodeDownError, NodeNameTakenError, type PortholeError } from '../errors.js';
+import { AppUnknownError, ConflictError, NodeDownError, NodeNameTakenError, type PortholeError } from '../errors.js';
 import { emit } from '../events.js';
-import type { RedisStore } from '../store/redis-store.js';
+import { RECONNECT_MAX_MS, type RedisStore } from '../store/redis-store.js';
 
 /** What a node publishes about itself with every heartbeat. */
 export interface NodeBeat {
@@ -101,6 +101,7 @@ export class Cluster {
   private leading = false;
   private readonly changeListeners = new Set<() => void>();
   private closed = false;
+  private offState: (() => void) | undefined;
 
   constructor(options: ClusterOptions) {
     this.opts = options;
@@ -145,6 +146,7 @@ export class Cluster {
     }
     await this.beat();
     await this.watch();
+    this.offState = this.store.onState((up) => this.onStoreState(up));
     const every = Math.max(50, Math.floor(this.ttlMs / 3));
     this.timers.push(setInterval(() => void this.beat().catch(() => {}), every));
     this.timers.push(setInterval(() => void this.tick().catch(() => {}), this.pollMs));
@@ -172,7 +174,17 @@ export class Cluster {
     const body = JSON.stringify(beat);
     const r = this.store.redis;
     try {
-      await r.multi().set(this.store.key(`node:${this.node}`), body, 'PX', this.ttlMs).hset(this.store.key('nodes'), this.node, JSON.stringify({ advertise: this.opts.advertise, first_seen: this.started })).exec();
+      const m = r.multi().set(this.store.key(`node:${this.node}`), body, 'PX', this.ttlMs).hset(this.store.key('nodes'), this.node, JSON.stringify({ advertise: this.opts.advertise, first_seen: this.started }));
+      // A Redis restarted without persistence lost the secret too: written back, or a node that
+      // joins next would make another one and the peer listeners would refuse each other. When
+      // another node wrote it back first, its secret is taken: one secret for the whole cluster.
+      if (!this.opts.secretFile) m.set(this.store.key('secret'), this.secretValue, 'NX').get(this.store.key('secret'));
+      const replies = await m.exec();
+      const stored = this.opts.secretFile ? undefined : replies?.[3]?.[1];
+      if (typeof stored === 'string' && stored.length >= 16 && stored !== this.secretValue) {
+        this.secretValue = stored;
+        emit('cluster', { action: 'secret', node: this.node, message: 'took the cluster secret another node wrote back into the store' });
+      }
       this.store.noteResult(true);
     } catch (err) {
       this.store.noteResult(false);
@@ -204,24 +216,45 @@ export class Cluster {
 
   private async watch(): Promise<void> {
     const r = this.store.redis;
-    const names = Object.keys(await r.hgetall(this.store.key('nodes')));
-    if (!names.includes(this.node)) names.push(this.node);
+    // The nodes seen before count too: a Redis restarted without persistence has lost the hash,
+    // and forgetting a node would refuse its apps' traffic as "not part of this cluster".
+    const names = [...new Set([...Object.keys(await r.hgetall(this.store.key('nodes'))), ...this.known.keys(), this.node])];
     const beats = await r.mget(...names.map((n) => this.store.key(`node:${n}`)));
     this.store.noteResult(true);
+    // Just after the store came back, a missing heartbeat says nothing yet: it expired (or was lost)
+    // while nobody could write it, and every live node writes it again within the grace.
+    const grace = Date.now() < this.graceUntil;
     let changed = false;
     names.forEach((name, i) => {
       const beat = beats[i] ? (safeJson(beats[i]!) as NodeBeat | null) : null;
       const before = this.known.get(name);
       if (beat) changed = this.record(name, beat) || changed;
-      else if (!before || before.up) {
+      else if (!before || (before.up && !grace)) {
         this.known.set(name, { beat: before?.beat ?? null, up: false, lastSeen: before?.lastSeen ?? null });
         if (before?.up) emit('cluster', { action: 'node_down', node: name, message: `node ${name} is down: no heartbeat for ${(this.ttlMs / 1000).toFixed(1)} s` });
         changed = true;
       }
     });
-    for (const name of [...this.known.keys()]) if (!names.includes(name)) (this.known.delete(name), (changed = true));
     if (changed) this.changed();
   }
+
+  /**
+   * The store was unreachable and is back: this node beats at once, and for
+   * one TTL plus one reconnect interval (the others reconnect and beat
+   * within it) no node is judged down for a missing heartbeat.
+   */
+  private onStoreState(up: boolean): void {
+    if (!up) {
+      this.storeWasDown = true;
+      return;
+    }
+    if (!this.storeWasDown) return;
+    this.storeWasDown = false;
+    this.graceUntil = Date.now() + this.ttlMs + RECONNECT_MAX_MS;
+    this.beatNow();
+  }
+  private storeWasDown = false;
+  private graceUntil = 0;
 
   /** Returns whether the node's state (up, address, apps) changed. */
   private record(name: string, beat: NodeBeat): boolean {
@@ -325,6 +358,22 @@ export class Cluster {
     return new NodeDownError(`app ${app.name} runs on node ${owner}, which is down (${ago})`, { app: app.name });
   }
 
+  /**
+   * Forgets a node that is gone for good (`porthole nodes --forget`): not one
+   * that is up, nor one that apps still name as theirs (409 listing them).
+   */
+  async forget(name: string): Promise<void> {
+    await this.refresh();
+    if (!this.known.has(name)) throw new AppUnknownError(`no node named ${JSON.stringify(name)} in this cluster`);
+    if (this.known.get(name)!.up) throw new ConflictError(`node ${name} is up: stop it first (a node that is up is not forgotten)`);
+    const apps = this.opts.apps().filter((a) => a.node === name).map((a) => a.name);
+    if (apps.length) throw new ConflictError(`apps still run on node ${name}: ${apps.join(', ')}; give them another node (or node: any), or remove them, first`);
+    await this.store.redis.multi().hdel(this.store.key('nodes'), name).del(this.store.key(`node:${name}`)).exec();
+    this.known.delete(name);
+    emit('cluster', { action: 'forgot', node: this.node, message: `node ${name} forgotten` });
+    this.changed();
+  }
+
   nodes(): NodeView[] {
     const apps = this.opts.apps();
     return [...this.known.entries()]
@@ -357,6 +406,7 @@ export class Cluster {
   async leave(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.offState?.();
     for (const t of this.timers) clearInterval(t);
     if (this.beatSoon) clearTimeout(this.beatSoon);
     const r = this.store.redis;

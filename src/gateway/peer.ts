@@ -21,8 +21,8 @@ import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import { isIP } from 'node:net';
-import type { IncomingMessage } from 'node:http';
-import { ConfigError, PeerAuthError } from '../errors.js';
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
+import { ConfigError, PeerAuthError, PeerRefusedError } from '../errors.js';
 import type { Admission } from '../auth/admission.js';
 import type { AgentPool, Target } from './router.js';
 
@@ -95,8 +95,20 @@ export function peerTarget(app: string, peer: PeerTarget, agents: AgentPool): Ta
     rejectUnauthorized: true,
     ca,
     label: `node ${peer.node} (${u.host})`,
-    agent: agents.get(kind, `${host}:${port}`, { servername, rejectUnauthorized: true, ca }),
+    // A pool per app, as for an app on this node: long requests (event streams) to one app
+    // cannot take every connection to the node from its other apps.
+    agent: agents.get(kind, `${host}:${port}#${app}`, { servername, rejectUnauthorized: true, ca }),
   };
+}
+
+/**
+ * The refusal of a peer node's answer that says it refused this node's secret (its
+ * PH_ERR_PEER_AUTH), or null: relayed as it is, a client would read a 403 as its own
+ * fault, and a browser's WebSocket would fail with a bare 1006.
+ */
+export function peerRefusal(app: string, target: Target, status: number | undefined, headers: IncomingHttpHeaders): PeerRefusedError | null {
+  if (status !== 403 || headers['x-porthole-error'] !== 'PH_ERR_PEER_AUTH') return null;
+  return new PeerRefusedError(`${app}: ${target.label} refused the cluster secret of this node`, { app });
 }
 
 /** Whether a lower-cased header name is one of the peer headers, in any `-`/`_` spelling. */

@@ -23,6 +23,7 @@ import { createDashboard, DASHBOARD_PATH } from '../dashboard/dashboard.js';
 import { createGateway, type Gateway, type ListenAddress } from '../gateway/gateway.js';
 import { startLogger, type LogFormat } from '../log/logger.js';
 import { createMetrics, type Metrics } from '../metrics/metrics.js';
+import type { ClusterSnapshot } from '../metrics/cluster-metrics.js';
 import { metricsEndpoint } from '../metrics/endpoint.js';
 import { listenMetrics, type MetricsListener } from '../metrics/listener.js';
 import { FileStore } from '../store/file-store.js';
@@ -184,7 +185,7 @@ export function createServer(options: ServerOptions = {}): PortholeServer {
   let metricsPage: ((req: IncomingMessage, res: ServerResponse) => boolean) | undefined;
   let registry: AppRegistry | undefined;
   // A node of a cluster keeps its registry in Redis (docs/cluster.md).
-  const node = config.store !== undefined && config.store !== 'file' && config.cluster ? new ClusterNode({ store: config.store, cluster: config.cluster, node: options.node }) : undefined;
+  const node = config.store !== undefined && config.store !== 'file' && config.cluster ? new ClusterNode({ store: config.store, cluster: config.cluster, node: options.node, baseDir }) : undefined;
   if (options.node !== undefined && !node) throw new ConfigError(['--node: this gateway is not a node of a cluster (set store: redis://… and cluster: in the config)']);
   // Calls another node made through the peer listener: admitted by the admin API like the token.
   const peerCalls = new WeakSet<IncomingMessage>();
@@ -228,6 +229,7 @@ export function createServer(options: ServerOptions = {}): PortholeServer {
     loginCode: () => sessions.loginCode(),
     fromPeer: (req) => peerCalls.has(req),
     cluster: node ? () => node.view() : undefined,
+    forgetNode: node ? (name) => node.forget(name) : undefined,
     onClusterChange: node ? (fn) => node.cluster?.onChange(fn) ?? (() => {}) : undefined,
     forwardApp: node ? (name, req, res) => node.forwardApp(name, req, res) : undefined,
   });
@@ -252,6 +254,7 @@ export function createServer(options: ServerOptions = {}): PortholeServer {
       openConnections: () => [...[...gateway.tunnels].map((t) => t.snapshot()), ...[...gateway.bridges].map((b) => b.snapshot())],
       // External apps are probed (at most every 2 s, 500 ms each), as the admin API's list does.
       apps: async () => (await appRegistry.checkExternal(), appRegistry.list()),
+      cluster: node ? () => node.view() as unknown as ClusterSnapshot : undefined,
     });
     if (!metricsAt) metricsPage = metricsEndpoint(metrics, () => ({ token: token ?? '', localNoAuth: current.admin.local_no_auth, hosts: current.admin.hosts }));
   }
@@ -306,7 +309,7 @@ export function createServer(options: ServerOptions = {}): PortholeServer {
       }
       const at = parseListen(config.cluster.listen);
       try {
-        const peer = await gateway.listenPeer({ host: at.host, port: at.port, secret: () => node.secret() });
+        const peer = await gateway.listenPeer({ host: at.host, port: at.port, secret: () => node.secret(), ...(node.tls ? { tls: { cert: node.tls.cert, key: node.tls.key } } : {}) });
         peerAddress = `${peer.host.includes(':') ? `[${peer.host}]` : peer.host}:${peer.port}`;
       } catch (err) {
         await stopApps();

@@ -72,3 +72,34 @@ test('a node whose Redis cannot be reached at start exits 1 naming the store, wi
   assert.match(serve.stderr(), /cannot reach the store: the store at redis:\/\/:\*\*\*@127\.0\.0\.1:1\/0 cannot be reached/);
   assert.doesNotMatch(serve.stderr() + serve.stdout(), /hunter2/);
 });
+
+test('porthole nodes --forget: refused while the node is up or apps name it, then the node is gone from every list', async (t) => {
+  const redis = await startRedis();
+  t.after(() => redis.close());
+  const a = await startNode(t, 'a', redis.url);
+  const b = await startNode(t, 'b', redis.url);
+  const env = { PORTHOLE_TOKEN: a.started.token };
+  const forget = async () => {
+    const r = runCli(['nodes', '--forget', 'b', '--gateway', a.url], { env });
+    return { code: await r.exited, out: r.stdout() + r.stderr() };
+  };
+  await until('a sees b', async () => ((await a.api('GET', '/cluster')).body.cluster.nodes.some((n: { name: string; up: boolean }) => n.name === 'b' && n.up) ? true : undefined));
+  const whileUp = await forget();
+  assert.equal(whileUp.code, 1);
+  assert.match(whileUp.out, /node b is up: stop it first .*\[PH_ERR_CONFLICT\]/);
+  assert.equal((await a.api('PUT', '/apps/web', { port: 9, node: 'b' })).status, 200);
+  await b.close();
+  await until('a sees b down', async () => ((await a.api('GET', '/cluster')).body.cluster.nodes.some((n: { name: string; up: boolean }) => n.name === 'b' && !n.up) ? true : undefined));
+  const withApps = await forget();
+  assert.equal(withApps.code, 1);
+  assert.match(withApps.out, /apps still run on node b: web/);
+  assert.equal((await a.api('DELETE', '/apps/web')).status, 200);
+  const done = await forget();
+  assert.equal(done.code, 0, done.out);
+  assert.match(done.out, /forgot node b/);
+  const nodes = (await a.api('GET', '/cluster')).body.cluster.nodes.map((n: { name: string }) => n.name);
+  assert.deepEqual(nodes, ['a']);
+  const unknown = await forget();
+  assert.equal(unknown.code, 1);
+  assert.match(unknown.out, /no node named "b"/);
+});

@@ -104,6 +104,13 @@ test('redis: a real redis-server answers PING, SET and GET on its own port', asy
   assert.equal(await c.config('GET', 'save').then((a) => (a as string[])[1]), '');
 });
 
+test('redis: extra arguments reach the server', async (t) => {
+  const r = await startRedis({ args: ['--notify-keyspace-events', 'KA'] });
+  t.after(() => r.close());
+  const c = await client(r.url, t);
+  assert.equal(((await c.config('GET', 'notify-keyspace-events')) as string[])[1], 'AK');
+});
+
 test('redis: two servers get two ports', async (t) => {
   const [a, b] = await Promise.all([startRedis(), startRedis()]);
   t.after(() => Promise.all([a.close(), b.close()]));
@@ -227,12 +234,15 @@ test('netns: loopback stays private, the bridge address is reachable, partition 
   assert.notEqual(await reachFrom(nw, 0, nw.hosts[1]!.ip, 1), 'ECONNREFUSED', 'namespace 0 cannot reach the others either (no RST comes back)');
   assert.equal(await reachFrom(nw, 2, nw.hosts[1]!.ip, 9), 'ECONNREFUSED', 'the others still reach each other');
 
+  await assert.rejects(nw.verify(), /the root namespace cannot reach 10\.213\.\d+\.1 \((ENETUNREACH|EHOSTUNREACH|TIMEOUT)\): is traffic on bridge ph\d+br dropped\?/, 'the self-check of makeNet names a broken path');
+
   await nw.heal(0);
   let back = '';
   const deadline = Date.now() + 5000;
   while (Date.now() < deadline && (back = await reach(nw.hosts[0]!.ip, pub.port)) !== 'ok') await new Promise((r) => setTimeout(r, 100));
   assert.equal(back, 'ok', 'heal restores the root path');
   assert.equal(await reachFrom(nw, 1, nw.hosts[0]!.ip, pub.port), 'ok', 'heal restores namespace 1');
+  await nw.verify();
 });
 
 test('netns: redis inside a namespace is reachable from the others and from root, and close() leaves nothing behind', async (t) => {

@@ -5,6 +5,8 @@
  * never a loop), an error page that exists only on B.
  */
 import assert from 'node:assert/strict';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { AppStoppedError } from '../../src/errors.js';
 import { createGateway, type Gateway } from '../../src/gateway/gateway.js';
@@ -161,6 +163,11 @@ describe('routes to a peer', () => {
     }
   });
 
+  test('a peer for an app the config does not have is ignored', () => {
+    gw.reload({ apps: [{ name: 'web', cmd: 'true' }] }, { peers: new Map([['gone', { node: 'b', url: 'http://127.0.0.1:1', secret: SECRET }]]) });
+    assert.equal(gw.routes.length, 0);
+  });
+
   test('a reload without the second argument keeps the peers in force; one with it replaces them', () => {
     const cfg = { apps: [{ name: 'web', cmd: 'true' }] };
     gw.reload(cfg, { peers: new Map([['web', { node: 'b', url: 'http://127.0.0.1:1', secret: SECRET }]]) });
@@ -168,5 +175,26 @@ describe('routes to a peer', () => {
     assert.equal(gw.routes[0]?.peer?.node, 'b');
     gw.reload(cfg, {});
     assert.equal(gw.routes.length, 0);
+  });
+});
+
+describe('listenPeer', () => {
+  test('a port in use rejects with EADDRINUSE and leaves no listener behind; a second call on a free port then works, a third throws', async () => {
+    const blocker = http.createServer();
+    await new Promise<void>((ok) => blocker.listen(0, '127.0.0.1', ok));
+    const port = (blocker.address() as AddressInfo).port;
+    const gw = createGateway({ apps: [] });
+    try {
+      await assert.rejects(gw.listenPeer({ host: '127.0.0.1', port, secret: () => SECRET }), (err: NodeJS.ErrnoException) => err.code === 'EADDRINUSE');
+      const addr = await gw.listenPeer({ host: '127.0.0.1', port: 0, secret: () => SECRET });
+      assert.match(addr.url, /^http:\/\/127\.0\.0\.1:\d+$/);
+      await assert.rejects(gw.listenPeer({ host: '127.0.0.1', port: 0, secret: () => SECRET }), /open already/);
+      const r = await request(`${addr.url}/nothing`, { headers: { 'X-Porthole-Peer': SECRET, Accept: 'application/json' } });
+      assert.equal(r.status, 404);
+      assert.equal(r.headers['x-porthole-error'], 'PH_ERR_NOT_FOUND');
+    } finally {
+      await gw.drain(50);
+      await new Promise((ok) => blocker.close(ok));
+    }
   });
 });

@@ -32,6 +32,8 @@ export interface RedisOptions {
   dir?: string;
   /** requirepass */
   password?: string;
+  /** More redis-server arguments (e.g. `['--notify-keyspace-events', 'KEA']`), after the helper's own. */
+  args?: string[];
 }
 
 export interface RedisHandle {
@@ -129,6 +131,7 @@ export async function startRedis(opts: RedisOptions = {}): Promise<RedisHandle> 
     if (opts.persist) a.push('--appendonly', 'yes', '--appendfsync', 'always');
     else a.push('--appendonly', 'no');
     if (opts.password) a.push('--requirepass', opts.password);
+    a.push(...(opts.args ?? []));
     return a;
   };
 

@@ -1,0 +1,111 @@
+/**
+ * Issue 11, "How it is proven": `kill -9` of node b, on separate hosts. Its
+ * apps answer 503 PH_ERR_NODE_DOWN (WebSockets: close 1013) naming the node
+ * within the heartbeat TTL (+ one poll of the others); a `node: any` app that
+ * ran on b is started on a live node and answers again; an open tunnel
+ * through a to an app on c is untouched.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { ECHO_CMD, echo, echoJson, openWs, request, startNsCluster, until, withLogs, wsClose } from './netns-helpers.js';
+
+test('kill -9 of node b: its apps report node b down within the heartbeat TTL, its node: any app moves to a live node, a tunnel through a to c is untouched', { timeout: 180_000 }, async (t) => {
+  const cl = await startNsCluster(t);
+  const [a, b, c] = cl.nodes as [typeof cl.nodes[0], typeof cl.nodes[0], typeof cl.nodes[0]];
+  await withLogs(cl, async () => {
+    // One app on a and one on c first: the leader then places the node: any app on b (it runs the fewest).
+    for (const [n, app] of [
+      [a, 'ea'],
+      [c, 'ec'],
+    ] as const) {
+      assert.equal((await n.api('PUT', `/apps/${app}`, { cmd: ECHO_CMD })).status, 200);
+      assert.equal((await n.api('POST', `/apps/${app}/start`)).status, 200);
+    }
+    assert.equal((await a.api('PUT', '/apps/roamer', { cmd: ECHO_CMD, node: 'any', autostart: true })).status, 200);
+    const placed = await until('roamer runs and answers through a', () => echoJson(`${a.url}/roamer/`), 10_000);
+    assert.ok(placed.cwd.startsWith(b.dataDir), `roamer was placed on b, the node with the fewest apps (its cwd is ${placed.cwd})`);
+    assert.equal((await b.api('PUT', '/apps/eb', { cmd: ECHO_CMD })).status, 200);
+    assert.equal((await b.api('POST', '/apps/eb/start')).status, 200);
+    for (const n of [a, c]) await until(`${n.name} routes eb`, () => echoJson(`${n.url}/eb/`), 5_000);
+
+    // A tunnel through a to c's app, chattering through the whole failure.
+    const tunnel = await openWs(`${a.url.replace('http', 'ws')}/ec/`);
+    t.after(() => tunnel.terminate());
+    let tunnelClosed: string | undefined;
+    tunnel.on('close', (code, reason) => (tunnelClosed = `${code} ${reason}`));
+    let echoed = 0;
+    let stop = false;
+    const chatter = (async () => {
+      while (!stop && echoed < 100_000) {
+        await echo(tunnel, `m${echoed}`, 5_000);
+        echoed++;
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    })();
+    // A tunnel through a to b's app: it ends with b (how, is printed).
+    const doomed = await openWs(`${a.url.replace('http', 'ws')}/eb/`);
+    t.after(() => doomed.terminate());
+    const doomedClose = new Promise<string>((ok) => doomed.once('close', (code, reason) => ok(`${code} ${reason}`)));
+
+    const pollMs = Math.max(100, Math.min(1_000, Math.floor(cl.ttlMs / 5)));
+    const killed = performance.now();
+    await b.kill9();
+
+    // Through a and c: 503 PH_ERR_NODE_DOWN naming node b, within the TTL and one poll.
+    const detected = await Promise.all(
+      [a, c].map(async (n) => {
+        let last = '';
+        await until(
+          `${n.name} reports eb's node down (last answer: ${last})`,
+          async () => {
+            const r = await request(`${n.url}/eb/`, { headers: { accept: 'application/json' }, timeoutMs: 2_000 }).catch((e: Error) => ({ status: 0, body: e.message, json: undefined }));
+            last = `${r.status} ${r.body.slice(0, 200)}`;
+            return r.status === 503 && r.json?.error?.code === 'PH_ERR_NODE_DOWN' ? r.json.error.message : undefined;
+          },
+          cl.ttlMs + pollMs + 5_000,
+        ).then((message: string) => assert.match(message, /node b\b/, `the refusal names node b: ${message}`));
+        return performance.now() - killed;
+      }),
+    );
+    console.log(`node down detected ${detected.map((ms, i) => `by ${['a', 'c'][i]} in ${ms.toFixed(0)} ms`).join(', ')} after kill -9 (heartbeat_ttl ${cl.ttlMs} ms, poll ${pollMs} ms)`);
+    // The bound: the last heartbeat expires at most one TTL after the kill; the others look every poll interval.
+    // 300 ms of slack for a loaded machine (two cores shared by every test process).
+    for (const ms of detected) assert.ok(ms <= cl.ttlMs + pollMs + 300, `detected within the TTL and one poll (${ms.toFixed(0)} ms)`);
+
+    // A WebSocket to b's app: closed with 1013 and a reason naming node b.
+    for (const n of [a, c]) {
+      const ws = await wsClose(`${n.url.replace('http', 'ws')}/eb/`);
+      assert.equal(ws.code, 1013, `WebSocket through ${n.name} to eb: ${ws.code} ${ws.reason}`);
+      assert.match(ws.reason, /node b\b/);
+    }
+    console.log(`the tunnel through a to eb (on b) ended with: ${await doomedClose}`);
+
+    // The node: any app moves to a live node and answers again.
+    const moved = await until('roamer answers again through a', () => echoJson(`${a.url}/roamer/`), 10_000, 20);
+    const movedMs = performance.now() - killed;
+    const home = [a, c].find((n) => moved.cwd.startsWith(n.dataDir));
+    assert.ok(home, `roamer now runs on a live node (cwd ${moved.cwd})`);
+    const viaC = await until('roamer answers through c', () => echoJson(`${c.url}/roamer/`), 5_000);
+    assert.equal(viaC.pid, moved.pid, 'a and c route roamer to the same process');
+    console.log(`roamer (node: any) answered again ${movedMs.toFixed(0)} ms after kill -9, on node ${home!.name}`);
+    const view = (await a.api('GET', '/cluster')).body.cluster;
+    assert.deepEqual(
+      view.nodes.map((n: { name: string; up: boolean }) => [n.name, n.up]),
+      [
+        ['a', true],
+        ['b', false],
+        ['c', true],
+      ],
+    );
+    assert.ok(view.nodes.find((n: { name: string }) => n.name === home!.name).apps.includes('roamer'));
+
+    // The tunnel through a to c never noticed.
+    stop = true;
+    await chatter;
+    assert.equal(tunnelClosed, undefined, 'the tunnel through a to c stayed open');
+    await echo(tunnel, 'still here');
+    assert.ok(echoed > 10, `it echoed throughout (${echoed} messages)`);
+    // And a's own app, and c's, still answer through every live node.
+    for (const n of [a, c]) for (const app of ['ea', 'ec']) assert.ok(await echoJson(`${n.url}/${app}/`), `${app} through ${n.name}`);
+  });
+});
