@@ -85,7 +85,7 @@ test('the dashboard of node a shows the whole cluster, live, in Chromium', { tim
     await nodeRow('b').waitFor({ timeout: 10_000 });
     for (const name of ['a', 'b']) {
       assert.equal(await nodeRow(name).getAttribute('data-up'), 'true');
-      assert.equal((await nodeRow(name).locator('td[data-label="Health"]').innerText()).replace(/\W+/g, ' ').trim(), 'up', `node ${name} says "up" in words`);
+      assert.equal((await nodeRow(name).locator('td[data-label="Health"] .health').innerText()).replace(/\W+/g, ' ').trim(), 'up', `node ${name} says "up" in words`);
       assert.match(await nodeRow(name).locator('td[data-label="Address"]').innerText(), /^127\.0\.0\.1:\d+$/);
       assert.match(await nodeRow(name).locator('td[data-label="Version"]').innerText(), /^\d+$/);
     }
@@ -199,7 +199,7 @@ test('the dashboard of node a shows the whole cluster, live, in Chromium', { tim
     await b.close();
     await page.locator('tr.node-row[data-node="b"][data-up="false"]').waitFor({ timeout: TTL_MS + SLACK_MS });
     t.diagnostic(`node b shown down ${Date.now() - stopping} ms after it began to stop (heartbeat TTL ${TTL_MS} ms)`);
-    assert.equal((await nodeRow('b').locator('td[data-label="Health"]').innerText()).replace(/\W+/g, ' ').trim(), 'down', 'said in words');
+    assert.equal((await nodeRow('b').locator('td[data-label="Health"] .health').innerText()).replace(/\W+/g, ' ').trim(), 'down', 'said in words');
     assert.match(await nodeRow('b').locator('td[data-label="Last seen"]').innerText(), /ago$/);
     assert.match(await page.locator('#cluster-summary').innerText(), /1 of 2 nodes up/);
     await tab.locator('tr.node-row[data-node="b"][data-up="false"]').waitFor({ timeout: SLACK_MS });
@@ -217,9 +217,32 @@ test('the dashboard of node a shows the whole cluster, live, in Chromium', { tim
     // The app on a live node goes on.
     assert.equal(await appRow('board').getAttribute('data-state'), 'running');
     assert.equal(await appRow('board').getAttribute('data-node-down'), null);
+    assert.equal(await nodeRow('a').getByRole('button', { name: /^Forget/ }).count(), 0, 'a node that is up is not forgotten');
     // The "echo is starting." notice of the step before, dismissed (it would go by itself) for a clean picture.
     await page.getByRole('button', { name: 'Dismiss' }).click({ timeout: 2000 }).catch(() => undefined);
     await shot(page, 'cluster-node-down', 'dashboard-cluster-node-down');
+  });
+
+  await t.test('forgetting node b by keyboard is asked first, and refused while an app still names it', async () => {
+    const forget = nodeRow('b').getByRole('button', { name: 'Forget node b', exact: true });
+    await forget.focus();
+    await page.keyboard.press('Enter');
+    const ask = nodeRow('b').getByRole('group', { name: 'Forget node b?' });
+    await ask.waitFor();
+    assert.equal(await page.evaluate(() => document.activeElement?.textContent), 'Yes, forget', 'focus on the confirm button');
+    await page.keyboard.press('Escape');
+    await ask.waitFor({ state: 'detached' });
+    assert.equal(await page.evaluate(() => document.activeElement?.getAttribute('aria-label')), 'Forget node b', 'Escape gives focus back');
+    await page.keyboard.press('Enter');
+    await ask.waitFor();
+    await page.keyboard.press('Enter');
+    const refused = page.locator('section.cluster .notice.error');
+    await refused.waitFor({ timeout: 10_000 }).catch(async (err) => {
+      throw new Error(`${(err as Error).message}\nthe panel says: ${await page.locator('section.cluster').innerText()}`);
+    });
+    assert.match(await refused.innerText(), /Forgetting node b failed: .*echo.*\(PH_ERR_CONFLICT\)/);
+    assert.equal(await nodeRow('b').count(), 1, 'still listed');
+    await refused.getByRole('button', { name: 'Dismiss' }).click();
   });
 
   await t.test('Redis stopping shows the store down, since when, and that changes are refused', async () => {
@@ -269,10 +292,17 @@ test('the dashboard of node a shows the whole cluster, live, in Chromium', { tim
       assert.ok((await page.locator('#reg-node option').allInnerTexts()).includes(name), 'the select lists it as text');
       assert.equal(await page.evaluate(() => (window as unknown as { __xss?: number }).__xss), undefined);
     } finally {
-      await redisClient.multi().del(`${prefix}node:${name}`).hdel(`${prefix}nodes`, name).exec();
+      await redisClient.del(`${prefix}node:${name}`);
       redisClient.disconnect();
     }
+    // Its heartbeat gone, it is down; forgotten through the page, it goes.
+    const row = page.locator('tr.node-row[data-up="false"]').filter({ hasText: name });
+    await row.waitFor({ timeout: 5_000 });
+    await row.getByRole('button', { name: `Forget node ${name}`, exact: true }).click();
+    await row.getByRole('button', { name: 'Yes, forget' }).click();
+    await page.locator('section.cluster .notice.ok', { hasText: `Forgot node ${name}.` }).waitFor();
     await page.locator('tr.node-row').filter({ hasText: name }).waitFor({ state: 'detached', timeout: 5_000 });
+    assert.equal(await page.evaluate(() => document.activeElement?.id), 'cluster-title', 'focus stays in the panel when the row goes');
   });
 
   await t.test('no console errors (CSP included) and nothing loaded from outside the gateway', () => {
