@@ -64,11 +64,11 @@ async function startRedis(dir) {
  * One `porthole serve --node NAME` on 127.0.0.1 port 0, its peer listener on
  * port 0 too; resolves with both ports once it has joined the cluster.
  */
-async function startNode(name, redisPort, dir, { cpuProf, profName } = {}) {
+async function startNode(name, redisPort, dir, { cpuProf, profName, config = '' } = {}) {
   mkdirSync(dir, { recursive: true });
   const cfg = join(dir, 'porthole.yaml');
   // The heartbeat at its default (5 s): nothing about it is on a request's path.
-  writeFileSync(cfg, `store: { url: "redis://127.0.0.1:${redisPort}", prefix: "bench:" }\ncluster: { listen: "127.0.0.1:0" }\n`);
+  writeFileSync(cfg, `store: { url: "redis://127.0.0.1:${redisPort}", prefix: "bench:" }\ncluster: { listen: "127.0.0.1:0" }\n${config}`);
   let url;
   let peer;
   let ready;
@@ -113,9 +113,10 @@ async function waitRoute(base, what) {
  * both nodes route to it. `entry` is the node the clients talk to: 'a' (the
  * hop: a → b → app) or 'b' (direct: b → app). Returns a proxy for run.mjs:
  * `parts` are the nodes (their CPU is read apart; a node off the clients' path
- * has pid null), `side` is Redis (its share of a core).
+ * has pid null), `side` is Redis (its share of a core). `config`: YAML lines
+ * added to both nodes' config files (to try a setting's effect on the hop).
  */
-export async function startCluster(up, { entry, cpuProf } = {}) {
+export async function startCluster(up, { entry, cpuProf, config } = {}) {
   if (cpuProf) mkdirSync(cpuProf, { recursive: true });
   if (!existsSync(REDIS_SERVER)) throw new Error(`${REDIS_SERVER} is missing (apt-get install redis-server)`);
   const dir = mkdtempSync(join(tmpdir(), 'bench-cluster-'));
@@ -131,7 +132,7 @@ export async function startCluster(up, { entry, cpuProf } = {}) {
     stops.push(redis.stop);
     const nodes = await Promise.all(
       ['a', 'b'].map(async (name) => {
-        const n = await startNode(name, redis.port, join(dir, name), { cpuProf: cpuProf && resolve(cpuProf), profName: `node-${name}-entry-${entry}-${Date.now()}.cpuprofile` });
+        const n = await startNode(name, redis.port, join(dir, name), { cpuProf: cpuProf && resolve(cpuProf), profName: `node-${name}-entry-${entry}-${Date.now()}.cpuprofile`, config });
         return n;
       }),
     );
