@@ -26,8 +26,8 @@ const opt = (name) => {
 if (flag('--help')) {
   console.log(`usage: npm run bench [-- --quick] [--only echo,stream,handshakes,idle,http,h2,bridge,hop] [--proxies direct,porthole,porthole-no-metrics,porthole-b-direct,porthole-hop,nginx,nginx-auto,haproxy,http-proxy] [--rounds N] [--rate N] [--out DIR] [--cpu-prof DIR]
   hop: echo and http with --proxies porthole-b-direct,porthole-hop (a cluster: Redis and nodes A and B, the app on B)
-  --rate N: echo and http at N messages (requests) per second on each of their 64 connections (open loop) instead of
-            as fast as answers return (http then uses bench/clients/http-rate.mjs, not wrk)
+  --rate N: echo at N messages per second on each of its 64 connections (open loop) instead of as fast as echoes
+            return (http is unchanged: wrk, closed loop)
   --cpu-prof DIR: the cluster nodes run with node --cpu-prof, their profiles written to DIR`);
   process.exit(0);
 }
@@ -49,9 +49,9 @@ const NO_METRICS_WORKLOADS = ['echo', 'http'];
 // The cluster runs echo and http only: its CPU is read per node, which those two workloads report.
 const skip = (proxy, workload) => (proxy === 'porthole-no-metrics' && !opt('--proxies') && !NO_METRICS_WORKLOADS.includes(workload)) || (HOP_PROXIES.includes(proxy) && !HOP_WORKLOADS.includes(workload));
 const cpuProf = opt('--cpu-prof');
-// --rate N: echo and http at N messages (requests) per second per connection (open loop), the same load for every
-// proxy, so their CPU per unit of work compares at equal load rather than each at its own pace (a slower path also
-// batches less per wake-up, which raises its CPU per unit).
+// --rate N: echo at N messages per second per connection (open loop), the same load for every proxy, so their CPU
+// per message compares at equal load rather than each at its own pace (a slower path also batches less per wake-up,
+// which raises its CPU per message). http stays closed loop (wrk has no fixed rate).
 const rate = opt('--rate');
 if (rate !== undefined && !(Number(rate) > 0)) {
   console.error(`--rate: expected messages per second per connection, got ${rate}`);
@@ -238,7 +238,6 @@ const WORKLOADS = {
 
   async http(proxy, up) {
     const url = `http://127.0.0.1:${proxy.port}${proxy.path}page`;
-    if (rate) return httpAtRate(proxy, up, url);
     await runChild('/usr/bin/wrk', ['-t1', '-c64', '-d1s', url]);
     const r = await measured(proxy, up, async () => {
       const { out, cpu } = await runChild('/usr/bin/wrk', ['-t1', '-c64', `-d${T}s`, '--latency', url]);
@@ -262,26 +261,6 @@ const WORKLOADS = {
     };
   },
 };
-
-/** The http workload at --rate requests per second on each of 64 connections (bench/clients/http-rate.mjs instead of wrk). */
-async function httpAtRate(proxy, up, url) {
-  const client = join(ROOT, 'bench/clients/http-rate.mjs');
-  await runChild(process.execPath, [client, url, '64', rate, '1']);
-  const r = await measured(proxy, up, async () => {
-    const { out, cpu } = await runChild(process.execPath, [client, url, '64', rate, String(T)]);
-    return { h: JSON.parse(out), loadCpu: cpu };
-  });
-  return {
-    'req/s': r.h.done / r.h.seconds,
-    'p50 ms': r.h.p50,
-    'p99 ms': r.h.p99,
-    ...proxyCpu(proxy, r, 'µs/req', r.h.done, 1e6),
-    'loadgen CPU %': (r.loadCpu / r.wall) * 100,
-    'upstream CPU %': (r.upstreamCpu / r.wall) * 100,
-    ...sideCpu(proxy, r),
-    errors: r.h.errors,
-  };
-}
 
 /** Each figure's median over the rounds (errors: their sum). */
 function medianRow(rows) {
@@ -467,7 +446,7 @@ async function main() {
     quick,
     seconds: T,
     rounds,
-    ...(rate ? { ratePerConnection: Number(rate) } : {}),
+    ...(rate ? { echoRate: Number(rate) } : {}),
     machine: `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, ${os.type()} ${os.release()}`,
     node: process.version,
   };
@@ -502,7 +481,7 @@ async function main() {
   }
   meta.totalSeconds = Math.round((Date.now() - started) / 1000);
   meta.harnessCpu = selfCpu();
-  let md = `# Porthole benchmark${quick ? ' (quick)' : ''}\n\n${meta.date} · ${meta.machine} · Node ${meta.node} · ${T} s per measurement${rate ? ` · echo and http at ${rate}/s per connection (open loop)` : ''}${rounds > 1 ? ` · median of ${rounds} rounds` : ''} · ${meta.totalSeconds} s in all\n\n`;
+  let md = `# Porthole benchmark${quick ? ' (quick)' : ''}\n\n${meta.date} · ${meta.machine} · Node ${meta.node} · ${T} s per measurement${rate ? ` · echo at ${rate} msgs/s per connection (open loop)` : ''}${rounds > 1 ? ` · median of ${rounds} rounds` : ''} · ${meta.totalSeconds} s in all\n\n`;
   for (const [w, rows] of Object.entries(results)) md += `## ${w}\n\n${table(w, rows)}\n`;
   process.stdout.write(md);
   mkdirSync(outDir, { recursive: true });
