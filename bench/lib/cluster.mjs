@@ -130,18 +130,18 @@ export async function startCluster(up, { entry, cpuProf, config } = {}) {
   try {
     const redis = await startRedis(dir);
     stops.push(redis.stop);
-    const nodes = await Promise.all(
-      ['a', 'b'].map(async (name) => {
-        const n = await startNode(name, redis.port, join(dir, name), { cpuProf: cpuProf && resolve(cpuProf), profName: `node-${name}-entry-${entry}-${Date.now()}.cpuprofile`, config });
-        return n;
-      }),
-    );
-    const [a, b] = nodes;
+    // Both at once; a node that started is stopped with the rest even when the other one failed.
+    const started = await Promise.allSettled(['a', 'b'].map((name) => startNode(name, redis.port, join(dir, name), { cpuProf: cpuProf && resolve(cpuProf), profName: `node-${name}-entry-${entry}-${Date.now()}.cpuprofile`, config })));
+    const nodes = started.filter((r) => r.status === 'fulfilled').map((r) => r.value);
     stops.push(async () => void (await Promise.all(nodes.map((n) => n.stop()))));
+    const failed = started.find((r) => r.status === 'rejected');
+    if (failed) throw failed.reason;
+    const [a, b] = nodes;
     const res = await fetch(`http://127.0.0.1:${b.port}/_porthole/api/apps/${APP}`, {
       method: 'PUT',
       headers: { authorization: `Bearer ${b.token()}`, 'content-type': 'application/json' },
       body: JSON.stringify({ port: up.port, node: 'b' }),
+      signal: AbortSignal.timeout(START_MS),
     });
     if (res.status !== 200) throw new Error(`registering the upstream on node b answered ${res.status}: ${await res.text()}`);
     // Both ready whichever is measured: the cluster is the same in both rows.
