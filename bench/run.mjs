@@ -15,7 +15,7 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { sample, selfCpu } from './lib/proc.mjs';
 import { BRIDGES, H2_PROXIES, PROXIES, ROOT, ensureInstalled, startTcpSource, startUpstream } from './lib/peers.mjs';
-import { startCluster } from './lib/cluster.mjs';
+import { startChain, startCluster } from './lib/cluster.mjs';
 
 const args = process.argv.slice(2);
 const flag = (name) => args.includes(name);
@@ -24,8 +24,9 @@ const opt = (name) => {
   return i === -1 ? undefined : args[i + 1];
 };
 if (flag('--help')) {
-  console.log(`usage: npm run bench [-- --quick] [--only echo,stream,handshakes,idle,http,h2,bridge,hop] [--proxies direct,porthole,porthole-no-metrics,porthole-b-direct,porthole-hop,nginx,nginx-auto,haproxy,http-proxy] [--rounds N] [--rate N] [--out DIR] [--cpu-prof DIR]
-  hop: echo and http with --proxies porthole-b-direct,porthole-hop (a cluster: Redis and nodes A and B, the app on B)
+  console.log(`usage: npm run bench [-- --quick] [--only echo,stream,handshakes,idle,http,h2,bridge,hop] [--proxies direct,porthole,porthole-no-metrics,porthole-b-direct,porthole-hop,porthole-chain,nginx,nginx-auto,haproxy,http-proxy] [--rounds N] [--rate N] [--out DIR] [--cpu-prof DIR]
+  hop: echo and http with --proxies porthole-b-direct,porthole-hop (a cluster: Redis and nodes A and B, the app on B);
+       porthole-chain (two plain gateways in a row, no cluster) is the hop's control, run when --proxies names it
   --rate N: echo at N messages per second on each of its 64 connections (open loop) instead of as fast as echoes
             return (http is unchanged: wrk, closed loop)
   --cpu-prof DIR: the cluster nodes run with node --cpu-prof, their profiles written to DIR`);
@@ -35,6 +36,8 @@ const quick = flag('--quick');
 const ALL = ['echo', 'stream', 'handshakes', 'idle', 'http', 'h2', 'bridge'];
 /** The cluster's two entries: straight to node B (which runs the app), and through node A (A → B → app). */
 const HOP_PROXIES = ['porthole-b-direct', 'porthole-hop'];
+/** The hop's control (named with --proxies only): two plain single-node gateways in a row, no cluster. */
+const MULTI_PROCESS = [...HOP_PROXIES, 'porthole-chain'];
 const HOP_WORKLOADS = ['echo', 'http'];
 // `--only hop`: the hop's workloads, and (unless --proxies says otherwise) the hop's two entries only.
 const hopOnly = (opt('--only') ?? '').split(',').includes('hop');
@@ -47,7 +50,7 @@ const proxyNames = (opt('--proxies') ?? (hopOnly ? HOP_PROXIES.join(',') : 'dire
 /** Porthole with its metrics off runs where metrics cost something per unit of work (unless --proxies names it). */
 const NO_METRICS_WORKLOADS = ['echo', 'http'];
 // The cluster runs echo and http only: its CPU is read per node, which those two workloads report.
-const skip = (proxy, workload) => (proxy === 'porthole-no-metrics' && !opt('--proxies') && !NO_METRICS_WORKLOADS.includes(workload)) || (HOP_PROXIES.includes(proxy) && !HOP_WORKLOADS.includes(workload));
+const skip = (proxy, workload) => (proxy === 'porthole-no-metrics' && !opt('--proxies') && !NO_METRICS_WORKLOADS.includes(workload)) || (MULTI_PROCESS.includes(proxy) && !HOP_WORKLOADS.includes(workload));
 const cpuProf = opt('--cpu-prof');
 // --rate N: echo at N messages per second per connection (open loop), the same load for every proxy, so their CPU
 // per message compares at equal load rather than each at its own pace (a slower path also batches less per wake-up,
@@ -98,6 +101,7 @@ function runChild(cmd, argv, { onLine } = {}) {
 function proxyStarter(name) {
   if (name === 'porthole-hop') return (up) => startCluster(up, { entry: 'a', cpuProf });
   if (name === 'porthole-b-direct') return (up) => startCluster(up, { entry: 'b', cpuProf });
+  if (name === 'porthole-chain') return (up) => startChain(up);
   if (name === 'nginx-auto') return (up) => PROXIES.nginx(up, 'auto');
   if (name === 'porthole-no-metrics') return (up) => PROXIES.porthole(up, { metrics: false });
   if (!PROXIES[name]) throw new Error(`unknown proxy ${name}`);

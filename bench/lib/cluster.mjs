@@ -61,33 +61,43 @@ async function startRedis(dir) {
 }
 
 /**
- * One `porthole serve --node NAME` on 127.0.0.1 port 0, its peer listener on
- * port 0 too; resolves with both ports once it has joined the cluster.
+ * One `porthole serve` on 127.0.0.1 port 0 with the config `yaml`; resolves
+ * with its port (and, for a cluster node, its peer listener's address) once
+ * it listens.
  */
-async function startNode(name, redisPort, dir, { cpuProf, profName, config = '' } = {}) {
+async function startGateway(name, dir, yaml, { args = [], cluster = false, cpuProf, profName } = {}) {
   mkdirSync(dir, { recursive: true });
   const cfg = join(dir, 'porthole.yaml');
-  // The heartbeat at its default (5 s): nothing about it is on a request's path.
-  writeFileSync(cfg, `store: { url: "redis://127.0.0.1:${redisPort}", prefix: "bench:" }\ncluster: { listen: "127.0.0.1:0" }\n${config}`);
+  writeFileSync(cfg, yaml);
   let url;
   let peer;
   let ready;
   const up = new Promise((ok) => (ready = ok));
   const prof = cpuProf ? ['--cpu-prof', '--cpu-prof-dir', cpuProf, '--cpu-prof-name', profName] : [];
-  const p = launch(`porthole node ${name}`, process.execPath, [...prof, CLI, 'serve', '--listen', '127.0.0.1:0', '--config', cfg, '--data', dir, '--node', name, '--log-format', 'json'], (line) => {
+  const p = launch(name, process.execPath, [...prof, CLI, 'serve', '--listen', '127.0.0.1:0', '--config', cfg, '--data', dir, '--log-format', 'json', ...args], (line) => {
     url ??= /listening on (http:\/\/\S+)/.exec(line)?.[1];
     peer ??= /peer listener on (\S+)/.exec(line)?.[1];
-    if (url && peer) ready();
+    if (url && (peer || !cluster)) ready();
   });
-  const timer = sleep(START_MS).then(() => Promise.reject(new Error(`porthole node ${name} did not start in ${START_MS} ms: ${p.tail()}`)));
+  let timer;
+  const late = new Promise((_, fail) => (timer = setTimeout(() => fail(new Error(`${name} did not start in ${START_MS} ms: ${p.tail()}`)), START_MS)));
   try {
-    await Promise.race([up, timer, p.exited.then((c) => Promise.reject(new Error(`porthole node ${name} exited (${c}): ${p.tail()}`)))]);
+    await Promise.race([up, late, p.exited.then((c) => Promise.reject(new Error(`${name} exited (${c}): ${p.tail()}`)))]);
   } catch (err) {
     await p.stop();
     throw err;
+  } finally {
+    clearTimeout(timer);
   }
   const port = Number(new URL(url).port);
   return { name, port, peer, pid: p.child.pid, token: () => readFileSync(join(dir, 'private', 'token'), 'utf8').trim(), stop: p.stop };
+}
+
+/** A node of the cluster: `porthole serve --node NAME` with the Redis store and a peer listener on port 0. */
+function startNode(name, redisPort, dir, { cpuProf, profName, config = '' } = {}) {
+  // The heartbeat at its default (5 s): nothing about it is on a request's path.
+  const yaml = `store: { url: "redis://127.0.0.1:${redisPort}", prefix: "bench:" }\ncluster: { listen: "127.0.0.1:0" }\n${config}`;
+  return startGateway(`porthole node ${name}`, dir, yaml, { args: ['--node', name], cluster: true, cpuProf, profName });
 }
 
 /** Polls until GET {base}/bench/page answers 200 with the upstream's body. */
@@ -159,6 +169,44 @@ export async function startCluster(up, { entry, cpuProf, config } = {}) {
       side: [{ label: 'redis', pid: redis.pid }],
       path: `/${APP}/`,
       nodes: { a, b },
+      stop,
+    };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
+
+/**
+ * The control for the hop: two ordinary single-node gateways in a row, no
+ * Redis, no cluster. B has the upstream as its app; A has B as its app
+ * (`url: http://127.0.0.1:B/bench`). Clients go to A: client → A → B → app, the
+ * path of the hop through two plain gateways, so the difference from the
+ * cluster's A→B row is what the cluster's own code costs.
+ */
+export async function startChain(up) {
+  const dir = mkdtempSync(join(tmpdir(), 'bench-chain-'));
+  const stops = [];
+  const stop = async () => {
+    for (const s of stops.reverse()) await s().catch(() => {});
+    stops.length = 0;
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    const b = await startGateway('porthole chain b', join(dir, 'b'), `apps:\n  - name: ${APP}\n    port: ${up.port}\n`);
+    stops.push(b.stop);
+    const a = await startGateway('porthole chain a', join(dir, 'a'), `apps:\n  - name: ${APP}\n    url: http://127.0.0.1:${b.port}/${APP}\n`);
+    stops.push(a.stop);
+    await waitRoute(`http://127.0.0.1:${a.port}`, 'gateway a (through b)');
+    return {
+      name: 'porthole chain (A→B)',
+      port: a.port,
+      pid: null,
+      parts: [
+        { label: 'A', pid: a.pid },
+        { label: 'B', pid: b.pid },
+      ],
+      path: `/${APP}/`,
       stop,
     };
   } catch (err) {
