@@ -39,8 +39,9 @@ const HOP_PROXIES = ['porthole-b-direct', 'porthole-hop'];
 /** The hop's control (named with --proxies only): two plain single-node gateways in a row, no cluster. */
 const MULTI_PROCESS = [...HOP_PROXIES, 'porthole-chain'];
 const HOP_WORKLOADS = ['echo', 'http'];
-// `--only hop`: the hop's workloads, and (unless --proxies says otherwise) the hop's two entries only.
-const hopOnly = (opt('--only') ?? '').split(',').includes('hop');
+// `--only hop`: the hop's workloads, and (unless --proxies says otherwise) the hop's two entries only; with other
+// workloads beside it (`--only hop,stream`), every proxy, the cluster's among them for echo and http.
+const hopOnly = opt('--only') === 'hop';
 const only = [...new Set((opt('--only') ?? ALL.join(',')).split(',').flatMap((w) => (w === 'hop' ? HOP_WORKLOADS : [w])))];
 for (const w of only) if (!ALL.includes(w)) {
   console.error(`unknown workload ${w} (one of ${ALL.join(', ')}, hop)`);
@@ -486,7 +487,8 @@ async function main() {
   meta.totalSeconds = Math.round((Date.now() - started) / 1000);
   meta.harnessCpu = selfCpu();
   let md = `# Porthole benchmark${quick ? ' (quick)' : ''}\n\n${meta.date} · ${meta.machine} · Node ${meta.node} · ${T} s per measurement${rate ? ` · echo at ${rate} msgs/s per connection (open loop)` : ''}${rounds > 1 ? ` · median of ${rounds} rounds` : ''} · ${meta.totalSeconds} s in all\n\n`;
-  for (const [w, rows] of Object.entries(results)) md += `## ${w}\n\n${table(w, rows)}\n`;
+  // A workload no named proxy runs (`--only stream --proxies porthole-hop`) has no table.
+  for (const [w, rows] of Object.entries(results)) if (rows.length) md += `## ${w}\n\n${table(w, rows)}\n`;
   process.stdout.write(md);
   mkdirSync(outDir, { recursive: true });
   writeFileSync(join(outDir, 'latest.md'), md);
