@@ -49,7 +49,14 @@ export interface ClusterHooks {
   act(node: string, app: string, action: 'start' | 'stop' | 'restart', version: number): Promise<AppView>;
   /** The registry version this node holds (sent along, so the other node waits until it has it). */
   version(): number;
+  /** Whether a write failed because another node changed the shared registry first (it is retried). */
+  isRace(err: unknown): boolean;
+  /** Reads the shared registry again (outside the queue: it queues itself). */
+  catchUp(): Promise<void>;
 }
+
+/** How often a write that another node's change beat is read again, checked again and retried. */
+const WRITE_ATTEMPTS = 8;
 
 const DEFAULT_START_TIMEOUT = 60_000;
 /** Stands in for the port a supervised app will be given, so its route can be built (and checked) now. */
@@ -330,7 +337,7 @@ export class AppRegistry {
    * name (409), and is stored durably before this resolves.
    */
   async put(body: unknown): Promise<AppView> {
-    const stored = await this.putNow(body);
+    const stored = await this.raced(`app ${typeof (body as { name?: unknown })?.name === 'string' ? (body as { name: string }).name : ''}`, () => this.putNow(body));
     await this.checkExternal([stored.name]);
     return this.view(stored.name);
   }
@@ -410,7 +417,29 @@ export class AppRegistry {
     });
   }
 
+  /**
+   * A write, validated against the registry this node holds; in a cluster,
+   * when another node changed the shared registry first, this node reads it
+   * again and the write is checked and tried again (issue 11: two nodes must
+   * never validate against different registries and both win).
+   */
+  private async raced<T>(what: string, write: () => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await write();
+      } catch (err) {
+        if (!this.cluster?.isRace(err)) throw err;
+        if (attempt >= WRITE_ATTEMPTS) throw new ConflictError(`${what}: the registry kept changing on other nodes (${attempt} attempts); try again`);
+        await this.cluster.catchUp();
+      }
+    }
+  }
+
   remove(name: string): Promise<{ removed: string }> {
+    return this.raced(`app ${name}`, () => this.removeNow(name));
+  }
+
+  private removeNow(name: string): Promise<{ removed: string }> {
     return this.serial(async () => {
       if (this.fileApp(name)) throw new ConflictError(`app ${name} is defined in the config file; remove it there`, { app: name });
       if (this.invalid.delete(name)) {

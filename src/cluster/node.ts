@@ -10,7 +10,7 @@ import type { AppRegistry, AppView, ClusterHooks } from '../admin/registry.js';
 import type { Supervisor } from '../apps/supervisor.js';
 import { NODE_NAME, type ClusterConfig, type StoreConfig } from '../config/schema.js';
 import { ConfigError, NodeDownError, PortholeError } from '../errors.js';
-import { RedisStore } from '../store/redis-store.js';
+import { RedisStore, StoreConflict, StoreEpochChanged } from '../store/redis-store.js';
 import { Cluster } from './cluster.js';
 import { StoreSync } from './store-sync.js';
 
@@ -111,6 +111,8 @@ export class ClusterNode {
       knownNodes: () => cluster.nodes().map((n) => n.name),
       refreshNodes: () => cluster.refresh(),
       version: () => this.store.version,
+      isRace: (err) => err instanceof StoreConflict || err instanceof StoreEpochChanged,
+      catchUp: () => this.sync?.resync() ?? Promise.resolve(),
       act: async (node, app, action, version) => {
         const body = await this.callPeer(node, 'POST', `/_porthole/api/apps/${encodeURIComponent(app)}/${action}`, version);
         return (body as { app: AppView }).app;
