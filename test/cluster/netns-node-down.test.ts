@@ -7,6 +7,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
 import { ECHO_CMD, echo, echoJson, openWs, request, startNsCluster, until, withLogs, wsClose } from './netns-helpers.js';
 
 test('kill -9 of node b: its apps report node b down within the heartbeat TTL, its node: any app moves to a live node, a tunnel through a to c is untouched', { timeout: 180_000 }, async (t) => {
@@ -107,5 +108,21 @@ test('kill -9 of node b: its apps report node b down within the heartbeat TTL, i
     assert.ok(echoed > 10, `it echoed throughout (${echoed} messages)`);
     // And a's own app, and c's, still answer through every live node.
     for (const n of [a, c]) for (const app of ['ea', 'ec']) assert.ok(await echoJson(`${n.url}/${app}/`), `${app} through ${n.name}`);
+
+    // b's apps outlive its gateway's kill -9 (they run in their own process groups, as on one
+    // machine): unreachable, since only b's gateway routes to b's loopback. b started again stops
+    // them (its orphan recovery), rejoins, and roamer stays where it moved: it never moves back.
+    const orphanAlive = existsSync(`/proc/${placed.pid}`);
+    await b.start();
+    await until('a sees b up again', async () => ((await a.api('GET', '/cluster')).body.cluster.nodes.find((n: { name: string }) => n.name === 'b')?.up ? true : undefined), 10_000, 20);
+    await until(`b's previous roamer process (pid ${placed.pid}) is stopped`, () => (existsSync(`/proc/${placed.pid}`) ? undefined : true), 15_000, 50);
+    console.log(`b's roamer process ${orphanAlive ? 'outlived' : 'died with'} b's kill -9; b started again stopped it`);
+    // Several leader passes with b up: roamer is still where it moved.
+    const passes = (await a.api('GET', '/cluster')).body.cluster.heartbeat_ttl_ms as number;
+    await new Promise((r) => setTimeout(r, passes)); // five placement passes (one per poll): nothing may move
+    const still = await until('roamer answers through b', () => echoJson(`${b.url}/roamer/`), 5_000);
+    assert.equal(still.pid, moved.pid, 'roamer did not move back to b');
+    assert.ok(still.cwd.startsWith(home!.dataDir));
+    assert.ok((await b.api('GET', '/cluster')).body.cluster.nodes.find((n: { name: string }) => n.name === home!.name).apps.includes('roamer'));
   });
 });
