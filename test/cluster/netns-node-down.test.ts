@@ -14,17 +14,27 @@ test('kill -9 of node b: its apps report node b down within the heartbeat TTL, i
   const cl = await startNsCluster(t);
   const [a, b, c] = cl.nodes as [typeof cl.nodes[0], typeof cl.nodes[0], typeof cl.nodes[0]];
   await withLogs(cl, async () => {
-    // One app on a and one on c first: the leader then places the node: any app on b (it runs the fewest).
+    // Three apps on a and three on c first: the leader then places the node: any apps on b (it runs the fewest).
     for (const [n, app] of [
       [a, 'ea'],
       [c, 'ec'],
     ] as const) {
       assert.equal((await n.api('PUT', `/apps/${app}`, { cmd: ECHO_CMD })).status, 200);
       assert.equal((await n.api('POST', `/apps/${app}/start`)).status, 200);
+      for (const pad of [1, 2]) assert.equal((await n.api('PUT', `/apps/pad-${n.name}${pad}`, { port: 7000 + pad })).status, 200);
     }
+    // roamer starts by itself wherever it is placed (autostart); roamer2 is started through a, by its node.
     assert.equal((await a.api('PUT', '/apps/roamer', { cmd: ECHO_CMD, node: 'any', autostart: true })).status, 200);
     const placed = await until('roamer runs and answers through a', () => echoJson(`${a.url}/roamer/`), 10_000);
     assert.ok(placed.cwd.startsWith(b.dataDir), `roamer was placed on b, the node with the fewest apps (its cwd is ${placed.cwd})`);
+    assert.equal((await a.api('PUT', '/apps/roamer2', { cmd: ECHO_CMD, node: 'any' })).status, 200);
+    await until('roamer2 is placed', async () => ((await a.api('GET', '/apps/roamer2')).body.app.node ? true : undefined), 5_000, 20);
+    const start2 = await a.api('POST', '/apps/roamer2/start');
+    assert.equal(start2.status, 200, JSON.stringify(start2.body));
+    const placed2 = await until('roamer2 answers through c', () => echoJson(`${c.url}/roamer2/`), 10_000);
+    assert.ok(placed2.cwd.startsWith(b.dataDir), `roamer2 was placed on b too (its cwd is ${placed2.cwd})`);
+    // b has published that roamer2 runs (its heartbeat): that is what the next node goes by.
+    await until('a knows roamer2 runs', async () => ((await a.api('GET', '/apps/roamer2')).body.app.state === 'running' ? true : undefined), 5_000, 20);
     assert.equal((await b.api('PUT', '/apps/eb', { cmd: ECHO_CMD })).status, 200);
     assert.equal((await b.api('POST', '/apps/eb/start')).status, 200);
     for (const n of [a, c]) await until(`${n.name} routes eb`, () => echoJson(`${n.url}/eb/`), 5_000);
@@ -89,6 +99,9 @@ test('kill -9 of node b: its apps report node b down within the heartbeat TTL, i
     const viaC = await until('roamer answers through c', () => echoJson(`${c.url}/roamer/`), 5_000);
     assert.equal(viaC.pid, moved.pid, 'a and c route roamer to the same process');
     console.log(`roamer (node: any) answered again ${movedMs.toFixed(0)} ms after kill -9, on node ${home!.name}`);
+    // roamer2 has no autostart: it is started where it moves because it ran on b.
+    const moved2 = await until('roamer2 answers again through c', () => echoJson(`${c.url}/roamer2/`), 10_000, 20);
+    assert.ok([a, c].some((n) => moved2.cwd.startsWith(n.dataDir)), `roamer2 now runs on a live node (cwd ${moved2.cwd})`);
     const view = (await a.api('GET', '/cluster')).body.cluster;
     assert.deepEqual(
       view.nodes.map((n: { name: string; up: boolean }) => [n.name, n.up]),
