@@ -9,6 +9,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
 import { ECHO_CMD, echoJson, request, startNsCluster, until, withLogs, type NsCluster, type NsNode } from './netns-helpers.js';
 
 /** GET from inside node n's namespace: status and body, or "no answer". */
@@ -39,6 +40,16 @@ test('a partitioned node serves its own apps on its side of the cut, the others 
       assert.equal((await n.api('POST', `/apps/${app}/start`)).status, 200);
     }
     for (const n of cl.nodes) for (const app of ['ea', 'ec']) await until(`${n.name} routes ${app}`, () => echoJson(`${n.url}/${app}/`), 5_000);
+    // A node: any app placed on c (a and b are given two apps each, c has one).
+    for (const [n, pads] of [
+      [a, ['pa']],
+      [b, ['pb1', 'pb2']],
+    ] as const) {
+      for (const pad of pads) assert.equal((await n.api('PUT', `/apps/${pad}`, { port: 7001 })).status, 200);
+    }
+    assert.equal((await a.api('PUT', '/apps/roamer', { cmd: ECHO_CMD, node: 'any', autostart: true })).status, 200);
+    const onC = await until('roamer runs on c', () => echoJson(`${a.url}/roamer/`), 10_000);
+    assert.ok(onC.cwd.startsWith(c.dataDir), `roamer was placed on c (cwd ${onC.cwd})`);
 
     const pollMs = Math.max(100, Math.min(1_000, Math.floor(cl.ttlMs / 5)));
     const cut = performance.now();
@@ -74,6 +85,14 @@ test('a partitioned node serves its own apps on its side of the cut, the others 
     const health = await getFrom(cl, c, `${c.url}/_porthole/health`);
     assert.ok(health !== 'no answer' && health.json.status === 'degraded' && health.json.cluster.store.up === false, `c's health says its store is down: ${JSON.stringify(health)}`);
 
+    // roamer moves to a live node on the others' side; c, which cannot hear of it, keeps its copy meanwhile.
+    const moved = await until('roamer answers through a from a live node', async () => {
+      const j = await echoJson(`${a.url}/roamer/`);
+      return j && !j.cwd.startsWith(c.dataDir) ? j : undefined;
+    }, 10_000, 20);
+    const r3 = await getFrom(cl, c, `${c.url}/roamer/`);
+    assert.ok(r3 !== 'no answer' && r3.status === 200 && r3.json.pid === onC.pid, `c still serves its own copy of roamer: ${JSON.stringify(r3)}`);
+
     // Changes during the partition: a new app on a, one of c's apps removed through b.
     assert.equal((await a.api('PUT', '/apps/late', { cmd: ECHO_CMD })).status, 200);
     assert.equal((await a.api('POST', '/apps/late/start')).status, 200);
@@ -103,6 +122,10 @@ test('a partitioned node serves its own apps on its side of the cut, the others 
     assert.equal((await c.api('GET', '/apps/x1')).status, 200);
     for (const n of [a, b]) await until(`${n.name} routes ec again`, () => echoJson(`${n.url}/ec/`), 10_000);
     const upAgainMs = performance.now() - healed;
+    // c learns roamer moved: it stops its copy, and routes roamer to where it runs now. One copy again.
+    await until(`c stops its copy of roamer (pid ${onC.pid})`, () => (existsSync(`/proc/${onC.pid}`) ? undefined : true), 10_000, 20);
+    const viaC = await until('c routes roamer to its new node', () => echoJson(`${c.url}/roamer/`), 5_000);
+    assert.equal(viaC.pid, moved.pid);
     console.log(`after the link returned: c converged in ${convergedMs.toFixed(0)} ms; a and b route to c again ${upAgainMs.toFixed(0)} ms after the heal`);
 
     // Live again: changes made now reach c within 1 s, like on any node (its change feed is not
