@@ -34,9 +34,13 @@ test('Redis stopped for 10 s under traffic: no request fails, writes get 503, he
       acknowledged.push(`x${k}`);
     }
     for (const n of cl.nodes) for (const app of ['ea', 'eb', 'ec']) await until(`${n.name} routes ${app}`, () => echoJson(`${n.url}/${app}/`), 5_000);
+    // A node: any app: it must not move because heartbeats went missing with Redis.
+    assert.equal((await a.api('PUT', '/apps/roamer', { cmd: ECHO_CMD, node: 'any', autostart: true })).status, 200);
+    acknowledged.push('roamer');
+    const roamer = await until('roamer answers', () => echoJson(`${a.url}/roamer/`), 10_000);
 
     // Traffic to every process app through every node, for the whole outage and the recovery.
-    const traffic = runTraffic(cl.nodes.flatMap((n) => ['ea', 'eb', 'ec'].map((app) => `${n.url}/${app}/`)));
+    const traffic = runTraffic(cl.nodes.flatMap((n) => ['ea', 'eb', 'ec', 'roamer'].map((app) => `${n.url}/${app}/`)));
     t.after(() => traffic.stop());
 
     const stopped = performance.now();
@@ -91,6 +95,8 @@ test('Redis stopped for 10 s under traffic: no request fails, writes get 503, he
       const names = ((await n.api('GET', '/apps')).body.apps as { name: string }[]).map((x) => x.name).sort();
       assert.deepEqual(names, [...acknowledged].sort(), `node ${n.name}'s apps`);
     }
+    // roamer still runs where it ran, as the same process.
+    for (const n of cl.nodes) assert.equal((await echoJson(`${n.url}/roamer/`))?.pid, roamer.pid, `roamer through ${n.name} is the process it was`);
     // Writes work again, and reach the others.
     assert.equal((await b.api('PUT', '/apps/after', { port: 7300 })).status, 200);
     for (const n of [a, c]) await until(`${n.name} sees the write made after the outage`, async () => ((await n.api('GET', '/apps/after')).status === 200 ? true : undefined), 2_000);
