@@ -7,12 +7,15 @@
 //   npm run bench -- --only echo,http   some workloads
 //   npm run bench -- --proxies porthole,nginx
 //   npm run bench -- --only echo,http --proxies porthole,porthole-no-metrics --rounds 4   the cost of metrics
+//   npm run bench -- --only hop --rounds 4   the cost of the hop between cluster nodes (echo and http,
+//                                            through node A to node B against straight to B)
 import { spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { sample, selfCpu } from './lib/proc.mjs';
 import { BRIDGES, H2_PROXIES, PROXIES, ROOT, ensureInstalled, startTcpSource, startUpstream } from './lib/peers.mjs';
+import { startCluster } from './lib/cluster.mjs';
 
 const args = process.argv.slice(2);
 const flag = (name) => args.includes(name);
@@ -21,20 +24,29 @@ const opt = (name) => {
   return i === -1 ? undefined : args[i + 1];
 };
 if (flag('--help')) {
-  console.log(`usage: npm run bench [-- --quick] [--only echo,stream,handshakes,idle,http,h2,bridge] [--proxies direct,porthole,porthole-no-metrics,nginx,nginx-auto,haproxy,http-proxy] [--rounds N] [--out DIR]`);
+  console.log(`usage: npm run bench [-- --quick] [--only echo,stream,handshakes,idle,http,h2,bridge,hop] [--proxies direct,porthole,porthole-no-metrics,porthole-b-direct,porthole-hop,nginx,nginx-auto,haproxy,http-proxy] [--rounds N] [--out DIR] [--cpu-prof DIR]
+  hop: echo and http with --proxies porthole-b-direct,porthole-hop (a cluster: Redis and nodes A and B, the app on B)
+  --cpu-prof DIR: the cluster nodes run with node --cpu-prof, their profiles written to DIR`);
   process.exit(0);
 }
 const quick = flag('--quick');
 const ALL = ['echo', 'stream', 'handshakes', 'idle', 'http', 'h2', 'bridge'];
-const only = (opt('--only') ?? ALL.join(',')).split(',');
+/** The cluster's two entries: straight to node B (which runs the app), and through node A (A → B → app). */
+const HOP_PROXIES = ['porthole-b-direct', 'porthole-hop'];
+const HOP_WORKLOADS = ['echo', 'http'];
+// `--only hop`: the hop's workloads, and (unless --proxies says otherwise) the hop's two entries only.
+const hopOnly = (opt('--only') ?? '').split(',').includes('hop');
+const only = [...new Set((opt('--only') ?? ALL.join(',')).split(',').flatMap((w) => (w === 'hop' ? HOP_WORKLOADS : [w])))];
 for (const w of only) if (!ALL.includes(w)) {
-  console.error(`unknown workload ${w} (one of ${ALL.join(', ')})`);
+  console.error(`unknown workload ${w} (one of ${ALL.join(', ')}, hop)`);
   process.exit(2);
 }
-const proxyNames = (opt('--proxies') ?? 'direct,porthole,porthole-no-metrics,nginx,nginx-auto,haproxy,http-proxy').split(',');
+const proxyNames = (opt('--proxies') ?? (hopOnly ? HOP_PROXIES.join(',') : 'direct,porthole,porthole-no-metrics,porthole-b-direct,porthole-hop,nginx,nginx-auto,haproxy,http-proxy')).split(',');
 /** Porthole with its metrics off runs where metrics cost something per unit of work (unless --proxies names it). */
 const NO_METRICS_WORKLOADS = ['echo', 'http'];
-const skip = (proxy, workload) => proxy === 'porthole-no-metrics' && !opt('--proxies') && !NO_METRICS_WORKLOADS.includes(workload);
+// The cluster runs echo and http only: its CPU is read per node, which those two workloads report.
+const skip = (proxy, workload) => (proxy === 'porthole-no-metrics' && !opt('--proxies') && !NO_METRICS_WORKLOADS.includes(workload)) || (HOP_PROXIES.includes(proxy) && !HOP_WORKLOADS.includes(workload));
+const cpuProf = opt('--cpu-prof');
 const outDir = opt('--out') ?? join(ROOT, 'bench/results');
 const T = quick ? 2 : 10; // seconds per measurement
 // Each proxy measured N times, in A B … B A order so drift of a shared machine's load falls on both; the median of each figure is shown.
@@ -74,6 +86,8 @@ function runChild(cmd, argv, { onLine } = {}) {
 }
 
 function proxyStarter(name) {
+  if (name === 'porthole-hop') return (up) => startCluster(up, { entry: 'a', cpuProf });
+  if (name === 'porthole-b-direct') return (up) => startCluster(up, { entry: 'b', cpuProf });
   if (name === 'nginx-auto') return (up) => PROXIES.nginx(up, 'auto');
   if (name === 'porthole-no-metrics') return (up) => PROXIES.porthole(up, { metrics: false });
   if (!PROXIES[name]) throw new Error(`unknown proxy ${name}`);
@@ -82,14 +96,40 @@ function proxyStarter(name) {
 
 const cpuOf = (pid) => (pid ? sample(pid).cpu : 0);
 
-/** Measures `fn` with the proxy's and the upstream's CPU time around it. */
+/**
+ * Measures `fn` with the CPU time of the proxy, the upstream, and (for a
+ * cluster) each node in `proxy.parts` and each helper in `proxy.side` around it.
+ */
 async function measured(proxy, up, fn) {
-  const p0 = cpuOf(proxy.pid);
-  const u0 = cpuOf(up.pid);
+  const watched = [['proxy', proxy.pid], ['upstream', up.pid], ...[...(proxy.parts ?? []), ...(proxy.side ?? [])].map((p) => [p.label, p.pid])];
+  const before = watched.map(([, pid]) => cpuOf(pid));
   const t0 = performance.now();
   const r = await fn();
   const wall = (performance.now() - t0) / 1000;
-  return { ...r, wall, proxyCpu: cpuOf(proxy.pid) - p0, upstreamCpu: cpuOf(up.pid) - u0 };
+  const cpu = Object.fromEntries(watched.map(([k, pid], i) => [k, pid ? cpuOf(pid) - before[i] : null]));
+  return { ...r, wall, proxyCpu: cpu.proxy, upstreamCpu: cpu.upstream, cpu };
+}
+
+/**
+ * The proxy's CPU per unit of work (`unit`: "µs/msg", `units` of work, `scale` to
+ * µs): one figure; for a cluster, the sum over its nodes (the whole cost of a
+ * unit of work) and each node's own, a node off the clients' path as null.
+ */
+function proxyCpu(proxy, r, unit, units, scale) {
+  if (!proxy.parts) return { [`proxy CPU ${unit}`]: proxy.pid ? (r.proxyCpu / units) * scale : null };
+  const each = {};
+  let sum = 0;
+  for (const p of proxy.parts) {
+    const c = r.cpu[p.label];
+    each[`${p.label} CPU ${unit}`] = c === null ? null : (c / units) * scale;
+    sum += c ?? 0;
+  }
+  return { [`proxy CPU ${unit}`]: (sum / units) * scale, ...each };
+}
+
+/** A cluster's helpers (Redis): their share of one core, which should stay near zero (nothing on a request's path asks Redis). */
+function sideCpu(proxy, r) {
+  return Object.fromEntries((proxy.side ?? []).map((p) => [`${p.label} CPU %`, (r.cpu[p.label] / r.wall) * 100]));
 }
 
 const WORKLOADS = {
@@ -108,9 +148,10 @@ const WORKLOADS = {
       'p50 ms': b.latency.p50Ms,
       'p99 ms': b.latency.p99Ms,
       'p99.9 ms': b.latency.p999Ms,
-      'proxy CPU µs/msg': proxy.pid ? (r.proxyCpu / msgs) * 1e6 : null,
+      ...proxyCpu(proxy, r, 'µs/msg', msgs, 1e6),
       'loadgen CPU %': (r.loadCpu / r.wall) * 100,
       'upstream CPU %': (r.upstreamCpu / r.wall) * 100,
+      ...sideCpu(proxy, r),
       errors: b.errors.total,
     };
   },
@@ -202,9 +243,10 @@ const WORKLOADS = {
       'req/s': rps,
       'p50 ms': p50,
       'p99 ms': p99,
-      'proxy CPU µs/req': proxy.pid ? (r.proxyCpu / total) * 1e6 : null,
+      ...proxyCpu(proxy, r, 'µs/req', total, 1e6),
       'loadgen CPU %': (r.loadCpu / r.wall) * 100,
       'upstream CPU %': (r.upstreamCpu / r.wall) * 100,
+      ...sideCpu(proxy, r),
       errors: non2xx + (sockErr ? sockErr.slice(1).reduce((a, b) => a + Number(b), 0) : 0),
     };
   },
@@ -324,8 +366,42 @@ function ratio(rows, metric, a, b) {
   return typeof x === 'number' && typeof y === 'number' && y !== 0 ? x / y : null;
 }
 
+/** Every row's columns, in order: a column only some rows have (a cluster's nodes) comes after the one it follows in them. */
+function columns(rows) {
+  const cols = [];
+  for (const r of rows) {
+    let at = 0;
+    for (const k of Object.keys(r)) {
+      if (k === 'proxy') continue;
+      const i = cols.indexOf(k);
+      if (i === -1) cols.splice(at++, 0, k);
+      else at = i + 1;
+    }
+  }
+  return cols;
+}
+
+/** The names of the cluster's two rows: straight to B, and through A. */
+const HOP_ROWS = ['porthole (B direct)', 'porthole (A→B)'];
+
+/** Through A against straight to B: throughput, latency and CPU, and what the hop adds per unit of work. */
+function hopNotes(rows, main, cost) {
+  const [direct, hop] = HOP_ROWS.map((n) => rows.find((r) => r.proxy === n));
+  if (!direct || !hop) return [];
+  const notes = [];
+  for (const m of [main, 'p50 ms', 'p99 ms', cost]) {
+    const r = ratio(rows, m, HOP_ROWS[1], HOP_ROWS[0]);
+    if (r !== null) notes.push(`hop/direct ${m === cost ? `${m} (A+B)` : m}: **${r.toFixed(2)}**`);
+  }
+  const unit = cost.slice('proxy CPU '.length);
+  const a = hop[`A CPU ${unit}`];
+  const bExtra = hop[`B CPU ${unit}`] - direct[`B CPU ${unit}`];
+  if (typeof a === 'number' && Number.isFinite(bExtra)) notes.push(`the hop adds **${fmt(a + bExtra)} ${unit}** of CPU (A ${fmt(a)}, B's extra ${fmt(bExtra)})`);
+  return notes;
+}
+
 function table(workload, rows) {
-  const cols = Object.keys(rows[0]).filter((c) => c !== 'proxy');
+  const cols = columns(rows);
   const lines = [`| proxy | ${cols.join(' | ')} |`, `|---|${cols.map(() => '---:').join('|')}|`];
   for (const r of rows) lines.push(`| ${r.proxy} | ${cols.map((c) => fmt(r[c])).join(' | ')} |`);
   const main = MAIN[workload];
@@ -345,6 +421,7 @@ function table(workload, rows) {
     const r = m && ratio(rows, m, 'porthole', 'porthole (no metrics)');
     if (r) notes.push(`metrics on/off ${m}: **${r.toFixed(3)}**`);
   }
+  if (cost) notes.push(...hopNotes(rows, main, cost));
   return `${lines.join('\n')}\n\n${notes.join(' · ')}\n`;
 }
 

@@ -8,6 +8,7 @@ import { useEffect, useState } from 'preact/hooks';
 import { html } from './html.js';
 import { BASE, logout, onSessionEnded } from './api.js';
 import { AppsView } from './apps.js';
+import { ClusterPanel } from './cluster.js';
 import { useLive } from './live.js';
 import { LogsView } from './logs.js';
 import { TunnelsView } from './tunnels.js';
@@ -102,7 +103,8 @@ function App() {
     ${ended ? html`<${SessionEnded} />` : null}
     <main id="main" class=${`view-${route.view}`}>
       ${route.view === 'apps'
-        ? html`<${AppsView} apps=${live.apps} updateApp=${live.updateApp} refreshApps=${live.refreshApps} />`
+        ? html`${live.cluster ? html`<${ClusterPanel} cluster=${live.cluster} />` : null}
+            <${AppsView} apps=${live.apps} cluster=${live.cluster ?? null} updateApp=${live.updateApp} refreshApps=${live.refreshApps} />`
         : route.view === 'live'
           ? html`<${TunnelsView} tunnels=${live.tunnels} total=${live.tunnelsTotal} closes=${live.closes} />`
           : html`<${LogsView} apps=${live.apps} selected=${route.app} events=${live.events} />`}

@@ -1,6 +1,7 @@
 /**
- * The Apps view: every app with its URLs, state and process figures, the
- * start/stop/restart/remove buttons, and the register form below.
+ * The Apps view: every app with its URLs, state and process figures (and,
+ * in a cluster, the node that runs it), the start/stop/restart/remove
+ * buttons, and the register form below.
  */
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { html } from './html.js';
@@ -10,6 +11,9 @@ import { useNow } from './live.js';
 import { RegisterForm } from './register.js';
 
 const RUNNING = new Set(['running', 'starting']);
+
+/** True when the app's node is down: its state is only the last one that node published. */
+const nodeDown = (app) => app.error?.code === 'PH_ERR_NODE_DOWN';
 
 /** The text of a link to one of an app's URLs: its path for the prefix URL, its host for a host-name URL. */
 function urlLabel(url, i) {
@@ -68,6 +72,8 @@ function Actions({ app, busy, act }) {
   const notSupervised = supervised ? undefined : `${app.name} has no cmd: Porthole does not run it`;
   const disabled = (why) => ({ disabled: Boolean(why), title: why || undefined });
   const running = RUNNING.has(app.state);
+  // Its node carries out a start or stop: while that node is down, nothing can.
+  const down = nodeDown(app) ? app.message || `the node of ${app.name} is down` : '';
   if (confirming) {
     return html`<div
       class="actions confirm"
@@ -102,18 +108,47 @@ function Actions({ app, busy, act }) {
     </div>`;
   }
   return html`<div class="actions" aria-busy=${busy ? 'true' : 'false'}>
-    <button type="button" aria-label=${`Start ${app.name}`} aria-disabled=${busy ? 'true' : undefined} ...${disabled(running ? `${app.name} is ${app.state}` : '')} onClick=${guard('start')}>Start</button>
-    <button type="button" aria-label=${`Stop ${app.name}`} aria-disabled=${busy ? 'true' : undefined} ...${disabled(app.state === 'stopped' ? `${app.name} is stopped` : '')} onClick=${guard('stop')}>Stop</button>
-    <button type="button" aria-label=${`Restart ${app.name}`} aria-disabled=${busy ? 'true' : undefined} onClick=${guard('restart')}>Restart</button>
+    <button type="button" aria-label=${`Start ${app.name}`} aria-disabled=${busy ? 'true' : undefined} ...${disabled(down || (running ? `${app.name} is ${app.state}` : ''))} onClick=${guard('start')}>Start</button>
+    <button type="button" aria-label=${`Stop ${app.name}`} aria-disabled=${busy ? 'true' : undefined} ...${disabled(down || (app.state === 'stopped' ? `${app.name} is stopped` : ''))} onClick=${guard('stop')}>Stop</button>
+    <button type="button" aria-label=${`Restart ${app.name}`} aria-disabled=${busy ? 'true' : undefined} ...${disabled(down)} onClick=${guard('restart')}>Restart</button>
     ${remove}
     ${busy ? html`<span class="busy" role="status">${busy}…</span>` : null}
   </div>`;
 }
 
-function AppRow({ app, now, busy, act }) {
-  const started = toMs(app.started_at);
+/** Where the app runs, in a cluster: its node, marked when it is this one or when it is down. */
+function NodeCell({ app, cluster }) {
+  if (!app.node) {
+    return html`<td data-label="Node" class="node-cell"><span class="muted" title="from this node's config file: every node runs its own">this node's config</span></td>`;
+  }
+  return html`<td data-label="Node" class="node-cell">
+    <span class="node-name">${app.node}</span>
+    ${app.node === cluster.node ? html` <span class="tag self">this node</span>` : null}
+    ${nodeDown(app) ? html` <span class="tag bad node-down"><span aria-hidden="true">✕ </span>node down</span>` : null}
+  </td>`;
+}
+
+function StateCell({ app }) {
   const cause = app.message || app.last_probe;
-  return html`<tr class=${`app-row state-${app.state}`} data-app=${app.name} data-state=${app.state}>
+  if (nodeDown(app)) {
+    return html`<td data-label="State" class="state-cell">
+      <span class="badge state-unknown">unknown</span>
+      <span class="sub">last known: ${app.state}</span>
+      ${cause ? html`<span class="sub cause">${cause}</span>` : null}
+    </td>`;
+  }
+  return html`<td data-label="State" class="state-cell">
+    <${StateBadge} state=${app.state} />
+    ${app.state === 'running' && app.ready === false ? html` <span class="tag warn">not ready</span>` : null}
+    ${cause ? html`<span class="sub cause">${cause}</span>` : null}
+  </td>`;
+}
+
+function AppRow({ app, now, busy, act, cluster }) {
+  const started = toMs(app.started_at);
+  // A process on a node that is down: its pid and uptime are not known any more.
+  const down = nodeDown(app);
+  return html`<tr class=${`app-row state-${app.state}`} data-app=${app.name} data-state=${app.state} data-node=${app.node ?? undefined} data-node-down=${nodeDown(app) ? 'true' : undefined}>
     <th scope="row" data-label="Name">
       <span class="app-name">${app.name}</span>
       <span class="sub kind">
@@ -132,14 +167,11 @@ function AppRow({ app, now, busy, act }) {
         )}
       </ul>
     </td>
-    <td data-label="State" class="state-cell">
-      <${StateBadge} state=${app.state} />
-      ${app.state === 'running' && app.ready === false ? html` <span class="tag warn">not ready</span>` : null}
-      ${cause ? html`<span class="sub cause">${cause}</span>` : null}
-    </td>
-    <td data-label="PID" class="num">${app.pid ?? html`<span class="muted">—</span>`}</td>
-    <td data-label="Uptime" class="num" title=${started ? `since ${formatFull(started)}` : ''}>
-      ${started && app.pid ? formatUptime(now - started) : html`<span class="muted">—</span>`}
+    ${cluster ? html`<${NodeCell} app=${app} cluster=${cluster} />` : null}
+    <${StateCell} app=${app} />
+    <td data-label="PID" class="num">${app.pid && !down ? app.pid : html`<span class="muted">—</span>`}</td>
+    <td data-label="Uptime" class="num" title=${started && !down ? `since ${formatFull(started)}` : ''}>
+      ${started && app.pid && !down ? formatUptime(now - started) : html`<span class="muted">—</span>`}
     </td>
     <td data-label="Restarts" class="num">${app.restarts ?? 0}</td>
     <td data-label="Last exit" class="num"><${LastExit} exit=${app.last_exit} /></td>
@@ -155,7 +187,7 @@ const DONE = { start: 'Started', stop: 'Stopped', restart: 'Restarted', remove: 
 /** A success notice goes away by itself after this long; an error stays until dismissed. */
 const OK_NOTICE_MS = 6000;
 
-export function AppsView({ apps, updateApp, refreshApps }) {
+export function AppsView({ apps, cluster, updateApp, refreshApps }) {
   const now = useNow(1000);
   const [busy, setBusy] = useState(/** @type {Record<string, string>} */ ({}));
   const [notice, setNotice] = useState(/** @type {{ kind: 'ok' | 'error', text: string } | null} */ (null));
@@ -206,18 +238,18 @@ export function AppsView({ apps, updateApp, refreshApps }) {
               <table class="apps stack">
                 <thead>
                   <tr>
-                    <th scope="col">Name, kind</th><th scope="col">Open</th><th scope="col">State</th>
+                    <th scope="col">Name, kind</th><th scope="col">Open</th>${cluster ? html`<th scope="col">Node</th>` : null}<th scope="col">State</th>
                     <th scope="col" class="num">PID</th><th scope="col" class="num">Uptime</th><th scope="col" class="num">Restarts</th>
                     <th scope="col" class="num">Last exit</th><th scope="col">Ports</th><th scope="col">Actions</th>
                   </tr>
                 </thead>
                 <tbody>
-                  ${apps.map((app) => html`<${AppRow} key=${app.name} app=${app} now=${now} busy=${busy[app.name]} act=${act(app.name)} />`)}
+                  ${apps.map((app) => html`<${AppRow} key=${app.name} app=${app} now=${now} busy=${busy[app.name]} act=${act(app.name)} cluster=${cluster} />`)}
                 </tbody>
               </table>
             </div>`}
     </section>
-    <${RegisterForm} apps=${apps ?? []} onRegistered=${(app) => {
+    <${RegisterForm} apps=${apps ?? []} cluster=${cluster} onRegistered=${(app) => {
       updateApp(app);
       refreshApps();
     }} />`;

@@ -1,8 +1,9 @@
 /**
  * The dashboard's shared state, kept current by one `GET /_porthole/api/live`
  * stream: the apps, the open tunnels, the last closes and the gateway's
- * events. On each (re)connection the close history and the events are read
- * again, since the stream only sends what happens after it opened.
+ * events, and the cluster (null outside one). On each (re)connection the
+ * close history and the events are read again, since the stream only sends
+ * what happens after it opened.
  */
 import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
 import { api } from './api.js';
@@ -32,6 +33,7 @@ function toNumber(at) {
 /**
  * @returns {{
  *   apps: any[] | null, tunnels: any[] | null, tunnelsTotal: number, closes: any[], events: any[],
+ *   cluster: any | null | undefined,
  *   stream: import('./api.js').StreamState,
  *   updateApp: (app: any) => void, refreshApps: () => Promise<void>,
  * }}
@@ -43,6 +45,8 @@ export function useLive() {
   const [tunnelsTotal, setTunnelsTotal] = useState(0);
   const [closes, setCloses] = useState(/** @type {any[]} */ ([]));
   const [events, setEvents] = useState(/** @type {any[]} */ ([]));
+  /** `GET /cluster`'s body: undefined until known, null outside a cluster. */
+  const [cluster, setCluster] = useState(/** @type {any | null | undefined} */ (undefined));
   const [stream, setStream] = useState(/** @type {import('./api.js').StreamState} */ ({ state: 'connecting' }));
   const feedTunnels = useRef(false);
 
@@ -83,6 +87,10 @@ export function useLive() {
       api('events')
         .then((r) => setEvents((e) => mergeNewest(e, r.events ?? [], MAX_EVENTS)))
         .catch(() => {});
+      // The stream sends it as it opens too; a tab that follows another tab's stream may join later.
+      api('cluster')
+        .then((r) => setCluster((c) => (c === undefined ? (r.cluster ?? null) : c)))
+        .catch(() => {});
     };
     return followLive({
       onOpen: seed,
@@ -99,13 +107,14 @@ export function useLive() {
           setTunnels(body.tunnels ?? []);
           setTunnelsTotal(body.total ?? body.tunnels?.length ?? 0);
         } else if (event === 'apps') setApps(body.apps ?? []);
+        else if (event === 'cluster') setCluster(body.cluster ?? null);
         else if (event === 'close') setCloses((c) => mergeNewest(c, [body], MAX_CLOSES));
         else if (event === 'event') setEvents((e) => mergeNewest(e, [body], MAX_EVENTS));
       },
     });
   }, [refreshApps]);
 
-  return { apps, tunnels, tunnelsTotal, closes, events, stream, updateApp, refreshApps };
+  return { apps, tunnels, tunnelsTotal, closes, events, cluster, stream, updateApp, refreshApps };
 }
 
 /** The current time, re-rendering every `ms`. */

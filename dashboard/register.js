@@ -8,7 +8,8 @@ import { useState } from 'preact/hooks';
 import { html } from './html.js';
 import { api, appPath } from './api.js';
 
-const EMPTY = { name: '', cmd: '', port: '', ws_port: '', url: '', cwd: '', health_path: '', hosts: '', env: '', autostart: false };
+/** `node` is empty for "this node" (in a cluster; outside one the field is not shown and never sent). */
+const EMPTY = { name: '', node: '', cmd: '', port: '', ws_port: '', url: '', cwd: '', health_path: '', hosts: '', env: '', autostart: false };
 
 /** The form's id prefix: field `port` is `#reg-port`, its message `#reg-port-error`. */
 const ID = 'reg';
@@ -27,7 +28,7 @@ export function toBody(v) {
   if (!name) errors.name = 'required: the app is served at /{name}/';
   /** @type {Record<string, unknown>} */
   const body = { autostart: v.autostart };
-  for (const key of ['cmd', 'url', 'cwd', 'health_path']) {
+  for (const key of ['node', 'cmd', 'url', 'cwd', 'health_path']) {
     if (v[key].trim()) body[key] = v[key].trim();
   }
   for (const key of ['port', 'ws_port']) {
@@ -82,9 +83,21 @@ const HINTS = {
   health_path: 'readiness check path, e.g. /healthz',
   hosts: 'extra host names, separated by spaces or commas',
   env: 'one KEY=VALUE a line',
+  node: 'the node that runs it; any: a live node the cluster picks, and another if that one goes down',
 };
 
-export function RegisterForm({ apps, onRegistered }) {
+/** The node select: every node of the cluster (down ones said so), then "any". */
+function NodeSelect({ cluster, values, set, errors }) {
+  const nodes = cluster.nodes ?? [];
+  const props = bind('node', values, set, errors, HINTS.node);
+  return html`<select ...${props} value=${values.node || cluster.node} onChange=${props.onInput}>
+    ${nodes.map((n) => html`<option value=${n.name}>${n.name}${n.self ? ' (this node)' : ''}${n.up ? '' : ' (down)'}</option>`)}
+    ${nodes.some((n) => n.name === cluster.node) ? null : html`<option value=${cluster.node}>${cluster.node} (this node)</option>`}
+    <option value="any">any (a live node the cluster picks)</option>
+  </select>`;
+}
+
+export function RegisterForm({ apps, cluster, onRegistered }) {
   const [values, setValues] = useState(EMPTY);
   const [errors, setErrors] = useState(/** @type {Record<string, string>} */ ({}));
   const [general, setGeneral] = useState(/** @type {{ text: string, problems: string[] } | null} */ (null));
@@ -112,7 +125,8 @@ export function RegisterForm({ apps, onRegistered }) {
     if (sending) return;
     setDone('');
     setGeneral(null);
-    const built = toBody(values);
+    // In a cluster the node is always sent (this node when not chosen); outside one, never.
+    const built = toBody({ ...values, node: cluster ? values.node || cluster.node : '' });
     if ('errors' in built) {
       setErrors(built.errors);
       setGeneral({ text: 'Fix the fields marked below.', problems: [] });
@@ -158,6 +172,9 @@ export function RegisterForm({ apps, onRegistered }) {
       </div>
       <div class="fields">
         <${Field} name="name" label="Name" hint=${HINTS.name} error=${errors.name}>${input('name', { required: true, 'aria-required': 'true' })}<//>
+        ${cluster
+          ? html`<${Field} name="node" label="Node" hint=${HINTS.node} error=${errors.node}><${NodeSelect} cluster=${cluster} values=${values} set=${set} errors=${errors} /><//>`
+          : null}
         <${Field} name="cmd" label="Command (cmd)" hint=${HINTS.cmd} error=${errors.cmd}>${input('cmd')}<//>
         <${Field} name="port" label="Port" hint=${HINTS.port} error=${errors.port}>${input('port', { inputmode: 'numeric' })}<//>
         <${Field} name="ws_port" label="WebSocket port (ws_port)" hint=${HINTS.ws_port} error=${errors.ws_port}>${input('ws_port', { inputmode: 'numeric' })}<//>

@@ -14,7 +14,7 @@ import { follow, onSessionEnded, sessionEnded } from './api.js';
 
 const LOCK = 'porthole-live';
 /** The snapshots a tab that joins late needs at once (the others arrive as they happen). */
-const SNAPSHOTS = new Set(['apps', 'tunnels']);
+const SNAPSHOTS = new Set(['apps', 'tunnels', 'cluster']);
 
 /**
  * As `follow('live', handlers)`, shared between tabs.

@@ -183,6 +183,17 @@ export class FdLimitError extends PortholeError {
   readonly closeCode = 1013;
 }
 
+/**
+ * The store a bridge reads its token targets from (`bridge_token_redis`:
+ * Redis) did not answer in time or refused the command. Not the client's
+ * fault and it passes once the store is back: 503 and 1013 (try again later).
+ */
+export class TokenStoreError extends PortholeError {
+  readonly code = 'PH_ERR_TOKEN_STORE';
+  readonly status = 503;
+  readonly closeCode = 1013;
+}
+
 /** The app is known to be stopped (or failed): nothing will answer. */
 export class AppStoppedError extends PortholeError {
   readonly code = 'PH_ERR_APP_STOPPED';
@@ -416,6 +427,16 @@ export class PeerAuthError extends PortholeError {
   readonly closeCode = 1008;
 }
 
+/**
+ * The node that runs the app refused this node's cluster secret (PeerAuthError there): the
+ * nodes do not share one secret (a rotation half done). The client gets a gateway failure.
+ */
+export class PeerRefusedError extends PortholeError {
+  readonly code = 'PH_ERR_PEER_REFUSED';
+  readonly status = 502;
+  readonly closeCode = 1014;
+}
+
 /** A failure Porthole did not foresee: a bug to report, logged with its stack. */
 export class InternalError extends PortholeError {
   readonly code = 'PH_ERR_INTERNAL';
@@ -480,6 +501,7 @@ export const ERROR_CODES = [
   'PH_ERR_UPSTREAM_TLS',
   'PH_ERR_UPSTREAM_DNS',
   'PH_ERR_FD_LIMIT',
+  'PH_ERR_TOKEN_STORE',
   'PH_ERR_APP_STOPPED',
   'PH_ERR_APP_STARTING',
   'PH_ERR_APP_INVALID',
@@ -509,6 +531,7 @@ export const ERROR_CODES = [
   'PH_ERR_AUTH_DENIED',
   'PH_ERR_AUTH_UNAVAILABLE',
   'PH_ERR_PEER_AUTH',
+  'PH_ERR_PEER_REFUSED',
   'PH_ERR_INTERNAL',
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];

@@ -54,7 +54,7 @@ export interface EventMap {
    * it wrote its registry back into a Redis that had lost it (`reseed`); it took the cluster
    * secret another node wrote back into such a Redis (`secret`).
    */
-  cluster: { action: 'joined' | 'node_up' | 'node_down' | 'leader' | 'follower' | 'placed' | 'store_down' | 'store_up' | 'resync' | 'reseed' | 'secret'; node: string; app?: string; nodes?: number; version?: number; message?: string };
+  cluster: { action: 'joined' | 'node_up' | 'node_down' | 'leader' | 'follower' | 'placed' | 'store_down' | 'store_up' | 'resync' | 'reseed' | 'secret' | 'forgot'; node: string; app?: string; nodes?: number; version?: number; message?: string };
   /** A supervised app changed state. */
   app: { app: string; state: string; pid?: number; exit?: { code: number | null; signal: string | null }; message?: string; /** With state `routed` (a new app on a listening gateway): its URLs. */ urls?: string[] };
 }

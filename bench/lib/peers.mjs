@@ -280,6 +280,7 @@ export function ensureInstalled() {
     ['/usr/bin/websockify', 'websockify'],
     ['/usr/bin/h2load', 'nghttp2-client'],
     ['/usr/bin/openssl', 'openssl'],
+    ['/usr/bin/redis-server', 'redis-server'],
   ].filter(([f]) => !existsSync(f));
   if (need.length && process.getuid?.() === 0) {
     const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };

@@ -14,6 +14,7 @@ import type { Supervisor } from '../apps/supervisor.js';
 import type { LiveConnection } from '../gateway/tunnel.js';
 import { redactPath } from '../log/logger.js';
 import type { Activity } from './activity.js';
+import { ClusterFeed } from './cluster-feed.js';
 import { authorize, type Caller, type GuardOptions } from './guard.js';
 import { expired, sessionExpiry, type Session } from './session.js';
 import type { AppRegistry } from './registry.js';
@@ -54,6 +55,14 @@ export interface AdminApiOptions {
   fromPeer?: (req: IncomingMessage) => boolean;
   /** The cluster (`GET /cluster`): this node, the store, every node. Undefined outside a cluster. */
   cluster?: () => Record<string, unknown>;
+  /** `DELETE /cluster/nodes/{name}`: forget a node that is gone for good. */
+  forgetNode?: (name: string) => Promise<void>;
+  /**
+   * Calls `fn` when another node comes up, goes down or publishes new app
+   * states (its heartbeat), until the returned function is called: the live
+   * feed then sends the apps again.
+   */
+  onClusterChange?: (fn: () => void) => () => void;
   /**
    * A call about an app another node runs (its logs, start, stop): sent on
    * to that node, the answer relayed. Returns false when the app is this node's.
@@ -76,6 +85,7 @@ type Streams = Set<ServerResponse>;
 
 export function createAdminApi(opts: AdminApiOptions): AdminApi {
   const streams: Streams = new Set();
+  const clusterFeed = opts.cluster ? new ClusterFeed(opts.cluster, opts.onClusterChange) : undefined;
   const handler = (req: IncomingMessage, res: ServerResponse): boolean => {
     const url = req.url ?? '/';
     const q = url.indexOf('?');
@@ -92,7 +102,7 @@ export function createAdminApi(opts: AdminApiOptions): AdminApi {
     }
     if (who.session) streamSession.set(req, who.session);
     const params = new URLSearchParams(q === -1 ? '' : url.slice(q + 1));
-    const handle = path.startsWith(API) ? rest(opts, req, res, path.slice(API.length), params, who, streams) : webapp(opts, req, res, params);
+    const handle = path.startsWith(API) ? rest(opts, req, res, path.slice(API.length), params, who, streams, clusterFeed) : webapp(opts, req, res, params);
     Promise.resolve(handle)
       .then((body) => {
         if (body !== undefined) sendJson(res, 200, { ok: true, ...body });
@@ -165,6 +175,7 @@ async function rest(
   params: URLSearchParams,
   who: Caller,
   streams: Streams,
+  clusterFeed: ClusterFeed | undefined,
 ): Promise<Record<string, unknown> | undefined> {
   const { registry, supervisor } = opts;
   let parts: string[];
@@ -196,12 +207,18 @@ async function rest(
   }
   if (parts.length === 1 && parts[0] === 'live') {
     getOnly();
-    live(opts, req, res, streams);
+    live(opts, req, res, streams, clusterFeed);
     return undefined;
   }
   if (parts.length === 1 && parts[0] === 'cluster') {
     getOnly();
     return { cluster: opts.cluster?.() ?? null };
+  }
+  if (parts.length === 3 && parts[0] === 'cluster' && parts[1] === 'nodes') {
+    if (method !== 'DELETE') throw notAllowed('DELETE');
+    if (!opts.forgetNode) throw new BadRequestError('this gateway is not a node of a cluster');
+    await opts.forgetNode(parts[2]);
+    return { forgotten: parts[2] };
   }
   if (parts[0] !== 'apps') throw new AppUnknownError(`no admin resource /_porthole/api/${sub}`);
   if (parts.length === 1) {
@@ -361,26 +378,44 @@ const TUNNELS_EVERY_MS = 1000;
 
 /**
  * The dashboard's live feed (Server-Sent Events): `tunnels` every second,
- * `close` and `event` as they happen, `apps` when an app changes.
+ * `close` and `event` as they happen, `apps` when an app changes, and
+ * `cluster` (the `GET /cluster` body; null outside a cluster) when it opens
+ * and when the cluster changes: a node up or down, the leader, the store up
+ * or down, the version.
  */
-function live(opts: AdminApiOptions, req: IncomingMessage, res: ServerResponse, streams: Streams): void {
+function live(opts: AdminApiOptions, req: IncomingMessage, res: ServerResponse, streams: Streams, clusterFeed: ClusterFeed | undefined): void {
   let write = (_text: string) => {};
   const send = (event: string, data: unknown) => write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
   const sendApps = () => send('apps', { apps: opts.registry.list() });
   const sendTunnels = () => send('tunnels', tunnelViews(opts));
   let appsTimer: NodeJS.Timeout | null = null;
+  const appsSoon = () => {
+    if (appsTimer) return;
+    appsTimer = setTimeout(() => {
+      appsTimer = null;
+      sendApps();
+    }, APPS_EVERY_MS);
+  };
   const tick = setInterval(sendTunnels, TUNNELS_EVERY_MS);
   const offs = [
     opts.activity?.onClose((c) => send('close', c)),
     opts.activity?.onEvent((e) => {
       send('event', e);
-      if (e.type === 'app' && !appsTimer)
-        appsTimer = setTimeout(() => {
-          appsTimer = null;
-          sendApps();
-        }, APPS_EVERY_MS);
+      if (e.type === 'app') appsSoon();
     }),
   ];
+  const cluster = clusterFeed?.current() ?? null;
+  offs.push(
+    clusterFeed?.watch({
+      view(view) {
+        send('cluster', { cluster: view });
+        // A node gone or back, or a new version (a change another node made), changes what the apps show.
+        appsSoon();
+      },
+      // Another node's app states arrive with its heartbeats, not as events of this gateway.
+      nodes: appsSoon,
+    }),
+  );
   write = eventStream(
     req,
     res,
@@ -392,6 +427,7 @@ function live(opts: AdminApiOptions, req: IncomingMessage, res: ServerResponse, 
     },
     opts.gatewayId,
   );
+  send('cluster', { cluster });
   sendApps();
   sendTunnels();
 }

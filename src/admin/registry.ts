@@ -23,6 +23,7 @@ import { parseHostPort } from '../config/host-port.js';
 import { isBridgeOnly } from '../gateway/bridge.js';
 import type { Gateway } from '../gateway/gateway.js';
 import type { AppStore, StoredApp } from '../store/file-store.js';
+import { StoreConflict, StoreEpochChanged } from '../store/store-errors.js';
 
 /**
  * What the registry asks of the cluster (src/cluster/), when the gateway is
@@ -36,7 +37,7 @@ export interface ClusterHooks {
   /** Null when the app's node can take traffic; the refusal (PH_ERR_NODE_DOWN) otherwise. */
   nodeGate(app: AppConfig): PortholeError | null;
   /** Where requests for another node's apps go. */
-  peerOf(node: string): { node: string; url: string; secret: string } | undefined;
+  peerOf(node: string): { node: string; url: string; secret: string; ca?: string } | undefined;
   /** The app's state as its node last published it. */
   remoteStatus(node: string, app: string): Partial<AppStatus> | undefined;
   /** Whether a node of this name is part of the cluster (up or down). */
@@ -49,14 +50,12 @@ export interface ClusterHooks {
   act(node: string, app: string, action: 'start' | 'stop' | 'restart', version: number): Promise<AppView>;
   /** The registry version this node holds (sent along, so the other node waits until it has it). */
   version(): number;
-  /** Whether a write failed because another node changed the shared registry first (it is retried). */
-  isRace(err: unknown): boolean;
-  /** Reads the shared registry again (outside the queue: it queues itself). */
+  /** Reads the shared registry again (a write found it changed by another node). Inside exclusive(). */
   catchUp(): Promise<void>;
 }
 
-/** How often a write that another node's change beat is read again, checked again and retried. */
-const WRITE_ATTEMPTS = 8;
+/** How often a change is checked again after another node changed the registry under it. */
+const CONFLICT_RETRIES = 3;
 
 const DEFAULT_START_TIMEOUT = 60_000;
 /** Stands in for the port a supervised app will be given, so its route can be built (and checked) now. */
@@ -206,7 +205,8 @@ export class AppRegistry {
     for (const [name, raw] of update.changes) {
       if (this.fileApp(name)) continue;
       const now = this.apiApps.get(name);
-      if (raw && now && JSON.stringify(raw) === JSON.stringify(now)) continue;
+      // Unchanged (as parsed: the store keeps what was sent, the registry what it means): nothing to do.
+      if (raw && now && sameApp(raw, now)) continue;
       this.externalProbes.delete(name);
       if (!raw) {
         this.apiApps.delete(name);
@@ -337,7 +337,7 @@ export class AppRegistry {
    * name (409), and is stored durably before this resolves.
    */
   async put(body: unknown): Promise<AppView> {
-    const stored = await this.raced(`app ${typeof (body as { name?: unknown })?.name === 'string' ? (body as { name: string }).name : ''}`, () => this.putNow(body));
+    const stored = await this.putNow(body);
     await this.checkExternal([stored.name]);
     return this.view(stored.name);
   }
@@ -351,7 +351,7 @@ export class AppRegistry {
    */
   async checkExternal(names?: readonly string[]): Promise<void> {
     const now = Date.now();
-    const apps = (names ? names.map((n) => this.get(n)) : this.all()).filter((a): a is AppConfig => a !== undefined && !a.cmd);
+    const apps = (names ? names.map((n) => this.get(n)) : this.all()).filter((a): a is AppConfig => a !== undefined && !a.cmd && this.isLocal(a));
     await Promise.all(
       apps.map((app) => {
         const cached = this.externalProbes.get(app.name);
@@ -368,8 +368,25 @@ export class AppRegistry {
     );
   }
 
+  /**
+   * Runs a change; when another node changed the shared registry since this
+   * node validated against it, reads it again and checks the change again
+   * (so two nodes never both take one prefix), a few times, then 409.
+   */
+  private async againOnConflict<T>(change: () => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await change();
+      } catch (err) {
+        if (!(err instanceof StoreConflict || err instanceof StoreEpochChanged) || !this.cluster) throw err;
+        if (attempt >= CONFLICT_RETRIES) throw new ConflictError('the registry kept changing on other nodes while this change was checked: try again');
+        await this.cluster.catchUp();
+      }
+    }
+  }
+
   private putNow(body: unknown): Promise<AppView> {
-    return this.serial(async () => {
+    return this.serial(() => this.againOnConflict(async () => {
       const raw = withoutAction(body);
       const name = typeof raw.name === 'string' ? raw.name : undefined;
       await this.nodeField(raw);
@@ -414,49 +431,34 @@ export class AppRegistry {
       }
       this.rebuild();
       return this.view(app.name);
-    });
-  }
-
-  /**
-   * A write, validated against the registry this node holds; in a cluster,
-   * when another node changed the shared registry first, this node reads it
-   * again and the write is checked and tried again (issue 11: two nodes must
-   * never validate against different registries and both win).
-   */
-  private async raced<T>(what: string, write: () => Promise<T>): Promise<T> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await write();
-      } catch (err) {
-        if (!this.cluster?.isRace(err)) throw err;
-        if (attempt >= WRITE_ATTEMPTS) throw new ConflictError(`${what}: the registry kept changing on other nodes (${attempt} attempts); try again`);
-        await this.cluster.catchUp();
-      }
-    }
+    }));
   }
 
   remove(name: string): Promise<{ removed: string }> {
-    return this.raced(`app ${name}`, () => this.removeNow(name));
-  }
-
-  private removeNow(name: string): Promise<{ removed: string }> {
-    return this.serial(async () => {
+    return this.serial(() => this.againOnConflict(async () => {
       if (this.fileApp(name)) throw new ConflictError(`app ${name} is defined in the config file; remove it there`, { app: name });
-      if (this.invalid.delete(name)) {
+      if (this.invalid.has(name)) {
         await this.supervisor.remove(name);
         await this.store.delete(name);
+        this.invalid.delete(name);
         this.apiApps.delete(name);
         this.rebuild();
         return { removed: name };
       }
       if (!this.apiApps.has(name)) throw new AppUnknownError(`no app named ${JSON.stringify(name)}`, { app: name });
-      await this.supervisor.remove(name);
-      await this.store.delete(name);
+      if (this.cluster) {
+        // Shared: forgotten in the store first, so a store that cannot be reached leaves the app running and registered.
+        await this.store.delete(name);
+        await this.supervisor.remove(name);
+      } else {
+        await this.supervisor.remove(name);
+        await this.store.delete(name);
+      }
       this.apiApps.delete(name);
       this.externalProbes.delete(name);
       this.rebuild();
       return { removed: name };
-    });
+    }));
   }
 
   async act(name: string, action: 'start' | 'stop' | 'restart'): Promise<AppView> {
@@ -567,8 +569,8 @@ export class AppRegistry {
   }
 
   /** The apps another node runs, and how to reach that node (cluster). */
-  private peers(): Map<string, { node: string; url: string; secret: string }> {
-    const peers = new Map<string, { node: string; url: string; secret: string }>();
+  private peers(): Map<string, { node: string; url: string; secret: string; ca?: string }> {
+    const peers = new Map<string, { node: string; url: string; secret: string; ca?: string }>();
     if (!this.cluster) return peers;
     for (const app of this.apiApps.values()) {
       const node = this.cluster.ownerOf(app);
@@ -694,6 +696,15 @@ function externalTarget(app: AppConfig): ReadinessTarget {
     if (t && typeof t !== 'string') tcp.push(t);
   }
   return { port: app.port, ws_port: app.ws_port, health_path: app.health_path, socket: app.socket, tcp };
+}
+
+/** Whether a stored app means the same as the registry's parsed one. */
+function sameApp(raw: StoredApp, now: AppConfig): boolean {
+  try {
+    return JSON.stringify(parseApp(withoutAction(raw), 'app')) === JSON.stringify(now);
+  } catch {
+    return false;
+  }
 }
 
 function invalidError(name: string, inv: InvalidApp): AppInvalidError {

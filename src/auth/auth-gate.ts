@@ -109,9 +109,10 @@ export class AuthGate {
     if (mode.mode === 'none') return { kind: 'admit', admission: credentialsKept(app, OPEN) };
     if (mode.mode === 'forward_auth') return this.#forward(req, app, mode);
     // `?token=` on a page: exchanged once for the session cookie, then the URL is loaded without it.
-    // Not on a websockify token-file app, whose `token` parameter picks the bridge target.
+    // Not on a websockify token app (file or Redis), whose `token` parameter picks the bridge target.
     const url = req.url ?? '/';
-    const link = !upgrade && mode.mode === 'token' && app.bridge_token_file === undefined ? tokenLink(url) : null;
+    const bridgeToken = app.bridge_token_file !== undefined || app.bridge_token_redis !== undefined;
+    const link = !upgrade && mode.mode === 'token' && !bridgeToken ? tokenLink(url) : null;
     const session = this.sessions.of(req);
     if (session && this.#userExists(session)) {
       this.sessions.touch(session);

@@ -57,12 +57,42 @@ function upstreamOf(a: AppRow): string {
 }
 
 function table(apps: AppRow[]): string {
-  const rows = [['NAME', 'STATE', 'PID', 'ROUTE', 'UPSTREAM', 'RESTARTS', 'SOURCE', 'URLS']];
+  // In a cluster every app says which node runs it.
+  const clustered = apps.some((a) => a.node !== undefined);
+  const rows = [['NAME', 'STATE', ...(clustered ? ['NODE'] : []), 'PID', 'ROUTE', 'UPSTREAM', 'RESTARTS', 'SOURCE', 'URLS']];
   for (const a of apps) {
-    rows.push([a.name, a.state, a.pid === null || a.pid === undefined ? '-' : String(a.pid), a.route, upstreamOf(a), String(a.restarts ?? 0), String(a.source ?? ''), (a.urls ?? []).join(' ')]);
+    const node = a.node === null || a.node === undefined ? (a.source === 'config' ? '(config)' : '-') : String(a.node);
+    const down = (a.error as { code?: string } | undefined)?.code === 'PH_ERR_NODE_DOWN';
+    rows.push([a.name, down ? 'node down' : a.state, ...(clustered ? [node] : []), a.pid === null || a.pid === undefined ? '-' : String(a.pid), a.route, upstreamOf(a), String(a.restarts ?? 0), String(a.source ?? ''), (a.urls ?? []).join(' ')]);
   }
+  return columns(rows);
+}
+
+function columns(rows: string[][]): string {
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
   return rows.map((r) => r.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd()).join('\n');
+}
+
+interface NodeRow {
+  name: string;
+  up: boolean;
+  self: boolean;
+  leader: boolean;
+  advertise: string | null;
+  last_seen: string | null;
+  version: number | null;
+  apps: string[];
+}
+
+/** `porthole nodes`: the cluster as the node asked sees it. */
+function nodesTable(c: { node: string; version: number; store: { url: string; up: boolean; down_since?: string }; nodes: NodeRow[] }): string {
+  const rows = [['NODE', 'STATE', 'ROLE', 'PEER ADDRESS', 'VERSION', 'LAST SEEN', 'APPS']];
+  for (const n of c.nodes) {
+    const role = [n.leader ? 'leader' : '', n.self ? 'this node' : ''].filter(Boolean).join(', ') || '-';
+    rows.push([n.name, n.up ? 'up' : 'down', role, n.advertise ?? '-', n.version === null ? '-' : String(n.version), n.last_seen ?? 'never', n.apps.join(' ') || '-']);
+  }
+  const store = `store ${c.store.url}: ${c.store.up ? 'up' : `DOWN since ${c.store.down_since ?? '?'} (serving the last registry; changes get 503)`}, registry version ${c.version}`;
+  return `${columns(rows)}\n${store}`;
 }
 
 /** The state, and for an app Porthole does not run, whether it answers. */
@@ -71,7 +101,7 @@ function stateOf(a: AppRow): string {
 }
 
 function describe(a: AppRow): string {
-  const lines = [`${a.name}: ${stateOf(a)}${a.ready && a.state !== 'external' ? ' (ready)' : ''}`, `  route     ${a.route}`, ...(a.urls ?? []).map((u, i) => `  ${i ? '         ' : 'open     '} ${u}`), `  upstream  ${upstreamOf(a)}`];
+  const lines = [`${a.name}: ${stateOf(a)}${a.ready && a.state !== 'external' ? ' (ready)' : ''}`, ...(a.node !== undefined && a.node !== null ? [`  node      ${a.node}`] : []), `  route     ${a.route}`, ...(a.urls ?? []).map((u, i) => `  ${i ? '         ' : 'open     '} ${u}`), `  upstream  ${upstreamOf(a)}`];
   if (a.cmd) lines.push(`  cmd       ${a.cmd}`);
   if (a.pid) lines.push(`  pid       ${a.pid}`);
   lines.push(`  restarts  ${a.restarts ?? 0}`);
@@ -178,6 +208,7 @@ Example:
       .option('--cwd <dir>', 'working directory for --cmd')
       .option('--env <KEY=VALUE>', 'environment for the app (repeatable)', collectEnv)
       .option('--autostart', 'start the app whenever the gateway starts')
+      .option('--node <name>', 'in a cluster: the node that runs it, or "any" (default: the node you call)')
       .option('--health-path <path>', 'ready when GET <path> answers 2xx/3xx (default: when the ports accept connections)')
       .option('--description <text>', 'a line about the app')
       .addOption(new Option('--restart <policy>', 'restart policy').choices(['on-failure', 'always', 'never']))
@@ -186,7 +217,7 @@ Example:
   ).action(
     act(async (name: string, opts: ClientOptions & Record<string, unknown>) => {
       const fromFile = opts.file ? (parseYaml(readFileSync(String(opts.file), 'utf8')) as Record<string, unknown>) : {};
-      const map: Record<string, string> = { port: 'port', wsPort: 'ws_port', url: 'url', socket: 'socket', cmd: 'cmd', cwd: 'cwd', env: 'env', autostart: 'autostart', healthPath: 'health_path', description: 'description', restart: 'restart' };
+      const map: Record<string, string> = { port: 'port', wsPort: 'ws_port', url: 'url', socket: 'socket', cmd: 'cmd', cwd: 'cwd', env: 'env', autostart: 'autostart', healthPath: 'health_path', description: 'description', restart: 'restart', node: 'node' };
       const body: Record<string, unknown> = { ...fromFile, name };
       for (const [flag, key] of Object.entries(map)) if (opts[flag] !== undefined) body[key] = opts[flag];
       const c = client(opts);
@@ -194,6 +225,37 @@ Example:
       if (opts.start) r = await c.call('POST', `apps/${encodeURIComponent(name)}/start`);
       const app = r.app as AppRow;
       process.stdout.write(opts.json ? `${JSON.stringify(app, null, 2)}\n` : `${describe(app)}\n`);
+    }),
+  );
+
+  common(
+    program
+      .command('nodes')
+      .description('list the nodes of the cluster a running gateway belongs to, and its store')
+      .option('--forget <node>', 'forget a node that is gone for good (it must be down, and no app may name it)')
+      .addHelpText(
+        'after',
+        `
+Any node answers for the whole cluster (docs/cluster.md). A node is down when
+its heartbeat is older than cluster.heartbeat_ttl; the leader places the apps
+with node: any.
+
+Example:
+  porthole nodes --gateway http://10.0.0.2:50000 --data /var/lib/porthole`,
+      ),
+  ).action(
+    act(async (opts: ClientOptions & { forget?: string }) => {
+      if (opts.forget !== undefined) {
+        await client(opts).call('DELETE', `cluster/nodes/${encodeURIComponent(opts.forget)}`);
+        return void process.stdout.write(`forgot node ${opts.forget}\n`);
+      }
+      const r = await client(opts).call('GET', 'cluster');
+      if (opts.json) return void process.stdout.write(`${JSON.stringify(r.cluster, null, 2)}\n`);
+      if (!r.cluster) {
+        process.stderr.write('porthole: this gateway is not a node of a cluster (docs/cluster.md)\n');
+        process.exit(1);
+      }
+      process.stdout.write(`${nodesTable(r.cluster as Parameters<typeof nodesTable>[0])}\n`);
     }),
   );
 

@@ -18,7 +18,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { AppStatus } from '../apps/supervisor.js';
 import type { AppConfig } from '../config/schema.js';
-import { NodeDownError, NodeNameTakenError, type PortholeError } from '../errors.js';
+import { AppUnknownError, ConflictError, NodeDownError, NodeNameTakenError, type PortholeError } from '../errors.js';
 import { emit } from '../events.js';
 import { RECONNECT_MAX_MS, type RedisStore } from '../store/redis-store.js';
 
@@ -356,6 +356,22 @@ export class Cluster {
     if (k.up) return null;
     const ago = k.lastSeen === null ? 'never seen' : `no heartbeat for ${((Date.now() - k.lastSeen) / 1000).toFixed(0)} s`;
     return new NodeDownError(`app ${app.name} runs on node ${owner}, which is down (${ago})`, { app: app.name });
+  }
+
+  /**
+   * Forgets a node that is gone for good (`porthole nodes --forget`): not one
+   * that is up, nor one that apps still name as theirs (409 listing them).
+   */
+  async forget(name: string): Promise<void> {
+    await this.refresh();
+    if (!this.known.has(name)) throw new AppUnknownError(`no node named ${JSON.stringify(name)} in this cluster`);
+    if (this.known.get(name)!.up) throw new ConflictError(`node ${name} is up: stop it first (a node that is up is not forgotten)`);
+    const apps = this.opts.apps().filter((a) => a.node === name).map((a) => a.name);
+    if (apps.length) throw new ConflictError(`apps still run on node ${name}: ${apps.join(', ')}; give them another node (or node: any), or remove them, first`);
+    await this.store.redis.multi().hdel(this.store.key('nodes'), name).del(this.store.key(`node:${name}`)).exec();
+    this.known.delete(name);
+    emit('cluster', { action: 'forgot', node: this.node, message: `node ${name} forgotten` });
+    this.changed();
   }
 
   nodes(): NodeView[] {

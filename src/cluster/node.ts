@@ -4,13 +4,16 @@
  * logs of the apps that node runs). `createServer` builds one when the
  * config has `store: redis://…`.
  */
+import { readFileSync } from 'node:fs';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import https from 'node:https';
+import { resolve } from 'node:path';
 import { hostname } from 'node:os';
 import type { AppRegistry, AppView, ClusterHooks } from '../admin/registry.js';
 import type { Supervisor } from '../apps/supervisor.js';
 import { NODE_NAME, type ClusterConfig, type StoreConfig } from '../config/schema.js';
 import { ConfigError, NodeDownError, PortholeError } from '../errors.js';
-import { RedisStore, StoreConflict, StoreEpochChanged } from '../store/redis-store.js';
+import { RedisStore } from '../store/redis-store.js';
 import { Cluster } from './cluster.js';
 import { StoreSync } from './store-sync.js';
 
@@ -30,6 +33,8 @@ export interface ClusterNodeOptions {
   cluster: ClusterConfig;
   /** `--node`: wins over `cluster.node` and the host name. */
   node?: string;
+  /** Where relative paths of `cluster.tls` are resolved (the config file's directory). */
+  baseDir?: string;
 }
 
 export class ClusterNode {
@@ -39,6 +44,8 @@ export class ClusterNode {
   private sync: StoreSync | undefined;
   private registry: AppRegistry | undefined;
   private readonly config: ClusterConfig;
+  /** `cluster.tls`, read: the peer listener's certificate, and the CA the other nodes' certificates are checked against. */
+  readonly tls: { cert: string; key: string; ca: string } | undefined;
 
   constructor(options: ClusterNodeOptions) {
     const name = options.node ?? options.cluster.node ?? defaultNodeName();
@@ -46,6 +53,19 @@ export class ClusterNode {
     if (name === 'any') throw new ConfigError(['--node: "any" means "a node chosen by the cluster" in an app\'s node: give this node another name']);
     this.name = name;
     this.config = options.cluster;
+    const tls = options.cluster.tls;
+    if (tls) {
+      const base = options.baseDir ?? process.cwd();
+      const read = (key: 'cert' | 'key' | 'ca') => {
+        const file = resolve(base, tls[key]);
+        try {
+          return readFileSync(file, 'utf8');
+        } catch (err) {
+          throw new ConfigError([`cluster.tls.${key}: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`]);
+        }
+      };
+      this.tls = { cert: read('cert'), key: read('key'), ca: read('ca') };
+    }
     this.store = new RedisStore({ url: options.store.url, prefix: options.store.prefix });
   }
 
@@ -105,14 +125,13 @@ export class ClusterNode {
       node: cluster.node,
       ownerOf: (app) => cluster.ownerOf(app),
       nodeGate: (app) => cluster.nodeGate(app),
-      peerOf: (node) => cluster.peerOf(node),
+      peerOf: (node) => this.peerOf(node),
       remoteStatus: (node, app) => cluster.remoteStatus(node, app),
       isKnown: (node) => cluster.isKnown(node),
       knownNodes: () => cluster.nodes().map((n) => n.name),
       refreshNodes: () => cluster.refresh(),
+      catchUp: () => this.sync?.resyncHeld() ?? Promise.resolve(),
       version: () => this.store.version,
-      isRace: (err) => err instanceof StoreConflict || err instanceof StoreEpochChanged,
-      catchUp: () => this.sync?.resync() ?? Promise.resolve(),
       act: async (node, app, action, version) => {
         const body = await this.callPeer(node, 'POST', `/_porthole/api/apps/${encodeURIComponent(app)}/${action}`, version);
         return (body as { app: AppView }).app;
@@ -120,12 +139,23 @@ export class ClusterNode {
     };
   }
 
+  /** How to reach another node's peer listener: https with the cluster's CA under `cluster.tls`. */
+  peerOf(node: string): { node: string; url: string; secret: string; ca?: string } | undefined {
+    const peer = this.cluster?.peerOf(node);
+    if (!peer || !this.tls) return peer;
+    return { ...peer, url: peer.url.replace(/^http:/, 'https:'), ca: this.tls.ca };
+  }
+
+  private request(url: string, options: http.RequestOptions, answer: (res: http.IncomingMessage) => void): http.ClientRequest {
+    return this.tls ? https.request(url, { ...options, ca: this.tls.ca }, answer) : http.request(url, options, answer);
+  }
+
   /** An admin call to another node's peer listener; its error answers become this node's. */
   private callPeer(node: string, method: string, path: string, version: number): Promise<unknown> {
-    const peer = this.cluster?.peerOf(node);
+    const peer = this.peerOf(node);
     if (!peer) return Promise.reject(new NodeDownError(`node ${node} is not reachable (no address known)`));
     return new Promise((resolve, reject) => {
-      const req = http.request(`${peer.url}${path}`, { method, headers: { [PEER_HEADER]: peer.secret, [VERSION_HEADER]: String(version), accept: 'application/json' }, timeout: 30_000 }, (res) => {
+      const req = this.request(`${peer.url}${path}`, { method, headers: { [PEER_HEADER]: peer.secret, [VERSION_HEADER]: String(version), accept: 'application/json' }, timeout: 30_000 }, (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('error', reject);
@@ -158,7 +188,7 @@ export class ClusterNode {
     if (!app || registry.isLocal(app)) return false;
     const down = cluster.nodeGate(app);
     const owner = cluster.ownerOf(app);
-    const peer = owner ? cluster.peerOf(owner) : undefined;
+    const peer = owner ? this.peerOf(owner) : undefined;
     if (down || !peer) {
       const err = down ?? new NodeDownError(`app ${name}: its node is not reachable`, { app: name });
       res.writeHead(err.status, { 'Content-Type': 'application/json' }).end(JSON.stringify({ ok: false, error: { code: err.code, message: err.message } }));
@@ -166,7 +196,7 @@ export class ClusterNode {
     }
     const headers: http.OutgoingHttpHeaders = { [PEER_HEADER]: peer.secret, [VERSION_HEADER]: String(this.store.version), accept: req.headers.accept ?? 'application/json' };
     if (req.headers['content-type']) headers['content-type'] = req.headers['content-type'];
-    const out = http.request(`${peer.url}${req.url}`, { method: req.method, headers }, (answer) => {
+    const out = this.request(`${peer.url}${req.url}`, { method: req.method, headers }, (answer) => {
       res.writeHead(answer.statusCode ?? 502, { 'Content-Type': answer.headers['content-type'] ?? 'application/json', 'Cache-Control': 'no-store' });
       answer.pipe(res);
       res.on('close', () => answer.destroy());
@@ -178,6 +208,12 @@ export class ClusterNode {
     });
     req.pipe(out);
     return true;
+  }
+
+  /** Forgets a node that is gone for good (see Cluster.forget). */
+  forget(name: string): Promise<void> {
+    if (!this.cluster) return Promise.reject(new Error('not joined'));
+    return this.cluster.forget(name);
   }
 
   /** `GET /_porthole/api/cluster` and the health endpoint's `cluster`. */

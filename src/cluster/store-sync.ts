@@ -88,6 +88,11 @@ export class StoreSync {
     return this.resyncing;
   }
 
+  /** resync() for a caller already inside the registry's queue (a write that met a newer registry). */
+  resyncHeld(): Promise<void> {
+    return this.resyncNow();
+  }
+
   private async resyncNow(): Promise<void> {
     const snap = await this.store.snapshot();
     if (snap.epoch === this.store.epoch && snap.version === this.store.version) return;

@@ -6,6 +6,7 @@ import { ConfigError } from '../errors.js';
 import { authProblems, authSchema, authTokenSchema, userSchema } from './auth-schema.js';
 import { execLimitProblems } from './exec-limits.js';
 import { parseHostPort } from './host-port.js';
+import { parseTokenRedisUrl, parseWebsockifyRedisSource, redactSource } from './token-redis.js';
 import * as k from './schema-kit.js';
 
 export const APP_NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
@@ -109,6 +110,10 @@ export const appSchema = k.object(
     ws_bridge: k.optional(hostPort()),
     /** websockify's TokenFile: `token: host:port` lines; the `token` query parameter (or cookie) picks the bridge target. */
     bridge_token_file: k.optional(k.string()),
+    /** websockify's TokenRedis: `redis://[:password@]host:port/db`; the key `token` (or `namespace:token`) holds `host:port` or JSON. */
+    bridge_token_redis: k.optional(k.string()),
+    /** Keys are `NAMESPACE:token` (websockify TokenRedis's namespace). */
+    bridge_token_redis_namespace: k.optional(k.string({ pattern: /^\S+$/, patternHint: 'a key prefix without spaces, such as "vnc" (keys are then vnc:TOKEN)' })),
     /** Text frames on a bridge: `refuse` (close 1003, default) or `binary` (their UTF-8 bytes go to TCP). */
     bridge_text: k.optional(k.oneOf('refuse', 'binary')),
     ws_path: k.optional(path()),
@@ -156,7 +161,7 @@ export const appSchema = k.object(
     if (first !== undefined && RESERVED_NAMES.includes(first)) issues.push(`${at}.prefix: "${app.prefix}" is under /${first}, which is reserved for the gateway`);
     const targets = (['port', 'url', 'socket'] as const).filter((t) => app[t] !== undefined);
     if (targets.length > 1) issues.push(`${at}: give only one of port, url, socket (got ${targets.join(' and ')})`);
-    const bridged = app.bridge !== undefined || app.bridge_token_file !== undefined;
+    const bridged = app.bridge !== undefined || app.bridge_token_file !== undefined || app.bridge_token_redis !== undefined;
     if (targets.length === 0 && app.cmd === undefined && !bridged) issues.push(`${at}: needs one of port, url or socket (where the app listens)`);
     issues.push(...bridgeProblems(app, at));
     if (app.ws_port !== undefined && app.url !== undefined) issues.push(`${at}.ws_port: not used with url (put the WebSocket path in the url's app instead)`);
@@ -178,8 +183,21 @@ function bridgeProblems(app: AppConfig, at: string): string[] {
     const fixed = app.bridge !== undefined ? 'bridge' : app.ws_bridge !== undefined ? 'ws_bridge' : app.ws_port !== undefined ? 'ws_port' : undefined;
     if (fixed) issues.push(`${at}.bridge_token_file: the token file picks each upgrade's target; drop ${fixed}`);
   }
-  const bridged = app.bridge !== undefined || app.ws_bridge !== undefined || app.bridge_token_file !== undefined;
-  if (app.bridge_text !== undefined && !bridged) issues.push(`${at}.bridge_text: only used with bridge, ws_bridge or bridge_token_file`);
+  if (app.bridge_token_redis !== undefined) {
+    const fixed = app.bridge !== undefined ? 'bridge' : app.ws_bridge !== undefined ? 'ws_bridge' : app.ws_port !== undefined ? 'ws_port' : undefined;
+    if (fixed) issues.push(`${at}.bridge_token_redis: the token in Redis picks each upgrade's target; drop ${fixed}`);
+    if (app.bridge_token_file !== undefined) issues.push(`${at}.bridge_token_redis: not with bridge_token_file (tokens come from one place)`);
+    const store = parseTokenRedisUrl(app.bridge_token_redis);
+    if (typeof store === 'string') {
+      // websockify's `--token-source host:port:db:password:namespace` pasted as is
+      const ws = /^[^/]*:/.test(app.bridge_token_redis) && !app.bridge_token_redis.includes('//') ? parseWebsockifyRedisSource(app.bridge_token_redis) : null;
+      const hint = ws && typeof ws !== 'string' ? ` (websockify's source ${JSON.stringify(redactSource(app.bridge_token_redis))} is written redis://${ws.password ? ':PASSWORD@' : ''}${ws.host}:${ws.port}/${ws.db}${ws.namespace ? ` with bridge_token_redis_namespace: ${ws.namespace}` : ''})` : '';
+      issues.push(`${at}.bridge_token_redis: ${store}${hint}`);
+    }
+  }
+  if (app.bridge_token_redis_namespace !== undefined && app.bridge_token_redis === undefined) issues.push(`${at}.bridge_token_redis_namespace: only used with bridge_token_redis`);
+  const bridged = app.bridge !== undefined || app.ws_bridge !== undefined || app.bridge_token_file !== undefined || app.bridge_token_redis !== undefined;
+  if (app.bridge_text !== undefined && !bridged) issues.push(`${at}.bridge_text: only used with bridge, ws_bridge, bridge_token_file or bridge_token_redis`);
   return issues;
 }
 
@@ -287,6 +305,12 @@ const clusterSchema = k.object({
   heartbeat_ttl: k.withDefault(k.duration(), 5_000),
   /** The shared secret of the peer listeners, in a file (mode 0600). Default: made once and kept in the store. */
   secret_file: k.optional(k.string()),
+  /**
+   * TLS between the nodes: the peer listener serves `cert`/`key` (PEM files), and every node
+   * verifies the others' certificates against `ca` (the CA that signed them; their names or
+   * IP addresses must match what they advertise).
+   */
+  tls: k.optional(k.object({ cert: k.string(), key: k.string(), ca: k.string() })),
 });
 export type ClusterConfig = k.Infer<typeof clusterSchema>;
 

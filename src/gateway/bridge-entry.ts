@@ -19,7 +19,9 @@ import { DrainingError, OriginRefusedError, type PortholeError } from '../errors
 import { emit } from '../events.js';
 import { bridgeLabel, hideToken, openBridge, type BridgeSpec } from './bridge.js';
 import type { BridgeConnection } from './bridge-connection.js';
-import { TokenTargets } from './bridge-tokens.js';
+import type { RedisTokenStore } from '../config/token-redis.js';
+import { RedisTokenTargets } from './bridge-token-redis.js';
+import { TokenTargets, type TokenSource } from './bridge-tokens.js';
 import { acceptAndClose, sendHttpError, sendRawHttpError } from './error-response.js';
 import { checkHandshake, checkOriginOf, wsProtocol } from './handshake.js';
 import { HostPolicy, type HostRefusalWording } from './host-policy.js';
@@ -36,11 +38,20 @@ export interface BridgeEntryOptions {
   /** The TCP target of every connection (or use `tokens`). */
   target?: HostPort;
   /**
-   * Targets picked by the `token` query parameter (or cookie): websockify's
-   * TokenFile, a file or a directory of them. A path is read by the entry
-   * (a bad line is an `error` event); the gateway passes the one it loaded.
+   * Targets picked by the `token` query parameter (or cookie): a path is
+   * websockify's TokenFile, a file or a directory of them, read by the entry
+   * (a bad line is an `error` event); or a source made already (the
+   * gateway's, a RedisTokenTargets).
    */
-  tokens?: string | TokenTargets;
+  tokens?: string | TokenSource;
+  /**
+   * Targets picked by token from Redis (websockify's TokenRedis): one GET per
+   * connection; a Redis down or slower than `tokenTimeoutMs` closes the
+   * client with 1013, PH_ERR_TOKEN_STORE.
+   */
+  tokenRedis?: RedisTokenStore;
+  /** How long a Redis token lookup may take, in ms. Default 1 s. */
+  tokenTimeoutMs?: number;
   /** Pass text messages' UTF-8 bytes to TCP instead of closing with 1003. */
   textAsBinary?: boolean;
   /** TCP connect timeout, in ms. Default 5 s. */
@@ -88,11 +99,14 @@ export class BridgeEntry {
 
   /** Throws TypeError for a policy that cannot work (no target, a malformed origin or server name). */
   constructor(opts: BridgeEntryOptions) {
-    if (!opts.target && !opts.tokens) throw new TypeError('a bridge needs a target or a token file');
+    const given = [opts.target, opts.tokens, opts.tokenRedis].filter((x) => x !== undefined).length;
+    if (given === 0) throw new TypeError('a bridge needs a target or a token file (or a token Redis)');
+    if (given > 1) throw new TypeError('a bridge takes one of a target, a token file and a token Redis');
     this.app = opts.app;
     this.gateway = opts.gateway;
-    const tokens =
-      typeof opts.tokens === 'string'
+    const tokens = opts.tokenRedis
+      ? new RedisTokenTargets(opts.tokenRedis, opts.app, opts.tokenTimeoutMs)
+      : typeof opts.tokens === 'string'
         ? new TokenTargets(opts.tokens, (message) => emit('error', { code: 'PH_ERR_CONFIG', message: `token file ${message}`, app: opts.app, gateway: opts.gateway }))
         : opts.tokens;
     this.spec = { target: opts.target, tokens, textAsBinary: Boolean(opts.textAsBinary) };

@@ -13,6 +13,18 @@ import { parseHostPort, type HostPort } from '../config/host-port.js';
 
 export type TokenLookup = { target: HostPort } | { problem: string };
 
+/**
+ * Where a bridge finds the target of a token: this file source, or Redis
+ * (bridge-token-redis.ts). `lookup` resolves a problem for a token that
+ * picks nothing (close 1008) and rejects with a PortholeError when the
+ * source itself failed.
+ */
+export interface TokenSource {
+  lookup(token: string | undefined): Promise<TokenLookup>;
+  /** What log lines and pages say the bridge connects to: `the targets in …`. */
+  readonly label: string;
+}
+
 interface Loaded {
   signature: string;
   tokens: ReadonlyMap<string, HostPort>;
@@ -20,7 +32,7 @@ interface Loaded {
   error?: string;
 }
 
-export class TokenTargets {
+export class TokenTargets implements TokenSource {
   private loaded: Loaded | null = null;
   private loading: Promise<Loaded> | null = null;
 
@@ -32,6 +44,10 @@ export class TokenTargets {
     readonly path: string,
     private readonly warn: (message: string) => void = () => {},
   ) {}
+
+  get label(): string {
+    return `the targets in ${this.path}`;
+  }
 
   /** The target of `token`, or why there is none (the reason a client is closed with). */
   async lookup(token: string | undefined): Promise<TokenLookup> {

@@ -19,7 +19,9 @@ import { emit } from '../events.js';
 import { BridgeConnection } from './bridge-connection.js';
 import { peerOf } from './tunnel.js';
 import { wsProtocol } from './handshake.js';
-import { TokenTargets, tokenOf } from './bridge-tokens.js';
+import { parseTokenRedisUrl } from '../config/token-redis.js';
+import { RedisTokenTargets } from './bridge-token-redis.js';
+import { TokenTargets, tokenOf, type TokenSource } from './bridge-tokens.js';
 import type { Route } from './router.js';
 
 /**
@@ -31,9 +33,10 @@ export const MAX_CLIENT_MESSAGE = 16 * 1024 * 1024;
 
 /** Where a bridge connects, and how it treats text messages. */
 export interface BridgeSpec {
-  /** The fixed target; absent when the token file picks it. */
+  /** The fixed target; absent when a token picks it. */
   readonly target?: HostPort;
-  readonly tokens?: TokenTargets;
+  /** The token file or the Redis the token is looked up in. */
+  readonly tokens?: TokenSource;
   /** Pass text messages' UTF-8 bytes to TCP instead of closing with 1003. */
   readonly textAsBinary: boolean;
 }
@@ -67,17 +70,23 @@ export function bridgeSpecOf(app: AppConfig, resolvePath: (file: string) => stri
     const tokens = new TokenTargets(file, (message) => emit('error', { code: 'PH_ERR_CONFIG', message: `bridge_token_file ${message}`, app: app.name }));
     return { tokens, textAsBinary };
   }
+  if (app.bridge_token_redis !== undefined) {
+    const store = parseTokenRedisUrl(app.bridge_token_redis);
+    if (typeof store === 'string') throw new TypeError(`app ${app.name}: bridge_token_redis: ${store}`);
+    return { tokens: new RedisTokenTargets({ ...store, namespace: app.bridge_token_redis_namespace }, app.name), textAsBinary };
+  }
   return null;
 }
 
 /** True when the app is only a bridge: plain HTTP to it has nothing to reach. */
 export function isBridgeOnly(app: AppConfig): boolean {
-  return app.bridge !== undefined || (app.bridge_token_file !== undefined && app.port === undefined && app.url === undefined && app.socket === undefined);
+  const tokens = app.bridge_token_file !== undefined || app.bridge_token_redis !== undefined;
+  return app.bridge !== undefined || (tokens && app.port === undefined && app.url === undefined && app.socket === undefined);
 }
 
 /** What a log line says the bridge connects to. */
 export function bridgeLabel(spec: BridgeSpec): string {
-  return spec.target ? formatHostPort(spec.target) : `the targets in ${spec.tokens?.path}`;
+  return spec.target ? formatHostPort(spec.target) : (spec.tokens?.label ?? 'a target picked by token');
 }
 
 /**
@@ -126,7 +135,8 @@ export function openBridge(req: IncomingMessage, socket: Duplex, head: Buffer, c
       if ('problem' in found) return fail(new RouteNotFoundError(`${ctx.app}: ${found.problem}`, { app: ctx.app }));
       connectTarget(req, socket, head, ctx, found.target, fail);
     },
-    (err) => fail(upstreamError(err, ctx.app, bridgeLabel(spec))),
+    // A PortholeError (the token store failed: 1013) passes as it is.
+    (err) => (socket.destroyed ? undefined : fail(upstreamError(err, ctx.app, bridgeLabel(spec)))),
   );
 }
 

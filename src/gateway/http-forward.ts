@@ -14,7 +14,7 @@ import { downstreamResponseHeaders, duplicateHost, requestFraming, unsupportedVe
 import type { Match } from './router.js';
 import { onResponseDone } from './response-done.js';
 import { upstreamRequest } from './upstream-request.js';
-import { trustsForwarded } from './peer.js';
+import { peerRefusal, trustsForwarded } from './peer.js';
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS']);
 
@@ -86,6 +86,12 @@ function send(gw: GatewayCore, req: IncomingMessage, res: ServerResponse, match:
       keepClientGone();
       fail(new UpstreamBadResponseError(`${app}: upstream ${target.label} answered 101 Switching Protocols to a request that asked for no upgrade`, { app }));
       return;
+    }
+    const refusedByPeer = route.peer && peerRefusal(app, target, status, upRes.headers);
+    if (refusedByPeer) {
+      upRes.destroy();
+      keepClientGone();
+      return fail(refusedByPeer);
     }
     try {
       res.writeHead(status, upRes.statusMessage || STATUS_CODES[status] || 'Unknown', downstreamResponseHeaders(upRes.rawHeaders, match) as unknown as Record<string, string>);

@@ -21,9 +21,10 @@ import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import { isIP } from 'node:net';
-import type { IncomingMessage } from 'node:http';
-import { ConfigError, PeerAuthError } from '../errors.js';
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
+import { ConfigError, PeerAuthError, PeerRefusedError } from '../errors.js';
 import type { Admission } from '../auth/admission.js';
+import type { AppConfig, Config } from '../config/schema.js';
 import type { AgentPool, Target } from './router.js';
 
 /** The cluster secret, on every request from one node's gateway to another's peer listener. */
@@ -64,6 +65,23 @@ export interface PeerListenOptions {
   headersTimeoutMs?: number;
 }
 
+/** The supervisor's default `start_timeout` (admin/registry.ts): how long the node running an app may hold a request while the app starts. */
+const DEFAULT_START_TIMEOUT_MS = 60_000;
+/** Time for the node running the app to turn its own timeout into an answer and send it back. */
+const PEER_ANSWER_MARGIN_MS = 1_000;
+
+/**
+ * How long the edge waits for the head of a peer's answer. The node running the app may hold
+ * the request while the app starts (`start_timeout`), then connect to it and wait for it with
+ * the app's own timeouts; its answer (a 503 or 504 naming the app) must arrive before the edge
+ * gives up and answers a 504 that names only the node. 0 (no limit) stays 0.
+ */
+export function peerResponseMs(app: AppConfig, cfg: Config): number {
+  const response = app.response_timeout ?? cfg.response_timeout;
+  if (response <= 0) return 0;
+  return (app.start_timeout ?? DEFAULT_START_TIMEOUT_MS) + (app.connect_timeout ?? cfg.connect_timeout) + response + PEER_ANSWER_MARGIN_MS;
+}
+
 /** A peer's route target: the node's peer listener, labelled with the node's name for error messages. */
 export function peerTarget(app: string, peer: PeerTarget, agents: AgentPool): Target {
   const problem = (msg: string) => new ConfigError([`peers.${app}: ${msg}`]);
@@ -95,8 +113,20 @@ export function peerTarget(app: string, peer: PeerTarget, agents: AgentPool): Ta
     rejectUnauthorized: true,
     ca,
     label: `node ${peer.node} (${u.host})`,
-    agent: agents.get(kind, `${host}:${port}`, { servername, rejectUnauthorized: true, ca }),
+    // A pool per app, as for an app on this node: long requests (event streams) to one app
+    // cannot take every connection to the node from its other apps.
+    agent: agents.get(kind, `${host}:${port}#${app}`, { servername, rejectUnauthorized: true, ca }),
   };
+}
+
+/**
+ * The refusal of a peer node's answer that says it refused this node's secret (its
+ * PH_ERR_PEER_AUTH), or null: relayed as it is, a client would read a 403 as its own
+ * fault, and a browser's WebSocket would fail with a bare 1006.
+ */
+export function peerRefusal(app: string, target: Target, status: number | undefined, headers: IncomingHttpHeaders): PeerRefusedError | null {
+  if (status !== 403 || headers['x-porthole-error'] !== 'PH_ERR_PEER_AUTH') return null;
+  return new PeerRefusedError(`${app}: ${target.label} refused the cluster secret of this node`, { app });
 }
 
 /** Whether a lower-cased header name is one of the peer headers, in any `-`/`_` spelling. */

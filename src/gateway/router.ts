@@ -14,7 +14,7 @@ import { ConfigError } from '../errors.js';
 import { bridgeSpecOf, isBridgeOnly, type BridgeSpec } from './bridge.js';
 import { parseHostHeader, type HostHeader } from './host-header.js';
 import { HostPolicy } from './host-policy.js';
-import { peerTarget, type PeerTarget } from './peer.js';
+import { peerResponseMs, peerTarget, type PeerTarget } from './peer.js';
 
 /** Where bytes for an app go. */
 export interface Target {
@@ -73,7 +73,7 @@ export class Route {
   /** null: same origin (or none) only; '*': any. */
   readonly allowedOrigins: ReadonlySet<string> | '*' | null;
   readonly wsPaths: ReadonlySet<string> | null;
-  /** Upgrades go to the WebSocket→TCP bridge (`bridge`, `ws_bridge`, `bridge_token_file`) instead of `ws`; see bridge.ts. */
+  /** Upgrades go to the WebSocket→TCP bridge (`bridge`, `ws_bridge`, `bridge_token_file`, `bridge_token_redis`) instead of `ws`; see bridge.ts. */
   readonly bridge: BridgeSpec | null;
   /** Plain HTTP gets a 426 (an app with only a bridge has no pages). */
   readonly bridgeOnly: boolean;
@@ -100,7 +100,7 @@ export class Route {
     }
     this.idleMs = app.idle_timeout ?? cfg.idle_timeout;
     this.connectMs = app.connect_timeout ?? cfg.connect_timeout;
-    this.responseMs = app.response_timeout ?? cfg.response_timeout;
+    this.responseMs = peer ? peerResponseMs(app, cfg) : (app.response_timeout ?? cfg.response_timeout);
     this.pingMs = app.ping_interval ?? 0;
     this.setHeaders = peer ? [] : Object.entries(app.set_headers ?? {});
     this.setHeaderNames = new Set(this.setHeaders.map(([n]) => n.toLowerCase()));
@@ -168,7 +168,8 @@ export class AgentPool {
 function resolveTarget(app: AppConfig, forWs: boolean, agents: AgentPool): Target {
   const verify = app.tls_verify;
   // A bridge's target: no HTTP is sent there; its label names the target in upgrade errors.
-  if (app.bridge !== undefined || (forWs && app.ws_bridge !== undefined) || (app.bridge_token_file !== undefined && (forWs || isBridgeOnly(app)))) {
+  const byToken = app.bridge_token_file !== undefined || app.bridge_token_redis !== undefined;
+  if (app.bridge !== undefined || (forWs && app.ws_bridge !== undefined) || (byToken && (forWs || isBridgeOnly(app)))) {
     return bridgeTarget(app, verify, agents);
   }
   if (forWs || app.port !== undefined) {
@@ -222,7 +223,7 @@ function bridgeTarget(app: AppConfig, verify: boolean, agents: AgentPool): Targe
   const parsed = fixed !== undefined ? parseHostPort(fixed) : null;
   const { host, port } = parsed && typeof parsed !== 'string' ? parsed : { host: '127.0.0.1', port: 0 };
   const authority = fixed ?? '127.0.0.1';
-  const label = fixed ?? `the targets in ${app.bridge_token_file}`;
+  const label = fixed ?? (app.bridge_token_file !== undefined ? `the targets in ${app.bridge_token_file}` : 'the targets in its token store');
   return { kind: 'tcp', host, port, basePath: '', scheme: 'http', authority, rejectUnauthorized: verify, label, agent: agents.get('tcp', authority, { rejectUnauthorized: verify }) };
 }
 

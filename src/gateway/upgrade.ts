@@ -18,7 +18,7 @@ import { duplicateHost, upstreamRequestHeaders } from './headers.js';
 import type { Match } from './router.js';
 import { peerOf, Tunnel } from './tunnel.js';
 import { upstreamRequest } from './upstream-request.js';
-import { trustsForwarded } from './peer.js';
+import { peerRefusal, trustsForwarded } from './peer.js';
 
 export function proxyUpgrade(gw: GatewayCore, req: IncomingMessage, socket: Duplex, head: Buffer, match: Match): void {
   const route = match.route;
@@ -108,6 +108,12 @@ function connect(gw: GatewayCore, req: IncomingMessage, socket: Duplex, head: Bu
     if (res.statusCode === 101) {
       res.destroy();
       if (!socket.destroyed) fail(new UpstreamBadResponseError(`${app}: upstream ${target.label} answered 101 without Connection: Upgrade`, { app }));
+      return;
+    }
+    const refusedByPeer = route.peer && peerRefusal(app, target, res.statusCode, res.headers);
+    if (refusedByPeer) {
+      res.destroy();
+      if (!socket.destroyed) fail(refusedByPeer);
       return;
     }
     emit('upgrade', { gateway: gw.id, app, path, accepted: false, status: res.statusCode, reason: `upstream answered ${res.statusCode}`, protocol: wsProtocol(req) });

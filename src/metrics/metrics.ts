@@ -9,6 +9,7 @@
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import { subscribe, type EventMap } from '../events.js';
 import { appMetrics, type AppSnapshot } from './app-metrics.js';
+import { clusterMetrics, type ClusterSnapshot } from './cluster-metrics.js';
 import { HotCounter, HotHistogram } from './hot-series.js';
 import { tunnelMetrics, type OpenConnection } from './tunnel-metrics.js';
 
@@ -23,6 +24,8 @@ export interface MetricsOptions {
    * from the `app` events (supervised apps only).
    */
   apps?: () => Promise<readonly AppSnapshot[]> | readonly AppSnapshot[];
+  /** A cluster node's view (nodes up, store up, version, lease), read at scrape time. */
+  cluster?: () => ClusterSnapshot;
   /** Process CPU, memory, open fds, event loop lag (prom-client's defaults). Default true. */
   processMetrics?: boolean;
 }
@@ -77,6 +80,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     }),
     tunnelMetrics(registry, mine, options.openConnections),
     appMetrics(registry, options.apps),
+    clusterMetrics(registry, options.cluster),
   ];
 
   return {

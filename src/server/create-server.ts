@@ -23,6 +23,7 @@ import { createDashboard, DASHBOARD_PATH } from '../dashboard/dashboard.js';
 import { createGateway, type Gateway, type ListenAddress } from '../gateway/gateway.js';
 import { startLogger, type LogFormat } from '../log/logger.js';
 import { createMetrics, type Metrics } from '../metrics/metrics.js';
+import type { ClusterSnapshot } from '../metrics/cluster-metrics.js';
 import { metricsEndpoint } from '../metrics/endpoint.js';
 import { listenMetrics, type MetricsListener } from '../metrics/listener.js';
 import { FileStore } from '../store/file-store.js';
@@ -184,7 +185,7 @@ export function createServer(options: ServerOptions = {}): PortholeServer {
   let metricsPage: ((req: IncomingMessage, res: ServerResponse) => boolean) | undefined;
   let registry: AppRegistry | undefined;
   // A node of a cluster keeps its registry in Redis (docs/cluster.md).
-  const node = config.store !== undefined && config.store !== 'file' && config.cluster ? new ClusterNode({ store: config.store, cluster: config.cluster, node: options.node }) : undefined;
+  const node = config.store !== undefined && config.store !== 'file' && config.cluster ? new ClusterNode({ store: config.store, cluster: config.cluster, node: options.node, baseDir }) : undefined;
   if (options.node !== undefined && !node) throw new ConfigError(['--node: this gateway is not a node of a cluster (set store: redis://… and cluster: in the config)']);
   // Calls another node made through the peer listener: admitted by the admin API like the token.
   const peerCalls = new WeakSet<IncomingMessage>();
@@ -210,7 +211,14 @@ export function createServer(options: ServerOptions = {}): PortholeServer {
   const guardOptions = (): GuardOptions => ({ token: token ?? '', localNoAuth: current.admin.local_no_auth, hosts: current.admin.hosts, sessions });
   const supervisor = new Supervisor({ dataDir: layout.privateDir, appsDir: layout.appsDir, appDefaults: config.app_defaults });
   registry = new AppRegistry(gateway, supervisor, node?.store ?? new FileStore(layout.privateDir), config);
-  const activity = new Activity({ gatewayId: gateway.id, isOwnApp: (name) => registry?.get(name) !== undefined });
+  // In a cluster, another node's apps are that node's to report (several nodes may share this process).
+  const ownApp = (name: string) => {
+    const app = registry?.get(name);
+    return app !== undefined && registry!.isLocal(app);
+  };
+  const activity = new Activity({ gatewayId: gateway.id, isOwnApp: ownApp });
+  // The other nodes (and their dashboards) learn this node's app states from its heartbeat: beat at once on a change.
+  const offAppBeat = node ? subscribe('app', (d) => ownApp(d.app) && node.cluster?.beatNow()) : undefined;
   admin = createAdminApi({
     registry,
     supervisor,
@@ -221,6 +229,8 @@ export function createServer(options: ServerOptions = {}): PortholeServer {
     loginCode: () => sessions.loginCode(),
     fromPeer: (req) => peerCalls.has(req),
     cluster: node ? () => node.view() : undefined,
+    forgetNode: node ? (name) => node.forget(name) : undefined,
+    onClusterChange: node ? (fn) => node.cluster?.onChange(fn) ?? (() => {}) : undefined,
     forwardApp: node ? (name, req, res) => node.forwardApp(name, req, res) : undefined,
   });
   dashboard = createDashboard({ sessions, guard: guardOptions, gatewayId: gateway.id, secure: (req) => gateway.clientProto(req) === 'https', adminUser: (req) => gateway.auth.adminUser(req), boundToLogin: (req, end) => gateway.auth.bindToLogin(req, end) });
@@ -244,6 +254,7 @@ export function createServer(options: ServerOptions = {}): PortholeServer {
       openConnections: () => [...[...gateway.tunnels].map((t) => t.snapshot()), ...[...gateway.bridges].map((b) => b.snapshot())],
       // External apps are probed (at most every 2 s, 500 ms each), as the admin API's list does.
       apps: async () => (await appRegistry.checkExternal(), appRegistry.list()),
+      cluster: node ? () => node.view() as unknown as ClusterSnapshot : undefined,
     });
     if (!metricsAt) metricsPage = metricsEndpoint(metrics, () => ({ token: token ?? '', localNoAuth: current.admin.local_no_auth, hosts: current.admin.hosts }));
   }
@@ -261,6 +272,7 @@ export function createServer(options: ServerOptions = {}): PortholeServer {
 
   const stopApps = async () => {
     // Gone from the cluster first: the other nodes stop sending this node requests.
+    offAppBeat?.();
     await node?.close();
     await supervisor.stopAll();
     await metricsListener?.close();
@@ -275,6 +287,8 @@ export function createServer(options: ServerOptions = {}): PortholeServer {
     (stopping ??= (async () => {
       // Event streams never finish on their own: a drain must not wait its whole timeout on them.
       admin?.endStreams();
+      // A node leaves its cluster first: the others stop sending it requests (they answer for its apps) while it drains.
+      await node?.cluster?.leave();
       await gateway.drain(timeoutMs);
       await stopApps();
     })());
@@ -297,7 +311,7 @@ export function createServer(options: ServerOptions = {}): PortholeServer {
       }
       const at = parseListen(config.cluster.listen);
       try {
-        const peer = await gateway.listenPeer({ host: at.host, port: at.port, secret: () => node.secret() });
+        const peer = await gateway.listenPeer({ host: at.host, port: at.port, secret: () => node.secret(), ...(node.tls ? { tls: { cert: node.tls.cert, key: node.tls.key } } : {}) });
         peerAddress = `${peer.host.includes(':') ? `[${peer.host}]` : peer.host}:${peer.port}`;
       } catch (err) {
         await stopApps();

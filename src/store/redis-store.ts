@@ -24,9 +24,13 @@
  * the script refuses it, so a write answered 503 is not applied afterwards.
  */
 import { randomBytes } from 'node:crypto';
-import { Redis, type RedisOptions } from 'ioredis';
+// Loaded by connect() only: a gateway without Redis never pays for the client (it takes ~0.5 s to load).
+import type { Redis, RedisOptions } from 'ioredis';
 import { StoreUnavailableError } from '../errors.js';
 import type { AppStore, StoredApp } from './file-store.js';
+import { StoreConflict, StoreEpochChanged } from './store-errors.js';
+
+export { StoreConflict, StoreEpochChanged };
 
 /** One change as published on `{p}changes` (and as applied by every node). */
 export interface StoreChange {
@@ -54,20 +58,6 @@ export interface RedisStoreOptions {
   prefix?: string;
   /** How long a command may take before the store counts as unavailable (default 2 s). */
   timeoutMs?: number;
-}
-
-/** Another node changed the registry since this node last read it: read again, check again, retry. */
-export class StoreConflict extends Error {
-  constructor(readonly seen: number) {
-    super(`the registry changed on another node (now at version ${seen})`);
-  }
-}
-
-/** Redis lost the registry (a restart without persistence) or another one is there now. */
-export class StoreEpochChanged extends Error {
-  constructor(readonly epoch: string) {
-    super('the registry in Redis was reset since this node read it');
-  }
 }
 
 const WRITE_SCRIPT = `
@@ -143,9 +133,10 @@ export class RedisStore implements AppStore {
   epoch = '';
   /** Where each `node: any` app runs, as of `version` (kept by whoever applies changes). */
   placement = new Map<string, string>();
-  /** The client for commands (membership uses it too). */
-  readonly redis: Redis;
-  private readonly sub: Redis;
+  /** The client for commands (membership uses it too); set by connect(). */
+  redis!: Redis;
+  private sub!: Redis;
+  private readonly clientOptions: RedisOptions;
   private readonly timeoutMs: number;
   private readonly changeListeners = new Set<Listener<StoreChange>>();
   private readonly stateListeners = new Set<Listener<boolean>>();
@@ -171,21 +162,7 @@ export class RedisStore implements AppStore {
       retryStrategy: (times) => Math.min(50 * times, RECONNECT_MAX_MS),
       keepAlive: 1_000,
     };
-    this.redis = new Redis(common);
-    this.sub = new Redis({ ...common, commandTimeout: undefined });
-    for (const c of [this.redis, this.sub]) c.on('error', () => {}); // reported through `up` and the callers' errors
-    this.redis.on('ready', () => {
-      this.setReachable(true);
-      // Redis may be another one now (failover) or its clock may have been set.
-      void this.measureClock().catch(() => undefined);
-    });
-    this.redis.on('close', () => this.setReachable(false));
-    this.sub.on('message', (_channel: string, message: string) => this.onMessage(message));
-    // A subscriber that reconnects resubscribes by itself; what it missed meanwhile is read by version.
-    this.sub.on('ready', () => this.emitState());
-    this.redis.defineCommand('phWrite', { numberOfKeys: 5, lua: WRITE_SCRIPT });
-    this.redis.defineCommand('phSnapshot', { numberOfKeys: 4, lua: SNAPSHOT_SCRIPT });
-    this.redis.defineCommand('phReseed', { numberOfKeys: 4, lua: RESEED_SCRIPT });
+    this.clientOptions = common;
   }
 
   key(name: string): string {
@@ -203,12 +180,31 @@ export class RedisStore implements AppStore {
 
   /** Connects both clients; rejects with StoreUnavailableError when Redis does not answer in time. */
   async connect(): Promise<void> {
+    const { Redis } = await import('ioredis');
+    const common = this.clientOptions;
+    this.redis = new Redis(common);
+    this.sub = new Redis({ ...common, commandTimeout: undefined });
+    for (const c of [this.redis, this.sub]) c.on('error', () => {}); // reported through `up` and the callers' errors
+    this.redis.on('ready', () => {
+      this.setReachable(true);
+      // Redis may be another one now (failover) or its clock may have been set.
+      void this.measureClock().catch(() => undefined);
+    });
+    this.redis.on('close', () => this.setReachable(false));
+    this.sub.on('message', (_channel: string, message: string) => this.onMessage(message));
+    // A subscriber that reconnects resubscribes by itself; what it missed meanwhile is read by version.
+    this.sub.on('ready', () => this.emitState());
+    this.redis.defineCommand('phWrite', { numberOfKeys: 5, lua: WRITE_SCRIPT });
+    this.redis.defineCommand('phSnapshot', { numberOfKeys: 4, lua: SNAPSHOT_SCRIPT });
+    this.redis.defineCommand('phReseed', { numberOfKeys: 4, lua: RESEED_SCRIPT });
     try {
       await Promise.all([this.redis.connect(), this.sub.connect()]);
       await this.sub.subscribe(this.key('changes'));
       await this.redis.ping();
       await this.measureClock();
     } catch (err) {
+      // Not left reconnecting in the background of a start that failed.
+      for (const c of [this.redis, this.sub]) c.disconnect();
       throw this.unavailable(err);
     }
     this.setReachable(true);
@@ -399,7 +395,7 @@ export class RedisStore implements AppStore {
   async close(): Promise<void> {
     this.closed = true;
     this.reachable = false;
-    await Promise.all([this.redis, this.sub].map((c) => c.quit().catch(() => c.disconnect())));
+    await Promise.all([this.redis, this.sub].filter(Boolean).map((c) => c.quit().catch(() => c.disconnect())));
   }
 }
 

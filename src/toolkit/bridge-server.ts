@@ -15,6 +15,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { formatHostPort, type HostPort } from '../config/host-port.js';
+import { parseTokenRedisUrl, parseWebsockifyRedisSource, type RedisTokenStore } from '../config/token-redis.js';
 import { emit } from '../events.js';
 import { BridgeEntry, hideToken, type HostRefusalWording } from '../gateway/bridge-entry.js';
 import { serveStatic } from './static-files.js';
@@ -28,6 +29,16 @@ export interface BridgeServerOptions {
   target?: HostPort;
   /** websockify's TokenFile (a file or a directory of them): the `token` query parameter picks the target. */
   tokenFile?: string;
+  /**
+   * websockify's TokenRedis: the `token` query parameter is looked up in
+   * Redis, one GET per connection. A `redis://[:password@]host:port/db` URL,
+   * websockify's `host[:port[:db[:password[:namespace]]]]`, or a parsed store.
+   */
+  tokenRedis?: string | RedisTokenStore;
+  /** With `tokenRedis`: keys are `NAMESPACE:token`. */
+  tokenNamespace?: string;
+  /** How long a Redis token lookup may take, in ms (then close 1013, PH_ERR_TOKEN_STORE). Default 1 s. */
+  tokenTimeoutMs?: number;
   /** Serve static files (noVNC) from this directory for plain GETs. */
   web?: string;
   /** Pass text messages' UTF-8 bytes to TCP instead of closing with 1003. */
@@ -59,6 +70,17 @@ export interface BridgeServerOptions {
   serverNames?: readonly string[];
 }
 
+/** `tokenRedis` as a store; throws TypeError (before anything listens) for one that does not parse. */
+function tokenStoreOf(source: string | RedisTokenStore | undefined, namespace: string | undefined): RedisTokenStore | undefined {
+  if (source === undefined) {
+    if (namespace !== undefined) throw new TypeError('tokenNamespace: only used with tokenRedis');
+    return undefined;
+  }
+  const store = typeof source !== 'string' ? source : source.includes('://') ? parseTokenRedisUrl(source) : parseWebsockifyRedisSource(source);
+  if (typeof store === 'string') throw new TypeError(`tokenRedis: ${store}`);
+  return namespace !== undefined ? { ...store, namespace } : store;
+}
+
 const HOST_WORDING: HostRefusalWording = {
   whose: "this bridge's",
   fix: "pass --server-name NAME (names other than loopback and this machine's addresses are refused, against DNS rebinding)",
@@ -86,6 +108,8 @@ export async function startBridgeServer(opts: BridgeServerOptions): Promise<Brid
     gateway: id,
     target: opts.target,
     tokens: opts.tokenFile,
+    tokenRedis: tokenStoreOf(opts.tokenRedis, opts.tokenNamespace),
+    tokenTimeoutMs: opts.tokenTimeoutMs,
     textAsBinary: opts.textAsBinary,
     connectMs: opts.connectMs,
     idleMs: opts.idleMs,

@@ -1,13 +1,16 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const PEERS = ['direct', 'porthole', 'porthole (no metrics)', 'nginx', 'nginx (auto)', 'haproxy', 'http-proxy'];
+const PEERS = ['direct', 'porthole', 'porthole (no metrics)', 'porthole (B direct)', 'porthole (A→B)', 'nginx', 'nginx (auto)', 'haproxy', 'http-proxy'];
+/** The two rows of the cluster (Redis and nodes A and B, the app on B): straight to B, and through A. */
+const HOP_ROWS = ['porthole (B direct)', 'porthole (A→B)'];
+const CLUSTER_ONLY = /^(A|B|redis) CPU/;
 
 test('npm run bench -- --quick --only echo: a row for every peer, every figure a positive number', { timeout: 300_000 }, async () => {
   const out = mkdtempSync(join(tmpdir(), 'porthole-bench-'));
@@ -24,10 +27,21 @@ test('npm run bench -- --quick --only echo: a row for every peer, every figure a
     const rows = results.echo as Record<string, number | string | null>[];
     assert.deepEqual(rows.map((r) => r.proxy), PEERS);
     for (const row of rows) {
+      const cluster = HOP_ROWS.includes(row.proxy as string);
       for (const [k, v] of Object.entries(row)) {
         if (k === 'proxy' || k === 'errors') continue;
         if (row.proxy === 'direct' && k.startsWith('proxy CPU')) {
           assert.equal(v, null, 'direct has no proxy');
+          continue;
+        }
+        assert.ok(cluster || !CLUSTER_ONLY.test(k), `${row.proxy} has no nodes, yet reports ${k}`);
+        if (row.proxy === 'porthole (B direct)' && k.startsWith('A CPU')) {
+          assert.equal(v, null, 'node A is off the path when clients go straight to B');
+          continue;
+        }
+        if (k === 'redis CPU %') {
+          // Nothing on a message's path asks Redis: its share may round to 0 ticks in a quick run.
+          assert.ok(typeof v === 'number' && Number.isFinite(v) && v >= 0, `${row.proxy} ${k} = ${v}`);
           continue;
         }
         assert.ok(typeof v === 'number' && Number.isFinite(v) && v > 0, `${row.proxy} ${k} = ${v}`);
@@ -42,6 +56,8 @@ test('npm run bench -- --quick --only echo: a row for every peer, every figure a
     // The cost of the metrics: Porthole with them on over Porthole with them off.
     assert.match(md, /metrics on\/off msgs\/s: \*\*\d+\.\d{3}\*\*/);
     assert.match(md, /metrics on\/off proxy CPU µs\/msg: \*\*\d+\.\d{3}\*\*/);
+    // The cluster's rows: through A over straight to B.
+    assert.match(md, /hop\/direct msgs\/s: \*\*\d+\.\d\d\*\*/);
   } finally {
     rmSync(out, { recursive: true, force: true });
   }
@@ -79,5 +95,90 @@ test('npm run bench -- --only http --proxies porthole,porthole-no-metrics --roun
     assert.match(md, /metrics on\/off proxy CPU µs\/req: \*\*\d+\.\d{3}\*\*/);
   } finally {
     rmSync(out, { recursive: true, force: true });
+  }
+});
+
+/** Pids of the processes in session `sid` (a run started detached leads its own session). */
+function sessionPids(sid: number): number[] {
+  const pids: number[] = [];
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const s = readFileSync(`/proc/${d}/stat`, 'latin1');
+      // after the name: state ppid pgrp session …
+      if (Number(s.slice(s.lastIndexOf(')') + 2).split(' ')[3]) === sid) pids.push(Number(d));
+    } catch {
+      /* gone */
+    }
+  }
+  return pids;
+}
+
+test('npm run bench -- --quick --only hop: echo and http straight to node B and through node A, CPU per node and summed, nothing left running', { timeout: 300_000 }, async () => {
+  const tmp = mkdtempSync(join(tmpdir(), 'porthole-bench-hop-'));
+  const out = join(tmp, 'out');
+  const prof = join(tmp, 'prof');
+  // Its own session (detached) and TMPDIR: whatever the run starts and leaves behind is found by session, its directories under tmp.
+  const run = spawn('npm', ['run', 'bench', '--', '--quick', '--only', 'hop', '--out', out, '--cpu-prof', prof], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], detached: true, env: { ...process.env, TMPDIR: tmp } });
+  try {
+    let stderr = '';
+    run.stderr.on('data', (d) => (stderr += d));
+    run.stdout.resume();
+    const code = await new Promise((ok) => run.on('exit', ok));
+    assert.equal(code, 0, stderr);
+    const { results } = JSON.parse(readFileSync(join(out, 'latest.json'), 'utf8'));
+    assert.deepEqual(Object.keys(results), ['echo', 'http']);
+    for (const [workload, unit] of [['echo', 'µs/msg'], ['http', 'µs/req']] as const) {
+      const rows = results[workload] as Record<string, number | string | null>[];
+      assert.deepEqual(rows.map((r) => r.proxy), HOP_ROWS);
+      const [direct, hop] = rows;
+      assert.equal(direct[`A CPU ${unit}`], null, 'node A is off the path when clients go straight to B');
+      for (const row of rows) {
+        for (const k of [workload === 'echo' ? 'msgs/s' : 'req/s', 'p50 ms', 'p99 ms', `B CPU ${unit}`, 'upstream CPU %']) {
+          assert.ok(typeof row[k] === 'number' && (row[k] as number) > 0, `${workload} ${row.proxy} ${k} = ${row[k]}`);
+        }
+        assert.equal(row.errors, 0, `${workload} ${row.proxy} had errors`);
+        assert.ok(typeof row['redis CPU %'] === 'number' && row['redis CPU %'] >= 0);
+      }
+      assert.ok(typeof hop[`A CPU ${unit}`] === 'number' && (hop[`A CPU ${unit}`] as number) > 0, `${workload} through A: A's CPU = ${hop[`A CPU ${unit}`]}`);
+      // The proxy's cost is the nodes' sum: A's (when on the path) plus B's.
+      for (const row of rows) {
+        const sum = ((row[`A CPU ${unit}`] as number | null) ?? 0) + (row[`B CPU ${unit}`] as number);
+        assert.ok(Math.abs((row[`proxy CPU ${unit}`] as number) - sum) < 1e-6 * sum, `${workload} ${row.proxy}: ${row[`proxy CPU ${unit}`]} ≠ A + B = ${sum}`);
+      }
+    }
+    const md = readFileSync(join(out, 'latest.md'), 'utf8');
+    for (const [main, unit] of [['msgs/s', 'µs/msg'], ['req/s', 'µs/req']]) {
+      assert.match(md, new RegExp(`hop/direct ${main}: \\*\\*\\d+\\.\\d\\d\\*\\*`));
+      assert.match(md, new RegExp(`hop/direct proxy CPU ${unit} \\(A\\+B\\): \\*\\*\\d+\\.\\d\\d\\*\\*`));
+      assert.match(md, new RegExp(`the hop adds \\*\\*-?[\\d.,]+ ${unit}\\*\\* of CPU \\(A [\\d.,]+, B's extra -?[\\d.,]+\\)`));
+    }
+    // --cpu-prof: a profile of each node of every cluster (2 workloads × 2 entries × nodes a and b), which the summary reads.
+    const profiles = readdirSync(prof).sort();
+    assert.equal(profiles.length, 8, profiles.join(' '));
+    for (const n of ['a', 'b']) assert.equal(profiles.filter((f) => f.startsWith(`node-${n}-entry-`)).length, 4);
+    const summary = await new Promise<string>((ok, fail) => {
+      const s = spawn(process.execPath, [join(ROOT, 'bench/profile-summary.mjs'), join(prof, profiles.find((f) => f.startsWith('node-a-entry-a'))!)], { stdio: ['ignore', 'pipe', 'inherit'] });
+      let text = '';
+      s.stdout.on('data', (d) => (text += d));
+      s.on('exit', (c) => (c === 0 ? ok(text) : fail(new Error(`profile-summary exited ${c}`))));
+    });
+    assert.match(summary, /\| where \| share of busy time \|/);
+    assert.match(summary, /\| porthole gateway\/ \| \d+\.\d %/);
+    // Everything the run started has ended (Redis and both nodes of every cluster), and their directories are gone.
+    let left = sessionPids(run.pid!);
+    for (let i = 0; left.length && i < 40; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      left = sessionPids(run.pid!);
+    }
+    assert.deepEqual(left.map((p) => readFileSync(`/proc/${p}/cmdline`, 'latin1').replaceAll('\0', ' ')), []);
+    assert.deepEqual(readdirSync(tmp).filter((f) => f.startsWith('bench-')), []);
+  } finally {
+    try {
+      process.kill(-run.pid!, 'SIGKILL');
+    } catch {
+      /* the session's group is gone */
+    }
+    rmSync(tmp, { recursive: true, force: true });
   }
 });

@@ -53,7 +53,7 @@ test('keys that cannot go together are refused with what to do instead', () => {
   assert.deepEqual(problemsOf({ apps: [{ name: 'vnc', bridge: '127.0.0.1:5900', bridge_token_file: 't' }] }), [
     "apps[0].bridge_token_file: the token file picks each upgrade's target; drop bridge",
   ]);
-  assert.deepEqual(problemsOf({ apps: [{ name: 'web', port: 80, bridge_text: 'binary' }] }), ['apps[0].bridge_text: only used with bridge, ws_bridge or bridge_token_file']);
+  assert.deepEqual(problemsOf({ apps: [{ name: 'web', port: 80, bridge_text: 'binary' }] }), ['apps[0].bridge_text: only used with bridge, ws_bridge, bridge_token_file or bridge_token_redis']);
   assert.deepEqual(problemsOf({ apps: [{ name: 'vnc', bridge: '127.0.0.1:5900', bridge_text: 'base64' }] }), [
     'apps[0].bridge_text: expected one of "refuse", "binary", got string "base64"',
   ]);

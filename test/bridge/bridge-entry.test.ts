@@ -91,6 +91,11 @@ describe('BridgeEntry: a policy that cannot work throws before anything listens'
   test('no target and no token file', () => {
     assert.throws(() => new BridgeEntry({ app: 'a', gateway: 'g' }), { name: 'TypeError', message: /needs a target or a token file/ });
   });
+  test('a target and a token source at once', () => {
+    const redis = { host: '127.0.0.1', port: 6379, db: 0, tls: false };
+    assert.throws(() => new BridgeEntry({ app: 'a', gateway: 'g', target: { host: '127.0.0.1', port: 1 }, tokenRedis: redis }), { name: 'TypeError', message: /takes one of a target, a token file and a token Redis/ });
+    assert.throws(() => new BridgeEntry({ app: 'a', gateway: 'g', tokens: '/etc/tokens', tokenRedis: redis }), { name: 'TypeError', message: /takes one of/ });
+  });
   test('a server name that is not a host name', () => {
     assert.throws(() => new BridgeEntry({ app: 'a', gateway: 'g', target: { host: '127.0.0.1', port: 1 }, serverNames: ['http://x'] }), { name: 'TypeError', message: /^serverNames: / });
   });

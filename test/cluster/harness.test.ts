@@ -104,6 +104,13 @@ test('redis: a real redis-server answers PING, SET and GET on its own port', asy
   assert.equal(await c.config('GET', 'save').then((a) => (a as string[])[1]), '');
 });
 
+test('redis: extra arguments reach the server', async (t) => {
+  const r = await startRedis({ args: ['--notify-keyspace-events', 'KA'] });
+  t.after(() => r.close());
+  const c = await client(r.url, t);
+  assert.equal(((await c.config('GET', 'notify-keyspace-events')) as string[])[1], 'AK');
+});
+
 test('redis: two servers get two ports', async (t) => {
   const [a, b] = await Promise.all([startRedis(), startRedis()]);
   t.after(() => Promise.all([a.close(), b.close()]));
@@ -227,12 +234,15 @@ test('netns: loopback stays private, the bridge address is reachable, partition 
   assert.notEqual(await reachFrom(nw, 0, nw.hosts[1]!.ip, 1), 'ECONNREFUSED', 'namespace 0 cannot reach the others either (no RST comes back)');
   assert.equal(await reachFrom(nw, 2, nw.hosts[1]!.ip, 9), 'ECONNREFUSED', 'the others still reach each other');
 
+  await assert.rejects(nw.verify(), /the root namespace cannot reach 10\.213\.\d+\.1 \((ENETUNREACH|EHOSTUNREACH|TIMEOUT)\): is traffic on bridge ph\d+br dropped\?/, 'the self-check of makeNet names a broken path');
+
   await nw.heal(0);
   let back = '';
   const deadline = Date.now() + 5000;
   while (Date.now() < deadline && (back = await reach(nw.hosts[0]!.ip, pub.port)) !== 'ok') await new Promise((r) => setTimeout(r, 100));
   assert.equal(back, 'ok', 'heal restores the root path');
   assert.equal(await reachFrom(nw, 1, nw.hosts[0]!.ip, pub.port), 'ok', 'heal restores namespace 1');
+  await nw.verify();
 });
 
 test('netns: redis inside a namespace is reachable from the others and from root, and close() leaves nothing behind', async (t) => {
@@ -240,9 +250,15 @@ test('netns: redis inside a namespace is reachable from the others and from root
   let closed = false;
   t.after(() => (closed ? undefined : nw.close()));
   const x = nw.subnet;
-  const r = await startRedis({ netns: nw.hosts[0]!.ns, host: nw.hosts[0]!.ip });
+  const r = await startRedis({ netns: nw.hosts[0]!.ns });
   t.after(() => r.close());
+  assert.equal(r.host, nw.hosts[0]!.ip, "with netns, the host defaults to the namespace's address");
   assert.equal(r.url, `redis://${nw.hosts[0]!.ip}:${r.port}`);
+  const priv = await startRedis({ netns: nw.hosts[1]!.ns, host: '127.0.0.1' });
+  t.after(() => priv.close());
+  assert.equal(await pingRedis(nw.hosts[1]!.ip, priv.port, undefined, 1000), false, "a namespace's private redis is not reachable from root");
+  const inside = await nw.exec(1, '/usr/bin/redis-cli', ['-p', String(priv.port), 'PING']);
+  assert.equal(inside.stdout.trim(), 'PONG', 'but answers inside its namespace');
   const c = await client(r.url, t);
   await c.set('from-root', '1');
   const cli = await nw.exec(2, '/usr/bin/redis-cli', ['-h', nw.hosts[0]!.ip, '-p', String(r.port), 'GET', 'from-root']);
@@ -298,6 +314,28 @@ test('netns: leftovers of a test process that died are removed by the next makeN
   assert.equal(existsSync(`/run/netns/ph${x}n0`) && nw.subnet !== x, false, 'the leftovers are gone (or the subnet was re-made by this run)');
   if (nw.subnet !== x) {
     assert.equal(existsSync(`/run/netns/ph${x}n1`), false);
+    assert.equal(existsSync(`${MARKER_DIR}/${x}.json`), false);
+  }
+});
+
+test('netns: test processes started together get different subnets and each removes its own', async () => {
+  const code = `import('./test/helpers/netns.ts').then(async (m) => { const n = await m.makeNet(2); console.log('subnet ' + n.subnet + ' ' + n.hosts.map((h) => h.ns).join(',')); await new Promise((r) => setTimeout(r, 500)); await n.close(); console.log('closed'); })`;
+  const runs = await Promise.all(
+    Array.from({ length: 3 }, () => {
+      const c = spawn(process.execPath, ['--import', 'tsx', '-e', code], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      let err = '';
+      c.stdout.on('data', (d) => (out += d));
+      c.stderr.on('data', (d) => (err += d));
+      return new Promise<{ code: number | null; out: string; err: string }>((ok) => c.on('close', (code) => ok({ code, out, err })));
+    }),
+  );
+  for (const r of runs) assert.equal(r.code, 0, r.err);
+  const subnets = runs.map((r) => Number(/subnet (\d+)/.exec(r.out)?.[1]));
+  assert.equal(new Set(subnets).size, 3, `subnets ${subnets.join(', ')}`);
+  for (const r of runs) assert.match(r.out, /closed/);
+  for (const x of subnets) {
+    assert.equal(existsSync(`/run/netns/ph${x}n0`), false);
     assert.equal(existsSync(`${MARKER_DIR}/${x}.json`), false);
   }
 });

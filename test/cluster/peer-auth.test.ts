@@ -46,12 +46,13 @@ describe('the cluster secret on the peer listener', () => {
     await app.close();
   });
 
-  for (const [what, headers] of [
+  const cases: [string, Record<string, string | string[]>][] = [
     ['without X-Porthole-Peer', {}],
     ['with a wrong secret', { 'X-Porthole-Peer': 'guess' }],
     ['with the secret and a suffix', { 'X-Porthole-Peer': `${SECRET}x` }],
     ['with two X-Porthole-Peer headers', { 'X-Porthole-Peer': [SECRET, SECRET] }],
-  ] as const) {
+  ];
+  for (const [what, headers] of cases) {
     test(`a request ${what} gets 403 PH_ERR_PEER_AUTH, with an error event, and the app sees nothing`, async () => {
       const before = app.seen.length;
       const errors = collect('error', c.b.id);
@@ -106,9 +107,16 @@ describe('the cluster secret on the peer listener', () => {
     assert.equal((await request(`${c.aUrl}/web/hdr`)).status, 200);
     secret = 'rotated-secret-42';
     try {
+      // For the client a node that refuses A's secret is a failure of the gateway, not a refusal of the client.
       const old = await request(`${c.aUrl}/web/hdr`, { headers: { Accept: 'application/json' } });
-      assert.equal(old.status, 403);
-      assert.equal(old.headers['x-porthole-error'], 'PH_ERR_PEER_AUTH');
+      assert.equal(old.status, 502);
+      assert.equal(old.headers['x-porthole-error'], 'PH_ERR_PEER_REFUSED');
+      assert.match(JSON.parse(old.text).error.message, /web: node b \(127\.0\.0\.1:\d+\) refused the cluster secret of this node/);
+      // A WebSocket is never left with a bare 1006: handshake completed, then 1014 with the reason.
+      const ws = await wsCloseOf(`${c.aUrl.replace('http:', 'ws:')}/web/`);
+      assert.equal(ws.opened, true);
+      assert.equal(ws.code, 1014);
+      assert.match(ws.reason, /node b .* refused the cluster secret/);
       c.a.reload(c.aConfig, { peers: new Map([['web', { ...c.target, secret: 'rotated-secret-42' }]]) });
       assert.equal((await request(`${c.aUrl}/web/hdr`)).status, 200);
     } finally {
@@ -166,6 +174,21 @@ describe('auth: token decided at the edge', () => {
     assert.deepEqual(viaId['x-forwarded-user'], ['agent']);
     assert.deepEqual(viaId['authorization'], []);
     assert.deepEqual(viaId, directId);
+  });
+
+  test('auth_forward_credentials: true: the Authorization reaches the app behind B as it reaches an app of B\'s own', async () => {
+    const app2 = await startApp();
+    const c2 = await startCluster(app2, { top: { auth: 'token', auth_tokens: [{ name: 'agent', sha256: tokenDigest(TOKEN) }] }, app: { auth_forward_credentials: true } });
+    try {
+      const via = await request(`${c2.aUrl}/web/hdr`, { headers: { Authorization: `Bearer ${TOKEN}` } });
+      const direct = await request(`${c2.bUrl}/web/hdr`, { headers: { Authorization: `Bearer ${TOKEN}` } });
+      const viaId = identity((JSON.parse(via.text) as { rawHeaders: string[] }).rawHeaders);
+      assert.deepEqual(viaId.authorization, [`Bearer ${TOKEN}`]);
+      assert.deepEqual(viaId, identity((JSON.parse(direct.text) as { rawHeaders: string[] }).rawHeaders));
+    } finally {
+      await c2.close();
+      await app2.close();
+    }
   });
 
   test('a client cannot name itself to B through A: its X-Porthole-Peer-User is dropped at A', async () => {

@@ -5,10 +5,12 @@
  * never a loop), an error page that exists only on B.
  */
 import assert from 'node:assert/strict';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { AppStoppedError } from '../../src/errors.js';
 import { createGateway, type Gateway } from '../../src/gateway/gateway.js';
-import { request } from '../helpers/http.js';
+import { rawUpstream, request } from '../helpers/http.js';
 import { collect, wsCloseOf } from '../helpers/net.js';
 import { SECRET, startApp, startCluster, type App, type Cluster } from './peer-helpers.js';
 
@@ -109,6 +111,55 @@ describe('B is not listening', () => {
   });
 });
 
+describe('an app that does not answer in its response_timeout', () => {
+  test("the client gets B's 504, which names the app on B, not a timeout of the hop that races it", async () => {
+    const app = await startApp();
+    const c = await startCluster(app, { app: { response_timeout: '300ms' } });
+    try {
+      const r = await request(`${c.aUrl}/web/hang`, { headers: { Accept: 'application/json' } });
+      assert.equal(r.status, 504);
+      assert.equal(r.headers['x-porthole-error'], 'PH_ERR_UPSTREAM_TIMEOUT');
+      assert.match(JSON.parse(r.text).error.message, new RegExp(`web: upstream 127\\.0\\.0\\.1:${app.port} sent no response in 0\\.3 s`));
+    } finally {
+      await c.close();
+      await app.close();
+    }
+  });
+});
+
+describe('a node that accepts connections but never answers', () => {
+  test('the edge gives up after start_timeout + connect_timeout + response_timeout + 1 s: 504 and close 1014 naming the node', async () => {
+    const frozen = await rawUpstream(() => undefined);
+    const aConfig = { apps: [{ name: 'web', cmd: 'true', start_timeout: '100ms', connect_timeout: '100ms', response_timeout: '200ms' }] };
+    const a = createGateway(aConfig);
+    a.reload(aConfig, { peers: new Map([['web', { node: 'b', url: `http://127.0.0.1:${frozen.port}`, secret: SECRET }]]) });
+    assert.equal(a.routes[0].responseMs, 1400);
+    const addr = await a.listen('127.0.0.1', 0);
+    try {
+      const started = Date.now();
+      const r = await request(`${addr.url}/web/x`, { headers: { Accept: 'application/json' } });
+      assert.equal(r.status, 504);
+      assert.equal(r.headers['x-porthole-error'], 'PH_ERR_UPSTREAM_TIMEOUT');
+      assert.match(JSON.parse(r.text).error.message, /web: upstream node b \(127\.0\.0\.1:\d+\) sent no response in 1\.4 s/);
+      assert.ok(Date.now() - started >= 1300);
+      const ws = await wsCloseOf(`${addr.url.replace('http:', 'ws:')}/web/`);
+      assert.equal(ws.code, 1014);
+      assert.match(ws.reason, /node b/);
+    } finally {
+      await a.drain(50);
+      await frozen.close();
+    }
+  });
+
+  test('response_timeout 0 (no limit) on the app stays no limit on the edge', () => {
+    const cfg = { apps: [{ name: 'web', cmd: 'true', response_timeout: 0 }] };
+    const a = createGateway(cfg);
+    a.reload(cfg, { peers: new Map([['web', { node: 'b', url: 'http://127.0.0.1:1', secret: SECRET }]]) });
+    assert.equal(a.routes[0].responseMs, 0);
+    return a.drain(10);
+  });
+});
+
 describe('nodes that disagree about where an app runs', () => {
   test('B routing the app on to another node refuses a peer request (503 / 1013) instead of forwarding it: no loop', async () => {
     const app = await startApp();
@@ -161,6 +212,11 @@ describe('routes to a peer', () => {
     }
   });
 
+  test('a peer for an app the config does not have is ignored', () => {
+    gw.reload({ apps: [{ name: 'web', cmd: 'true' }] }, { peers: new Map([['gone', { node: 'b', url: 'http://127.0.0.1:1', secret: SECRET }]]) });
+    assert.equal(gw.routes.length, 0);
+  });
+
   test('a reload without the second argument keeps the peers in force; one with it replaces them', () => {
     const cfg = { apps: [{ name: 'web', cmd: 'true' }] };
     gw.reload(cfg, { peers: new Map([['web', { node: 'b', url: 'http://127.0.0.1:1', secret: SECRET }]]) });
@@ -168,5 +224,26 @@ describe('routes to a peer', () => {
     assert.equal(gw.routes[0]?.peer?.node, 'b');
     gw.reload(cfg, {});
     assert.equal(gw.routes.length, 0);
+  });
+});
+
+describe('listenPeer', () => {
+  test('a port in use rejects with EADDRINUSE and leaves no listener behind; a second call on a free port then works, a third throws', async () => {
+    const blocker = http.createServer();
+    await new Promise<void>((ok) => blocker.listen(0, '127.0.0.1', ok));
+    const port = (blocker.address() as AddressInfo).port;
+    const gw = createGateway({ apps: [] });
+    try {
+      await assert.rejects(gw.listenPeer({ host: '127.0.0.1', port, secret: () => SECRET }), (err: NodeJS.ErrnoException) => err.code === 'EADDRINUSE');
+      const addr = await gw.listenPeer({ host: '127.0.0.1', port: 0, secret: () => SECRET });
+      assert.match(addr.url, /^http:\/\/127\.0\.0\.1:\d+$/);
+      await assert.rejects(gw.listenPeer({ host: '127.0.0.1', port: 0, secret: () => SECRET }), /open already/);
+      const r = await request(`${addr.url}/nothing`, { headers: { 'X-Porthole-Peer': SECRET, Accept: 'application/json' } });
+      assert.equal(r.status, 404);
+      assert.equal(r.headers['x-porthole-error'], 'PH_ERR_NOT_FOUND');
+    } finally {
+      await gw.drain(50);
+      await new Promise((ok) => blocker.close(ok));
+    }
   });
 });

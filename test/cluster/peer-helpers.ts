@@ -32,6 +32,7 @@ export interface App {
  * - `/redir`: 302 to `/landed` with `Set-Cookie: s=1; Path=/`;
  * - `POST /upload`: the body's length and SHA-256, read as a stream;
  * - `/download?n=N`: N bytes in 64 KiB chunks;
+ * - `/hang`: no answer ever;
  * - `/stream`: `first\n` at once, `last\n` only after release();
  * - WebSocket: echo; a `bye` message is answered with close 4001 "bye".
  */
@@ -46,6 +47,7 @@ export async function startApp(): Promise<App> {
       res.writeHead(302, { Location: '/landed', 'Set-Cookie': 's=1; Path=/' });
       return void res.end();
     }
+    if (path === '/hang') return; // never answers
     if (path === '/stream') {
       res.writeHead(200, { 'Content-Type': 'text/plain' });
       res.write('first\n');

@@ -199,3 +199,37 @@ describe('apps routed by host name, or without prefix stripping, through A', () 
     }
   });
 });
+
+describe('connections from A to B', () => {
+  test('256 event streams held open to one app on B do not hold up requests to another app on B', async () => {
+    const app = await startApp();
+    const other = await startApp();
+    const c = await startCluster(app);
+    // A second app on B, routed from A to the same peer listener.
+    c.b.reload({ apps: [{ name: 'web', port: app.port }, { name: 'api', port: other.port }] });
+    const aConfig = { apps: [{ name: 'web', cmd: 'true' }, { name: 'api', cmd: 'true' }] };
+    c.a.reload(aConfig, { peers: new Map([['web', c.target], ['api', c.target]]) });
+    const held: http.ClientRequest[] = [];
+    try {
+      const firstParts: Promise<void>[] = [];
+      for (let i = 0; i < 256; i++) {
+        firstParts.push(
+          new Promise((ok, fail) => {
+            const req = http.get(`${c.aUrl}/web/stream`, { agent: false }, (res) => res.once('data', () => ok()));
+            req.on('error', fail);
+            held.push(req);
+          }),
+        );
+      }
+      await Promise.all(firstParts);
+      const r = await request(`${c.aUrl}/api/hdr`, { timeoutMs: 5000 });
+      assert.equal(r.status, 200);
+    } finally {
+      app.release();
+      for (const req of held) req.destroy();
+      await c.close();
+      await app.close();
+      await other.close();
+    }
+  });
+});

@@ -5,11 +5,13 @@
  * PH_ERR_UPSTREAM_TLS naming the node, and nothing reaches B's app.
  */
 import assert from 'node:assert/strict';
+import http2 from 'node:http2';
+import WebSocket from 'ws';
 import { after, before, describe, test } from 'node:test';
 import { request } from '../helpers/http.js';
 import { closed, nextMessage, wsCloseOf } from '../helpers/net.js';
 import { selfSigned, tempDir } from '../tls/tls-helpers.js';
-import { openThrough, startApp, startCluster, type App, type Cluster } from './peer-helpers.js';
+import { openThrough, startApp, startCluster, valuesOf, type App, type Cluster } from './peer-helpers.js';
 
 describe('a TLS peer listener', () => {
   const dir = tempDir('porthole-peer-tls-');
@@ -75,5 +77,58 @@ describe('a TLS peer listener', () => {
     } finally {
       c.a.reload(c.aConfig, { peers: new Map([['web', c.target]]) });
     }
+  });
+});
+
+// B's peer listener is cleartext here: what the app and B's Origin check see as https can only come from A.
+describe('A serving the client over TLS and HTTP/2, B behind a cleartext peer listener', () => {
+  const dir = tempDir('porthole-peer-h2-');
+  const aCert = selfSigned(dir.dir, 'node-a', ['localhost', '127.0.0.1']);
+  let app: App;
+  let c: Cluster;
+  before(async () => {
+    app = await startApp();
+    c = await startCluster(app, { aTop: { tls: { cert: aCert.certFile, key: aCert.keyFile } } });
+  });
+  after(async () => {
+    await c.close();
+    await app.close();
+    dir.remove();
+  });
+
+  test('an HTTP/2 request to A reaches the app behind B with X-Forwarded-Proto https and the client first', async () => {
+    const session = http2.connect(c.aUrl, { ca: aCert.cert });
+    try {
+      const body = await new Promise<string>((ok, fail) => {
+        const s = session.request({ ':path': '/web/hdr', ':method': 'GET' });
+        let text = '';
+        s.on('data', (d: Buffer) => (text += d.toString()));
+        s.on('end', () => ok(text));
+        s.on('error', fail);
+      });
+      const h = (JSON.parse(body) as { rawHeaders: string[] }).rawHeaders;
+      assert.deepEqual(valuesOf(h, 'x-forwarded-proto'), ['https']);
+      assert.deepEqual(valuesOf(h, 'x-forwarded-for'), ['127.0.0.1, 127.0.0.1']);
+    } finally {
+      session.close();
+    }
+  });
+
+  test('a wss:// page of A opening a WebSocket with its own https:// Origin passes the same-origin check at B too', async () => {
+    const origin = `https://127.0.0.1:${c.aPort}`;
+    const ws = new WebSocket(`${c.aUrl.replace('https:', 'wss:')}/web/`, { ca: aCert.cert, headers: { Origin: origin } });
+    await new Promise((ok, fail) => {
+      ws.once('open', ok);
+      ws.once('error', fail);
+    });
+    ws.send('same origin over tls');
+    assert.equal((await nextMessage(ws)).data.toString(), 'same origin over tls');
+    ws.close(1000);
+    await closed(ws);
+  });
+
+  test('the http:// Origin of the same host is cross-origin for a wss:// socket: refused (1008)', async () => {
+    const r = await wsCloseOf(`${c.aUrl.replace('https:', 'wss:')}/web/`, undefined, { ca: aCert.cert, headers: { Origin: `http://127.0.0.1:${c.aPort}` } });
+    assert.equal(r.code, 1008);
   });
 });

@@ -6,10 +6,13 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import net, { type AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import WebSocket from 'ws';
-import { closed, collect, nextMessage, waitFor, wsCloseOf } from '../helpers/net.js';
-import { openThrough, startApp, startCluster, valuesOf, type App, type Cluster } from './peer-helpers.js';
+import { closed, collect, nextMessage, waitFor, wsCloseOf, wsUpstream } from '../helpers/net.js';
+import { createGateway } from '../../src/gateway/gateway.js';
+import { request } from '../helpers/http.js';
+import { openThrough, SECRET, startApp, startCluster, valuesOf, type App, type Cluster } from './peer-helpers.js';
 
 describe('WebSockets through A to an app on B', () => {
   let app: App;
@@ -104,13 +107,14 @@ describe('WebSockets through A to an app on B', () => {
     }
   });
 
-  test('open tunnels through A survive 20 reloads of its routes', async () => {
+  test('open tunnels through A survive 20 reloads of its routes (and of B\'s)', async () => {
     const sockets: WebSocket[] = [];
     for (let i = 0; i < 3; i++) sockets.push(await openThrough(`${wsBase}/web/`));
     for (let i = 0; i < 20; i++) {
       // Another app comes and goes on each reload; the peer route is rebuilt every time.
       const apps = [...(c.aConfig.apps as object[]), ...(i % 2 ? [{ name: `other${i}`, port: 1 }] : [])];
       c.a.reload({ ...c.aConfig, apps }, { peers: new Map([['web', { ...c.target }]]) });
+      c.b.reload({ apps: [{ name: 'web', ws_path: '/socket', port: app.port }, ...(i % 2 ? [{ name: `other${i}`, port: 1 }] : [])] });
       for (const [k, ws] of sockets.entries()) {
         ws.send(`r${i}-${k}`);
         assert.equal((await nextMessage(ws)).data.toString(), `r${i}-${k}`);
@@ -138,6 +142,82 @@ describe('WebSockets through A to an app on B', () => {
     } finally {
       await c3.close();
       await app3.close();
+    }
+  });
+});
+
+describe('a bridge app (WebSocket to TCP) on B, through A', () => {
+  test('binary messages reach the TCP service on B and come back; plain HTTP gets B\'s 426', async () => {
+    const echo = net.createServer((s) => s.pipe(s));
+    await new Promise<void>((ok) => echo.listen(0, '127.0.0.1', ok));
+    const tcp = `127.0.0.1:${(echo.address() as AddressInfo).port}`;
+    const b = createGateway({ apps: [{ name: 'vnc', bridge: tcp }] });
+    const peer = await b.listenPeer({ host: '127.0.0.1', port: 0, secret: () => SECRET });
+    // On A the app's entry is the cluster's: A never dials the bridge target itself.
+    const aConfig = { apps: [{ name: 'vnc', bridge: '10.213.99.99:5900' }] };
+    const a = createGateway(aConfig);
+    a.reload(aConfig, { peers: new Map([['vnc', { node: 'b', url: peer.url, secret: SECRET }]]) });
+    const addr = await a.listen('127.0.0.1', 0);
+    try {
+      const ws = await openThrough(`${addr.url.replace('http:', 'ws:')}/vnc/`);
+      ws.send(Buffer.from('RFB 003.008\n'));
+      const m = await nextMessage(ws);
+      assert.equal(m.isBinary, true);
+      assert.equal(Buffer.from(m.data).toString(), 'RFB 003.008\n');
+      ws.close(1000);
+      await closed(ws);
+      const r = await request(`${addr.url}/vnc/`);
+      assert.equal(r.status, 426);
+    } finally {
+      await a.drain(100);
+      await b.drain(100);
+      await new Promise((ok) => echo.close(ok));
+    }
+  });
+});
+
+describe('WebSocket handshake options through both hops', () => {
+  test('a subprotocol and permessage-deflate negotiated with the app behind B: compressed messages echo', async () => {
+    const up = await wsUpstream({ perMessageDeflate: true, handleProtocols: (protocols) => (protocols.has('chat.v2') ? 'chat.v2' : false) });
+    const c = await startCluster({ port: up.port } as App);
+    try {
+      const ws = new WebSocket(`${c.aUrl.replace('http:', 'ws:')}/web/`, ['chat.v1', 'chat.v2'], { perMessageDeflate: true });
+      await new Promise((ok, fail) => {
+        ws.once('open', ok);
+        ws.once('error', fail);
+      });
+      assert.equal(ws.protocol, 'chat.v2');
+      assert.match(ws.extensions, /permessage-deflate/);
+      const text = 'compressible '.repeat(10_000);
+      ws.send(text);
+      assert.equal((await nextMessage(ws)).data.toString(), text);
+      ws.close(1000);
+      await closed(ws);
+    } finally {
+      await c.close();
+      await up.close();
+    }
+  });
+
+  test('100 WebSockets open at once through A and B each get their own echo', async () => {
+    const app = await startApp();
+    const c = await startCluster(app);
+    try {
+      const sockets = await Promise.all(Array.from({ length: 100 }, () => openThrough(`${c.aUrl.replace('http:', 'ws:')}/web/`)));
+      const answers = await Promise.all(
+        sockets.map((ws, i) => {
+          const next = nextMessage(ws);
+          ws.send(`n${i}`);
+          return next.then((m) => m.data.toString());
+        }),
+      );
+      assert.deepEqual(answers, sockets.map((_, i) => `n${i}`));
+      await Promise.all(sockets.map((ws) => (ws.close(1000), closed(ws))));
+      // Both nodes let go of every tunnel once the clients closed.
+      await waitFor(() => c.a.tunnels.size + c.b.tunnels.size === 0, 5000, 'the tunnels of A and B to end');
+    } finally {
+      await c.close();
+      await app.close();
     }
   });
 });

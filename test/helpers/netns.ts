@@ -21,6 +21,7 @@
  * fallback: a test that needs namespaces fails and says why.
  */
 import { spawn, spawnSync, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import net from 'node:net';
 import { existsSync, linkSync, mkdirSync, readFileSync, readdirSync, unlinkSync, writeFileSync } from 'node:fs';
 import { atExit, killQuietly } from './exit-cleanup.js';
 
@@ -55,6 +56,8 @@ export interface Net {
   partition(i: number): Promise<void>;
   /** Brings namespace i's link back up. */
   heal(i: number): Promise<void>;
+  /** Checks root → namespace 0 and namespace 1 → namespace 0 answer (as makeNet does before returning); throws naming the path that does not. */
+  verify(): Promise<void>;
   /** Kills every process in the namespaces, removes namespaces, veths, bridge, any firewall rule added, and the marker. */
   close(): Promise<void>;
 }
@@ -244,6 +247,36 @@ function removeFirewallRule(x: number, quiet: boolean): void {
   else spawnSync(r[0]!, r.slice(1));
 }
 
+/**
+ * Proves the paths the tests use before handing the net out: root → the
+ * first namespace, and (with two or more) the second namespace → the first
+ * across the bridge. A SYN to a closed port must come back as a reset
+ * (ECONNREFUSED): a timeout means something (a FORWARD chain seeing bridged
+ * frames, bridge-nf-call-iptables) drops the traffic.
+ */
+async function checkPaths(x: number, hosts: NetHost[]): Promise<void> {
+  const target = hosts[0]!.ip;
+  const fromRoot = await new Promise<string>((ok) => {
+    const s = net.connect({ host: target, port: 9 });
+    const timer = setTimeout(() => (s.destroy(), ok('TIMEOUT')), 3000);
+    s.once('connect', () => (clearTimeout(timer), s.destroy(), ok('CONNECTED')));
+    s.once('error', (e: NodeJS.ErrnoException) => (clearTimeout(timer), ok(e.code ?? e.message)));
+  });
+  const why = `is traffic on bridge ${bridgeName(x)} dropped? net.bridge.bridge-nf-call-iptables=${bridgeNfCallIptables() ? 1 : 0}; check iptables -S FORWARD / nft list ruleset`;
+  if (fromRoot !== 'ECONNREFUSED' && fromRoot !== 'CONNECTED') throw new Error(`the root namespace cannot reach ${target} (${fromRoot}): ${why}`);
+  if (hosts.length < 2) return;
+  // bash's /dev/tcp: no other client is needed inside the namespace
+  const probe = await new Promise<string>((ok) => {
+    const c = spawn(IP, ['netns', 'exec', hosts[1]!.ns, 'bash', '-c', `timeout 3 bash -c 'exec 3<>/dev/tcp/${target}/9' 2>&1; echo "exit $?"`], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let text = '';
+    c.stdout.on('data', (d) => (text += d));
+    c.stderr.on('data', (d) => (text += d));
+    c.on('close', () => ok(text));
+    c.on('error', (e) => ok(e.message));
+  });
+  if (!/Connection refused|exit 0/.test(probe)) throw new Error(`namespace ${hosts[1]!.ns} cannot reach ${target} across the bridge (${probe.trim()}): ${why}`);
+}
+
 /** Creates n namespaces on one bridge; see the file comment. */
 export async function makeNet(n: number, opts: NetOptions = {}): Promise<Net> {
   if (process.getuid?.() !== 0) throw new Error('makeNet needs root (ip netns add)');
@@ -294,6 +327,7 @@ export async function makeNet(n: number, opts: NetOptions = {}): Promise<Net> {
       await ip('-n', nm.ns, 'link', 'set', nm.peer, 'up');
       hosts.push({ ns: nm.ns, ip: addr });
     }
+    await checkPaths(x, hosts);
   } catch (err) {
     teardown();
     removeHook();
@@ -337,6 +371,7 @@ export async function makeNet(n: number, opts: NetOptions = {}): Promise<Net> {
         });
       });
     },
+    verify: () => checkPaths(x, hosts),
     async partition(i) {
       const h = check(i);
       const nm = names(x, i);

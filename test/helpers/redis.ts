@@ -24,14 +24,16 @@ const STOP_TIMEOUT_MS = 10_000;
 export interface RedisOptions {
   /** AOF with `appendfsync always` in a directory that survives restart(); default off (no RDB, no AOF). */
   persist?: boolean;
-  /** Address to bind; default 127.0.0.1 (inside `netns` when given). */
+  /** Address to bind; default 127.0.0.1, or with `netns` that namespace's own (first global IPv4) address. */
   host?: string;
-  /** Run inside this network namespace (`ip netns exec`). */
+  /** Run inside this network namespace (`ip netns exec`); pass `host: '127.0.0.1'` to keep it private to the namespace. */
   netns?: string;
   /** Working directory; default a fresh temp dir (removed by close()). */
   dir?: string;
   /** requirepass */
   password?: string;
+  /** More redis-server arguments (e.g. `['--notify-keyspace-events', 'KEA']`), after the helper's own. */
+  args?: string[];
 }
 
 export interface RedisHandle {
@@ -109,11 +111,28 @@ function pingInNetns(ns: string, host: string, port: number, password?: string):
   });
 }
 
+/** The first global IPv4 address of a namespace (its address on the test bridge). */
+function addressOf(ns: string): Promise<string> {
+  return new Promise((ok, fail) => {
+    const c = spawn('ip', ['-n', ns, '-4', '-o', 'addr', 'show', 'scope', 'global'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    c.stdout.on('data', (d) => (out += d));
+    c.stderr.on('data', (d) => (err += d));
+    c.on('error', fail);
+    c.on('close', (code) => {
+      const m = /inet (\d+\.\d+\.\d+\.\d+)\//.exec(out);
+      if (code === 0 && m) ok(m[1]!);
+      else fail(new Error(`no IPv4 address in network namespace ${ns} (ip -n ${ns} addr: exit ${code}) ${err.trim()}`));
+    });
+  });
+}
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export async function startRedis(opts: RedisOptions = {}): Promise<RedisHandle> {
   if (!existsSync(REDIS_SERVER)) throw new Error(`${REDIS_SERVER} is missing (apt-get install redis-server; scripts/ensure-tools.mjs installs it)`);
-  const host = opts.host ?? '127.0.0.1';
+  const host = opts.host ?? (opts.netns ? await addressOf(opts.netns) : '127.0.0.1');
   const ownDir = !opts.dir;
   const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'porthole-redis-'));
   const removeDirHook = ownDir ? atExit(() => rmSync(dir, { recursive: true, force: true })) : () => false;
@@ -129,6 +148,7 @@ export async function startRedis(opts: RedisOptions = {}): Promise<RedisHandle> 
     if (opts.persist) a.push('--appendonly', 'yes', '--appendfsync', 'always');
     else a.push('--appendonly', 'no');
     if (opts.password) a.push('--requirepass', opts.password);
+    a.push(...(opts.args ?? []));
     return a;
   };
 
