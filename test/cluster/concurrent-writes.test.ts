@@ -37,3 +37,19 @@ test('registrations and removals through two nodes at once are all acknowledged,
     assert.deepEqual(names, expected);
   }
 });
+
+test('registrations through three nodes at once, as fast as each answers, are all acknowledged', async (t) => {
+  const redis = await startRedis();
+  t.after(() => redis.close());
+  const nodes = [await startNode(t, 'a', redis.url), await startNode(t, 'b', redis.url), await startNode(t, 'c', redis.url)];
+  const refused: string[] = [];
+  await Promise.all(
+    nodes.map(async (n) => {
+      for (let k = 0; k < 60; k++) {
+        const put = await n.api('PUT', `/apps/${n.name}${k}`, { port: 7000 + k });
+        if (put.status !== 200) refused.push(`PUT ${n.name}${k}: ${put.status} ${JSON.stringify(put.body)}`);
+      }
+    }),
+  );
+  assert.deepEqual(refused, [], 'every registration was acknowledged');
+});

@@ -275,8 +275,8 @@ export async function withLogs(cl: NsCluster, body: () => Promise<void>): Promis
     await body();
     if (process.env.PH_E2E_LOGS) console.log(cl.logs());
   } catch (err) {
-    const e = err as Error;
-    e.message += `\nlast answers:\n${[...lastAnswer].map(([u, a]) => `  ${u}: ${a}`).join('\n')}\n${cl.logs().split('\n').slice(-300).join('\n')}`;
-    throw e;
+    // Printed rather than added to the message: an AssertionError's report does not show a changed message.
+    console.log(`last answers:\n${[...lastAnswer].map(([u, a]) => `  ${u}: ${a}`).join('\n')}\n${cl.logs().split('\n').slice(-300).join('\n')}`);
+    throw err;
   }
 }
