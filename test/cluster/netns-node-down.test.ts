@@ -8,7 +8,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { ECHO_CMD, echo, echoJson, openWs, request, startNsCluster, until, withLogs, wsClose } from './netns-helpers.js';
+import { ECHO_CMD, echo, echoJson, firstAnswer, openWs, startNsCluster, until, withLogs, wsClose } from './netns-helpers.js';
 
 test('kill -9 of node b: its apps report node b down within the heartbeat TTL, its node: any app moves to a live node, a tunnel through a to c is untouched', { timeout: 180_000 }, async (t) => {
   const cl = await startNsCluster(t);
@@ -65,17 +65,9 @@ test('kill -9 of node b: its apps report node b down within the heartbeat TTL, i
     // Through a and c: 503 PH_ERR_NODE_DOWN naming node b, within the TTL and one poll.
     const detected = await Promise.all(
       [a, c].map(async (n) => {
-        let last = '';
-        await until(
-          `${n.name} reports eb's node down (last answer: ${last})`,
-          async () => {
-            const r = await request(`${n.url}/eb/`, { headers: { accept: 'application/json' }, timeoutMs: 2_000 }).catch((e: Error) => ({ status: 0, body: e.message, json: undefined }));
-            last = `${r.status} ${r.body.slice(0, 200)}`;
-            return r.status === 503 && r.json?.error?.code === 'PH_ERR_NODE_DOWN' ? r.json.error.message : undefined;
-          },
-          cl.ttlMs + pollMs + 5_000,
-        ).then((message: string) => assert.match(message, /node b\b/, `the refusal names node b: ${message}`));
-        return performance.now() - killed;
+        const { value: message, at } = await firstAnswer(`${n.url}/eb/`, (r) => (r.status === 503 && r.json?.error?.code === 'PH_ERR_NODE_DOWN' ? (r.json.error.message as string) : undefined), cl.ttlMs + pollMs + 5_000);
+        assert.match(message, /node b\b/, `the refusal names node b: ${message}`);
+        return at - killed;
       }),
     );
     console.log(`node down detected ${detected.map((ms, i) => `by ${['a', 'c'][i]} in ${ms.toFixed(0)} ms`).join(', ')} after kill -9 (heartbeat_ttl ${cl.ttlMs} ms, poll ${pollMs} ms)`);
