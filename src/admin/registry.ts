@@ -54,8 +54,13 @@ export interface ClusterHooks {
   catchUp(): Promise<void>;
 }
 
-/** How often a change is checked again after another node changed the registry under it. */
-const CONFLICT_RETRIES = 3;
+/**
+ * How often a change is checked again after another node changed the
+ * registry under it. Every conflict means another node's write went in, so
+ * the cluster progresses; 3 was too few for three nodes registering at once
+ * (test/cluster/concurrent-writes.test.ts).
+ */
+const CONFLICT_RETRIES = 10;
 
 const DEFAULT_START_TIMEOUT = 60_000;
 /** Stands in for the port a supervised app will be given, so its route can be built (and checked) now. */
