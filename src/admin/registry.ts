@@ -424,8 +424,11 @@ export class AppRegistry {
       this.invalid.delete(app.name);
       this.externalProbes.delete(app.name);
       try {
-        if (app.cmd && this.isLocal(app)) await this.supervisor.set(app);
-        else await this.supervisor.remove(app.name);
+        if (app.cmd && this.isLocal(app)) {
+          await this.supervisor.set(app);
+          // In a cluster `autostart` also means "whenever its node takes it up", as when another node adopts it.
+          if (this.cluster && isNew && app.autostart) void this.supervisor.start(app.name).catch((err: Error) => emit('error', { code: 'PH_ERR_SUPERVISOR', app: app.name, message: `${app.name}: ${err.message}` }));
+        } else await this.supervisor.remove(app.name);
       } catch (err) {
         // A new app the supervisor cannot take (no free port) is not left stored half registered.
         if (isNew) {
