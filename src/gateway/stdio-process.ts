@@ -43,6 +43,7 @@ export class StdioProcess {
   exit: StdioExit | null = null;
   /** The leader's start time (field 22 of /proc/PID/stat), once read: narrows the marker scan. */
   private since: string | undefined;
+  private readonly statRead: Promise<void>;
   private gone: Promise<{ killed: boolean; survivors: number[] }> | null = null;
 
   /**
@@ -56,10 +57,9 @@ export class StdioProcess {
     // detached: setsid(), so the program leads its own group and one signal to -pgid reaches its children.
     const child = spawn(file, args, { cwd: cmd.cwd, env, detached: true, stdio: ['pipe', 'pipe', 'pipe'] });
     if (child.pid === undefined) throw await new Promise<Error>((resolve) => child.once('error', resolve));
-    const p = new StdioProcess(child, marker);
-    const stat = await procStat(p.pid);
-    if (stat && stat.pgid === p.pid) p.since = stat.startTime;
-    return p;
+    // Not awaited: the caller must take stdout in this turn of the event loop. A child that
+    // exits before anything listens has its unread output thrown away by Node (flushStdio).
+    return new StdioProcess(child, marker);
   }
 
   private constructor(child: ChildProcess, marker: string) {
@@ -71,6 +71,9 @@ export class StdioProcess {
     child.stdout!.on('error', () => {});
     child.stderr!.on('error', () => {});
     child.on('error', () => {});
+    this.statRead = procStat(this.pid).then((stat) => {
+      if (stat && stat.pgid === this.pid) this.since = stat.startTime;
+    });
     this.exited = new Promise((resolve) =>
       child.once('exit', (code, signal) => {
         this.exit = { code, signal };
@@ -89,6 +92,7 @@ export class StdioProcess {
   stop(graceMs: number): Promise<{ killed: boolean; survivors: number[] }> {
     this.gone ??= (async () => {
       this.child.stdin!.end();
+      await this.statRead;
       const result = await stopRun({ pgid: this.pid, marker: this.marker, since: this.since }, graceMs);
       // The leader's exit event, so the caller sees its status (it was killed, or had exited already).
       await Promise.race([this.exited, new Promise((r) => setTimeout(r, 1000).unref())]);

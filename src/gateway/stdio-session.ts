@@ -125,12 +125,15 @@ export class StdioSession {
   private queuedBytes = 0;
   private partial: Buffer[] = [];
   private partialBytes = 0;
+  /** The line being read was sent in pieces already. */
+  private cut = false;
   private outBudget: Budget;
   private pumpTimer: NodeJS.Timeout | null = null;
   private stdoutEnded = false;
   private stdinPaused = new Set<StdioClient>();
   private lastStderr = '';
   private ending = false;
+  private stopped: Promise<void> | undefined;
   /** The program is gone (with its descendants): the session is over. */
   done = false;
 
@@ -189,8 +192,8 @@ export class StdioSession {
   }
 
   /** Stops the program and its descendants; the clients are closed by the exit. */
-  stop(): Promise<unknown> {
-    return this.proc.stop(this.opts.killGraceMs).then((r) => {
+  stop(): Promise<void> {
+    this.stopped ??= this.proc.stop(this.opts.killGraceMs).then((r) => {
       if (r.killed) this.opts.log(`[porthole] pid ${this.proc.pid}: still alive after ${this.opts.killGraceMs} ms: sent SIGKILL to its process group`, 'porthole');
       if (r.survivors.length) emit('error', { code: 'PH_ERR_STDIO_EXIT', message: `${this.opts.app}: pids ${r.survivors.join(', ')} survived SIGKILL`, app: this.opts.app, gateway: this.opts.gateway });
       if (!this.done) {
@@ -198,6 +201,7 @@ export class StdioSession {
         this.opts.onGone(this);
       }
     });
+    return this.stopped;
   }
 
   private stderrLine(line: string): void {
@@ -212,24 +216,31 @@ export class StdioSession {
     } else {
       let start = 0;
       for (let nl = chunk.indexOf(10); nl !== -1; nl = chunk.indexOf(10, start)) {
-        this.partial.push(chunk.subarray(start, nl));
-        this.partialBytes += nl - start;
-        this.flushPartial(true);
+        this.addToLine(chunk.subarray(start, nl));
+        // A line cut into pieces whose last piece was full: nothing is left to send.
+        if (!(this.cut && this.partialBytes === 0)) this.flushPartial(true);
+        this.cut = false;
         start = nl + 1;
       }
-      if (start < chunk.length) {
-        this.partial.push(chunk.subarray(start));
-        this.partialBytes += chunk.length - start;
-        // A line longer than a message may be goes out in pieces.
-        while (this.partialBytes >= this.opts.maxMessage) {
-          const all = Buffer.concat(this.partial);
-          this.enqueue(all.subarray(0, this.opts.maxMessage));
-          this.partial = [all.subarray(this.opts.maxMessage)];
-          this.partialBytes = all.length - this.opts.maxMessage;
-        }
-      }
+      if (start < chunk.length) this.addToLine(chunk.subarray(start));
     }
     this.pump();
+  }
+
+  /** Adds bytes to the line being read; a line longer than a message may be goes out in pieces. */
+  private addToLine(bytes: Buffer): void {
+    this.partial.push(bytes);
+    this.partialBytes += bytes.length;
+    const max = this.opts.maxMessage;
+    if (this.partialBytes < max) return;
+    let all = Buffer.concat(this.partial);
+    while (all.length >= max) {
+      this.enqueue(all.subarray(0, max));
+      all = all.subarray(max);
+      this.cut = true;
+    }
+    this.partial = all.length ? [all] : [];
+    this.partialBytes = all.length;
   }
 
   /** The line gathered so far as one message (`always`: also when empty, for an empty line). */
