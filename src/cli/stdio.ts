@@ -79,6 +79,11 @@ TERM, TZ…, plus APP_NAME, BASE_PATH, PORTHOLE_RUN and, per connection,
 REMOTE_ADDR, REMOTE_PORT and QUERY_STRING (websocketd's names). Nothing else
 of porthole's environment (tokens, keys) reaches the program.
 
+Output buffering: most programs hold their output in a buffer when stdout is a
+pipe, so a line reaches the client only when the buffer fills. Ask for line
+buffering: python3 -u, sed -u, grep --line-buffered, or stdbuf -oL CMD (tr,
+awk, most C programs); node and cat write at once.
+
 Examples:
   porthole stdio 8080 -- cat
       an echo server: every line comes back (try: porthole connect ws://127.0.0.1:8080/)
@@ -89,8 +94,10 @@ Examples:
       connects to ws://127.0.0.1:3001/
   porthole stdio 8080 --shared -- tail -F /var/log/syslog
       one process, every client sees the same lines
+  porthole stdio 8080 -- stdbuf -oL tr a-z A-Z
+      every line upper-cased, as soon as it is written
   porthole stdio 8080 --binary -- gzip -c
-      bytes in, bytes out
+      bytes in, bytes out (gzip writes when its buffer fills)
   porthole stdio 8080 --allowed-origin https://app.example.com -- ./repl
       pages of https://app.example.com may connect
 
