@@ -17,7 +17,8 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
 import { HOST_NAME, originProblem } from '../config/schema.js';
-import { DrainingError, OriginRefusedError, StdioLimitError, StdioSpawnError, type PortholeError } from '../errors.js';
+import type { AppIdentity } from '../apps/app-user.js';
+import { DrainingError, OriginRefusedError, PortholeError, StdioLimitError, StdioSpawnError } from '../errors.js';
 import { emit } from '../events.js';
 import { acceptAndClose, sendHttpError, sendRawHttpError } from './error-response.js';
 import { checkHandshake, checkOriginOf, wsProtocol } from './handshake.js';
@@ -65,6 +66,8 @@ export interface StdioEntryOptions {
   killGraceMs?: number;
   /** Where each stderr line (and Porthole's notes about the program) goes: the app's log, or porthole's stderr. */
   log?: (line: string, stream: 'stderr' | 'porthole', pid: number) => void;
+  /** Who each program runs as (an app's user/group); resolved at every start, so a missing user fails that upgrade (PH_ERR_APP_USER). */
+  identity?: () => Promise<AppIdentity | undefined>;
   /** The environment the clean one is picked from (see src/apps/clean-env.ts). Default `process.env`. */
   baseEnv?: NodeJS.ProcessEnv;
   /** handleUpgrade only: origins whose pages may connect (see BridgeEntryOptions.allowedOrigins). */
@@ -176,7 +179,7 @@ export class StdioEntry {
     const max = this.opts.maxProcesses ?? STDIO_DEFAULTS.maxProcesses;
     const busy = this.opts.shared ? this.connections + this.pending : this.sessions.size + this.pending;
     if (busy >= max) {
-      const what = this.opts.shared ? `${max} connections` : `${max} processes`;
+      const what = this.opts.shared ? `${max} connection${max === 1 ? '' : 's'}` : `${max} process${max === 1 ? '' : 'es'}`;
       return fail(new StdioLimitError(`${app}: ${what} at once already; try again later`, { app }));
     }
     this.pending++;
@@ -196,7 +199,9 @@ export class StdioEntry {
       },
       (err: Error) => {
         settle();
-        if (!socket.destroyed) fail(new StdioSpawnError(`${app}: cannot start ${this.commandLabel}: ${(err as NodeJS.ErrnoException).code ?? err.message}`, { app, cause: err }));
+        if (socket.destroyed) return;
+        if (err instanceof PortholeError) return fail(err);
+        fail(new StdioSpawnError(`${app}: cannot start ${this.commandLabel}: ${(err as NodeJS.ErrnoException).code ?? err.message}`, { app, cause: err }));
       },
     );
   }
@@ -242,7 +247,8 @@ export class StdioEntry {
     const perClient: Record<string, string> = opts.shared
       ? {}
       : { REMOTE_ADDR: sock.remoteAddress ?? '', REMOTE_PORT: String(sock.remotePort ?? ''), QUERY_STRING: (req.url ?? '').split('?')[1] ?? '' };
-    const command: StdioCommand = { ...opts.command, env: { ...opts.command.env, ...perClient } };
+    const identity = await opts.identity?.();
+    const command: StdioCommand = { ...opts.command, env: { ...opts.command.env, ...perClient }, identity };
     const proc = await StdioProcess.start(this.app, opts.prefix, command, opts.baseEnv);
     const log = opts.log ?? (() => {});
     log(`[porthole] started pid ${proc.pid}: ${this.commandLabel}`, 'porthole', proc.pid);

@@ -7,6 +7,7 @@
  * /proc/PID/environ (src/apps/process-group.ts).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { shellAs, type AppIdentity } from '../apps/app-user.js';
 import { cleanEnv, newRunMarker } from '../apps/clean-env.js';
 import { procStat, stopRun } from '../apps/process-group.js';
 
@@ -20,6 +21,8 @@ export interface StdioCommand {
   cwd?: string;
   /** Extra variables on top of the clean environment (an app's `env`; REMOTE_ADDR…). */
   env?: Readonly<Record<string, string>>;
+  /** Who a `shell` command runs as (an app's `user`/`group`, or `app_defaults`), as supervised apps do. */
+  identity?: AppIdentity;
 }
 
 /** How the process ended. */
@@ -52,10 +55,12 @@ export class StdioProcess {
    */
   static async start(name: string, prefix: string | undefined, cmd: StdioCommand, baseEnv: NodeJS.ProcessEnv = process.env): Promise<StdioProcess> {
     const marker = newRunMarker();
-    const env = cleanEnv(baseEnv, { name, prefix, env: cmd.env, run: marker });
-    const [file, args] = cmd.argv ? [cmd.argv[0], cmd.argv.slice(1)] : ['/bin/sh', ['-c', cmd.shell ?? 'false']];
+    const id = cmd.identity;
+    const user = id ? { HOME: id.home, USER: id.name, LOGNAME: id.name } : undefined;
+    const env = cleanEnv(baseEnv, { name, prefix, env: cmd.env, run: marker, user });
+    const run = cmd.argv ? { file: cmd.argv[0], args: cmd.argv.slice(1), uid: undefined, gid: undefined } : shellAs(cmd.shell ?? 'false', id);
     // detached: setsid(), so the program leads its own group and one signal to -pgid reaches its children.
-    const child = spawn(file, args, { cwd: cmd.cwd, env, detached: true, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(run.file, run.args, { cwd: cmd.cwd, env, detached: true, stdio: ['pipe', 'pipe', 'pipe'], uid: run.uid, gid: run.gid });
     if (child.pid === undefined) throw await new Promise<Error>((resolve) => child.once('error', resolve));
     // Not awaited: the caller must take stdout in this turn of the event loop. A child that
     // exits before anything listens has its unread output thrown away by Node (flushStdio).

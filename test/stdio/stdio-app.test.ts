@@ -1,0 +1,243 @@
+/**
+ * Apps with `stdio: "CMD"` in the gateway: each upgrade gets its own
+ * process (or the shared one), behind the same access rules as every app
+ * (auth, allowed_origins), with the limits of `porthole stdio`, stderr in the
+ * app's log, and no process left after a disconnect or a drain.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, test } from 'node:test';
+import WebSocket from 'ws';
+import { ConfigError, createServer, parseConfig, type GatewayOptions } from 'porthole';
+import { newToken, tokenDigest } from '../../src/auth/password.js';
+import { closed, collect, openWs, startGateway, waitFor, wsCloseOf, type TestGateway } from '../helpers/net.js';
+import { PYTHON } from '../helpers/python.js';
+import { alive, allGone, environOf, killAll, pgidOf } from './proc.js';
+
+const FIXTURES = dirname(fileURLToPath(new URL('../fixtures/stdio/upper.py', import.meta.url)));
+
+function record(ws: WebSocket) {
+  const messages: { data: Buffer; isBinary: boolean }[] = [];
+  ws.on('message', (data: Buffer, isBinary) => messages.push({ data, isBinary }));
+  return { messages, closed: closed(ws) };
+}
+
+async function openRecorded(url: string, options: WebSocket.ClientOptions = {}) {
+  const ws = new WebSocket(url, options);
+  const r = record(ws);
+  await new Promise<void>((ok, fail) => {
+    ws.once('open', () => ok());
+    ws.once('error', fail);
+  });
+  return { ws, ...r };
+}
+
+/** A gateway with `apps`; every program it started is killed at the end whatever happened. */
+async function withGateway(config: Record<string, unknown>, fn: (g: TestGateway, pids: () => number[]) => Promise<void>, options: GatewayOptions = {}): Promise<void> {
+  const g = await startGateway(config, options);
+  const seen = new Set<number>();
+  const pidsNow = () => g.gw.stdio.pids();
+  const watch = setInterval(() => pidsNow().forEach((p) => seen.add(p)), 10);
+  try {
+    await fn(g, pidsNow);
+  } finally {
+    clearInterval(watch);
+    await g.close();
+    killAll([...seen]);
+  }
+}
+
+describe('stdio apps in the gateway', { timeout: 60_000 }, () => {
+  test('stdio: "cat" under /echo/: lines come back; plain HTTP gets a 426 saying what the app is; each upgrade its own process group', async () => {
+    await withGateway({ apps: [{ name: 'echo', stdio: 'cat' }] }, async (g, pids) => {
+      const a = await openRecorded(`${g.wsUrl}/echo/`);
+      const b = await openRecorded(`${g.wsUrl}/echo/`);
+      a.ws.send('one');
+      b.ws.send('two');
+      await waitFor(() => a.messages.length === 1 && b.messages.length === 1, 5000, 'the echoes');
+      assert.equal(a.messages[0].data.toString(), 'one');
+      assert.equal(b.messages[0].data.toString(), 'two');
+      const [p1, p2] = pids();
+      assert.notEqual(p1, p2);
+      assert.equal(pgidOf(p1), p1);
+      const env = environOf(p1);
+      assert.equal(env.get('APP_NAME'), 'echo');
+      assert.equal(env.get('BASE_PATH'), '/echo/');
+      const res = await fetch(`${g.url}/echo/`);
+      assert.equal(res.status, 426);
+      assert.match(await res.text(), /echo runs a program for each WebSocket connection/);
+      a.ws.close();
+      b.ws.close();
+      await allGone([p1, p2]);
+    });
+  });
+
+  test('a Python line program with cwd and env; exit 3 reaches the client as 1011 "exit code 3"; stderr goes to the app\'s log sink', async () => {
+    const lines: string[] = [];
+    await withGateway(
+      { apps: [{ name: 'upper', stdio: `${PYTHON} -u upper.py`, cwd: FIXTURES, env: { PYTHONIOENCODING: 'utf-8' } }] },
+      async (g) => {
+        const c = await openRecorded(`${g.wsUrl}/upper/`);
+        c.ws.send('héllo');
+        await waitFor(() => c.messages.length === 2, 10_000, 'two lines');
+        assert.deepEqual(c.messages.map((m) => m.data.toString()), ['6', 'HÉLLO']);
+        c.ws.send('fail 3');
+        const end = await c.closed;
+        assert.equal(end.code, 1011);
+        assert.match(end.reason, /^PH_ERR_STDIO_EXIT: upper: exit code 3: giving up as asked$/);
+        await waitFor(() => lines.includes('upper stderr giving up as asked'), 5000, `the stderr line in the log:\n${lines.join('\n')}`);
+      },
+      { stdioLog: (app) => (line, stream) => lines.push(`${app} ${stream} ${line}`) },
+    );
+  });
+
+  test('stdio_binary: bytes both ways; stdio_shared: one process, every client sees its lines', async () => {
+    await withGateway({ apps: [{ name: 'bin', stdio: 'cat', stdio_binary: true }, { name: 'room', stdio: 'cat', stdio_shared: true }] }, async (g, pids) => {
+      const bin = await openRecorded(`${g.wsUrl}/bin/`);
+      const bytes = Buffer.from([0, 10, 255, 13, 10, 1]);
+      bin.ws.send(bytes);
+      await waitFor(() => bin.messages.reduce((n, m) => n + m.data.length, 0) === bytes.length, 5000, 'the bytes back');
+      assert.ok(bin.messages.every((m) => m.isBinary));
+      assert.ok(Buffer.concat(bin.messages.map((m) => m.data)).equals(bytes));
+      bin.ws.close();
+      await bin.closed;
+      await waitFor(() => pids().length === 0, 5000, 'the binary program to end');
+      const a = await openRecorded(`${g.wsUrl}/room/`);
+      const b = await openRecorded(`${g.wsUrl}/room/`);
+      assert.equal(pids().length, 1, 'one shared process');
+      a.ws.send('hi all');
+      await waitFor(() => a.messages.length === 1 && b.messages.length === 1, 5000, 'the line at both clients');
+      assert.equal(b.messages[0].data.toString(), 'hi all');
+      const [pid] = pids();
+      a.ws.close();
+      b.ws.close();
+      await allGone([pid]);
+    });
+  });
+
+  test('a client that disconnects: the process, its child and a grandchild that left the group are gone (stop_timeout is the SIGKILL grace)', async () => {
+    const stdio = 'sleep 300 & echo $!; setsid sleep 301 & echo $!; trap "" TERM; echo ready; while :; do sleep 0.05; done';
+    await withGateway({ apps: [{ name: 'tree', stdio, stop_timeout: '300ms' }] }, async (g, pids) => {
+      const c = await openRecorded(`${g.wsUrl}/tree/`);
+      await waitFor(() => c.messages.length === 3, 5000, 'the pids');
+      const all = [pids()[0], Number(c.messages[0].data.toString()), Number(c.messages[1].data.toString())];
+      assert.ok(all.every(alive));
+      c.ws.terminate();
+      await allGone(all, 8000);
+    });
+  });
+
+  test('the limits: stdio_max_processes (close 1013 PH_ERR_STDIO_LIMIT, or 503 with ws_errors: http) and stdio_max_message (1009)', async () => {
+    await withGateway(
+      { apps: [{ name: 'one', stdio: 'cat', stdio_max_processes: 1, stdio_max_message: 100 }, { name: 'one-http', stdio: 'cat', stdio_max_processes: 1, ws_errors: 'http' }] },
+      async (g, pids) => {
+        const first = await openRecorded(`${g.wsUrl}/one/`);
+        const upgrades = collect('upgrade', g.gw.id);
+        const refused = await wsCloseOf(`${g.wsUrl}/one/`).finally(() => upgrades.stop());
+        assert.deepEqual(upgrades.events.map((e) => [e.accepted, e.code, e.closeCode]), [[false, 'PH_ERR_STDIO_LIMIT', 1013]]);
+        assert.equal(refused.code, 1013);
+        // The gateway's close reasons are the message, as for every app's upgrade failure (the code is in the event).
+        assert.match(refused.reason, /^one: 1 process at once already; try again later$/);
+        assert.equal(pids().length, 1);
+        const held = await openRecorded(`${g.wsUrl}/one-http/`);
+        await assert.rejects(openWs(`${g.wsUrl}/one-http/`), (err: Error & { status?: number; headers?: Record<string, string> }) => err.status === 503 && err.headers?.['x-porthole-error'] === 'PH_ERR_STDIO_LIMIT');
+        held.ws.close();
+        first.ws.send('x'.repeat(101));
+        assert.equal((await first.closed).code, 1009);
+        await waitFor(() => pids().length === 0, 5000, 'both programs to end');
+      },
+    );
+  });
+
+  test('Origin and access rules as for every app: a cross-origin page gets 1008; allowed_origins admits; auth: token refuses an upgrade without a token', async () => {
+    const token = newToken();
+    await withGateway(
+      {
+        auth: 'token',
+        auth_tokens: [{ name: 'agent', sha256: tokenDigest(token) }],
+        apps: [
+          { name: 'open', stdio: 'cat', auth: 'none' },
+          { name: 'shared-page', stdio: 'cat', auth: 'none', allowed_origins: ['https://tools.example'] },
+          { name: 'guarded', stdio: 'cat' },
+        ],
+      },
+      async (g, pids) => {
+        const cross = await wsCloseOf(`${g.wsUrl}/open/`, undefined, { origin: 'https://evil.example' });
+        assert.equal(cross.code, 1008);
+        assert.match(cross.reason, /^open: cross-origin WebSocket from https:\/\/evil\.example refused/);
+        const ok = await openRecorded(`${g.wsUrl}/shared-page/`, { origin: 'https://tools.example' });
+        ok.ws.close();
+        const anonymous = await wsCloseOf(`${g.wsUrl}/guarded/`);
+        assert.equal(anonymous.code, 1008);
+        assert.match(anonymous.reason, /PH_ERR_AUTH_REQUIRED|PH_ERR_UNAUTHORIZED|login/i);
+        const agent = await openRecorded(`${g.wsUrl}/guarded/`, { headers: { Authorization: `Bearer ${token}` } });
+        agent.ws.send('let in');
+        await waitFor(() => agent.messages.length === 1, 5000, 'the echo');
+        agent.ws.close();
+        await agent.closed;
+        await waitFor(() => pids().length === 0, 5000, 'no program left');
+      },
+    );
+  });
+
+  test('a drain closes the clients with 1001 and stops every program before the gateway is closed', async () => {
+    const g = await startGateway({ apps: [{ name: 'echo', stdio: 'cat' }] });
+    const c = await openRecorded(`${g.wsUrl}/echo/`);
+    const pid = await waitFor(() => g.gw.stdio.pids()[0], 5000, 'the pid');
+    try {
+      await g.gw.drain(200);
+      assert.equal(alive(pid), false, 'gone when drain resolves');
+      assert.equal((await c.closed).code, 1001);
+    } finally {
+      killAll([pid]);
+    }
+  });
+});
+
+describe('stdio apps: config and logs', { timeout: 60_000 }, () => {
+  test('the schema: stdio takes the whole app (not with port, cmd or a bridge); stdio_* keys need stdio', () => {
+    assert.doesNotThrow(() => parseConfig({ apps: [{ name: 'mcp', stdio: 'npx -y @modelcontextprotocol/server-everything', stdio_max_processes: 4, stdio_lines_per_second: 0 }] }));
+    const problems = (raw: unknown) => {
+      try {
+        parseConfig(raw);
+        return [];
+      } catch (err) {
+        assert.ok(err instanceof ConfigError);
+        return [...err.problems];
+      }
+    };
+    assert.deepEqual(problems({ apps: [{ name: 'x', stdio: 'cat', port: 8080 }] }), ['apps[0].stdio: not with port (a stdio app runs its command for each WebSocket connection and has nothing else to route to)']);
+    assert.match(problems({ apps: [{ name: 'x', stdio: 'cat', cmd: 'node app.js' }] })[0], /apps\[0\]\.stdio: not with cmd/);
+    assert.deepEqual(problems({ apps: [{ name: 'x', port: 8080, stdio_shared: true }] }), ['apps[0].stdio_shared: only used with stdio']);
+    assert.match(problems({ apps: [{ name: 'x', stdio: '  ' }] })[0], /apps\[0\]\.stdio: an empty command/);
+    assert.match(problems({ apps: [{ name: 'x', stdio: 'cat', stdio_max_processes: 0 }] })[0], /stdio_max_processes/);
+  });
+
+  test('in porthole\'s server, a stdio app\'s stderr is in its log: GET /_porthole/api/apps/NAME/logs', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'porthole-stdio-'));
+    const server = createServer({ dataDir, listen: '127.0.0.1:0', config: { apps: [{ name: 'talker', stdio: 'echo "to the log from $APP_NAME" >&2; cat' }] } });
+    try {
+      const started = await server.listen();
+      const url = started.url.replace(/^http/, 'ws');
+      const c = await openRecorded(`${url}/talker/`);
+      c.ws.send('ping');
+      await waitFor(() => c.messages.length === 1, 5000, 'the echo');
+      const token = started.token;
+      let entries: { stream: string; text: string }[] = [];
+      for (const deadline = Date.now() + 5000; Date.now() < deadline; await new Promise((r) => setTimeout(r, 50))) {
+        const res = await fetch(`${started.url}/_porthole/api/apps/talker/logs?entries=1`, { headers: { Authorization: `Bearer ${started.token}` } });
+        entries = ((await res.json()) as { entries: { stream: string; text: string }[] }).entries;
+        if (entries.some((e) => e.stream === 'stderr' && e.text === 'to the log from talker')) break;
+      }
+      assert.ok(entries.some((e) => e.stream === 'stderr' && e.text === 'to the log from talker'), JSON.stringify(entries));
+      assert.ok(entries.some((e) => e.stream === 'porthole' && /started pid \d+/.test(e.text)), JSON.stringify(entries));
+      c.ws.close();
+    } finally {
+      await server.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+});
