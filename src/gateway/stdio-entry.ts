@@ -192,7 +192,8 @@ export class StdioEntry {
       (session) => {
         settle();
         if (socket.destroyed) {
-          if (!this.opts.shared) void session.stop();
+          // The client gave up while the program started: nobody else may be using it (a shared one either).
+          if (session.clients.size === 0) void session.stop();
           return;
         }
         this.complete(req, socket, head, session);
@@ -225,7 +226,8 @@ export class StdioEntry {
 
   private session(req: IncomingMessage): Promise<StdioSession> {
     if (!this.opts.shared) return this.spawn(req);
-    if (this.shared && !this.shared.proc.exit && !this.shared.done) return Promise.resolve(this.shared);
+    // A shared program that ended, or is being stopped (its last client left), is not joined: a new one starts.
+    if (this.shared && !this.shared.proc.exit && !this.shared.stopping) return Promise.resolve(this.shared);
     this.starting ??= this.spawn(req).then(
       (s) => {
         this.shared = s;

@@ -185,6 +185,11 @@ export class StdioSession {
     this.pump();
   }
 
+  /** The program is being stopped (or is gone): no new client may join it. */
+  get stopping(): boolean {
+    return this.stopped !== undefined;
+  }
+
   /** Closes every client with `code` and stops the program (drain, shutdown). */
   close(code: number, reason: string): void {
     for (const c of this.clients) c.close(code, reason, 'gateway');

@@ -52,7 +52,8 @@ export function proxyUpgrade(gw: GatewayCore, req: IncomingMessage, socket: Dupl
 
   // A bridge app's upgrades are completed here and relayed to TCP (bridge-entry.ts) instead of proxied;
   // a stdio app's start its program (stdio-entry.ts).
-  const onward = route.bridge ? bridgeApp : route.app.stdio !== undefined ? stdioApp : connect;
+  // An app on another node (route.peer) is forwarded there, stdio or not: its node runs the programs.
+  const onward = route.bridge ? bridgeApp : route.app.stdio !== undefined && !route.peer ? stdioApp : connect;
   const gate = gw.appGate(app);
   if (gate === null) return onward(gw, req, socket, head, match, fail);
   gate.then(

@@ -6,7 +6,9 @@
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { connect } from 'node:net';
+import { tmpdir, userInfo } from 'node:os';
+import { randomBytes } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, test } from 'node:test';
@@ -181,6 +183,60 @@ describe('stdio apps in the gateway', { timeout: 60_000 }, () => {
         await waitFor(() => pids().length === 0, 5000, 'no program left');
       },
     );
+  });
+
+  test('in a cluster, a stdio app of another node runs there: the upgrade is forwarded, no local process starts', async () => {
+    const secret = 'stdio-cluster-secret-0123456789';
+    const config = { apps: [{ name: 'echo', stdio: 'cat' }] };
+    const b = await startGateway(config);
+    const bPeer = await b.gw.listenPeer({ host: '127.0.0.1', port: 0, secret: () => secret });
+    const a = await startGateway(config);
+    a.gw.reload(config, { peers: new Map([['echo', { node: 'b', url: bPeer.url, secret }]]) });
+    const seen = new Set<number>();
+    try {
+      const c = await openRecorded(`${a.wsUrl}/echo/`);
+      c.ws.send('via b');
+      await waitFor(() => c.messages.length === 1, 5000, 'the echo from b');
+      b.gw.stdio.pids().forEach((p) => seen.add(p));
+      assert.equal(c.messages[0].data.toString(), 'via b');
+      assert.deepEqual(a.gw.stdio.pids(), [], 'nothing runs on a');
+      assert.equal(b.gw.stdio.pids().length, 1, 'the program runs on b');
+      c.ws.close();
+      await allGone([...seen]);
+    } finally {
+      await a.close();
+      await b.close();
+      killAll([...seen]);
+    }
+  });
+
+  test('a client that gives up while its program starts leaves no program behind (shared or not)', async () => {
+    // `user` makes every start look the user up (getent): the window in which the client can leave.
+    const user = userInfo().username;
+    await withGateway({ apps: [{ name: 'slow', stdio: 'cat', user }, { name: 'room', stdio: 'cat', stdio_shared: true, user }] }, async (g, pids) => {
+      const seen = new Set<number>();
+      const watch = setInterval(() => pids().forEach((p) => seen.add(p)), 1);
+      try {
+        for (let i = 0; i < 5; i++) {
+          for (const app of ['slow', 'room']) {
+            const sock = connect(g.port, '127.0.0.1');
+            sock.on('error', () => {});
+            sock.write(`GET /${app}/ HTTP/1.1\r\nHost: 127.0.0.1:${g.port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n\r\n`);
+            await new Promise((r) => setTimeout(r, 2));
+            sock.destroy();
+          }
+        }
+        await waitFor(() => pids().length === 0, 10_000, `no program left: ${pids().join(', ')}`);
+      } finally {
+        clearInterval(watch);
+      }
+      assert.ok(seen.size > 0, 'some programs were started before their client left');
+      // The shared app starts a fresh program for the next client.
+      const c = await openRecorded(`${g.wsUrl}/room/`);
+      c.ws.send('fresh');
+      await waitFor(() => c.messages.length === 1, 5000, 'the echo');
+      c.ws.close();
+    });
   });
 
   test('a drain closes the clients with 1001 and stops every program before the gateway is closed', async () => {
