@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, test } from 'node:test';
 import WebSocket from 'ws';
@@ -75,6 +76,15 @@ describe('porthole stdio: lines, bytes and exit statuses', { timeout: 60_000 }, 
       assert.match(end.reason, /^PH_ERR_STDIO_EXIT: stdio: exit code 3: giving up as asked$/);
       assert.ok(logs.includes(`stderr ${pid} giving up as asked`), logs.join('\n'));
       assert.ok(logs.some((l) => l.startsWith(`porthole ${pid} `) && l.endsWith('exit code 3')), logs.join('\n'));
+    });
+  });
+
+  test('text mode: CRLF line ends lose the CR; bytes that are not UTF-8 become U+FFFD; a last line without newline is sent at exit', async () => {
+    await withServer({ command: ['sh', '-c', "printf 'dos\\r\\n\\377\\376ok\\nno newline'"] }, async (_s, url) => {
+      const ws = new WebSocket(`${url}/`);
+      const r = record(ws);
+      assert.equal((await r.closed).code, 1000);
+      assert.deepEqual(r.messages.map((m) => m.data.toString()), ['dos', '\ufffd\ufffdok', 'no newline']);
     });
   });
 
@@ -250,6 +260,43 @@ describe('porthole stdio: processes', { timeout: 60_000 }, () => {
       assert.deepEqual(r.messages.map((m) => Number(m.data.toString())), Array.from({ length: 60 }, (_, i) => i + 1));
       // 40 at once (the burst), the other 20 at 40 per second: at least about half a second.
       assert.ok(Date.now() - started >= 400, `took ${Date.now() - started} ms`);
+    });
+  });
+
+  test('lines per second from the client: a flood is paused, not dropped; every message reaches the program', async () => {
+    await withServer({ command: ['cat'], linesPerSecond: 40 }, async (_s, url) => {
+      const c = await openRecorded(`${url}/`);
+      const started = Date.now();
+      for (let i = 1; i <= 100; i++) c.ws.send(String(i));
+      await waitFor(() => c.messages.length === 100, 15_000, 'all 100 back');
+      assert.deepEqual(c.messages.map((m) => Number(m.data.toString())), Array.from({ length: 100 }, (_, i) => i + 1));
+      // 40 at once, 60 more at 40 per second (each way): well over a second.
+      assert.ok(Date.now() - started >= 1000, `took ${Date.now() - started} ms`);
+      c.ws.close();
+    });
+  });
+
+  test('a client that does not read: the program is blocked in write(), porthole buffers a bounded amount', async () => {
+    await withServer({ command: ['yes', 'abcdefghij'], linesPerSecond: 0 }, async (s, url) => {
+      const c = await openRecorded(`${url}/`);
+      // Stop reading the TCP socket under the WebSocket: nothing more is taken from the kernel.
+      (c.ws as unknown as { _socket: import('node:net').Socket })._socket.pause();
+      const [pid] = s.pids;
+      const written = () => Number(/wchar: (\d+)/.exec(readFileSync(`/proc/${pid}/io`, 'utf8'))![1]);
+      let last = -1;
+      // Blocked: what the program wrote stops growing (sampled until two readings agree).
+      for (let i = 0; i < 100; i++) {
+        await sleep(100);
+        const now = written();
+        if (now === last) break;
+        last = now;
+      }
+      await sleep(300);
+      assert.equal(written(), last, 'the program is blocked');
+      // Pipe (64 KiB) + queue (1 MiB) + the WebSocket's buffer (1 MiB) + socket buffers: a few MiB, not all it could write.
+      assert.ok(last < 32 * 1024 * 1024, `${last} bytes written before it blocked`);
+      c.ws.terminate();
+      await allGone([pid]);
     });
   });
 
