@@ -16,6 +16,8 @@ interface StdioFlags {
   maxMessage: number;
   linesPerSecond: number;
   killGrace: number;
+  idleTimeout: number;
+  heartbeat: number;
   allowedOrigin: string[];
   serverName: string[];
   name: string;
@@ -40,6 +42,8 @@ export function register(program: Command): void {
     .addOption(new Option('--max-message <bytes>', 'largest message either way: a bigger one from a client closes it with 1009; a longer stdout line is sent in pieces').argParser(parsePositive).default(1024 * 1024, '1 MiB'))
     .addOption(new Option('--lines-per-second <n>', 'messages per second each way (0: no limit); beyond it the sender is paused, nothing is dropped').argParser(parseCount).default(1000))
     .addOption(new Option('--kill-grace <seconds>', 'after SIGTERM, how long before SIGKILL').argParser(parseSeconds).default(5))
+    .addOption(new Option('--idle-timeout <seconds>', 'close a connection with 1001 and stop its process after this long without a message either way (0: never)').argParser(parseSeconds).default(3600))
+    .addOption(new Option('--heartbeat <seconds>', 'ping every client this often (0: never)').argParser(parseSeconds).default(0))
     .addOption(
       new Option('--allowed-origin <origin>', 'let pages of this origin connect (repeat for more; "*" for any page); a client that sends no Origin (not a browser) is always let in')
         .argParser(collect(parseOrigin))
@@ -68,6 +72,7 @@ What a client sees:
   a message over --max-message      close 1009
   a page of another origin          close 1008, PH_ERR_ORIGIN_REFUSED (see --allowed-origin)
   a Host not this server's          close 1008, PH_ERR_HOST_REFUSED (see --server-name)
+  no message for --idle-timeout     close 1001, its process stopped
   SIGTERM / SIGINT                  close 1001, every process stopped, then exit 0
 A subprotocol the client offers is accepted (its first one): the MCP SDK
 offers "mcp". Closing the WebSocket closes the process's stdin, then sends
@@ -116,6 +121,8 @@ Exit codes: 0 after SIGTERM/SIGINT, 1 when it cannot listen, 2 bad usage.`,
         maxMessage: flags.maxMessage,
         linesPerSecond: flags.linesPerSecond,
         killGraceMs: flags.killGrace * 1000,
+        idleMs: flags.idleTimeout * 1000,
+        heartbeatMs: flags.heartbeat * 1000,
         allowedOrigins: flags.allowedOrigin.length ? flags.allowedOrigin : undefined,
         serverNames: flags.serverName,
       }).catch((err: NodeJS.ErrnoException) => {

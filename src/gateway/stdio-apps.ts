@@ -34,8 +34,8 @@ export class StdioApps {
   ) {}
 
   /** The entry that serves `app`'s next upgrade. */
-  entryFor(app: AppConfig): StdioEntry {
-    const key = settingsOf(app);
+  entryFor(app: AppConfig, timing: { idleMs: number; pingMs: number }): StdioEntry {
+    const key = `${settingsOf(app)} ${timing.idleMs} ${timing.pingMs}`;
     const had = this.current.get(app.name);
     if (had?.key === key) return had.entry;
     if (had) this.retire(had.entry);
@@ -51,6 +51,8 @@ export class StdioApps {
       maxMessage: app.stdio_max_message,
       linesPerSecond: app.stdio_lines_per_second,
       killGraceMs: app.stop_timeout,
+      idleMs: timing.idleMs,
+      heartbeatMs: timing.pingMs,
       log: sink ? (line, stream) => sink(line, stream) : undefined,
       identity: () => resolveAppUser(app, this.appDefaults()),
     });

@@ -41,6 +41,8 @@ export const STDIO_DEFAULTS = {
   linesPerSecond: 1000,
   /** SIGTERM → SIGKILL. */
   killGraceMs: 5000,
+  /** A connection without a message either way is closed (1001) after this long, as a tunnel is. */
+  idleMs: 3_600_000,
 } as const;
 
 export interface StdioEntryOptions {
@@ -64,6 +66,10 @@ export interface StdioEntryOptions {
   linesPerSecond?: number;
   /** SIGTERM → SIGKILL grace in ms; default 5 s. */
   killGraceMs?: number;
+  /** Close a connection with 1001 (and stop its program) after this long without a message either way, in ms (0: never). Default 1 h. */
+  idleMs?: number;
+  /** Ping every client this often, in ms (0: never). Default 0. */
+  heartbeatMs?: number;
   /** Where each stderr line (and Porthole's notes about the program) goes: the app's log, or porthole's stderr. */
   log?: (line: string, stream: 'stderr' | 'porthole', pid: number) => void;
   /** Who each program runs as (an app's user/group); resolved at every start, so a missing user fails that upgrade (PH_ERR_APP_USER). */
@@ -282,7 +288,8 @@ export class StdioEntry {
       socket.off('close', lost);
       emit('upgrade', { gateway: this.gateway, app: this.app, path, accepted: true, status: 101, protocol: wsProtocol(req) });
       // A program that ended meanwhile still has its output and its exit status delivered.
-      session.add(new StdioClient(ws, socket, path, peerOf(socket as Socket), this.opts.linesPerSecond ?? STDIO_DEFAULTS.linesPerSecond));
+      const client = new StdioClient(ws, socket, path, peerOf(socket as Socket), this.opts.linesPerSecond ?? STDIO_DEFAULTS.linesPerSecond, this.opts.idleMs ?? STDIO_DEFAULTS.idleMs, this.opts.heartbeatMs ?? 0);
+      session.add(client);
     });
   }
 

@@ -54,6 +54,8 @@ export class StdioClient {
   first: { by: 'client' | 'upstream' | 'gateway'; code: number | null; reason?: string } | null = null;
   private budget: Budget;
   private killTimer: NodeJS.Timeout | null = null;
+  private idleTimer: NodeJS.Timeout | null = null;
+  private pingTimer: NodeJS.Timeout | null = null;
 
   constructor(
     readonly ws: WebSocket,
@@ -61,8 +63,28 @@ export class StdioClient {
     readonly path: string,
     readonly client: string,
     linesPerSecond: number,
+    /** Close with 1001 after this long without a message either way (0: never): a client gone without a FIN must not keep its program for good. */
+    private readonly idleMs = 0,
+    /** Ping the client this often (0: never). */
+    pingMs = 0,
   ) {
     this.budget = new Budget(linesPerSecond);
+    if (idleMs > 0) this.armIdle(idleMs);
+    if (pingMs > 0) {
+      this.pingTimer = setInterval(() => {
+        if (ws.readyState === WebSocket.OPEN) ws.ping();
+      }, pingMs);
+      this.pingTimer.unref();
+    }
+  }
+
+  private armIdle(ms: number): void {
+    this.idleTimer = setTimeout(() => {
+      const quiet = Date.now() - this.lastActivity;
+      if (quiet >= this.idleMs) this.close(1001, `idle for ${Math.round(quiet / 1000)} s`, 'gateway');
+      else this.armIdle(this.idleMs - quiet);
+    }, ms);
+    this.idleTimer.unref();
   }
 
   snapshot(app: string): LiveConnection {
@@ -88,7 +110,7 @@ export class StdioClient {
   }
 
   stopTimers(): void {
-    if (this.killTimer) clearTimeout(this.killTimer);
+    for (const t of [this.killTimer, this.idleTimer, this.pingTimer]) if (t) clearTimeout(t);
   }
 }
 

@@ -180,7 +180,8 @@ function bridgeApp(gw: GatewayCore, req: IncomingMessage, socket: Duplex, head: 
  * `fail`.
  */
 function stdioApp(gw: GatewayCore, req: IncomingMessage, socket: Duplex, head: Buffer, match: Match, fail: (err: PortholeError) => void): void {
-  gw.stdio.entryFor(match.route.app).attach(req, socket, head, fail);
+  const { route } = match;
+  gw.stdio.entryFor(route.app, { idleMs: route.idleMs, pingMs: route.pingMs }).attach(req, socket, head, fail);
 }
 
 /** The scheme the client used: the listener's, or a trusted proxy's X-Forwarded-Proto. */

@@ -38,6 +38,10 @@ export interface StdioServerOptions {
   linesPerSecond?: number;
   /** SIGTERM → SIGKILL grace, ms. Default 5 s. */
   killGraceMs?: number;
+  /** Close a connection with 1001 after this long without a message either way, ms (0: never). Default 1 h. */
+  idleMs?: number;
+  /** Ping every client this often, ms (0: never). Default 0. */
+  heartbeatMs?: number;
   /** Origins whose pages may connect (omitted: same origin only, and clients that send none; `['*']`: any). */
   allowedOrigins?: readonly string[];
   /** Host names answered besides loopback names and this machine's addresses. */
@@ -84,6 +88,8 @@ export async function startStdioServer(opts: StdioServerOptions): Promise<StdioS
     maxMessage: opts.maxMessage,
     linesPerSecond: opts.linesPerSecond,
     killGraceMs: opts.killGraceMs,
+    idleMs: opts.idleMs,
+    heartbeatMs: opts.heartbeatMs,
     log,
     baseEnv: opts.baseEnv,
     allowedOrigins: opts.allowedOrigins,

@@ -239,6 +239,15 @@ describe('stdio apps in the gateway', { timeout: 60_000 }, () => {
     });
   });
 
+  test('idle_timeout applies to a stdio app\'s connections as to tunnels: 1001, and the program is stopped', async () => {
+    await withGateway({ apps: [{ name: 'quiet', stdio: 'cat', idle_timeout: '300ms' }] }, async (g, pids) => {
+      const c = await openRecorded(`${g.wsUrl}/quiet/`);
+      const pid = await waitFor(() => pids()[0], 5000, 'the program');
+      assert.equal((await c.closed).code, 1001);
+      await allGone([pid]);
+    });
+  });
+
   test('a drain closes the clients with 1001 and stops every program before the gateway is closed', async () => {
     const g = await startGateway({ apps: [{ name: 'echo', stdio: 'cat' }] });
     const c = await openRecorded(`${g.wsUrl}/echo/`);

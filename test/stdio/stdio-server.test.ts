@@ -300,6 +300,19 @@ describe('porthole stdio: processes', { timeout: 60_000 }, () => {
     });
   });
 
+  test('a connection quiet for the idle timeout is closed with 1001 and its process stopped (a client gone without a FIN frees its program)', async () => {
+    await withServer({ command: ['cat'], idleMs: 300 }, async (s, url) => {
+      const c = await openRecorded(`${url}/`);
+      c.ws.send('one');
+      await waitFor(() => c.messages.length === 1, 5000, 'the echo');
+      const [pid] = s.pids;
+      const end = await c.closed;
+      assert.equal(end.code, 1001);
+      assert.match(end.reason, /idle for/);
+      await allGone([pid]);
+    });
+  });
+
   test('shared: one process for every client; each client\'s lines reach it, its lines reach every client; stopped after the last leaves', async () => {
     await withServer({ command: ['cat'], shared: true }, async (s, url) => {
       const a = await openWs(`${url}/`);
