@@ -5,7 +5,8 @@
  * app's log, and no process left after a disconnect or a drain.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { randomBytes } from 'node:crypto';
@@ -20,6 +21,12 @@ import { PYTHON } from '../helpers/python.js';
 import { alive, allGone, environOf, killAll, pgidOf } from './proc.js';
 
 const FIXTURES = dirname(fileURLToPath(new URL('../fixtures/stdio/upper.py', import.meta.url)));
+
+/** uid and home of a passwd entry (getent: before any server runs in this process). */
+function userInfoOf(name: string): { uid: number; home: string } {
+  const f = execFileSync('getent', ['passwd', name], { encoding: 'utf8' }).trim().split(':');
+  return { uid: Number(f[2]), home: f[5] };
+}
 
 function record(ws: WebSocket) {
   const messages: { data: Buffer; isBinary: boolean }[] = [];
@@ -245,6 +252,24 @@ describe('stdio apps in the gateway', { timeout: 60_000 }, () => {
       const pid = await waitFor(() => pids()[0], 5000, 'the program');
       assert.equal((await c.closed).code, 1001);
       await allGone([pid]);
+    });
+  });
+
+  test('user: the program runs as the app\'s user (nobody under a root gateway), with its HOME and USER; an unknown user refuses the upgrade', { skip: !process.env.CI && process.getuid?.() !== 0 && 'needs root (in CI it must run)' }, async () => {
+    await withGateway({ apps: [{ name: 'who', stdio: 'id -u; echo "$USER $HOME"; cat', user: 'nobody', cwd: '/' }, { name: 'ghost', stdio: 'cat', user: 'no-such-user-here' }] }, async (g, pids) => {
+      const c = await openRecorded(`${g.wsUrl}/who/`);
+      await waitFor(() => c.messages.length === 2, 5000, 'id and the env');
+      const nobody = userInfoOf('nobody');
+      assert.equal(c.messages[0].data.toString(), String(nobody.uid));
+      assert.equal(c.messages[1].data.toString(), `nobody ${nobody.home}`);
+      const pid = pids()[0];
+      assert.match(readFileSync(`/proc/${pid}/status`, 'utf8'), new RegExp(`^Uid:\\s+${nobody.uid}\\s`, 'm'));
+      c.ws.close();
+      await allGone([pid]);
+      const refused = await wsCloseOf(`${g.wsUrl}/ghost/`);
+      assert.equal(refused.code, 1008);
+      assert.match(refused.reason, /ghost: user "no-such-user-here" does not exist/);
+      assert.deepEqual(pids(), []);
     });
   });
 
