@@ -273,6 +273,26 @@ describe('stdio apps in the gateway', { timeout: 60_000 }, () => {
     });
   });
 
+  test('a reload that changes a stdio app: the open connection keeps its program; new ones get the new settings; a drain stops both', async () => {
+    await withGateway({ apps: [{ name: 'echo', stdio: 'cat' }] }, async (g, pids) => {
+      const old = await openRecorded(`${g.wsUrl}/echo/`);
+      const oldPid = await waitFor(() => pids()[0], 5000, 'the first program');
+      g.gw.reload({ apps: [{ name: 'echo', stdio: 'sed -u s/^/new:/', stdio_max_processes: 2 }] });
+      const fresh = await openRecorded(`${g.wsUrl}/echo/`);
+      old.ws.send('a');
+      fresh.ws.send('b');
+      await waitFor(() => old.messages.length === 1 && fresh.messages.length === 1, 5000, 'both answers');
+      assert.equal(old.messages[0].data.toString(), 'a', 'the old connection still talks to cat');
+      assert.equal(fresh.messages[0].data.toString(), 'new:b');
+      assert.equal(pids().length, 2, 'the retired program is still counted and listed');
+      const all = pids();
+      assert.ok(all.includes(oldPid));
+      await g.gw.drain(200);
+      assert.deepEqual(all.filter(alive), [], 'a drain stops the retired program too');
+      assert.equal((await old.closed).code, 1001);
+    });
+  });
+
   test('a drain closes the clients with 1001 and stops every program before the gateway is closed', async () => {
     const g = await startGateway({ apps: [{ name: 'echo', stdio: 'cat' }] });
     const c = await openRecorded(`${g.wsUrl}/echo/`);
@@ -324,6 +344,12 @@ describe('stdio apps: config and logs', { timeout: 60_000 }, () => {
       }
       assert.ok(entries.some((e) => e.stream === 'stderr' && e.text === 'to the log from talker'), JSON.stringify(entries));
       assert.ok(entries.some((e) => e.stream === 'porthole' && /started pid \d+/.test(e.text)), JSON.stringify(entries));
+      // The open connection is listed with the tunnels (dashboard, GET /tunnels), kind stdio, its bytes counted.
+      const tunnels = (await (await fetch(`${started.url}/_porthole/api/tunnels`, { headers: { Authorization: `Bearer ${started.token}` } })).json()) as { tunnels: { kind: string; app: string; bytes_in: number; messages_out: number }[] };
+      assert.deepEqual(
+        tunnels.tunnels.map((t) => [t.kind, t.app, t.bytes_in, t.messages_out]),
+        [['stdio', 'talker', 4, 1]],
+      );
       c.ws.close();
     } finally {
       await server.close();
