@@ -194,6 +194,35 @@ export class TokenStoreError extends PortholeError {
   readonly closeCode = 1013;
 }
 
+/**
+ * A stdio app (`stdio`, `porthole stdio`) runs as many programs (one per
+ * connection) as it may at once: the next upgrade is refused until one ends.
+ * 503 and 1013 (try again later).
+ */
+export class StdioLimitError extends PortholeError {
+  readonly code = 'PH_ERR_STDIO_LIMIT';
+  readonly status = 503;
+  readonly closeCode = 1013;
+}
+
+/** A stdio app's program could not be started (no such file, not executable). */
+export class StdioSpawnError extends PortholeError {
+  readonly code = 'PH_ERR_STDIO_SPAWN';
+  readonly status = 502;
+  readonly closeCode = 1011;
+}
+
+/**
+ * A stdio app's program ended with a non-zero exit code or was killed by a
+ * signal: its clients get 1011 with the status (and its last stderr line) in
+ * the reason. An exit with code 0 is a normal close, 1000.
+ */
+export class StdioExitError extends PortholeError {
+  readonly code = 'PH_ERR_STDIO_EXIT';
+  readonly status = 502;
+  readonly closeCode = 1011;
+}
+
 /** The app is known to be stopped (or failed): nothing will answer. */
 export class AppStoppedError extends PortholeError {
   readonly code = 'PH_ERR_APP_STOPPED';
@@ -502,6 +531,9 @@ export const ERROR_CODES = [
   'PH_ERR_UPSTREAM_DNS',
   'PH_ERR_FD_LIMIT',
   'PH_ERR_TOKEN_STORE',
+  'PH_ERR_STDIO_LIMIT',
+  'PH_ERR_STDIO_SPAWN',
+  'PH_ERR_STDIO_EXIT',
   'PH_ERR_APP_STOPPED',
   'PH_ERR_APP_STARTING',
   'PH_ERR_APP_INVALID',

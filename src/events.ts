@@ -24,7 +24,7 @@ export interface EventMap {
     messagesOut?: number;
     /** The connection's number (as in the admin API's `tunnels`), `tunnel` (proxied) or `bridge`, and the client's `address:port`. */
     id?: number;
-    kind?: 'tunnel' | 'bridge';
+    kind?: 'tunnel' | 'bridge' | 'stdio';
     client?: string;
     closeCode: number | null;
     closedBy: 'client' | 'upstream' | 'gateway';

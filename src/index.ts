@@ -26,4 +26,6 @@ export { runDoctor } from './toolkit/doctor.js';
 export type { DoctorOptions, DoctorReport, DoctorStep } from './toolkit/doctor.js';
 export { startBridgeServer } from './toolkit/bridge-server.js';
 export type { BridgeServer, BridgeServerOptions } from './toolkit/bridge-server.js';
+export { startStdioServer } from './toolkit/stdio-server.js';
+export type { StdioServer, StdioServerOptions } from './toolkit/stdio-server.js';
 export { describeCloseCode } from './toolkit/close-codes.js';

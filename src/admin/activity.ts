@@ -11,7 +11,7 @@ import { redactPath } from '../log/logger.js';
 /** A closed tunnel or bridge connection. */
 export interface CloseView {
   id: number | null;
-  kind: 'tunnel' | 'bridge';
+  kind: 'tunnel' | 'bridge' | 'stdio';
   app: string;
   path: string;
   client: string;

@@ -64,6 +64,8 @@ export class Supervisor extends EventEmitter {
   readonly #ports: PortAllocator;
   readonly #runFiles: RunFiles;
   readonly #apps = new Map<string, AppRunner>();
+  /** Logs of apps without a runner whose processes the gateway starts (`stdio`): see appLog. */
+  readonly #sideLogs = new Map<string, AppLog>();
   /** Apps being removed: their stop must finish before the name is used again. */
   readonly #removing = new Map<string, Promise<void>>();
 
@@ -188,19 +190,39 @@ export class Supervisor extends EventEmitter {
 
   /** The last `lines` lines of the app's output (and supervisor notes), oldest first. */
   logs(name: string, lines: number): string[] {
-    return this.#apps.get(name)?.log.last(lines) ?? [];
+    return this.#logOf(name)?.last(lines) ?? [];
   }
 
   /** The last lines with their stream (stdout, stderr, porthole) and time. */
   logEntries(name: string, lines: number): LogEntry[] {
-    return this.#apps.get(name)?.log.lastEntries(lines) ?? [];
+    return this.#logOf(name)?.lastEntries(lines) ?? [];
   }
 
   /** Calls `onLine` for every new line of the app's output; returns the unsubscribe function. */
   followLogs(name: string, onLine: (line: string, entry: LogEntry) => void): () => void {
+    const log = this.#logOf(name);
+    if (!log) throw appError(APP_UNKNOWN, `no app named ${JSON.stringify(name)}`);
+    return log.follow(onLine);
+  }
+
+  /**
+   * The log of an app whose processes the gateway starts itself (`stdio`
+   * apps: one per WebSocket connection), made on first use at the same place
+   * as a supervised app's; `logs` reads it like any app's.
+   */
+  appLog(name: string): AppLog {
     const runner = this.#apps.get(name);
-    if (!runner) throw appError(APP_UNKNOWN, `no app named ${JSON.stringify(name)}`);
-    return runner.log.follow(onLine);
+    if (runner) return runner.log;
+    let log = this.#sideLogs.get(name);
+    if (!log) {
+      log = this.#newLog(name);
+      this.#sideLogs.set(name, log);
+    }
+    return log;
+  }
+
+  #logOf(name: string): AppLog | undefined {
+    return this.#apps.get(name)?.log ?? this.#sideLogs.get(name);
   }
 
   /** A port of the range that binds on 127.0.0.1 now and was given to no app. */
@@ -238,7 +260,7 @@ export class Supervisor extends EventEmitter {
   async stopAll(): Promise<void> {
     const runners = [...this.#apps.values()];
     await Promise.all(runners.map((r) => r.stop()));
-    await Promise.all([...this.#removing.values(), ...runners.map((r) => r.log.flush())]);
+    await Promise.all([...this.#removing.values(), ...runners.map((r) => r.log.flush()), ...[...this.#sideLogs.values()].map((l) => l.flush())]);
   }
 
   async #call(name: string, op: (r: AppRunner) => Promise<AppStatus>): Promise<AppStatus> {
@@ -269,12 +291,16 @@ export class Supervisor extends EventEmitter {
     return used;
   }
 
-  #runnerDeps(name: string): RunnerDeps {
-    const log = new AppLog({
+  #newLog(name: string): AppLog {
+    return new AppLog({
       path: join(this.dataDir, 'logs', `${name}.log`),
       maxBytes: this.#logMaxBytes,
       onError: (err) => publish('error', { code: 'PH_ERR_APP_LOG', message: `${name}: cannot write log: ${err.message}`, app: name }),
     });
+  }
+
+  #runnerDeps(name: string): RunnerDeps {
+    const log = this.#newLog(name);
     return {
       appsDir: this.appsDir,
       identity: (app) => resolveAppUser(app, this.#appDefaults),

@@ -116,6 +116,22 @@ export const appSchema = k.object(
     bridge_token_redis_namespace: k.optional(k.string({ pattern: /^\S+$/, patternHint: 'a key prefix without spaces, such as "vnc" (keys are then vnc:TOKEN)' })),
     /** Text frames on a bridge: `refuse` (close 1003, default) or `binary` (their UTF-8 bytes go to TCP). */
     bridge_text: k.optional(k.oneOf('refuse', 'binary')),
+    /**
+     * stdio over WebSocket (docs/stdio.md): every upgrade starts this command (`/bin/sh -c`)
+     * in a process group of its own; text messages are its stdin lines, its stdout lines
+     * come back as messages, its stderr goes to the app's log. Plain HTTP gets a 426.
+     */
+    stdio: k.optional(k.string({ check: (s) => (s.trim() === '' ? 'an empty command' : undefined) })),
+    /** One process for every connection of the app (started with the first, stopped after the last). */
+    stdio_shared: k.optional(k.boolean()),
+    /** Raw bytes as binary messages both ways instead of lines. */
+    stdio_binary: k.optional(k.boolean()),
+    /** Processes at once (with stdio_shared: connections); the next upgrade gets 503 / close 1013. Default 16. */
+    stdio_max_processes: k.optional(k.integer(1, 100_000)),
+    /** Largest message either way, in bytes (a bigger one from a client closes it with 1009). Default 1 MiB. */
+    stdio_max_message: k.optional(k.integer(1, 64 * 1024 * 1024)),
+    /** Messages per second each way (0: no limit); beyond it the sender is paused. Default 1000. */
+    stdio_lines_per_second: k.optional(k.integer(0, 1_000_000)),
     ws_path: k.optional(path()),
     hosts: k.optional(k.array(hostName())),
     strip_prefix: k.withDefault(k.boolean(), true),
@@ -161,9 +177,9 @@ export const appSchema = k.object(
     if (first !== undefined && RESERVED_NAMES.includes(first)) issues.push(`${at}.prefix: "${app.prefix}" is under /${first}, which is reserved for the gateway`);
     const targets = (['port', 'url', 'socket'] as const).filter((t) => app[t] !== undefined);
     if (targets.length > 1) issues.push(`${at}: give only one of port, url, socket (got ${targets.join(' and ')})`);
-    const bridged = app.bridge !== undefined || app.bridge_token_file !== undefined || app.bridge_token_redis !== undefined;
+    const bridged = app.bridge !== undefined || app.bridge_token_file !== undefined || app.bridge_token_redis !== undefined || app.stdio !== undefined;
     if (targets.length === 0 && app.cmd === undefined && !bridged) issues.push(`${at}: needs one of port, url or socket (where the app listens)`);
-    issues.push(...bridgeProblems(app, at));
+    issues.push(...bridgeProblems(app, at), ...stdioProblems(app, at));
     if (app.ws_port !== undefined && app.url !== undefined) issues.push(`${at}.ws_port: not used with url (put the WebSocket path in the url's app instead)`);
     issues.push(...execLimitProblems(app, at));
   },
@@ -198,6 +214,20 @@ function bridgeProblems(app: AppConfig, at: string): string[] {
   if (app.bridge_token_redis_namespace !== undefined && app.bridge_token_redis === undefined) issues.push(`${at}.bridge_token_redis_namespace: only used with bridge_token_redis`);
   const bridged = app.bridge !== undefined || app.ws_bridge !== undefined || app.bridge_token_file !== undefined || app.bridge_token_redis !== undefined;
   if (app.bridge_text !== undefined && !bridged) issues.push(`${at}.bridge_text: only used with bridge, ws_bridge, bridge_token_file or bridge_token_redis`);
+  return issues;
+}
+
+/** `stdio` and its `stdio_*` keys taken together: a stdio app takes every upgrade and has no pages. */
+function stdioProblems(app: AppConfig, at: string): string[] {
+  const issues: string[] = [];
+  const others = (['port', 'url', 'socket', 'ws_port', 'cmd', 'bridge', 'ws_bridge', 'bridge_token_file', 'bridge_token_redis'] as const).filter((key) => app[key] !== undefined);
+  if (app.stdio !== undefined && others.length) issues.push(`${at}.stdio: not with ${others.join(', ')} (a stdio app runs its command for each WebSocket connection and has nothing else to route to)`);
+  if (app.stdio === undefined) {
+    for (const key of ['stdio_shared', 'stdio_binary', 'stdio_max_processes', 'stdio_max_message', 'stdio_lines_per_second'] as const) {
+      if (app[key] !== undefined) issues.push(`${at}.${key}: only used with stdio`);
+    }
+  }
+  if (app.stdio !== undefined) issues.push(...execLimitProblems({ cmd: app.stdio }, at).map((p) => p.replace(`${at}.cmd`, `${at}.stdio`)));
   return issues;
 }
 

@@ -80,6 +80,8 @@ export function bridgeSpecOf(app: AppConfig, resolvePath: (file: string) => stri
 
 /** True when the app is only a bridge: plain HTTP to it has nothing to reach. */
 export function isBridgeOnly(app: AppConfig): boolean {
+  // A stdio app (stdio-entry.ts) is the same to routing: upgrades only, its own end.
+  if (app.stdio !== undefined) return true;
   const tokens = app.bridge_token_file !== undefined || app.bridge_token_redis !== undefined;
   return app.bridge !== undefined || (tokens && app.port === undefined && app.url === undefined && app.socket === undefined);
 }
@@ -95,7 +97,10 @@ export function bridgeLabel(spec: BridgeSpec): string {
  */
 export function refuseBridgeHttp(gatewayId: string, req: IncomingMessage, res: ServerResponse, route: Route): void {
   const app = route.app.name;
-  const body = `${app} is a WebSocket bridge to ${route.bridge ? bridgeLabel(route.bridge) : 'a TCP service'}: connect with a WebSocket client (noVNC, porthole connect), not plain HTTP.\n`;
+  const body =
+    route.app.stdio !== undefined
+      ? `${app} runs a program for each WebSocket connection (stdio): connect with a WebSocket client (porthole connect, an MCP client), not plain HTTP.\n`
+      : `${app} is a WebSocket bridge to ${route.bridge ? bridgeLabel(route.bridge) : 'a TCP service'}: connect with a WebSocket client (noVNC, porthole connect), not plain HTTP.\n`;
   res.writeHead(426, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': Buffer.byteLength(body), Upgrade: 'websocket', 'Cache-Control': 'no-store' });
   res.end(body);
   emit('request', { gateway: gatewayId, app, method: req.method ?? 'GET', path: req.url ?? '/', status: 426, ms: 0 });

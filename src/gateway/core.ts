@@ -6,6 +6,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { PortholeError } from '../errors.js';
 import type { BridgeConnection } from './bridge-connection.js';
+import type { StdioApps } from './stdio-apps.js';
 import type { Tunnel } from './tunnel.js';
 
 export interface GatewayCore {
@@ -16,6 +17,8 @@ export interface GatewayCore {
   readonly tunnels: Set<Tunnel>;
   /** Open WebSocket→TCP bridge connections (apps with a bridge); drained like tunnels. */
   readonly bridges: Set<BridgeConnection>;
+  /** The `stdio` apps' programs and connections; drained like tunnels. */
+  readonly stdio: StdioApps;
   /** The global error page template, if any. */
   readonly errorPage: string | undefined;
   /** Scheme the client used to reach us. */

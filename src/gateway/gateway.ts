@@ -18,6 +18,7 @@ import { forwardHttp } from './http-forward.js';
 import { onResponseDone } from './response-done.js';
 import type { BridgeConnection } from './bridge-connection.js';
 import { refuseBridgeHttp } from './bridge.js';
+import { StdioApps, type StdioLog } from './stdio-apps.js';
 import { appUrls } from './app-urls.js';
 import { AgentPool, RouteTable, type Lookup, type Route } from './router.js';
 import { unroutedHint } from './unrouted-hint.js';
@@ -57,6 +58,11 @@ export interface GatewayOptions {
    * when it returns false: 404.
    */
   peerIntercept?: (req: http.IncomingMessage, res: http.ServerResponse) => boolean;
+  /**
+   * Where a `stdio` app's stderr goes: a line sink per app (the supervisor's
+   * log of the app). Without it, stderr lines are dropped.
+   */
+  stdioLog?: StdioLog;
   /** The data directory: `tls: internal` keeps its CA in `private/tls/` under it. Default: the config's `data`. */
   dataDir?: string;
   /** Lifetime of `tls: internal` certificates (default 12 h; renewed at two thirds). For tests that prove renewal. */
@@ -88,6 +94,7 @@ export class Gateway implements GatewayCore {
   readonly id = randomBytes(4).toString('hex');
   readonly tunnels = new Set<Tunnel>();
   readonly bridges = new Set<BridgeConnection>();
+  readonly stdio: StdioApps;
   draining = false;
   private table: RouteTable;
   private readonly agents = new AgentPool();
@@ -115,6 +122,7 @@ export class Gateway implements GatewayCore {
 
   constructor(config: unknown, options: GatewayOptions = {}) {
     this.baseDir = options.baseDir ?? process.cwd();
+    this.stdio = new StdioApps(this.id, options.stdioLog ?? (() => undefined), (p) => resolve(this.baseDir, p), () => this.table.config.app_defaults);
     this.gate = options.appGate;
     this.intercept = options.intercept;
     this.peerIntercept = options.peerIntercept;
@@ -130,8 +138,9 @@ export class Gateway implements GatewayCore {
       endConnections: (sockets) => {
         const open = [...this.tunnels, ...this.bridges].filter((c) => sockets.has(c.client));
         for (const c of open) c.close(1008, 'PH_ERR_AUTH_REQUIRED: logged out');
+        const stdio = this.stdio.closeClientsOf(sockets, 1008, 'PH_ERR_AUTH_REQUIRED: logged out');
         // Still connecting to the app: no tunnel yet.
-        for (const s of sockets) if (!open.some((c) => c.client === s)) s.destroy();
+        for (const s of sockets) if (!open.some((c) => c.client === s) && !stdio.includes(s)) s.destroy();
       },
     });
   }
@@ -624,6 +633,7 @@ export class Gateway implements GatewayCore {
     const peer = this.peerServer;
     const closed = Promise.all([server, peer].map((s) => (s ? new Promise<void>((ok) => s.close(() => ok())) : undefined)));
     for (const t of [...this.tunnels, ...this.bridges]) t.close(1001, 'gateway shutting down');
+    this.stdio.drain('gateway shutting down');
     this.h2?.close();
     const deadline = Date.now() + timeoutMs;
     while ((this.activeRequests > 0 || this.tunnels.size > 0 || this.bridges.size > 0) && Date.now() < deadline) {
@@ -632,6 +642,8 @@ export class Gateway implements GatewayCore {
       await new Promise((r) => setTimeout(r, 50));
     }
     for (const t of [...this.tunnels, ...this.bridges]) t.destroy();
+    // Every stdio program and what it started is gone before the gateway says it is closed.
+    await this.stdio.stopAll();
     server?.closeAllConnections();
     peer?.closeAllConnections();
     this.h2?.destroy();

@@ -94,7 +94,7 @@ export class Route {
       this.http = this.ws = peerTarget(app.name, peer, agents);
     } else {
       this.bridge = bridgeSpecOf(app, resolvePath);
-      this.bridgeOnly = this.bridge !== null && isBridgeOnly(app);
+      this.bridgeOnly = (this.bridge !== null || app.stdio !== undefined) && isBridgeOnly(app);
       this.http = resolveTarget(app, false, agents);
       this.ws = app.ws_port !== undefined || (this.bridge && !this.bridgeOnly) ? resolveTarget(app, true, agents) : this.http;
     }
@@ -167,6 +167,10 @@ export class AgentPool {
 
 function resolveTarget(app: AppConfig, forWs: boolean, agents: AgentPool): Target {
   const verify = app.tls_verify;
+  // A stdio app's upgrades start its command (stdio-apps.ts): no network target; the label names the command.
+  if (app.stdio !== undefined) {
+    return { kind: 'tcp', host: '127.0.0.1', port: 0, basePath: '', scheme: 'http', authority: '127.0.0.1', rejectUnauthorized: verify, label: `stdio: ${app.stdio}`, agent: agents.get('tcp', '127.0.0.1', { rejectUnauthorized: verify }) };
+  }
   // A bridge's target: no HTTP is sent there; its label names the target in upgrade errors.
   const byToken = app.bridge_token_file !== undefined || app.bridge_token_redis !== undefined;
   if (app.bridge !== undefined || (forWs && app.ws_bridge !== undefined) || (byToken && (forWs || isBridgeOnly(app)))) {

@@ -20,7 +20,7 @@ export interface TunnelInfo {
 /** One open WebSocket connection, as the dashboard and the admin API show it. */
 export interface LiveConnection {
   id: number;
-  kind: 'tunnel' | 'bridge';
+  kind: 'tunnel' | 'bridge' | 'stdio';
   app: string;
   path: string;
   client: string;

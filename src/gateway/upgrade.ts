@@ -50,8 +50,10 @@ export function proxyUpgrade(gw: GatewayCore, req: IncomingMessage, socket: Dupl
   const policy = checkWsPath(match) ?? checkOrigin(req, match, gw.forwardedHost(req), clientProto(gw, req));
   if (policy) return fail(policy);
 
-  // A bridge app's upgrades are completed here and relayed to TCP (bridge-entry.ts) instead of proxied.
-  const onward = route.bridge ? bridgeApp : connect;
+  // A bridge app's upgrades are completed here and relayed to TCP (bridge-entry.ts) instead of proxied;
+  // a stdio app's start its program (stdio-entry.ts).
+  // An app on another node (route.peer) is forwarded there, stdio or not: its node runs the programs.
+  const onward = route.bridge ? bridgeApp : route.app.stdio !== undefined && !route.peer ? stdioApp : connect;
   const gate = gw.appGate(app);
   if (gate === null) return onward(gw, req, socket, head, match, fail);
   gate.then(
@@ -169,6 +171,17 @@ function bridgeApp(gw: GatewayCore, req: IncomingMessage, socket: Duplex, head: 
     connections: gw.bridges,
   });
   entry.bridge(req, socket, head, fail);
+}
+
+/**
+ * An upgrade to a stdio app, after the edge checks above (auth, origins,
+ * ws_paths): its entry starts the program (or joins the shared one) and
+ * completes the handshake; the limit and a program that cannot start go to
+ * `fail`.
+ */
+function stdioApp(gw: GatewayCore, req: IncomingMessage, socket: Duplex, head: Buffer, match: Match, fail: (err: PortholeError) => void): void {
+  const { route } = match;
+  gw.stdio.entryFor(route.app, { idleMs: route.idleMs, pingMs: route.pingMs }).attach(req, socket, head, fail);
 }
 
 /** The scheme the client used: the listener's, or a trusted proxy's X-Forwarded-Proto. */

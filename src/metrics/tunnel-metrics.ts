@@ -17,7 +17,7 @@ import { subscribe, type EventMap } from '../events.js';
 export interface OpenConnection {
   app: string;
   /** `tunnel` (proxied to the app's WebSocket server) or `bridge` (WebSocket to TCP). */
-  kind: 'tunnel' | 'bridge';
+  kind: 'tunnel' | 'bridge' | 'stdio';
   /** Bytes from the client (to the app), and to the client. */
   bytesIn: number;
   bytesOut: number;

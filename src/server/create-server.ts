@@ -193,6 +193,8 @@ export function createServer(options: ServerOptions = {}): PortholeServer {
     baseDir,
     dataDir,
     appGate: (name) => registry?.appGate(name) ?? null,
+    // A stdio app's stderr goes to its log, where `porthole apps logs` reads it.
+    stdioLog: (name) => (line, stream) => supervisor.appLog(name).line(line, stream),
     intercept: (req, res) => (metricsPage?.(req, res) || admin?.(req, res) || dashboard?.(req, res)) ?? false,
     peerIntercept: (req, res) => {
       if (!admin) return false;
@@ -224,7 +226,7 @@ export function createServer(options: ServerOptions = {}): PortholeServer {
     supervisor,
     gatewayId: gateway.id,
     guard: guardOptions,
-    connections: () => [...[...gateway.tunnels].map((t) => t.snapshot()), ...[...gateway.bridges].map((b) => b.snapshot())],
+    connections: () => [...[...gateway.tunnels].map((t) => t.snapshot()), ...[...gateway.bridges].map((b) => b.snapshot()), ...gateway.stdio.snapshots()],
     activity,
     loginCode: () => sessions.loginCode(),
     fromPeer: (req) => peerCalls.has(req),
@@ -251,7 +253,7 @@ export function createServer(options: ServerOptions = {}): PortholeServer {
     metrics = createMetrics({
       gatewayId: gateway.id,
       // The same counts the tunnel.close events carry at the end, so no connection is counted twice or less.
-      openConnections: () => [...[...gateway.tunnels].map((t) => t.snapshot()), ...[...gateway.bridges].map((b) => b.snapshot())],
+      openConnections: () => [...[...gateway.tunnels].map((t) => t.snapshot()), ...[...gateway.bridges].map((b) => b.snapshot()), ...gateway.stdio.snapshots()],
       // External apps are probed (at most every 2 s, 500 ms each), as the admin API's list does.
       apps: async () => (await appRegistry.checkExternal(), appRegistry.list()),
       cluster: node ? () => node.view() as unknown as ClusterSnapshot : undefined,
