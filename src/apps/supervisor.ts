@@ -13,13 +13,14 @@ import type { AppConfig } from '../config/schema.js';
 import { emit as publish } from '../events.js';
 import { AppLog, type LogEntry } from './app-log.js';
 import { resolveAppUser, type AppIdentity, type UserSpec } from './app-user.js';
-import { AppRunner, type EffectivePorts, type RunnerDeps } from './app-runner.js';
+import { AppRunner, type EffectivePorts, type RunnerDeps, type StopReason } from './app-runner.js';
 import { APP_UNKNOWN, appError, type AppStatus } from './app-status.js';
 import { PortAllocator } from './ports.js';
 import { DEFAULT_RESTART, type RestartOptions } from './restart-policy.js';
 import { RunFiles, recoverOrphans } from './run-files.js';
 
 export type { AppState, AppStatus, LastExit } from './app-status.js';
+export type { StopReason } from './app-runner.js';
 export { APP_NO_CMD, APP_UNKNOWN } from './app-status.js';
 
 export interface SupervisorOptions extends Partial<RestartOptions> {
@@ -150,18 +151,18 @@ export class Supervisor extends EventEmitter {
    * to wait for readiness. A `failed` app starts afresh.
    * Rejects with code `PH_ERR_APP_UNKNOWN` or `PH_ERR_APP_NO_CMD`.
    */
-  start(name: string): Promise<AppStatus> {
-    return this.#call(name, (r) => r.start());
+  start(name: string, reason?: string): Promise<AppStatus> {
+    return this.#call(name, (r) => r.start(reason));
   }
 
   /**
    * Stops the app's whole process group and every process that carries the
    * run's `PORTHOLE_RUN` marker (children that left the group: setsid,
    * daemons, ptys): SIGTERM, SIGKILL after `stop_timeout`; resolves when none
-   * of them is left.
+   * of them is left. `why`: the gateway stops it by itself (see StopReason).
    */
-  stop(name: string): Promise<AppStatus> {
-    return this.#call(name, (r) => r.stop());
+  stop(name: string, why?: StopReason): Promise<AppStatus> {
+    return this.#call(name, (r) => r.stop(why));
   }
 
   /** Stops (if running) and starts the app; resolves once the new process is spawned. */

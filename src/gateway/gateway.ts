@@ -17,6 +17,7 @@ import { sendHttpError, sendRawHttpError, writeRawResponse } from './error-respo
 import { forwardHttp } from './http-forward.js';
 import { onResponseDone } from './response-done.js';
 import type { BridgeConnection } from './bridge-connection.js';
+import { AppActivity } from './app-activity.js';
 import { refuseBridgeHttp } from './bridge.js';
 import { appUrls } from './app-urls.js';
 import { AgentPool, RouteTable, type Lookup, type Route } from './router.js';
@@ -45,7 +46,7 @@ export interface GatewayOptions {
    * Tells whether an app can take traffic (see GatewayCore.appGate). The
    * supervisor provides it; without one every app is assumed up.
    */
-  appGate?: (app: string) => null | Promise<PortholeError | null>;
+  appGate?: (app: string, req?: http.IncomingMessage) => null | Promise<PortholeError | null>;
   /**
    * Called first for every request on the gateway's own listener; returns
    * true when it answered (the admin API does this).
@@ -88,6 +89,7 @@ export class Gateway implements GatewayCore {
   readonly id = randomBytes(4).toString('hex');
   readonly tunnels = new Set<Tunnel>();
   readonly bridges = new Set<BridgeConnection>();
+  readonly activity = new AppActivity();
   draining = false;
   private table: RouteTable;
   private readonly agents = new AgentPool();
@@ -367,8 +369,8 @@ export class Gateway implements GatewayCore {
     return typeof h === 'string' ? h.split(',')[0].trim() : undefined;
   }
 
-  appGate(app: string): null | Promise<PortholeError | null> {
-    return this.gate ? this.gate(app) : null;
+  appGate(app: string, req?: http.IncomingMessage): null | Promise<PortholeError | null> {
+    return this.gate ? this.gate(app, req) : null;
   }
 
   /**

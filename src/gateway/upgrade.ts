@@ -52,6 +52,8 @@ export function proxyUpgrade(gw: GatewayCore, req: IncomingMessage, socket: Dupl
 
   // A bridge app's upgrades are completed here and relayed to TCP (bridge-entry.ts) instead of proxied.
   const onward = route.bridge ? bridgeApp : connect;
+  // Until its tunnel opens (then the tunnel counts), the handshake is the app's latest use.
+  gw.activity.touch(app);
   const gate = gw.appGate(app);
   if (gate === null) return onward(gw, req, socket, head, match, fail);
   gate.then(
