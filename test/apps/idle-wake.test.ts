@@ -3,6 +3,7 @@
 // running; many requests at once start it once; a hand stop sticks; a wake that fails says why
 // and is not retried by every request.
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { test } from 'node:test';
 import WebSocket from 'ws';
 import { request } from '../helpers/http.js';
@@ -154,4 +155,33 @@ test('a woken app that is not ready within start_timeout: the held request gets 
   assert.equal(JSON.parse(r.text).error.code, 'PH_ERR_APP_STARTING');
   const took = Date.now() - sent;
   assert.ok(took >= 1400 && took < 6000, `held ${took} ms: start_timeout, not longer`);
+});
+
+test('only requests that pass access control wake an app: a request without the token gets 401 and leaves it asleep', async (t) => {
+  const token = 'wake-token-0123456789abcdef';
+  const config = [
+    'auth_tokens:',
+    `  - { name: agent, sha256: ${createHash('sha256').update(token).digest('hex')} }`,
+    'apps:',
+    '  - name: guarded',
+    `    cmd: ${JSON.stringify(sleepAppCmd())}`,
+    '    auth: token',
+    '    wake_on_request: true',
+    '',
+  ].join('\n');
+  const gw = await startSleepGateway({ config });
+  t.after(() => gw.cleanup());
+  const anon = await request(`${gw.url}/guarded/`, { headers: JSON_ACCEPT });
+  assert.equal(anon.status, 401);
+  const ws = new WebSocket(`${gw.url.replace('http', 'ws')}/guarded/`);
+  assert.equal((await closed(ws)).code, 1008);
+  const browser = await request(`${gw.url}/guarded/`, { headers: { Accept: 'text/html' } });
+  assert.notEqual(browser.headers['x-porthole-error'], 'PH_ERR_APP_WAKING');
+  await sleep(300);
+  assert.equal((await gw.state('guarded')).state, 'stopped', 'refused requests started nothing');
+  assert.equal((await gw.appLog('guarded')).filter((l) => l.startsWith('[porthole] started pid')).length, 0);
+
+  const r = await request(`${gw.url}/guarded/`, { headers: { ...JSON_ACCEPT, Authorization: `Bearer ${token}` }, timeoutMs: 30_000 });
+  assert.equal(r.status, 200, r.text);
+  assert.equal((await gw.state('guarded')).state, 'running');
 });

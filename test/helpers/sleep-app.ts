@@ -27,8 +27,8 @@ export interface SleepGateway extends AdminGateway {
   appEvents(name: string): Record<string, any>[];
 }
 
-export async function startSleepGateway(): Promise<SleepGateway> {
-  const gw = await startAdmin();
+export async function startSleepGateway(opts: { config?: string } = {}): Promise<SleepGateway> {
+  const gw = await startAdmin(opts);
   const state = async (name: string) => (await gw.api('GET', `/_porthole/api/apps/${name}`)).body.app as Record<string, any>;
   return {
     ...gw,
