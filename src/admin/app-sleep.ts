@@ -43,6 +43,8 @@ export interface AppSleepDeps {
   localApp(name: string): AppConfig | undefined;
   /** Every app this gateway runs (for `sync`). */
   localApps(): readonly AppConfig[];
+  /** A woken app was given a new port: the routes are built again. */
+  portsMoved(): void;
 }
 
 export class AppSleep {
@@ -155,6 +157,7 @@ export class AppSleep {
         const refused = this.#refusal(name, st);
         if (refused) return refused;
         try {
+          if (await supervisor.freePorts(name)) this.#deps.portsMoved();
           await supervisor.start(name, 'woken by a request (wake_on_request)');
         } catch (err) {
           return this.#wakeFailed(name, (err as Error).message);

@@ -126,7 +126,7 @@ export class AppRegistry {
       const app = this.get(name);
       return app?.cmd !== undefined && this.isLocal(app) ? app : undefined;
     };
-    this.sleep = new AppSleep({ gateway, supervisor, localApp, localApps: () => this.all().filter((a) => localApp(a.name) !== undefined) });
+    this.sleep = new AppSleep({ gateway, supervisor, localApp, localApps: () => this.all().filter((a) => localApp(a.name) !== undefined), portsMoved: () => this.rebuild() });
   }
 
   /** Whether this gateway runs (or routes to) the app itself, rather than another node. */

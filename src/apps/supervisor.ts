@@ -14,8 +14,8 @@ import { emit as publish } from '../events.js';
 import { AppLog, type LogEntry } from './app-log.js';
 import { resolveAppUser, type AppIdentity, type UserSpec } from './app-user.js';
 import { AppRunner, type EffectivePorts, type RunnerDeps, type StopReason } from './app-runner.js';
-import { APP_UNKNOWN, appError, type AppStatus } from './app-status.js';
-import { PortAllocator } from './ports.js';
+import { APP_SPAWN, APP_UNKNOWN, appError, type AppStatus } from './app-status.js';
+import { canBind, PortAllocator } from './ports.js';
 import { DEFAULT_RESTART, type RestartOptions } from './restart-policy.js';
 import { RunFiles, recoverOrphans } from './run-files.js';
 
@@ -163,6 +163,37 @@ export class Supervisor extends EventEmitter {
    */
   stop(name: string, why?: StopReason): Promise<AppStatus> {
     return this.#call(name, (r) => r.stop(why));
+  }
+
+  /**
+   * Before an app that is not running is woken: its ports must still be free,
+   * since a stopped app holds none and another program may have taken one
+   * while it slept (whose answers would then pass for the app's). A port the
+   * supervisor allocated that is taken is exchanged for a free one (resolves
+   * true: the routes must be built again); a port of the app's own
+   * definition that is taken rejects with PH_ERR_APP_SPAWN.
+   */
+  async freePorts(name: string): Promise<boolean> {
+    const runner = this.#apps.get(name);
+    if (!runner) return false;
+    let moved = false;
+    await runner.reconfigure(runner.config, async () => {
+      const ports = { ...runner.ports };
+      if (runner.state !== 'stopped' && runner.state !== 'failed') return ports;
+      for (const key of ['port', 'ws_port'] as const) {
+        const port = ports[key];
+        if (port === undefined || (await canBind(port))) continue;
+        if (key !== 'port' || runner.allocatedPort !== port) throw appError(APP_SPAWN, `port ${port} is in use by another program (${key} of ${name}): the app cannot listen there`);
+        // Still handed out: the new one is searched for while the old one counts as taken.
+        const fresh = await this.#ports.alloc(this.#portsInUse());
+        this.#ports.release(port);
+        runner.allocatedPort = fresh;
+        ports.port = fresh;
+        moved = true;
+      }
+      return ports;
+    });
+    return moved;
   }
 
   /** Stops (if running) and starts the app; resolves once the new process is spawned. */

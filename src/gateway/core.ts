@@ -7,6 +7,7 @@ import type { IncomingMessage } from 'node:http';
 import type { PortholeError } from '../errors.js';
 import type { AppActivity } from './app-activity.js';
 import type { BridgeConnection } from './bridge-connection.js';
+import type { Match } from './router.js';
 import type { Tunnel } from './tunnel.js';
 
 export interface GatewayCore {
@@ -33,4 +34,10 @@ export interface GatewayCore {
    * (AppWakingError) instead of being held.
    */
   appGate(app: string, req?: IncomingMessage): null | Promise<PortholeError | null>;
+  /**
+   * A request held by appGate, routed again once its app is ready: the routes
+   * may have changed meanwhile (a woken app given a new port). The same match
+   * when its app is no longer routed there.
+   */
+  rematch(req: IncomingMessage, match: Match, upgrade: boolean): Match;
 }

@@ -20,7 +20,7 @@ import type { BridgeConnection } from './bridge-connection.js';
 import { AppActivity } from './app-activity.js';
 import { refuseBridgeHttp } from './bridge.js';
 import { appUrls } from './app-urls.js';
-import { AgentPool, RouteTable, type Lookup, type Route } from './router.js';
+import { AgentPool, RouteTable, type Lookup, type Match, type Route } from './router.js';
 import { unroutedHint } from './unrouted-hint.js';
 import { refuseUpgrade } from './upgrade-refusal.js';
 import type { Tunnel } from './tunnel.js';
@@ -371,6 +371,11 @@ export class Gateway implements GatewayCore {
 
   appGate(app: string, req?: http.IncomingMessage): null | Promise<PortholeError | null> {
     return this.gate ? this.gate(app, req) : null;
+  }
+
+  rematch(req: http.IncomingMessage, match: Match, upgrade: boolean): Match {
+    const found = this.table.lookup(req.headers.host, req.url ?? '/', upgrade);
+    return found.kind === 'app' && found.match.route.app.name === match.route.app.name ? found.match : match;
   }
 
   /**

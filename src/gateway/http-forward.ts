@@ -67,7 +67,7 @@ export function forwardHttp(gw: GatewayCore, req: IncomingMessage, res: ServerRe
         return sendWakingPage(res, err);
       }
       if (err) return fail(err);
-      if (!res.destroyed) send(gw, req, res, match, framing, fail, true);
+      if (!res.destroyed) send(gw, req, res, gw.rematch(req, match, false), framing, fail, true);
     },
     (err) => fail(upstreamError(err, app, match.target.label)),
   );

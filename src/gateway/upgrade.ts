@@ -57,7 +57,7 @@ export function proxyUpgrade(gw: GatewayCore, req: IncomingMessage, socket: Dupl
   const gate = gw.appGate(app);
   if (gate === null) return onward(gw, req, socket, head, match, fail);
   gate.then(
-    (err) => (err ? fail(err) : socket.destroyed ? undefined : onward(gw, req, socket, head, match, fail)),
+    (err) => (err ? fail(err) : socket.destroyed ? undefined : onward(gw, req, socket, head, gw.rematch(req, match, true), fail)),
     (err) => fail(upstreamError(err, app, match.target.label)),
   );
 }

@@ -4,6 +4,8 @@
 // and is not retried by every request.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import WebSocket from 'ws';
 import { request } from '../helpers/http.js';
@@ -184,4 +186,41 @@ test('only requests that pass access control wake an app: a request without the 
   const r = await request(`${gw.url}/guarded/`, { headers: { ...JSON_ACCEPT, Authorization: `Bearer ${token}` }, timeoutMs: 30_000 });
   assert.equal(r.status, 200, r.text);
   assert.equal((await gw.state('guarded')).state, 'running');
+});
+
+test('a sleeping app whose allocated port another program took meanwhile wakes on a new port: requests never reach the other program', async (t) => {
+  const gw = await startSleepGateway();
+  t.after(() => gw.cleanup());
+  await gw.webapp({ action: 'register', name: 'moved', cmd: sleepAppCmd(), wake_on_request: true });
+  const { port } = await gw.state('moved');
+  assert.equal(typeof port, 'number');
+  // Another program listens on the port the sleeping app was given.
+  const squatter = http.createServer((_req, res) => res.end('not the app'));
+  await new Promise<void>((ok) => squatter.listen(port, '127.0.0.1', ok));
+  t.after(() => squatter.close());
+
+  const [r, ws] = await Promise.all([request(`${gw.url}/moved/`, { headers: JSON_ACCEPT, timeoutMs: 30_000 }), openWs(`${gw.url.replace('http', 'ws')}/moved/`)]);
+  t.after(() => ws.terminate());
+  const now = await gw.state('moved');
+  assert.equal(now.state, 'running');
+  assert.notEqual(now.port, port, 'given a free port');
+  assert.equal(r.status, 200, r.text);
+  assert.match(r.text, new RegExp(`app moved pid ${now.pid}`), 'the held request went to the woken app');
+  ws.send('to the app');
+  assert.equal((await nextMessage(ws)).data.toString(), 'to the app');
+  assert.match((await request(`${gw.url}/moved/`)).text, /app moved pid/);
+});
+
+test('a sleeping app whose own port (port: in its definition) is taken does not wake: 503 says which port and why', async (t) => {
+  const gw = await startSleepGateway();
+  t.after(() => gw.cleanup());
+  const squatter = http.createServer((_req, res) => res.end('not the app'));
+  await new Promise<void>((ok) => squatter.listen(0, '127.0.0.1', ok));
+  t.after(() => squatter.close());
+  const port = (squatter.address() as AddressInfo).port;
+  await gw.webapp({ action: 'register', name: 'fixed', cmd: sleepAppCmd(), port, wake_on_request: true });
+  const r = await request(`${gw.url}/fixed/`, { headers: JSON_ACCEPT, timeoutMs: 30_000 });
+  assert.equal(r.status, 503, r.text);
+  assert.match(JSON.parse(r.text).error.message, new RegExp(`did not wake: port ${port} is in use by another program`));
+  assert.equal((await gw.state('fixed')).state, 'stopped');
 });
