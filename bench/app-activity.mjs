@@ -34,7 +34,8 @@ await new Promise((r) => upstream.listen(0, '127.0.0.1', r));
 const gw = createGateway({ apps: [{ name: 'busy', port: upstream.address().port }] });
 const { port } = await gw.listen('127.0.0.1', 0);
 const real = { begin: gw.activity.begin, end: gw.activity.end };
-const noop = { begin: () => ({ inflight: 0, last: 0 }), end: () => {} };
+const dummy = { inflight: 0, last: 0 };
+const noop = { begin: () => dummy, end: () => {} };
 
 async function load(ms) {
   const agent = new http.Agent({ keepAlive: true, maxSockets: 32 });
@@ -74,6 +75,7 @@ for (let r = 0; r < rounds; r++) {
 }
 const median = (xs) => xs.slice().sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 for (const [k, label] of [['A', 'with the activity hook'], ['B', 'hook replaced by no-ops']]) {
+  console.log(`  ${k} rounds: ${results[k].map((x) => `${Math.round(x.rate)} req/s ${x.cpuUs.toFixed(0)} µs`).join(' | ')}`);
   console.log(`${label}: ${Math.round(median(results[k].map((x) => x.rate)))} req/s, ${median(results[k].map((x) => x.cpuUs)).toFixed(1)} µs CPU per request (client + gateway + upstream, median of ${rounds})`);
 }
 await gw.drain(100);
