@@ -5,12 +5,18 @@
 // an npm package, Node's own library, native code, GC) and the top functions,
 // as shares of the busy samples (idle left out).
 //
-//   node bench/profile-summary.mjs FILE.cpuprofile [top N, default 25]
+//   node bench/profile-summary.mjs FILE.cpuprofile [top N, default 25] [--from S]
+//
+// --from S leaves out the first S seconds (start-up: loading modules, joining
+// the cluster) so the shares are those of the load.
 import { readFileSync } from 'node:fs';
 
-const [file, topArg = '25'] = process.argv.slice(2);
-if (!file) {
-  console.error('usage: node bench/profile-summary.mjs FILE.cpuprofile [top N]');
+const argv = process.argv.slice(2);
+const fromAt = argv.indexOf('--from');
+const fromS = fromAt === -1 ? 0 : Number(argv.splice(fromAt, 2)[1]);
+const [file, topArg = '25'] = argv;
+if (!file || !(fromS >= 0)) {
+  console.error('usage: node bench/profile-summary.mjs FILE.cpuprofile [top N] [--from S]');
   process.exit(2);
 }
 const prof = JSON.parse(readFileSync(file, 'utf8'));
@@ -18,7 +24,12 @@ const byId = new Map(prof.nodes.map((n) => [n.id, n]));
 
 // Self time per profile node: each sample's time delta belongs to the node it hit.
 const self = new Map();
-prof.samples.forEach((id, i) => self.set(id, (self.get(id) ?? 0) + (prof.timeDeltas[i] ?? 0)));
+let at = prof.startTime;
+prof.samples.forEach((id, i) => {
+  at += prof.timeDeltas[i] ?? 0;
+  if (at - prof.startTime < fromS * 1e6) return;
+  self.set(id, (self.get(id) ?? 0) + (prof.timeDeltas[i] ?? 0));
+});
 
 function origin(cf) {
   const { url, functionName } = cf;
@@ -51,7 +62,7 @@ for (const [id, us] of self) {
 
 const pct = (us) => `${((us / busy) * 100).toFixed(1)} %`;
 const wall = (prof.endTime - prof.startTime) / 1e6;
-console.log(`${file}: ${wall.toFixed(1)} s profiled, ${(busy / 1e6).toFixed(2)} s busy (${((busy / (busy + idle)) * 100).toFixed(0)} % of the samples)\n`);
+console.log(`${file}: ${wall.toFixed(1)} s profiled${fromS ? ` (the first ${fromS} s left out)` : ''}, ${(busy / 1e6).toFixed(2)} s busy (${((busy / (busy + idle)) * 100).toFixed(0)} % of the samples)\n`);
 console.log('| where | share of busy time |\n|---|---:|');
 for (const [k, v] of [...groups].sort((a, b) => b[1] - a[1]).slice(0, 15)) console.log(`| ${k} | ${pct(v)} |`);
 console.log(`\n| function (self time) | share |\n|---|---:|`);

@@ -15,7 +15,7 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { sample, selfCpu } from './lib/proc.mjs';
 import { BRIDGES, H2_PROXIES, PROXIES, ROOT, ensureInstalled, startTcpSource, startUpstream } from './lib/peers.mjs';
-import { startCluster } from './lib/cluster.mjs';
+import { startChain, startCluster } from './lib/cluster.mjs';
 
 const args = process.argv.slice(2);
 const flag = (name) => args.includes(name);
@@ -24,8 +24,11 @@ const opt = (name) => {
   return i === -1 ? undefined : args[i + 1];
 };
 if (flag('--help')) {
-  console.log(`usage: npm run bench [-- --quick] [--only echo,stream,handshakes,idle,http,h2,bridge,hop] [--proxies direct,porthole,porthole-no-metrics,porthole-b-direct,porthole-hop,nginx,nginx-auto,haproxy,http-proxy] [--rounds N] [--out DIR] [--cpu-prof DIR]
-  hop: echo and http with --proxies porthole-b-direct,porthole-hop (a cluster: Redis and nodes A and B, the app on B)
+  console.log(`usage: npm run bench [-- --quick] [--only echo,stream,handshakes,idle,http,h2,bridge,hop] [--proxies direct,porthole,porthole-no-metrics,porthole-b-direct,porthole-hop,porthole-chain,nginx,nginx-auto,haproxy,http-proxy] [--rounds N] [--rate N] [--out DIR] [--cpu-prof DIR]
+  hop: echo and http with --proxies porthole-b-direct,porthole-hop (a cluster: Redis and nodes A and B, the app on B);
+       porthole-chain (two plain gateways in a row, no cluster) is the hop's control, run when --proxies names it
+  --rate N: echo at N messages per second on each of its 64 connections (open loop) instead of as fast as echoes
+            return (http is unchanged: wrk, closed loop)
   --cpu-prof DIR: the cluster nodes run with node --cpu-prof, their profiles written to DIR`);
   process.exit(0);
 }
@@ -33,9 +36,12 @@ const quick = flag('--quick');
 const ALL = ['echo', 'stream', 'handshakes', 'idle', 'http', 'h2', 'bridge'];
 /** The cluster's two entries: straight to node B (which runs the app), and through node A (A → B → app). */
 const HOP_PROXIES = ['porthole-b-direct', 'porthole-hop'];
+/** The hop's control (named with --proxies only): two plain single-node gateways in a row, no cluster. */
+const MULTI_PROCESS = [...HOP_PROXIES, 'porthole-chain'];
 const HOP_WORKLOADS = ['echo', 'http'];
-// `--only hop`: the hop's workloads, and (unless --proxies says otherwise) the hop's two entries only.
-const hopOnly = (opt('--only') ?? '').split(',').includes('hop');
+// `--only hop`: the hop's workloads, and (unless --proxies says otherwise) the hop's two entries only; with other
+// workloads beside it (`--only hop,stream`), every proxy, the cluster's among them for echo and http.
+const hopOnly = opt('--only') === 'hop';
 const only = [...new Set((opt('--only') ?? ALL.join(',')).split(',').flatMap((w) => (w === 'hop' ? HOP_WORKLOADS : [w])))];
 for (const w of only) if (!ALL.includes(w)) {
   console.error(`unknown workload ${w} (one of ${ALL.join(', ')}, hop)`);
@@ -45,8 +51,16 @@ const proxyNames = (opt('--proxies') ?? (hopOnly ? HOP_PROXIES.join(',') : 'dire
 /** Porthole with its metrics off runs where metrics cost something per unit of work (unless --proxies names it). */
 const NO_METRICS_WORKLOADS = ['echo', 'http'];
 // The cluster runs echo and http only: its CPU is read per node, which those two workloads report.
-const skip = (proxy, workload) => (proxy === 'porthole-no-metrics' && !opt('--proxies') && !NO_METRICS_WORKLOADS.includes(workload)) || (HOP_PROXIES.includes(proxy) && !HOP_WORKLOADS.includes(workload));
+const skip = (proxy, workload) => (proxy === 'porthole-no-metrics' && !opt('--proxies') && !NO_METRICS_WORKLOADS.includes(workload)) || (MULTI_PROCESS.includes(proxy) && !HOP_WORKLOADS.includes(workload));
 const cpuProf = opt('--cpu-prof');
+// --rate N: echo at N messages per second per connection (open loop), the same load for every proxy, so their CPU
+// per message compares at equal load rather than each at its own pace (a slower path also batches less per wake-up,
+// which raises its CPU per message). http stays closed loop (wrk has no fixed rate).
+const rate = opt('--rate');
+if (rate !== undefined && !(Number(rate) > 0)) {
+  console.error(`--rate: expected messages per second per connection, got ${rate}`);
+  process.exit(2);
+}
 const outDir = opt('--out') ?? join(ROOT, 'bench/results');
 const T = quick ? 2 : 10; // seconds per measurement
 // Each proxy measured N times, in A B … B A order so drift of a shared machine's load falls on both; the median of each figure is shown.
@@ -88,6 +102,7 @@ function runChild(cmd, argv, { onLine } = {}) {
 function proxyStarter(name) {
   if (name === 'porthole-hop') return (up) => startCluster(up, { entry: 'a', cpuProf });
   if (name === 'porthole-b-direct') return (up) => startCluster(up, { entry: 'b', cpuProf });
+  if (name === 'porthole-chain') return (up) => startChain(up);
   if (name === 'nginx-auto') return (up) => PROXIES.nginx(up, 'auto');
   if (name === 'porthole-no-metrics') return (up) => PROXIES.porthole(up, { metrics: false });
   if (!PROXIES[name]) throw new Error(`unknown proxy ${name}`);
@@ -138,7 +153,7 @@ const WORKLOADS = {
     // Warm up (JIT, connection pools) outside the measurement.
     await runChild(process.execPath, [CLI, 'bench', url, '--connections', '8', '--size', '1024', '--duration', '1', '--json', '--no-progress']);
     const r = await measured(proxy, up, async () => {
-      const { out, cpu } = await runChild(process.execPath, [CLI, 'bench', url, '--connections', '64', '--size', '1024', '--duration', String(T), '--binary', '--json', '--no-progress']);
+      const { out, cpu } = await runChild(process.execPath, [CLI, 'bench', url, '--connections', '64', '--size', '1024', '--duration', String(T), ...(rate ? ['--rate', rate] : []), '--binary', '--json', '--no-progress']);
       return { bench: JSON.parse(out), loadCpu: cpu };
     });
     const b = r.bench;
@@ -436,6 +451,7 @@ async function main() {
     quick,
     seconds: T,
     rounds,
+    ...(rate ? { echoRate: Number(rate) } : {}),
     machine: `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, ${os.type()} ${os.release()}`,
     node: process.version,
   };
@@ -470,8 +486,9 @@ async function main() {
   }
   meta.totalSeconds = Math.round((Date.now() - started) / 1000);
   meta.harnessCpu = selfCpu();
-  let md = `# Porthole benchmark${quick ? ' (quick)' : ''}\n\n${meta.date} · ${meta.machine} · Node ${meta.node} · ${T} s per measurement${rounds > 1 ? ` · median of ${rounds} rounds` : ''} · ${meta.totalSeconds} s in all\n\n`;
-  for (const [w, rows] of Object.entries(results)) md += `## ${w}\n\n${table(w, rows)}\n`;
+  let md = `# Porthole benchmark${quick ? ' (quick)' : ''}\n\n${meta.date} · ${meta.machine} · Node ${meta.node} · ${T} s per measurement${rate ? ` · echo at ${rate} msgs/s per connection (open loop)` : ''}${rounds > 1 ? ` · median of ${rounds} rounds` : ''} · ${meta.totalSeconds} s in all\n\n`;
+  // A workload no named proxy runs (`--only stream --proxies porthole-hop`) has no table.
+  for (const [w, rows] of Object.entries(results)) if (rows.length) md += `## ${w}\n\n${table(w, rows)}\n`;
   process.stdout.write(md);
   mkdirSync(outDir, { recursive: true });
   writeFileSync(join(outDir, 'latest.md'), md);

@@ -5,6 +5,8 @@
  * and the apps it runs. Kept current by the live stream's `cluster` event.
  * Up and down are said in words (and a sign), never by colour alone.
  */
+import { useEffect, useRef, useState } from 'preact/hooks';
+import { api } from './api.js';
 import { html } from './html.js';
 import { formatAgo, formatClock, formatDuration, formatFull, formatIso, toMs } from './format.js';
 import { useNow } from './live.js';
@@ -45,7 +47,57 @@ function NodeApps({ apps }) {
 /** Only an http(s) address becomes a link: a heartbeat is whatever was written into Redis. */
 const webUrl = (url) => typeof url === 'string' && /^https?:\/\/[^\s]+$/i.test(url);
 
-function NodeRow({ node, ttl, now }) {
+/**
+ * "Forget" on a node that is down (`DELETE /cluster/nodes/{name}`, as
+ * `porthole nodes --forget`): asked in place first, the confirm button
+ * taking focus, Escape cancelling.
+ */
+function Forget({ node, forget }) {
+  const [confirming, setConfirming] = useState(false);
+  const [busy, setBusy] = useState(false);
+  const yesRef = useRef(/** @type {HTMLButtonElement | null} */ (null));
+  const askRef = useRef(/** @type {HTMLButtonElement | null} */ (null));
+  const asked = useRef(false);
+  useEffect(() => {
+    if (confirming) {
+      asked.current = true;
+      yesRef.current?.focus();
+    } else if (asked.current) {
+      asked.current = false;
+      askRef.current?.focus();
+    }
+  }, [confirming]);
+  if (!confirming) {
+    return html`<button type="button" class="forget" ref=${askRef} aria-label=${`Forget node ${node.name}`} onClick=${() => setConfirming(true)}>Forget</button>`;
+  }
+  return html`<div
+    class="actions confirm"
+    role="group"
+    aria-label=${`Forget node ${node.name}?`}
+    onKeyDown=${(e) => {
+      if (e.key === 'Escape') setConfirming(false);
+    }}
+  >
+    <span>Forget node ${node.name}?</span>
+    <button
+      type="button"
+      class="danger"
+      ref=${yesRef}
+      aria-disabled=${busy ? 'true' : undefined}
+      onClick=${() => {
+        if (busy) return;
+        setBusy(true);
+        forget(node.name).finally(() => {
+          setBusy(false);
+          setConfirming(false);
+        });
+      }}
+    >Yes, forget</button>
+    <button type="button" onClick=${() => setConfirming(false)}>Cancel</button>
+  </div>`;
+}
+
+function NodeRow({ node, ttl, now, forget }) {
   const seen = toMs(node.last_seen);
   return html`<tr class=${`node-row ${node.up ? 'node-up' : 'node-down'}`} data-node=${node.name} data-up=${node.up ? 'true' : 'false'}>
     <th scope="row" data-label="Node">
@@ -54,7 +106,10 @@ function NodeRow({ node, ttl, now }) {
       ${node.leader ? html` <span class="tag leader" title="holds the lease: places the node: any apps">leader</span>` : null}
       ${webUrl(node.url) ? html`<a class="sub node-url" href=${`${node.url.replace(/\/$/, '')}/_porthole/`} target="_blank" rel="noopener" title="its own dashboard (log in there)">${node.url}<span class="visually-hidden"> (opens in a new tab)</span></a>` : null}
     </th>
-    <td data-label="Health" class="health-cell"><${Health} up=${node.up} /></td>
+    <td data-label="Health" class="health-cell">
+      <${Health} up=${node.up} />
+      ${node.up || node.self ? null : html`<${Forget} node=${node} forget=${forget} />`}
+    </td>
     <td data-label="Address">${node.advertise ? html`<code>${node.advertise}</code>` : html`<span class="muted">—</span>`}</td>
     <td data-label="Version" class="num">${node.version ?? html`<span class="muted">—</span>`}</td>
     <td data-label="Last seen" class="last-seen" title=${seen !== null ? formatFull(seen) : ''}>
@@ -70,16 +125,31 @@ function NodeRow({ node, ttl, now }) {
 
 export function ClusterPanel({ cluster }) {
   const now = useNow(1000);
+  const [notice, setNotice] = useState(/** @type {{ kind: 'ok' | 'error', text: string } | null} */ (null));
+  const forget = async (name) => {
+    setNotice(null);
+    try {
+      await api(`cluster/nodes/${encodeURIComponent(name)}`, { method: 'DELETE' });
+      setNotice({ kind: 'ok', text: `Forgot node ${name}.` });
+      // Its row (and the focused button in it) goes with the next cluster event.
+      document.getElementById('cluster-title')?.focus();
+    } catch (err) {
+      setNotice({ kind: 'error', text: `Forgetting node ${name} failed: ${err.message}${err.code ? ` (${err.code})` : ''}` });
+    }
+  };
   const nodes = cluster.nodes ?? [];
   const up = nodes.filter((n) => n.up).length;
   return html`<section class="panel cluster" aria-labelledby="cluster-title">
     <div class="panel-head">
-      <h2 id="cluster-title">Cluster <span class="count">${nodes.length}</span></h2>
+      <h2 id="cluster-title" tabindex="-1">Cluster <span class="count">${nodes.length}</span></h2>
       <p class="panel-note" id="cluster-summary">
         ${up} of ${nodes.length} node${nodes.length === 1 ? '' : 's'} up · this is node <strong>${cluster.node}</strong>${cluster.leader ? ' (the leader)' : ''}
       </p>
     </div>
     <${Store} store=${cluster.store} version=${cluster.version} />
+    <div class="notice-slot" role="status" aria-live="polite">
+      ${notice ? html`<p class=${`notice ${notice.kind}`}>${notice.text} <button type="button" class="link" onClick=${() => setNotice(null)}>Dismiss</button></p>` : null}
+    </div>
     <div class="table-wrap">
       <table class="nodes stack" aria-describedby="cluster-summary">
         <thead>
@@ -89,7 +159,7 @@ export function ClusterPanel({ cluster }) {
           </tr>
         </thead>
         <tbody>
-          ${nodes.map((n) => html`<${NodeRow} key=${n.name} node=${n} ttl=${cluster.heartbeat_ttl_ms} now=${now} />`)}
+          ${nodes.map((n) => html`<${NodeRow} key=${n.name} node=${n} ttl=${cluster.heartbeat_ttl_ms} now=${now} forget=${forget} />`)}
         </tbody>
       </table>
     </div>

@@ -61,33 +61,43 @@ async function startRedis(dir) {
 }
 
 /**
- * One `porthole serve --node NAME` on 127.0.0.1 port 0, its peer listener on
- * port 0 too; resolves with both ports once it has joined the cluster.
+ * One `porthole serve` on 127.0.0.1 port 0 with the config `yaml`; resolves
+ * with its port (and, for a cluster node, its peer listener's address) once
+ * it listens.
  */
-async function startNode(name, redisPort, dir, { cpuProf, profName } = {}) {
+async function startGateway(name, dir, yaml, { args = [], cluster = false, cpuProf, profName } = {}) {
   mkdirSync(dir, { recursive: true });
   const cfg = join(dir, 'porthole.yaml');
-  // The heartbeat at its default (5 s): nothing about it is on a request's path.
-  writeFileSync(cfg, `store: { url: "redis://127.0.0.1:${redisPort}", prefix: "bench:" }\ncluster: { listen: "127.0.0.1:0" }\n`);
+  writeFileSync(cfg, yaml);
   let url;
   let peer;
   let ready;
   const up = new Promise((ok) => (ready = ok));
   const prof = cpuProf ? ['--cpu-prof', '--cpu-prof-dir', cpuProf, '--cpu-prof-name', profName] : [];
-  const p = launch(`porthole node ${name}`, process.execPath, [...prof, CLI, 'serve', '--listen', '127.0.0.1:0', '--config', cfg, '--data', dir, '--node', name, '--log-format', 'json'], (line) => {
+  const p = launch(name, process.execPath, [...prof, CLI, 'serve', '--listen', '127.0.0.1:0', '--config', cfg, '--data', dir, '--log-format', 'json', ...args], (line) => {
     url ??= /listening on (http:\/\/\S+)/.exec(line)?.[1];
     peer ??= /peer listener on (\S+)/.exec(line)?.[1];
-    if (url && peer) ready();
+    if (url && (peer || !cluster)) ready();
   });
-  const timer = sleep(START_MS).then(() => Promise.reject(new Error(`porthole node ${name} did not start in ${START_MS} ms: ${p.tail()}`)));
+  let timer;
+  const late = new Promise((_, fail) => (timer = setTimeout(() => fail(new Error(`${name} did not start in ${START_MS} ms: ${p.tail()}`)), START_MS)));
   try {
-    await Promise.race([up, timer, p.exited.then((c) => Promise.reject(new Error(`porthole node ${name} exited (${c}): ${p.tail()}`)))]);
+    await Promise.race([up, late, p.exited.then((c) => Promise.reject(new Error(`${name} exited (${c}): ${p.tail()}`)))]);
   } catch (err) {
     await p.stop();
     throw err;
+  } finally {
+    clearTimeout(timer);
   }
   const port = Number(new URL(url).port);
   return { name, port, peer, pid: p.child.pid, token: () => readFileSync(join(dir, 'private', 'token'), 'utf8').trim(), stop: p.stop };
+}
+
+/** A node of the cluster: `porthole serve --node NAME` with the Redis store and a peer listener on port 0. */
+function startNode(name, redisPort, dir, { cpuProf, profName, config = '' } = {}) {
+  // The heartbeat at its default (5 s): nothing about it is on a request's path.
+  const yaml = `store: { url: "redis://127.0.0.1:${redisPort}", prefix: "bench:" }\ncluster: { listen: "127.0.0.1:0" }\n${config}`;
+  return startGateway(`porthole node ${name}`, dir, yaml, { args: ['--node', name], cluster: true, cpuProf, profName });
 }
 
 /** Polls until GET {base}/bench/page answers 200 with the upstream's body. */
@@ -113,9 +123,10 @@ async function waitRoute(base, what) {
  * both nodes route to it. `entry` is the node the clients talk to: 'a' (the
  * hop: a → b → app) or 'b' (direct: b → app). Returns a proxy for run.mjs:
  * `parts` are the nodes (their CPU is read apart; a node off the clients' path
- * has pid null), `side` is Redis (its share of a core).
+ * has pid null), `side` is Redis (its share of a core). `config`: YAML lines
+ * added to both nodes' config files (to try a setting's effect on the hop).
  */
-export async function startCluster(up, { entry, cpuProf } = {}) {
+export async function startCluster(up, { entry, cpuProf, config } = {}) {
   if (cpuProf) mkdirSync(cpuProf, { recursive: true });
   if (!existsSync(REDIS_SERVER)) throw new Error(`${REDIS_SERVER} is missing (apt-get install redis-server)`);
   const dir = mkdtempSync(join(tmpdir(), 'bench-cluster-'));
@@ -129,18 +140,18 @@ export async function startCluster(up, { entry, cpuProf } = {}) {
   try {
     const redis = await startRedis(dir);
     stops.push(redis.stop);
-    const nodes = await Promise.all(
-      ['a', 'b'].map(async (name) => {
-        const n = await startNode(name, redis.port, join(dir, name), { cpuProf: cpuProf && resolve(cpuProf), profName: `node-${name}-entry-${entry}-${Date.now()}.cpuprofile` });
-        return n;
-      }),
-    );
-    const [a, b] = nodes;
+    // Both at once; a node that started is stopped with the rest even when the other one failed.
+    const started = await Promise.allSettled(['a', 'b'].map((name) => startNode(name, redis.port, join(dir, name), { cpuProf: cpuProf && resolve(cpuProf), profName: `node-${name}-entry-${entry}-${Date.now()}.cpuprofile`, config })));
+    const nodes = started.filter((r) => r.status === 'fulfilled').map((r) => r.value);
     stops.push(async () => void (await Promise.all(nodes.map((n) => n.stop()))));
+    const failed = started.find((r) => r.status === 'rejected');
+    if (failed) throw failed.reason;
+    const [a, b] = nodes;
     const res = await fetch(`http://127.0.0.1:${b.port}/_porthole/api/apps/${APP}`, {
       method: 'PUT',
       headers: { authorization: `Bearer ${b.token()}`, 'content-type': 'application/json' },
       body: JSON.stringify({ port: up.port, node: 'b' }),
+      signal: AbortSignal.timeout(START_MS),
     });
     if (res.status !== 200) throw new Error(`registering the upstream on node b answered ${res.status}: ${await res.text()}`);
     // Both ready whichever is measured: the cluster is the same in both rows.
@@ -158,6 +169,44 @@ export async function startCluster(up, { entry, cpuProf } = {}) {
       side: [{ label: 'redis', pid: redis.pid }],
       path: `/${APP}/`,
       nodes: { a, b },
+      stop,
+    };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
+
+/**
+ * The control for the hop: two ordinary single-node gateways in a row, no
+ * Redis, no cluster. B has the upstream as its app; A has B as its app
+ * (`url: http://127.0.0.1:B/bench`). Clients go to A: client → A → B → app, the
+ * path of the hop through two plain gateways, so the difference from the
+ * cluster's A→B row is what the cluster's own code costs.
+ */
+export async function startChain(up) {
+  const dir = mkdtempSync(join(tmpdir(), 'bench-chain-'));
+  const stops = [];
+  const stop = async () => {
+    for (const s of stops.reverse()) await s().catch(() => {});
+    stops.length = 0;
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    const b = await startGateway('porthole chain b', join(dir, 'b'), `apps:\n  - name: ${APP}\n    port: ${up.port}\n`);
+    stops.push(b.stop);
+    const a = await startGateway('porthole chain a', join(dir, 'a'), `apps:\n  - name: ${APP}\n    url: http://127.0.0.1:${b.port}/${APP}\n`);
+    stops.push(a.stop);
+    await waitRoute(`http://127.0.0.1:${a.port}`, 'gateway a (through b)');
+    return {
+      name: 'porthole chain (A→B)',
+      port: a.port,
+      pid: null,
+      parts: [
+        { label: 'A', pid: a.pid },
+        { label: 'B', pid: b.pid },
+      ],
+      path: `/${APP}/`,
       stop,
     };
   } catch (err) {

@@ -56,8 +56,13 @@ export interface ClusterHooks {
   catchUp(): Promise<void>;
 }
 
-/** How often a change is checked again after another node changed the registry under it. */
-const CONFLICT_RETRIES = 3;
+/**
+ * How often a change is checked again after another node changed the
+ * registry under it. Every conflict means another node's write went in, so
+ * the cluster progresses; 3 was too few for three nodes registering at once
+ * (test/cluster/concurrent-writes.test.ts).
+ */
+const CONFLICT_RETRIES = 10;
 
 const DEFAULT_START_TIMEOUT = 60_000;
 /** Stands in for the port a supervised app will be given, so its route can be built (and checked) now. */
@@ -428,8 +433,11 @@ export class AppRegistry {
       this.invalid.delete(app.name);
       this.externalProbes.delete(app.name);
       try {
-        if (app.cmd && this.isLocal(app)) await this.supervisor.set(app);
-        else await this.supervisor.remove(app.name);
+        if (app.cmd && this.isLocal(app)) {
+          await this.supervisor.set(app);
+          // In a cluster `autostart` also means "whenever its node takes it up", as when another node adopts it.
+          if (this.cluster && isNew && app.autostart) void this.supervisor.start(app.name).catch((err: Error) => emit('error', { code: 'PH_ERR_SUPERVISOR', app: app.name, message: `${app.name}: ${err.message}` }));
+        } else await this.supervisor.remove(app.name);
       } catch (err) {
         // A new app the supervisor cannot take (no free port) is not left stored half registered.
         if (isNew) {

@@ -218,7 +218,8 @@ export class Cluster {
     const r = this.store.redis;
     // The nodes seen before count too: a Redis restarted without persistence has lost the hash,
     // and forgetting a node would refuse its apps' traffic as "not part of this cluster".
-    const names = [...new Set([...Object.keys(await r.hgetall(this.store.key('nodes'))), ...this.known.keys(), this.node])];
+    const listed = new Set(Object.keys(await r.hgetall(this.store.key('nodes'))));
+    const names = [...new Set([...listed, ...this.known.keys(), this.node])];
     const beats = await r.mget(...names.map((n) => this.store.key(`node:${n}`)));
     this.store.noteResult(true);
     // Just after the store came back, a missing heartbeat says nothing yet: it expired (or was lost)
@@ -235,6 +236,11 @@ export class Cluster {
         changed = true;
       }
     });
+    // A node no longer listed and down was forgotten (`porthole nodes --forget`, through any node).
+    // One that is up stays: the list went with Redis's data, and its next heartbeat lists it again.
+    for (const name of names) {
+      if (name !== this.node && !listed.has(name) && this.known.get(name)?.up === false) (this.known.delete(name), (changed = true));
+    }
     if (changed) this.changed();
   }
 

@@ -15,7 +15,10 @@
  */
 import type { Socket } from 'node:net';
 import { isIP } from 'node:net';
-import { Redis } from 'ioredis';
+// Loaded at the first lookup: a gateway without Redis tokens never pays for the client (it takes ~0.5 s to load).
+import type { Redis } from 'ioredis';
+
+let ioredis: Promise<{ Redis: typeof Redis }> | undefined;
 import { parseHostPort, type HostPort } from '../config/host-port.js';
 import { storeLabel, type RedisTokenStore } from '../config/token-redis.js';
 import { TokenStoreError } from '../errors.js';
@@ -81,11 +84,11 @@ function poolKey(s: RedisTokenStore): string {
   return JSON.stringify([s.host, s.port, s.db, s.username ?? '', s.password ?? '', s.tls]);
 }
 
-function clientFor(s: RedisTokenStore, timeoutMs: number): Pooled {
+function clientFor(s: RedisTokenStore, timeoutMs: number, RedisClient: typeof Redis): Pooled {
   const key = poolKey(s);
   const found = pool.get(key);
   if (found && found.client.status !== 'end' && found.client.status !== 'close') return found;
-  const client = new Redis({
+  const client = new RedisClient({
     host: s.host,
     port: s.port,
     username: s.username,
@@ -152,7 +155,8 @@ export class RedisTokenTargets implements TokenSource {
   async lookup(token: string | undefined): Promise<TokenLookup> {
     if (!token) return { problem: 'no token: add ?token=NAME to the WebSocket URL' };
     const key = this.store.namespace ? `${this.store.namespace}:${token}` : token;
-    const entry = clientFor(this.store, this.timeoutMs);
+    const { Redis: RedisClient } = await (ioredis ??= import('ioredis'));
+    const entry = clientFor(this.store, this.timeoutMs, RedisClient);
     if (entry.idle) clearTimeout(entry.idle);
     entry.idle = null;
     entry.inflight++;

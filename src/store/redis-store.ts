@@ -18,7 +18,10 @@
  *
  * Commands fail fast while Redis cannot be reached (no offline queue, a
  * command timeout, nothing resent after a reconnect): the API answers 503
- * rather than acknowledging something that may be lost.
+ * rather than acknowledging something that may be lost. A write that timed
+ * out may still sit in the connection (a partition, a Redis that hangs) and
+ * reach Redis later: it carries a deadline, by Redis's own clock, after which
+ * the script refuses it, so a write answered 503 is not applied afterwards.
  */
 import { randomBytes } from 'node:crypto';
 // Loaded by connect() only: a gateway without Redis never pays for the client (it takes ~0.5 s to load).
@@ -58,6 +61,10 @@ export interface RedisStoreOptions {
 }
 
 const WRITE_SCRIPT = `
+if ARGV[8] ~= '' then
+  local t = redis.call('TIME')
+  if tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) > tonumber(ARGV[8]) then return {-4, 0} end
+end
 local epoch = redis.call('GET', KEYS[4])
 if epoch ~= ARGV[1] then return {-2, epoch or ''} end
 local v = tonumber(redis.call('GET', KEYS[1]) or '0')
@@ -178,7 +185,11 @@ export class RedisStore implements AppStore {
     this.redis = new Redis(common);
     this.sub = new Redis({ ...common, commandTimeout: undefined });
     for (const c of [this.redis, this.sub]) c.on('error', () => {}); // reported through `up` and the callers' errors
-    this.redis.on('ready', () => this.setReachable(true));
+    this.redis.on('ready', () => {
+      this.setReachable(true);
+      // Redis may be another one now (failover) or its clock may have been set.
+      void this.measureClock().catch(() => undefined);
+    });
     this.redis.on('close', () => this.setReachable(false));
     this.sub.on('message', (_channel: string, message: string) => this.onMessage(message));
     // A subscriber that reconnects resubscribes by itself; what it missed meanwhile is read by version.
@@ -190,6 +201,7 @@ export class RedisStore implements AppStore {
       await Promise.all([this.redis.connect(), this.sub.connect()]);
       await this.sub.subscribe(this.key('changes'));
       await this.redis.ping();
+      await this.measureClock();
     } catch (err) {
       // Not left reconnecting in the background of a start that failed.
       for (const c of [this.redis, this.sub]) c.disconnect();
@@ -307,13 +319,37 @@ export class RedisStore implements AppStore {
         value,
         this.key('changes'),
         rest,
+        this.writeDeadline(),
       ),
     )) as [number, string | number];
+    if (v === -4) throw new StoreUnavailableError(`the store at ${this.safeUrl} got the change too late (after ${this.timeoutMs} ms); nothing was changed`);
     if (v === -2) throw new StoreEpochChanged(String(other));
     if (v === -1) throw new StoreConflict(Number(other));
     if (v === -3) return false;
     if (holds && v === this.version + 1) this.version = v;
     return true;
+  }
+
+  /**
+   * Redis's clock minus this node's (ms), from one TIME round trip; off by
+   * at most half of it. Writes' deadlines are set in Redis's time.
+   */
+  private async measureClock(): Promise<void> {
+    const before = Date.now();
+    const [s, us] = await this.redis.time();
+    const after = Date.now();
+    this.clockOffsetMs = Number(s) * 1000 + Math.floor(Number(us) / 1000) - Math.round((before + after) / 2);
+  }
+  private clockOffsetMs: number | undefined;
+
+  /**
+   * The latest moment (Redis's clock, ms) a write sent now may be applied:
+   * well before this node gives up waiting for the answer, so that the
+   * answer of a write applied at the deadline still arrives in time.
+   */
+  private writeDeadline(): string {
+    if (this.clockOffsetMs === undefined) return '';
+    return String(Date.now() + this.clockOffsetMs + this.timeoutMs - Math.min(500, this.timeoutMs / 4));
   }
 
   private async call<T>(fn: () => Promise<T>): Promise<T> {

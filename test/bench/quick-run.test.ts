@@ -182,3 +182,38 @@ test('npm run bench -- --quick --only hop: echo and http straight to node B and 
     rmSync(tmp, { recursive: true, force: true });
   }
 });
+
+test('npm run bench -- --quick --only http --proxies porthole-chain: the hop\'s control, two plain gateways in a row, CPU per gateway and summed, nothing left running', { timeout: 300_000 }, async () => {
+  const tmp = mkdtempSync(join(tmpdir(), 'porthole-bench-chain-'));
+  const out = join(tmp, 'out');
+  const run = spawn('npm', ['run', 'bench', '--', '--quick', '--only', 'http', '--proxies', 'porthole-chain', '--out', out], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], detached: true, env: { ...process.env, TMPDIR: tmp } });
+  try {
+    let stderr = '';
+    run.stderr.on('data', (d) => (stderr += d));
+    run.stdout.resume();
+    const code = await new Promise((ok) => run.on('exit', ok));
+    assert.equal(code, 0, stderr);
+    const { results } = JSON.parse(readFileSync(join(out, 'latest.json'), 'utf8'));
+    const rows = results.http as Record<string, number | string | null>[];
+    assert.deepEqual(rows.map((r) => r.proxy), ['porthole chain (A→B)']);
+    const [row] = rows;
+    for (const k of ['req/s', 'p50 ms', 'A CPU µs/req', 'B CPU µs/req']) assert.ok(typeof row[k] === 'number' && (row[k] as number) > 0, `${k} = ${row[k]}`);
+    assert.ok(Math.abs((row['proxy CPU µs/req'] as number) - (row['A CPU µs/req'] as number) - (row['B CPU µs/req'] as number)) < 1e-6 * (row['proxy CPU µs/req'] as number));
+    assert.equal('redis CPU %' in row, false, 'no Redis in the chain');
+    assert.equal(row.errors, 0);
+    let left = sessionPids(run.pid!);
+    for (let i = 0; left.length && i < 40; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      left = sessionPids(run.pid!);
+    }
+    assert.deepEqual(left.map((p) => readFileSync(`/proc/${p}/cmdline`, 'latin1').replaceAll('\0', ' ')), []);
+    assert.deepEqual(readdirSync(tmp).filter((f) => f.startsWith('bench-')), []);
+  } finally {
+    try {
+      process.kill(-run.pid!, 'SIGKILL');
+    } catch {
+      /* the session's group is gone */
+    }
+    rmSync(tmp, { recursive: true, force: true });
+  }
+});

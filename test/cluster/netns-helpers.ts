@@ -275,8 +275,40 @@ export async function withLogs(cl: NsCluster, body: () => Promise<void>): Promis
     await body();
     if (process.env.PH_E2E_LOGS) console.log(cl.logs());
   } catch (err) {
-    const e = err as Error;
-    e.message += `\nlast answers:\n${[...lastAnswer].map(([u, a]) => `  ${u}: ${a}`).join('\n')}\n${cl.logs().split('\n').slice(-300).join('\n')}`;
-    throw e;
+    // Printed rather than added to the message: an AssertionError's report does not show a changed message.
+    console.log(`last answers:\n${[...lastAnswer].map(([u, a]) => `  ${u}: ${a}`).join('\n')}\n${cl.logs().split('\n').slice(-300).join('\n')}`);
+    throw err;
   }
+}
+
+/**
+ * Sends a GET every `every` ms without waiting for the ones before (a request
+ * forwarded to a node that is cut off hangs until its timeout, and would hide
+ * the moment the node starts refusing), until one answer passes `match`;
+ * resolves with what `match` returned and when that answer came. Fails after
+ * `maxMs`.
+ */
+export function firstAnswer<T>(url: string, match: (a: Answer) => T | undefined, maxMs: number, every = 25): Promise<{ value: T; at: number }> {
+  return new Promise((ok, fail) => {
+    let done = false;
+    let last = '';
+    const finish = (fn: () => void) => {
+      if (done) return;
+      done = true;
+      clearInterval(timer);
+      clearTimeout(limit);
+      fn();
+    };
+    const timer = setInterval(() => {
+      request(url, { headers: { accept: 'application/json' }, timeoutMs: 3_000 }).then(
+        (a) => {
+          last = `${a.status} ${a.body.slice(0, 200)}`;
+          const v = match(a);
+          if (v !== undefined) finish(() => ok({ value: v, at: performance.now() }));
+        },
+        (e: Error) => (last = e.message),
+      );
+    }, every);
+    const limit = setTimeout(() => finish(() => fail(new Error(`no matching answer from ${url} within ${maxMs} ms (last: ${last})`))), maxMs);
+  });
 }

@@ -101,3 +101,17 @@ test('the cluster view lists both nodes, up, with their apps, and an unknown nod
   assert.equal(health.status, 'ok');
   assert.equal(health.cluster.store.up, true);
 });
+
+test('autostart in a cluster: an app registered through its own node starts as one registered through another node does', async (t) => {
+  const redis = await startRedis();
+  t.after(() => redis.close());
+  const a = await startNode(t, 'a', redis.url);
+  const b = await startNode(t, 'b', redis.url);
+  assert.equal((await a.api('PUT', '/apps/here', { cmd, autostart: true })).status, 200);
+  assert.equal((await a.api('PUT', '/apps/there', { cmd, autostart: true, node: 'b' })).status, 200);
+  const states = await until('both run', async () => {
+    const [here, there] = await Promise.all([a.api('GET', '/apps/here'), b.api('GET', '/apps/there')]);
+    return here.body.app?.state === 'running' && there.body.app?.state === 'running' ? [here.body.app.node, there.body.app.node] : undefined;
+  }, 10_000);
+  assert.deepEqual(states, ['a', 'b']);
+});

@@ -111,6 +111,10 @@ describe('the dashboard in Chromium', { timeout: 180_000 }, () => {
     const remove = row('hello').getByRole('button', { name: 'Remove hello', exact: true });
     assert.equal(await remove.isDisabled(), true);
     assert.match((await remove.getAttribute('title')) ?? '', /config file/);
+    // Not a node of a cluster: no cluster panel, no node column, no node field.
+    assert.equal(await page.getByRole('heading', { name: /^Cluster/ }).count(), 0);
+    assert.equal(await page.locator('table.apps thead th', { hasText: /^Node$/ }).count(), 0);
+    assert.equal(await page.locator('#reg-node').count(), 0);
   });
 
   test('registers an app through the form: a bad port is named beside the port field, then a good one registers', async () => {

@@ -15,8 +15,12 @@ export interface SseMessage {
 
 export interface SseStream {
   messages: SseMessage[];
-  /** The first message from now on (or among those already received, with `past`) that passes `fn`. */
-  next(fn: (m: SseMessage) => boolean, what: string, opts?: { past?: boolean; timeoutMs?: number }): Promise<SseMessage>;
+  /**
+   * The first message that passes `fn`: from now on, or among those already
+   * received too with `past`, or from index `from` of `messages` (a mark
+   * taken before an action that may be answered before it returns).
+   */
+  next(fn: (m: SseMessage) => boolean, what: string, opts?: { past?: boolean; from?: number; timeoutMs?: number }): Promise<SseMessage>;
   close(): void;
 }
 
@@ -52,8 +56,7 @@ export function followSse(t: TestContext, url: string, token: string): Promise<S
       });
       ok({
         messages,
-        next(fn, what, { past = false, timeoutMs = 15_000 } = {}) {
-          const from = past ? 0 : messages.length;
+        next(fn, what, { past = false, from = past ? 0 : messages.length, timeoutMs = 15_000 } = {}) {
           return new Promise((found, lost) => {
             const timer = setTimeout(() => {
               waiters.delete(check);
