@@ -2,17 +2,16 @@
 // request and no open tunnel, and says so; a request in flight or an open tunnel (however
 // quiet) keeps it running, and its idle time counts from when the last one ended.
 import assert from 'node:assert/strict';
-import net from 'node:net';
 import { test } from 'node:test';
 import WebSocket from 'ws';
 import { request } from '../helpers/http.js';
 import { closed, nextMessage, openWs, sleep } from '../helpers/net.js';
-import { sleepAppCmd, startSleepGateway } from '../helpers/sleep-app.js';
+import { freePort, sleepAppCmd, startSleepGateway } from '../helpers/sleep-app.js';
 
 test('an app with idle_stop: 1s is stopped about 1 s after its last request, and the stop is logged with the reason', async (t) => {
   const gw = await startSleepGateway();
   t.after(() => gw.cleanup());
-  assert.equal((await gw.webapp({ action: 'register', name: 'nap', cmd: sleepAppCmd(), idle_stop: '1s', autostart: false })).status, 200);
+  assert.equal((await gw.webapp({ action: 'register', name: 'nap', port: await freePort(), cmd: sleepAppCmd(), idle_stop: '1s', autostart: false })).status, 200);
   await gw.webapp({ action: 'start', name: 'nap' });
   const running = await gw.until('nap', 'running');
 
@@ -55,7 +54,7 @@ test('an app with idle_stop: 1s is stopped about 1 s after its last request, and
 test('an open WebSocket keeps the app running through several idle periods without a message; its idle time counts from the close', async (t) => {
   const gw = await startSleepGateway();
   t.after(() => gw.cleanup());
-  await gw.webapp({ action: 'register', name: 'chat', cmd: sleepAppCmd(), idle_stop: '1s' });
+  await gw.webapp({ action: 'register', name: 'chat', port: await freePort(), cmd: sleepAppCmd(), idle_stop: '1s' });
   await gw.webapp({ action: 'start', name: 'chat' });
   const { pid } = await gw.until('chat', 'running');
   const ws = await openWs(`${gw.url.replace('http', 'ws')}/chat/`);
@@ -80,7 +79,7 @@ test('an open WebSocket keeps the app running through several idle periods witho
 test('a request in flight longer than idle_stop (a long download) keeps the app running until it ends', async (t) => {
   const gw = await startSleepGateway();
   t.after(() => gw.cleanup());
-  await gw.webapp({ action: 'register', name: 'dl', cmd: sleepAppCmd(), idle_stop: '1s' });
+  await gw.webapp({ action: 'register', name: 'dl', port: await freePort(), cmd: sleepAppCmd(), idle_stop: '1s' });
   await gw.webapp({ action: 'start', name: 'dl' });
   await gw.until('dl', 'running');
   // 3.5 s of streamed answer: more than three idle periods with the request in flight.
@@ -118,12 +117,13 @@ test('an open bridge connection (WebSocket to TCP) keeps a bridged app running t
 test('idle_stop added to a running app by a new registration applies at once; idle_stop and wake_on_request need a cmd', async (t) => {
   const gw = await startSleepGateway();
   t.after(() => gw.cleanup());
-  await gw.webapp({ action: 'register', name: 'late', cmd: sleepAppCmd() });
+  const latePort = await freePort();
+  await gw.webapp({ action: 'register', name: 'late', port: latePort, cmd: sleepAppCmd() });
   await gw.webapp({ action: 'start', name: 'late' });
   const { pid } = await gw.until('late', 'running');
   await sleep(1200);
   assert.equal((await gw.state('late')).state, 'running', 'no idle_stop: never stopped');
-  const re = await gw.webapp({ action: 'register', name: 'late', cmd: sleepAppCmd(), idle_stop: '1s' });
+  const re = await gw.webapp({ action: 'register', name: 'late', port: latePort, cmd: sleepAppCmd(), idle_stop: '1s' });
   assert.equal(re.status, 200);
   assert.equal(re.body.app.pid, pid, 'idle_stop does not restart a running app');
   await gw.until('late', 'stopped', 10_000);
@@ -137,14 +137,3 @@ test('idle_stop added to a running app by a new registration applies at once; id
   assert.equal(zero.status, 400);
   assert.match(JSON.stringify(zero.body), /idle_stop: 0 would stop the app/);
 });
-
-function freePort(): Promise<number> {
-  return new Promise((ok, fail) => {
-    const s = net.createServer();
-    s.once('error', fail);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => ok(port));
-    });
-  });
-}

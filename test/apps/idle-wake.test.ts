@@ -10,7 +10,7 @@ import { test } from 'node:test';
 import WebSocket from 'ws';
 import { request } from '../helpers/http.js';
 import { closed, nextMessage, openWs, sleep } from '../helpers/net.js';
-import { sleepAppCmd, startSleepGateway } from '../helpers/sleep-app.js';
+import { freePort, sleepAppCmd, startSleepGateway } from '../helpers/sleep-app.js';
 
 const JSON_ACCEPT = { Accept: 'application/json' };
 
@@ -18,7 +18,7 @@ test('an API client (Accept: application/json) asking a sleeping app is held whi
   const gw = await startSleepGateway();
   t.after(() => gw.cleanup());
   // Listens 1.5 s after it is spawned: the request must wait for readiness, not just the spawn.
-  assert.equal((await gw.webapp({ action: 'register', name: 'api', cmd: sleepAppCmd({ DELAY_MS: 1500 }), wake_on_request: true })).status, 200);
+  assert.equal((await gw.webapp({ action: 'register', name: 'api', port: await freePort(), cmd: sleepAppCmd({ DELAY_MS: 1500 }), wake_on_request: true })).status, 200);
   assert.equal((await gw.state('api')).state, 'stopped');
 
   const sent = Date.now();
@@ -39,7 +39,7 @@ test('an API client (Accept: application/json) asking a sleeping app is held whi
 test('a WebSocket opened to a sleeping app connects once the app is ready, and its messages echo', async (t) => {
   const gw = await startSleepGateway();
   t.after(() => gw.cleanup());
-  await gw.webapp({ action: 'register', name: 'sock', cmd: sleepAppCmd({ DELAY_MS: 1500 }), wake_on_request: true, idle_stop: '1s' });
+  await gw.webapp({ action: 'register', name: 'sock', port: await freePort(), cmd: sleepAppCmd({ DELAY_MS: 1500 }), wake_on_request: true, idle_stop: '1s' });
   assert.equal((await gw.state('sock')).state, 'stopped');
   const sent = Date.now();
   const ws = await openWs(`${gw.url.replace('http', 'ws')}/sock/`);
@@ -62,7 +62,7 @@ test('a WebSocket opened to a sleeping app connects once the app is ready, and i
 test('many requests and WebSockets at once to a sleeping app start it once, and every one is answered by that one process', async (t) => {
   const gw = await startSleepGateway();
   t.after(() => gw.cleanup());
-  await gw.webapp({ action: 'register', name: 'crowd', cmd: sleepAppCmd({ DELAY_MS: 800 }), wake_on_request: true });
+  await gw.webapp({ action: 'register', name: 'crowd', port: await freePort(), cmd: sleepAppCmd({ DELAY_MS: 800 }), wake_on_request: true });
   const wsUrl = `${gw.url.replace('http', 'ws')}/crowd/`;
   const [answers, sockets] = await Promise.all([
     Promise.all(Array.from({ length: 40 }, (_, i) => request(`${gw.url}/crowd/n${i}`, { headers: JSON_ACCEPT, timeoutMs: 30_000 }))),
@@ -87,7 +87,7 @@ test('a request that arrives while the app is stopping for idleness waits for th
   const gw = await startSleepGateway();
   t.after(() => gw.cleanup());
   // The app takes 1.5 s to exit after SIGTERM: a window in which the gateway has decided to stop it.
-  await gw.webapp({ action: 'register', name: 'slow', cmd: sleepAppCmd({ TERM_DELAY_MS: 1500 }), idle_stop: '1s', wake_on_request: true });
+  await gw.webapp({ action: 'register', name: 'slow', port: await freePort(), cmd: sleepAppCmd({ TERM_DELAY_MS: 1500 }), idle_stop: '1s', wake_on_request: true });
   await gw.webapp({ action: 'start', name: 'slow' });
   const first = await gw.until('slow', 'running');
   await gw.until('slow', 'stopping', 10_000);
@@ -102,7 +102,7 @@ test('a request that arrives while the app is stopping for idleness waits for th
 test('an app stopped by hand stays stopped: requests get 503 saying so until it is started by hand, then idle stops are woken again', async (t) => {
   const gw = await startSleepGateway();
   t.after(() => gw.cleanup());
-  await gw.webapp({ action: 'register', name: 'hand', cmd: sleepAppCmd(), wake_on_request: true, idle_stop: '1s' });
+  await gw.webapp({ action: 'register', name: 'hand', port: await freePort(), cmd: sleepAppCmd(), wake_on_request: true, idle_stop: '1s' });
   await gw.webapp({ action: 'start', name: 'hand' });
   await gw.until('hand', 'running');
   assert.equal((await gw.api('POST', '/_porthole/api/apps/hand/stop')).status, 200);
@@ -132,7 +132,7 @@ test('an app stopped by hand stays stopped: requests get 503 saying so until it 
 test('a wake that fails answers 503 with why, and the requests that follow get that answer instead of each spawning a process', async (t) => {
   const gw = await startSleepGateway();
   t.after(() => gw.cleanup());
-  await gw.webapp({ action: 'register', name: 'broken', cmd: sleepAppCmd({ EXIT_CODE: 3 }), wake_on_request: true, restart: 'never' });
+  await gw.webapp({ action: 'register', name: 'broken', port: await freePort(), cmd: sleepAppCmd({ EXIT_CODE: 3 }), wake_on_request: true, restart: 'never' });
   const r = await request(`${gw.url}/broken/`, { headers: JSON_ACCEPT, timeoutMs: 30_000 });
   assert.equal(r.status, 503);
   const err = JSON.parse(r.text).error;
@@ -150,7 +150,7 @@ test('a wake that fails answers 503 with why, and the requests that follow get t
 test('a woken app that is not ready within start_timeout: the held request gets 503 PH_ERR_APP_STARTING', async (t) => {
   const gw = await startSleepGateway();
   t.after(() => gw.cleanup());
-  await gw.webapp({ action: 'register', name: 'sluggish', cmd: sleepAppCmd({ DELAY_MS: 20_000 }), wake_on_request: true, start_timeout: '1500ms' });
+  await gw.webapp({ action: 'register', name: 'sluggish', port: await freePort(), cmd: sleepAppCmd({ DELAY_MS: 20_000 }), wake_on_request: true, start_timeout: '1500ms' });
   const sent = Date.now();
   const r = await request(`${gw.url}/sluggish/`, { headers: JSON_ACCEPT, timeoutMs: 30_000 });
   assert.equal(r.status, 503);

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { launchChromium } from '../helpers/browser.js';
 import { request } from '../helpers/http.js';
-import { sleepAppCmd, startSleepGateway } from '../helpers/sleep-app.js';
+import { freePort, sleepAppCmd, startSleepGateway } from '../helpers/sleep-app.js';
 
 test('Chromium gets the waiting page for a sleeping app, and lands on the real page once the app is ready', async (t) => {
   const gw = await startSleepGateway();
@@ -21,7 +21,8 @@ test('Chromium gets the waiting page for a sleeping app, and lands on the real p
   const dir = mkdtempSync(join(tmpdir(), 'porthole-wake-browser-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   // Ready 5 s after it is spawned: longer than the 1 s a browser's GET is held before the waiting page.
-  await gw.webapp({ action: 'register', name: 'notes', cmd: sleepAppCmd({ DELAY_MS: 5000 }), wake_on_request: true, idle_stop: '30s' });
+  const reg = await gw.webapp({ action: 'register', name: 'notes', port: await freePort(), cmd: sleepAppCmd({ DELAY_MS: 5000 }), wake_on_request: true, idle_stop: '30s' });
+  assert.equal(reg.status, 200, JSON.stringify(reg.body));
   assert.equal((await gw.state('notes')).state, 'stopped');
 
   const browser = await launchChromium();
@@ -75,7 +76,7 @@ test('Chromium gets the waiting page for a sleeping app, and lands on the real p
 test('a browser request for an app that wakes within a second gets the real page at once, never the waiting page', async (t) => {
   const gw = await startSleepGateway();
   t.after(() => gw.cleanup());
-  await gw.webapp({ action: 'register', name: 'quick', cmd: sleepAppCmd(), wake_on_request: true });
+  await gw.webapp({ action: 'register', name: 'quick', port: await freePort(), cmd: sleepAppCmd(), wake_on_request: true });
   const r = await request(`${gw.url}/quick/`, { headers: { Accept: 'text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8' } });
   assert.equal(r.status, 200);
   assert.match(r.text, /id="real"/);

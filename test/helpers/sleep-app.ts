@@ -3,6 +3,7 @@
  * sleep fixture registered through the admin API, and ways to read its state,
  * its own log and the gateway's `app` events.
  */
+import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { startAdmin, type AdminGateway } from './admin.js';
 import { jsonLines } from './cli.js';
@@ -45,4 +46,22 @@ export async function startSleepGateway(opts: { config?: string } = {}): Promise
     appLog: async (name) => (await gw.api('GET', `/_porthole/api/apps/${name}/logs?lines=500`)).body.lines as string[],
     appEvents: (name) => jsonLines(gw.stdout()).filter((l) => l.event === 'app' && l.app === name) as Record<string, any>[],
   };
+}
+
+/**
+ * A port of the kernel's ephemeral range that is free now, for an app's `port`.
+ * Apps given none get one from 9000–9999, from the start of the range in every
+ * gateway: tests running in parallel would hand the same port to apps that sleep
+ * (and hold no port) or listen only after DELAY_MS, and one app's requests would
+ * reach another's. The test of that case (idle-wake.test.ts) uses allocation.
+ */
+export function freePort(): Promise<number> {
+  return new Promise((ok, fail) => {
+    const s = net.createServer();
+    s.once('error', fail);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as net.AddressInfo;
+      s.close(() => ok(port));
+    });
+  });
 }
