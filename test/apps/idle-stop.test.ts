@@ -2,6 +2,8 @@
 // request and no open tunnel, and says so; a request in flight or an open tunnel (however
 // quiet) keeps it running, and its idle time counts from when the last one ended.
 import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import WebSocket from 'ws';
 import { request } from '../helpers/http.js';
@@ -136,4 +138,20 @@ test('idle_stop added to a running app by a new registration applies at once; id
   const zero = await gw.webapp({ action: 'register', name: 'zero', cmd: 'true', idle_stop: 0 });
   assert.equal(zero.status, 400);
   assert.match(JSON.stringify(zero.body), /idle_stop: 0 would stop the app/);
+});
+
+test('idle_stop added to a config-file app by a reload (SIGHUP) applies to the running app', async (t) => {
+  const port = await freePort();
+  const app = (extra: string) => ['apps:', '  - name: filed', `    port: ${port}`, `    cmd: ${JSON.stringify(sleepAppCmd())}`, '    autostart: true', extra, ''].join('\n');
+  const gw = await startSleepGateway({ config: app('') });
+  t.after(() => gw.cleanup());
+  const { pid } = await gw.until('filed', 'running');
+  await sleep(1200);
+  assert.equal((await gw.state('filed')).state, 'running');
+  writeFileSync(join(gw.dataDir, 'porthole.yaml'), app('    idle_stop: 1s'));
+  gw.child.kill('SIGHUP');
+  const stopped = await gw.until('filed', 'stopped', 10_000);
+  assert.match(stopped.message, /stopped after 1s idle/);
+  assert.equal(stopped.last_exit !== null, true);
+  assert.ok(gw.appEvents('filed').some((e) => e.state === 'stopping' && e.pid === pid));
 });
