@@ -1,6 +1,6 @@
 /**
  * The "Apps that sleep when idle" recipe of docs/apps.md, run as written: its
- * YAML block is the config file of a real `porthole serve`, and the first
+ * YAML block (with a port of its own) is the config file of a real `porthole serve`, and the first
  * request for the stopped app wakes it (Debian's python3 http.server) and gets
  * its answer.
  */
@@ -10,6 +10,7 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { startAdmin } from '../helpers/admin.js';
 import { request } from '../helpers/http.js';
+import { freePort } from '../helpers/sleep-app.js';
 
 const DOC = fileURLToPath(new URL('../../docs/apps.md', import.meta.url));
 
@@ -23,7 +24,10 @@ function recipe(name: string): string {
 }
 
 test('the apps-sleep recipe of docs/apps.md: the stopped app is woken by its first request, which gets the app\'s answer', async (t) => {
-  const gw = await startAdmin({ config: recipe('apps-sleep') });
+  // As written, plus a port of the kernel's ephemeral range: the 9000–9999 port Porthole would
+  // allocate may be handed to another test's app at the same time (see test/helpers/sleep-app.ts).
+  const config = recipe('apps-sleep').replace('    cmd:', `    port: ${await freePort()}\n    cmd:`);
+  const gw = await startAdmin({ config });
   t.after(() => gw.cleanup());
   const before = (await gw.api('GET', '/_porthole/api/apps/notes')).body.app;
   assert.equal(before.state, 'stopped');
