@@ -238,6 +238,25 @@ export class AppStartingError extends PortholeError {
 }
 
 /**
+ * A browser asked for a page of an app that is waking (`wake_on_request`) and
+ * not ready yet: it gets the waiting page (503, reloading itself) instead of
+ * being held. API clients and WebSockets are held and never see this code.
+ */
+export class AppWakingError extends PortholeError {
+  readonly code = 'PH_ERR_APP_WAKING';
+  readonly status = 503;
+  readonly closeCode = 1013;
+  constructor(
+    message: string,
+    /** The app's state when the page was sent (`stopping`, `starting`…), shown on the page. */
+    readonly state: string,
+    details: ErrorDetails = {},
+  ) {
+    super(message, details);
+  }
+}
+
+/**
  * A stored app no longer passes validation (its `error_page` was deleted, or
  * the schema changed): it is shown with state `invalid` and not routed.
  */
@@ -536,6 +555,7 @@ export const ERROR_CODES = [
   'PH_ERR_STDIO_EXIT',
   'PH_ERR_APP_STOPPED',
   'PH_ERR_APP_STARTING',
+  'PH_ERR_APP_WAKING',
   'PH_ERR_APP_INVALID',
   'PH_ERR_DRAINING',
   'PH_ERR_BAD_REQUEST',

@@ -24,6 +24,8 @@ import { isBridgeOnly } from '../gateway/bridge.js';
 import type { Gateway } from '../gateway/gateway.js';
 import type { AppStore, StoredApp } from '../store/file-store.js';
 import { StoreConflict, StoreEpochChanged } from '../store/store-errors.js';
+import type { IncomingMessage } from 'node:http';
+import { AppSleep } from './app-sleep.js';
 
 /**
  * What the registry asks of the cluster (src/cluster/), when the gateway is
@@ -115,6 +117,8 @@ export class AppRegistry {
 
   /** Set when the gateway is a node of a cluster (before init). */
   cluster: ClusterHooks | undefined;
+  /** idle_stop and wake_on_request (app-sleep.ts). */
+  readonly sleep: AppSleep;
 
   constructor(
     private readonly gateway: Gateway,
@@ -123,6 +127,11 @@ export class AppRegistry {
     config: Config,
   ) {
     this.config = config;
+    const localApp = (name: string) => {
+      const app = this.get(name);
+      return app?.cmd !== undefined && this.isLocal(app) ? app : undefined;
+    };
+    this.sleep = new AppSleep({ gateway, supervisor, localApp, localApps: () => this.all().filter((a) => localApp(a.name) !== undefined), portsMoved: () => this.rebuild() });
   }
 
   /** Whether this gateway runs (or routes to) the app itself, rather than another node. */
@@ -450,6 +459,7 @@ export class AppRegistry {
         await this.store.delete(name);
         this.invalid.delete(name);
         this.apiApps.delete(name);
+        this.sleep.forget(name);
         this.rebuild();
         return { removed: name };
       }
@@ -464,6 +474,7 @@ export class AppRegistry {
       }
       this.apiApps.delete(name);
       this.externalProbes.delete(name);
+      this.sleep.forget(name);
       this.rebuild();
       return { removed: name };
     }));
@@ -481,6 +492,9 @@ export class AppRegistry {
       if (down || node === undefined) throw down ?? new AppStoppedError(`app ${name} is not placed on a node`, { app: name });
       return this.cluster.act(node, name, action, this.cluster.version());
     }
+    // A hand stop sticks: requests do not wake the app (wake_on_request) until it is started again.
+    if (action === 'stop') this.sleep.stoppedByHand(name);
+    else this.sleep.startedByHand(name);
     await this.supervisor[action](name);
     this.rebuild(); // a first start may have allocated the port
     return this.view(name);
@@ -525,7 +539,7 @@ export class AppRegistry {
    * unsupervised app, so the hot path stays synchronous; for a starting app,
    * a promise that settles when it is ready or cannot be.
    */
-  readonly appGate = (name: string): null | Promise<PortholeError | null> => {
+  readonly appGate = (name: string, req?: IncomingMessage): null | Promise<PortholeError | null> => {
     const inv = this.invalid.get(name);
     if (inv) return Promise.resolve(invalidError(name, inv));
     if (this.cluster) {
@@ -538,10 +552,13 @@ export class AppRegistry {
     }
     const st = this.supervisor.status(name);
     if (!st || st.state === 'running') return null;
+    const app = this.get(name);
+    // wake_on_request: a stopped app is started, a browser may get the waiting page (app-sleep.ts).
+    if (app?.wake_on_request) return this.sleep.wake(app, st, req);
     if (st.state === 'stopped' || st.state === 'failed') {
       return Promise.resolve(new AppStoppedError(`app ${name} is ${st.state}${st.message ? ` (${st.message})` : ''}`, { app: name }));
     }
-    const timeout = this.get(name)?.start_timeout ?? DEFAULT_START_TIMEOUT;
+    const timeout = app?.start_timeout ?? DEFAULT_START_TIMEOUT;
     // The cause comes first: a WebSocket close reason keeps only 123 bytes.
     return this.supervisor.waitReady(name, timeout).then((r) => {
       if (r === 'running') return null;
@@ -561,6 +578,7 @@ export class AppRegistry {
    * others stay routed.
    */
   private rebuild(): void {
+    this.sleep.sync();
     try {
       this.gateway.reload(this.routedConfig(), { peers: this.peers() });
       return;

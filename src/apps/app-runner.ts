@@ -78,6 +78,12 @@ interface Run {
 
 type Waiter = (state: AppState) => void;
 
+/** Why the gateway stops an app by itself (idle_stop), and whether it still should once the stop's turn comes. */
+export interface StopReason {
+  reason: string;
+  still(): boolean;
+}
+
 export class AppRunner {
   config: AppConfig;
   ports: EffectivePorts = {};
@@ -137,23 +143,33 @@ export class AppRunner {
     return s;
   }
 
-  /** Starts the app unless it runs already; a `failed` or `backoff` app starts at once, with a clean crash history. */
-  start(): Promise<AppStatus> {
+  /**
+   * Starts the app unless it runs already; a `failed` or `backoff` app starts at once, with a clean crash history.
+   * `reason` (a request woke it) goes into the app's log and is the `starting` state's message.
+   */
+  start(reason?: string): Promise<AppStatus> {
     return this.#enqueue(async () => {
       if (this.#state === 'starting' || this.#state === 'running') return this.status();
       this.#requireCmd();
       this.#clearBackoff();
       this.#history.reset();
-      await this.#spawnOrThrow();
+      if (reason !== undefined) this.#log(reason);
+      await this.#spawnOrThrow(reason);
       return this.status();
     });
   }
 
-  /** Stops the whole process group and every process marked with the run; resolves when /proc shows none of them. */
-  stop(): Promise<AppStatus> {
+  /**
+   * Stops the whole process group and every process marked with the run; resolves when /proc shows none of them.
+   * With `why` (the gateway stops it by itself: idle_stop), only a running process is stopped, and only if
+   * `why.still()` says so when the stop's turn comes; the reason goes into the app's log and is the state's message.
+   */
+  stop(why?: StopReason): Promise<AppStatus> {
     return this.#enqueue(async () => {
-      await this.#stopNow();
-      this.#setState('stopped', undefined);
+      if (why && (!this.#run || this.#state !== 'running' || !why.still())) return this.status();
+      if (why) this.#log(why.reason);
+      await this.#stopNow(why?.reason);
+      this.#setState('stopped', why?.reason);
       return this.status();
     });
   }
@@ -228,13 +244,13 @@ export class AppRunner {
   }
 
   /** An explicit start must not answer "ok" when no process came of it (issue 8). */
-  async #spawnOrThrow(): Promise<void> {
+  async #spawnOrThrow(reason?: string): Promise<void> {
     this.#spawnFailure = undefined;
-    await this.#spawn();
+    await this.#spawn(reason);
     if (this.#spawnFailure !== undefined) throw appError(APP_SPAWN, `${this.name}: ${this.#spawnFailure}`);
   }
 
-  async #spawn(): Promise<void> {
+  async #spawn(reason?: string): Promise<void> {
     const { config } = this;
     const cmd = config.cmd!;
     if (this.#run) await this.#stopNow(); // never two groups of one app
@@ -311,7 +327,7 @@ export class AppRunner {
     });
     this.#ready = false;
     this.#log(`started pid ${pid}${identity?.switches ? ` as ${identity.name} (uid ${identity.uid}, gid ${identity.gid})` : ''}: ${cmd}`);
-    this.#setState('starting', undefined);
+    this.#setState('starting', reason);
     this.#watchReadiness(run).catch((err: Error) => this.#deps.onError(`${this.name}: readiness: ${err.message}`));
     const stat = await procStat(pid);
     // The same pid with another start time would be a later process: no lower bound then.
@@ -391,14 +407,14 @@ export class AppRunner {
   }
 
   /** Stops the current run (if any) and waits until its group is gone; does not set the final state. */
-  async #stopNow(): Promise<void> {
+  async #stopNow(reason?: string): Promise<void> {
     this.#clearBackoff();
     const run = this.#run;
     if (run) {
       run.stopping = true;
       run.ready.abort();
       this.#ready = false;
-      this.#setState('stopping', undefined);
+      this.#setState('stopping', reason);
       this.#log('stopping: SIGTERM to the process group');
       await this.#stopGroup(run);
       await run.exited;

@@ -13,13 +13,14 @@ import type { AppConfig } from '../config/schema.js';
 import { emit as publish } from '../events.js';
 import { AppLog, type LogEntry } from './app-log.js';
 import { resolveAppUser, type AppIdentity, type UserSpec } from './app-user.js';
-import { AppRunner, type EffectivePorts, type RunnerDeps } from './app-runner.js';
-import { APP_UNKNOWN, appError, type AppStatus } from './app-status.js';
-import { PortAllocator } from './ports.js';
+import { AppRunner, type EffectivePorts, type RunnerDeps, type StopReason } from './app-runner.js';
+import { APP_SPAWN, APP_UNKNOWN, appError, type AppStatus } from './app-status.js';
+import { canBind, PortAllocator } from './ports.js';
 import { DEFAULT_RESTART, type RestartOptions } from './restart-policy.js';
 import { RunFiles, recoverOrphans } from './run-files.js';
 
 export type { AppState, AppStatus, LastExit } from './app-status.js';
+export type { StopReason } from './app-runner.js';
 export { APP_NO_CMD, APP_UNKNOWN } from './app-status.js';
 
 export interface SupervisorOptions extends Partial<RestartOptions> {
@@ -152,18 +153,49 @@ export class Supervisor extends EventEmitter {
    * to wait for readiness. A `failed` app starts afresh.
    * Rejects with code `PH_ERR_APP_UNKNOWN` or `PH_ERR_APP_NO_CMD`.
    */
-  start(name: string): Promise<AppStatus> {
-    return this.#call(name, (r) => r.start());
+  start(name: string, reason?: string): Promise<AppStatus> {
+    return this.#call(name, (r) => r.start(reason));
   }
 
   /**
    * Stops the app's whole process group and every process that carries the
    * run's `PORTHOLE_RUN` marker (children that left the group: setsid,
    * daemons, ptys): SIGTERM, SIGKILL after `stop_timeout`; resolves when none
-   * of them is left.
+   * of them is left. `why`: the gateway stops it by itself (see StopReason).
    */
-  stop(name: string): Promise<AppStatus> {
-    return this.#call(name, (r) => r.stop());
+  stop(name: string, why?: StopReason): Promise<AppStatus> {
+    return this.#call(name, (r) => r.stop(why));
+  }
+
+  /**
+   * Before an app that is not running is woken: its ports must still be free,
+   * since a stopped app holds none and another program may have taken one
+   * while it slept (whose answers would then pass for the app's). A port the
+   * supervisor allocated that is taken is exchanged for a free one (resolves
+   * true: the routes must be built again); a port of the app's own
+   * definition that is taken rejects with PH_ERR_APP_SPAWN.
+   */
+  async freePorts(name: string): Promise<boolean> {
+    const runner = this.#apps.get(name);
+    if (!runner) return false;
+    let moved = false;
+    await runner.reconfigure(runner.config, async () => {
+      const ports = { ...runner.ports };
+      if (runner.state !== 'stopped' && runner.state !== 'failed') return ports;
+      for (const key of ['port', 'ws_port'] as const) {
+        const port = ports[key];
+        if (port === undefined || (await canBind(port))) continue;
+        if (key !== 'port' || runner.allocatedPort !== port) throw appError(APP_SPAWN, `port ${port} is in use by another program (${key} of ${name}): the app cannot listen there`);
+        // Still handed out: the new one is searched for while the old one counts as taken.
+        const fresh = await this.#ports.alloc(this.#portsInUse());
+        this.#ports.release(port);
+        runner.allocatedPort = fresh;
+        ports.port = fresh;
+        moved = true;
+      }
+      return ports;
+    });
+    return moved;
   }
 
   /** Stops (if running) and starts the app; resolves once the new process is spawned. */

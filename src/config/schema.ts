@@ -160,6 +160,10 @@ export const appSchema = k.object(
     start_timeout: k.optional(k.duration()),
     stop_timeout: k.optional(k.duration()),
     restart: k.withDefault(k.oneOf('on-failure', 'always', 'never'), 'on-failure'),
+    /** Stop the app after this long with no request and no open tunnel (docs/apps.md, "Apps that sleep"). */
+    idle_stop: k.optional(k.duration()),
+    /** A request for the stopped app starts it: browsers get a waiting page, API clients and WebSockets are held. */
+    wake_on_request: k.optional(k.boolean()),
     /** Run the process as this user (name or uid); needs a gateway running as root. Default: app_defaults.user, else the gateway's. */
     user: k.optional(userOrGroup()),
     /** Its primary group (name or gid); default: the user's, app_defaults.group. */
@@ -182,9 +186,20 @@ export const appSchema = k.object(
     issues.push(...bridgeProblems(app, at), ...stdioProblems(app, at));
     if (app.ws_port !== undefined && app.url !== undefined) issues.push(`${at}.ws_port: not used with url (put the WebSocket path in the url's app instead)`);
     issues.push(...execLimitProblems(app, at));
+    issues.push(...sleepProblems(app, at));
   },
 );
 export type AppConfig = k.Infer<typeof appSchema>;
+
+/** `idle_stop` and `wake_on_request` stop and start a process: only for an app Porthole runs. */
+function sleepProblems(app: AppConfig, at: string): string[] {
+  const issues: string[] = [];
+  for (const key of ['idle_stop', 'wake_on_request'] as const) {
+    if (app[key] !== undefined && app.cmd === undefined) issues.push(`${at}.${key}: only for an app with cmd (Porthole cannot stop or start an app it does not run)`);
+  }
+  if (app.idle_stop === 0) issues.push(`${at}.idle_stop: 0 would stop the app as soon as it is ready; give a duration such as "15m" (or leave idle_stop out)`);
+  return issues;
+}
 
 /** The bridge keys (`bridge`, `ws_bridge`, `bridge_token_file`, `bridge_text`) taken together. */
 function bridgeProblems(app: AppConfig, at: string): string[] {

@@ -5,8 +5,10 @@
  */
 import type { IncomingMessage } from 'node:http';
 import type { PortholeError } from '../errors.js';
+import type { AppActivity } from './app-activity.js';
 import type { BridgeConnection } from './bridge-connection.js';
 import type { StdioApps } from './stdio-apps.js';
+import type { Match } from './router.js';
 import type { Tunnel } from './tunnel.js';
 
 export interface GatewayCore {
@@ -25,10 +27,20 @@ export interface GatewayCore {
   proto(req: IncomingMessage): 'http' | 'https';
   /** The client-facing host from X-Forwarded-Host when trusted, for same-origin checks. */
   forwardedHost(req: IncomingMessage): string | undefined;
+  /** Each app's requests in flight and last use (idle_stop reads it). */
+  readonly activity: AppActivity;
   /**
    * Whether an app can take traffic: null when it can right now (the fast
    * path, no promise), or a promise that settles when a starting app is ready
-   * (null) or cannot be (the error to answer with).
+   * (null) or cannot be (the error to answer with). `req`, for a plain HTTP
+   * request: a browser's GET for a waking app may get the waiting page
+   * (AppWakingError) instead of being held.
    */
-  appGate(app: string): null | Promise<PortholeError | null>;
+  appGate(app: string, req?: IncomingMessage): null | Promise<PortholeError | null>;
+  /**
+   * A request held by appGate, routed again once its app is ready: the routes
+   * may have changed meanwhile (a woken app given a new port). The same match
+   * when its app is no longer routed there.
+   */
+  rematch(req: IncomingMessage, match: Match, upgrade: boolean): Match;
 }

@@ -17,10 +17,11 @@ import { sendHttpError, sendRawHttpError, writeRawResponse } from './error-respo
 import { forwardHttp } from './http-forward.js';
 import { onResponseDone } from './response-done.js';
 import type { BridgeConnection } from './bridge-connection.js';
+import { AppActivity } from './app-activity.js';
 import { refuseBridgeHttp } from './bridge.js';
 import { StdioApps, type StdioLog } from './stdio-apps.js';
 import { appUrls } from './app-urls.js';
-import { AgentPool, RouteTable, type Lookup, type Route } from './router.js';
+import { AgentPool, RouteTable, type Lookup, type Match, type Route } from './router.js';
 import { unroutedHint } from './unrouted-hint.js';
 import { refuseUpgrade } from './upgrade-refusal.js';
 import type { Tunnel } from './tunnel.js';
@@ -46,7 +47,7 @@ export interface GatewayOptions {
    * Tells whether an app can take traffic (see GatewayCore.appGate). The
    * supervisor provides it; without one every app is assumed up.
    */
-  appGate?: (app: string) => null | Promise<PortholeError | null>;
+  appGate?: (app: string, req?: http.IncomingMessage) => null | Promise<PortholeError | null>;
   /**
    * Called first for every request on the gateway's own listener; returns
    * true when it answered (the admin API does this).
@@ -95,6 +96,7 @@ export class Gateway implements GatewayCore {
   readonly tunnels = new Set<Tunnel>();
   readonly bridges = new Set<BridgeConnection>();
   readonly stdio: StdioApps;
+  readonly activity = new AppActivity();
   draining = false;
   private table: RouteTable;
   private readonly agents = new AgentPool();
@@ -376,8 +378,13 @@ export class Gateway implements GatewayCore {
     return typeof h === 'string' ? h.split(',')[0].trim() : undefined;
   }
 
-  appGate(app: string): null | Promise<PortholeError | null> {
-    return this.gate ? this.gate(app) : null;
+  appGate(app: string, req?: http.IncomingMessage): null | Promise<PortholeError | null> {
+    return this.gate ? this.gate(app, req) : null;
+  }
+
+  rematch(req: http.IncomingMessage, match: Match, upgrade: boolean): Match {
+    const found = this.table.lookup(req.headers.host, req.url ?? '/', upgrade);
+    return found.kind === 'app' && found.match.route.app.name === match.route.app.name ? found.match : match;
   }
 
   /**

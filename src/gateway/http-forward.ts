@@ -6,7 +6,7 @@
  */
 import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import { PortholeError, RequestAbortedError, UpstreamBadResponseError, UpstreamResetError, upstreamError } from '../errors.js';
+import { AppWakingError, PortholeError, RequestAbortedError, UpstreamBadResponseError, UpstreamResetError, upstreamError } from '../errors.js';
 import { emit } from '../events.js';
 import type { GatewayCore } from './core.js';
 import { sendHttpError } from './error-response.js';
@@ -14,6 +14,7 @@ import { downstreamResponseHeaders, duplicateHost, requestFraming, unsupportedVe
 import type { Match } from './router.js';
 import { onResponseDone } from './response-done.js';
 import { upstreamRequest } from './upstream-request.js';
+import { sendWakingPage } from './waking-page.js';
 import { peerRefusal, trustsForwarded } from './peer.js';
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS']);
@@ -23,7 +24,10 @@ export function forwardHttp(gw: GatewayCore, req: IncomingMessage, res: ServerRe
   const app = match.route.app.name;
   let code: string | undefined;
   let aborted = false;
+  // In flight until the response is over: idle_stop never stops an app under a long download or event stream.
+  const use = gw.activity.begin(app);
   onResponseDone(res, () => {
+    gw.activity.end(use);
     // Over without a head sent (its body broke off, or its client left first): nothing reached
     // the client, logged as the client's failure, not as the 200 a fresh response starts with.
     if (!res.headersSent) code = 'PH_ERR_REQUEST_ABORTED';
@@ -52,10 +56,19 @@ export function forwardHttp(gw: GatewayCore, req: IncomingMessage, res: ServerRe
     return fail(refused, { Connection: 'close' });
   }
   const framing = refused;
-  const gate = gw.appGate(app);
+  const gate = gw.appGate(app, req);
   if (gate === null) return send(gw, req, res, match, framing, fail, true);
   gate.then(
-    (err) => (err ? fail(err) : res.destroyed ? undefined : send(gw, req, res, match, framing, fail, true)),
+    (err) => {
+      if (err instanceof AppWakingError) {
+        // A browser's GET for a waking app: the page that reloads itself until the app answers.
+        if (aborted) return;
+        code = err.code;
+        return sendWakingPage(res, err);
+      }
+      if (err) return fail(err);
+      if (!res.destroyed) send(gw, req, res, gw.rematch(req, match, false), framing, fail, true);
+    },
     (err) => fail(upstreamError(err, app, match.target.label)),
   );
 }

@@ -54,10 +54,12 @@ export function proxyUpgrade(gw: GatewayCore, req: IncomingMessage, socket: Dupl
   // a stdio app's start its program (stdio-entry.ts).
   // An app on another node (route.peer) is forwarded there, stdio or not: its node runs the programs.
   const onward = route.bridge ? bridgeApp : route.app.stdio !== undefined && !route.peer ? stdioApp : connect;
+  // Until its tunnel opens (then the tunnel counts), the handshake is the app's latest use.
+  gw.activity.touch(app);
   const gate = gw.appGate(app);
   if (gate === null) return onward(gw, req, socket, head, match, fail);
   gate.then(
-    (err) => (err ? fail(err) : socket.destroyed ? undefined : onward(gw, req, socket, head, match, fail)),
+    (err) => (err ? fail(err) : socket.destroyed ? undefined : onward(gw, req, socket, head, gw.rematch(req, match, true), fail)),
     (err) => fail(upstreamError(err, app, match.target.label)),
   );
 }

@@ -192,7 +192,7 @@ export function createServer(options: ServerOptions = {}): PortholeServer {
   const gateway = createGateway(config, {
     baseDir,
     dataDir,
-    appGate: (name) => registry?.appGate(name) ?? null,
+    appGate: (name, req) => registry?.appGate(name, req) ?? null,
     // A stdio app's stderr goes to its log, where `porthole apps logs` reads it.
     stdioLog: (name) => (line, stream) => supervisor.appLog(name).line(line, stream),
     intercept: (req, res) => (metricsPage?.(req, res) || admin?.(req, res) || dashboard?.(req, res)) ?? false,
@@ -275,6 +275,7 @@ export function createServer(options: ServerOptions = {}): PortholeServer {
   const stopApps = async () => {
     // Gone from the cluster first: the other nodes stop sending this node requests.
     offAppBeat?.();
+    registry?.sleep.close();
     await node?.close();
     await supervisor.stopAll();
     await metricsListener?.close();
