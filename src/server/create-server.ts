@@ -196,10 +196,16 @@ export function createServer(options: ServerOptions = {}): PortholeServer {
     intercept: (req, res) => (metricsPage?.(req, res) || admin?.(req, res) || dashboard?.(req, res)) ?? false,
     peerIntercept: (req, res) => {
       if (!admin) return false;
+      // Only another node's own admin calls carry the registry version (a client's copy never
+      // passes a node: peer.ts). A client's request another node forwarded here carries the
+      // secret too: when this node does not route its Host (the nodes' base_domain differ, an
+      // app's hosts changed a moment ago), its /_porthole/ path must not become an admin call.
+      const version = req.headers[VERSION_HEADER];
+      if (typeof version !== 'string' || !/^\d{1,15}$/.test(version)) return false;
       peerCalls.add(req);
       // The caller may have written a change this node has not read yet: wait for it first.
-      const wanted = Number(req.headers[VERSION_HEADER]);
-      if (!node || !Number.isSafeInteger(wanted) || wanted <= node.store.version) return admin(req, res);
+      const wanted = Number(version);
+      if (!node || wanted <= node.store.version) return admin(req, res);
       void node.caughtUp(wanted).then(() => admin!(req, res) || res.writeHead(404).end());
       return true;
     },

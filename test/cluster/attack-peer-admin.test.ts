@@ -13,10 +13,10 @@ import { startRedis } from '../helpers/redis.js';
 import { startNode, until } from './helpers.js';
 
 /** A request with a Host of the client's choosing (fetch does not let one set Host). */
-function raw(url: string, method: string, path: string, host: string, body?: string): Promise<{ status: number; text: string }> {
+function raw(url: string, method: string, path: string, host: string, body?: string, extra: Record<string, string> = {}): Promise<{ status: number; text: string }> {
   const u = new URL(url);
   return new Promise((ok, fail) => {
-    const req = http.request({ host: u.hostname, port: u.port, method, path, headers: { host, ...(body ? { 'content-type': 'application/json' } : {}) } }, (res) => {
+    const req = http.request({ host: u.hostname, port: u.port, method, path, headers: { host, ...extra, ...(body ? { 'content-type': 'application/json' } : {}) } }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => ok({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
@@ -42,5 +42,16 @@ test('a client of node A cannot reach node B’s admin API through an app host n
   assert.doesNotMatch(list.text, /"ok":true/, `B answered its admin API to a client without a token: ${list.status} ${list.text.slice(0, 200)}`);
   const pwn = await raw(a.url, 'PUT', '/_porthole/api/apps/pwn', 'web.apps.test', JSON.stringify({ cmd: 'sleep 1000', node: 'b' }));
   assert.doesNotMatch(pwn.text, /"ok":true/, `a client registered an app with a cmd through B's peer listener: ${pwn.status} ${pwn.text.slice(0, 200)}`);
+  // Nor with the header the nodes' own admin calls carry, in any spelling: a client's copy never passes a node.
+  for (const name of ['X-Porthole-Registry-Version', 'X_Porthole_Registry_Version']) {
+    const forged = await raw(a.url, 'PUT', '/_porthole/api/apps/pwn', 'web.apps.test', JSON.stringify({ cmd: 'sleep 1000', node: 'b' }), { [name]: '0' });
+    assert.doesNotMatch(forged.text, /"ok":true/, `${name}: ${forged.status} ${forged.text.slice(0, 200)}`);
+  }
   assert.equal((await a.api('GET', '/apps/pwn')).status, 404);
+  // The nodes' own calls still work: a stop of B's app through A is carried out by B.
+  const echo = await a.api('PUT', '/apps/sleeper', { cmd: 'sleep 1000', node: 'b' });
+  assert.equal(echo.status, 200, JSON.stringify(echo.body));
+  const stop = await a.api('POST', '/apps/sleeper/stop');
+  assert.equal(stop.status, 200, JSON.stringify(stop.body));
+  assert.equal(stop.body.app.node, 'b');
 });
