@@ -288,14 +288,31 @@ export function createServer(options: ServerOptions = {}): PortholeServer {
     stopLogger = undefined;
   };
 
+  /**
+   * A node leaves its cluster before it drains: the others see its heartbeat
+   * go at their next look and answer its apps 503 PH_ERR_NODE_DOWN (and move
+   * its `node: any` apps) instead of forwarding to a peer listener that no
+   * longer accepts (502). Its peer listener keeps taking what they send until
+   * they have looked once.
+   */
+  const leaveCluster = async (timeoutMs: number): Promise<number> => {
+    const cluster = node?.cluster;
+    if (!cluster) return 0;
+    const began = Date.now();
+    await cluster.leave();
+    if (timeoutMs > 0) await new Promise((ok) => setTimeout(ok, Math.min(timeoutMs, cluster.pollMs + 100)));
+    return Date.now() - began;
+  };
+
   let stopping: Promise<void> | undefined;
   const shutDown = (timeoutMs?: number) =>
     (stopping ??= (async () => {
       // Event streams never finish on their own: a drain must not wait its whole timeout on them.
       admin?.endStreams();
-      // A node leaves its cluster first: the others stop sending it requests (they answer for its apps) while it drains.
-      await node?.cluster?.leave();
-      await gateway.drain(timeoutMs);
+      const budget = timeoutMs ?? current.drain_timeout;
+      // The whole drain stays within its timeout.
+      const spent = await leaveCluster(budget);
+      await gateway.drain(Math.max(0, budget - spent));
       await stopApps();
     })());
 
