@@ -209,7 +209,7 @@ export function createServer(options: ServerOptions = {}): PortholeServer {
       void node.caughtUp(wanted).then(() => admin!(req, res) || res.writeHead(404).end());
       return true;
     },
-    health: node ? () => ({ degraded: !node.store.up, cluster: node.view() }) : undefined,
+    health: node ? () => ({ degraded: !node.store.up, cluster: healthView(node.view()) }) : undefined,
   });
   // Dashboard sessions, in memory: a restart logs browsers out.
   const sessions = new Sessions();
@@ -467,6 +467,23 @@ function dashboardBase(address: ListenAddress, gateway: Pick<Gateway, 'appAtHost
     owners.push(`${name} is in the hosts of app ${app}`);
   }
   throw new Error(`loginUrl(): no address of this gateway shows the dashboard (${owners.join('; ')}): take it out of the app's hosts, or open the dashboard through a name in admin.hosts`);
+}
+
+/**
+ * The cluster as `/_porthole/health` shows it to anyone (it takes no token):
+ * whether the store is up and how many nodes are, never the map a stranger
+ * could use (the peer listeners' addresses, Redis', which apps run where).
+ * The admin API's `GET /cluster` has it all.
+ */
+function healthView(view: Record<string, unknown>): Record<string, unknown> {
+  const store = (view.store ?? {}) as { up?: boolean; down_since?: string };
+  const nodes = (view.nodes ?? []) as { up: boolean }[];
+  return {
+    node: view.node,
+    version: view.version,
+    store: { up: store.up === true, ...(store.down_since ? { down_since: store.down_since } : {}) },
+    nodes: { up: nodes.filter((n) => n.up).length, down: nodes.filter((n) => !n.up).length },
+  };
 }
 
 function parseGiven(config: unknown): Config {
