@@ -4,13 +4,14 @@
  * `advertise` that lands on some other service): a call about one of its apps
  * through another node's API is answered within a bound, never held for ever.
  */
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { startRedis } from '../helpers/redis.js';
 import { startNode, until } from './helpers.js';
 
-test('a call about an app whose node accepts but never answers gets 504 within a bound, never hangs', async (t) => {
+/** Node a, and node b whose advertised peer address is a socket that accepts and never answers. */
+async function withSilentPeer(t: TestContext) {
   const redis = await startRedis();
   t.after(() => redis.close());
   // Accepts every connection, reads, never writes.
@@ -26,6 +27,11 @@ test('a call about an app whose node accepts but never answers gets 504 within a
   const put = await b.api('PUT', '/apps/sl', { cmd: 'sleep 1000', start_timeout: '1s' });
   assert.equal(put.status, 200, JSON.stringify(put.body));
   await until('a has sl', async () => ((await a.api('GET', '/apps/sl')).status === 200 ? true : undefined));
+  return { a, sockets };
+}
+
+test('a call about an app whose node accepts but never answers gets 504 within a bound, never hangs', async (t) => {
+  const { a } = await withSilentPeer(t);
 
   for (const [method, path] of [
     ['POST', '/apps/sl/stop'],
@@ -39,4 +45,15 @@ test('a call about an app whose node accepts but never answers gets 504 within a
     assert.equal(body.error.code, 'PH_ERR_UPSTREAM_TIMEOUT');
     assert.match(body.error.message, /node b/);
   }
+});
+
+test('a client that gives up on a forwarded call closes the call to the other node', async (t) => {
+  const { a, sockets } = await withSilentPeer(t);
+  const ac = new AbortController();
+  const follow = fetch(`${a.url}/_porthole/api/apps/sl/logs?follow=1`, { headers: { authorization: `Bearer ${a.started.token}` }, signal: ac.signal }).catch(() => undefined);
+  await until('a called b', () => (sockets.size > 0 ? true : undefined));
+  ac.abort();
+  await follow;
+  // Nobody waits for the answer any more: the connection to b is not left open (with a log follow, for ever).
+  await until('a closed its call to b', () => (sockets.size === 0 ? true : undefined), 2_000);
 });
