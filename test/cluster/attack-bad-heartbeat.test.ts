@@ -23,7 +23,7 @@ for (const [what, beat] of [
     t.after(() => redis.close());
     const r = new Redis(redis.url, { lazyConnect: true, retryStrategy: () => null });
     await r.connect();
-    t.after(() => r.quit());
+    t.after(() => r.disconnect());
     const a = await startNode(t, 'a', redis.url);
     // A node "odd" with a heartbeat of the right shape first: an app may name it.
     const good = { name: 'odd', instance: 'x', advertise: '127.0.0.1:9', started_at: 'now', version: 0, apps: {} };

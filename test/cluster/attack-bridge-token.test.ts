@@ -33,7 +33,7 @@ test('a bridge token that names another key of the store never shows that key’
   t.after(() => closeTokenRedisClients());
   const r = new Redis(redis.url, { lazyConnect: true, retryStrategy: () => null });
   await r.connect();
-  t.after(() => r.quit());
+  t.after(() => r.disconnect());
   const a = await startNode(t, 'a', redis.url);
   // The bridge reads the cluster's own Redis (db 0), tokens without a namespace: websockify's default.
   const put = await a.api('PUT', '/apps/desks', { bridge_token_redis: redis.url });
