@@ -14,9 +14,9 @@ import { startNode, until } from './helpers.js';
 async function withSilentPeer(t: TestContext) {
   const redis = await startRedis();
   t.after(() => redis.close());
-  // Accepts every connection, reads, never writes.
+  // Accepts every connection, reads (and so sees a close), never writes.
   const sockets = new Set<net.Socket>();
-  const hole = net.createServer((s) => (sockets.add(s), s.on('error', () => {}), s.on('close', () => sockets.delete(s))));
+  const hole = net.createServer((s) => (sockets.add(s), s.resume(), s.on('error', () => {}), s.on('close', () => sockets.delete(s))));
   await new Promise<void>((ok) => hole.listen(0, '127.0.0.1', ok));
   t.after(() => new Promise<void>((ok) => (sockets.forEach((s) => s.destroy()), hole.close(() => ok()))));
   const holePort = (hole.address() as net.AddressInfo).port;
@@ -40,8 +40,9 @@ test('a call about an app whose node accepts but never answers gets 504 within a
     const began = Date.now();
     const res = await fetch(`${a.url}/_porthole/api${path}`, { method, headers: { authorization: `Bearer ${a.started.token}` }, signal: AbortSignal.timeout(20_000) }).catch((err: Error) => err);
     assert.ok(!(res instanceof Error), `${method} ${path} through a was held for ${Date.now() - began} ms without an answer (${(res as Error).message})`);
-    assert.equal(res.status, 504, `${method} ${path}: ${res.status} ${await res.text()}`);
-    const body = (await res.json()) as { error: { code: string; message: string } };
+    const text = await res.text();
+    assert.equal(res.status, 504, `${method} ${path}: ${res.status} ${text}`);
+    const body = JSON.parse(text) as { error: { code: string; message: string } };
     assert.equal(body.error.code, 'PH_ERR_UPSTREAM_TIMEOUT');
     assert.match(body.error.message, /node b/);
   }
