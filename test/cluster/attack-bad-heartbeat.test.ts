@@ -54,3 +54,16 @@ for (const [what, beat] of [
     assert.equal(far.headers.get('x-porthole-error'), 'PH_ERR_NODE_DOWN');
   });
 }
+
+test('a name in the nodes hash that no node could have is not listed as a node', async (t) => {
+  const redis = await startRedis();
+  t.after(() => redis.close());
+  const r = new Redis(redis.url, { lazyConnect: true, retryStrategy: () => null });
+  await r.connect();
+  t.after(() => r.disconnect());
+  const a = await startNode(t, 'a', redis.url);
+  await r.hset(`${PREFIX}nodes`, '<img src=x onerror=alert(1)>', '{}', 'any', '{}');
+  await new Promise((ok) => setTimeout(ok, 1_000));
+  const view = await a.api('GET', '/cluster');
+  assert.deepEqual(view.body.cluster.nodes.map((n: { name: string }) => n.name), ['a']);
+});
