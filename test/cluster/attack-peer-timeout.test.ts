@@ -24,7 +24,7 @@ async function withSilentPeer(t: TestContext) {
   const a = await startNode(t, 'a', redis.url);
   const b = await startNode(t, 'b', redis.url, {}, { advertise: `127.0.0.1:${holePort}` });
   await until('a sees b', async () => ((await a.api('GET', '/cluster')).body.cluster.nodes.some((n: { name: string; up: boolean }) => n.name === 'b' && n.up) ? true : undefined));
-  const put = await b.api('PUT', '/apps/sl', { cmd: 'sleep 1000', start_timeout: '1s' });
+  const put = await b.api('PUT', '/apps/sl', { cmd: 'sleep 1000', start_timeout: '1s', stop_timeout: '1s' });
   assert.equal(put.status, 200, JSON.stringify(put.body));
   await until('a has sl', async () => ((await a.api('GET', '/apps/sl')).status === 200 ? true : undefined));
   return { a, sockets };
