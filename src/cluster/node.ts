@@ -185,7 +185,7 @@ export class ClusterNode {
    * The admin API's `forwardApp`: a call about an app another node runs is
    * relayed to that node as it is (a log follow streams through).
    */
-  forwardApp(name: string, req: IncomingMessage, res: ServerResponse): boolean {
+  forwardApp(name: string, req: IncomingMessage, res: ServerResponse, path?: string): boolean {
     const registry = this.registry;
     const cluster = this.cluster;
     if (!registry || !cluster) return false;
@@ -200,12 +200,13 @@ export class ClusterNode {
       return true;
     }
     const headers: http.OutgoingHttpHeaders = { [PEER_HEADER]: peer.secret, [VERSION_HEADER]: String(this.store.version), accept: req.headers.accept ?? 'application/json' };
-    if (req.headers['content-type']) headers['content-type'] = req.headers['content-type'];
+    if (req.headers['content-type'] && !path) headers['content-type'] = req.headers['content-type'];
     // The other node answers at once, or after the stop (restart) it carries out: a node that accepts
     // and never answers is a 504 once the app's start and stop timeouts have passed, not a call held for ever.
     const headMs = (app.start_timeout ?? DEFAULT_START_TIMEOUT_MS) + (app.stop_timeout ?? DEFAULT_STOP_TIMEOUT_MS) + FORWARD_GRACE_MS;
     let timedOut = false;
-    const out = this.request(`${peer.url}${req.url}`, { method: req.method, headers }, (answer) => {
+    // `path`: this REST call instead of the request's own (a /webapp action), a GET without a body.
+    const out = this.request(`${peer.url}${path ?? req.url}`, { method: path ? 'GET' : req.method, headers }, (answer) => {
       clearTimeout(timer);
       res.writeHead(answer.statusCode ?? 502, { 'Content-Type': answer.headers['content-type'] ?? 'application/json', 'Cache-Control': 'no-store' });
       answer.pipe(res);
@@ -227,7 +228,8 @@ export class ClusterNode {
         : new NodeDownError(`node ${owner} at ${peer.url} cannot be reached: ${err.message}`, { app: name });
       res.writeHead(e.status, { 'Content-Type': 'application/json', 'X-Porthole-Error': e.code }).end(JSON.stringify({ ok: false, error: { code: e.code, status: e.status, message: e.message } }));
     });
-    req.pipe(out);
+    if (path) out.end();
+    else req.pipe(out);
     return true;
   }
 

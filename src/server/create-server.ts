@@ -237,7 +237,7 @@ export function createServer(options: ServerOptions = {}): PortholeServer {
     cluster: node ? () => node.view() : undefined,
     forgetNode: node ? (name) => node.forget(name) : undefined,
     onClusterChange: node ? (fn) => node.cluster?.onChange(fn) ?? (() => {}) : undefined,
-    forwardApp: node ? (name, req, res) => node.forwardApp(name, req, res) : undefined,
+    forwardApp: node ? (name, req, res, path) => node.forwardApp(name, req, res, path) : undefined,
   });
   dashboard = createDashboard({ sessions, guard: guardOptions, gatewayId: gateway.id, secure: (req) => gateway.clientProto(req) === 'https', adminUser: (req) => gateway.auth.adminUser(req), boundToLogin: (req, end) => gateway.auth.bindToLogin(req, end) });
   // Fed by the events; the open-tunnel gauge reads the gateway's sets when scraped.
