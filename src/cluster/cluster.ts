@@ -17,7 +17,7 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { AppStatus } from '../apps/supervisor.js';
-import type { AppConfig } from '../config/schema.js';
+import { NODE_NAME, type AppConfig } from '../config/schema.js';
 import { AppUnknownError, ConflictError, NodeDownError, NodeNameTakenError, type PortholeError } from '../errors.js';
 import { emit } from '../events.js';
 import { RECONNECT_MAX_MS, type RedisStore } from '../store/redis-store.js';
@@ -218,7 +218,8 @@ export class Cluster {
     const r = this.store.redis;
     // The nodes seen before count too: a Redis restarted without persistence has lost the hash,
     // and forgetting a node would refuse its apps' traffic as "not part of this cluster".
-    const listed = new Set(Object.keys(await r.hgetall(this.store.key('nodes'))));
+    // A name no node could have (NODE_NAME, not "any") is not one: written into Redis by something else.
+    const listed = new Set(Object.keys(await r.hgetall(this.store.key('nodes'))).filter((n) => NODE_NAME.test(n) && n !== 'any'));
     const names = [...new Set([...listed, ...this.known.keys(), this.node])];
     const beats = await r.mget(...names.map((n) => this.store.key(`node:${n}`)));
     this.store.noteResult(true);
@@ -227,7 +228,7 @@ export class Cluster {
     const grace = Date.now() < this.graceUntil;
     let changed = false;
     names.forEach((name, i) => {
-      const beat = beats[i] ? (safeJson(beats[i]!) as NodeBeat | null) : null;
+      const beat = beats[i] ? this.readBeat(name, beats[i]!) : null;
       const before = this.known.get(name);
       if (beat) changed = this.record(name, beat) || changed;
       else if (!before || (before.up && !grace)) {
@@ -261,6 +262,36 @@ export class Cluster {
   }
   private storeWasDown = false;
   private graceUntil = 0;
+
+  /**
+   * A heartbeat as read from Redis, or null when it is not one this node can
+   * use (another Porthole version, a hand edit, a write by someone else):
+   * that node is then down for this node, as without a heartbeat. Nothing
+   * in one heartbeat may break the routes or the API of every other node.
+   */
+  private readBeat(name: string, raw: string): NodeBeat | null {
+    const beat = safeJson(raw) as Partial<NodeBeat> | null;
+    const problem =
+      beat === null || typeof beat !== 'object' || Array.isArray(beat)
+        ? 'it is not a JSON object'
+        : typeof beat.advertise !== 'string' || !isHostPort(beat.advertise)
+          ? 'its advertise is not host:port'
+          : beat.apps === null || typeof beat.apps !== 'object' || Array.isArray(beat.apps)
+            ? 'it has no apps'
+            : typeof beat.instance !== 'string'
+              ? 'it has no instance'
+              : undefined;
+    if (problem) {
+      if (!this.unreadable.has(name)) emit('error', { code: 'PH_ERR_NODE_DOWN', message: `node ${name}: its heartbeat in the store cannot be used (${problem}): the node counts as down` });
+      this.unreadable.add(name);
+      return null;
+    }
+    this.unreadable.delete(name);
+    const url = typeof beat!.url === 'string' && /^https?:\/\//.test(beat!.url) ? beat!.url : undefined;
+    return { ...(beat as NodeBeat), url, version: typeof beat!.version === 'number' ? beat!.version : 0 };
+  }
+  /** Nodes whose heartbeat could not be used (told once). */
+  private readonly unreadable = new Set<string>();
 
   /** Returns whether the node's state (up, address, apps) changed. */
   private record(name: string, beat: NodeBeat): boolean {
@@ -427,6 +458,12 @@ export class Cluster {
       )
       .catch(() => undefined);
   }
+}
+
+/** `host:port` or `[v6]:port`, as `cluster.advertise` is written; nothing a URL could take another way. */
+function isHostPort(s: string): boolean {
+  const m = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9._-]+):(\d{1,5})$/.exec(s);
+  return m !== null && Number(m[2]) >= 1 && Number(m[2]) <= 65535;
 }
 
 function safeJson(s: string): unknown {
