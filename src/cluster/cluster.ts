@@ -135,9 +135,13 @@ export class Cluster {
     if (this.secretValue.length < 16) throw new Error(`the cluster secret${this.opts.secretFile ? ` in ${this.opts.secretFile}` : ''} is shorter than 16 characters`);
     const deadline = Date.now() + this.ttlMs + 1_000;
     for (;;) {
-      const raw = await r.get(this.store.key(`node:${this.node}`));
-      const other = raw ? (safeJson(raw) as NodeBeat | null) : null;
-      if (!other || other.instance === this.instance) break;
+      // Claimed atomically (SET NX): of two nodes started together under one name, one gets it.
+      const key = this.store.key(`node:${this.node}`);
+      if ((await r.set(key, JSON.stringify(this.beatBody()), 'PX', this.ttlMs, 'NX')) === 'OK') break;
+      const raw = await r.get(key);
+      if (raw === null) continue; // expired between the two: claim it again
+      const other = (safeJson(raw) ?? {}) as Partial<NodeBeat>;
+      if (other.instance === this.instance) break;
       // A previous run of this node (kill -9) leaves a heartbeat that expires within the TTL.
       if (Date.now() > deadline) {
         throw new NodeNameTakenError(`another live node is named ${this.node} (it advertises ${other.advertise}, started ${other.started_at}): give this one another name with --node`);
@@ -164,13 +168,18 @@ export class Cluster {
     this.beatSoon.unref();
   }
 
-  private async beat(): Promise<void> {
-    if (this.closed) return;
+  /** This node's heartbeat as it is now. */
+  private beatBody(): NodeBeat {
     const apps: NodeBeat['apps'] = {};
     for (const s of this.opts.localApps()) {
       apps[s.name] = { state: s.state, pid: s.pid, ready: s.ready, restarts: s.restarts, last_exit: s.last_exit, started_at: s.started_at, ...(s.message ? { message: s.message } : {}), ...(s.port !== undefined ? { port: s.port } : {}), ...(s.ws_port !== undefined ? { ws_port: s.ws_port } : {}) };
     }
-    const beat: NodeBeat = { name: this.node, instance: this.instance, advertise: this.opts.advertise, url: this.opts.url?.(), started_at: this.started, version: this.opts.version(), apps };
+    return { name: this.node, instance: this.instance, advertise: this.opts.advertise, url: this.opts.url?.(), started_at: this.started, version: this.opts.version(), apps };
+  }
+
+  private async beat(): Promise<void> {
+    if (this.closed) return;
+    const beat = this.beatBody();
     const body = JSON.stringify(beat);
     const r = this.store.redis;
     try {
