@@ -15,7 +15,7 @@
  * node down that it cannot see (the others judge it; see docs/cluster.md).
  */
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import type { AppStatus } from '../apps/supervisor.js';
 import { NODE_NAME, type AppConfig } from '../config/schema.js';
 import { AppUnknownError, ConflictError, NodeDownError, NodeNameTakenError, type PortholeError } from '../errors.js';
@@ -127,7 +127,12 @@ export class Cluster {
    */
   async join(): Promise<void> {
     const r = this.store.redis;
-    if (this.opts.secretFile) this.secretValue = readFileSync(this.opts.secretFile, 'utf8').trim();
+    if (this.opts.secretFile) {
+      // The key to every node's admin API: not for every user of the machine (as ssh treats a private key).
+      const mode = statSync(this.opts.secretFile).mode & 0o777;
+      if (mode & 0o007) throw new Error(`the cluster secret in ${this.opts.secretFile} is readable by every user of this machine (mode ${mode.toString(8).padStart(4, '0')}): chmod 600 ${this.opts.secretFile}`);
+      this.secretValue = readFileSync(this.opts.secretFile, 'utf8').trim();
+    }
     else {
       await r.set(this.store.key('secret'), randomBytes(24).toString('base64url'), 'NX');
       this.secretValue = (await r.get(this.store.key('secret'))) ?? '';
