@@ -67,7 +67,7 @@ export interface AdminApiOptions {
    * A call about an app another node runs (its logs, start, stop): sent on
    * to that node, the answer relayed. Returns false when the app is this node's.
    */
-  forwardApp?: (name: string, req: IncomingMessage, res: ServerResponse) => boolean;
+  forwardApp?: (name: string, req: IncomingMessage, res: ServerResponse, path?: string) => boolean;
 }
 
 /** A request handler that answers admin paths and returns false for every other path. */
@@ -118,7 +118,7 @@ export function createAdminApi(opts: AdminApiOptions): AdminApi {
   });
 }
 
-async function webapp(opts: AdminApiOptions, req: IncomingMessage, res: ServerResponse, params: URLSearchParams): Promise<Record<string, unknown>> {
+async function webapp(opts: AdminApiOptions, req: IncomingMessage, res: ServerResponse, params: URLSearchParams): Promise<Record<string, unknown> | undefined> {
   const { registry, supervisor } = opts;
   let body: Record<string, unknown>;
   if (req.method === 'GET') body = Object.fromEntries(params);
@@ -153,7 +153,10 @@ async function webapp(opts: AdminApiOptions, req: IncomingMessage, res: ServerRe
     case 'logs': {
       const n = name();
       registry.view(n); // 404 for an unknown app
-      return { name: n, lines: supervisor.logs(n, lineCount(body.lines)) };
+      const lines = lineCount(body.lines);
+      // Another node's app: its log is on that node (the REST answer has the same shape).
+      if (opts.forwardApp?.(n, req, res, `/_porthole/api/apps/${encodeURIComponent(n)}/logs?lines=${lines}`)) return undefined;
+      return { name: n, lines: supervisor.logs(n, lines) };
     }
     case 'autostart':
       if (typeof body.enabled !== 'boolean') throw new BadRequestError('enabled: expected true or false');

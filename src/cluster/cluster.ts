@@ -15,9 +15,9 @@
  * node down that it cannot see (the others judge it; see docs/cluster.md).
  */
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import type { AppStatus } from '../apps/supervisor.js';
-import type { AppConfig } from '../config/schema.js';
+import { NODE_NAME, type AppConfig } from '../config/schema.js';
 import { AppUnknownError, ConflictError, NodeDownError, NodeNameTakenError, type PortholeError } from '../errors.js';
 import { emit } from '../events.js';
 import { RECONNECT_MAX_MS, type RedisStore } from '../store/redis-store.js';
@@ -127,7 +127,12 @@ export class Cluster {
    */
   async join(): Promise<void> {
     const r = this.store.redis;
-    if (this.opts.secretFile) this.secretValue = readFileSync(this.opts.secretFile, 'utf8').trim();
+    if (this.opts.secretFile) {
+      // The key to every node's admin API: not for every user of the machine (as ssh treats a private key).
+      const mode = statSync(this.opts.secretFile).mode & 0o777;
+      if (mode & 0o007) throw new Error(`the cluster secret in ${this.opts.secretFile} is readable by every user of this machine (mode ${mode.toString(8).padStart(4, '0')}): chmod 600 ${this.opts.secretFile}`);
+      this.secretValue = readFileSync(this.opts.secretFile, 'utf8').trim();
+    }
     else {
       await r.set(this.store.key('secret'), randomBytes(24).toString('base64url'), 'NX');
       this.secretValue = (await r.get(this.store.key('secret'))) ?? '';
@@ -135,9 +140,13 @@ export class Cluster {
     if (this.secretValue.length < 16) throw new Error(`the cluster secret${this.opts.secretFile ? ` in ${this.opts.secretFile}` : ''} is shorter than 16 characters`);
     const deadline = Date.now() + this.ttlMs + 1_000;
     for (;;) {
-      const raw = await r.get(this.store.key(`node:${this.node}`));
-      const other = raw ? (safeJson(raw) as NodeBeat | null) : null;
-      if (!other || other.instance === this.instance) break;
+      // Claimed atomically (SET NX): of two nodes started together under one name, one gets it.
+      const key = this.store.key(`node:${this.node}`);
+      if ((await r.set(key, JSON.stringify(this.beatBody()), 'PX', this.ttlMs, 'NX')) === 'OK') break;
+      const raw = await r.get(key);
+      if (raw === null) continue; // expired between the two: claim it again
+      const other = (safeJson(raw) ?? {}) as Partial<NodeBeat>;
+      if (other.instance === this.instance) break;
       // A previous run of this node (kill -9) leaves a heartbeat that expires within the TTL.
       if (Date.now() > deadline) {
         throw new NodeNameTakenError(`another live node is named ${this.node} (it advertises ${other.advertise}, started ${other.started_at}): give this one another name with --node`);
@@ -164,13 +173,18 @@ export class Cluster {
     this.beatSoon.unref();
   }
 
-  private async beat(): Promise<void> {
-    if (this.closed) return;
+  /** This node's heartbeat as it is now. */
+  private beatBody(): NodeBeat {
     const apps: NodeBeat['apps'] = {};
     for (const s of this.opts.localApps()) {
       apps[s.name] = { state: s.state, pid: s.pid, ready: s.ready, restarts: s.restarts, last_exit: s.last_exit, started_at: s.started_at, ...(s.message ? { message: s.message } : {}), ...(s.port !== undefined ? { port: s.port } : {}), ...(s.ws_port !== undefined ? { ws_port: s.ws_port } : {}) };
     }
-    const beat: NodeBeat = { name: this.node, instance: this.instance, advertise: this.opts.advertise, url: this.opts.url?.(), started_at: this.started, version: this.opts.version(), apps };
+    return { name: this.node, instance: this.instance, advertise: this.opts.advertise, url: this.opts.url?.(), started_at: this.started, version: this.opts.version(), apps };
+  }
+
+  private async beat(): Promise<void> {
+    if (this.closed) return;
+    const beat = this.beatBody();
     const body = JSON.stringify(beat);
     const r = this.store.redis;
     try {
@@ -218,7 +232,8 @@ export class Cluster {
     const r = this.store.redis;
     // The nodes seen before count too: a Redis restarted without persistence has lost the hash,
     // and forgetting a node would refuse its apps' traffic as "not part of this cluster".
-    const listed = new Set(Object.keys(await r.hgetall(this.store.key('nodes'))));
+    // A name no node could have (NODE_NAME, not "any") is not one: written into Redis by something else.
+    const listed = new Set(Object.keys(await r.hgetall(this.store.key('nodes'))).filter((n) => NODE_NAME.test(n) && n !== 'any'));
     const names = [...new Set([...listed, ...this.known.keys(), this.node])];
     const beats = await r.mget(...names.map((n) => this.store.key(`node:${n}`)));
     this.store.noteResult(true);
@@ -227,7 +242,7 @@ export class Cluster {
     const grace = Date.now() < this.graceUntil;
     let changed = false;
     names.forEach((name, i) => {
-      const beat = beats[i] ? (safeJson(beats[i]!) as NodeBeat | null) : null;
+      const beat = beats[i] ? this.readBeat(name, beats[i]!) : null;
       const before = this.known.get(name);
       if (beat) changed = this.record(name, beat) || changed;
       else if (!before || (before.up && !grace)) {
@@ -261,6 +276,36 @@ export class Cluster {
   }
   private storeWasDown = false;
   private graceUntil = 0;
+
+  /**
+   * A heartbeat as read from Redis, or null when it is not one this node can
+   * use (another Porthole version, a hand edit, a write by someone else):
+   * that node is then down for this node, as without a heartbeat. Nothing
+   * in one heartbeat may break the routes or the API of every other node.
+   */
+  private readBeat(name: string, raw: string): NodeBeat | null {
+    const beat = safeJson(raw) as Partial<NodeBeat> | null;
+    const problem =
+      beat === null || typeof beat !== 'object' || Array.isArray(beat)
+        ? 'it is not a JSON object'
+        : typeof beat.advertise !== 'string' || !isHostPort(beat.advertise)
+          ? 'its advertise is not host:port'
+          : beat.apps === null || typeof beat.apps !== 'object' || Array.isArray(beat.apps)
+            ? 'it has no apps'
+            : typeof beat.instance !== 'string'
+              ? 'it has no instance'
+              : undefined;
+    if (problem) {
+      if (!this.unreadable.has(name)) emit('error', { code: 'PH_ERR_NODE_DOWN', message: `node ${name}: its heartbeat in the store cannot be used (${problem}): the node counts as down` });
+      this.unreadable.add(name);
+      return null;
+    }
+    this.unreadable.delete(name);
+    const url = typeof beat!.url === 'string' && /^https?:\/\//.test(beat!.url) ? beat!.url : undefined;
+    return { ...(beat as NodeBeat), url, version: typeof beat!.version === 'number' ? beat!.version : 0 };
+  }
+  /** Nodes whose heartbeat could not be used (told once). */
+  private readonly unreadable = new Set<string>();
 
   /** Returns whether the node's state (up, address, apps) changed. */
   private record(name: string, beat: NodeBeat): boolean {
@@ -427,6 +472,12 @@ export class Cluster {
       )
       .catch(() => undefined);
   }
+}
+
+/** `host:port` or `[v6]:port`, as `cluster.advertise` is written; nothing a URL could take another way. */
+function isHostPort(s: string): boolean {
+  const m = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9._-]+):(\d{1,5})$/.exec(s);
+  return m !== null && Number(m[2]) >= 1 && Number(m[2]) <= 65535;
 }
 
 function safeJson(s: string): unknown {

@@ -12,13 +12,18 @@ import { hostname } from 'node:os';
 import type { AppRegistry, AppView, ClusterHooks } from '../admin/registry.js';
 import type { Supervisor } from '../apps/supervisor.js';
 import { NODE_NAME, type ClusterConfig, type StoreConfig } from '../config/schema.js';
-import { ConfigError, NodeDownError, PortholeError } from '../errors.js';
+import { ConfigError, NodeDownError, PortholeError, UpstreamTimeoutError } from '../errors.js';
 import { RedisStore } from '../store/redis-store.js';
 import { Cluster } from './cluster.js';
 import { StoreSync } from './store-sync.js';
 
 /** Sent with a call to another node: the registry version the caller holds (the callee waits until it has it). */
 export const VERSION_HEADER = 'x-porthole-registry-version';
+/** An app's start_timeout and stop_timeout when it sets none (as the registry's and the supervisor's). */
+const DEFAULT_START_TIMEOUT_MS = 60_000;
+const DEFAULT_STOP_TIMEOUT_MS = 10_000;
+/** What a forwarded call may take past the app's start and stop timeouts before it is a 504. */
+const FORWARD_GRACE_MS = 5_000;
 /** The peer listener's secret header (see the gateway's peer listener). */
 export const PEER_HEADER = 'x-porthole-peer';
 
@@ -180,7 +185,7 @@ export class ClusterNode {
    * The admin API's `forwardApp`: a call about an app another node runs is
    * relayed to that node as it is (a log follow streams through).
    */
-  forwardApp(name: string, req: IncomingMessage, res: ServerResponse): boolean {
+  forwardApp(name: string, req: IncomingMessage, res: ServerResponse, path?: string): boolean {
     const registry = this.registry;
     const cluster = this.cluster;
     if (!registry || !cluster) return false;
@@ -195,18 +200,36 @@ export class ClusterNode {
       return true;
     }
     const headers: http.OutgoingHttpHeaders = { [PEER_HEADER]: peer.secret, [VERSION_HEADER]: String(this.store.version), accept: req.headers.accept ?? 'application/json' };
-    if (req.headers['content-type']) headers['content-type'] = req.headers['content-type'];
-    const out = this.request(`${peer.url}${req.url}`, { method: req.method, headers }, (answer) => {
+    if (req.headers['content-type'] && !path) headers['content-type'] = req.headers['content-type'];
+    // The other node answers at once, or after the stop (restart) it carries out: a node that accepts
+    // and never answers is a 504 once the app's start and stop timeouts have passed, not a call held for ever.
+    const headMs = (app.start_timeout ?? DEFAULT_START_TIMEOUT_MS) + (app.stop_timeout ?? DEFAULT_STOP_TIMEOUT_MS) + FORWARD_GRACE_MS;
+    let timedOut = false;
+    // `path`: this REST call instead of the request's own (a /webapp action), a GET without a body.
+    const out = this.request(`${peer.url}${path ?? req.url}`, { method: path ? 'GET' : req.method, headers }, (answer) => {
+      clearTimeout(timer);
       res.writeHead(answer.statusCode ?? 502, { 'Content-Type': answer.headers['content-type'] ?? 'application/json', 'Cache-Control': 'no-store' });
       answer.pipe(res);
       res.on('close', () => answer.destroy());
     });
-    out.on('error', (err) => {
-      if (res.headersSent) return void res.destroy();
-      const e = new NodeDownError(`node ${owner} at ${peer.url} cannot be reached: ${err.message}`, { app: name });
-      res.writeHead(e.status, { 'Content-Type': 'application/json' }).end(JSON.stringify({ ok: false, error: { code: e.code, message: e.message } }));
+    const timer = setTimeout(() => ((timedOut = true), out.destroy(new Error(`no answer in ${headMs / 1000} s`))), headMs);
+    timer.unref();
+    // A client that gives up (before the answer, or during a log follow) ends the call to the other node too.
+    res.on('close', () => {
+      clearTimeout(timer);
+      if (!res.writableFinished) out.destroy();
     });
-    req.pipe(out);
+    out.on('error', (err) => {
+      clearTimeout(timer);
+      if (res.headersSent) return void res.destroy();
+      if (res.destroyed) return;
+      const e = timedOut
+        ? new UpstreamTimeoutError(`node ${owner} at ${peer.url} did not answer in ${headMs / 1000} s`, { app: name })
+        : new NodeDownError(`node ${owner} at ${peer.url} cannot be reached: ${err.message}`, { app: name });
+      res.writeHead(e.status, { 'Content-Type': 'application/json', 'X-Porthole-Error': e.code }).end(JSON.stringify({ ok: false, error: { code: e.code, status: e.status, message: e.message } }));
+    });
+    if (path) out.end();
+    else req.pipe(out);
     return true;
   }
 

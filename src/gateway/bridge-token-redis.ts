@@ -34,14 +34,17 @@ const IDLE_CLOSE_MS = 60_000;
 /**
  * The target a token's value names: `host:port`, `[v6]:port`, JSON
  * `{"host": "host:port"}` (websockify) or `{"host": "h", "port": 5900}`.
- * Returns the problem as a string for anything else.
+ * Returns the problem as a string for anything else. The problem never
+ * quotes the value: it becomes the close reason of a client that may have
+ * named any key of the db as its token (another service's session, the
+ * cluster's `{prefix}secret` when the bridge shares the cluster's Redis).
  */
 export function parseTokenValue(value: string): HostPort | string {
   const text = value.trim();
   const expected = 'expected "host:port" or JSON {"host": "host", "port": 5900}';
   if (!text.startsWith('{')) {
     const t = parseHostPort(text);
-    return typeof t === 'string' ? `its value ${JSON.stringify(cut(text))} is not valid: ${expected}` : t;
+    return typeof t === 'string' ? `its value is not valid: ${expected}` : t;
   }
   let json: unknown;
   try {
@@ -53,13 +56,13 @@ export function parseTokenValue(value: string): HostPort | string {
   if (typeof obj !== 'object' || obj === null || typeof obj.host !== 'string') return `its JSON value has no "host" string: ${expected}`;
   if (obj.port === undefined) {
     const t = parseHostPort(obj.host);
-    return typeof t === 'string' ? `its "host" ${JSON.stringify(cut(obj.host))} has no port: ${expected}` : t;
+    return typeof t === 'string' ? `its "host" has no port: ${expected}` : t;
   }
   const port = typeof obj.port === 'number' ? obj.port : typeof obj.port === 'string' && /^\d{1,5}$/.test(obj.port.trim()) ? Number(obj.port) : NaN;
-  if (!Number.isInteger(port) || port < 1 || port > 65535) return `its "port" ${JSON.stringify(obj.port)} is not a port from 1 to 65535`;
+  if (!Number.isInteger(port) || port < 1 || port > 65535) return 'its "port" is not a port from 1 to 65535';
   const host = obj.host.trim().replace(/^\[(.*)\]$/, '$1');
   const t = parseHostPort(`${host.includes(':') ? `[${host}]` : host}:${port}`);
-  return typeof t === 'string' ? `its "host" ${JSON.stringify(cut(obj.host))} is not a host name or address` : t;
+  return typeof t === 'string' ? 'its "host" is not a host name or address' : t;
 }
 
 /** A token in a close reason: quoted, at most 40 characters. */

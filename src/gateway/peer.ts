@@ -129,12 +129,20 @@ export function peerRefusal(app: string, target: Target, status: number | undefi
   return new PeerRefusedError(`${app}: ${target.label} refused the cluster secret of this node`, { app });
 }
 
-/** Whether a lower-cased header name is one of the peer headers, in any `-`/`_` spelling. */
+/**
+ * Sent only with a node's own admin calls to another node's peer listener (the
+ * registry version the caller holds). The peer listener takes a `/_porthole/`
+ * request for an admin call only when it carries this header, so it is one of
+ * the gateway's own headers: a client's copy never passes a node.
+ */
+export const REGISTRY_VERSION_HEADER = 'x-porthole-registry-version';
+
+/** Whether a lower-cased header name is one of the peer headers (or the admin calls' version), in any `-`/`_` spelling. */
 export function isPeerHeader(lower: string): boolean {
   // 'x' first: the common header names cost one comparison.
   if (lower.length < 15 || lower.charCodeAt(0) !== 120) return false;
   const name = lower.includes('_') ? lower.replaceAll('_', '-') : lower;
-  return name.startsWith('x-porthole-peer');
+  return name.startsWith('x-porthole-peer') || name === REGISTRY_VERSION_HEADER;
 }
 
 /** Requests that came in on a peer listener with the right secret. */

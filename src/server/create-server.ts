@@ -198,14 +198,20 @@ export function createServer(options: ServerOptions = {}): PortholeServer {
     intercept: (req, res) => (metricsPage?.(req, res) || admin?.(req, res) || dashboard?.(req, res)) ?? false,
     peerIntercept: (req, res) => {
       if (!admin) return false;
+      // Only another node's own admin calls carry the registry version (a client's copy never
+      // passes a node: peer.ts). A client's request another node forwarded here carries the
+      // secret too: when this node does not route its Host (the nodes' base_domain differ, an
+      // app's hosts changed a moment ago), its /_porthole/ path must not become an admin call.
+      const version = req.headers[VERSION_HEADER];
+      if (typeof version !== 'string' || !/^\d{1,15}$/.test(version)) return false;
       peerCalls.add(req);
       // The caller may have written a change this node has not read yet: wait for it first.
-      const wanted = Number(req.headers[VERSION_HEADER]);
-      if (!node || !Number.isSafeInteger(wanted) || wanted <= node.store.version) return admin(req, res);
+      const wanted = Number(version);
+      if (!node || wanted <= node.store.version) return admin(req, res);
       void node.caughtUp(wanted).then(() => admin!(req, res) || res.writeHead(404).end());
       return true;
     },
-    health: node ? () => ({ degraded: !node.store.up, cluster: node.view() }) : undefined,
+    health: node ? () => ({ degraded: !node.store.up, cluster: healthView(node.view()) }) : undefined,
   });
   // Dashboard sessions, in memory: a restart logs browsers out.
   const sessions = new Sessions();
@@ -233,7 +239,7 @@ export function createServer(options: ServerOptions = {}): PortholeServer {
     cluster: node ? () => node.view() : undefined,
     forgetNode: node ? (name) => node.forget(name) : undefined,
     onClusterChange: node ? (fn) => node.cluster?.onChange(fn) ?? (() => {}) : undefined,
-    forwardApp: node ? (name, req, res) => node.forwardApp(name, req, res) : undefined,
+    forwardApp: node ? (name, req, res, path) => node.forwardApp(name, req, res, path) : undefined,
   });
   dashboard = createDashboard({ sessions, guard: guardOptions, gatewayId: gateway.id, secure: (req) => gateway.clientProto(req) === 'https', adminUser: (req) => gateway.auth.adminUser(req), boundToLogin: (req, end) => gateway.auth.bindToLogin(req, end) });
   // Fed by the events; the open-tunnel gauge reads the gateway's sets when scraped.
@@ -285,14 +291,31 @@ export function createServer(options: ServerOptions = {}): PortholeServer {
     stopLogger = undefined;
   };
 
+  /**
+   * A node leaves its cluster before it drains: the others see its heartbeat
+   * go at their next look and answer its apps 503 PH_ERR_NODE_DOWN (and move
+   * its `node: any` apps) instead of forwarding to a peer listener that no
+   * longer accepts (502). Its peer listener keeps taking what they send until
+   * they have looked once.
+   */
+  const leaveCluster = async (timeoutMs: number): Promise<number> => {
+    const cluster = node?.cluster;
+    if (!cluster) return 0;
+    const began = Date.now();
+    await cluster.leave();
+    if (timeoutMs > 0) await new Promise((ok) => setTimeout(ok, Math.min(timeoutMs, cluster.pollMs + 100)));
+    return Date.now() - began;
+  };
+
   let stopping: Promise<void> | undefined;
   const shutDown = (timeoutMs?: number) =>
     (stopping ??= (async () => {
       // Event streams never finish on their own: a drain must not wait its whole timeout on them.
       admin?.endStreams();
-      // A node leaves its cluster first: the others stop sending it requests (they answer for its apps) while it drains.
-      await node?.cluster?.leave();
-      await gateway.drain(timeoutMs);
+      const budget = timeoutMs ?? current.drain_timeout;
+      // The whole drain stays within its timeout.
+      const spent = await leaveCluster(budget);
+      await gateway.drain(Math.max(0, budget - spent));
       await stopApps();
     })());
 
@@ -447,6 +470,23 @@ function dashboardBase(address: ListenAddress, gateway: Pick<Gateway, 'appAtHost
     owners.push(`${name} is in the hosts of app ${app}`);
   }
   throw new Error(`loginUrl(): no address of this gateway shows the dashboard (${owners.join('; ')}): take it out of the app's hosts, or open the dashboard through a name in admin.hosts`);
+}
+
+/**
+ * The cluster as `/_porthole/health` shows it to anyone (it takes no token):
+ * whether the store is up and how many nodes are, never the map a stranger
+ * could use (the peer listeners' addresses, Redis', which apps run where).
+ * The admin API's `GET /cluster` has it all.
+ */
+function healthView(view: Record<string, unknown>): Record<string, unknown> {
+  const store = (view.store ?? {}) as { up?: boolean; down_since?: string };
+  const nodes = (view.nodes ?? []) as { up: boolean }[];
+  return {
+    node: view.node,
+    version: view.version,
+    store: { up: store.up === true, ...(store.down_since ? { down_since: store.down_since } : {}) },
+    nodes: { up: nodes.filter((n) => n.up).length, down: nodes.filter((n) => !n.up).length },
+  };
 }
 
 function parseGiven(config: unknown): Config {

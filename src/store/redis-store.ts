@@ -423,6 +423,8 @@ export function redisConnectOptions(url: string): { redisOptions: RedisOptions; 
     ...(u.protocol === 'rediss:' ? { tls: { servername: u.hostname } } : {}),
   };
   const safe = new URL(url);
+  // A user without a password is most often a password written without its colon (redis://PASSWORD@host).
   if (safe.password) safe.password = '***';
+  else if (safe.username) safe.username = '***';
   return { redisOptions, safeUrl: safe.toString() };
 }

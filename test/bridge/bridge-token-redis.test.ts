@@ -67,13 +67,14 @@ test('token values: host:port, [v6]:port, websockify JSON {"host": "h:p"}, JSON 
   assert.deepEqual(parseTokenValue('{"host": "10.0.0.7", "port": "5905"}'), { host: '10.0.0.7', port: 5905 });
   assert.deepEqual(parseTokenValue('{"host": "::1", "port": 5906}'), { host: '::1', port: 5906 });
   assert.deepEqual(parseTokenValue('{"host": "[::1]", "port": 5907}'), { host: '::1', port: 5907 });
-  assert.match(parseTokenValue('5900') as string, /its value "5900" is not valid: expected "host:port" or JSON/);
+  // The value is never quoted: it reaches the client, who may have named any key of the db.
+  assert.equal(parseTokenValue('5900'), 'its value is not valid: expected "host:port" or JSON {"host": "host", "port": 5900}');
   assert.match(parseTokenValue('host:99999') as string, /is not valid/);
   assert.match(parseTokenValue('{"host": "h"') as string, /not valid JSON/);
   assert.match(parseTokenValue('{"hostname": "h:1"}') as string, /no "host" string/);
-  assert.match(parseTokenValue('{"host": "h"}') as string, /"host" "h" has no port/);
-  assert.match(parseTokenValue('{"host": "h", "port": 0}') as string, /"port" 0 is not a port/);
-  assert.match(parseTokenValue('{"host": "h", "port": "59x"}') as string, /"port" "59x" is not a port/);
+  assert.match(parseTokenValue('{"host": "h"}') as string, /"host" has no port/);
+  assert.match(parseTokenValue('{"host": "h", "port": 0}') as string, /"port" is not a port/);
+  assert.match(parseTokenValue('{"host": "h", "port": "59x"}') as string, /"port" is not a port/);
   assert.match(parseTokenValue('{"host": "bad host", "port": 1}') as string, /not a host name/);
   assert.match(parseTokenValue('[1,2]') as string, /not valid|no "host"/);
 });
@@ -190,7 +191,8 @@ describe('bridge_token_redis on an app', { timeout: 60_000 }, () => {
     await admin.set('vnc:broken', 'not a target');
     const c = await wsCloseOf(`${g.wsUrl}/desks/?token=broken`, ['binary']);
     assert.equal(c.code, 1008);
-    assert.match(c.reason, /^desks: token "broken": its value "not a target" is not valid/);
+    assert.match(c.reason, /^desks: token "broken": its value is not valid/);
+    assert.doesNotMatch(c.reason, /not a target/);
     await admin.hset('vnc:hash', 'host', '127.0.0.1');
     const wrongType = await wsCloseOf(`${g.wsUrl}/desks/?token=hash`, ['binary']);
     assert.equal(wrongType.code, 1008, 'a key of another type is a bad value, not a store failure');
