@@ -3,7 +3,7 @@
  * in a cluster, the node that runs it), the start/stop/restart/remove
  * buttons, and the register form below.
  */
-import { useEffect, useRef, useState } from 'preact/hooks';
+import { useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
 import { html } from './html.js';
 import { api, appPath } from './api.js';
 import { formatAgo, formatFull, formatUptime, toMs } from './format.js';
@@ -58,7 +58,8 @@ function Actions({ app, busy, act }) {
   const asked = useRef(false);
   // Focus moves to "Yes, remove" when asking, and back to Remove when cancelled (once each,
   // not on every re-render: the table re-renders every second).
-  useEffect(() => {
+  // A layout effect: the focus moves in the same turn as the buttons appear, never a frame later.
+  useLayoutEffect(() => {
     if (confirming) {
       asked.current = true;
       yesRef.current?.focus();
@@ -84,8 +85,8 @@ function Actions({ app, busy, act }) {
       }}
     >
       <span>Remove ${app.name}?</span>
-      <button type="button" class="danger" ref=${yesRef} onClick=${() => act('remove').finally(() => setConfirming(false))}>Yes, remove</button>
-      <button type="button" onClick=${() => setConfirming(false)}>Cancel</button>
+      <button key="yes" type="button" class="danger" ref=${yesRef} onClick=${() => act('remove').finally(() => setConfirming(false))}>Yes, remove</button>
+      <button key="cancel" type="button" onClick=${() => setConfirming(false)}>Cancel</button>
     </div>`;
   }
   // Busy rows keep their buttons focusable (aria-disabled) so keyboard focus is not lost mid-action.

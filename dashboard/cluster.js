@@ -5,7 +5,7 @@
  * and the apps it runs. Kept current by the live stream's `cluster` event.
  * Up and down are said in words (and a sign), never by colour alone.
  */
-import { useEffect, useRef, useState } from 'preact/hooks';
+import { useLayoutEffect, useRef, useState } from 'preact/hooks';
 import { api } from './api.js';
 import { html } from './html.js';
 import { formatAgo, formatClock, formatDuration, formatFull, formatIso, toMs } from './format.js';
@@ -58,7 +58,8 @@ function Forget({ node, forget }) {
   const yesRef = useRef(/** @type {HTMLButtonElement | null} */ (null));
   const askRef = useRef(/** @type {HTMLButtonElement | null} */ (null));
   const asked = useRef(false);
-  useEffect(() => {
+  // A layout effect: the focus moves in the same turn as the buttons appear, never a frame later.
+  useLayoutEffect(() => {
     if (confirming) {
       asked.current = true;
       yesRef.current?.focus();
@@ -80,6 +81,7 @@ function Forget({ node, forget }) {
   >
     <span>Forget node ${node.name}?</span>
     <button
+      key="yes"
       type="button"
       class="danger"
       ref=${yesRef}
@@ -87,13 +89,15 @@ function Forget({ node, forget }) {
       onClick=${() => {
         if (busy) return;
         setBusy(true);
-        forget(node.name).finally(() => {
+        forget(node.name).then((gone) => {
+          // Forgotten: the panel has taken focus, and the row goes; focus is not handed back to it.
+          if (gone) asked.current = false;
           setBusy(false);
           setConfirming(false);
         });
       }}
     >Yes, forget</button>
-    <button type="button" onClick=${() => setConfirming(false)}>Cancel</button>
+    <button key="cancel" type="button" onClick=${() => setConfirming(false)}>Cancel</button>
   </div>`;
 }
 
@@ -133,8 +137,10 @@ export function ClusterPanel({ cluster }) {
       setNotice({ kind: 'ok', text: `Forgot node ${name}.` });
       // Its row (and the focused button in it) goes with the next cluster event.
       document.getElementById('cluster-title')?.focus();
+      return true;
     } catch (err) {
       setNotice({ kind: 'error', text: `Forgetting node ${name} failed: ${err.message}${err.code ? ` (${err.code})` : ''}` });
+      return false;
     }
   };
   const nodes = cluster.nodes ?? [];
