@@ -15,8 +15,8 @@
  * node down that it cannot see (the others judge it; see docs/cluster.md).
  */
 import { randomBytes } from 'node:crypto';
-import { readFileSync, statSync } from 'node:fs';
 import type { AppStatus } from '../apps/supervisor.js';
+import { readPrivateFile } from '../config/private-file.js';
 import { NODE_NAME, type AppConfig } from '../config/schema.js';
 import { AppUnknownError, ConflictError, NodeDownError, NodeNameTakenError, type PortholeError } from '../errors.js';
 import { emit } from '../events.js';
@@ -128,10 +128,8 @@ export class Cluster {
   async join(): Promise<void> {
     const r = this.store.redis;
     if (this.opts.secretFile) {
-      // The key to every node's admin API: not for every user of the machine (as ssh treats a private key).
-      const mode = statSync(this.opts.secretFile).mode & 0o777;
-      if (mode & 0o007) throw new Error(`the cluster secret in ${this.opts.secretFile} is readable by every user of this machine (mode ${mode.toString(8).padStart(4, '0')}): chmod 600 ${this.opts.secretFile}`);
-      this.secretValue = readFileSync(this.opts.secretFile, 'utf8').trim();
+      // The key to every node's admin API: not for every user of the machine.
+      this.secretValue = readPrivateFile(this.opts.secretFile, 'the cluster secret');
     }
     else {
       await r.set(this.store.key('secret'), randomBytes(24).toString('base64url'), 'NX');

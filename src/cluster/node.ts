@@ -12,8 +12,9 @@ import { hostname } from 'node:os';
 import type { AppRegistry, AppView, ClusterHooks } from '../admin/registry.js';
 import type { Supervisor } from '../apps/supervisor.js';
 import { NODE_NAME, type ClusterConfig, type StoreConfig } from '../config/schema.js';
+import { readPrivateFile } from '../config/private-file.js';
 import { ConfigError, NodeDownError, PortholeError, UpstreamTimeoutError } from '../errors.js';
-import { RedisStore } from '../store/redis-store.js';
+import { RedisStore, type RedisTlsOptions } from '../store/redis-store.js';
 import { Cluster } from './cluster.js';
 import { StoreSync } from './store-sync.js';
 
@@ -49,6 +50,8 @@ export class ClusterNode {
   private sync: StoreSync | undefined;
   private registry: AppRegistry | undefined;
   private readonly config: ClusterConfig;
+  /** Where relative paths in the config are resolved. */
+  private readonly baseDir: string;
   /** `cluster.tls`, read: the peer listener's certificate, and the CA the other nodes' certificates are checked against. */
   readonly tls: { cert: string; key: string; ca: string } | undefined;
 
@@ -58,9 +61,10 @@ export class ClusterNode {
     if (name === 'any') throw new ConfigError(['--node: "any" means "a node chosen by the cluster" in an app\'s node: give this node another name']);
     this.name = name;
     this.config = options.cluster;
+    this.baseDir = options.baseDir ?? process.cwd();
     const tls = options.cluster.tls;
     if (tls) {
-      const base = options.baseDir ?? process.cwd();
+      const base = this.baseDir;
       const read = (key: 'cert' | 'key' | 'ca') => {
         const file = resolve(base, tls[key]);
         try {
@@ -71,7 +75,7 @@ export class ClusterNode {
       };
       this.tls = { cert: read('cert'), key: read('key'), ca: read('ca') };
     }
-    this.store = new RedisStore({ url: options.store.url, prefix: options.store.prefix });
+    this.store = new RedisStore({ url: options.store.url, prefix: options.store.prefix, ...storeSecrets(options.store, this.baseDir) });
   }
 
   /** Connects to Redis: before the registry loads (its apps are there). */
@@ -90,7 +94,7 @@ export class ClusterNode {
       node: this.name,
       advertise,
       ttlMs: this.config.heartbeat_ttl,
-      secretFile: this.config.secret_file,
+      secretFile: this.config.secret_file === undefined ? undefined : resolve(this.baseDir, this.config.secret_file),
       url,
       localApps: () => supervisor.list(),
       version: () => this.store.version,
@@ -271,3 +275,30 @@ class PeerAnswerError extends PortholeError {
   }
 }
 
+
+/** `store.password_file` and `store.tls`, read (paths relative to the config file's directory). */
+function storeSecrets(store: StoreConfig, base: string): { password?: string; tls?: RedisTlsOptions } {
+  const out: { password?: string; tls?: RedisTlsOptions } = {};
+  if (store.password_file !== undefined) {
+    try {
+      out.password = readPrivateFile(resolve(base, store.password_file), "Redis's password");
+    } catch (err) {
+      throw new ConfigError([`store.password_file: ${(err as Error).message}`]);
+    }
+  }
+  if (store.tls) {
+    const tls: RedisTlsOptions = {};
+    for (const key of ['ca', 'cert', 'key'] as const) {
+      const path = store.tls[key];
+      if (path === undefined) continue;
+      const file = resolve(base, path);
+      try {
+        tls[key] = readFileSync(file, 'utf8');
+      } catch (err) {
+        throw new ConfigError([`store.tls.${key}: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`]);
+      }
+    }
+    out.tls = tls;
+  }
+  return out;
+}

@@ -318,16 +318,31 @@ const redisUrl = () =>
     },
   });
 
-const storeObject = k.object({
-  url: redisUrl(),
-  /** Prefix of every key and channel: several clusters (or tests) can share one Redis. */
-  prefix: k.withDefault(k.string({ pattern: /^[A-Za-z0-9:._-]{1,64}$/, patternHint: 'letters, digits and ":._-" such as "porthole:"' }), 'porthole:'),
-});
+const storeObject = k.object(
+  {
+    url: redisUrl(),
+    /** Prefix of every key and channel: several clusters (or tests) can share one Redis. */
+    prefix: k.withDefault(k.string({ pattern: /^[A-Za-z0-9:._-]{1,64}$/, patternHint: 'letters, digits and ":._-" such as "porthole:"' }), 'porthole:'),
+    /** Redis's password (`requirepass`, or an ACL user's) in a file of mode 0600, rather than in the URL of a config file. */
+    password_file: k.optional(k.string()),
+    /**
+     * For `rediss://`: `ca` is the CA Redis's certificate is checked against (default: the
+     * system's), `cert`/`key` the client certificate Redis asks for (`tls-auth-clients`). PEM files.
+     */
+    tls: k.optional(k.object({ ca: k.optional(k.string()), cert: k.optional(k.string()), key: k.optional(k.string()) })),
+  },
+  (store, at, issues) => {
+    const url = new URL(store.url);
+    if (store.password_file !== undefined && url.password) issues.push(`${at}.password_file: the url has a password already; keep it in one place`);
+    if (store.tls && url.protocol !== 'rediss:') issues.push(`${at}.tls: only a rediss:// url speaks TLS; write rediss://${url.host}${url.pathname}`);
+    if (store.tls && (store.tls.cert === undefined) !== (store.tls.key === undefined)) issues.push(`${at}.tls: cert and key go together (the client certificate and its private key)`);
+  },
+);
 export type StoreConfig = k.Infer<typeof storeObject>;
 
-/** `store: file`, `store: redis://…`, or `store: { url, prefix }`. Undefined means the file store. */
+/** `store: file`, `store: redis://…`, or `store: { url, prefix, password_file, tls }`. Undefined means the file store. */
 function storeSchema(): k.Schema<StoreConfig | 'file'> {
-  const expects = '"file", a redis:// URL or a mapping { url, prefix }';
+  const expects = '"file", a redis:// URL or a mapping { url, prefix, password_file, tls }';
   return {
     expects,
     parse(v, at, issues) {

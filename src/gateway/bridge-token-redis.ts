@@ -23,6 +23,7 @@ import { parseHostPort, type HostPort } from '../config/host-port.js';
 import { storeLabel, type RedisTokenStore } from '../config/token-redis.js';
 import { TokenStoreError } from '../errors.js';
 import { emit } from '../events.js';
+import { hearEveryStreamError } from '../store/redis-stream-errors.js';
 import type { TokenLookup, TokenSource } from './bridge-tokens.js';
 
 export { parseTokenRedisUrl, parseWebsockifyRedisSource, storeLabel, type RedisTokenStore } from '../config/token-redis.js';
@@ -105,6 +106,7 @@ function clientFor(s: RedisTokenStore, timeoutMs: number, RedisClient: typeof Re
     enableReadyCheck: false,
     lazyConnect: false,
   });
+  hearEveryStreamError(client);
   const entry: Pooled = { client, idle: null, inflight: 0 };
   // A failure reaches the lookup that was waiting (as its rejection or its timeout); nothing to log here.
   client.on('error', (err: NodeJS.ErrnoException) => (entry.lastError = err.code ?? err.message.split(' ')[0]));

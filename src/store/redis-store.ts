@@ -24,9 +24,11 @@
  * the script refuses it, so a write answered 503 is not applied afterwards.
  */
 import { randomBytes } from 'node:crypto';
+import net from 'node:net';
 // Loaded by connect() only: a gateway without Redis never pays for the client (it takes ~0.5 s to load).
 import type { Redis, RedisOptions } from 'ioredis';
 import { StoreUnavailableError } from '../errors.js';
+import { hearEveryStreamError } from './redis-stream-errors.js';
 import type { AppStore, StoredApp } from './file-store.js';
 import { StoreConflict, StoreEpochChanged } from './store-errors.js';
 
@@ -58,6 +60,16 @@ export interface RedisStoreOptions {
   prefix?: string;
   /** How long a command may take before the store counts as unavailable (default 2 s). */
   timeoutMs?: number;
+  /** The password when it is not in the URL (read from `store.password_file`). */
+  password?: string;
+  /** For `rediss://`, PEM text: the CA Redis's certificate is checked against, and a client certificate. */
+  tls?: RedisTlsOptions;
+}
+
+export interface RedisTlsOptions {
+  ca?: string;
+  cert?: string;
+  key?: string;
 }
 
 const WRITE_SCRIPT = `
@@ -121,6 +133,9 @@ type Listener<T> = (value: T) => void;
 /** The longest wait between two reconnect attempts: a node is back at most this long after its Redis. */
 export const RECONNECT_MAX_MS = 1_000;
 
+/** ioredis's errors that follow from another one (the connection's own): never the reason shown. */
+const CONSEQUENCE = /^(Reached the max retries per request limit|Stream isn't writeable|Connection is closed)/;
+
 /** The {@link AppStore} of a cluster: Redis, versioned, with a change feed. */
 export class RedisStore implements AppStore {
   readonly kind = 'redis';
@@ -143,10 +158,15 @@ export class RedisStore implements AppStore {
   private reachable = false;
   private downSince: number | undefined = Date.now();
   private closed = false;
+  /** What the clients last reported while not ready: the reason behind "Connection is closed.". */
+  private lastClientError: Error | undefined;
+  /** Whether the URL is rediss:// (for the hints of unavailable()). */
+  private readonly tls: boolean;
 
   constructor(options: RedisStoreOptions) {
-    const { redisOptions, safeUrl } = redisConnectOptions(options.url);
+    const { redisOptions, safeUrl } = redisConnectOptions(options.url, { password: options.password, tls: options.tls });
     this.safeUrl = safeUrl;
+    this.tls = redisOptions.tls !== undefined;
     this.prefix = options.prefix ?? 'porthole:';
     this.timeoutMs = options.timeoutMs ?? 2_000;
     const common: RedisOptions = {
@@ -184,8 +204,12 @@ export class RedisStore implements AppStore {
     const common = this.clientOptions;
     this.redis = new Redis(common);
     this.sub = new Redis({ ...common, commandTimeout: undefined });
-    for (const c of [this.redis, this.sub]) c.on('error', () => {}); // reported through `up` and the callers' errors
+    for (const c of [this.redis, this.sub]) hearEveryStreamError(c);
+    // Reported through `up` and the callers' errors. A command only learns "Connection is closed.":
+    // the reason (NOAUTH, WRONGPASS, a certificate Redis or this node refused) comes as an error event.
+    for (const c of [this.redis, this.sub]) c.on('error', (err: Error) => this.noteClientError(err));
     this.redis.on('ready', () => {
+      this.lastClientError = undefined;
       this.setReachable(true);
       // Redis may be another one now (failover) or its clock may have been set.
       void this.measureClock().catch(() => undefined);
@@ -365,9 +389,22 @@ export class RedisStore implements AppStore {
     }
   }
 
+  /** Keeps the first error since the last ready: the ones after it (retries refused, a stream not writable) are its consequences. */
+  private noteClientError(err: Error): void {
+    if (this.lastClientError && !CONSEQUENCE.test(this.lastClientError.message)) return;
+    this.lastClientError = err;
+  }
+
   private unavailable(err: unknown): StoreUnavailableError {
-    const why = (err as Error)?.message ?? String(err);
-    return new StoreUnavailableError(`the store at ${this.safeUrl} cannot be reached (${why.replace(/\s+/g, ' ').slice(0, 120)}); nothing was changed`, { cause: err });
+    const reason = this.redis?.status === 'ready' ? err : (this.lastClientError ?? err);
+    const code = (reason as NodeJS.ErrnoException)?.code;
+    const raw = (reason as Error)?.message ?? String(reason);
+    // OpenSSL's "80…:error:0A00045C:SSL routines:ssl3_read_bytes:tlsv13 alert certificate required:file:line…": its reason alone.
+    const message = (/:SSL routines:[^:]*:([^:]+):/.exec(raw)?.[1] ?? raw).replace(/\s+/g, ' ').slice(0, 120);
+    let why = code && !message.includes(code) ? `${message}, ${code}` : message;
+    // Redis hangs up without a word on a TLS client that shows no certificate, and on cleartext to its TLS port.
+    if (code === 'ECONNRESET' || /alert/.test(message)) why += this.tls ? '; does Redis want a client certificate (store.tls.cert and key)?' : '; is this a TLS port (rediss://)?';
+    return new StoreUnavailableError(`the store at ${this.safeUrl} cannot be reached (${why}); nothing was changed`, { cause: err });
   }
 
   private onMessage(message: string): void {
@@ -410,21 +447,26 @@ function isRedisReplyError(err: unknown): boolean {
 }
 
 /** ioredis options from a `redis://` / `rediss://` URL, and the URL without its password. */
-export function redisConnectOptions(url: string): { redisOptions: RedisOptions; safeUrl: string } {
+export function redisConnectOptions(url: string, extra: { password?: string; tls?: RedisTlsOptions } = {}): { redisOptions: RedisOptions; safeUrl: string } {
   const u = new URL(url);
   if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') throw new TypeError(`store: expected a redis:// or rediss:// URL, got ${u.protocol}`);
+  if (extra.tls && u.protocol !== 'rediss:') throw new TypeError('store: TLS options need a rediss:// URL');
   const db = u.pathname && u.pathname !== '/' ? Number(u.pathname.slice(1)) : 0;
+  const host = u.hostname.replace(/^\[|\]$/g, '');
+  const password = u.password ? decodeURIComponent(u.password) : extra.password;
   const redisOptions: RedisOptions = {
-    host: u.hostname.replace(/^\[|\]$/g, ''),
+    host,
     port: u.port ? Number(u.port) : 6379,
     db,
     ...(u.username ? { username: decodeURIComponent(u.username) } : {}),
-    ...(u.password ? { password: decodeURIComponent(u.password) } : {}),
-    ...(u.protocol === 'rediss:' ? { tls: { servername: u.hostname } } : {}),
+    ...(password !== undefined ? { password } : {}),
+    // The name checked against Redis's certificate is the URL's host (SNI only for names, as TLS wants).
+    ...(u.protocol === 'rediss:' ? { tls: { ...(net.isIP(host) ? {} : { servername: host }), ...extra.tls } } : {}),
   };
   const safe = new URL(url);
-  // A user without a password is most often a password written without its colon (redis://PASSWORD@host).
+  // A user without a password is most often a password written without its colon (redis://PASSWORD@host),
+  // unless the password comes from elsewhere: then the user part is the ACL user's name.
   if (safe.password) safe.password = '***';
-  else if (safe.username) safe.username = '***';
+  else if (safe.username && extra.password === undefined) safe.username = '***';
   return { redisOptions, safeUrl: safe.toString() };
 }
