@@ -172,6 +172,7 @@ export class Gateway implements GatewayCore {
     const before = this.server?.listening ? this.appUrls() : undefined;
     const peers = extras ? extras.peers : this.peers;
     this.table = this.build(config, peers);
+    this.agents.keepOnly(this.table.agents());
     this.peers = peers;
     this.auth.configChanged();
     this.certificates?.update(this.table.config);

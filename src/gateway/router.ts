@@ -159,6 +159,21 @@ export class AgentPool {
     return agent;
   }
 
+  /** How many agents are held (tests). */
+  get size(): number {
+    return this.agents.size;
+  }
+
+  /**
+   * Forgets the agents a new snapshot does not use: apps that change ports and
+   * nodes that come back at new addresses would otherwise leave one behind each
+   * time. Not destroyed: a request in flight on an old route finishes, and idle
+   * sockets close on their own timeout.
+   */
+  keepOnly(used: ReadonlySet<http.Agent>): void {
+    for (const [id, agent] of this.agents) if (!used.has(agent)) this.agents.delete(id);
+  }
+
   destroy(): void {
     for (const a of this.agents.values()) a.destroy();
     this.agents.clear();
@@ -295,6 +310,13 @@ export class RouteTable {
     this.byHost = hosts;
     this.byWildcard = wild;
     this.hosts = new HostPolicy(config);
+  }
+
+  /** The upstream agents this table's routes use. */
+  agents(): Set<http.Agent> {
+    const used = new Set<http.Agent>();
+    for (const r of this.routes) for (const target of [r.http, r.ws]) used.add(target.agent);
+    return used;
   }
 
   get(name: string): Route | undefined {
