@@ -6,10 +6,10 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { formatHostPort, parseHostPort, type HostPort } from '../config/host-port.js';
-import { HOST_NAME, originProblem } from '../config/schema.js';
 import { parseTokenRedisUrl, parseWebsockifyRedisSource, storeLabel, type RedisTokenStore } from '../config/token-redis.js';
 import { startLogger } from '../log/logger.js';
 import { startBridgeServer } from '../toolkit/bridge-server.js';
+import { allowedOriginOption, closeOnSignal, parseListen, parseSeconds, serverNameOption } from './server-options.js';
 
 interface BridgeFlags {
   web?: string;
@@ -51,16 +51,8 @@ export function register(program: Command): void {
     .addOption(new Option('--heartbeat <seconds>', 'ping every client this often (0: never)').argParser(parseSeconds).default(0))
     .addOption(new Option('--idle-timeout <seconds>', 'close a connection with 1001 after this long without traffic either way (0: never)').argParser(parseSeconds).default(3600))
     .addOption(new Option('--connect-timeout <seconds>', 'give up connecting to the target after this long (close 1014)').argParser(parseSeconds).default(5))
-    .addOption(
-      new Option('--allowed-origin <origin>', 'let pages of this origin open a WebSocket (repeat for more; "*" for any page); a client that sends no Origin (not a browser) is always let in')
-        .argParser(collect(parseOrigin))
-        .default([], 'same origin'),
-    )
-    .addOption(
-      new Option('--server-name <name>', 'also answer under this Host name besides localhost and this machine\'s addresses (a tunnel\'s; "*.example.com" for every name under it; repeat for more)')
-        .argParser(collect(parseServerName))
-        .default([], 'none'),
-    )
+    .addOption(allowedOriginOption('open a WebSocket'))
+    .addOption(serverNameOption("a tunnel's; "))
     .addOption(new Option('--log-format <format>', 'log lines on stderr').choices(['auto', 'json', 'text']).default('auto'))
     .addHelpText(
       'after',
@@ -181,15 +173,7 @@ Exit codes: 0 after SIGTERM/SIGINT, 1 when it cannot listen, 2 bad usage
           : `the targets in ${tokenFile}`;
       process.stderr.write(`bridging WebSocket connections to ${targets}${web ? `, serving ${web}` : ''}\n`);
 
-      const stop = (signal: NodeJS.Signals) => {
-        process.stderr.write(`${signal}: closing ${server.connections} connection${server.connections === 1 ? '' : 's'} with 1001\n`);
-        void server.close().then(() => {
-          stopLog();
-          process.exit(0);
-        });
-      };
-      process.once('SIGTERM', stop);
-      process.once('SIGINT', stop);
+      closeOnSignal(server, stopLog);
     });
 }
 
@@ -202,42 +186,8 @@ function isKind(path: string, kind: 'dir' | 'any'): boolean {
   }
 }
 
-function parseListen(value: string): HostPort {
-  if (/^\d+$/.test(value)) {
-    const port = Number(value);
-    if (port > 65535) throw new InvalidArgumentError('expected [HOST:]PORT with a port from 0 to 65535.');
-    return { host: '127.0.0.1', port };
-  }
-  // Port 0 is allowed here (pick a free port), unlike in a target.
-  const t = parseHostPort(value.replace(/:0$/, ':65535'));
-  if (typeof t === 'string') throw new InvalidArgumentError(`expected [HOST:]PORT such as 6080 or 0.0.0.0:6080, got ${JSON.stringify(value)}.`);
-  return /:0$/.test(value) ? { host: t.host, port: 0 } : t;
-}
-
 function parseTarget(value: string): HostPort {
   const t = parseHostPort(value);
   if (typeof t === 'string') throw new InvalidArgumentError(`${t}.`);
   return t;
-}
-
-/** A repeatable option: every value, parsed, in order. */
-function collect(parse: (value: string) => string): (value: string, previous: string[]) => string[] {
-  return (value, previous) => [...previous, parse(value)];
-}
-
-function parseOrigin(value: string): string {
-  const problem = originProblem(value);
-  if (problem) throw new InvalidArgumentError(`${problem}.`);
-  return value;
-}
-
-function parseServerName(value: string): string {
-  if (!HOST_NAME.test(value)) throw new InvalidArgumentError(`expected a host name such as vnc.example.com or *.example.com, got ${JSON.stringify(value)}.`);
-  return value;
-}
-
-function parseSeconds(value: string): number {
-  const n = Number(value);
-  if (!/^\d+(\.\d+)?$/.test(value) || !Number.isFinite(n) || n * 1000 > 2 ** 31 - 1) throw new InvalidArgumentError('expected a number of seconds (0 or more).');
-  return n;
 }

@@ -3,11 +3,11 @@
  * WebSocket (websocketd's job; an MCP server for a remote client). See
  * src/toolkit/stdio-server.ts.
  */
-import { Command, InvalidArgumentError, Option } from 'commander';
-import { formatHostPort, parseHostPort, type HostPort } from '../config/host-port.js';
-import { HOST_NAME, originProblem } from '../config/schema.js';
+import { Command, Option } from 'commander';
+import { formatHostPort, type HostPort } from '../config/host-port.js';
 import { startLogger } from '../log/logger.js';
 import { startStdioServer } from '../toolkit/stdio-server.js';
+import { allowedOriginOption, closeOnSignal, parseCount, parseListen, parsePositive, parseSeconds, serverNameOption } from './server-options.js';
 
 interface StdioFlags {
   shared?: boolean;
@@ -44,17 +44,9 @@ export function register(program: Command): void {
     .addOption(new Option('--kill-grace <seconds>', 'after SIGTERM, how long before SIGKILL').argParser(parseSeconds).default(5))
     .addOption(new Option('--idle-timeout <seconds>', 'close a connection with 1001 and stop its process after this long without a message either way (0: never)').argParser(parseSeconds).default(3600))
     .addOption(new Option('--heartbeat <seconds>', 'ping every client this often (0: never)').argParser(parseSeconds).default(0))
-    .addOption(
-      new Option('--allowed-origin <origin>', 'let pages of this origin connect (repeat for more; "*" for any page); a client that sends no Origin (not a browser) is always let in')
-        .argParser(collect(parseOrigin))
-        .default([], 'same origin'),
-    )
-    .addOption(
-      new Option('--server-name <name>', 'also answer under this Host name besides localhost and this machine\'s addresses ("*.example.com" for every name under it; repeat for more)')
-        .argParser(collect(parseServerName))
-        .default([], 'none'),
-    )
     .option('--name <name>', 'the name in log lines and close reasons', 'stdio')
+    .addOption(allowedOriginOption('connect'))
+    .addOption(serverNameOption())
     .addOption(new Option('--log-format <format>', 'log lines on stderr').choices(['auto', 'json', 'text']).default('auto'))
     .addHelpText(
       'after',
@@ -131,58 +123,6 @@ Exit codes: 0 after SIGTERM/SIGINT, 1 when it cannot listen, 2 bad usage.`,
       });
       process.stdout.write(`listening on ${server.url}\n`);
       process.stderr.write(`running ${command.join(' ')} for ${flags.shared ? 'all connections (shared)' : 'each connection'}\n`);
-      const stop = (signal: NodeJS.Signals) => {
-        process.stderr.write(`${signal}: closing ${server.connections} connection${server.connections === 1 ? '' : 's'} with 1001\n`);
-        void server.close().then(() => {
-          stopLog();
-          process.exit(0);
-        });
-      };
-      process.once('SIGTERM', stop);
-      process.once('SIGINT', stop);
+      closeOnSignal(server, stopLog);
     });
-}
-
-function parseListen(value: string): HostPort {
-  if (/^\d+$/.test(value)) {
-    const port = Number(value);
-    if (port > 65535) throw new InvalidArgumentError('expected [HOST:]PORT with a port from 0 to 65535.');
-    return { host: '127.0.0.1', port };
-  }
-  const t = parseHostPort(value.replace(/:0$/, ':65535'));
-  if (typeof t === 'string') throw new InvalidArgumentError(`expected [HOST:]PORT such as 8080 or 0.0.0.0:8080, got ${JSON.stringify(value)}.`);
-  return /:0$/.test(value) ? { host: t.host, port: 0 } : t;
-}
-
-function collect(parse: (value: string) => string): (value: string, previous: string[]) => string[] {
-  return (value, previous) => [...previous, parse(value)];
-}
-
-function parseOrigin(value: string): string {
-  const problem = originProblem(value);
-  if (problem) throw new InvalidArgumentError(`${problem}.`);
-  return value;
-}
-
-function parseServerName(value: string): string {
-  if (!HOST_NAME.test(value)) throw new InvalidArgumentError(`expected a host name such as mcp.example.com or *.example.com, got ${JSON.stringify(value)}.`);
-  return value;
-}
-
-function parseCount(value: string): number {
-  const n = Number(value);
-  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n)) throw new InvalidArgumentError('expected a whole number (0 or more).');
-  return n;
-}
-
-function parsePositive(value: string): number {
-  const n = parseCount(value);
-  if (n === 0) throw new InvalidArgumentError('expected a whole number above 0.');
-  return n;
-}
-
-function parseSeconds(value: string): number {
-  const n = Number(value);
-  if (!/^\d+(\.\d+)?$/.test(value) || !Number.isFinite(n) || n * 1000 > 2 ** 31 - 1) throw new InvalidArgumentError('expected a number of seconds (0 or more).');
-  return n;
 }

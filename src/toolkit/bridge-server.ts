@@ -11,13 +11,13 @@
  * rebound page's Host and Origin agree, only Host gives it away).
  */
 import { randomBytes } from 'node:crypto';
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { formatHostPort, type HostPort } from '../config/host-port.js';
+import type { HostPort } from '../config/host-port.js';
 import { parseTokenRedisUrl, parseWebsockifyRedisSource, type RedisTokenStore } from '../config/token-redis.js';
 import { emit } from '../events.js';
 import { BridgeEntry, hideToken, type HostRefusalWording } from '../gateway/bridge-entry.js';
+import { listenStandalone } from './standalone-listener.js';
 import { serveStatic } from './static-files.js';
 
 export interface BridgeServerOptions {
@@ -141,26 +141,10 @@ export async function startBridgeServer(opts: BridgeServerOptions): Promise<Brid
 
   const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => entry.handleUpgrade(req, socket, head);
 
-  const server = createServer({ requestTimeout: 0, headersTimeout: 60_000, keepAliveTimeout: 5_000 }, onRequest);
-  server.on('upgrade', onUpgrade);
-  server.on('clientError', (_err, socket: Duplex) => {
-    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
-    else socket.destroy();
-  });
-  await new Promise<void>((ok, fail) => {
-    server.once('error', fail);
-    server.listen(opts.port ?? 0, opts.host ?? '127.0.0.1', () => {
-      server.off('error', fail);
-      ok();
-    });
-  });
-  server.on('error', (err: NodeJS.ErrnoException) => emit('error', { gateway: id, code: err.code ?? 'PH_ERR_LISTEN', message: err.message }));
-  const addr = server.address() as AddressInfo;
-  const url = `http://${formatHostPort({ host: addr.address, port: addr.port })}`;
-  emit('gateway', { gateway: id, action: 'listening', address: url });
+  const { server, port, url } = await listenStandalone(id, opts, onRequest, onUpgrade);
 
   return {
-    port: addr.port,
+    port,
     url,
     id,
     get connections() {

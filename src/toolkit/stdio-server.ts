@@ -10,12 +10,10 @@
  * WebSocket hijacking) and Hosts that are not its names (DNS rebinding).
  */
 import { randomBytes } from 'node:crypto';
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import type { Duplex } from 'node:stream';
-import { formatHostPort } from '../config/host-port.js';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { emit } from '../events.js';
 import { StdioEntry, type HostRefusalWording, type StdioCommand } from '../gateway/stdio-entry.js';
+import { listenStandalone } from './standalone-listener.js';
 
 export interface StdioServerOptions {
   /** Interface to listen on. Default `127.0.0.1`. */
@@ -106,27 +104,11 @@ export async function startStdioServer(opts: StdioServerOptions): Promise<StdioS
     res.writeHead(426, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': Buffer.byteLength(body), Upgrade: 'websocket' });
     res.end(body);
   };
-  const server = createServer({ requestTimeout: 0, headersTimeout: 60_000, keepAliveTimeout: 5_000 }, onRequest);
-  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => entry.handleUpgrade(req, socket, head));
-  server.on('clientError', (_err, socket: Duplex) => {
-    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
-    else socket.destroy();
-  });
-  await new Promise<void>((ok, fail) => {
-    server.once('error', fail);
-    server.listen(opts.port ?? 0, opts.host ?? '127.0.0.1', () => {
-      server.off('error', fail);
-      ok();
-    });
-  });
-  server.on('error', (err: NodeJS.ErrnoException) => emit('error', { gateway: id, code: err.code ?? 'PH_ERR_LISTEN', message: err.message }));
-  const addr = server.address() as AddressInfo;
-  const url = `http://${formatHostPort({ host: addr.address, port: addr.port })}`;
-  emit('gateway', { gateway: id, action: 'listening', address: url });
+  const { server, port, url } = await listenStandalone(id, opts, onRequest, (req, socket, head) => entry.handleUpgrade(req, socket, head));
   let closing: Promise<void> | null = null;
 
   return {
-    port: addr.port,
+    port,
     url,
     id,
     get connections() {
