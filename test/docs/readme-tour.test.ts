@@ -7,45 +7,16 @@
  * the project's own `porthole`, never a registry package).
  */
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { fileURLToPath } from 'node:url';
-
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-
-function tourLines(): string[] {
-  const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
-  const at = readme.indexOf('<!-- recipe: tour -->');
-  assert.ok(at !== -1, 'README.md has the tour');
-  const m = /```sh\n([\s\S]*?)```/.exec(readme.slice(at));
-  assert.ok(m);
-  return m[1].trim().split('\n');
-}
-
-function listening(port: number): Promise<boolean> {
-  return new Promise((ok) => {
-    const s = net.connect(port, '127.0.0.1');
-    s.once('connect', () => (s.destroy(), ok(true)));
-    s.once('error', () => ok(false));
-  });
-}
-
-async function waitListening(port: number, what: string): Promise<void> {
-  const deadline = Date.now() + 20_000;
-  while (!(await listening(port))) {
-    if (Date.now() > deadline) assert.fail(`${what} is not listening on ${port}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+import { listening, newRun, readRecipe, ROOT, runRecipe } from '../helpers/recipe.js';
 
 test('README tour: echo behind the gateway, a refused upstream as close 1014 with its reason, doctor names the cause', async (t) => {
   for (const port of [9001, 9002, 50000]) assert.equal(await listening(port), false, `port ${port}, which the tour uses, is free`);
-  const lines = tourLines();
+  const lines = readRecipe('README.md', 'tour');
   assert.equal(lines.length, 8, 'the test knows every line of the tour');
   mkdirSync(join(ROOT, '.porthole-data'), { recursive: true }); // git-ignored; absent in a fresh clone
   const scratch = mkdtempSync(join(ROOT, '.porthole-data/tour-'));
@@ -53,18 +24,9 @@ test('README tour: echo behind the gateway, a refused upstream as close 1014 wit
   // The reader's environment: no PORTHOLE_URL or PORTHOLE_TOKEN, the CLI finds both itself.
   const { PORTHOLE_URL: _url, PORTHOLE_TOKEN: _token, ...inherited } = process.env;
   const env = { ...inherited, XDG_DATA_HOME: data };
-  const background: ChildProcess[] = [];
+  const run = newRun();
   t.after(async () => {
-    // npx runs the CLI as its child: the whole process group is stopped, not just npx.
-    for (const c of background) {
-      const exited = c.exitCode !== null || c.signalCode !== null ? Promise.resolve() : new Promise((r) => c.once('exit', r));
-      try {
-        process.kill(-c.pid!, 'SIGTERM');
-      } catch {
-        /* already gone */
-      }
-      await exited;
-    }
+    await run.stop();
     for (const port of [9001, 50000]) {
       const deadline = Date.now() + 10_000;
       while ((await listening(port)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
@@ -72,22 +34,7 @@ test('README tour: echo behind the gateway, a refused upstream as close 1014 wit
     rmSync(scratch, { recursive: true, force: true });
     rmSync(data, { recursive: true, force: true });
   });
-
-  const outputs: { status: number | null; out: string }[] = [];
-  for (const line of lines) {
-    const command = line.replace(/\s+#.*$/, '');
-    if (command.endsWith('&')) {
-      // A background job: started as its own process, then waited for like a reader waits for the prompt.
-      const child = spawn('/bin/sh', ['-c', `exec ${command.slice(0, -1).trim()}`], { cwd: scratch, env, stdio: 'ignore', detached: true });
-      background.push(child);
-      const port = Number(/--port (\d+)/.exec(command)?.[1] ?? 50000);
-      await waitListening(port, command);
-      outputs.push({ status: null, out: '' });
-      continue;
-    }
-    const r = spawnSync('/bin/sh', ['-c', command], { cwd: scratch, env, encoding: 'utf8', timeout: 60_000 });
-    outputs.push({ status: r.status, out: `${r.stdout}${r.stderr}` });
-  }
+  const { outputs } = await runRecipe(lines, { cwd: scratch, env, portOf: (command) => Number(/--port (\d+)/.exec(command)?.[1] ?? 50000) }, run);
 
   // The tour's first bullet: the app at its own host name, at its root (a browser resolves
   // echo.localhost itself; here the Host header says it).

@@ -1,0 +1,97 @@
+/**
+ * Runs a shell recipe from the docs as a reader would type it: line by line,
+ * `CMD &` started in the background (and waited for until it listens, as a
+ * reader waits for its first line), every other line to its end. The
+ * recipe is found after `<!-- recipe: NAME -->` in its file, in the first
+ * ```sh block.
+ */
+import assert from 'node:assert/strict';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import net from 'node:net';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+/** The lines of the recipe NAME in FILE (relative to the repository). */
+export function readRecipe(file: string, name: string): string[] {
+  const doc = readFileSync(join(ROOT, file), 'utf8');
+  const at = doc.indexOf(`<!-- recipe: ${name} -->`);
+  assert.ok(at !== -1, `${file} has the recipe ${name}`);
+  const m = /```sh\n([\s\S]*?)```/.exec(doc.slice(at));
+  assert.ok(m, `${file}: a sh block follows the recipe ${name}`);
+  return m[1].trim().split('\n');
+}
+
+/** Whether something accepts connections on 127.0.0.1:port. */
+export function listening(port: number): Promise<boolean> {
+  return new Promise((ok) => {
+    const s = net.connect(port, '127.0.0.1');
+    s.once('connect', () => (s.destroy(), ok(true)));
+    s.once('error', () => ok(false));
+  });
+}
+
+export interface RecipeOutput {
+  /** Exit status (null for a background line). */
+  status: number | null;
+  /** Its stdout then stderr. */
+  out: string;
+}
+
+export interface RecipeRun {
+  outputs: RecipeOutput[];
+  /** SIGTERM to every background line's process group (npx runs the CLI as its child), and waits for them. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Runs the lines in `cwd` with `env`. `portOf` says which port a background
+ * line listens on; it is waited for (30 s at most, failing if the line exits).
+ * The caller must call stop() (also when an assertion fails: in t.after).
+ */
+export async function runRecipe(lines: readonly string[], opts: { cwd: string; env: NodeJS.ProcessEnv; portOf: (command: string) => number }, run: RecipeRun = newRun()): Promise<RecipeRun> {
+  for (const line of lines) {
+    const command = line.replace(/\s+#.*$/, '');
+    if (command.endsWith('&')) {
+      const child = spawn('/bin/sh', ['-c', `exec ${command.slice(0, -1).trim()}`], { cwd: opts.cwd, env: opts.env, stdio: 'ignore', detached: true });
+      background.get(run)!.push(child);
+      const port = opts.portOf(command);
+      const deadline = Date.now() + 30_000;
+      while (!(await listening(port))) {
+        assert.ok(Date.now() < deadline, `${command}: nothing listens on ${port}`);
+        assert.equal(child.exitCode, null, `${command} exited ${child.exitCode}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      run.outputs.push({ status: null, out: '' });
+      continue;
+    }
+    const r = spawnSync('/bin/sh', ['-c', command], { cwd: opts.cwd, env: opts.env, encoding: 'utf8', timeout: 60_000 });
+    run.outputs.push({ status: r.status, out: `${r.stdout}${r.stderr}` });
+  }
+  return run;
+}
+
+const background = new WeakMap<RecipeRun, ChildProcess[]>();
+
+/** An empty run, to hand to t.after before the recipe starts (so a failing line still stops what started). */
+export function newRun(): RecipeRun {
+  const children: ChildProcess[] = [];
+  const run: RecipeRun = {
+    outputs: [],
+    async stop() {
+      for (const c of children.splice(0).reverse()) {
+        const exited = c.exitCode !== null || c.signalCode !== null ? Promise.resolve() : new Promise((r) => c.once('exit', r));
+        try {
+          process.kill(-c.pid!, 'SIGTERM');
+        } catch {
+          /* already gone */
+        }
+        await exited;
+      }
+    },
+  };
+  background.set(run, children);
+  return run;
+}
