@@ -3,8 +3,9 @@
  * in a cluster, the node that runs it), the start/stop/restart/remove
  * buttons, and the register form below.
  */
-import { useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
+import { useEffect, useState } from 'preact/hooks';
 import { html } from './html.js';
+import { ConfirmGroup, useConfirm } from './confirm.js';
 import { api, appPath } from './api.js';
 import { formatAgo, formatFull, formatUptime, toMs } from './format.js';
 import { useNow } from './live.js';
@@ -52,22 +53,7 @@ export function StateBadge({ state }) {
  * "Remove NAME?" with confirm and cancel, the confirm button taking focus.
  */
 function Actions({ app, busy, act }) {
-  const [confirming, setConfirming] = useState(false);
-  const yesRef = useRef(/** @type {HTMLButtonElement | null} */ (null));
-  const removeRef = useRef(/** @type {HTMLButtonElement | null} */ (null));
-  const asked = useRef(false);
-  // Focus moves to "Yes, remove" when asking, and back to Remove when cancelled (once each,
-  // not on every re-render: the table re-renders every second).
-  // A layout effect: the focus moves in the same turn as the buttons appear, never a frame later.
-  useLayoutEffect(() => {
-    if (confirming) {
-      asked.current = true;
-      yesRef.current?.focus();
-    } else if (asked.current) {
-      asked.current = false;
-      removeRef.current?.focus();
-    }
-  }, [confirming]);
+  const confirm = useConfirm();
   const supervised = typeof app.cmd === 'string';
   const fromConfig = app.source === 'config';
   const notSupervised = supervised ? undefined : `${app.name} has no cmd: Porthole does not run it`;
@@ -75,19 +61,8 @@ function Actions({ app, busy, act }) {
   const running = RUNNING.has(app.state);
   // Its node carries out a start or stop: while that node is down, nothing can.
   const down = nodeDown(app) ? app.message || `the node of ${app.name} is down` : '';
-  if (confirming) {
-    return html`<div
-      class="actions confirm"
-      role="group"
-      aria-label=${`Remove ${app.name}?`}
-      onKeyDown=${(e) => {
-        if (e.key === 'Escape') setConfirming(false);
-      }}
-    >
-      <span>Remove ${app.name}?</span>
-      <button key="yes" type="button" class="danger" ref=${yesRef} onClick=${() => act('remove').finally(() => setConfirming(false))}>Yes, remove</button>
-      <button key="cancel" type="button" onClick=${() => setConfirming(false)}>Cancel</button>
-    </div>`;
+  if (confirm.confirming) {
+    return html`<${ConfirmGroup} confirm=${confirm} question=${`Remove ${app.name}?`} yes="Yes, remove" onYes=${() => act('remove').finally(confirm.cancel)} />`;
   }
   // Busy rows keep their buttons focusable (aria-disabled) so keyboard focus is not lost mid-action.
   const guard = (what) => () => {
@@ -96,11 +71,11 @@ function Actions({ app, busy, act }) {
   const remove = html`<button
     type="button"
     class="danger"
-    ref=${removeRef}
+    ref=${confirm.askRef}
     aria-label=${`Remove ${app.name}`}
     aria-disabled=${busy ? 'true' : undefined}
     ...${disabled(fromConfig ? `${app.name} comes from the config file: remove it there` : '')}
-    onClick=${() => !busy && setConfirming(true)}
+    onClick=${() => !busy && confirm.ask()}
   >Remove</button>`;
   if (!supervised) {
     return html`<div class="actions">

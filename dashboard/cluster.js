@@ -5,8 +5,9 @@
  * and the apps it runs. Kept current by the live stream's `cluster` event.
  * Up and down are said in words (and a sign), never by colour alone.
  */
-import { useLayoutEffect, useRef, useState } from 'preact/hooks';
+import { useState } from 'preact/hooks';
 import { api } from './api.js';
+import { ConfirmGroup, useConfirm } from './confirm.js';
 import { html } from './html.js';
 import { formatAgo, formatClock, formatDuration, formatFull, formatIso, toMs } from './format.js';
 import { useNow } from './live.js';
@@ -53,52 +54,22 @@ const webUrl = (url) => typeof url === 'string' && /^https?:\/\/[^\s]+$/i.test(u
  * taking focus, Escape cancelling.
  */
 function Forget({ node, forget }) {
-  const [confirming, setConfirming] = useState(false);
+  const confirm = useConfirm();
   const [busy, setBusy] = useState(false);
-  const yesRef = useRef(/** @type {HTMLButtonElement | null} */ (null));
-  const askRef = useRef(/** @type {HTMLButtonElement | null} */ (null));
-  const asked = useRef(false);
-  // A layout effect: the focus moves in the same turn as the buttons appear, never a frame later.
-  useLayoutEffect(() => {
-    if (confirming) {
-      asked.current = true;
-      yesRef.current?.focus();
-    } else if (asked.current) {
-      asked.current = false;
-      askRef.current?.focus();
-    }
-  }, [confirming]);
-  if (!confirming) {
-    return html`<button type="button" class="forget" ref=${askRef} aria-label=${`Forget node ${node.name}`} onClick=${() => setConfirming(true)}>Forget</button>`;
+  if (!confirm.confirming) {
+    return html`<button type="button" class="forget" ref=${confirm.askRef} aria-label=${`Forget node ${node.name}`} onClick=${confirm.ask}>Forget</button>`;
   }
-  return html`<div
-    class="actions confirm"
-    role="group"
-    aria-label=${`Forget node ${node.name}?`}
-    onKeyDown=${(e) => {
-      if (e.key === 'Escape') setConfirming(false);
-    }}
-  >
-    <span>Forget node ${node.name}?</span>
-    <button
-      key="yes"
-      type="button"
-      class="danger"
-      ref=${yesRef}
-      aria-disabled=${busy ? 'true' : undefined}
-      onClick=${() => {
-        if (busy) return;
-        setBusy(true);
-        forget(node.name).then((gone) => {
-          // Forgotten: the panel has taken focus, and the row goes; focus is not handed back to it.
-          if (gone) asked.current = false;
-          setBusy(false);
-          setConfirming(false);
-        });
-      }}
-    >Yes, forget</button>
-    <button key="cancel" type="button" onClick=${() => setConfirming(false)}>Cancel</button>
-  </div>`;
+  const onYes = () => {
+    if (busy) return;
+    setBusy(true);
+    forget(node.name).then((gone) => {
+      // Forgotten: the panel has taken focus, and the row goes; focus is not handed back to it.
+      if (gone) confirm.gone();
+      setBusy(false);
+      confirm.cancel();
+    });
+  };
+  return html`<${ConfirmGroup} confirm=${confirm} question=${`Forget node ${node.name}?`} yes="Yes, forget" busy=${busy} onYes=${onYes} />`;
 }
 
 function NodeRow({ node, ttl, now, forget }) {
