@@ -1,5 +1,5 @@
 // The page of the stdio app on PORT. The program itself is not here: its
-// WebSocket is the stdio app "{{NAME}}-program" at /{{NAME}}/ws (porthole.yaml).
+// WebSocket is the stdio app "{{NAME}}-program" at /{{NAME}}/ws/ (porthole.yaml).
 import { createServer } from 'node:http';
 import { readFile } from 'node:fs/promises';
 
