@@ -3,9 +3,9 @@
  * small app that already works behind Porthole, with its porthole.yaml entry,
  * from a template in templates/.
  */
-import { chmodSync, lstatSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, lstatSync, mkdirSync, readdirSync, readFileSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
-import { basename, dirname, join, relative, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { APP_NAME, RESERVED_NAMES } from '../config/schema.js';
 import { nearest } from '../config/schema-kit.js';
@@ -97,16 +97,16 @@ export async function initApp(opts: InitOptions): Promise<InitResult> {
   return { template, name, dir, files, apps: template.apps(name), vncPort, next: nextSteps(template, name, shown) };
 }
 
-/** DIR's entries; none when it does not exist; a file in its place cannot be written into. */
+/** DIR's entries; none when it does not exist; a file in its place cannot be written into (a link to a directory can). */
 function entriesOf(dir: string): string[] {
   let stat;
   try {
-    stat = lstatSync(dir);
+    stat = statSync(dir);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
     throw writeError(dir, err);
   }
-  if (!stat.isDirectory()) throw new InitWriteError(`cannot write into ${dir}: it is a ${stat.isSymbolicLink() ? 'symbolic link' : 'file'}, not a directory`);
+  if (!stat.isDirectory()) throw new InitWriteError(`cannot write into ${dir}: it is a file, not a directory`);
   try {
     return readdirSync(dir).sort();
   } catch (err) {
@@ -129,6 +129,10 @@ function filesUnder(root: string, sub = ''): string[] {
 function write(file: string, text: string): void {
   try {
     mkdirSync(dirname(file), { recursive: true });
+    // With --force, a file already there is replaced, never written through: a symbolic
+    // (or hard) link named server.js must not make init overwrite what it points to.
+    const there = lstatSync(file, { throwIfNoEntry: false });
+    if (there && !there.isDirectory()) unlinkSync(file);
     writeFileSync(file, text);
     chmodSync(file, text.startsWith('#!') ? 0o755 : 0o644);
   } catch (err) {
@@ -159,10 +163,4 @@ function canBind(port: number): Promise<boolean> {
     server.once('error', () => ok(false));
     server.listen(port, '127.0.0.1', () => server.close(() => ok(true)));
   });
-}
-
-/** For messages: the path as the person would type it from `cwd`. */
-export function shownPath(path: string, cwd = process.cwd()): string {
-  const rel = relative(cwd, path);
-  return rel && !rel.startsWith('..') ? rel : path;
 }

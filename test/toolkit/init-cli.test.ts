@@ -8,7 +8,7 @@
  * porthole.yaml.
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { linkSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -147,6 +147,22 @@ test('a non-empty DIR is refused (exit 2, nothing written) unless --force, which
   assert.equal(forced.code, 0, forced.err);
   assert.equal(readFileSync(join(dir, 'notes.txt'), 'utf8'), 'keep me');
   assert.match(readFileSync(join(dir, 'server.js'), 'utf8'), /WebSocketServer/);
+  // --force replaces a link, never writes through it: the file it points to is left as it was.
+  const outside = join(cwd, 'outside.txt');
+  writeFileSync(outside, 'not yours');
+  rmSync(join(dir, 'server.js'));
+  symlinkSync(outside, join(dir, 'server.js'));
+  rmSync(join(dir, 'package.json'));
+  linkSync(outside, join(dir, 'package.json'));
+  assert.equal((await cli(['init', 'echo', 'mine', '--force'], cwd)).code, 0);
+  assert.equal(readFileSync(outside, 'utf8'), 'not yours');
+  assert.ok(!lstatSync(join(dir, 'server.js')).isSymbolicLink());
+  assert.match(readFileSync(join(dir, 'package.json'), 'utf8'), /"ws"/);
+  // A DIR that is a link to a directory is written into.
+  mkdirSync(join(cwd, 'real'));
+  symlinkSync(join(cwd, 'real'), join(cwd, 'linked'));
+  assert.equal((await cli(['init', 'echo', 'linked'], cwd)).code, 0);
+  assert.ok(readDir(join(cwd, 'real')).includes('server.js'));
   // An empty DIR that exists is fine without --force.
   mkdirSync(join(cwd, 'empty'));
   assert.equal((await cli(['init', 'stdio', 'empty'], cwd)).code, 0);
