@@ -16,15 +16,15 @@ VNC_PORT="${VNC_PORT:?set VNC_PORT, the port of ws_bridge in porthole.yaml}"
 # 1. The display. -displayfd makes Xvfb pick a free display number and write it
 #    once the server accepts clients: waiting for that line is the readiness
 #    check (no sleep), and two desktops on one machine never collide.
-fifo="$(mktemp -u "${TMPDIR:-/tmp}/xvfb-ready.XXXXXX")"
-mkfifo -m 600 "$fifo"
-Xvfb -displayfd 3 -screen 0 "${SCREEN:-1280x800x24}" -nolisten tcp 3>"$fifo" &
-if ! read -r -t 30 display <"$fifo"; then
-  rm -f "$fifo"
-  echo "start.sh: Xvfb did not report a display within 30 s" >&2
+ready="$(mktemp -d)"   # a directory of our own for the pipe: no name in /tmp anyone could take first
+mkfifo "$ready/display"
+Xvfb -displayfd 3 -screen 0 "${SCREEN:-1280x800x24}" -nolisten tcp 3>"$ready/display" &
+if ! read -r -t 30 display <"$ready/display"; then
+  rm -rf "$ready"
+  echo "start.sh: Xvfb did not report a display within 30 s (is another X server in the way? see the lines above)" >&2
   exit 1
 fi
-rm -f "$fifo"
+rm -rf "$ready"
 export DISPLAY=":$display"
 
 # 2. The VNC server. -localhost keeps it on loopback (IPv4 and IPv6; -listen

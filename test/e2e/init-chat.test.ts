@@ -86,11 +86,16 @@ test('porthole init chat: two pages in one room talk both ways and see each othe
   await say(bob, 'hi alice');
   await sees(alice, 'bob: hi alice');
   await sees(bob, 'bob: hi alice');
+  // Markup in a message or a name is text, never HTML.
+  await say(alice, '<img src=x onerror="document.title=1">');
+  await sees(bob, 'alice: <img src=x onerror="document.title=1">');
+  assert.equal(await bob.$$eval('#messages img', (e) => e.length), 0);
   await say(carol, 'anyone here?');
   await sees(carol, 'carol: anyone here?');
 
-  assert.deepEqual(await messages(alice), ['alice: hi bob', 'bob: hi alice']);
-  assert.deepEqual(await messages(bob), ['alice: hi bob', 'bob: hi alice']);
+  const team = ['alice: hi bob', 'bob: hi alice', 'alice: <img src=x onerror="document.title=1">'];
+  assert.deepEqual(await messages(alice), team);
+  assert.deepEqual(await messages(bob), team);
   assert.deepEqual(await messages(carol), ['carol: anyone here?'], 'room "other" got nothing of room "team"');
   assert.deepEqual(await texts(carol, '#people li'), ['carol (you)']);
   assert.equal(await alice.textContent('#room'), '#team');

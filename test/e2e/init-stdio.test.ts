@@ -95,6 +95,13 @@ test('porthole init stdio: the page sends lines to its own process and shows the
   await again.close();
   assert.deepEqual(problems, []);
 
+  // At the page app's host name its ws/ is its own (a stdio app has no pages): the page says where to go.
+  const byName = await browser.newPage();
+  await byName.goto(`http://tools.localhost:${gw.port}/`);
+  await byName.waitForSelector('#status.closed', { timeout: 10_000 });
+  assert.match((await byName.textContent('#out')) ?? '', /no program at this address: open this page under \/tools\/ of the gateway/);
+  await byName.close();
+
   await gw.api('POST', '/_porthole/api/apps/tools/stop');
   await until('no process of the app', 10_000, () => processesIn(app.dir).length === 0);
 });

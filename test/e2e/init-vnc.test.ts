@@ -102,6 +102,13 @@ test('porthole init vnc: noVNC from npm draws the desktop through the bridge; x1
   assert.ok(addresses.length > 0, 'x11vnc listens');
   for (const a of addresses) assert.match(a, /^(127\.0\.0\.1|\[::1\]):\d+$/, `x11vnc listens on loopback only: ${addresses.join(', ')}`);
 
+  // The page server hands out noVNC's modules and nothing else of the disk, whatever the path says.
+  const direct = `http://127.0.0.1:${running.port}`;
+  assert.equal((await fetch(`${direct}/novnc/core/rfb.js`)).status, 200);
+  for (const path of ['/novnc/core/%2e%2e/%2e%2e/package.json', '/novnc/core/..%2f..%2f..%2fpackage.json', '/novnc/vendor/%2e%2e/%2e%2e/%2e%2e/%2e%2e/%2e%2e/%2e%2e/etc/passwd.js', '/novnc/core/rfb.js%00', '/novnc/core/%E0%A4%A.js', '/server.js', '/start.sh']) {
+    assert.equal((await fetch(`${direct}${path}`)).status, 404, path);
+  }
+
   const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
   const problems = watchPage(page);
   const sockets: { url: string; first?: string }[] = [];
