@@ -9,9 +9,11 @@
  */
 import assert from 'node:assert/strict';
 import { linkSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
 import { loadConfigFile } from '../../src/config/load.js';
 import { startAdmin, type AdminGateway } from '../helpers/admin.js';
@@ -200,6 +202,18 @@ test('scripts are executable whatever the template files\' modes: vnc start.sh, 
       ['stdio', null, 'node server.mjs'],
     ],
   );
+});
+
+test('the package ships every template file (package.json "files"), the gitignore included', async () => {
+  const root = fileURLToPath(new URL('../../', import.meta.url));
+  const r = spawnSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: root, encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  const packed = (JSON.parse(r.stdout) as { files: { path: string }[] }[])[0].files.map((f) => f.path).filter((p) => p.startsWith('templates/'));
+  const onDisk = (function walk(dir: string): string[] {
+    return readdirSync(join(root, dir), { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(`${dir}/${e.name}`) : [`${dir}/${e.name}`]));
+  })('templates');
+  assert.deepEqual(packed.sort(), onDisk.sort());
+  for (const t of ['echo', 'chat', 'vnc']) assert.ok(packed.includes(`templates/${t}/gitignore`));
 });
 
 describe('porthole apps add --file with a porthole.yaml', () => {
