@@ -3,11 +3,12 @@
  * `npm install` installs its pinned `ws` from the registry, the printed
  * `npx porthole apps add echo --file porthole.yaml --start` registers it
  * with a real `porthole serve`, and Chromium uses the page: under /echo/, at
- * echo.localhost, and registered with a separate ws_port (WS_PORT). Stopping
- * the app leaves none of its processes.
+ * echo.localhost, registered with a separate ws_port (WS_PORT), and with the
+ * printed porthole.yaml as the config of a gateway serving HTTPS (wss:).
+ * Stopping the apps leaves none of their processes.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -47,7 +48,7 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-test('porthole init echo: npm install, registered as printed, the page echoes under /echo/, at echo.localhost and with a ws_port', { timeout: 90_000 }, async (t) => {
+test('porthole init echo: npm install, registered as printed, the page echoes under /echo/, at echo.localhost, with a ws_port and over https from the porthole.yaml', { timeout: 90_000 }, async (t) => {
   const app = await init(tmp, ['echo']);
   assert.equal(app.dir, join(tmp, 'echo'));
   assert.deepEqual(app.steps, ['cd echo', 'npm install', 'npx porthole apps add echo --file porthole.yaml --start']);
@@ -89,6 +90,25 @@ test('porthole init echo: npm install, registered as printed, the page echoes un
   await splitPage.goto(`${gw.url}/echo-split/`);
   await echoes(splitPage, 'hello through WS_PORT');
   await splitPage.close();
+
+  // The printed porthole.yaml as the config of a gateway that serves HTTPS (tls: internal):
+  // the page came over https:, so it dials wss: on the same host, and the echo comes back.
+  const tlsGw = await startAdmin({ config: `tls: internal\n${readFileSync(join(app.dir, 'porthole.yaml'), 'utf8')}` });
+  try {
+    assert.match(tlsGw.url, /^https:\/\//);
+    const context = await browser.newContext({ ignoreHTTPSErrors: true }); // the local CA is not installed in this browser
+    const secure = await context.newPage();
+    const secureProblems = watchPage(secure);
+    const secureSockets: string[] = [];
+    secure.on('websocket', (ws) => secureSockets.push(ws.url()));
+    await secure.goto(`${tlsGw.url}/echo/`);
+    await echoes(secure, 'hello over https');
+    assert.deepEqual(secureSockets, [`wss://127.0.0.1:${tlsGw.port}/echo/ws`]);
+    assert.deepEqual(secureProblems, []);
+    await context.close();
+  } finally {
+    await tlsGw.cleanup();
+  }
 
   // Stopped, nothing of the apps is left.
   assert.ok(processesIn(app.dir).some((p) => p.pid === running.pid), 'the app runs in its directory');
