@@ -54,11 +54,12 @@ export interface NextSteps {
 
 /**
  * The steps after writing `template` as app `name` into `dir` (`shown` is
- * the directory as the person gave it, for the `cd` line).
+ * the directory as the person gave it, for the `cd` line; `porthole` how to
+ * run this CLI from there).
  */
-export function nextSteps(template: Template, name: string, shown: string): NextSteps {
+export function nextSteps(template: Template, name: string, shown: string, porthole: string): NextSteps {
   const apps = template.apps(name);
-  const register = apps.map((app, i) => `npx porthole apps add ${app} --file porthole.yaml${i === apps.length - 1 ? ' --start' : ''}`);
+  const register = apps.map((app, i) => `${porthole} apps add ${app} --file porthole.yaml${i === apps.length - 1 ? ' --start' : ''}`);
   const commands = [`cd ${shellWord(shown)}`, ...(template.npmInstall ? ['npm install'] : []), ...register];
   const open = [`http://127.0.0.1:50000/${name}/`, ...(template.name === 'stdio' ? [] : [`http://${name}.localhost:50000/`])];
   return { commands, register, open };

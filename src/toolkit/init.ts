@@ -3,14 +3,14 @@
  * small app that already works behind Porthole, with its porthole.yaml entry,
  * from a template in templates/.
  */
-import { chmodSync, lstatSync, mkdirSync, readdirSync, readFileSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, lstatSync, mkdirSync, readdirSync, readFileSync, realpathSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { APP_NAME, RESERVED_NAMES } from '../config/schema.js';
 import { nearest } from '../config/schema-kit.js';
 import { InitDirNotEmptyError, InitNameError, InitTemplateError, InitWriteError } from '../errors.js';
-import { findTemplate, nextSteps, TEMPLATES, type NextSteps, type Template } from './init-templates.js';
+import { findTemplate, nextSteps, shellWord, TEMPLATES, type NextSteps, type Template } from './init-templates.js';
 
 /** templates/ beside dist/ (and src/): shipped through package.json "files". */
 export const TEMPLATES_DIR = fileURLToPath(new URL('../../templates/', import.meta.url));
@@ -79,8 +79,10 @@ export async function initApp(opts: InitOptions): Promise<InitResult> {
 
   const source = join(TEMPLATES_DIR, template.name);
   const vncPort = template.name === 'vnc' ? await freePort(VNC_PORTS.first, VNC_PORTS.last) : undefined;
+  const porthole = portholeCommand(dirname(dir));
   const values: Record<string, string> = {
     NAME: name,
+    PORTHOLE: porthole,
     // A YAML double-quoted scalar: JSON's string syntax is valid YAML, whatever the path holds.
     DIR: JSON.stringify(dir),
     VNC_PORT: String(vncPort ?? ''),
@@ -94,7 +96,37 @@ export async function initApp(opts: InitOptions): Promise<InitResult> {
     files.push(target);
   }
   files.sort();
-  return { template, name, dir, files, apps: template.apps(name), vncPort, next: nextSteps(template, name, shown) };
+  return { template, name, dir, files, apps: template.apps(name), vncPort, next: nextSteps(template, name, shown, porthole) };
+}
+
+/** This package's CLI, as npm links it (node_modules/.bin/porthole points here). */
+const CLI = fileURLToPath(new URL('../cli/main.js', import.meta.url));
+
+/**
+ * How to run this `porthole` from `dir` in the printed steps: `npx porthole`
+ * when npx finds this package's bin from there (the app is inside the
+ * checkout or project that installed it), `porthole` when the one on PATH is
+ * this one, else node and the CLI's path. Never a bare `npx porthole` that
+ * npx would look up in the registry instead.
+ */
+export function portholeCommand(dir: string, path = process.env.PATH ?? ''): string {
+  const cli = realOrNull(CLI);
+  for (let d = resolve(dir); ; d = dirname(d)) {
+    if (cli && realOrNull(join(d, 'node_modules', '.bin', 'porthole')) === cli) return 'npx porthole';
+    if (dirname(d) === d) break;
+  }
+  for (const entry of path.split(':').filter(Boolean)) {
+    if (cli && realOrNull(join(entry, 'porthole')) === cli) return 'porthole';
+  }
+  return `node ${shellWord(cli ?? CLI)}`;
+}
+
+function realOrNull(path: string): string | null {
+  try {
+    return realpathSync(path);
+  } catch {
+    return null;
+  }
 }
 
 /** DIR's entries; none when it does not exist; a file in its place cannot be written into (a link to a directory can). */

@@ -53,7 +53,7 @@ async function people(page: Page, expected: string[]): Promise<void> {
 test('porthole init chat: two pages in one room talk both ways and see each other, a page in another room sees neither', { timeout: 90_000 }, async (t) => {
   const app = await init(tmp, ['chat', 'talk']);
   assert.equal(app.dir, join(tmp, 'talk'));
-  assert.deepEqual(app.steps, ['cd talk', 'npm install', 'npx porthole apps add talk --file porthole.yaml --start'], 'the app is named after DIR');
+  assert.deepEqual(app.steps, ['cd talk', 'npm install', 'porthole apps add talk --file porthole.yaml --start'], 'the app is named after DIR');
   await followSteps(app, gw);
   await waitRunning(gw, 'talk', 20_000);
 

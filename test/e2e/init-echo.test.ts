@@ -1,7 +1,7 @@
 /**
  * `porthole init echo`, followed as printed: the real CLI writes ./echo,
  * `npm install` installs its pinned `ws` from the registry, the printed
- * `npx porthole apps add echo --file porthole.yaml --start` registers it
+ * `porthole apps add echo --file porthole.yaml --start` registers it
  * with a real `porthole serve`, and Chromium uses the page: under /echo/, at
  * echo.localhost, registered with a separate ws_port (WS_PORT), and with the
  * printed porthole.yaml as the config of a gateway serving HTTPS (wss:).
@@ -51,7 +51,7 @@ async function freePort(): Promise<number> {
 test('porthole init echo: npm install, registered as printed, the page echoes under /echo/, at echo.localhost, with a ws_port and over https from the porthole.yaml', { timeout: 90_000 }, async (t) => {
   const app = await init(tmp, ['echo']);
   assert.equal(app.dir, join(tmp, 'echo'));
-  assert.deepEqual(app.steps, ['cd echo', 'npm install', 'npx porthole apps add echo --file porthole.yaml --start']);
+  assert.deepEqual(app.steps, ['cd echo', 'npm install', 'porthole apps add echo --file porthole.yaml --start']);
   await followSteps(app, gw);
   const running = await waitRunning(gw, 'echo', 20_000);
   const logs = async () => ((await gw.api('GET', '/_porthole/api/apps/echo/logs?lines=20')).body.lines as string[]).join('\n');

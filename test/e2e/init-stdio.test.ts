@@ -43,7 +43,7 @@ async function send(page: Page, line: string, answer: string): Promise<void> {
 
 test('porthole init stdio: the page sends lines to its own process and shows the answers; the process ends with the socket', { timeout: 90_000 }, async (t) => {
   const app = await init(tmp, ['stdio', 'tools']);
-  assert.deepEqual(app.steps, ['cd tools', 'npx porthole apps add tools-program --file porthole.yaml', 'npx porthole apps add tools --file porthole.yaml --start'], 'no npm install: the template has no dependencies');
+  assert.deepEqual(app.steps, ['cd tools', 'porthole apps add tools-program --file porthole.yaml', 'porthole apps add tools --file porthole.yaml --start'], 'no npm install: the template has no dependencies');
   assert.equal(statSync(join(app.dir, 'program.mjs')).mode & 0o777, 0o755, 'the program is executable (the stdio app runs ./program.mjs)');
   await followSteps(app, gw);
   await waitRunning(gw, 'tools', 20_000);

@@ -87,7 +87,7 @@ test('porthole init vnc: noVNC from npm draws the desktop through the bridge; x1
   const app = await init(tmp, ['vnc', '--name', 'desk']);
   assert.equal(app.dir, join(tmp, 'desk'));
   assert.match(app.stdout, /It needs Xvfb, x11vnc and xterm/);
-  assert.deepEqual(app.steps, ['cd desk', 'npm install', 'npx porthole apps add desk --file porthole.yaml --start']);
+  assert.deepEqual(app.steps, ['cd desk', 'npm install', 'porthole apps add desk --file porthole.yaml --start']);
   await followSteps(app, gw);
   const running = await waitRunning(gw, 'desk', 40_000);
   const pgid = running.pid as number;

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync, realpathSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import type { AdminGateway } from './admin.js';
@@ -15,9 +15,14 @@ export interface Initialized {
   /** The generated app's directory. */
   dir: string;
   stdout: string;
-  /** The indented lines under "Next, …": cd, npm install, the registrations. */
+  /** The indented lines under "Next, …" as printed: cd, npm install, the registrations. */
+  printed: string[];
+  /** The same with the printed way to run the CLI (which depends on where DIR is) written `porthole`. */
   steps: string[];
 }
+
+/** How `porthole init` says to run the CLI: `npx porthole`, `porthole` (on PATH), or node and its path. */
+const PORTHOLE = /^(npx porthole|porthole|node \S+\/cli\/main\.js)(?= )/;
 
 /** `porthole init ARGS` in `cwd`; asserts exit 0 and returns the directory it printed. */
 export async function init(cwd: string, args: string[]): Promise<Initialized> {
@@ -28,8 +33,8 @@ export async function init(cwd: string, args: string[]): Promise<Initialized> {
   const m = /^Wrote the \S+ template as app "[^"]+" in (.+):$/m.exec(out);
   assert.ok(m, out);
   const next = out.slice(out.indexOf('Next, with "porthole serve" running:'));
-  const steps = next.split('\n').slice(1).filter((l) => l.startsWith('  ')).map((l) => l.trim());
-  return { dir: m[1], stdout: out, steps };
+  const printed = next.split('\n').slice(1).filter((l) => l.startsWith('  ')).map((l) => l.trim());
+  return { dir: m[1], stdout: out, printed, steps: printed.map((l) => l.replace(PORTHOLE, 'porthole')) };
 }
 
 /** Runs a command to its end; resolves with its exit code and output. */
@@ -52,23 +57,21 @@ export function run(cmd: string, args: string[], opts: { cwd: string; env?: Node
 }
 
 /**
- * Follows the printed steps inside the app's directory: `npm install` as
- * printed (audit and fund notices off), each `npx porthole apps add …` with
- * this checkout's CLI, the gateway's URL and token from the environment (as
- * `porthole apps` reads them).
+ * Follows the printed steps inside the app's directory, each as printed
+ * through `sh -c` (npm's audit and fund notices off), with the gateway's URL
+ * and token in the environment (as `porthole apps` reads them). Outside a
+ * checkout the printed CLI is `node …/dist/cli/main.js`: this checkout's.
  */
 export async function followSteps(app: Initialized, gw: AdminGateway): Promise<void> {
-  for (const step of app.steps) {
+  for (const [i, step] of app.printed.entries()) {
     if (step.startsWith('cd ')) continue;
-    if (step === 'npm install') {
-      const r = await run('npm', ['install'], { cwd: app.dir, env: { npm_config_audit: 'false', npm_config_fund: 'false', npm_config_update_notifier: 'false' } });
-      assert.equal(r.code, 0, `npm install in ${app.dir}:\n${r.out}`);
-      continue;
+    if (step !== 'npm install') {
+      assert.match(app.steps[i], /^porthole apps add [a-z0-9-]+ --file porthole\.yaml( --start)?$/, 'a step the test knows');
+      const cli = PORTHOLE.exec(step)![1];
+      assert.ok(cli === 'npx porthole' || cli === 'porthole' || cli === `node ${realpathSync(CLI)}`, `the printed CLI is this checkout's: ${cli}`);
     }
-    assert.match(step, /^npx porthole apps add [a-z0-9-]+ --file porthole\.yaml( --start)?$/, 'a step the test knows');
-    const args = step.split(' ').slice(2);
-    const r = await run(process.execPath, [CLI, ...args], { cwd: app.dir, env: { PORTHOLE_URL: gw.url, PORTHOLE_TOKEN: gw.token } });
-    assert.equal(r.code, 0, `${step}:\n${r.out}`);
+    const r = await run('sh', ['-c', step], { cwd: app.dir, env: { PORTHOLE_URL: gw.url, PORTHOLE_TOKEN: gw.token, npm_config_audit: 'false', npm_config_fund: 'false', npm_config_update_notifier: 'false' } });
+    assert.equal(r.code, 0, `${step} in ${app.dir}:\n${r.out}`);
   }
 }
 

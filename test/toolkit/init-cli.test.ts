@@ -8,7 +8,7 @@
  * porthole.yaml.
  */
 import assert from 'node:assert/strict';
-import { linkSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { linkSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
 import { loadConfigFile } from '../../src/config/load.js';
 import { startAdmin, type AdminGateway } from '../helpers/admin.js';
-import { runCli } from '../helpers/cli.js';
+import { CLI, runCli } from '../helpers/cli.js';
 
 let tmp: string;
 before(() => {
@@ -77,12 +77,16 @@ const readDir = (dir: string): string[] => readdirSync(dir).sort();
 
 test('echo by default: ./echo, app "echo", placeholders filled, the entry valid for the gateway, the next steps', async () => {
   const cwd = scratch('default');
-  const r = await cli(['init', 'echo'], cwd);
+  const r = await cli(['init', 'echo'], cwd, { PATH: '/usr/bin:/bin' }); // no porthole on PATH
   assert.equal(r.code, 0, r.err);
   const dir = join(cwd, 'echo');
   assert.deepEqual(readDir(dir), ['.gitignore', 'README.md', 'package.json', 'porthole.yaml', 'public', 'server.js']);
   assert.match(r.out, new RegExp(`Wrote the echo template as app "echo" in ${dir}:`));
-  assert.match(r.out, /\n {2}cd echo\n {2}npm install\n {2}npx porthole apps add echo --file porthole\.yaml --start\n/);
+  // Outside a checkout or project that installed Porthole, npx would look for "porthole" in the registry:
+  // the steps name this CLI by its path instead.
+  const cliPath = realpathSync(CLI);
+  assert.ok(r.out.includes(`\n  cd echo\n  npm install\n  node ${cliPath} apps add echo --file porthole.yaml --start\n`), r.out);
+  assert.ok(readFileSync(join(dir, 'README.md'), 'utf8').includes(`node ${cliPath} apps add echo --file porthole.yaml --start`));
   assert.match(r.out, /Then open http:\/\/127\.0\.0\.1:50000\/echo\/ or http:\/\/echo\.localhost:50000\//);
   for (const f of ['README.md', 'package.json', 'porthole.yaml', 'public/index.html', 'server.js']) {
     assert.doesNotMatch(readFileSync(join(dir, f), 'utf8'), /\{\{[A-Z_]+\}\}/, `${f}: every placeholder filled`);
@@ -98,6 +102,21 @@ test('echo by default: ./echo, app "echo", placeholders filled, the entry valid 
   assert.equal(config.apps[0].cmd, 'node server.js');
   assert.equal(statSync(join(dir, 'server.js')).mode & 0o777, 0o644);
   assert.equal(readFileSync(join(dir, '.gitignore'), 'utf8'), 'node_modules/\n');
+});
+
+test('the steps name the CLI as the person can run it from DIR: porthole on PATH, npx inside the project, else its path', async () => {
+  const cwd = scratch('command');
+  const bin = join(cwd, 'bin');
+  mkdirSync(bin);
+  symlinkSync(CLI, join(bin, 'porthole'));
+  const onPath = await cli(['init', 'stdio', 'a'], cwd, { PATH: `${bin}:/usr/bin:/bin` });
+  assert.match(onPath.out, /\n {2}porthole apps add a-program --file porthole\.yaml\n {2}porthole apps add a --file porthole\.yaml --start\n/);
+  assert.match(readFileSync(join(cwd, 'a', 'porthole.yaml'), 'utf8'), /#   porthole apps add a-program --file porthole\.yaml/);
+  // A project that installed this Porthole: npx finds it in node_modules/.bin.
+  mkdirSync(join(cwd, 'project', 'node_modules', '.bin'), { recursive: true });
+  symlinkSync(CLI, join(cwd, 'project', 'node_modules', '.bin', 'porthole'));
+  const inProject = await cli(['init', 'stdio', 'project/apps/b'], cwd, { PATH: '/usr/bin:/bin' });
+  assert.match(inProject.out, /\n {2}npx porthole apps add b --file porthole\.yaml --start\n/);
 });
 
 test('the name: from DIR when it is a valid app name, else the template\'s; --name wins; an invalid --name is exit 2', async () => {
