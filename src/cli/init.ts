@@ -45,8 +45,10 @@ Examples:
   porthole init echo echo --force      writes over the files of ./echo
 
 Then, as printed: cd DIR, npm install (echo, chat, vnc), and
-"npx porthole apps add NAME --file porthole.yaml --start" with "porthole serve" running,
-or put the apps: entry of DIR/porthole.yaml into your porthole.yaml.
+"porthole apps add NAME --file porthole.yaml --start" with "porthole serve" running
+(the steps name porthole as it runs from DIR: npx porthole inside the project that
+installed it, else porthole on PATH or its path), or put the apps: entry of
+DIR/porthole.yaml into your porthole.yaml.
 
 Exit codes: 0 written, 1 DIR cannot be written (PH_ERR_INIT_WRITE), 2 bad usage:
 an unknown template (PH_ERR_INIT_TEMPLATE), an invalid --name (PH_ERR_INIT_NAME),

@@ -3,8 +3,9 @@
  * add … --file porthole.yaml --start` against a real `porthole serve`), then
  * three Chromium pages: two in room "team" exchange messages both ways and
  * each sees both names in the room, a third in room "other" (joined through
- * the page's form) sees neither their messages nor their names; when one of
- * the two leaves, the other's list shows it.
+ * the page's form) sees neither their messages nor their names; markup stays
+ * text; after a restart of the app both pages join again by themselves; when
+ * one of the two leaves, the other's list shows it.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -107,12 +108,22 @@ test('porthole init chat: two pages in one room talk both ways and see each othe
     [1, 2, 3].map(() => `ws://127.0.0.1:${gw.port}/talk/ws`),
   );
 
+  // The app restarts: both pages join again by themselves, see each other, and talk on.
+  assert.equal((await gw.api('POST', '/_porthole/api/apps/talk/restart')).status, 200);
+  await alice.waitForFunction(() => [...document.querySelectorAll('#messages li.note')].some((li) => li.textContent === 'reconnected'), undefined, { timeout: 20_000 });
+  await bob.waitForFunction(() => [...document.querySelectorAll('#messages li.note')].some((li) => li.textContent === 'reconnected'), undefined, { timeout: 20_000 });
+  await people(alice, ['alice (you)', 'bob']);
+  await say(bob, 'back again');
+  await sees(alice, 'bob: back again');
+  assert.deepEqual(await messages(alice), [...team, 'bob: back again'], 'the page keeps what it showed (the restarted app has no history)');
+  t.diagnostic(`screenshot: ${await screenshot(alice, tmp, 'chat-reconnected')}`);
+
   // A newcomer to "team" gets the room's history; when bob leaves, alice's list shows it.
   const dave = await context.newPage();
   await dave.goto(`${gw.url}/talk/?room=team&name=alice`);
   await dave.waitForSelector('#status.open');
   assert.equal(await dave.textContent('#status'), 'you are alice 2', 'a name taken in the room gets a number');
-  await sees(dave, 'bob: hi alice');
+  await sees(dave, 'bob: back again');
   await people(alice, ['alice (you)', 'alice 2', 'bob']);
   await Promise.all([bob.close(), dave.close()]);
   await people(alice, ['alice (you)']);

@@ -52,7 +52,7 @@ test('--list: one line per template, each with what it is', async () => {
 test('--help: the templates, examples, next steps and exit codes', async () => {
   const r = await cli(['init', '--help']);
   assert.equal(r.code, 0, r.err);
-  for (const s of ['porthole init echo', '--list', '--name', '--force', 'Templates:', 'Examples:', 'apps add NAME --file porthole.yaml --start', 'Exit codes:', 'PH_ERR_INIT_NOT_EMPTY']) assert.ok(r.out.includes(s), `--help mentions ${s}`);
+  for (const s of ['porthole init echo', '--list', '--name', '--force', 'Templates:', 'Examples:', 'porthole apps add NAME --file porthole.yaml --start', 'Exit codes:', 'PH_ERR_INIT_NOT_EMPTY']) assert.ok(r.out.includes(s), `--help mentions ${s}`);
   const main = await cli(['--help']);
   assert.match(main.out, /init \[options\] \[template\] \[dir\]/);
 });
