@@ -3,7 +3,8 @@
  * `npm install` installs its pinned `ws` from the registry, the printed
  * `porthole apps add echo --file porthole.yaml --start` registers it
  * with a real `porthole serve`, and Chromium uses the page: under /echo/, at
- * echo.localhost, registered with a separate ws_port (WS_PORT), and with the
+ * echo.localhost, registered with a separate ws_port (WS_PORT) or with
+ * strip_prefix: false (BASE_PATH in every request), and with the
  * printed porthole.yaml as the config of a gateway serving HTTPS (wss:).
  * Stopping the apps leaves none of their processes.
  */
@@ -48,7 +49,7 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-test('porthole init echo: npm install, registered as printed, the page echoes under /echo/, at echo.localhost, with a ws_port and over https from the porthole.yaml', { timeout: 90_000 }, async (t) => {
+test('porthole init echo: npm install, registered as printed, the page echoes under /echo/, at echo.localhost, with a ws_port, without prefix stripping and over https from the porthole.yaml', { timeout: 90_000 }, async (t) => {
   const app = await init(tmp, ['echo']);
   assert.equal(app.dir, join(tmp, 'echo'));
   assert.deepEqual(app.steps, ['cd echo', 'npm install', 'porthole apps add echo --file porthole.yaml --start']);
@@ -91,6 +92,16 @@ test('porthole init echo: npm install, registered as printed, the page echoes un
   await echoes(splitPage, 'hello through WS_PORT');
   await splitPage.close();
 
+  // With strip_prefix: false the requests carry /echo-full/: the server takes BASE_PATH off them.
+  const full = await gw.api('PUT', '/_porthole/api/apps/echo-full', { name: 'echo-full', cmd: 'node server.js', cwd: app.dir, strip_prefix: false });
+  assert.equal(full.status, 200, JSON.stringify(full.body));
+  assert.equal((await gw.api('POST', '/_porthole/api/apps/echo-full/start')).status, 200);
+  await waitRunning(gw, 'echo-full', 20_000);
+  const fullPage = await browser.newPage();
+  await fullPage.goto(`${gw.url}/echo-full/`);
+  await echoes(fullPage, 'hello with the prefix kept');
+  await fullPage.close();
+
   // The printed porthole.yaml as the config of a gateway that serves HTTPS (tls: internal):
   // the page came over https:, so it dials wss: on the same host, and the echo comes back.
   const tlsGw = await startAdmin({ config: `tls: internal\n${readFileSync(join(app.dir, 'porthole.yaml'), 'utf8')}` });
@@ -112,6 +123,6 @@ test('porthole init echo: npm install, registered as printed, the page echoes un
 
   // Stopped, nothing of the apps is left.
   assert.ok(processesIn(app.dir).some((p) => p.pid === running.pid), 'the app runs in its directory');
-  for (const name of ['echo', 'echo-split']) assert.equal((await gw.api('POST', `/_porthole/api/apps/${name}/stop`)).body.app.state, 'stopped');
+  for (const name of ['echo', 'echo-split', 'echo-full']) assert.equal((await gw.api('POST', `/_porthole/api/apps/${name}/stop`)).body.app.state, 'stopped');
   await until('no process of the app', 10_000, () => processesIn(app.dir).length === 0);
 });
