@@ -5,7 +5,8 @@
  * --start` registers it with a real `porthole serve`, and Chromium opens
  * /desk/: noVNC (ES modules from the app's node_modules) dials
  * /desk/websockify, the gateway bridges it to x11vnc, and the canvas shows
- * the remote screen (the xterm's white window on the black root). x11vnc
+ * the remote screen (the xterm's white window on the black root), under the
+ * prefix and at desk.localhost. x11vnc
  * listens on loopback only; after the stop no process of the app's group,
  * and none in its directory, is left.
  */
@@ -132,11 +133,25 @@ test('porthole init vnc: noVNC from npm draws the desktop through the bridge; x1
   assert.deepEqual(problems, []);
   t.diagnostic(`screenshot: ${await screenshot(page, tmp, 'vnc')}`);
 
+  // At its host name the same page dials /websockify there, and draws the same desktop (x11vnc -shared).
+  const byName = await browser.newPage({ viewport: { width: 800, height: 600 } });
+  const nameSockets: string[] = [];
+  byName.on('websocket', (ws) => nameSockets.push(ws.url()));
+  await byName.goto(`http://desk.localhost:${gw.port}/`);
+  await byName.waitForSelector('#status.open', { timeout: 20_000 });
+  await until('the desktop at desk.localhost', 20_000, async () => (((await byName.evaluate(CANVAS)) as { white: number } | null)?.white ?? 0) > 100_000);
+  assert.deepEqual(nameSockets, [`ws://desk.localhost:${gw.port}/websockify`]);
+  await byName.close();
+  const display = /-display :(\d+)/.exec(x11vnc.cmdline)![1];
+  // With -displayfd Xvfb writes no lock file; its socket is there while it runs.
+  assert.ok(existsSync(`/tmp/.X11-unix/X${display}`), 'Xvfb listens on its display');
+
   // Stopped: the whole process group goes, and nothing of the app is left in its directory.
   const stop = await gw.api('POST', '/_porthole/api/apps/desk/stop');
   assert.equal(stop.body.app.state, 'stopped', JSON.stringify(stop.body));
   await until('the app group to be gone', 10_000, () => groupMembers(pgid).length === 0);
   await until('no process in the app directory', 10_000, () => processesIn(app.dir).length === 0);
+  assert.ok(!existsSync(`/tmp/.X11-unix/X${display}`), 'Xvfb ended cleanly (it removes its socket on SIGTERM)');
   await page.waitForSelector('#status.closed', { timeout: 10_000 });
   await page.close();
 });
