@@ -485,6 +485,34 @@ export class PeerRefusedError extends PortholeError {
   readonly closeCode = 1014;
 }
 
+/** `porthole init`: no template of that name (the message names the nearest one). CLI exit code 2. */
+export class InitTemplateError extends PortholeError {
+  readonly code = 'PH_ERR_INIT_TEMPLATE';
+  readonly status = 404;
+  readonly closeCode = 1008;
+}
+
+/** `porthole init`: the app name (`--name`, or the one taken from DIR) is not a valid app name. CLI exit code 2. */
+export class InitNameError extends PortholeError {
+  readonly code = 'PH_ERR_INIT_NAME';
+  readonly status = 400;
+  readonly closeCode = 1008;
+}
+
+/** `porthole init`: DIR holds files already and `--force` was not given: nothing is written. CLI exit code 2. */
+export class InitDirNotEmptyError extends PortholeError {
+  readonly code = 'PH_ERR_INIT_NOT_EMPTY';
+  readonly status = 409;
+  readonly closeCode = 1008;
+}
+
+/** `porthole init`: DIR or a file in it cannot be created or written (a file in the way, no permission, a full disk). CLI exit code 1. */
+export class InitWriteError extends PortholeError {
+  readonly code = 'PH_ERR_INIT_WRITE';
+  readonly status = 500;
+  readonly closeCode = 1011;
+}
+
 /** A failure Porthole did not foresee: a bug to report, logged with its stack. */
 export class InternalError extends PortholeError {
   readonly code = 'PH_ERR_INTERNAL';
@@ -584,6 +612,10 @@ export const ERROR_CODES = [
   'PH_ERR_AUTH_UNAVAILABLE',
   'PH_ERR_PEER_AUTH',
   'PH_ERR_PEER_REFUSED',
+  'PH_ERR_INIT_TEMPLATE',
+  'PH_ERR_INIT_NAME',
+  'PH_ERR_INIT_NOT_EMPTY',
+  'PH_ERR_INIT_WRITE',
   'PH_ERR_INTERNAL',
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];

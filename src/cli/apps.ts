@@ -3,6 +3,7 @@
  */
 import { Command, Option } from 'commander';
 import { readFileSync } from 'node:fs';
+import { dirname, isAbsolute, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { readToken } from '../admin/token.js';
 import { defaultDataDir } from '../server/create-server.js';
@@ -212,11 +213,11 @@ Example:
       .option('--health-path <path>', 'ready when GET <path> answers 2xx/3xx (default: when the ports accept connections)')
       .option('--description <text>', 'a line about the app')
       .addOption(new Option('--restart <policy>', 'restart policy').choices(['on-failure', 'always', 'never']))
-      .option('--file <file>', 'read the app definition from a JSON or YAML file (flags override it)')
+      .option('--file <file>', 'read the app definition from a JSON or YAML file, or the entry named <name> in a porthole.yaml\'s apps: list (flags override it)')
       .option('--start', 'start it after registering'),
   ).action(
     act(async (name: string, opts: ClientOptions & Record<string, unknown>) => {
-      const fromFile = opts.file ? (parseYaml(readFileSync(String(opts.file), 'utf8')) as Record<string, unknown>) : {};
+      const fromFile = opts.file ? appFromFile(String(opts.file), name) : {};
       const map: Record<string, string> = { port: 'port', wsPort: 'ws_port', url: 'url', socket: 'socket', cmd: 'cmd', cwd: 'cwd', env: 'env', autostart: 'autostart', healthPath: 'health_path', description: 'description', restart: 'restart', node: 'node' };
       const body: Record<string, unknown> = { ...fromFile, name };
       for (const [flag, key] of Object.entries(map)) if (opts[flag] !== undefined) body[key] = opts[flag];
@@ -302,6 +303,34 @@ Example:
       await followLogs(c.base, c.token, name, q);
     }),
   );
+}
+
+/**
+ * The definition in `--file`: one app (JSON or YAML), or a porthole.yaml
+ * whose `apps:` list holds one named NAME (what `porthole init` writes). A
+ * relative `cwd` is next to the file, as in a config file: the gateway would
+ * read it from its own directory otherwise.
+ */
+function appFromFile(file: string, name: string): Record<string, unknown> {
+  let doc: unknown;
+  try {
+    doc = parseYaml(readFileSync(file, 'utf8'));
+  } catch (err) {
+    process.stderr.write(`porthole: --file ${file}: ${(err as Error).message}\n`);
+    process.exit(2);
+  }
+  let app = (doc ?? {}) as Record<string, unknown>;
+  if (Array.isArray(app.apps)) {
+    const found = (app.apps as Record<string, unknown>[]).find((a) => a?.name === name);
+    if (!found) {
+      const names = (app.apps as Record<string, unknown>[]).map((a) => String(a?.name)).join(', ');
+      process.stderr.write(`porthole: --file ${file}: its apps: list has no app named ${name} (it has ${names || 'none'})\n`);
+      process.exit(2);
+    }
+    app = found;
+  }
+  if (typeof app.cwd === 'string' && !isAbsolute(app.cwd)) app = { ...app, cwd: resolve(dirname(resolve(file)), app.cwd) };
+  return app;
 }
 
 async function followLogs(base: string, token: string | undefined, name: string, q: string): Promise<void> {

@@ -15,6 +15,7 @@ import { register as stdio } from './stdio.js';
 import { register as doctor } from './doctor.js';
 import { register as trust } from './trust.js';
 import { register as passwd } from './passwd.js';
+import { register as init } from './init.js';
 import { clearStartupEnviron } from './clear-environ.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -31,6 +32,7 @@ Examples:
   porthole serve --listen 0.0.0.0:8080           listen on every interface, port 8080 (needs "auth" in the config)
   porthole passwd --name alice                   a users entry for "auth: login" (see docs/auth.md)
   porthole trust                                 trust the local CA of "tls: internal" (HTTPS, see docs/tls.md)
+  porthole init echo                             write a small WebSocket app that works behind Porthole (--list for the others)
 
 Exit codes: 0 ok, 1 runtime failure, 2 bad usage or invalid config.`,
   );
@@ -38,7 +40,7 @@ program.exitOverride((err) => {
   process.exit(err.exitCode === 1 && err.code.startsWith('commander.') && err.code !== 'commander.executeSubCommandAsync' ? 2 : err.exitCode);
 });
 
-for (const register of [serve, apps, echo, connect, bridge, stdio, bench, doctor, trust, passwd]) register(program);
+for (const register of [serve, apps, echo, connect, bridge, stdio, bench, doctor, init, trust, passwd]) register(program);
 
 // The gateway is the parent of every app: its /proc/PID/environ must show no
 // secret to a same-user app (issue 8). Cleared before any app can exist.
