@@ -53,6 +53,8 @@ export class StdioClient {
   messagesOut = 0;
   first: { by: 'client' | 'upstream' | 'gateway'; code: number | null; reason?: string } | null = null;
   private budget: Budget;
+  /** Why the client is not read: its budget is spent, the program's stdin pipe is full. */
+  private held = { budget: false, stdin: false };
   private killTimer: NodeJS.Timeout | null = null;
   private idleTimer: NodeJS.Timeout | null = null;
   private pingTimer: NodeJS.Timeout | null = null;
@@ -91,13 +93,26 @@ export class StdioClient {
     return { id: this.id, kind: 'stdio', app, path: this.path, client: this.client, started: this.started, lastActivity: this.lastActivity, bytesIn: this.bytesIn, bytesOut: this.bytesOut, messagesIn: this.messagesIn, messagesOut: this.messagesOut };
   }
 
-  /** Takes one message from the client's budget; pauses the client until the budget refills when it is spent. */
+  /** Takes one message from the client's budget; holds the client until the budget refills when it is spent. */
   spend(): void {
     const wait = this.budget.take();
-    if (wait > 0 && !this.ws.isPaused) {
-      this.ws.pause();
-      setTimeout(() => this.ws.resume(), wait).unref();
+    if (wait > 0 && !this.held.budget) {
+      this.hold('budget', true);
+      setTimeout(() => this.hold('budget', false), wait).unref();
     }
+  }
+
+  /**
+   * Stops or restarts reading the client for one reason. It is read again only
+   * once neither holds: the end of a budget pause must not resume a client
+   * whose program's stdin is full (each such resume let one more message into
+   * stdin's buffer, without bound, for a program that never reads).
+   */
+  hold(why: 'budget' | 'stdin', on: boolean): void {
+    this.held[why] = on;
+    if (this.held.budget || this.held.stdin) {
+      if (!this.ws.isPaused) this.ws.pause();
+    } else if (this.ws.isPaused) this.ws.resume();
   }
 
   close(code: number, reason: string, by: 'upstream' | 'gateway'): void {
@@ -185,7 +200,7 @@ export class StdioSession {
     });
     stderr!.once('end', () => errPartial && this.stderrLine(errPartial));
     stdin!.on('drain', () => {
-      for (const c of this.stdinPaused) c.ws.resume();
+      for (const c of this.stdinPaused) c.hold('stdin', false);
       this.stdinPaused.clear();
     });
     void proc.exited.then((exit) => this.onExit(exit));
@@ -327,8 +342,8 @@ export class StdioSession {
     if (!stdin.writable) return;
     // Text mode: every message is one line (a binary message's bytes too); binary mode: bytes as they are.
     const ok = this.opts.binary ? stdin.write(data) : stdin.write(isBinary ? Buffer.concat([data, Buffer.from('\n')]) : `${data.toString('utf8')}\n`);
-    if (!ok && !client.ws.isPaused) {
-      client.ws.pause();
+    if (!ok && !this.stdinPaused.has(client)) {
+      client.hold('stdin', true);
       this.stdinPaused.add(client);
     }
   }
