@@ -155,6 +155,18 @@ class Budget {
   }
 }
 
+/**
+ * Where to cut `bytes` into a piece of at most `max` bytes without splitting a
+ * UTF-8 character (each piece is sent as a text message of its own, and half
+ * a character would become U+FFFD on both sides). Bytes that are not UTF-8, or
+ * a limit below one character, are cut at `max`.
+ */
+function charBoundary(bytes: Buffer, max: number): number {
+  // A character is at most 4 bytes: the next one starts within 3 bytes back.
+  for (let end = max; end > 0 && end > max - 4; end--) if ((bytes[end] & 0xc0) !== 0x80) return end;
+  return max;
+}
+
 export class StdioSession {
   readonly clients = new Set<StdioClient>();
   /** Messages read from stdout, waiting for the budget or for slow clients. */
@@ -277,8 +289,9 @@ export class StdioSession {
     if (this.partialBytes < max) return;
     let all = Buffer.concat(this.partial);
     while (all.length >= max) {
-      this.enqueue(all.subarray(0, max));
-      all = all.subarray(max);
+      const end = charBoundary(all, max);
+      this.enqueue(all.subarray(0, end));
+      all = all.subarray(end);
       this.cut = true;
     }
     this.partial = all.length ? [all] : [];
