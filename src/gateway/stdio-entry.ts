@@ -252,9 +252,10 @@ export class StdioEntry {
     const { opts } = this;
     const sock = req.socket as Socket;
     // websocketd's CGI-style variables, for a program that wants to know who is there (not for a shared one).
-    const perClient: Record<string, string> = opts.shared
-      ? {}
-      : { REMOTE_ADDR: sock.remoteAddress ?? '', REMOTE_PORT: String(sock.remotePort ?? ''), QUERY_STRING: (req.url ?? '').split('?')[1] ?? '' };
+    // QUERY_STRING: all after the first '?' (a query may hold more of them).
+    const url = req.url ?? '';
+    const query = url.includes('?') ? url.slice(url.indexOf('?') + 1) : '';
+    const perClient: Record<string, string> = opts.shared ? {} : { REMOTE_ADDR: sock.remoteAddress ?? '', REMOTE_PORT: String(sock.remotePort ?? ''), QUERY_STRING: query };
     const identity = await opts.identity?.();
     const command: StdioCommand = { ...opts.command, env: { ...opts.command.env, ...perClient }, identity };
     const proc = await StdioProcess.start(this.app, opts.prefix, command, opts.baseEnv);

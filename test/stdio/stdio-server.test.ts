@@ -200,6 +200,15 @@ describe('porthole stdio: processes', { timeout: 60_000 }, () => {
     });
   });
 
+  test('QUERY_STRING is everything after the first "?", a "?" inside the query included (as CGI and websocketd give it)', async () => {
+    await withServer({ command: ['cat'] }, async (s, url) => {
+      const ws = await openWs(`${url}/path?next=/a?b=1&c=%3F`);
+      await waitFor(() => s.pids.length === 1, 5000, 'the process');
+      assert.equal(environOf(s.pids[0]).get('QUERY_STRING'), 'next=/a?b=1&c=%3F');
+      ws.close();
+    });
+  });
+
   test('a client that disconnects: the process, a child in its group and a grandchild that left the group (setsid) are all gone', async () => {
     // The shell ignores SIGTERM: only SIGKILL after the grace ends it.
     const script = 'sleep 300 & echo $!; setsid sleep 301 & echo $!; trap "" TERM; echo ready; while :; do sleep 0.05; done';
