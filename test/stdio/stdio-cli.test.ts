@@ -43,6 +43,26 @@ describe('porthole stdio (the command)', { timeout: 60_000 }, () => {
     }
   });
 
+  test('a second SIGINT (Ctrl-C pressed twice) does not cut the stop short: a program that ignores SIGTERM still gets SIGKILL', async () => {
+    const run = runCli(['stdio', '127.0.0.1:0', '--kill-grace', '1', '--', 'sh', '-c', 'trap "" TERM; echo ready; exec sleep 60']);
+    const pids: number[] = [];
+    try {
+      const url = await started(run);
+      const ws = new WebSocket(`${url}/`);
+      const first = new Promise((ok) => ws.once('message', ok));
+      await first;
+      pids.push(Number((await waitFor(() => /started pid (\d+)/.exec(run.stderr()), 5000, 'the pid'))[1]));
+      run.child.kill('SIGINT');
+      await waitFor(() => run.stderr().includes('SIGINT: closing'), 5000, 'the first SIGINT heard');
+      run.child.kill('SIGINT');
+      assert.equal(await run.exited, 0, `porthole stdio finished its stop and exited 0:\n${run.stderr()}`);
+      await allGone(pids, 2000);
+    } finally {
+      if (run.child.exitCode === null) run.child.kill('SIGKILL');
+      killAll(pids);
+    }
+  });
+
   test('options after -- are the program\'s: `-- echo --binary` runs echo with --binary', async () => {
     const run = runCli(['stdio', '127.0.0.1:0', '--', 'echo', '--binary']);
     try {
