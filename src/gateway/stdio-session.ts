@@ -10,7 +10,8 @@
  * program then blocks in write(), as on a slow terminal); a client is paused
  * while stdin's pipe is full or it sends faster than its budget.
  */
-import type { Duplex } from 'node:stream';
+import type { Duplex, Readable } from 'node:stream';
+import { StringDecoder } from 'node:string_decoder';
 import WebSocket from 'ws';
 import { StdioExitError } from '../errors.js';
 import { emit } from '../events.js';
@@ -38,6 +39,8 @@ export interface SessionOptions {
   killGraceMs: number;
   /** Where the program's stderr lines (and notes) go. */
   log(line: string, stream: 'stderr' | 'porthole'): void;
+  /** Takes the stderr stream itself instead of `log` taking its lines (and may pause it: the app's log while its file lags). */
+  stderr?(stream: Readable): void;
   /** Called once the program and all its descendants are gone. */
   onGone(session: StdioSession): void;
 }
@@ -202,10 +205,12 @@ export class StdioSession {
       this.stdoutEnded = true;
       this.pump();
     });
+    opts.stderr?.(stderr!);
+    // Read here too for the last line, which a close reason quotes.
     let errPartial = '';
-    stderr!.setEncoding('utf8');
-    stderr!.on('data', (text: string) => {
-      const lines = (errPartial + text).split('\n');
+    const decoder = new StringDecoder('utf8');
+    stderr!.on('data', (chunk: Buffer) => {
+      const lines = (errPartial + decoder.write(chunk)).split('\n');
       errPartial = lines.pop() ?? '';
       if (errPartial.length > 4096) lines.push(errPartial), (errPartial = '');
       for (const l of lines) this.stderrLine(l);
@@ -261,7 +266,7 @@ export class StdioSession {
   private stderrLine(line: string): void {
     const text = line.endsWith('\r') ? line.slice(0, -1) : line;
     if (text.trim()) this.lastStderr = text;
-    this.opts.log(text, 'stderr');
+    if (!this.opts.stderr) this.opts.log(text, 'stderr');
   }
 
   private fromStdout(chunk: Buffer): void {

@@ -5,8 +5,8 @@
  * app's log, and no process left after a disconnect or a drain.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { randomBytes } from 'node:crypto';
@@ -324,6 +324,38 @@ describe('stdio apps: config and logs', { timeout: 60_000 }, () => {
     assert.deepEqual(problems({ apps: [{ name: 'x', port: 8080, stdio_shared: true }] }), ['apps[0].stdio_shared: only used with stdio']);
     assert.match(problems({ apps: [{ name: 'x', stdio: '  ' }] })[0], /apps\[0\]\.stdio: an empty command/);
     assert.match(problems({ apps: [{ name: 'x', stdio: 'cat', stdio_max_processes: 0 }] })[0], /stdio_max_processes/);
+  });
+
+  test('a program that floods stderr while its log file lags behind is paused, as a supervised app is: porthole\'s memory stays bounded', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'porthole-stdio-'));
+    // The log file is a FIFO that is opened for reading and never read: a disk that stopped (a hung NFS mount).
+    const logs = join(dataDir, 'private', 'logs');
+    mkdirSync(logs, { recursive: true, mode: 0o700 });
+    chmodSync(join(dataDir, 'private'), 0o700);
+    const fifo = join(logs, 'flood.log');
+    execFileSync('mkfifo', [fifo]);
+    const stuck = spawn('sh', ['-c', 'exec sleep 120 < "$0"', fifo], { stdio: 'ignore' });
+    const server = createServer({ dataDir, listen: '127.0.0.1:0', config: { apps: [{ name: 'flood', stdio: `yes ${'x'.repeat(200)} >&2` }] } });
+    try {
+      const started = await server.listen();
+      const c = await openRecorded(`${started.url.replace(/^http/, 'ws')}/flood/`);
+      const before = process.memoryUsage().rss;
+      let grown = 0;
+      // Sampled for a few seconds, or until it has grown far too much.
+      for (let i = 0; i < 40 && grown < 256 * 1024 * 1024; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        grown = process.memoryUsage().rss - before;
+      }
+      assert.ok(grown < 128 * 1024 * 1024, `porthole grew by ${(grown / 1048576).toFixed(0)} MiB holding stderr lines for a log file that does not take them`);
+      c.ws.terminate();
+    } finally {
+      // A reader that reads now, so the log's writes (and an open of the FIFO) finish and it can close.
+      stuck.kill('SIGKILL');
+      const drain = spawn('sh', ['-c', 'exec cat < "$0" > /dev/null', fifo], { stdio: 'ignore' });
+      await server.close();
+      drain.kill('SIGKILL');
+      rmSync(dataDir, { recursive: true, force: true });
+    }
   });
 
   test('in porthole\'s server, a stdio app\'s stderr is in its log: GET /_porthole/api/apps/NAME/logs', async () => {
