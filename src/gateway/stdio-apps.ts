@@ -17,9 +17,9 @@ export type StdioLog = (app: string) => ((line: string, stream: 'stderr' | 'port
 /** Where a stdio app's programs' stderr streams go, read with backpressure (the app's log); when unset, StdioLog gets the lines. */
 export type StdioStderr = (app: string) => ((stderr: Readable) => void) | undefined;
 
-/** The settings an entry is built from: a change means a new entry. */
+/** The settings an entry is built from (user and group too: its starts resolve them from its app): a change means a new entry. */
 function settingsOf(app: AppConfig): string {
-  return JSON.stringify([app.stdio, app.stdio_shared, app.stdio_binary, app.stdio_max_processes, app.stdio_max_message, app.stdio_lines_per_second, app.stop_timeout, app.cwd, app.env, app.prefix]);
+  return JSON.stringify([app.stdio, app.stdio_shared, app.stdio_binary, app.stdio_max_processes, app.stdio_max_message, app.stdio_lines_per_second, app.stop_timeout, app.cwd, app.env, app.prefix, app.user, app.group]);
 }
 
 export class StdioApps {

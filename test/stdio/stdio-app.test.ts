@@ -273,6 +273,21 @@ describe('stdio apps in the gateway', { timeout: 60_000 }, () => {
     });
   });
 
+  test('a reload that gives a stdio app a user: the next program runs as that user, not as the gateway', { skip: !process.env.CI && process.getuid?.() !== 0 && 'needs root (in CI it must run)' }, async () => {
+    await withGateway({ apps: [{ name: 'who', stdio: 'id -u; cat', cwd: '/' }] }, async (g, pids) => {
+      const before = await openRecorded(`${g.wsUrl}/who/`);
+      await waitFor(() => before.messages.length === 1, 5000, 'id');
+      assert.equal(before.messages[0].data.toString(), String(process.getuid!()));
+      before.ws.close();
+      await waitFor(() => pids().length === 0, 10_000, 'the first program gone');
+      g.gw.reload({ apps: [{ name: 'who', stdio: 'id -u; cat', cwd: '/', user: 'nobody' }] });
+      const after = await openRecorded(`${g.wsUrl}/who/`);
+      await waitFor(() => after.messages.length === 1, 5000, 'id');
+      assert.equal(after.messages[0].data.toString(), String(userInfoOf('nobody').uid), 'the new user applies from the next program on');
+      after.ws.close();
+    });
+  });
+
   test('a reload that changes a stdio app: the open connection keeps its program; new ones get the new settings; a drain stops both', async () => {
     await withGateway({ apps: [{ name: 'echo', stdio: 'cat' }] }, async (g, pids) => {
       const old = await openRecorded(`${g.wsUrl}/echo/`);
