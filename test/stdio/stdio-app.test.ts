@@ -364,11 +364,12 @@ describe('stdio apps: config and logs', { timeout: 60_000 }, () => {
       assert.ok(grown < 128 * 1024 * 1024, `porthole grew by ${(grown / 1048576).toFixed(0)} MiB holding stderr lines for a log file that does not take them`);
       c.ws.terminate();
     } finally {
-      // A reader that reads now, so the log's writes (and an open of the FIFO) finish and it can close.
+      // Readers that read now (one after another: each ends when the log closes the file), so the
+      // log's writes and opens of the FIFO finish and it can close.
       stuck.kill('SIGKILL');
-      const drain = spawn('sh', ['-c', 'exec cat < "$0" > /dev/null', fifo], { stdio: 'ignore' });
+      const drain = spawn('sh', ['-c', 'while :; do cat < "$0" > /dev/null; done', fifo], { stdio: 'ignore', detached: true });
       await server.close();
-      drain.kill('SIGKILL');
+      process.kill(-drain.pid!, 'SIGKILL');
       rmSync(dataDir, { recursive: true, force: true });
     }
   });
