@@ -33,6 +33,8 @@ import type { Gateway } from '../gateway/gateway.js';
 
 /** A browser's GET for a waking app is held this long before it gets the waiting page: an app that wakes quickly shows none. */
 export const WAKING_PAGE_AFTER_MS = 1_000;
+/** The reason of a start a wake asks for (in the app's states, events and log). */
+const WAKE_REASON = 'woken by a request (wake_on_request)';
 /** After a wake that failed (the woken process ended, or never became ready), requests get why for this long instead of waking it again. */
 export const WAKE_RETRY_MS = 10_000;
 
@@ -57,6 +59,8 @@ export class AppSleep {
   readonly #handStopped = new Set<string>();
   /** The start a wake asked for, shared by every request that arrives meanwhile. */
   readonly #starting = new Map<string, Promise<PortholeError | null>>();
+  /** Apps whose start a wake has asked for and that has not begun yet. */
+  readonly #wakeStarts = new Set<string>();
   /** A wake that failed, and when (performance.now()). */
   readonly #failedWake = new Map<string, { at: number; why: string }>();
   readonly #offTunnelClose: () => void;
@@ -152,13 +156,17 @@ export class AppSleep {
       if (!st) return new AppStoppedError(`app ${name} is no longer registered`, { app: name });
       if (st.state === 'running') return null;
       if (st.state === 'stopped' || st.state === 'failed') {
-        // The process this wake started ended before it was ready.
-        if (started) return this.#wakeFailed(name, st.message ?? (st.last_exit ? `exited with code ${st.last_exit.code}` : 'it stopped'));
+        // The process this wake started ended before it was ready (unless a hand stop ended it: said below).
+        if (started && !this.#handStopped.has(name)) return this.#wakeFailed(name, st.message ?? (st.last_exit ? `exited with code ${st.last_exit.code}` : 'it stopped'));
         const refused = this.#refusal(name, st);
         if (refused) return refused;
         try {
           if (await supervisor.freePorts(name)) this.#deps.portsMoved();
-          await supervisor.start(name, 'woken by a request (wake_on_request)');
+          // A hand stop that came while the ports were checked wins: the app is not started after it.
+          const late = this.#refusal(name, supervisor.status(name) ?? st);
+          if (late) return late;
+          this.#wakeStarts.add(name);
+          await supervisor.start(name, WAKE_REASON).finally(() => this.#wakeStarts.delete(name));
         } catch (err) {
           return this.#wakeFailed(name, (err as Error).message);
         }
@@ -197,7 +205,9 @@ export class AppSleep {
 
   #stateChanged(status: AppStatus): void {
     const { name, state } = status;
-    if (state === 'starting') this.#handStopped.delete(name); // whoever started it, a hand stop no longer holds
+    // Whoever started it, a hand stop no longer holds; except a wake's start, which a hand stop
+    // queued behind it (and so issued after the request) overrides.
+    if (state === 'starting' && !this.#wakeStarts.has(name)) this.#handStopped.delete(name);
     if (state !== 'running') {
       this.#runningSince.delete(name);
       this.#disarm(name);

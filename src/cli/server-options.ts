@@ -67,15 +67,23 @@ export function serverNameOption(example = ''): Option {
     .default([], 'none');
 }
 
-/** On SIGTERM or SIGINT: says how many connections close with 1001, closes the server, then exits 0. */
+/**
+ * On SIGTERM or SIGINT: says how many connections close with 1001, closes the
+ * server, then exits 0. Later signals do not cut the close short (as in
+ * `porthole serve`): with the default action back, a second Ctrl-C ended
+ * porthole before the SIGKILL that a program ignoring SIGTERM was waiting for.
+ */
 export function closeOnSignal(server: { connections: number; close(): Promise<void> }, stopLog: () => void): void {
+  let stopping = false;
   const stop = (signal: NodeJS.Signals) => {
+    if (stopping) return void process.stderr.write(`${signal}: already closing (a program that ignores SIGTERM gets SIGKILL after the kill grace)\n`);
+    stopping = true;
     process.stderr.write(`${signal}: closing ${server.connections} connection${server.connections === 1 ? '' : 's'} with 1001\n`);
     void server.close().then(() => {
       stopLog();
       process.exit(0);
     });
   };
-  process.once('SIGTERM', stop);
-  process.once('SIGINT', stop);
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
 }

@@ -19,7 +19,7 @@ import { onResponseDone } from './response-done.js';
 import type { BridgeConnection } from './bridge-connection.js';
 import { AppActivity } from './app-activity.js';
 import { refuseBridgeHttp } from './bridge.js';
-import { StdioApps, type StdioLog } from './stdio-apps.js';
+import { StdioApps, type StdioLog, type StdioStderr } from './stdio-apps.js';
 import { appUrls } from './app-urls.js';
 import { AgentPool, RouteTable, type Lookup, type Match, type Route } from './router.js';
 import { unroutedHint } from './unrouted-hint.js';
@@ -64,6 +64,12 @@ export interface GatewayOptions {
    * log of the app). Without it, stderr lines are dropped.
    */
   stdioLog?: StdioLog;
+  /**
+   * Takes a `stdio` program's stderr stream instead of `stdioLog` taking its
+   * lines: the app's log, which pauses the pipe while its file lags behind
+   * (without it a program flooding stderr grew the gateway's memory).
+   */
+  stdioStderr?: StdioStderr;
   /** The data directory: `tls: internal` keeps its CA in `private/tls/` under it. Default: the config's `data`. */
   dataDir?: string;
   /** Lifetime of `tls: internal` certificates (default 12 h; renewed at two thirds). For tests that prove renewal. */
@@ -124,7 +130,7 @@ export class Gateway implements GatewayCore {
 
   constructor(config: unknown, options: GatewayOptions = {}) {
     this.baseDir = options.baseDir ?? process.cwd();
-    this.stdio = new StdioApps(this.id, options.stdioLog ?? (() => undefined), (p) => resolve(this.baseDir, p), () => this.table.config.app_defaults);
+    this.stdio = new StdioApps(this.id, options.stdioLog ?? (() => undefined), (p) => resolve(this.baseDir, p), () => this.table.config.app_defaults, options.stdioStderr);
     this.gate = options.appGate;
     this.intercept = options.intercept;
     this.peerIntercept = options.peerIntercept;

@@ -5,7 +5,7 @@
  * entry for new connections; the programs of the old one run until their
  * connections end, and a drain still reaches them.
  */
-import type { Duplex } from 'node:stream';
+import type { Duplex, Readable } from 'node:stream';
 import { resolveAppUser } from '../apps/app-user.js';
 import type { AppConfig, Config } from '../config/schema.js';
 import type { LiveConnection } from './tunnel.js';
@@ -14,9 +14,12 @@ import { StdioEntry } from './stdio-entry.js';
 /** Where a stdio app's stderr lines and Porthole's notes about its programs go (the app's log). */
 export type StdioLog = (app: string) => ((line: string, stream: 'stderr' | 'porthole') => void) | undefined;
 
-/** The settings an entry is built from: a change means a new entry. */
+/** Where a stdio app's programs' stderr streams go, read with backpressure (the app's log); when unset, StdioLog gets the lines. */
+export type StdioStderr = (app: string) => ((stderr: Readable) => void) | undefined;
+
+/** The settings an entry is built from (user and group too: its starts resolve them from its app): a change means a new entry. */
 function settingsOf(app: AppConfig): string {
-  return JSON.stringify([app.stdio, app.stdio_shared, app.stdio_binary, app.stdio_max_processes, app.stdio_max_message, app.stdio_lines_per_second, app.stop_timeout, app.cwd, app.env, app.prefix]);
+  return JSON.stringify([app.stdio, app.stdio_shared, app.stdio_binary, app.stdio_max_processes, app.stdio_max_message, app.stdio_lines_per_second, app.stop_timeout, app.cwd, app.env, app.prefix, app.user, app.group]);
 }
 
 export class StdioApps {
@@ -31,6 +34,7 @@ export class StdioApps {
     private readonly resolvePath: (p: string) => string,
     /** The config's `app_defaults` now (user/group of apps that set none). */
     private readonly appDefaults: () => Config['app_defaults'],
+    private readonly stderr?: StdioStderr,
   ) {}
 
   /** The entry that serves `app`'s next upgrade. */
@@ -40,6 +44,7 @@ export class StdioApps {
     if (had?.key === key) return had.entry;
     if (had) this.retire(had.entry);
     const sink = this.log(app.name);
+    const stderr = this.stderr?.(app.name);
     const entry = new StdioEntry({
       app: app.name,
       gateway: this.gateway,
@@ -54,6 +59,7 @@ export class StdioApps {
       idleMs: timing.idleMs,
       heartbeatMs: timing.pingMs,
       log: sink ? (line, stream) => sink(line, stream) : undefined,
+      stderr: stderr ? (s) => stderr(s) : undefined,
       identity: () => resolveAppUser(app, this.appDefaults()),
     });
     this.current.set(app.name, { key, entry });

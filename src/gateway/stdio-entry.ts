@@ -14,7 +14,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import type { Duplex } from 'node:stream';
+import type { Duplex, Readable } from 'node:stream';
 import { WebSocketServer } from 'ws';
 import { HOST_NAME, originProblem } from '../config/schema.js';
 import type { AppIdentity } from '../apps/app-user.js';
@@ -72,6 +72,8 @@ export interface StdioEntryOptions {
   heartbeatMs?: number;
   /** Where each stderr line (and Porthole's notes about the program) goes: the app's log, or porthole's stderr. */
   log?: (line: string, stream: 'stderr' | 'porthole', pid: number) => void;
+  /** Takes each program's stderr stream instead of `log` taking its lines: a sink that pauses the pipe while it lags behind (the gateway's app log). */
+  stderr?: (stream: Readable, pid: number) => void;
   /** Who each program runs as (an app's user/group); resolved at every start, so a missing user fails that upgrade (PH_ERR_APP_USER). */
   identity?: () => Promise<AppIdentity | undefined>;
   /** The environment the clean one is picked from (see src/apps/clean-env.ts). Default `process.env`. */
@@ -252,9 +254,10 @@ export class StdioEntry {
     const { opts } = this;
     const sock = req.socket as Socket;
     // websocketd's CGI-style variables, for a program that wants to know who is there (not for a shared one).
-    const perClient: Record<string, string> = opts.shared
-      ? {}
-      : { REMOTE_ADDR: sock.remoteAddress ?? '', REMOTE_PORT: String(sock.remotePort ?? ''), QUERY_STRING: (req.url ?? '').split('?')[1] ?? '' };
+    // QUERY_STRING: all after the first '?' (a query may hold more of them).
+    const url = req.url ?? '';
+    const query = url.includes('?') ? url.slice(url.indexOf('?') + 1) : '';
+    const perClient: Record<string, string> = opts.shared ? {} : { REMOTE_ADDR: sock.remoteAddress ?? '', REMOTE_PORT: String(sock.remotePort ?? ''), QUERY_STRING: query };
     const identity = await opts.identity?.();
     const command: StdioCommand = { ...opts.command, env: { ...opts.command.env, ...perClient }, identity };
     const proc = await StdioProcess.start(this.app, opts.prefix, command, opts.baseEnv);
@@ -268,6 +271,7 @@ export class StdioEntry {
       linesPerSecond: opts.linesPerSecond ?? STDIO_DEFAULTS.linesPerSecond,
       killGraceMs: opts.killGraceMs ?? STDIO_DEFAULTS.killGraceMs,
       log: (line, stream) => log(line, stream, proc.pid),
+      stderr: opts.stderr ? (s) => opts.stderr!(s, proc.pid) : undefined,
       onGone: (s) => {
         this.sessions.delete(s);
         if (this.shared === s) this.shared = null;

@@ -10,7 +10,8 @@
  * program then blocks in write(), as on a slow terminal); a client is paused
  * while stdin's pipe is full or it sends faster than its budget.
  */
-import type { Duplex } from 'node:stream';
+import type { Duplex, Readable } from 'node:stream';
+import { StringDecoder } from 'node:string_decoder';
 import WebSocket from 'ws';
 import { StdioExitError } from '../errors.js';
 import { emit } from '../events.js';
@@ -38,6 +39,8 @@ export interface SessionOptions {
   killGraceMs: number;
   /** Where the program's stderr lines (and notes) go. */
   log(line: string, stream: 'stderr' | 'porthole'): void;
+  /** Takes the stderr stream itself instead of `log` taking its lines (and may pause it: the app's log while its file lags). */
+  stderr?(stream: Readable): void;
   /** Called once the program and all its descendants are gone. */
   onGone(session: StdioSession): void;
 }
@@ -53,6 +56,8 @@ export class StdioClient {
   messagesOut = 0;
   first: { by: 'client' | 'upstream' | 'gateway'; code: number | null; reason?: string } | null = null;
   private budget: Budget;
+  /** Why the client is not read: its budget is spent, the program's stdin pipe is full. */
+  private held = { budget: false, stdin: false };
   private killTimer: NodeJS.Timeout | null = null;
   private idleTimer: NodeJS.Timeout | null = null;
   private pingTimer: NodeJS.Timeout | null = null;
@@ -91,13 +96,26 @@ export class StdioClient {
     return { id: this.id, kind: 'stdio', app, path: this.path, client: this.client, started: this.started, lastActivity: this.lastActivity, bytesIn: this.bytesIn, bytesOut: this.bytesOut, messagesIn: this.messagesIn, messagesOut: this.messagesOut };
   }
 
-  /** Takes one message from the client's budget; pauses the client until the budget refills when it is spent. */
+  /** Takes one message from the client's budget; holds the client until the budget refills when it is spent. */
   spend(): void {
     const wait = this.budget.take();
-    if (wait > 0 && !this.ws.isPaused) {
-      this.ws.pause();
-      setTimeout(() => this.ws.resume(), wait).unref();
+    if (wait > 0 && !this.held.budget) {
+      this.hold('budget', true);
+      setTimeout(() => this.hold('budget', false), wait).unref();
     }
+  }
+
+  /**
+   * Stops or restarts reading the client for one reason. It is read again only
+   * once neither holds: the end of a budget pause must not resume a client
+   * whose program's stdin is full (each such resume let one more message into
+   * stdin's buffer, without bound, for a program that never reads).
+   */
+  hold(why: 'budget' | 'stdin', on: boolean): void {
+    this.held[why] = on;
+    if (this.held.budget || this.held.stdin) {
+      if (!this.ws.isPaused) this.ws.pause();
+    } else if (this.ws.isPaused) this.ws.resume();
   }
 
   close(code: number, reason: string, by: 'upstream' | 'gateway'): void {
@@ -140,6 +158,18 @@ class Budget {
   }
 }
 
+/**
+ * Where to cut `bytes` into a piece of at most `max` bytes without splitting a
+ * UTF-8 character (each piece is sent as a text message of its own, and half
+ * a character would become U+FFFD on both sides). Bytes that are not UTF-8, or
+ * a limit below one character, are cut at `max`.
+ */
+function charBoundary(bytes: Buffer, max: number): number {
+  // A character is at most 4 bytes: the next one starts within 3 bytes back.
+  for (let end = max; end > 0 && end > max - 4; end--) if ((bytes[end] & 0xc0) !== 0x80) return end;
+  return max;
+}
+
 export class StdioSession {
   readonly clients = new Set<StdioClient>();
   /** Messages read from stdout, waiting for the budget or for slow clients. */
@@ -175,17 +205,19 @@ export class StdioSession {
       this.stdoutEnded = true;
       this.pump();
     });
+    opts.stderr?.(stderr!);
+    // Read here too for the last line, which a close reason quotes.
     let errPartial = '';
-    stderr!.setEncoding('utf8');
-    stderr!.on('data', (text: string) => {
-      const lines = (errPartial + text).split('\n');
+    const decoder = new StringDecoder('utf8');
+    stderr!.on('data', (chunk: Buffer) => {
+      const lines = (errPartial + decoder.write(chunk)).split('\n');
       errPartial = lines.pop() ?? '';
       if (errPartial.length > 4096) lines.push(errPartial), (errPartial = '');
       for (const l of lines) this.stderrLine(l);
     });
     stderr!.once('end', () => errPartial && this.stderrLine(errPartial));
     stdin!.on('drain', () => {
-      for (const c of this.stdinPaused) c.ws.resume();
+      for (const c of this.stdinPaused) c.hold('stdin', false);
       this.stdinPaused.clear();
     });
     void proc.exited.then((exit) => this.onExit(exit));
@@ -234,7 +266,7 @@ export class StdioSession {
   private stderrLine(line: string): void {
     const text = line.endsWith('\r') ? line.slice(0, -1) : line;
     if (text.trim()) this.lastStderr = text;
-    this.opts.log(text, 'stderr');
+    if (!this.opts.stderr) this.opts.log(text, 'stderr');
   }
 
   private fromStdout(chunk: Buffer): void {
@@ -262,8 +294,9 @@ export class StdioSession {
     if (this.partialBytes < max) return;
     let all = Buffer.concat(this.partial);
     while (all.length >= max) {
-      this.enqueue(all.subarray(0, max));
-      all = all.subarray(max);
+      const end = charBoundary(all, max);
+      this.enqueue(all.subarray(0, end));
+      all = all.subarray(end);
       this.cut = true;
     }
     this.partial = all.length ? [all] : [];
@@ -327,8 +360,8 @@ export class StdioSession {
     if (!stdin.writable) return;
     // Text mode: every message is one line (a binary message's bytes too); binary mode: bytes as they are.
     const ok = this.opts.binary ? stdin.write(data) : stdin.write(isBinary ? Buffer.concat([data, Buffer.from('\n')]) : `${data.toString('utf8')}\n`);
-    if (!ok && !client.ws.isPaused) {
-      client.ws.pause();
+    if (!ok && !this.stdinPaused.has(client)) {
+      client.hold('stdin', true);
       this.stdinPaused.add(client);
     }
   }

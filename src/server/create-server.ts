@@ -195,6 +195,7 @@ export function createServer(options: ServerOptions = {}): PortholeServer {
     appGate: (name, req) => registry?.appGate(name, req) ?? null,
     // A stdio app's stderr goes to its log, where `porthole apps logs` reads it.
     stdioLog: (name) => (line, stream) => supervisor.appLog(name).line(line, stream),
+    stdioStderr: (name) => (stderr) => supervisor.appLog(name).attach(stderr, 'stderr'),
     intercept: (req, res) => (metricsPage?.(req, res) || admin?.(req, res) || dashboard?.(req, res)) ?? false,
     peerIntercept: (req, res) => {
       if (!admin) return false;

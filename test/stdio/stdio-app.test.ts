@@ -5,8 +5,8 @@
  * app's log, and no process left after a disconnect or a drain.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { randomBytes } from 'node:crypto';
@@ -273,6 +273,21 @@ describe('stdio apps in the gateway', { timeout: 60_000 }, () => {
     });
   });
 
+  test('a reload that gives a stdio app a user: the next program runs as that user, not as the gateway', { skip: !process.env.CI && process.getuid?.() !== 0 && 'needs root (in CI it must run)' }, async () => {
+    await withGateway({ apps: [{ name: 'who', stdio: 'id -u; cat', cwd: '/' }] }, async (g, pids) => {
+      const before = await openRecorded(`${g.wsUrl}/who/`);
+      await waitFor(() => before.messages.length === 1, 5000, 'id');
+      assert.equal(before.messages[0].data.toString(), String(process.getuid!()));
+      before.ws.close();
+      await waitFor(() => pids().length === 0, 10_000, 'the first program gone');
+      g.gw.reload({ apps: [{ name: 'who', stdio: 'id -u; cat', cwd: '/', user: 'nobody' }] });
+      const after = await openRecorded(`${g.wsUrl}/who/`);
+      await waitFor(() => after.messages.length === 1, 5000, 'id');
+      assert.equal(after.messages[0].data.toString(), String(userInfoOf('nobody').uid), 'the new user applies from the next program on');
+      after.ws.close();
+    });
+  });
+
   test('a reload that changes a stdio app: the open connection keeps its program; new ones get the new settings; a drain stops both', async () => {
     await withGateway({ apps: [{ name: 'echo', stdio: 'cat' }] }, async (g, pids) => {
       const old = await openRecorded(`${g.wsUrl}/echo/`);
@@ -324,6 +339,39 @@ describe('stdio apps: config and logs', { timeout: 60_000 }, () => {
     assert.deepEqual(problems({ apps: [{ name: 'x', port: 8080, stdio_shared: true }] }), ['apps[0].stdio_shared: only used with stdio']);
     assert.match(problems({ apps: [{ name: 'x', stdio: '  ' }] })[0], /apps\[0\]\.stdio: an empty command/);
     assert.match(problems({ apps: [{ name: 'x', stdio: 'cat', stdio_max_processes: 0 }] })[0], /stdio_max_processes/);
+  });
+
+  test('a program that floods stderr while its log file lags behind is paused, as a supervised app is: porthole\'s memory stays bounded', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'porthole-stdio-'));
+    // The log file is a FIFO that is opened for reading and never read: a disk that stopped (a hung NFS mount).
+    const logs = join(dataDir, 'private', 'logs');
+    mkdirSync(logs, { recursive: true, mode: 0o700 });
+    chmodSync(join(dataDir, 'private'), 0o700);
+    const fifo = join(logs, 'flood.log');
+    execFileSync('mkfifo', [fifo]);
+    const stuck = spawn('sh', ['-c', 'exec sleep 120 < "$0"', fifo], { stdio: 'ignore' });
+    const server = createServer({ dataDir, listen: '127.0.0.1:0', config: { apps: [{ name: 'flood', stdio: `yes ${'x'.repeat(200)} >&2` }] } });
+    try {
+      const started = await server.listen();
+      const c = await openRecorded(`${started.url.replace(/^http/, 'ws')}/flood/`);
+      const before = process.memoryUsage().rss;
+      let grown = 0;
+      // Sampled for a few seconds, or until it has grown far too much.
+      for (let i = 0; i < 40 && grown < 256 * 1024 * 1024; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        grown = process.memoryUsage().rss - before;
+      }
+      assert.ok(grown < 128 * 1024 * 1024, `porthole grew by ${(grown / 1048576).toFixed(0)} MiB holding stderr lines for a log file that does not take them`);
+      c.ws.terminate();
+    } finally {
+      // Readers that read now (one after another: each ends when the log closes the file), so the
+      // log's writes and opens of the FIFO finish and it can close.
+      stuck.kill('SIGKILL');
+      const drain = spawn('sh', ['-c', 'while :; do cat < "$0" > /dev/null; done', fifo], { stdio: 'ignore', detached: true });
+      await server.close();
+      process.kill(-drain.pid!, 'SIGKILL');
+      rmSync(dataDir, { recursive: true, force: true });
+    }
   });
 
   test('in porthole\'s server, a stdio app\'s stderr is in its log: GET /_porthole/api/apps/NAME/logs', async () => {

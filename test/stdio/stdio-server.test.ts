@@ -154,6 +154,20 @@ describe('porthole stdio: lines, bytes and exit statuses', { timeout: 60_000 }, 
       assert.deepEqual(r.messages.map((m) => m.data.length), [1000, 1000, 500, 3]);
     });
   });
+
+  test('a long line of multibyte characters is cut between characters: every piece is valid UTF-8 and they join to the line', async () => {
+    // 'é' is 2 bytes, '✓' 3, '😀' 4: a cut at 7 bytes falls inside one of them each time.
+    const line = 'é✓😀'.repeat(40);
+    await withServer({ command: ['printf', '%s\\n', line], maxMessage: 7 }, async (_s, url) => {
+      const ws = new WebSocket(`${url}/`);
+      const r = record(ws);
+      assert.equal((await r.closed).code, 1000);
+      const pieces = r.messages.map((m) => m.data.toString('utf8'));
+      assert.ok(pieces.every((p) => !p.includes('\ufffd')), `no piece has a broken character: ${JSON.stringify(pieces.slice(0, 4))}`);
+      assert.ok(r.messages.every((m) => m.data.length <= 7), 'no piece over the limit');
+      assert.equal(pieces.join(''), line);
+    });
+  });
 });
 
 describe('porthole stdio: processes', { timeout: 60_000 }, () => {
@@ -183,6 +197,15 @@ describe('porthole stdio: processes', { timeout: 60_000 }, () => {
       a.close();
       b.close();
       await allGone([p1, p2]);
+    });
+  });
+
+  test('QUERY_STRING is everything after the first "?", a "?" inside the query included (as CGI and websocketd give it)', async () => {
+    await withServer({ command: ['cat'] }, async (s, url) => {
+      const ws = await openWs(`${url}/path?next=/a?b=1&c=%3F`);
+      await waitFor(() => s.pids.length === 1, 5000, 'the process');
+      assert.equal(environOf(s.pids[0]).get('QUERY_STRING'), 'next=/a?b=1&c=%3F');
+      ws.close();
     });
   });
 
