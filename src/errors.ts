@@ -485,6 +485,26 @@ export class PeerRefusedError extends PortholeError {
   readonly closeCode = 1014;
 }
 
+/**
+ * `porthole conformance`: the endpoint under test cannot be reached (refused,
+ * no DNS, TLS failure, no answer in time). Nothing was tested.
+ */
+export class ConformanceConnectError extends PortholeError {
+  readonly code = 'PH_ERR_CONFORMANCE_CONNECT';
+  readonly status = 502;
+  readonly closeCode = 1014;
+}
+
+/**
+ * `porthole conformance`: the endpoint answered the upgrade with something
+ * other than a valid 101 (a refusal, a wrong Sec-WebSocket-Accept). Nothing was tested.
+ */
+export class ConformanceHandshakeError extends PortholeError {
+  readonly code = 'PH_ERR_CONFORMANCE_HANDSHAKE';
+  readonly status = 502;
+  readonly closeCode = 1014;
+}
+
 /** A failure Porthole did not foresee: a bug to report, logged with its stack. */
 export class InternalError extends PortholeError {
   readonly code = 'PH_ERR_INTERNAL';
@@ -584,6 +604,8 @@ export const ERROR_CODES = [
   'PH_ERR_AUTH_UNAVAILABLE',
   'PH_ERR_PEER_AUTH',
   'PH_ERR_PEER_REFUSED',
+  'PH_ERR_CONFORMANCE_CONNECT',
+  'PH_ERR_CONFORMANCE_HANDSHAKE',
   'PH_ERR_INTERNAL',
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
