@@ -1,7 +1,8 @@
 /**
  * Every case, in Autobahn's order, and the selection by `--cases`,
  * `--exclude` and `--include` (globs on case ids: `*` is any run of
- * characters, so `6.*` is family 6 and `7.7.*` the valid close codes; a
+ * characters, so `6.*` is family 6 and `7.7.*` the valid close codes; `X.*`
+ * also matches X itself, so `5.1.*` selects case 5.1; a
  * pattern without `*` also names the group under it: `6.4` is 6.4.1–6.4.4).
  */
 import { OPT_IN_FAMILIES, type CaseSpec } from './case-types.js';
@@ -21,6 +22,8 @@ export function allCases(): CaseSpec[] {
 }
 
 export function matchesPattern(pattern: string, id: string): boolean {
+  // `5.1.*` also names 5.1 itself (a case with no sub-cases), as a reader expects.
+  if (pattern.endsWith('.*') && id === pattern.slice(0, -2)) return true;
   if (!pattern.includes('*') && !pattern.includes('?')) return id === pattern || id.startsWith(`${pattern}.`);
   const re = new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`);
   return re.test(id);
