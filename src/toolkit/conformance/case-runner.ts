@@ -26,7 +26,17 @@ export async function runCase(spec: CaseSpec, connect: ConnectOptions, timeoutMs
   const open = await openWebSocket({ ...connect, timeoutMs: Math.max(timeoutMs, 5000) });
   const ctx = new CaseContext(open.socket, open.leftover, started, spec.bulky);
   try {
-    await Promise.race([spec.run(ctx), ctx.waitFor(() => false, limit).then(() => ctx.note(`the script did not finish within ${limit} ms`))]);
+    // The script's own pauses (up to 2 s in 5.19 and 6.4.x) come on top of the timeout.
+    const scriptLimit = limit + (spec.pausesMs ?? 0);
+    let timer: NodeJS.Timeout | undefined;
+    const cut = new Promise<void>((resolve) => {
+      timer = setTimeout(() => {
+        ctx.note(`the script did not finish within ${scriptLimit} ms`);
+        resolve();
+      }, scriptLimit);
+    });
+    await Promise.race([spec.run(ctx), cut]);
+    clearTimeout(timer);
     await finish(spec, ctx, limit);
   } catch (err) {
     ctx.note(`the case stopped on an error: ${(err as Error).message}`);

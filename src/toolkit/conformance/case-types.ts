@@ -40,7 +40,6 @@ export interface CaseSpec {
   id: string;
   description: string;
   expectation: string;
-  /** Opt-in families (9, 12, 13) are skipped unless included. */
   /** Event lists accepted, tried in order: OK first, then NON-STRICT. */
   expected: Partial<Record<Verdict, CaseEvent[]>>;
   close: ExpectedClose;
@@ -48,6 +47,8 @@ export interface CaseSpec {
   run(ctx: CaseContext): Promise<void>;
   /** Adjusts the verdicts (7.1.6 and 7.13.x are informational; a wrong close code fails the behavior in family 7). */
   finish?(j: Judgement): Judgement;
+  /** Total of the fixed pauses in `run` (added to the time the script may take). */
+  pausesMs?: number;
   /** Family 9: keep only a summary of the wire. */
   bulky?: boolean;
   /** The case needs more than the per-case timeout (family 9): this many ms at least. */

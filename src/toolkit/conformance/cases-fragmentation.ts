@@ -75,6 +75,7 @@ function pingsBetweenFragments(id: string, sync: boolean): CaseSpec {
     expectation: "The peer immediately answers the first Ping before it has received the last text message fragment. The peer pong's back the Ping's payload exactly, and echo's the payload of the fragmented message back to us.",
     expected: { OK: [pong(pings[0]), pong(pings[1]), text(fragments.join(''))] },
     close: CLEAN_NORMAL,
+    pausesMs: 1000,
     run: async (ctx) => {
       await ctx.send([
         { opcode: OP_TEXT, fin: false, payload: fragments[0] },

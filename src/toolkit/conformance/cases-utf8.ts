@@ -58,6 +58,7 @@ function failFast(id: string, parts: [Buffer, Buffer, Buffer], asChops: boolean)
     expectation: `The first ${unit} is accepted: we expect to time out on the first wait. The 2nd ${unit} should be rejected immediately (fail fast on UTF-8). If we time out, we expect the connection to be failed at least then, since the complete message payload is not valid UTF-8.`,
     expected: { OK: FAIL_FAST_OK, 'NON-STRICT': FAIL_FAST_LATE },
     close: serverFails([1007]),
+    pausesMs: 2000,
     run: async (ctx: CaseContext) => {
       if (asChops) {
         const payload = Buffer.concat(parts);

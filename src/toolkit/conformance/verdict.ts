@@ -2,8 +2,8 @@
  * Autobahn's rules for the two verdicts of a case. `behavior`: the events the
  * server produced, compared with each expected list (OK, then NON-STRICT);
  * none matches → FAILED. `behaviorClose`, checked in Autobahn's order:
- *  - the wrong endpoint started the close (or the server never failed a
- *    connection it had to fail) → FAILED;
+ *  - the wrong endpoint started the close, the server never failed a
+ *    connection it had to fail, or never answered this client's close → FAILED;
  *  - a clean close was required and the closing handshake did not complete
  *    → FAILED (Autobahn: UNCLEAN);
  *  - the server's close code is not an accepted one → FAILED (Autobahn: WRONG CODE);
@@ -76,6 +76,11 @@ export function judge(spec: CaseSpec, ctx: CaseContext, timeoutMs: number): Judg
   if (!exp.closedByMe && !ctx.closedByMe && !serverClosed) {
     behaviorClose = 'FAILED';
     closeReason = `The server did not fail the connection within ${timeoutMs} ms (expected a close${exp.codes.length ? ` with ${exp.codes.join(' or ')}` : ''} or the TCP connection dropped).`;
+  } else if (exp.closedByMe && ctx.closedByMe && !serverClosed) {
+    // Autobahn reports this as FAILED BY CLIENT; a server that neither answers a
+    // close frame nor drops the connection leaves the client no choice (RFC 6455 §5.5.1).
+    behaviorClose = 'FAILED';
+    closeReason = `The server neither answered the close frame nor closed the connection within ${timeoutMs} ms.`;
   } else if (exp.closedByMe !== ctx.closedByMe) {
     behaviorClose = 'FAILED';
     closeReason = exp.closedByMe
