@@ -42,6 +42,8 @@ export class CaseContext {
   droppedByMe = false;
   /** Something the server sent that RFC 6455 forbids; the connection was failed by this client. */
   violation?: string;
+  /** A frame is half written (6.4.3/6.4.4): a close frame now would land inside it, so none is sent. */
+  midFrame = false;
   private readonly reader = new FrameReader();
   private fragments: Buffer[] = [];
   private fragmentOpcode = 0;
@@ -103,7 +105,8 @@ export class CaseContext {
   }
 
   /** Writes raw bytes that are not a whole frame (a frame cut in parts across waits). */
-  async sendBytes(bytes: Buffer, what: string): Promise<boolean> {
+  async sendBytes(bytes: Buffer, what: string, frameComplete = false): Promise<boolean> {
+    this.midFrame = !frameComplete;
     this.wire.add({ dir: 'sent', kind: 'bytes', length: bytes.length, text: what });
     return this.write(bytes);
   }
@@ -239,7 +242,8 @@ export class CaseContext {
     }
     this.remoteClose = { code, reason };
     if (payload.length === 1) this.note('the server sent a close frame with a 1-byte payload (RFC 6455 §5.5.1 requires 0 or at least 2)');
-    if (!this.sentClose) {
+    if (this.midFrame) this.note('no close frame sent back: one of ours is half written');
+    else if (!this.sentClose) {
       // Echo the code (RFC 6455 §5.5.1); a code that must not be sent is answered with 1000.
       const echo = code !== undefined && isSendableCode(code) ? code : code === undefined ? undefined : 1000;
       this.sentClose = true;
@@ -252,7 +256,7 @@ export class CaseContext {
     if (this.violation) return;
     this.violation = why;
     this.note(`protocol violation by the server: ${why}`);
-    if (!this.sentClose) {
+    if (!this.sentClose && !this.midFrame) {
       this.sentClose = true;
       if (!this.remoteClose) this.closedByMe = true;
       void this.send({ opcode: OP_CLOSE, payload: closePayload(code) });

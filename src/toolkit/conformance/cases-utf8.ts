@@ -74,7 +74,7 @@ function failFast(id: string, parts: [Buffer, Buffer, Buffer], asChops: boolean)
         await ctx.sendBytes(bytes.subarray(cut1, cut2), 'PART2');
         if (!(await ctx.pause(1000))) return;
         ctx.received.push({ type: 'timeout', label: 'B' });
-        await ctx.sendBytes(bytes.subarray(cut2), 'PART3');
+        await ctx.sendBytes(bytes.subarray(cut2), 'PART3', true);
         return;
       }
       await ctx.send({ opcode: OP_TEXT, fin: false, payload: p1 });
