@@ -42,6 +42,8 @@ export class CaseContext {
   droppedByMe = false;
   /** Something the server sent that RFC 6455 forbids; the connection was failed by this client. */
   violation?: string;
+  /** How long the end of the case waited for the server's close (for the reason). */
+  waitedForCloseMs = 0;
   /** A frame is half written (6.4.3/6.4.4): a close frame now would land inside it, so none is sent. */
   midFrame = false;
   private readonly reader = new FrameReader();

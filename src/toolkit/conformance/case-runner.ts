@@ -9,7 +9,7 @@ import type { CaseSpec } from './case-types.js';
 import { FAMILY_TITLES } from './case-types.js';
 import { openWebSocket, type HandshakeOptions } from './handshake.js';
 import type { CaseOutcome } from './report.js';
-import { judge, sameEvents } from './verdict.js';
+import { isPrefix, judge, sameEvents } from './verdict.js';
 
 export type ConnectOptions = Omit<HandshakeOptions, 'timeoutMs'>;
 
@@ -65,13 +65,21 @@ async function finish(spec: CaseSpec, ctx: CaseContext, limit: number): Promise<
   if (spec.close.closedByMe && !ctx.sentClose) {
     // Autobahn closes as soon as what came matches every expected list (so,
     // with a single list, as soon as it matches); else after the wait.
+    // What came can no longer become an expected list: no use waiting for more.
     const matchesAll = () => lists.every((l) => sameEvents(ctx.received, l));
-    await ctx.waitFor(() => matchesAll() || !ctx.open, limit);
-    if (ctx.open && !matchesAll()) ctx.note(`the expected events did not come within ${limit} ms: closing`);
+    const cannotMatch = () => !lists.some((l) => isPrefix(ctx.received, l));
+    await ctx.waitFor(() => matchesAll() || cannotMatch() || !ctx.open, limit);
+    if (ctx.open && cannotMatch()) ctx.note('what came differs from every expected outcome: closing');
+    else if (ctx.open && !matchesAll()) ctx.note(`the expected events did not come within ${limit} ms: closing`);
     if (!ctx.sentClose && !ctx.tcpClosed) await ctx.sendClose(1000);
   }
   // Wait for the server's close (or its failing of the connection), then for the TCP close.
-  await ctx.waitFor(() => ctx.remoteClose !== undefined, limit);
+  // When what came already fails the case, the server gets Autobahn's 1 s to close, not the whole timeout.
+  const waitStart = Date.now();
+  const hopeless = () => !lists.some((l) => isPrefix(ctx.received, l));
+  await ctx.waitFor(() => ctx.remoteClose !== undefined || hopeless(), limit);
+  if (!ctx.remoteClose && hopeless()) await ctx.waitFor(() => ctx.remoteClose !== undefined, Math.min(1000, limit - (Date.now() - waitStart)));
+  ctx.waitedForCloseMs = Date.now() - waitStart;
   await ctx.waitFor(() => ctx.tcpClosed, ctx.remoteClose || ctx.violation ? limit : 0);
   if (!ctx.tcpClosed) ctx.drop(ctx.remoteClose ? `the server did not close TCP within ${limit} ms of the closing handshake` : `nothing more from the server within ${limit} ms`);
 }

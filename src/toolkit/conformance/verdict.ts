@@ -17,7 +17,12 @@ import type { Verdict } from './report.js';
 import { previewOf } from './wire-log.js';
 
 export function sameEvents(a: readonly CaseEvent[], b: readonly CaseEvent[]): boolean {
-  if (a.length !== b.length) return false;
+  return a.length === b.length && isPrefix(a, b);
+}
+
+/** `a` is the start of `b`: more events may still make them equal. */
+export function isPrefix(a: readonly CaseEvent[], b: readonly CaseEvent[]): boolean {
+  if (a.length > b.length) return false;
   for (let i = 0; i < a.length; i++) {
     const x = a[i];
     const y = b[i];
@@ -75,12 +80,12 @@ export function judge(spec: CaseSpec, ctx: CaseContext, timeoutMs: number): Judg
   let wrongCode = false;
   if (!exp.closedByMe && !ctx.closedByMe && !serverClosed) {
     behaviorClose = 'FAILED';
-    closeReason = `The server did not fail the connection within ${timeoutMs} ms (expected a close${exp.codes.length ? ` with ${exp.codes.join(' or ')}` : ''} or the TCP connection dropped).`;
+    closeReason = `The server did not fail the connection within ${ctx.waitedForCloseMs || timeoutMs} ms (expected a close${exp.codes.length ? ` with ${exp.codes.join(' or ')}` : ''} or the TCP connection dropped).`;
   } else if (exp.closedByMe && ctx.closedByMe && !serverClosed) {
     // Autobahn reports this as FAILED BY CLIENT; a server that neither answers a
     // close frame nor drops the connection leaves the client no choice (RFC 6455 §5.5.1).
     behaviorClose = 'FAILED';
-    closeReason = `The server neither answered the close frame nor closed the connection within ${timeoutMs} ms.`;
+    closeReason = `The server neither answered the close frame nor closed the connection within ${ctx.waitedForCloseMs || timeoutMs} ms.`;
   } else if (exp.closedByMe !== ctx.closedByMe) {
     behaviorClose = 'FAILED';
     closeReason = exp.closedByMe
