@@ -6,7 +6,7 @@
  */
 import type net from 'node:net';
 import { encodeFrame, closePayload, payloadOf, OP_BINARY, OP_CLOSE, OP_CONTINUATION, OP_PING, OP_PONG, OP_TEXT, type FrameSpec } from './frame-writer.js';
-import { FrameReader, type ReadFrame } from './frame-reader.js';
+import { FrameReader, MAX_FRAME_BYTES, type ReadFrame } from './frame-reader.js';
 import { wireOfFrame, WireLog } from './wire-log.js';
 import type { CaseEvent } from './case-types.js';
 
@@ -18,6 +18,9 @@ export interface SendOptions {
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** A server flooding frames (pings, tiny messages) is cut off here: the tool's memory bound. Family 9 needs 1000. */
+export const MAX_EVENTS = 10_000;
 
 export function isValidUtf8(b: Buffer): boolean {
   try {
@@ -49,6 +52,7 @@ export class CaseContext {
   private readonly reader = new FrameReader();
   private fragments: Buffer[] = [];
   private fragmentOpcode = 0;
+  private fragmentBytes = 0;
   private readonly waiters = new Set<() => void>();
 
   constructor(
@@ -200,6 +204,7 @@ export class CaseContext {
   }
 
   private onFrame(f: ReadFrame): void {
+    if (this.received.length >= MAX_EVENTS) return this.fail(1008, `the server sent more than ${MAX_EVENTS} messages and control frames in one case`);
     if (this.remoteClose) return this.fail(1002, `the server sent a frame (opcode ${f.opcode}) after its close frame`);
     if (f.masked) return this.fail(1002, 'the server sent a masked frame (RFC 6455 §5.1: a server must not mask)');
     if (f.rsv !== 0) return this.fail(1002, `the server sent a frame with reserved bits ${f.rsv} and no extension negotiated`);
@@ -219,10 +224,13 @@ export class CaseContext {
     if (f.opcode === OP_CONTINUATION) {
       if (this.fragments.length === 0) return this.fail(1002, 'the server sent a continuation frame with no message to continue');
       this.fragments.push(f.payload);
+      this.fragmentBytes += f.payload.length;
+      if (this.fragmentBytes > MAX_FRAME_BYTES) return this.fail(1009, `the server sent a message of more than ${MAX_FRAME_BYTES} bytes`);
     } else {
       if (this.fragments.length > 0) return this.fail(1002, 'the server started a new message before finishing the previous one');
       this.fragmentOpcode = f.opcode;
       this.fragments.push(f.payload);
+      this.fragmentBytes = f.payload.length;
     }
     if (!f.fin) return;
     const data = this.fragments.length === 1 ? this.fragments[0] : Buffer.concat(this.fragments);
