@@ -10,7 +10,7 @@ import http from 'node:http';
 import net from 'node:net';
 import { test } from 'node:test';
 import type { ConformanceReport } from '../../src/toolkit/conformance/report.js';
-import { ROOT, runCli, unusedPort } from './helpers.js';
+import { CLI, ROOT, runCli, startPython, unusedPort } from './helpers.js';
 import { startHandmadeEcho } from './conformance-servers.js';
 
 const listed = (stdout: string) => stdout.trim().split('\n').map((l) => l.split(/\s+/)[0]);
@@ -145,4 +145,20 @@ test('an endpoint that refuses the upgrade, or answers 101 with a wrong Sec-WebS
   const lied = await runCli(['conformance', `ws://127.0.0.1:${(liar.address() as net.AddressInfo).port}/`]);
   assert.equal(lied.code, 1, lied.output);
   assert.match(lied.stderr, /PH_ERR_CONFORMANCE_HANDSHAKE: .*Sec-WebSocket-Accept is "bm90IHRoZSByaWdodCBrZXk=", expected .* for the key sent/);
+});
+
+test('at a terminal: a progress line is rewritten in place on stderr, then erased before the summary', async (t) => {
+  const server = await startHandmadeEcho();
+  t.after(() => server.close());
+  const steps = [['expect', 'result: nothing FAILED']];
+  const session = startPython(t, 'pty_session.py', [JSON.stringify(steps), '--', process.execPath, CLI, 'conformance', server.url, '--cases', '1.1.*']);
+  const exit = await session.waitExit(40_000);
+  assert.equal(exit.code, 0, session.describe());
+  const result = JSON.parse(session.stdoutLines()[0]) as { output: string; exit: number | null; error: string | null };
+  assert.equal(result.error, null, result.output);
+  assert.equal(result.exit, 0, result.output);
+  // Each case rewrites the same line: carriage return, erase to the end, the new text.
+  for (let i = 1; i <= 8; i++) assert.ok(result.output.includes(`\r\x1b[K[${i}/8] 1.1.${i} `), `progress for case ${i} of 8`);
+  // The last progress text is erased before the summary, which starts on a clean line.
+  assert.match(result.output, /\r\x1b\[Kporthole conformance ws:\/\/127\.0\.0\.1:\d+\/: 8 cases in/);
 });
