@@ -57,7 +57,9 @@ export function openWebSocket(opts: HandshakeOptions): Promise<OpenSocket> {
     socket.setNoDelay(true);
     socket.once('error', (err: NodeJS.ErrnoException) => {
       const phase = head === undefined ? 'connect' : 'handshake';
-      fail(new ConformanceConnectError(`${opts.url}: ${phase} failed: ${err.code ?? err.message}`, { cause: err }));
+      const certificate = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY/.test(err.code ?? '');
+      const hint = certificate ? ' (the server\'s certificate is not trusted: --ca FILE trusts its CA, --insecure skips the check)' : '';
+      fail(new ConformanceConnectError(`${opts.url}: ${phase} failed: ${err.code ?? err.message}${hint}`, { cause: err }));
     });
     socket.once(secure ? 'secureConnect' : 'connect', () => {
       const hostHeader = url.port ? `${url.hostname}:${url.port}` : url.hostname;
