@@ -10,7 +10,7 @@ import http from 'node:http';
 import net from 'node:net';
 import { test } from 'node:test';
 import type { ConformanceReport } from '../../src/toolkit/conformance/report.js';
-import { CLI, ROOT, runCli, startPython, unusedPort } from './helpers.js';
+import { CLI, ROOT, runCli, startCli, startPython, unusedPort } from './helpers.js';
 import { startHandmadeEcho } from './conformance-servers.js';
 
 const listed = (stdout: string) => stdout.trim().split('\n').map((l) => l.split(/\s+/)[0]);
@@ -161,4 +161,20 @@ test('at a terminal: a progress line is rewritten in place on stderr, then erase
   for (let i = 1; i <= 8; i++) assert.ok(result.output.includes(`\r\x1b[K[${i}/8] 1.1.${i} `), `progress for case ${i} of 8`);
   // The last progress text is erased before the summary, which starts on a clean line.
   assert.match(result.output, /\r\x1b\[Kporthole conformance ws:\/\/127\.0\.0\.1:\d+\/: 8 cases in/);
+});
+
+test('SIGINT stops the run after the case in progress: the summary of the cases run so far, "interrupted", exit 1', async (t) => {
+  // Every 3.x case waits out its timeout on this server: the run would take 70 s.
+  const server = await startHandmadeEcho({ noCloseOnProtocolError: true });
+  t.after(() => server.close());
+  const child = startCli(t, ['conformance', server.url, '--cases', '3.*', '--timeout', '10000']);
+  const deadline = Date.now() + 20_000;
+  while (server.connections!() < 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  assert.equal(server.connections!(), 1, child.describe());
+  child.proc.kill('SIGINT');
+  const exit = await child.waitExit(30_000);
+  assert.equal(exit.code, 1, child.describe());
+  assert.match(child.stdout, /: 1 case in /);
+  assert.match(child.stdout, /^3 Reserved Bits +0 +0 +0 +0 +1$/m);
+  assert.match(child.stderr, /^interrupted after 1 case$/m);
 });

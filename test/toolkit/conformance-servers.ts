@@ -22,6 +22,8 @@ export interface Defects {
 
 export interface TestServer {
   url: string;
+  /** Connections accepted so far (the hand-written server only). */
+  connections?: () => number;
   close(): Promise<void>;
 }
 
@@ -169,7 +171,9 @@ function serveFrames(socket: net.Socket, first: Buffer, defects: Defects): void 
 /** The hand-written echo server, with the given defects (none: a correct server). */
 export async function startHandmadeEcho(defects: Defects = {}): Promise<TestServer> {
   const sockets = new Set<net.Socket>();
+  let accepted = 0;
   const server = net.createServer((socket) => {
+    accepted++;
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
     socket.on('error', () => {});
@@ -193,6 +197,7 @@ export async function startHandmadeEcho(defects: Defects = {}): Promise<TestServ
   const port = await listen(server);
   return {
     url: `ws://127.0.0.1:${port}/`,
+    connections: () => accepted,
     close: () =>
       new Promise((resolve) => {
         for (const s of sockets) s.destroy();
