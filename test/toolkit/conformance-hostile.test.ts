@@ -68,3 +68,20 @@ test('a server that never answers the upgrade: ConformanceConnectError (PH_ERR_C
     return true;
   });
 });
+
+test('a server whose close frame is invalid (code 1005, which must never be sent; a reason that is not UTF-8) FAILS the case, even when the close was expected', async (t) => {
+  const closeWith = (payload: Buffer) => (s: net.Socket) => {
+    s.once('data', () => {
+      s.write(Buffer.concat([Buffer.from([0x88, payload.length]), payload]));
+      s.end();
+    });
+  };
+  const code1005 = await hostile(t, closeWith(Buffer.from([0x03, 0xed])));
+  const [a] = (await runConformance({ url: code1005, cases: ['7.3.3'], timeoutMs: 1000 })).cases;
+  assert.equal(a.behavior, 'FAILED');
+  assert.match(a.reason, /close code 1005/);
+  const badReason = await hostile(t, closeWith(Buffer.from([0x03, 0xe8, 0xff, 0xfe])));
+  const [b] = (await runConformance({ url: badReason, cases: ['7.3.3'], timeoutMs: 1000 })).cases;
+  assert.equal(b.behavior, 'FAILED');
+  assert.match(b.reason, /close reason that is not valid UTF-8/);
+});

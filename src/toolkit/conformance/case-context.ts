@@ -251,7 +251,15 @@ export class CaseContext {
       reason = payload.subarray(2).toString('utf8');
     }
     this.remoteClose = { code, reason };
-    if (payload.length === 1) this.note('the server sent a close frame with a 1-byte payload (RFC 6455 §5.5.1 requires 0 or at least 2)');
+    // The server's own close frame is judged too (RFC 6455 §5.5.1, §7.4): a broken one fails the case.
+    let bad: string | undefined;
+    if (payload.length === 1) bad = 'the server sent a close frame with a 1-byte payload (0 or at least 2 bytes are allowed)';
+    else if (code !== undefined && !isSendableCode(code) && !(code >= 5000)) bad = `the server sent close code ${code}, which must never be sent in a close frame`;
+    else if (payload.length > 2 && !isValidUtf8(payload.subarray(2))) bad = 'the server sent a close reason that is not valid UTF-8';
+    if (bad && !this.violation) {
+      this.violation = bad;
+      this.note(`protocol violation by the server: ${bad}`);
+    }
     if (this.midFrame) this.note('no close frame sent back: one of ours is half written');
     else if (!this.sentClose) {
       // Echo the code (RFC 6455 §5.5.1); a code that must not be sent is answered with 1000.
