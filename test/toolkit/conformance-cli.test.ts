@@ -178,3 +178,19 @@ test('SIGINT stops the run after the case in progress: the summary of the cases 
   assert.match(child.stdout, /^3 Reserved Bits +0 +0 +0 +0 +1$/m);
   assert.match(child.stderr, /^interrupted after 1 case$/m);
 });
+
+test('--origin and -H are sent with every handshake, as written', async (t) => {
+  const server = await startHandmadeEcho();
+  t.after(() => server.close());
+  const run = await runCli(['conformance', `${server.url}some/path?x=1`, '--cases', '1.1.1,2.1', '--origin', 'https://app.example.com', '-H', 'Authorization: Bearer abc', '-H', 'X-Trace: 7']);
+  assert.equal(run.code, 0, run.output);
+  assert.equal(server.heads!.length, 2);
+  for (const head of server.heads!) {
+    assert.match(head, /^GET \/some\/path\?x=1 HTTP\/1\.1\r\n/);
+    assert.match(head, /^Host: 127\.0\.0\.1:\d+$/m);
+    assert.match(head, /^Sec-WebSocket-Version: 13$/m);
+    assert.match(head, /^Origin: https:\/\/app\.example\.com$/m);
+    assert.match(head, /^Authorization: Bearer abc$/m);
+    assert.match(head, /^X-Trace: 7$/m);
+  }
+});

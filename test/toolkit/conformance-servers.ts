@@ -24,6 +24,8 @@ export interface TestServer {
   url: string;
   /** Connections accepted so far (the hand-written server only). */
   connections?: () => number;
+  /** The request heads of the handshakes (the hand-written server only). */
+  heads?: string[];
   close(): Promise<void>;
 }
 
@@ -172,6 +174,7 @@ function serveFrames(socket: net.Socket, first: Buffer, defects: Defects): void 
 export async function startHandmadeEcho(defects: Defects = {}): Promise<TestServer> {
   const sockets = new Set<net.Socket>();
   let accepted = 0;
+  const heads: string[] = [];
   const server = net.createServer((socket) => {
     accepted++;
     sockets.add(socket);
@@ -183,6 +186,7 @@ export async function startHandmadeEcho(defects: Defects = {}): Promise<TestServ
       const end = head.indexOf('\r\n\r\n');
       if (end === -1) return;
       socket.off('data', onHead);
+      heads.push(head.subarray(0, end).toString('latin1'));
       const key = /^sec-websocket-key:\s*(\S+)/im.exec(head.subarray(0, end).toString('latin1'))?.[1];
       if (!key) {
         socket.end('HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n');
@@ -198,6 +202,7 @@ export async function startHandmadeEcho(defects: Defects = {}): Promise<TestServ
   return {
     url: `ws://127.0.0.1:${port}/`,
     connections: () => accepted,
+    heads,
     close: () =>
       new Promise((resolve) => {
         for (const s of sockets) s.destroy();
