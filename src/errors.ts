@@ -513,6 +513,26 @@ export class InitWriteError extends PortholeError {
   readonly closeCode = 1011;
 }
 
+/**
+ * `porthole conformance`: the endpoint under test cannot be reached (refused,
+ * no DNS, TLS failure, no answer in time). Nothing was tested.
+ */
+export class ConformanceConnectError extends PortholeError {
+  readonly code = 'PH_ERR_CONFORMANCE_CONNECT';
+  readonly status = 502;
+  readonly closeCode = 1014;
+}
+
+/**
+ * `porthole conformance`: the endpoint answered the upgrade with something
+ * other than a valid 101 (a refusal, a wrong Sec-WebSocket-Accept). Nothing was tested.
+ */
+export class ConformanceHandshakeError extends PortholeError {
+  readonly code = 'PH_ERR_CONFORMANCE_HANDSHAKE';
+  readonly status = 502;
+  readonly closeCode = 1014;
+}
+
 /** A failure Porthole did not foresee: a bug to report, logged with its stack. */
 export class InternalError extends PortholeError {
   readonly code = 'PH_ERR_INTERNAL';
@@ -616,6 +636,8 @@ export const ERROR_CODES = [
   'PH_ERR_INIT_NAME',
   'PH_ERR_INIT_NOT_EMPTY',
   'PH_ERR_INIT_WRITE',
+  'PH_ERR_CONFORMANCE_CONNECT',
+  'PH_ERR_CONFORMANCE_HANDSHAKE',
   'PH_ERR_INTERNAL',
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];

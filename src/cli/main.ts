@@ -13,6 +13,7 @@ import { register as bench } from './bench.js';
 import { register as bridge } from './bridge.js';
 import { register as stdio } from './stdio.js';
 import { register as doctor } from './doctor.js';
+import { register as conformance } from './conformance.js';
 import { register as trust } from './trust.js';
 import { register as passwd } from './passwd.js';
 import { register as init } from './init.js';
@@ -40,7 +41,7 @@ program.exitOverride((err) => {
   process.exit(err.exitCode === 1 && err.code.startsWith('commander.') && err.code !== 'commander.executeSubCommandAsync' ? 2 : err.exitCode);
 });
 
-for (const register of [serve, apps, echo, connect, bridge, stdio, bench, doctor, init, trust, passwd]) register(program);
+for (const register of [serve, apps, echo, connect, bridge, stdio, bench, doctor, conformance, init, trust, passwd]) register(program);
 
 // The gateway is the parent of every app: its /proc/PID/environ must show no
 // secret to a same-user app (issue 8). Cleared before any app can exist.
