@@ -223,9 +223,9 @@ ul.counts{list-style:none;padding:0;margin:10px 0;display:flex;flex-wrap:wrap;ga
 ul.counts li{border:1px solid currentColor;border-radius:6px;padding:4px 10px;font-weight:600;background:#fff}
 ul.counts li .n{font-size:18px;margin-right:4px}
 ul.counts.small li{padding:1px 8px;font-size:12px}ul.counts.small li .n{font-size:13px}
-ul.counts li.zero{opacity:.45}
+ul.counts li.zero{opacity:.45}ul.counts.small li.zero{display:none}
 .v-ok{color:var(--ok)}.v-nonstrict{color:var(--ns)}.v-informational{color:var(--info)}.v-unimplemented{color:var(--unimpl)}.v-failed{color:var(--fail)}
-.badge{display:inline-block;min-width:92px;text-align:center;border-radius:4px;padding:1px 6px;font-size:12px;font-weight:700;color:#fff}
+.badge{display:inline-block;min-width:96px;text-align:center;border-radius:4px;padding:1px 6px;font-size:11px;font-weight:700;color:#fff;white-space:nowrap}
 .badge.v-ok{background:var(--ok)}.badge.v-nonstrict{background:var(--ns)}.badge.v-informational{background:var(--info)}.badge.v-unimplemented{background:var(--unimpl)}.badge.v-failed{background:var(--fail)}
 .failed-list{border:2px solid var(--fail);border-radius:8px;padding:4px 16px 8px;margin:16px 0;background:#fff5f5}
 .failed-list h2{color:var(--fail);margin-top:8px}.failed-list.none{border-color:var(--ok);background:#f0fff4}.failed-list.none h2{color:var(--ok)}
@@ -234,20 +234,23 @@ nav.families{margin:12px 0;display:flex;flex-wrap:wrap;gap:6px}
 nav.families a{border:1px solid var(--line);border-radius:12px;padding:1px 10px;text-decoration:none;color:var(--info);font-size:13px}
 table{border-collapse:collapse;width:100%}
 table.cases{table-layout:fixed}
-table.cases th,table.cases td{border-bottom:1px solid var(--line);padding:4px 6px;text-align:left;vertical-align:top}
-table.cases th{background:var(--alt);font-size:12px;position:sticky;top:0;z-index:1}
-table.cases th:nth-child(1){width:80px}table.cases th:nth-child(3),table.cases th:nth-child(4){width:120px}table.cases th:nth-child(5){width:80px}
-td.id a{font-weight:600;text-decoration:none;color:inherit}
-tr.case.failed{background:#fff5f5}tr.case.failed td:first-child{box-shadow:inset 4px 0 0 var(--fail)}
+table.cases>*>tr>th,table.cases>tbody>tr>td{border-bottom:1px solid var(--line);padding:4px 6px;text-align:left;vertical-align:top;color:var(--fg)}
+table.cases>thead>tr>th{background:var(--alt);font-size:12px;position:sticky;top:0;z-index:1}
+table.cases>thead>tr>th:nth-child(1){width:80px}table.cases>thead>tr>th:nth-child(3),table.cases>thead>tr>th:nth-child(4){width:124px}table.cases>thead>tr>th:nth-child(5){width:80px}
+table.cases>tbody>tr>td.id a{font-weight:600;text-decoration:none;color:inherit}
+table.cases>tbody>tr.v-ok>td.id{color:var(--ok)}table.cases>tbody>tr.v-nonstrict>td.id{color:var(--ns)}table.cases>tbody>tr.v-informational>td.id{color:var(--info)}table.cases>tbody>tr.v-unimplemented>td.id{color:var(--unimpl)}table.cases>tbody>tr.v-failed>td.id{color:var(--fail)}
+tr.case.failed{background:#fff5f5}tr.case.failed>td:first-child{box-shadow:inset 4px 0 0 var(--fail)}
 tr.case:target{outline:2px solid var(--info)}
 td.desc{color:var(--fg);overflow-wrap:anywhere}
 summary{cursor:pointer}
-.detail{margin:6px 0 4px;padding:6px 10px;border-left:3px solid var(--line);background:var(--alt)}
+/* The open case runs under the verdict columns too (they hold one line): the wire gets the page's width. */
+.detail{position:relative;margin:6px -334px 4px 0;padding:6px 10px;border-left:3px solid var(--line);background:var(--alt)}
+tr.failed .detail{border-left-color:var(--fail)}
 .detail p{margin:4px 0}
 tr.failed .reason{color:var(--fail)}
-table.wire{margin-top:6px;background:#fff;font-size:12px}
+table.wire{margin-top:6px;background:#fff;font-size:12px;table-layout:fixed}
 table.wire th,table.wire td{border:1px solid var(--line);padding:2px 6px;text-align:left;vertical-align:top}
-table.wire td:nth-child(1){width:70px}table.wire td:nth-child(2){width:90px;white-space:nowrap}
+table.wire th:nth-child(1){width:70px}table.wire th:nth-child(2){width:96px}table.wire td:nth-child(2){white-space:nowrap}table.wire td:nth-child(3){overflow-wrap:anywhere}
 tr.d-sent td.dir{color:var(--info)}tr.d-received td.dir{color:var(--ok)}tr.d-note td{color:var(--muted)}
 .num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 code.preview{background:var(--alt);padding:0 3px;white-space:pre-wrap;overflow-wrap:anywhere}
