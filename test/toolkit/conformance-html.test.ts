@@ -258,6 +258,22 @@ test('what a server sends is shown as text, never as markup: no element injected
   assert.deepEqual(events, []);
 });
 
+test('a close reason with bidi overrides cannot reorder the text around it', async (t) => {
+  const dir = await tempDir(t);
+  // U+202E (right-to-left override) with no U+202C would flip what follows on the line.
+  const spoof = '\u202Edeliated: OK';
+  const report = reportOf([
+    outcome('7.1.1', '7', 'Close Handling', 'FAILED', 'FAILED', {
+      remoteCloseReason: spoof,
+      wire: [closeFrame(0, 'received', 1000, spoof), frame(1, 'received', 1, spoof)],
+    }),
+  ]);
+  const { page } = await openPage(t, await writeHtmlReport(report, dir));
+  const isolated = await page.locator('tr#case-7\\.1\\.1 q, tr#case-7\\.1\\.1 code.preview').evaluateAll((els) => els.map((e) => getComputedStyle(e).unicodeBidi));
+  assert.equal(isolated.length, 3);
+  assert.deepEqual(isolated, ['isolate', 'isolate', 'isolate']);
+});
+
 test('500+ cases with long previews and long wire logs: capped rendering, still one page that reads', async (t) => {
   const dir = await tempDir(t);
   const cases: CaseOutcome[] = [];
@@ -269,10 +285,12 @@ test('500+ cases with long previews and long wire logs: capped rendering, still 
     for (let k = 0; k < records; k++) wire.push(frame(k, k % 2 ? 'received' : 'sent', 2, 'ab'.repeat(128), { length: 16 << 20 }));
     cases.push(outcome(`${family}.${Math.ceil(i / 5)}.${i}`, family, `Family ${family}`, verdict, 'OK', { wire, wireTruncated: family === '9' }));
   }
+  cases[0]!.remoteCloseReason = 'r'.repeat(5000);
   const report = reportOf(cases);
   const index = await writeHtmlReport(report, dir);
   const { page, events } = await openPage(t, index);
   assert.equal(await page.locator('tr.case').count(), 520);
+  assert.equal(await page.locator('tr#case-5\\.1\\.1 .detail > p q').textContent(), `${'r'.repeat(160)}…`, 'a long close reason is cut too');
   assert.equal(await page.locator('.failed-list li').count(), 5);
   assert.equal(await page.locator('header li[data-verdict="FAILED"] .n').textContent(), '5');
   // Previews are cut at 160 characters with a mark; the full 256 stay in report.json.

@@ -59,6 +59,11 @@ function compareIds(a: string, b: string): number {
   return 0;
 }
 
+/** A close reason is at most 123 bytes on the wire, but the record may hold anything: cut like a preview. */
+function reasonText(text: string): string {
+  return escapeHtml(text.length > PREVIEW_CHARS ? `${text.slice(0, PREVIEW_CHARS)}…` : text);
+}
+
 function preview(text: string | undefined): string {
   if (text === undefined || text === '') return '';
   const cut = text.length > PREVIEW_CHARS;
@@ -77,7 +82,7 @@ function wireWhat(r: WireRecord): string {
   ].filter(Boolean);
   let close = '';
   if (r.opcode === 8) {
-    close = r.closeCode === undefined ? ' <span class="close">no code</span>' : ` <span class="close">code ${escapeHtml(r.closeCode)}${r.closeReason ? ` reason <q>${escapeHtml(r.closeReason)}</q>` : ''}</span>`;
+    close = r.closeCode === undefined ? ' <span class="close">no code</span>' : ` <span class="close">code ${escapeHtml(r.closeCode)}${r.closeReason ? ` reason <q>${reasonText(r.closeReason)}</q>` : ''}</span>`;
   }
   return `<b>${escapeHtml(opcodeName(r.opcode))}</b> <span class="flags">${flags.join(' ')}</span>${close} ${r.opcode === 8 ? '' : preview(r.preview)}${r.text ? ` <span class="note">${escapeHtml(r.text)}</span>` : ''}`;
 }
@@ -102,7 +107,7 @@ function caseRow(c: CaseOutcome): string {
   const remote =
     c.remoteCloseCode === undefined
       ? 'no close frame from the server'
-      : `close ${escapeHtml(c.remoteCloseCode)}${c.remoteCloseReason ? ` <q>${escapeHtml(c.remoteCloseReason)}</q>` : ''}`;
+      : `close ${escapeHtml(c.remoteCloseCode)}${c.remoteCloseReason ? ` <q>${reasonText(c.remoteCloseReason)}</q>` : ''}`;
   const dropped = c.droppedBy ? `; TCP closed first by ${escapeHtml(c.droppedBy)}` : '';
   // Failed cases start open: they are what the reader came for.
   return `<tr id="${caseAnchor(c.id)}" class="case ${verdictClass(overall)}${failed ? ' failed' : ''}">
@@ -254,5 +259,7 @@ table.wire th:nth-child(1){width:70px}table.wire th:nth-child(2){width:96px}tabl
 tr.d-sent td.dir{color:var(--info)}tr.d-received td.dir{color:var(--ok)}tr.d-note td{color:var(--muted)}
 .num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 code.preview{background:var(--alt);padding:0 3px;white-space:pre-wrap;overflow-wrap:anywhere}
+/* Server text may carry bidi overrides (U+202E): isolated, it cannot reorder the report around it. */
+q,code.preview,.note{unicode-bidi:isolate}
 .flag{color:var(--fail);font-weight:600}.close{font-weight:600}.note{font-style:italic}
 `;
