@@ -306,6 +306,23 @@ test('500+ cases with long previews and long wire logs: capped rendering, still 
   assert.deepEqual(events, []);
 });
 
+test('a server that fails hundreds of cases: the failed list stays short, the families say where the failures are', async (t) => {
+  const dir = await tempDir(t);
+  const cases: CaseOutcome[] = [];
+  for (let i = 1; i <= 300; i++) cases.push(outcome(`6.${i}.1`, '6', 'UTF-8 Handling', i % 3 === 0 ? 'OK' : 'FAILED', 'OK'));
+  cases.push(outcome('1.1.1', '1', 'Framing', 'OK', 'OK'));
+  const { page } = await openPage(t, await writeHtmlReport(reportOf(cases), dir));
+  assert.equal(await page.locator('.failed-list h2').textContent(), 'Failed (200)');
+  assert.equal(await page.locator('.failed-list li').count(), 50, 'the first 50 are listed');
+  assert.match(await page.locator('.failed-list .more').textContent() ?? '', /^…and 150 more FAILED cases, marked red below\.$/);
+  // The listed ones start open; the others are closed so the page stays short.
+  assert.equal(await page.locator('tr.case.failed details[open]').count(), 50);
+  assert.equal(await page.locator('tr#case-6\\.2\\.1 details').evaluate((d) => (d as HTMLDetailsElement).open), true);
+  assert.equal(await page.locator('tr#case-6\\.299\\.1 details').evaluate((d) => (d as HTMLDetailsElement).open), false);
+  assert.deepEqual(await page.locator('nav.families a').allTextContents(), ['1 Framing', '6 UTF-8 Handling 200 FAILED']);
+  assert.equal(await page.locator('nav.families a .nfail').count(), 1);
+});
+
 test('a directory that is a file, or under a file, is refused with PH_ERR_REPORT_DIR', async (t) => {
   const dir = await tempDir(t);
   const file = join(dir, 'report.html');

@@ -12,6 +12,8 @@ import { overallVerdict, VERDICTS, type CaseOutcome, type ConformanceReport, typ
 
 /** Characters of a payload preview shown; the JSON keeps what the runner recorded. */
 const PREVIEW_CHARS = 160;
+/** FAILED cases listed at the top and open on arrival; more would bury the page. */
+const FAILED_LISTED = 50;
 /** Wire records shown per case; the rest are counted and left to report.json. */
 const WIRE_ROWS = 200;
 
@@ -101,7 +103,7 @@ function wireTable(c: CaseOutcome): string {
   return `<table class="wire"><thead><tr><th>at</th><th>direction</th><th>what</th></tr></thead><tbody>${rows.join('')}</tbody></table>${more}${truncated}`;
 }
 
-function caseRow(c: CaseOutcome): string {
+function caseRow(c: CaseOutcome, open: boolean): string {
   const overall = overallVerdict(c);
   const failed = overall === 'FAILED';
   const remote =
@@ -109,10 +111,10 @@ function caseRow(c: CaseOutcome): string {
       ? 'no close frame from the server'
       : `close ${escapeHtml(c.remoteCloseCode)}${c.remoteCloseReason ? ` <q>${reasonText(c.remoteCloseReason)}</q>` : ''}`;
   const dropped = c.droppedBy ? `; TCP closed first by ${escapeHtml(c.droppedBy)}` : '';
-  // Failed cases start open: they are what the reader came for.
+  // Listed failed cases start open: they are what the reader came for.
   return `<tr id="${caseAnchor(c.id)}" class="case ${verdictClass(overall)}${failed ? ' failed' : ''}">
 <td class="id"><a href="#${caseAnchor(c.id)}">${escapeHtml(c.id)}</a></td>
-<td class="desc"><details${failed ? ' open' : ''}><summary>${escapeHtml(c.description)}</summary>
+<td class="desc"><details${open ? ' open' : ''}><summary>${escapeHtml(c.description)}</summary>
 <div class="detail">
 <p><b>Expected:</b> ${escapeHtml(c.expectation)}</p>
 <p class="reason"><b>Why ${escapeHtml(c.behavior)}${c.behaviorClose !== c.behavior ? ` / ${escapeHtml(c.behaviorClose)}` : ''}:</b> ${escapeHtml(c.reason)}</p>
@@ -133,13 +135,13 @@ function countList(summary: Record<Verdict, number>, cls: string): string {
   return `<ul class="${cls}">${VERDICTS.map((v) => `<li class="${verdictClass(v)}${summary[v] ? '' : ' zero'}" data-verdict="${v}"><span class="n">${escapeHtml(summary[v] ?? 0)}</span> ${escapeHtml(v)}</li>`).join('')}</ul>`;
 }
 
-function familySection(family: string, title: string, cases: CaseOutcome[]): string {
+function familySection(family: string, title: string, cases: CaseOutcome[], opened: ReadonlySet<CaseOutcome>): string {
   return `<section class="family" id="family-${escapeHtml(family.replace(/[^A-Za-z0-9._-]/g, '_'))}">
 <h2>${escapeHtml(family)} · ${escapeHtml(title)} <small>${cases.length} cases</small></h2>
 ${countList(counts(cases), 'counts small')}
 <table class="cases"><thead><tr><th>Case</th><th>Description (click for the wire)</th><th>Behavior</th><th>Close</th><th>Duration</th></tr></thead>
 <tbody>
-${cases.map(caseRow).join('\n')}
+${cases.map((c) => caseRow(c, opened.has(c))).join('\n')}
 </tbody></table></section>`;
 }
 
@@ -154,12 +156,19 @@ export function renderHtmlReport(report: ConformanceReport): string {
   }
   const familyOrder = [...families.keys()].sort(compareIds);
   const failed = sorted.filter((c) => overallVerdict(c) === 'FAILED');
+  const listed = failed.slice(0, FAILED_LISTED);
+  const more = failed.length - listed.length;
   const failedList =
     failed.length === 0
       ? '<section class="failed-list none"><h2>No case FAILED</h2></section>'
-      : `<section class="failed-list"><h2>Failed (${failed.length})</h2><ol>${failed
+      : `<section class="failed-list"><h2>Failed (${failed.length})</h2><ol>${listed
           .map((c) => `<li><a href="#${caseAnchor(c.id)}">${escapeHtml(c.id)}</a> ${escapeHtml(c.description)} — <span class="muted">${escapeHtml(c.reason)}</span></li>`)
-          .join('')}</ol></section>`;
+          .join('')}</ol>${more > 0 ? `<p class="more">…and ${more} more FAILED cases, marked red below.</p>` : ''}</section>`;
+  const opened = new Set(listed);
+  const familyLink = (f: string): string => {
+    const nfail = families.get(f)!.cases.filter((c) => overallVerdict(c) === 'FAILED').length;
+    return `<a href="#family-${escapeHtml(f.replace(/[^A-Za-z0-9._-]/g, '_'))}">${escapeHtml(f)} ${escapeHtml(families.get(f)!.title)}${nfail ? ` <span class="nfail">${nfail} FAILED</span>` : ''}</a>`;
+  };
   const o = report.options;
   const opts = [
     o.cases.length ? `cases ${o.cases.join(', ')}` : 'all cases',
@@ -182,8 +191,8 @@ ${countList(report.summary, 'counts')}
 </header>
 <main>
 ${failedList}
-<nav class="families">${familyOrder.map((f) => `<a href="#family-${escapeHtml(f.replace(/[^A-Za-z0-9._-]/g, '_'))}">${escapeHtml(f)} ${escapeHtml(families.get(f)!.title)}</a>`).join(' ')}</nav>
-${familyOrder.map((f) => familySection(f, families.get(f)!.title, families.get(f)!.cases)).join('\n')}
+<nav class="families">${familyOrder.map(familyLink).join(' ')}</nav>
+${familyOrder.map((f) => familySection(f, families.get(f)!.title, families.get(f)!.cases, opened)).join('\n')}
 </main>
 </body></html>
 `;
@@ -237,6 +246,8 @@ ul.counts li.zero{opacity:.45}ul.counts.small li.zero{display:none}
 .failed-list ol{margin:0;padding-left:22px}.failed-list li{margin:2px 0}
 nav.families{margin:12px 0;display:flex;flex-wrap:wrap;gap:6px}
 nav.families a{border:1px solid var(--line);border-radius:12px;padding:1px 10px;text-decoration:none;color:var(--info);font-size:13px}
+nav.families .nfail{color:#fff;background:var(--fail);border-radius:8px;padding:0 6px;font-size:11px;font-weight:700}
+.failed-list .more{margin:6px 0 2px;color:var(--fail)}
 table{border-collapse:collapse;width:100%}
 table.cases{table-layout:fixed}
 table.cases>*>tr>th,table.cases>tbody>tr>td{border-bottom:1px solid var(--line);padding:4px 6px;text-align:left;vertical-align:top;color:var(--fg)}
