@@ -159,7 +159,7 @@ class RawClient {
 }
 
 /** Opens a raw connection with `offer` and returns the client and the server's answer, checked by our parser. */
-async function handshake(t: TestContext, port: number, offer: DeflateOffer) {
+async function handshake(t: TestContext, port: number, offer: DeflateOffer | DeflateOffer[]) {
   const socket = net.connect(port, '127.0.0.1');
   t.after(() => socket.destroy());
   await once(socket, 'connect');
@@ -291,6 +291,27 @@ for (const bits of [8, 9, 12]) {
   });
 }
 
+test('several offers: the server picks one, and the answer is matched to it', async (t) => {
+  // This server refuses to drop its context, so it skips the first offer.
+  const { port, received } = await echoServer(t, { serverNoContextTakeover: false });
+  const offers: DeflateOffer[] = [{ serverNoContextTakeover: true, serverMaxWindowBits: 9 }, { clientMaxWindowBits: true }];
+  assert.equal(deflateOfferHeader(offers), 'permessage-deflate; server_no_context_takeover; server_max_window_bits=9, permessage-deflate; client_max_window_bits');
+  const { client, negotiation } = await handshake(t, port, offers);
+  assert.ok(negotiation.status === 'accepted');
+  assert.equal(negotiation.offerIndex, 1);
+  assert.deepEqual(negotiation.params, { clientNoContextTakeover: false, serverNoContextTakeover: false, clientMaxWindowBits: 15, serverMaxWindowBits: 15 });
+  await exchange(client, new PerMessageDeflate(negotiation.params), received, messages());
+  // An answer that fits neither offer says why for each.
+  const r = parseDeflateResponse('permessage-deflate; client_max_window_bits=10', [{ serverMaxWindowBits: 9 }, { clientMaxWindowBits: 8 }]);
+  assert.ok(r.status === 'invalid');
+  assert.match(r.reason, /fits none of the 2 offers: offer 1: client_max_window_bits answered but not offered .*; offer 2: client_max_window_bits=10 is larger than the 8 offered/);
+  // Without server_no_context_takeover the answer cannot be to the first offer; it fits the second.
+  const second = parseDeflateResponse('permessage-deflate; server_max_window_bits=9', offers);
+  assert.ok(second.status === 'accepted' && second.offerIndex === 1);
+  const both = parseDeflateResponse('permessage-deflate; server_no_context_takeover; server_max_window_bits=9', offers);
+  assert.ok(both.status === 'accepted' && both.offerIndex === 0);
+});
+
 test('a server without compression declines: no header in the 101', async (t) => {
   const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, perMessageDeflate: false });
   await once(wss, 'listening');
@@ -326,6 +347,7 @@ test('bad answers are refused with a reason that names the rule', () => {
     ['permessage-deflate; server_max_window_bits="10', {}, /not closed/],
     ['permessage-deflate; <script>', {}, /not a token/],
     ['permessage-deflate; server_max_window_bits=', {}, /has no value/],
+    ['permessage-deflate; , ', {}, /not a token/],
   ];
   for (const [header, offer, reason] of cases) {
     const r = parseDeflateResponse(header, offer);
@@ -344,6 +366,9 @@ test('valid answers: quoted values, case, whitespace, and defaults', () => {
   assert.equal(offered.params.clientMaxWindowBits, 11, 'a numeric offer binds the client even when not repeated');
   assert.deepEqual(parseDeflateResponse(undefined), { status: 'declined' });
   assert.deepEqual(parseDeflateResponse('  '), { status: 'declined' });
+  assert.deepEqual(parseDeflateResponse(', ,'), { status: 'declined' }, 'empty list elements are allowed by the #rule');
+  const trailing = parseDeflateResponse('permessage-deflate; server_no_context_takeover , ');
+  assert.ok(trailing.status === 'accepted' && trailing.params.serverNoContextTakeover && trailing.offerIndex === 0);
 });
 
 const DEFAULTS: DeflateParams = { clientNoContextTakeover: false, serverNoContextTakeover: false, clientMaxWindowBits: 15, serverMaxWindowBits: 15 };

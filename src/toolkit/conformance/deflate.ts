@@ -39,13 +39,14 @@ export interface DeflateParams {
 
 /**
  * The server's answer to the offer:
- * - `accepted`: the agreed parameters and the element as the server wrote it;
+ * - `accepted`: the agreed parameters, the element as the server wrote it, and
+ *   which offer it answers (0 when one offer was made);
  * - `declined`: the response has no permessage-deflate (a valid answer, RFC 7692 §5);
  * - `invalid`: the response breaks RFC 6455 §9.1 or RFC 7692 §7.1, and the client
  *   must fail the connection; `reason` says what was wrong.
  */
 export type DeflateNegotiation =
-  | { status: 'accepted'; params: DeflateParams; element: string }
+  | { status: 'accepted'; params: DeflateParams; element: string; offerIndex: number }
   | { status: 'declined' }
   | { status: 'invalid'; reason: string };
 
@@ -63,8 +64,17 @@ function checkBits(bits: number | undefined, what: string): void {
   }
 }
 
-/** The `Sec-WebSocket-Extensions` value for an offer, e.g. `permessage-deflate; client_max_window_bits`. */
-export function deflateOfferHeader(offer: DeflateOffer = {}): string {
+/**
+ * The `Sec-WebSocket-Extensions` value for an offer, e.g.
+ * `permessage-deflate; client_max_window_bits`, or for several offers in order
+ * of preference (comma-separated, RFC 7692 §5).
+ */
+export function deflateOfferHeader(offer: DeflateOffer | readonly DeflateOffer[] = {}): string {
+  if (Array.isArray(offer)) return offer.map((o) => deflateOfferHeader(o)).join(', ');
+  return oneOffer(offer as DeflateOffer);
+}
+
+function oneOffer(offer: DeflateOffer): string {
   const parts = [NAME];
   if (offer.clientNoContextTakeover) parts.push('client_no_context_takeover');
   if (offer.serverNoContextTakeover) parts.push('server_no_context_takeover');
@@ -105,6 +115,7 @@ function parseExtensionList(header: string): Element[] | string {
   };
   while (i < n) {
     skipSpace();
+    if (i >= n) break;
     if (header[i] === ',') {
       i++; // empty list elements are allowed by the #rule
       continue;
@@ -158,12 +169,64 @@ function bitsValue(name: string, value: string | true): number | string {
   return Number(value);
 }
 
+/** The agreed parameters if `element` is a valid answer to `offer`, else the reason it is not. */
+function checkAnswer(element: Element, offer: DeflateOffer): DeflateParams | string {
+  const seen = new Set<string>();
+  const params: DeflateParams = { clientNoContextTakeover: false, serverNoContextTakeover: false, clientMaxWindowBits: 15, serverMaxWindowBits: 15 };
+  let serverBitsAnswered = false;
+  for (const { name, value } of element.params) {
+    const key = name.toLowerCase();
+    if (!KNOWN.includes(key)) return `unknown parameter ${name} (RFC 7692 §7.1)`;
+    if (seen.has(key)) return `parameter ${key} appears twice (RFC 7692 §7.1)`;
+    seen.add(key);
+    if (key === 'server_no_context_takeover' || key === 'client_no_context_takeover') {
+      if (value !== true) return `${key} takes no value, got ${key}=${value} (RFC 7692 §7.1.1)`;
+      // The server may add either one even if it was not offered (§7.1.1.1, §7.1.1.2).
+      if (key === 'server_no_context_takeover') params.serverNoContextTakeover = true;
+      else params.clientNoContextTakeover = true;
+    } else if (key === 'server_max_window_bits') {
+      const bits = bitsValue(key, value);
+      if (typeof bits === 'string') return `${bits} (RFC 7692 §7.1.2.1)`;
+      if (offer.serverMaxWindowBits !== undefined && bits > offer.serverMaxWindowBits) {
+        return `server_max_window_bits=${bits} is larger than the ${offer.serverMaxWindowBits} offered (RFC 7692 §7.1.2.1)`;
+      }
+      // Without an offer, the server may still announce a smaller window of its own (§7.1.2.1).
+      params.serverMaxWindowBits = bits;
+      serverBitsAnswered = true;
+    } else {
+      if (offer.clientMaxWindowBits === undefined || offer.clientMaxWindowBits === false) {
+        return 'client_max_window_bits answered but not offered (RFC 7692 §7.1.2.2)';
+      }
+      const bits = bitsValue(key, value);
+      if (typeof bits === 'string') return `${bits} (RFC 7692 §7.1.2.2)`;
+      if (typeof offer.clientMaxWindowBits === 'number' && bits > offer.clientMaxWindowBits) {
+        return `client_max_window_bits=${bits} is larger than the ${offer.clientMaxWindowBits} offered (RFC 7692 §7.1.2.2)`;
+      }
+      params.clientMaxWindowBits = bits;
+    }
+  }
+  // An accepting server must echo these two when they were offered (§7.1.1.1, §7.1.2.1).
+  if (offer.serverNoContextTakeover && !params.serverNoContextTakeover) {
+    return 'server_no_context_takeover was offered; the response accepts the offer without it (RFC 7692 §7.1.1.1)';
+  }
+  if (offer.serverMaxWindowBits !== undefined && !serverBitsAnswered) {
+    return `server_max_window_bits=${offer.serverMaxWindowBits} was offered; the response accepts the offer without it (RFC 7692 §7.1.2.1)`;
+  }
+  // A numeric client offer binds the client even if the response does not repeat it.
+  if (typeof offer.clientMaxWindowBits === 'number' && !seen.has('client_max_window_bits')) {
+    params.clientMaxWindowBits = offer.clientMaxWindowBits;
+  }
+  return params;
+}
+
 /**
  * Checks the server's `Sec-WebSocket-Extensions` answer against what was
  * offered (RFC 7692 §5, §7.1). `header` is the raw value (or values, if the
- * header appeared more than once; undefined when absent).
+ * header appeared more than once; undefined when absent). With several offers
+ * (sent in that order, as `deflateOfferHeader` joins them), the answer must
+ * fit one of them; `offerIndex` says which (the first that fits).
  */
-export function parseDeflateResponse(header: string | readonly string[] | undefined, offer: DeflateOffer = {}): DeflateNegotiation {
+export function parseDeflateResponse(header: string | readonly string[] | undefined, offers: DeflateOffer | readonly DeflateOffer[] = {}): DeflateNegotiation {
   const joined = Array.isArray(header) ? header.join(', ') : (header as string | undefined);
   if (joined === undefined || joined.trim() === '') return { status: 'declined' };
   const list = parseExtensionList(joined);
@@ -173,54 +236,21 @@ export function parseDeflateResponse(header: string | readonly string[] | undefi
   if (others.length > 0) {
     return { status: 'invalid', reason: `the server answered with an extension that was not offered: ${others.map((e) => e.name).join(', ')} (RFC 6455 §9.1)` };
   }
-  if (list.length > 1) return { status: 'invalid', reason: `the server accepted ${NAME} ${list.length} times; one offer was made, so one element may answer it` };
+  // Several offers are alternatives: the server accepts at most one (RFC 7692 §5).
+  if (list.length > 1) return { status: 'invalid', reason: `the server accepted ${NAME} ${list.length} times; one element may answer the offer` };
   const element = list[0]!;
-  const seen = new Set<string>();
-  const params: DeflateParams = { clientNoContextTakeover: false, serverNoContextTakeover: false, clientMaxWindowBits: 15, serverMaxWindowBits: 15 };
-  let serverBitsAnswered = false;
-  for (const { name, value } of element.params) {
-    const key = name.toLowerCase();
-    if (!KNOWN.includes(key)) return { status: 'invalid', reason: `unknown parameter ${name} (RFC 7692 §7.1)` };
-    if (seen.has(key)) return { status: 'invalid', reason: `parameter ${key} appears twice (RFC 7692 §7.1)` };
-    seen.add(key);
-    if (key === 'server_no_context_takeover' || key === 'client_no_context_takeover') {
-      if (value !== true) return { status: 'invalid', reason: `${key} takes no value, got ${key}=${value} (RFC 7692 §7.1.1)` };
-      // The server may add either one even if it was not offered (§7.1.1.1, §7.1.1.2).
-      if (key === 'server_no_context_takeover') params.serverNoContextTakeover = true;
-      else params.clientNoContextTakeover = true;
-    } else if (key === 'server_max_window_bits') {
-      const bits = bitsValue(key, value);
-      if (typeof bits === 'string') return { status: 'invalid', reason: `${bits} (RFC 7692 §7.1.2.1)` };
-      if (offer.serverMaxWindowBits !== undefined && bits > offer.serverMaxWindowBits) {
-        return { status: 'invalid', reason: `server_max_window_bits=${bits} is larger than the ${offer.serverMaxWindowBits} offered (RFC 7692 §7.1.2.1)` };
-      }
-      // Without an offer, the server may still announce a smaller window of its own (§7.1.2.1).
-      params.serverMaxWindowBits = bits;
-      serverBitsAnswered = true;
-    } else {
-      if (offer.clientMaxWindowBits === undefined || offer.clientMaxWindowBits === false) {
-        return { status: 'invalid', reason: 'client_max_window_bits answered but not offered (RFC 7692 §7.1.2.2)' };
-      }
-      const bits = bitsValue(key, value);
-      if (typeof bits === 'string') return { status: 'invalid', reason: `${bits} (RFC 7692 §7.1.2.2)` };
-      if (typeof offer.clientMaxWindowBits === 'number' && bits > offer.clientMaxWindowBits) {
-        return { status: 'invalid', reason: `client_max_window_bits=${bits} is larger than the ${offer.clientMaxWindowBits} offered (RFC 7692 §7.1.2.2)` };
-      }
-      params.clientMaxWindowBits = bits;
-    }
+  const all: readonly DeflateOffer[] = Array.isArray(offers) ? offers : [offers as DeflateOffer];
+  const reasons: string[] = [];
+  for (const [offerIndex, offer] of (all.length > 0 ? all : [{}]).entries()) {
+    const r = checkAnswer(element, offer);
+    if (typeof r !== 'string') return { status: 'accepted', params: r, element: element.text, offerIndex };
+    reasons.push(r);
   }
-  // An accepting server must echo these two when they were offered (§7.1.1.1, §7.1.2.1).
-  if (offer.serverNoContextTakeover && !params.serverNoContextTakeover) {
-    return { status: 'invalid', reason: 'server_no_context_takeover was offered; the response accepts the offer without it (RFC 7692 §7.1.1.1)' };
-  }
-  if (offer.serverMaxWindowBits !== undefined && !serverBitsAnswered) {
-    return { status: 'invalid', reason: `server_max_window_bits=${offer.serverMaxWindowBits} was offered; the response accepts the offer without it (RFC 7692 §7.1.2.1)` };
-  }
-  // A numeric client offer binds the client even if the response does not repeat it.
-  if (typeof offer.clientMaxWindowBits === 'number' && !seen.has('client_max_window_bits')) {
-    params.clientMaxWindowBits = offer.clientMaxWindowBits;
-  }
-  return { status: 'accepted', params, element: element.text };
+  const distinct = [...new Set(reasons)];
+  return {
+    status: 'invalid',
+    reason: distinct.length === 1 ? distinct[0]! : `the answer fits none of the ${all.length} offers: ${reasons.map((r, i) => `offer ${i + 1}: ${r}`).join('; ')}`,
+  };
 }
 
 /**
