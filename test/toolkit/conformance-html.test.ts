@@ -186,6 +186,8 @@ test('the report has a header with the counts, a failed list linking to the case
     ['family-7', 1, 3], ['family-9', 1, 1], ['family-10', 1, 1], ['family-12', 1, 1],
   ]);
   assert.deepEqual(await page.locator('section#family-5 tr.case td.id').allTextContents(), ['5.1', '5.15'], 'numeric order: 5.1 before 5.15');
+  assert.equal(await page.locator('section#family-3 h2 small').textContent(), '1 case');
+  assert.equal(await page.locator('section#family-5 h2 small').textContent(), '2 cases');
   assert.deepEqual(await page.locator('section.family table.cases thead th').first().textContent(), 'Case');
   const row = await page.locator('tr#case-3\\.1 > td').allTextContents();
   assert.equal(row[0], '3.1');

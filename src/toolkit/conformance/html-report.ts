@@ -137,7 +137,7 @@ function countList(summary: Record<Verdict, number>, cls: string): string {
 
 function familySection(family: string, title: string, cases: CaseOutcome[], opened: ReadonlySet<CaseOutcome>): string {
   return `<section class="family" id="family-${escapeHtml(family.replace(/[^A-Za-z0-9._-]/g, '_'))}">
-<h2>${escapeHtml(family)} · ${escapeHtml(title)} <small>${cases.length} cases</small></h2>
+<h2>${escapeHtml(family)} · ${escapeHtml(title)} <small>${cases.length} ${cases.length === 1 ? 'case' : 'cases'}</small></h2>
 ${countList(counts(cases), 'counts small')}
 <table class="cases"><thead><tr><th>Case</th><th>Description (click for the wire)</th><th>Behavior</th><th>Close</th><th>Duration</th></tr></thead>
 <tbody>
@@ -245,6 +245,8 @@ ul.counts li.zero{opacity:.45}ul.counts.small li.zero{display:none}
 .failed-list h2{color:var(--fail);margin-top:8px}.failed-list.none{border-color:var(--ok);background:#f0fff4}.failed-list.none h2{color:var(--ok)}
 .failed-list ol{margin:0;padding-left:22px}.failed-list li{margin:2px 0}
 nav.families{margin:12px 0;display:flex;flex-wrap:wrap;gap:6px}
+/* Hundreds of cases: families off screen are not laid out until scrolled to (still found by find-in-page). */
+section.family{content-visibility:auto;contain-intrinsic-size:auto 800px}
 nav.families a{border:1px solid var(--line);border-radius:12px;padding:1px 10px;text-decoration:none;color:var(--info);font-size:13px}
 nav.families .nfail{color:#fff;background:var(--fail);border-radius:8px;padding:0 6px;font-size:11px;font-weight:700}
 .failed-list .more{margin:6px 0 2px;color:var(--fail)}
