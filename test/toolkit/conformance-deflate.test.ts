@@ -13,6 +13,7 @@ import { test, type TestContext } from 'node:test';
 import zlib from 'node:zlib';
 import { WebSocketServer, type PerMessageDeflateOptions } from 'ws';
 import { InflateError, InflateLimitError } from '../../src/errors.js';
+import { startPython } from '../helpers/python.js';
 import {
   deflateOfferHeader,
   parseDeflateResponse,
@@ -310,6 +311,43 @@ test('several offers: the server picks one, and the answer is matched to it', as
   assert.ok(second.status === 'accepted' && second.offerIndex === 1);
   const both = parseDeflateResponse('permessage-deflate; server_no_context_takeover; server_max_window_bits=9', offers);
   assert.ok(both.status === 'accepted' && both.offerIndex === 0);
+});
+
+/** Python's `websockets` (Debian's python3-websockets): another zlib user, with its own defaults (12-bit windows). */
+const PY_ECHO = `
+import asyncio, websockets
+async def echo(ws, path=None):
+    async for m in ws:
+        await ws.send(m)
+async def main():
+    async with websockets.serve(echo, "127.0.0.1", 0) as server:
+        print(server.sockets[0].getsockname()[1], flush=True)
+        await asyncio.Future()
+asyncio.run(main())
+`;
+
+test('Python websockets: its 12-bit windows are read from the answer and both directions round-trip', async (t) => {
+  const py = await startPython('-c', [PY_ECHO]);
+  t.after(() => py.stop());
+  const { client, negotiation, answer } = await handshake(t, py.port, { clientMaxWindowBits: true });
+  assert.ok(negotiation.status === 'accepted', JSON.stringify(answer));
+  t.diagnostic(`websockets answered ${JSON.stringify(answer)}`);
+  const serverBits = /server_max_window_bits=(\d+)/.exec(answer!.join())?.[1];
+  const clientBits = /client_max_window_bits=(\d+)/.exec(answer!.join())?.[1];
+  assert.ok(serverBits && clientBits, 'websockets limits both windows');
+  assert.equal(negotiation.params.serverMaxWindowBits, Number(serverBits));
+  assert.equal(negotiation.params.clientMaxWindowBits, Number(clientBits));
+  const pmd = new PerMessageDeflate(negotiation.params);
+  const same = Buffer.from('python echoes this twice, to show both contexts. '.repeat(6));
+  const sizes: number[] = [];
+  for (const [i, msg] of [same, same, ...messages()].entries()) {
+    client.send(0x1, pmd.compress(msg), 0b100);
+    const echo = await client.message();
+    assert.equal(echo.rsv, 0b100, `echo ${i} is compressed`);
+    sizes.push(echo.payload.length);
+    assert.deepEqual(pmd.decompress(echo.payload, 1 << 20), msg, `echo ${i}`);
+  }
+  assert.ok(sizes[1]! < sizes[0]! / 3, `the server kept its context (${sizes.join(',')})`);
 });
 
 test('a server without compression declines: no header in the 101', async (t) => {
