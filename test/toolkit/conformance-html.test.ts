@@ -303,6 +303,18 @@ test('500+ cases with long previews and long wire logs: capped rendering, still 
   assert.equal(await big.locator('table.wire tbody tr').count(), 200);
   assert.match(await big.locator('.detail').textContent() ?? '', /250 more records not shown here: see report\.json\./);
   assert.match(await page.locator('tr.case').filter({ has: page.locator('td.id', { hasText: /^9\.1\.4$/ }) }).locator('.detail').textContent() ?? '', /summarized this long exchange/);
+  // Every link of the failed list lands on its row, deep in the page, below the sticky table header.
+  for (const href of await page.locator('.failed-list li a').evaluateAll((as) => as.map((a) => a.getAttribute('href')!))) {
+    await page.locator(`.failed-list a[href="${href}"]`).click();
+    const place = await page.evaluate((id) => {
+      const row = document.getElementById(id)!;
+      const r = row.getBoundingClientRect();
+      const th = row.closest('table')!.querySelector('thead th')!.getBoundingClientRect();
+      return { top: r.top, headerBottom: th.bottom, viewport: innerHeight };
+    }, href.slice(1));
+    assert.ok(place.top >= place.headerBottom - 1 && place.top < place.viewport / 2, `${href} is on screen, not under the header: ${JSON.stringify(place)}`);
+  }
+  await page.screenshot({ path: shotPath(dir, 'conformance-report-large.png') });
   const json = JSON.parse(await readFile(join(dir, 'report.json'), 'utf8')) as ConformanceReport;
   assert.equal(json.cases[6]!.wire.length, 450);
   assert.deepEqual(events, []);

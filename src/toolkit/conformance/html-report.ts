@@ -245,8 +245,6 @@ ul.counts li.zero{opacity:.45}ul.counts.small li.zero{display:none}
 .failed-list h2{color:var(--fail);margin-top:8px}.failed-list.none{border-color:var(--ok);background:#f0fff4}.failed-list.none h2{color:var(--ok)}
 .failed-list ol{margin:0;padding-left:22px}.failed-list li{margin:2px 0}
 nav.families{margin:12px 0;display:flex;flex-wrap:wrap;gap:6px}
-/* Hundreds of cases: families off screen are not laid out until scrolled to (still found by find-in-page). */
-section.family{content-visibility:auto;contain-intrinsic-size:auto 800px}
 nav.families a{border:1px solid var(--line);border-radius:12px;padding:1px 10px;text-decoration:none;color:var(--info);font-size:13px}
 nav.families .nfail{color:#fff;background:var(--fail);border-radius:8px;padding:0 6px;font-size:11px;font-weight:700}
 .failed-list .more{margin:6px 0 2px;color:var(--fail)}
@@ -258,7 +256,8 @@ table.cases>thead>tr>th:nth-child(1){width:80px}table.cases>thead>tr>th:nth-chil
 table.cases>tbody>tr>td.id a{font-weight:600;text-decoration:none;color:inherit}
 table.cases>tbody>tr.v-ok>td.id{color:var(--ok)}table.cases>tbody>tr.v-nonstrict>td.id{color:var(--ns)}table.cases>tbody>tr.v-informational>td.id{color:var(--info)}table.cases>tbody>tr.v-unimplemented>td.id{color:var(--unimpl)}table.cases>tbody>tr.v-failed>td.id{color:var(--fail)}
 tr.case.failed{background:#fff5f5}tr.case.failed>td:first-child{box-shadow:inset 4px 0 0 var(--fail)}
-tr.case:target{outline:2px solid var(--info)}
+/* Below the sticky column header when reached by a link. */
+tr.case{scroll-margin-top:36px}tr.case:target{outline:2px solid var(--info)}
 td.desc{color:var(--fg);overflow-wrap:anywhere}
 summary{cursor:pointer}
 /* The open case runs under the verdict columns too (they hold one line): the wire gets the page's width. */
