@@ -77,7 +77,7 @@ function realisticReport(): ConformanceReport {
     outcome('5.15', '5', 'Fragmentation', 'NON-STRICT', 'NON-STRICT', { description: 'Send text message in 2 fragments, then continuation with FIN = false.' }),
     outcome('6.4.1', '6', 'UTF-8 Handling', 'NON-STRICT', 'OK', {
       description: 'Send invalid UTF-8 in three fragments; the middle one makes it invalid.',
-      wire: [frame(0, 'sent', 1, 'κόσμε', { fin: false }), frame(1, 'sent', 0, 'f4908080', { fin: false }), closeFrame(9, 'received', 1007, 'invalid UTF-8')],
+      wire: [frame(0, 'sent', 1, 'κόσμε', { fin: false }), frame(1, 'sent', 0, 'f4908080', { fin: false, previewHex: true, length: 4 }), closeFrame(9, 'received', 1007, 'invalid UTF-8')],
     }),
     outcome('6.20.1', '6', 'UTF-8 Handling', 'FAILED', 'FAILED', {
       description: 'Send text message with payload: single UTF-16 surrogate U+D800.',
@@ -224,7 +224,7 @@ test('expanding a passing case shows what was sent, what came back, and why the 
   const wire = await row.locator('table.wire tbody tr').evaluateAll((trs) => trs.map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent!.replace(/\s+/g, ' ').trim())));
   assert.deepEqual(wire, [
     ['0 ms', '→ sent', 'TEXT fin=0 masked len=10 κόσμε'],
-    ['1 ms', '→ sent', 'CONT fin=0 masked len=8 f4908080'],
+    ['1 ms', '→ sent', 'CONT fin=0 masked len=4 hex f4908080'],
     ['9 ms', '← received', 'CLOSE fin unmasked len=15 code 1007 reason invalid UTF-8'],
   ]);
   assert.match(await row.locator('.reason').textContent() ?? '', /^Why NON-STRICT \/ OK: Verdict NON-STRICT for 6\.4\.1\.$/);

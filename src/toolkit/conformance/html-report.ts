@@ -66,16 +66,16 @@ function reasonText(text: string): string {
   return escapeHtml(text.length > PREVIEW_CHARS ? `${text.slice(0, PREVIEW_CHARS)}…` : text);
 }
 
-function preview(text: string | undefined): string {
+function preview(text: string | undefined, hex = false): string {
   if (text === undefined || text === '') return '';
   const cut = text.length > PREVIEW_CHARS;
-  return `<code class="preview">${escapeHtml(cut ? text.slice(0, PREVIEW_CHARS) : text)}</code>${cut ? '<span class="more">…</span>' : ''}`;
+  return `${hex ? '<span class="hex" title="not UTF-8: the bytes in hex">hex</span> ' : ''}<code class="preview">${escapeHtml(cut ? text.slice(0, PREVIEW_CHARS) : text)}</code>${cut ? '<span class="more">…</span>' : ''}`;
 }
 
 function wireWhat(r: WireRecord): string {
   if (r.kind === 'note' || r.dir === 'note') return `<span class="note">${escapeHtml(r.text ?? '')}</span>`;
   if (r.kind === 'tcp-close') return `<b>TCP closed</b>${r.text ? ` ${escapeHtml(r.text)}` : ''}`;
-  if (r.kind === 'bytes') return `<b>raw bytes</b> ${escapeHtml(r.length ?? 0)} B ${preview(r.preview)}${r.text ? ` <span class="note">${escapeHtml(r.text)}</span>` : ''}`;
+  if (r.kind === 'bytes') return `<b>raw bytes</b> ${escapeHtml(r.length ?? 0)} B ${preview(r.preview, r.previewHex)}${r.text ? ` <span class="note">${escapeHtml(r.text)}</span>` : ''}`;
   const flags = [
     r.fin === undefined ? '' : r.fin ? 'fin' : '<span class="flag">fin=0</span>',
     r.rsv ? `<span class="flag">rsv=${escapeHtml(r.rsv)}</span>` : '',
@@ -86,7 +86,7 @@ function wireWhat(r: WireRecord): string {
   if (r.opcode === 8) {
     close = r.closeCode === undefined ? ' <span class="close">no code</span>' : ` <span class="close">code ${escapeHtml(r.closeCode)}${r.closeReason ? ` reason <q>${reasonText(r.closeReason)}</q>` : ''}</span>`;
   }
-  return `<b>${escapeHtml(opcodeName(r.opcode))}</b> <span class="flags">${flags.join(' ')}</span>${close} ${r.opcode === 8 ? '' : preview(r.preview)}${r.text ? ` <span class="note">${escapeHtml(r.text)}</span>` : ''}`;
+  return `<b>${escapeHtml(opcodeName(r.opcode))}</b> <span class="flags">${flags.join(' ')}</span>${close} ${r.opcode === 8 ? '' : preview(r.preview, r.previewHex)}${r.text ? ` <span class="note">${escapeHtml(r.text)}</span>` : ''}`;
 }
 
 const DIRS: Record<WireRecord['dir'], string> = { sent: '→ sent', received: '← received', note: '· note' };
@@ -273,5 +273,5 @@ tr.d-sent td.dir{color:var(--info)}tr.d-received td.dir{color:var(--ok)}tr.d-not
 code.preview{background:var(--alt);padding:0 3px;white-space:pre-wrap;overflow-wrap:anywhere}
 /* Server text may carry bidi overrides (U+202E): isolated, it cannot reorder the report around it. */
 q,code.preview,.note{unicode-bidi:isolate}
-.flag{color:var(--fail);font-weight:600}.close{font-weight:600}.note{font-style:italic}
+.flag{color:var(--fail);font-weight:600}.hex{font-size:10px;font-weight:700;color:var(--muted);border:1px solid var(--line);border-radius:3px;padding:0 3px}.close{font-weight:600}.note{font-style:italic}
 `;
