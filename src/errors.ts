@@ -184,6 +184,31 @@ export class FdLimitError extends PortholeError {
 }
 
 /**
+ * A permessage-deflate message (RFC 7692) inflates to more than the caller's
+ * bound: refused before the whole output exists, so a small compressed frame
+ * cannot exhaust memory (a decompression bomb). Close 1009, like an oversized message.
+ */
+export class InflateLimitError extends PortholeError {
+  readonly code = 'PH_ERR_INFLATE_LIMIT';
+  readonly status = 413;
+  readonly closeCode = 1009;
+}
+
+/** A permessage-deflate message is not valid raw deflate data for the negotiated window (RFC 7692 §7.2.2). */
+export class InflateError extends PortholeError {
+  readonly code = 'PH_ERR_INFLATE';
+  readonly status = 400;
+  readonly closeCode = 1007;
+}
+
+/** `porthole conformance --html DIR`: DIR is an existing file, or cannot be created or written. */
+export class ReportDirError extends PortholeError {
+  readonly code = 'PH_ERR_REPORT_DIR';
+  readonly status = 500;
+  readonly closeCode = 1011;
+}
+
+/**
  * The store a bridge reads its token targets from (`bridge_token_redis`:
  * Redis) did not answer in time or refused the command. Not the client's
  * fault and it passes once the store is back: 503 and 1013 (try again later).
@@ -597,6 +622,9 @@ export const ERROR_CODES = [
   'PH_ERR_UPSTREAM_TLS',
   'PH_ERR_UPSTREAM_DNS',
   'PH_ERR_FD_LIMIT',
+  'PH_ERR_INFLATE_LIMIT',
+  'PH_ERR_INFLATE',
+  'PH_ERR_REPORT_DIR',
   'PH_ERR_TOKEN_STORE',
   'PH_ERR_STDIO_LIMIT',
   'PH_ERR_STDIO_SPAWN',

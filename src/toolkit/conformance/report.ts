@@ -32,6 +32,11 @@ export interface WireRecord {
   length?: number;
   /** The first bytes of the payload: text when it is valid UTF-8, else hex; cut at 256 characters. */
   preview?: string;
+  /**
+   * True when `preview` is hex because the payload was not valid UTF-8 (optional,
+   * added for the HTML report, which labels it: "feff" may be text or two bytes).
+   */
+  previewHex?: boolean;
   /** A close frame's code and reason. */
   closeCode?: number;
   closeReason?: string;
