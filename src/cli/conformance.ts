@@ -6,6 +6,7 @@
 import { Argument, Command, InvalidArgumentError, Option } from 'commander';
 import { PortholeError } from '../errors.js';
 import { selectCases, INCLUDABLE } from '../toolkit/conformance/case-registry.js';
+import { checkReportDir, writeHtmlReport } from '../toolkit/conformance/html-report.js';
 import { FAMILY_TITLES } from '../toolkit/conformance/case-types.js';
 import type { ConformanceReport } from '../toolkit/conformance/report.js';
 import { overallVerdict } from '../toolkit/conformance/report.js';
@@ -28,7 +29,6 @@ interface ConformanceFlags {
   progress: boolean;
 }
 
-type HtmlWriter = (report: ConformanceReport, dir: string) => Promise<string>;
 
 /** Families with cases; 12 and 13 (permessage-deflate) are not written yet. */
 const NOT_IMPLEMENTED = ['12', '13'];
@@ -96,16 +96,11 @@ Exit codes:
       if (!url) command.error('porthole conformance: missing URL (the echo endpoint to test), e.g. porthole conformance ws://127.0.0.1:9001/', { exitCode: 2, code: 'conformance.missingUrl' });
       if (sel.cases.length === 0) command.error('porthole conformance: --cases and --exclude leave no case to run', { exitCode: 2, code: 'conformance.noCase' });
 
-      let writeHtml: HtmlWriter | undefined;
       if (flags.html) {
-        writeHtml = await loadHtmlWriter();
-        if (!writeHtml) {
-          process.stderr.write('porthole conformance: --html is not available in this build (src/toolkit/conformance/html-report.ts is missing)\n');
-          process.exitCode = 1;
-          return;
-        }
+        // Before a run of many seconds, not after it: a file where the directory should be.
+        const problem = await checkReportDir(flags.html).then(() => undefined, (err: PortholeError) => err);
+        if (problem) command.error(`porthole conformance: --html: ${problem.code}: ${problem.message}`, { exitCode: 2, code: 'conformance.htmlDir' });
       }
-
       const abort = abortOnSignals();
       const tty = Boolean(process.stderr.isTTY) && flags.progress && !flags.json;
       let failedSoFar = 0;
@@ -139,28 +134,19 @@ Exit codes:
       if (tty) process.stderr.write('\r\x1b[K');
       if (flags.json) process.stdout.write(`${JSON.stringify(report)}\n`);
       else process.stdout.write(`${formatSummary(report)}\n`);
-      if (writeHtml && flags.html) {
-        const index = await writeHtml(report, flags.html);
-        process.stderr.write(`report written to ${index}\n`);
+      if (flags.html) {
+        try {
+          process.stderr.write(`report written to ${await writeHtmlReport(report, flags.html)}\n`);
+        } catch (err) {
+          if (!(err instanceof PortholeError)) throw err;
+          process.stderr.write(`porthole conformance: ${err.code}: ${err.message}\n`);
+          process.exitCode = 1;
+          return;
+        }
       }
       if (abort.signal.aborted) process.stderr.write(`interrupted after ${report.summary.total} case${report.summary.total === 1 ? '' : 's'}\n`);
       process.exitCode = report.summary.FAILED > 0 || abort.signal.aborted ? 1 : 0;
     });
-}
-
-/**
- * The HTML report lives in its own module (html-report.ts); it is loaded only
- * for --html, and a build without it says so instead of failing at start-up.
- */
-async function loadHtmlWriter(): Promise<HtmlWriter | undefined> {
-  const modulePath: string = '../toolkit/conformance/html-report.js';
-  try {
-    const mod = (await import(modulePath)) as { writeHtmlReport?: HtmlWriter };
-    return typeof mod.writeHtmlReport === 'function' ? mod.writeHtmlReport : undefined;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND') return undefined;
-    throw err;
-  }
 }
 
 function collectList(value: string, previous: string[] | undefined): string[] {

@@ -2,7 +2,7 @@
  * The `porthole conformance` recipe of docs/toolkit.md, run as written with
  * bash in a scratch folder inside the checkout (so `npx porthole` is this
  * checkout's CLI): `porthole echo` on the recipe's port, a full run, two
- * family 9 cases, and a JSON report of families 3 and 7.9.
+ * family 9 cases, and a JSON and HTML report of families 3 and 7.9.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -67,4 +67,9 @@ test('docs/toolkit.md conformance recipe: porthole echo passes, the family 9 cas
   assert.equal(report.summary.total, 16);
   assert.equal(report.summary.FAILED, 0);
   assert.deepEqual([...new Set(report.cases.map((c) => c.family))], ['3', '7']);
+  // --html beside --json: the same document, and the page.
+  const written = JSON.parse(readFileSync(join(scratch, 'report/report.json'), 'utf8')) as ConformanceReport;
+  assert.deepEqual(written.cases.map((c) => c.id), report.cases.map((c) => c.id));
+  assert.match(readFileSync(join(scratch, 'report/index.html'), 'utf8'), /^<!doctype html>/i);
+  assert.match(err, /report written to .*report\/index\.html/);
 });

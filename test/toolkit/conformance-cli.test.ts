@@ -194,3 +194,38 @@ test('--origin and -H are sent with every handshake, as written', async (t) => {
     assert.match(head, /^X-Trace: 7$/m);
   }
 });
+
+test('--html DIR writes index.html and report.json after the run; bytes that are not UTF-8 are shown as labelled hex; a DIR that is a file is refused before anything runs', async (t) => {
+  const { mkdtempSync, rmSync, writeFileSync, existsSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const dir = mkdtempSync(join(tmpdir(), 'ph-conformance-html-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const server = await startHandmadeEcho();
+  t.after(() => server.close());
+  const out = join(dir, 'report');
+  // 1.2.3: a binary message of 65 bytes of 0xfe, which is not UTF-8.
+  const run = await runCli(['conformance', server.url, '--cases', '1.1.1,1.2.3', '--html', out]);
+  assert.equal(run.code, 0, run.output);
+  assert.match(run.stderr, new RegExp(`report written to ${out.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}/index\\.html`));
+  const report = JSON.parse(readFileSync(join(out, 'report.json'), 'utf8')) as ConformanceReport;
+  assert.deepEqual(report.cases.map((c) => c.id), ['1.1.1', '1.2.3']);
+  const binary = report.cases[1].wire.find((w) => w.dir === 'sent' && w.opcode === 2)!;
+  assert.equal(binary.previewHex, true);
+  assert.match(binary.preview ?? '', /^0xfefe/);
+  const text = report.cases[0].wire.find((w) => w.dir === 'sent' && w.opcode === 1);
+  assert.equal(text?.previewHex, undefined);
+  const html = readFileSync(join(out, 'index.html'), 'utf8');
+  assert.match(html, /1\.2\.3/);
+  assert.match(html, /class="hex"/);
+
+  // A file where the report's directory should be: exit 2 at once, and the endpoint is never contacted.
+  const file = join(dir, 'a-file');
+  writeFileSync(file, 'not a directory');
+  const before = server.connections!();
+  const refused = await runCli(['conformance', server.url, '--cases', '1.1.1', '--html', file]);
+  assert.equal(refused.code, 2, refused.output);
+  assert.match(refused.stderr, /--html: PH_ERR_REPORT_DIR: cannot write the HTML report into .*a-file: it exists and is not a directory/);
+  assert.equal(server.connections!(), before);
+  assert.equal(existsSync(join(file, 'index.html')), false);
+});

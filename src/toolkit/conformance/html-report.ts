@@ -204,13 +204,7 @@ ${familyOrder.map((f) => familySection(f, families.get(f)!.title, families.get(f
  * ReportDirError.
  */
 export async function writeHtmlReport(report: ConformanceReport, dir: string): Promise<string> {
-  const target = resolve(dir);
-  const info = await stat(target).catch((e: NodeJS.ErrnoException) => (e.code === 'ENOENT' ? undefined : Promise.reject(e))).catch((e: NodeJS.ErrnoException) => {
-    throw new ReportDirError(`cannot use ${target} for the HTML report: ${e.code ?? e.message}`, { cause: e });
-  });
-  if (info && !info.isDirectory()) {
-    throw new ReportDirError(`cannot write the HTML report into ${target}: it exists and is not a directory (give a directory, e.g. ${target}-report)`);
-  }
+  const target = await checkReportDir(dir);
   const index = join(target, 'index.html');
   try {
     await mkdir(target, { recursive: true });
@@ -221,6 +215,18 @@ export async function writeHtmlReport(report: ConformanceReport, dir: string): P
     throw new ReportDirError(`cannot write the HTML report into ${target}: ${err.code ?? err.message}`, { cause: e });
   }
   return index;
+}
+
+/** DIR, resolved, when it is a directory or does not exist yet; else ReportDirError (the CLI checks before a run of minutes). */
+export async function checkReportDir(dir: string): Promise<string> {
+  const target = resolve(dir);
+  const info = await stat(target).catch((e: NodeJS.ErrnoException) => (e.code === 'ENOENT' ? undefined : Promise.reject(e))).catch((e: NodeJS.ErrnoException) => {
+    throw new ReportDirError(`cannot use ${target} for the HTML report: ${e.code ?? e.message}`, { cause: e });
+  });
+  if (info && !info.isDirectory()) {
+    throw new ReportDirError(`cannot write the HTML report into ${target}: it exists and is not a directory (give a directory, e.g. ${target}-report)`);
+  }
+  return target;
 }
 
 const CSS = `

@@ -23,6 +23,16 @@ export function previewOf(payload: Buffer): string {
   return out.length > PREVIEW_CHARS ? `${out.slice(0, PREVIEW_CHARS)}…` : out;
 }
 
+/** Whether previewOf shows these bytes as text (true) or as hex. */
+function isUtf8Head(payload: Buffer): boolean {
+  try {
+    utf8.decode(payload.length > PREVIEW_CHARS * 4 ? payload.subarray(0, PREVIEW_CHARS) : payload);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 export function wireOfFrame(dir: 'sent' | 'received', opcode: number, fin: boolean, rsv: number, masked: boolean, payload: Buffer): Omit<WireRecord, 'at'> {
   const rec: Omit<WireRecord, 'at'> = { dir, kind: 'frame', opcode, fin, rsv, masked, length: payload.length };
   if (opcode === 8 && payload.length >= 2) {
@@ -30,6 +40,8 @@ export function wireOfFrame(dir: 'sent' | 'received', opcode: number, fin: boole
     rec.closeReason = previewOf(payload.subarray(2));
   } else if (payload.length > 0) {
     rec.preview = previewOf(payload);
+    // previewOf writes bytes that are not UTF-8 as 0x… hex; the HTML report labels them.
+    if (!isUtf8Head(payload)) rec.previewHex = true;
   }
   return rec;
 }
