@@ -30,8 +30,6 @@ interface ConformanceFlags {
 }
 
 
-/** Families with cases; 12 and 13 (permessage-deflate) are not written yet. */
-const NOT_IMPLEMENTED = ['12', '13'];
 
 export function register(program: Command): void {
   program
@@ -46,7 +44,7 @@ export function register(program: Command): void {
     .addArgument(new Argument('[url]', 'the echo endpoint (ws://, wss://; http(s):// is tested as ws(s)://)').argParser(parseWsUrl))
     .option('--cases <patterns>', 'only these case ids, comma-separated globs (1.*,5.1.*,6.4); repeatable', collectList)
     .option('--exclude <patterns>', 'leave out these case ids (same globs); repeatable', collectList)
-    .option('--include <families>', `opt-in families to run too: ${INCLUDABLE.join(', ')} (limits and performance)`, collectInclude)
+    .option('--include <families>', `opt-in families to run too: ${INCLUDABLE.join(', ')} (9 limits and performance; 12 and 13 permessage-deflate)`, collectInclude)
     .addOption(new Option('--timeout <ms>', 'per case: how long to wait for an echo, a close, or the TCP close').argParser(parsePositiveMs).default(DEFAULT_TIMEOUT_MS))
     .option('--json', 'print the whole report as one JSON document on stdout (nothing else on stdout)')
     .option('--html <dir>', 'also write a readable report (index.html) into this directory')
@@ -60,7 +58,8 @@ export function register(program: Command): void {
       'after',
       `
 Families: 1 framing, 2 pings/pongs, 3 reserved bits, 4 opcodes, 5 fragmentation, 6 UTF-8,
-7 close handling, 10 misc; 9 limits/performance with --include 9 (or --cases 9.x.y).
+7 close handling, 10 misc; opt-in: 9 limits/performance (--include 9, or --cases 9.x.y),
+12 and 13 permessage-deflate (--include 12,13: 1000 compressed round trips per case).
 Each case runs on its own connection; the run takes about 15 s against a local echo server.
 
 Verdicts (Autobahn's): OK; NON-STRICT (allowed, but not the strict reading: e.g. invalid
@@ -74,6 +73,7 @@ Examples:
   porthole conformance ws://127.0.0.1:9001/ --cases 5.*,6.4  fragmentation and UTF-8 fail-fast only
   porthole conformance ws://127.0.0.1:9001/ --exclude 6.*    everything but UTF-8
   porthole conformance ws://127.0.0.1:9001/ --include 9 --timeout 60000
+  porthole conformance ws://127.0.0.1:9001/ --cases 12.1.*,13.*.1   compression: JSON at every size, each offer once
   porthole conformance ws://127.0.0.1:50000/echo/ --json > report.json
   porthole conformance --list --cases 7.9.*                  the invalid close codes, without connecting
 
@@ -159,7 +159,6 @@ function collectList(value: string, previous: string[] | undefined): string[] {
 function collectInclude(value: string, previous: string[] | undefined): string[] {
   const items = value.split(',').map((s) => s.trim()).filter(Boolean);
   for (const f of items) {
-    if (NOT_IMPLEMENTED.includes(f)) throw new InvalidArgumentError(`family ${f} (permessage-deflate) is not implemented yet.`);
     if (!INCLUDABLE.includes(f)) throw new InvalidArgumentError(`"${f}" is not an opt-in family: expected ${INCLUDABLE.join(', ')} (families 1-7 and 10 always run).`);
   }
   return [...new Set([...(previous ?? []), ...items])];

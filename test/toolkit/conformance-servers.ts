@@ -18,6 +18,8 @@ export interface Defects {
   wrongPongPayload?: boolean;
   /** On a protocol error (what must fail the connection with 1002) the frame is dropped and the connection goes on. */
   noCloseOnProtocolError?: boolean;
+  /** A Sec-WebSocket-Extensions line for the 101 (say, permessage-deflate it does not implement), whatever was offered. */
+  extensionAnswer?: string;
 }
 
 export interface TestServer {
@@ -193,7 +195,8 @@ export async function startHandmadeEcho(defects: Defects = {}): Promise<TestServ
         return;
       }
       const accept = createHash('sha1').update(`${key}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64');
-      socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`);
+      const extension = defects.extensionAnswer ? `Sec-WebSocket-Extensions: ${defects.extensionAnswer}\r\n` : '';
+      socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n${extension}\r\n`);
       serveFrames(socket, head.subarray(end + 4), defects);
     };
     socket.on('data', onHead);

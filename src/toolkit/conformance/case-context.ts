@@ -9,6 +9,7 @@ import { encodeFrame, closePayload, payloadOf, OP_BINARY, OP_CLOSE, OP_CONTINUAT
 import { FrameReader, MAX_FRAME_BYTES, type ReadFrame } from './frame-reader.js';
 import { wireOfFrame, WireLog } from './wire-log.js';
 import type { CaseEvent } from './case-types.js';
+import type { PerMessageDeflate } from './deflate.js';
 
 export interface SendOptions {
   /** Write the bytes in pieces of this size (Autobahn's chopsize), each its own write. */
@@ -49,6 +50,10 @@ export class CaseContext {
   waitedForCloseMs = 0;
   /** A frame is half written (6.4.3/6.4.4): a close frame now would land inside it, so none is sent. */
   midFrame = false;
+  /** permessage-deflate as negotiated (families 12 and 13); undefined: no extension. */
+  deflate?: PerMessageDeflate;
+  /** The message being received is compressed (RSV1 on its first frame). */
+  private compressed = false;
   private readonly reader = new FrameReader();
   private fragments: Buffer[] = [];
   private fragmentOpcode = 0;
@@ -102,6 +107,23 @@ export class CaseContext {
       return true;
     }
     return this.write(Buffer.concat(encoded), opts.chop);
+  }
+
+  /**
+   * One message through permessage-deflate: compressed whole, RSV1 on the
+   * first frame, the compressed bytes cut into frames of `fragment` bytes
+   * (0: one frame), as Autobahn's autoFragmentSize does.
+   */
+  async sendCompressed(opcode: number, payload: Buffer, fragment = 0): Promise<boolean> {
+    if (!this.deflate) throw new Error('no permessage-deflate was negotiated');
+    const data = this.deflate.compress(payload);
+    this.note(`${payload.length} bytes compressed to ${data.length}`);
+    if (fragment <= 0 || data.length <= fragment) return this.send({ opcode, rsv: 4, payload: data });
+    const frames: FrameSpec[] = [];
+    for (let at = 0; at < data.length; at += fragment) {
+      frames.push({ opcode: at === 0 ? opcode : OP_CONTINUATION, rsv: at === 0 ? 4 : 0, fin: at + fragment >= data.length, payload: data.subarray(at, at + fragment) });
+    }
+    return this.send(frames);
   }
 
   /** Records a frame that is written by `sendBytes` in parts. */
@@ -207,8 +229,12 @@ export class CaseContext {
     if (this.received.length >= MAX_EVENTS) return this.fail(1008, `the server sent more than ${MAX_EVENTS} messages and control frames in one case`);
     if (this.remoteClose) return this.fail(1002, `the server sent a frame (opcode ${f.opcode}) after its close frame`);
     if (f.masked) return this.fail(1002, 'the server sent a masked frame (RFC 6455 §5.1: a server must not mask)');
-    if (f.rsv !== 0) return this.fail(1002, `the server sent a frame with reserved bits ${f.rsv} and no extension negotiated`);
     const control = f.opcode >= 8;
+    // RSV1 marks a compressed message, on its first frame only (RFC 7692 §6); every other bit, and RSV1 elsewhere, is a violation.
+    const compressedStart = f.rsv === 4 && this.deflate !== undefined && (f.opcode === OP_TEXT || f.opcode === OP_BINARY);
+    if (f.rsv !== 0 && !compressedStart) {
+      return this.fail(1002, this.deflate ? `the server sent reserved bits ${f.rsv} on a frame of opcode ${f.opcode} (RSV1 belongs on the first frame of a compressed message only)` : `the server sent a frame with reserved bits ${f.rsv} and no extension negotiated`);
+    }
     if (![OP_CONTINUATION, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG].includes(f.opcode)) return this.fail(1002, `the server sent reserved opcode ${f.opcode}`);
     if (control && (!f.fin || f.payload.length > 125)) return this.fail(1002, 'the server sent a fragmented or oversized control frame');
     if (f.opcode === OP_PING) {
@@ -229,12 +255,23 @@ export class CaseContext {
     } else {
       if (this.fragments.length > 0) return this.fail(1002, 'the server started a new message before finishing the previous one');
       this.fragmentOpcode = f.opcode;
+      this.compressed = compressedStart;
       this.fragments.push(f.payload);
       this.fragmentBytes = f.payload.length;
     }
     if (!f.fin) return;
-    const data = this.fragments.length === 1 ? this.fragments[0] : Buffer.concat(this.fragments);
+    let data = this.fragments.length === 1 ? this.fragments[0] : Buffer.concat(this.fragments);
     this.fragments = [];
+    if (this.compressed) {
+      try {
+        data = this.deflate!.decompress(data, MAX_FRAME_BYTES);
+      } catch (err) {
+        return this.fail(1007, `the server sent a compressed message that does not inflate: ${(err as Error).message}`);
+      }
+    }
+    // Families 12 and 13 echo one payload 1000 times: equal messages share one buffer.
+    const last = this.received.at(-1);
+    if (last?.type === 'message' && last.data !== data && last.data.length === data.length && last.data.equals(data)) data = last.data;
     if (this.fragmentOpcode === OP_TEXT && !isValidUtf8(data)) {
       // Recorded first, so the mismatch shows in the report, then failed as §8.1 requires.
       this.received.push({ type: 'message', binary: false, data });

@@ -7,6 +7,7 @@
  */
 import { OPT_IN_FAMILIES, type CaseSpec } from './case-types.js';
 import { closeCases } from './cases-close.js';
+import { compressionCases } from './cases-compression.js';
 import { fragmentationCases } from './cases-fragmentation.js';
 import { framingCases, miscCases } from './cases-framing.js';
 import { limitCases } from './cases-limits.js';
@@ -17,7 +18,7 @@ import { utf8Cases } from './cases-utf8.js';
 let all: CaseSpec[] | undefined;
 
 export function allCases(): CaseSpec[] {
-  all ??= [...framingCases(), ...pingCases(), ...reservedBitCases(), ...opcodeCases(), ...fragmentationCases(), ...utf8Cases(), ...closeCases(), ...limitCases(), ...miscCases()];
+  all ??= [...framingCases(), ...pingCases(), ...reservedBitCases(), ...opcodeCases(), ...fragmentationCases(), ...utf8Cases(), ...closeCases(), ...limitCases(), ...miscCases(), ...compressionCases()];
   return all;
 }
 

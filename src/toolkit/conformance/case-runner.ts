@@ -7,6 +7,7 @@
 import { CaseContext } from './case-context.js';
 import type { CaseSpec } from './case-types.js';
 import { FAMILY_TITLES } from './case-types.js';
+import { deflateOfferHeader, parseDeflateResponse, PerMessageDeflate } from './deflate.js';
 import { openWebSocket, type HandshakeOptions } from './handshake.js';
 import type { CaseOutcome } from './report.js';
 import { isPrefix, judge, sameEvents } from './verdict.js';
@@ -23,8 +24,31 @@ export async function runCase(spec: CaseSpec, connect: ConnectOptions, timeoutMs
   const base = { id: spec.id, family, familyTitle: FAMILY_TITLES[family] ?? '', description: spec.description, expectation: spec.expectation };
   const limit = Math.max(timeoutMs, spec.minTimeoutMs ?? 0);
   // The handshake is not part of the case: its failure is the tool's, thrown to the caller.
-  const open = await openWebSocket({ ...connect, timeoutMs: Math.max(timeoutMs, 5000) });
+  const offer = spec.deflate ? deflateOfferHeader(spec.deflate) : undefined;
+  const open = await openWebSocket({ ...connect, timeoutMs: Math.max(timeoutMs, 5000), ...(offer ? { extensions: offer } : {}) });
   const ctx = new CaseContext(open.socket, open.leftover, started, spec.bulky);
+  let refused: { verdict: 'UNIMPLEMENTED' | 'FAILED'; reason: string } | undefined;
+  if (spec.deflate) {
+    ctx.note(`offered Sec-WebSocket-Extensions: ${offer}`);
+    const answer = parseDeflateResponse(open.extensions, spec.deflate);
+    if (answer.status === 'accepted') {
+      ctx.deflate = new PerMessageDeflate(answer.params);
+      ctx.note(`the server accepted: ${answer.element}`);
+    } else {
+      refused =
+        answer.status === 'declined'
+          ? { verdict: 'UNIMPLEMENTED', reason: `The server did not accept permessage-deflate (no Sec-WebSocket-Extensions in its 101${open.extensions ? `, it chose: ${open.extensions}` : ''}).` }
+          : { verdict: 'FAILED', reason: `The server's answer to the permessage-deflate offer breaks RFC 7692: ${answer.reason} (it sent: ${open.extensions}).` };
+      ctx.note(refused.reason);
+    }
+  }
+  if (refused) {
+    // Nothing to test: close cleanly and report why.
+    await ctx.sendClose(1000);
+    await ctx.waitFor(() => ctx.remoteClose !== undefined, Math.min(timeoutMs, 2000));
+    ctx.drop('the case ends here');
+    return { ...base, behavior: refused.verdict, behaviorClose: refused.verdict, reason: refused.reason, durationMs: Math.round(performance.now() - started), droppedBy: 'client', wire: ctx.wire.records() };
+  }
   try {
     // The script's own pauses (up to 2 s in 5.19 and 6.4.x) come on top of the timeout.
     const scriptLimit = limit + (spec.pausesMs ?? 0);

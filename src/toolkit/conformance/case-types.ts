@@ -4,6 +4,7 @@
  * `expectedClose`), from which the verdicts are derived.
  */
 import type { CaseContext } from './case-context.js';
+import type { DeflateOffer } from './deflate.js';
 import type { Verdict } from './report.js';
 
 /** Something the server did that a case compares with its expectation. */
@@ -53,6 +54,12 @@ export interface CaseSpec {
   bulky?: boolean;
   /** The case needs more than the per-case timeout (family 9): this many ms at least. */
   minTimeoutMs?: number;
+  /**
+   * Families 12 and 13: the permessage-deflate offers made in the handshake.
+   * A server that declines them gets UNIMPLEMENTED; an answer RFC 7692 does
+   * not allow, FAILED.
+   */
+  deflate?: DeflateOffer[];
 }
 
 export const FAMILY_TITLES: Readonly<Record<string, string>> = {
@@ -65,10 +72,12 @@ export const FAMILY_TITLES: Readonly<Record<string, string>> = {
   '7': 'Close Handling',
   '9': 'Limits/Performance',
   '10': 'Miscellaneous',
+  '12': 'WebSocket Compression (different payloads)',
+  '13': 'WebSocket Compression (different parameters)',
 };
 
 /** Families run only with `--include`. */
-export const OPT_IN_FAMILIES: readonly string[] = ['9'];
+export const OPT_IN_FAMILIES: readonly string[] = ['9', '12', '13'];
 
 export function text(s: string): CaseEvent {
   return { type: 'message', binary: false, data: Buffer.from(s, 'utf8') };

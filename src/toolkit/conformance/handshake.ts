@@ -19,6 +19,8 @@ export interface HandshakeOptions {
   /** wss: extra trusted CA (PEM). */
   ca?: Buffer;
   timeoutMs: number;
+  /** A Sec-WebSocket-Extensions offer (families 12 and 13); without it, a server that selects an extension fails the handshake. */
+  extensions?: string;
 }
 
 export interface OpenSocket {
@@ -27,6 +29,8 @@ export interface OpenSocket {
   leftover: Buffer;
   /** The response head as received (for the report). */
   responseHead: string;
+  /** The server's Sec-WebSocket-Extensions, every such header joined with ", " (only when extensions were offered). */
+  extensions?: string;
 }
 
 /** Sec-WebSocket-Accept for a key (RFC 6455 §4.2.2). */
@@ -72,6 +76,7 @@ export function openWebSocket(opts: HandshakeOptions): Promise<OpenSocket> {
         'Sec-WebSocket-Version: 13',
       ];
       if (opts.origin) lines.push(`Origin: ${opts.origin}`);
+      if (opts.extensions) lines.push(`Sec-WebSocket-Extensions: ${opts.extensions}`);
       for (const [name, value] of Object.entries(opts.headers ?? {})) lines.push(`${name}: ${value}`);
       socket.write(`${lines.join('\r\n')}\r\n\r\n`);
       head = Buffer.alloc(0);
@@ -87,12 +92,12 @@ export function openWebSocket(opts: HandshakeOptions): Promise<OpenSocket> {
       socket.off('data', onData);
       const text = head.subarray(0, end).toString('latin1');
       const leftover = head.subarray(end + 4);
-      const problem = checkResponse(text, key);
+      const problem = checkResponse(text, key, Boolean(opts.extensions));
       if (problem) return fail(new ConformanceHandshakeError(`${opts.url}: ${problem}`));
       settled = true;
       clearTimeout(timer);
       socket.removeAllListeners('error');
-      resolve({ socket, leftover, responseHead: text });
+      resolve({ socket, leftover, responseHead: text, ...(opts.extensions ? { extensions: extensionsOf(text) } : {}) });
     };
     socket.on('data', onData);
     socket.once('end', () => {
@@ -101,8 +106,18 @@ export function openWebSocket(opts: HandshakeOptions): Promise<OpenSocket> {
   });
 }
 
-/** Why a response head is not a valid 101 for this key, or undefined. */
-export function checkResponse(head: string, key: string): string | undefined {
+/** Every Sec-WebSocket-Extensions header of a response head, joined with ", " (undefined when there is none). */
+function extensionsOf(head: string): string | undefined {
+  const values = head
+    .split('\r\n')
+    .slice(1)
+    .filter((line) => /^sec-websocket-extensions\s*:/i.test(line))
+    .map((line) => line.slice(line.indexOf(':') + 1).trim());
+  return values.length ? values.join(', ') : undefined;
+}
+
+/** Why a response head is not a valid 101 for this key, or undefined. With `offered`, an extension the server selects is for the case to judge. */
+export function checkResponse(head: string, key: string, offered = false): string | undefined {
   const [statusLine, ...headerLines] = head.split('\r\n');
   const m = /^HTTP\/1\.[01] (\d{3})/.exec(statusLine);
   if (!m) return `the answer to the upgrade is not HTTP: ${JSON.stringify(statusLine.slice(0, 80))}`;
@@ -116,6 +131,6 @@ export function checkResponse(head: string, key: string): string | undefined {
   if (!/(^|,)\s*upgrade\s*(,|$)/i.test(headers.get('connection') ?? '')) return 'the 101 has no "Connection: Upgrade"';
   const accept = headers.get('sec-websocket-accept');
   if (accept !== acceptFor(key)) return `Sec-WebSocket-Accept is ${accept === undefined ? 'missing' : JSON.stringify(accept)}, expected ${acceptFor(key)} for the key sent (RFC 6455 §4.2.2)`;
-  if (headers.has('sec-websocket-extensions')) return `the server selected an extension that was not offered: ${headers.get('sec-websocket-extensions')}`;
+  if (!offered && headers.has('sec-websocket-extensions')) return `the server selected an extension that was not offered: ${headers.get('sec-websocket-extensions')}`;
   return undefined;
 }
