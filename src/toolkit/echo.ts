@@ -35,6 +35,8 @@ export interface EchoServer {
 }
 
 export const DEFAULT_MAX_PAYLOAD = 100 * 1024 * 1024;
+/** Fragments per message: bounded (an endless run of empty fragments is memory too), above what the conformance cases send. */
+const ECHO_MAX_FRAGMENTS = 65_536;
 
 /** Clients that do not answer our 1001 within this time are cut. */
 const CLOSE_GRACE_MS = 2000;
@@ -52,6 +54,8 @@ export async function startEchoServer(opts: EchoServerOptions = {}): Promise<Ech
     server: http,
     perMessageDeflate: opts.compress ?? false,
     maxPayload,
+    // Autobahn's 9.3.1 and 9.4.1 send a 4 MiB message in 65,536 fragments of 64 bytes; ws's own limit (16,384) refuses them with 1008.
+    maxFragments: ECHO_MAX_FRAGMENTS,
     // The client's offer order is kept in the Set (RFC 6455 §4.2.2 lets the server pick any; we honour the client's preference).
     handleProtocols: (offered: Set<string>) => {
       for (const p of offered) if (subprotocols.includes(p)) return p;

@@ -31,6 +31,16 @@ test('porthole echo (the CLI) passes families 1-7 and 10, run by the porthole co
   t.diagnostic(`porthole echo: ${JSON.stringify(report.summary)} in ${report.durationMs} ms`);
 });
 
+test('porthole echo takes a 4 MiB message in 65,536 fragments (9.3.1, 9.4.1), and porthole echo --compress passes families 12 and 13', async (t) => {
+  const echo = startCli(t, ['echo', '--port', '0', '--compress']);
+  await echo.waitFor('the listening line', () => echo.stdout.includes('\n'));
+  const url = /^listening on (ws:\/\/\S+)$/m.exec(echo.stdout)?.[1];
+  assert.ok(url, echo.describe());
+  const report = await runConformance({ url: url!, cases: ['9.3.1', '9.4.1', '12.1.2', '12.2.11', '12.5.3', '13.2.2', '13.3.2', '13.5.2', '13.7.2'] });
+  assert.equal(report.summary.FAILED, 0, report.cases.filter((c) => overallVerdict(c) === 'FAILED').map((c) => `${c.id}: ${c.reason}`).join('\n'));
+  assert.equal(report.summary.OK, 9);
+});
+
 test('through porthole serve, a ws echo app gets the same verdict pair in every case as when tested directly', async (t) => {
   const app = await startWsEcho();
   t.after(() => app.close());
