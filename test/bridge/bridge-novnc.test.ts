@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
-import { launchChromium } from '../helpers/browser.js';
+import { canvasPixels, launchChromium } from '../helpers/browser.js';
 import { startGateway, type TestGateway } from '../helpers/net.js';
 import { startBridgeCli, type BridgeCli } from '../fixtures/bridge/bridge-cli.js';
 import { startDesktop, type Desktop } from '../fixtures/bridge/x-desktop.js';
@@ -19,22 +19,8 @@ import { startDesktop, type Desktop } from '../fixtures/bridge/x-desktop.js';
 const NOVNC = '/usr/share/novnc';
 const WORD = 'PORTHOLE-BRIDGE-OK';
 
-/**
- * Pixels of noVNC's canvas (the remote framebuffer) that are not black, and
- * how many are white (the xterm's background). A string, not a function:
- * tsx would wrap a function in a `__name()` helper the page does not have.
- */
-const CANVAS_PIXELS = `(() => {
-  const canvas = document.querySelector('#noVNC_container canvas');
-  if (!canvas || !canvas.width) return null;
-  const d = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
-  let nonBlack = 0, white = 0;
-  for (let i = 0; i < d.length; i += 4) {
-    if (d[i] || d[i + 1] || d[i + 2]) nonBlack++;
-    if (d[i] > 200 && d[i + 1] > 200 && d[i + 2] > 200) white++;
-  }
-  return { width: canvas.width, height: canvas.height, nonBlack, white };
-})()`;
+/** The pixels of noVNC's canvas (see canvasPixels). */
+const CANVAS_PIXELS = canvasPixels('#noVNC_container');
 
 interface Pixels {
   width: number;

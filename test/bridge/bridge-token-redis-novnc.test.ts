@@ -10,25 +10,15 @@ import { existsSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { Redis } from 'ioredis';
 import type { Browser, Page } from 'playwright-core';
-import { launchChromium } from '../helpers/browser.js';
+import { canvasPixels, launchChromium } from '../helpers/browser.js';
 import { startRedis, type RedisHandle } from '../helpers/redis.js';
 import { logEvents, startBridgeCli, type BridgeCli } from '../fixtures/bridge/bridge-cli.js';
 import { startDesktop, type Desktop } from '../fixtures/bridge/x-desktop.js';
 
 const NOVNC = '/usr/share/novnc';
 
-/** Non-black and white pixels of noVNC's canvas (a string: tsx would wrap a function in a helper the page lacks). */
-const CANVAS_PIXELS = `(() => {
-  const canvas = document.querySelector('#noVNC_container canvas');
-  if (!canvas || !canvas.width) return null;
-  const d = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
-  let nonBlack = 0, white = 0;
-  for (let i = 0; i < d.length; i += 4) {
-    if (d[i] || d[i + 1] || d[i + 2]) nonBlack++;
-    if (d[i] > 200 && d[i + 1] > 200 && d[i + 2] > 200) white++;
-  }
-  return { width: canvas.width, height: canvas.height, nonBlack, white };
-})()`;
+/** The pixels of noVNC's canvas (see canvasPixels). */
+const CANVAS_PIXELS = canvasPixels('#noVNC_container');
 
 function vncUrl(cli: BridgeCli, token: string): string {
   // noVNC's `path` is the WebSocket path, query included: encoded once for the page's own query.

@@ -23,7 +23,7 @@ import { startBridgeServer } from '../../src/toolkit/bridge-server.js';
 import { runCli } from '../helpers/cli.js';
 import { startGateway, wsCloseOf, type TestGateway } from '../helpers/net.js';
 import { PYTHON } from '../helpers/python.js';
-import { freePort, startRedis, type RedisHandle } from '../helpers/redis.js';
+import { freePort, redisCertificates, startRedis, type RedisHandle } from '../helpers/redis.js';
 import { logEvents, startBridgeCli } from '../fixtures/bridge/bridge-cli.js';
 import { tcpPeer, type TcpPeer } from '../fixtures/bridge/tcp-peers.js';
 import { receiveBytes } from '../fixtures/bridge/ws-bytes.js';
@@ -547,21 +547,16 @@ describe('rediss:// (TLS to Redis)', { timeout: 60_000 }, () => {
 });
 
 test('a Redis that wants a client certificate hangs up on the bridge: each client gets 1013, and the bridge lives on (a second TLS error of one socket is heard)', { timeout: 60_000 }, async (t) => {
-  const { mkdtempSync, rmSync, writeFileSync } = await import('node:fs');
-  const { execFileSync } = await import('node:child_process');
+  const { mkdtempSync, rmSync } = await import('node:fs');
   const { join } = await import('node:path');
   const { tmpdir } = await import('node:os');
   const dir = mkdtempSync(join(tmpdir(), 'porthole-rediss-mtls-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
-  const ssl = (args: string[]) => execFileSync('/usr/bin/openssl', args, { cwd: dir, stdio: 'ignore' });
-  ssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=porthole test redis CA']);
-  ssl(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'srv.key', '-out', 'srv.csr', '-subj', '/CN=localhost']);
-  writeFileSync(join(dir, 'ext'), 'subjectAltName=DNS:localhost\n');
-  ssl(['x509', '-req', '-in', 'srv.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'srv.pem', '-days', '2', '-extfile', 'ext']);
+  const certs = redisCertificates(dir);
   const tlsPort = await freePort();
-  const redis = await startRedis({ args: ['--tls-port', String(tlsPort), '--tls-cert-file', join(dir, 'srv.pem'), '--tls-key-file', join(dir, 'srv.key'), '--tls-ca-cert-file', join(dir, 'ca.pem'), '--tls-auth-clients', 'yes'] });
+  const redis = await startRedis({ args: ['--tls-port', String(tlsPort), '--tls-cert-file', certs.serverCert, '--tls-key-file', certs.serverKey, '--tls-ca-cert-file', certs.ca, '--tls-auth-clients', 'yes'] });
   t.after(() => redis.close());
-  const bridge = await startBridgeCli(['127.0.0.1:0', '--token-redis', `rediss://localhost:${tlsPort}/0`], { NODE_EXTRA_CA_CERTS: join(dir, 'ca.pem') });
+  const bridge = await startBridgeCli(['127.0.0.1:0', '--token-redis', `rediss://localhost:${tlsPort}/0`], { NODE_EXTRA_CA_CERTS: certs.ca });
   t.after(() => bridge.stop());
   for (let i = 0; i < 5; i++) {
     const c = await wsCloseOf(`${bridge.wsUrl}/?token=any`, ['binary']);

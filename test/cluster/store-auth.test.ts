@@ -9,13 +9,12 @@
  */
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createServer } from 'porthole';
-import { freePort, startRedis } from '../helpers/redis.js';
+import { freePort, redisCertificates, startRedis } from '../helpers/redis.js';
 import { startNode, until, type TestNode } from './helpers.js';
 
 const APP = fileURLToPath(new URL('../fixtures/cluster/echo-app.mjs', import.meta.url));
@@ -107,24 +106,9 @@ test('store.password_file: readable by every user, missing, or beside a password
   await node.listen();
 });
 
-/** A CA, Redis's certificate (localhost and 127.0.0.1) and a client certificate, all signed by the CA. */
-function certificates(dir: string): { ca: string; serverCert: string; serverKey: string; clientCert: string; clientKey: string } {
-  const ssl = (args: string[]) => execFileSync('/usr/bin/openssl', args, { cwd: dir, stdio: 'ignore' });
-  ssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=porthole test store CA']);
-  for (const [name, ext] of [
-    ['redis', 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n'],
-    ['node', 'extendedKeyUsage=clientAuth\n'],
-  ] as const) {
-    ssl(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${name}`]);
-    writeFileSync(join(dir, `${name}.ext`), ext);
-    ssl(['x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${name}.pem`, '-days', '2', '-extfile', `${name}.ext`]);
-  }
-  return { ca: join(dir, 'ca.pem'), serverCert: join(dir, 'redis.pem'), serverKey: join(dir, 'redis.key'), clientCert: join(dir, 'node.pem'), clientKey: join(dir, 'node.key') };
-}
-
 test('rediss:// with store.tls: nodes check Redis against the CA and show their client certificate; without the CA or the certificate they do not start', async (t) => {
   const dir = tempDir(t, 'ph-store-tls-');
-  const c = certificates(dir);
+  const c = redisCertificates(dir);
   const tlsPort = await freePort();
   // Redis's default: clients must show a certificate signed by its CA (tls-auth-clients yes); and a password too.
   const redis = await startRedis({ password: PASSWORD, args: ['--tls-port', String(tlsPort), '--tls-cert-file', c.serverCert, '--tls-key-file', c.serverKey, '--tls-ca-cert-file', c.ca, '--tls-auth-clients', 'yes', '--bind', '127.0.0.1', '127.0.0.2'] });

@@ -23,7 +23,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
-import { launchChromium } from '../helpers/browser.js';
+import { canvasPixels, launchChromium } from '../helpers/browser.js';
 import { startGateway, wsUpstream, type TestGateway, type WsUpstream } from '../helpers/net.js';
 import { deadPort } from '../fixtures/bridge/tcp-peers.js';
 import { startDesktop, type Desktop } from '../fixtures/bridge/x-desktop.js';
@@ -34,17 +34,8 @@ const PYTHON = '/usr/bin/python3';
 const WORD = 'PORTHOLE-HOSTNAME-OK';
 const JUP_VALUE = 'PORTHOLE-JUP 42';
 
-const CANVAS_PIXELS = `(() => {
-  const canvas = document.querySelector('#noVNC_container canvas');
-  if (!canvas || !canvas.width) return null;
-  const d = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
-  let nonBlack = 0, white = 0;
-  for (let i = 0; i < d.length; i += 4) {
-    if (d[i] || d[i + 1] || d[i + 2]) nonBlack++;
-    if (d[i] > 200 && d[i + 1] > 200 && d[i + 2] > 200) white++;
-  }
-  return { width: canvas.width, height: canvas.height, nonBlack, white };
-})()`;
+/** The pixels of noVNC's canvas (see canvasPixels). */
+const CANVAS_PIXELS = canvasPixels('#noVNC_container');
 
 /** Opens a WebSocket in the page and resolves with how it ended (a string: tsx would wrap a function). */
 const closeInPage = (url: string) => `new Promise((ok) => {

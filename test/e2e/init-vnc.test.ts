@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import type { Browser } from 'playwright-core';
 import { startAdmin, type AdminGateway } from '../helpers/admin.js';
-import { launchChromium } from '../helpers/browser.js';
+import { canvasPixels, launchChromium } from '../helpers/browser.js';
 import { followSteps, groupMembers, init, processesIn, screenshot, until, waitRunning, watchPage } from '../helpers/init-app.js';
 
 const TOOLS = ['/usr/bin/Xvfb', '/usr/bin/x11vnc', '/usr/bin/xterm'];
@@ -39,18 +39,8 @@ after(async () => {
   if (tmp) rmSync(tmp, { recursive: true, force: true });
 });
 
-/** Pixels of noVNC's canvas: how many are not black, how many are white (the xterm). A string: tsx would wrap a function. */
-const CANVAS = `(() => {
-  const canvas = document.querySelector('#screen canvas');
-  if (!canvas || !canvas.width) return null;
-  const d = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
-  let nonBlack = 0, white = 0;
-  for (let i = 0; i < d.length; i += 4) {
-    if (d[i] || d[i + 1] || d[i + 2]) nonBlack++;
-    if (d[i] > 200 && d[i + 1] > 200 && d[i + 2] > 200) white++;
-  }
-  return { width: canvas.width, height: canvas.height, total: d.length / 4, nonBlack, white };
-})()`;
+/** The pixels of noVNC's canvas (see canvasPixels). */
+const CANVAS = canvasPixels('#screen');
 
 /** Local addresses of the TCP sockets `pid` listens on, from /proc (IPv4 and IPv6). */
 function listeningAddresses(pid: number): string[] {

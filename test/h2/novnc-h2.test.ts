@@ -15,7 +15,7 @@ import type { Browser, Page } from 'playwright-core';
 import { ensureTools } from '../../scripts/ensure-tools.mjs';
 import { startBridgeCli, type BridgeCli } from '../fixtures/bridge/bridge-cli.js';
 import { startDesktop, type Desktop } from '../fixtures/bridge/x-desktop.js';
-import { launchChromium } from '../helpers/browser.js';
+import { canvasPixels, launchChromium } from '../helpers/browser.js';
 import { runCli } from '../helpers/cli.js';
 import { collect, startGateway, type TestGateway } from '../helpers/net.js';
 import { tempDir } from '../tls/tls-helpers.js';
@@ -32,18 +32,8 @@ ensureTools([
 const NOVNC = '/usr/share/novnc';
 const WORD = 'PORTHOLE-H2-OK';
 
-/** Pixels of noVNC's canvas that are not black, and how many are white (the xterm's background). */
-const CANVAS_PIXELS = `(() => {
-  const canvas = document.querySelector('#noVNC_container canvas');
-  if (!canvas || !canvas.width) return null;
-  const d = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
-  let nonBlack = 0, white = 0;
-  for (let i = 0; i < d.length; i += 4) {
-    if (d[i] || d[i + 1] || d[i + 2]) nonBlack++;
-    if (d[i] > 200 && d[i + 1] > 200 && d[i + 2] > 200) white++;
-  }
-  return { width: canvas.width, height: canvas.height, nonBlack, white };
-})()`;
+/** The pixels of noVNC's canvas (see canvasPixels). */
+const CANVAS_PIXELS = canvasPixels('#noVNC_container');
 
 async function remoteScreen(page: Page, url: string): Promise<{ nonBlack: number; white: number; protocol: string }> {
   await page.goto(url);

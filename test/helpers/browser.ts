@@ -36,3 +36,23 @@ export function launchChromium(extraArgs: readonly string[] = [], options: { env
     ],
   });
 }
+
+/**
+ * A page script that counts the pixels of the first canvas under `container`
+ * (noVNC's remote framebuffer): how many are not black, how many are white
+ * (an xterm's background); null before the canvas has a size. A string, not
+ * a function: tsx would wrap a function in a `__name()` helper the page does not have.
+ */
+export function canvasPixels(container: string): string {
+  return `(() => {
+  const canvas = document.querySelector(${JSON.stringify(`${container} canvas`)});
+  if (!canvas || !canvas.width) return null;
+  const d = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+  let nonBlack = 0, white = 0;
+  for (let i = 0; i < d.length; i += 4) {
+    if (d[i] || d[i + 1] || d[i + 2]) nonBlack++;
+    if (d[i] > 200 && d[i + 1] > 200 && d[i + 2] > 200) white++;
+  }
+  return { width: canvas.width, height: canvas.height, total: d.length / 4, nonBlack, white };
+})()`;
+}

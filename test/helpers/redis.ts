@@ -8,8 +8,8 @@
  * `setpriv --pdeathsig KILL` so the kernel kills it even when the test
  * process itself is SIGKILLed.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -247,4 +247,19 @@ export async function startRedis(opts: RedisOptions = {}): Promise<RedisHandle> 
     logTail,
   };
   return handle;
+}
+
+/** In `dir`: a CA, Redis's certificate (localhost and 127.0.0.1) and a client certificate, all signed by the CA; their paths. */
+export function redisCertificates(dir: string): { ca: string; serverCert: string; serverKey: string; clientCert: string; clientKey: string } {
+  const ssl = (args: string[]) => execFileSync('/usr/bin/openssl', args, { cwd: dir, stdio: 'ignore' });
+  ssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=porthole test store CA']);
+  for (const [name, ext] of [
+    ['redis', 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n'],
+    ['node', 'extendedKeyUsage=clientAuth\n'],
+  ] as const) {
+    ssl(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${name}`]);
+    writeFileSync(join(dir, `${name}.ext`), ext);
+    ssl(['x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${name}.pem`, '-days', '2', '-extfile', `${name}.ext`]);
+  }
+  return { ca: join(dir, 'ca.pem'), serverCert: join(dir, 'redis.pem'), serverKey: join(dir, 'redis.key'), clientCert: join(dir, 'node.pem'), clientKey: join(dir, 'node.key') };
 }

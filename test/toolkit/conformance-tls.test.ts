@@ -4,28 +4,21 @@
  * by default; tested with --insecure and with --ca.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import https from 'node:https';
 import type net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { WebSocketServer } from 'ws';
+import { selfSigned } from '../tls/tls-helpers.js';
 import { runCli } from './helpers.js';
 
 test('wss:// with a self-signed certificate: PH_ERR_CONFORMANCE_CONNECT with a hint by default; --insecure and --ca run the cases', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'porthole-conformance-tls-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
-  const cert = join(dir, 'cert.pem');
-  const key = join(dir, 'key.pem');
-  // prettier-ignore
-  execFileSync('openssl', [
-    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
-    '-keyout', key, '-out', cert, '-days', '2', '-subj', '/CN=localhost',
-    '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost',
-  ], { stdio: 'pipe' });
-  const server = https.createServer({ cert: readFileSync(cert), key: readFileSync(key) });
+  const { cert: certPem, key: keyPem, certFile: cert } = selfSigned(dir, 'server');
+  const server = https.createServer({ cert: certPem, key: keyPem });
   const wss = new WebSocketServer({ server });
   wss.on('connection', (ws) => {
     ws.on('error', () => {});
