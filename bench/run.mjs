@@ -24,7 +24,7 @@ const opt = (name) => {
   return i === -1 ? undefined : args[i + 1];
 };
 if (flag('--help')) {
-  console.log(`usage: npm run bench [-- --quick] [--only echo,stream,handshakes,idle,http,h2,bridge,hop] [--proxies direct,porthole,porthole-no-metrics,porthole-b-direct,porthole-hop,porthole-chain,nginx,nginx-auto,haproxy,http-proxy] [--rounds N] [--rate N] [--out DIR] [--cpu-prof DIR]
+  console.log(`usage: npm run bench [-- --quick] [--only echo,stream,small-writes,handshakes,idle,http,h2,bridge,hop] [--proxies direct,porthole,porthole-no-metrics,porthole-b-direct,porthole-hop,porthole-chain,nginx,nginx-auto,haproxy,http-proxy] [--rounds N] [--rate N] [--out DIR] [--cpu-prof DIR]
   hop: echo and http with --proxies porthole-b-direct,porthole-hop (a cluster: Redis and nodes A and B, the app on B);
        porthole-chain (two plain gateways in a row, no cluster) is the hop's control, run when --proxies names it
   --rate N: echo at N messages per second on each of its 64 connections (open loop) instead of as fast as echoes
@@ -33,7 +33,7 @@ if (flag('--help')) {
   process.exit(0);
 }
 const quick = flag('--quick');
-const ALL = ['echo', 'stream', 'handshakes', 'idle', 'http', 'h2', 'bridge'];
+const ALL = ['echo', 'stream', 'small-writes', 'handshakes', 'idle', 'http', 'h2', 'bridge'];
 /** The cluster's two entries: straight to node B (which runs the app), and through node A (A → B → app). */
 const HOP_PROXIES = ['porthole-b-direct', 'porthole-hop'];
 /** The hop's control (named with --proxies only): two plain single-node gateways in a row, no cluster. */
@@ -184,6 +184,35 @@ const WORKLOADS = {
       'loadgen CPU %': (r.loadCpu / r.wall) * 100,
       'upstream CPU %': (r.upstreamCpu / r.wall) * 100,
       errors: r.s.errors,
+    };
+  },
+
+  /**
+   * Autobahn's 9.5.1 as a workload: a 1 MiB message written by the client in 64-byte pieces, each
+   * its own write on its own turn of the event loop, echoed back whole. What it shows is latency
+   * (how long the pieces wait in the proxy or in the kernel), and CPU per piece.
+   */
+  async 'small-writes'(proxy, up) {
+    const url = `ws://127.0.0.1:${proxy.port}${proxy.path}small`;
+    const messages = quick ? 2 : 8;
+    const client = (nodelay) => runChild(process.execPath, [join(ROOT, 'bench/clients/small-writes.mjs'), url, String(1 << 20), '64', String(messages), '1', String(T * 3), nodelay]);
+    const r = await measured(proxy, up, async () => {
+      const { out, cpu } = await client('1');
+      return { s: JSON.parse(out), loadCpu: cpu };
+    });
+    // The same with Nagle's algorithm on the client's socket (Node's default for a bare net.Socket):
+    // the kernel then coalesces the pieces while one is unacknowledged, and a delayed ACK on a leg
+    // of the proxy would show here as tens of milliseconds per message.
+    const nagle = JSON.parse((await client('0')).out);
+    return {
+      'ms/message': r.s.p50,
+      'p99 ms': r.s.p99,
+      'µs/piece': (r.s.p50 * 1000) / Math.ceil((1 << 20) / 64),
+      'ms/message (client Nagle)': nagle.p50,
+      'proxy CPU µs/piece': proxy.pid ? (r.proxyCpu / Math.max(1, r.s.pieces)) * 1e6 : null,
+      'loadgen CPU %': (r.loadCpu / r.wall) * 100,
+      'upstream CPU %': (r.upstreamCpu / r.wall) * 100,
+      errors: r.s.errors + nagle.errors,
     };
   },
 
@@ -364,8 +393,8 @@ async function bridgeWorkload(names) {
   return rows;
 }
 
-const MAIN = { echo: 'msgs/s', stream: 'MiB/s', handshakes: 'conns/s', idle: 'KiB/tunnel', http: 'req/s', h2: 'req/s', bridge: 'MiB/s' };
-const COST = { echo: 'proxy CPU µs/msg', stream: 'proxy CPU ms/MiB', handshakes: 'proxy CPU µs/conn', http: 'proxy CPU µs/req', h2: 'proxy CPU µs/req', bridge: 'proxy CPU ms/MiB' };
+const MAIN = { echo: 'msgs/s', stream: 'MiB/s', 'small-writes': 'ms/message', handshakes: 'conns/s', idle: 'KiB/tunnel', http: 'req/s', h2: 'req/s', bridge: 'MiB/s' };
+const COST = { echo: 'proxy CPU µs/msg', stream: 'proxy CPU ms/MiB', 'small-writes': 'proxy CPU µs/piece', handshakes: 'proxy CPU µs/conn', http: 'proxy CPU µs/req', h2: 'proxy CPU µs/req', bridge: 'proxy CPU ms/MiB' };
 
 function fmt(v) {
   if (v === null || v === undefined) return '–';

@@ -217,3 +217,27 @@ test('npm run bench -- --quick --only http --proxies porthole-chain: the hop\'s 
     rmSync(tmp, { recursive: true, force: true });
   }
 });
+
+test('npm run bench -- --quick --only small-writes: a 1 MiB message in 64-byte writes through each proxy, with TCP_NODELAY and with Nagle, every message echoed whole', { timeout: 300_000 }, async () => {
+  const out = mkdtempSync(join(tmpdir(), 'porthole-bench-'));
+  try {
+    const run = spawn('npm', ['run', 'bench', '--', '--quick', '--only', 'small-writes', '--proxies', 'direct,porthole,nginx', '--out', out], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    run.stderr.on('data', (d) => (stderr += d));
+    const code = await new Promise((ok) => run.on('exit', ok));
+    assert.equal(code, 0, stderr);
+    const rows = JSON.parse(readFileSync(join(out, 'latest.json'), 'utf8')).results['small-writes'] as Record<string, number | string | null>[];
+    assert.deepEqual(rows.map((r) => r.proxy), ['direct', 'porthole', 'nginx']);
+    for (const row of rows) {
+      for (const k of ['ms/message', 'p99 ms', 'µs/piece', 'ms/message (client Nagle)', 'upstream CPU %']) {
+        assert.ok(typeof row[k] === 'number' && (row[k] as number) > 0, `${row.proxy} ${k} = ${row[k]}`);
+      }
+      assert.equal(row.errors, 0, `${row.proxy} had errors`);
+      if (row.proxy === 'direct') assert.equal(row['proxy CPU µs/piece'], null);
+      else assert.ok((row['proxy CPU µs/piece'] as number) > 0, `${row.proxy} proxy CPU µs/piece = ${row['proxy CPU µs/piece']}`);
+    }
+    assert.match(readFileSync(join(out, 'latest.md'), 'utf8'), /porthole\/nginx ms\/message: \*\*\d+\.\d\d\*\*/);
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
+});
