@@ -64,6 +64,9 @@ export function upstreamRequest(o: UpstreamRequestOptions): http.ClientRequest {
     }
   };
   req.on('socket', (socket: Socket) => {
+    // Small writes leave at once (a request head, an event): Nagle would hold them for an ACK.
+    // Node remembers the setting, so a reused connection costs no system call here.
+    socket.setNoDelay(true);
     if (!socket.connecting) return waitResponse(); // a warm keep-alive connection
     socket.once(t.kind === 'tls' ? 'secureConnect' : 'connect', waitResponse);
     // 0 means no limit, as for the other timeouts (a 0 ms timer would fail every request).
