@@ -1,7 +1,7 @@
 /**
  * An upstream response body copied to the client with backpressure, for the
  * one case the gateway needs: one source, one destination, ended when the
- * source ends. `pipe()` does the same with some twenty listener adds and
+ * source ends. `pipe()` does the same with about a dozen listener adds and
  * removes and two events per response (its bookkeeping for many
  * destinations and unpiping), a visible share of a small request's cost.
  *
