@@ -329,11 +329,16 @@ function sharesOpenerGroup(raw: readonly string[]): boolean {
   let opener = false;
   const embedder: string[] = [];
   for (let i = 0; i < raw.length; i += 2) {
+    // The two names are 26 and 28 letters long: the other headers of a response cost a length test.
+    const n = raw[i].length;
+    if (n !== 26 && n !== 28) continue;
     const lower = raw[i].toLowerCase();
+    if (lower !== 'cross-origin-opener-policy' && lower !== 'cross-origin-embedder-policy') continue;
     // A structured-field token, parameters after `;` (`same-origin; report-to="x"`).
     const token = raw[i + 1].split(';')[0].trim();
-    if (lower === 'cross-origin-opener-policy' && token.toLowerCase() === 'same-origin') opener = true;
-    else if (lower === 'cross-origin-embedder-policy') embedder.push(token);
+    if (lower === 'cross-origin-opener-policy') {
+      if (token.toLowerCase() === 'same-origin') opener = true;
+    } else embedder.push(token);
   }
   // Two COEP fields are read as one invalid list (no policy): only a single require-corp counts.
   return opener && !(embedder.length === 1 && embedder[0] === 'require-corp');

@@ -21,8 +21,27 @@ export interface HostHeader {
 const LABEL = /^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$/;
 const PORT = /^\d{0,5}$/;
 
+/**
+ * Parsed values by their raw text. Every request reads its Host at least twice (routing, the
+ * Host check, access control) and a gateway sees few distinct names, so the parse (two regex
+ * passes and an IPv6 test) runs once per name rather than per read. Bounded: a client cycling
+ * through names only refills it.
+ */
+const parsedHosts = new Map<string, HostHeader | null>();
+const PARSED_HOSTS_MAX = 256;
+
 /** Returns the parsed Host, or null when the value is not `host[:port]`. */
 export function parseHostHeader(value: string): HostHeader | null {
+  let parsed = parsedHosts.get(value);
+  if (parsed !== undefined) return parsed;
+  parsed = parseHost(value);
+  if (parsedHosts.size >= PARSED_HOSTS_MAX) parsedHosts.clear();
+  // Frozen: callers share one object per name.
+  parsedHosts.set(value, parsed && Object.freeze(parsed));
+  return parsed;
+}
+
+function parseHost(value: string): HostHeader | null {
   const text = value.trim().toLowerCase();
   if (!text || text.length > 261) return null;
   let host: string;

@@ -6,6 +6,7 @@
  */
 import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import { relay } from './relay-body.js';
 import { AppWakingError, PortholeError, RequestAbortedError, UpstreamBadResponseError, UpstreamResetError, upstreamError } from '../errors.js';
 import { emit } from '../events.js';
 import type { GatewayCore } from './core.js';
@@ -80,7 +81,6 @@ function send(gw: GatewayCore, req: IncomingMessage, res: ServerResponse, match:
   const headers = upstreamRequestHeaders(req, { match, proto: gw.proto(req), trustForwarded: trustsForwarded(gw, req), upgrade: false, framing });
   const upReq = upstreamRequest({ target, app, method, path: match.path, headers, connectMs: route.connectMs, responseMs: route.responseMs, pooled: true });
   let answered = false;
-  upReq.setNoDelay(true);
 
   let clientGone = false;
   const onClientGone = () => {
@@ -122,7 +122,7 @@ function send(gw: GatewayCore, req: IncomingMessage, res: ServerResponse, match:
     // before the first event. A sized one does not: head and body then leave in one packet
     // instead of two (a separate head costs a round trip with Nagle and delayed ACKs).
     if (upRes.headers['content-length'] === undefined) res.flushHeaders();
-    upRes.pipe(res);
+    relay(upRes, res);
     // Cut mid-body: the client's connection is cut too (it must not take half a body for a
     // whole one), and the log says why.
     const cut = () => {

@@ -51,30 +51,51 @@ export function upstreamRequest(o: UpstreamRequestOptions): http.ClientRequest {
     options.rejectUnauthorized = t.rejectUnauthorized;
     if (t.ca) options.ca = t.ca;
   }
-  const req = (t.kind === 'tls' ? https : http).request(options);
-  let timer: NodeJS.Timeout | null = null;
-  const clear = () => {
-    if (timer) clearTimeout(timer);
-    timer = null;
-  };
-  const waitResponse = () => {
-    clear();
-    if (o.responseMs > 0) {
-      timer = setTimeout(() => req.destroy(new UpstreamTimeoutError(`${o.app}: upstream ${t.label} sent no response in ${o.responseMs / 1000} s`, { app: o.app })), o.responseMs);
-    }
-  };
-  req.on('socket', (socket: Socket) => {
-    if (!socket.connecting) return waitResponse(); // a warm keep-alive connection
-    socket.once(t.kind === 'tls' ? 'secureConnect' : 'connect', waitResponse);
-    // 0 means no limit, as for the other timeouts (a 0 ms timer would fail every request).
-    if (o.connectMs <= 0) return;
-    timer = setTimeout(
-      () => req.destroy(new UpstreamConnectTimeoutError(`${o.app}: connecting to ${t.label} timed out after ${o.connectMs / 1000} s`, { app: o.app })),
-      o.connectMs,
-    );
-  });
-  req.once('response', clear);
-  req.once('upgrade', clear);
-  req.once('close', clear);
+  const req = (t.kind === 'tls' ? https : http).request(options) as Timed;
+  req[kTimer] = { o, timer: null };
+  req.on('socket', onSocket);
+  req.on('response', clearTimer);
+  req.on('upgrade', clearTimer);
+  req.on('close', clearTimer);
   return req;
+}
+
+// The timers' state lives on the request and its listeners are shared functions: every forwarded
+// request passes here, and closures and `once` wrappers per request showed in profiles.
+const kTimer = Symbol('porthole.upstreamTimer');
+type Timed = http.ClientRequest & { [kTimer]: { o: UpstreamRequestOptions; timer: NodeJS.Timeout | null } };
+
+function clearTimer(this: Timed): void {
+  const state = this[kTimer];
+  if (state.timer) clearTimeout(state.timer);
+  state.timer = null;
+}
+
+function waitResponse(req: Timed): void {
+  clearTimer.call(req);
+  const state = req[kTimer];
+  if (state.o.responseMs > 0) state.timer = setTimeout(responseTimedOut, state.o.responseMs, req);
+}
+
+function responseTimedOut(req: Timed): void {
+  const { o } = req[kTimer];
+  req.destroy(new UpstreamTimeoutError(`${o.app}: upstream ${o.target.label} sent no response in ${o.responseMs / 1000} s`, { app: o.app }));
+}
+
+function connectTimedOut(req: Timed): void {
+  const { o } = req[kTimer];
+  req.destroy(new UpstreamConnectTimeoutError(`${o.app}: connecting to ${o.target.label} timed out after ${o.connectMs / 1000} s`, { app: o.app }));
+}
+
+function onSocket(this: Timed, socket: Socket): void {
+  // Small writes leave at once (a request head, an event): Nagle would hold them for an ACK.
+  // Node remembers the setting, so a reused connection costs no system call here.
+  socket.setNoDelay(true);
+  if (!socket.connecting) return waitResponse(this); // a warm keep-alive connection
+  const req = this;
+  const { o } = req[kTimer];
+  socket.once(o.target.kind === 'tls' ? 'secureConnect' : 'connect', () => waitResponse(req));
+  // 0 means no limit, as for the other timeouts (a 0 ms timer would fail every request).
+  if (o.connectMs <= 0) return;
+  req[kTimer].timer = setTimeout(connectTimedOut, o.connectMs, req);
 }

@@ -614,6 +614,52 @@ describe('a client that goes away', () => {
     }
   });
 
+  test('a client that stops reading holds the upstream back: the gateway does not buffer the download', async () => {
+    // The upstream writes as fast as the gateway takes its bytes, for at most 256 MiB or 3 s.
+    let written = 0;
+    let blocked = false;
+    const cap = 256 * 1024 * 1024;
+    const up = await httpUpstream((_req, res) => {
+      res.writeHead(200, { 'Content-Type': 'application/octet-stream' });
+      const chunk = Buffer.alloc(256 * 1024);
+      const deadline = Date.now() + 3000;
+      const pump = () => {
+        while (written < cap && Date.now() < deadline) {
+          written += chunk.length;
+          if (!res.write(chunk)) {
+            blocked = true;
+            res.once('drain', pump);
+            return;
+          }
+        }
+        res.end();
+      };
+      pump();
+    });
+    const g = await startGateway({ apps: [{ name: 'dl', port: up.port }] });
+    try {
+      let client!: http.ClientRequest;
+      await new Promise<void>((ok, fail) => {
+        client = http.get(`${g.url}/dl/big`, { agent: false }, (res) => {
+          // One chunk read, then nothing more: the client's socket stops being read.
+          res.once('data', () => {
+            res.pause();
+            ok();
+          });
+        });
+        client.on('error', fail);
+      });
+      await until(() => blocked, 15_000, 'the upstream to be held back');
+      // Time for a gateway without backpressure to take much more than socket buffers hold.
+      await new Promise((r) => setTimeout(r, 1500));
+      assert.ok(written < 64 * 1024 * 1024, `the upstream wrote ${written} bytes to a client that reads nothing`);
+      client.destroy();
+    } finally {
+      await g.close();
+      await up.close();
+    }
+  });
+
   test('while the upstream is still thinking: the upstream request is cancelled', async () => {
     let received = false;
     let upstreamClosed = false;

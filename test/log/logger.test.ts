@@ -75,3 +75,37 @@ test('secret query values never reach the log: token, access_token, password', (
   assert.ok(!/s3cr3t|abc|pw&|=pw/.test(text), text);
   assert.equal(JSON.parse(lines[0]).path, '/nb/api/kernels?token=…&session=1');
 });
+
+test('a JSON line is exactly {time, event, …fields} in that order, the time as toISOString() gives it, secret query values redacted', () => {
+  const lines: string[] = [];
+  const stop = startLogger({ format: 'json', write: (l) => lines.push(l) });
+  const before = Date.now();
+  try {
+    emit('request', { gateway: 'g', app: 'a', method: 'GET', path: '/a/x?token=s3cret&page=2', status: 200, ms: 1.5, code: undefined });
+    emit('gateway', { gateway: 'g', action: 'closed' });
+  } finally {
+    stop();
+  }
+  const after = Date.now();
+  const first = JSON.parse(lines[0]);
+  assert.match(first.time, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+  assert.equal(new Date(first.time).toISOString(), first.time);
+  const at = Date.parse(first.time);
+  assert.ok(at >= before && at <= after, `${first.time} not between ${before} and ${after}`);
+  assert.equal(lines[0], JSON.stringify({ time: first.time, event: 'request', gateway: 'g', app: 'a', method: 'GET', path: '/a/x?token=…&page=2', status: 200, ms: 1.5 }));
+  const second = JSON.parse(lines[1]);
+  assert.equal(lines[1], JSON.stringify({ time: second.time, event: 'gateway', gateway: 'g', action: 'closed' }));
+});
+
+test('JSON times keep their milliseconds zero-padded (…:05.007Z), as toISOString() writes them', (t) => {
+  const lines: string[] = [];
+  const stop = startLogger({ format: 'json', write: (l) => lines.push(l) });
+  t.mock.method(Date, 'now', () => Date.UTC(2026, 0, 2, 3, 4, 5, 7));
+  try {
+    emit('gateway', { gateway: 'g', action: 'closed' });
+  } finally {
+    t.mock.restoreAll();
+    stop();
+  }
+  assert.equal(JSON.parse(lines[0]).time, '2026-01-02T03:04:05.007Z');
+});
