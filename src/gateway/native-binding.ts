@@ -82,3 +82,13 @@ export function resolveTunnelEngine(setting: TunnelEngineSetting, env: NodeJS.Pr
   if (wanted === 'native') throw new NativeTunnelUnavailableError(`${fromEnv ? 'PORTHOLE_TUNNEL' : 'tunnel_engine'}: native, but the native tunnel cannot load: ${error}`);
   return { engine: 'js', why: error };
 }
+
+/** One line for `porthole doctor`: which engine a gateway started here would use (the default `auto`, PORTHOLE_TUNNEL applied), and why. */
+export function describeTunnelEngine(env: NodeJS.ProcessEnv = process.env): { engine: TunnelEngine | null; line: string } {
+  try {
+    const { engine, why } = resolveTunnelEngine('auto', env);
+    return { engine, line: engine === 'native' ? `native (${ADDON_PATH})` : `js (${why})` };
+  } catch (err) {
+    return { engine: null, line: `none: ${(err as Error).message}` };
+  }
+}
