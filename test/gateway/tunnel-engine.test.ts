@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { resolveTunnelEngine } from '../../src/gateway/native-binding.js';
 import { NativeTunnel } from '../../src/gateway/native-tunnel.js';
 import { Tunnel } from '../../src/gateway/tunnel.js';
+import { runCli } from '../helpers/cli.js';
 import { closed, collect, nextMessage, openWs, startGateway, waitFor, wsUpstream } from '../helpers/net.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
@@ -79,4 +80,16 @@ test('without the addon: tunnel_engine: native is a config error (PH_ERR_NATIVE_
   assert.match(out.native!.message, /tunnel_engine: native, but the native tunnel cannot load: .*porthole_tunnel\.node is not built/);
   assert.equal(out.auto.engine, 'js');
   assert.match(out.auto.why, /is not built/);
+});
+
+test('porthole doctor says which engine tunnels of this install use', async (t) => {
+  const up = await wsUpstream();
+  t.after(() => up.close());
+  const expected = resolveTunnelEngine('auto').engine;
+  const text = runCli(['doctor', `${up.url}/`]);
+  assert.equal(await text.exited, 0, text.stdout());
+  assert.match(text.stdout(), new RegExp(`^this porthole's WebSocket tunnels: ${expected} \\(.+\\)$`, 'm'));
+  const json = runCli(['doctor', `${up.url}/`, '--json']);
+  assert.equal(await json.exited, 0, json.stdout());
+  assert.equal((JSON.parse(json.stdout()) as { tunnelEngine: string }).tunnelEngine, expected);
 });
