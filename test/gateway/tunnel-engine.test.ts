@@ -14,6 +14,7 @@ import { resolveTunnelEngine } from '../../src/gateway/native-binding.js';
 import { NativeTunnel } from '../../src/gateway/native-tunnel.js';
 import { Tunnel } from '../../src/gateway/tunnel.js';
 import { runCli } from '../helpers/cli.js';
+import { selfSigned, tempDir } from '../tls/tls-helpers.js';
 import { closed, collect, nextMessage, openWs, startGateway, waitFor, wsUpstream } from '../helpers/net.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
@@ -92,4 +93,27 @@ test('porthole doctor says which engine tunnels of this install use', async (t) 
   const json = runCli(['doctor', `${up.url}/`, '--json']);
   assert.equal(await json.exited, 0, json.stdout());
   assert.equal((JSON.parse(json.stdout()) as { tunnelEngine: string }).tunnelEngine, expected);
+});
+
+test('a wss:// client keeps the JavaScript tunnel (TLS has no fd carrying the WebSocket bytes); ws:// on the same port gets the engine in force', async (t) => {
+  const tmp = tempDir();
+  t.after(() => tmp.remove());
+  const pair = selfSigned(tmp.dir, 'gw');
+  const up = await wsUpstream();
+  t.after(() => up.close());
+  const gw = await startGateway({ tls: { cert: pair.certFile, key: pair.keyFile, redirect_http: false }, apps: [{ name: 'echo', port: up.port }] });
+  t.after(() => gw.close());
+  for (const [url, kind] of [
+    [`wss://localhost:${gw.port}/echo/`, 'js'],
+    [`ws://127.0.0.1:${gw.port}/echo/`, gw.gw.tunnelEngine],
+  ] as const) {
+    const ws = await openWs(url, undefined, { ca: pair.cert });
+    ws.send('over tls?');
+    assert.equal((await nextMessage(ws)).data.toString(), 'over tls?');
+    const [tunnel] = gw.gw.tunnels;
+    assert.ok(kind === 'native' ? tunnel instanceof NativeTunnel : tunnel instanceof Tunnel, `${url}: a ${kind} tunnel`);
+    ws.close(1000);
+    await closed(ws);
+    await waitFor(() => gw.gw.tunnels.size === 0, 5000, 'the tunnel to end');
+  }
 });
