@@ -3,9 +3,9 @@
 // that ships with npm, offline against the headers of the Node that runs this.
 // A failed build prints one warning and leaves the JavaScript tunnel in use,
 // except in CI (CI=true), where the native path is required and a failure fails.
-// Run by `npm install` (the `install` script); `node scripts/build-native.mjs` rebuilds.
+// Run by `npm install` (the `install` script); `node scripts/build-native.mjs --force` rebuilds.
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -23,6 +23,13 @@ function fail(why) {
 }
 
 if (process.platform !== 'linux') fail(`${process.platform} is not Linux`);
+
+// Up to date (N-API: one build serves every Node version): nothing to do. `npx porthole` runs this
+// script again for every fresh npx cache, sometimes from several processes at once; a rebuild
+// would delete the addon under the feet of gateways that are starting.
+const built = join(root, 'build', 'Release', 'porthole_tunnel.node');
+const sources = [join(root, 'binding.gyp'), ...readdirSync(join(root, 'native')).map((f) => join(root, 'native', f))];
+if (!process.argv.includes('--force') && existsSync(built) && sources.every((f) => statSync(f).mtimeMs <= statSync(built).mtimeMs)) process.exit(0);
 
 // node-gyp comes with npm: found next to npm's own CLI, or through the npm that runs this script.
 function findNodeGyp() {
@@ -51,4 +58,4 @@ if (r.status !== 0) {
   const lines = (r.stderr ?? '').split('\n').filter((l) => /error/i.test(l));
   fail(lines.slice(0, 3).join(' | ') || `node-gyp exited with ${r.status ?? r.signal}`);
 }
-if (!existsSync(join(root, 'build', 'Release', 'porthole_tunnel.node'))) fail('node-gyp succeeded but build/Release/porthole_tunnel.node is missing');
+if (!existsSync(built)) fail('node-gyp succeeded but build/Release/porthole_tunnel.node is missing');
