@@ -26,6 +26,7 @@ import { unroutedHint } from './unrouted-hint.js';
 import { refuseUpgrade } from './upgrade-refusal.js';
 import type { OpenTunnel } from './core.js';
 import { resolveTunnelEngine, type TunnelEngine } from './native-binding.js';
+import { startNativeLoop } from './native-tunnel.js';
 import { clientProto, proxyUpgrade } from './upgrade.js';
 import { Certificates, loadCertFiles } from '../tls/certificates.js';
 import { TlsListener } from './tls-listener.js';
@@ -231,6 +232,8 @@ export class Gateway implements GatewayCore {
     const { engine, why } = resolveTunnelEngine(this.table.config.tunnel_engine);
     this.tunnelEngine = engine;
     this.tunnelEngineWhy = why;
+    // Its two fds (epoll, eventfd) belong to the gateway from the start, not to its first tunnel.
+    if (engine === 'native') startNativeLoop();
   }
 
   /**

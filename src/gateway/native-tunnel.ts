@@ -23,6 +23,11 @@ const scratch = new Float64Array(7);
 const kAdopted = Symbol('porthole.nativeTunnel');
 let started: NativeBinding | null = null;
 
+/** Starts the addon's thread (its epoll fd and eventfd) now rather than at the first tunnel. */
+export function startNativeLoop(): void {
+  binding();
+}
+
 function binding(): NativeBinding {
   if (started) return started;
   const { binding: b, error } = nativeBinding();
@@ -102,20 +107,29 @@ export class NativeTunnel {
    * go first, the addon dup()s the fds, then Node's sockets are destroyed —
    * closing Node's fd leaves the connection open on the dup, and libuv drops
    * its epoll registration. All in one tick: libuv reads nothing in between.
+   * Returns null once adopted; when the addon cannot take them (no fd left
+   * for the dup: EMFILE), the sockets are untouched and the heads to go on
+   * with in a JavaScript tunnel are returned (Node's buffered bytes included).
    */
-  start(clientHead: Buffer, upstreamHead: Buffer): void {
+  start(clientHead: Buffer, upstreamHead: Buffer): [Buffer, Buffer] | null {
     const b = binding();
     const client = this.client as HandleSocket;
     const upstream = this.upstream as HandleSocket;
     this.upstream = null;
     const cHead = takeBuffered(client, clientHead);
     const uHead = takeBuffered(upstream, upstreamHead);
-    this.handle = b.adopt(this.id, client._handle!.fd!, upstream._handle!.fd!, cHead, uHead, this.opts.idleMs, this.opts.pingMs, this.opts.closeGraceMs ?? 3000);
+    try {
+      this.handle = b.adopt(this.id, client._handle!.fd!, upstream._handle!.fd!, cHead, uHead, this.opts.idleMs, this.opts.pingMs, this.opts.closeGraceMs ?? 3000);
+    } catch (err) {
+      emit('error', { code: 'PH_ERR_NATIVE_TUNNEL', message: `${this.info.app}: the native tunnel cannot take this connection (${(err as Error).message}); it goes through the JavaScript tunnel`, app: this.info.app, gateway: this.info.gateway });
+      return [cHead ?? Buffer.alloc(0), uHead ?? Buffer.alloc(0)];
+    }
     if (live.size === 0) b.ref();
     live.set(this.id, this);
     (client as Duplex & { [kAdopted]?: NativeTunnel })[kAdopted] = this;
     client.destroy();
     upstream.destroy();
+    return null;
   }
 
   get bytesIn(): number {

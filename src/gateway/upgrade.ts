@@ -232,7 +232,16 @@ function splice(gw: GatewayCore, client: Duplex, upstream: Socket, clientHead: B
   const info = { app: route.app.name, path, gateway: gw.id, client: peerOf(client as Socket) };
   const opts = { idleMs: route.idleMs, pingMs: route.pingMs, onEnd: (t: OpenTunnel) => gw.tunnels.delete(t) };
   // Native only between two plain sockets: TLS and HTTP/2 streams have no fd carrying the WebSocket bytes.
-  const tunnel = gw.tunnelEngine === 'native' && adoptable(client) && adoptable(upstream) ? new NativeTunnel(client, upstream, info, opts) : new Tunnel(client, upstream, info, opts);
+  if (gw.tunnelEngine === 'native' && adoptable(client) && adoptable(upstream)) {
+    const native = new NativeTunnel(client, upstream, info, opts);
+    const left = native.start(clientHead, upstreamHead);
+    if (left === null) {
+      gw.tunnels.add(native);
+      return;
+    }
+    [clientHead, upstreamHead] = left;
+  }
+  const tunnel = new Tunnel(client, upstream, info, opts);
   gw.tunnels.add(tunnel);
   tunnel.start(clientHead, upstreamHead);
 }
