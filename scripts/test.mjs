@@ -1,6 +1,9 @@
 #!/usr/bin/env node
 // The test command: installs the real peers the tests use, type-checks
 // everything, builds the CLI, then runs every test file with Node's runner.
+// The tunnel tests run twice: with the engine in force (native when the addon
+// is built, as npm install does) and again with PORTHOLE_TUNNEL=js, so both data
+// paths pass the same suite.
 //   npm test                      every test
 //   npm test -- test/gateway      one folder (or one file)
 import { spawnSync } from 'node:child_process';
@@ -8,8 +11,8 @@ import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { ensureTools } from './ensure-tools.mjs';
 
-const run = (cmd, args) => {
-  const r = spawnSync(cmd, args, { stdio: 'inherit' });
+const run = (cmd, args, env = process.env) => {
+  const r = spawnSync(cmd, args, { stdio: 'inherit', env });
   if (r.status !== 0) process.exit(r.status ?? 1);
 };
 
@@ -28,3 +31,11 @@ if (!files.length) {
   process.exit(1);
 }
 run(process.execPath, ['--import', 'tsx', '--test', '--test-reporter=spec', ...files]);
+
+// Every test that opens a tunnel and ends it (WebSocket proxying, drain, idle close, close codes).
+const TUNNEL_TESTS = /^test\/gateway\/(websocket-[^/]*|tunnel-[^/]*|serve-lifecycle)\.test\.ts$/;
+const tunnelFiles = files.filter((f) => TUNNEL_TESTS.test(f.split('\\').join('/')));
+if (tunnelFiles.length && process.env.PORTHOLE_TUNNEL !== 'js') {
+  console.log(`\n# the tunnel tests again on the JavaScript tunnel (PORTHOLE_TUNNEL=js): ${tunnelFiles.length} files`);
+  run(process.execPath, ['--import', 'tsx', '--test', '--test-reporter=spec', ...tunnelFiles], { ...process.env, PORTHOLE_TUNNEL: 'js' });
+}

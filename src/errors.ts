@@ -27,7 +27,7 @@ export abstract class PortholeError extends Error {
 
 /** A config file or option is invalid. Exit code 2 from the CLI. */
 export class ConfigError extends PortholeError {
-  readonly code = 'PH_ERR_CONFIG';
+  readonly code: string = 'PH_ERR_CONFIG';
   readonly status = 500;
   readonly closeCode = 1011;
   /** One line per problem: `apps[0].wsport: unknown key, did you mean ws_port?` */
@@ -35,6 +35,14 @@ export class ConfigError extends PortholeError {
   constructor(problems: readonly string[], source?: string) {
     super(`${source ? `${source}: ` : ''}invalid configuration\n  ${problems.join('\n  ')}`);
     this.problems = problems;
+  }
+}
+
+/** `tunnel_engine: native` (or PORTHOLE_TUNNEL=native) where the native tunnel cannot load: the reason is in the message. */
+export class NativeTunnelUnavailableError extends ConfigError {
+  override readonly code: string = 'PH_ERR_NATIVE_TUNNEL';
+  constructor(problem: string) {
+    super([problem]);
   }
 }
 
@@ -649,6 +657,7 @@ export const ERROR_CODES = [
   'PH_ERR_NODE_DOWN',
   'PH_ERR_NODE_NAME_TAKEN',
   'PH_ERR_METRICS_LISTEN',
+  'PH_ERR_NATIVE_TUNNEL',
   'PH_ERR_TLS_CERT',
   'PH_ERR_TLS_CA',
   'PH_ERR_TLS_REQUIRED',

@@ -12,6 +12,7 @@ import { AuthDeniedError, AuthRequiredError, AuthUnavailableError, BadRequestErr
 import { emit } from '../events.js';
 import { sendHttpError, wantsJson } from '../gateway/error-response.js';
 import { parseHostHeader } from '../gateway/host-header.js';
+import { onConnectionClosed } from '../gateway/native-tunnel.js';
 import type { Admission } from './admission.js';
 import { fromOtherOrigin, readForm } from '../admin/form-post.js';
 import { askAuthService, type ForwardAuthConfig } from './forward-auth.js';
@@ -94,7 +95,8 @@ export class AuthGate {
     let set = this.#sockets.get(family);
     if (!set) this.#sockets.set(family, (set = new Set()));
     set.add(socket);
-    socket.once('close', () => {
+    // A native tunnel closes the Node socket when it takes the connection over: its end counts, not that close.
+    onConnectionClosed(socket, () => {
       set.delete(socket);
       if (set.size === 0 && this.#sockets.get(family) === set) this.#sockets.delete(family);
     });

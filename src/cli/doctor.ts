@@ -6,6 +6,7 @@ import { Argument, Command, InvalidArgumentError, Option } from 'commander';
 import { DEFAULT_STEP_TIMEOUT_MS, runDoctor } from '../toolkit/doctor.js';
 import { formatStep, formatSummary } from '../toolkit/doctor-report.js';
 import { parseTarget } from '../toolkit/doctor-url.js';
+import { describeTunnelEngine } from '../gateway/native-binding.js';
 import { collectHeader, collectSubprotocol, readFileArg } from './ws-client-options.js';
 
 interface DoctorFlags {
@@ -90,9 +91,12 @@ Exit codes:
         onStep: json ? undefined : (step) => process.stdout.write(`${formatStep(step, Boolean(flags.verbose))}\n`),
         onProgress: json ? undefined : (line) => process.stderr.write(`  … ${line}\n`),
       });
-      if (json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+      // Which tunnel engine a gateway of this install uses: the first question when tunnels misbehave here.
+      const engine = describeTunnelEngine();
+      if (json) process.stdout.write(`${JSON.stringify({ ...report, tunnelEngine: engine.engine }, null, 2)}\n`);
       else {
         process.stdout.write(`\n${formatSummary(report)}\n`);
+        process.stdout.write(`this porthole's WebSocket tunnels: ${engine.line}\n`);
         if (report.ok && flags.idle === undefined)
           process.stdout.write('tip: add --idle 75 to see whether a proxy cuts connections that stay quiet for a minute\n');
       }

@@ -405,6 +405,8 @@ export const configSchema = k.object(
     auth_tokens: k.withDefault(k.array(authTokenSchema), []),
     /** Failed upgrades that no app takes (no app at the path, a refused Host): `ws` (101 + close) or `http`. */
     ws_errors: k.withDefault(k.oneOf('ws', 'http'), 'ws'),
+    /** Who moves WebSocket tunnels' bytes: `native` (the addon, Linux), `js`, or `auto` (native when it loads). PORTHOLE_TUNNEL overrides. */
+    tunnel_engine: k.withDefault(k.oneOf('auto', 'native', 'js'), 'auto'),
     log: k.withDefault(
       k.object({
         format: k.withDefault(k.oneOf('auto', 'json', 'text'), 'auto'),

@@ -9,14 +9,21 @@ import type { AppActivity } from './app-activity.js';
 import type { BridgeConnection } from './bridge-connection.js';
 import type { StdioApps } from './stdio-apps.js';
 import type { Match } from './router.js';
+import type { NativeTunnel } from './native-tunnel.js';
+import type { TunnelEngine } from './native-binding.js';
 import type { Tunnel } from './tunnel.js';
+
+/** An open WebSocket tunnel, moved by JavaScript or by the native addon. */
+export type OpenTunnel = Tunnel | NativeTunnel;
 
 export interface GatewayCore {
   /** Distinguishes gateways in one process (tests, libraries) in events. */
   readonly id: string;
   readonly draining: boolean;
   readonly trustForwarded: boolean;
-  readonly tunnels: Set<Tunnel>;
+  readonly tunnels: Set<OpenTunnel>;
+  /** Who moves tunnels' bytes (`tunnel_engine`, PORTHOLE_TUNNEL): the native addon or JavaScript. */
+  readonly tunnelEngine: TunnelEngine;
   /** Open WebSocket→TCP bridge connections (apps with a bridge); drained like tunnels. */
   readonly bridges: Set<BridgeConnection>;
   /** The `stdio` apps' programs and connections; drained like tunnels. */

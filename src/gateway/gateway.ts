@@ -24,7 +24,9 @@ import { appUrls } from './app-urls.js';
 import { AgentPool, RouteTable, type Lookup, type Match, type Route } from './router.js';
 import { unroutedHint } from './unrouted-hint.js';
 import { refuseUpgrade } from './upgrade-refusal.js';
-import type { Tunnel } from './tunnel.js';
+import type { OpenTunnel } from './core.js';
+import { resolveTunnelEngine, type TunnelEngine } from './native-binding.js';
+import { startNativeLoop } from './native-tunnel.js';
 import { clientProto, proxyUpgrade } from './upgrade.js';
 import { Certificates, loadCertFiles } from '../tls/certificates.js';
 import { TlsListener } from './tls-listener.js';
@@ -99,7 +101,11 @@ export function createGateway(config: unknown = {}, options: GatewayOptions = {}
 
 export class Gateway implements GatewayCore {
   readonly id = randomBytes(4).toString('hex');
-  readonly tunnels = new Set<Tunnel>();
+  readonly tunnels = new Set<OpenTunnel>();
+  /** Set with each config swapped in: read per upgrade, so kept rather than recomputed. */
+  tunnelEngine: TunnelEngine = 'js';
+  /** Why the JavaScript tunnel is in force (the setting, or why the addon did not load); null with native. */
+  tunnelEngineWhy: string | null = null;
   readonly bridges = new Set<BridgeConnection>();
   readonly stdio: StdioApps;
   readonly activity = new AppActivity();
@@ -138,13 +144,14 @@ export class Gateway implements GatewayCore {
     this.dataDir = options.dataDir;
     this.internalCertLifetimeMs = options.internalCertLifetimeMs;
     this.table = this.build(config);
+    this.setEngine();
     this.auth = new AuthGate({
       gatewayId: this.id,
       config: () => this.table.config,
       isAppHost: (host) => this.appAtHost(host) !== undefined,
       proto: (req) => this.clientProto(req),
       endConnections: (sockets) => {
-        const open = [...this.tunnels, ...this.bridges].filter((c) => sockets.has(c.client));
+        const open = [...this.tunnels, ...this.bridges].filter((c) => c.client !== undefined && sockets.has(c.client));
         for (const c of open) c.close(1008, 'PH_ERR_AUTH_REQUIRED: logged out');
         const stdio = this.stdio.closeClientsOf(sockets, 1008, 'PH_ERR_AUTH_REQUIRED: logged out');
         // Still connecting to the app: no tunnel yet.
@@ -178,6 +185,7 @@ export class Gateway implements GatewayCore {
     const before = this.server?.listening ? this.appUrls() : undefined;
     const peers = extras ? extras.peers : this.peers;
     this.table = this.build(config, peers);
+    this.setEngine();
     this.agents.keepOnly(this.table.agents());
     this.peers = peers;
     this.auth.configChanged();
@@ -215,7 +223,17 @@ export class Gateway implements GatewayCore {
 
   private build(config: unknown, peers?: ReadonlyMap<string, PeerTarget>): RouteTable {
     const cfg = isParsed(config) ? config : parseConfig(config);
+    // `tunnel_engine: native` without the addon is a config error (PH_ERR_NATIVE_TUNNEL), found before anything is swapped in.
+    resolveTunnelEngine(cfg.tunnel_engine);
     return new RouteTable(cfg, { agents: this.agents, readTemplate: (f) => readTemplate(resolve(this.baseDir, f)), resolvePath: (f) => resolve(this.baseDir, f), peers });
+  }
+
+  private setEngine(): void {
+    const { engine, why } = resolveTunnelEngine(this.table.config.tunnel_engine);
+    this.tunnelEngine = engine;
+    this.tunnelEngineWhy = why;
+    // Its two fds (epoll, eventfd) belong to the gateway from the start, not to its first tunnel.
+    if (engine === 'native') startNativeLoop();
   }
 
   /**
@@ -416,7 +434,7 @@ export class Gateway implements GatewayCore {
     if (refused) return this.refuseRequest(req, res, refused);
     if (!byHost && (url === '/_porthole/health' || url.startsWith('/_porthole/health?'))) {
       const { degraded, ...extra } = this.healthExtra?.() ?? {};
-      const body = JSON.stringify({ status: this.draining ? 'draining' : degraded ? 'degraded' : 'ok', apps: this.table.routes.length, tunnels: this.tunnels.size + this.bridges.size, ...extra });
+      const body = JSON.stringify({ status: this.draining ? 'draining' : degraded ? 'degraded' : 'ok', apps: this.table.routes.length, tunnels: this.tunnels.size + this.bridges.size, tunnelEngine: this.tunnelEngine, ...extra });
       res.writeHead(this.draining ? 503 : 200, { 'Content-Type': 'application/json', 'Cache-Control': 'no-store' });
       res.end(body);
       return;
@@ -529,7 +547,7 @@ export class Gateway implements GatewayCore {
     const addr = server.address() as AddressInfo;
     const shownHost = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
     const address = { host: addr.address, port: addr.port, url: `${tlsConfig ? 'https' : 'http'}://${shownHost}:${addr.port}` };
-    emit('gateway', { gateway: this.id, action: 'listening', address: address.url, apps: this.appUrls() });
+    emit('gateway', { gateway: this.id, action: 'listening', address: address.url, apps: this.appUrls(), tunnelEngine: this.tunnelEngine, ...(this.tunnelEngineWhy ? { tunnelEngineWhy: this.tunnelEngineWhy } : {}) });
     return address;
   }
 

@@ -12,10 +12,11 @@ import { DrainingError, PortholeError, UpstreamBadResponseError, upstreamError }
 import { emit } from '../events.js';
 import { BridgeEntry } from './bridge-entry.js';
 import { acceptAndClose, acceptKey, discardUntilClosed, sendRawHttpError } from './error-response.js';
-import type { GatewayCore } from './core.js';
+import type { GatewayCore, OpenTunnel } from './core.js';
 import { checkHandshake, checkOrigin, checkWsPath, wsProtocol } from './handshake.js';
 import { duplicateHost, upstreamRequestHeaders } from './headers.js';
 import type { Match } from './router.js';
+import { adoptable, NativeTunnel } from './native-tunnel.js';
 import { peerOf, Tunnel } from './tunnel.js';
 import { upstreamRequest } from './upstream-request.js';
 import { peerRefusal, trustsForwarded } from './peer.js';
@@ -228,7 +229,19 @@ function destroySelf(this: Duplex): void {
  * header lists, upstream request) alive for as long as the tunnel lives.
  */
 function splice(gw: GatewayCore, client: Duplex, upstream: Socket, clientHead: Buffer, upstreamHead: Buffer, route: Match['route'], path: string): void {
-  const tunnel = new Tunnel(client, upstream, { app: route.app.name, path, gateway: gw.id, client: peerOf(client as Socket) }, { idleMs: route.idleMs, pingMs: route.pingMs, onEnd: (t) => gw.tunnels.delete(t) });
+  const info = { app: route.app.name, path, gateway: gw.id, client: peerOf(client as Socket) };
+  const opts = { idleMs: route.idleMs, pingMs: route.pingMs, onEnd: (t: OpenTunnel) => gw.tunnels.delete(t) };
+  // Native only between two plain sockets: TLS and HTTP/2 streams have no fd carrying the WebSocket bytes.
+  if (gw.tunnelEngine === 'native' && adoptable(client) && adoptable(upstream)) {
+    const native = new NativeTunnel(client, upstream, info, opts);
+    const left = native.start(clientHead, upstreamHead);
+    if (left === null) {
+      gw.tunnels.add(native);
+      return;
+    }
+    [clientHead, upstreamHead] = left;
+  }
+  const tunnel = new Tunnel(client, upstream, info, opts);
   gw.tunnels.add(tunnel);
   tunnel.start(clientHead, upstreamHead);
 }

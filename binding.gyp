@@ -1,0 +1,10 @@
+{
+  "targets": [
+    {
+      "target_name": "porthole_tunnel",
+      "sources": ["native/addon.c", "native/loop.c", "native/frames.c"],
+      "cflags": ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-std=gnu11"],
+      "conditions": [["OS!='linux'", {"type": "none"}]]
+    }
+  ]
+}

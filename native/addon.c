@@ -1,0 +1,249 @@
+/*
+ * The JavaScript face of the native tunnel (src/gateway/native-tunnel.ts):
+ * adopt two sockets' fds, queue commands to the loop thread, read counters,
+ * and deliver each tunnel's end report through a thread-safe function.
+ */
+#define _GNU_SOURCE
+#define NAPI_VERSION 8
+#include <node_api.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "tunnel.h"
+
+static napi_threadsafe_function on_end;
+static int started;
+
+#define CHECK(call)                                   \
+  do {                                                \
+    if ((call) != napi_ok) return NULL;               \
+  } while (0)
+
+static napi_value throw_errno(napi_env env, const char *what, int err) {
+  char msg[160];
+  snprintf(msg, sizeof msg, "%s: %s", what, strerror(err));
+  napi_throw_error(env, "PH_NATIVE", msg);
+  return NULL;
+}
+
+static void set_num(napi_env env, napi_value obj, const char *key, double v) {
+  napi_value n;
+  napi_create_double(env, v, &n);
+  napi_set_named_property(env, obj, key, n);
+}
+static void set_str(napi_env env, napi_value obj, const char *key, const char *s, size_t len) {
+  napi_value v;
+  napi_create_string_utf8(env, s, len, &v);
+  napi_set_named_property(env, obj, key, v);
+}
+static void set_code(napi_env env, napi_value obj, const char *key, int code) {
+  napi_value v;
+  if (code < 0) napi_get_null(env, &v);
+  else napi_create_int32(env, code, &v);
+  napi_set_named_property(env, obj, key, v);
+}
+static const char *side_name(int side) { return side == SIDE_CLIENT ? "client" : side == SIDE_UPSTREAM ? "upstream" : NULL; }
+
+/* On the JavaScript thread: the raw facts of the end; tunnel-report.ts decides who closed. */
+static void call_js(napi_env env, napi_value cb, void *context, void *data) {
+  (void)context;
+  tunnel_t *t = data;
+  if (!env) return;
+  napi_value r, undef;
+  napi_create_object(env, &r);
+  set_num(env, r, "id", t->id);
+  set_num(env, r, "bytesIn", (double)t->d[0].bytes);
+  set_num(env, r, "bytesOut", (double)t->d[1].bytes);
+  set_num(env, r, "framesIn", (double)t->d[0].tr.frames);
+  set_num(env, r, "framesOut", (double)t->d[1].tr.frames);
+  set_num(env, r, "messagesIn", (double)t->d[0].tr.messages);
+  set_num(env, r, "messagesOut", (double)t->d[1].tr.messages);
+  set_num(env, r, "lastActivity", t->active_epoch);
+  set_code(env, r, "gatewayCode", t->gw_close ? t->gw_code : -1);
+  if (t->gw_reason) set_str(env, r, "gatewayReason", t->gw_reason, NAPI_AUTO_LENGTH);
+  set_code(env, r, "clientCode", t->d[0].tr.close_code);
+  set_str(env, r, "clientReason", t->d[0].tr.reason, t->d[0].tr.reason_len);
+  set_code(env, r, "upstreamCode", t->d[1].tr.close_code);
+  set_str(env, r, "upstreamReason", t->d[1].tr.reason, t->d[1].tr.reason_len);
+  if (side_name(t->first_close)) set_str(env, r, "firstClose", side_name(t->first_close), NAPI_AUTO_LENGTH);
+  if (side_name(t->first_cut)) set_str(env, r, "firstCut", side_name(t->first_cut), NAPI_AUTO_LENGTH);
+  napi_get_undefined(env, &undef);
+  napi_call_function(env, undef, cb, 1, &r, NULL);
+}
+
+static void report(tunnel_t *t) { napi_call_threadsafe_function(on_end, t, napi_tsfn_nonblocking); }
+
+/* init(onEnd): starts the loop thread once per process. */
+static napi_value init(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], name;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (started) return NULL;
+  CHECK(napi_create_string_utf8(env, "porthole.tunnel.end", NAPI_AUTO_LENGTH, &name));
+  CHECK(napi_create_threadsafe_function(env, argv[0], NULL, name, 0, 1, NULL, NULL, NULL, call_js, &on_end));
+  /* Open tunnels hold the process through ref() (native-tunnel.ts), not the function itself. */
+  napi_unref_threadsafe_function(env, on_end);
+  int err = loop_start(report);
+  if (err) return throw_errno(env, "cannot start the tunnel thread", err);
+  started = 1;
+  return NULL;
+}
+
+static int adopt_fd(int fd) {
+  int dup = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (dup < 0) return -1;
+  int flags = fcntl(dup, F_GETFL);
+  if (flags < 0 || fcntl(dup, F_SETFL, flags | O_NONBLOCK) < 0) {
+    close(dup);
+    return -1;
+  }
+  int one = 1;
+  /* Fails harmlessly on a Unix socket. */
+  setsockopt(dup, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  return dup;
+}
+
+static int preload(napi_env env, tunnel_t *t, int side, napi_value buf) {
+  bool is;
+  if (napi_is_buffer(env, buf, &is) != napi_ok || !is) return 0;
+  void *data;
+  size_t len;
+  if (napi_get_buffer_info(env, buf, &data, &len) != napi_ok) return EINVAL;
+  return tunnel_preload(t, side, data, len);
+}
+
+/* adopt(id, clientFd, upstreamFd, clientHead, upstreamHead, idleMs, pingMs, graceMs) -> handle */
+static napi_value adopt(napi_env env, napi_callback_info info) {
+  size_t argc = 8;
+  napi_value argv[8];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (!started) {
+    napi_throw_error(env, "PH_NATIVE", "init() first");
+    return NULL;
+  }
+  int32_t id, cfd, ufd;
+  uint32_t idle, ping, grace;
+  CHECK(napi_get_value_int32(env, argv[0], &id));
+  CHECK(napi_get_value_int32(env, argv[1], &cfd));
+  CHECK(napi_get_value_int32(env, argv[2], &ufd));
+  CHECK(napi_get_value_uint32(env, argv[5], &idle));
+  CHECK(napi_get_value_uint32(env, argv[6], &ping));
+  CHECK(napi_get_value_uint32(env, argv[7], &grace));
+  int c = adopt_fd(cfd);
+  if (c < 0) return throw_errno(env, "dup(client)", errno);
+  int u = adopt_fd(ufd);
+  if (u < 0) {
+    int err = errno;
+    close(c);
+    return throw_errno(env, "dup(upstream)", err);
+  }
+  tunnel_t *t = tunnel_new(id, c, u, idle, ping, grace);
+  int err = t ? 0 : ENOMEM;
+  if (!err) err = preload(env, t, SIDE_CLIENT, argv[3]);
+  if (!err) err = preload(env, t, SIDE_UPSTREAM, argv[4]);
+  if (!err) err = loop_command(CMD_ADOPT, t, 0, NULL, 0);
+  if (err) {
+    close(c);
+    close(u);
+    if (t) tunnel_free(t);
+    return throw_errno(env, "adopt", err);
+  }
+  napi_value handle;
+  CHECK(napi_create_external(env, t, NULL, NULL, &handle));
+  return handle;
+}
+
+static tunnel_t *handle_of(napi_env env, napi_callback_info info, size_t *argc, napi_value *argv) {
+  if (napi_get_cb_info(env, info, argc, argv, NULL, NULL) != napi_ok) return NULL;
+  void *t = NULL;
+  if (napi_get_value_external(env, argv[0], &t) != napi_ok) napi_throw_type_error(env, NULL, "not a tunnel handle");
+  return t;
+}
+
+/* close(handle, code, reason) */
+static napi_value close_tunnel(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  tunnel_t *t = handle_of(env, info, &argc, argv);
+  if (!t) return NULL;
+  int32_t code;
+  char reason[1024];
+  size_t len = 0;
+  CHECK(napi_get_value_int32(env, argv[1], &code));
+  CHECK(napi_get_value_string_utf8(env, argv[2], reason, sizeof reason, &len));
+  int err = loop_command(CMD_CLOSE, t, code, reason, len);
+  return err ? throw_errno(env, "close", err) : NULL;
+}
+
+static napi_value simple(napi_env env, napi_callback_info info, int kind) {
+  size_t argc = 1;
+  napi_value argv[1];
+  tunnel_t *t = handle_of(env, info, &argc, argv);
+  if (!t) return NULL;
+  int err = loop_command(kind, t, 0, NULL, 0);
+  return err ? throw_errno(env, "command", err) : NULL;
+}
+static napi_value destroy_tunnel(napi_env env, napi_callback_info info) { return simple(env, info, CMD_DESTROY); }
+static napi_value release_tunnel(napi_env env, napi_callback_info info) { return simple(env, info, CMD_RELEASE); }
+
+/* stats(handle, out: Float64Array(7)): bytes, frames, messages each way and the last activity, read while the loop runs. */
+static napi_value stats(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  tunnel_t *t = handle_of(env, info, &argc, argv);
+  if (!t) return NULL;
+  napi_typedarray_type type;
+  size_t length;
+  void *data;
+  CHECK(napi_get_typedarray_info(env, argv[1], &type, &length, &data, NULL, NULL));
+  if (type != napi_float64_array || length < 7) {
+    napi_throw_type_error(env, NULL, "stats() wants a Float64Array(7)");
+    return NULL;
+  }
+  double *out = data;
+  /* Counters are 64-bit words written by one thread: a relaxed load never sees half a value. */
+  out[0] = (double)__atomic_load_n(&t->d[0].bytes, __ATOMIC_RELAXED);
+  out[1] = (double)__atomic_load_n(&t->d[1].bytes, __ATOMIC_RELAXED);
+  out[2] = (double)__atomic_load_n(&t->d[0].tr.frames, __ATOMIC_RELAXED);
+  out[3] = (double)__atomic_load_n(&t->d[1].tr.frames, __ATOMIC_RELAXED);
+  out[4] = (double)__atomic_load_n(&t->d[0].tr.messages, __ATOMIC_RELAXED);
+  out[5] = (double)__atomic_load_n(&t->d[1].tr.messages, __ATOMIC_RELAXED);
+  out[6] = t->active_epoch;
+  return NULL;
+}
+
+/* ref()/unref(): open native tunnels keep the process alive, as their sockets would. */
+static napi_value ref(napi_env env, napi_callback_info info) {
+  (void)info;
+  if (started) napi_ref_threadsafe_function(env, on_end);
+  return NULL;
+}
+static napi_value unref(napi_env env, napi_callback_info info) {
+  (void)info;
+  if (started) napi_unref_threadsafe_function(env, on_end);
+  return NULL;
+}
+
+static napi_value module_init(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+      {"init", NULL, init, NULL, NULL, NULL, napi_default, NULL},
+      {"adopt", NULL, adopt, NULL, NULL, NULL, napi_default, NULL},
+      {"close", NULL, close_tunnel, NULL, NULL, NULL, napi_default, NULL},
+      {"destroy", NULL, destroy_tunnel, NULL, NULL, NULL, napi_default, NULL},
+      {"release", NULL, release_tunnel, NULL, NULL, NULL, napi_default, NULL},
+      {"stats", NULL, stats, NULL, NULL, NULL, napi_default, NULL},
+      {"ref", NULL, ref, NULL, NULL, NULL, napi_default, NULL},
+      {"unref", NULL, unref, NULL, NULL, NULL, napi_default, NULL},
+  };
+  napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, module_init)

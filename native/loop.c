@@ -1,0 +1,470 @@
+/*
+ * The data path: one thread with epoll owns every adopted tunnel and moves
+ * bytes with read()/send() through a per-direction buffer borrowed from a
+ * small pool only while bytes are in flight, so an idle tunnel holds no
+ * buffer. splice(2) is not used: it needs a pipe (2 fds) per moving payload
+ * and the headers must be read into user space anyway; see docs/development.md.
+ *
+ * Sockets are registered once, edge-triggered, for both directions: no
+ * epoll_ctl per chunk. Backpressure: a direction reads only when its buffer
+ * is empty, so with a slow reader the kernel's buffers fill and TCP's window
+ * stops the writer; memory per tunnel stays bounded by one buffer each way.
+ */
+#define _GNU_SOURCE
+#include "tunnel.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+/* One read's worth, plus room for control frames injected at a boundary inside it. */
+#define READ_MAX 65536
+#define BUF_CAP (READ_MAX + 4 * CONTROL_MAX)
+#define POOL_MAX 32
+#define BATCH 256
+/* Timers are checked in one sweep over the tunnels, at most this often. */
+#define TICK_MS 10
+
+typedef struct command {
+  int kind;
+  tunnel_t *t;
+  int code;
+  char *reason;
+  size_t reason_len;
+  struct command *next;
+} command_t;
+
+static int epfd = -1, wakefd = -1;
+static pthread_mutex_t queue_lock = PTHREAD_MUTEX_INITIALIZER;
+static command_t *queue_head, *queue_tail;
+static void (*report_end)(tunnel_t *t);
+static tunnel_t *live;
+static uint64_t now_mono, next_due;
+static double now_epoch;
+static uint8_t *pool[POOL_MAX];
+static int pooled;
+
+static uint64_t mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+static double epoch_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (double)ts.tv_sec * 1000 + (double)(ts.tv_nsec / 1000000);
+}
+
+static void due(uint64_t at) {
+  if (at && (next_due == 0 || at < next_due)) next_due = at;
+}
+
+static void take_buffer(direction_t *d) {
+  if (d->buf) return;
+  d->buf = pooled ? pool[--pooled] : malloc(BUF_CAP);
+  d->head = d->tail = 0;
+}
+static void give_buffer(direction_t *d) {
+  if (!d->buf) return;
+  if (d->own) free(d->buf);
+  else if (pooled < POOL_MAX) pool[pooled++] = d->buf;
+  else free(d->buf);
+  d->buf = NULL;
+  d->own = 0;
+  d->head = d->tail = 0;
+}
+
+tunnel_t *tunnel_new(int id, int client_fd, int upstream_fd, uint32_t idle_ms, uint32_t ping_ms, uint32_t grace_ms) {
+  tunnel_t *t = calloc(1, sizeof *t);
+  if (!t) return NULL;
+  t->id = id;
+  t->fd[SIDE_CLIENT] = client_fd;
+  t->fd[SIDE_UPSTREAM] = upstream_fd;
+  for (int s = 0; s < 2; s++) {
+    t->end[s].t = t;
+    t->end[s].side = s;
+    t->d[s].src = s;
+    t->d[s].readable = 1;
+    tracker_init(&t->d[s].tr);
+  }
+  t->d[0].mask_out = 1;
+  t->idle_ms = idle_ms;
+  t->ping_ms = ping_ms;
+  t->grace_ms = grace_ms;
+  t->first_cut = t->first_close = -1;
+  t->active_epoch = epoch_ms();
+  return t;
+}
+
+void tunnel_free(tunnel_t *t) {
+  for (int s = 0; s < 2; s++) free(t->d[s].buf);
+  free(t->gw_reason);
+  free(t);
+}
+
+static void note_close(tunnel_t *t, direction_t *d) {
+  if (d->saw_close || d->tr.close_code < 0) return;
+  d->saw_close = 1;
+  if (t->first_close < 0) t->first_close = d->src;
+}
+
+int tunnel_preload(tunnel_t *t, int src, const uint8_t *p, size_t len) {
+  direction_t *d = &t->d[src];
+  if (!len || d->buf) return 0;
+  /* Runs on the JavaScript thread, before adoption: its own buffer, not the loop's pool. */
+  size_t cap = len + 4 * CONTROL_MAX > BUF_CAP ? len + 4 * CONTROL_MAX : BUF_CAP;
+  d->buf = malloc(cap);
+  if (!d->buf) return ENOMEM;
+  d->own = 1;
+  memcpy(d->buf, p, len);
+  tracker_consume(&d->tr, p, len, 0);
+  note_close(t, d);
+  d->tail = (uint32_t)len;
+  d->bytes += len;
+  return 0;
+}
+
+static void finish(tunnel_t *t) {
+  if (t->finished) return;
+  t->finished = 1;
+  for (int s = 0; s < 2; s++) {
+    epoll_ctl(epfd, EPOLL_CTL_DEL, t->fd[s], NULL);
+    close(t->fd[s]);
+    give_buffer(&t->d[s]);
+  }
+  if (t->prev) t->prev->next = t->next;
+  else live = t->next;
+  if (t->next) t->next->prev = t->prev;
+  t->prev = t->next = NULL;
+  report_end(t);
+}
+
+/* A socket failed (reset, broken pipe): both connections are cut, `side` first. */
+static void cut(tunnel_t *t, int side) {
+  if (t->first_cut < 0) t->first_cut = side;
+  finish(t);
+}
+
+static void check_done(tunnel_t *t) {
+  if (t->d[0].shut && t->d[1].shut && t->d[0].eof && t->d[1].eof) finish(t);
+}
+
+/* A sealed direction: only the peer's close reply matters now, read for the report and never forwarded. */
+static void read_for_log(tunnel_t *t, direction_t *d, const uint8_t *p, uint32_t n) {
+  tracker_consume(&d->tr, p, n, 0);
+  note_close(t, d);
+  if (d->src == SIDE_CLIENT && d->tr.close_code >= 0 && t->gw_close && !t->d[1].shut) {
+    /* The client answered our close: end its connection (RFC 6455 7.1.1, the server closes TCP first). */
+    shutdown(t->fd[SIDE_CLIENT], SHUT_WR);
+    t->d[1].shut = 1;
+  }
+}
+
+/* Bytes just read into buf[tail, tail + n): tracked, and a pending control frame put in at the boundary. */
+static void take_in(tunnel_t *t, direction_t *d, uint32_t n) {
+  uint8_t *p = d->buf + d->tail;
+  if (d->sealed) {
+    read_for_log(t, d, p, n);
+    return;
+  }
+  if (d->pending_len) {
+    uint32_t c = tracker_at_boundary(&d->tr) ? 0 : (uint32_t)tracker_consume(&d->tr, p, n, 1);
+    note_close(t, d);
+    if (!tracker_at_boundary(&d->tr)) {
+      d->tail += n;
+      return;
+    }
+    /* The frame in progress ends after c bytes: the control frame goes there (the buffer has room for it). */
+    uint8_t len = d->pending_len;
+    memmove(p + c + len, p + c, n - c);
+    memcpy(p + c, d->pending, len);
+    d->pending_len = 0;
+    d->tail += c + len;
+    if (d->seal_after) {
+      d->sealed = 1;
+      read_for_log(t, d, d->buf + d->tail, n - c);
+      return;
+    }
+    tracker_consume(&d->tr, d->buf + d->tail, n - c, 0);
+    note_close(t, d);
+    d->tail += n - c;
+    return;
+  }
+  tracker_consume(&d->tr, p, n, 0);
+  note_close(t, d);
+  d->tail += n;
+}
+
+/* Moves what it can one way: write what is buffered, then read more while the destination keeps up. */
+static void pump(tunnel_t *t, direction_t *d) {
+  int dst = 1 - d->src;
+  for (;;) {
+    if (t->finished) return;
+    if (d->head < d->tail) {
+      ssize_t w = send(t->fd[dst], d->buf + d->head, d->tail - d->head, MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (w < 0) {
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+          d->blocked = 1;
+          return;
+        }
+        cut(t, dst);
+        return;
+      }
+      d->head += (uint32_t)w;
+      if (d->head < d->tail) {
+        /* A short write: the socket's buffer is full, EPOLLOUT will say when it drains. */
+        d->blocked = 1;
+        return;
+      }
+      d->head = d->tail = 0;
+    }
+    d->blocked = 0;
+    if (d->eof) {
+      if (!d->shut) {
+        /* Half-close: the FIN goes on once everything before it is written. */
+        shutdown(t->fd[dst], SHUT_WR);
+        d->shut = 1;
+      }
+      give_buffer(d);
+      check_done(t);
+      return;
+    }
+    if (!d->readable) {
+      give_buffer(d);
+      return;
+    }
+    take_buffer(d);
+    if (!d->buf) return;
+    ssize_t n = read(t->fd[d->src], d->buf, READ_MAX);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        d->readable = 0;
+        give_buffer(d);
+        return;
+      }
+      cut(t, d->src);
+      return;
+    }
+    if (n == 0) {
+      d->eof = 1;
+      if (t->first_cut < 0) t->first_cut = d->src;
+      continue;
+    }
+    t->active_mono = now_mono;
+    t->active_epoch = now_epoch;
+    __atomic_store_n(&d->bytes, d->bytes + (uint64_t)n, __ATOMIC_RELAXED);
+    take_in(t, d, (uint32_t)n);
+    /*
+     * A short read drained the socket: with edge-triggered epoll, more bytes
+     * bring a new event, so no read is spent on EAGAIN. Not when the FIN was
+     * seen with the event: only a read returning 0 tells where the data ends.
+     */
+    if (n < READ_MAX && !t->rdhup[d->src]) d->readable = 0;
+  }
+}
+
+/* Sends a control frame this way as soon as the stream is at a frame boundary (Tunnel.inject in tunnel.ts). */
+static void inject(tunnel_t *t, direction_t *d, const uint8_t *frame, uint8_t len, int seal) {
+  if (d->sealed || d->shut || d->eof) return;
+  /* A ping can wait for the next one while the reader is slow; the buffer has room for one close only. */
+  if (d->blocked && !seal) return;
+  if (d->pending_len && (d->seal_after || !seal)) return;
+  memcpy(d->pending, frame, len);
+  d->pending_len = len;
+  d->seal_after = (uint8_t)seal;
+  if (!tracker_at_boundary(&d->tr)) return;
+  take_buffer(d);
+  if (!d->buf) return;
+  memcpy(d->buf + d->tail, d->pending, len);
+  d->tail += len;
+  d->pending_len = 0;
+  if (seal) d->sealed = 1;
+  if (!d->blocked) pump(t, d);
+}
+
+static void gateway_close(tunnel_t *t, int code, const char *reason, size_t reason_len) {
+  if (t->finished || t->gw_close) return;
+  t->gw_close = 1;
+  t->gw_code = code;
+  t->gw_reason = strndup(reason, reason_len);
+  uint8_t frame[CONTROL_MAX];
+  uint8_t n = (uint8_t)close_frame(frame, code, reason, reason_len, 0);
+  inject(t, &t->d[1], frame, n, 1);
+  if (t->finished) return;
+  n = (uint8_t)close_frame(frame, code, reason, reason_len, 1);
+  inject(t, &t->d[0], frame, n, 1);
+  if (t->finished) return;
+  t->kill_at = now_mono + t->grace_ms;
+  due(t->kill_at);
+}
+
+static void adopt(tunnel_t *t) {
+  t->next = live;
+  if (live) live->prev = t;
+  live = t;
+  t->active_mono = now_mono;
+  if (t->idle_ms) due(t->idle_at = now_mono + t->idle_ms);
+  if (t->ping_ms) due(t->ping_at = now_mono + t->ping_ms);
+  for (int s = 0; s < 2; s++) {
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.ptr = &t->end[s]};
+    if (epoll_ctl(epfd, EPOLL_CTL_ADD, t->fd[s], &ev) < 0) {
+      cut(t, s);
+      return;
+    }
+  }
+  /* The bytes that came with the handshakes go first (preloaded), then whatever the sockets hold. */
+  for (int s = 0; s < 2 && !t->finished; s++) pump(t, &t->d[s]);
+}
+
+static void sweep(void) {
+  next_due = 0;
+  uint64_t soon = now_mono + TICK_MS / 2;
+  for (tunnel_t *t = live, *next; t; t = next) {
+    next = t->next;
+    if (t->kill_at && t->kill_at <= soon) {
+      finish(t);
+      continue;
+    }
+    if (t->idle_at && t->idle_at <= soon) {
+      uint64_t quiet = now_mono - t->active_mono;
+      if (quiet + TICK_MS / 2 >= t->idle_ms) {
+        t->idle_at = 0;
+        char reason[64];
+        int n = snprintf(reason, sizeof reason, "idle for %llu s", (unsigned long long)((quiet + 500) / 1000));
+        gateway_close(t, 1001, reason, (size_t)n);
+        if (t->finished) continue;
+      } else {
+        t->idle_at = t->active_mono + t->idle_ms;
+      }
+    }
+    if (t->ping_at && t->ping_at <= soon) {
+      uint8_t frame[CONTROL_MAX];
+      uint8_t n = (uint8_t)empty_control_frame(frame, OP_PING, 0);
+      inject(t, &t->d[1], frame, n, 0);
+      if (t->finished) continue;
+      t->ping_at = now_mono + t->ping_ms;
+    }
+    due(t->kill_at);
+    due(t->idle_at);
+    due(t->ping_at);
+  }
+}
+
+static void run_commands(void) {
+  pthread_mutex_lock(&queue_lock);
+  command_t *c = queue_head;
+  queue_head = queue_tail = NULL;
+  pthread_mutex_unlock(&queue_lock);
+  while (c) {
+    command_t *next = c->next;
+    tunnel_t *t = c->t;
+    switch (c->kind) {
+      case CMD_ADOPT: adopt(t); break;
+      case CMD_CLOSE: gateway_close(t, c->code, c->reason ? c->reason : "", c->reason_len); break;
+      case CMD_DESTROY: finish(t); break;
+      /* Freed only here, after the end report reached JavaScript: no command after it names t. */
+      case CMD_RELEASE: tunnel_free(t); break;
+    }
+    free(c->reason);
+    free(c);
+    c = next;
+  }
+}
+
+static void on_event(endpoint_t *e, uint32_t events) {
+  tunnel_t *t = e->t;
+  int s = e->side;
+  if (t->finished) return;
+  if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) t->rdhup[s] = 1;
+  if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+    t->d[s].readable = 1;
+    if (!t->d[s].blocked) pump(t, &t->d[s]);
+  }
+  if (t->finished) return;
+  if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) {
+    direction_t *into = &t->d[1 - s];
+    if (into->blocked) pump(t, into);
+  }
+}
+
+static void *run(void *arg) {
+  (void)arg;
+  struct epoll_event events[BATCH];
+  for (;;) {
+    int timeout = -1;
+    now_mono = mono_ms();
+    if (next_due) timeout = next_due <= now_mono ? 0 : (int)(next_due - now_mono);
+    if (timeout >= 0 && timeout < TICK_MS && next_due > now_mono) timeout = TICK_MS;
+    int n = epoll_wait(epfd, events, BATCH, timeout);
+    now_mono = mono_ms();
+    now_epoch = epoch_ms();
+    for (int i = 0; i < n; i++) {
+      if (events[i].data.ptr == NULL) {
+        uint64_t v;
+        if (read(wakefd, &v, sizeof v) < 0) { /* nothing to read: another wake took it */
+        }
+        continue;
+      }
+      on_event(events[i].data.ptr, events[i].events);
+    }
+    /* After the batch: a release must not free a tunnel that an event above still names. */
+    run_commands();
+    if (next_due && next_due <= now_mono + TICK_MS / 2) sweep();
+  }
+  return NULL;
+}
+
+int loop_start(void (*report)(tunnel_t *t)) {
+  report_end = report;
+  epfd = epoll_create1(EPOLL_CLOEXEC);
+  if (epfd < 0) return errno;
+  wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (wakefd < 0) return errno;
+  struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
+  if (epoll_ctl(epfd, EPOLL_CTL_ADD, wakefd, &ev) < 0) return errno;
+  pthread_t th;
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  int err = pthread_create(&th, &attr, run, NULL);
+  pthread_attr_destroy(&attr);
+  return err;
+}
+
+int loop_command(int kind, tunnel_t *t, int code, const char *reason, size_t reason_len) {
+  command_t *c = calloc(1, sizeof *c);
+  if (!c) return ENOMEM;
+  c->kind = kind;
+  c->t = t;
+  c->code = code;
+  if (reason) {
+    c->reason = malloc(reason_len + 1);
+    if (!c->reason) {
+      free(c);
+      return ENOMEM;
+    }
+    memcpy(c->reason, reason, reason_len);
+    c->reason[reason_len] = 0;
+    c->reason_len = reason_len;
+  }
+  pthread_mutex_lock(&queue_lock);
+  if (queue_tail) queue_tail->next = c;
+  else queue_head = c;
+  queue_tail = c;
+  pthread_mutex_unlock(&queue_lock);
+  uint64_t one = 1;
+  if (write(wakefd, &one, sizeof one) < 0) return errno;
+  return 0;
+}

@@ -1,0 +1,86 @@
+/*
+ * A tunnel adopted from JavaScript: both sockets (dup'd fds), one direction
+ * each way, its timers and what it reports when it ends. Owned by the loop
+ * thread (loop.c) from adoption until the end report; JavaScript only reads
+ * its counters (stats) and frees it through a command (release) once it has
+ * the report, so the loop never touches freed memory.
+ */
+#ifndef PORTHOLE_TUNNEL_H
+#define PORTHOLE_TUNNEL_H
+
+#include <stdint.h>
+
+#include "frames.h"
+
+#define SIDE_CLIENT 0
+#define SIDE_UPSTREAM 1
+
+struct tunnel;
+
+/* What epoll's data points at: one socket of a tunnel. */
+typedef struct {
+  struct tunnel *t;
+  int side;
+} endpoint_t;
+
+/* One direction: bytes read from side `src`, written to the other. */
+typedef struct {
+  int src;
+  /* Frames written towards an upstream server must be masked. */
+  int mask_out;
+  /* Bytes read and not yet written: [head, tail) of buf; buf is borrowed from a pool only while non-empty. */
+  uint8_t *buf;
+  uint32_t head, tail;
+  /* buf was allocated for the handshake's bytes: freed, not pooled. */
+  uint8_t own;
+  tracker_t tr;
+  uint64_t bytes;
+  /* A control frame waiting for the next frame boundary of this direction. */
+  uint8_t pending[CONTROL_MAX];
+  uint8_t pending_len;
+  uint8_t seal_after;
+  /* After our close frame went out this way, nothing more may follow it. */
+  uint8_t sealed;
+  uint8_t saw_close;
+  /* The source may have bytes (an edge seen, no EAGAIN since). */
+  uint8_t readable;
+  /* Read EOF from the source; shut = the FIN was passed on (shutdown(SHUT_WR) of the other). */
+  uint8_t eof, shut;
+  /* The last write hit EAGAIN: waiting for EPOLLOUT on the destination. */
+  uint8_t blocked;
+} direction_t;
+
+typedef struct tunnel {
+  int id;
+  int fd[2];
+  endpoint_t end[2];
+  /* d[0]: client -> upstream, d[1]: upstream -> client. */
+  direction_t d[2];
+  /* The FIN or error was seen with the event (EPOLLRDHUP): read to the end. */
+  uint8_t rdhup[2];
+  uint32_t idle_ms, ping_ms, grace_ms;
+  /* Monotonic ms deadlines, 0 = none. */
+  uint64_t idle_at, ping_at, kill_at;
+  /* Monotonic ms of the last byte either way (timers), epoch ms (dashboard). */
+  uint64_t active_mono;
+  volatile double active_epoch;
+  int gw_close, gw_code;
+  char *gw_reason;
+  /* Which side cut first (-1: none), which side sent a close frame first (-1: none). */
+  int first_cut, first_close;
+  int finished;
+  struct tunnel *prev, *next;
+} tunnel_t;
+
+/* Starts the loop thread; report(t) is called on it when a tunnel ends. Returns 0 or an errno. */
+int loop_start(void (*report)(tunnel_t *t));
+tunnel_t *tunnel_new(int id, int client_fd, int upstream_fd, uint32_t idle_ms, uint32_t ping_ms, uint32_t grace_ms);
+/* Bytes that Node already read: tracked and queued before anything the loop reads. Before adopt only. */
+int tunnel_preload(tunnel_t *t, int src, const uint8_t *p, size_t len);
+void tunnel_free(tunnel_t *t);
+
+enum { CMD_ADOPT, CMD_CLOSE, CMD_DESTROY, CMD_RELEASE };
+/* Queues a command for the loop thread (reason is copied). Returns 0 or an errno. */
+int loop_command(int kind, tunnel_t *t, int code, const char *reason, size_t reason_len);
+
+#endif

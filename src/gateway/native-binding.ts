@@ -1,0 +1,94 @@
+/**
+ * The optional native tunnel (binding.gyp, native/): loaded once, with the
+ * reason it could not be when it is missing, and the choice of engine for
+ * WebSocket tunnels — the `tunnel_engine` setting, overridden by the
+ * PORTHOLE_TUNNEL environment variable (CI runs the tunnel tests both ways).
+ */
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { NativeTunnelUnavailableError } from '../errors.js';
+
+/** The addon's functions (native/addon.c). */
+export interface NativeBinding {
+  init(onEnd: (report: NativeEndReport) => void): void;
+  adopt(id: number, clientFd: number, upstreamFd: number, clientHead: Buffer | null, upstreamHead: Buffer | null, idleMs: number, pingMs: number, graceMs: number): object;
+  close(handle: object, code: number, reason: string): void;
+  destroy(handle: object): void;
+  release(handle: object): void;
+  stats(handle: object, out: Float64Array): void;
+  ref(): void;
+  unref(): void;
+}
+
+/** What the loop thread knows when a tunnel ends; native-tunnel.ts turns it into `tunnel.close`. */
+export interface NativeEndReport {
+  id: number;
+  bytesIn: number;
+  bytesOut: number;
+  framesIn: number;
+  framesOut: number;
+  messagesIn: number;
+  messagesOut: number;
+  lastActivity: number;
+  gatewayCode: number | null;
+  gatewayReason?: string;
+  clientCode: number | null;
+  clientReason: string;
+  upstreamCode: number | null;
+  upstreamReason: string;
+  firstClose?: 'client' | 'upstream';
+  firstCut?: 'client' | 'upstream';
+}
+
+export type TunnelEngine = 'native' | 'js';
+export type TunnelEngineSetting = 'auto' | TunnelEngine;
+
+let loaded: { binding: NativeBinding | null; error: string | null } | null = null;
+
+/** The built addon: next to src/ and dist/ alike, as build/Release/ of the package. */
+export const ADDON_PATH = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'build', 'Release', 'porthole_tunnel.node');
+
+/** The addon, or null and why (not Linux, not built, built for another Node). Tried once per process. */
+export function nativeBinding(): { binding: NativeBinding | null; error: string | null } {
+  if (loaded) return loaded;
+  if (process.platform !== 'linux') return (loaded = { binding: null, error: `the native tunnel is Linux-only (this is ${process.platform})` });
+  try {
+    const binding = createRequire(import.meta.url)(ADDON_PATH) as NativeBinding;
+    loaded = { binding, error: null };
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    const why = e.code === 'MODULE_NOT_FOUND' ? `${ADDON_PATH} is not built (npm install builds it; see docs/development.md)` : `${ADDON_PATH}: ${e.message.split('\n')[0]}`;
+    loaded = { binding: null, error: why };
+  }
+  return loaded;
+}
+
+/**
+ * The engine in force: PORTHOLE_TUNNEL (js|native) over the setting; `auto`
+ * is native when the addon loads. Native asked for and unavailable throws
+ * NativeTunnelUnavailableError (PH_ERR_NATIVE_TUNNEL) with the reason.
+ */
+export function resolveTunnelEngine(setting: TunnelEngineSetting, env: NodeJS.ProcessEnv = process.env): { engine: TunnelEngine; why: string | null } {
+  const fromEnv = env.PORTHOLE_TUNNEL?.trim();
+  let wanted: TunnelEngineSetting = setting;
+  if (fromEnv) {
+    if (fromEnv !== 'js' && fromEnv !== 'native' && fromEnv !== 'auto') throw new NativeTunnelUnavailableError(`PORTHOLE_TUNNEL=${fromEnv}: expected js, native or auto`);
+    wanted = fromEnv;
+  }
+  if (wanted === 'js') return { engine: 'js', why: fromEnv ? 'PORTHOLE_TUNNEL=js' : 'tunnel_engine: js' };
+  const { binding, error } = nativeBinding();
+  if (binding) return { engine: 'native', why: null };
+  if (wanted === 'native') throw new NativeTunnelUnavailableError(`${fromEnv ? 'PORTHOLE_TUNNEL' : 'tunnel_engine'}: native, but the native tunnel cannot load: ${error}`);
+  return { engine: 'js', why: error };
+}
+
+/** One line for `porthole doctor`: which engine a gateway started here would use (the default `auto`, PORTHOLE_TUNNEL applied), and why. */
+export function describeTunnelEngine(env: NodeJS.ProcessEnv = process.env): { engine: TunnelEngine | null; line: string } {
+  try {
+    const { engine, why } = resolveTunnelEngine('auto', env);
+    return { engine, line: engine === 'native' ? `native (${ADDON_PATH})` : `js (${why})` };
+  } catch (err) {
+    return { engine: null, line: `none: ${(err as Error).message}` };
+  }
+}

@@ -1,0 +1,234 @@
+/**
+ * A WebSocket tunnel moved by the native addon (native/loop.c): after the
+ * 101, both sockets' file descriptors are handed to the addon's epoll thread
+ * and Node lets go of them, so no JavaScript runs per chunk. Same surface and
+ * same `tunnel.close` event as the JavaScript Tunnel (tunnel.ts), which stays
+ * the fallback: TLS, HTTP/2 streams, or no addon (upgrade.ts chooses).
+ */
+import { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { TLSSocket } from 'node:tls';
+import { emit } from '../events.js';
+import { type NativeBinding, type NativeEndReport, nativeBinding } from './native-binding.js';
+import { type LiveConnection, type TunnelInfo, type TunnelOptions, nextConnectionId } from './tunnel.js';
+
+interface HandleSocket extends Socket {
+  _handle?: { fd?: number; readStop?: () => number } | null;
+}
+
+/** Tunnels the addon holds, by id, until their end report. */
+const live = new Map<number, NativeTunnel>();
+/** One scratch array for stats(): a snapshot costs no allocation per tunnel. */
+const scratch = new Float64Array(7);
+const kAdopted = Symbol('porthole.nativeTunnel');
+let started: NativeBinding | null = null;
+
+/** Starts the addon's thread (its epoll fd and eventfd) now rather than at the first tunnel. */
+export function startNativeLoop(): void {
+  binding();
+}
+
+function binding(): NativeBinding {
+  if (started) return started;
+  const { binding: b, error } = nativeBinding();
+  if (!b) throw new Error(`native tunnel unavailable: ${error}`);
+  b.init(onEnd);
+  return (started = b);
+}
+
+function onEnd(r: NativeEndReport): void {
+  const t = live.get(r.id);
+  if (!t) return;
+  live.delete(r.id);
+  // Nothing of the tunnel is kept open by Node any more: only this count holds the process.
+  if (live.size === 0) started?.unref();
+  t.finish(r);
+}
+
+/**
+ * A socket the addon can take: a plain TCP (or Unix) socket with a file
+ * descriptor and nothing of ours still queued in Node for it.
+ */
+export function adoptable(s: Duplex): s is Socket {
+  if (!(s instanceof Socket) || s instanceof TLSSocket || s.destroyed) return false;
+  const fd = (s as HandleSocket)._handle?.fd;
+  return typeof fd === 'number' && fd >= 0 && s.writableLength === 0;
+}
+
+/**
+ * Runs `fn` once the connection on `socket` is over: at its 'close', or, for
+ * a socket a native tunnel took over (its Node object closes at the handover),
+ * when that tunnel ends. The auth gate tracks logged-in connections this way.
+ */
+export function onConnectionClosed(socket: Duplex, fn: () => void): void {
+  socket.once('close', () => {
+    const t = (socket as Duplex & { [kAdopted]?: NativeTunnel })[kAdopted];
+    if (t && !t.ended) t.afterEnd(fn);
+    else fn();
+  });
+}
+
+/** Bytes Node read past the handshake and holds in its buffer: they go first. */
+function takeBuffered(s: Socket, head: Buffer): Buffer | null {
+  const parts = head.length ? [head] : [];
+  for (let chunk: Buffer | null; (chunk = s.read() as Buffer | null) !== null; ) parts.push(chunk);
+  return parts.length === 0 ? null : parts.length === 1 ? parts[0] : Buffer.concat(parts);
+}
+
+export class NativeTunnel {
+  readonly id = nextConnectionId();
+  readonly started = Date.now();
+  ended = false;
+  private handle: object | null = null;
+  /** Weak: logout matching needs the socket only while the auth gate holds it itself. */
+  private readonly clientRef: WeakRef<Duplex>;
+  private gatewayClose: { code: number; reason: string } | null = null;
+  private final: NativeEndReport | null = null;
+  private waiting: (() => void)[] | null = null;
+  private upstream: Socket | null;
+
+  constructor(
+    client: Socket,
+    upstream: Socket,
+    readonly info: TunnelInfo,
+    private readonly opts: Omit<TunnelOptions, 'onEnd'> & { onEnd?: (t: NativeTunnel) => void },
+  ) {
+    this.clientRef = new WeakRef(client);
+    this.upstream = upstream;
+  }
+
+  /** The client's socket (a closed Node object once adopted), for gateway.ts's logout matching. */
+  get client(): Duplex | undefined {
+    return this.clientRef.deref();
+  }
+
+  /**
+   * Hands both sockets to the addon: Node stops reading, the bytes it holds
+   * go first, the addon dup()s the fds, then Node's sockets are destroyed —
+   * closing Node's fd leaves the connection open on the dup, and libuv drops
+   * its epoll registration. All in one tick: libuv reads nothing in between.
+   * Returns null once adopted; when the addon cannot take them (no fd left
+   * for the dup: EMFILE), the sockets are untouched and the heads to go on
+   * with in a JavaScript tunnel are returned (Node's buffered bytes included).
+   */
+  start(clientHead: Buffer, upstreamHead: Buffer): [Buffer, Buffer] | null {
+    const b = binding();
+    const client = this.client as HandleSocket;
+    const upstream = this.upstream as HandleSocket;
+    this.upstream = null;
+    const cHead = takeBuffered(client, clientHead);
+    const uHead = takeBuffered(upstream, upstreamHead);
+    try {
+      this.handle = b.adopt(this.id, client._handle!.fd!, upstream._handle!.fd!, cHead, uHead, this.opts.idleMs, this.opts.pingMs, this.opts.closeGraceMs ?? 3000);
+    } catch (err) {
+      emit('error', { code: 'PH_ERR_NATIVE_TUNNEL', message: `${this.info.app}: the native tunnel cannot take this connection (${(err as Error).message}); it goes through the JavaScript tunnel`, app: this.info.app, gateway: this.info.gateway });
+      return [cHead ?? Buffer.alloc(0), uHead ?? Buffer.alloc(0)];
+    }
+    if (live.size === 0) b.ref();
+    live.set(this.id, this);
+    (client as Duplex & { [kAdopted]?: NativeTunnel })[kAdopted] = this;
+    client.destroy();
+    upstream.destroy();
+    return null;
+  }
+
+  get bytesIn(): number {
+    return this.stat(0);
+  }
+  get bytesOut(): number {
+    return this.stat(1);
+  }
+
+  /** What the dashboard shows of this tunnel now. */
+  snapshot(): LiveConnection {
+    const s = this.final ? [this.final.bytesIn, this.final.bytesOut, 0, 0, this.final.messagesIn, this.final.messagesOut, this.final.lastActivity] : this.read();
+    return {
+      id: this.id,
+      kind: 'tunnel',
+      app: this.info.app,
+      path: this.info.path,
+      client: this.info.client ?? 'unknown',
+      started: this.started,
+      lastActivity: s[6],
+      bytesIn: s[0],
+      bytesOut: s[1],
+      messagesIn: s[4],
+      messagesOut: s[5],
+    };
+  }
+
+  /** A close frame each way at the next frame boundary, then TCP closed (as Tunnel.close). */
+  close(code: number, reason: string): void {
+    if (this.ended || this.gatewayClose || !this.handle) return;
+    this.gatewayClose = { code, reason };
+    started!.close(this.handle, code, reason);
+  }
+
+  /** Cuts both connections now. */
+  destroy(): void {
+    if (this.ended || !this.handle) return;
+    started!.destroy(this.handle);
+  }
+
+  /** @internal For onConnectionClosed(). */
+  afterEnd(fn: () => void): void {
+    (this.waiting ??= []).push(fn);
+  }
+
+  private stat(i: number): number {
+    if (this.final) return i === 0 ? this.final.bytesIn : this.final.bytesOut;
+    return this.read()[i];
+  }
+
+  private read(): Float64Array {
+    if (this.handle) started!.stats(this.handle, scratch);
+    return scratch;
+  }
+
+  /** @internal The addon's end report: `tunnel.close` as tunnel.ts's finish() emits it. */
+  finish(r: NativeEndReport): void {
+    this.ended = true;
+    this.final = r;
+    if (this.handle) started!.release(this.handle);
+    this.handle = null;
+    let closedBy: 'client' | 'upstream' | 'gateway';
+    let closeCode: number | null;
+    let reason: string | undefined;
+    if (this.gatewayClose || r.gatewayCode !== null) {
+      closedBy = 'gateway';
+      closeCode = this.gatewayClose?.code ?? r.gatewayCode;
+      reason = this.gatewayClose?.reason ?? r.gatewayReason;
+    } else if (r.clientCode !== null || r.upstreamCode !== null) {
+      // Whoever sent a close frame first; a reply comes back with the same code.
+      const clientFirst = r.clientCode !== null && (r.upstreamCode === null || (r.firstClose ?? 'client') === 'client');
+      closedBy = clientFirst ? 'client' : 'upstream';
+      closeCode = clientFirst ? r.clientCode : r.upstreamCode;
+      reason = (clientFirst ? r.clientReason : r.upstreamReason) || undefined;
+    } else {
+      closedBy = r.firstCut ?? 'client';
+      closeCode = null;
+      reason = 'connection cut without a close frame';
+    }
+    emit('tunnel.close', {
+      app: this.info.app,
+      path: this.info.path,
+      gateway: this.info.gateway,
+      ms: Date.now() - this.started,
+      bytesIn: r.bytesIn,
+      bytesOut: r.bytesOut,
+      framesIn: r.framesIn,
+      framesOut: r.framesOut,
+      messagesIn: r.messagesIn,
+      messagesOut: r.messagesOut,
+      id: this.id,
+      kind: 'tunnel',
+      client: this.info.client,
+      closeCode,
+      closedBy,
+      reason,
+    });
+    this.opts.onEnd?.(this);
+    for (const fn of this.waiting ?? []) fn();
+    this.waiting = null;
+  }
+}
