@@ -227,8 +227,9 @@ export class Tunnel {
   onClose(leg: Leg): void {
     this.firstCut ??= leg.side;
     if (!leg.other.from.destroyed) {
-      // The peer of a closed socket has nothing left to talk to.
-      leg.to.end();
+      // The peer of a closed socket has nothing left to talk to. (end() on a stream already
+      // ended builds an ERR_STREAM_ALREADY_FINISHED with its stack: a cost on every connection.)
+      if (!leg.to.writableEnded) leg.to.end();
       const t = setTimeout(() => leg.to.destroy(), 1000);
       t.unref();
     }
