@@ -126,6 +126,8 @@ export class Tunnel {
   /** Which side sent a close frame first. */
   private readonly closeOrder: Side[] = [];
   private ended = false;
+  /** The client answered our close before it went out: end its connection once it has. */
+  private endClientWhenSealed = false;
 
   constructor(
     readonly client: Duplex,
@@ -225,8 +227,9 @@ export class Tunnel {
   onClose(leg: Leg): void {
     this.firstCut ??= leg.side;
     if (!leg.other.from.destroyed) {
-      // The peer of a closed socket has nothing left to talk to.
-      leg.to.end();
+      // The peer of a closed socket has nothing left to talk to. (end() on a stream already
+      // ended builds an ERR_STREAM_ALREADY_FINISHED with its stack: a cost on every connection.)
+      if (!leg.to.writableEnded) leg.to.end();
       const t = setTimeout(() => leg.to.destroy(), 1000);
       t.unref();
     }
@@ -242,9 +245,13 @@ export class Tunnel {
 
   private forward(leg: Leg, chunk: Buffer): void {
     if (leg.sealed) {
-      // Only the peer's close reply matters now; it is read for the log, not forwarded.
+      // Only the peer's close reply matters now; it is read for the log, not forwarded, so
+      // its frames are not counted as passed on (they never reached the other side).
+      const { frames, messages } = leg.tracker;
       leg.tracker.feed(chunk);
-      if (leg === this.up && leg.tracker.closeCode !== null && this.gatewayClose) this.client.end();
+      leg.tracker.frames = frames;
+      leg.tracker.messages = messages;
+      if (leg === this.up && leg.tracker.closeCode !== null && this.gatewayClose) this.endClientAfterClose();
       return;
     }
     if (leg.pending) {
@@ -253,7 +260,9 @@ export class Tunnel {
       if (!leg.sawClose && leg.tracker.closeCode !== null) this.noteClose(leg);
       if (leg.tracker.atBoundary) {
         this.flushPending(leg);
-        if (!leg.sealed && n < chunk.length) this.forward(leg, chunk.subarray(n));
+        // After a close the rest is still parsed (sealed: read, not forwarded), or the next
+        // chunk would be read from the middle of a frame.
+        if (n < chunk.length) this.forward(leg, chunk.subarray(n));
       }
       return;
     }
@@ -282,6 +291,18 @@ export class Tunnel {
     leg.pending = null;
     leg.to.write(frame);
     if (leg.sealAfterPending) leg.sealed = true;
+    if (leg === this.down && leg.sealed && this.endClientWhenSealed) this.client.end();
+  }
+
+  /**
+   * The client answered our close: its connection ends once our close frame
+   * has been written to it. While that close still waits for a frame boundary
+   * (a slow client, the upstream mid-frame), ending now would cut the frame in
+   * flight short and lose the close (test/gateway/native-close-reply.test.ts).
+   */
+  private endClientAfterClose(): void {
+    if (this.down.sealed) this.client.end();
+    else this.endClientWhenSealed = true;
   }
 
   private armIdle(ms: number): void {
