@@ -161,12 +161,25 @@ static void check_done(tunnel_t *t) {
 
 /* A sealed direction: only the peer's close reply matters now, read for the report and never forwarded. */
 static void read_for_log(tunnel_t *t, direction_t *d, const uint8_t *p, uint32_t n) {
+  /* Not passed on, so not counted as passed on (Tunnel.forward's sealed branch does the same). */
+  uint64_t frames = d->tr.frames, messages = d->tr.messages;
   tracker_consume(&d->tr, p, n, 0);
+  d->tr.frames = frames;
+  d->tr.messages = messages;
   note_close(t, d);
-  if (d->src == SIDE_CLIENT && d->tr.close_code >= 0 && t->gw_close && !t->d[1].shut) {
-    /* The client answered our close: end its connection (RFC 6455 7.1.1, the server closes TCP first). */
-    shutdown(t->fd[SIDE_CLIENT], SHUT_WR);
-    t->d[1].shut = 1;
+  direction_t *down = &t->d[1];
+  if (d->src == SIDE_CLIENT && d->tr.close_code >= 0 && t->gw_close && !down->shut) {
+    /*
+     * The client answered our close: end its connection (RFC 6455 7.1.1, the server closes TCP
+     * first), but only once our close has gone out to it: a slow client may answer before it
+     * has read it, and a FIN now would cut the frame in flight and lose the close.
+     */
+    if (down->sealed && down->head == down->tail) {
+      shutdown(t->fd[SIDE_CLIENT], SHUT_WR);
+      down->shut = 1;
+    } else {
+      down->shut_when_flushed = 1;
+    }
   }
 }
 
@@ -228,6 +241,10 @@ static void pump(tunnel_t *t, direction_t *d) {
         return;
       }
       d->head = d->tail = 0;
+      if (d->shut_when_flushed && d->sealed && !d->shut) {
+        shutdown(t->fd[dst], SHUT_WR);
+        d->shut = 1;
+      }
     }
     d->blocked = 0;
     if (d->eof) {

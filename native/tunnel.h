@@ -48,6 +48,8 @@ typedef struct {
   uint8_t eof, shut;
   /* The last write hit EAGAIN: waiting for EPOLLOUT on the destination. */
   uint8_t blocked;
+  /* The peer answered our close before it went out this way: send the FIN once it has. */
+  uint8_t shut_when_flushed;
 } direction_t;
 
 typedef struct tunnel {

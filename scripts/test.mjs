@@ -33,7 +33,7 @@ if (!files.length) {
 run(process.execPath, ['--import', 'tsx', '--test', '--test-reporter=spec', ...files]);
 
 // Every test that opens a tunnel and ends it (WebSocket proxying, drain, idle close, close codes).
-const TUNNEL_TESTS = /^test\/gateway\/(websocket-[^/]*|tunnel-[^/]*|serve-lifecycle)\.test\.ts$/;
+const TUNNEL_TESTS = /^test\/gateway\/(websocket-[^/]*|tunnel-[^/]*|native-[^/]*|serve-lifecycle)\.test\.ts$/;
 const tunnelFiles = files.filter((f) => TUNNEL_TESTS.test(f.split('\\').join('/')));
 if (tunnelFiles.length && process.env.PORTHOLE_TUNNEL !== 'js') {
   console.log(`\n# the tunnel tests again on the JavaScript tunnel (PORTHOLE_TUNNEL=js): ${tunnelFiles.length} files`);
