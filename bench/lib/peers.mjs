@@ -74,15 +74,22 @@ export const PROXIES = {
   direct: async (up) => ({ name: 'direct', port: up.port, pid: null, path: '/b/', stop: async () => {} }),
 
   /** `metrics: false` turns the Prometheus metrics off (they are on by default): the cost of metrics is the difference. */
-  porthole: async (up, { metrics = true } = {}) => {
+  /**
+   * `workers: N` runs N gateway processes under a primary (docs/workers.md); the CPU read is the
+   * whole tree (primary + workers). `sched: 'none'` lets the workers accept on the shared socket
+   * instead of the primary handing out connections round-robin (NODE_CLUSTER_SCHED_POLICY).
+   */
+  porthole: async (up, { metrics = true, workers = 1, sched } = {}) => {
     const port = await freePort();
     const dir = mkdtempSync(join(tmpdir(), 'bench-porthole-'));
     const cfg = join(dir, 'porthole.yaml');
-    writeFileSync(cfg, `${metrics ? '' : 'metrics: false\n'}apps:\n  - name: b\n    port: ${up.port}\n`);
+    writeFileSync(cfg, `${metrics ? '' : 'metrics: false\n'}${workers > 1 ? `workers: ${workers}\n` : ''}apps:\n  - name: b\n    port: ${up.port}\n`);
     // Default settings: a JSON log line per request, read (and dropped) by the harness.
-    const p = start('porthole', process.execPath, [join(ROOT, 'dist/cli/main.js'), 'serve', '--listen', `127.0.0.1:${port}`, '--config', cfg, '--data', dir, '--log-format', 'json']);
+    const env = sched ? { env: { ...process.env, NODE_CLUSTER_SCHED_POLICY: sched } } : {};
+    const p = start('porthole', process.execPath, [join(ROOT, 'dist/cli/main.js'), 'serve', '--listen', `127.0.0.1:${port}`, '--config', cfg, '--data', dir, '--log-format', 'json'], env);
     await waitPort(port);
-    return { name: metrics ? 'porthole' : 'porthole (no metrics)', port, pid: p.child.pid, path: '/b/', stop: async () => (await p.stop(), rmSync(dir, { recursive: true, force: true })) };
+    const name = `porthole${metrics ? '' : ' (no metrics)'}${workers > 1 ? ` (${workers} workers${sched ? `, sched ${sched}` : ''})` : ''}`;
+    return { name, port, pid: p.child.pid, path: '/b/', stop: async () => (await p.stop(), rmSync(dir, { recursive: true, force: true })) };
   },
 
   nginx: async (up, workers = '1') => {

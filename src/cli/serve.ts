@@ -108,6 +108,26 @@ async function serve(opts: ServeOptions): Promise<void> {
     process.stderr.write(`porthole: ${err.message}\n`);
     process.exit(err.stage === 'registry' && err.cause.code === 'PH_ERR_STORE_CORRUPT' ? 2 : 1);
   }
+  // Before the "listening on" line: a supervisor that reads it and stops the gateway at once gets a drain, not a kill.
+  let stopping = false;
+  let unwatch = () => {};
+  const stop = async () => {
+    if (stopping) return;
+    stopping = true;
+    unwatch();
+    await server.drain();
+    stopLogger();
+    process.exit(0);
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+  // A rejected config is reported by the server's `config rejected` event; the old one stays.
+  const reload = () => {
+    if (configFile) server.reload().catch(() => {});
+  };
+  process.on('SIGHUP', reload);
+  if (configFile) unwatch = watchConfigFile(configFile, reload);
+
   // The token is the gateway's secret: apps never see it (see clean-env.ts), and it is shown once.
   if (started.tokenCreated) process.stderr.write(`porthole: admin token (saved in ${started.tokenFile}, mode 0600): ${started.token}\n`);
   process.stderr.write(`porthole: listening on ${started.url} (${config.apps.length} app${config.apps.length === 1 ? '' : 's'}${workers > 1 ? `, ${workers} workers` : ''})\n`);
@@ -121,24 +141,6 @@ async function serve(opts: ServeOptions): Promise<void> {
   if (started.metricsUrl) process.stderr.write(`porthole: metrics on ${started.metricsUrl}\n`);
   if (started.node) process.stderr.write(`porthole: cluster node ${started.node.name}, peer listener on ${started.node.peer}\n`);
 
-  // A rejected config is reported by the server's `config rejected` event; the old one stays.
-  const reload = () => {
-    if (configFile) server.reload().catch(() => {});
-  };
-  const unwatch = configFile ? watchConfigFile(configFile, reload) : () => {};
-  process.on('SIGHUP', reload);
-
-  let stopping = false;
-  const stop = async () => {
-    if (stopping) return;
-    stopping = true;
-    unwatch();
-    await server.drain();
-    stopLogger();
-    process.exit(0);
-  };
-  process.on('SIGTERM', stop);
-  process.on('SIGINT', stop);
 }
 
 function parseWorkersFlag(value: string): WorkersSetting {
