@@ -24,7 +24,7 @@ const opt = (name) => {
   return i === -1 ? undefined : args[i + 1];
 };
 if (flag('--help')) {
-  console.log(`usage: npm run bench [-- --quick] [--only echo,stream,handshakes,idle,http,h2,bridge,hop] [--proxies direct,porthole,porthole-no-metrics,porthole-w2,porthole-w2-none,porthole-b-direct,porthole-hop,porthole-chain,nginx,nginx-auto,haproxy,http-proxy] [--rounds N] [--rate N] [--out DIR] [--cpu-prof DIR]
+  console.log(`usage: npm run bench [-- --quick] [--only echo,stream,handshakes,idle,http,h2,bridge,hop] [--proxies direct,porthole,porthole-no-metrics,porthole-w2,porthole-w2-rr,porthole-b-direct,porthole-hop,porthole-chain,nginx,nginx-auto,haproxy,http-proxy] [--rounds N] [--rate N] [--out DIR] [--cpu-prof DIR]
   hop: echo and http with --proxies porthole-b-direct,porthole-hop (a cluster: Redis and nodes A and B, the app on B);
        porthole-chain (two plain gateways in a row, no cluster) is the hop's control, run when --proxies names it
   --rate N: echo at N messages per second on each of its 64 connections (open loop) instead of as fast as echoes
@@ -105,9 +105,9 @@ function proxyStarter(name) {
   if (name === 'porthole-chain') return (up) => startChain(up);
   if (name === 'nginx-auto') return (up) => PROXIES.nginx(up, 'auto');
   if (name === 'porthole-no-metrics') return (up) => PROXIES.porthole(up, { metrics: false });
-  // workers: 2 (docs/workers.md); -none: the workers accept themselves (SCHED_NONE) instead of round-robin.
+  // workers: 2 (docs/workers.md); -rr: the primary hands out connections round-robin instead of the workers accepting.
   if (name === 'porthole-w2') return (up) => PROXIES.porthole(up, { workers: 2 });
-  if (name === 'porthole-w2-none') return (up) => PROXIES.porthole(up, { workers: 2, sched: 'none' });
+  if (name === 'porthole-w2-rr') return (up) => PROXIES.porthole(up, { workers: 2, sched: 'rr' });
   if (!PROXIES[name]) throw new Error(`unknown proxy ${name}`);
   return PROXIES[name];
 }

@@ -76,8 +76,8 @@ export const PROXIES = {
   /** `metrics: false` turns the Prometheus metrics off (they are on by default): the cost of metrics is the difference. */
   /**
    * `workers: N` runs N gateway processes under a primary (docs/workers.md); the CPU read is the
-   * whole tree (primary + workers). `sched: 'none'` lets the workers accept on the shared socket
-   * instead of the primary handing out connections round-robin (NODE_CLUSTER_SCHED_POLICY).
+   * whole tree (primary + workers). `sched: 'rr'`: the primary accepts and hands connections
+   * out round-robin, instead of the workers accepting on the shared socket (NODE_CLUSTER_SCHED_POLICY).
    */
   porthole: async (up, { metrics = true, workers = 1, sched } = {}) => {
     const port = await freePort();

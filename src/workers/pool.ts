@@ -3,9 +3,12 @@
  * route table before it listens, pushes the table again on every change, answers their
  * questions, keeps what they report, drains them, and replaces one that dies.
  *
- * node:cluster shares the listening socket. Scheduling is round-robin (the primary
- * accepts and hands each connection to the next worker) unless NODE_CLUSTER_SCHED_POLICY
- * says otherwise: measured on 2 cores, see docs/workers.md and the commit that chose it.
+ * node:cluster shares the listening socket. The workers accept on it themselves
+ * (SCHED_NONE), not the primary round-robin: with round-robin, a connection the primary
+ * handed to a worker in the moment it died was never answered nor closed (node:cluster
+ * waits for the dead worker's reply), and the primary spent CPU on every connection that
+ * the workers need on a 2-core machine. NODE_CLUSTER_SCHED_POLICY=rr still chooses
+ * round-robin (docs/workers.md has the numbers of both).
  */
 import cluster, { type Worker } from 'node:cluster';
 import type { IncomingMessage } from 'node:http';
@@ -56,7 +59,7 @@ export class WorkerPool {
 
   constructor(count: number) {
     this.#count = count;
-    if (process.env.NODE_CLUSTER_SCHED_POLICY === undefined) cluster.schedulingPolicy = cluster.SCHED_RR;
+    if (process.env.NODE_CLUSTER_SCHED_POLICY === undefined) cluster.schedulingPolicy = cluster.SCHED_NONE;
     cluster.setupPrimary({ exec: fileURLToPath(new URL('./worker-main.js', import.meta.url)), args: [] });
   }
 

@@ -18,9 +18,9 @@ interface Health {
   worker: number;
 }
 
-/** One request on a connection of its own: node:cluster hands each connection to the next worker. */
+/** One request on a connection of its own: whichever worker accepts it answers. */
 async function health(url: string): Promise<Health> {
-  const res = await fetch(`${url}/_porthole/health`, { headers: { Connection: 'close' } });
+  const res = await fetch(`${url}/_porthole/health`, { headers: { Connection: 'close' }, signal: AbortSignal.timeout(5_000) });
   return (await res.json()) as Health;
 }
 
@@ -37,7 +37,7 @@ async function echoes(ws: WebSocket, text: string): Promise<void> {
 async function tunnelOnEach(gw: AdminGateway, path: string, open: WebSocket[]): Promise<Map<number, WebSocket>> {
   const byWorker = new Map<number, WebSocket>();
   const key = (t: { worker: number; id: number }) => `${t.worker}:${t.id}`;
-  for (let i = 0; i < 12 && byWorker.size < 2; i++) {
+  for (let i = 0; i < 40 && byWorker.size < 2; i++) {
     const known = new Set((await tunnels(gw)).map(key));
     const ws = await openWs(`ws://127.0.0.1:${gw.port}${path}`);
     open.push(ws);
@@ -69,7 +69,7 @@ describe('porthole serve with workers: 2', () => {
     assert.match(gw.stderr(), /listening on http:\/\/127\.0\.0\.1:\d+ \(1 app, 2 workers\)/);
     const seen = new Set<number>();
     let last: Health | undefined;
-    for (let i = 0; i < 8 && seen.size < 2; i++) {
+    for (let i = 0; i < 40 && seen.size < 2; i++) {
       last = await health(gw.url);
       seen.add(last.worker);
     }
@@ -89,6 +89,13 @@ describe('porthole serve with workers: 2', () => {
     }
     const each = await tunnelOnEach(gw, '/later/', open);
     assert.equal(each.size, 2, 'a tunnel to the new app through each worker');
+  });
+
+  test('an app the workers cannot run yet (stdio) is refused by the admin API with 400, nothing stored', async () => {
+    const reg = await gw.api('PUT', '/_porthole/api/apps/sh', { stdio: 'cat' });
+    assert.equal(reg.status, 400);
+    assert.match(JSON.stringify(reg.body), /app\.stdio: not supported with workers: 2 yet/);
+    assert.equal((await gw.api('GET', '/_porthole/api/apps/sh')).status, 404);
   });
 
   test('tunnels on both workers: listed by the admin API, counted by the metrics and health', async () => {
@@ -144,5 +151,36 @@ describe('porthole serve with workers: 2', () => {
     assert.ok(codes.every((c) => c.code === 1001), `every tunnel closed 1001: ${JSON.stringify(codes.map((c) => c.code))}`);
     assert.equal(await gw.exited, 0);
     for (const pid of workerPids) assert.throws(() => process.kill(pid, 0), 'the worker is gone');
+  });
+});
+
+describe('porthole serve with workers: 2: a worker that keeps dying', () => {
+  let gw: AdminGateway;
+  before(async () => {
+    gw = await startAdmin({ config: 'workers: 2\n' });
+  });
+  after(() => gw.cleanup());
+
+  test('5 replacements within 60 s, then PH_ERR_WORKER_RESTARTS: the place stays empty, the other worker serves', async () => {
+    let pids = (await health(gw.url)).workers.map((w) => w.pid);
+    for (let i = 0; i < 5; i++) {
+      const victim = pids[0];
+      process.kill(victim, 'SIGKILL');
+      let now: Health | undefined;
+      for (const deadline = Date.now() + 10_000; Date.now() < deadline; await sleep(100)) {
+        now = await health(gw.url);
+        if (now.workers.length === 2 && now.workers.every((w) => w.listening) && !now.workers.some((w) => w.pid === victim)) break;
+      }
+      assert.ok(now && now.workers.length === 2 && !now.workers.some((w) => w.pid === victim), `replacement ${i + 1}`);
+      pids = now.workers.map((w) => w.pid);
+    }
+    const last = pids[0];
+    process.kill(last, 'SIGKILL');
+    const limit = await waitFor(() => jsonLines(gw.stdout()).find((l) => l.event === 'error' && l.code === 'PH_ERR_WORKER_RESTARTS'), 10_000, 'the restart limit logged');
+    assert.match(String(limit.message), /workers ended 6 times within 60 s/);
+    await sleep(500);
+    const h = await health(gw.url);
+    assert.deepEqual(h.workers.map((w) => w.pid), [pids[1]], 'one worker left, not replaced');
+    assert.equal(h.status, 'ok');
   });
 });
