@@ -82,14 +82,19 @@ function parseClient(v: string | string[] | undefined): ClientAddress {
 /** The worker's side: one keep-alive pool to the primary, and a function that passes a request over it. */
 export function primaryHop(opts: { port: number; secret: string; gatewayId: string }): { forward(req: http.IncomingMessage, res: http.ServerResponse): void; close(): void } {
   const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
-  const forward = (req: http.IncomingMessage, res: http.ServerResponse): void => {
+  const forward = (req: http.IncomingMessage, res: http.ServerResponse, again = true): void => {
     const headers: http.OutgoingHttpHeaders = {};
     for (const [name, value] of Object.entries(req.headers)) if (!HOP.has(name) && value !== undefined) headers[name] = value;
     headers[WORKER_HEADER] = opts.secret;
     const client: ClientAddress = { remote: req.socket.remoteAddress ?? '', remotePort: req.socket.remotePort ?? 0, local: req.socket.localAddress ?? '', localPort: req.socket.localPort ?? 0, worker: process.pid };
     headers[WORKER_CLIENT_HEADER] = JSON.stringify(client);
     const up = http.request({ host: '127.0.0.1', port: opts.port, method: req.method, path: req.url, headers, agent });
-    const fail = (cause: Error) => {
+    // GET and HEAD carry no body the hop would have consumed: one that met a closing keep-alive
+    // connection (the primary's side of a reused socket) is sent once more on another.
+    const idempotent = req.method === 'GET' || req.method === 'HEAD';
+    let answered = false;
+    const fail = (cause: NodeJS.ErrnoException) => {
+      if (!answered && again && idempotent && up.reusedSocket && (cause.code === 'ECONNRESET' || cause.code === 'EPIPE')) return forward(req, res, false);
       const err: PortholeError = new PrimaryUnreachableError(`the primary process did not answer (${cause.message})`);
       emit('error', { gateway: opts.gatewayId, code: err.code, message: err.message });
       if (res.headersSent) return void res.destroy();
@@ -98,6 +103,7 @@ export function primaryHop(opts: { port: number; secret: string; gatewayId: stri
     };
     up.on('error', fail);
     up.on('response', (answer) => {
+      answered = true;
       const out: http.OutgoingHttpHeaders = {};
       for (const [name, value] of Object.entries(answer.headers)) if (!HOP.has(name) && value !== undefined) out[name] = value;
       res.writeHead(answer.statusCode ?? 502, answer.statusMessage, out);
@@ -107,8 +113,9 @@ export function primaryHop(opts: { port: number; secret: string; gatewayId: stri
       answer.on('error', () => res.destroy());
     });
     // The client left (an event stream closed): the primary's side ends too.
-    res.on('close', () => void (res.writableFinished || up.destroy()));
-    req.pipe(up);
+    res.once('close', () => void (res.writableFinished || up.destroy()));
+    if (idempotent) up.end();
+    else req.pipe(up);
   };
   return { forward, close: () => agent.destroy() };
 }

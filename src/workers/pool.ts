@@ -13,7 +13,7 @@
 import cluster, { type Worker } from 'node:cluster';
 import type { IncomingMessage } from 'node:http';
 import { fileURLToPath } from 'node:url';
-import { PortholeError, WorkerExitError } from '../errors.js';
+import { InternalError, PortholeError, WorkerExitError } from '../errors.js';
 import { emit } from '../events.js';
 import type { AppRegistry } from '../admin/registry.js';
 import type { Supervisor } from '../apps/supervisor.js';
@@ -107,11 +107,11 @@ export class WorkerPool {
     this.#slots.set(worker.id, slot);
     worker.on('message', (msg: ToPrimary) => this.#onMessage(slot, msg));
     worker.on('exit', (code, signal) => this.#onExit(slot, code, signal));
-    const start: ToWorker = { t: 'start', gatewayId: deps.gateway.id, baseDir: deps.baseDir, dataDir: deps.dataDir, listen: this.#listen!, primary: { port: this.#internal!.port, secret: this.#secret }, snapshot: this.#snapshot() };
     worker.once('message', function ready(msg: ToPrimary) {
       if (msg.t !== 'ready') return void worker.once('message', ready);
-      // Taken now, not at fork: a replacement gets the routes in force when it can take them.
-      worker.send({ ...start, snapshot: pool.#snapshot() });
+      // The routes in force now, not at fork: a replacement gets the ones of the moment it can take them.
+      const start: ToWorker = { t: 'start', gatewayId: deps.gateway.id, baseDir: deps.baseDir, dataDir: deps.dataDir, listen: pool.#listen!, primary: { port: pool.#internal!.port, secret: pool.#secret }, snapshot: pool.#snapshot() };
+      worker.send(start);
     });
     return new Promise((ok, fail) => {
       const timer = setTimeout(() => fail(Object.assign(new Error(`worker ${worker.process.pid} did not listen within ${LISTEN_TIMEOUT_MS / 1000} s`), { code: 'ETIMEDOUT' })), LISTEN_TIMEOUT_MS);
@@ -154,7 +154,7 @@ export class WorkerPool {
     const req = { method, headers: accept === undefined ? {} : { accept } } as unknown as IncomingMessage;
     const decided = this.#deps!.registry.appGate(app, req);
     if (decided === null) return answer(null);
-    decided.then(answer, (err: Error) => answer(err instanceof PortholeError ? err : new WorkerExitError(err.message)));
+    decided.then(answer, (err: Error) => answer(err instanceof PortholeError ? err : new InternalError(err.message, { app })));
   }
 
   #onExit(slot: Slot, code: number | null, signal: string | null): void {

@@ -20,7 +20,8 @@ interface Health {
 
 /** One request on a connection of its own: whichever worker accepts it answers. */
 async function health(url: string): Promise<Health> {
-  const res = await fetch(`${url}/_porthole/health`, { headers: { Connection: 'close' }, signal: AbortSignal.timeout(5_000) });
+  const res = await fetch(`${url}/_porthole/health`, { headers: { Connection: 'close', Accept: 'application/json' }, signal: AbortSignal.timeout(5_000) });
+  if (res.status !== 200) throw new Error(`health: ${res.status} ${res.headers.get('x-porthole-error')}: ${await res.text()}`);
   return (await res.json()) as Health;
 }
 
