@@ -499,6 +499,43 @@ export class AuthUnavailableError extends PortholeError {
 }
 
 /**
+ * `workers: N` (docs/workers.md): a request to the primary's internal listener without the
+ * per-start secret in `X-Porthole-Worker`, or with a wrong one. Only the workers hold it.
+ */
+export class WorkerAuthError extends PortholeError {
+  readonly code = 'PH_ERR_WORKER_AUTH';
+  readonly status = 403;
+  readonly closeCode = 1008;
+}
+
+/**
+ * `workers: N`: a worker could not pass a `/_porthole/` request (admin API, dashboard,
+ * metrics, health) on to the primary, or ask it whether an app may take traffic.
+ */
+export class PrimaryUnreachableError extends PortholeError {
+  readonly code = 'PH_ERR_PRIMARY_UNREACHABLE';
+  readonly status = 502;
+  readonly closeCode = 1011;
+}
+
+/** `workers: N`: a worker process ended while the gateway was not draining; it is replaced (logged only). */
+export class WorkerExitError extends PortholeError {
+  readonly code = 'PH_ERR_WORKER_EXIT';
+  readonly status = 500;
+  readonly closeCode = 1011;
+}
+
+/**
+ * `workers: N`: workers ended more often than the restart limit allows (a crash at start,
+ * every time): the slot is left empty rather than forked in a loop (logged only).
+ */
+export class WorkerRestartLimitError extends PortholeError {
+  readonly code = 'PH_ERR_WORKER_RESTARTS';
+  readonly status = 500;
+  readonly closeCode = 1011;
+}
+
+/**
  * A request to a node's peer listener (the hop between cluster nodes, docs/cluster.md) without the
  * cluster secret in `X-Porthole-Peer`, or with a wrong one: nothing is routed.
  */
@@ -669,6 +706,10 @@ export const ERROR_CODES = [
   'PH_ERR_AUTH_UNAVAILABLE',
   'PH_ERR_PEER_AUTH',
   'PH_ERR_PEER_REFUSED',
+  'PH_ERR_WORKER_AUTH',
+  'PH_ERR_PRIMARY_UNREACHABLE',
+  'PH_ERR_WORKER_EXIT',
+  'PH_ERR_WORKER_RESTARTS',
   'PH_ERR_INIT_TEMPLATE',
   'PH_ERR_INIT_NAME',
   'PH_ERR_INIT_NOT_EMPTY',

@@ -74,15 +74,23 @@ export const PROXIES = {
   direct: async (up) => ({ name: 'direct', port: up.port, pid: null, path: '/b/', stop: async () => {} }),
 
   /** `metrics: false` turns the Prometheus metrics off (they are on by default): the cost of metrics is the difference. */
-  porthole: async (up, { metrics = true } = {}) => {
+  /**
+   * `workers: N` runs N gateway processes under a primary (docs/workers.md); the CPU read is the
+   * whole tree (primary + workers). `sched: 'rr'`: the primary accepts and hands connections
+   * out round-robin, instead of the workers accepting on the shared socket (NODE_CLUSTER_SCHED_POLICY).
+   */
+  porthole: async (up, { metrics = true, workers = 1, sched, engine } = {}) => {
     const port = await freePort();
     const dir = mkdtempSync(join(tmpdir(), 'bench-porthole-'));
     const cfg = join(dir, 'porthole.yaml');
-    writeFileSync(cfg, `${metrics ? '' : 'metrics: false\n'}apps:\n  - name: b\n    port: ${up.port}\n`);
+    writeFileSync(cfg, `${metrics ? '' : 'metrics: false\n'}${workers > 1 ? `workers: ${workers}\n` : ''}apps:\n  - name: b\n    port: ${up.port}\n`);
     // Default settings: a JSON log line per request, read (and dropped) by the harness.
-    const p = start('porthole', process.execPath, [join(ROOT, 'dist/cli/main.js'), 'serve', '--listen', `127.0.0.1:${port}`, '--config', cfg, '--data', dir, '--log-format', 'json']);
+    // engine: 'js' keeps the JavaScript tunnel where the native one would be used (tunnel_engine, docs/configuration.md).
+    const env = sched || engine ? { env: { ...process.env, ...(sched ? { NODE_CLUSTER_SCHED_POLICY: sched } : {}), ...(engine ? { PORTHOLE_TUNNEL: engine } : {}) } } : {};
+    const p = start('porthole', process.execPath, [join(ROOT, 'dist/cli/main.js'), 'serve', '--listen', `127.0.0.1:${port}`, '--config', cfg, '--data', dir, '--log-format', 'json'], env);
     await waitPort(port);
-    return { name: metrics ? 'porthole' : 'porthole (no metrics)', port, pid: p.child.pid, path: '/b/', stop: async () => (await p.stop(), rmSync(dir, { recursive: true, force: true })) };
+    const name = `porthole${engine === 'js' ? ' (JS tunnel)' : ''}${metrics ? '' : ' (no metrics)'}${workers > 1 ? ` (${workers} workers${sched ? `, sched ${sched}` : ''})` : ''}`;
+    return { name, port, pid: p.child.pid, path: '/b/', stop: async () => (await p.stop(), rmSync(dir, { recursive: true, force: true })) };
   },
 
   nginx: async (up, workers = '1') => {

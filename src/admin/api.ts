@@ -371,6 +371,8 @@ function tunnelViews(opts: AdminApiOptions): { tunnels: Record<string, unknown>[
     bytes_out: c.bytesOut,
     messages_in: c.messagesIn,
     messages_out: c.messagesOut,
+    // With `workers: N`: the process that holds the tunnel (docs/workers.md).
+    ...(typeof (c as { worker?: unknown }).worker === 'number' ? { worker: (c as { worker?: number }).worker } : {}),
   }));
   return { tunnels, total: all.length };
 }

@@ -8,6 +8,8 @@ import { watchConfigFile } from '../config/load.js';
 import { AuthUnsetError, ConfigError } from '../errors.js';
 import { startLogger } from '../log/logger.js';
 import { createServer, defaultDataDir, ServerStartError, type PortholeServer } from '../server/create-server.js';
+import { workerCount, workerProblems, workersSchema, type WorkersSetting } from '../config/workers-schema.js';
+import { WorkerPool } from '../workers/pool.js';
 
 interface ServeOptions {
   listen?: string;
@@ -15,6 +17,7 @@ interface ServeOptions {
   data?: string;
   logFormat?: 'auto' | 'json' | 'text';
   node?: string;
+  workers?: string;
 }
 
 export function register(program: Command): void {
@@ -26,6 +29,7 @@ export function register(program: Command): void {
     .option('-d, --data <dir>', `state directory (default: ${defaultDataDir()})`)
     .option('--log-format <format>', 'auto (text on a terminal, JSON lines otherwise), json or text')
     .option('--node <name>', "this node's name in a cluster (default: the config's cluster.node, else the host name)")
+    .option('--workers <n>', 'processes that share the port: a number, or auto (one per core); default: the config\'s "workers", else 1')
     .addHelpText(
       'after',
       `
@@ -51,6 +55,7 @@ Examples:
   porthole serve
   porthole serve --config examples/porthole.yaml --listen 127.0.0.1:8080
   porthole serve --config cluster.yaml --node b
+  porthole serve --workers auto      # one gateway process per core (docs/workers.md)
 
 Exit codes: 0 after a drain, 1 on a runtime failure (port in use), 2 on an invalid config or option.`,
     )
@@ -62,8 +67,26 @@ Exit codes: 0 after a drain, 1 on a runtime failure (port in use), 2 on an inval
 async function serve(opts: ServeOptions): Promise<void> {
   const configFile = opts.config ?? (existsSync('porthole.yaml') ? 'porthole.yaml' : undefined);
   let server: PortholeServer;
+  let workers = 1;
   try {
-    server = createServer({ configFile, listen: opts.listen, dataDir: opts.data, node: opts.node });
+    const flag = opts.workers === undefined ? undefined : parseWorkersFlag(opts.workers);
+    server = createServer({
+      configFile,
+      listen: opts.listen,
+      dataDir: opts.data,
+      node: opts.node,
+      workers: (config) => {
+        const setting = flag ?? config.workers;
+        // The flag is checked against the config as the config's own key would be.
+        if (flag !== undefined) {
+          const problems = workerProblems({ ...config, workers: flag }).map((p) => p.replace(/^workers:/, '--workers'));
+          if (problems.length) throw new ConfigError(problems);
+        }
+        const count = workerCount(setting);
+        workers = count;
+        return count > 1 ? new WorkerPool(count) : undefined;
+      },
+    });
     if (opts.logFormat && !['auto', 'json', 'text'].includes(opts.logFormat)) {
       throw new ConfigError([`--log-format: expected auto, json or text, got ${JSON.stringify(opts.logFormat)}`]);
     }
@@ -85,27 +108,9 @@ async function serve(opts: ServeOptions): Promise<void> {
     process.stderr.write(`porthole: ${err.message}\n`);
     process.exit(err.stage === 'registry' && err.cause.code === 'PH_ERR_STORE_CORRUPT' ? 2 : 1);
   }
-  // The token is the gateway's secret: apps never see it (see clean-env.ts), and it is shown once.
-  if (started.tokenCreated) process.stderr.write(`porthole: admin token (saved in ${started.tokenFile}, mode 0600): ${started.token}\n`);
-  process.stderr.write(`porthole: listening on ${started.url} (${config.apps.length} app${config.apps.length === 1 ? '' : 's'})\n`);
-  // Like Jupyter's token URL: a browser opens it once and stays logged in ("porthole dashboard" prints another).
-  try {
-    process.stderr.write(`porthole: dashboard (this link logs in once): ${server.loginUrl()}\n`);
-  } catch (err) {
-    // Apps own every address of the gateway: no link, rather than one an app would receive.
-    process.stderr.write(`porthole: dashboard: ${(err as Error).message}\n`);
-  }
-  if (started.metricsUrl) process.stderr.write(`porthole: metrics on ${started.metricsUrl}\n`);
-  if (started.node) process.stderr.write(`porthole: cluster node ${started.node.name}, peer listener on ${started.node.peer}\n`);
-
-  // A rejected config is reported by the server's `config rejected` event; the old one stays.
-  const reload = () => {
-    if (configFile) server.reload().catch(() => {});
-  };
-  const unwatch = configFile ? watchConfigFile(configFile, reload) : () => {};
-  process.on('SIGHUP', reload);
-
+  // Before the "listening on" line: a supervisor that reads it and stops the gateway at once gets a drain, not a kill.
   let stopping = false;
+  let unwatch = () => {};
   const stop = async () => {
     if (stopping) return;
     stopping = true;
@@ -116,4 +121,31 @@ async function serve(opts: ServeOptions): Promise<void> {
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
+  // A rejected config is reported by the server's `config rejected` event; the old one stays.
+  const reload = () => {
+    if (configFile) server.reload().catch(() => {});
+  };
+  process.on('SIGHUP', reload);
+  if (configFile) unwatch = watchConfigFile(configFile, reload);
+
+  // The token is the gateway's secret: apps never see it (see clean-env.ts), and it is shown once.
+  if (started.tokenCreated) process.stderr.write(`porthole: admin token (saved in ${started.tokenFile}, mode 0600): ${started.token}\n`);
+  process.stderr.write(`porthole: listening on ${started.url} (${config.apps.length} app${config.apps.length === 1 ? '' : 's'}${workers > 1 ? `, ${workers} workers` : ''})\n`);
+  // Like Jupyter's token URL: a browser opens it once and stays logged in ("porthole dashboard" prints another).
+  try {
+    process.stderr.write(`porthole: dashboard (this link logs in once): ${server.loginUrl()}\n`);
+  } catch (err) {
+    // Apps own every address of the gateway: no link, rather than one an app would receive.
+    process.stderr.write(`porthole: dashboard: ${(err as Error).message}\n`);
+  }
+  if (started.metricsUrl) process.stderr.write(`porthole: metrics on ${started.metricsUrl}\n`);
+  if (started.node) process.stderr.write(`porthole: cluster node ${started.node.name}, peer listener on ${started.node.peer}\n`);
+
+}
+
+function parseWorkersFlag(value: string): WorkersSetting {
+  const issues: string[] = [];
+  const parsed = workersSchema().parse(/^\d+$/.test(value) ? Number(value) : value, '--workers', issues);
+  if (parsed === undefined) throw new ConfigError(issues);
+  return parsed;
 }

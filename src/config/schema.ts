@@ -8,6 +8,7 @@ import { execLimitProblems } from './exec-limits.js';
 import { parseHostPort } from './host-port.js';
 import { parseTokenRedisUrl, parseWebsockifyRedisSource, redactSource } from './token-redis.js';
 import * as k from './schema-kit.js';
+import { workerProblems, workersSchema } from './workers-schema.js';
 
 export const APP_NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
 /** A cluster node's name (`--node`, `cluster.node`, an app's `node`): a host name's characters. */
@@ -384,6 +385,8 @@ export const configSchema = k.object(
     connect_timeout: k.withDefault(k.duration(), 5_000),
     response_timeout: k.withDefault(k.duration(), 60_000),
     drain_timeout: k.withDefault(k.duration(), 10_000),
+    /** Processes that share the listening port (`porthole serve`; docs/workers.md): 1 (default), N, or `auto` (one per core). */
+    workers: k.withDefault(workersSchema(), 1),
     /** A client must send a request's whole head (or a handshake) within this; slowloris is cut with it. */
     header_timeout: k.withDefault(k.duration(), 60_000),
     error_page: k.optional(k.string()),
@@ -435,7 +438,7 @@ export const configSchema = k.object(
     apps: k.withDefault(k.array(appSchema), []),
   },
   (cfg, _at, issues) => {
-    issues.push(...appSetProblems(cfg.apps), ...serverNameProblems(cfg), ...authProblems(cfg), ...clusterProblems(cfg));
+    issues.push(...appSetProblems(cfg.apps), ...serverNameProblems(cfg), ...authProblems(cfg), ...clusterProblems(cfg), ...workerProblems(cfg));
   },
 );
 export type Config = k.Infer<typeof configSchema>;
@@ -512,7 +515,7 @@ export function appSetProblems(apps: readonly AppConfig[]): string[] {
 
 /** The same config with another set of (already parsed) apps, checked and frozen. */
 export function withApps(config: Config, apps: readonly AppConfig[]): Config {
-  const problems = [...appSetProblems(apps), ...serverNameProblems({ ...config, apps }), ...authProblems({ ...config, apps })];
+  const problems = [...appSetProblems(apps), ...serverNameProblems({ ...config, apps }), ...authProblems({ ...config, apps }), ...workerProblems({ ...config, apps })];
   if (problems.length) throw new ConfigError(problems);
   return k.deepFreeze({ ...config, apps: [...apps] });
 }

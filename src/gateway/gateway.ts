@@ -76,6 +76,13 @@ export interface GatewayOptions {
   dataDir?: string;
   /** Lifetime of `tls: internal` certificates (default 12 h; renewed at two thirds). For tests that prove renewal. */
   internalCertLifetimeMs?: number;
+  /**
+   * The gateway's id in its events. `workers: N` gives every worker the primary's: they are one
+   * gateway to the metrics, the activity feed and idle_stop, which match events on it.
+   */
+  id?: string;
+  /** Called after every reload: `workers: N` pushes the new route table to the workers from here. */
+  onReload?: (config: Config) => void;
 }
 
 export interface ListenOptions {
@@ -100,7 +107,7 @@ export function createGateway(config: unknown = {}, options: GatewayOptions = {}
 }
 
 export class Gateway implements GatewayCore {
-  readonly id = randomBytes(4).toString('hex');
+  readonly id: string;
   readonly tunnels = new Set<OpenTunnel>();
   /** Set with each config swapped in: read per upgrade, so kept rather than recomputed. */
   tunnelEngine: TunnelEngine = 'js';
@@ -134,7 +141,11 @@ export class Gateway implements GatewayCore {
   /** Access control (`auth`): who reaches which app, and the login pages (src/auth/). */
   readonly auth: AuthGate;
 
+  private readonly onReload: GatewayOptions['onReload'];
+
   constructor(config: unknown, options: GatewayOptions = {}) {
+    this.id = options.id ?? randomBytes(4).toString('hex');
+    this.onReload = options.onReload;
     this.baseDir = options.baseDir ?? process.cwd();
     this.stdio = new StdioApps(this.id, options.stdioLog ?? (() => undefined), (p) => resolve(this.baseDir, p), () => this.table.config.app_defaults, options.stdioStderr);
     this.gate = options.appGate;
@@ -190,6 +201,7 @@ export class Gateway implements GatewayCore {
     this.peers = peers;
     this.auth.configChanged();
     this.certificates?.update(this.table.config);
+    this.onReload?.(this.table.config);
     if (!before) return;
     // A new app (or new URLs) is announced where the `gateway listening` line announced the first ones.
     for (const [app, urls] of Object.entries(this.appUrls())) {
@@ -379,9 +391,15 @@ export class Gateway implements GatewayCore {
   /** Where an app can be opened: under its prefix, and at the root of its own host names (absolute once listening). */
   urlsOf(app: AppConfig): string[] {
     const addr = this.server?.address();
-    const at = addr && typeof addr === 'object' ? { host: addr.address, port: addr.port } : undefined;
+    const at = addr && typeof addr === 'object' ? { host: addr.address, port: addr.port } : this.servedAt;
     return appUrls(app, this.table.config, at);
   }
+
+  /**
+   * Where this gateway's port is when other processes listen on it for it (the primary of
+   * `workers: N`): the apps' URLs are absolute there too.
+   */
+  servedAt: { host: string; port: number } | undefined;
 
   /** `urlsOf` for every app in the config in force. */
   appUrls(): Record<string, string[]> {

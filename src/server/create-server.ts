@@ -30,6 +30,7 @@ import { FileStore } from '../store/file-store.js';
 import { ClusterNode, VERSION_HEADER } from '../cluster/node.js';
 import { dataLayout, prepareDataDir, type DataLayout } from './data-dir.js';
 import { checkAuthConfigured } from '../auth/safe-default.js';
+import type { WorkerPool } from '../workers/pool.js';
 
 export interface ServerOptions {
   /**
@@ -61,6 +62,11 @@ export interface ServerOptions {
   metrics?: boolean;
   /** In a cluster (`store: redis://…`): this node's name; default the config's `cluster.node`, else the host name. */
   node?: string;
+  /**
+   * `porthole serve` with `workers: N` (docs/workers.md): worker processes listen on the
+   * port instead of this process, which keeps the supervisor, the store and the admin API.
+   */
+  workers?: (config: Config) => WorkerPool | undefined;
 }
 
 /** What `listen()` resolves with. */
@@ -189,7 +195,10 @@ export function createServer(options: ServerOptions = {}): PortholeServer {
   if (options.node !== undefined && !node) throw new ConfigError(['--node: this gateway is not a node of a cluster (set store: redis://… and cluster: in the config)']);
   // Calls another node made through the peer listener: admitted by the admin API like the token.
   const peerCalls = new WeakSet<IncomingMessage>();
+  const pool = options.workers?.(config);
   const gateway = createGateway(config, {
+    // Every change of the route table reaches the workers.
+    onReload: pool ? () => pool.routesChanged() : undefined,
     baseDir,
     dataDir,
     appGate: (name, req) => registry?.appGate(name, req) ?? null,
@@ -212,8 +221,10 @@ export function createServer(options: ServerOptions = {}): PortholeServer {
       void node.caughtUp(wanted).then(() => admin!(req, res) || res.writeHead(404).end());
       return true;
     },
-    health: node ? () => ({ degraded: !node.store.up, cluster: healthView(node.view()) }) : undefined,
+    health: node ? () => ({ degraded: !node.store.up, cluster: healthView(node.view()) }) : pool ? () => pool.health() : undefined,
   });
+  // The connections are the workers' when they hold them.
+  const openConnections = () => (pool ? pool.connections() : [...[...gateway.tunnels].map((t) => t.snapshot()), ...[...gateway.bridges].map((b) => b.snapshot()), ...gateway.stdio.snapshots()]);
   // Dashboard sessions, in memory: a restart logs browsers out.
   const sessions = new Sessions();
   // No token yet means nothing matches it (sameToken never matches the empty string).
@@ -233,7 +244,7 @@ export function createServer(options: ServerOptions = {}): PortholeServer {
     supervisor,
     gatewayId: gateway.id,
     guard: guardOptions,
-    connections: () => [...[...gateway.tunnels].map((t) => t.snapshot()), ...[...gateway.bridges].map((b) => b.snapshot()), ...gateway.stdio.snapshots()],
+    connections: openConnections,
     activity,
     loginCode: () => sessions.loginCode(),
     fromPeer: (req) => peerCalls.has(req),
@@ -260,7 +271,7 @@ export function createServer(options: ServerOptions = {}): PortholeServer {
     metrics = createMetrics({
       gatewayId: gateway.id,
       // The same counts the tunnel.close events carry at the end, so no connection is counted twice or less.
-      openConnections: () => [...[...gateway.tunnels].map((t) => t.snapshot()), ...[...gateway.bridges].map((b) => b.snapshot()), ...gateway.stdio.snapshots()],
+      openConnections,
       // External apps are probed (at most every 2 s, 500 ms each), as the admin API's list does.
       apps: async () => (await appRegistry.checkExternal(), appRegistry.list()),
       cluster: node ? () => node.view() as unknown as ClusterSnapshot : undefined,
@@ -316,7 +327,10 @@ export function createServer(options: ServerOptions = {}): PortholeServer {
       const budget = timeoutMs ?? current.drain_timeout;
       // The whole drain stays within its timeout.
       const spent = await leaveCluster(budget);
-      await gateway.drain(Math.max(0, budget - spent));
+      // The workers hold the tunnels: they drain first, while the apps still run.
+      const began = Date.now();
+      await pool?.drain(Math.max(0, budget - spent));
+      await gateway.drain(Math.max(0, budget - spent - (Date.now() - began)));
       await stopApps();
     })());
 
@@ -373,7 +387,8 @@ export function createServer(options: ServerOptions = {}): PortholeServer {
     }
     let address: ListenAddress;
     try {
-      address = await gateway.listen(listenAt.host, listenAt.port);
+      address = pool ? await pool.listen(listenAt, { gateway, registry: reg, supervisor, baseDir, dataDir }) : await gateway.listen(listenAt.host, listenAt.port);
+      if (pool) gateway.servedAt = { host: address.host, port: address.port };
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
       await stopApps();
