@@ -9,6 +9,7 @@ import { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { TLSSocket } from 'node:tls';
 import { emit } from '../events.js';
+import { emitTunnelClose } from './tunnel-close.js';
 import { type NativeBinding, type NativeEndReport, nativeBinding } from './native-binding.js';
 import { type LiveConnection, type TunnelInfo, type TunnelOptions, nextConnectionId } from './tunnel.js';
 
@@ -191,41 +192,19 @@ export class NativeTunnel {
     this.final = r;
     if (this.handle) started!.release(this.handle);
     this.handle = null;
-    let closedBy: 'client' | 'upstream' | 'gateway';
-    let closeCode: number | null;
-    let reason: string | undefined;
-    if (this.gatewayClose || r.gatewayCode !== null) {
-      closedBy = 'gateway';
-      closeCode = this.gatewayClose?.code ?? r.gatewayCode;
-      reason = this.gatewayClose?.reason ?? r.gatewayReason;
-    } else if (r.clientCode !== null || r.upstreamCode !== null) {
-      // Whoever sent a close frame first; a reply comes back with the same code.
-      const clientFirst = r.clientCode !== null && (r.upstreamCode === null || (r.firstClose ?? 'client') === 'client');
-      closedBy = clientFirst ? 'client' : 'upstream';
-      closeCode = clientFirst ? r.clientCode : r.upstreamCode;
-      reason = (clientFirst ? r.clientReason : r.upstreamReason) || undefined;
-    } else {
-      closedBy = r.firstCut ?? 'client';
-      closeCode = null;
-      reason = 'connection cut without a close frame';
-    }
-    emit('tunnel.close', {
-      app: this.info.app,
-      path: this.info.path,
-      gateway: this.info.gateway,
-      ms: Date.now() - this.started,
+    const gateway = this.gatewayClose ?? (r.gatewayCode !== null ? { code: r.gatewayCode, reason: r.gatewayReason } : null);
+    emitTunnelClose(this.info, this.id, this.started, {
+      gateway,
+      client: { code: r.clientCode, reason: r.clientReason },
+      upstream: { code: r.upstreamCode, reason: r.upstreamReason },
+      firstClose: r.firstClose,
+      firstCut: r.firstCut,
       bytesIn: r.bytesIn,
       bytesOut: r.bytesOut,
       framesIn: r.framesIn,
       framesOut: r.framesOut,
       messagesIn: r.messagesIn,
       messagesOut: r.messagesOut,
-      id: this.id,
-      kind: 'tunnel',
-      client: this.info.client,
-      closeCode,
-      closedBy,
-      reason,
     });
     this.opts.onEnd?.(this);
     for (const fn of this.waiting ?? []) fn();

@@ -6,8 +6,8 @@
  */
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { emit } from '../events.js';
 import { FrameTracker, OP_PING, closeFrame, controlFrame } from './frames.js';
+import { emitTunnelClose, type Side } from './tunnel-close.js';
 
 export interface TunnelInfo {
   app: string;
@@ -56,8 +56,6 @@ export interface TunnelOptions {
   closeGraceMs?: number;
   onEnd?: (t: Tunnel) => void;
 }
-
-type Side = 'client' | 'upstream';
 
 /** One direction of a tunnel. */
 class Leg {
@@ -322,46 +320,19 @@ export class Tunnel {
     this.upstream.destroy();
     const fromClient = this.up.tracker;
     const fromUpstream = this.down.tracker;
-    let closedBy: Side | 'gateway';
-    let closeCode: number | null;
-    let reason: string | undefined;
-    if (this.gatewayClose) {
-      closedBy = 'gateway';
-      closeCode = this.gatewayClose.code;
-      reason = this.gatewayClose.reason;
-    } else if (fromClient.closeCode !== null || fromUpstream.closeCode !== null) {
-      // Whoever sent a close frame first; a reply comes back with the same code.
-      const clientFirst = fromClient.closeCode !== null && (fromUpstream.closeCode === null || this.firstCloser() === 'client');
-      closedBy = clientFirst ? 'client' : 'upstream';
-      closeCode = clientFirst ? fromClient.closeCode : fromUpstream.closeCode;
-      reason = (clientFirst ? fromClient.closeReason : fromUpstream.closeReason) || undefined;
-    } else {
-      closedBy = this.firstCut ?? 'client';
-      closeCode = null;
-      reason = 'connection cut without a close frame';
-    }
-    emit('tunnel.close', {
-      app: this.info.app,
-      path: this.info.path,
-      gateway: this.info.gateway,
-      ms: Date.now() - this.started,
+    emitTunnelClose(this.info, this.id, this.started, {
+      gateway: this.gatewayClose,
+      client: { code: fromClient.closeCode, reason: fromClient.closeReason },
+      upstream: { code: fromUpstream.closeCode, reason: fromUpstream.closeReason },
+      firstClose: this.closeOrder[0] ?? null,
+      firstCut: this.firstCut,
       bytesIn: this.up.bytes,
       bytesOut: this.down.bytes,
       framesIn: fromClient.frames,
       framesOut: fromUpstream.frames,
       messagesIn: fromClient.messages,
       messagesOut: fromUpstream.messages,
-      id: this.id,
-      kind: 'tunnel',
-      client: this.info.client,
-      closeCode,
-      closedBy,
-      reason,
     });
     this.opts.onEnd?.(this);
-  }
-
-  private firstCloser(): Side {
-    return this.closeOrder[0] ?? 'client';
   }
 }
