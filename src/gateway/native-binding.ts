@@ -8,6 +8,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { NativeTunnelUnavailableError } from '../errors.js';
+import type { TunnelCounts } from './tunnel-close.js';
 
 /** The addon's functions (native/addon.c). */
 export interface NativeBinding {
@@ -22,14 +23,8 @@ export interface NativeBinding {
 }
 
 /** What the loop thread knows when a tunnel ends; native-tunnel.ts turns it into `tunnel.close`. */
-export interface NativeEndReport {
+export interface NativeEndReport extends TunnelCounts {
   id: number;
-  bytesIn: number;
-  bytesOut: number;
-  framesIn: number;
-  framesOut: number;
-  messagesIn: number;
-  messagesOut: number;
   lastActivity: number;
   gatewayCode: number | null;
   gatewayReason?: string;

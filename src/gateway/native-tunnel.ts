@@ -11,7 +11,7 @@ import { TLSSocket } from 'node:tls';
 import { emit } from '../events.js';
 import { emitTunnelClose } from './tunnel-close.js';
 import { type NativeBinding, type NativeEndReport, nativeBinding } from './native-binding.js';
-import { type LiveConnection, type TunnelInfo, type TunnelOptions, nextConnectionId } from './tunnel.js';
+import { type LiveConnection, type TunnelInfo, type TunnelOptions, nextConnectionId, tunnelRow } from './tunnel.js';
 
 interface HandleSocket extends Socket {
   _handle?: { fd?: number; readStop?: () => number } | null;
@@ -143,19 +143,7 @@ export class NativeTunnel {
   /** What the dashboard shows of this tunnel now. */
   snapshot(): LiveConnection {
     const s = this.final ? [this.final.bytesIn, this.final.bytesOut, 0, 0, this.final.messagesIn, this.final.messagesOut, this.final.lastActivity] : this.read();
-    return {
-      id: this.id,
-      kind: 'tunnel',
-      app: this.info.app,
-      path: this.info.path,
-      client: this.info.client ?? 'unknown',
-      started: this.started,
-      lastActivity: s[6],
-      bytesIn: s[0],
-      bytesOut: s[1],
-      messagesIn: s[4],
-      messagesOut: s[5],
-    };
+    return tunnelRow(this.id, this.info, this.started, s[6], s[0], s[1], s[4], s[5]);
   }
 
   /** A close frame each way at the next frame boundary, then TCP closed (as Tunnel.close). */

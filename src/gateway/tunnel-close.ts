@@ -9,8 +9,18 @@ import type { TunnelInfo } from './tunnel.js';
 
 export type Side = 'client' | 'upstream';
 
+/** Bytes, frames and messages each way: what both engines count. */
+export interface TunnelCounts {
+  bytesIn: number;
+  bytesOut: number;
+  framesIn: number;
+  framesOut: number;
+  messagesIn: number;
+  messagesOut: number;
+}
+
 /** What a tunnel knows when it ends. */
-export interface TunnelEnd {
+export interface TunnelEnd extends TunnelCounts {
   /** The gateway's own close (drain, idle, logout), if it sent one. */
   gateway: { code: number; reason?: string } | null;
   /** The first close frame seen from each side (code null: none). */
@@ -19,12 +29,6 @@ export interface TunnelEnd {
   /** Which side sent a close frame first, and which side's connection ended first. */
   firstClose?: Side | null;
   firstCut?: Side | null;
-  bytesIn: number;
-  bytesOut: number;
-  framesIn: number;
-  framesOut: number;
-  messagesIn: number;
-  messagesOut: number;
 }
 
 /** Emits `tunnel.close` for a tunnel that ended. */

@@ -42,6 +42,11 @@ export function nextConnectionId(): number {
   return ++lastId;
 }
 
+/** A tunnel's row in the dashboard and the admin API, whichever engine carries it. */
+export function tunnelRow(id: number, info: TunnelInfo, started: number, lastActivity: number, bytesIn: number, bytesOut: number, messagesIn: number, messagesOut: number): LiveConnection {
+  return { id, kind: 'tunnel', app: info.app, path: info.path, client: info.client ?? 'unknown', started, lastActivity, bytesIn, bytesOut, messagesIn, messagesOut };
+}
+
 /** `address:port` of a socket (`[v6]:port`), or `unknown`. */
 export function peerOf(socket: { remoteAddress?: string; remotePort?: number }): string {
   const a = socket.remoteAddress;
@@ -162,19 +167,7 @@ export class Tunnel {
   }
   /** What the dashboard shows of this tunnel now. */
   snapshot(): LiveConnection {
-    return {
-      id: this.id,
-      kind: 'tunnel',
-      app: this.info.app,
-      path: this.info.path,
-      client: this.info.client ?? 'unknown',
-      started: this.started,
-      lastActivity: this.lastActivity,
-      bytesIn: this.up.bytes,
-      bytesOut: this.down.bytes,
-      messagesIn: this.up.tracker.messages,
-      messagesOut: this.down.tracker.messages,
-    };
+    return tunnelRow(this.id, this.info, this.started, this.lastActivity, this.up.bytes, this.down.bytes, this.up.tracker.messages, this.down.tracker.messages);
   }
   get bytesOut(): number {
     return this.down.bytes;
