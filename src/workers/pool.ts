@@ -107,6 +107,11 @@ export class WorkerPool {
     this.#slots.set(worker.id, slot);
     worker.on('message', (msg: ToPrimary) => this.#onMessage(slot, msg));
     worker.on('exit', (code, signal) => this.#onExit(slot, code, signal));
+    // A message to a worker that has just died (before its exit is read here) fails with EPIPE,
+    // emitted on the worker: unhandled, it would end the primary and every other worker's tunnels.
+    // A worker the primary cannot write to gets no route changes: it is ended, and its exit is
+    // reported and replaced like any other (PH_ERR_WORKER_EXIT); one already dead is left to that.
+    worker.on('error', () => void worker.process.kill('SIGKILL'));
     worker.once('message', function ready(msg: ToPrimary) {
       if (msg.t !== 'ready') return void worker.once('message', ready);
       // The routes in force now, not at fork: a replacement gets the ones of the moment it can take them.
