@@ -5,6 +5,7 @@
  * replaced while the other's tunnels keep echoing, and SIGTERM drains every worker.
  */
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import WebSocket from 'ws';
 import { after, before, describe, test } from 'node:test';
 import { startAdmin, type AdminGateway } from '../helpers/admin.js';
@@ -18,11 +19,22 @@ interface Health {
   worker: number;
 }
 
-/** One request on a connection of its own: whichever worker accepts it answers. */
-async function health(url: string): Promise<Health> {
-  const res = await fetch(`${url}/_porthole/health`, { headers: { Connection: 'close', Accept: 'application/json' }, signal: AbortSignal.timeout(5_000) });
-  if (res.status !== 200) throw new Error(`health: ${res.status} ${res.headers.get('x-porthole-error')}: ${await res.text()}`);
-  return (await res.json()) as Health;
+/**
+ * One request on a connection of its own (fetch would reuse a pooled keep-alive connection,
+ * which may be to a worker a test has just killed): whichever worker accepts it answers.
+ */
+function health(url: string): Promise<Health> {
+  return new Promise((ok, fail) => {
+    const req = http.get(`${url}/_porthole/health`, { agent: false, headers: { Accept: 'application/json' }, timeout: 5_000 }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => (body += d));
+      res.on('end', () => (res.statusCode === 200 ? ok(JSON.parse(body) as Health) : fail(new Error(`health: ${res.statusCode} ${res.headers['x-porthole-error']}: ${body}`))));
+      res.on('error', fail);
+    });
+    req.on('timeout', () => req.destroy(new Error('health: no answer in 5 s')));
+    req.on('error', fail);
+  });
 }
 
 async function tunnels(gw: AdminGateway): Promise<{ app: string; worker: number; id: number }[]> {
@@ -34,19 +46,38 @@ async function echoes(ws: WebSocket, text: string): Promise<void> {
   assert.equal((await nextMessage(ws)).data.toString(), text);
 }
 
-/** Opens tunnels to `path` until both workers hold one of them; returns one per worker. */
+/**
+ * Runs `fn` while every worker but `pid` is stopped (SIGSTOP): the stopped ones cannot accept,
+ * so the connections `fn` makes are taken by `pid` (the kernel alone would pick, and may pick
+ * one worker for a long run of connections on a busy machine).
+ */
+async function onWorker<T>(pids: number[], pid: number, fn: () => Promise<T>): Promise<T> {
+  const others = pids.filter((p) => p !== pid);
+  for (const p of others) process.kill(p, 'SIGSTOP');
+  try {
+    return await fn();
+  } finally {
+    for (const p of others) process.kill(p, 'SIGCONT');
+  }
+}
+
+/** Opens a tunnel to `path` through each worker; returns them by worker pid, each checked in the admin API's list. */
 async function tunnelOnEach(gw: AdminGateway, path: string, open: WebSocket[]): Promise<Map<number, WebSocket>> {
+  const pids = (await health(gw.url)).workers.map((w) => w.pid);
   const byWorker = new Map<number, WebSocket>();
   const key = (t: { worker: number; id: number }) => `${t.worker}:${t.id}`;
-  for (let i = 0; i < 40 && byWorker.size < 2; i++) {
+  for (const pid of pids) {
     const known = new Set((await tunnels(gw)).map(key));
-    const ws = await openWs(`ws://127.0.0.1:${gw.port}${path}`);
-    open.push(ws);
-    await echoes(ws, `hello ${i}`);
-    // The one tunnel that was not listed before is this one: its worker holds it.
+    const ws = await onWorker(pids, pid, async () => {
+      const ws = await openWs(`ws://127.0.0.1:${gw.port}${path}`);
+      open.push(ws);
+      await echoes(ws, `hello ${pid}`);
+      return ws;
+    });
+    // The one tunnel that was not listed before is this one, held by the worker that was left running.
     const fresh = (await tunnels(gw)).filter((t) => !known.has(key(t)));
-    assert.equal(fresh.length, 1);
-    if (!byWorker.has(fresh[0].worker)) byWorker.set(fresh[0].worker, ws);
+    assert.deepEqual(fresh.map((t) => t.worker), [pid], 'the new tunnel is listed under the worker that took it');
+    byWorker.set(pid, ws);
   }
   return byWorker;
 }
@@ -68,16 +99,15 @@ describe('porthole serve with workers: 2', () => {
 
   test('two worker processes take connections; /_porthole/health lists both and names the one that answered', async () => {
     assert.match(gw.stderr(), /listening on http:\/\/127\.0\.0\.1:\d+ \(1 app, 2 workers\)/);
-    const seen = new Set<number>();
-    let last: Health | undefined;
-    for (let i = 0; i < 40 && seen.size < 2; i++) {
-      last = await health(gw.url);
-      seen.add(last.worker);
+    const first = await health(gw.url);
+    assert.equal(first.workers.length, 2);
+    assert.ok(first.workers.every((w) => w.listening));
+    const pids = first.workers.map((w) => w.pid);
+    assert.ok(!pids.includes(gw.child.pid!), 'the primary does not take connections');
+    for (const pid of pids) {
+      const h = await onWorker(pids, pid, () => health(gw.url));
+      assert.equal(h.worker, pid, 'the worker left running answered, and health names it');
     }
-    assert.equal(last!.workers.length, 2);
-    assert.ok(last!.workers.every((w) => w.listening));
-    assert.deepEqual([...seen].sort(), last!.workers.map((w) => w.pid).sort(), 'both workers answered');
-    assert.ok(!seen.has(gw.child.pid!), 'the primary does not take connections');
   });
 
   test('an app registered through the admin API is routed by every worker', async () => {
