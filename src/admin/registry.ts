@@ -57,12 +57,21 @@ export interface ClusterHooks {
 }
 
 /**
- * How often a change is checked again after another node changed the
- * registry under it. Every conflict means another node's write went in, so
- * the cluster progresses; 3 was too few for three nodes registering at once
- * (test/cluster/concurrent-writes.test.ts).
+ * A change that another node's change beat is read again, checked again and
+ * retried: every such conflict means another node's write went in, but not
+ * that this one will ever win on its own. A node that just won writes its
+ * next change at once, while the loser first reads the registry again: with
+ * several nodes registering at once the same node could lose ten times in a
+ * row (a 409 for a caller who collided with nothing). So it waits a random
+ * moment first (full jitter, growing to CONFLICT_BACKOFF_MAX_MS), and keeps
+ * trying for CONFLICT_BUDGET_MS and at least CONFLICT_MIN_ATTEMPTS times;
+ * only then 409 PH_ERR_CONFLICT ("the registry kept changing").
+ * test/cluster/concurrent-writes.test.ts.
  */
-const CONFLICT_RETRIES = 10;
+const CONFLICT_MIN_ATTEMPTS = 10;
+const CONFLICT_BUDGET_MS = 5_000;
+const CONFLICT_BACKOFF_BASE_MS = 2;
+const CONFLICT_BACKOFF_MAX_MS = 100;
 
 const DEFAULT_START_TIMEOUT = 60_000;
 /** Stands in for the port a supervised app will be given, so its route can be built (and checked) now. */
@@ -385,15 +394,21 @@ export class AppRegistry {
   /**
    * Runs a change; when another node changed the shared registry since this
    * node validated against it, reads it again and checks the change again
-   * (so two nodes never both take one prefix), a few times, then 409.
+   * (so two nodes never both take one prefix), after a random backoff, until
+   * CONFLICT_BUDGET_MS is spent (and CONFLICT_MIN_ATTEMPTS made), then 409.
    */
   private async againOnConflict<T>(change: () => Promise<T>): Promise<T> {
+    const started = performance.now();
     for (let attempt = 1; ; attempt++) {
       try {
         return await change();
       } catch (err) {
         if (!(err instanceof StoreConflict || err instanceof StoreEpochChanged) || !this.cluster) throw err;
-        if (attempt >= CONFLICT_RETRIES) throw new ConflictError('the registry kept changing on other nodes while this change was checked: try again');
+        const left = CONFLICT_BUDGET_MS - (performance.now() - started);
+        if (attempt >= CONFLICT_MIN_ATTEMPTS && left <= 0) throw new ConflictError('the registry kept changing on other nodes while this change was checked: try again');
+        // Random, so that the nodes that lost do not all come back at the moment the winner writes again.
+        const backoff = Math.random() * Math.min(CONFLICT_BACKOFF_MAX_MS, CONFLICT_BACKOFF_BASE_MS * 2 ** attempt);
+        await new Promise((resolve) => setTimeout(resolve, Math.max(0, Math.min(backoff, left))));
         await this.cluster.catchUp();
       }
     }

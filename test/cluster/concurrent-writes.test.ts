@@ -3,6 +3,11 @@
  * registry version it holds, and a write that another node's change beat is
  * read again, checked again and retried, never answered 500. Regression test
  * for a defect the namespace tests found (test/cluster/netns-store-persist.test.ts).
+ *
+ * A registration that only collided with other nodes' writes is not a
+ * conflict its caller made: it is retried (with a random backoff, for a
+ * time budget) until it goes in, and answered 409 PH_ERR_CONFLICT only when
+ * it is one (a taken prefix or host, a reserved or config-file name).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -52,4 +57,29 @@ test('registrations through three nodes at once, as fast as each answers, are al
     }),
   );
   assert.deepEqual(refused, [], 'every registration was acknowledged');
+});
+
+test('registrations of different apps through five nodes at once, two clients each, are all acknowledged: losing a race to other nodes is not a 409', { timeout: 120_000 }, async (t) => {
+  const redis = await startRedis();
+  t.after(() => redis.close());
+  const nodes = [];
+  for (const name of ['a', 'b', 'c', 'd', 'e']) nodes.push(await startNode(t, name, redis.url));
+  const refused: string[] = [];
+  await Promise.all(
+    nodes.flatMap((n) =>
+      [0, 1].map(async (client) => {
+        for (let k = 0; k < 30; k++) {
+          const name = `${n.name}${client}x${k}`;
+          const put = await n.api('PUT', `/apps/${name}`, { port: 7000 + k });
+          if (put.status !== 200) refused.push(`PUT ${name}: ${put.status} ${JSON.stringify(put.body)}`);
+        }
+      }),
+    ),
+  );
+  assert.deepEqual(refused, [], 'every registration was acknowledged');
+  // A real conflict is still one: a prefix another node's app holds.
+  const taken = await nodes[4]!.api('PUT', '/apps/other', { port: 7999, prefix: '/a0x0' });
+  assert.equal(taken.status, 409);
+  assert.equal(taken.body.error.code, 'PH_ERR_CONFLICT');
+  assert.doesNotMatch(taken.body.error.message, /kept changing/);
 });
