@@ -19,6 +19,7 @@ import type { Match } from './router.js';
 import { adoptable, NativeTunnel } from './native-tunnel.js';
 import { peerOf, Tunnel } from './tunnel.js';
 import { upstreamRequest } from './upstream-request.js';
+import { UpgradeRequest, writableByHand, type UpgradeAnswer } from './upstream-upgrade.js';
 import { peerRefusal, trustsForwarded } from './peer.js';
 
 export function proxyUpgrade(gw: GatewayCore, req: IncomingMessage, socket: Duplex, head: Buffer, match: Match): void {
@@ -72,14 +73,17 @@ function connect(gw: GatewayCore, req: IncomingMessage, socket: Duplex, head: Bu
   const app = route.app.name;
   const path = req.url ?? '/';
   const headers = upstreamRequestHeaders(req, { match, proto: gw.proto(req), trustForwarded: trustsForwarded(gw, req), upgrade: true, framing: null });
-  const upReq = upstreamRequest({ target, app, method: 'GET', path: match.path, headers, connectMs: route.connectMs, responseMs: route.responseMs, pooled: false });
+  const o = { target, app, path: match.path, headers, connectMs: route.connectMs, responseMs: route.responseMs };
+  // A head written and read by hand (upstream-upgrade.ts); TLS upstreams, and the rare request
+  // Node's client would write differently, keep the client.
+  const upReq = writableByHand(o) ? new UpgradeRequest(o) : upstreamRequest({ ...o, method: 'GET', pooled: false });
   let settled = false;
   const abandon = () => {
     if (!settled) upReq.destroy();
   };
   socket.once('close', abandon);
 
-  upReq.on('upgrade', (res, upSocket: Socket, upHead: Buffer) => {
+  upReq.on('upgrade', (res: UpgradeAnswer, upSocket: Socket, upHead: Buffer) => {
     settled = true;
     socket.off('close', abandon);
     upSocket.on('error', destroySelf);
@@ -104,7 +108,7 @@ function connect(gw: GatewayCore, req: IncomingMessage, socket: Duplex, head: Bu
     splice(gw, socket, upSocket, head, upHead, route, path);
   });
 
-  upReq.on('response', (res) => {
+  upReq.on('response', (res: IncomingMessage) => {
     // The app's own answer (403, 404, a redirect…): relayed as it is, then the connection is closed.
     settled = true;
     socket.off('close', abandon);
@@ -141,7 +145,7 @@ function connect(gw: GatewayCore, req: IncomingMessage, socket: Duplex, head: Bu
     discardUntilClosed(socket, true);
   });
 
-  upReq.on('error', (err) => {
+  upReq.on('error', (err: Error) => {
     if (settled) return;
     settled = true;
     socket.off('close', abandon);

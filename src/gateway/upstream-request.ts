@@ -22,7 +22,8 @@ export interface UpstreamRequestOptions {
   pooled: boolean;
 }
 
-function connectTo(t: Target): Socket {
+/** A new connection to a target, as the upstream requests and upgrades open it. */
+export function connectTo(t: Target): Socket {
   if (t.kind === 'unix') return net.connect({ path: t.socketPath! });
   if (t.kind === 'tls') return tls.connect({ host: t.host, port: t.port, servername: t.servername, rejectUnauthorized: t.rejectUnauthorized, ca: t.ca, ALPNProtocols: ['http/1.1'] });
   return net.connect({ host: t.host, port: t.port });

@@ -1,0 +1,313 @@
+/**
+ * The upstream side of a WebSocket upgrade without Node's HTTP client.
+ *
+ * A ClientRequest, its parser and its socket bookkeeping were most of the
+ * CPU an upgrade cost. Here the request head is written on a plain socket
+ * and the answer's head is read by hand. A clean 101 — one status line, one
+ * `name: value` per line, the upgrade headers once each, no body framing,
+ * at most 16 KiB — goes straight to the tunnel. Anything else (a refusal, a
+ * redirect, an odd or broken head, a hang-up) is replayed into Node's own
+ * ClientRequest, so those cases are decided exactly as before: relayed
+ * answers, parse errors, "socket hang up".
+ */
+import { EventEmitter } from 'node:events';
+import http, { type IncomingHttpHeaders } from 'node:http';
+import type { Socket } from 'node:net';
+import { Duplex } from 'node:stream';
+import { UpstreamConnectTimeoutError, UpstreamTimeoutError } from '../errors.js';
+import type { Target } from './router.js';
+import { connectTo } from './upstream-request.js';
+
+/** The largest answer head read by hand; a longer one goes to Node's parser. */
+const MAX_HEAD = 16 * 1024;
+
+export interface UpgradeAnswer {
+  statusCode: number;
+  statusMessage: string;
+  headers: IncomingHttpHeaders;
+  rawHeaders: string[];
+}
+
+export interface UpgradeRequestOptions {
+  target: Target;
+  app: string;
+  path: string;
+  headers: string[];
+  connectMs: number;
+  responseMs: number;
+}
+
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+// Field values as Node's client accepts them: no control characters but tab.
+const VALUE_OK = /^[\t\x20-\x7e\x80-\xff]*$/;
+const PATH_OK = /^[\x21-\xff]+$/;
+const OWS = /^[\t ]+|[\t ]+$/g;
+
+/**
+ * Whether a request can be written by hand exactly as Node's client would
+ * write it. Node throws on anything else; those requests keep its client.
+ */
+export function writableByHand(o: Pick<UpgradeRequestOptions, 'target' | 'path' | 'headers'>): boolean {
+  if (o.target.kind === 'tls' || !PATH_OK.test(o.path)) return false;
+  const h = o.headers;
+  for (let i = 0; i < h.length; i += 2) if (!TOKEN.test(h[i]) || !VALUE_OK.test(h[i + 1])) return false;
+  return true;
+}
+
+/**
+ * One upgrade request to an upstream. Emits what ClientRequest would:
+ * 'upgrade' (answer, socket, head) for a 101, 'response' (IncomingMessage)
+ * for any other answer, 'error' when there is none. `destroy()` abandons it.
+ */
+export class UpgradeRequest extends EventEmitter {
+  private readonly socket: Socket;
+  private readonly o: UpgradeRequestOptions;
+  private timer: NodeJS.Timeout | null = null;
+  private received: Buffer[] = [];
+  private size = 0;
+  private done = false;
+  private fallback: http.ClientRequest | null = null;
+
+  constructor(o: UpgradeRequestOptions) {
+    super();
+    this.o = o;
+    const socket = connectTo(o.target);
+    this.socket = socket;
+    // The head leaves in one segment at once; Nagle would hold it behind nothing.
+    socket.setNoDelay(true);
+    let head = `GET ${o.path} HTTP/1.1\r\n`;
+    const h = o.headers;
+    for (let i = 0; i < h.length; i += 2) head += `${h[i]}: ${h[i + 1]}\r\n`;
+    socket.write(`${head}\r\n`, 'latin1');
+    socket.on('connect', this.onConnect);
+    socket.on('data', this.onData);
+    socket.on('end', this.onEnd);
+    socket.on('error', this.onError);
+    socket.on('close', this.onClose);
+    // 0 means no limit, as for the other timeouts.
+    if (o.connectMs > 0) this.timer = setTimeout(this.connectTimedOut, o.connectMs);
+  }
+
+  /** Nothing to send after the head: the request has no body. Kept for ClientRequest's shape. */
+  end(): void {}
+
+  destroy(err?: Error): void {
+    if (this.fallback) {
+      this.fallback.destroy(err);
+      return;
+    }
+    if (this.done) return;
+    this.finish();
+    this.socket.destroy();
+    if (err) this.emit('error', err);
+  }
+
+  private finish(): void {
+    this.done = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    const s = this.socket;
+    s.off('connect', this.onConnect);
+    s.off('data', this.onData);
+    s.off('end', this.onEnd);
+    s.off('error', this.onError);
+    s.off('close', this.onClose);
+  }
+
+  private readonly onConnect = (): void => {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = this.o.responseMs > 0 ? setTimeout(this.responseTimedOut, this.o.responseMs) : null;
+  };
+
+  private readonly connectTimedOut = (): void => {
+    const { o } = this;
+    this.destroy(new UpstreamConnectTimeoutError(`${o.app}: connecting to ${o.target.label} timed out after ${o.connectMs / 1000} s`, { app: o.app }));
+  };
+
+  private readonly responseTimedOut = (): void => {
+    const { o } = this;
+    this.destroy(new UpstreamTimeoutError(`${o.app}: upstream ${o.target.label} sent no response in ${o.responseMs / 1000} s`, { app: o.app }));
+  };
+
+  private readonly onData = (chunk: Buffer): void => {
+    this.received.push(chunk);
+    this.size += chunk.length;
+    const all = this.received.length === 1 ? chunk : Buffer.concat(this.received, this.size);
+    this.received = [all];
+    // The end of the head may straddle chunks: search from a little before the new bytes.
+    const end = all.indexOf('\r\n\r\n', Math.max(0, this.size - chunk.length - 3), 'latin1');
+    if (end < 0) {
+      if (this.size > MAX_HEAD) this.replay(false);
+      return;
+    }
+    const answer = end + 4 <= MAX_HEAD ? parse101(all.toString('latin1', 0, end)) : null;
+    if (!answer) return this.replay(false);
+    this.finish();
+    const s = this.socket;
+    // As Node leaves an upgraded socket: no reader, not flowing, so the tunnel's listeners start it.
+    notFlowing(s);
+    this.emit('upgrade', answer, s, all.subarray(end + 4));
+  };
+
+  // The answer ended before its head did: Node's parser says how (a hang-up, a parse error).
+  private readonly onEnd = (): void => this.replay(true);
+  private readonly onClose = (): void => this.replay(true);
+
+  private readonly onError = (err: Error): void => {
+    if (this.done) return;
+    this.finish();
+    this.socket.destroy();
+    this.emit('error', err);
+  };
+
+  /** Hands what was received, and the rest of the connection, to Node's client. */
+  private replay(ended: boolean): void {
+    if (this.done) return;
+    const bytes = this.received.length ? this.received[0] : null;
+    // The timer keeps running: an answer still incomplete is still waited for.
+    const timer = this.timer;
+    this.timer = null;
+    this.finish();
+    this.timer = timer;
+    const source = new Replay(this.socket, bytes, ended);
+    const o = this.o;
+    const req = http.request({ method: 'GET', path: o.path, headers: o.headers as unknown as http.OutgoingHttpHeaders, setHost: false, createConnection: () => source as unknown as Socket });
+    this.fallback = req;
+    req.on('response', (res) => {
+      this.stopTimer();
+      this.emit('response', res);
+    });
+    req.on('upgrade', (res, _replay, head: Buffer) => {
+      this.stopTimer();
+      const [socket, rest] = source.detach(head);
+      this.emit('upgrade', res, socket, rest);
+    });
+    req.on('error', (err) => {
+      this.stopTimer();
+      this.emit('error', err);
+    });
+    req.on('close', () => this.stopTimer());
+    req.end();
+  }
+
+  private stopTimer(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+  }
+}
+
+/**
+ * A clean 101 as the fast path takes it, or null for anything else. Strict on
+ * purpose: whatever is not plainly a 101 goes to Node's parser, which decides.
+ */
+function parse101(head: string): UpgradeAnswer | null {
+  const lines = head.split('\r\n');
+  const status = /^HTTP\/1\.1 101(?: ([\t\x20-\x7e\x80-\xff]*))?$/.exec(lines[0]);
+  if (!status) return null;
+  const headers: IncomingHttpHeaders = {};
+  const rawHeaders: string[] = [];
+  let connectionUpgrade = false;
+  for (let i = 1; i < lines.length; i++) {
+    const line = lines[i];
+    const colon = line.indexOf(':');
+    if (colon <= 0) return null;
+    const name = line.slice(0, colon);
+    if (!TOKEN.test(name)) return null;
+    // Only spaces and tabs around a value are not part of it (String#trim would also take U+00A0).
+    const value = line.slice(colon + 1).replace(OWS, '');
+    if (!VALUE_OK.test(value)) return null;
+    const key = name.toLowerCase();
+    if (key === 'content-length' || key === 'transfer-encoding') return null;
+    const once = key === 'upgrade' || key === 'connection' || key.startsWith('sec-websocket-');
+    const had = headers[key];
+    if (had !== undefined) {
+      if (once) return null;
+      if (key === 'set-cookie') (had as string[]).push(value);
+      else headers[key] = `${had as string}, ${value}`;
+    } else headers[key] = key === 'set-cookie' ? [value] : value;
+    if (key === 'connection') connectionUpgrade = value.split(',').some((t) => t.trim().toLowerCase() === 'upgrade');
+    rawHeaders.push(name, value);
+  }
+  if (!connectionUpgrade || headers.upgrade === undefined) return null;
+  return { statusCode: 101, statusMessage: status[1] ?? '', headers, rawHeaders };
+}
+
+/**
+ * The upstream connection as Node's client sees it on replay: first the bytes
+ * already received, then whatever the socket still brings. Writes are dropped
+ * (the request head was sent already). After an upgrade, `detach` gives the
+ * real socket back with every byte not yet parsed.
+ */
+class Replay extends Duplex {
+  private detached = false;
+  constructor(
+    private readonly socket: Socket,
+    first: Buffer | null,
+    ended: boolean,
+  ) {
+    super();
+    if (first) this.push(first);
+    if (ended || socket.readableEnded) {
+      this.push(null);
+      return;
+    }
+    socket.on('data', this.onData);
+    socket.on('end', this.onEnd);
+    socket.on('error', this.onError);
+  }
+
+  private readonly onData = (chunk: Buffer): void => {
+    if (!this.push(chunk)) this.socket.pause();
+  };
+  private readonly onEnd = (): void => void this.push(null);
+  private readonly onError = (err: Error): void => void this.destroy(err);
+
+  override _read(): void {
+    if (!this.detached) this.socket.resume();
+  }
+  override _write(_chunk: unknown, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    cb();
+  }
+  override _final(cb: (err?: Error | null) => void): void {
+    cb();
+  }
+  override _destroy(err: Error | null, cb: (err: Error | null) => void): void {
+    if (!this.detached) this.socket.destroy();
+    cb(err);
+  }
+
+  // What Node's client calls on its socket.
+  setNoDelay(): this {
+    return this;
+  }
+  setKeepAlive(): this {
+    return this;
+  }
+  setTimeout(): this {
+    return this;
+  }
+  ref(): this {
+    return this;
+  }
+  unref(): this {
+    return this;
+  }
+
+  detach(head: Buffer): [Socket, Buffer] {
+    this.detached = true;
+    const s = this.socket;
+    s.off('data', this.onData);
+    s.off('end', this.onEnd);
+    s.off('error', this.onError);
+    const parts = head.length ? [head] : [];
+    for (let chunk: Buffer | null; (chunk = this.read() as Buffer | null) !== null; ) parts.push(chunk);
+    s.pause();
+    notFlowing(s);
+    return [s, parts.length === 1 ? parts[0] : Buffer.concat(parts)];
+  }
+}
+
+/** Leaves a socket neither flowing nor paused, as Node leaves an upgraded one: the next 'data' listener starts it. */
+function notFlowing(s: Socket): void {
+  (s as { readableFlowing: boolean | null }).readableFlowing = null;
+}
