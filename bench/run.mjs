@@ -29,7 +29,7 @@ if (flag('--help')) {
        porthole-chain (two plain gateways in a row, no cluster) is the hop's control, run when --proxies names it
   --rate N: echo at N messages per second on each of its 64 connections (open loop) instead of as fast as echoes
             return (http is unchanged: wrk, closed loop)
-  --cpu-prof DIR: the cluster nodes run with node --cpu-prof, their profiles written to DIR`);
+  --cpu-prof DIR: the cluster nodes and porthole (porthole-js) run with node --cpu-prof, their profiles written to DIR`);
   process.exit(0);
 }
 const quick = flag('--quick');
@@ -112,7 +112,8 @@ function proxyStarter(name) {
   if (name === 'nginx-auto') return (up) => PROXIES.nginx(up, 'auto');
   if (name === 'porthole-no-metrics') return (up) => PROXIES.porthole(up, { metrics: false });
   // The JavaScript tunnel, where `porthole` uses the native one when its addon is built.
-  if (name === 'porthole-js') return (up) => PROXIES.porthole(up, { engine: 'js' });
+  if (name === 'porthole-js') return (up) => PROXIES.porthole(up, { engine: 'js', cpuProf });
+  if (name === 'porthole') return (up) => PROXIES.porthole(up, { cpuProf });
   // workers: 2 (docs/workers.md); -rr: the primary hands out connections round-robin instead of the workers accepting.
   if (name === 'porthole-w2') return (up) => PROXIES.porthole(up, { workers: 2 });
   if (name === 'porthole-w2-rr') return (up) => PROXIES.porthole(up, { workers: 2, sched: 'rr' });

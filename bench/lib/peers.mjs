@@ -79,7 +79,7 @@ export const PROXIES = {
    * whole tree (primary + workers). `sched: 'rr'`: the primary accepts and hands connections
    * out round-robin, instead of the workers accepting on the shared socket (NODE_CLUSTER_SCHED_POLICY).
    */
-  porthole: async (up, { metrics = true, workers = 1, sched, engine } = {}) => {
+  porthole: async (up, { metrics = true, workers = 1, sched, engine, cpuProf } = {}) => {
     const port = await freePort();
     const dir = mkdtempSync(join(tmpdir(), 'bench-porthole-'));
     const cfg = join(dir, 'porthole.yaml');
@@ -87,7 +87,10 @@ export const PROXIES = {
     // Default settings: a JSON log line per request, read (and dropped) by the harness.
     // engine: 'js' keeps the JavaScript tunnel where the native one would be used (tunnel_engine, docs/configuration.md).
     const env = sched || engine ? { env: { ...process.env, ...(sched ? { NODE_CLUSTER_SCHED_POLICY: sched } : {}), ...(engine ? { PORTHOLE_TUNNEL: engine } : {}) } } : {};
-    const p = start('porthole', process.execPath, [join(ROOT, 'dist/cli/main.js'), 'serve', '--listen', `127.0.0.1:${port}`, '--config', cfg, '--data', dir, '--log-format', 'json'], env);
+    // cpuProf: a V8 CPU profile of the gateway, written to that directory when it stops (bench/profile-summary.mjs reads it).
+    const prof = cpuProf ? ['--cpu-prof', '--cpu-prof-dir', cpuProf] : [];
+    if (cpuProf) mkdirSync(cpuProf, { recursive: true });
+    const p = start('porthole', process.execPath, [...prof, join(ROOT, 'dist/cli/main.js'), 'serve', '--listen', `127.0.0.1:${port}`, '--config', cfg, '--data', dir, '--log-format', 'json'], env);
     await waitPort(port);
     const name = `porthole${engine === 'js' ? ' (JS tunnel)' : ''}${metrics ? '' : ' (no metrics)'}${workers > 1 ? ` (${workers} workers${sched ? `, sched ${sched}` : ''})` : ''}`;
     return { name, port, pid: p.child.pid, path: '/b/', stop: async () => (await p.stop(), rmSync(dir, { recursive: true, force: true })) };
@@ -190,7 +193,10 @@ export const H2_PROXIES = {
     const c = certIn(dir);
     const cfg = join(dir, 'porthole.yaml');
     writeFileSync(cfg, `tls: { cert: ${c.cert}, key: ${c.key} }\napps:\n  - name: b\n    port: ${up.port}\n`);
-    const p = start('porthole', process.execPath, [join(ROOT, 'dist/cli/main.js'), 'serve', '--listen', `127.0.0.1:${port}`, '--config', cfg, '--data', dir, '--log-format', 'json']);
+    // cpuProf: a V8 CPU profile of the gateway, written to that directory when it stops (bench/profile-summary.mjs reads it).
+    const prof = cpuProf ? ['--cpu-prof', '--cpu-prof-dir', cpuProf] : [];
+    if (cpuProf) mkdirSync(cpuProf, { recursive: true });
+    const p = start('porthole', process.execPath, [...prof, join(ROOT, 'dist/cli/main.js'), 'serve', '--listen', `127.0.0.1:${port}`, '--config', cfg, '--data', dir, '--log-format', 'json']);
     await waitPort(port);
     return { name: 'porthole', port, pid: p.child.pid, path: '/b/', stop: async () => (await p.stop(), rmSync(dir, { recursive: true, force: true })) };
   },

@@ -109,3 +109,24 @@ test('JSON times keep their milliseconds zero-padded (…:05.007Z), as toISOStri
   }
   assert.equal(JSON.parse(lines[0]).time, '2026-01-02T03:04:05.007Z');
 });
+
+test('lines logged to stdout just before process.exit() are written, every one, in order', async () => {
+  // A child that logs 3000 events and exits in the same tick: batched lines still pending are written at exit.
+  const { execFile } = await import('node:child_process');
+  const { fileURLToPath } = await import('node:url');
+  const logger = fileURLToPath(new URL('../../src/log/logger.ts', import.meta.url));
+  const events = fileURLToPath(new URL('../../src/events.ts', import.meta.url));
+  const script = `
+    const { startLogger } = await import(${JSON.stringify(logger)});
+    const { emit } = await import(${JSON.stringify(events)});
+    startLogger({ format: 'json' });
+    for (let i = 1; i <= 3000; i++) emit('request', { gateway: 'g', app: 'a', method: 'GET', path: '/a/' + i, status: 200, ms: 1 });
+    process.exit(0);
+  `;
+  const out = await new Promise<string>((ok, fail) =>
+    execFile(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { maxBuffer: 64 * 1024 * 1024 }, (err, stdout) => (err ? fail(err) : ok(stdout))),
+  );
+  const paths = out.trim().split('\n').map((l) => (JSON.parse(l) as { path: string }).path);
+  assert.equal(paths.length, 3000);
+  paths.forEach((p, i) => assert.equal(p, `/a/${i + 1}`));
+});
