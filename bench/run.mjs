@@ -259,8 +259,9 @@ const WORKLOADS = {
           const m = /open (\{.*\})/.exec(buf);
           if (!m) return;
           buf = '';
-          // Let the proxy settle (GC, buffers) before reading its memory.
-          await new Promise((r) => setTimeout(r, 1500));
+          // Let the proxy settle before reading its memory: GC and buffers, and Porthole's collection
+          // after a burst, which comes once two seconds passed without new connections (docs/configuration.md).
+          await new Promise((r) => setTimeout(r, 4000));
           ok({ ...JSON.parse(m[1]), rss: rss(), close: () => new Promise((done) => (child.once('exit', done), child.stdin.end('x\n'))) });
         });
         child.once('error', fail);

@@ -7,6 +7,7 @@
 #define NAPI_VERSION 8
 #include <node_api.h>
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -231,6 +232,34 @@ static napi_value unref(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/*
+ * reduceMemory(): V8's LowMemoryNotification on the calling (main) thread — full collections
+ * that also shrink the young generation and give empty pages back, which a plain gc() does
+ * only when V8 has measured a low allocation rate. N-API has no call for it, and including
+ * v8.h would tie the addon to one Node version, so the two functions are looked up in the
+ * running node at the first call (a static member, then a member taking `this`, as the
+ * Itanium C++ ABI passes it). Returns false when they are not there; the caller falls back.
+ */
+typedef void *(*isolate_current_fn)(void);
+typedef void (*isolate_low_memory_fn)(void *isolate);
+
+static napi_value reduce_memory(napi_env env, napi_callback_info info) {
+  (void)info;
+  static int looked_up = 0;
+  static isolate_current_fn current = NULL;
+  static isolate_low_memory_fn low_memory = NULL;
+  if (!looked_up) {
+    looked_up = 1;
+    current = (isolate_current_fn)dlsym(RTLD_DEFAULT, "_ZN2v87Isolate10GetCurrentEv");
+    low_memory = (isolate_low_memory_fn)dlsym(RTLD_DEFAULT, "_ZN2v87Isolate21LowMemoryNotificationEv");
+  }
+  void *isolate = current && low_memory ? current() : NULL;
+  if (isolate) low_memory(isolate);
+  napi_value result;
+  napi_get_boolean(env, isolate != NULL, &result);
+  return result;
+}
+
 static napi_value module_init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"init", NULL, init, NULL, NULL, NULL, napi_default, NULL},
@@ -241,6 +270,7 @@ static napi_value module_init(napi_env env, napi_value exports) {
       {"stats", NULL, stats, NULL, NULL, NULL, napi_default, NULL},
       {"ref", NULL, ref, NULL, NULL, NULL, napi_default, NULL},
       {"unref", NULL, unref, NULL, NULL, NULL, napi_default, NULL},
+      {"reduceMemory", NULL, reduce_memory, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

@@ -55,6 +55,12 @@ export interface EventMap {
    * secret another node wrote back into such a Redis (`secret`).
    */
   cluster: { action: 'joined' | 'node_up' | 'node_down' | 'leader' | 'follower' | 'placed' | 'store_down' | 'store_up' | 'resync' | 'reseed' | 'secret' | 'forgot'; node: string; app?: string; nodes?: number; version?: number; message?: string };
+  /**
+   * After a burst of connections, the quiet moment that followed was used for one full garbage
+   * collection (memory-reducer.ts): how many connections the burst had, how long the collection
+   * took, and the JavaScript heap in use before and after it, in MiB.
+   */
+  memory: { action: 'collected'; connections: number; ms: number; heapBeforeMiB: number; heapAfterMiB: number };
   /** A supervised app changed state. */
   app: { app: string; state: string; pid?: number; exit?: { code: number | null; signal: string | null }; message?: string; /** With state `routed` (a new app on a listening gateway): its URLs. */ urls?: string[] };
 }
@@ -83,4 +89,4 @@ export function subscribe<N extends EventName>(name: N, fn: (data: EventMap[N]) 
   return () => diagnostics.unsubscribe(`porthole:${name}`, handler);
 }
 
-export const EVENT_NAMES: readonly EventName[] = ['request', 'upgrade', 'tunnel.close', 'config', 'gateway', 'error', 'app', 'tls', 'auth', 'cluster'];
+export const EVENT_NAMES: readonly EventName[] = ['request', 'upgrade', 'tunnel.close', 'config', 'gateway', 'error', 'app', 'tls', 'auth', 'cluster', 'memory'];

@@ -33,6 +33,7 @@ import { TlsListener } from './tls-listener.js';
 import { H2Server } from './h2-server.js';
 import { AUTH_PATH, AuthGate, type Decision } from '../auth/auth-gate.js';
 import { setAdmission } from '../auth/admission.js';
+import { noteConnection, useMemoryReducer } from './memory-reducer.js';
 import { createPeerServer, isPeerRequest, markPeerRequest, peerAdmission, PeerSecret, trustsForwarded, type PeerListenOptions, type PeerTarget, type RouteExtras } from './peer.js';
 
 export type { PeerListenOptions, PeerTarget, RouteExtras };
@@ -117,6 +118,8 @@ export class Gateway implements GatewayCore {
   readonly stdio: StdioApps;
   readonly activity = new AppActivity();
   draining = false;
+  /** Stops the after-burst collections (memory-reducer.ts) with the last gateway of the process. */
+  private releaseMemoryReducer: (() => void) | null = null;
   private table: RouteTable;
   private readonly agents = new AgentPool();
   private readonly baseDir: string;
@@ -562,6 +565,8 @@ export class Gateway implements GatewayCore {
       });
     });
     server.on('error', (err: NodeJS.ErrnoException) => emit('error', { gateway: this.id, code: err.code ?? 'PH_ERR_LISTEN', message: err.message }));
+    server.on('connection', noteConnection);
+    this.releaseMemoryReducer = useMemoryReducer();
     const addr = server.address() as AddressInfo;
     const shownHost = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
     const address = { host: addr.address, port: addr.port, url: `${tlsConfig ? 'https' : 'http'}://${shownHost}:${addr.port}` };
@@ -598,6 +603,8 @@ export class Gateway implements GatewayCore {
       throw err;
     });
     server.on('error', (err: NodeJS.ErrnoException) => emit('error', { gateway: this.id, code: err.code ?? 'PH_ERR_LISTEN', message: err.message }));
+    server.on('connection', noteConnection);
+    this.releaseMemoryReducer = useMemoryReducer();
     const addr = server.address() as AddressInfo;
     const shownHost = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
     return { host: addr.address, port: addr.port, url: `${opts.tls ? 'https' : 'http'}://${shownHost}:${addr.port}` };
@@ -700,6 +707,7 @@ export class Gateway implements GatewayCore {
     this.tlsListener?.destroyPending();
     this.certificates?.close();
     await closed;
+    this.releaseMemoryReducer?.();
     this.agents.destroy();
     emit('gateway', { gateway: this.id, action: 'closed' });
   }

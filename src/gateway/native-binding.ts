@@ -20,6 +20,8 @@ export interface NativeBinding {
   stats(handle: object, out: Float64Array): void;
   ref(): void;
   unref(): void;
+  /** V8's LowMemoryNotification (memory-reducer.ts); false when this node does not export it. */
+  reduceMemory(): boolean;
 }
 
 /** What the loop thread knows when a tunnel ends; native-tunnel.ts turns it into `tunnel.close`. */
