@@ -363,6 +363,34 @@ describe('any other answer is decided by Node\u2019s client', () => {
     }
   });
 
+  // Node's client refuses these at once (HPE_CR_EXPECTED, HPE_INVALID_CONSTANT, HPE_INVALID_HEADER_TOKEN…),
+  // while the upstream keeps its connection open: the answer is no head to wait for until response_timeout.
+  for (const [what, answer] of [
+    ['a 101 with bare LF line ends', (key: string) => `HTTP/1.1 101 Switching Protocols\nUpgrade: websocket\nConnection: Upgrade\nSec-WebSocket-Accept: ${accept(key)}\n\n`],
+    ['something that is not HTTP (a banner)', () => 'SSH-2.0-OpenSSH_9.6\r\n'],
+    ['a header line without a colon', () => 'HTTP/1.1 101 Switching Protocols\r\nUpgrade websocket\r\n'],
+  ] as const) {
+    test(`${what}, the connection left open: Node's parse error at once (close 1014, not HTTP), not a wait for response_timeout`, async () => {
+      const up = await rawUpstream((s, head) => s.write(answer(keyOf(head))));
+      const g = await startGateway({ apps: [{ name: 'nothttp', ...up.target, response_timeout: '5s' }] });
+      const events = collect('upgrade', g.gw.id);
+      try {
+        const t0 = Date.now();
+        const c = await wsCloseOf(`${g.wsUrl}/nothttp/not-http`);
+        const ms = Date.now() - t0;
+        assert.equal(c.code, 1014);
+        assert.match(c.reason, /^nothttp: upstream .* answered with something that is not HTTP$/);
+        assert.equal(events.events.find((e) => !e.accepted)?.code, 'PH_ERR_UPSTREAM_BAD_RESPONSE');
+        assert.ok(ms < 2000, `refused after ${ms} ms`);
+        assert.ok(tookFallback('/not-http'), 'replayed into a ClientRequest');
+      } finally {
+        events.stop();
+        await g.close();
+        await up.close();
+      }
+    });
+  }
+
   test('a 403 with a body is relayed to the client with its body', async () => {
     const body = 'no websockets for you\n';
     const up = await rawUpstream((s) => s.end(`HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nContent-Length: ${body.length}\r\nX-App: yes\r\nX-Latin: caf\xe9\xa0\r\n\r\n${body}`, 'latin1'));
@@ -441,6 +469,45 @@ describe('any other answer is decided by Node\u2019s client', () => {
       await up.close();
     }
   });
+});
+
+describe('a client that leaves before the upstream answers', () => {
+  const LONG = `HTTP/1.1 101 Switching Protocols\r\n${`X-Filler: ${'v'.repeat(60)}\r\n`.repeat(Math.ceil((16 * 1024 + 8) / 72))}`;
+  for (const [what, answer] of [
+    ['never answers', ''],
+    ['sends half a head', 'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n'],
+    // Replayed into Node's client (over 16 KiB), within that client's own header limit.
+    ['sends over 16 KiB of head and stalls', LONG],
+  ] as const) {
+    test(`an upstream that ${what}: its connection is closed by response_timeout at the latest, and the gateway drains`, async () => {
+      const up = await rawUpstream((s) => {
+        if (answer) s.write(answer);
+      });
+      const g = await startGateway({ apps: [{ name: 'gone', ...up.target, response_timeout: '500ms' }] });
+      let drained = false;
+      try {
+        const client = net.connect(g.port, '127.0.0.1');
+        client.on('error', () => undefined);
+        const t0 = Date.now();
+        client.write(`GET /gone/ HTTP/1.1\r\nHost: 127.0.0.1:${g.port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n`);
+        const conn = await waitFor(() => (up.conns[0]?.bytes.length ? up.conns[0] : null), 5000, 'the upstream connection');
+        await sleep(50);
+        client.destroy();
+        await waitFor(() => conn.closed, 3000, 'the upstream connection closed by the gateway');
+        const ms = Date.now() - t0;
+        assert.ok(ms >= 400 && ms < 2000, `closed after ${ms} ms`);
+        assert.equal(up.conns.length, 1, 'one upstream connection, not retried');
+        const t1 = Date.now();
+        await g.close();
+        drained = true;
+        assert.ok(Date.now() - t1 < 2000, `drained in ${Date.now() - t1} ms`);
+        if (answer === LONG) assert.ok(tookFallback('/'), 'the long head was replayed into a ClientRequest');
+      } finally {
+        if (!drained) await g.close();
+        await up.close();
+      }
+    });
+  }
 });
 
 describe('a unix socket upstream', () => {
