@@ -103,7 +103,8 @@ function connect(gw: GatewayCore, req: IncomingMessage, socket: Duplex, head: Bu
     let response = `HTTP/1.1 101 ${res.statusMessage || 'Switching Protocols'}\r\n`;
     const raw = res.rawHeaders;
     for (let i = 0; i < raw.length; i += 2) response += `${raw[i]}: ${raw[i + 1]}\r\n`;
-    socket.write(`${response}\r\n`);
+    // Header values are the upstream's bytes read as latin1: written back the same way, not as UTF-8.
+    socket.write(`${response}\r\n`, 'latin1');
     emit('upgrade', { gateway: gw.id, app, path, accepted: true, status: 101, ms: Math.round((performance.now() - started) * 1000) / 1000, protocol: wsProtocol(req) });
     splice(gw, socket, upSocket, head, upHead, route, path);
   });
@@ -138,7 +139,7 @@ function connect(gw: GatewayCore, req: IncomingMessage, socket: Duplex, head: Bu
       if (name === 'transfer-encoding' || name === 'connection' || name === 'keep-alive') continue;
       response += `${raw[i]}: ${raw[i + 1]}\r\n`;
     }
-    socket.write(`${response}Connection: close\r\n\r\n`);
+    socket.write(`${response}Connection: close\r\n\r\n`, 'latin1');
     res.pipe(socket);
     res.on('error', () => socket.destroy());
     // The client may send more (its FIN among it): read and dropped, or the socket is never freed.

@@ -137,7 +137,9 @@ export class UpgradeRequest extends EventEmitter {
     // The end of the head may straddle chunks: search from a little before the new bytes.
     const end = all.indexOf('\r\n\r\n', Math.max(0, this.size - chunk.length - 3), 'latin1');
     if (end < 0) {
-      if (this.size > MAX_HEAD) this.replay(false);
+      // Bytes that can no longer become a clean 101 (not HTTP, bare LFs, a broken line) go to
+      // Node's parser now, which refuses them at once: no waiting for a blank line that may never come.
+      if (this.size > MAX_HEAD || !mayBe101(all.toString('latin1'))) this.replay(false);
       return;
     }
     const answer = end + 4 <= MAX_HEAD ? parse101(all.toString('latin1', 0, end)) : null;
@@ -230,6 +232,33 @@ function parse101(head: string): UpgradeAnswer | null {
   }
   if (!connectionUpgrade || headers.upgrade === undefined) return null;
   return { statusCode: 101, statusMessage: status[1] ?? '', headers, rawHeaders };
+}
+
+const STATUS = 'HTTP/1.1 101';
+
+/**
+ * Whether the start of an answer, its blank line not in yet, can still become
+ * a clean 101 as parse101 takes it. False hands the answer to Node's parser
+ * early, which is always safe; true keeps waiting for the rest of the head.
+ */
+function mayBe101(start: string): boolean {
+  if (!STATUS.startsWith(start.slice(0, STATUS.length))) return false;
+  // Lines end with CRLF only: a bare LF, or a CR before anything but LF, is not a clean head.
+  if (/(?:^|[^\r])\n|\r[^\n]/.test(start)) return false;
+  const lines = start.split('\r\n');
+  // The last line may be partial (and end with the CR of its CRLF).
+  const last = lines.length - 1;
+  lines[last] = lines[last].replace(/\r$/, '');
+  if (!VALUE_OK.test(lines[0]) || (last > 0 && !/^HTTP\/1\.1 101(?: |$)/.test(lines[0]))) return false;
+  for (let i = 1; i <= last; i++) {
+    const line = lines[i];
+    const colon = line.indexOf(':');
+    if (colon < 0) {
+      // A partial line may still be writing its name; a complete one needs its colon.
+      if (i < last || (line !== '' && !TOKEN.test(line))) return false;
+    } else if (!TOKEN.test(line.slice(0, colon)) || !VALUE_OK.test(line.slice(colon + 1))) return false;
+  }
+  return true;
 }
 
 /**
