@@ -135,7 +135,7 @@ export class BridgeEntry {
     socket.on('error', () => socket.destroy());
     const { app, gateway } = this;
     const path = hideToken(req.url ?? '/');
-    const hostRefused = this.hosts.check(req.headers.host, req.socket.localAddress);
+    const hostRefused = this.hosts.check(req.headers.host, req.socket);
     if (hostRefused) return refuseUpgrade(gateway, req, socket, hostRefused, { app, wsErrors: 'ws', path });
     const refuse = (err: PortholeError, status: number) =>
       emit('upgrade', { gateway, app, path, accepted: false, status, code: err.code, reason: err.message, closeCode: err.closeCode, protocol: wsProtocol(req) });
@@ -169,7 +169,7 @@ export class BridgeEntry {
    * Null when the request may proceed.
    */
   refuseRequest(req: IncomingMessage, res: ServerResponse): PortholeError | null {
-    const refused = this.hosts.check(req.headers.host, req.socket.localAddress);
+    const refused = this.hosts.check(req.headers.host, req.socket);
     if (!refused) return null;
     // The request may carry a body the bridge will not read: close rather than parse it as the next request.
     res.setHeader('Connection', 'close');

@@ -25,6 +25,7 @@ import { AgentPool, RouteTable, type Lookup, type Match, type Route } from './ro
 import { unroutedHint } from './unrouted-hint.js';
 import { refuseUpgrade } from './upgrade-refusal.js';
 import type { OpenTunnel } from './core.js';
+import type { LocalAddress } from './host-policy.js';
 import { resolveTunnelEngine, type TunnelEngine } from './native-binding.js';
 import { startNativeLoop } from './native-tunnel.js';
 import { clientProto, proxyUpgrade } from './upgrade.js';
@@ -260,13 +261,13 @@ export class Gateway implements GatewayCore {
   handleRequest(req: http.IncomingMessage, res: http.ServerResponse): boolean {
     // The login pages of `auth: login` belong to the gateway wherever it is embedded.
     if ((req.url ?? '/').startsWith(AUTH_PATH) && this.table.config.users.length > 0) {
-      const refusedHost = this.checkHost(req.headers.host, req.socket.localAddress);
+      const refusedHost = this.checkHost(req.headers.host, req.socket);
       if (refusedHost) return this.refuseRequest(req, res, refusedHost), true;
       if (this.auth.handle(req, res)) return true;
     }
     const found = this.table.lookup(req.headers.host, req.url ?? '/', false);
     if (found.kind === 'none') return false;
-    const refused = this.checkHost(req.headers.host, req.socket.localAddress);
+    const refused = this.checkHost(req.headers.host, req.socket);
     if (refused) this.refuseRequest(req, res, refused, (found.kind === 'app' ? found.match.route : found.route).app.name);
     else this.dispatch(req, res, found);
     return true;
@@ -326,7 +327,7 @@ export class Gateway implements GatewayCore {
     const route = found.kind === 'app' ? found.match.route : found.route;
     // From another node of the cluster (peer.ts): it checked the Host, and decided access.
     const peer = isPeerRequest(req);
-    const refused = peer ? null : this.checkHost(req.headers.host, req.socket.localAddress);
+    const refused = peer ? null : this.checkHost(req.headers.host, req.socket);
     if (refused) {
       refuseUpgrade(this.id, req, socket, refused, { app: route.app.name, wsErrors: route.app.ws_errors, template: route.errorPage ?? this.errorPage });
       return true;
@@ -378,8 +379,8 @@ export class Gateway implements GatewayCore {
    * Host that is not `host[:port]`, PH_ERR_HOST_REFUSED for a name that is
    * not this gateway's on a loopback listener, or outside `server_names`).
    */
-  checkHost(host: string | undefined, localAddress: string | undefined): PortholeError | null {
-    return this.table.hosts.check(host, localAddress);
+  checkHost(host: string | undefined, local: LocalAddress): PortholeError | null {
+    return this.table.hosts.check(host, local);
   }
 
   /**
@@ -444,14 +445,14 @@ export class Gateway implements GatewayCore {
     if (this.mustRedirect(req)) return this.redirectToHttps(req, res);
     // The login pages answer under every name, an app's own included (its cookie is set there).
     if (url.startsWith(AUTH_PATH)) {
-      const refusedHost = this.checkHost(req.headers.host, req.socket.localAddress);
+      const refusedHost = this.checkHost(req.headers.host, req.socket);
       if (refusedHost) return this.refuseRequest(req, res, refusedHost);
       if (this.auth.handle(req, res)) return;
     }
     const found = this.table.lookup(req.headers.host, url, false);
     const byHost = found.kind === 'app' && found.match.prefix === '';
     if (!byHost && this.intercept?.(req, res)) return;
-    const refused = this.checkHost(req.headers.host, req.socket.localAddress);
+    const refused = this.checkHost(req.headers.host, req.socket);
     if (refused) return this.refuseRequest(req, res, refused);
     if (!byHost && (url === '/_porthole/health' || url.startsWith('/_porthole/health?'))) {
       const { degraded, ...extra } = this.healthExtra?.() ?? {};
@@ -471,7 +472,7 @@ export class Gateway implements GatewayCore {
     if (this.handleUpgrade(req, socket, head)) return;
     const cfg = this.table.config;
     const template = this.table.errorPage;
-    const refused = this.checkHost(req.headers.host, req.socket.localAddress);
+    const refused = this.checkHost(req.headers.host, req.socket);
     if (refused) return refuseUpgrade(this.id, req, socket, refused, { app: null, wsErrors: cfg.ws_errors, template });
     // A page that does not know its prefix dials the root (noVNC's /websockify): say where the app is.
     const hint = unroutedHint(req.url ?? '/', req.headers.host, this.table);
@@ -490,7 +491,7 @@ export class Gateway implements GatewayCore {
    * a name that is not the gateway's gets its 421, not a redirect.
    */
   private redirectToHttps(req: http.IncomingMessage, res: http.ServerResponse): void {
-    const refused = this.checkHost(req.headers.host, req.socket.localAddress);
+    const refused = this.checkHost(req.headers.host, req.socket);
     if (refused) return this.refuseRequest(req, res, refused);
     const url = req.url ?? '/';
     const location = `https://${this.authorityOf(req)}${originForm(url)}`;
@@ -503,7 +504,7 @@ export class Gateway implements GatewayCore {
   /** A browser does not follow a redirect on a WebSocket handshake: the close reason says what to use. */
   private refuseCleartextUpgrade(req: http.IncomingMessage, socket: Duplex): void {
     const cfg = this.table.config;
-    const refused = this.checkHost(req.headers.host, req.socket.localAddress);
+    const refused = this.checkHost(req.headers.host, req.socket);
     // No URL in the message: a query may hold a token (a bridge's), and the message is logged.
     const err = refused ?? new TlsRequiredError('use wss:// (this port takes WebSockets over TLS only)');
     refuseUpgrade(this.id, req, socket, err, { app: null, wsErrors: cfg.ws_errors, template: this.table.errorPage });

@@ -76,6 +76,13 @@ const GATEWAY_WORDING: HostRefusalWording = {
   fix: "add it to server_names (names other than loopback, this machine's addresses and the apps' host names are refused, against DNS rebinding)",
 };
 
+/**
+ * The address a request reached: as a string, or its socket, read only when
+ * the policy needs it (a getsockname per connection otherwise: ~3 % of a
+ * WebSocket handshake's CPU).
+ */
+export type LocalAddress = string | undefined | { readonly localAddress?: string };
+
 export class HostPolicy {
   /** server_names and admin.hosts: the gateway's own names. */
   private readonly serverNames: NameSet;
@@ -100,11 +107,11 @@ export class HostPolicy {
    * Returns the refusal for a request's Host, or null when it may proceed.
    * No Host at all (HTTP/1.0) cannot come from a browser and passes.
    */
-  check(hostHeader: string | undefined, localAddress: string | undefined): PortholeError | null {
+  check(hostHeader: string | undefined, local: LocalAddress): PortholeError | null {
     if (hostHeader === undefined || hostHeader === '') return null;
     const host = parseHostHeader(hostHeader);
     if (!host) return new BadHostError(`Host ${JSON.stringify(shortHost(hostHeader, 80))} is not host[:port]`);
-    if (!this.restricted && !isLoopbackAddress(localAddress)) return null;
+    if (!this.restricted && !isLoopbackAddress(typeof local === 'object' ? local.localAddress : local)) return null;
     if (this.allows(host)) return null;
     return new HostRefusedError(`Host ${shortHost(hostHeader)} is not ${this.wording.whose}: ${this.wording.fix}`);
   }

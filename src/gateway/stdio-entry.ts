@@ -152,7 +152,7 @@ export class StdioEntry {
     socket.on('error', () => socket.destroy());
     const { app, gateway } = this;
     const path = req.url ?? '/';
-    const hostRefused = this.hosts.check(req.headers.host, req.socket.localAddress);
+    const hostRefused = this.hosts.check(req.headers.host, req.socket);
     if (hostRefused) return refuseUpgrade(gateway, req, socket, hostRefused, { app, wsErrors: 'ws', path });
     const bad = checkHandshake(req);
     if (bad) {
@@ -170,7 +170,7 @@ export class StdioEntry {
 
   /** Plain HTTP under a Host that is not ours: answered and returned; null when it may proceed. */
   refuseRequest(req: IncomingMessage, res: ServerResponse): PortholeError | null {
-    const refused = this.hosts.check(req.headers.host, req.socket.localAddress);
+    const refused = this.hosts.check(req.headers.host, req.socket);
     if (!refused) return null;
     res.setHeader('Connection', 'close');
     sendHttpError(res, refused, req.headers.accept);
