@@ -193,10 +193,7 @@ export const H2_PROXIES = {
     const c = certIn(dir);
     const cfg = join(dir, 'porthole.yaml');
     writeFileSync(cfg, `tls: { cert: ${c.cert}, key: ${c.key} }\napps:\n  - name: b\n    port: ${up.port}\n`);
-    // cpuProf: a V8 CPU profile of the gateway, written to that directory when it stops (bench/profile-summary.mjs reads it).
-    const prof = cpuProf ? ['--cpu-prof', '--cpu-prof-dir', cpuProf] : [];
-    if (cpuProf) mkdirSync(cpuProf, { recursive: true });
-    const p = start('porthole', process.execPath, [...prof, join(ROOT, 'dist/cli/main.js'), 'serve', '--listen', `127.0.0.1:${port}`, '--config', cfg, '--data', dir, '--log-format', 'json']);
+    const p = start('porthole', process.execPath, [join(ROOT, 'dist/cli/main.js'), 'serve', '--listen', `127.0.0.1:${port}`, '--config', cfg, '--data', dir, '--log-format', 'json']);
     await waitPort(port);
     return { name: 'porthole', port, pid: p.child.pid, path: '/b/', stop: async () => (await p.stop(), rmSync(dir, { recursive: true, force: true })) };
   },
