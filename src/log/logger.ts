@@ -22,24 +22,28 @@ export function redactPath(path: string): string {
   return path.includes('=') ? path.replace(SECRET_PARAM, '$1…') : path;
 }
 
-/** How long a line may wait for others before the batch is written. */
+/** A batch is written at most once per FLUSH_MS… */
 const FLUSH_MS = 25;
-/** A batch this large is written at once. */
+/** …or at once when this much is waiting. */
 const FLUSH_BYTES = 64 * 1024;
 
 /**
- * Writes lines to stdout in batches: one write every FLUSH_MS (or each
- * FLUSH_BYTES) instead of one per line. A pipe write is a synchronous system
- * call that also wakes the reader: one per line halved the gateway's request
- * rate, and one per turn of the event loop was still a sixth of an upgrade's
- * CPU. Lines still pending when the process exits are written then. A reader
- * that went away (EPIPE) never crashes the gateway: lines are dropped from
- * then on.
+ * Writes lines to stdout in batches. A pipe write is a synchronous system call
+ * that also wakes the reader: one per line halved the gateway's request rate,
+ * and one per turn of the event loop was still a sixth of a WebSocket
+ * handshake's CPU. So a line is written at the end of its turn of the event
+ * loop, as before, when the last write was FLUSH_MS ago or more (a quiet
+ * gateway logs at once); under load, lines wait for the rest of those FLUSH_MS
+ * and go out together. Lines still pending when the process exits are written
+ * then. A reader that went away (EPIPE) never crashes the gateway: lines are
+ * dropped from then on.
  */
 function stdoutWriter(): { write: (line: string) => void; flush: () => void } {
   let pending: string[] = [];
   let bytes = 0;
+  let scheduled: 'immediate' | 'timer' | null = null;
   let timer: NodeJS.Timeout | null = null;
+  let lastWrite = 0;
   let broken = false;
   process.stdout.on('error', () => {
     broken = true;
@@ -48,10 +52,12 @@ function stdoutWriter(): { write: (line: string) => void; flush: () => void } {
   const flush = () => {
     if (timer) clearTimeout(timer);
     timer = null;
+    scheduled = null;
     if (broken || pending.length === 0) return;
     const text = `${pending.join('\n')}\n`;
     pending = [];
     bytes = 0;
+    lastWrite = performance.now();
     process.stdout.write(text);
   };
   // process.exit() and the end of the program: stdout is synchronous for files and pipes on Linux.
@@ -61,15 +67,24 @@ function stdoutWriter(): { write: (line: string) => void; flush: () => void } {
       if (broken) return;
       pending.push(line);
       bytes += line.length + 1;
-      if (bytes >= FLUSH_BYTES) flush();
-      else if (!timer) {
+      if (bytes >= FLUSH_BYTES) return flush();
+      if (scheduled) return;
+      const wait = FLUSH_MS - (performance.now() - lastWrite);
+      if (wait <= 0) {
+        scheduled = 'immediate';
+        setImmediate(flushIfImmediate);
+      } else {
+        scheduled = 'timer';
         // Unref'd: a pending line never keeps the process alive (the exit hook writes it).
-        timer = setTimeout(flush, FLUSH_MS);
+        timer = setTimeout(flush, wait);
         timer.unref();
       }
     },
     flush,
   };
+  function flushIfImmediate(): void {
+    if (scheduled === 'immediate') flush();
+  }
 }
 
 export function startLogger(opts: LoggerOptions = {}): () => void {

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import WebSocket from 'ws';
 import { request } from '../helpers/http.js';
-import { closed, nextMessage, openWs, sleep } from '../helpers/net.js';
+import { closed, nextMessage, openWs, sleep, waitFor } from '../helpers/net.js';
 import { freePort, sleepAppCmd, startSleepGateway } from '../helpers/sleep-app.js';
 
 test('an app with idle_stop: 1s is stopped about 1 s after its last request, and the stop is logged with the reason', async (t) => {
@@ -36,7 +36,8 @@ test('an app with idle_stop: 1s is stopped about 1 s after its last request, and
   assert.match(stopped.message, /stopped after 1s idle \(idle_stop: no request and no open tunnel\)/);
 
   // The gateway's `app` events say why (stopping, then stopped), and so does the app's own log.
-  const events = gw.appEvents('nap');
+  // Log lines reach stdout in batches (within 25 ms): wait for the stopped one.
+  const events = await waitFor(() => { const e = gw.appEvents('nap'); return e.some((x) => x.state === 'stopped') && e; }, 5000, 'the stopped event in the log');
   assert.ok(events.some((e) => e.state === 'stopping' && /1s idle/.test(e.message)), JSON.stringify(events));
   assert.ok(events.some((e) => e.state === 'stopped' && /idle_stop/.test(e.message)), JSON.stringify(events));
   const log = await gw.appLog('nap');
@@ -153,5 +154,5 @@ test('idle_stop added to a config-file app by a reload (SIGHUP) applies to the r
   const stopped = await gw.until('filed', 'stopped', 10_000);
   assert.match(stopped.message, /stopped after 1s idle/);
   assert.equal(stopped.last_exit !== null, true);
-  assert.ok(gw.appEvents('filed').some((e) => e.state === 'stopping' && e.pid === pid));
+  await waitFor(() => gw.appEvents('filed').some((e) => e.state === 'stopping' && e.pid === pid), 5000, 'the stopping event in the log');
 });

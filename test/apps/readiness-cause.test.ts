@@ -42,7 +42,11 @@ test('a health_path answering 404 is named in the state, the 503, the close reas
   const logs = (await gw.api('GET', '/_porthole/api/apps/sick/logs')).body.lines as string[];
   assert.ok(logs.some((l) => /\[porthole\] not ready yet: health_path \/health answered 404/.test(l)), logs.join('\n'));
   assert.ok(logs.some((l) => /\[porthole\] not ready after 3s: health_path \/health answered 404: stopping it/.test(l)), logs.join('\n'));
-  const events = jsonLines(gw.stdout()).filter((l) => l.event === 'app' && l.app === 'sick' && /answered 404/.test(String(l.message)));
+  // Log lines reach stdout in batches (within 25 ms): wait for the one that names the cause.
+  const events = await waitFor('an app event naming the cause', async () => {
+    const found = jsonLines(gw.stdout()).filter((l) => l.event === 'app' && l.app === 'sick' && /answered 404/.test(String(l.message)));
+    return found.length > 0 ? found : undefined;
+  }, 5000);
   assert.ok(events.length >= 1, 'an app event names the cause');
 });
 
