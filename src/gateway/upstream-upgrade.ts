@@ -102,10 +102,15 @@ export class UpgradeRequest extends EventEmitter {
     if (err) this.emit('error', err);
   }
 
+  /** Done by hand: no timer, no listener of ours left on the socket. */
   private finish(): void {
+    this.stopTimer();
+    this.release();
+  }
+
+  /** Takes this object's listeners off the socket, for the tunnel or for Node's client to read it. */
+  private release(): void {
     this.done = true;
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = null;
     const s = this.socket;
     s.off('connect', this.onConnect);
     s.off('data', this.onData);
@@ -167,10 +172,7 @@ export class UpgradeRequest extends EventEmitter {
     if (this.done) return;
     const bytes = this.received.length ? this.received[0] : null;
     // The timer keeps running: an answer still incomplete is still waited for.
-    const timer = this.timer;
-    this.timer = null;
-    this.finish();
-    this.timer = timer;
+    this.release();
     const source = new Replay(this.socket, bytes, ended);
     const o = this.o;
     const req = http.request({ method: 'GET', path: o.path, headers: o.headers as unknown as http.OutgoingHttpHeaders, setHost: false, createConnection: () => source as unknown as Socket });
