@@ -13,6 +13,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -75,6 +76,11 @@ static void call_js(napi_env env, napi_value cb, void *context, void *data) {
   set_str(env, r, "upstreamReason", t->d[1].tr.reason, t->d[1].tr.reason_len);
   if (side_name(t->first_close)) set_str(env, r, "firstClose", side_name(t->first_close), NAPI_AUTO_LENGTH);
   if (side_name(t->first_cut)) set_str(env, r, "firstCut", side_name(t->first_cut), NAPI_AUTO_LENGTH);
+  if (t->bridge) {
+    set_str(env, r, "closedBy", bridge_closed_by(t), NAPI_AUTO_LENGTH);
+    set_code(env, r, "closeCode", bridge_close_code(t));
+    if (bridge_reason(t)) set_str(env, r, "reason", bridge_reason(t), NAPI_AUTO_LENGTH);
+  }
   napi_get_undefined(env, &undef);
   napi_call_function(env, undef, cb, 1, &r, NULL);
 }
@@ -117,13 +123,28 @@ static int preload(napi_env env, tunnel_t *t, int side, napi_value buf) {
   void *data;
   size_t len;
   if (napi_get_buffer_info(env, buf, &data, &len) != napi_ok) return EINVAL;
-  return tunnel_preload(t, side, data, len);
+  return t->bridge ? bridge_preload(t, side, data, len) : tunnel_preload(t, side, data, len);
 }
 
-/* adopt(id, clientFd, upstreamFd, clientHead, upstreamHead, idleMs, pingMs, graceMs) -> handle */
+/* A string argument, malloc'd (NULL for anything else). */
+static char *string_arg(napi_env env, napi_value v) {
+  size_t len;
+  if (napi_get_value_string_utf8(env, v, NULL, 0, &len) != napi_ok) return NULL;
+  char *s = malloc(len + 1);
+  if (s && napi_get_value_string_utf8(env, v, s, len + 1, &len) != napi_ok) {
+    free(s);
+    return NULL;
+  }
+  return s;
+}
+
+/*
+ * adopt(id, clientFd, upstreamFd, clientHead, upstreamHead, idleMs, pingMs, graceMs[, bridge]) -> handle
+ * bridge: { app, eofReason, resetReason, textReason, textAsBinary } makes it a WebSocket->TCP bridge.
+ */
 static napi_value adopt(napi_env env, napi_callback_info info) {
-  size_t argc = 8;
-  napi_value argv[8];
+  size_t argc = 9;
+  napi_value argv[9];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (!started) {
     napi_throw_error(env, "PH_NATIVE", "init() first");
@@ -137,6 +158,8 @@ static napi_value adopt(napi_env env, napi_callback_info info) {
   CHECK(napi_get_value_uint32(env, argv[5], &idle));
   CHECK(napi_get_value_uint32(env, argv[6], &ping));
   CHECK(napi_get_value_uint32(env, argv[7], &grace));
+  napi_valuetype bridge_type = napi_undefined;
+  if (argc >= 9) CHECK(napi_typeof(env, argv[8], &bridge_type));
   int c = adopt_fd(cfd);
   if (c < 0) return throw_errno(env, "dup(client)", errno);
   int u = adopt_fd(ufd);
@@ -147,6 +170,27 @@ static napi_value adopt(napi_env env, napi_callback_info info) {
   }
   tunnel_t *t = tunnel_new(id, c, u, idle, ping, grace);
   int err = t ? 0 : ENOMEM;
+  if (!err && bridge_type == napi_object) {
+    napi_value v;
+    bool flag = false;
+    char *app = NULL, *eof = NULL, *reset = NULL, *text = NULL;
+    if (napi_get_named_property(env, argv[8], "app", &v) == napi_ok) app = string_arg(env, v);
+    if (napi_get_named_property(env, argv[8], "eofReason", &v) == napi_ok) eof = string_arg(env, v);
+    if (napi_get_named_property(env, argv[8], "resetReason", &v) == napi_ok) reset = string_arg(env, v);
+    if (napi_get_named_property(env, argv[8], "textReason", &v) == napi_ok) text = string_arg(env, v);
+    if (napi_get_named_property(env, argv[8], "textAsBinary", &v) == napi_ok) napi_get_value_bool(env, v, &flag);
+    void *preface = NULL;
+    size_t preface_len = 0;
+    bool is_buffer = false;
+    if (napi_get_named_property(env, argv[8], "preface", &v) == napi_ok && napi_is_buffer(env, v, &is_buffer) == napi_ok && is_buffer)
+      napi_get_buffer_info(env, v, &preface, &preface_len);
+    bridge_opts_t o = {app, eof, reset, text, flag, preface, preface_len};
+    err = bridge_init(t, &o);
+    free(app);
+    free(eof);
+    free(reset);
+    free(text);
+  }
   if (!err) err = preload(env, t, SIDE_CLIENT, argv[3]);
   if (!err) err = preload(env, t, SIDE_UPSTREAM, argv[4]);
   if (!err) err = loop_command(CMD_ADOPT, t, 0, NULL, 0);

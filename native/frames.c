@@ -89,7 +89,7 @@ size_t tracker_consume(tracker_t *t, const uint8_t *p, size_t len, int stop) {
   return off;
 }
 
-static size_t control_frame(uint8_t *out, int opcode, const uint8_t *body, size_t n, int masked) {
+size_t control_frame(uint8_t *out, int opcode, const uint8_t *body, size_t n, int masked) {
   out[0] = 0x80 | opcode;
   out[1] = (masked ? 0x80 : 0) | (uint8_t)n;
   if (!masked) {
@@ -121,4 +121,32 @@ size_t close_frame(uint8_t *out, int code, const char *reason, size_t reason_len
     memcpy(body + 2, reason, n);
   }
   return control_frame(out, OP_CLOSE, body, 2 + n, masked);
+}
+
+int utf8_step(utf8_t *u, uint8_t c) {
+  if (u->need) {
+    if (c < u->lo || c > u->hi) return 0;
+    u->need--;
+    u->lo = 0x80;
+    u->hi = 0xbf;
+    return 1;
+  }
+  if (c < 0x80) return 1;
+  u->lo = 0x80;
+  u->hi = 0xbf;
+  if (c >= 0xc2 && c <= 0xdf) u->need = 1;
+  else if (c >= 0xe0 && c <= 0xef) {
+    u->need = 2;
+    /* E0: no overlong form; ED: no surrogate (U+D800..U+DFFF). */
+    if (c == 0xe0) u->lo = 0xa0;
+    if (c == 0xed) u->hi = 0x9f;
+  } else if (c >= 0xf0 && c <= 0xf4) {
+    u->need = 3;
+    /* F0: no overlong form; F4: nothing past U+10FFFF. */
+    if (c == 0xf0) u->lo = 0x90;
+    if (c == 0xf4) u->hi = 0x8f;
+  } else {
+    return 0;
+  }
+  return 1;
 }

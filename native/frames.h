@@ -39,6 +39,15 @@ static inline int tracker_at_boundary(const tracker_t *t) { return t->remaining 
 size_t tracker_consume(tracker_t *t, const uint8_t *p, size_t len, int stop);
 /* Writes a close frame (code + reason cut to 123 bytes on a UTF-8 boundary) into out; returns its length. */
 size_t close_frame(uint8_t *out, int code, const char *reason, size_t reason_len, int masked);
+/* Writes a control frame with a body (<= 125 bytes); returns its length. */
+size_t control_frame(uint8_t *out, int opcode, const uint8_t *body, size_t n, int masked);
+/* UTF-8 checked a byte at a time (RFC 3629: no overlong forms, surrogates or code points past U+10FFFF). */
+typedef struct {
+  uint8_t need, lo, hi;
+} utf8_t;
+static inline void utf8_init(utf8_t *u) { u->need = 0; }
+/* 0 when c cannot come next. */
+int utf8_step(utf8_t *u, uint8_t c);
 /* Writes an empty control frame (a ping); returns its length. */
 size_t empty_control_frame(uint8_t *out, int opcode, int masked);
 

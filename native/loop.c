@@ -44,13 +44,15 @@ typedef struct command {
   struct command *next;
 } command_t;
 
-static int epfd = -1, wakefd = -1;
+int epfd = -1;
+static int wakefd = -1;
 static pthread_mutex_t queue_lock = PTHREAD_MUTEX_INITIALIZER;
 static command_t *queue_head, *queue_tail;
 static void (*report_end)(tunnel_t *t);
 static tunnel_t *live;
-static uint64_t now_mono, next_due;
-static double now_epoch;
+uint64_t now_mono;
+static uint64_t next_due;
+double now_epoch;
 static uint8_t *pool[POOL_MAX];
 static int pooled;
 
@@ -65,16 +67,16 @@ static double epoch_ms(void) {
   return (double)ts.tv_sec * 1000 + (double)(ts.tv_nsec / 1000000);
 }
 
-static void due(uint64_t at) {
+void due(uint64_t at) {
   if (at && (next_due == 0 || at < next_due)) next_due = at;
 }
 
-static void take_buffer(direction_t *d) {
+void take_buffer(direction_t *d) {
   if (d->buf) return;
   d->buf = pooled ? pool[--pooled] : malloc(BUF_CAP);
   d->head = d->tail = 0;
 }
-static void give_buffer(direction_t *d) {
+void give_buffer(direction_t *d) {
   if (!d->buf) return;
   if (d->own) free(d->buf);
   else if (pooled < POOL_MAX) pool[pooled++] = d->buf;
@@ -107,6 +109,7 @@ tunnel_t *tunnel_new(int id, int client_fd, int upstream_fd, uint32_t idle_ms, u
 }
 
 void tunnel_free(tunnel_t *t) {
+  if (t->bridge) bridge_free(t);
   for (int s = 0; s < 2; s++) free(t->d[s].buf);
   free(t->gw_reason);
   free(t);
@@ -134,9 +137,10 @@ int tunnel_preload(tunnel_t *t, int src, const uint8_t *p, size_t len) {
   return 0;
 }
 
-static void finish(tunnel_t *t) {
+void finish(tunnel_t *t) {
   if (t->finished) return;
   t->finished = 1;
+  if (t->bridge) bridge_finish(t);
   for (int s = 0; s < 2; s++) {
     epoll_ctl(epfd, EPOLL_CTL_DEL, t->fd[s], NULL);
     close(t->fd[s]);
@@ -220,6 +224,10 @@ static void take_in(tunnel_t *t, direction_t *d, uint32_t n) {
 
 /* Moves what it can one way: write what is buffered, then read more while the destination keeps up. */
 static void pump(tunnel_t *t, direction_t *d) {
+  if (t->bridge) {
+    bridge_pump(t, d->src);
+    return;
+  }
   int dst = 1 - d->src;
   for (;;) {
     if (t->finished) return;
@@ -312,6 +320,10 @@ static void inject(tunnel_t *t, direction_t *d, const uint8_t *frame, uint8_t le
 }
 
 static void gateway_close(tunnel_t *t, int code, const char *reason, size_t reason_len) {
+  if (t->bridge) {
+    bridge_gateway_close(t, code, reason, reason_len);
+    return;
+  }
   if (t->finished || t->gw_close) return;
   t->gw_close = 1;
   t->gw_code = code;
@@ -350,6 +362,10 @@ static void sweep(void) {
   uint64_t soon = now_mono + TICK_MS / 2;
   for (tunnel_t *t = live, *next; t; t = next) {
     next = t->next;
+    if (t->bridge) {
+      bridge_tick(t, soon);
+      continue;
+    }
     if (t->kill_at && t->kill_at <= soon) {
       finish(t);
       continue;

@@ -71,6 +71,8 @@ typedef struct tunnel {
   /* Which side cut first (-1: none), which side sent a close frame first (-1: none). */
   int first_cut, first_close;
   int finished;
+  /* Set for a WebSocket->TCP bridge (bridge.c): the loop frames the client's side itself. */
+  struct bridge *bridge;
   struct tunnel *prev, *next;
 } tunnel_t;
 
@@ -84,5 +86,37 @@ void tunnel_free(tunnel_t *t);
 enum { CMD_ADOPT, CMD_CLOSE, CMD_DESTROY, CMD_RELEASE };
 /* Queues a command for the loop thread (reason is copied). Returns 0 or an errno. */
 int loop_command(int kind, tunnel_t *t, int code, const char *reason, size_t reason_len);
+
+/* Shared by loop.c and bridge.c, on the loop thread only. */
+extern int epfd;
+extern uint64_t now_mono;
+extern double now_epoch;
+void due(uint64_t at);
+void take_buffer(direction_t *d);
+void give_buffer(direction_t *d);
+/* Closes both sockets, unlinks the tunnel and reports its end (once). */
+void finish(tunnel_t *t);
+
+/* The bridge (bridge.c). Bridge options and reasons are worded by JavaScript (bridge.ts). */
+typedef struct {
+  const char *app, *eof_reason, *reset_reason, *text_reason;
+  int text_as_binary;
+  /* Written to the client before anything else (the handshake's 101). */
+  const uint8_t *preface;
+  size_t preface_len;
+} bridge_opts_t;
+/* Makes t a bridge: side CLIENT speaks WebSocket, side UPSTREAM is raw TCP. Before adopt only. Returns 0 or an errno. */
+int bridge_init(tunnel_t *t, const bridge_opts_t *o);
+/* Bytes Node already read from one side, before adopt (the client's are parsed once adopted). */
+int bridge_preload(tunnel_t *t, int side, const uint8_t *p, size_t len);
+void bridge_pump(tunnel_t *t, int src);
+void bridge_gateway_close(tunnel_t *t, int code, const char *reason, size_t reason_len);
+void bridge_tick(tunnel_t *t, uint64_t soon);
+void bridge_finish(tunnel_t *t);
+void bridge_free(tunnel_t *t);
+/* What the end report says of a bridge: who closed first, the code (-1: none) and the reason. */
+const char *bridge_closed_by(const tunnel_t *t);
+int bridge_close_code(const tunnel_t *t);
+const char *bridge_reason(const tunnel_t *t);
 
 #endif

@@ -25,6 +25,8 @@ export interface EventMap {
     /** The connection's number (as in the admin API's `tunnels`), `tunnel` (proxied) or `bridge`, and the client's `address:port`. */
     id?: number;
     kind?: 'tunnel' | 'bridge' | 'stdio';
+    /** Tunnels and bridges: who moved the bytes, the native addon's loop or JavaScript. */
+    engine?: 'native' | 'js';
     client?: string;
     closeCode: number | null;
     closedBy: 'client' | 'upstream' | 'gateway';

@@ -179,7 +179,7 @@ export class BridgeConnection {
     if (!isBinary) {
       if (this.base64) bytes = Buffer.from(data.toString('latin1'), 'base64');
       else if (!this.opts.textAsBinary) {
-        this.closeWs(1003, `${this.info.app}: text messages are refused: this bridge carries bytes, send binary messages`, 'gateway');
+        this.closeWs(1003, textRefusedReason(this.info.app), 'gateway');
         return;
       }
     }
@@ -199,7 +199,7 @@ export class BridgeConnection {
       const err = upstreamError(this.tcpError, this.info.app, this.info.target);
       this.closeWs(err.closeCode, err.message, 'upstream');
     } else {
-      this.closeWs(1000, `${this.info.app}: ${this.info.target} closed the connection`, 'upstream');
+      this.closeWs(1000, targetClosedReason(this.info.app, this.info.target), 'upstream');
     }
   }
 
@@ -265,6 +265,7 @@ export class BridgeConnection {
       messagesOut: this.framesOut,
       id: this.id,
       kind: 'bridge',
+      engine: 'js',
       client: this.info.client,
       closeCode: first.code,
       closedBy: first.by,
@@ -272,6 +273,16 @@ export class BridgeConnection {
     });
     this.opts.onEnd?.(this);
   }
+}
+
+/** The close reason (1003) for a text message when text is not passed on as bytes. */
+export function textRefusedReason(app: string): string {
+  return `${app}: text messages are refused: this bridge carries bytes, send binary messages`;
+}
+
+/** The close reason (1000) when the target closes its TCP connection. */
+export function targetClosedReason(app: string, target: string): string {
+  return `${app}: ${target} closed the connection`;
 }
 
 /** A close reason cut to the 123 bytes a close frame holds, on a character boundary (`ws` throws on more). */

@@ -17,8 +17,8 @@ import type { HostPort } from '../config/host-port.js';
 import { HOST_NAME, originProblem } from '../config/schema.js';
 import { DrainingError, OriginRefusedError, type PortholeError } from '../errors.js';
 import { emit } from '../events.js';
-import { bridgeLabel, hideToken, openBridge, type BridgeSpec } from './bridge.js';
-import type { BridgeConnection } from './bridge-connection.js';
+import { bridgeLabel, hideToken, openBridge, type BridgeSpec, type OpenBridge } from './bridge.js';
+import { resolveTunnelEngine, type TunnelEngine } from './native-binding.js';
 import type { RedisTokenStore } from '../config/token-redis.js';
 import { RedisTokenTargets } from './bridge-token-redis.js';
 import { TokenTargets, type TokenSource } from './bridge-tokens.js';
@@ -61,7 +61,14 @@ export interface BridgeEntryOptions {
   /** Ping every client this often, in ms (0: never). Default 0. */
   heartbeatMs?: number;
   /** Where open connections are kept (the gateway drains its own set); default one of the entry's own. */
-  connections?: Set<BridgeConnection>;
+  connections?: Set<OpenBridge>;
+  /**
+   * Who moves the bytes: `native` (the addon's loop, for plain TCP clients;
+   * TLS, HTTP/2 and the `base64` subprotocol stay in JavaScript) or `js`.
+   * Default: as a gateway's `tunnel_engine: auto` (native when the addon
+   * loads; PORTHOLE_TUNNEL overrides).
+   */
+  engine?: TunnelEngine;
   /**
    * handleUpgrade only. Origins whose pages may open a WebSocket, as the
    * gateway's `allowed_origins`: omitted, only pages of the bridge's own
@@ -84,7 +91,9 @@ export class BridgeEntry {
   readonly app: string;
   readonly gateway: string;
   /** Open bridged connections. */
-  readonly connections: Set<BridgeConnection>;
+  readonly connections: Set<OpenBridge>;
+  /** Who moves the bytes of the connections this entry opens. */
+  readonly engine: TunnelEngine;
   private readonly spec: BridgeSpec;
   private readonly connectMs: number;
   private readonly idleMs: number;
@@ -114,6 +123,7 @@ export class BridgeEntry {
     this.idleMs = opts.idleMs ?? 3_600_000;
     this.pingMs = opts.heartbeatMs ?? 0;
     this.connections = opts.connections ?? new Set();
+    this.engine = opts.engine ?? resolveTunnelEngine('auto').engine;
     this.serverNames = namesOf(opts.serverNames);
     this.allowedOrigins = originSet(opts.allowedOrigins);
     this.originFlag = opts.originFlag ?? '--allowed-origin';
@@ -159,8 +169,8 @@ export class BridgeEntry {
    * handshake goes to `fail`, which answers it (a close code and a reason).
    */
   bridge(req: IncomingMessage, socket: Duplex, head: Buffer, fail: (err: PortholeError) => void): void {
-    const { app, gateway, spec, connectMs, idleMs, pingMs, connections } = this;
-    openBridge(req, socket, head, { app, gateway, spec, connectMs, idleMs, pingMs, connections }, fail);
+    const { app, gateway, spec, connectMs, idleMs, pingMs, connections, engine } = this;
+    openBridge(req, socket, head, { app, gateway, spec, connectMs, idleMs, pingMs, connections, engine }, fail);
   }
 
   /**

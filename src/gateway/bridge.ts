@@ -16,7 +16,11 @@ import { formatHostPort, parseHostPort, type HostPort } from '../config/host-por
 import type { AppConfig } from '../config/schema.js';
 import { BadHandshakeError, PortholeError, RouteNotFoundError, upstreamError } from '../errors.js';
 import { emit } from '../events.js';
-import { BridgeConnection } from './bridge-connection.js';
+import { BridgeConnection, targetClosedReason, textRefusedReason } from './bridge-connection.js';
+import { acceptKey } from './error-response.js';
+import type { TunnelEngine } from './native-binding.js';
+import { NativeBridge } from './native-bridge.js';
+import { adoptable } from './native-tunnel.js';
 import { peerOf } from './tunnel.js';
 import { wsProtocol } from './handshake.js';
 import { parseTokenRedisUrl } from '../config/token-redis.js';
@@ -49,8 +53,13 @@ export interface BridgeContext {
   idleMs: number;
   pingMs: number;
   /** Open connections (a drain closes them); each removes itself when both sides are closed. */
-  connections: Set<BridgeConnection>;
+  connections: Set<OpenBridge>;
+  /** Who moves the bytes: the native addon where it can take the sockets, or JavaScript. */
+  engine: TunnelEngine;
 }
+
+/** An open bridged connection, moved by JavaScript or by the native addon. */
+export type OpenBridge = BridgeConnection | NativeBridge;
 
 /**
  * The bridge of an app, or null when its upgrades are proxied. Relative
@@ -180,14 +189,40 @@ function connectTarget(req: IncomingMessage, socket: Duplex, head: Buffer, ctx: 
 }
 
 function handshake(req: IncomingMessage, socket: Duplex, head: Buffer, ctx: BridgeContext, tcp: net.Socket, label: string): void {
+  const path = hideToken(req.url ?? '/');
+  const info = { app: ctx.app, path, gateway: ctx.gateway, target: label, client: peerOf(socket as net.Socket) };
+  const protocol = chooseProtocol(req);
+  // Native between two plain sockets; `base64` (noVNC before 1.0) re-encodes every message, left to JavaScript.
+  if (ctx.engine === 'native' && protocol !== 'base64' && adoptable(socket) && adoptable(tcp)) {
+    const native = new NativeBridge(socket, tcp, info, { idleMs: ctx.idleMs, pingMs: ctx.pingMs, onEnd: (c) => ctx.connections.delete(c) });
+    const accept =
+      'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+      `Sec-WebSocket-Accept: ${acceptKey(String(req.headers['sec-websocket-key']).trim())}\r\n` +
+      (protocol ? `Sec-WebSocket-Protocol: ${protocol}\r\n` : '') +
+      '\r\n';
+    const adopted = native.start(head, {
+      app: ctx.app,
+      eofReason: targetClosedReason(ctx.app, label),
+      resetReason: upstreamError(Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' }), ctx.app, label).message,
+      textReason: textRefusedReason(ctx.app),
+      textAsBinary: ctx.spec.textAsBinary,
+      preface: Buffer.from(accept, 'latin1'),
+    });
+    if (adopted) {
+      emit('upgrade', { gateway: ctx.gateway, app: ctx.app, path, accepted: true, status: 101, protocol: wsProtocol(req) });
+      ctx.connections.add(native);
+      return;
+    }
+    // Not adopted: the bytes Node had buffered are back in the socket, in front.
+    head = Buffer.alloc(0);
+  }
   // `ws` refuses a handshake it finds invalid with a 400 of its own and never calls back: free TCP then.
   const lost = () => tcp.destroy();
   socket.once('close', lost);
   wss.handleUpgrade(req, socket, head, (ws) => {
     socket.off('close', lost);
-    const path = hideToken(req.url ?? '/');
     emit('upgrade', { gateway: ctx.gateway, app: ctx.app, path, accepted: true, status: 101, protocol: wsProtocol(req) });
-    const conn = new BridgeConnection(ws, tcp, socket, { app: ctx.app, path, gateway: ctx.gateway, target: label, client: peerOf(socket as net.Socket) }, {
+    const conn = new BridgeConnection(ws, tcp, socket, info, {
       idleMs: ctx.idleMs,
       pingMs: ctx.pingMs,
       textAsBinary: ctx.spec.textAsBinary,
@@ -196,6 +231,17 @@ function handshake(req: IncomingMessage, socket: Duplex, head: Buffer, ctx: Brid
     ctx.connections.add(conn);
     conn.start();
   });
+}
+
+/** The subprotocol the bridge selects from the client's offer, as `ws` does through handleProtocols. */
+function chooseProtocol(req: IncomingMessage): string | null {
+  const offered = new Set(
+    (req.headers['sec-websocket-protocol'] ?? '')
+      .split(',')
+      .map((p) => p.trim())
+      .filter(Boolean),
+  );
+  return SUBPROTOCOLS.find((p) => offered.has(p)) ?? null;
 }
 
 /** The request path for logs: a token picks a target and may be a secret, so its value is not logged. */

@@ -6,7 +6,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { PortholeError } from '../errors.js';
 import type { AppActivity } from './app-activity.js';
-import type { BridgeConnection } from './bridge-connection.js';
+import type { OpenBridge } from './bridge.js';
 import type { StdioApps } from './stdio-apps.js';
 import type { Match } from './router.js';
 import type { NativeTunnel } from './native-tunnel.js';
@@ -25,7 +25,7 @@ export interface GatewayCore {
   /** Who moves tunnels' bytes (`tunnel_engine`, PORTHOLE_TUNNEL): the native addon or JavaScript. */
   readonly tunnelEngine: TunnelEngine;
   /** Open WebSocket→TCP bridge connections (apps with a bridge); drained like tunnels. */
-  readonly bridges: Set<BridgeConnection>;
+  readonly bridges: Set<OpenBridge>;
   /** The `stdio` apps' programs and connections; drained like tunnels. */
   readonly stdio: StdioApps;
   /** The global error page template, if any. */

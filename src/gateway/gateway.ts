@@ -16,7 +16,7 @@ import type { GatewayCore } from './core.js';
 import { sendHttpError, sendRawHttpError, writeRawResponse } from './error-response.js';
 import { forwardHttp } from './http-forward.js';
 import { onResponseDone } from './response-done.js';
-import type { BridgeConnection } from './bridge-connection.js';
+import type { OpenBridge } from './bridge.js';
 import { AppActivity } from './app-activity.js';
 import { refuseBridgeHttp } from './bridge.js';
 import { StdioApps, type StdioLog, type StdioStderr } from './stdio-apps.js';
@@ -115,7 +115,7 @@ export class Gateway implements GatewayCore {
   tunnelEngine: TunnelEngine = 'js';
   /** Why the JavaScript tunnel is in force (the setting, or why the addon did not load); null with native. */
   tunnelEngineWhy: string | null = null;
-  readonly bridges = new Set<BridgeConnection>();
+  readonly bridges = new Set<OpenBridge>();
   readonly stdio: StdioApps;
   readonly activity = new AppActivity();
   draining = false;

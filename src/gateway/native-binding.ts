@@ -13,7 +13,8 @@ import type { TunnelCounts } from './tunnel-close.js';
 /** The addon's functions (native/addon.c). */
 export interface NativeBinding {
   init(onEnd: (report: NativeEndReport) => void): void;
-  adopt(id: number, clientFd: number, upstreamFd: number, clientHead: Buffer | null, upstreamHead: Buffer | null, idleMs: number, pingMs: number, graceMs: number): object;
+  /** With `bridge`, the pair is a WebSocket->TCP bridge (native/bridge.c) rather than a tunnel. */
+  adopt(id: number, clientFd: number, upstreamFd: number, clientHead: Buffer | null, upstreamHead: Buffer | null, idleMs: number, pingMs: number, graceMs: number, bridge?: NativeBridgeSpec): object;
   close(handle: object, code: number, reason: string): void;
   destroy(handle: object): void;
   release(handle: object): void;
@@ -36,6 +37,24 @@ export interface NativeEndReport extends TunnelCounts {
   upstreamReason: string;
   firstClose?: 'client' | 'upstream';
   firstCut?: 'client' | 'upstream';
+  /** A bridge's own verdict: who closed first, the code (null: none) and the reason. */
+  closedBy?: 'client' | 'upstream' | 'gateway';
+  closeCode?: number | null;
+  reason?: string;
+}
+
+/** What the native bridge says in its own close frames; JavaScript words them (bridge.ts). */
+export interface NativeBridgeSpec {
+  app: string;
+  /** The close reason when the target closes TCP (code 1000). */
+  eofReason: string;
+  /** The close reason when TCP to the target fails (code 1014). */
+  resetReason: string;
+  /** The close reason for a text message (code 1003), unless textAsBinary. */
+  textReason: string;
+  textAsBinary: boolean;
+  /** The client's 101, written before anything else once the addon holds the sockets. */
+  preface: Buffer;
 }
 
 export type TunnelEngine = 'native' | 'js';

@@ -10,15 +10,23 @@ import type { Duplex } from 'node:stream';
 import { TLSSocket } from 'node:tls';
 import { emit } from '../events.js';
 import { emitTunnelClose } from './tunnel-close.js';
-import { type NativeBinding, type NativeEndReport, nativeBinding } from './native-binding.js';
+import { type NativeBinding, type NativeBridgeSpec, type NativeEndReport, nativeBinding } from './native-binding.js';
 import { type LiveConnection, type TunnelInfo, type TunnelOptions, nextConnectionId, tunnelRow } from './tunnel.js';
 
 interface HandleSocket extends Socket {
   _handle?: { fd?: number; readStop?: () => number } | null;
 }
 
-/** Tunnels the addon holds, by id, until their end report. */
-const live = new Map<number, NativeTunnel>();
+/** What the addon holds for JavaScript: a native tunnel or a native bridge (native-bridge.ts). */
+export interface NativeHeld {
+  readonly id: number;
+  ended: boolean;
+  finish(r: NativeEndReport): void;
+  afterEnd(fn: () => void): void;
+}
+
+/** Tunnels and bridges the addon holds, by id, until their end report. */
+const live = new Map<number, NativeHeld>();
 /** One scratch array for stats(): a snapshot costs no allocation per tunnel. */
 const scratch = new Float64Array(7);
 const kAdopted = Symbol('porthole.nativeTunnel');
@@ -29,7 +37,7 @@ export function startNativeLoop(): void {
   binding();
 }
 
-function binding(): NativeBinding {
+export function binding(): NativeBinding {
   if (started) return started;
   const { binding: b, error } = nativeBinding();
   if (!b) throw new Error(`native tunnel unavailable: ${error}`);
@@ -63,10 +71,43 @@ export function adoptable(s: Duplex): s is Socket {
  */
 export function onConnectionClosed(socket: Duplex, fn: () => void): void {
   socket.once('close', () => {
-    const t = (socket as Duplex & { [kAdopted]?: NativeTunnel })[kAdopted];
+    const t = (socket as Duplex & { [kAdopted]?: NativeHeld })[kAdopted];
     if (t && !t.ended) t.afterEnd(fn);
     else fn();
   });
+}
+
+/**
+ * Hands two sockets to the addon (see NativeTunnel.start): returns its
+ * handle, or, when it cannot take them, the error and the heads to go on
+ * with in JavaScript (Node's buffered bytes included).
+ */
+export function adoptPair(
+  owner: NativeHeld,
+  client: Socket,
+  upstream: Socket,
+  clientHead: Buffer,
+  upstreamHead: Buffer,
+  timers: { idleMs: number; pingMs: number; graceMs: number },
+  bridge?: NativeBridgeSpec,
+): { handle: object } | { error: Error; heads: [Buffer, Buffer] } {
+  const b = binding();
+  const c = client as HandleSocket;
+  const u = upstream as HandleSocket;
+  const cHead = takeBuffered(c, clientHead);
+  const uHead = takeBuffered(u, upstreamHead);
+  let handle: object;
+  try {
+    handle = b.adopt(owner.id, c._handle!.fd!, u._handle!.fd!, cHead, uHead, timers.idleMs, timers.pingMs, timers.graceMs, bridge);
+  } catch (err) {
+    return { error: err as Error, heads: [cHead ?? Buffer.alloc(0), uHead ?? Buffer.alloc(0)] };
+  }
+  if (live.size === 0) b.ref();
+  live.set(owner.id, owner);
+  (c as Duplex & { [kAdopted]?: NativeHeld })[kAdopted] = owner;
+  c.destroy();
+  u.destroy();
+  return { handle };
 }
 
 /** Bytes Node read past the handshake and holds in its buffer: they go first. */
@@ -113,23 +154,14 @@ export class NativeTunnel {
    * with in a JavaScript tunnel are returned (Node's buffered bytes included).
    */
   start(clientHead: Buffer, upstreamHead: Buffer): [Buffer, Buffer] | null {
-    const b = binding();
-    const client = this.client as HandleSocket;
-    const upstream = this.upstream as HandleSocket;
+    const upstream = this.upstream!;
     this.upstream = null;
-    const cHead = takeBuffered(client, clientHead);
-    const uHead = takeBuffered(upstream, upstreamHead);
-    try {
-      this.handle = b.adopt(this.id, client._handle!.fd!, upstream._handle!.fd!, cHead, uHead, this.opts.idleMs, this.opts.pingMs, this.opts.closeGraceMs ?? 3000);
-    } catch (err) {
-      emit('error', { code: 'PH_ERR_NATIVE_TUNNEL', message: `${this.info.app}: the native tunnel cannot take this connection (${(err as Error).message}); it goes through the JavaScript tunnel`, app: this.info.app, gateway: this.info.gateway });
-      return [cHead ?? Buffer.alloc(0), uHead ?? Buffer.alloc(0)];
+    const r = adoptPair(this, this.client as Socket, upstream, clientHead, upstreamHead, { idleMs: this.opts.idleMs, pingMs: this.opts.pingMs, graceMs: this.opts.closeGraceMs ?? 3000 });
+    if ('error' in r) {
+      emit('error', { code: 'PH_ERR_NATIVE_TUNNEL', message: `${this.info.app}: the native tunnel cannot take this connection (${r.error.message}); it goes through the JavaScript tunnel`, app: this.info.app, gateway: this.info.gateway });
+      return r.heads;
     }
-    if (live.size === 0) b.ref();
-    live.set(this.id, this);
-    (client as Duplex & { [kAdopted]?: NativeTunnel })[kAdopted] = this;
-    client.destroy();
-    upstream.destroy();
+    this.handle = r.handle;
     return null;
   }
 
@@ -182,6 +214,7 @@ export class NativeTunnel {
     this.handle = null;
     const gateway = this.gatewayClose ?? (r.gatewayCode !== null ? { code: r.gatewayCode, reason: r.gatewayReason } : null);
     emitTunnelClose(this.info, this.id, this.started, {
+      engine: 'native',
       gateway,
       client: { code: r.clientCode, reason: r.clientReason },
       upstream: { code: r.upstreamCode, reason: r.upstreamReason },

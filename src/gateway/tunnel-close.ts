@@ -29,6 +29,8 @@ export interface TunnelEnd extends TunnelCounts {
   /** Which side sent a close frame first, and which side's connection ended first. */
   firstClose?: Side | null;
   firstCut?: Side | null;
+  /** Who moved the bytes. */
+  engine: 'native' | 'js';
 }
 
 /** Emits `tunnel.close` for a tunnel that ended. */
@@ -65,6 +67,7 @@ export function emitTunnelClose(info: TunnelInfo, id: number, started: number, e
     messagesOut: end.messagesOut,
     id,
     kind: 'tunnel',
+    engine: end.engine,
     client: info.client,
     closeCode,
     closedBy,

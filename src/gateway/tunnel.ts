@@ -314,6 +314,7 @@ export class Tunnel {
     const fromClient = this.up.tracker;
     const fromUpstream = this.down.tracker;
     emitTunnelClose(this.info, this.id, this.started, {
+      engine: 'js',
       gateway: this.gatewayClose,
       client: { code: fromClient.closeCode, reason: fromClient.closeReason },
       upstream: { code: fromUpstream.closeCode, reason: fromUpstream.closeReason },

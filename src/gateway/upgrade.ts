@@ -177,6 +177,7 @@ function bridgeApp(gw: GatewayCore, req: IncomingMessage, socket: Duplex, head: 
     idleMs: route.idleMs,
     heartbeatMs: route.pingMs,
     connections: gw.bridges,
+    engine: gw.tunnelEngine,
   });
   entry.bridge(req, socket, head, fail);
 }
