@@ -23,6 +23,18 @@ import { nextConnectionId, type LiveConnection } from './tunnel.js';
  */
 export const HIGH_WATER = 1024 * 1024;
 
+/**
+ * The close code `ws` sends for each of its protocol errors that is not
+ * 1002: a frame length over 2^53 - 1 is 1009 like a message over the limit,
+ * too many fragments or buffered chunks in one message is 1008.
+ */
+const WS_ERROR_CLOSE_CODES: Record<string, number> = {
+  WS_ERR_UNSUPPORTED_MESSAGE_LENGTH: 1009,
+  WS_ERR_UNSUPPORTED_DATA_PAYLOAD_LENGTH: 1009,
+  WS_ERR_INVALID_UTF8: 1007,
+  WS_ERR_TOO_MANY_BUFFERED_PARTS: 1008,
+};
+
 /** How long a closing side gets to finish (answer our close frame, or close TCP) before it is cut. */
 const CLOSE_GRACE_MS = 3000;
 
@@ -131,8 +143,9 @@ export class BridgeConnection {
     });
     ws.on('message', (data: Buffer, isBinary: boolean) => this.fromClient(data, isBinary));
     ws.on('error', (err: Error & { code?: string }) => {
-      // A protocol error: `ws` sends its own close frame (1002, 1007, 1009) and 'close' follows.
-      const code = err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH' ? 1009 : err.code === 'WS_ERR_INVALID_UTF8' ? 1007 : 1002;
+      // A protocol error: `ws` sends its own close frame (1002, 1007, 1008, 1009) and 'close' follows;
+      // the event logs the code that frame carried.
+      const code = WS_ERROR_CLOSE_CODES[err.code ?? ''] ?? 1002;
       this.first ??= { by: 'gateway', code, reason: err.message };
     });
     ws.on('close', (code: number, reason: Buffer) => this.clientGone(code, reason.toString()));
