@@ -9,7 +9,7 @@
 //   npm run bench -- --only echo,http --proxies porthole,porthole-no-metrics --rounds 4   the cost of metrics
 //   npm run bench -- --only hop --rounds 4   the cost of the hop between cluster nodes (echo and http,
 //                                            through node A to node B against straight to B)
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
@@ -375,8 +375,18 @@ async function h2Workload(names) {
   return rows;
 }
 
+/** The bridge workload's reader (clients/stream-reader.c), built once per run with the system's C compiler. */
+function streamReader() {
+  const dir = join(os.tmpdir(), `porthole-bench-${process.pid}`);
+  mkdirSync(dir, { recursive: true });
+  const bin = join(dir, 'stream-reader');
+  execFileSync('gcc', ['-O2', '-o', bin, join(ROOT, 'bench/clients/stream-reader.c'), '-lpthread'], { stdio: 'inherit' });
+  return bin;
+}
+
 async function bridgeWorkload(names) {
   const rows = [];
+  const reader = streamReader();
   const src = await startTcpSource();
   try {
     for (const name of names) {
@@ -384,7 +394,7 @@ async function bridgeWorkload(names) {
       try {
         const url = `ws://127.0.0.1:${bridge.port}${bridge.path}`;
         const r = await measured(bridge, src, async () => {
-          const { out, cpu } = await runChild(process.execPath, [join(ROOT, 'bench/clients/stream.mjs'), url, '4', String(T)]);
+          const { out, cpu } = await runChild(reader, ['127.0.0.1', String(bridge.port), bridge.path, '4', String(T)]);
           return { s: JSON.parse(out), loadCpu: cpu };
         });
         const mib = r.s.bytes / 1048576;
@@ -478,6 +488,13 @@ function table(workload, rows) {
     const r = m && ratio(rows, m, 'porthole (JS tunnel)', base);
     if (r) notes.push(`porthole (JS tunnel)/${base} ${m}: **${r.toFixed(2)}**`);
   }
+  // The bridge's JavaScript engine, and the native one without splice, against websockify.
+  for (const name of ['porthole (JS bridge)', 'porthole (no splice)']) {
+    for (const m of [main, cost]) {
+      const r = m && ratio(rows, m, name, base);
+      if (r) notes.push(`${name}/${base} ${m}: **${r.toFixed(2)}**`);
+    }
+  }
   for (const m of [main, cost]) {
     const r = m && ratio(rows, m, 'porthole (2 workers)', 'porthole');
     if (r) notes.push(`2 workers/1 ${m}: **${r.toFixed(2)}**`);
@@ -513,7 +530,7 @@ async function main() {
       continue;
     }
     if (workload === 'bridge') {
-      results.bridge = await bridgeWorkload(['porthole', 'websockify']);
+      results.bridge = await bridgeWorkload(['porthole', 'porthole-js', 'porthole-nosplice', 'websockify']);
       continue;
     }
     const runs = new Map();

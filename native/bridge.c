@@ -60,6 +60,9 @@ typedef struct bridge {
   uint8_t in_message, msg_text;
   uint64_t msg_len;
   utf8_t utf8;
+  /* The start of a character cut at the end of a fragment or a read: held until it completes. */
+  uint8_t held[4];
+  uint8_t held_len;
   /* A control frame's payload, unmasked. */
   uint8_t cap[125];
   uint8_t cap_len;
@@ -90,6 +93,8 @@ typedef struct bridge {
 
 static int pool[PIPE_POOL][2];
 static int pooled;
+/* PORTHOLE_SPLICE=0, or a kernel (or sandbox) that refused splice: TCP's bytes are read into the buffer instead. */
+static int no_splice = -1;
 /* Where bytes nobody will forward are read to (after a close, or a failed peer). */
 static uint8_t sink[READ_MAX];
 
@@ -97,6 +102,11 @@ static char *dup_or_empty(const char *s) { return strdup(s ? s : ""); }
 static int own_room(direction_t *d, size_t need);
 
 int bridge_init(tunnel_t *t, const bridge_opts_t *o) {
+  if (no_splice < 0) {
+    /* Read once, on the JavaScript thread (the loop thread must not race a setenv). */
+    const char *v = getenv("PORTHOLE_SPLICE");
+    __atomic_store_n(&no_splice, v && strcmp(v, "0") == 0, __ATOMIC_RELAXED);
+  }
   bridge_t *b = calloc(1, sizeof *b);
   if (!b) return ENOMEM;
   b->app = dup_or_empty(o->app);
@@ -387,6 +397,7 @@ static int header_done(tunnel_t *t) {
     b->in_message = 1;
     b->msg_text = b->opcode == 1;
     b->msg_len = 0;
+    b->held_len = 0;
     utf8_init(&b->utf8);
     if (b->msg_text && !b->text_as_binary) {
       b->client_done = 1;
@@ -443,13 +454,35 @@ static void unmask(bridge_t *b, uint8_t *out, const uint8_t *in, size_t n) {
 }
 
 /*
- * Parses n bytes the client sent, at p: payloads of data frames are unmasked
- * and packed at the front of p; control frames are acted on. Returns the
- * payload bytes to write to TCP.
+ * Text passed on as bytes: the unmasked payload at dst[held..len) is checked,
+ * and only whole characters go on, so a message refused for invalid UTF-8
+ * sends none of its bad bytes. Returns the bytes to pass on (0 on an error).
  */
-static uint32_t parse(tunnel_t *t, uint8_t *p, uint32_t n) {
+static uint32_t whole_characters(tunnel_t *t, uint8_t *dst, uint32_t len) {
   bridge_t *b = t->bridge;
-  uint32_t in = 0, out = 0;
+  uint32_t good = 0;
+  for (uint32_t i = b->held_len; i < len; i++) {
+    if (!utf8_step(&b->utf8, dst[i])) {
+      protocol_error(t, 1007, "invalid UTF-8 sequence");
+      return 0;
+    }
+    if (!b->utf8.need) good = i + 1;
+  }
+  b->held_len = (uint8_t)(len - good);
+  memcpy(b->held, dst + good, b->held_len);
+  return good;
+}
+
+/*
+ * Parses n bytes the client sent, at p + in: payloads of data frames are
+ * unmasked and packed at the front of p; control frames are acted on.
+ * Returns the payload bytes to write to TCP. The output never overtakes
+ * the input: a frame's header (6 bytes at least) or the `in` bytes of room
+ * a read leaves in front stay between them, room for a held character.
+ */
+static uint32_t parse(tunnel_t *t, uint8_t *p, uint32_t in, uint32_t n) {
+  bridge_t *b = t->bridge;
+  uint32_t out = 0;
   while (in < n && !b->client_done) {
     if (!b->in_payload) {
       uint8_t need = b->hlen < 2 ? 2 : b->hneed;
@@ -468,16 +501,14 @@ static uint32_t parse(tunnel_t *t, uint8_t *p, uint32_t n) {
     if (b->opcode >= 8) {
       unmask(b, b->cap + b->cap_len, p + in, take);
       b->cap_len += (uint8_t)take;
+    } else if (b->msg_text) {
+      memcpy(p + out, b->held, b->held_len);
+      unmask(b, p + out + b->held_len, p + in, take);
+      uint32_t good = whole_characters(t, p + out, b->held_len + take);
+      if (b->client_done) return out;
+      out += good;
     } else {
       unmask(b, p + out, p + in, take);
-      if (b->msg_text) {
-        for (uint32_t i = 0; i < take; i++)
-          if (!utf8_step(&b->utf8, p[out + i])) {
-            protocol_error(t, 1007, "invalid UTF-8 sequence");
-            /* The message is refused: none of this read's part of it goes on. */
-            return out;
-          }
-      }
       out += take;
     }
     in += take;
@@ -488,9 +519,9 @@ static uint32_t parse(tunnel_t *t, uint8_t *p, uint32_t n) {
 }
 
 /* Parses what was read into d[0]'s buffer: the payloads to write to TCP are left there, counted. */
-static void take_in(tunnel_t *t, uint32_t n) {
+static void take_in(tunnel_t *t, uint32_t from, uint32_t n) {
   direction_t *d = &t->d[0];
-  d->tail = parse(t, d->buf, n);
+  d->tail = parse(t, d->buf, from, n);
   d->head = 0;
   if (t->bridge->tcp_shut) d->tail = 0;
   if (d->tail) __atomic_store_n(&d->bytes, d->bytes + d->tail, __ATOMIC_RELAXED);
@@ -503,7 +534,7 @@ static void pump_up(tunnel_t *t) {
   if (b->preloaded) {
     b->preloaded = 0;
     t->active_mono = now_mono;
-    take_in(t, d->tail);
+    take_in(t, 0, d->tail);
   }
   for (;;) {
     if (t->finished) return;
@@ -539,7 +570,8 @@ static void pump_up(tunnel_t *t) {
     if (!b->client_done) {
       take_buffer(d);
       if (!d->buf) return;
-      into = d->buf;
+      /* Room in front for a character held from the read before (parse). */
+      into = d->buf + 4;
     }
     ssize_t n = read(t->fd[SIDE_CLIENT], into, READ_MAX);
     if (n < 0) {
@@ -568,7 +600,7 @@ static void pump_up(tunnel_t *t) {
     }
     t->active_mono = now_mono;
     t->active_epoch = now_epoch;
-    if (into == d->buf) take_in(t, (uint32_t)n);
+    if (into != sink) take_in(t, 4, 4 + (uint32_t)n);
     if (n < READ_MAX && !t->rdhup[SIDE_CLIENT]) d->readable = 0;
   }
 }
@@ -660,9 +692,15 @@ static void pump_down(tunnel_t *t) {
       give_pipe(b);
       n = read(t->fd[SIDE_UPSTREAM], sink, READ_MAX);
     } else {
-      take_pipe(b);
+      if (!__atomic_load_n(&no_splice, __ATOMIC_RELAXED)) take_pipe(b);
       if (b->pipe[0] >= 0) {
         n = splice(t->fd[SIDE_UPSTREAM], NULL, b->pipe[1], NULL, PIPE_BYTES, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+        if (n < 0 && (errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP || errno == EPERM)) {
+          /* splice is not there for these fds: every bridge reads instead, from now on. */
+          __atomic_store_n(&no_splice, 1, __ATOMIC_RELAXED);
+          give_pipe(b);
+          continue;
+        }
         if (n > 0) {
           take_buffer(d);
           if (!d->buf) {

@@ -1,9 +1,9 @@
 #!/usr/bin/env node
 // The test command: installs the real peers the tests use, type-checks
 // everything, builds the CLI, then runs every test file with Node's runner.
-// The tunnel tests run twice: with the engine in force (native when the addon
-// is built, as npm install does) and again with PORTHOLE_TUNNEL=js, so both data
-// paths pass the same suite.
+// The tunnel and bridge tests run twice: with the engine in force (native when
+// the addon is built, as npm install does) and again with PORTHOLE_TUNNEL=js, so
+// both data paths pass the same suite.
 //   npm test                      every test
 //   npm test -- test/gateway      one folder (or one file)
 import { spawnSync } from 'node:child_process';
@@ -32,8 +32,9 @@ if (!files.length) {
 }
 run(process.execPath, ['--import', 'tsx', '--test', '--test-reporter=spec', ...files]);
 
-// Every test that opens a tunnel and ends it (WebSocket proxying, drain, idle close, close codes).
-const TUNNEL_TESTS = /^test\/gateway\/(websocket-[^/]*|tunnel-[^/]*|native-[^/]*|serve-lifecycle)\.test\.ts$/;
+// Every test that opens a tunnel and ends it (WebSocket proxying, drain, idle close, close codes),
+// and the bridge's that move bytes (it has a native and a JavaScript engine too).
+const TUNNEL_TESTS = /^test\/(gateway\/(websocket-[^/]*|tunnel-[^/]*|native-[^/]*|serve-lifecycle)|bridge\/bridge-(wire|app|backpressure|novnc|cli))\.test\.ts$/;
 const tunnelFiles = files.filter((f) => TUNNEL_TESTS.test(f.split('\\').join('/')));
 if (tunnelFiles.length && process.env.PORTHOLE_TUNNEL !== 'js') {
   console.log(`\n# the tunnel tests again on the JavaScript tunnel (PORTHOLE_TUNNEL=js): ${tunnelFiles.length} files`);

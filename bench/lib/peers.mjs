@@ -267,13 +267,18 @@ backend be
 };
 
 /** Bridges (WebSocket → TCP) for the bridge workload. */
+/** `porthole bridge` with the engine in force (native when the addon is built), or PORTHOLE_TUNNEL=js. */
+async function portholeBridge(src, name, env) {
+  const port = await freePort();
+  const p = start('porthole bridge', process.execPath, [join(ROOT, 'dist/cli/main.js'), 'bridge', `127.0.0.1:${port}`, `127.0.0.1:${src.port}`], { env: { ...process.env, ...env } });
+  await waitPort(port);
+  return { name, port, pid: p.child.pid, path: '/', stop: p.stop };
+}
+
 export const BRIDGES = {
-  porthole: async (src) => {
-    const port = await freePort();
-    const p = start('porthole bridge', process.execPath, [join(ROOT, 'dist/cli/main.js'), 'bridge', `127.0.0.1:${port}`, `127.0.0.1:${src.port}`]);
-    await waitPort(port);
-    return { name: 'porthole', port, pid: p.child.pid, path: '/', stop: p.stop };
-  },
+  porthole: (src) => portholeBridge(src, 'porthole', {}),
+  'porthole-js': (src) => portholeBridge(src, 'porthole (JS bridge)', { PORTHOLE_TUNNEL: 'js' }),
+  'porthole-nosplice': (src) => portholeBridge(src, 'porthole (no splice)', { PORTHOLE_SPLICE: '0' }),
   websockify: async (src) => {
     const port = await freePort();
     const p = start('websockify', '/usr/bin/websockify', [`127.0.0.1:${port}`, `127.0.0.1:${src.port}`]);
@@ -292,6 +297,7 @@ export function ensureInstalled() {
     ['/usr/bin/h2load', 'nghttp2-client'],
     ['/usr/bin/openssl', 'openssl'],
     ['/usr/bin/redis-server', 'redis-server'],
+    ['/usr/bin/gcc', 'gcc'],
   ].filter(([f]) => !existsSync(f));
   if (need.length && process.getuid?.() === 0) {
     const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
