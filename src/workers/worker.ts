@@ -16,6 +16,10 @@ import { fromWire, type Start, type ToPrimary, type ToWorker } from './protocol.
 
 /** How often a worker tells the primary its open connections and busy apps (the dashboard's tunnel list refreshes as often). */
 export const REPORT_EVERY_MS = 1_000;
+/** Events wait at most this long in a worker before they go to the primary together. */
+const EVENTS_EVERY_MS = 10;
+/** ...or until this many are waiting. */
+const EVENTS_MAX = 512;
 
 function send(msg: ToPrimary, done?: () => void): void {
   if (process.connected) process.send!(msg, undefined, {}, () => done?.());
@@ -27,15 +31,31 @@ export function runWorker(): void {
   process.on('SIGINT', () => {});
   process.on('SIGTERM', () => {});
 
-  // Events go to the primary in one message per turn of the event loop, not one per request.
+  // Events go to the primary in batches, not one message per request: at the end of the turn
+  // when the last batch left EVENTS_EVERY_MS ago or more, else when that much time has passed
+  // (a busy worker sends one message per few ms instead of one per turn), or at EVENTS_MAX.
   let batch: [EventName, EventMap[EventName]][] = [];
+  let lastSent = 0;
+  let soon: NodeJS.Immediate | null = null;
+  let later: NodeJS.Timeout | null = null;
   const flush = (done?: () => void) => {
+    if (soon) clearImmediate(soon);
+    if (later) clearTimeout(later);
+    soon = later = null;
     if (!batch.length) return done?.();
     const out = batch;
     batch = [];
+    lastSent = performance.now();
     send({ t: 'events', batch: out }, done);
   };
-  for (const name of EVENT_NAMES) subscribe(name, (data) => void (batch.push([name, data]) === 1 && setImmediate(flush)));
+  const queue = (name: EventName, data: EventMap[EventName]) => {
+    if (batch.push([name, data]) >= EVENTS_MAX) return flush();
+    if (soon || later) return;
+    const wait = EVENTS_EVERY_MS - (performance.now() - lastSent);
+    if (wait <= 0) soon = setImmediate(flush);
+    else later = setTimeout(flush, wait);
+  };
+  for (const name of EVENT_NAMES) subscribe(name, (data) => queue(name, data));
 
   let gateway: Gateway | undefined;
   let open = new Set<string>();
