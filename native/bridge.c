@@ -362,6 +362,8 @@ static void frame_done(tunnel_t *t) {
       b->got_close = b->client_done = 1;
       /* The reply carries the same code (and reason), as `ws` answers. */
       begin_close(t, BY_CLIENT, code, reason, len);
+      /* An answer to our close frame, already out: both have passed, the FIN goes now (not at the grace period's end). */
+      maybe_shut_client(t);
       return;
     }
     case OP_PING:
