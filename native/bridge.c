@@ -88,7 +88,9 @@ typedef struct bridge {
   uint8_t tcp_eof, tcp_shut, tcp_dead;
 
   int first_by, first_code;
+  /* Not a C string: a close reason may hold U+0000. */
   char *first_reason;
+  size_t first_reason_len;
 } bridge_t;
 
 static int pool[PIPE_POOL][2];
@@ -205,7 +207,11 @@ static void record(bridge_t *b, int by, int code, const char *reason, size_t len
   if (b->first_by >= 0) return;
   b->first_by = by;
   b->first_code = code;
-  b->first_reason = reason ? strndup(reason, len) : NULL;
+  if (!reason) return;
+  b->first_reason = malloc(len ? len : 1);
+  if (!b->first_reason) return;
+  memcpy(b->first_reason, reason, len);
+  b->first_reason_len = len;
 }
 
 /* Queues our close frame (sent at the next frame boundary); the first close recorded is the one reported. */
@@ -360,8 +366,8 @@ static void frame_done(tunnel_t *t) {
       const char *reason = (const char *)b->cap + 2;
       size_t len = b->cap_len > 2 ? b->cap_len - 2u : 0;
       b->got_close = b->client_done = 1;
-      /* The reply carries the same code (and reason), as `ws` answers. */
-      begin_close(t, BY_CLIENT, code, reason, len);
+      /* The reply carries the same code (and reason), as `ws` answers; an empty reason is none, as bridge-connection.ts logs it. */
+      begin_close(t, BY_CLIENT, code, len ? reason : NULL, len);
       /* An answer to our close frame, already out: both have passed, the FIN goes now (not at the grace period's end). */
       maybe_shut_client(t);
       return;
@@ -658,14 +664,14 @@ static void pump_down(tunnel_t *t) {
     if (!d->sealed && (b->ctl_len || b->close_len)) {
       take_buffer(d);
       if (!d->buf) return;
-      if (b->ctl_len && !b->close_len) {
-        memcpy(d->buf, b->ctl, b->ctl_len);
-        d->tail = b->ctl_len;
-        b->ctl_len = 0;
-      } else {
-        memcpy(d->buf, b->close, b->close_len);
-        d->tail = b->close_len;
-        b->close_len = b->ctl_len = 0;
+      /* A pong owed for a ping that came before any close goes before our close frame (RFC 6455 5.5.2), as `ws` answers at once. */
+      memcpy(d->buf, b->ctl, b->ctl_len);
+      d->tail = b->ctl_len;
+      b->ctl_len = 0;
+      if (b->close_len) {
+        memcpy(d->buf + d->tail, b->close, b->close_len);
+        d->tail += b->close_len;
+        b->close_len = 0;
         d->sealed = 1;
       }
       continue;
@@ -811,4 +817,7 @@ const char *bridge_closed_by(const tunnel_t *t) {
   return by == BY_CLIENT ? "client" : by == BY_GATEWAY ? "gateway" : "upstream";
 }
 int bridge_close_code(const tunnel_t *t) { return t->bridge->first_code; }
-const char *bridge_reason(const tunnel_t *t) { return t->bridge->first_reason; }
+const char *bridge_reason(const tunnel_t *t, size_t *len) {
+  *len = t->bridge->first_reason_len;
+  return t->bridge->first_reason;
+}

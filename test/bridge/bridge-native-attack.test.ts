@@ -229,3 +229,68 @@ describe('bridge attack: the close handshake the server starts', () => {
     }
   });
 });
+
+describe('bridge attack: what the client sends', () => {
+  test('a client close 1000 without a reason is logged without a reason, as one with a reason is logged with it', async () => {
+    const target = await startTarget(() => undefined);
+    const b = await startBridge(target);
+    try {
+      for (const [i, body] of [closeBody(1000), Buffer.alloc(0), closeBody(4000, 'a\u0000b')].entries()) {
+        const ws = await connect(b.cli.port);
+        await ws.send(cf(8, body));
+        await until(() => ws.ended, 5000, 'the end of the client connection');
+        const ev = await b.nthClose(i + 1);
+        assert.equal(ev.closedBy, 'client');
+        if (i === 2) {
+          assert.equal(ev.closeCode, 4000);
+          assert.equal(ev.reason, 'a\u0000b', 'the whole reason, past a U+0000');
+          assert.deepEqual(ws.close()?.payload, body, 'the reply carries the same code and reason');
+        } else {
+          assert.equal(ev.closeCode, i === 0 ? 1000 : 1005);
+          assert.equal(ev.reason, undefined, `close #${i + 1}: no reason logged`);
+        }
+      }
+    } finally {
+      await b.stop();
+      await target.close();
+    }
+  });
+
+  test('frames pipelined right behind the handshake request (before the 101): data reaches the target, the close is answered', async () => {
+    const target = await startTarget(() => undefined);
+    const b = await startBridge(target, ['--text-as-binary']);
+    try {
+      // A text message in two fragments, a character cut between them, a ping between, then binary and close.
+      const euro = Buffer.from('x€y', 'utf8');
+      const early = Buffer.concat([
+        cf(1, euro.subarray(0, 2), false),
+        cf(9, Buffer.from('p')),
+        cf(0, euro.subarray(2), true),
+        cf(2, Buffer.alloc(0)),
+        cf(2, Buffer.alloc(125, 1)),
+        cf(2, Buffer.alloc(126, 2)),
+        cf(2, Buffer.alloc(65535, 3)),
+        cf(2, Buffer.alloc(65536, 4)),
+        cf(8, closeBody(1000, 'done')),
+        cf(2, Buffer.from('after the close')),
+      ]);
+      const ws = await connect(b.cli.port, early);
+      await until(() => ws.ended, 5000, 'the end of the client connection');
+      assert.equal(ws.closeCode(), 1000);
+      const pong = ws.frames.find((f) => f.opcode === 10);
+      assert.equal(pong?.payload.toString(), 'p');
+      const expected = Buffer.concat([euro, Buffer.alloc(125, 1), Buffer.alloc(126, 2), Buffer.alloc(65535, 3), Buffer.alloc(65536, 4)]);
+      await until(() => target.received[0]?.length >= expected.length, 5000, 'the bytes at the target');
+      assert.ok(target.received[0].equals(expected), 'the target got the payloads exactly, nothing after the close');
+      const ev = await b.nthClose(1);
+      assert.equal(ev.closedBy, 'client');
+      assert.equal(ev.closeCode, 1000);
+      assert.equal(ev.reason, 'done');
+      assert.equal(ev.bytesIn, expected.length);
+      assert.equal(ev.messagesIn, 6);
+    } finally {
+      await b.stop();
+      await target.close();
+    }
+  });
+});
