@@ -529,7 +529,16 @@ static uint32_t parse(tunnel_t *t, uint8_t *p, uint32_t in, uint32_t n) {
 /* Parses what was read into d[0]'s buffer: the payloads to write to TCP are left there, counted. */
 static void take_in(tunnel_t *t, uint32_t from, uint32_t n) {
   direction_t *d = &t->d[0];
+  uint64_t messages = d->tr.messages;
   d->tail = parse(t, d->buf, from, n);
+  /*
+   * Activity for the idle timer is data, as bridge-connection.ts counts it: not control
+   * frames, or a client's automatic pongs to --heartbeat would keep it open forever.
+   */
+  if (d->tail || d->tr.messages != messages) {
+    t->active_mono = now_mono;
+    t->active_epoch = now_epoch;
+  }
   d->head = 0;
   if (t->bridge->tcp_shut) d->tail = 0;
   if (d->tail) __atomic_store_n(&d->bytes, d->bytes + d->tail, __ATOMIC_RELAXED);
@@ -541,7 +550,6 @@ static void pump_up(tunnel_t *t) {
   direction_t *d = &t->d[0];
   if (b->preloaded) {
     b->preloaded = 0;
-    t->active_mono = now_mono;
     take_in(t, 0, d->tail);
   }
   for (;;) {
@@ -606,8 +614,6 @@ static void pump_up(tunnel_t *t) {
       }
       continue;
     }
-    t->active_mono = now_mono;
-    t->active_epoch = now_epoch;
     if (into != sink) take_in(t, 4, 4 + (uint32_t)n);
     if (n < READ_MAX && !t->rdhup[SIDE_CLIENT]) d->readable = 0;
   }

@@ -50,6 +50,7 @@ class Raw {
   data = Buffer.alloc(0);
   ended = false;
   endedAt = 0;
+  autoPong = false;
   private buf = Buffer.alloc(0);
   constructor(readonly socket: net.Socket) {
     socket.on('error', () => undefined);
@@ -78,6 +79,7 @@ class Raw {
       const f = { opcode: b[0] & 0x0f, payload: Buffer.from(b.subarray(h, h + len)) };
       this.buf = b.subarray(h + len);
       this.frames.push(f);
+      if (f.opcode === 9 && this.autoPong && !this.close()) this.socket.write(cf(10, f.payload));
       if (f.opcode === 2) this.data = Buffer.concat([this.data, f.payload]);
     }
   }
@@ -288,6 +290,36 @@ describe('bridge attack: what the client sends', () => {
       assert.equal(ev.reason, 'done');
       assert.equal(ev.bytesIn, expected.length);
       assert.equal(ev.messagesIn, 6);
+    } finally {
+      await b.stop();
+      await target.close();
+    }
+  });
+});
+
+describe('bridge attack: timers', () => {
+  /**
+   * Pongs are what a browser sends by itself: counting them as traffic would
+   * keep every connection of a bridge with --heartbeat open forever. The idle
+   * timer counts messages either way (bridge-connection.ts), not control frames.
+   */
+  test('--idle-timeout with --heartbeat: a client that only answers pings (and pings) is still closed with 1001', async () => {
+    const target = await startTarget(() => undefined);
+    const b = await startBridge(target, ['--idle-timeout', '1', '--heartbeat', '0.2']);
+    try {
+      const ws = await connect(b.cli.port);
+      ws.autoPong = true;
+      const pinging = setInterval(() => ws.socket.write(cf(9, Buffer.from('hi'))), 100);
+      try {
+        await until(() => ws.close() !== undefined || ws.ended, 4000, 'the idle close');
+      } finally {
+        clearInterval(pinging);
+      }
+      assert.ok(ws.frames.filter((f) => f.opcode === 9).length >= 2, 'the bridge pinged');
+      assert.equal(ws.closeCode(), 1001);
+      const ev = await b.nthClose(1);
+      assert.equal(ev.closedBy, 'gateway');
+      assert.equal(ev.closeCode, 1001);
     } finally {
       await b.stop();
       await target.close();
