@@ -336,6 +336,8 @@ static void frame_done(tunnel_t *t) {
         return;
       }
       b->in_message = 0;
+      /* TCP is shut (the target left): the message was dropped, not passed on, and is not counted (as in bridge-connection.ts). */
+      if (b->tcp_shut) return;
       __atomic_store_n(&t->d[0].tr.frames, t->d[0].tr.frames + 1, __ATOMIC_RELAXED);
       __atomic_store_n(&t->d[0].tr.messages, t->d[0].tr.messages + 1, __ATOMIC_RELAXED);
       return;

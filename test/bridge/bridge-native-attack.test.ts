@@ -297,6 +297,30 @@ describe('bridge attack: what the client sends', () => {
   });
 });
 
+describe('bridge attack: counts', () => {
+  test('messages sent after the target closed (before the client answers our close) are neither passed on nor counted', async () => {
+    const target = await startTarget((s) => s.end());
+    const b = await startBridge(target);
+    try {
+      const ws = await connect(b.cli.port);
+      await until(() => ws.close() !== undefined, 5000, 'the close frame');
+      assert.equal(ws.closeCode(), 1000);
+      for (let i = 0; i < 3; i++) await ws.send(cf(2, Buffer.from('too late')));
+      await sleep(100);
+      await ws.send(cf(8, closeBody(1000)));
+      await until(() => ws.ended, 5000, 'the end of the client connection');
+      const ev = await b.nthClose(1);
+      assert.equal(ev.closedBy, 'upstream');
+      assert.equal(target.received[0].length, 0, 'nothing reached the target');
+      assert.equal(ev.bytesIn, 0);
+      assert.equal(ev.messagesIn, 0, 'messages dropped are not counted as passed on');
+    } finally {
+      await b.stop();
+      await target.close();
+    }
+  });
+});
+
 describe('bridge attack: timers', () => {
   /**
    * Pongs are what a browser sends by itself: counting them as traffic would
