@@ -310,12 +310,18 @@ static void client_failed(tunnel_t *t) {
 
 static void tcp_gone(tunnel_t *t, int err) {
   bridge_t *b = t->bridge;
+  if (err) {
+    /*
+     * Nothing can be written to it any more: what the client sends is dropped. Also when a
+     * write fails after the target's FIN (it reset later): the bytes waiting would be retried
+     * forever, spinning the loop thread and stalling every connection on it.
+     */
+    b->tcp_dead = b->tcp_shut = 1;
+    t->d[0].head = t->d[0].tail = 0;
+  }
   if (b->tcp_eof) return;
   b->tcp_eof = 1;
   if (err) {
-    /* Nothing can be written to it any more: what the client sends is dropped. */
-    b->tcp_dead = b->tcp_shut = 1;
-    t->d[0].head = t->d[0].tail = 0;
     begin_close(t, BY_UPSTREAM, 1014, b->reset_reason, strlen(b->reset_reason));
   } else {
     begin_close(t, BY_UPSTREAM, 1000, b->eof_reason, strlen(b->eof_reason));

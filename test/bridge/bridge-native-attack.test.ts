@@ -297,6 +297,46 @@ describe('bridge attack: what the client sends', () => {
   });
 });
 
+describe('bridge attack: a target that half-closes, then resets', () => {
+  /**
+   * The target sends its FIN while the bridge still has the client's bytes to
+   * write to it (it does not read), then resets. The write that fails after
+   * the FIN must end the connection like any reset, not be retried forever
+   * (which would stop every other connection the bridge carries).
+   */
+  test('the client gets its close, the connection ends, and the bridge still serves a new connection', async () => {
+    let first = true;
+    const target = await startTarget((s) => {
+      if (!first) return void s.on('data', (d: Buffer) => s.write(d));
+      first = false;
+      // Not reading: the bridge's writes back up. Then the FIN, then a reset (closed with unread bytes).
+      s.pause();
+      setTimeout(() => s.end(), 500).unref();
+      setTimeout(() => s.destroy(), 800).unref();
+    });
+    const b = await startBridge(target);
+    try {
+      const ws = await connect(b.cli.port);
+      const chunk = cf(2, Buffer.alloc(64 * 1024, 7));
+      for (let i = 0; i < 512 && !ws.ended && !ws.close(); i++) {
+        if (!ws.socket.write(chunk)) await Promise.race([new Promise((ok) => ws.socket.once('drain', ok)), sleep(200)]);
+      }
+      await until(() => ws.close() !== undefined, 5000, 'the close frame');
+      await ws.send(cf(8, closeBody(1000)));
+      await until(() => ws.ended, 8000, 'the end of the client connection');
+      await b.nthClose(1);
+      const next = await connect(b.cli.port);
+      await next.send(cf(2, Buffer.from('still alive')));
+      await until(() => next.data.toString() === 'still alive', 5000, 'the echo on a new connection');
+      await next.send(cf(8, closeBody(1000)));
+      await until(() => next.ended, 5000, 'the end of the new connection');
+    } finally {
+      await b.stop();
+      await target.close();
+    }
+  });
+});
+
 describe('bridge attack: counts', () => {
   test('messages sent after the target closed (before the client answers our close) are neither passed on nor counted', async () => {
     const target = await startTarget((s) => s.end());
