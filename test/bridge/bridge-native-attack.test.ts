@@ -361,6 +361,48 @@ describe('bridge attack: counts', () => {
   });
 });
 
+describe('bridge attack: every byte its own TCP write', () => {
+  test('headers, mask keys, 16-bit lengths, a character split across fragments, a ping and a close with a reason, one byte at a time', async () => {
+    const target = await startTarget(() => undefined);
+    const b = await startBridge(target, ['--text-as-binary']);
+    try {
+      const ws = await connect(b.cli.port);
+      ws.socket.setNoDelay(true);
+      const text = Buffer.from('a€😀', 'utf8');
+      const stream = Buffer.concat([
+        cf(2, Buffer.alloc(126, 9)),
+        cf(1, text.subarray(0, 3), false),
+        cf(9, Buffer.from('ping!')),
+        cf(0, text.subarray(3, 6), false),
+        cf(0, Buffer.alloc(0), false),
+        cf(0, text.subarray(6), true),
+        cf(2, Buffer.alloc(0)),
+        cf(8, closeBody(3001, 'bye ✓')),
+      ]);
+      for (let i = 0; i < stream.length; i++) {
+        await ws.send(stream.subarray(i, i + 1));
+        await sleep(1);
+      }
+      await until(() => ws.ended, 5000, 'the end of the client connection');
+      assert.equal(ws.frames.find((f) => f.opcode === 10)?.payload.toString(), 'ping!');
+      assert.equal(ws.closeCode(), 3001);
+      assert.equal(ws.close()?.payload.subarray(2).toString(), 'bye ✓');
+      const expected = Buffer.concat([Buffer.alloc(126, 9), text]);
+      await until(() => target.received[0]?.length >= expected.length, 5000, 'the bytes at the target');
+      assert.ok(target.received[0].equals(expected));
+      const ev = await b.nthClose(1);
+      assert.equal(ev.closedBy, 'client');
+      assert.equal(ev.closeCode, 3001);
+      assert.equal(ev.reason, 'bye ✓');
+      assert.equal(ev.messagesIn, 3);
+      assert.equal(ev.bytesIn, expected.length);
+    } finally {
+      await b.stop();
+      await target.close();
+    }
+  });
+});
+
 describe('bridge attack: timers', () => {
   /**
    * Pongs are what a browser sends by itself: counting them as traffic would
