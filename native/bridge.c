@@ -724,13 +724,14 @@ static void pump_down(tunnel_t *t) {
           continue;
         }
         if (n > 0) {
+          /* Counted first: a pipe with bytes in it is closed, never pooled for another bridge (give_pipe). */
+          b->piped = (uint32_t)n;
           take_buffer(d);
           if (!d->buf) {
             /* No memory for 10 bytes of header: the bytes in the pipe cannot be framed. */
             client_failed(t);
             continue;
           }
-          b->piped = (uint32_t)n;
           d->tail = frame_header(d->buf, (uint64_t)n);
           d->head = 0;
         }
