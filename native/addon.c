@@ -79,7 +79,9 @@ static void call_js(napi_env env, napi_value cb, void *context, void *data) {
   if (t->bridge) {
     set_str(env, r, "closedBy", bridge_closed_by(t), NAPI_AUTO_LENGTH);
     set_code(env, r, "closeCode", bridge_close_code(t));
-    if (bridge_reason(t)) set_str(env, r, "reason", bridge_reason(t), NAPI_AUTO_LENGTH);
+    size_t len;
+    const char *reason = bridge_reason(t, &len);
+    if (reason) set_str(env, r, "reason", reason, len);
   }
   napi_get_undefined(env, &undef);
   napi_call_function(env, undef, cb, 1, &r, NULL);

@@ -88,7 +88,9 @@ typedef struct bridge {
   uint8_t tcp_eof, tcp_shut, tcp_dead;
 
   int first_by, first_code;
+  /* Not a C string: a close reason may hold U+0000. */
   char *first_reason;
+  size_t first_reason_len;
 } bridge_t;
 
 static int pool[PIPE_POOL][2];
@@ -205,7 +207,11 @@ static void record(bridge_t *b, int by, int code, const char *reason, size_t len
   if (b->first_by >= 0) return;
   b->first_by = by;
   b->first_code = code;
-  b->first_reason = reason ? strndup(reason, len) : NULL;
+  if (!reason) return;
+  b->first_reason = malloc(len ? len : 1);
+  if (!b->first_reason) return;
+  memcpy(b->first_reason, reason, len);
+  b->first_reason_len = len;
 }
 
 /* Queues our close frame (sent at the next frame boundary); the first close recorded is the one reported. */
@@ -304,12 +310,18 @@ static void client_failed(tunnel_t *t) {
 
 static void tcp_gone(tunnel_t *t, int err) {
   bridge_t *b = t->bridge;
+  if (err) {
+    /*
+     * Nothing can be written to it any more: what the client sends is dropped. Also when a
+     * write fails after the target's FIN (it reset later): the bytes waiting would be retried
+     * forever, spinning the loop thread and stalling every connection on it.
+     */
+    b->tcp_dead = b->tcp_shut = 1;
+    t->d[0].head = t->d[0].tail = 0;
+  }
   if (b->tcp_eof) return;
   b->tcp_eof = 1;
   if (err) {
-    /* Nothing can be written to it any more: what the client sends is dropped. */
-    b->tcp_dead = b->tcp_shut = 1;
-    t->d[0].head = t->d[0].tail = 0;
     begin_close(t, BY_UPSTREAM, 1014, b->reset_reason, strlen(b->reset_reason));
   } else {
     begin_close(t, BY_UPSTREAM, 1000, b->eof_reason, strlen(b->eof_reason));
@@ -330,6 +342,8 @@ static void frame_done(tunnel_t *t) {
         return;
       }
       b->in_message = 0;
+      /* TCP is shut (the target left): the message was dropped, not passed on, and is not counted (as in bridge-connection.ts). */
+      if (b->tcp_shut) return;
       __atomic_store_n(&t->d[0].tr.frames, t->d[0].tr.frames + 1, __ATOMIC_RELAXED);
       __atomic_store_n(&t->d[0].tr.messages, t->d[0].tr.messages + 1, __ATOMIC_RELAXED);
       return;
@@ -360,8 +374,10 @@ static void frame_done(tunnel_t *t) {
       const char *reason = (const char *)b->cap + 2;
       size_t len = b->cap_len > 2 ? b->cap_len - 2u : 0;
       b->got_close = b->client_done = 1;
-      /* The reply carries the same code (and reason), as `ws` answers. */
-      begin_close(t, BY_CLIENT, code, reason, len);
+      /* The reply carries the same code (and reason), as `ws` answers; an empty reason is none, as bridge-connection.ts logs it. */
+      begin_close(t, BY_CLIENT, code, len ? reason : NULL, len);
+      /* An answer to our close frame, already out: both have passed, the FIN goes now (not at the grace period's end). */
+      maybe_shut_client(t);
       return;
     }
     case OP_PING:
@@ -521,7 +537,16 @@ static uint32_t parse(tunnel_t *t, uint8_t *p, uint32_t in, uint32_t n) {
 /* Parses what was read into d[0]'s buffer: the payloads to write to TCP are left there, counted. */
 static void take_in(tunnel_t *t, uint32_t from, uint32_t n) {
   direction_t *d = &t->d[0];
+  uint64_t messages = d->tr.messages;
   d->tail = parse(t, d->buf, from, n);
+  /*
+   * Activity for the idle timer is data, as bridge-connection.ts counts it: not control
+   * frames, or a client's automatic pongs to --heartbeat would keep it open forever.
+   */
+  if (d->tail || d->tr.messages != messages) {
+    t->active_mono = now_mono;
+    t->active_epoch = now_epoch;
+  }
   d->head = 0;
   if (t->bridge->tcp_shut) d->tail = 0;
   if (d->tail) __atomic_store_n(&d->bytes, d->bytes + d->tail, __ATOMIC_RELAXED);
@@ -533,7 +558,6 @@ static void pump_up(tunnel_t *t) {
   direction_t *d = &t->d[0];
   if (b->preloaded) {
     b->preloaded = 0;
-    t->active_mono = now_mono;
     take_in(t, 0, d->tail);
   }
   for (;;) {
@@ -598,8 +622,6 @@ static void pump_up(tunnel_t *t) {
       }
       continue;
     }
-    t->active_mono = now_mono;
-    t->active_epoch = now_epoch;
     if (into != sink) take_in(t, 4, 4 + (uint32_t)n);
     if (n < READ_MAX && !t->rdhup[SIDE_CLIENT]) d->readable = 0;
   }
@@ -656,14 +678,14 @@ static void pump_down(tunnel_t *t) {
     if (!d->sealed && (b->ctl_len || b->close_len)) {
       take_buffer(d);
       if (!d->buf) return;
-      if (b->ctl_len && !b->close_len) {
-        memcpy(d->buf, b->ctl, b->ctl_len);
-        d->tail = b->ctl_len;
-        b->ctl_len = 0;
-      } else {
-        memcpy(d->buf, b->close, b->close_len);
-        d->tail = b->close_len;
-        b->close_len = b->ctl_len = 0;
+      /* A pong owed for a ping that came before any close goes before our close frame (RFC 6455 5.5.2), as `ws` answers at once. */
+      memcpy(d->buf, b->ctl, b->ctl_len);
+      d->tail = b->ctl_len;
+      b->ctl_len = 0;
+      if (b->close_len) {
+        memcpy(d->buf + d->tail, b->close, b->close_len);
+        d->tail += b->close_len;
+        b->close_len = 0;
         d->sealed = 1;
       }
       continue;
@@ -702,13 +724,14 @@ static void pump_down(tunnel_t *t) {
           continue;
         }
         if (n > 0) {
+          /* Counted first: a pipe with bytes in it is closed, never pooled for another bridge (give_pipe). */
+          b->piped = (uint32_t)n;
           take_buffer(d);
           if (!d->buf) {
             /* No memory for 10 bytes of header: the bytes in the pipe cannot be framed. */
             client_failed(t);
             continue;
           }
-          b->piped = (uint32_t)n;
           d->tail = frame_header(d->buf, (uint64_t)n);
           d->head = 0;
         }
@@ -809,4 +832,7 @@ const char *bridge_closed_by(const tunnel_t *t) {
   return by == BY_CLIENT ? "client" : by == BY_GATEWAY ? "gateway" : "upstream";
 }
 int bridge_close_code(const tunnel_t *t) { return t->bridge->first_code; }
-const char *bridge_reason(const tunnel_t *t) { return t->bridge->first_reason; }
+const char *bridge_reason(const tunnel_t *t, size_t *len) {
+  *len = t->bridge->first_reason_len;
+  return t->bridge->first_reason;
+}

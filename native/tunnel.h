@@ -114,9 +114,9 @@ void bridge_gateway_close(tunnel_t *t, int code, const char *reason, size_t reas
 void bridge_tick(tunnel_t *t, uint64_t soon);
 void bridge_finish(tunnel_t *t);
 void bridge_free(tunnel_t *t);
-/* What the end report says of a bridge: who closed first, the code (-1: none) and the reason. */
+/* What the end report says of a bridge: who closed first, the code (-1: none) and the reason (NULL: none; *len bytes). */
 const char *bridge_closed_by(const tunnel_t *t);
 int bridge_close_code(const tunnel_t *t);
-const char *bridge_reason(const tunnel_t *t);
+const char *bridge_reason(const tunnel_t *t, size_t *len);
 
 #endif
