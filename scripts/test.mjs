@@ -25,12 +25,17 @@ const find = (p) =>
     ? readdirSync(p).sort().flatMap((f) => find(join(p, f)))
     : p.endsWith('.test.ts') ? [p] : [];
 const args = process.argv.slice(2);
+// A test file that leaves a socket or timer open after its last test would keep
+// its process, and so the whole run, alive forever: --test-force-exit ends each
+// file once its tests are done, and --test-timeout (which Node applies to each
+// file as a whole) turns a file stuck for 20 minutes into one failure that names it.
+const RUNNER = ['--import', 'tsx', '--test', '--test-reporter=spec', '--test-force-exit', '--test-timeout=1200000'];
 const files = (args.length ? args : ['test']).flatMap(find);
 if (!files.length) {
   console.error('no test files found');
   process.exit(1);
 }
-run(process.execPath, ['--import', 'tsx', '--test', '--test-reporter=spec', ...files]);
+run(process.execPath, [...RUNNER, ...files]);
 
 // Every test that opens a tunnel and ends it (WebSocket proxying, drain, idle close, close codes),
 // and the bridge's that move bytes (it has a native and a JavaScript engine too).
@@ -38,5 +43,5 @@ const TUNNEL_TESTS = /^test\/(gateway\/(websocket-[^/]*|tunnel-[^/]*|native-[^/]
 const tunnelFiles = files.filter((f) => TUNNEL_TESTS.test(f.split('\\').join('/')));
 if (tunnelFiles.length && process.env.PORTHOLE_TUNNEL !== 'js') {
   console.log(`\n# the tunnel tests again on the JavaScript tunnel (PORTHOLE_TUNNEL=js): ${tunnelFiles.length} files`);
-  run(process.execPath, ['--import', 'tsx', '--test', '--test-reporter=spec', ...tunnelFiles], { ...process.env, PORTHOLE_TUNNEL: 'js' });
+  run(process.execPath, [...RUNNER, ...tunnelFiles], { ...process.env, PORTHOLE_TUNNEL: 'js' });
 }
