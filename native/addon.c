@@ -119,13 +119,21 @@ static int adopt_fd(int fd) {
   return dup;
 }
 
-static int preload(napi_env env, tunnel_t *t, int side, napi_value buf) {
-  bool is;
-  if (napi_is_buffer(env, buf, &is) != napi_ok || !is) return 0;
-  void *data;
-  size_t len;
-  if (napi_get_buffer_info(env, buf, &data, &len) != napi_ok) return EINVAL;
-  return t->bridge ? bridge_preload(t, side, data, len) : tunnel_preload(t, side, data, len);
+/* A Buffer argument's bytes (none for anything else); -1 when it cannot be read. */
+static int buffer_arg(napi_env env, napi_value v, void **data, size_t *len) {
+  bool is = false;
+  *data = NULL;
+  *len = 0;
+  if (napi_is_buffer(env, v, &is) != napi_ok || !is) return 0;
+  return napi_get_buffer_info(env, v, data, len) == napi_ok ? 0 : -1;
+}
+
+static int preload(napi_env env, tunnel_t *t, int side, napi_value buf, napi_value preface) {
+  void *data, *pre;
+  size_t len, pre_len;
+  if (buffer_arg(env, buf, &data, &len) || buffer_arg(env, preface, &pre, &pre_len)) return EINVAL;
+  if (t->bridge) return len ? bridge_preload(t, side, data, len) : 0;
+  return tunnel_preload(t, side, pre, pre_len, data, len);
 }
 
 /* A string argument, malloc'd (NULL for anything else). */
@@ -141,12 +149,13 @@ static char *string_arg(napi_env env, napi_value v) {
 }
 
 /*
- * adopt(id, clientFd, upstreamFd, clientHead, upstreamHead, idleMs, pingMs, graceMs[, bridge]) -> handle
- * bridge: { app, eofReason, resetReason, textReason, textAsBinary } makes it a WebSocket->TCP bridge.
+ * adopt(id, clientFd, upstreamFd, clientHead, upstreamHead, idleMs, pingMs, graceMs[, bridge[, preface]]) -> handle
+ * bridge: { app, eofReason, resetReason, textReason, textAsBinary, preface } makes it a WebSocket->TCP bridge.
+ * preface (a tunnel's): bytes written to the client before the upstream's (its 101).
  */
 static napi_value adopt(napi_env env, napi_callback_info info) {
-  size_t argc = 9;
-  napi_value argv[9];
+  size_t argc = 10;
+  napi_value argv[10];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (!started) {
     napi_throw_error(env, "PH_NATIVE", "init() first");
@@ -193,8 +202,11 @@ static napi_value adopt(napi_env env, napi_callback_info info) {
     free(reset);
     free(text);
   }
-  if (!err) err = preload(env, t, SIDE_CLIENT, argv[3]);
-  if (!err) err = preload(env, t, SIDE_UPSTREAM, argv[4]);
+  napi_value none;
+  CHECK(napi_get_undefined(env, &none));
+  if (!err) err = preload(env, t, SIDE_CLIENT, argv[3], none);
+  /* A tunnel's preface: the client's 101, written by the loop before the upstream's first bytes. */
+  if (!err) err = preload(env, t, SIDE_UPSTREAM, argv[4], argc >= 10 ? argv[9] : none);
   if (!err) err = loop_command(CMD_ADOPT, t, 0, NULL, 0);
   if (err) {
     close(c);

@@ -121,18 +121,20 @@ static void note_close(tunnel_t *t, direction_t *d) {
   if (t->first_close < 0) t->first_close = d->src;
 }
 
-int tunnel_preload(tunnel_t *t, int src, const uint8_t *p, size_t len) {
+int tunnel_preload(tunnel_t *t, int src, const uint8_t *preface, size_t preface_len, const uint8_t *p, size_t len) {
   direction_t *d = &t->d[src];
-  if (!len || d->buf) return 0;
+  if ((!len && !preface_len) || d->buf) return 0;
   /* Runs on the JavaScript thread, before adoption: its own buffer, not the loop's pool. */
-  size_t cap = len + 4 * CONTROL_MAX > BUF_CAP ? len + 4 * CONTROL_MAX : BUF_CAP;
-  d->buf = malloc(cap);
+  size_t need = preface_len + len + 4 * CONTROL_MAX;
+  d->buf = malloc(need > BUF_CAP ? need : BUF_CAP);
   if (!d->buf) return ENOMEM;
   d->own = 1;
-  memcpy(d->buf, p, len);
+  /* The preface (the client's 101) is the gateway's: neither tracked as frames nor counted. */
+  if (preface_len) memcpy(d->buf, preface, preface_len);
+  if (len) memcpy(d->buf + preface_len, p, len);
   tracker_consume(&d->tr, p, len, 0);
   note_close(t, d);
-  d->tail = (uint32_t)len;
+  d->tail = (uint32_t)(preface_len + len);
   d->bytes += len;
   return 0;
 }

@@ -79,8 +79,11 @@ typedef struct tunnel {
 /* Starts the loop thread; report(t) is called on it when a tunnel ends. Returns 0 or an errno. */
 int loop_start(void (*report)(tunnel_t *t));
 tunnel_t *tunnel_new(int id, int client_fd, int upstream_fd, uint32_t idle_ms, uint32_t ping_ms, uint32_t grace_ms);
-/* Bytes that Node already read: tracked and queued before anything the loop reads. Before adopt only. */
-int tunnel_preload(tunnel_t *t, int src, const uint8_t *p, size_t len);
+/*
+ * Bytes that Node already read: tracked and queued before anything the loop reads,
+ * behind `preface` (bytes of the gateway's own, written first). Before adopt only.
+ */
+int tunnel_preload(tunnel_t *t, int src, const uint8_t *preface, size_t preface_len, const uint8_t *p, size_t len);
 void tunnel_free(tunnel_t *t);
 
 enum { CMD_ADOPT, CMD_CLOSE, CMD_DESTROY, CMD_RELEASE };

@@ -13,8 +13,11 @@ import type { TunnelCounts } from './tunnel-close.js';
 /** The addon's functions (native/addon.c). */
 export interface NativeBinding {
   init(onEnd: (report: NativeEndReport) => void): void;
-  /** With `bridge`, the pair is a WebSocket->TCP bridge (native/bridge.c) rather than a tunnel. */
-  adopt(id: number, clientFd: number, upstreamFd: number, clientHead: Buffer | null, upstreamHead: Buffer | null, idleMs: number, pingMs: number, graceMs: number, bridge?: NativeBridgeSpec): object;
+  /**
+   * With `bridge`, the pair is a WebSocket->TCP bridge (native/bridge.c) rather than a tunnel.
+   * A tunnel's `preface` (its 101) is written to the client before the upstream's bytes.
+   */
+  adopt(id: number, clientFd: number, upstreamFd: number, clientHead: Buffer | null, upstreamHead: Buffer | null, idleMs: number, pingMs: number, graceMs: number, bridge?: NativeBridgeSpec, preface?: Buffer): object;
   close(handle: object, code: number, reason: string): void;
   destroy(handle: object): void;
   release(handle: object): void;

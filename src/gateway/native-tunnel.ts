@@ -90,6 +90,7 @@ export function adoptPair(
   upstreamHead: Buffer,
   timers: { idleMs: number; pingMs: number; graceMs: number },
   bridge?: NativeBridgeSpec,
+  preface?: Buffer,
 ): { handle: object } | { error: Error; heads: [Buffer, Buffer] } {
   const b = binding();
   const c = client as HandleSocket;
@@ -98,7 +99,7 @@ export function adoptPair(
   const uHead = takeBuffered(u, upstreamHead);
   let handle: object;
   try {
-    handle = b.adopt(owner.id, c._handle!.fd!, u._handle!.fd!, cHead, uHead, timers.idleMs, timers.pingMs, timers.graceMs, bridge);
+    handle = b.adopt(owner.id, c._handle!.fd!, u._handle!.fd!, cHead, uHead, timers.idleMs, timers.pingMs, timers.graceMs, bridge, preface);
   } catch (err) {
     return { error: err as Error, heads: [cHead ?? Buffer.alloc(0), uHead ?? Buffer.alloc(0)] };
   }
@@ -149,14 +150,16 @@ export class NativeTunnel {
    * go first, the addon dup()s the fds, then Node's sockets are destroyed —
    * closing Node's fd leaves the connection open on the dup, and libuv drops
    * its epoll registration. All in one tick: libuv reads nothing in between.
-   * Returns null once adopted; when the addon cannot take them (no fd left
-   * for the dup: EMFILE), the sockets are untouched and the heads to go on
-   * with in a JavaScript tunnel are returned (Node's buffered bytes included).
+   * `preface` (the client's 101) is written by the addon, before the
+   * upstream's first bytes. Returns null once adopted; when the addon cannot
+   * take them (no fd left for the dup: EMFILE), the sockets are untouched,
+   * nothing is written, and the heads to go on with in a JavaScript tunnel are
+   * returned (Node's buffered bytes included).
    */
-  start(clientHead: Buffer, upstreamHead: Buffer): [Buffer, Buffer] | null {
+  start(clientHead: Buffer, upstreamHead: Buffer, preface?: Buffer): [Buffer, Buffer] | null {
     const upstream = this.upstream!;
     this.upstream = null;
-    const r = adoptPair(this, this.client as Socket, upstream, clientHead, upstreamHead, { idleMs: this.opts.idleMs, pingMs: this.opts.pingMs, graceMs: this.opts.closeGraceMs ?? 3000 });
+    const r = adoptPair(this, this.client as Socket, upstream, clientHead, upstreamHead, { idleMs: this.opts.idleMs, pingMs: this.opts.pingMs, graceMs: this.opts.closeGraceMs ?? 3000 }, undefined, preface);
     if ('error' in r) {
       emit('error', { code: 'PH_ERR_NATIVE_TUNNEL', message: `${this.info.app}: the native tunnel cannot take this connection (${r.error.message}); it goes through the JavaScript tunnel`, app: this.info.app, gateway: this.info.gateway });
       return r.heads;

@@ -103,10 +103,9 @@ function connect(gw: GatewayCore, req: IncomingMessage, socket: Duplex, head: Bu
     let response = `HTTP/1.1 101 ${res.statusMessage || 'Switching Protocols'}\r\n`;
     const raw = res.rawHeaders;
     for (let i = 0; i < raw.length; i += 2) response += `${raw[i]}: ${raw[i + 1]}\r\n`;
-    // Header values are the upstream's bytes read as latin1: written back the same way, not as UTF-8.
-    socket.write(`${response}\r\n`, 'latin1');
     emit('upgrade', { gateway: gw.id, app, path, accepted: true, status: 101, ms: Math.round((performance.now() - started) * 1000) / 1000, protocol: wsProtocol(req) });
-    splice(gw, socket, upSocket, head, upHead, route, path);
+    // Header values are the upstream's bytes read as latin1: written back the same way, not as UTF-8.
+    splice(gw, socket, upSocket, head, upHead, route, path, `${response}\r\n`);
   });
 
   upReq.on('response', (res: IncomingMessage) => {
@@ -234,19 +233,21 @@ function destroySelf(this: Duplex): void {
  * made inside the upgrade handler would keep the whole handshake (request,
  * header lists, upstream request) alive for as long as the tunnel lives.
  */
-function splice(gw: GatewayCore, client: Duplex, upstream: Socket, clientHead: Buffer, upstreamHead: Buffer, route: Match['route'], path: string): void {
+function splice(gw: GatewayCore, client: Duplex, upstream: Socket, clientHead: Buffer, upstreamHead: Buffer, route: Match['route'], path: string, response: string): void {
   const info = { app: route.app.name, path, gateway: gw.id, client: peerOf(client as Socket) };
   const opts = { idleMs: route.idleMs, pingMs: route.pingMs, onEnd: (t: OpenTunnel) => gw.tunnels.delete(t) };
   // Native only between two plain sockets: TLS and HTTP/2 streams have no fd carrying the WebSocket bytes.
+  // The addon writes the 101 itself, first: nothing is queued in Node for the socket it takes.
   if (gw.tunnelEngine === 'native' && adoptable(client) && adoptable(upstream)) {
     const native = new NativeTunnel(client, upstream, info, opts);
-    const left = native.start(clientHead, upstreamHead);
+    const left = native.start(clientHead, upstreamHead, Buffer.from(response, 'latin1'));
     if (left === null) {
       gw.tunnels.add(native);
       return;
     }
     [clientHead, upstreamHead] = left;
   }
+  client.write(response, 'latin1');
   const tunnel = new Tunnel(client, upstream, info, opts);
   gw.tunnels.add(tunnel);
   tunnel.start(clientHead, upstreamHead);
