@@ -499,6 +499,12 @@ int loop_command(int kind, tunnel_t *t, int code, const char *reason, size_t rea
   else queue_head = c;
   queue_tail = c;
   pthread_mutex_unlock(&queue_lock);
+  /*
+   * A release needs no wake: it frees memory only (the fds closed at the end), and
+   * waits for the loop's next round, which every socket event or timer brings. One
+   * thread switch less per tunnel.
+   */
+  if (kind == CMD_RELEASE) return 0;
   uint64_t one = 1;
   if (write(wakefd, &one, sizeof one) < 0) return errno;
   return 0;
