@@ -75,10 +75,13 @@ export function poolFor(t: Target, connectMs: number): Pool {
     pool = new Pool(origin, {
       factory: clientFactory as unknown as Pool.Options['factory'],
       // As the agent: up to 256 connections, idle ones closed after 4 s (before the usual 5 s
-      // server keep-alive timeout, so a request rarely picks a connection being closed).
+      // server keep-alive timeout, so a request rarely picks a connection being closed). Never
+      // longer, whatever an upstream's `Keep-Alive: timeout=…` offers (undici would keep an
+      // idle connection for as long as it says, minus 2 s).
       connections: 256,
       pipelining: 1,
       keepAliveTimeout: 4000,
+      keepAliveMaxTimeout: 4000,
       // The gateway times the response head itself (route.responseMs); a body may take as long
       // as it takes (event streams, long downloads).
       headersTimeout: 0,

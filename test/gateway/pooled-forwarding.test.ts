@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import { describe, test } from 'node:test';
 import { rawUpstream, request } from '../helpers/http.js';
-import { httpUpstream, startGateway } from '../helpers/net.js';
+import { httpUpstream, listen, startGateway } from '../helpers/net.js';
 
 describe('GETs through the pool', () => {
   test('an interim 100 Continue before the answer to a GET: the client gets the answer', async () => {
@@ -89,4 +89,25 @@ describe('GETs through the pool', () => {
       await up.close();
     }
   });
+});
+
+test('an idle upstream connection is closed after about 4 s, even when the upstream offers to keep it for 10 minutes', async () => {
+  const up = http.createServer({ keepAliveTimeout: 600_000 }, (_req, res) => res.end('ok'));
+  const closedAt: number[] = [];
+  up.on('connection', (s) => s.on('close', () => closedAt.push(Date.now())));
+  const port = await listen(up);
+  const g = await startGateway({ apps: [{ name: 'long', port }] });
+  try {
+    const r = await request(`${g.url}/long/`);
+    assert.equal(r.headers['keep-alive'], undefined, 'hop-by-hop, not relayed');
+    const answered = Date.now();
+    for (let i = 0; i < 160 && closedAt.length === 0; i++) await new Promise((ok) => setTimeout(ok, 50));
+    assert.equal(closedAt.length, 1, 'the gateway closed its idle connection to the upstream');
+    const idle = closedAt[0] - answered;
+    assert.ok(idle >= 3000 && idle < 6000, `closed after ${idle} ms idle`);
+  } finally {
+    await g.close();
+    up.closeAllConnections();
+    await new Promise((ok) => up.close(ok));
+  }
 });
