@@ -4,17 +4,19 @@
  * whole, upstream connections are reused, and a failure before the response
  * head becomes a 502/503/504 page (or JSON) that says what went wrong.
  */
-import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
+import { STATUS_CODES, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { relay } from './relay-body.js';
-import { AppWakingError, PortholeError, RequestAbortedError, UpstreamBadResponseError, UpstreamResetError, upstreamError } from '../errors.js';
+import { errors, type Dispatcher } from 'undici';
+import { AppWakingError, PortholeError, RequestAbortedError, UpstreamBadResponseError, UpstreamConnectTimeoutError, UpstreamResetError, UpstreamTimeoutError, upstreamError } from '../errors.js';
 import { emit } from '../events.js';
 import type { GatewayCore } from './core.js';
 import { sendHttpError } from './error-response.js';
 import { downstreamResponseHeaders, duplicateHost, requestFraming, unsupportedVersion, upstreamRequestHeaders, type Framing } from './headers.js';
-import type { Match } from './router.js';
+import type { Match, Target } from './router.js';
 import { onResponseDone } from './response-done.js';
 import { upstreamRequest } from './upstream-request.js';
+import { onReusedConnection, poolable, poolFor } from './upstream-pool.js';
 import { sendWakingPage } from './waking-page.js';
 import { peerRefusal, trustsForwarded } from './peer.js';
 
@@ -75,10 +77,209 @@ export function forwardHttp(gw: GatewayCore, req: IncomingMessage, res: ServerRe
 }
 
 function send(gw: GatewayCore, req: IncomingMessage, res: ServerResponse, match: Match, framing: Framing, fail: (err: PortholeError) => void, mayRetry: boolean): void {
+  const method = req.method ?? 'GET';
+  const headers = upstreamRequestHeaders(req, { match, proto: gw.proto(req), trustForwarded: trustsForwarded(gw, req), upgrade: false, framing });
+  if (framing.kind === 'none' && (method === 'GET' || method === 'OPTIONS') && poolable(match.target)) {
+    sendPooled(gw, req, res, match, framing, fail, mayRetry, headers);
+  } else {
+    sendWithRequest(gw, req, res, match, framing, fail, mayRetry, headers);
+  }
+}
+
+function sendPooled(gw: GatewayCore, req: IncomingMessage, res: ServerResponse, match: Match, framing: Framing, fail: (err: PortholeError) => void, mayRetry: boolean, headers: string[]): void {
+  const exchange = new PooledExchange(gw, req, res, match, framing, fail, mayRetry, headers);
+  poolFor(match.target, match.route.connectMs).dispatch({ method: req.method ?? 'GET', path: match.path, headers }, exchange as unknown as Dispatcher.DispatchHandler);
+}
+
+/**
+ * One request through an undici pool (upstream-pool.ts), as a raw dispatch handler: the
+ * response head arrives as bytes (read as latin1, as Node's parser reads them), the body is
+ * written to the client as it comes and the connection paused while the client is slow. The
+ * same behaviour as the http.request path: the response timer from the moment the request is
+ * written, a 101 or an unrelayable head answered 502, a peer's refusal, one retry of a reset on
+ * a reused connection, the upstream request cancelled when the client leaves.
+ */
+class PooledExchange {
+  private abort: ((err?: Error) => void) | null = null;
+  private resume: (() => void) | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private answered = false;
+  private gone = false;
+  private reused = false;
+  private readonly keepClientGone: () => void;
+
+  constructor(
+    private readonly gw: GatewayCore,
+    private readonly req: IncomingMessage,
+    private readonly res: ServerResponse,
+    private readonly match: Match,
+    private readonly framing: Framing,
+    private readonly fail: (err: PortholeError) => void,
+    private readonly mayRetry: boolean,
+    private readonly headers: string[],
+  ) {
+    this.keepClientGone = onResponseDone(res, () => this.clientGone());
+  }
+
+  private clientGone(): void {
+    if (this.res.writableFinished) return;
+    this.gone = true;
+    this.clearTimer();
+    // Not written yet (waiting for a connection): aborted as soon as it would be (onConnect).
+    if (this.abort !== null) this.abort();
+  }
+
+  private clearTimer(): void {
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+  }
+
+  /** The request is about to be written on a connected socket. */
+  onConnect(abort: (err?: Error) => void): void {
+    this.abort = abort;
+    this.reused = onReusedConnection(this);
+    if (this.gone) return abort();
+    const ms = this.match.route.responseMs;
+    // 0 means no limit, as for the other timeouts.
+    if (ms > 0) this.timer = setTimeout(pooledResponseTimedOut, ms, this);
+  }
+
+  /** Called by the response timer. */
+  timedOut(): void {
+    this.timer = null;
+    const { route, target } = this.match;
+    this.abort?.(new UpstreamTimeoutError(`${route.app.name}: upstream ${target.label} sent no response in ${route.responseMs / 1000} s`, { app: route.app.name }));
+  }
+
+  onHeaders(status: number, raw: Buffer[], resume: () => void, statusText: string): boolean {
+    // An interim answer (103 Early Hints): not relayed, as before; the response timer runs on.
+    // Below 100 is no status at all: writeHead refuses it, and the client gets a 502.
+    if (status >= 100 && status < 200 && status !== 101) return true;
+    this.clearTimer();
+    const { match, res } = this;
+    const { route, target } = match;
+    const app = route.app.name;
+    if (status === 101) {
+      // A 101 without Connection: Upgrade (with it, undici fails the request as a bad upgrade):
+      // a 101 relayed to a client that asked for none would hang it.
+      this.abort!(new UpstreamBadResponseError(`${app}: upstream ${target.label} answered 101 Switching Protocols to a request that asked for no upgrade`, { app }));
+      return false;
+    }
+    const list: string[] = new Array(raw.length);
+    let sized = false;
+    for (let i = 0; i < raw.length; i += 2) {
+      const name = raw[i].toString('latin1');
+      if (name.length === 14 && name.toLowerCase() === 'content-length') sized = true;
+      list[i] = name;
+      list[i + 1] = raw[i + 1].toString('latin1');
+    }
+    if (route.peer) {
+      const refused = peerRefusal(app, target, status, headerObject(list));
+      if (refused) {
+        this.abort!(refused);
+        return false;
+      }
+    }
+    try {
+      res.writeHead(status, reasonOf(statusText, status), downstreamResponseHeaders(list, match) as unknown as Record<string, string>);
+    } catch (err) {
+      // An answer the parser took but Node will not repeat (a status below 100, a header value
+      // it refuses): the upstream's fault, answered as one — never a crash of the gateway.
+      for (const name of res.getHeaderNames()) res.removeHeader(name);
+      this.abort!(new UpstreamBadResponseError(`${app}: upstream ${target.label} sent a response that cannot be relayed (${(err as Error).message})`, { app, cause: err }));
+      return false;
+    }
+    this.answered = true;
+    this.resume = resume;
+    // A streamed answer (event stream, chunked) sends its head at once, so the client sees it
+    // before the first event; a sized one leaves with its body, in one packet.
+    if (!sized) res.flushHeaders();
+    return true;
+  }
+
+  onData(chunk: Buffer): boolean {
+    const res = this.res;
+    if (res.write(chunk) || res.destroyed) return true;
+    // The client reads slower than the upstream sends: the upstream connection is paused.
+    res.once('drain', this.resume!);
+    return false;
+  }
+
+  onComplete(): void {
+    if (!this.res.destroyed) this.res.end();
+  }
+
+  onError(err: Error): void {
+    this.clearTimer();
+    const { match, res } = this;
+    const { route, target } = match;
+    const app = route.app.name;
+    if (this.answered) {
+      // Cut mid-body: the client's connection is cut too (it must not take half a body for a whole one).
+      if (!this.gone && !res.writableFinished) this.fail(new UpstreamResetError(`${app}: upstream ${target.label} broke off the response body`, { app, cause: err }));
+      return;
+    }
+    this.keepClientGone();
+    // Our own abort (the client left): nothing to answer.
+    if (this.gone || res.destroyed) return;
+    const code = (err as NodeJS.ErrnoException).code;
+    // A request undici refuses to write (a header or path it does not take) goes the way every
+    // request went before, through http.request, which sends it or refuses it as it did. So
+    // does an exchange undici gave up on an interim 100 Continue (Node's client waits for the
+    // final answer); only idempotent requests come here, safe to send again.
+    if ((this.abort === null && (code === 'UND_ERR_INVALID_ARG' || code === 'UND_ERR_NOT_SUPPORTED' || code === 'UND_ERR_DESTROYED' || code === 'UND_ERR_CLOSED')) || (code === 'UND_ERR_SOCKET' && err.message === 'bad response')) {
+      return sendWithRequest(this.gw, this.req, res, match, this.framing, this.fail, this.mayRetry, this.headers);
+    }
+    // A kept-alive connection the upstream closed just as we reused it: one retry (what
+    // browsers and Node's client path do too).
+    const closed = code === 'ECONNRESET' || code === 'EPIPE' || (code === 'UND_ERR_SOCKET' && err.message !== 'bad upgrade');
+    if (this.mayRetry && this.reused && closed) return sendPooled(this.gw, this.req, res, match, this.framing, this.fail, false, this.headers);
+    this.fail(pooledError(err, app, target, route.connectMs));
+  }
+
+  onUpgrade(): void {}
+}
+
+function pooledResponseTimedOut(exchange: PooledExchange): void {
+  exchange.timedOut();
+}
+
+/** undici's failures as the gateway's errors, with the messages of the http.request path. */
+function pooledError(err: Error, app: string, target: Target, connectMs: number): PortholeError {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'UND_ERR_CONNECT_TIMEOUT') return new UpstreamConnectTimeoutError(`${app}: connecting to ${target.label} timed out after ${connectMs / 1000} s`, { app, cause: err });
+  if (code === 'UND_ERR_SOCKET') {
+    if (err.message === 'bad upgrade') return new UpstreamBadResponseError(`${app}: upstream ${target.label} answered 101 Switching Protocols to a request that asked for no upgrade`, { app });
+    return new UpstreamResetError(`${app}: upstream ${target.label} closed the connection before answering`, { app, cause: err });
+  }
+  if (code === 'UND_ERR_HEADERS_OVERFLOW' || err instanceof errors.HTTPParserError) return new UpstreamBadResponseError(`${app}: upstream ${target.label} answered with something that is not HTTP`, { app, cause: err });
+  return upstreamError(err, app, target.label);
+}
+
+/**
+ * The reason phrase as sent: undici decodes it as UTF-8, Node (and the client) read its bytes
+ * as latin1, so the bytes of a non-ASCII phrase are put back.
+ */
+function reasonOf(text: string, status: number): string {
+  if (text === '') return STATUS_CODES[status] || 'Unknown';
+  return Buffer.byteLength(text) === text.length ? text : Buffer.from(text).toString('latin1');
+}
+
+/** A header list as Node's `headers` object (names lower-cased, repeats joined), for peerRefusal(). */
+function headerObject(list: string[]): IncomingHttpHeaders {
+  const out: Record<string, string> = {};
+  for (let i = 0; i < list.length; i += 2) {
+    const name = list[i].toLowerCase();
+    out[name] = out[name] === undefined ? list[i + 1] : `${out[name]}, ${list[i + 1]}`;
+  }
+  return out;
+}
+
+/** Through Node's http.request and the target's keep-alive agent: every request undici does not take. */
+function sendWithRequest(gw: GatewayCore, req: IncomingMessage, res: ServerResponse, match: Match, framing: Framing, fail: (err: PortholeError) => void, mayRetry: boolean, headers: string[]): void {
   const { route, target } = match;
   const app = route.app.name;
   const method = req.method ?? 'GET';
-  const headers = upstreamRequestHeaders(req, { match, proto: gw.proto(req), trustForwarded: trustsForwarded(gw, req), upgrade: false, framing });
   const upReq = upstreamRequest({ target, app, method, path: match.path, headers, connectMs: route.connectMs, responseMs: route.responseMs, pooled: true });
   let answered = false;
 
@@ -154,7 +355,7 @@ function send(gw: GatewayCore, req: IncomingMessage, res: ServerResponse, match:
     // when the request has no body and is idempotent (what browsers and undici do too).
     const code = (err as NodeJS.ErrnoException).code;
     if (mayRetry && upReq.reusedSocket && (code === 'ECONNRESET' || code === 'EPIPE') && IDEMPOTENT.has(method) && framing.kind === 'none') {
-      return send(gw, req, res, match, framing, fail, false);
+      return sendWithRequest(gw, req, res, match, framing, fail, false, headers);
     }
     fail(upstreamError(err, app, target.label));
   });

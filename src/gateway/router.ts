@@ -15,6 +15,7 @@ import { bridgeSpecOf, isBridgeOnly, type BridgeSpec } from './bridge.js';
 import { parseHostHeader, type HostHeader } from './host-header.js';
 import { HostPolicy } from './host-policy.js';
 import { peerResponseMs, peerTarget, type PeerTarget } from './peer.js';
+import { destroyPools, poolsOf } from './upstream-pool.js';
 
 /** Where bytes for an app go. */
 export interface Target {
@@ -34,7 +35,10 @@ export interface Target {
   ca?: string;
   /** Shown in logs and error messages. */
   label: string;
-  /** Keep-alive connections for plain HTTP to this target. */
+  /**
+   * Keep-alive connections for plain HTTP to this target; it also holds the target's undici
+   * pools (upstream-pool.ts), forgotten with it.
+   */
   agent: http.Agent;
 }
 
@@ -164,6 +168,13 @@ export class AgentPool {
     return this.agents.size;
   }
 
+  /** How many undici pools the held agents carry (tests). */
+  get pools(): number {
+    let n = 0;
+    for (const a of this.agents.values()) n += poolsOf(a);
+    return n;
+  }
+
   /**
    * Forgets the agents a new snapshot does not use: apps that change ports and
    * nodes that come back at new addresses would otherwise leave one behind each
@@ -175,7 +186,10 @@ export class AgentPool {
   }
 
   destroy(): void {
-    for (const a of this.agents.values()) a.destroy();
+    for (const a of this.agents.values()) {
+      a.destroy();
+      destroyPools(a);
+    }
     this.agents.clear();
   }
 }

@@ -48,3 +48,24 @@ test('a reload drops the agents no route uses any more; a request in flight thro
   assert.equal(await (await fetch(`${url}/app/x`)).text(), 'answered /x');
   assert.ok(agentsOf(gateway) <= 1, `agents: ${agentsOf(gateway)}`);
 });
+
+test('the undici pools of body-less GETs go with their agent when a reload stops using it', async (t) => {
+  const up = http.createServer((req, res) => res.end(`answered ${req.url}`));
+  await new Promise<void>((ok) => up.listen(0, '127.0.0.1', ok));
+  t.after(() => up.close());
+  const port = (up.address() as AddressInfo).port;
+  const gateway = new Gateway({ apps: [{ name: 'app', port }] });
+  const { url } = await gateway.listen('127.0.0.1', 0);
+  t.after(() => gateway.close());
+  const poolsOf = (g: Gateway): number => (g as unknown as { agents: { pools: number } }).agents.pools;
+
+  assert.equal(poolsOf(gateway), 0, 'no pool before a request');
+  assert.equal(await (await fetch(`${url}/app/a`)).text(), 'answered /a');
+  assert.equal(poolsOf(gateway), 1);
+  // Another port: the old agent, and its pool, are forgotten.
+  gateway.reload({ apps: [{ name: 'app', port: port + 1 }] });
+  assert.equal(poolsOf(gateway), 0);
+  gateway.reload({ apps: [{ name: 'app', port }] });
+  assert.equal(await (await fetch(`${url}/app/b`)).text(), 'answered /b');
+  assert.equal(poolsOf(gateway), 1);
+});
