@@ -16,7 +16,7 @@ import { downstreamResponseHeaders, duplicateHost, requestFraming, unsupportedVe
 import type { Match, Target } from './router.js';
 import { onResponseDone } from './response-done.js';
 import { upstreamRequest } from './upstream-request.js';
-import { onReusedConnection, poolable, poolFor } from './upstream-pool.js';
+import { onReusedConnection, peerReset, poolable, poolFor } from './upstream-pool.js';
 import { sendWakingPage } from './waking-page.js';
 import { peerRefusal, trustsForwarded } from './peer.js';
 
@@ -209,7 +209,8 @@ class PooledExchange {
     if (!this.res.destroyed) this.res.end();
   }
 
-  onError(err: Error): void {
+  onError(error: Error): void {
+    const err = peerReset(error);
     this.clearTimer();
     const { match, res } = this;
     const { route, target } = match;

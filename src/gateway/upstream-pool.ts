@@ -14,6 +14,7 @@
  * idle pooled connections close after 4 s, as the agent's do.
  */
 import type http from 'node:http';
+import type { Socket } from 'node:net';
 import { Client, Pool, type Dispatcher } from 'undici';
 import type { Target } from './router.js';
 
@@ -44,10 +45,45 @@ function freshConnection(this: Counted): void {
   this[kUses] = 0;
 }
 
+/**
+ * The code a reset from the upstream (ECONNRESET) carries while undici handles it; the
+ * handler reads it back as ECONNRESET (peerReset()).
+ *
+ * undici 7.30 reads a reset on a connection whose response has no keep-alive (no length and
+ * no chunking, `Connection: close`, HTTP/1.0) as the end of that response (macOS resets after
+ * a whole body, its comment says). A body delimited by the connection's close then reached the
+ * client as whole when it had been broken off; and on a connection paused for a slow client,
+ * its parser failed an assertion, an exception that ended the gateway. Node's client (the
+ * http.request path) reads a reset as a broken response, and so does the gateway now: the
+ * listener below comes before undici's on every pooled connection and renames the reset, which
+ * undici then fails the exchange with, as it does any other socket error.
+ */
+const PEER_RESET = 'PH_UPSTREAM_ECONNRESET';
+
+function renameReset(err: NodeJS.ErrnoException): void {
+  if (err.code === 'ECONNRESET') err.code = PEER_RESET;
+}
+
+/** An error undici passed on, with a reset's code put back (renameReset()). */
+export function peerReset(err: Error): Error {
+  const e = err as NodeJS.ErrnoException;
+  if (e.code === PEER_RESET) e.code = 'ECONNRESET';
+  return err;
+}
+
+type Connector = (options: object, callback: (err: Error | null, socket: Socket | null) => void) => void;
+
 // Each pooled client counts the requests of its current connection (a Client holds one
 // connection at a time; 'connect' announces a new one before any request is written on it).
-function clientFactory(origin: URL, opts: object): Dispatcher {
-  const client = new Client(origin, opts as Client.Options) as Counted;
+function clientFactory(origin: URL, opts: { connect: Connector }): Dispatcher {
+  const connect = opts.connect;
+  const connectFirst: Connector = (options, callback) =>
+    connect(options, (err, socket) => {
+      // Called before undici adds its own listeners to the new connection.
+      if (socket !== null && socket !== undefined) socket.on('error', renameReset);
+      callback(err, socket);
+    });
+  const client = new Client(origin, { ...opts, connect: connectFirst } as unknown as Client.Options) as Counted;
   client[kUses] = 0;
   client.on('connect', freshConnection);
   const dispatch = client.dispatch;

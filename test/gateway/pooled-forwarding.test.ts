@@ -7,9 +7,10 @@
  */
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import net from 'node:net';
 import { describe, test } from 'node:test';
 import { rawUpstream, request } from '../helpers/http.js';
-import { httpUpstream, listen, startGateway } from '../helpers/net.js';
+import { httpUpstream, listen, sleep, startGateway } from '../helpers/net.js';
 
 describe('GETs through the pool', () => {
   test('an interim 100 Continue before the answer to a GET: the client gets the answer', async () => {
@@ -110,4 +111,62 @@ test('an idle upstream connection is closed after about 4 s, even when the upstr
     up.closeAllConnections();
     await new Promise((ok) => up.close(ok));
   }
+});
+
+describe('upstream faults on pooled GETs', () => {
+  test('a body delimited by the connection close that ends in a reset is cut at the client, not ended as whole', async () => {
+    // No Content-Length, no chunking: the body runs until the upstream closes. A FIN ends it; a
+    // reset (the app killed, a connection torn down) breaks it off, and the client must see that.
+    const up = await rawUpstream((s) =>
+      s.once('data', () => {
+        s.write('HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Type: text/plain\r\n\r\nthe first half of a bo');
+        setTimeout(() => s.resetAndDestroy(), 150);
+      }),
+    );
+    const g = await startGateway({ apps: [{ name: 'eof', port: up.port }] });
+    try {
+      for (const method of ['GET', 'DELETE']) {
+        // DELETE takes http.request, GET the pool: both tell the client the body broke off.
+        await assert.rejects(request(`${g.url}/eof/x`, { method, timeoutMs: 10_000 }), (err: Error) => {
+          assert.doesNotMatch(err.message, /no complete answer/, `${method}: the client hung`);
+          return true;
+        }, `${method}: a truncated body was ended as a whole one`);
+      }
+      assert.equal((await request(`${g.url}/_porthole/health`)).status, 200);
+    } finally {
+      await g.close();
+      await up.close();
+    }
+  });
+
+  test('an upstream reset while the client is slow and the pooled connection paused: the gateway serves on', async () => {
+    // A close-delimited event stream, sent in small pieces, then a reset.
+    const up = await rawUpstream((s) =>
+      s.once('data', () => {
+        s.write('HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Type: text/event-stream\r\n\r\n');
+        let n = 0;
+        const tick = setInterval(() => {
+          if (++n <= 24) return void s.write(`data: ${'x'.repeat(1000)}\n\n`);
+          clearInterval(tick);
+          s.resetAndDestroy();
+        }, 5);
+      }),
+    );
+    const hold = await httpUpstream(() => {}); // never answers
+    const g = await startGateway({ apps: [{ name: 'rst', port: up.port }, { name: 'hold', port: hold.port }] });
+    const client = net.connect(g.port, '127.0.0.1');
+    client.on('error', () => {});
+    try {
+      // Pipelined behind a response that never comes: the stream's response waits in the
+      // gateway, whose writes to it report backpressure after 16 KiB, and the upstream connection
+      // is paused with a few pieces still to read when the reset comes.
+      client.write('GET /hold/ HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\nGET /rst/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
+      await sleep(600);
+      assert.equal((await request(`${g.url}/_porthole/health`)).status, 200, 'the gateway is still up');
+    } finally {
+      client.destroy();
+      await g.close();
+      await Promise.all([up.close(), hold.close()]);
+    }
+  });
 });
