@@ -253,7 +253,9 @@ function pooledError(err: Error, app: string, target: Target, connectMs: number)
     if (err.message === 'bad upgrade') return new UpstreamBadResponseError(`${app}: upstream ${target.label} answered 101 Switching Protocols to a request that asked for no upgrade`, { app });
     return new UpstreamResetError(`${app}: upstream ${target.label} closed the connection before answering`, { app, cause: err });
   }
-  if (code === 'UND_ERR_HEADERS_OVERFLOW' || err instanceof errors.HTTPParserError) return new UpstreamBadResponseError(`${app}: upstream ${target.label} answered with something that is not HTTP`, { app, cause: err });
+  // undici reports a head it cannot parse after a Content-Length header (a second one, one beside
+  // Transfer-Encoding, a broken line) as a body of the wrong length: here no body has begun.
+  if (code === 'UND_ERR_HEADERS_OVERFLOW' || code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH' || err instanceof errors.HTTPParserError) return new UpstreamBadResponseError(`${app}: upstream ${target.label} answered with something that is not HTTP`, { app, cause: err });
   return upstreamError(err, app, target.label);
 }
 

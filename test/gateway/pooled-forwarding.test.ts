@@ -169,4 +169,26 @@ describe('upstream faults on pooled GETs', () => {
       await Promise.all([up.close(), hold.close()]);
     }
   });
+
+  for (const [what, head] of [
+    ['two Content-Length headers', 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok'],
+    ['Content-Length beside Transfer-Encoding', 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n'],
+    ['a header line that is not a header after Content-Length', 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\nthis is not a header\r\n\r\nok'],
+  ] as const) {
+    test(`a response head with ${what} is 502 PH_ERR_UPSTREAM_BAD_RESPONSE, as on the http.request path`, async () => {
+      const up = await rawUpstream((s) => s.once('data', () => s.end(head)));
+      const g = await startGateway({ apps: [{ name: 'bad', port: up.port }] });
+      try {
+        for (const method of ['GET', 'DELETE']) {
+          const r = await request(`${g.url}/bad/`, { method });
+          assert.equal(r.status, 502, method);
+          assert.equal(r.headers['x-porthole-error'], 'PH_ERR_UPSTREAM_BAD_RESPONSE', method);
+        }
+      } finally {
+        await g.close();
+        await up.close();
+      }
+    });
+  }
 });
+
