@@ -125,7 +125,7 @@ class PooledExchange {
     if (this.res.writableFinished) return;
     this.gone = true;
     this.clearTimer();
-    // Not written yet (waiting for a connection): aborted as soon as it would be (onConnect).
+    // Not written yet (waiting for a connection): refused as soon as it would be (onConnect).
     if (this.abort !== null) this.abort();
   }
 
@@ -136,9 +136,12 @@ class PooledExchange {
 
   /** The request is about to be written on a connected socket. */
   onConnect(abort: (err?: Error) => void): void {
+    // Its client left while it waited for a connection: refused before a byte is written, by
+    // throwing (undici then fails the request alone), so the connection stays in the pool;
+    // abort() would close it, a warm connection lost for each client that gave up waiting.
+    if (this.gone) throw new RequestAbortedError('the client left before the request was sent');
     this.abort = abort;
     this.reused = onReusedConnection(this);
-    if (this.gone) return abort();
     const ms = this.match.route.responseMs;
     // 0 means no limit, as for the other timeouts.
     if (ms > 0) this.timer = setTimeout(pooledResponseTimedOut, ms, this);

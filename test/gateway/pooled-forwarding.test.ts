@@ -10,7 +10,7 @@ import http from 'node:http';
 import net from 'node:net';
 import { describe, test } from 'node:test';
 import { rawUpstream, request } from '../helpers/http.js';
-import { httpUpstream, listen, sleep, startGateway } from '../helpers/net.js';
+import { httpUpstream, listen, sleep, startGateway, waitFor } from '../helpers/net.js';
 
 describe('GETs through the pool', () => {
   test('an interim 100 Continue before the answer to a GET: the client gets the answer', async () => {
@@ -192,3 +192,35 @@ describe('upstream faults on pooled GETs', () => {
   }
 });
 
+test('a client that leaves while its GET waits for a pooled connection costs no upstream connection', async () => {
+  const held: http.ServerResponse[] = [];
+  let closed = 0;
+  const up = http.createServer({ keepAliveTimeout: 60_000 }, (req, res) => {
+    if (req.url === '/hold') held.push(res);
+    else res.end('ok');
+  });
+  up.on('connection', (s) => s.on('close', () => closed++));
+  const port = await listen(up);
+  const g = await startGateway({ apps: [{ name: 'q', port }] });
+  try {
+    // Every connection of the pool (256) busy with a GET the upstream holds.
+    const holds = Array.from({ length: 256 }, () => request(`${g.url}/q/hold`));
+    await waitFor(() => held.length === 256, 15_000, '256 held requests');
+    // One more waits in the pool's queue, and its client leaves.
+    const waiting = http.get(`${g.url}/q/hold`, { agent: false });
+    waiting.on('error', () => {});
+    await sleep(200);
+    waiting.destroy();
+    await sleep(200);
+    for (const res of held.splice(0)) res.end('done');
+    assert.ok((await Promise.all(holds)).every((r) => r.text === 'done'));
+    await sleep(300);
+    assert.equal(held.length, 0, 'the abandoned GET never reached the upstream');
+    assert.equal(closed, 0, 'no warm upstream connection was closed for it');
+    assert.equal((await request(`${g.url}/q/x`)).text, 'ok');
+  } finally {
+    await g.close();
+    up.closeAllConnections();
+    await new Promise((ok) => up.close(ok));
+  }
+});
