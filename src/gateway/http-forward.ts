@@ -16,7 +16,7 @@ import { downstreamResponseHeaders, duplicateHost, requestFraming, unsupportedVe
 import type { Match, Target } from './router.js';
 import { onResponseDone } from './response-done.js';
 import { upstreamRequest } from './upstream-request.js';
-import { onReusedConnection, peerReset, poolable, poolFor } from './upstream-pool.js';
+import { onReusedConnection, peerReset, poolable, poolFor, sendsContinue } from './upstream-pool.js';
 import { sendWakingPage } from './waking-page.js';
 import { peerRefusal, trustsForwarded } from './peer.js';
 
@@ -231,7 +231,10 @@ class PooledExchange {
     // request went before, through http.request, which sends it or refuses it as it did. So
     // does an exchange undici gave up on an interim 100 Continue (Node's client waits for the
     // final answer); only idempotent requests come here, safe to send again.
-    if ((this.abort === null && (code === 'UND_ERR_INVALID_ARG' || code === 'UND_ERR_NOT_SUPPORTED' || code === 'UND_ERR_DESTROYED' || code === 'UND_ERR_CLOSED')) || (code === 'UND_ERR_SOCKET' && err.message === 'bad response')) {
+    const interim = code === 'UND_ERR_SOCKET' && err.message === 'bad response';
+    if ((this.abort === null && (code === 'UND_ERR_INVALID_ARG' || code === 'UND_ERR_NOT_SUPPORTED' || code === 'UND_ERR_DESTROYED' || code === 'UND_ERR_CLOSED')) || interim) {
+      // Sent twice once, not for every GET: the target's next requests skip the pool.
+      if (interim) sendsContinue(match.target);
       return sendWithRequest(this.gw, this.req, res, match, this.framing, this.fail, this.mayRetry, this.headers);
     }
     // A kept-alive connection the upstream closed just as we reused it: one retry (what

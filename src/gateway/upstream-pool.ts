@@ -21,8 +21,9 @@ import type { Target } from './router.js';
 const kPools = Symbol('porthole.undiciPools');
 const kUses = Symbol('porthole.connectionUses');
 const kClient = Symbol('porthole.client');
+const kContinues = Symbol('porthole.sendsContinue');
 
-type PooledAgent = http.Agent & { [kPools]?: Map<number, Pool> };
+type PooledAgent = http.Agent & { [kPools]?: Map<number, Pool>; [kContinues]?: boolean };
 type Counted = Client & { [kUses]: number };
 
 /** A dispatch handler, told by the pool's client which connection took its request. */
@@ -94,9 +95,22 @@ function clientFactory(origin: URL, opts: { connect: Connector }): Dispatcher {
   return client;
 }
 
-/** Whether a target is reached through an undici pool (plain TCP and unix sockets). */
+/**
+ * Whether a target is reached through an undici pool (plain TCP and unix sockets), unless it
+ * has answered an interim 100 Continue to a pooled request (sendsContinue()).
+ */
 export function poolable(t: Target): boolean {
-  return t.kind === 'unix' || (t.kind === 'tcp' && t.port !== 0);
+  return (t.kind === 'unix' || (t.kind === 'tcp' && t.port !== 0)) && (t.agent as PooledAgent)[kContinues] !== true;
+}
+
+/**
+ * The target answered a pooled request with an interim 100 Continue, which undici cannot take
+ * (it closes the connection), so the request was sent again through http.request. Its GETs and
+ * OPTIONS go through http.request from now on rather than each being sent twice; remembered on
+ * the agent, so forgotten with it when a reload points the app elsewhere.
+ */
+export function sendsContinue(t: Target): void {
+  (t.agent as PooledAgent)[kContinues] = true;
 }
 
 /** The pool for a target and connect timeout (0: no limit), created on first use. */

@@ -224,3 +224,23 @@ test('a client that leaves while its GET waits for a pooled connection costs no 
     await new Promise((ok) => up.close(ok));
   }
 });
+
+test('an upstream that sends 100 Continue before its answers gets a GET twice once, then each GET once', async () => {
+  let received = 0;
+  const up = await rawUpstream((s) =>
+    s.on('data', (d: Buffer) => {
+      for (const line of d.toString('latin1').split('\r\n')) if (line.startsWith('GET /')) received++;
+      s.write('HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
+    }),
+  );
+  const g = await startGateway({ apps: [{ name: 'interim', port: up.port }] });
+  try {
+    for (let i = 0; i < 3; i++) assert.equal((await request(`${g.url}/interim/${i}`)).text, 'ok');
+    // The first GET went through the pool, which gives up on a 100, and again through
+    // http.request; the next ones take http.request at once.
+    assert.equal(received, 4);
+  } finally {
+    await g.close();
+    await up.close();
+  }
+});
