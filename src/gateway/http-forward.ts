@@ -104,6 +104,8 @@ class PooledExchange {
   private resume: (() => void) | null = null;
   private timer: NodeJS.Timeout | null = null;
   private answered = false;
+  /** The client's response has been ended: all of it was relayed. */
+  private ended = false;
   private gone = false;
   private reused = false;
   private readonly keepClientGone: () => void;
@@ -194,6 +196,15 @@ class PooledExchange {
     }
     this.answered = true;
     this.resume = resume;
+    if (status === 204 || status === 304) {
+      // No body, whatever a Content-Length says (a 304 may carry the length of what it stands
+      // for, RFC 9110 §8.6): the response is whole now. undici checks that length anyway and
+      // fails the exchange when no body follows (a body-length mismatch) before it completes
+      // it, which would cut a client that has its whole answer.
+      this.ended = true;
+      res.end();
+      return true;
+    }
     // A streamed answer (event stream, chunked) sends its head at once, so the client sees it
     // before the first event; a sized one leaves with its body, in one packet.
     if (!sized) res.flushHeaders();
@@ -209,6 +220,8 @@ class PooledExchange {
   }
 
   onComplete(): void {
+    if (this.ended) return;
+    this.ended = true;
     if (!this.res.destroyed) this.res.end();
   }
 
@@ -220,7 +233,7 @@ class PooledExchange {
     const app = route.app.name;
     if (this.answered) {
       // Cut mid-body: the client's connection is cut too (it must not take half a body for a whole one).
-      if (!this.gone && !res.writableFinished) this.fail(new UpstreamResetError(`${app}: upstream ${target.label} broke off the response body`, { app, cause: err }));
+      if (!this.gone && !this.ended && !res.writableFinished) this.fail(new UpstreamResetError(`${app}: upstream ${target.label} broke off the response body`, { app, cause: err }));
       return;
     }
     this.keepClientGone();

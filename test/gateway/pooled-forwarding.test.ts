@@ -244,3 +244,27 @@ test('an upstream that sends 100 Continue before its answers gets a GET twice on
     await up.close();
   }
 });
+
+test('a 304 or 204 that carries the Content-Length of the body it does not have reaches the client', async () => {
+  // RFC 9110 §8.6: a 304 may say how long the representation is; a 204 saying so is wrong, but
+  // it has no body either way. Nothing is missing: the answer is relayed, on both paths.
+  const up = await httpUpstream((req, res) => {
+    const status = req.url === '/fresh' ? 304 : 204;
+    res.writeHead(status, { ETag: '"v1"', 'Content-Length': '1234' });
+    res.end();
+  });
+  const g = await startGateway({ apps: [{ name: 'cond', port: up.port }] });
+  try {
+    for (const method of ['GET', 'DELETE']) {
+      const fresh = await request(`${g.url}/cond/fresh`, { method, headers: { 'If-None-Match': '"v1"' } });
+      assert.equal(fresh.status, 304, method);
+      assert.equal(fresh.headers.etag, '"v1"', method);
+      assert.equal(fresh.text, '', method);
+      const empty = await request(`${g.url}/cond/empty`, { method });
+      assert.equal(empty.status, 204, method);
+    }
+  } finally {
+    await g.close();
+    await up.close();
+  }
+});
