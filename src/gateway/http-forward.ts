@@ -280,10 +280,12 @@ function pooledError(err: Error, app: string, target: Target, connectMs: number)
 
 /**
  * The reason phrase as sent: undici decodes it as UTF-8, Node (and the client) read its bytes
- * as latin1, so the bytes of a non-ASCII phrase are put back.
+ * as latin1, so the bytes of a non-ASCII phrase are put back. Bytes that were not UTF-8 (a
+ * latin1 phrase) were decoded as U+FFFD and cannot be: the standard phrase stands in, as for
+ * an empty one, rather than the bytes of U+FFFD.
  */
 function reasonOf(text: string, status: number): string {
-  if (text === '') return STATUS_CODES[status] || 'Unknown';
+  if (text === '' || text.includes('\uFFFD')) return STATUS_CODES[status] || 'Unknown';
   return Buffer.byteLength(text) === text.length ? text : Buffer.from(text).toString('latin1');
 }
 

@@ -268,3 +268,19 @@ test('a 304 or 204 that carries the Content-Length of the body it does not have 
     await up.close();
   }
 });
+
+test('a reason phrase in bytes that are not UTF-8 becomes the standard phrase, not the bytes of U+FFFD', async () => {
+  // undici decodes the phrase as UTF-8, losing a latin1 é (0xE9): what it was cannot be put back.
+  const head = Buffer.concat([Buffer.from('HTTP/1.1 200 R'), Buffer.from([0xe9]), Buffer.from('ussi\r\nContent-Length: 2\r\n\r\nok')]);
+  const up = await rawUpstream((s) => s.on('data', () => s.write(head)));
+  const g = await startGateway({ apps: [{ name: 'latin', port: up.port }] });
+  try {
+    const r = await request(`${g.url}/latin/`);
+    assert.equal(r.status, 200);
+    assert.equal(r.statusMessage, 'OK');
+    assert.equal(r.text, 'ok');
+  } finally {
+    await g.close();
+    await up.close();
+  }
+});
