@@ -251,9 +251,11 @@ class PooledExchange {
       return sendWithRequest(this.gw, this.req, res, match, this.framing, this.fail, this.mayRetry, this.headers);
     }
     // A kept-alive connection the upstream closed just as we reused it: one retry (what
-    // browsers and Node's client path do too).
+    // browsers and Node's client path do too). So is a request given an idle connection whose
+    // reset undici read before writing it (its check of idle connections runs first): nothing
+    // was sent at all.
     const closed = code === 'ECONNRESET' || code === 'EPIPE' || (code === 'UND_ERR_SOCKET' && err.message !== 'bad upgrade');
-    if (this.mayRetry && this.reused && closed) return sendPooled(this.gw, this.req, res, match, this.framing, this.fail, false, this.headers);
+    if (this.mayRetry && (this.reused || this.abort === null) && closed) return sendPooled(this.gw, this.req, res, match, this.framing, this.fail, false, this.headers);
     this.fail(pooledError(err, app, target, route.connectMs));
   }
 

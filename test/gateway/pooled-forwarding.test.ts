@@ -284,3 +284,32 @@ test('a reason phrase in bytes that are not UTF-8 becomes the standard phrase, n
     await up.close();
   }
 });
+
+test('a GET that meets a reset of the idle pooled connection it was about to take is sent on a new connection', async () => {
+  const up = await rawUpstream((s) => s.on('data', () => s.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok')));
+  const g = await startGateway({ apps: [{ name: 'idle', port: up.port }] });
+  const client = net.connect(g.port, '127.0.0.1');
+  client.on('error', () => {});
+  let answers = '';
+  client.on('data', (d: Buffer) => (answers += d.toString('latin1')));
+  try {
+    await new Promise((ok) => client.once('connect', ok));
+    client.write('GET /idle/1 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
+    await waitFor(() => answers.includes('\r\n\r\nok'), 5000, 'the first answer');
+    assert.equal(up.sockets.length, 1);
+    answers = '';
+    // The next request and the upstream's reset of the idle connection reach the gateway in
+    // the same turn of its event loop: the request has been given the connection, not written.
+    client.write('GET /idle/2 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
+    up.sockets[0].resetAndDestroy();
+    const until = Date.now() + 50;
+    while (Date.now() < until);
+    await waitFor(() => answers.includes('\r\n\r\n'), 5000, 'the second answer');
+    assert.match(answers, /^HTTP\/1\.1 200 /, answers.split('\r\n')[0]);
+    assert.equal(up.sockets.length, 2, 'sent on a new connection');
+  } finally {
+    client.destroy();
+    await g.close();
+    await up.close();
+  }
+});
