@@ -16,7 +16,7 @@ import { downstreamResponseHeaders, duplicateHost, requestFraming, unsupportedVe
 import type { Match, Target } from './router.js';
 import { onResponseDone } from './response-done.js';
 import { upstreamRequest } from './upstream-request.js';
-import { onReusedConnection, poolable, poolFor } from './upstream-pool.js';
+import { onReusedConnection, peerReset, poolable, poolFor, sendsContinue } from './upstream-pool.js';
 import { sendWakingPage } from './waking-page.js';
 import { peerRefusal, trustsForwarded } from './peer.js';
 
@@ -104,6 +104,8 @@ class PooledExchange {
   private resume: (() => void) | null = null;
   private timer: NodeJS.Timeout | null = null;
   private answered = false;
+  /** The client's response has been ended: all of it was relayed. */
+  private ended = false;
   private gone = false;
   private reused = false;
   private readonly keepClientGone: () => void;
@@ -125,7 +127,7 @@ class PooledExchange {
     if (this.res.writableFinished) return;
     this.gone = true;
     this.clearTimer();
-    // Not written yet (waiting for a connection): aborted as soon as it would be (onConnect).
+    // Not written yet (waiting for a connection): refused as soon as it would be (onConnect).
     if (this.abort !== null) this.abort();
   }
 
@@ -136,9 +138,12 @@ class PooledExchange {
 
   /** The request is about to be written on a connected socket. */
   onConnect(abort: (err?: Error) => void): void {
+    // Its client left while it waited for a connection: refused before a byte is written, by
+    // throwing (undici then fails the request alone), so the connection stays in the pool;
+    // abort() would close it, a warm connection lost for each client that gave up waiting.
+    if (this.gone) throw new RequestAbortedError('the client left before the request was sent');
     this.abort = abort;
     this.reused = onReusedConnection(this);
-    if (this.gone) return abort();
     const ms = this.match.route.responseMs;
     // 0 means no limit, as for the other timeouts.
     if (ms > 0) this.timer = setTimeout(pooledResponseTimedOut, ms, this);
@@ -191,6 +196,15 @@ class PooledExchange {
     }
     this.answered = true;
     this.resume = resume;
+    if (status === 204 || status === 304) {
+      // No body, whatever a Content-Length says (a 304 may carry the length of what it stands
+      // for, RFC 9110 §8.6): the response is whole now. undici checks that length anyway and
+      // fails the exchange when no body follows (a body-length mismatch) before it completes
+      // it, which would cut a client that has its whole answer.
+      this.ended = true;
+      res.end();
+      return true;
+    }
     // A streamed answer (event stream, chunked) sends its head at once, so the client sees it
     // before the first event; a sized one leaves with its body, in one packet.
     if (!sized) res.flushHeaders();
@@ -206,17 +220,20 @@ class PooledExchange {
   }
 
   onComplete(): void {
+    if (this.ended) return;
+    this.ended = true;
     if (!this.res.destroyed) this.res.end();
   }
 
-  onError(err: Error): void {
+  onError(error: Error): void {
+    const err = peerReset(error);
     this.clearTimer();
     const { match, res } = this;
     const { route, target } = match;
     const app = route.app.name;
     if (this.answered) {
       // Cut mid-body: the client's connection is cut too (it must not take half a body for a whole one).
-      if (!this.gone && !res.writableFinished) this.fail(new UpstreamResetError(`${app}: upstream ${target.label} broke off the response body`, { app, cause: err }));
+      if (!this.gone && !this.ended && !res.writableFinished) this.fail(new UpstreamResetError(`${app}: upstream ${target.label} broke off the response body`, { app, cause: err }));
       return;
     }
     this.keepClientGone();
@@ -227,13 +244,18 @@ class PooledExchange {
     // request went before, through http.request, which sends it or refuses it as it did. So
     // does an exchange undici gave up on an interim 100 Continue (Node's client waits for the
     // final answer); only idempotent requests come here, safe to send again.
-    if ((this.abort === null && (code === 'UND_ERR_INVALID_ARG' || code === 'UND_ERR_NOT_SUPPORTED' || code === 'UND_ERR_DESTROYED' || code === 'UND_ERR_CLOSED')) || (code === 'UND_ERR_SOCKET' && err.message === 'bad response')) {
+    const interim = code === 'UND_ERR_SOCKET' && err.message === 'bad response';
+    if ((this.abort === null && (code === 'UND_ERR_INVALID_ARG' || code === 'UND_ERR_NOT_SUPPORTED' || code === 'UND_ERR_DESTROYED' || code === 'UND_ERR_CLOSED')) || interim) {
+      // Sent twice once, not for every GET: the target's next requests skip the pool.
+      if (interim) sendsContinue(match.target);
       return sendWithRequest(this.gw, this.req, res, match, this.framing, this.fail, this.mayRetry, this.headers);
     }
     // A kept-alive connection the upstream closed just as we reused it: one retry (what
-    // browsers and Node's client path do too).
+    // browsers and Node's client path do too). So is a request given an idle connection whose
+    // reset undici read before writing it (its check of idle connections runs first): nothing
+    // was sent at all.
     const closed = code === 'ECONNRESET' || code === 'EPIPE' || (code === 'UND_ERR_SOCKET' && err.message !== 'bad upgrade');
-    if (this.mayRetry && this.reused && closed) return sendPooled(this.gw, this.req, res, match, this.framing, this.fail, false, this.headers);
+    if (this.mayRetry && (this.reused || this.abort === null) && closed) return sendPooled(this.gw, this.req, res, match, this.framing, this.fail, false, this.headers);
     this.fail(pooledError(err, app, target, route.connectMs));
   }
 
@@ -252,16 +274,20 @@ function pooledError(err: Error, app: string, target: Target, connectMs: number)
     if (err.message === 'bad upgrade') return new UpstreamBadResponseError(`${app}: upstream ${target.label} answered 101 Switching Protocols to a request that asked for no upgrade`, { app });
     return new UpstreamResetError(`${app}: upstream ${target.label} closed the connection before answering`, { app, cause: err });
   }
-  if (code === 'UND_ERR_HEADERS_OVERFLOW' || err instanceof errors.HTTPParserError) return new UpstreamBadResponseError(`${app}: upstream ${target.label} answered with something that is not HTTP`, { app, cause: err });
+  // undici reports a head it cannot parse after a Content-Length header (a second one, one beside
+  // Transfer-Encoding, a broken line) as a body of the wrong length: here no body has begun.
+  if (code === 'UND_ERR_HEADERS_OVERFLOW' || code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH' || err instanceof errors.HTTPParserError) return new UpstreamBadResponseError(`${app}: upstream ${target.label} answered with something that is not HTTP`, { app, cause: err });
   return upstreamError(err, app, target.label);
 }
 
 /**
  * The reason phrase as sent: undici decodes it as UTF-8, Node (and the client) read its bytes
- * as latin1, so the bytes of a non-ASCII phrase are put back.
+ * as latin1, so the bytes of a non-ASCII phrase are put back. Bytes that were not UTF-8 (a
+ * latin1 phrase) were decoded as U+FFFD and cannot be: the standard phrase stands in, as for
+ * an empty one, rather than the bytes of U+FFFD.
  */
 function reasonOf(text: string, status: number): string {
-  if (text === '') return STATUS_CODES[status] || 'Unknown';
+  if (text === '' || text.includes('\uFFFD')) return STATUS_CODES[status] || 'Unknown';
   return Buffer.byteLength(text) === text.length ? text : Buffer.from(text).toString('latin1');
 }
 
