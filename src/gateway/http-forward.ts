@@ -167,7 +167,7 @@ class PooledExchange {
     if (status === 101) {
       // A 101 without Connection: Upgrade (with it, undici fails the request as a bad upgrade):
       // a 101 relayed to a client that asked for none would hang it.
-      this.abort!(new UpstreamBadResponseError(`${app}: upstream ${target.label} answered 101 Switching Protocols to a request that asked for no upgrade`, { app }));
+      this.abort!(upgradeNotAsked(app, target));
       return false;
     }
     const list: string[] = new Array(raw.length);
@@ -262,6 +262,11 @@ class PooledExchange {
   onUpgrade(): void {}
 }
 
+/** A 101 to a plain request: not HTTP the gateway can relay (a client that asked for no upgrade would hang). */
+function upgradeNotAsked(app: string, target: Target): UpstreamBadResponseError {
+  return new UpstreamBadResponseError(`${app}: upstream ${target.label} answered 101 Switching Protocols to a request that asked for no upgrade`, { app });
+}
+
 function pooledResponseTimedOut(exchange: PooledExchange): void {
   exchange.timedOut();
 }
@@ -271,7 +276,7 @@ function pooledError(err: Error, app: string, target: Target, connectMs: number)
   const code = (err as NodeJS.ErrnoException).code;
   if (code === 'UND_ERR_CONNECT_TIMEOUT') return new UpstreamConnectTimeoutError(`${app}: connecting to ${target.label} timed out after ${connectMs / 1000} s`, { app, cause: err });
   if (code === 'UND_ERR_SOCKET') {
-    if (err.message === 'bad upgrade') return new UpstreamBadResponseError(`${app}: upstream ${target.label} answered 101 Switching Protocols to a request that asked for no upgrade`, { app });
+    if (err.message === 'bad upgrade') return upgradeNotAsked(app, target);
     return new UpstreamResetError(`${app}: upstream ${target.label} closed the connection before answering`, { app, cause: err });
   }
   // undici reports a head it cannot parse after a Content-Length header (a second one, one beside
@@ -324,7 +329,7 @@ function sendWithRequest(gw: GatewayCore, req: IncomingMessage, res: ServerRespo
       // fault as below, and a 101 relayed to a client that asked for none would hang it.
       upRes.destroy();
       keepClientGone();
-      fail(new UpstreamBadResponseError(`${app}: upstream ${target.label} answered 101 Switching Protocols to a request that asked for no upgrade`, { app }));
+      fail(upgradeNotAsked(app, target));
       return;
     }
     const refusedByPeer = route.peer && peerRefusal(app, target, status, upRes.headers);
@@ -365,7 +370,7 @@ function sendWithRequest(gw: GatewayCore, req: IncomingMessage, res: ServerRespo
     upSocket.destroy();
     if (answered) return;
     keepClientGone();
-    fail(new UpstreamBadResponseError(`${app}: upstream ${target.label} answered 101 Switching Protocols to a request that asked for no upgrade`, { app }));
+    fail(upgradeNotAsked(app, target));
   });
 
   upReq.on('error', (err) => {
