@@ -64,6 +64,14 @@ export class AppSleep {
   /** A wake that failed, and when (performance.now()). */
   readonly #failedWake = new Map<string, { at: number; why: string }>();
   readonly #offTunnelClose: () => void;
+  /**
+   * Set when workers carry the traffic (workers/pool.ts): asks each for what it carried since its
+   * last report. They report every second on their own, which may be longer than an idle_stop, so
+   * an app is stopped only after the primary has heard from every worker.
+   */
+  freshActivity: (() => Promise<void>) | undefined;
+  /** Apps whose idle check is waiting for the workers' answers. */
+  readonly #asking = new Set<string>();
   readonly #onState = (status: AppStatus) => this.#stateChanged(status);
 
   constructor(deps: AppSleepDeps) {
@@ -242,6 +250,25 @@ export class AppSleep {
     const last = this.#lastUse(name);
     const left = last + idle - performance.now();
     if (left > 0) return this.#arm(name, left);
+    if (this.freshActivity && !this.#asking.has(name)) {
+      this.#asking.add(name);
+      void this.freshActivity().then(() => {
+        this.#asking.delete(name);
+        // Looked at again with every worker's requests counted (an idle timer armed meanwhile decides instead).
+        if (!this.#timers.has(name)) this.#decide(name, last);
+      });
+      return;
+    }
+    this.#decide(name, last);
+  }
+
+  /** Stops the app if it is idle still: `last` is its last use as the idle check saw it. */
+  #decide(name: string, seen: number): void {
+    const idle = this.#deps.localApp(name)?.idle_stop;
+    if (idle === undefined || this.#deps.supervisor.status(name)?.state !== 'running') return;
+    if (this.#busy(name)) return this.#arm(name, idle);
+    const last = this.#lastUse(name);
+    if (last !== seen) return this.#arm(name, Math.max(0, last + idle - performance.now()));
     const reason = `stopped after ${formatMs(idle)} idle (idle_stop: no request and no open tunnel)`;
     // Looked at again when the stop's turn comes: a request or a tunnel that came meanwhile keeps it running.
     const still = () => !this.#busy(name) && this.#lastUse(name) === last;

@@ -87,6 +87,8 @@ export class WorkerPool {
       },
     });
     deps.supervisor.on('state', () => this.routesChanged());
+    // idle_stop hears from every worker before it stops an app (their own reports come every second).
+    deps.registry.sleep.freshActivity = () => this.refresh();
     try {
       const first = await this.#fork();
       // Every worker asks for the same address: node:cluster keys the shared socket on it (port 0 included).

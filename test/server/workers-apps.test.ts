@@ -25,7 +25,7 @@ apps:
   - name: sleepy
     cmd: ${JSON.stringify(appCmd({ APP_NAME: 'sleepy' }))}
     wake_on_request: true
-    idle_stop: 1s
+    idle_stop: 400ms
 `,
     });
   });
@@ -44,8 +44,10 @@ apps:
     assert.equal(first.status, 200, first.body);
     assert.match(first.body, /^app sleepy pid (\d+) path \/x$/);
     const pid = /pid (\d+)/.exec(first.body)![1];
-    // Busy for 3 idle_stop periods: the app stays up, the same process.
-    for (const end = Date.now() + 3_000; Date.now() < end; await sleep(250)) {
+    // Busy for many idle_stop periods, and longer than the workers' report interval (1 s, longer
+    // than this idle_stop): the app stays up, the same process. The primary asks the workers
+    // what they carried before it stops an app, rather than going by their last report.
+    for (const end = Date.now() + 3_000; Date.now() < end; await sleep(100)) {
       const res = await get(`${gw.url}/sleepy/busy`);
       assert.equal(res.status, 200);
       assert.match(res.body, new RegExp(`pid ${pid} `), 'not stopped and started again while in use');
