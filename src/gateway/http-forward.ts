@@ -7,7 +7,6 @@
 import { STATUS_CODES, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { relay } from './relay-body.js';
-import { errors, type Dispatcher } from 'undici';
 import { AppWakingError, PortholeError, RequestAbortedError, UpstreamBadResponseError, UpstreamConnectTimeoutError, UpstreamResetError, UpstreamTimeoutError, upstreamError } from '../errors.js';
 import { emit } from '../events.js';
 import type { GatewayCore } from './core.js';
@@ -16,7 +15,7 @@ import { downstreamResponseHeaders, duplicateHost, requestFraming, unsupportedVe
 import type { Match, Target } from './router.js';
 import { onResponseDone } from './response-done.js';
 import { upstreamRequest } from './upstream-request.js';
-import { onReusedConnection, peerReset, poolable, poolFor, sendsContinue } from './upstream-pool.js';
+import { CLOSED, CONNECT_TIMEOUT, poolable, poolFor, type Conn, type Exchange, type H1Pool } from './upstream-pool.js';
 import { sendWakingPage } from './waking-page.js';
 import { peerRefusal, trustsForwarded } from './peer.js';
 
@@ -79,7 +78,7 @@ export function forwardHttp(gw: GatewayCore, req: IncomingMessage, res: ServerRe
 function send(gw: GatewayCore, req: IncomingMessage, res: ServerResponse, match: Match, framing: Framing, fail: (err: PortholeError) => void, mayRetry: boolean): void {
   const method = req.method ?? 'GET';
   const headers = upstreamRequestHeaders(req, { match, proto: gw.proto(req), trustForwarded: trustsForwarded(gw, req), upgrade: false, framing });
-  if (framing.kind === 'none' && (method === 'GET' || method === 'OPTIONS') && poolable(match.target)) {
+  if (framing.kind === 'none' && (method === 'GET' || method === 'HEAD' || method === 'OPTIONS') && poolable(match.target)) {
     sendPooled(gw, req, res, match, framing, fail, mayRetry, headers);
   } else {
     sendWithRequest(gw, req, res, match, framing, fail, mayRetry, headers);
@@ -87,28 +86,49 @@ function send(gw: GatewayCore, req: IncomingMessage, res: ServerResponse, match:
 }
 
 function sendPooled(gw: GatewayCore, req: IncomingMessage, res: ServerResponse, match: Match, framing: Framing, fail: (err: PortholeError) => void, mayRetry: boolean, headers: string[]): void {
-  const exchange = new PooledExchange(gw, req, res, match, framing, fail, mayRetry, headers);
-  poolFor(match.target, match.route.connectMs).dispatch({ method: req.method ?? 'GET', path: match.path, headers }, exchange as unknown as Dispatcher.DispatchHandler);
+  const method = req.method ?? 'GET';
+  const head = requestHead(method, match.path, headers);
+  // A path or header Node's client would refuse to write: refused there, as it was before.
+  if (head === null) return sendWithRequest(gw, req, res, match, framing, fail, mayRetry, headers);
+  const pool = poolFor(match.target, match.route.connectMs);
+  pool.request(new PooledExchange(gw, req, res, match, framing, fail, mayRetry, headers, pool), head);
+}
+
+// What Node's client checks before it writes a request (it throws ERR_UNESCAPED_CHARACTERS,
+// ERR_INVALID_HTTP_TOKEN or ERR_INVALID_CHAR): nothing that could end a line or a header.
+const BAD_PATH = /[^\u0021-\u00ff]/;
+const TOKEN = /^[\^_`a-zA-Z\-0-9!#$%&'*+.|~]+$/;
+const BAD_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
+
+/** The request head as one string (written as latin1), or null when a part of it may not be written. */
+function requestHead(method: string, path: string, headers: string[]): string | null {
+  if (BAD_PATH.test(path)) return null;
+  let head = `${method} ${path} HTTP/1.1\r\n`;
+  for (let i = 0; i < headers.length; i += 2) {
+    const name = headers[i];
+    const value = headers[i + 1];
+    if (!TOKEN.test(name) || BAD_VALUE.test(value)) return null;
+    head += `${name}: ${value}\r\n`;
+  }
+  return `${head}\r\n`;
 }
 
 /**
- * One request through an undici pool (upstream-pool.ts), as a raw dispatch handler: the
- * response head arrives as bytes (read as latin1, as Node's parser reads them), the body is
- * written to the client as it comes and the connection paused while the client is slow. The
- * same behaviour as the http.request path: the response timer from the moment the request is
- * written, a 101 or an unrelayable head answered 502, a peer's refusal, one retry of a reset on
- * a reused connection, the upstream request cancelled when the client leaves.
+ * One request through a pooled connection (upstream-pool.ts): the body is written to the
+ * client as it comes and the connection paused while the client is slow. The same behaviour
+ * as the http.request path: the response timer from the moment the request is written, a 101
+ * or an unrelayable head answered 502, a peer's refusal, one retry of a reset on a reused
+ * connection, the upstream request cancelled when the client leaves.
  */
-class PooledExchange {
-  private abort: ((err?: Error) => void) | null = null;
-  private resume: (() => void) | null = null;
+class PooledExchange implements Exchange {
+  conn: Conn | null = null;
   private timer: NodeJS.Timeout | null = null;
-  private answered = false;
   /** The client's response has been ended: all of it was relayed. */
   private ended = false;
   private gone = false;
   private reused = false;
   private readonly keepClientGone: () => void;
+  private onDrain: (() => void) | null = null;
 
   constructor(
     private readonly gw: GatewayCore,
@@ -119,6 +139,7 @@ class PooledExchange {
     private readonly fail: (err: PortholeError) => void,
     private readonly mayRetry: boolean,
     private readonly headers: string[],
+    private readonly pool: H1Pool,
   ) {
     this.keepClientGone = onResponseDone(res, () => this.clientGone());
   }
@@ -127,8 +148,9 @@ class PooledExchange {
     if (this.res.writableFinished) return;
     this.gone = true;
     this.clearTimer();
-    // Not written yet (waiting for a connection): refused as soon as it would be (onConnect).
-    if (this.abort !== null) this.abort();
+    // Still waiting for a connection: it no longer needs one.
+    if (this.conn === null) this.pool.withdraw(this);
+    else this.conn.cancel();
   }
 
   private clearTimer(): void {
@@ -136,14 +158,8 @@ class PooledExchange {
     this.timer = null;
   }
 
-  /** The request is about to be written on a connected socket. */
-  onConnect(abort: (err?: Error) => void): void {
-    // Its client left while it waited for a connection: refused before a byte is written, by
-    // throwing (undici then fails the request alone), so the connection stays in the pool;
-    // abort() would close it, a warm connection lost for each client that gave up waiting.
-    if (this.gone) throw new RequestAbortedError('the client left before the request was sent');
-    this.abort = abort;
-    this.reused = onReusedConnection(this);
+  sent(reused: boolean): void {
+    this.reused = reused;
     const ms = this.match.route.responseMs;
     // 0 means no limit, as for the other timeouts.
     if (ms > 0) this.timer = setTimeout(pooledResponseTimedOut, ms, this);
@@ -153,54 +169,51 @@ class PooledExchange {
   timedOut(): void {
     this.timer = null;
     const { route, target } = this.match;
-    this.abort?.(new UpstreamTimeoutError(`${route.app.name}: upstream ${target.label} sent no response in ${route.responseMs / 1000} s`, { app: route.app.name }));
+    this.abort(new UpstreamTimeoutError(`${route.app.name}: upstream ${target.label} sent no response in ${route.responseMs / 1000} s`, { app: route.app.name }));
   }
 
-  onHeaders(status: number, raw: Buffer[], resume: () => void, statusText: string): boolean {
-    // An interim answer (103 Early Hints): not relayed, as before; the response timer runs on.
-    // Below 100 is no status at all: writeHead refuses it, and the client gets a 502.
-    if (status >= 100 && status < 200 && status !== 101) return true;
+  /** Gives up before the answer's head was relayed: the connection closed, the client answered `err`. */
+  private abort(err: PortholeError): void {
+    this.clearTimer();
+    this.conn?.cancel();
+    this.keepClientGone();
+    if (!this.gone && !this.res.destroyed) this.fail(err);
+  }
+
+  head(status: number, reason: string, headers: string[], upgrade: boolean): boolean {
     this.clearTimer();
     const { match, res } = this;
     const { route, target } = match;
     const app = route.app.name;
-    if (status === 101) {
-      // A 101 without Connection: Upgrade (with it, undici fails the request as a bad upgrade):
-      // a 101 relayed to a client that asked for none would hang it.
-      this.abort!(upgradeNotAsked(app, target));
-      return false;
+    if (upgrade) {
+      // A 101 relayed to a client that asked for no upgrade would hang it.
+      this.abort(upgradeNotAsked(app, target));
+      return true;
     }
-    const list: string[] = new Array(raw.length);
     let sized = false;
-    for (let i = 0; i < raw.length; i += 2) {
-      const name = raw[i].toString('latin1');
+    for (let i = 0; i < headers.length; i += 2) {
+      const name = headers[i];
       if (name.length === 14 && name.toLowerCase() === 'content-length') sized = true;
-      list[i] = name;
-      list[i + 1] = raw[i + 1].toString('latin1');
     }
     if (route.peer) {
-      const refused = peerRefusal(app, target, status, headerObject(list));
+      const refused = peerRefusal(app, target, status, headerObject(headers));
       if (refused) {
-        this.abort!(refused);
-        return false;
+        this.abort(refused);
+        return true;
       }
     }
     try {
-      res.writeHead(status, reasonOf(statusText, status), downstreamResponseHeaders(list, match) as unknown as Record<string, string>);
+      res.writeHead(status, reason === '' ? STATUS_CODES[status] || 'Unknown' : reason, downstreamResponseHeaders(headers, match) as unknown as Record<string, string>);
     } catch (err) {
-      // An answer the parser took but Node will not repeat (a status below 100, a header value
+      // An answer the parser took but Node will not repeat (a status above 999, a header value
       // it refuses): the upstream's fault, answered as one — never a crash of the gateway.
       for (const name of res.getHeaderNames()) res.removeHeader(name);
-      this.abort!(new UpstreamBadResponseError(`${app}: upstream ${target.label} sent a response that cannot be relayed (${(err as Error).message})`, { app, cause: err }));
-      return false;
+      this.abort(new UpstreamBadResponseError(`${app}: upstream ${target.label} sent a response that cannot be relayed (${(err as Error).message})`, { app, cause: err }));
+      return true;
     }
-    this.answered = true;
-    this.resume = resume;
-    if (status === 204 || status === 304) {
+    if (status === 204 || status === 304 || this.req.method === 'HEAD') {
       // No body, whatever a Content-Length says (a 304 may carry the length of what it stands
-      // for, RFC 9110 §8.6): the response is whole now. undici checks that length anyway and
-      // fails the exchange when no body follows (a body-length mismatch) before it completes
-      // it, which would cut a client that has its whole answer.
+      // for, RFC 9110 §8.6; a HEAD's answer, the length of the GET's): the response is whole now.
       this.ended = true;
       res.end();
       return true;
@@ -208,30 +221,30 @@ class PooledExchange {
     // A streamed answer (event stream, chunked) sends its head at once, so the client sees it
     // before the first event; a sized one leaves with its body, in one packet.
     if (!sized) res.flushHeaders();
-    return true;
-  }
-
-  onData(chunk: Buffer): boolean {
-    const res = this.res;
-    if (res.write(chunk) || res.destroyed) return true;
-    // The client reads slower than the upstream sends: the upstream connection is paused.
-    res.once('drain', this.resume!);
     return false;
   }
 
-  onComplete(): void {
+  data(chunk: Buffer): boolean {
+    const res = this.res;
+    if (res.write(chunk) || res.destroyed) return true;
+    // The client reads slower than the upstream sends: the upstream connection is paused.
+    this.onDrain ??= () => this.conn?.resume();
+    res.once('drain', this.onDrain);
+    return false;
+  }
+
+  complete(): void {
     if (this.ended) return;
     this.ended = true;
     if (!this.res.destroyed) this.res.end();
   }
 
-  onError(error: Error): void {
-    const err = peerReset(error);
+  failed(err: Error, answered: boolean): void {
     this.clearTimer();
     const { match, res } = this;
     const { route, target } = match;
     const app = route.app.name;
-    if (this.answered) {
+    if (answered) {
       // Cut mid-body: the client's connection is cut too (it must not take half a body for a whole one).
       if (!this.gone && !this.ended && !res.writableFinished) this.fail(new UpstreamResetError(`${app}: upstream ${target.label} broke off the response body`, { app, cause: err }));
       return;
@@ -239,27 +252,13 @@ class PooledExchange {
     this.keepClientGone();
     // Our own abort (the client left): nothing to answer.
     if (this.gone || res.destroyed) return;
-    const code = (err as NodeJS.ErrnoException).code;
-    // A request undici refuses to write (a header or path it does not take) goes the way every
-    // request went before, through http.request, which sends it or refuses it as it did. So
-    // does an exchange undici gave up on an interim 100 Continue (Node's client waits for the
-    // final answer); only idempotent requests come here, safe to send again.
-    const interim = code === 'UND_ERR_SOCKET' && err.message === 'bad response';
-    if ((this.abort === null && (code === 'UND_ERR_INVALID_ARG' || code === 'UND_ERR_NOT_SUPPORTED' || code === 'UND_ERR_DESTROYED' || code === 'UND_ERR_CLOSED')) || interim) {
-      // Sent twice once, not for every GET: the target's next requests skip the pool.
-      if (interim) sendsContinue(match.target);
-      return sendWithRequest(this.gw, this.req, res, match, this.framing, this.fail, this.mayRetry, this.headers);
-    }
     // A kept-alive connection the upstream closed just as we reused it: one retry (what
-    // browsers and Node's client path do too). So is a request given an idle connection whose
-    // reset undici read before writing it (its check of idle connections runs first): nothing
-    // was sent at all.
-    const closed = code === 'ECONNRESET' || code === 'EPIPE' || (code === 'UND_ERR_SOCKET' && err.message !== 'bad upgrade');
-    if (this.mayRetry && (this.reused || this.abort === null) && closed) return sendPooled(this.gw, this.req, res, match, this.framing, this.fail, false, this.headers);
+    // browsers and Node's client do too).
+    const code = (err as NodeJS.ErrnoException).code;
+    const closed = code === 'ECONNRESET' || code === 'EPIPE' || code === CLOSED;
+    if (this.mayRetry && this.reused && closed) return sendPooled(this.gw, this.req, res, match, this.framing, this.fail, false, this.headers);
     this.fail(pooledError(err, app, target, route.connectMs));
   }
-
-  onUpgrade(): void {}
 }
 
 /** A 101 to a plain request: not HTTP the gateway can relay (a client that asked for no upgrade would hang). */
@@ -271,29 +270,12 @@ function pooledResponseTimedOut(exchange: PooledExchange): void {
   exchange.timedOut();
 }
 
-/** undici's failures as the gateway's errors, with the messages of the http.request path. */
+/** A pooled connection's failures as the gateway's errors, with the messages of the http.request path. */
 function pooledError(err: Error, app: string, target: Target, connectMs: number): PortholeError {
   const code = (err as NodeJS.ErrnoException).code;
-  if (code === 'UND_ERR_CONNECT_TIMEOUT') return new UpstreamConnectTimeoutError(`${app}: connecting to ${target.label} timed out after ${connectMs / 1000} s`, { app, cause: err });
-  if (code === 'UND_ERR_SOCKET') {
-    if (err.message === 'bad upgrade') return upgradeNotAsked(app, target);
-    return new UpstreamResetError(`${app}: upstream ${target.label} closed the connection before answering`, { app, cause: err });
-  }
-  // undici reports a head it cannot parse after a Content-Length header (a second one, one beside
-  // Transfer-Encoding, a broken line) as a body of the wrong length: here no body has begun.
-  if (code === 'UND_ERR_HEADERS_OVERFLOW' || code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH' || err instanceof errors.HTTPParserError) return new UpstreamBadResponseError(`${app}: upstream ${target.label} answered with something that is not HTTP`, { app, cause: err });
+  if (code === CONNECT_TIMEOUT) return new UpstreamConnectTimeoutError(`${app}: connecting to ${target.label} timed out after ${connectMs / 1000} s`, { app, cause: err });
+  if (code === CLOSED) return new UpstreamResetError(`${app}: upstream ${target.label} closed the connection before answering`, { app, cause: err });
   return upstreamError(err, app, target.label);
-}
-
-/**
- * The reason phrase as sent: undici decodes it as UTF-8, Node (and the client) read its bytes
- * as latin1, so the bytes of a non-ASCII phrase are put back. Bytes that were not UTF-8 (a
- * latin1 phrase) were decoded as U+FFFD and cannot be: the standard phrase stands in, as for
- * an empty one, rather than the bytes of U+FFFD.
- */
-function reasonOf(text: string, status: number): string {
-  if (text === '' || text.includes('\uFFFD')) return STATUS_CODES[status] || 'Unknown';
-  return Buffer.byteLength(text) === text.length ? text : Buffer.from(text).toString('latin1');
 }
 
 /** A header list as Node's `headers` object (names lower-cased, repeats joined), for peerRefusal(). */
@@ -306,7 +288,7 @@ function headerObject(list: string[]): IncomingHttpHeaders {
   return out;
 }
 
-/** Through Node's http.request and the target's keep-alive agent: every request undici does not take. */
+/** Through Node's http.request and the target's keep-alive agent: every request the pools do not take (upstream-pool.ts). */
 function sendWithRequest(gw: GatewayCore, req: IncomingMessage, res: ServerResponse, match: Match, framing: Framing, fail: (err: PortholeError) => void, mayRetry: boolean, headers: string[]): void {
   const { route, target } = match;
   const app = route.app.name;
@@ -383,7 +365,7 @@ function sendWithRequest(gw: GatewayCore, req: IncomingMessage, res: ServerRespo
     // Our own abort (the client left) reads as a reset too: never retried, nothing to answer.
     if (clientGone || res.destroyed) return;
     // A kept-alive connection the upstream closed just as we reused it: one retry is safe
-    // when the request has no body and is idempotent (what browsers and undici do too).
+    // when the request has no body and is idempotent (what browsers and Node's client do too).
     const code = (err as NodeJS.ErrnoException).code;
     if (mayRetry && upReq.reusedSocket && (code === 'ECONNRESET' || code === 'EPIPE') && IDEMPOTENT.has(method) && framing.kind === 'none') {
       return sendWithRequest(gw, req, res, match, framing, fail, false, headers);

@@ -49,7 +49,7 @@ test('a reload drops the agents no route uses any more; a request in flight thro
   assert.ok(agentsOf(gateway) <= 1, `agents: ${agentsOf(gateway)}`);
 });
 
-test('the undici pools of body-less GETs go with their agent when a reload stops using it', async (t) => {
+test('the connection pools of body-less GETs go with their agent when a reload stops using it', async (t) => {
   const up = http.createServer((req, res) => res.end(`answered ${req.url}`));
   await new Promise<void>((ok) => up.listen(0, '127.0.0.1', ok));
   t.after(() => up.close());
