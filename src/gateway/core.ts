@@ -22,6 +22,8 @@ export interface GatewayCore {
   readonly draining: boolean;
   readonly trustForwarded: boolean;
   readonly tunnels: Set<OpenTunnel>;
+  /** Upgrades waiting for the upstream's answer: a drain gives each up (1001) rather than waiting for the upstream. */
+  readonly handshakes: Set<() => void>;
   /** Who moves tunnels' bytes (`tunnel_engine`, PORTHOLE_TUNNEL): the native addon or JavaScript. */
   readonly tunnelEngine: TunnelEngine;
   /** Open WebSocket→TCP bridge connections (apps with a bridge); drained like tunnels. */

@@ -111,6 +111,7 @@ export function createGateway(config: unknown = {}, options: GatewayOptions = {}
 export class Gateway implements GatewayCore {
   readonly id: string;
   readonly tunnels = new Set<OpenTunnel>();
+  readonly handshakes = new Set<() => void>();
   /** Set with each config swapped in: read per upgrade, so kept rather than recomputed. */
   tunnelEngine: TunnelEngine = 'js';
   /** Why the JavaScript tunnel is in force (the setting, or why the addon did not load); null with native. */
@@ -691,6 +692,9 @@ export class Gateway implements GatewayCore {
     const peer = this.peerServer;
     const closed = Promise.all([server, peer].map((s) => (s ? new Promise<void>((ok) => s.close(() => ok())) : undefined)));
     for (const t of [...this.tunnels, ...this.bridges]) t.close(1001, 'gateway shutting down');
+    // A handshake still waiting for its upstream would open a tunnel after this, or hold the
+    // listener's close until response_timeout: given up now, as a new one would be.
+    for (const giveUp of [...this.handshakes]) giveUp();
     this.stdio.drain('gateway shutting down');
     this.h2?.close();
     const deadline = Date.now() + timeoutMs;

@@ -8,7 +8,7 @@
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { DrainingError, PortholeError, UpstreamBadResponseError, upstreamError } from '../errors.js';
+import { DrainingError, PortholeError, RequestAbortedError, UpstreamBadResponseError, upstreamError } from '../errors.js';
 import { emit } from '../events.js';
 import { BridgeEntry } from './bridge-entry.js';
 import { acceptAndClose, acceptKey, discardUntilClosed, sendRawHttpError } from './error-response.js';
@@ -78,14 +78,39 @@ function connect(gw: GatewayCore, req: IncomingMessage, socket: Duplex, head: Bu
   // Node's client would write differently, keep the client.
   const upReq = writableByHand(o) ? new UpgradeRequest(o) : upstreamRequest({ ...o, method: 'GET', pooled: false });
   let settled = false;
-  const abandon = () => {
-    if (!settled) upReq.destroy();
+  // The client leaves before the upstream answers: the upstream request is given up, and logged.
+  // Node reads the client on during the wait (its bytes wait in the socket for the tunnel), so
+  // its FIN ends the socket's reading ('end'; the server's sockets are half-open, so no 'close'
+  // follows), and its reset closes it.
+  const clientLeft = () => {
+    if (settled) return;
+    over();
+    upReq.destroy();
+    socket.destroy();
+    const err = new RequestAbortedError(`${app}: the client left before upstream ${target.label} answered the handshake`, { app });
+    emit('upgrade', { gateway: gw.id, app, path, accepted: false, status: err.status, code: err.code, reason: err.message, protocol: wsProtocol(req) });
   };
-  socket.once('close', abandon);
+  const over = () => {
+    settled = true;
+    socket.off('close', clientLeft);
+    socket.off('end', clientLeft);
+    gw.handshakes.delete(drained);
+  };
+  // The gateway drains: the client gets what a handshake that came now would (1001, or a 503).
+  const drained = () => {
+    if (settled) return;
+    over();
+    upReq.destroy();
+    fail(new DrainingError(`${app}: the gateway is shutting down; reconnect in a moment`, { app }));
+  };
+  gw.handshakes.add(drained);
+  socket.once('close', clientLeft);
+  socket.once('end', clientLeft);
+  // Its FIN came while the app was woken or the gate decided: 'end' is behind us.
+  if (socket.readableEnded) clientLeft();
 
   upReq.on('upgrade', (res: UpgradeAnswer, upSocket: Socket, upHead: Buffer) => {
-    settled = true;
-    socket.off('close', abandon);
+    over();
     upSocket.on('error', destroySelf);
     if (socket.destroyed) {
       upSocket.destroy();
@@ -110,8 +135,7 @@ function connect(gw: GatewayCore, req: IncomingMessage, socket: Duplex, head: Bu
 
   upReq.on('response', (res: IncomingMessage) => {
     // The app's own answer (403, 404, a redirect…): relayed as it is, then the connection is closed.
-    settled = true;
-    socket.off('close', abandon);
+    over();
     // A 101 Node did not take for an upgrade (no Connection: Upgrade): relayed, the browser
     // would fail the handshake with a bare 1006.
     if (res.statusCode === 101) {
@@ -147,8 +171,7 @@ function connect(gw: GatewayCore, req: IncomingMessage, socket: Duplex, head: Bu
 
   upReq.on('error', (err: Error) => {
     if (settled) return;
-    settled = true;
-    socket.off('close', abandon);
+    over();
     if (socket.destroyed) return;
     fail(upstreamError(err, app, target.label));
   });

@@ -3,7 +3,10 @@
  * handshake and half-closes before the upstream's 101 arrives. Its FIN was
  * emitted before the tunnel listened for it, so the tunnel never passed it on:
  * both sockets stayed open until idle_timeout (an hour by default), the
- * client's in CLOSE_WAIT.
+ * client's in CLOSE_WAIT. Now a FIN that comes before the 101 gives the
+ * handshake up (as nginx does with a client that closes while it waits for
+ * the upstream); one that comes after the 101 is passed on by the tunnel.
+ * Either way both connections close at once.
  */
 import assert from 'node:assert/strict';
 import net from 'node:net';
@@ -24,9 +27,10 @@ test('a client that half-closes before the upstream answers its handshake gets i
   client.write(`GET /ws/x HTTP/1.1\r\nHost: 127.0.0.1:${gw.port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`);
   client.end();
 
-  await waitFor(() => answer.startsWith('HTTP/1.1 101'), 5000, 'the 101');
-  // The FIN goes on to the upstream, which closes its side; the gateway then ends the client's.
-  await waitFor(() => gw.gw.tunnels.size === 0, 5000, 'the tunnel to end');
+  // Given up before the 101 (nothing, or the connection closed), or after it (a 101, then the
+  // FIN goes on to the upstream, which closes its side, and the gateway ends the client's).
+  await waitFor(() => gw.gw.tunnels.size === 0, 5000, 'no tunnel left');
+  assert.ok(answer === '' || answer.startsWith('HTTP/1.1 101'), answer);
   await Promise.race([closed, new Promise((_, fail) => setTimeout(() => fail(new Error('client connection still open')), 5000).unref())]);
-  assert.equal(up.wss.clients.size, 0, 'the upstream connection is closed too');
+  await waitFor(() => up.wss.clients.size === 0, 5000, 'the upstream connection closed too');
 });

@@ -479,23 +479,23 @@ describe('a client that leaves before the upstream answers', () => {
     // Replayed into Node's client (over 16 KiB), within that client's own header limit.
     ['sends over 16 KiB of head and stalls', LONG],
   ] as const) {
-    test(`an upstream that ${what}: its connection is closed by response_timeout at the latest, and the gateway drains`, async () => {
+    test(`an upstream that ${what}: its connection is closed as soon as the client leaves, and the gateway drains`, async () => {
       const up = await rawUpstream((s) => {
         if (answer) s.write(answer);
       });
-      const g = await startGateway({ apps: [{ name: 'gone', ...up.target, response_timeout: '500ms' }] });
+      // A response_timeout that cannot be what closes the upstream connection here.
+      const g = await startGateway({ apps: [{ name: 'gone', ...up.target, response_timeout: '10s' }] });
       let drained = false;
       try {
         const client = net.connect(g.port, '127.0.0.1');
         client.on('error', () => undefined);
-        const t0 = Date.now();
         client.write(`GET /gone/ HTTP/1.1\r\nHost: 127.0.0.1:${g.port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n`);
         const conn = await waitFor(() => (up.conns[0]?.bytes.length ? up.conns[0] : null), 5000, 'the upstream connection');
         await sleep(50);
         client.destroy();
+        const left = Date.now();
         await waitFor(() => conn.closed, 3000, 'the upstream connection closed by the gateway');
-        const ms = Date.now() - t0;
-        assert.ok(ms >= 400 && ms < 2000, `closed after ${ms} ms`);
+        assert.ok(Date.now() - left < 1000, `closed ${Date.now() - left} ms after the client left`);
         assert.equal(up.conns.length, 1, 'one upstream connection, not retried');
         const t1 = Date.now();
         await g.close();
