@@ -83,6 +83,30 @@ const GATEWAY_WORDING: HostRefusalWording = {
  */
 export type LocalAddress = string | undefined | { readonly localAddress?: string };
 
+/** Each listening server's address, when it listens on one address rather than all of them. */
+const boundTo = new WeakMap<object, string | null>();
+
+/**
+ * The address a connection reached. A connection's server (Node sets `socket.server`) that
+ * listens on one address is asked once, not each connection (a getsockname per connection was
+ * about 2 % of a WebSocket handshake's CPU); on a wildcard address, the socket is asked.
+ */
+function localOf(local: { readonly localAddress?: string }): string | undefined {
+  const server = (local as { server?: { address?: () => unknown } }).server;
+  if (server !== undefined && server !== null && typeof server.address === 'function') {
+    let at = boundTo.get(server);
+    if (at === undefined) {
+      const addr = server.address() as { address?: string } | string | null;
+      // Not listening (yet), or a unix socket: not remembered, the socket answers.
+      if (addr === null || typeof addr !== 'object' || typeof addr.address !== 'string') return local.localAddress;
+      at = addr.address === '0.0.0.0' || addr.address === '::' ? null : addr.address;
+      boundTo.set(server, at);
+    }
+    if (at !== null) return at;
+  }
+  return local.localAddress;
+}
+
 export class HostPolicy {
   /** server_names and admin.hosts: the gateway's own names. */
   private readonly serverNames: NameSet;
@@ -111,7 +135,7 @@ export class HostPolicy {
     if (hostHeader === undefined || hostHeader === '') return null;
     const host = parseHostHeader(hostHeader);
     if (!host) return new BadHostError(`Host ${JSON.stringify(shortHost(hostHeader, 80))} is not host[:port]`);
-    if (!this.restricted && !isLoopbackAddress(typeof local === 'object' ? local.localAddress : local)) return null;
+    if (!this.restricted && !isLoopbackAddress(typeof local === 'object' ? localOf(local) : local)) return null;
     if (this.allows(host)) return null;
     return new HostRefusedError(`Host ${shortHost(hostHeader)} is not ${this.wording.whose}: ${this.wording.fix}`);
   }

@@ -229,3 +229,22 @@ test('on a non-loopback address (decided by the socket\'s local address), any Ho
   assert.equal(listed.checkHost('x@gw.example.com', lan)?.code, 'PH_ERR_BAD_HOST', 'a malformed Host is refused on every listener');
   assert.equal(open.checkHost('x@gw.example.com', lan)?.status, 400);
 });
+
+test('the local address comes from the connection\'s server when it listens on one address, and from the socket when it listens on all', () => {
+  const open = createGateway({ apps: [{ name: 'app', port: 9 }] });
+  const lan = lanAddress() ?? '192.0.2.2';
+  // What a socket accepted by a Node server carries: its local address, and `server`.
+  const accepted = (local: string, bound: string) => ({ localAddress: local, server: { address: () => ({ address: bound, family: 'IPv4', port: 80 }) } });
+  // One address: the server's answers (the same for every connection it accepts), and the
+  // socket is not asked (here its address would say loopback, which cannot happen for real).
+  assert.equal(open.checkHost('whatever.example', accepted(lan, lan)), null);
+  assert.equal(open.checkHost('whatever.example', accepted('127.0.0.1', lan)), null);
+  assert.equal(open.checkHost('whatever.example', accepted('127.0.0.1', '127.0.0.1'))?.code, 'PH_ERR_HOST_REFUSED');
+  // All addresses (0.0.0.0, ::): the socket's own address decides, connection by connection.
+  assert.equal(open.checkHost('whatever.example', accepted('127.0.0.1', '0.0.0.0'))?.code, 'PH_ERR_HOST_REFUSED', 'loopback through a wildcard listener');
+  assert.equal(open.checkHost('whatever.example', accepted(lan, '0.0.0.0')), null);
+  assert.equal(open.checkHost('whatever.example', accepted('::1', '::'))?.code, 'PH_ERR_HOST_REFUSED');
+  // A server not listening (no address): the socket answers.
+  const unbound = { localAddress: '127.0.0.1', server: { address: () => null } };
+  assert.equal(open.checkHost('whatever.example', unbound)?.code, 'PH_ERR_HOST_REFUSED');
+});
