@@ -262,6 +262,9 @@ function onBody(this: Parser, chunk: Buffer): void {
 
 function onMessageComplete(this: Parser): void {
   const c = this[kConn]!;
+  // Trailers of a chunked body come through onHeaders too: they are not relayed (nor are they on
+  // the http.request path), and must not be taken for the next answer's first headers.
+  c.partial = null;
   if (c.interim) {
     c.interim = false;
     return;
