@@ -323,6 +323,9 @@ export class H1Pool {
   /** A connection is free: the next waiting request takes it, or it waits idle. */
   release(c: Conn): void {
     if (c.dead) return;
+    // Paused for a slow client as its last piece of body came: a connection free for the next
+    // request reads again (its answer, or the upstream's close, or bytes past the last answer).
+    if (c.socket.isPaused()) c.socket.resume();
     c.idleSince = performance.now();
     // An idle connection does not keep the process alive (nor does the agent's).
     c.socket.unref();

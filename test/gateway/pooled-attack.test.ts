@@ -31,3 +31,27 @@ test('the trailers of a chunked answer never become headers of the next answer o
     await up.close();
   }
 });
+
+test('a connection whose last body piece met backpressure at the client is read again when it carries the next GET', async () => {
+  // 40 KiB in one read: more than a client write's 16 KiB high-water mark, so writing it to the
+  // client reports backpressure and the pooled connection pauses, just as the answer is whole.
+  const body = Buffer.alloc(40 * 1024, 0x62);
+  const up = await rawUpstream((s) =>
+    s.on('data', (d: Buffer) => {
+      if (d.toString('latin1').startsWith('GET /big ')) s.write(Buffer.concat([Buffer.from(`HTTP/1.1 200 OK\r\nContent-Length: ${body.length}\r\n\r\n`), body]));
+      else s.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
+    }),
+  );
+  const g = await startGateway({ apps: [{ name: 'slow', port: up.port, response_timeout: '3s' }] });
+  try {
+    const big = await request(`${g.url}/slow/big`);
+    assert.equal(big.body.length, body.length);
+    const r = await request(`${g.url}/slow/next`, { timeoutMs: 6000 });
+    assert.equal(up.sockets.length, 1, 'the next GET took the same connection');
+    assert.equal(r.status, 200, `${r.status} ${r.headers['x-porthole-error']}`);
+    assert.equal(r.text, 'ok');
+  } finally {
+    await g.close();
+    await up.close();
+  }
+});
