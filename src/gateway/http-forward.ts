@@ -129,6 +129,8 @@ class PooledExchange implements Exchange {
   private reused = false;
   private readonly keepClientGone: () => void;
   private onDrain: (() => void) | null = null;
+  /** `onDrain` waits for the client's 'drain'. */
+  private waitingDrain = false;
 
   constructor(
     private readonly gw: GatewayCore,
@@ -227,8 +229,15 @@ class PooledExchange implements Exchange {
   data(chunk: Buffer): boolean {
     const res = this.res;
     if (res.write(chunk) || res.destroyed) return true;
-    // The client reads slower than the upstream sends: the upstream connection is paused.
-    this.onDrain ??= () => this.conn?.resume();
+    // The client reads slower than the upstream sends: the upstream connection is paused. The
+    // parser hands on the rest of what it read meanwhile (every chunk of a chunked body): one
+    // 'drain' listener for them all.
+    if (this.waitingDrain) return false;
+    this.waitingDrain = true;
+    this.onDrain ??= () => {
+      this.waitingDrain = false;
+      this.conn?.resume();
+    };
     res.once('drain', this.onDrain);
     return false;
   }

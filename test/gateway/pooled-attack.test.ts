@@ -55,3 +55,24 @@ test('a connection whose last body piece met backpressure at the client is read 
     await up.close();
   }
 });
+
+test('a chunked answer of many small chunks to a slow client waits for one drain, not one per chunk', async () => {
+  // One read holds a chunk past the client's high-water mark and 50 tiny ones after it: each
+  // of them is handed to the client while it is already behind.
+  const chunks = `5000\r\n${'c'.repeat(0x5000)}\r\n${'1\r\nd\r\n'.repeat(50)}0\r\n\r\n`;
+  const up = await rawUpstream((s) => s.on('data', () => s.write(`HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n${chunks}`)));
+  const g = await startGateway({ apps: [{ name: 'tiny', port: up.port }] });
+  const warnings: string[] = [];
+  const onWarning = (w: Error) => warnings.push(`${w.name}: ${w.message}`);
+  process.on('warning', onWarning);
+  try {
+    const r = await request(`${g.url}/tiny/`);
+    assert.equal(r.body.length, 0x5000 + 50);
+    await sleep(50);
+    assert.deepEqual(warnings, []);
+  } finally {
+    process.off('warning', onWarning);
+    await g.close();
+    await up.close();
+  }
+});
