@@ -7,7 +7,7 @@
 import { STATUS_CODES, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { relay } from './relay-body.js';
-import { AppWakingError, PortholeError, RequestAbortedError, UpstreamBadResponseError, UpstreamConnectTimeoutError, UpstreamResetError, UpstreamTimeoutError, upstreamError } from '../errors.js';
+import { AppWakingError, ConfigError, PortholeError, RequestAbortedError, UpstreamBadResponseError, UpstreamConnectTimeoutError, UpstreamResetError, UpstreamTimeoutError, upstreamError } from '../errors.js';
 import { emit } from '../events.js';
 import type { GatewayCore } from './core.js';
 import { sendHttpError } from './error-response.js';
@@ -302,7 +302,15 @@ function sendWithRequest(gw: GatewayCore, req: IncomingMessage, res: ServerRespo
   const { route, target } = match;
   const app = route.app.name;
   const method = req.method ?? 'GET';
-  const upReq = upstreamRequest({ target, app, method, path: match.path, headers, connectMs: route.connectMs, responseMs: route.responseMs, pooled: true });
+  let upReq: ReturnType<typeof upstreamRequest>;
+  try {
+    upReq = upstreamRequest({ target, app, method, path: match.path, headers, connectMs: route.connectMs, responseMs: route.responseMs, pooled: true });
+  } catch (err) {
+    // A head Node's client refuses to write (it throws ERR_INVALID_CHAR): a `set_headers` value
+    // with a character above U+00FF or a control character. The app's configuration is at
+    // fault, answered as such on every request to it — never a crash of the gateway.
+    return fail(new ConfigError([`apps.${app}: the request to ${target.label} cannot be written (${(err as Error).message})`]));
+  }
   let answered = false;
 
   let clientGone = false;

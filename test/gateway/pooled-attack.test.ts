@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { test } from 'node:test';
 import { rawUpstream, request } from '../helpers/http.js';
-import { sleep, startGateway, waitFor } from '../helpers/net.js';
+import { httpUpstream, sleep, startGateway, waitFor } from '../helpers/net.js';
 
 test('the trailers of a chunked answer never become headers of the next answer on the same connection', async () => {
   let n = 0;
@@ -72,6 +72,23 @@ test('a chunked answer of many small chunks to a slow client waits for one drain
     assert.deepEqual(warnings, []);
   } finally {
     process.off('warning', onWarning);
+    await g.close();
+    await up.close();
+  }
+});
+
+test('a set_headers value that HTTP/1.1 cannot carry (a character above U+00FF) is a 500 for every method, never a crash of the gateway', async () => {
+  // The pool hands a request head it may not write to http.request, which throws on it.
+  const up = await httpUpstream((req, res) => res.end(`who=${req.headers['x-who']}`));
+  const g = await startGateway({ apps: [{ name: 'wide', port: up.port, set_headers: { 'X-Who': '日本' } }] });
+  try {
+    for (const method of ['GET', 'HEAD', 'DELETE']) {
+      const r = await request(`${g.url}/wide/x`, { method, timeoutMs: 5000 });
+      assert.equal(r.status, 500, method);
+      assert.equal(r.headers['x-porthole-error'], 'PH_ERR_CONFIG', method);
+    }
+    assert.equal((await request(`${g.url}/_porthole/health`)).status, 200);
+  } finally {
     await g.close();
     await up.close();
   }
