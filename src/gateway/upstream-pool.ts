@@ -196,6 +196,9 @@ function onData(this: ConnSocket, data: Buffer): void {
 
 function onEnd(this: ConnSocket): void {
   const c = this[kConn];
+  // Closed before the head was whole: no answer came, as Node's client says it ("socket hang
+  // up", a reset, retried on a reused connection), whatever the parser makes of a head cut short.
+  if (!c.dead && c.ex !== null && c.written && !c.answered) return c.fail(closedError(false));
   // A body that ends with the connection is whole now; any other response is not.
   const ret = c.parser.finish();
   if (c.dead) return;

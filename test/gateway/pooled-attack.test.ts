@@ -93,3 +93,20 @@ test('a set_headers value that HTTP/1.1 cannot carry (a character above U+00FF) 
     await up.close();
   }
 });
+
+test('an upstream that closes in the middle of its response head: 502 PH_ERR_UPSTREAM_RESET on both paths', async () => {
+  // Node's client calls that a socket hang up (no answer came); the pool read it as a head that is
+  // not HTTP (the parser's verdict on a head cut short), a different fault in the log and the page.
+  const up = await rawUpstream((s) => s.once('data', () => s.end('HTTP/1.1 200 OK\r\nX-Half')));
+  const g = await startGateway({ apps: [{ name: 'half', port: up.port }] });
+  try {
+    for (const method of ['GET', 'DELETE']) {
+      const r = await request(`${g.url}/half/`, { method });
+      assert.equal(r.status, 502, method);
+      assert.equal(r.headers['x-porthole-error'], 'PH_ERR_UPSTREAM_RESET', method);
+    }
+  } finally {
+    await g.close();
+    await up.close();
+  }
+});
