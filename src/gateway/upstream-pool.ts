@@ -34,6 +34,7 @@ interface Parser {
 interface ParserClass {
   new (): Parser;
   RESPONSE: number;
+  kOnMessageBegin: number;
   kOnHeaders: number;
   kOnHeadersComplete: number;
   kOnBody: number;
@@ -102,6 +103,7 @@ export class Conn {
     // No header size of our own (Node's default, 16 KiB, as http.request), and no leniency.
     parser.initialize(HTTPParser.RESPONSE, {}, 0, 0);
     parser[kConn] = this;
+    parser[HTTPParser.kOnMessageBegin] = onMessageBegin;
     parser[HTTPParser.kOnHeaders] = onHeaders;
     parser[HTTPParser.kOnHeadersComplete] = onHeadersComplete;
     parser[HTTPParser.kOnBody] = onBody;
@@ -225,6 +227,14 @@ function onClose(this: ConnSocket): void {
       ex.failed(closedError(false), false);
     }
   }
+}
+
+function onMessageBegin(this: Parser): void {
+  const c = this[kConn]!;
+  // The first byte of an answer no request waits for (past the last answer, or on an idle
+  // connection): the connection is closed at once. Read on, an answer cut at the end of this read
+  // would be parsed on with the next request's answer appended to it.
+  if (!c.dead && (c.ex === null || !c.written)) c.destroy();
 }
 
 function onHeaders(this: Parser, headers: string[]): void {

@@ -110,3 +110,27 @@ test('an upstream that closes in the middle of its response head: 502 PH_ERR_UPS
     await up.close();
   }
 });
+
+test('the start of an answer no request asked for closes the connection at once, so the next GET never reads past it', async () => {
+  // A second answer begun right behind the first, and not finished in that read: Node's client
+  // reads each request's answer with a fresh parser; the pooled connection must not carry the
+  // half-read head over to the next GET, whose own answer would then be read as its continuation.
+  const up = await rawUpstream((s) =>
+    s.on('data', (d: Buffer) => {
+      if (d.toString('latin1').startsWith('GET /1 ')) s.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200 OK\r\nContent-Le');
+      else s.write('HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfresh');
+    }),
+  );
+  const g = await startGateway({ apps: [{ name: 'begun', port: up.port }] });
+  try {
+    assert.equal((await request(`${g.url}/begun/1`)).text, 'ok');
+    await sleep(50);
+    const r = await request(`${g.url}/begun/2`);
+    assert.equal(r.status, 200, `${r.status} ${r.headers['x-porthole-error']}`);
+    assert.equal(r.text, 'fresh');
+    assert.equal(up.sockets.length, 2, 'the second GET went on a new connection');
+  } finally {
+    await g.close();
+    await up.close();
+  }
+});
