@@ -15,7 +15,7 @@ import { downstreamResponseHeaders, duplicateHost, requestFraming, unsupportedVe
 import type { Match, Target } from './router.js';
 import { onResponseDone } from './response-done.js';
 import { upstreamRequest } from './upstream-request.js';
-import { CLOSED, CONNECT_TIMEOUT, poolable, poolFor, type Conn, type Exchange, type H1Pool } from './upstream-pool.js';
+import { CLOSED, CONNECT_TIMEOUT, POOL_CLOSED, poolable, poolFor, type Conn, type Exchange, type H1Pool } from './upstream-pool.js';
 import { sendWakingPage } from './waking-page.js';
 import { peerRefusal, trustsForwarded } from './peer.js';
 
@@ -284,6 +284,7 @@ function pooledError(err: Error, app: string, target: Target, connectMs: number)
   const code = (err as NodeJS.ErrnoException).code;
   if (code === CONNECT_TIMEOUT) return new UpstreamConnectTimeoutError(`${app}: connecting to ${target.label} timed out after ${connectMs / 1000} s`, { app, cause: err });
   if (code === CLOSED) return new UpstreamResetError(`${app}: upstream ${target.label} closed the connection before answering`, { app, cause: err });
+  if (code === POOL_CLOSED) return new UpstreamResetError(`${app}: the gateway closed its connection to ${target.label} (it is closing)`, { app, cause: err });
   return upstreamError(err, app, target.label);
 }
 

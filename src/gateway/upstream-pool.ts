@@ -67,6 +67,12 @@ export interface Exchange {
 export const CLOSED = 'PH_UPSTREAM_CLOSED';
 /** No connection within the connect timeout. */
 export const CONNECT_TIMEOUT = 'PH_UPSTREAM_CONNECT_TIMEOUT';
+/** The pool was closed (the gateway is closing): not the upstream's doing, and never retried. */
+export const POOL_CLOSED = 'PH_UPSTREAM_POOL_CLOSED';
+
+function poolClosedError(): Error {
+  return Object.assign(new Error('the gateway closed its connections to the upstream'), { code: POOL_CLOSED });
+}
 
 function closedError(answered: boolean): Error {
   return Object.assign(new Error(answered ? 'the upstream closed the connection in the middle of the body' : 'the upstream closed the connection before answering'), { code: CLOSED });
@@ -314,7 +320,7 @@ export class H1Pool {
 
   /** Sends `head` (the whole request head) for `ex` on an idle connection, a new one, or once one is free. */
   request(ex: Exchange, head: string): void {
-    if (this.#closed) return ex.failed(closedError(false), false);
+    if (this.#closed) return ex.failed(poolClosedError(), false);
     const idle = this.#idle.pop();
     if (idle !== undefined) return idle.take(ex, head);
     if (this.#all.size < MAX_CONNECTIONS) return this.#open().take(ex, head);
@@ -388,8 +394,10 @@ export class H1Pool {
     this.#closed = true;
     if (this.#sweeper !== null) clearInterval(this.#sweeper);
     if (this.#handing !== null) clearImmediate(this.#handing);
-    for (const w of this.#queue.splice(0)) w.ex.failed(closedError(false), false);
-    for (const c of [...this.#all]) c.fail(closedError(c.answered));
+    // Failed as closed by the gateway, not by the upstream: a request on a reused connection
+    // would otherwise be retried, on a new pool of the agent that nothing closes any more.
+    for (const w of this.#queue.splice(0)) w.ex.failed(poolClosedError(), false);
+    for (const c of [...this.#all]) c.fail(poolClosedError());
   }
 }
 

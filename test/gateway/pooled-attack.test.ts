@@ -4,10 +4,11 @@
  * and a connection handed on must read its next answer.
  */
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import net from 'node:net';
 import { test } from 'node:test';
 import { rawUpstream, request } from '../helpers/http.js';
-import { httpUpstream, sleep, startGateway, waitFor } from '../helpers/net.js';
+import { httpUpstream, listen, sleep, startGateway, waitFor } from '../helpers/net.js';
 
 test('the trailers of a chunked answer never become headers of the next answer on the same connection', async () => {
   let n = 0;
@@ -132,5 +133,31 @@ test('the start of an answer no request asked for closes the connection at once,
   } finally {
     await g.close();
     await up.close();
+  }
+});
+
+test('a GET in flight on a reused connection when the gateway closes is not sent again to the upstream', async () => {
+  const held: http.ServerResponse[] = [];
+  let connections = 0;
+  const up = http.createServer({ keepAliveTimeout: 60_000 }, (req, res) => {
+    if (req.url === '/hold') held.push(res);
+    else res.end('ok');
+  });
+  up.on('connection', () => connections++);
+  const port = await listen(up);
+  const g = await startGateway({ apps: [{ name: 'q', port }] });
+  try {
+    assert.equal((await request(`${g.url}/q/warm`)).text, 'ok');
+    // On the warm connection: the pool's close fails it as closed, which is no reason to retry.
+    const hold = request(`${g.url}/q/hold`).catch(() => 'cut');
+    await waitFor(() => held.length === 1, 5000, 'the held GET');
+    await g.close();
+    assert.equal(await hold, 'cut');
+    await sleep(300);
+    assert.equal(held.length, 1, 'the GET reached the upstream again after the gateway closed');
+    assert.equal(connections, 1, 'a connection was opened after the gateway closed');
+  } finally {
+    up.closeAllConnections();
+    await new Promise((ok) => up.close(ok));
   }
 });
