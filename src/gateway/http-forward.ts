@@ -7,7 +7,7 @@
 import { STATUS_CODES, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { relay } from './relay-body.js';
-import { AppWakingError, PortholeError, RequestAbortedError, UpstreamBadResponseError, UpstreamConnectTimeoutError, UpstreamResetError, UpstreamTimeoutError, upstreamError } from '../errors.js';
+import { AppWakingError, ConfigError, PortholeError, RequestAbortedError, UpstreamBadResponseError, UpstreamConnectTimeoutError, UpstreamResetError, UpstreamTimeoutError, upstreamError } from '../errors.js';
 import { emit } from '../events.js';
 import type { GatewayCore } from './core.js';
 import { sendHttpError } from './error-response.js';
@@ -15,7 +15,7 @@ import { downstreamResponseHeaders, duplicateHost, requestFraming, unsupportedVe
 import type { Match, Target } from './router.js';
 import { onResponseDone } from './response-done.js';
 import { upstreamRequest } from './upstream-request.js';
-import { CLOSED, CONNECT_TIMEOUT, poolable, poolFor, type Conn, type Exchange, type H1Pool } from './upstream-pool.js';
+import { CLOSED, CONNECT_TIMEOUT, POOL_CLOSED, poolable, poolFor, type Conn, type Exchange, type H1Pool } from './upstream-pool.js';
 import { sendWakingPage } from './waking-page.js';
 import { peerRefusal, trustsForwarded } from './peer.js';
 
@@ -129,6 +129,8 @@ class PooledExchange implements Exchange {
   private reused = false;
   private readonly keepClientGone: () => void;
   private onDrain: (() => void) | null = null;
+  /** `onDrain` waits for the client's 'drain'. */
+  private waitingDrain = false;
 
   constructor(
     private readonly gw: GatewayCore,
@@ -227,8 +229,15 @@ class PooledExchange implements Exchange {
   data(chunk: Buffer): boolean {
     const res = this.res;
     if (res.write(chunk) || res.destroyed) return true;
-    // The client reads slower than the upstream sends: the upstream connection is paused.
-    this.onDrain ??= () => this.conn?.resume();
+    // The client reads slower than the upstream sends: the upstream connection is paused. The
+    // parser hands on the rest of what it read meanwhile (every chunk of a chunked body): one
+    // 'drain' listener for them all.
+    if (this.waitingDrain) return false;
+    this.waitingDrain = true;
+    this.onDrain ??= () => {
+      this.waitingDrain = false;
+      this.conn?.resume();
+    };
     res.once('drain', this.onDrain);
     return false;
   }
@@ -275,6 +284,7 @@ function pooledError(err: Error, app: string, target: Target, connectMs: number)
   const code = (err as NodeJS.ErrnoException).code;
   if (code === CONNECT_TIMEOUT) return new UpstreamConnectTimeoutError(`${app}: connecting to ${target.label} timed out after ${connectMs / 1000} s`, { app, cause: err });
   if (code === CLOSED) return new UpstreamResetError(`${app}: upstream ${target.label} closed the connection before answering`, { app, cause: err });
+  if (code === POOL_CLOSED) return new UpstreamResetError(`${app}: the gateway closed its connection to ${target.label} (it is closing)`, { app, cause: err });
   return upstreamError(err, app, target.label);
 }
 
@@ -293,7 +303,15 @@ function sendWithRequest(gw: GatewayCore, req: IncomingMessage, res: ServerRespo
   const { route, target } = match;
   const app = route.app.name;
   const method = req.method ?? 'GET';
-  const upReq = upstreamRequest({ target, app, method, path: match.path, headers, connectMs: route.connectMs, responseMs: route.responseMs, pooled: true });
+  let upReq: ReturnType<typeof upstreamRequest>;
+  try {
+    upReq = upstreamRequest({ target, app, method, path: match.path, headers, connectMs: route.connectMs, responseMs: route.responseMs, pooled: true });
+  } catch (err) {
+    // A head Node's client refuses to write (it throws ERR_INVALID_CHAR): a `set_headers` value
+    // with a character above U+00FF or a control character. The app's configuration is at
+    // fault, answered as such on every request to it — never a crash of the gateway.
+    return fail(new ConfigError([`apps.${app}: the request to ${target.label} cannot be written (${(err as Error).message})`]));
+  }
   let answered = false;
 
   let clientGone = false;

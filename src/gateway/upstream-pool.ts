@@ -34,6 +34,7 @@ interface Parser {
 interface ParserClass {
   new (): Parser;
   RESPONSE: number;
+  kOnMessageBegin: number;
   kOnHeaders: number;
   kOnHeadersComplete: number;
   kOnBody: number;
@@ -66,6 +67,12 @@ export interface Exchange {
 export const CLOSED = 'PH_UPSTREAM_CLOSED';
 /** No connection within the connect timeout. */
 export const CONNECT_TIMEOUT = 'PH_UPSTREAM_CONNECT_TIMEOUT';
+/** The pool was closed (the gateway is closing): not the upstream's doing, and never retried. */
+export const POOL_CLOSED = 'PH_UPSTREAM_POOL_CLOSED';
+
+function poolClosedError(): Error {
+  return Object.assign(new Error('the gateway closed its connections to the upstream'), { code: POOL_CLOSED });
+}
 
 function closedError(answered: boolean): Error {
   return Object.assign(new Error(answered ? 'the upstream closed the connection in the middle of the body' : 'the upstream closed the connection before answering'), { code: CLOSED });
@@ -102,6 +109,7 @@ export class Conn {
     // No header size of our own (Node's default, 16 KiB, as http.request), and no leniency.
     parser.initialize(HTTPParser.RESPONSE, {}, 0, 0);
     parser[kConn] = this;
+    parser[HTTPParser.kOnMessageBegin] = onMessageBegin;
     parser[HTTPParser.kOnHeaders] = onHeaders;
     parser[HTTPParser.kOnHeadersComplete] = onHeadersComplete;
     parser[HTTPParser.kOnBody] = onBody;
@@ -196,6 +204,9 @@ function onData(this: ConnSocket, data: Buffer): void {
 
 function onEnd(this: ConnSocket): void {
   const c = this[kConn];
+  // Closed before the head was whole: no answer came, as Node's client says it ("socket hang
+  // up", a reset, retried on a reused connection), whatever the parser makes of a head cut short.
+  if (!c.dead && c.ex !== null && c.written && !c.answered) return c.fail(closedError(false));
   // A body that ends with the connection is whole now; any other response is not.
   const ret = c.parser.finish();
   if (c.dead) return;
@@ -222,6 +233,14 @@ function onClose(this: ConnSocket): void {
       ex.failed(closedError(false), false);
     }
   }
+}
+
+function onMessageBegin(this: Parser): void {
+  const c = this[kConn]!;
+  // The first byte of an answer no request waits for (past the last answer, or on an idle
+  // connection): the connection is closed at once. Read on, an answer cut at the end of this read
+  // would be parsed on with the next request's answer appended to it.
+  if (!c.dead && (c.ex === null || !c.written)) c.destroy();
 }
 
 function onHeaders(this: Parser, headers: string[]): void {
@@ -262,6 +281,9 @@ function onBody(this: Parser, chunk: Buffer): void {
 
 function onMessageComplete(this: Parser): void {
   const c = this[kConn]!;
+  // Trailers of a chunked body come through onHeaders too: they are not relayed (nor are they on
+  // the http.request path), and must not be taken for the next answer's first headers.
+  c.partial = null;
   if (c.interim) {
     c.interim = false;
     return;
@@ -298,7 +320,7 @@ export class H1Pool {
 
   /** Sends `head` (the whole request head) for `ex` on an idle connection, a new one, or once one is free. */
   request(ex: Exchange, head: string): void {
-    if (this.#closed) return ex.failed(closedError(false), false);
+    if (this.#closed) return ex.failed(poolClosedError(), false);
     const idle = this.#idle.pop();
     if (idle !== undefined) return idle.take(ex, head);
     if (this.#all.size < MAX_CONNECTIONS) return this.#open().take(ex, head);
@@ -320,6 +342,9 @@ export class H1Pool {
   /** A connection is free: the next waiting request takes it, or it waits idle. */
   release(c: Conn): void {
     if (c.dead) return;
+    // Paused for a slow client as its last piece of body came: a connection free for the next
+    // request reads again (its answer, or the upstream's close, or bytes past the last answer).
+    if (c.socket.isPaused()) c.socket.resume();
     c.idleSince = performance.now();
     // An idle connection does not keep the process alive (nor does the agent's).
     c.socket.unref();
@@ -369,8 +394,10 @@ export class H1Pool {
     this.#closed = true;
     if (this.#sweeper !== null) clearInterval(this.#sweeper);
     if (this.#handing !== null) clearImmediate(this.#handing);
-    for (const w of this.#queue.splice(0)) w.ex.failed(closedError(false), false);
-    for (const c of [...this.#all]) c.fail(closedError(c.answered));
+    // Failed as closed by the gateway, not by the upstream: a request on a reused connection
+    // would otherwise be retried, on a new pool of the agent that nothing closes any more.
+    for (const w of this.#queue.splice(0)) w.ex.failed(poolClosedError(), false);
+    for (const c of [...this.#all]) c.fail(poolClosedError());
   }
 }
 
