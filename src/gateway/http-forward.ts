@@ -110,7 +110,8 @@ function requestHead(method: string, path: string, headers: string[]): string | 
     if (!TOKEN.test(name) || BAD_VALUE.test(value)) return null;
     head += `${name}: ${value}\r\n`;
   }
-  return `${head}\r\n`;
+  // As http.request with a keep-alive agent: an HTTP/1.0 upstream keeps the connection only when asked.
+  return `${head}Connection: keep-alive\r\n\r\n`;
 }
 
 /**

@@ -321,6 +321,9 @@ export class H1Pool {
   /** Sends `head` (the whole request head) for `ex` on an idle connection, a new one, or once one is free. */
   request(ex: Exchange, head: string): void {
     if (this.#closed) return ex.failed(poolClosedError(), false);
+    // Requests already waiting go first: a connection freed for them (handed on at the next
+    // turn of the loop) is not taken by one that comes meanwhile.
+    if (this.#queue.length > 0) return void this.#queue.push({ ex, head });
     const idle = this.#idle.pop();
     if (idle !== undefined) return idle.take(ex, head);
     if (this.#all.size < MAX_CONNECTIONS) return this.#open().take(ex, head);
@@ -355,11 +358,13 @@ export class H1Pool {
     if (this.#queue.length > 0) this.#handing ??= setImmediate(handOn, this);
   }
 
+  /** Waiting requests, first come first served, take the idle connections, then new ones up to the cap. */
   handOn(): void {
     this.#handing = null;
-    while (this.#queue.length > 0 && this.#idle.length > 0) {
+    if (this.#closed) return;
+    while (this.#queue.length > 0 && (this.#idle.length > 0 || this.#all.size < MAX_CONNECTIONS)) {
       const w = this.#queue.shift()!;
-      this.#idle.pop()!.take(w.ex, w.head);
+      (this.#idle.pop() ?? this.#open()).take(w.ex, w.head);
     }
   }
 
@@ -368,10 +373,7 @@ export class H1Pool {
     const at = this.#idle.indexOf(c);
     if (at >= 0) this.#idle.splice(at, 1);
     // A place is free: the next waiting request connects.
-    if (!this.#closed && this.#queue.length > 0 && this.#all.size < MAX_CONNECTIONS) {
-      const w = this.#queue.shift()!;
-      queueMicrotask(() => this.request(w.ex, w.head));
-    }
+    if (!this.#closed && this.#queue.length > 0) this.#handing ??= setImmediate(handOn, this);
   }
 
   /** Closes the connections idle for 4 s. */

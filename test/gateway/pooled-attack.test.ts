@@ -161,3 +161,65 @@ test('a GET in flight on a reused connection when the gateway closes is not sent
     await new Promise((ok) => up.close(ok));
   }
 });
+
+test('at the connection cap, requests that waited go first: one that comes as a connection is freed queues behind them', async () => {
+  const { H1Pool } = await import('../../src/gateway/upstream-pool.js');
+  type Ex = import('../../src/gateway/upstream-pool.js').Exchange;
+  const held: http.ServerResponse[] = [];
+  const up = http.createServer({ keepAliveTimeout: 60_000 }, (req, res) => {
+    if (req.url === '/hold') held.push(res);
+    else res.end(req.url);
+  });
+  const port = await listen(up);
+  const pool = new H1Pool({ kind: 'tcp', host: '127.0.0.1', port, label: `127.0.0.1:${port}` } as never, 0);
+  const order: string[] = [];
+  const exchange = (name: string, onComplete?: () => void): Ex => ({
+    conn: null,
+    sent() {},
+    head: () => false,
+    data: (chunk) => (order.push(`${name}:${chunk.toString()}`), true),
+    complete: () => onComplete?.(),
+    failed: (err) => order.push(`${name} failed: ${err.message}`),
+  });
+  const get = (path: string) => `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`;
+  try {
+    // Whichever held request is answered first brings a newcomer the moment its connection is freed.
+    let late = false;
+    const bringLate = () => {
+      if (!late) pool.request(exchange('late'), get('/late'));
+      late = true;
+    };
+    for (let i = 0; i < 256; i++) pool.request(exchange(`hold${i}`, bringLate), get('/hold'));
+    await waitFor(() => held.length === 256, 15_000, '256 held requests');
+    pool.request(exchange('first'), get('/first'));
+    pool.request(exchange('second'), get('/second'));
+    // The first held answer ends; as it completes (its connection just freed), a new request comes.
+    held.shift()!.end('done');
+    // The freed connection carries the three in turn: the two that waited, then the newcomer.
+    await waitFor(() => order.filter((o) => !o.startsWith('hold')).length === 3, 5000, 'three answered');
+    assert.deepEqual(order.filter((o) => !o.startsWith('hold')), ['first:/first', 'second:/second', 'late:/late']);
+  } finally {
+    pool.destroy();
+    for (const res of held.splice(0)) res.end();
+    up.closeAllConnections();
+    await new Promise((ok) => up.close(ok));
+  }
+});
+
+test('an HTTP/1.0 upstream keeps its connection for the next GET: the pooled request asks for keep-alive, as http.request does', async () => {
+  const up = await rawUpstream((s) =>
+    s.on('data', (d: Buffer) => {
+      // An HTTP/1.0 server keeps a connection open only when the request asks it to.
+      if (/\r\nconnection: *keep-alive\r\n/i.test(d.toString('latin1'))) s.write('HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\nok');
+      else s.end('HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok');
+    }),
+  );
+  const g = await startGateway({ apps: [{ name: 'old', port: up.port }] });
+  try {
+    for (let i = 0; i < 3; i++) assert.equal((await request(`${g.url}/old/${i}`)).text, 'ok');
+    assert.equal(up.sockets.length, 1);
+  } finally {
+    await g.close();
+    await up.close();
+  }
+});
