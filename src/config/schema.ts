@@ -20,8 +20,18 @@ const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 /** CR, LF and NUL never reach the wire: they would let a value add headers of its own. */
 const UNSAFE_HEADER_VALUE = /[\r\n\0]/;
 
+/** What HTTP/1.1 writes as a header value (as Node checks it): tab, printable ASCII, and latin1's upper half. */
+const UNWRITABLE_HEADER_VALUE = /[^\t\x20-\x7e\x80-\xff]/u;
+
 export const headerValue = () =>
-  k.string({ check: (s) => (UNSAFE_HEADER_VALUE.test(s) ? 'header values must not contain CR, LF or NUL' : undefined) });
+  k.string({
+    check: (s) => {
+      if (UNSAFE_HEADER_VALUE.test(s)) return 'header values must not contain CR, LF or NUL';
+      const bad = UNWRITABLE_HEADER_VALUE.exec(s);
+      if (bad) return `header values are written as latin1 text: ${JSON.stringify(bad[0])} (U+${bad[0].codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}) cannot be; percent-encode it or leave it out`;
+      return undefined;
+    },
+  });
 
 const port = () => k.integer(1, 65535);
 const path = () => k.string({ pattern: /^\/[^\s]*$/, patternHint: 'a path starting with /' });

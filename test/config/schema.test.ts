@@ -81,6 +81,13 @@ describe('config schema: header safety', () => {
     assert.deepEqual(problemsOf({ apps: [app({ set_headers: { 'X-B': 'nul\0byte' } })] }), ['apps[0].set_headers.X-B: header values must not contain CR, LF or NUL']);
   });
 
+  test('a set_headers value HTTP cannot carry (a control character, a character beyond U+00FF) is rejected at load', () => {
+    assert.deepEqual(problemsOf({ apps: [app({ set_headers: { 'X-Bell': 'ding\x07', 'X-Name': 'Zo\u00eb', 'X-Emoji': 'ok \u{1F600}' } })] }), [
+      'apps[0].set_headers.X-Bell: header values are written as latin1 text: "\\u0007" (U+0007) cannot be; percent-encode it or leave it out',
+      'apps[0].set_headers.X-Emoji: header values are written as latin1 text: "\u{1F600}" (U+1F600) cannot be; percent-encode it or leave it out',
+    ]);
+  });
+
   test('an invalid header name in set_headers is rejected', () => {
     const problems = problemsOf({ apps: [app({ set_headers: { 'Bad Header': 'v', 'X:y': 'v', '': 'v', 'X-Good': 'v' } })] });
     assert.deepEqual([...problems].sort(), [
