@@ -67,8 +67,8 @@ test('the embedded-server example supervises its app, serves the admin API with 
   });
 
   const url = await waitFor(() => /ready on (http:\/\/\S+) /.exec(out)?.[1], 15_000, `the example to start:\n${out}\n${err}`);
-  const token = /admin token \(kept in (\S+)\): (\S+)/.exec(out);
-  assert.ok(token, `the token is printed on the first start:\n${out}`);
+  // Printed by console.log calls of their own after "ready on": they may come in a later read.
+  const token = await waitFor(() => /admin token \(kept in (\S+)\): (\S+)/.exec(out), 5_000, `the token printed on the first start:\n${out}`);
   assert.equal(token[1], join(data, 'private', 'token'));
   assert.equal(readFileSync(token[1], 'utf8').trim(), token[2]);
   const api = (method: string, path: string, body?: unknown, auth = token[2]) =>
@@ -90,8 +90,7 @@ test('the embedded-server example supervises its app, serves the admin API with 
   assert.match(out, new RegExp(`demo is running \\(pid ${demo.pid}\\)`), 'the subscribe() line of the example');
 
   // The dashboard: the printed link logs a browser in once.
-  const link = /dashboard \(the link logs in once\): (http:\/\/\S+)/.exec(out);
-  assert.ok(link, `the dashboard link is printed:\n${out}`);
+  const link = await waitFor(() => /dashboard \(the link logs in once\): (http:\/\/\S+)/.exec(out), 5_000, `the dashboard link printed:\n${out}`);
   assert.ok(link[1].startsWith(`${url}/_porthole/?login=`), link[1]);
   const login = await fetch(link[1], { redirect: 'manual' });
   assert.equal(login.status, 303);
