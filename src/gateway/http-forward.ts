@@ -15,6 +15,7 @@ import { downstreamResponseHeaders, duplicateHost, requestFraming, unsupportedVe
 import type { Match, Target } from './router.js';
 import { onResponseDone } from './response-done.js';
 import { upstreamRequest } from './upstream-request.js';
+import { requestHeadText, writableByHand } from './upstream-upgrade.js';
 import { CLOSED, CONNECT_TIMEOUT, POOL_CLOSED, poolable, poolFor, type Conn, type Exchange, type H1Pool } from './upstream-pool.js';
 import { sendWakingPage } from './waking-page.js';
 import { peerRefusal, trustsForwarded } from './peer.js';
@@ -86,32 +87,12 @@ function send(gw: GatewayCore, req: IncomingMessage, res: ServerResponse, match:
 }
 
 function sendPooled(gw: GatewayCore, req: IncomingMessage, res: ServerResponse, match: Match, framing: Framing, fail: (err: PortholeError) => void, mayRetry: boolean, headers: string[]): void {
-  const method = req.method ?? 'GET';
-  const head = requestHead(method, match.path, headers);
   // A path or header Node's client would refuse to write: refused there, as it was before.
-  if (head === null) return sendWithRequest(gw, req, res, match, framing, fail, mayRetry, headers);
+  if (!writableByHand({ target: match.target, path: match.path, headers })) return sendWithRequest(gw, req, res, match, framing, fail, mayRetry, headers);
   const pool = poolFor(match.target, match.route.connectMs);
-  pool.request(new PooledExchange(gw, req, res, match, framing, fail, mayRetry, headers, pool), head);
-}
-
-// What Node's client checks before it writes a request (it throws ERR_UNESCAPED_CHARACTERS,
-// ERR_INVALID_HTTP_TOKEN or ERR_INVALID_CHAR): nothing that could end a line or a header.
-const BAD_PATH = /[^\u0021-\u00ff]/;
-const TOKEN = /^[\^_`a-zA-Z\-0-9!#$%&'*+.|~]+$/;
-const BAD_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
-
-/** The request head as one string (written as latin1), or null when a part of it may not be written. */
-function requestHead(method: string, path: string, headers: string[]): string | null {
-  if (BAD_PATH.test(path)) return null;
-  let head = `${method} ${path} HTTP/1.1\r\n`;
-  for (let i = 0; i < headers.length; i += 2) {
-    const name = headers[i];
-    const value = headers[i + 1];
-    if (!TOKEN.test(name) || BAD_VALUE.test(value)) return null;
-    head += `${name}: ${value}\r\n`;
-  }
   // As http.request with a keep-alive agent: an HTTP/1.0 upstream keeps the connection only when asked.
-  return `${head}Connection: keep-alive\r\n\r\n`;
+  const head = requestHeadText(req.method ?? 'GET', match.path, headers, 'Connection: keep-alive\r\n');
+  pool.request(new PooledExchange(gw, req, res, match, framing, fail, mayRetry, headers, pool), head);
 }
 
 /**

@@ -19,8 +19,9 @@
  */
 import type http from 'node:http';
 import { createRequire } from 'node:module';
-import net from 'node:net';
+import type net from 'node:net';
 import type { Target } from './router.js';
+import { connectTo } from './upstream-request.js';
 
 /** Node's HTTP parser binding, as `_http_common` exports it (the parser of http.request and of Node's server). */
 interface Parser {
@@ -103,7 +104,7 @@ export class Conn {
 
   constructor(readonly pool: H1Pool) {
     const t = pool.target;
-    const socket = (this.socket = t.kind === 'unix' ? net.connect({ path: t.socketPath! }) : net.connect({ host: t.host, port: t.port }));
+    const socket = (this.socket = connectTo(t));
     socket.setNoDelay(true);
     const parser = (this.parser = new HTTPParser());
     // No header size of our own (Node's default, 16 KiB, as http.request), and no leniency.
@@ -222,17 +223,8 @@ function onError(this: ConnSocket, err: Error): void {
 function onClose(this: ConnSocket): void {
   const c = this[kConn];
   c.parser.close();
-  if (c.ex !== null && c.written) c.fail(closedError(c.answered));
-  else {
-    const ex = c.ex;
-    c.destroy();
-    // Closed while it connected for a request (no error: a refused unix socket's end): failed too.
-    if (ex !== null) {
-      c.ex = null;
-      ex.conn = null;
-      ex.failed(closedError(false), false);
-    }
-  }
+  // Its request, if any (one still connecting included: a refused unix socket's end), fails.
+  c.fail(closedError(c.answered));
 }
 
 function onMessageBegin(this: Parser): void {

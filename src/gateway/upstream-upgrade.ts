@@ -54,6 +54,13 @@ export function writableByHand(o: Pick<UpgradeRequestOptions, 'target' | 'path' 
   return true;
 }
 
+/** A request head as written by hand (`extra`: header lines of our own, each ending in CRLF); check writableByHand() first. */
+export function requestHeadText(method: string, path: string, headers: string[], extra = ''): string {
+  let head = `${method} ${path} HTTP/1.1\r\n`;
+  for (let i = 0; i < headers.length; i += 2) head += `${headers[i]}: ${headers[i + 1]}\r\n`;
+  return `${head}${extra}\r\n`;
+}
+
 /**
  * One upgrade request to an upstream. Emits what ClientRequest would:
  * 'upgrade' (answer, socket, head) for a 101, 'response' (IncomingMessage)
@@ -75,10 +82,7 @@ export class UpgradeRequest extends EventEmitter {
     this.socket = socket;
     // The head leaves in one segment at once; Nagle would hold it behind nothing.
     socket.setNoDelay(true);
-    let head = `GET ${o.path} HTTP/1.1\r\n`;
-    const h = o.headers;
-    for (let i = 0; i < h.length; i += 2) head += `${h[i]}: ${h[i + 1]}\r\n`;
-    socket.write(`${head}\r\n`, 'latin1');
+    socket.write(requestHeadText('GET', o.path, o.headers), 'latin1');
     socket.on('connect', this.onConnect);
     socket.on('data', this.onData);
     socket.on('end', this.onEnd);

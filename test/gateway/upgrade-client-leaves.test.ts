@@ -64,15 +64,23 @@ async function setUp() {
   };
 }
 
+/** A client whose handshake has reached the silent upstream whole: what it receives gathers in `answer`. */
+async function waitingHandshake(s: Awaited<ReturnType<typeof setUp>>) {
+  const client = net.connect(s.g.port, '127.0.0.1');
+  client.on('error', () => {});
+  const answer: Buffer[] = [];
+  client.on('data', (d) => answer.push(d));
+  await new Promise((ok) => client.once('connect', ok));
+  client.write(upgradeRequest('/slow/ws'));
+  await waitFor(() => s.up.conns.length === 1 && Buffer.concat(s.up.conns[0].got).includes('\r\n\r\n'), 5000, 'the handshake upstream');
+  return { client, answer };
+}
+
 for (const how of ['FIN', 'reset'] as const) {
   test(`a client that leaves (${how}) while the upstream has not answered its handshake: the upstream connection is closed and the gateway logs why`, async () => {
     const s = await setUp();
     try {
-      const client = net.connect(s.g.port, '127.0.0.1');
-      client.on('error', () => {});
-      await new Promise((ok) => client.once('connect', ok));
-      client.write(upgradeRequest('/slow/ws'));
-      await waitFor(() => s.up.conns.length === 1 && Buffer.concat(s.up.conns[0].got).includes('\r\n\r\n'), 5000, 'the handshake upstream');
+      const { client } = await waitingHandshake(s);
       const left = performance.now();
       if (how === 'FIN') client.end();
       else client.resetAndDestroy();
@@ -92,13 +100,7 @@ for (const how of ['FIN', 'reset'] as const) {
 test('bytes a client sends while its handshake waits reach the upstream once the tunnel opens', async () => {
   const s = await setUp();
   try {
-    const client = net.connect(s.g.port, '127.0.0.1');
-    client.on('error', () => {});
-    const answer: Buffer[] = [];
-    client.on('data', (d) => answer.push(d));
-    await new Promise((ok) => client.once('connect', ok));
-    client.write(upgradeRequest('/slow/ws'));
-    await waitFor(() => s.up.conns.length === 1, 5000, 'the handshake upstream');
+    const { client, answer } = await waitingHandshake(s);
     await sleep(500);
     const early = frame(0x2, Buffer.from('sent before the 101'), true);
     client.write(early);
@@ -122,13 +124,7 @@ test('bytes a client sends while its handshake waits reach the upstream once the
 test('a drain with a handshake still waiting for a silent upstream ends within its timeout', async () => {
   const s = await setUp();
   try {
-    const client = net.connect(s.g.port, '127.0.0.1');
-    client.on('error', () => {});
-    const answer: Buffer[] = [];
-    client.on('data', (d) => answer.push(d));
-    await new Promise((ok) => client.once('connect', ok));
-    client.write(upgradeRequest('/slow/ws'));
-    await waitFor(() => s.up.conns.length === 1, 5000, 'the handshake upstream');
+    const { client, answer } = await waitingHandshake(s);
     const t0 = performance.now();
     await s.g.gw.drain(300);
     assert.ok(performance.now() - t0 < 3000, `drain took ${Math.round(performance.now() - t0)} ms`);
