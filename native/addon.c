@@ -105,18 +105,38 @@ static napi_value init(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/*
+ * A duplicate of a socket Node holds. It shares the open file, so its O_NONBLOCK (libuv's
+ * sockets are all non-blocking; set here only if one is not) and its TCP_NODELAY, which
+ * native-tunnel.ts asks Node for before the adoption (Node remembers it: no system call
+ * when already set).
+ */
 static int adopt_fd(int fd) {
   int dup = fcntl(fd, F_DUPFD_CLOEXEC, 0);
   if (dup < 0) return -1;
   int flags = fcntl(dup, F_GETFL);
-  if (flags < 0 || fcntl(dup, F_SETFL, flags | O_NONBLOCK) < 0) {
+  if (flags < 0 || (!(flags & O_NONBLOCK) && fcntl(dup, F_SETFL, flags | O_NONBLOCK) < 0)) {
     close(dup);
     return -1;
   }
-  int one = 1;
-  /* Fails harmlessly on a Unix socket. */
-  setsockopt(dup, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   return dup;
+}
+
+/*
+ * Writes the gateway's preface (the client's 101) on the JavaScript thread. Returns how
+ * many bytes went out: all of them, almost always, into a fresh connection's empty buffer.
+ */
+static size_t write_preface(int fd, const uint8_t *p, size_t len) {
+  size_t done = 0;
+  while (done < len) {
+    ssize_t w = send(fd, p + done, len - done, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    done += (size_t)w;
+  }
+  return done;
 }
 
 /* A Buffer argument's bytes (none for anything else); -1 when it cannot be read. */
@@ -204,9 +224,33 @@ static napi_value adopt(napi_env env, napi_callback_info info) {
   }
   napi_value none;
   CHECK(napi_get_undefined(env, &none));
+  napi_value preface = argc >= 10 ? argv[9] : none;
+  void *c_head, *u_head, *pre;
+  size_t c_len, u_len, pre_len;
+  if (!err && bridge_type != napi_object && !buffer_arg(env, argv[3], &c_head, &c_len) && !buffer_arg(env, argv[4], &u_head, &u_len) &&
+      !buffer_arg(env, preface, &pre, &pre_len) && c_len == 0 && u_len == 0) {
+    /*
+     * The usual tunnel: no bytes came with either handshake. The 101 is written here and the
+     * sockets are registered from this thread, so the loop is not woken for the adoption: its
+     * first turn for this tunnel is the first byte either side sends. A 101 the socket did not
+     * take whole (or an error, which the loop meets again) takes the loop's path with the rest.
+     */
+    size_t sent = pre_len ? write_preface(c, pre, pre_len) : 0;
+    if (sent == pre_len) {
+      tunnel_register(t);
+      napi_value handle;
+      CHECK(napi_create_external(env, t, NULL, NULL, &handle));
+      return handle;
+    }
+    if (sent) {
+      napi_value rest;
+      if (napi_create_buffer_copy(env, pre_len - sent, (const uint8_t *)pre + sent, NULL, &rest) != napi_ok) err = ENOMEM;
+      else preface = rest;
+    }
+  }
   if (!err) err = preload(env, t, SIDE_CLIENT, argv[3], none);
   /* A tunnel's preface: the client's 101, written by the loop before the upstream's first bytes. */
-  if (!err) err = preload(env, t, SIDE_UPSTREAM, argv[4], argc >= 10 ? argv[9] : none);
+  if (!err) err = preload(env, t, SIDE_UPSTREAM, argv[4], preface);
   if (!err) err = loop_command(CMD_ADOPT, t, 0, NULL, 0);
   if (err) {
     close(c);
@@ -284,6 +328,13 @@ static napi_value ref(napi_env env, napi_callback_info info) {
   if (started) napi_ref_threadsafe_function(env, on_end);
   return NULL;
 }
+/* wake(): the loop takes the links tunnel_register queued (their timers) even when no socket stirs. */
+static napi_value wake_loop(napi_env env, napi_callback_info info) {
+  (void)env;
+  (void)info;
+  if (started) loop_wake_if_queued();
+  return NULL;
+}
 static napi_value unref(napi_env env, napi_callback_info info) {
   (void)info;
   if (started) napi_unref_threadsafe_function(env, on_end);
@@ -328,6 +379,7 @@ static napi_value module_init(napi_env env, napi_value exports) {
       {"stats", NULL, stats, NULL, NULL, NULL, napi_default, NULL},
       {"ref", NULL, ref, NULL, NULL, NULL, napi_default, NULL},
       {"unref", NULL, unref, NULL, NULL, NULL, napi_default, NULL},
+      {"wake", NULL, wake_loop, NULL, NULL, NULL, napi_default, NULL},
       {"reduceMemory", NULL, reduce_memory, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);

@@ -18,6 +18,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,6 +48,9 @@ typedef struct command {
 int epfd = -1;
 static int wakefd = -1;
 static pthread_mutex_t queue_lock = PTHREAD_MUTEX_INITIALIZER;
+/* A wake is written and the loop has not read it yet: one write serves every command until then. */
+static int wake_pending;
+static int wake(void);
 static command_t *queue_head, *queue_tail;
 static void (*report_end)(tunnel_t *t);
 static tunnel_t *live;
@@ -96,7 +100,11 @@ tunnel_t *tunnel_new(int id, int client_fd, int upstream_fd, uint32_t idle_ms, u
     t->end[s].t = t;
     t->end[s].side = s;
     t->d[s].src = s;
-    t->d[s].readable = 1;
+    /*
+     * Not readable until an event says so: adding a socket to an edge-triggered epoll set
+     * reports the bytes (or the FIN) it already holds, so no read is spent on EAGAIN first.
+     */
+    t->d[s].readable = 0;
     tracker_init(&t->d[s].tr);
   }
   t->d[0].mask_out = 1;
@@ -139,19 +147,53 @@ int tunnel_preload(tunnel_t *t, int src, const uint8_t *preface, size_t preface_
   return 0;
 }
 
+/*
+ * A tunnel the JavaScript thread registers (tunnel_register) may see events before its
+ * second socket is in the epoll set: its sockets are neither changed nor closed until
+ * they both are. That thread is between two epoll_ctl calls, so the wait is short.
+ */
+static void await_registered(tunnel_t *t) {
+  while (__atomic_load_n(&t->registered, __ATOMIC_ACQUIRE) == 0) sched_yield();
+}
+
+void want_out(tunnel_t *t, int side) {
+  if (!t->lazy_out || t->out_on[side]) return;
+  await_registered(t);
+  if (t->registered < 0) return;
+  t->out_on[side] = 1;
+  /* Re-arming reports EPOLLOUT at once if the socket drained in the meantime: no wake-up is lost. */
+  struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.ptr = &t->end[side]};
+  epoll_ctl(epfd, EPOLL_CTL_MOD, t->fd[side], &ev);
+}
+
+static void link_live(tunnel_t *t) {
+  if (t->linked || t->finished) return;
+  t->linked = 1;
+  t->next = live;
+  if (live) live->prev = t;
+  live = t;
+  t->active_mono = now_mono;
+  if (t->idle_ms) due(t->idle_at = now_mono + t->idle_ms);
+  if (t->ping_ms) due(t->ping_at = now_mono + t->ping_ms);
+}
+
 void finish(tunnel_t *t) {
   if (t->finished) return;
   t->finished = 1;
+  if (t->lazy_out) await_registered(t);
   if (t->bridge) bridge_finish(t);
   for (int s = 0; s < 2; s++) {
     epoll_ctl(epfd, EPOLL_CTL_DEL, t->fd[s], NULL);
     close(t->fd[s]);
     give_buffer(&t->d[s]);
   }
-  if (t->prev) t->prev->next = t->next;
-  else live = t->next;
-  if (t->next) t->next->prev = t->prev;
-  t->prev = t->next = NULL;
+  if (t->linked) {
+    if (t->prev) t->prev->next = t->next;
+    else live = t->next;
+    if (t->next) t->next->prev = t->prev;
+    t->prev = t->next = NULL;
+    t->linked = 0;
+  }
   report_end(t);
 }
 
@@ -239,6 +281,7 @@ static void pump(tunnel_t *t, direction_t *d) {
         if (errno == EINTR) continue;
         if (errno == EAGAIN || errno == EWOULDBLOCK) {
           d->blocked = 1;
+          want_out(t, dst);
           return;
         }
         cut(t, dst);
@@ -248,6 +291,7 @@ static void pump(tunnel_t *t, direction_t *d) {
       if (d->head < d->tail) {
         /* A short write: the socket's buffer is full, EPOLLOUT will say when it drains. */
         d->blocked = 1;
+        want_out(t, dst);
         return;
       }
       d->head = d->tail = 0;
@@ -342,12 +386,7 @@ static void gateway_close(tunnel_t *t, int code, const char *reason, size_t reas
 }
 
 static void adopt(tunnel_t *t) {
-  t->next = live;
-  if (live) live->prev = t;
-  live = t;
-  t->active_mono = now_mono;
-  if (t->idle_ms) due(t->idle_at = now_mono + t->idle_ms);
-  if (t->ping_ms) due(t->ping_at = now_mono + t->ping_ms);
+  link_live(t);
   for (int s = 0; s < 2; s++) {
     struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.ptr = &t->end[s]};
     if (epoll_ctl(epfd, EPOLL_CTL_ADD, t->fd[s], &ev) < 0) {
@@ -407,6 +446,7 @@ static void run_commands(void) {
     tunnel_t *t = c->t;
     switch (c->kind) {
       case CMD_ADOPT: adopt(t); break;
+      case CMD_LINK: link_live(t); break;
       case CMD_CLOSE: gateway_close(t, c->code, c->reason ? c->reason : "", c->reason_len); break;
       case CMD_DESTROY: finish(t); break;
       /* Freed only here, after the end report reached JavaScript: no command after it names t. */
@@ -448,6 +488,8 @@ static void *run(void *arg) {
     for (int i = 0; i < n; i++) {
       if (events[i].data.ptr == NULL) {
         uint64_t v;
+        /* Cleared before the read: a command queued after it writes a new wake. */
+        __atomic_store_n(&wake_pending, 0, __ATOMIC_SEQ_CST);
         if (read(wakefd, &v, sizeof v) < 0) { /* nothing to read: another wake took it */
         }
         continue;
@@ -502,10 +544,40 @@ int loop_command(int kind, tunnel_t *t, int code, const char *reason, size_t rea
   /*
    * A release needs no wake: it frees memory only (the fds closed at the end), and
    * waits for the loop's next round, which every socket event or timer brings. One
-   * thread switch less per tunnel.
+   * thread switch less per tunnel. Nor does a link: the tunnel's sockets are watched
+   * already, and only its timers wait for it (loop_wake_if_queued bounds that wait).
    */
-  if (kind == CMD_RELEASE) return 0;
+  if (kind == CMD_RELEASE || kind == CMD_LINK) return 0;
+  return wake();
+}
+
+static int wake(void) {
+  if (__atomic_exchange_n(&wake_pending, 1, __ATOMIC_SEQ_CST)) return 0;
   uint64_t one = 1;
   if (write(wakefd, &one, sizeof one) < 0) return errno;
   return 0;
+}
+
+void loop_wake_if_queued(void) {
+  pthread_mutex_lock(&queue_lock);
+  int queued = queue_head != NULL;
+  pthread_mutex_unlock(&queue_lock);
+  if (queued) wake();
+}
+
+void tunnel_register(tunnel_t *t) {
+  t->lazy_out = 1;
+  int ok = 1;
+  for (int s = 0; s < 2 && ok; s++) {
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | EPOLLET, .data.ptr = &t->end[s]};
+    ok = epoll_ctl(epfd, EPOLL_CTL_ADD, t->fd[s], &ev) == 0;
+  }
+  __atomic_store_n(&t->registered, ok ? 1 : -1, __ATOMIC_RELEASE);
+  /*
+   * From here on the loop owns t: it may be moving bytes already, or have finished it.
+   * A socket epoll refused (no room: max_user_watches) ends the tunnel as the loop's own
+   * adoption would (its end is reported). A command that cannot be queued (no memory for
+   * it) leaves the tunnel working, its timers unarmed.
+   */
+  loop_command(ok ? CMD_LINK : CMD_DESTROY, t, 0, NULL, 0);
 }

@@ -71,6 +71,17 @@ typedef struct tunnel {
   /* Which side cut first (-1: none), which side sent a close frame first (-1: none). */
   int first_cut, first_close;
   int finished;
+  /* In the loop's list of live tunnels (timers, sweeps): from the adopt or link command on. */
+  uint8_t linked;
+  /*
+   * Registered by the JavaScript thread (tunnel_register), reading only: EPOLLOUT is added
+   * per socket the first time a write there blocks (out_on). `registered` turns 1 once both
+   * sockets are in the epoll set, -1 if that failed; until then the loop neither changes
+   * nor closes them.
+   */
+  uint8_t lazy_out;
+  uint8_t out_on[2];
+  int registered;
   /* Set for a WebSocket->TCP bridge (bridge.c): the loop frames the client's side itself. */
   struct bridge *bridge;
   struct tunnel *prev, *next;
@@ -86,7 +97,17 @@ tunnel_t *tunnel_new(int id, int client_fd, int upstream_fd, uint32_t idle_ms, u
 int tunnel_preload(tunnel_t *t, int src, const uint8_t *preface, size_t preface_len, const uint8_t *p, size_t len);
 void tunnel_free(tunnel_t *t);
 
-enum { CMD_ADOPT, CMD_CLOSE, CMD_DESTROY, CMD_RELEASE };
+/*
+ * Starts a plain tunnel from the JavaScript thread, without waking the loop: both sockets
+ * go into the epoll set (reading only) and the loop links the tunnel (timers) at its next
+ * turn, which the sockets' first event brings. Nothing may be preloaded. The loop owns t
+ * from the call on, as after an adopt command.
+ */
+void tunnel_register(tunnel_t *t);
+/* Wakes the loop if commands wait for it (the links tunnel_register queued). */
+void loop_wake_if_queued(void);
+
+enum { CMD_ADOPT, CMD_CLOSE, CMD_DESTROY, CMD_RELEASE, CMD_LINK };
 /* Queues a command for the loop thread (reason is copied). Returns 0 or an errno. */
 int loop_command(int kind, tunnel_t *t, int code, const char *reason, size_t reason_len);
 
@@ -97,6 +118,8 @@ extern double now_epoch;
 void due(uint64_t at);
 void take_buffer(direction_t *d);
 void give_buffer(direction_t *d);
+/* A write towards `side` would block: make sure EPOLLOUT on it says when it drains. */
+void want_out(tunnel_t *t, int side);
 /* Closes both sockets, unlinks the tunnel and reports its end (once). */
 void finish(tunnel_t *t);
 

@@ -24,6 +24,12 @@ export interface NativeBinding {
   stats(handle: object, out: Float64Array): void;
   ref(): void;
   unref(): void;
+  /**
+   * A plain tunnel with nothing to preload is registered from the calling thread and its loop
+   * is not woken (its sockets' first event does that); wake() makes the loop arm the timers
+   * of such tunnels when no socket stirs.
+   */
+  wake(): void;
   /** V8's LowMemoryNotification (memory-reducer.ts); false when this node does not export it. */
   reduceMemory(): boolean;
 }

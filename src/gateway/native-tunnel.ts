@@ -95,6 +95,10 @@ export function adoptPair(
   const b = binding();
   const c = client as HandleSocket;
   const u = upstream as HandleSocket;
+  // The addon's duplicates share these sockets' options: small frames leave at once. Node
+  // remembers the setting, so a socket that has it already costs no system call.
+  c.setNoDelay(true);
+  u.setNoDelay(true);
   const cHead = takeBuffered(c, clientHead);
   const uHead = takeBuffered(u, upstreamHead);
   let handle: object;
@@ -105,10 +109,27 @@ export function adoptPair(
   }
   if (live.size === 0) b.ref();
   live.set(owner.id, owner);
+  armLinks(b);
   (c as Duplex & { [kAdopted]?: NativeHeld })[kAdopted] = owner;
   c.destroy();
   u.destroy();
   return { handle };
+}
+
+/**
+ * How long the timers (idle, ping) of a tunnel the addon took without waking its loop may
+ * wait for that loop's next turn, when no socket stirs to bring one sooner.
+ */
+const LINK_WAIT_MS = 20;
+let linkTimer: NodeJS.Timeout | null = null;
+
+function armLinks(b: NativeBinding): void {
+  if (linkTimer) return;
+  linkTimer = setTimeout(() => {
+    linkTimer = null;
+    b.wake();
+  }, LINK_WAIT_MS);
+  linkTimer.unref();
 }
 
 /** Bytes Node read past the handshake and holds in its buffer: they go first. */

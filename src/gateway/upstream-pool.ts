@@ -104,8 +104,8 @@ export class Conn {
 
   constructor(readonly pool: H1Pool) {
     const t = pool.target;
+    // With TCP_NODELAY (connectTo asks for it).
     const socket = (this.socket = connectTo(t));
-    socket.setNoDelay(true);
     const parser = (this.parser = new HTTPParser());
     // No header size of our own (Node's default, 16 KiB, as http.request), and no leniency.
     parser.initialize(HTTPParser.RESPONSE, {}, 0, 0);

@@ -22,11 +22,17 @@ export interface UpstreamRequestOptions {
   pooled: boolean;
 }
 
-/** A new connection to a target, as the upstream requests and upgrades open it. */
+/**
+ * A new connection to a target, as the upstream requests and upgrades open it. Small writes
+ * (a request head, a frame) leave at once: Nagle would hold them for an ACK. Given as an
+ * option to a plain connection, Node sets TCP_NODELAY once it is up (setNoDelay() before
+ * that costs a second system call) and remembers it, so later setNoDelay(true) calls cost
+ * nothing. A TLS connection gets it from its request (upstreamRequest's onSocket).
+ */
 export function connectTo(t: Target): Socket {
   if (t.kind === 'unix') return net.connect({ path: t.socketPath! });
   if (t.kind === 'tls') return tls.connect({ host: t.host, port: t.port, servername: t.servername, rejectUnauthorized: t.rejectUnauthorized, ca: t.ca, ALPNProtocols: ['http/1.1'] });
-  return net.connect({ host: t.host, port: t.port });
+  return net.connect({ host: t.host, port: t.port, noDelay: true });
 }
 
 export function upstreamRequest(o: UpstreamRequestOptions): http.ClientRequest {
