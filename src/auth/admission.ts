@@ -19,12 +19,15 @@ export interface Admission {
   headers: readonly (readonly [string, string])[];
 }
 
-const admissions = new WeakMap<IncomingMessage, Admission>();
+// Kept on the request itself: a WeakMap entry per request cost more (its set, and the
+// collector's work on a table of short-lived keys) on every request and handshake.
+const kAdmission = Symbol('porthole.admission');
+type Admitted = IncomingMessage & { [kAdmission]?: Admission };
 
 export function setAdmission(req: IncomingMessage, a: Admission): void {
-  admissions.set(req, a);
+  (req as Admitted)[kAdmission] = a;
 }
 
 export function admissionOf(req: IncomingMessage): Admission | undefined {
-  return admissions.get(req);
+  return (req as Admitted)[kAdmission];
 }
