@@ -35,66 +35,79 @@ static napi_value throw_errno(napi_env env, const char *what, int err) {
   return NULL;
 }
 
-static void set_num(napi_env env, napi_value obj, const char *key, double v) {
-  napi_value n;
-  napi_create_double(env, v, &n);
-  napi_set_named_property(env, obj, key, n);
-}
-static void set_str(napi_env env, napi_value obj, const char *key, const char *s, size_t len) {
-  napi_value v;
-  napi_create_string_utf8(env, s, len, &v);
-  napi_set_named_property(env, obj, key, v);
-}
-static void set_code(napi_env env, napi_value obj, const char *key, int code) {
-  napi_value v;
-  if (code < 0) napi_get_null(env, &v);
-  else napi_create_int32(env, code, &v);
-  napi_set_named_property(env, obj, key, v);
-}
-static const char *side_name(int side) { return side == SIDE_CLIENT ? "client" : side == SIDE_UPSTREAM ? "upstream" : NULL; }
+/* Where call_js puts a report's numbers (init's Float64Array): one write each, no property set. */
+static double *report_out;
+static napi_ref report_ref;
+enum { R_ID, R_BYTES_IN, R_BYTES_OUT, R_FRAMES_IN, R_FRAMES_OUT, R_MESSAGES_IN, R_MESSAGES_OUT, R_LAST_ACTIVITY, R_GATEWAY_CODE, R_CLIENT_CODE, R_UPSTREAM_CODE, R_FIRST_CLOSE, R_FIRST_CUT, R_BRIDGE, R_BRIDGE_BY, R_BRIDGE_CODE, R_COUNT };
 
-/* On the JavaScript thread: the raw facts of the end; tunnel-report.ts decides who closed. */
+static napi_value str_or_undefined(napi_env env, const char *s, size_t len) {
+  napi_value v;
+  if (!s) napi_get_undefined(env, &v);
+  else napi_create_string_utf8(env, s, len, &v);
+  return v;
+}
+
+/*
+ * On the JavaScript thread: the raw facts of the end; tunnel-report.ts decides who closed.
+ * The numbers go into the shared array (read at once by native-tunnel.ts, which builds the
+ * report object: one object literal there costs less than a property set per field here),
+ * the reasons as arguments: the gateway's, the client's, the upstream's, a bridge's.
+ * Codes and sides: -1 for none; sides 0 client, 1 upstream, 2 gateway.
+ */
 static void call_js(napi_env env, napi_value cb, void *context, void *data) {
   (void)context;
   tunnel_t *t = data;
   if (!env) return;
-  napi_value r, undef;
-  napi_create_object(env, &r);
-  set_num(env, r, "id", t->id);
-  set_num(env, r, "bytesIn", (double)t->d[0].bytes);
-  set_num(env, r, "bytesOut", (double)t->d[1].bytes);
-  set_num(env, r, "framesIn", (double)t->d[0].tr.frames);
-  set_num(env, r, "framesOut", (double)t->d[1].tr.frames);
-  set_num(env, r, "messagesIn", (double)t->d[0].tr.messages);
-  set_num(env, r, "messagesOut", (double)t->d[1].tr.messages);
-  set_num(env, r, "lastActivity", t->active_epoch);
-  set_code(env, r, "gatewayCode", t->gw_close ? t->gw_code : -1);
-  if (t->gw_reason) set_str(env, r, "gatewayReason", t->gw_reason, NAPI_AUTO_LENGTH);
-  set_code(env, r, "clientCode", t->d[0].tr.close_code);
-  set_str(env, r, "clientReason", t->d[0].tr.reason, t->d[0].tr.reason_len);
-  set_code(env, r, "upstreamCode", t->d[1].tr.close_code);
-  set_str(env, r, "upstreamReason", t->d[1].tr.reason, t->d[1].tr.reason_len);
-  if (side_name(t->first_close)) set_str(env, r, "firstClose", side_name(t->first_close), NAPI_AUTO_LENGTH);
-  if (side_name(t->first_cut)) set_str(env, r, "firstCut", side_name(t->first_cut), NAPI_AUTO_LENGTH);
+  double *o = report_out;
+  o[R_ID] = t->id;
+  o[R_BYTES_IN] = (double)t->d[0].bytes;
+  o[R_BYTES_OUT] = (double)t->d[1].bytes;
+  o[R_FRAMES_IN] = (double)t->d[0].tr.frames;
+  o[R_FRAMES_OUT] = (double)t->d[1].tr.frames;
+  o[R_MESSAGES_IN] = (double)t->d[0].tr.messages;
+  o[R_MESSAGES_OUT] = (double)t->d[1].tr.messages;
+  o[R_LAST_ACTIVITY] = t->active_epoch;
+  o[R_GATEWAY_CODE] = t->gw_close ? t->gw_code : -1;
+  o[R_CLIENT_CODE] = t->d[0].tr.close_code;
+  o[R_UPSTREAM_CODE] = t->d[1].tr.close_code;
+  o[R_FIRST_CLOSE] = t->first_close;
+  o[R_FIRST_CUT] = t->first_cut;
+  o[R_BRIDGE] = t->bridge ? 1 : 0;
+  const char *bridge_reason_s = NULL;
+  size_t bridge_reason_len = 0;
   if (t->bridge) {
-    set_str(env, r, "closedBy", bridge_closed_by(t), NAPI_AUTO_LENGTH);
-    set_code(env, r, "closeCode", bridge_close_code(t));
-    size_t len;
-    const char *reason = bridge_reason(t, &len);
-    if (reason) set_str(env, r, "reason", reason, len);
+    const char *by = bridge_closed_by(t);
+    o[R_BRIDGE_BY] = strcmp(by, "client") == 0 ? 0 : strcmp(by, "upstream") == 0 ? 1 : 2;
+    o[R_BRIDGE_CODE] = bridge_close_code(t);
+    bridge_reason_s = bridge_reason(t, &bridge_reason_len);
   }
+  napi_value argv[4], undef;
+  argv[0] = str_or_undefined(env, t->gw_reason, t->gw_reason ? strlen(t->gw_reason) : 0);
+  argv[1] = str_or_undefined(env, t->d[0].tr.reason, t->d[0].tr.reason_len);
+  argv[2] = str_or_undefined(env, t->d[1].tr.reason, t->d[1].tr.reason_len);
+  argv[3] = str_or_undefined(env, bridge_reason_s, bridge_reason_len);
   napi_get_undefined(env, &undef);
-  napi_call_function(env, undef, cb, 1, &r, NULL);
+  napi_call_function(env, undef, cb, 4, argv, NULL);
 }
 
 static void report(tunnel_t *t) { napi_call_threadsafe_function(on_end, t, napi_tsfn_nonblocking); }
 
-/* init(onEnd): starts the loop thread once per process. */
+/* init(onEnd, reportOut: Float64Array(16)): starts the loop thread once per process. */
 static napi_value init(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1], name;
+  size_t argc = 2;
+  napi_value argv[2], name;
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (started) return NULL;
+  napi_typedarray_type type;
+  size_t length;
+  void *data;
+  if (argc < 2 || napi_get_typedarray_info(env, argv[1], &type, &length, &data, NULL, NULL) != napi_ok || type != napi_float64_array || length < R_COUNT) {
+    napi_throw_type_error(env, NULL, "init() wants a Float64Array(16) for the reports");
+    return NULL;
+  }
+  /* Held for the process's life: call_js writes into it. */
+  CHECK(napi_create_reference(env, argv[1], 1, &report_ref));
+  report_out = data;
   CHECK(napi_create_string_utf8(env, "porthole.tunnel.end", NAPI_AUTO_LENGTH, &name));
   CHECK(napi_create_threadsafe_function(env, argv[0], NULL, name, 0, 1, NULL, NULL, NULL, call_js, &on_end));
   /* Open tunnels hold the process through ref() (native-tunnel.ts), not the function itself. */

@@ -12,7 +12,12 @@ import type { TunnelCounts } from './tunnel-close.js';
 
 /** The addon's functions (native/addon.c). */
 export interface NativeBinding {
-  init(onEnd: (report: NativeEndReport) => void): void;
+  /**
+   * Starts the loop thread. At each tunnel's end, `onEnd` is called with its reasons (the
+   * gateway's, the client's, the upstream's, a bridge's; undefined when there is none) and
+   * its numbers in `reportOut`, read at once (REPORT_* indexes in native-tunnel.ts).
+   */
+  init(onEnd: (gatewayReason: string | undefined, clientReason: string | undefined, upstreamReason: string | undefined, bridgeReason: string | undefined) => void, reportOut: Float64Array): void;
   /**
    * With `bridge`, the pair is a WebSocket->TCP bridge (native/bridge.c) rather than a tunnel.
    * A tunnel's `preface` (its 101) is written to the client before the upstream's bytes.

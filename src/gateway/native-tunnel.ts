@@ -41,11 +41,41 @@ export function binding(): NativeBinding {
   if (started) return started;
   const { binding: b, error } = nativeBinding();
   if (!b) throw new Error(`native tunnel unavailable: ${error}`);
-  b.init(onEnd);
+  b.init(onEnd, reportOut);
   return (started = b);
 }
 
-function onEnd(r: NativeEndReport): void {
+/** Where the addon writes an ending tunnel's numbers (native/addon.c, call_js): codes and sides are -1 for none. */
+const reportOut = new Float64Array(16);
+const SIDES = ['client', 'upstream', 'gateway'] as const;
+const code = (n: number): number | null => (n < 0 ? null : n);
+const side = (n: number): 'client' | 'upstream' | undefined => (n === 0 ? 'client' : n === 1 ? 'upstream' : undefined);
+
+function onEnd(gatewayReason: string | undefined, clientReason: string | undefined, upstreamReason: string | undefined, bridgeReason: string | undefined): void {
+  const o = reportOut;
+  const r: NativeEndReport = {
+    id: o[0],
+    bytesIn: o[1],
+    bytesOut: o[2],
+    framesIn: o[3],
+    framesOut: o[4],
+    messagesIn: o[5],
+    messagesOut: o[6],
+    lastActivity: o[7],
+    gatewayCode: code(o[8]),
+    gatewayReason,
+    clientCode: code(o[9]),
+    clientReason: clientReason ?? '',
+    upstreamCode: code(o[10]),
+    upstreamReason: upstreamReason ?? '',
+    firstClose: side(o[11]),
+    firstCut: side(o[12]),
+  };
+  if (o[13] === 1) {
+    r.closedBy = SIDES[o[14]];
+    r.closeCode = code(o[15]);
+    r.reason = bridgeReason;
+  }
   const t = live.get(r.id);
   if (!t) return;
   live.delete(r.id);
