@@ -50,6 +50,8 @@ static int wakefd = -1;
 static pthread_mutex_t queue_lock = PTHREAD_MUTEX_INITIALIZER;
 /* A wake is written and the loop has not read it yet: one write serves every command until then. */
 static int wake_pending;
+/* Link commands queued without a wake and not yet run (tunnel_register). */
+static int links_pending;
 static int wake(void);
 static command_t *queue_head, *queue_tail;
 static void (*report_end)(tunnel_t *t);
@@ -446,7 +448,10 @@ static void run_commands(void) {
     tunnel_t *t = c->t;
     switch (c->kind) {
       case CMD_ADOPT: adopt(t); break;
-      case CMD_LINK: link_live(t); break;
+      case CMD_LINK:
+        __atomic_fetch_sub(&links_pending, 1, __ATOMIC_RELAXED);
+        link_live(t);
+        break;
       case CMD_CLOSE: gateway_close(t, c->code, c->reason ? c->reason : "", c->reason_len); break;
       case CMD_DESTROY: finish(t); break;
       /* Freed only here, after the end report reached JavaScript: no command after it names t. */
@@ -559,10 +564,8 @@ static int wake(void) {
 }
 
 void loop_wake_if_queued(void) {
-  pthread_mutex_lock(&queue_lock);
-  int queued = queue_head != NULL;
-  pthread_mutex_unlock(&queue_lock);
-  if (queued) wake();
+  /* Under load the sockets' events have run the links already: no wake for releases alone. */
+  if (__atomic_load_n(&links_pending, __ATOMIC_RELAXED) > 0) wake();
 }
 
 void tunnel_register(tunnel_t *t) {
@@ -579,5 +582,10 @@ void tunnel_register(tunnel_t *t) {
    * adoption would (its end is reported). A command that cannot be queued (no memory for
    * it) leaves the tunnel working, its timers unarmed.
    */
-  loop_command(ok ? CMD_LINK : CMD_DESTROY, t, 0, NULL, 0);
+  if (!ok) {
+    loop_command(CMD_DESTROY, t, 0, NULL, 0);
+    return;
+  }
+  __atomic_fetch_add(&links_pending, 1, __ATOMIC_RELAXED);
+  if (loop_command(CMD_LINK, t, 0, NULL, 0) != 0) __atomic_fetch_sub(&links_pending, 1, __ATOMIC_RELAXED);
 }

@@ -104,7 +104,7 @@ void tunnel_free(tunnel_t *t);
  * from the call on, as after an adopt command.
  */
 void tunnel_register(tunnel_t *t);
-/* Wakes the loop if commands wait for it (the links tunnel_register queued). */
+/* Wakes the loop if links that tunnel_register queued wait for it. */
 void loop_wake_if_queued(void);
 
 enum { CMD_ADOPT, CMD_CLOSE, CMD_DESTROY, CMD_RELEASE, CMD_LINK };
