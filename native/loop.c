@@ -493,10 +493,15 @@ static void *run(void *arg) {
     for (int i = 0; i < n; i++) {
       if (events[i].data.ptr == NULL) {
         uint64_t v;
-        /* Cleared before the read: a command queued after it writes a new wake. */
-        __atomic_store_n(&wake_pending, 0, __ATOMIC_SEQ_CST);
         if (read(wakefd, &v, sizeof v) < 0) { /* nothing to read: another wake took it */
         }
+        /*
+         * Cleared after the read, never before: a wake written between the two would be read
+         * here with the flag still set, leaving it set with nothing to read, and every later
+         * command unwoken. A command queued before the clear is run below (run_commands);
+         * one queued after it writes a new wake.
+         */
+        __atomic_store_n(&wake_pending, 0, __ATOMIC_SEQ_CST);
         continue;
       }
       on_event(events[i].data.ptr, events[i].events);
