@@ -13,7 +13,7 @@ import { emit } from '../events.js';
 import { BridgeEntry } from './bridge-entry.js';
 import { acceptAndClose, acceptKey, discardUntilClosed, sendRawHttpError } from './error-response.js';
 import type { GatewayCore, OpenTunnel } from './core.js';
-import { checkHandshake, checkOrigin, checkWsPath, wsProtocol } from './handshake.js';
+import { checkHandshake, checkOrigin, checkWsPath, hasToken, wsProtocol } from './handshake.js';
 import { duplicateHost, upstreamRequestHeaders } from './headers.js';
 import type { Match } from './router.js';
 import { adoptable, NativeTunnel } from './native-tunnel.js';
@@ -104,8 +104,9 @@ function connect(gw: GatewayCore, req: IncomingMessage, socket: Duplex, head: Bu
     fail(new DrainingError(`${app}: the gateway is shutting down; reconnect in a moment`, { app }));
   };
   gw.handshakes.add(drained);
-  socket.once('close', clientLeft);
-  socket.once('end', clientLeft);
+  // Not once(): over() takes both off, and once() would wrap each in two more objects.
+  socket.on('close', clientLeft);
+  socket.on('end', clientLeft);
   // Its FIN came while the app was woken or the gate decided: 'end' is behind us.
   if (socket.readableEnded) clientLeft();
 
@@ -230,7 +231,7 @@ function bad101(res: { headers: IncomingHttpHeaders }, req: IncomingMessage): st
   const upgrade = res.headers.upgrade;
   if (upgrade === undefined || upgrade.trim().toLowerCase() !== 'websocket') return `answered 101 with Upgrade: ${upgrade ?? 'missing'} instead of websocket`;
   const connection = res.headers.connection;
-  if (connection === undefined || !connection.split(',').some((t) => t.trim().toLowerCase() === 'upgrade')) return 'answered 101 without Connection: Upgrade';
+  if (!hasToken(connection, 'upgrade')) return 'answered 101 without Connection: Upgrade';
   const chosen = res.headers['sec-websocket-protocol'];
   if (chosen !== undefined) {
     const offered = (req.headers['sec-websocket-protocol'] ?? '').split(',').map((p) => p.trim());
