@@ -77,14 +77,23 @@ const NEVER_CONNECTION_SCOPED = new Set([
 /** Names `set_headers` cannot add on top: Host is set above, framing belongs to the gateway. */
 const NEVER_SET = new Set(['host', 'content-length', 'transfer-encoding']);
 
-/** Lower-cased names listed in a Connection header, which are hop-by-hop too. */
+/**
+ * Lower-cased names listed in a Connection header, which are hop-by-hop too. Those in
+ * HOP_BY_HOP are left out: every caller tests HOP_BY_HOP first, so the usual `Connection:
+ * Upgrade` or `keep-alive` needs no set at all.
+ */
 function connectionTokens(raw: readonly string[]): Set<string> | null {
   let out: Set<string> | null = null;
   for (let i = 0; i < raw.length; i += 2) {
     if (raw[i].length === 10 && raw[i].toLowerCase() === 'connection') {
-      for (const t of raw[i + 1].split(',')) {
-        const name = t.trim().toLowerCase();
-        if (name && !NEVER_CONNECTION_SCOPED.has(name)) (out ??= new Set()).add(name);
+      // Each comma-separated token in turn, as split(',') would give them, without the list.
+      const value = raw[i + 1];
+      for (let from = 0; ; ) {
+        const comma = value.indexOf(',', from);
+        const name = (comma < 0 ? value.slice(from) : value.slice(from, comma)).trim().toLowerCase();
+        if (name && !HOP_BY_HOP.has(name) && !NEVER_CONNECTION_SCOPED.has(name)) (out ??= new Set()).add(name);
+        if (comma < 0) break;
+        from = comma + 1;
       }
     }
   }
