@@ -74,6 +74,9 @@ const NEVER_CONNECTION_SCOPED = new Set([
   'sec-websocket-extensions',
 ]);
 
+/** What a quoted `Forwarded` host cannot contain; dropped from it. */
+const QUOTE_OR_BACKSLASH = /["\\]/g;
+
 /** Names `set_headers` cannot add on top: Host is set above, framing belongs to the gateway. */
 const NEVER_SET = new Set(['host', 'content-length', 'transfer-encoding']);
 
@@ -258,7 +261,8 @@ export function upstreamRequestHeaders(req: IncomingMessage, ctx: ForwardContext
   // family): `X-Forwarded-Proto: https` behind a TLS terminator must be the only value the
   // app sees, not a second one after the gateway's `http`.
   const add = (name: string, value: string) => {
-    if (!own.has(name.toLowerCase())) out.push(name, value);
+    // No set_headers (the usual app): nothing to lower-case and look up.
+    if (own.size === 0 || !own.has(name.toLowerCase())) out.push(name, value);
   };
   const hostHeader = own.has('host') ? route.setHeaders.find(([n]) => n.toLowerCase() === 'host')![1] : route.upstreamHost(clientHost, target);
   out.unshift('Host', hostHeader);
@@ -277,7 +281,7 @@ export function upstreamRequestHeaders(req: IncomingMessage, ctx: ForwardContext
   // To another node: it adds the prefix (and the app's user header) itself, as if the client had come to it.
   if (prefix && !peer) add('X-Forwarded-Prefix', prefix);
   const forNode = remote.includes(':') ? `"[${remote}]"` : remote;
-  add('Forwarded', `for=${forNode};proto=${proto}${fwdHost ? `;host="${fwdHost.replace(/["\\]/g, '')}"` : ''}`);
+  add('Forwarded', `for=${forNode};proto=${proto}${fwdHost ? `;host="${fwdHost.replace(QUOTE_OR_BACKSLASH, '')}"` : ''}`);
   if (peer) {
     out.push(PEER_HEADER, peer.secret);
     if (admission?.user) out.push(PEER_USER_HEADER, encodePeerUser(admission.user));
