@@ -277,7 +277,7 @@ function parse101(head: string): UpgradeAnswer | null {
     if (!isValue(head, start, end)) return null;
     const name = head.slice(from, colon);
     const value = head.slice(start, end);
-    const key = name.toLowerCase();
+    const key = usualKey(name) ?? name.toLowerCase();
     if (key === 'content-length' || key === 'transfer-encoding') return null;
     const once = key === 'upgrade' || key === 'connection' || key.startsWith('sec-websocket-');
     const had = headers[key];
@@ -291,6 +291,26 @@ function parse101(head: string): UpgradeAnswer | null {
   }
   if (!connectionUpgrade || headers.upgrade === undefined) return null;
   return { statusCode: 101, statusMessage, headers, rawHeaders };
+}
+
+/**
+ * The lower-case literal for the usual spellings of a 101's own headers: a key the headers
+ * object is read and written with at no cost, where a new lower-cased string would be
+ * looked up (hashed) for each access. Any other name is lower-cased as it comes.
+ */
+function usualKey(name: string): string | undefined {
+  switch (name) {
+    case 'Upgrade':
+    case 'upgrade':
+      return 'upgrade';
+    case 'Connection':
+    case 'connection':
+      return 'connection';
+    case 'Sec-WebSocket-Accept':
+    case 'sec-websocket-accept':
+      return 'sec-websocket-accept';
+  }
+  return undefined;
 }
 
 function isOws(c: number): boolean {
