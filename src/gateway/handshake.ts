@@ -7,8 +7,19 @@ import type { IncomingMessage } from 'node:http';
 import { BadHandshakeError, OriginRefusedError, PortholeError, UnsupportedVersionError, WsPathRefusedError } from '../errors.js';
 import type { Match } from './router.js';
 
-const hasToken = (header: string | undefined, token: string) =>
-  header !== undefined && header.split(',').some((t) => t.trim().toLowerCase() === token);
+/**
+ * Whether a comma-separated header (Connection, Upgrade) lists `token` (lower-case ASCII), in any
+ * case, with String#trim's whitespace around it. The usual value is one token: no list is built.
+ */
+export function hasToken(header: string | undefined, token: string): boolean {
+  if (header === undefined) return false;
+  if (header.indexOf(',') < 0) return isToken(header.trim(), token);
+  return header.split(',').some((t) => isToken(t.trim(), token));
+}
+
+// toLowerCase() keeps the length of anything that can become an ASCII token (U+0130, which
+// grows, lowers to a non-ASCII pair): a different length is a different token, not lowered.
+const isToken = (t: string, token: string) => t.length === token.length && t.toLowerCase() === token;
 
 /** Returns the failure, or null for a valid handshake. */
 export function checkHandshake(req: IncomingMessage): PortholeError | null {

@@ -7,7 +7,7 @@ import type { IncomingMessage } from 'node:http';
 import { isH2Request } from './h2-request.js';
 import { MalformedRequestError } from '../errors.js';
 import type { Match, Route } from './router.js';
-import { admissionOf } from '../auth/admission.js';
+import { admissionOf, type Admission } from '../auth/admission.js';
 import { isAuthCookie, withoutAuthCookie } from '../auth/user-sessions.js';
 import { encodePeerUser, isPeerHeader, PEER_HEADER, PEER_USER_HEADER } from './peer.js';
 
@@ -74,17 +74,29 @@ const NEVER_CONNECTION_SCOPED = new Set([
   'sec-websocket-extensions',
 ]);
 
+/** What a quoted `Forwarded` host cannot contain; dropped from it. */
+const QUOTE_OR_BACKSLASH = /["\\]/g;
+
 /** Names `set_headers` cannot add on top: Host is set above, framing belongs to the gateway. */
 const NEVER_SET = new Set(['host', 'content-length', 'transfer-encoding']);
 
-/** Lower-cased names listed in a Connection header, which are hop-by-hop too. */
+/**
+ * Lower-cased names listed in a Connection header, which are hop-by-hop too. Those in
+ * HOP_BY_HOP are left out: every caller tests HOP_BY_HOP first, so the usual `Connection:
+ * Upgrade` or `keep-alive` needs no set at all.
+ */
 function connectionTokens(raw: readonly string[]): Set<string> | null {
   let out: Set<string> | null = null;
   for (let i = 0; i < raw.length; i += 2) {
     if (raw[i].length === 10 && raw[i].toLowerCase() === 'connection') {
-      for (const t of raw[i + 1].split(',')) {
-        const name = t.trim().toLowerCase();
-        if (name && !NEVER_CONNECTION_SCOPED.has(name)) (out ??= new Set()).add(name);
+      // Each comma-separated token in turn, as split(',') would give them, without the list.
+      const value = raw[i + 1];
+      for (let from = 0; ; ) {
+        const comma = value.indexOf(',', from);
+        const name = (comma < 0 ? value.slice(from) : value.slice(from, comma)).trim().toLowerCase();
+        if (name && !HOP_BY_HOP.has(name) && !NEVER_CONNECTION_SCOPED.has(name)) (out ??= new Set()).add(name);
+        if (comma < 0) break;
+        from = comma + 1;
       }
     }
   }
@@ -177,6 +189,11 @@ export interface ForwardContext {
   upgrade: boolean;
   /** The body framing from requestFraming(); null for upgrades, which carry no body. */
   framing: Framing | null;
+  /**
+   * What access control decided, when the caller holds it (upgrades pass it along: no
+   * per-request WeakMap entry); when absent, what setAdmission() recorded for the request.
+   */
+  admission?: Admission | null;
 }
 
 /**
@@ -196,7 +213,7 @@ export function upstreamRequestHeaders(req: IncomingMessage, ctx: ForwardContext
   let priorProto: string | undefined;
   let priorHost: string | undefined;
   // What access control decided (src/auth/): undefined for an app with `auth: none`.
-  const admission = admissionOf(req);
+  const admission = ctx.admission !== undefined ? (ctx.admission ?? undefined) : admissionOf(req);
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i];
     const lower = name.toLowerCase();
@@ -244,7 +261,8 @@ export function upstreamRequestHeaders(req: IncomingMessage, ctx: ForwardContext
   // family): `X-Forwarded-Proto: https` behind a TLS terminator must be the only value the
   // app sees, not a second one after the gateway's `http`.
   const add = (name: string, value: string) => {
-    if (!own.has(name.toLowerCase())) out.push(name, value);
+    // No set_headers (the usual app): nothing to lower-case and look up.
+    if (own.size === 0 || !own.has(name.toLowerCase())) out.push(name, value);
   };
   const hostHeader = own.has('host') ? route.setHeaders.find(([n]) => n.toLowerCase() === 'host')![1] : route.upstreamHost(clientHost, target);
   out.unshift('Host', hostHeader);
@@ -263,7 +281,7 @@ export function upstreamRequestHeaders(req: IncomingMessage, ctx: ForwardContext
   // To another node: it adds the prefix (and the app's user header) itself, as if the client had come to it.
   if (prefix && !peer) add('X-Forwarded-Prefix', prefix);
   const forNode = remote.includes(':') ? `"[${remote}]"` : remote;
-  add('Forwarded', `for=${forNode};proto=${proto}${fwdHost ? `;host="${fwdHost.replace(/["\\]/g, '')}"` : ''}`);
+  add('Forwarded', `for=${forNode};proto=${proto}${fwdHost ? `;host="${fwdHost.replace(QUOTE_OR_BACKSLASH, '')}"` : ''}`);
   if (peer) {
     out.push(PEER_HEADER, peer.secret);
     if (admission?.user) out.push(PEER_USER_HEADER, encodePeerUser(admission.user));

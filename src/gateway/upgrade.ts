@@ -6,6 +6,7 @@
  * close frame with a code and a reason — never a silent 1006.
  */
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
+import type { Admission } from '../auth/admission.js';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { DrainingError, PortholeError, RequestAbortedError, UpstreamBadResponseError, upstreamError } from '../errors.js';
@@ -13,7 +14,7 @@ import { emit } from '../events.js';
 import { BridgeEntry } from './bridge-entry.js';
 import { acceptAndClose, acceptKey, discardUntilClosed, sendRawHttpError } from './error-response.js';
 import type { GatewayCore, OpenTunnel } from './core.js';
-import { checkHandshake, checkOrigin, checkWsPath, wsProtocol } from './handshake.js';
+import { checkHandshake, checkOrigin, checkWsPath, hasToken, wsProtocol } from './handshake.js';
 import { duplicateHost, upstreamRequestHeaders } from './headers.js';
 import type { Match } from './router.js';
 import { adoptable, NativeTunnel } from './native-tunnel.js';
@@ -22,7 +23,8 @@ import { upstreamRequest } from './upstream-request.js';
 import { UpgradeRequest, writableByHand, type UpgradeAnswer } from './upstream-upgrade.js';
 import { peerRefusal, trustsForwarded } from './peer.js';
 
-export function proxyUpgrade(gw: GatewayCore, req: IncomingMessage, socket: Duplex, head: Buffer, match: Match): void {
+/** `admission`: what access control decided (auth/admission.ts), for the upstream request's headers. */
+export function proxyUpgrade(gw: GatewayCore, req: IncomingMessage, socket: Duplex, head: Buffer, match: Match, admission: Admission | null): void {
   const route = match.route;
   const app = route.app.name;
   const path = req.url ?? '/';
@@ -59,20 +61,20 @@ export function proxyUpgrade(gw: GatewayCore, req: IncomingMessage, socket: Dupl
   // Until its tunnel opens (then the tunnel counts), the handshake is the app's latest use.
   gw.activity.touch(app);
   const gate = gw.appGate(app);
-  if (gate === null) return onward(gw, req, socket, head, match, fail);
+  if (gate === null) return onward(gw, req, socket, head, match, fail, admission);
   gate.then(
-    (err) => (err ? fail(err) : socket.destroyed ? undefined : onward(gw, req, socket, head, gw.rematch(req, match, true), fail)),
+    (err) => (err ? fail(err) : socket.destroyed ? undefined : onward(gw, req, socket, head, gw.rematch(req, match, true), fail, admission)),
     (err) => fail(upstreamError(err, app, match.target.label)),
   );
 }
 
-function connect(gw: GatewayCore, req: IncomingMessage, socket: Duplex, head: Buffer, match: Match, fail: (err: PortholeError) => void): void {
+function connect(gw: GatewayCore, req: IncomingMessage, socket: Duplex, head: Buffer, match: Match, fail: (err: PortholeError) => void, admission: Admission | null): void {
   // For the upgrade event's `ms` (the handshake histogram of the metrics).
   const started = performance.now();
   const { route, target } = match;
   const app = route.app.name;
   const path = req.url ?? '/';
-  const headers = upstreamRequestHeaders(req, { match, proto: gw.proto(req), trustForwarded: trustsForwarded(gw, req), upgrade: true, framing: null });
+  const headers = upstreamRequestHeaders(req, { match, proto: gw.proto(req), trustForwarded: trustsForwarded(gw, req), upgrade: true, framing: null, admission });
   const o = { target, app, path: match.path, headers, connectMs: route.connectMs, responseMs: route.responseMs };
   // A head written and read by hand (upstream-upgrade.ts); TLS upstreams, and the rare request
   // Node's client would write differently, keep the client.
@@ -104,8 +106,9 @@ function connect(gw: GatewayCore, req: IncomingMessage, socket: Duplex, head: Bu
     fail(new DrainingError(`${app}: the gateway is shutting down; reconnect in a moment`, { app }));
   };
   gw.handshakes.add(drained);
-  socket.once('close', clientLeft);
-  socket.once('end', clientLeft);
+  // Not once(): over() takes both off, and once() would wrap each in two more objects.
+  socket.on('close', clientLeft);
+  socket.on('end', clientLeft);
   // Its FIN came while the app was woken or the gate decided: 'end' is behind us.
   if (socket.readableEnded) clientLeft();
 
@@ -230,7 +233,7 @@ function bad101(res: { headers: IncomingHttpHeaders }, req: IncomingMessage): st
   const upgrade = res.headers.upgrade;
   if (upgrade === undefined || upgrade.trim().toLowerCase() !== 'websocket') return `answered 101 with Upgrade: ${upgrade ?? 'missing'} instead of websocket`;
   const connection = res.headers.connection;
-  if (connection === undefined || !connection.split(',').some((t) => t.trim().toLowerCase() === 'upgrade')) return 'answered 101 without Connection: Upgrade';
+  if (!hasToken(connection, 'upgrade')) return 'answered 101 without Connection: Upgrade';
   const chosen = res.headers['sec-websocket-protocol'];
   if (chosen !== undefined) {
     const offered = (req.headers['sec-websocket-protocol'] ?? '').split(',').map((p) => p.trim());

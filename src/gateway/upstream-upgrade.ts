@@ -15,11 +15,15 @@ import http, { type IncomingHttpHeaders } from 'node:http';
 import type { Socket } from 'node:net';
 import { Duplex } from 'node:stream';
 import { UpstreamConnectTimeoutError, UpstreamTimeoutError } from '../errors.js';
+import { hasToken } from './handshake.js';
 import type { Target } from './router.js';
 import { connectTo } from './upstream-request.js';
 
 /** The largest answer head read by hand; a longer one goes to Node's parser. */
 const MAX_HEAD = 16 * 1024;
+
+/** The status line of a 101, up to its reason phrase. */
+const STATUS = 'HTTP/1.1 101';
 
 export interface UpgradeAnswer {
   statusCode: number;
@@ -41,7 +45,6 @@ const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 // Field values as Node's client accepts them: no control characters but tab.
 const VALUE_OK = /^[\t\x20-\x7e\x80-\xff]*$/;
 const PATH_OK = /^[\x21-\xff]+$/;
-const OWS = /^[\t ]+|[\t ]+$/g;
 
 /**
  * Whether a request can be written by hand exactly as Node's client would
@@ -51,6 +54,30 @@ export function writableByHand(o: Pick<UpgradeRequestOptions, 'target' | 'path' 
   if (o.target.kind === 'tls' || !PATH_OK.test(o.path)) return false;
   const h = o.headers;
   for (let i = 0; i < h.length; i += 2) if (!TOKEN.test(h[i]) || !VALUE_OK.test(h[i + 1])) return false;
+  return true;
+}
+
+// The same classes by char code, for parse101's scan of a head in place (no slice per check):
+// tchar (RFC 9110 §5.6.2)…
+const TCHAR = new Uint8Array(128);
+for (const c of "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") TCHAR[c.charCodeAt(0)] = 1;
+
+/** Whether `s[from, to)` is a token (TOKEN): at least one tchar, nothing else. */
+function isToken(s: string, from: number, to: number): boolean {
+  if (from >= to) return false;
+  for (let i = from; i < to; i++) {
+    const c = s.charCodeAt(i);
+    if (c > 0x7f || TCHAR[c] === 0) return false;
+  }
+  return true;
+}
+
+/** Whether `s[from, to)` is a field value as VALUE_OK takes it: tab, \x20-\x7e, \x80-\xff. */
+function isValue(s: string, from: number, to: number): boolean {
+  for (let i = from; i < to; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x20 ? c !== 0x09 : c === 0x7f || c > 0xff) return false;
+  }
   return true;
 }
 
@@ -69,7 +96,10 @@ export function requestHeadText(method: string, path: string, headers: string[],
 export class UpgradeRequest extends EventEmitter {
   private readonly socket: Socket;
   private readonly o: UpgradeRequestOptions;
+  /** One timer for both waits: connecting, then the response (see onConnect). */
   private timer: NodeJS.Timeout | null = null;
+  /** When the connection opened (performance.now()), -1 until then: the response time counts from it. */
+  private connectedAt = -1;
   private received: Buffer[] = [];
   private size = 0;
   private done = false;
@@ -85,11 +115,11 @@ export class UpgradeRequest extends EventEmitter {
     socket.write(requestHeadText('GET', o.path, o.headers), 'latin1');
     socket.on('connect', this.onConnect);
     socket.on('data', this.onData);
-    socket.on('end', this.onEnd);
+    socket.on('end', this.onEnded);
     socket.on('error', this.onError);
-    socket.on('close', this.onClose);
+    socket.on('close', this.onEnded);
     // 0 means no limit, as for the other timeouts.
-    if (o.connectMs > 0) this.timer = setTimeout(this.connectTimedOut, o.connectMs);
+    if (o.connectMs > 0) this.timer = setTimeout(this.timedOut, o.connectMs);
   }
 
   /** Nothing to send after the head: the request has no body. Kept for ClientRequest's shape. */
@@ -118,23 +148,34 @@ export class UpgradeRequest extends EventEmitter {
     const s = this.socket;
     s.off('connect', this.onConnect);
     s.off('data', this.onData);
-    s.off('end', this.onEnd);
+    s.off('end', this.onEnded);
     s.off('error', this.onError);
-    s.off('close', this.onClose);
+    s.off('close', this.onEnded);
   }
 
   private readonly onConnect = (): void => {
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = this.o.responseMs > 0 ? setTimeout(this.responseTimedOut, this.o.responseMs) : null;
+    const { connectMs, responseMs } = this.o;
+    this.connectedAt = performance.now();
+    // The connect timer, still armed, fires no later than the response would time out (the
+    // usual case: 5 s and 60 s): it is kept, and then re-armed for the rest of the response
+    // time. An answer comes long before, and the upgrade costs one timer instead of two.
+    if (this.timer !== null && responseMs >= connectMs) return;
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = responseMs > 0 ? setTimeout(this.timedOut, responseMs) : null;
   };
 
-  private readonly connectTimedOut = (): void => {
+  private readonly timedOut = (): void => {
     const { o } = this;
-    this.destroy(new UpstreamConnectTimeoutError(`${o.app}: connecting to ${o.target.label} timed out after ${o.connectMs / 1000} s`, { app: o.app }));
-  };
-
-  private readonly responseTimedOut = (): void => {
-    const { o } = this;
+    if (this.connectedAt < 0) {
+      this.destroy(new UpstreamConnectTimeoutError(`${o.app}: connecting to ${o.target.label} timed out after ${o.connectMs / 1000} s`, { app: o.app }));
+      return;
+    }
+    // The connect timer's turn came while connected: the response has the rest of its time.
+    const left = this.connectedAt + o.responseMs - performance.now();
+    if (left >= 1) {
+      this.timer = setTimeout(this.timedOut, Math.ceil(left));
+      return;
+    }
     this.destroy(new UpstreamTimeoutError(`${o.app}: upstream ${o.target.label} sent no response in ${o.responseMs / 1000} s`, { app: o.app }));
   };
 
@@ -160,9 +201,8 @@ export class UpgradeRequest extends EventEmitter {
     this.emit('upgrade', answer, s, all.subarray(end + 4));
   };
 
-  // The answer ended before its head did: Node's parser says how (a hang-up, a parse error).
-  private readonly onEnd = (): void => this.replay(true);
-  private readonly onClose = (): void => this.replay(true);
+  // The answer ended ('end', or 'close') before its head did: Node's parser says how (a hang-up, a parse error).
+  private readonly onEnded = (): void => this.replay(true);
 
   private readonly onError = (err: Error): void => {
     if (this.done) return;
@@ -209,22 +249,35 @@ export class UpgradeRequest extends EventEmitter {
  * purpose: whatever is not plainly a 101 goes to Node's parser, which decides.
  */
 function parse101(head: string): UpgradeAnswer | null {
-  const lines = head.split('\r\n');
-  const status = /^HTTP\/1\.1 101(?: ([\t\x20-\x7e\x80-\xff]*))?$/.exec(lines[0]);
-  if (!status) return null;
+  // Scanned in place, line by line (CRLF-separated; a bare CR or LF fails the checks below).
+  // The status line: exactly `HTTP/1.1 101`, or that, a space and a reason phrase.
+  if (!head.startsWith(STATUS)) return null;
+  let eol = head.indexOf('\r\n');
+  const statusEnd = eol < 0 ? head.length : eol;
+  let statusMessage = '';
+  if (statusEnd > STATUS.length) {
+    if (head.charCodeAt(STATUS.length) !== 0x20 || !isValue(head, STATUS.length + 1, statusEnd)) return null;
+    statusMessage = head.slice(STATUS.length + 1, statusEnd);
+  }
   const headers: IncomingHttpHeaders = {};
   const rawHeaders: string[] = [];
   let connectionUpgrade = false;
-  for (let i = 1; i < lines.length; i++) {
-    const line = lines[i];
-    const colon = line.indexOf(':');
-    if (colon <= 0) return null;
-    const name = line.slice(0, colon);
-    if (!TOKEN.test(name)) return null;
+  while (eol >= 0) {
+    const from = eol + 2;
+    eol = head.indexOf('\r\n', from);
+    const to = eol < 0 ? head.length : eol;
+    const colon = head.indexOf(':', from);
+    if (colon <= from || colon >= to) return null;
+    if (!isToken(head, from, colon)) return null;
     // Only spaces and tabs around a value are not part of it (String#trim would also take U+00A0).
-    const value = line.slice(colon + 1).replace(OWS, '');
-    if (!VALUE_OK.test(value)) return null;
-    const key = name.toLowerCase();
+    let start = colon + 1;
+    let end = to;
+    while (start < end && isOws(head.charCodeAt(start))) start++;
+    while (end > start && isOws(head.charCodeAt(end - 1))) end--;
+    if (!isValue(head, start, end)) return null;
+    const name = head.slice(from, colon);
+    const value = head.slice(start, end);
+    const key = usualKey(name) ?? name.toLowerCase();
     if (key === 'content-length' || key === 'transfer-encoding') return null;
     const once = key === 'upgrade' || key === 'connection' || key.startsWith('sec-websocket-');
     const had = headers[key];
@@ -233,14 +286,40 @@ function parse101(head: string): UpgradeAnswer | null {
       if (key === 'set-cookie') (had as string[]).push(value);
       else headers[key] = `${had as string}, ${value}`;
     } else headers[key] = key === 'set-cookie' ? [value] : value;
-    if (key === 'connection') connectionUpgrade = value.split(',').some((t) => t.trim().toLowerCase() === 'upgrade');
+    if (key === 'connection') connectionUpgrade = hasToken(value, 'upgrade');
     rawHeaders.push(name, value);
   }
   if (!connectionUpgrade || headers.upgrade === undefined) return null;
-  return { statusCode: 101, statusMessage: status[1] ?? '', headers, rawHeaders };
+  return { statusCode: 101, statusMessage, headers, rawHeaders };
 }
 
-const STATUS = 'HTTP/1.1 101';
+/**
+ * The lower-case literal for the usual spellings of a 101's own headers: a key the headers
+ * object is read and written with at no cost, where a new lower-cased string would be
+ * looked up (hashed) for each access. Any other name is lower-cased as it comes.
+ */
+function usualKey(name: string): string | undefined {
+  switch (name) {
+    case 'Upgrade':
+    case 'upgrade':
+      return 'upgrade';
+    case 'Connection':
+    case 'connection':
+      return 'connection';
+    case 'Sec-WebSocket-Accept':
+    case 'sec-websocket-accept':
+      return 'sec-websocket-accept';
+  }
+  return undefined;
+}
+
+function isOws(c: number): boolean {
+  return c === 0x20 || c === 0x09;
+}
+
+const STATUS_START = /^HTTP\/1\.1 101(?: |$)/;
+const BROKEN_LINE_END = /(?:^|[^\r])\n|\r[^\n]/;
+const TRAILING_CR = /\r$/;
 
 /**
  * Whether the start of an answer, its blank line not in yet, can still become
@@ -250,19 +329,19 @@ const STATUS = 'HTTP/1.1 101';
 function mayBe101(start: string): boolean {
   if (!STATUS.startsWith(start.slice(0, STATUS.length))) return false;
   // Lines end with CRLF only: a bare LF, or a CR before anything but LF, is not a clean head.
-  if (/(?:^|[^\r])\n|\r[^\n]/.test(start)) return false;
+  if (BROKEN_LINE_END.test(start)) return false;
   const lines = start.split('\r\n');
   // The last line may be partial (and end with the CR of its CRLF).
   const last = lines.length - 1;
-  lines[last] = lines[last].replace(/\r$/, '');
-  if (!VALUE_OK.test(lines[0]) || (last > 0 && !/^HTTP\/1\.1 101(?: |$)/.test(lines[0]))) return false;
+  lines[last] = lines[last].replace(TRAILING_CR, '');
+  if (!isValue(lines[0], 0, lines[0].length) || (last > 0 && !STATUS_START.test(lines[0]))) return false;
   for (let i = 1; i <= last; i++) {
     const line = lines[i];
     const colon = line.indexOf(':');
     if (colon < 0) {
       // A partial line may still be writing its name; a complete one needs its colon.
-      if (i < last || (line !== '' && !TOKEN.test(line))) return false;
-    } else if (!TOKEN.test(line.slice(0, colon)) || !VALUE_OK.test(line.slice(colon + 1))) return false;
+      if (i < last || (line !== '' && !isToken(line, 0, line.length))) return false;
+    } else if (!isToken(line, 0, colon) || !isValue(line, colon + 1, line.length)) return false;
   }
   return true;
 }

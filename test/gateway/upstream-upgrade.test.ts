@@ -469,6 +469,25 @@ describe('any other answer is decided by Node\u2019s client', () => {
       await up.close();
     }
   });
+
+  test('a response_timeout longer than connect_timeout counts from the connection: no connect timeout once connected, and no answer before the response time is up', async () => {
+    // Connected at once, then silent: the connect timer's turn passes, the response's comes later.
+    const up = await rawUpstream(() => undefined);
+    const g = await startGateway({ apps: [{ name: 'late', ...up.target, connect_timeout: '200ms', response_timeout: '700ms', ws_errors: 'http' }] });
+    try {
+      const t0 = Date.now();
+      const res = await rawRequest(g.port, `GET /late/ HTTP/1.1\r\nHost: 127.0.0.1:${g.port}\r\nAccept: application/json\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n`, 5000);
+      const ms = Date.now() - t0;
+      assert.match(res, /^HTTP\/1\.1 504 /, res.slice(0, 200));
+      assert.match(res, /\r\nX-Porthole-Error: PH_ERR_UPSTREAM_TIMEOUT\r\n/i);
+      assert.match(res, /sent no response in 0\.7 s/);
+      assert.ok(ms >= 650 && ms < 3000, `answered after ${ms} ms`);
+      await waitFor(() => up.conns.length === 1 && up.conns[0].closed, 5000, 'the silent upstream connection closed');
+    } finally {
+      await g.close();
+      await up.close();
+    }
+  });
 });
 
 describe('a client that leaves before the upstream answers', () => {
