@@ -76,8 +76,7 @@ static void call_js(napi_env env, napi_value cb, void *context, void *data) {
   const char *bridge_reason_s = NULL;
   size_t bridge_reason_len = 0;
   if (t->bridge) {
-    const char *by = bridge_closed_by(t);
-    o[R_BRIDGE_BY] = strcmp(by, "client") == 0 ? 0 : strcmp(by, "upstream") == 0 ? 1 : 2;
+    o[R_BRIDGE_BY] = bridge_closed_by(t);
     o[R_BRIDGE_CODE] = bridge_close_code(t);
     bridge_reason_s = bridge_reason(t, &bridge_reason_len);
   }
@@ -345,7 +344,7 @@ static napi_value ref(napi_env env, napi_callback_info info) {
 static napi_value wake_loop(napi_env env, napi_callback_info info) {
   (void)env;
   (void)info;
-  if (started) loop_wake_if_queued();
+  if (started) loop_wake_for_links();
   return NULL;
 }
 static napi_value unref(napi_env env, napi_callback_info info) {

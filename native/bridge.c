@@ -827,9 +827,9 @@ void bridge_finish(tunnel_t *t) {
   give_pipe(b);
 }
 
-const char *bridge_closed_by(const tunnel_t *t) {
+int bridge_closed_by(const tunnel_t *t) {
   int by = t->bridge->first_by;
-  return by == BY_CLIENT ? "client" : by == BY_GATEWAY ? "gateway" : "upstream";
+  return by < 0 ? BY_UPSTREAM : by;
 }
 int bridge_close_code(const tunnel_t *t) { return t->bridge->first_code; }
 const char *bridge_reason(const tunnel_t *t, size_t *len) {

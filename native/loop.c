@@ -555,7 +555,7 @@ int loop_command(int kind, tunnel_t *t, int code, const char *reason, size_t rea
    * A release needs no wake: it frees memory only (the fds closed at the end), and
    * waits for the loop's next round, which every socket event or timer brings. One
    * thread switch less per tunnel. Nor does a link: the tunnel's sockets are watched
-   * already, and only its timers wait for it (loop_wake_if_queued bounds that wait).
+   * already, and only its timers wait for it (loop_wake_for_links bounds that wait).
    */
   if (kind == CMD_RELEASE || kind == CMD_LINK) return 0;
   return wake();
@@ -568,7 +568,7 @@ static int wake(void) {
   return 0;
 }
 
-void loop_wake_if_queued(void) {
+void loop_wake_for_links(void) {
   /* Under load the sockets' events have run the links already: no wake for releases alone. */
   if (__atomic_load_n(&links_pending, __ATOMIC_RELAXED) > 0) wake();
 }

@@ -105,7 +105,7 @@ void tunnel_free(tunnel_t *t);
  */
 void tunnel_register(tunnel_t *t);
 /* Wakes the loop if links that tunnel_register queued wait for it. */
-void loop_wake_if_queued(void);
+void loop_wake_for_links(void);
 
 enum { CMD_ADOPT, CMD_CLOSE, CMD_DESTROY, CMD_RELEASE, CMD_LINK };
 /* Queues a command for the loop thread (reason is copied). Returns 0 or an errno. */
@@ -140,8 +140,11 @@ void bridge_gateway_close(tunnel_t *t, int code, const char *reason, size_t reas
 void bridge_tick(tunnel_t *t, uint64_t soon);
 void bridge_finish(tunnel_t *t);
 void bridge_free(tunnel_t *t);
-/* What the end report says of a bridge: who closed first, the code (-1: none) and the reason (NULL: none; *len bytes). */
-const char *bridge_closed_by(const tunnel_t *t);
+/*
+ * What the end report says of a bridge: who closed first (0 client, 1 upstream, 2 gateway, as
+ * native-tunnel.ts reads it), the code (-1: none) and the reason (NULL: none; *len bytes).
+ */
+int bridge_closed_by(const tunnel_t *t);
 int bridge_close_code(const tunnel_t *t);
 const char *bridge_reason(const tunnel_t *t, size_t *len);
 

@@ -367,9 +367,11 @@ export class Gateway implements GatewayCore {
       }
       return refuseUpgrade(this.id, req, socket, err, { app: route.app.name, wsErrors: route.app.ws_errors, template: route.errorPage ?? this.errorPage });
     }
-    // The admission goes along with the upgrade (to its upstream request's headers).
-    if (d.admission) this.auth.track(d.admission.family, socket);
-    proxyUpgrade(this, req, socket, head, match, d.admission);
+    if (d.admission) {
+      setAdmission(req, d.admission);
+      this.auth.track(d.admission.family, socket);
+    }
+    proxyUpgrade(this, req, socket, head, match);
   }
 
   /**

@@ -7,7 +7,7 @@ import type { IncomingMessage } from 'node:http';
 import { isH2Request } from './h2-request.js';
 import { MalformedRequestError } from '../errors.js';
 import type { Match, Route } from './router.js';
-import { admissionOf, type Admission } from '../auth/admission.js';
+import { admissionOf } from '../auth/admission.js';
 import { isAuthCookie, withoutAuthCookie } from '../auth/user-sessions.js';
 import { encodePeerUser, isPeerHeader, PEER_HEADER, PEER_USER_HEADER } from './peer.js';
 
@@ -189,11 +189,6 @@ export interface ForwardContext {
   upgrade: boolean;
   /** The body framing from requestFraming(); null for upgrades, which carry no body. */
   framing: Framing | null;
-  /**
-   * What access control decided, when the caller holds it (upgrades pass it along: no
-   * per-request WeakMap entry); when absent, what setAdmission() recorded for the request.
-   */
-  admission?: Admission | null;
 }
 
 /**
@@ -213,7 +208,7 @@ export function upstreamRequestHeaders(req: IncomingMessage, ctx: ForwardContext
   let priorProto: string | undefined;
   let priorHost: string | undefined;
   // What access control decided (src/auth/): undefined for an app with `auth: none`.
-  const admission = ctx.admission !== undefined ? (ctx.admission ?? undefined) : admissionOf(req);
+  const admission = admissionOf(req);
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i];
     const lower = name.toLowerCase();

@@ -6,7 +6,6 @@
  * close frame with a code and a reason — never a silent 1006.
  */
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
-import type { Admission } from '../auth/admission.js';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { DrainingError, PortholeError, RequestAbortedError, UpstreamBadResponseError, upstreamError } from '../errors.js';
@@ -23,8 +22,7 @@ import { upstreamRequest } from './upstream-request.js';
 import { UpgradeRequest, writableByHand, type UpgradeAnswer } from './upstream-upgrade.js';
 import { peerRefusal, trustsForwarded } from './peer.js';
 
-/** `admission`: what access control decided (auth/admission.ts), for the upstream request's headers. */
-export function proxyUpgrade(gw: GatewayCore, req: IncomingMessage, socket: Duplex, head: Buffer, match: Match, admission: Admission | null): void {
+export function proxyUpgrade(gw: GatewayCore, req: IncomingMessage, socket: Duplex, head: Buffer, match: Match): void {
   const route = match.route;
   const app = route.app.name;
   const path = req.url ?? '/';
@@ -61,20 +59,20 @@ export function proxyUpgrade(gw: GatewayCore, req: IncomingMessage, socket: Dupl
   // Until its tunnel opens (then the tunnel counts), the handshake is the app's latest use.
   gw.activity.touch(app);
   const gate = gw.appGate(app);
-  if (gate === null) return onward(gw, req, socket, head, match, fail, admission);
+  if (gate === null) return onward(gw, req, socket, head, match, fail);
   gate.then(
-    (err) => (err ? fail(err) : socket.destroyed ? undefined : onward(gw, req, socket, head, gw.rematch(req, match, true), fail, admission)),
+    (err) => (err ? fail(err) : socket.destroyed ? undefined : onward(gw, req, socket, head, gw.rematch(req, match, true), fail)),
     (err) => fail(upstreamError(err, app, match.target.label)),
   );
 }
 
-function connect(gw: GatewayCore, req: IncomingMessage, socket: Duplex, head: Buffer, match: Match, fail: (err: PortholeError) => void, admission: Admission | null): void {
+function connect(gw: GatewayCore, req: IncomingMessage, socket: Duplex, head: Buffer, match: Match, fail: (err: PortholeError) => void): void {
   // For the upgrade event's `ms` (the handshake histogram of the metrics).
   const started = performance.now();
   const { route, target } = match;
   const app = route.app.name;
   const path = req.url ?? '/';
-  const headers = upstreamRequestHeaders(req, { match, proto: gw.proto(req), trustForwarded: trustsForwarded(gw, req), upgrade: true, framing: null, admission });
+  const headers = upstreamRequestHeaders(req, { match, proto: gw.proto(req), trustForwarded: trustsForwarded(gw, req), upgrade: true, framing: null });
   const o = { target, app, path: match.path, headers, connectMs: route.connectMs, responseMs: route.responseMs };
   // A head written and read by hand (upstream-upgrade.ts); TLS upstreams, and the rare request
   // Node's client would write differently, keep the client.
