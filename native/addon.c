@@ -91,6 +91,169 @@ static void call_js(napi_env env, napi_value cb, void *context, void *data) {
 
 static void report(tunnel_t *t) { napi_call_threadsafe_function(on_end, t, napi_tsfn_nonblocking); }
 
+static int buffer_arg(napi_env env, napi_value v, void **data, size_t *len);
+
+/* The front's reports (front.c): onReport(kind, id, err, bytes | undefined, ended) on the JavaScript thread. */
+static napi_threadsafe_function on_front;
+
+static void front_js(napi_env env, napi_value cb, void *context, void *data) {
+  (void)context;
+  front_report_t *r = data;
+  if (env) {
+    napi_value argv[5], undef;
+    napi_create_int32(env, r->kind, &argv[0]);
+    napi_create_int32(env, r->id, &argv[1]);
+    napi_create_int32(env, r->err, &argv[2]);
+    if (r->len) napi_create_buffer_copy(env, r->len, r->bytes, NULL, &argv[3]);
+    else napi_get_undefined(env, &argv[3]);
+    napi_get_boolean(env, r->ended != 0, &argv[4]);
+    napi_get_undefined(env, &undef);
+    napi_call_function(env, undef, cb, 5, argv, NULL);
+  }
+  free(r);
+}
+
+static void front_report(front_report_t *r) {
+  if (napi_call_threadsafe_function(on_front, r, napi_tsfn_nonblocking) != napi_ok) free(r);
+}
+
+/* frontInit(onReport): once, after init(). */
+static napi_value front_init(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], name;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (!started) {
+    napi_throw_error(env, "PH_NATIVE", "init() first");
+    return NULL;
+  }
+  if (on_front) return NULL;
+  CHECK(napi_create_string_utf8(env, "porthole.front", NAPI_AUTO_LENGTH, &name));
+  CHECK(napi_create_threadsafe_function(env, argv[0], NULL, name, 0, 1, NULL, NULL, NULL, front_js, &on_front));
+  /* The listener (and each handshake's Node handle, until handed over) holds the process. */
+  napi_unref_threadsafe_function(env, on_front);
+  front_set_report(front_report);
+  return NULL;
+}
+
+static front_conn_t *conn_arg(napi_env env, napi_value v) {
+  void *c = NULL;
+  if (napi_get_value_external(env, v, &c) != napi_ok || !c) napi_throw_type_error(env, NULL, "not a front connection");
+  return c;
+}
+
+/* frontWatch(id, fd, waitMs) -> connection */
+static napi_value front_watch_js(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3], handle;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t id, fd;
+  uint32_t wait_ms;
+  CHECK(napi_get_value_int32(env, argv[0], &id));
+  CHECK(napi_get_value_int32(env, argv[1], &fd));
+  CHECK(napi_get_value_uint32(env, argv[2], &wait_ms));
+  int err = 0;
+  front_conn_t *c = front_watch(id, fd, wait_ms, &err);
+  if (!c) return throw_errno(env, "front", err);
+  CHECK(napi_create_external(env, c, NULL, NULL, &handle));
+  return handle;
+}
+
+/* frontProceed(connection, family 4|6, ip, port, head: latin1 string, connectMs, responseMs) */
+static napi_value front_proceed_js(napi_env env, napi_callback_info info) {
+  size_t argc = 7;
+  napi_value argv[7];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  front_conn_t *c = conn_arg(env, argv[0]);
+  if (!c) return NULL;
+  int32_t family, port;
+  uint32_t connect_ms, response_ms;
+  char ip[64];
+  size_t ip_len, len;
+  CHECK(napi_get_value_int32(env, argv[1], &family));
+  CHECK(napi_get_value_string_latin1(env, argv[2], ip, sizeof ip, &ip_len));
+  CHECK(napi_get_value_int32(env, argv[3], &port));
+  CHECK(napi_get_value_uint32(env, argv[5], &connect_ms));
+  CHECK(napi_get_value_uint32(env, argv[6], &response_ms));
+  CHECK(napi_get_value_string_latin1(env, argv[4], NULL, 0, &len));
+  char *head = malloc(len + 1);
+  if (!head) return throw_errno(env, "front", ENOMEM);
+  napi_get_value_string_latin1(env, argv[4], head, len + 1, &len);
+  int err = front_proceed(c, family, ip, port, (const uint8_t *)head, len, connect_ms, response_ms);
+  free(head);
+  return err ? throw_errno(env, "front", err) : NULL;
+}
+
+/* frontTake(connection, out: Int32Array(2)): the client's and the upstream's fds (-1: none) are the caller's. */
+static napi_value front_take_js(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  front_conn_t *c = conn_arg(env, argv[0]);
+  if (!c) return NULL;
+  napi_typedarray_type type;
+  size_t length;
+  void *data;
+  CHECK(napi_get_typedarray_info(env, argv[1], &type, &length, &data, NULL, NULL));
+  if (type != napi_int32_array || length < 2) {
+    napi_throw_type_error(env, NULL, "frontTake() wants an Int32Array(2)");
+    return NULL;
+  }
+  int32_t *out = data;
+  int cfd, ufd;
+  front_take(c, &cfd, &ufd);
+  out[0] = cfd;
+  out[1] = ufd;
+  return NULL;
+}
+
+/* frontDrop(connection): both sockets closed. */
+static napi_value front_drop_js(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  front_conn_t *c = conn_arg(env, argv[0]);
+  if (!c) return NULL;
+  int cfd, ufd;
+  front_take(c, &cfd, &ufd);
+  if (cfd >= 0) close(cfd);
+  if (ufd >= 0) close(ufd);
+  return NULL;
+}
+
+/* frontAbort(connection) */
+static napi_value front_abort_js(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  front_conn_t *c = conn_arg(env, argv[0]);
+  if (!c) return NULL;
+  int err = front_abort(c);
+  return err ? throw_errno(env, "front", err) : NULL;
+}
+
+/* frontTunnel(connection, id, preface: Buffer, idleMs, pingMs, graceMs) -> tunnel handle */
+static napi_value front_tunnel_js(napi_env env, napi_callback_info info) {
+  size_t argc = 6;
+  napi_value argv[6], handle;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  front_conn_t *c = conn_arg(env, argv[0]);
+  if (!c) return NULL;
+  int32_t id;
+  uint32_t idle, ping, grace;
+  void *pre;
+  size_t pre_len;
+  CHECK(napi_get_value_int32(env, argv[1], &id));
+  if (buffer_arg(env, argv[2], &pre, &pre_len)) return throw_errno(env, "front", EINVAL);
+  CHECK(napi_get_value_uint32(env, argv[3], &idle));
+  CHECK(napi_get_value_uint32(env, argv[4], &ping));
+  CHECK(napi_get_value_uint32(env, argv[5], &grace));
+  int err = 0;
+  tunnel_t *t = front_tunnel(c, id, pre, pre_len, idle, ping, grace, &err);
+  if (!t) return throw_errno(env, "front", err);
+  CHECK(napi_create_external(env, t, NULL, NULL, &handle));
+  return handle;
+}
+
 /* init(onEnd, reportOut: Float64Array(16)): starts the loop thread once per process. */
 static napi_value init(napi_env env, napi_callback_info info) {
   size_t argc = 2;
@@ -393,6 +556,13 @@ static napi_value module_init(napi_env env, napi_value exports) {
       {"unref", NULL, unref, NULL, NULL, NULL, napi_default, NULL},
       {"wake", NULL, wake_loop, NULL, NULL, NULL, napi_default, NULL},
       {"reduceMemory", NULL, reduce_memory, NULL, NULL, NULL, napi_default, NULL},
+      {"frontInit", NULL, front_init, NULL, NULL, NULL, napi_default, NULL},
+      {"frontWatch", NULL, front_watch_js, NULL, NULL, NULL, napi_default, NULL},
+      {"frontProceed", NULL, front_proceed_js, NULL, NULL, NULL, napi_default, NULL},
+      {"frontTake", NULL, front_take_js, NULL, NULL, NULL, napi_default, NULL},
+      {"frontDrop", NULL, front_drop_js, NULL, NULL, NULL, napi_default, NULL},
+      {"frontAbort", NULL, front_abort_js, NULL, NULL, NULL, napi_default, NULL},
+      {"frontTunnel", NULL, front_tunnel_js, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

@@ -400,9 +400,24 @@ static void adopt(tunnel_t *t) {
   for (int s = 0; s < 2 && !t->finished; s++) pump(t, &t->d[s]);
 }
 
+void tunnel_adopt_watched(tunnel_t *t) {
+  link_live(t);
+  for (int s = 0; s < 2; s++) {
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.ptr = &t->end[s]};
+    if (epoll_ctl(epfd, EPOLL_CTL_MOD, t->fd[s], &ev) < 0) {
+      cut(t, s);
+      return;
+    }
+    /* Bytes may wait already (the client's first frames): a read says, once, at no more cost than an event. */
+    t->d[s].readable = 1;
+  }
+  for (int s = 0; s < 2 && !t->finished; s++) pump(t, &t->d[s]);
+}
+
 static void sweep(void) {
   next_due = 0;
   uint64_t soon = now_mono + TICK_MS / 2;
+  front_sweep(soon);
   for (tunnel_t *t = live, *next; t; t = next) {
     next = t->next;
     if (t->bridge) {
@@ -456,6 +471,7 @@ static void run_commands(void) {
       case CMD_DESTROY: finish(t); break;
       /* Freed only here, after the end report reached JavaScript: no command after it names t. */
       case CMD_RELEASE: tunnel_free(t); break;
+      default: front_command(c->kind, t); break;
     }
     free(c->reason);
     free(c);
@@ -464,6 +480,10 @@ static void run_commands(void) {
 }
 
 static void on_event(endpoint_t *e, uint32_t events) {
+  if (e->side >= SIDE_FRONT_CLIENT) {
+    front_event(e, events);
+    return;
+  }
   tunnel_t *t = e->t;
   int s = e->side;
   if (t->finished) return;
@@ -557,7 +577,7 @@ int loop_command(int kind, tunnel_t *t, int code, const char *reason, size_t rea
    * thread switch less per tunnel. Nor does a link: the tunnel's sockets are watched
    * already, and only its timers wait for it (loop_wake_for_links bounds that wait).
    */
-  if (kind == CMD_RELEASE || kind == CMD_LINK) return 0;
+  if (kind == CMD_RELEASE || kind == CMD_LINK || kind == CMD_FRONT_FREE) return 0;
   return wake();
 }
 

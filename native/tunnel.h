@@ -14,6 +14,9 @@
 
 #define SIDE_CLIENT 0
 #define SIDE_UPSTREAM 1
+/* A handshake's sockets in the front (front.c), before they are a tunnel's. */
+#define SIDE_FRONT_CLIENT 2
+#define SIDE_FRONT_UPSTREAM 3
 
 struct tunnel;
 
@@ -84,6 +87,8 @@ typedef struct tunnel {
   int registered;
   /* Set for a WebSocket->TCP bridge (bridge.c): the loop frames the client's side itself. */
   struct bridge *bridge;
+  /* A tunnel the front made: its handshake, freed when the loop takes the tunnel over. */
+  struct front_conn *front;
   struct tunnel *prev, *next;
 } tunnel_t;
 
@@ -107,7 +112,7 @@ void tunnel_register(tunnel_t *t);
 /* Wakes the loop if links that tunnel_register queued wait for it. */
 void loop_wake_for_links(void);
 
-enum { CMD_ADOPT, CMD_CLOSE, CMD_DESTROY, CMD_RELEASE, CMD_LINK };
+enum { CMD_ADOPT, CMD_CLOSE, CMD_DESTROY, CMD_RELEASE, CMD_LINK, CMD_FRONT_WATCH, CMD_FRONT_PROCEED, CMD_FRONT_FREE, CMD_FRONT_ABORT, CMD_FRONT_TUNNEL };
 /* Queues a command for the loop thread (reason is copied). Returns 0 or an errno. */
 int loop_command(int kind, tunnel_t *t, int code, const char *reason, size_t reason_len);
 
@@ -122,6 +127,37 @@ void give_buffer(direction_t *d);
 void want_out(tunnel_t *t, int side);
 /* Closes both sockets, unlinks the tunnel and reports its end (once). */
 void finish(tunnel_t *t);
+
+/*
+ * Adopts, on the loop thread, a tunnel whose sockets are in the epoll set already (the
+ * front's): they are pointed at the tunnel and both directions pumped.
+ */
+void tunnel_adopt_watched(tunnel_t *t);
+
+/* The front (front.c): a handshake on the loop thread, JavaScript deciding (src/gateway/front.ts). */
+typedef struct front_conn front_conn_t;
+enum { FRONT_HANDOFF, FRONT_HEAD, FRONT_ANSWER, FRONT_FAILED, FRONT_LEFT, FRONT_CONNECT_TIMEOUT, FRONT_RESPONSE_TIMEOUT, FRONT_ABORTED };
+/* What the front tells JavaScript; freed by whoever delivers it. */
+typedef struct {
+  int kind, id, err, ended;
+  size_t len;
+  uint8_t bytes[];
+} front_report_t;
+void front_set_report(void (*fn)(front_report_t *r));
+/* JavaScript thread: watches a duplicate of Node's fd for the head (wait_ms at most, then handed back). */
+front_conn_t *front_watch(int id, int fd, uint32_t wait_ms, int *err);
+/* JavaScript thread, after FRONT_HEAD: connect there (an IP literal), write head, read the answer. */
+int front_proceed(front_conn_t *c, int family, const char *ip, int port, const uint8_t *head, size_t head_len, uint32_t connect_ms, uint32_t response_ms);
+/* JavaScript thread, after a report: the sockets (-1 for none) are the caller's; the front forgets them. */
+void front_take(front_conn_t *c, int *cfd, int *ufd);
+/* JavaScript thread: give up the upstream while the loop works (reported as FRONT_ABORTED, if it still does). */
+int front_abort(front_conn_t *c);
+/* JavaScript thread, after a clean FRONT_ANSWER: the tunnel, with `preface` (the client's 101) first. */
+tunnel_t *front_tunnel(front_conn_t *c, int id, const uint8_t *preface, size_t preface_len, uint32_t idle_ms, uint32_t ping_ms, uint32_t grace_ms, int *err);
+/* Loop thread. */
+void front_event(endpoint_t *e, uint32_t events);
+void front_command(int kind, tunnel_t *arg);
+void front_sweep(uint64_t soon);
 
 /* The bridge (bridge.c). Bridge options and reasons are worded by JavaScript (bridge.ts). */
 typedef struct {

@@ -28,7 +28,9 @@ import type { OpenTunnel } from './core.js';
 import type { LocalAddress } from './host-policy.js';
 import { resolveTunnelEngine, type TunnelEngine } from './native-binding.js';
 import { startNativeLoop } from './native-tunnel.js';
-import { clientProto, proxyUpgrade } from './upgrade.js';
+import { clientProto, frontRequest, proxyUpgrade } from './upgrade.js';
+import { frontWanted, installFront } from './front.js';
+import type { UpgradeRequestOptions } from './upstream-upgrade.js';
 import { Certificates, loadCertFiles } from '../tls/certificates.js';
 import { TlsListener } from './tls-listener.js';
 import { H2Server } from './h2-server.js';
@@ -116,6 +118,8 @@ export class Gateway implements GatewayCore {
   tunnelEngine: TunnelEngine = 'js';
   /** Why the JavaScript tunnel is in force (the setting, or why the addon did not load); null with native. */
   tunnelEngineWhy: string | null = null;
+  /** Whether the front (front.ts) takes this listener's WebSocket handshakes. */
+  front = false;
   readonly bridges = new Set<OpenBridge>();
   readonly stdio: StdioApps;
   readonly activity = new AppActivity();
@@ -353,6 +357,25 @@ export class Gateway implements GatewayCore {
     return true;
   }
 
+  /**
+   * The front's question (front.ts): where an upgrade goes when it needs nothing but a
+   * tunnel, or null. The upgrade listener's decisions in its order (handleUpgrade,
+   * upgradeAdmitted, proxyUpgrade), none failing, on an app without access control (a
+   * decision there may count a failed login: made once, by Node's path).
+   */
+  frontPlan(req: http.IncomingMessage): { match: Match; o: UpgradeRequestOptions } | null {
+    if (this.mustRedirect(req)) return null;
+    const found = this.table.lookup(req.headers.host, req.url ?? '/', true);
+    if (found.kind !== 'app' || this.checkHost(req.headers.host, req.socket)) return null;
+    const app = found.match.route.app;
+    if (this.auth.modeOf(app).mode !== 'none') return null;
+    const d = this.auth.decide(req, app, true);
+    if (d instanceof Promise || d.kind !== 'admit') return null;
+    if (d.admission) setAdmission(req, d.admission);
+    const o = frontRequest(this, req, found.match);
+    return o ? { match: found.match, o } : null;
+  }
+
   /** After access control: the tunnel, or a completed handshake closed 1008 "login required" (never a bare 1006). */
   private upgradeAdmitted(req: http.IncomingMessage, socket: Duplex, head: Buffer, match: Extract<Lookup, { kind: 'app' }>['match'], d: Decision): void {
     const route = match.route;
@@ -569,6 +592,8 @@ export class Gateway implements GatewayCore {
     server.on('error', (err: NodeJS.ErrnoException) => emit('error', { gateway: this.id, code: err.code ?? 'PH_ERR_LISTEN', message: err.message }));
     server.on('connection', noteConnection);
     this.releaseMemoryReducer = useMemoryReducer();
+    // The front (front.ts): WebSocket handshakes on the addon's thread. Cleartext listeners only.
+    this.front = !tlsConfig && this.tunnelEngine === 'native' && frontWanted() && installFront(this, server);
     const addr = server.address() as AddressInfo;
     const shownHost = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
     const address = { host: addr.address, port: addr.port, url: `${tlsConfig ? 'https' : 'http'}://${shownHost}:${addr.port}` };

@@ -35,6 +35,14 @@ export interface NativeBinding {
    * of such tunnels when no socket stirs.
    */
   wake(): void;
+  /** The front (native/front.c, front.ts): reports are (kind, id, errno, bytes, ended). */
+  frontInit(onReport: (kind: number, id: number, err: number, bytes: Buffer | undefined, ended: boolean) => void): void;
+  frontWatch(id: number, fd: number, waitMs: number): object;
+  frontProceed(conn: object, family: 4 | 6, ip: string, port: number, head: string, connectMs: number, responseMs: number): void;
+  frontTake(conn: object, out: Int32Array): void;
+  frontDrop(conn: object): void;
+  frontAbort(conn: object): void;
+  frontTunnel(conn: object, id: number, preface: Buffer, idleMs: number, pingMs: number, graceMs: number): object;
   /** V8's LowMemoryNotification (memory-reducer.ts); false when this node does not export it. */
   reduceMemory(): boolean;
 }

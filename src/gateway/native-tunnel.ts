@@ -146,6 +146,15 @@ export function adoptPair(
   return { handle };
 }
 
+/** Registers a tunnel the front made (`make` calls the addon's frontTunnel): held until its end report. */
+function adoptFront(owner: NativeHeld, make: (b: NativeBinding) => object): object {
+  const b = binding();
+  const handle = make(b);
+  if (live.size === 0) b.ref();
+  live.set(owner.id, owner);
+  return handle;
+}
+
 /**
  * How long the timers (idle, ping) of a tunnel the addon took without waking its loop may
  * wait for that loop's next turn, when no socket stirs to bring one sooner.
@@ -174,26 +183,35 @@ export class NativeTunnel {
   readonly started = Date.now();
   ended = false;
   private handle: object | null = null;
-  /** Weak: logout matching needs the socket only while the auth gate holds it itself. */
-  private readonly clientRef: WeakRef<Duplex>;
+  /** Weak: logout matching needs the socket only while the auth gate holds it itself. None for the front's tunnels. */
+  private readonly clientRef: WeakRef<Duplex> | null;
   private gatewayClose: { code: number; reason: string } | null = null;
   private final: NativeEndReport | null = null;
   private waiting: (() => void)[] | null = null;
   private upstream: Socket | null;
 
   constructor(
-    client: Socket,
-    upstream: Socket,
+    client: Socket | null,
+    upstream: Socket | null,
     readonly info: TunnelInfo,
     private readonly opts: Omit<TunnelOptions, 'onEnd'> & { onEnd?: (t: NativeTunnel) => void },
   ) {
-    this.clientRef = new WeakRef(client);
+    this.clientRef = client ? new WeakRef(client) : null;
     this.upstream = upstream;
   }
 
   /** The client's socket (a closed Node object once adopted), for gateway.ts's logout matching. */
   get client(): Duplex | undefined {
-    return this.clientRef.deref();
+    return this.clientRef?.deref();
+  }
+
+  /**
+   * The tunnel of a handshake the front did (front.ts): its sockets are the addon's already,
+   * and `preface` (the client's 101) goes out first. Throws when the addon cannot make it.
+   */
+  startFront(conn: object, preface: Buffer): void {
+    const { idleMs, pingMs } = this.opts;
+    this.handle = adoptFront(this, (b) => b.frontTunnel(conn, this.id, preface, idleMs, pingMs, this.opts.closeGraceMs ?? 3000));
   }
 
   /**

@@ -5,7 +5,8 @@
  * read (no upstream, a refused origin) becomes a completed handshake and a
  * close frame with a code and a reason — never a silent 1006.
  */
-import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
+import type { ClientRequest, IncomingHttpHeaders, IncomingMessage } from 'node:http';
+import { isIP } from 'node:net';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { DrainingError, PortholeError, RequestAbortedError, UpstreamBadResponseError, upstreamError } from '../errors.js';
@@ -19,28 +20,15 @@ import type { Match } from './router.js';
 import { adoptable, NativeTunnel } from './native-tunnel.js';
 import { peerOf, Tunnel } from './tunnel.js';
 import { upstreamRequest } from './upstream-request.js';
-import { UpgradeRequest, writableByHand, type UpgradeAnswer } from './upstream-upgrade.js';
+import { UpgradeRequest, writableByHand, type UpgradeAnswer, type UpgradeRequestOptions } from './upstream-upgrade.js';
 import { peerRefusal, trustsForwarded } from './peer.js';
 
 export function proxyUpgrade(gw: GatewayCore, req: IncomingMessage, socket: Duplex, head: Buffer, match: Match): void {
   const route = match.route;
   const app = route.app.name;
-  const path = req.url ?? '/';
   socket.on('error', destroySelf);
   (socket as Socket).setTimeout?.(0);
-
-  const refuse = (err: PortholeError, status?: number) => {
-    emit('upgrade', { gateway: gw.id, app, path, accepted: false, status: status ?? err.status, code: err.code, reason: err.message, closeCode: err.closeCode, protocol: wsProtocol(req) });
-  };
-  const fail = (err: PortholeError) => {
-    if (route.app.ws_errors === 'http') {
-      refuse(err);
-      sendRawHttpError(socket, err, req.headers.accept, route.errorPage ?? gw.errorPage);
-      return;
-    }
-    refuse(err, 101);
-    acceptAndClose(socket, req.headers['sec-websocket-key'] as string, req.headers['sec-websocket-protocol'], err.closeCode, err.message);
-  };
+  const { refuse, fail } = failures(gw, req, socket, match);
 
   const bad = duplicateHost(req) ?? checkHandshake(req);
   if (bad) {
@@ -66,6 +54,47 @@ export function proxyUpgrade(gw: GatewayCore, req: IncomingMessage, socket: Dupl
   );
 }
 
+/**
+ * How an upgrade is refused once it is known to be an app's: `refuse` logs it, `fail` also
+ * answers the client as the app's ws_errors asks (a completed handshake and a close frame,
+ * or an HTTP error).
+ */
+export function failures(gw: GatewayCore, req: IncomingMessage, socket: Duplex, match: Match): { refuse: (err: PortholeError, status?: number) => void; fail: (err: PortholeError) => void } {
+  const route = match.route;
+  const app = route.app.name;
+  const path = req.url ?? '/';
+  const refuse = (err: PortholeError, status?: number) => {
+    emit('upgrade', { gateway: gw.id, app, path, accepted: false, status: status ?? err.status, code: err.code, reason: err.message, closeCode: err.closeCode, protocol: wsProtocol(req) });
+  };
+  const fail = (err: PortholeError) => {
+    if (route.app.ws_errors === 'http') {
+      refuse(err);
+      sendRawHttpError(socket, err, req.headers.accept, route.errorPage ?? gw.errorPage);
+      return;
+    }
+    refuse(err, 101);
+    acceptAndClose(socket, req.headers['sec-websocket-key'] as string, req.headers['sec-websocket-protocol'], err.closeCode, err.message);
+  };
+  return { refuse, fail };
+}
+
+/**
+ * The upstream request of an upgrade that everything before connect() let through, or null
+ * when the upgrade needs more than the front (front.ts) does: the same checks as
+ * proxyUpgrade's, in the same order, none of them failing, and an app reached by a head
+ * written by hand over plain TCP at an IP address. Nothing is answered or logged here.
+ */
+export function frontRequest(gw: GatewayCore, req: IncomingMessage, match: Match): UpgradeRequestOptions | null {
+  if (duplicateHost(req) ?? checkHandshake(req)) return null;
+  if (gw.draining || (checkWsPath(match) ?? checkOrigin(req, match, gw.forwardedHost(req), clientProto(gw, req)))) return null;
+  const { route, target } = match;
+  if (route.bridge || route.app.stdio !== undefined || route.peer || target.kind !== 'tcp' || isIP(target.host) === 0) return null;
+  if (gw.tunnelEngine !== 'native' || gw.appGate(route.app.name) !== null) return null;
+  const headers = upstreamRequestHeaders(req, { match, proto: gw.proto(req), trustForwarded: trustsForwarded(gw, req), upgrade: true, framing: null });
+  const o = { target, app: route.app.name, path: match.path, headers, connectMs: route.connectMs, responseMs: route.responseMs };
+  return writableByHand(o) ? o : null;
+}
+
 function connect(gw: GatewayCore, req: IncomingMessage, socket: Duplex, head: Buffer, match: Match, fail: (err: PortholeError) => void): void {
   // For the upgrade event's `ms` (the handshake histogram of the metrics).
   const started = performance.now();
@@ -77,6 +106,18 @@ function connect(gw: GatewayCore, req: IncomingMessage, socket: Duplex, head: Bu
   // A head written and read by hand (upstream-upgrade.ts); TLS upstreams, and the rare request
   // Node's client would write differently, keep the client.
   const upReq = writableByHand(o) ? new UpgradeRequest(o) : upstreamRequest({ ...o, method: 'GET', pooled: false });
+  awaitAnswer(gw, req, socket, head, match, fail, upReq, started);
+}
+
+/**
+ * Waits for the upstream's answer to an upgrade and acts on it: a tunnel after a clean 101,
+ * the app's own answer relayed, a failure answered. Also where the front (front.ts) hands
+ * an answer it does not take itself. `started`: performance.now() when connecting began.
+ */
+export function awaitAnswer(gw: GatewayCore, req: IncomingMessage, socket: Duplex, head: Buffer, match: Match, fail: (err: PortholeError) => void, upReq: UpgradeRequest | ClientRequest, started: number): void {
+  const { route, target } = match;
+  const app = route.app.name;
+  const path = req.url ?? '/';
   let settled = false;
   // The client leaves before the upstream answers: the upstream request is given up, and logged.
   // Node reads the client on during the wait (its bytes wait in the socket for the tunnel), so
@@ -224,7 +265,7 @@ export function clientProto(gw: Pick<GatewayCore, 'trustForwarded' | 'proto'>, r
 }
 
 /** Why an upstream's 101 cannot be relayed to the client (RFC 6455 §4.1), or null when it can. */
-function bad101(res: { headers: IncomingHttpHeaders }, req: IncomingMessage): string | null {
+export function bad101(res: { headers: IncomingHttpHeaders }, req: IncomingMessage): string | null {
   const got = res.headers['sec-websocket-accept'];
   if (got === undefined) return 'answered 101 without Sec-WebSocket-Accept';
   if (got.trim() !== acceptKey(String(req.headers['sec-websocket-key']).trim())) return 'answered 101 with a wrong Sec-WebSocket-Accept';

@@ -88,6 +88,14 @@ export function requestHeadText(method: string, path: string, headers: string[],
   return `${head}${extra}\r\n`;
 }
 
+export function connectTimeoutError(o: UpgradeRequestOptions): UpstreamConnectTimeoutError {
+  return new UpstreamConnectTimeoutError(`${o.app}: connecting to ${o.target.label} timed out after ${o.connectMs / 1000} s`, { app: o.app });
+}
+
+export function responseTimeoutError(o: UpgradeRequestOptions): UpstreamTimeoutError {
+  return new UpstreamTimeoutError(`${o.app}: upstream ${o.target.label} sent no response in ${o.responseMs / 1000} s`, { app: o.app });
+}
+
 /**
  * One upgrade request to an upstream. Emits what ClientRequest would:
  * 'upgrade' (answer, socket, head) for a 101, 'response' (IncomingMessage)
@@ -105,9 +113,27 @@ export class UpgradeRequest extends EventEmitter {
   private done = false;
   private fallback: http.ClientRequest | null = null;
 
-  constructor(o: UpgradeRequestOptions) {
+  /** An upgrade request the front wrote (front.ts) on `socket`, whose answer so far (`bytes`) is not a clean 101: Node's client decides. */
+  static replaying(o: UpgradeRequestOptions, socket: Socket, bytes: Buffer, ended: boolean): UpgradeRequest {
+    const r = new UpgradeRequest(o, socket);
+    if (bytes.length) {
+      r.received = [bytes];
+      r.size = bytes.length;
+    }
+    r.replay(ended);
+    return r;
+  }
+
+  constructor(o: UpgradeRequestOptions, connected?: Socket) {
     super();
     this.o = o;
+    if (connected) {
+      // Connected and written already (replaying): the response has its whole time from now.
+      this.socket = connected;
+      this.connectedAt = performance.now();
+      if (o.responseMs > 0) this.timer = setTimeout(this.timedOut, o.responseMs);
+      return;
+    }
     const socket = connectTo(o.target);
     this.socket = socket;
     // The head leaves in one segment at once; Nagle would hold it behind nothing.
@@ -167,7 +193,7 @@ export class UpgradeRequest extends EventEmitter {
   private readonly timedOut = (): void => {
     const { o } = this;
     if (this.connectedAt < 0) {
-      this.destroy(new UpstreamConnectTimeoutError(`${o.app}: connecting to ${o.target.label} timed out after ${o.connectMs / 1000} s`, { app: o.app }));
+      this.destroy(connectTimeoutError(o));
       return;
     }
     // The connect timer's turn came while connected: the response has the rest of its time.
@@ -176,7 +202,7 @@ export class UpgradeRequest extends EventEmitter {
       this.timer = setTimeout(this.timedOut, Math.ceil(left));
       return;
     }
-    this.destroy(new UpstreamTimeoutError(`${o.app}: upstream ${o.target.label} sent no response in ${o.responseMs / 1000} s`, { app: o.app }));
+    this.destroy(responseTimeoutError(o));
   };
 
   private readonly onData = (chunk: Buffer): void => {
@@ -248,7 +274,7 @@ export class UpgradeRequest extends EventEmitter {
  * A clean 101 as the fast path takes it, or null for anything else. Strict on
  * purpose: whatever is not plainly a 101 goes to Node's parser, which decides.
  */
-function parse101(head: string): UpgradeAnswer | null {
+export function parse101(head: string): UpgradeAnswer | null {
   // Scanned in place, line by line (CRLF-separated; a bare CR or LF fails the checks below).
   // The status line: exactly `HTTP/1.1 101`, or that, a space and a reason phrase.
   if (!head.startsWith(STATUS)) return null;

@@ -1,0 +1,442 @@
+/*
+ * The front: a WebSocket handshake on the loop thread, from the client's
+ * request head to the tunnel, with JavaScript deciding only (front.ts).
+ *
+ * Node accepts the connection; its fd (dup'd) comes here before Node reads
+ * anything. The loop peeks at the request head without taking it from the
+ * socket. Anything but a complete WebSocket GET head goes back untouched
+ * (handoff): Node reads it from the socket as if the front had never looked.
+ * A head that may be a WebSocket upgrade is shown to JavaScript, which
+ * either hands the connection back too or says where to go: the loop then
+ * takes the head from the socket, connects to the upstream, writes the head
+ * JavaScript wrote, reads the answer's head and shows it. A clean 101 becomes
+ * a tunnel on this thread; for anything else JavaScript takes both sockets
+ * (front_take) and goes on with Node's own code. So no Node socket, parser
+ * or ClientRequest exists for a handshake that succeeds.
+ *
+ * Ownership: the loop thread works on a connection in the phases marked
+ * LOOP; after each report JavaScript owns it until its next call (the loop
+ * then ignores its events but for noting that the client left). Memory is
+ * freed on the loop thread (FRONT_FREE after the batch), never under an event.
+ */
+#define _GNU_SOURCE
+#include "tunnel.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* Node's own limit for a request head (--max-http-header-size's default), and ours for an answer's. */
+#define HEAD_MAX 16384
+
+enum {
+  /* LOOP: waiting for the request head (peeked, not read). */
+  PH_PEEK,
+  /* JS: the head was shown; front_proceed or front_take/handoff next. */
+  PH_ASKED,
+  /* LOOP: connecting to the upstream and writing the head. */
+  PH_CONNECT,
+  /* LOOP: reading the answer's head. */
+  PH_ANSWER,
+  /* JS: the answer (or a failure) was shown. */
+  PH_ANSWERED,
+  /* Gone: taken by JavaScript or handed back; freed by FRONT_FREE. */
+  PH_GONE,
+};
+
+struct front_conn {
+  endpoint_t end[2];
+  int id;
+  int cfd, ufd;
+  int phase;
+  /* The client hung up (FIN, reset) while JavaScript decided. */
+  int client_gone;
+  /* Abort asked while the loop worked: reported as FRONT_ABORTED. */
+  uint32_t wait_ms, connect_ms, response_ms;
+  uint64_t deadline;
+  uint32_t head_len;
+  uint8_t *out;
+  size_t out_len, out_off;
+  uint8_t *ans;
+  size_t ans_len;
+  struct sockaddr_storage to;
+  socklen_t to_len;
+  uint8_t linked;
+  struct front_conn *prev, *next;
+};
+
+static front_conn_t *conns;
+static void (*report_fn)(front_report_t *r);
+
+void front_set_report(void (*fn)(front_report_t *r)) { report_fn = fn; }
+
+static void report(front_conn_t *c, int kind, int err, const uint8_t *bytes, size_t len, int ended) {
+  front_report_t *r = calloc(1, sizeof *r + len);
+  if (!r) return;
+  r->kind = kind;
+  r->id = c->id;
+  r->err = err;
+  r->ended = ended;
+  r->len = len;
+  if (len) memcpy(r->bytes, bytes, len);
+  report_fn(r);
+}
+
+static void unwatch(int fd) {
+  if (fd >= 0) epoll_ctl(epfd, EPOLL_CTL_DEL, fd, NULL);
+}
+
+static void unlink_conn(front_conn_t *c) {
+  if (!c->linked) return;
+  if (c->prev) c->prev->next = c->next;
+  else conns = c->next;
+  if (c->next) c->next->prev = c->prev;
+  c->linked = 0;
+}
+
+static void free_conn(front_conn_t *c) {
+  unlink_conn(c);
+  free(c->out);
+  free(c->ans);
+  free(c);
+}
+
+/* The loop lets go of the client's socket, unread, and tells JavaScript to give Node its own. */
+static void hand_back(front_conn_t *c) {
+  unwatch(c->cfd);
+  close(c->cfd);
+  c->cfd = -1;
+  c->phase = PH_GONE;
+  report(c, FRONT_HANDOFF, 0, NULL, 0, 0);
+  free_conn(c);
+}
+
+front_conn_t *front_watch(int id, int fd, uint32_t wait_ms, int *err) {
+  front_conn_t *c = calloc(1, sizeof *c);
+  if (!c) {
+    *err = ENOMEM;
+    return NULL;
+  }
+  c->cfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (c->cfd < 0) {
+    *err = errno;
+    free(c);
+    return NULL;
+  }
+  int flags = fcntl(c->cfd, F_GETFL);
+  if (flags >= 0 && !(flags & O_NONBLOCK)) fcntl(c->cfd, F_SETFL, flags | O_NONBLOCK);
+  c->id = id;
+  c->ufd = -1;
+  c->wait_ms = wait_ms;
+  for (int s = 0; s < 2; s++) {
+    c->end[s].t = (tunnel_t *)c;
+    c->end[s].side = SIDE_FRONT_CLIENT + s;
+  }
+  c->phase = PH_PEEK;
+  *err = loop_command(CMD_FRONT_WATCH, (tunnel_t *)c, 0, NULL, 0);
+  if (*err) {
+    close(c->cfd);
+    free(c);
+    return NULL;
+  }
+  return c;
+}
+
+static int ieq(const uint8_t *p, const char *s, size_t n) { return strncasecmp((const char *)p, s, n) == 0; }
+
+/* Whether a complete head may be a WebSocket upgrade: a GET with an Upgrade header. JavaScript decides the rest. */
+static int may_upgrade(const uint8_t *p, size_t n) {
+  if (n < 4 || memcmp(p, "GET ", 4) != 0) return 0;
+  for (size_t i = 0; i + 10 < n; i++)
+    if (p[i] == '\r' && p[i + 1] == '\n' && ieq(p + i + 2, "upgrade:", 8)) return 1;
+  return 0;
+}
+
+static long head_end(const uint8_t *p, size_t n) {
+  for (size_t i = 3; i < n; i++)
+    if (p[i] == '\n' && p[i - 1] == '\r' && p[i - 2] == '\n' && p[i - 3] == '\r') return (long)(i + 1);
+  return -1;
+}
+
+static uint8_t peek_buf[HEAD_MAX];
+
+static void peek(front_conn_t *c, uint32_t events) {
+  ssize_t n;
+  do n = recv(c->cfd, peek_buf, sizeof peek_buf, MSG_PEEK | MSG_DONTWAIT);
+  while (n < 0 && errno == EINTR);
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+    if (!(events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))) return;
+  }
+  /* A FIN, an error, nothing yet with the hang-up: Node's to answer, as always. */
+  if (n <= 0) {
+    hand_back(c);
+    return;
+  }
+  long end = head_end(peek_buf, (size_t)n);
+  if (end < 0) {
+    /* More to come, unless the head cannot fit or the client said it is done. */
+    if ((size_t)n >= sizeof peek_buf || (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))) hand_back(c);
+    return;
+  }
+  if (!may_upgrade(peek_buf, (size_t)end)) {
+    hand_back(c);
+    return;
+  }
+  c->head_len = (uint32_t)end;
+  c->phase = PH_ASKED;
+  c->deadline = 0;
+  report(c, FRONT_HEAD, 0, peek_buf, (size_t)end, 0);
+}
+
+static void fail(front_conn_t *c, int kind, int err) {
+  unwatch(c->ufd);
+  close(c->ufd);
+  c->ufd = -1;
+  c->deadline = 0;
+  c->phase = PH_ANSWERED;
+  report(c, kind, err, NULL, 0, 0);
+}
+
+static void answer_read(front_conn_t *c) {
+  if (!c->ans) {
+    c->ans = malloc(HEAD_MAX);
+    if (!c->ans) {
+      fail(c, FRONT_FAILED, ENOMEM);
+      return;
+    }
+  }
+  for (;;) {
+    ssize_t n = read(c->ufd, c->ans + c->ans_len, HEAD_MAX - c->ans_len);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+    if (n < 0) {
+      /* Reset mid-answer: what came is shown with it, as Node's parser would meet it. */
+      if (c->ans_len == 0) {
+        fail(c, FRONT_FAILED, errno);
+        return;
+      }
+      n = 0;
+    }
+    if (n > 0) c->ans_len += (size_t)n;
+    if (n == 0 || head_end(c->ans, c->ans_len) >= 0 || c->ans_len == HEAD_MAX) {
+      c->phase = PH_ANSWERED;
+      c->deadline = 0;
+      report(c, FRONT_ANSWER, 0, c->ans, c->ans_len, n == 0);
+      return;
+    }
+  }
+}
+
+static void upstream_io(front_conn_t *c, uint32_t events) {
+  if (c->phase == PH_CONNECT) {
+    if (events & (EPOLLERR | EPOLLHUP)) {
+      int err = 0;
+      socklen_t len = sizeof err;
+      getsockopt(c->ufd, SOL_SOCKET, SO_ERROR, &err, &len);
+      fail(c, FRONT_FAILED, err ? err : ECONNRESET);
+      return;
+    }
+    if (!(events & EPOLLOUT)) return;
+    while (c->out_off < c->out_len) {
+      ssize_t w = send(c->ufd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (w < 0 && errno == EINTR) continue;
+      if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+      if (w < 0) {
+        fail(c, FRONT_FAILED, errno);
+        return;
+      }
+      c->out_off += (size_t)w;
+    }
+    free(c->out);
+    c->out = NULL;
+    c->phase = PH_ANSWER;
+    /* The response time counts from the connection (UpgradeRequest's onConnect does the same). */
+    c->deadline = c->response_ms ? now_mono + c->response_ms : 0;
+    due(c->deadline);
+  }
+  if (c->phase == PH_ANSWER && (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))) answer_read(c);
+}
+
+void front_event(endpoint_t *e, uint32_t events) {
+  front_conn_t *c = (front_conn_t *)e->t;
+  if (e->side == SIDE_FRONT_CLIENT) {
+    if (c->phase == PH_PEEK) {
+      peek(c, events);
+      return;
+    }
+    if (!(events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))) return;
+    /* The client left: while the loop works, the upstream is given up and JavaScript told. */
+    if (c->phase == PH_CONNECT || c->phase == PH_ANSWER) {
+      fail(c, FRONT_LEFT, 0);
+      return;
+    }
+    c->client_gone = 1;
+    return;
+  }
+  if (c->phase == PH_CONNECT || c->phase == PH_ANSWER) upstream_io(c, events);
+}
+
+static void watch(front_conn_t *c) {
+  c->next = conns;
+  c->prev = NULL;
+  if (conns) conns->prev = c;
+  conns = c;
+  c->linked = 1;
+  c->deadline = c->wait_ms ? now_mono + c->wait_ms : 0;
+  due(c->deadline);
+  struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | EPOLLET, .data.ptr = &c->end[0]};
+  if (epoll_ctl(epfd, EPOLL_CTL_ADD, c->cfd, &ev) < 0) hand_back(c);
+}
+
+static void proceed(front_conn_t *c) {
+  if (c->phase != PH_ASKED) return;
+  if (c->client_gone) {
+    c->phase = PH_ANSWERED;
+    report(c, FRONT_LEFT, 0, NULL, 0, 0);
+    return;
+  }
+  /* The head leaves the client's socket now: it was only peeked at. */
+  uint32_t left = c->head_len;
+  while (left) {
+    ssize_t n = recv(c->cfd, peek_buf, left, MSG_DONTWAIT);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      c->phase = PH_ANSWERED;
+      report(c, FRONT_LEFT, 0, NULL, 0, 0);
+      return;
+    }
+    left -= (uint32_t)n;
+  }
+  int u = socket(c->to.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (u < 0) {
+    c->phase = PH_ANSWERED;
+    report(c, FRONT_FAILED, errno, NULL, 0, 0);
+    return;
+  }
+  c->ufd = u;
+  int one = 1;
+  /* The head leaves in one segment at once; later, small frames too. */
+  setsockopt(u, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  c->phase = PH_CONNECT;
+  if (connect(u, (struct sockaddr *)&c->to, c->to_len) < 0 && errno != EINPROGRESS) {
+    fail(c, FRONT_FAILED, errno);
+    return;
+  }
+  struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.ptr = &c->end[1]};
+  if (epoll_ctl(epfd, EPOLL_CTL_ADD, u, &ev) < 0) {
+    fail(c, FRONT_FAILED, errno);
+    return;
+  }
+  c->deadline = c->connect_ms ? now_mono + c->connect_ms : 0;
+  due(c->deadline);
+}
+
+int front_proceed(front_conn_t *c, int family, const char *ip, int port, const uint8_t *head, size_t head_len, uint32_t connect_ms, uint32_t response_ms) {
+  memset(&c->to, 0, sizeof c->to);
+  if (family == 6) {
+    struct sockaddr_in6 *a = (struct sockaddr_in6 *)&c->to;
+    a->sin6_family = AF_INET6;
+    a->sin6_port = htons((uint16_t)port);
+    if (inet_pton(AF_INET6, ip, &a->sin6_addr) != 1) return EINVAL;
+    c->to_len = sizeof *a;
+  } else {
+    struct sockaddr_in *a = (struct sockaddr_in *)&c->to;
+    a->sin_family = AF_INET;
+    a->sin_port = htons((uint16_t)port);
+    if (inet_pton(AF_INET, ip, &a->sin_addr) != 1) return EINVAL;
+    c->to_len = sizeof *a;
+  }
+  c->out = malloc(head_len);
+  if (!c->out) return ENOMEM;
+  memcpy(c->out, head, head_len);
+  c->out_len = head_len;
+  c->out_off = 0;
+  c->connect_ms = connect_ms;
+  c->response_ms = response_ms;
+  return loop_command(CMD_FRONT_PROCEED, (tunnel_t *)c, 0, NULL, 0);
+}
+
+void front_take(front_conn_t *c, int *cfd, int *ufd) {
+  /* JavaScript owns the connection now (PH_ASKED, PH_ANSWERED): the loop reads none of it. */
+  unwatch(c->cfd);
+  unwatch(c->ufd);
+  *cfd = c->cfd;
+  *ufd = c->ufd;
+  c->cfd = c->ufd = -1;
+  c->phase = PH_GONE;
+  loop_command(CMD_FRONT_FREE, (tunnel_t *)c, 0, NULL, 0);
+}
+
+int front_abort(front_conn_t *c) { return loop_command(CMD_FRONT_ABORT, (tunnel_t *)c, 0, NULL, 0); }
+
+tunnel_t *front_tunnel(front_conn_t *c, int id, const uint8_t *preface, size_t preface_len, uint32_t idle_ms, uint32_t ping_ms, uint32_t grace_ms, int *err) {
+  tunnel_t *t = tunnel_new(id, c->cfd, c->ufd, idle_ms, ping_ms, grace_ms);
+  if (!t) {
+    *err = ENOMEM;
+    return NULL;
+  }
+  /* What the upstream sent after its 101 follows it; the client's bytes after its head wait in its socket. */
+  uint32_t head = (uint32_t)head_end(c->ans, c->ans_len);
+  *err = tunnel_preload(t, SIDE_UPSTREAM, preface, preface_len, c->ans + head, c->ans_len - head);
+  if (*err) {
+    tunnel_free(t);
+    return NULL;
+  }
+  /* Set before the command is queued: the loop may run it at once. */
+  t->front = c;
+  c->phase = PH_GONE;
+  *err = loop_command(CMD_FRONT_TUNNEL, t, 0, NULL, 0);
+  if (*err) {
+    c->phase = PH_ANSWERED;
+    t->front = NULL;
+    tunnel_free(t);
+    return NULL;
+  }
+  return t;
+}
+
+/* Runs a command of the front's on the loop thread (loop.c's run_commands). */
+void front_command(int kind, tunnel_t *arg) {
+  switch (kind) {
+    case CMD_FRONT_WATCH: watch((front_conn_t *)arg); break;
+    case CMD_FRONT_PROCEED: proceed((front_conn_t *)arg); break;
+    case CMD_FRONT_FREE: free_conn((front_conn_t *)arg); break;
+    case CMD_FRONT_ABORT: {
+      front_conn_t *c = (front_conn_t *)arg;
+      if (c->phase == PH_CONNECT || c->phase == PH_ANSWER) fail(c, FRONT_ABORTED, 0);
+      break;
+    }
+    case CMD_FRONT_TUNNEL: {
+      tunnel_t *t = arg;
+      front_conn_t *c = t->front;
+      t->front = NULL;
+      free_conn(c);
+      tunnel_adopt_watched(t);
+      break;
+    }
+  }
+}
+
+void front_sweep(uint64_t soon) {
+  for (front_conn_t *c = conns, *next; c; c = next) {
+    next = c->next;
+    if (!c->deadline) continue;
+    if (c->deadline > soon) {
+      due(c->deadline);
+      continue;
+    }
+    c->deadline = 0;
+    /* Still no complete head: Node takes the connection, with its own header timeout from now. */
+    if (c->phase == PH_PEEK) hand_back(c);
+    else if (c->phase == PH_CONNECT) fail(c, FRONT_CONNECT_TIMEOUT, 0);
+    else if (c->phase == PH_ANSWER) fail(c, FRONT_RESPONSE_TIMEOUT, 0);
+  }
+}

@@ -1,0 +1,327 @@
+/**
+ * The front: WebSocket handshakes done on the native addon's thread
+ * (native/front.c), JavaScript only deciding.
+ *
+ * Node accepts each connection as usual, but before its socket exists the
+ * connection's fd goes to the addon, which peeks at the request head. Anything
+ * but a complete WebSocket GET head comes back untouched and Node's own
+ * connection handler takes it (`handoff`): HTTP, slow or broken heads, TLS
+ * and HTTP/2 never meet the front. A WebSocket head is parsed here, strictly,
+ * and the gateway asked (frontPlan): an upgrade that needs nothing but a tunnel
+ * to a plain TCP app at an IP address is carried out by the addon — the head
+ * taken from the socket, the upstream connected, our head written, the
+ * answer's head read — and a clean 101 becomes a native tunnel. No Node
+ * socket, HTTP parser, IncomingMessage of Node's or upstream socket is made.
+ *
+ * Everything else goes where it always went. An upgrade the front does not
+ * take (any check that would refuse it, auth, a bridge, a waking app…) is
+ * handed back before anything was read, and Node parses it again. A failure
+ * after that (connect refused, a timeout, the client leaving, a drain) and any
+ * answer but a clean 101 get Node sockets made from the addon's fds and go on
+ * through upgrade.ts's own code (failures(), awaitAnswer()), so they are
+ * answered, relayed and logged exactly as without the front.
+ */
+import http, { type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
+import { isIP, Socket } from 'node:net';
+import { getSystemErrorName } from 'node:util';
+import { DrainingError, RequestAbortedError, UpstreamBadResponseError, upstreamError } from '../errors.js';
+import { emit } from '../events.js';
+import type { GatewayCore } from './core.js';
+import { noteConnection } from './memory-reducer.js';
+import { binding, NativeTunnel } from './native-tunnel.js';
+import type { NativeBinding } from './native-binding.js';
+import type { Match } from './router.js';
+import { peerOf } from './tunnel.js';
+import { awaitAnswer, bad101, failures } from './upgrade.js';
+import { connectTimeoutError, parse101, requestHeadText, responseTimeoutError, UpgradeRequest, type UpgradeRequestOptions } from './upstream-upgrade.js';
+
+/** What the addon reports (native/tunnel.h, FRONT_*). */
+const HANDOFF = 0;
+const HEAD = 1;
+const ANSWER = 2;
+const FAILED = 3;
+const LEFT = 4;
+const CONNECT_TIMEOUT = 5;
+const RESPONSE_TIMEOUT = 6;
+const ABORTED = 7;
+
+/** The answers' heads the front takes: as upstream-upgrade.ts's MAX_HEAD. */
+const MAX_HEAD = 16 * 1024;
+
+/**
+ * How long a connection may take to send a complete head before Node is given it (and starts
+ * its own header timeout): browsers send the handshake in one segment right after connecting.
+ */
+export const FRONT_WAIT_MS = 200;
+
+/**
+ * Whether the front is asked for: PORTHOLE_FRONT=native. Off by default while it is new;
+ * it needs the native tunnel engine and a cleartext listener (gateway.ts).
+ */
+export function frontWanted(env: NodeJS.ProcessEnv = process.env): boolean {
+  return env.PORTHOLE_FRONT === 'native';
+}
+
+/** The gateway's side: the same decisions as its upgrade listener, without answering. */
+export interface FrontOwner extends GatewayCore {
+  /** Where an upgrade goes if it needs nothing but a tunnel (gateway.ts), else null. */
+  frontPlan(req: IncomingMessage): { match: Match; o: UpgradeRequestOptions } | null;
+}
+
+/** libuv's TCP handle as Node's server hands it to `onconnection`. */
+interface TcpHandle {
+  fd: number;
+  close(cb?: () => void): void;
+  getpeername(out: Record<string, unknown>): number;
+  getsockname(out: Record<string, unknown>): number;
+}
+type OnConnection = (this: unknown, err: number, client?: TcpHandle) => void;
+
+/** One connection in the front, from Node's accept to its tunnel or its way back. */
+interface Held {
+  readonly owner: FrontOwner;
+  readonly conn: object;
+  /** Node's handle for the connection, until the front takes the handshake on. */
+  handle: TcpHandle | null;
+  /** Node's connection handler: a connection handed back goes through it as if just accepted. */
+  readonly accept: () => void;
+  req?: IncomingMessage;
+  match?: Match;
+  o?: UpgradeRequestOptions;
+  started?: number;
+  /** A drain came while the addon worked on the upstream. */
+  aborted?: boolean;
+  drained?: () => void;
+}
+
+const held = new Map<number, Held>();
+let nextId = 1;
+let front: NativeBinding | null = null;
+const fds = new Int32Array(2);
+
+/**
+ * Puts the front before `server`'s accepts (its listening handle's onconnection). Returns
+ * false, and changes nothing, when the server's handle is not a TCP listener of this
+ * process (a cluster worker's is the primary's).
+ */
+export function installFront(owner: FrontOwner, server: http.Server, waitMs = FRONT_WAIT_MS): boolean {
+  const listener = (server as unknown as { _handle?: { fd?: number; onconnection?: OnConnection } | null })._handle;
+  if (!listener || typeof listener.fd !== 'number' || listener.fd < 0 || typeof listener.onconnection !== 'function') return false;
+  if (!front) {
+    const b = binding();
+    b.frontInit(onReport);
+    front = b;
+  }
+  const b = front;
+  const nodeAccepts = listener.onconnection;
+  listener.onconnection = function (this: unknown, err: number, client?: TcpHandle) {
+    if (err || !client || owner.draining) return nodeAccepts.call(this, err, client);
+    const id = nextId++;
+    let conn: object;
+    try {
+      conn = b.frontWatch(id, client.fd, waitMs);
+    } catch {
+      // No fd for the duplicate, no memory: Node takes it, as it would have.
+      return nodeAccepts.call(this, err, client);
+    }
+    // Counted now for the memory reducer: a handshake the front completes never reaches the server's 'connection'.
+    noteConnection();
+    held.set(id, { owner, conn, handle: client, accept: nodeAccepts.bind(this, 0, client) });
+  };
+  return true;
+}
+
+function onReport(kind: number, id: number, errno: number, bytes: Buffer | undefined, ended: boolean): void {
+  const h = held.get(id);
+  if (!h) return;
+  switch (kind) {
+    case HANDOFF:
+      held.delete(id);
+      return h.accept();
+    case HEAD:
+      return head(id, h, bytes!);
+    case ANSWER:
+      return answer(id, h, bytes ?? Buffer.alloc(0), ended);
+    default:
+      return failed(id, h, kind, errno);
+  }
+}
+
+/** Gives a connection back to Node unread: the addon's duplicate closed, Node's handle accepted. */
+function handBack(id: number, h: Held): void {
+  held.delete(id);
+  front!.frontDrop(h.conn);
+  h.accept();
+}
+
+function head(id: number, h: Held, bytes: Buffer): void {
+  const req = requestOf(bytes, h.handle!);
+  const plan = req && h.owner.frontPlan(req);
+  if (!plan) return handBack(id, h);
+  const { match, o } = plan;
+  const t = o.target;
+  h.req = req;
+  h.match = match;
+  h.o = o;
+  h.started = performance.now();
+  try {
+    front!.frontProceed(h.conn, isIP(t.host) as 4 | 6, t.host, t.port, requestHeadText('GET', o.path, o.headers), o.connectMs, o.responseMs);
+  } catch {
+    return handBack(id, h);
+  }
+  // The addon's duplicate holds the connection from here on.
+  h.handle!.close();
+  h.handle = null;
+  // A drain gives the handshake up (1001) rather than waiting for the upstream, as upgrade.ts's do.
+  h.drained = () => {
+    h.aborted = true;
+    front!.frontAbort(h.conn);
+  };
+  h.owner.handshakes.add(h.drained);
+  // Until its tunnel opens (then the tunnel counts), the handshake is the app's latest use.
+  h.owner.activity.touch(o.app);
+}
+
+function answer(id: number, h: Held, bytes: Buffer, ended: boolean): void {
+  held.delete(id);
+  const { owner: gw, req, match, o } = h as Required<Held>;
+  gw.handshakes.delete(h.drained!);
+  if (h.aborted) return failed(id, h, ABORTED, 0);
+  const end = bytes.indexOf('\r\n\r\n', 0, 'latin1');
+  const res = end >= 0 && end + 4 <= MAX_HEAD ? parse101(bytes.toString('latin1', 0, end)) : null;
+  if (!res) {
+    // Not plainly a 101: Node's client reads it (relayed answers, parse errors, hang-ups), as for any upgrade.
+    const [client, upstream] = sockets(h.conn);
+    const { fail } = failures(gw, req, client, match);
+    awaitAnswer(gw, req, client, Buffer.alloc(0), match, fail, UpgradeRequest.replaying(o, upstream!, bytes, ended), h.started!);
+    return;
+  }
+  const app = match.route.app.name;
+  const path = req.url ?? '/';
+  const wrong = bad101(res, req);
+  if (wrong) {
+    const [client] = sockets(h.conn);
+    failures(gw, req, client, match).fail(new UpstreamBadResponseError(`${app}: upstream ${match.target.label} ${wrong}`, { app }));
+    return;
+  }
+  let response = `HTTP/1.1 101 ${res.statusMessage || 'Switching Protocols'}\r\n`;
+  const raw = res.rawHeaders;
+  for (let i = 0; i < raw.length; i += 2) response += `${raw[i]}: ${raw[i + 1]}\r\n`;
+  const route = match.route;
+  const tunnel = new NativeTunnel(null, null, { app, path, gateway: gw.id, client: peerOf(req.socket) }, { idleMs: route.idleMs, pingMs: route.pingMs, onEnd: (t) => gw.tunnels.delete(t) });
+  try {
+    // Header values are the upstream's bytes read as latin1: written back the same way.
+    tunnel.startFront(h.conn, Buffer.from(`${response}\r\n`, 'latin1'));
+  } catch (err) {
+    const [client] = sockets(h.conn);
+    failures(gw, req, client, match).fail(upstreamError(err, app, match.target.label));
+    return;
+  }
+  emit('upgrade', { gateway: gw.id, app, path, accepted: true, status: 101, ms: Math.round((performance.now() - h.started!) * 1000) / 1000, protocol: 'http/1.1' });
+  gw.tunnels.add(tunnel);
+}
+
+function failed(id: number, h: Held, kind: number, errno: number): void {
+  held.delete(id);
+  const { owner: gw, req, match, o } = h as Required<Held>;
+  if (h.drained) gw.handshakes.delete(h.drained);
+  const app = match.route.app.name;
+  if (kind === LEFT) {
+    front!.frontDrop(h.conn);
+    const err = new RequestAbortedError(`${app}: the client left before upstream ${match.target.label} answered the handshake`, { app });
+    emit('upgrade', { gateway: gw.id, app, path: req.url ?? '/', accepted: false, status: err.status, code: err.code, reason: err.message, protocol: 'http/1.1' });
+    return;
+  }
+  const [client] = sockets(h.conn);
+  const { fail } = failures(gw, req, client, match);
+  if (kind === ABORTED || h.aborted) return fail(new DrainingError(`${app}: the gateway is shutting down; reconnect in a moment`, { app }));
+  if (kind === CONNECT_TIMEOUT) return fail(connectTimeoutError(o));
+  if (kind === RESPONSE_TIMEOUT) return fail(responseTimeoutError(o));
+  fail(upstreamError(connectError(errno, o), app, match.target.label));
+}
+
+/** The addon's sockets as Node sockets (the upstream's, if it has one, is null otherwise). */
+function sockets(conn: object): [Socket, Socket | null] {
+  front!.frontTake(conn, fds);
+  const [c, u] = fds;
+  // The server's sockets are half-open (a FIN read does not end the writing side), as Node's own.
+  const client = new Socket({ fd: c, readable: true, writable: true, allowHalfOpen: true });
+  client.on('error', destroySelf);
+  return [client, u >= 0 ? new Socket({ fd: u, readable: true, writable: true }) : null];
+}
+
+function destroySelf(this: Socket): void {
+  this.destroy();
+}
+
+/** A connect that failed in the addon, as Node's net would have reported it. */
+function connectError(errno: number, o: UpgradeRequestOptions): NodeJS.ErrnoException {
+  const code = errno > 0 ? getSystemErrorName(-errno) : 'ECONNRESET';
+  const { host, port } = o.target;
+  return Object.assign(new Error(`connect ${code} ${host}:${port}`), { errno: -errno, code, syscall: 'connect', address: host, port });
+}
+
+// Request heads as the front takes them; anything else goes to Node's parser, which decides.
+const TCHAR = new Uint8Array(128);
+for (const c of "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") TCHAR[c.charCodeAt(0)] = 1;
+const TARGET = /^\/[\x21-\x7e]*$/;
+const LINE = ' HTTP/1.1';
+
+/**
+ * The request a head stands for, strictly (GET, an origin-form target in printable ASCII,
+ * HTTP/1.1, one `name: value` per CRLF line, each name once, no body framing), or null.
+ * `req.socket` is an object with the connection's addresses: nothing reads the socket
+ * through the request on the front's path.
+ */
+function requestOf(bytes: Buffer, handle: TcpHandle): IncomingMessage | null {
+  const text = bytes.toString('latin1', 0, bytes.length - 4);
+  let eol = text.indexOf('\r\n');
+  if (eol < 0 || !text.startsWith('GET ') || text.lastIndexOf(LINE, eol) !== eol - LINE.length) return null;
+  const url = text.slice(4, eol - LINE.length);
+  if (!TARGET.test(url)) return null;
+  const headers: IncomingHttpHeaders = {};
+  const rawHeaders: string[] = [];
+  while (eol >= 0) {
+    const from = eol + 2;
+    eol = text.indexOf('\r\n', from);
+    const to = eol < 0 ? text.length : eol;
+    const colon = text.indexOf(':', from);
+    if (colon <= from || colon >= to) return null;
+    for (let i = from; i < colon; i++) {
+      const c = text.charCodeAt(i);
+      if (c > 0x7f || TCHAR[c] === 0) return null;
+    }
+    let start = colon + 1;
+    let end = to;
+    while (start < end && isOws(text.charCodeAt(start))) start++;
+    while (end > start && isOws(text.charCodeAt(end - 1))) end--;
+    for (let i = start; i < end; i++) {
+      const c = text.charCodeAt(i);
+      if (c < 0x20 ? c !== 0x09 : c === 0x7f) return null;
+    }
+    const name = text.slice(from, colon);
+    const key = name.toLowerCase();
+    if (headers[key] !== undefined || key === 'content-length' || key === 'transfer-encoding') return null;
+    const value = text.slice(start, end);
+    headers[key] = value;
+    rawHeaders.push(name, value);
+  }
+  const peer: { address?: string; port?: number; family?: string } = {};
+  const local: { address?: string; port?: number; family?: string } = {};
+  if (handle.getpeername(peer) !== 0 || handle.getsockname(local) !== 0) return null;
+  const socket = { remoteAddress: peer.address, remotePort: peer.port, remoteFamily: peer.family, localAddress: local.address, localPort: local.port, encrypted: false };
+  const req = new http.IncomingMessage(socket as unknown as Socket);
+  req.method = 'GET';
+  req.url = url;
+  req.httpVersionMajor = 1;
+  req.httpVersionMinor = 1;
+  req.httpVersion = '1.1';
+  req.headers = headers;
+  req.rawHeaders = rawHeaders;
+  req.complete = true;
+  return req;
+}
+
+function isOws(c: number): boolean {
+  return c === 0x20 || c === 0x09;
+}
