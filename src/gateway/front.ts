@@ -95,6 +95,13 @@ interface Held {
 }
 
 const held = new Map<number, Held>();
+/** Handshakes the front completed (tunnels), and connections it gave back to Node (any reason), since start. */
+const counts = { tunnels: 0, handedBack: 0 };
+
+/** What the front did so far in this process (tests, diagnostics). */
+export function frontCounts(): Readonly<typeof counts> {
+  return { ...counts };
+}
 let nextId = 1;
 let front: NativeBinding | null = null;
 const fds = new Int32Array(2);
@@ -137,6 +144,7 @@ function onReport(kind: number, id: number, errno: number, bytes: Buffer | undef
   switch (kind) {
     case HANDOFF:
       held.delete(id);
+      counts.handedBack++;
       return h.accept();
     case HEAD:
       return head(id, h, bytes!);
@@ -150,6 +158,7 @@ function onReport(kind: number, id: number, errno: number, bytes: Buffer | undef
 /** Gives a connection back to Node unread: the addon's duplicate closed, Node's handle accepted. */
 function handBack(id: number, h: Held): void {
   held.delete(id);
+  counts.handedBack++;
   front!.frontDrop(h.conn);
   h.accept();
 }
@@ -217,6 +226,7 @@ function answer(id: number, h: Held, bytes: Buffer, ended: boolean): void {
     failures(gw, req, client, match).fail(upstreamError(err, app, match.target.label));
     return;
   }
+  counts.tunnels++;
   emit('upgrade', { gateway: gw.id, app, path, accepted: true, status: 101, ms: Math.round((performance.now() - h.started!) * 1000) / 1000, protocol: 'http/1.1' });
   gw.tunnels.add(tunnel);
 }

@@ -92,6 +92,8 @@ export interface GatewayOptions {
 export interface ListenOptions {
   /** How long a client may take to send its request head (default: the config's `header_timeout`); then 408. */
   headersTimeoutMs?: number;
+  /** WebSocket handshakes through the front (front.ts), where it can take them. Default: PORTHOLE_FRONT=native. */
+  front?: boolean;
 }
 
 export interface ListenAddress {
@@ -593,11 +595,11 @@ export class Gateway implements GatewayCore {
     server.on('connection', noteConnection);
     this.releaseMemoryReducer = useMemoryReducer();
     // The front (front.ts): WebSocket handshakes on the addon's thread. Cleartext listeners only.
-    this.front = !tlsConfig && this.tunnelEngine === 'native' && frontWanted() && installFront(this, server);
+    this.front = !tlsConfig && this.tunnelEngine === 'native' && (options.front ?? frontWanted()) && installFront(this, server);
     const addr = server.address() as AddressInfo;
     const shownHost = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
     const address = { host: addr.address, port: addr.port, url: `${tlsConfig ? 'https' : 'http'}://${shownHost}:${addr.port}` };
-    emit('gateway', { gateway: this.id, action: 'listening', address: address.url, apps: this.appUrls(), tunnelEngine: this.tunnelEngine, ...(this.tunnelEngineWhy ? { tunnelEngineWhy: this.tunnelEngineWhy } : {}) });
+    emit('gateway', { gateway: this.id, action: 'listening', address: address.url, apps: this.appUrls(), tunnelEngine: this.tunnelEngine, ...(this.tunnelEngineWhy ? { tunnelEngineWhy: this.tunnelEngineWhy } : {}), ...(this.front ? { front: true } : {}) });
     return address;
   }
 
