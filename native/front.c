@@ -205,6 +205,51 @@ static void fail(front_conn_t *c, int kind, int err) {
   report(c, kind, err, NULL, 0, 0);
 }
 
+static int tchar(uint8_t ch) {
+  return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch && strchr("!#$%&'*+-.^_`|~", ch) != NULL);
+}
+
+/*
+ * Whether the start of an answer can still become a clean 101 (upstream-upgrade.ts's mayBe101):
+ * `HTTP/1.1 101`, lines ending in CRLF only, each header line a token, a colon and a value
+ * without control characters but tab. When it cannot, it is shown at once: Node's parser
+ * refuses it then, rather than the front waiting for a blank line that may never come.
+ */
+static int may_be_101(const uint8_t *p, size_t n) {
+  static const char status[] = "HTTP/1.1 101";
+  size_t k = n < sizeof status - 1 ? n : sizeof status - 1;
+  if (memcmp(p, status, k) != 0) return 0;
+  if (n > k && p[k] != ' ' && p[k] != '\r') return 0;
+  size_t line = 0;
+  int colon = 0;
+  for (size_t i = 0; i < n; i++) {
+    uint8_t ch = p[i];
+    if (ch == '\r') {
+      if (i + 1 < n && p[i + 1] != '\n') return 0;
+      continue;
+    }
+    if (ch == '\n') {
+      if (i == 0 || p[i - 1] != '\r') return 0;
+      /* A complete header line needs its colon (the status line and the blank line do not). */
+      if (line > 0 && i - 1 > line && !colon) return 0;
+      line = i + 1;
+      colon = 0;
+      continue;
+    }
+    if (line == 0) {
+      if ((ch < 0x20 && ch != '\t') || ch == 0x7f) return 0;
+      continue;
+    }
+    if (!colon) {
+      if (ch == ':') {
+        if (i == line) return 0;
+        colon = 1;
+      } else if (!tchar(ch)) return 0;
+    } else if ((ch < 0x20 && ch != '\t') || ch == 0x7f) return 0;
+  }
+  return 1;
+}
+
 static void answer_read(front_conn_t *c) {
   if (!c->ans) {
     c->ans = malloc(HEAD_MAX);
@@ -226,7 +271,7 @@ static void answer_read(front_conn_t *c) {
       n = 0;
     }
     if (n > 0) c->ans_len += (size_t)n;
-    if (n == 0 || head_end(c->ans, c->ans_len) >= 0 || c->ans_len == HEAD_MAX) {
+    if (n == 0 || head_end(c->ans, c->ans_len) >= 0 || c->ans_len == HEAD_MAX || !may_be_101(c->ans, c->ans_len)) {
       c->phase = PH_ANSWERED;
       c->deadline = 0;
       report(c, FRONT_ANSWER, 0, c->ans, c->ans_len, n == 0);
