@@ -158,7 +158,7 @@ static napi_value front_watch_js(napi_env env, napi_callback_info info) {
   return handle;
 }
 
-/* frontProceed(connection, family 4|6, ip, port, head: latin1 string, connectMs, responseMs) */
+/* frontProceed(connection, family 4|6, ip, port, head: latin1 string, connectMs, responseMs) -> 0, an errno, or -1 (the client left) */
 static napi_value front_proceed_js(napi_env env, napi_callback_info info) {
   size_t argc = 7;
   napi_value argv[7];
@@ -180,7 +180,9 @@ static napi_value front_proceed_js(napi_env env, napi_callback_info info) {
   napi_get_value_string_latin1(env, argv[4], head, len + 1, &len);
   int err = front_proceed(c, family, ip, port, (const uint8_t *)head, len, connect_ms, response_ms);
   free(head);
-  return err ? throw_errno(env, "front", err) : NULL;
+  napi_value result;
+  CHECK(napi_create_int32(env, err, &result));
+  return result;
 }
 
 /* frontTake(connection, out: Int32Array(2)): the client's and the upstream's fds (-1: none) are the caller's. */

@@ -70,6 +70,8 @@ struct front_conn {
   struct sockaddr_storage to;
   socklen_t to_len;
   uint8_t linked;
+  /* The loop has run this connection's watch command; until then it is not freed (dead: free it then). */
+  uint8_t watched, dead;
   struct front_conn *prev, *next;
 };
 
@@ -103,6 +105,11 @@ static void unlink_conn(front_conn_t *c) {
 }
 
 static void free_conn(front_conn_t *c) {
+  /* Its watch command is still queued and names it: freed when that runs. */
+  if (!c->watched) {
+    c->dead = 1;
+    return;
+  }
   unlink_conn(c);
   free(c->out);
   free(c->ans);
@@ -141,8 +148,22 @@ front_conn_t *front_watch(int id, int fd, uint32_t wait_ms, int *err) {
     c->end[s].side = SIDE_FRONT_CLIENT + s;
   }
   c->phase = PH_PEEK;
-  *err = loop_command(CMD_FRONT_WATCH, (tunnel_t *)c, 0, NULL, 0);
+  /*
+   * Watched from this thread, without waking the loop: the head's arrival does (adding a
+   * socket that holds bytes already reports them). The loop links it for its wait limit
+   * at that turn, or at loop_wake_for_links' when nothing comes.
+   */
+  struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | EPOLLET, .data.ptr = &c->end[0]};
+  if (epoll_ctl(epfd, EPOLL_CTL_ADD, c->cfd, &ev) < 0) {
+    *err = errno;
+    close(c->cfd);
+    free(c);
+    return NULL;
+  }
+  *err = loop_command_quiet(CMD_FRONT_WATCH, (tunnel_t *)c);
   if (*err) {
+    /* Not queued, so nothing names it but the epoll set: out of it, and gone. */
+    epoll_ctl(epfd, EPOLL_CTL_DEL, c->cfd, NULL);
     close(c->cfd);
     free(c);
     return NULL;
@@ -330,57 +351,30 @@ void front_event(endpoint_t *e, uint32_t events) {
 }
 
 static void watch(front_conn_t *c) {
+  c->watched = 1;
+  if (c->dead) {
+    free_conn(c);
+    return;
+  }
   c->next = conns;
   c->prev = NULL;
   if (conns) conns->prev = c;
   conns = c;
   c->linked = 1;
-  c->deadline = c->wait_ms ? now_mono + c->wait_ms : 0;
-  due(c->deadline);
-  struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | EPOLLET, .data.ptr = &c->end[0]};
-  if (epoll_ctl(epfd, EPOLL_CTL_ADD, c->cfd, &ev) < 0) hand_back(c);
+  /* Waiting for its head: at most wait_ms from now (a head that came already moved it on). */
+  if (c->phase == PH_PEEK) {
+    c->deadline = c->wait_ms ? now_mono + c->wait_ms : 0;
+    due(c->deadline);
+  }
 }
 
-static void proceed(front_conn_t *c) {
-  if (c->phase != PH_ASKED) return;
+/* The loop's side of a proceed (front_proceed ran on the JavaScript thread): its deadline, or the client gone meanwhile. */
+static void arm(front_conn_t *c) {
+  if (c->phase != PH_CONNECT && c->phase != PH_ANSWER) return;
   if (c->client_gone) {
-    c->phase = PH_ANSWERED;
-    report(c, FRONT_LEFT, 0, NULL, 0, 0);
+    fail(c, FRONT_LEFT, 0);
     return;
   }
-  /* The head leaves the client's socket now: it was only peeked at. */
-  uint32_t left = c->head_len;
-  while (left) {
-    ssize_t n = recv(c->cfd, peek_buf, left, MSG_DONTWAIT);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      c->phase = PH_ANSWERED;
-      report(c, FRONT_LEFT, 0, NULL, 0, 0);
-      return;
-    }
-    left -= (uint32_t)n;
-  }
-  int u = socket(c->to.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (u < 0) {
-    c->phase = PH_ANSWERED;
-    report(c, FRONT_FAILED, errno, NULL, 0, 0);
-    return;
-  }
-  c->ufd = u;
-  int one = 1;
-  /* The head leaves in one segment at once; later, small frames too. */
-  setsockopt(u, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  c->phase = PH_CONNECT;
-  if (connect(u, (struct sockaddr *)&c->to, c->to_len) < 0 && errno != EINPROGRESS) {
-    fail(c, FRONT_FAILED, errno);
-    return;
-  }
-  struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.ptr = &c->end[1]};
-  if (epoll_ctl(epfd, EPOLL_CTL_ADD, u, &ev) < 0) {
-    fail(c, FRONT_FAILED, errno);
-    return;
-  }
-  c->deadline = c->connect_ms ? now_mono + c->connect_ms : 0;
   due(c->deadline);
 }
 
@@ -399,6 +393,19 @@ int front_proceed(front_conn_t *c, int family, const char *ip, int port, const u
     if (inet_pton(AF_INET, ip, &a->sin_addr) != 1) return EINVAL;
     c->to_len = sizeof *a;
   }
+  /*
+   * On the JavaScript thread, which owns the connection until the upstream's socket is in
+   * the epoll set: taking the head, socket() and connect() cost less here than waking the
+   * loop for them. The head leaves the client's socket now: it was only peeked at.
+   */
+  uint8_t sink[HEAD_MAX];
+  uint32_t left = c->head_len;
+  while (left) {
+    ssize_t n = recv(c->cfd, sink, left, MSG_DONTWAIT);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return FRONT_CLIENT_GONE;
+    left -= (uint32_t)n;
+  }
   c->out = malloc(head_len);
   if (!c->out) return ENOMEM;
   memcpy(c->out, head, head_len);
@@ -406,7 +413,31 @@ int front_proceed(front_conn_t *c, int family, const char *ip, int port, const u
   c->out_off = 0;
   c->connect_ms = connect_ms;
   c->response_ms = response_ms;
-  return loop_command(CMD_FRONT_PROCEED, (tunnel_t *)c, 0, NULL, 0);
+  int u = socket(c->to.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (u < 0) return errno;
+  int one = 1;
+  /* The head leaves in one segment at once; later, small frames too. */
+  setsockopt(u, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  if (connect(u, (struct sockaddr *)&c->to, c->to_len) < 0 && errno != EINPROGRESS) {
+    int err = errno;
+    close(u);
+    return err;
+  }
+  c->ufd = u;
+  c->deadline = connect_ms ? loop_now_ms() + connect_ms : 0;
+  __atomic_store_n(&c->phase, PH_CONNECT, __ATOMIC_RELEASE);
+  /* From here the loop works on it: the connect's completion (EPOLLOUT) is the loop's next turn. */
+  struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.ptr = &c->end[1]};
+  if (epoll_ctl(epfd, EPOLL_CTL_ADD, u, &ev) < 0) {
+    int err = errno;
+    __atomic_store_n(&c->phase, PH_ASKED, __ATOMIC_RELEASE);
+    close(u);
+    c->ufd = -1;
+    return err;
+  }
+  /* Its deadline, and a client that left before, are the loop's to act on (arm). */
+  loop_command_quiet(CMD_FRONT_ARM, (tunnel_t *)c);
+  return 0;
 }
 
 void front_take(front_conn_t *c, int *cfd, int *ufd) {
@@ -428,8 +459,36 @@ tunnel_t *front_tunnel(front_conn_t *c, int id, const uint8_t *preface, size_t p
     *err = ENOMEM;
     return NULL;
   }
-  /* What the upstream sent after its 101 follows it; the client's bytes after its head wait in its socket. */
   uint32_t head = (uint32_t)head_end(c->ans, c->ans_len);
+  if (c->ans_len == head) {
+    /*
+     * Nothing came after the upstream's 101: the client's is written here and both sockets
+     * are pointed at the tunnel from this thread, without waking the loop (tunnel_register's
+     * way): its first turn for the tunnel is the first byte either side sends.
+     */
+    size_t sent = 0;
+    while (sent < preface_len) {
+      ssize_t w = send(c->cfd, preface + sent, preface_len - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (w < 0 && errno == EINTR) continue;
+      if (w < 0) break;
+      sent += (size_t)w;
+    }
+    if (sent == preface_len) {
+      t->front = c;
+      c->phase = PH_GONE;
+      if (tunnel_register_watched(t) < 0) {
+        /* epoll refused: the tunnel ends as one the loop could not adopt (its end is reported). */
+        loop_command_quiet(CMD_FRONT_LINK, t);
+        loop_command(CMD_DESTROY, t, 0, NULL, 0);
+      }
+      *err = 0;
+      return t;
+    }
+    /* What the socket did not take goes first from the loop, as below. */
+    preface += sent;
+    preface_len -= sent;
+  }
+  /* What the upstream sent after its 101 follows it; the client's bytes after its head wait in its socket. */
   *err = tunnel_preload(t, SIDE_UPSTREAM, preface, preface_len, c->ans + head, c->ans_len - head);
   if (*err) {
     tunnel_free(t);
@@ -452,7 +511,14 @@ tunnel_t *front_tunnel(front_conn_t *c, int id, const uint8_t *preface, size_t p
 void front_command(int kind, tunnel_t *arg) {
   switch (kind) {
     case CMD_FRONT_WATCH: watch((front_conn_t *)arg); break;
-    case CMD_FRONT_PROCEED: proceed((front_conn_t *)arg); break;
+    case CMD_FRONT_ARM: arm((front_conn_t *)arg); break;
+    case CMD_FRONT_LINK: {
+      /* A tunnel the JavaScript thread registered (front_tunnel): its handshake is over. loop.c links it. */
+      tunnel_t *t = arg;
+      free_conn(t->front);
+      t->front = NULL;
+      break;
+    }
     case CMD_FRONT_FREE: free_conn((front_conn_t *)arg); break;
     case CMD_FRONT_ABORT: {
       front_conn_t *c = (front_conn_t *)arg;

@@ -73,6 +73,8 @@ static double epoch_ms(void) {
   return (double)ts.tv_sec * 1000 + (double)(ts.tv_nsec / 1000000);
 }
 
+uint64_t loop_now_ms(void) { return mono_ms(); }
+
 void due(uint64_t at) {
   if (at && (next_due == 0 || at < next_due)) next_due = at;
 }
@@ -467,6 +469,16 @@ static void run_commands(void) {
         __atomic_fetch_sub(&links_pending, 1, __ATOMIC_RELAXED);
         link_live(t);
         break;
+      case CMD_FRONT_WATCH:
+      case CMD_FRONT_ARM:
+      case CMD_FRONT_LINK:
+        /* Queued without a wake, as a link is (loop_command_quiet). */
+        __atomic_fetch_sub(&links_pending, 1, __ATOMIC_RELAXED);
+        if (c->kind == CMD_FRONT_LINK) {
+          front_command(c->kind, t);
+          link_live(t);
+        } else front_command(c->kind, t);
+        break;
       case CMD_CLOSE: gateway_close(t, c->code, c->reason ? c->reason : "", c->reason_len); break;
       case CMD_DESTROY: finish(t); break;
       /* Freed only here, after the end report reached JavaScript: no command after it names t. */
@@ -577,7 +589,7 @@ int loop_command(int kind, tunnel_t *t, int code, const char *reason, size_t rea
    * thread switch less per tunnel. Nor does a link: the tunnel's sockets are watched
    * already, and only its timers wait for it (loop_wake_for_links bounds that wait).
    */
-  if (kind == CMD_RELEASE || kind == CMD_LINK || kind == CMD_FRONT_FREE) return 0;
+  if (kind == CMD_RELEASE || kind == CMD_LINK || kind == CMD_FRONT_FREE || kind == CMD_FRONT_WATCH || kind == CMD_FRONT_ARM || kind == CMD_FRONT_LINK) return 0;
   return wake();
 }
 
@@ -593,14 +605,33 @@ void loop_wake_for_links(void) {
   if (__atomic_load_n(&links_pending, __ATOMIC_RELAXED) > 0) wake();
 }
 
-void tunnel_register(tunnel_t *t) {
+int loop_command_quiet(int kind, tunnel_t *t) {
+  __atomic_fetch_add(&links_pending, 1, __ATOMIC_RELAXED);
+  int err = loop_command(kind, t, 0, NULL, 0);
+  if (err) __atomic_fetch_sub(&links_pending, 1, __ATOMIC_RELAXED);
+  return err;
+}
+
+/* Both sockets into the epoll set (EPOLL_CTL_ADD), or pointed at t where they are in it already (MOD). */
+static int register_sockets(tunnel_t *t, int op) {
   t->lazy_out = 1;
   int ok = 1;
   for (int s = 0; s < 2 && ok; s++) {
     struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | EPOLLET, .data.ptr = &t->end[s]};
-    ok = epoll_ctl(epfd, EPOLL_CTL_ADD, t->fd[s], &ev) == 0;
+    ok = epoll_ctl(epfd, op, t->fd[s], &ev) == 0;
   }
   __atomic_store_n(&t->registered, ok ? 1 : -1, __ATOMIC_RELEASE);
+  return ok;
+}
+
+int tunnel_register_watched(tunnel_t *t) {
+  /* Re-arming an edge-triggered socket reports what it holds already: the client's first frames are not missed. */
+  if (!register_sockets(t, EPOLL_CTL_MOD)) return -1;
+  return loop_command_quiet(CMD_FRONT_LINK, t);
+}
+
+void tunnel_register(tunnel_t *t) {
+  int ok = register_sockets(t, EPOLL_CTL_ADD);
   /*
    * From here on the loop owns t: it may be moving bytes already, or have finished it.
    * A socket epoll refused (no room: max_user_watches) ends the tunnel as the loop's own

@@ -112,9 +112,21 @@ void tunnel_register(tunnel_t *t);
 /* Wakes the loop if links that tunnel_register queued wait for it. */
 void loop_wake_for_links(void);
 
-enum { CMD_ADOPT, CMD_CLOSE, CMD_DESTROY, CMD_RELEASE, CMD_LINK, CMD_FRONT_WATCH, CMD_FRONT_PROCEED, CMD_FRONT_FREE, CMD_FRONT_ABORT, CMD_FRONT_TUNNEL };
+enum { CMD_ADOPT, CMD_CLOSE, CMD_DESTROY, CMD_RELEASE, CMD_LINK, CMD_FRONT_WATCH, CMD_FRONT_ARM, CMD_FRONT_FREE, CMD_FRONT_ABORT, CMD_FRONT_TUNNEL, CMD_FRONT_LINK };
 /* Queues a command for the loop thread (reason is copied). Returns 0 or an errno. */
 int loop_command(int kind, tunnel_t *t, int code, const char *reason, size_t reason_len);
+/*
+ * Queues a command that needs no wake of its own: its sockets' next event brings the loop,
+ * and loop_wake_for_links (JavaScript's 20 ms timer) when none comes. Returns 0 or an errno.
+ */
+int loop_command_quiet(int kind, tunnel_t *t);
+/*
+ * tunnel_register for sockets that are in the epoll set already (the front's): pointed at
+ * t, reading only; the loop links it (CMD_FRONT_LINK, which frees t->front). -1 when epoll
+ * refused (t untouched but `registered`), else 0 or an errno.
+ */
+int tunnel_register_watched(tunnel_t *t);
+uint64_t loop_now_ms(void);
 
 /* Shared by loop.c and bridge.c, on the loop thread only. */
 extern int epfd;
@@ -137,6 +149,8 @@ void tunnel_adopt_watched(tunnel_t *t);
 /* The front (front.c): a handshake on the loop thread, JavaScript deciding (src/gateway/front.ts). */
 typedef struct front_conn front_conn_t;
 enum { FRONT_HANDOFF, FRONT_HEAD, FRONT_ANSWER, FRONT_FAILED, FRONT_LEFT, FRONT_CONNECT_TIMEOUT, FRONT_RESPONSE_TIMEOUT, FRONT_ABORTED };
+/* front_proceed's answer when the client's socket no longer gives its head (it left): not an errno. */
+#define FRONT_CLIENT_GONE (-1)
 /* What the front tells JavaScript; freed by whoever delivers it. */
 typedef struct {
   int kind, id, err, ended;
@@ -146,7 +160,10 @@ typedef struct {
 void front_set_report(void (*fn)(front_report_t *r));
 /* JavaScript thread: watches a duplicate of Node's fd for the head (wait_ms at most, then handed back). */
 front_conn_t *front_watch(int id, int fd, uint32_t wait_ms, int *err);
-/* JavaScript thread, after FRONT_HEAD: connect there (an IP literal), write head, read the answer. */
+/*
+ * JavaScript thread, after FRONT_HEAD: connect there (an IP literal), write head, read the answer.
+ * 0, an errno (connect failed at once; the connection is still the caller's), or FRONT_CLIENT_GONE.
+ */
 int front_proceed(front_conn_t *c, int family, const char *ip, int port, const uint8_t *head, size_t head_len, uint32_t connect_ms, uint32_t response_ms);
 /* JavaScript thread, after a report: the sockets (-1 for none) are the caller's; the front forgets them. */
 void front_take(front_conn_t *c, int *cfd, int *ufd);

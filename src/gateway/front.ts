@@ -28,7 +28,7 @@ import { DrainingError, RequestAbortedError, UpstreamBadResponseError, upstreamE
 import { emit } from '../events.js';
 import type { GatewayCore } from './core.js';
 import { noteConnection } from './memory-reducer.js';
-import { binding, NativeTunnel } from './native-tunnel.js';
+import { armLinks, binding, NativeTunnel } from './native-tunnel.js';
 import type { NativeBinding } from './native-binding.js';
 import type { Match } from './router.js';
 import { peerOf } from './tunnel.js';
@@ -131,9 +131,9 @@ export function installFront(owner: FrontOwner, server: http.Server, waitMs = FR
       // No fd for the duplicate, no memory: Node takes it, as it would have.
       return nodeAccepts.call(this, err, client);
     }
-    // Counted now for the memory reducer: a handshake the front completes never reaches the server's 'connection'.
-    noteConnection();
     held.set(id, { owner, conn, handle: client, accept: nodeAccepts.bind(this, 0, client) });
+    // The addon links it (its wait limit) at its loop's next turn: the head's arrival, or this timer's.
+    armLinks(b);
   };
   return true;
 }
@@ -173,11 +173,21 @@ function head(id: number, h: Held, bytes: Buffer): void {
   h.match = match;
   h.o = o;
   h.started = performance.now();
+  let r: number;
   try {
-    front!.frontProceed(h.conn, isIP(t.host) as 4 | 6, t.host, t.port, requestHeadText('GET', o.path, o.headers), o.connectMs, o.responseMs);
+    r = front!.frontProceed(h.conn, isIP(t.host) as 4 | 6, t.host, t.port, requestHeadText('GET', o.path, o.headers), o.connectMs, o.responseMs);
   } catch {
     return handBack(id, h);
   }
+  if (r !== 0) {
+    // Nothing of the upstream's to wait for: the client left (-1), or the connect failed at once.
+    h.handle!.close();
+    h.handle = null;
+    return failed(id, h, r < 0 ? LEFT : FAILED, r);
+  }
+  armLinks(front!);
+  // Counted for the memory reducer here: a connection handed back is counted by the server's 'connection'.
+  noteConnection();
   // The addon's duplicate holds the connection from here on.
   h.handle!.close();
   h.handle = null;
@@ -221,6 +231,7 @@ function answer(id: number, h: Held, bytes: Buffer, ended: boolean): void {
   try {
     // Header values are the upstream's bytes read as latin1: written back the same way.
     tunnel.startFront(h.conn, Buffer.from(`${response}\r\n`, 'latin1'));
+    armLinks(front!);
   } catch (err) {
     const [client] = sockets(h.conn);
     failures(gw, req, client, match).fail(upstreamError(err, app, match.target.label));

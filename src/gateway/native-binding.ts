@@ -38,7 +38,8 @@ export interface NativeBinding {
   /** The front (native/front.c, front.ts): reports are (kind, id, errno, bytes, ended). */
   frontInit(onReport: (kind: number, id: number, err: number, bytes: Buffer | undefined, ended: boolean) => void): void;
   frontWatch(id: number, fd: number, waitMs: number): object;
-  frontProceed(conn: object, family: 4 | 6, ip: string, port: number, head: string, connectMs: number, responseMs: number): void;
+  /** 0, an errno (the connect failed at once), or -1 (the client left). */
+  frontProceed(conn: object, family: 4 | 6, ip: string, port: number, head: string, connectMs: number, responseMs: number): number;
   frontTake(conn: object, out: Int32Array): void;
   frontDrop(conn: object): void;
   frontAbort(conn: object): void;

@@ -162,7 +162,7 @@ function adoptFront(owner: NativeHeld, make: (b: NativeBinding) => object): obje
 const LINK_WAIT_MS = 20;
 let linkTimer: NodeJS.Timeout | null = null;
 
-function armLinks(b: NativeBinding): void {
+export function armLinks(b: NativeBinding): void {
   if (linkTimer) return;
   linkTimer = setTimeout(() => {
     linkTimer = null;
