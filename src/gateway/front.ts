@@ -179,6 +179,8 @@ function head(id: number, h: Held, bytes: Buffer): void {
   } catch {
     return handBack(id, h);
   }
+  // Not a number: the addon refused its arguments before doing anything.
+  if (typeof r !== 'number') return handBack(id, h);
   if (r !== 0) {
     // Nothing of the upstream's to wait for: the client left (-1), or the connect failed at once.
     h.handle!.close();
