@@ -3,7 +3,8 @@
 // everything, builds the CLI, then runs every test file with Node's runner.
 // The tunnel and bridge tests run twice: with the engine in force (native when
 // the addon is built, as npm install does) and again with PORTHOLE_TUNNEL=js, so
-// both data paths pass the same suite.
+// both data paths pass the same suite; the WebSocket proxying tests run a third time through
+// the front (PORTHOLE_FRONT=native).
 //   npm test                      every test
 //   npm test -- test/gateway      one folder (or one file)
 import { spawnSync } from 'node:child_process';
@@ -44,4 +45,13 @@ const tunnelFiles = files.filter((f) => TUNNEL_TESTS.test(f.split('\\').join('/'
 if (tunnelFiles.length && process.env.PORTHOLE_TUNNEL !== 'js') {
   console.log(`\n# the tunnel tests again on the JavaScript tunnel (PORTHOLE_TUNNEL=js): ${tunnelFiles.length} files`);
   run(process.execPath, [...RUNNER, ...tunnelFiles], { ...process.env, PORTHOLE_TUNNEL: 'js' });
+}
+
+// The WebSocket proxying tests once more with the front taking the handshakes (PORTHOLE_FRONT=native,
+// docs/configuration.md): every outcome there must be the same as through Node's path.
+const FRONT_TESTS = /^test\/gateway\/(websocket-[^/]*|tunnel-[^/]*|upstream-upgrade|serve-lifecycle)\.test\.ts$/;
+const frontFiles = files.filter((f) => FRONT_TESTS.test(f.split('\\').join('/')));
+if (frontFiles.length && process.env.PORTHOLE_TUNNEL !== 'js' && process.env.PORTHOLE_FRONT !== 'native') {
+  console.log(`\n# the WebSocket tests again through the front (PORTHOLE_FRONT=native): ${frontFiles.length} files`);
+  run(process.execPath, [...RUNNER, ...frontFiles], { ...process.env, PORTHOLE_FRONT: 'native' });
 }
