@@ -18,7 +18,7 @@ import { BadHandshakeError, PortholeError, RouteNotFoundError, upstreamError } f
 import { emit } from '../events.js';
 import { BridgeConnection, targetClosedReason, textRefusedReason } from './bridge-connection.js';
 import { acceptKey } from './error-response.js';
-import type { TunnelEngine } from './native-binding.js';
+import type { NativeBridgeSpec, TunnelEngine } from './native-binding.js';
 import { NativeBridge } from './native-bridge.js';
 import { adoptable } from './native-tunnel.js';
 import { peerOf } from './tunnel.js';
@@ -203,7 +203,7 @@ function handshake(req: IncomingMessage, socket: Duplex, head: Buffer, ctx: Brid
     const adopted = native.start(head, {
       app: ctx.app,
       eofReason: targetClosedReason(ctx.app, label),
-      resetReason: upstreamError(Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' }), ctx.app, label).message,
+      ...targetFailureReasons(ctx.app, label),
       textReason: textRefusedReason(ctx.app),
       textAsBinary: ctx.spec.textAsBinary,
       preface: Buffer.from(accept, 'latin1'),
@@ -231,6 +231,26 @@ function handshake(req: IncomingMessage, socket: Duplex, head: Buffer, ctx: Brid
     ctx.connections.add(conn);
     conn.start();
   });
+}
+
+type FailureReasons = Pick<NativeBridgeSpec, 'resetReason' | 'timeoutReason' | 'failedBefore' | 'failedAfter'>;
+/** The last target's, kept: a fixed target's connections all share them. */
+let lastFailureReasons: { app: string; label: string; reasons: FailureReasons } | null = null;
+
+/**
+ * What the native bridge says when TCP to its target fails, worded by upstreamError as
+ * BridgeConnection words the same failure, so both engines close with the same reason. The
+ * addon knows the errno only once it happens: any error other than a reset or a timeout is
+ * worded around a placeholder code, and the addon puts the error's name in its place.
+ */
+function targetFailureReasons(app: string, label: string): FailureReasons {
+  const last = lastFailureReasons;
+  if (last && last.app === app && last.label === label) return last.reasons;
+  const said = (code: string) => upstreamError(Object.assign(new Error(code), { code }), app, label).message;
+  const [failedBefore, failedAfter = ''] = said('\0').split('\0');
+  const reasons = { resetReason: said('ECONNRESET'), timeoutReason: said('ETIMEDOUT'), failedBefore, failedAfter };
+  lastFailureReasons = { app, label, reasons };
+  return reasons;
 }
 
 /** The subprotocol the bridge selects from the client's offer, as `ws` does through handleProtocols. */
