@@ -347,7 +347,8 @@ static char *string_arg(napi_env env, napi_value v) {
 
 /*
  * adopt(id, clientFd, upstreamFd, clientHead, upstreamHead, idleMs, pingMs, graceMs[, bridge[, preface]]) -> handle
- * bridge: { app, eofReason, resetReason, textReason, textAsBinary, preface } makes it a WebSocket->TCP bridge.
+ * bridge: { app, eofReason, resetReason, timeoutReason, failedBefore, failedAfter, textReason, textAsBinary, preface }
+ * makes it a WebSocket->TCP bridge.
  * preface (a tunnel's): bytes written to the client before the upstream's (its 101).
  */
 static napi_value adopt(napi_env env, napi_callback_info info) {
@@ -381,23 +382,29 @@ static napi_value adopt(napi_env env, napi_callback_info info) {
   if (!err && bridge_type == napi_object) {
     napi_value v;
     bool flag = false;
-    char *app = NULL, *eof = NULL, *reset = NULL, *text = NULL;
+    char *app = NULL, *eof = NULL, *reset = NULL, *text = NULL, *timeout = NULL, *before = NULL, *after = NULL;
     if (napi_get_named_property(env, argv[8], "app", &v) == napi_ok) app = string_arg(env, v);
     if (napi_get_named_property(env, argv[8], "eofReason", &v) == napi_ok) eof = string_arg(env, v);
     if (napi_get_named_property(env, argv[8], "resetReason", &v) == napi_ok) reset = string_arg(env, v);
     if (napi_get_named_property(env, argv[8], "textReason", &v) == napi_ok) text = string_arg(env, v);
+    if (napi_get_named_property(env, argv[8], "timeoutReason", &v) == napi_ok) timeout = string_arg(env, v);
+    if (napi_get_named_property(env, argv[8], "failedBefore", &v) == napi_ok) before = string_arg(env, v);
+    if (napi_get_named_property(env, argv[8], "failedAfter", &v) == napi_ok) after = string_arg(env, v);
     if (napi_get_named_property(env, argv[8], "textAsBinary", &v) == napi_ok) napi_get_value_bool(env, v, &flag);
     void *preface = NULL;
     size_t preface_len = 0;
     bool is_buffer = false;
     if (napi_get_named_property(env, argv[8], "preface", &v) == napi_ok && napi_is_buffer(env, v, &is_buffer) == napi_ok && is_buffer)
       napi_get_buffer_info(env, v, &preface, &preface_len);
-    bridge_opts_t o = {app, eof, reset, text, flag, preface, preface_len};
+    bridge_opts_t o = {app, eof, reset, text, timeout, before, after, flag, preface, preface_len};
     err = bridge_init(t, &o);
     free(app);
     free(eof);
     free(reset);
     free(text);
+    free(timeout);
+    free(before);
+    free(after);
   }
   napi_value none;
   CHECK(napi_get_undefined(env, &none));

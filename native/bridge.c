@@ -19,7 +19,7 @@
  * ping with a pong, a close frame with the same close frame; the server
  * closes its TCP connection first once both close frames have passed; the
  * target's FIN becomes a close frame with 1000 after everything it sent, its
- * reset one with 1014.
+ * failure (a reset, a timeout, any error) one with 1014 that names it.
  */
 #define _GNU_SOURCE
 #include "tunnel.h"
@@ -31,6 +31,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <uv.h>
 
 /* One read from TCP into a pipe: at most this many bytes, one frame. */
 #define PIPE_BYTES (1 << 20)
@@ -47,6 +48,7 @@ enum { BY_CLIENT = 0, BY_UPSTREAM = 1, BY_GATEWAY = 2 };
 
 typedef struct bridge {
   char *app, *eof_reason, *reset_reason, *text_reason;
+  char *timeout_reason, *failed_before, *failed_after;
   uint8_t text_as_binary;
 
   /* The client's frame being parsed: its header (collected across reads), then its payload. */
@@ -115,12 +117,15 @@ int bridge_init(tunnel_t *t, const bridge_opts_t *o) {
   b->eof_reason = dup_or_empty(o->eof_reason);
   b->reset_reason = dup_or_empty(o->reset_reason);
   b->text_reason = dup_or_empty(o->text_reason);
+  b->timeout_reason = dup_or_empty(o->timeout_reason);
+  b->failed_before = dup_or_empty(o->failed_before);
+  b->failed_after = dup_or_empty(o->failed_after);
   b->text_as_binary = (uint8_t)(o->text_as_binary != 0);
   b->pipe[0] = b->pipe[1] = -1;
   b->first_by = -1;
   b->first_code = -1;
   t->bridge = b;
-  if (!b->app || !b->eof_reason || !b->reset_reason || !b->text_reason) return ENOMEM;
+  if (!b->app || !b->eof_reason || !b->reset_reason || !b->text_reason || !b->timeout_reason || !b->failed_before || !b->failed_after) return ENOMEM;
   if (o->preface_len) {
     /* The client's 101: the first bytes written to it, once adopted. */
     direction_t *d = &t->d[SIDE_UPSTREAM];
@@ -144,6 +149,9 @@ void bridge_free(tunnel_t *t) {
   free(b->eof_reason);
   free(b->reset_reason);
   free(b->text_reason);
+  free(b->timeout_reason);
+  free(b->failed_before);
+  free(b->failed_after);
   free(b->first_reason);
   free(b);
   t->bridge = NULL;
@@ -308,6 +316,27 @@ static void client_failed(tunnel_t *t) {
   give_pipe(b);
 }
 
+/*
+ * The close reason for TCP failing with errno `err`, as the JavaScript bridge words the same
+ * failure (upstreamError in src/errors.ts): a reset (ECONNRESET, or EPIPE and ECONNABORTED,
+ * which say the same), a timeout, or any other error by the name Node gives it as `code`
+ * (libuv's: EHOSTUNREACH, ENETUNREACH…).
+ */
+static const char *tcp_error_reason(bridge_t *b, int err, char *buf, size_t cap) {
+  switch (err) {
+    case ECONNRESET:
+    case EPIPE:
+    case ECONNABORTED:
+      return b->reset_reason;
+    case ETIMEDOUT:
+      return b->timeout_reason;
+  }
+  char name[64];
+  uv_err_name_r(uv_translate_sys_error(err), name, sizeof name);
+  snprintf(buf, cap, "%s%s%s", b->failed_before, name, b->failed_after);
+  return buf;
+}
+
 static void tcp_gone(tunnel_t *t, int err) {
   bridge_t *b = t->bridge;
   if (err) {
@@ -322,7 +351,9 @@ static void tcp_gone(tunnel_t *t, int err) {
   if (b->tcp_eof) return;
   b->tcp_eof = 1;
   if (err) {
-    begin_close(t, BY_UPSTREAM, 1014, b->reset_reason, strlen(b->reset_reason));
+    char buf[512];
+    const char *reason = tcp_error_reason(b, err, buf, sizeof buf);
+    begin_close(t, BY_UPSTREAM, 1014, reason, strlen(reason));
   } else {
     begin_close(t, BY_UPSTREAM, 1000, b->eof_reason, strlen(b->eof_reason));
   }

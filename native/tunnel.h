@@ -179,6 +179,8 @@ void front_sweep(uint64_t soon);
 /* The bridge (bridge.c). Bridge options and reasons are worded by JavaScript (bridge.ts). */
 typedef struct {
   const char *app, *eof_reason, *reset_reason, *text_reason;
+  /* TCP failing: timed out (ETIMEDOUT); any other error but a reset, whose name goes between these two. */
+  const char *timeout_reason, *failed_before, *failed_after;
   int text_as_binary;
   /* Written to the client before anything else (the handshake's 101). */
   const uint8_t *preface;

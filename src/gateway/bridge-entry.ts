@@ -63,6 +63,14 @@ export interface BridgeEntryOptions {
   /** Where open connections are kept (the gateway drains its own set); default one of the entry's own. */
   connections?: Set<OpenBridge>;
   /**
+   * Where connections still being set up (token lookup, TCP connect) keep the function that
+   * gives each up (the gateway's pending handshakes, which its drain calls); default a set of
+   * the entry's own, which drain() calls.
+   */
+  pending?: Set<() => void>;
+  /** What a connection refused or given up by a drain is told (PH_ERR_DRAINING, 1001). Default `APP: shutting down; reconnect in a moment`. */
+  drainingReason?: string;
+  /**
    * Who moves the bytes: `native` (the addon's loop, for plain TCP clients;
    * TLS, HTTP/2 and the `base64` subprotocol stay in JavaScript) or `js`.
    * Default: as a gateway's `tunnel_engine: auto` (native when the addon
@@ -94,6 +102,9 @@ export class BridgeEntry {
   readonly connections: Set<OpenBridge>;
   /** Who moves the bytes of the connections this entry opens. */
   readonly engine: TunnelEngine;
+  /** Connections still being set up, each as the function that gives it up. */
+  readonly pending: Set<() => void>;
+  private readonly drainingReason: string;
   private readonly spec: BridgeSpec;
   private readonly connectMs: number;
   private readonly idleMs: number;
@@ -123,6 +134,8 @@ export class BridgeEntry {
     this.idleMs = opts.idleMs ?? 3_600_000;
     this.pingMs = opts.heartbeatMs ?? 0;
     this.connections = opts.connections ?? new Set();
+    this.pending = opts.pending ?? new Set();
+    this.drainingReason = opts.drainingReason ?? `${opts.app}: shutting down; reconnect in a moment`;
     this.engine = opts.engine ?? resolveTunnelEngine('auto').engine;
     this.serverNames = namesOf(opts.serverNames);
     this.allowedOrigins = originSet(opts.allowedOrigins);
@@ -158,7 +171,7 @@ export class BridgeEntry {
       refuse(err, 101);
       acceptAndClose(socket, req.headers['sec-websocket-key'] as string, req.headers['sec-websocket-protocol'], err.closeCode, err.message);
     };
-    if (this.draining) return fail(new DrainingError(`${app}: shutting down; reconnect in a moment`, { app }));
+    if (this.draining) return fail(new DrainingError(this.drainingReason, { app }));
     if (checkOriginOf(req, app, this.allowedOrigins)) return refuseUpgrade(gateway, req, socket, this.originRefusal(req.headers.origin ?? ''), { app, wsErrors: 'ws', path });
     this.bridge(req, socket, head, fail);
   }
@@ -169,8 +182,8 @@ export class BridgeEntry {
    * handshake goes to `fail`, which answers it (a close code and a reason).
    */
   bridge(req: IncomingMessage, socket: Duplex, head: Buffer, fail: (err: PortholeError) => void): void {
-    const { app, gateway, spec, connectMs, idleMs, pingMs, connections, engine } = this;
-    openBridge(req, socket, head, { app, gateway, spec, connectMs, idleMs, pingMs, connections, engine }, fail);
+    const { app, gateway, spec, connectMs, idleMs, pingMs, connections, engine, pending, drainingReason } = this;
+    openBridge(req, socket, head, { app, gateway, spec, connectMs, idleMs, pingMs, connections, engine, pending, drainingReason }, fail);
   }
 
   /**
@@ -187,9 +200,13 @@ export class BridgeEntry {
     return refused;
   }
 
-  /** Refuses new upgrades (1001, PH_ERR_DRAINING) and closes every open connection with 1001 and `reason`. */
+  /**
+   * Refuses new upgrades (1001, PH_ERR_DRAINING), gives up those still connecting to their
+   * target the same way, and closes every open connection with 1001 and `reason`.
+   */
   drain(reason: string): void {
     this.draining = true;
+    for (const giveUp of [...this.pending]) giveUp();
     for (const c of this.connections) c.close(1001, reason);
   }
 

@@ -14,11 +14,11 @@ import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
 import { formatHostPort, parseHostPort, type HostPort } from '../config/host-port.js';
 import type { AppConfig } from '../config/schema.js';
-import { BadHandshakeError, PortholeError, RouteNotFoundError, upstreamError } from '../errors.js';
+import { BadHandshakeError, DrainingError, PortholeError, RouteNotFoundError, upstreamError } from '../errors.js';
 import { emit } from '../events.js';
 import { BridgeConnection, targetClosedReason, textRefusedReason } from './bridge-connection.js';
 import { acceptKey } from './error-response.js';
-import type { TunnelEngine } from './native-binding.js';
+import type { NativeBridgeSpec, TunnelEngine } from './native-binding.js';
 import { NativeBridge } from './native-bridge.js';
 import { adoptable } from './native-tunnel.js';
 import { peerOf } from './tunnel.js';
@@ -56,6 +56,49 @@ export interface BridgeContext {
   connections: Set<OpenBridge>;
   /** Who moves the bytes: the native addon where it can take the sockets, or JavaScript. */
   engine: TunnelEngine;
+  /**
+   * Connections still being set up (a token lookup, the TCP connect) are in here, each as the
+   * function that gives it up: a drain calls them (the gateway's pending handshakes, or the
+   * entry's own set).
+   */
+  pending: Set<() => void>;
+  /** What a connection given up by a drain is told (PH_ERR_DRAINING, close 1001). */
+  drainingReason: string;
+}
+
+/**
+ * A connection from its upgrade to its handshake: a token lookup, then the TCP connect. A
+ * drain gives it up at once, as the gateway gives up an upgrade still waiting for its
+ * upstream: a target that never answers the connect would otherwise hold it (and the client,
+ * told nothing) until connect_timeout, and open a bridge after the drain closed the others.
+ */
+class Setup {
+  over = false;
+  tcp: net.Socket | null = null;
+  /** connect_timeout's. */
+  timer: NodeJS.Timeout | null = null;
+
+  constructor(
+    private readonly ctx: BridgeContext,
+    private readonly fail: (err: PortholeError) => void,
+  ) {
+    ctx.pending.add(this.drained);
+  }
+
+  /** The setup is over (connected, failed, or the client left); false when it was already. */
+  end(): boolean {
+    if (this.over) return false;
+    this.over = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.ctx.pending.delete(this.drained);
+    return true;
+  }
+
+  private readonly drained = (): void => {
+    if (!this.end()) return;
+    this.tcp?.destroy();
+    this.fail(new DrainingError(this.ctx.drainingReason, { app: this.ctx.app }));
+  };
 }
 
 /** An open bridged connection, moved by JavaScript or by the native addon. */
@@ -142,47 +185,42 @@ export function openBridge(req: IncomingMessage, socket: Duplex, head: Buffer, c
     return fail(new BadHandshakeError(`${ctx.app}: this bridge speaks the "binary" subprotocol; the client offered only ${offered.join(', ')}`, { app: ctx.app }));
   }
   const { spec } = ctx;
-  if (spec.target) return connectTarget(req, socket, head, ctx, spec.target, fail);
+  const setup = new Setup(ctx, fail);
+  if (spec.target) return connectTarget(req, socket, head, ctx, spec.target, fail, setup);
   spec.tokens!.lookup(tokenOf(req)).then(
     (found) => {
-      if (socket.destroyed) return;
-      if ('problem' in found) return fail(new RouteNotFoundError(`${ctx.app}: ${found.problem}`, { app: ctx.app }));
-      connectTarget(req, socket, head, ctx, found.target, fail);
+      if (setup.over) return;
+      if (socket.destroyed) return void setup.end();
+      if ('problem' in found) return void (setup.end(), fail(new RouteNotFoundError(`${ctx.app}: ${found.problem}`, { app: ctx.app })));
+      connectTarget(req, socket, head, ctx, found.target, fail, setup);
     },
     // A PortholeError (the token store failed: 1013) passes as it is.
-    (err) => (socket.destroyed ? undefined : fail(upstreamError(err, ctx.app, bridgeLabel(spec)))),
+    (err) => (!setup.end() || socket.destroyed ? undefined : fail(upstreamError(err, ctx.app, bridgeLabel(spec)))),
   );
 }
 
-function connectTarget(req: IncomingMessage, socket: Duplex, head: Buffer, ctx: BridgeContext, target: HostPort, fail: (err: PortholeError) => void): void {
+function connectTarget(req: IncomingMessage, socket: Duplex, head: Buffer, ctx: BridgeContext, target: HostPort, fail: (err: PortholeError) => void, setup: Setup): void {
   const label = formatHostPort(target);
   const tcp = net.connect({ host: target.host, port: target.port });
-  let settled = false;
-  const timer =
-    ctx.connectMs > 0
-      ? setTimeout(() => tcp.destroy(Object.assign(new Error(`connect timed out after ${ctx.connectMs} ms`), { code: 'ETIMEDOUT' })), ctx.connectMs)
-      : null;
+  setup.tcp = tcp;
+  if (ctx.connectMs > 0) {
+    setup.timer = setTimeout(() => tcp.destroy(Object.assign(new Error(`connect timed out after ${ctx.connectMs} ms`), { code: 'ETIMEDOUT' })), ctx.connectMs);
+  }
+  // False when the setup was over already: a drain gave it up.
   const settle = () => {
-    settled = true;
-    if (timer) clearTimeout(timer);
     socket.off('close', abandon);
+    return setup.end();
   };
   // The client gave up while we were connecting.
   const abandon = () => {
-    if (!settled) {
-      settle();
-      tcp.destroy();
-    }
+    if (settle()) tcp.destroy();
   };
   socket.once('close', abandon);
   tcp.on('error', (err) => {
-    if (settled) return;
-    settle();
-    if (!socket.destroyed) fail(upstreamError(err, ctx.app, label));
+    if (settle() && !socket.destroyed) fail(upstreamError(err, ctx.app, label));
   });
   tcp.once('connect', () => {
-    if (settled) return;
-    settle();
+    if (!settle()) return;
     if (socket.destroyed) return void tcp.destroy();
     handshake(req, socket, head, ctx, tcp, label);
   });
@@ -203,7 +241,7 @@ function handshake(req: IncomingMessage, socket: Duplex, head: Buffer, ctx: Brid
     const adopted = native.start(head, {
       app: ctx.app,
       eofReason: targetClosedReason(ctx.app, label),
-      resetReason: upstreamError(Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' }), ctx.app, label).message,
+      ...targetFailureReasons(ctx.app, label),
       textReason: textRefusedReason(ctx.app),
       textAsBinary: ctx.spec.textAsBinary,
       preface: Buffer.from(accept, 'latin1'),
@@ -231,6 +269,26 @@ function handshake(req: IncomingMessage, socket: Duplex, head: Buffer, ctx: Brid
     ctx.connections.add(conn);
     conn.start();
   });
+}
+
+type FailureReasons = Pick<NativeBridgeSpec, 'resetReason' | 'timeoutReason' | 'failedBefore' | 'failedAfter'>;
+/** The last target's, kept: a fixed target's connections all share them. */
+let lastFailureReasons: { app: string; label: string; reasons: FailureReasons } | null = null;
+
+/**
+ * What the native bridge says when TCP to its target fails, worded by upstreamError as
+ * BridgeConnection words the same failure, so both engines close with the same reason. The
+ * addon knows the errno only once it happens: any error other than a reset or a timeout is
+ * worded around a placeholder code, and the addon puts the error's name in its place.
+ */
+function targetFailureReasons(app: string, label: string): FailureReasons {
+  const last = lastFailureReasons;
+  if (last && last.app === app && last.label === label) return last.reasons;
+  const said = (code: string) => upstreamError(Object.assign(new Error(code), { code }), app, label).message;
+  const [failedBefore, failedAfter = ''] = said('\0').split('\0');
+  const reasons = { resetReason: said('ECONNRESET'), timeoutReason: said('ETIMEDOUT'), failedBefore, failedAfter };
+  lastFailureReasons = { app, label, reasons };
+  return reasons;
 }
 
 /** The subprotocol the bridge selects from the client's offer, as `ws` does through handleProtocols. */

@@ -71,8 +71,13 @@ export interface NativeBridgeSpec {
   app: string;
   /** The close reason when the target closes TCP (code 1000). */
   eofReason: string;
-  /** The close reason when TCP to the target fails (code 1014). */
+  /** The close reasons when TCP to the target fails (code 1014), as upstreamError words them: reset (ECONNRESET, EPIPE, ECONNABORTED)… */
   resetReason: string;
+  /** … timed out (ETIMEDOUT) … */
+  timeoutReason: string;
+  /** … and any other error, whose name (`EHOSTUNREACH`, as Node's `code`) the addon puts between these two. */
+  failedBefore: string;
+  failedAfter: string;
   /** The close reason for a text message (code 1003), unless textAsBinary. */
   textReason: string;
   textAsBinary: boolean;

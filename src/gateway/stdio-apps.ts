@@ -61,6 +61,7 @@ export class StdioApps {
       log: sink ? (line, stream) => sink(line, stream) : undefined,
       stderr: stderr ? (s) => stderr(s) : undefined,
       identity: () => resolveAppUser(app, this.appDefaults()),
+      drainingReason: `${app.name}: the gateway is shutting down; reconnect in a moment`,
     });
     this.current.set(app.name, { key, entry });
     return entry;

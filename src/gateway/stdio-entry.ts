@@ -78,6 +78,8 @@ export interface StdioEntryOptions {
   identity?: () => Promise<AppIdentity | undefined>;
   /** The environment the clean one is picked from (see src/apps/clean-env.ts). Default `process.env`. */
   baseEnv?: NodeJS.ProcessEnv;
+  /** What an upgrade refused or given up by a drain is told (PH_ERR_DRAINING, 1001). Default `APP: shutting down; reconnect in a moment`. */
+  drainingReason?: string;
   /** handleUpgrade only: origins whose pages may connect (see BridgeEntryOptions.allowedOrigins). */
   allowedOrigins?: readonly string[];
   /** handleUpgrade only: the option named in an Origin refusal. Default `--allowed-origin`. */
@@ -99,6 +101,8 @@ export class StdioEntry {
   private shared: StdioSession | null = null;
   private starting: Promise<StdioSession> | null = null;
   private pending = 0;
+  /** Upgrades waiting for their program to start, each as the function that gives it up (a drain calls them). */
+  private readonly waiting = new Set<() => void>();
   private draining = false;
 
   /** Throws TypeError for a policy that cannot work (no command, a malformed origin or server name). */
@@ -163,7 +167,7 @@ export class StdioEntry {
       emit('upgrade', { gateway, app, path, accepted: false, status: 101, code: err.code, reason: err.message, closeCode: err.closeCode, protocol: wsProtocol(req) });
       acceptAndClose(socket, req.headers['sec-websocket-key'] as string, req.headers['sec-websocket-protocol'], err.closeCode, `${err.code}: ${err.message}`);
     };
-    if (this.draining) return fail(new DrainingError(`${app}: shutting down; reconnect in a moment`, { app }));
+    if (this.draining) return fail(new DrainingError(this.drainingReason, { app }));
     if (checkOriginOf(req, app, this.allowedOrigins)) return refuseUpgrade(gateway, req, socket, this.originRefusal(req.headers.origin ?? ''), { app, wsErrors: 'ws', path });
     this.attach(req, socket, head, fail);
   }
@@ -195,29 +199,44 @@ export class StdioEntry {
     const settle = () => {
       if (counted) this.pending--;
       counted = false;
+      this.waiting.delete(drained);
     };
+    // A drain while the program is being started (its user is looked up first, which may wait
+    // on a directory server for seconds) gives the upgrade up at once, as the gateway gives up
+    // an upgrade waiting for its upstream.
+    const drained = () => {
+      settle();
+      fail(new DrainingError(this.drainingReason, { app }));
+    };
+    this.waiting.add(drained);
     this.session(req).then(
       (session) => {
+        const givenUp = !counted;
         settle();
-        if (socket.destroyed) {
-          // The client gave up while the program started: nobody else may be using it (a shared one either).
+        if (givenUp || socket.destroyed) {
+          // The client gave up (or a drain did) while the program started: nobody else may be using it (a shared one either).
           if (session.clients.size === 0) void session.stop();
           return;
         }
         this.complete(req, socket, head, session);
       },
       (err: Error) => {
+        const givenUp = !counted;
         settle();
-        if (socket.destroyed) return;
+        if (givenUp || socket.destroyed) return;
         if (err instanceof PortholeError) return fail(err);
         fail(new StdioSpawnError(`${app}: cannot start ${this.commandLabel}: ${(err as NodeJS.ErrnoException).code ?? err.message}`, { app, cause: err }));
       },
     );
   }
 
-  /** Refuses new upgrades (1001) and closes every connection with 1001 and `reason`; the programs are stopped. */
+  /**
+   * Refuses new upgrades (1001), gives up those whose program is still being started the same
+   * way, and closes every connection with 1001 and `reason`; the programs are stopped.
+   */
   drain(reason: string): void {
     this.draining = true;
+    for (const giveUp of [...this.waiting]) giveUp();
     for (const s of this.sessions) s.close(1001, reason);
   }
 
@@ -225,6 +244,10 @@ export class StdioEntry {
   async stopAll(): Promise<void> {
     this.draining = true;
     await Promise.all([...this.sessions].map((s) => s.stop()));
+  }
+
+  private get drainingReason(): string {
+    return this.opts.drainingReason ?? `${this.app}: shutting down; reconnect in a moment`;
   }
 
   /** What logs say is run. */
@@ -259,6 +282,8 @@ export class StdioEntry {
     const query = url.includes('?') ? url.slice(url.indexOf('?') + 1) : '';
     const perClient: Record<string, string> = opts.shared ? {} : { REMOTE_ADDR: sock.remoteAddress ?? '', REMOTE_PORT: String(sock.remotePort ?? ''), QUERY_STRING: query };
     const identity = await opts.identity?.();
+    // A drain began meanwhile: no program is started after it (its stopAll() may have run already).
+    if (this.draining) throw new DrainingError(this.drainingReason, { app: this.app });
     const command: StdioCommand = { ...opts.command, env: { ...opts.command.env, ...perClient }, identity };
     const proc = await StdioProcess.start(this.app, opts.prefix, command, opts.baseEnv);
     const log = opts.log ?? (() => {});

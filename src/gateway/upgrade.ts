@@ -242,6 +242,9 @@ function bridgeApp(gw: GatewayCore, req: IncomingMessage, socket: Duplex, head: 
     heartbeatMs: route.pingMs,
     connections: gw.bridges,
     engine: gw.tunnelEngine,
+    // Connections still connecting to their target are given up by a drain, as upgrades waiting for their upstream are.
+    pending: gw.handshakes,
+    drainingReason: `${route.app.name}: the gateway is shutting down; reconnect in a moment`,
   });
   entry.bridge(req, socket, head, fail);
 }
