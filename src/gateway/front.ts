@@ -91,6 +91,8 @@ interface Held {
   started?: number;
   /** A drain came while the addon worked on the upstream. */
   aborted?: boolean;
+  /** The addon let go of it (frontTake, frontDrop, a tunnel): it must not be named to the addon again. */
+  taken?: boolean;
   drained?: () => void;
 }
 
@@ -141,17 +143,30 @@ export function installFront(owner: FrontOwner, server: http.Server, waitMs = FR
 function onReport(kind: number, id: number, errno: number, bytes: Buffer | undefined, ended: boolean): void {
   const h = held.get(id);
   if (!h) return;
-  switch (kind) {
-    case HANDOFF:
-      held.delete(id);
-      counts.handedBack++;
-      return h.accept();
-    case HEAD:
-      return head(id, h, bytes!);
-    case ANSWER:
-      return answer(id, h, bytes ?? Buffer.alloc(0), ended);
-    default:
-      return failed(id, h, kind, errno);
+  try {
+    switch (kind) {
+      case HANDOFF:
+        held.delete(id);
+        counts.handedBack++;
+        return h.accept();
+      case HEAD:
+        return head(id, h, bytes!);
+      case ANSWER:
+        return answer(id, h, bytes ?? Buffer.alloc(0), ended);
+      default:
+        return failed(id, h, kind, errno);
+    }
+  } catch (err) {
+    // A fault of ours costs this connection, never the process (a throw here would end it).
+    held.delete(id);
+    if (h.drained) h.owner.handshakes.delete(h.drained);
+    if (!h.taken) {
+      h.taken = true;
+      front!.frontDrop(h.conn);
+    }
+    h.handle?.close();
+    h.handle = null;
+    emit('error', { code: 'PH_ERR_NATIVE_TUNNEL', message: `the front could not finish a WebSocket handshake (${(err as Error).message}); its connection is closed`, gateway: h.owner.id });
   }
 }
 
@@ -159,6 +174,7 @@ function onReport(kind: number, id: number, errno: number, bytes: Buffer | undef
 function handBack(id: number, h: Held): void {
   held.delete(id);
   counts.handedBack++;
+  h.taken = true;
   front!.frontDrop(h.conn);
   h.accept();
 }
@@ -212,7 +228,7 @@ function answer(id: number, h: Held, bytes: Buffer, ended: boolean): void {
   const res = end >= 0 && end + 4 <= MAX_HEAD ? parse101(bytes.toString('latin1', 0, end)) : null;
   if (!res) {
     // Not plainly a 101: Node's client reads it (relayed answers, parse errors, hang-ups), as for any upgrade.
-    const [client, upstream] = sockets(h.conn);
+    const [client, upstream] = sockets(h);
     const { fail } = failures(gw, req, client, match);
     awaitAnswer(gw, req, client, Buffer.alloc(0), match, fail, UpgradeRequest.replaying(o, upstream!, bytes, ended), h.started!);
     return;
@@ -221,7 +237,7 @@ function answer(id: number, h: Held, bytes: Buffer, ended: boolean): void {
   const path = req.url ?? '/';
   const wrong = bad101(res, req);
   if (wrong) {
-    const [client] = sockets(h.conn);
+    const [client] = sockets(h);
     failures(gw, req, client, match).fail(new UpstreamBadResponseError(`${app}: upstream ${match.target.label} ${wrong}`, { app }));
     return;
   }
@@ -233,9 +249,10 @@ function answer(id: number, h: Held, bytes: Buffer, ended: boolean): void {
   try {
     // Header values are the upstream's bytes read as latin1: written back the same way.
     tunnel.startFront(h.conn, Buffer.from(`${response}\r\n`, 'latin1'));
+    h.taken = true;
     armLinks(front!);
   } catch (err) {
-    const [client] = sockets(h.conn);
+    const [client] = sockets(h);
     failures(gw, req, client, match).fail(upstreamError(err, app, match.target.label));
     return;
   }
@@ -250,12 +267,13 @@ function failed(id: number, h: Held, kind: number, errno: number): void {
   if (h.drained) gw.handshakes.delete(h.drained);
   const app = match.route.app.name;
   if (kind === LEFT) {
+    h.taken = true;
     front!.frontDrop(h.conn);
     const err = new RequestAbortedError(`${app}: the client left before upstream ${match.target.label} answered the handshake`, { app });
     emit('upgrade', { gateway: gw.id, app, path: req.url ?? '/', accepted: false, status: err.status, code: err.code, reason: err.message, protocol: 'http/1.1' });
     return;
   }
-  const [client] = sockets(h.conn);
+  const [client] = sockets(h);
   const { fail } = failures(gw, req, client, match);
   if (kind === ABORTED || h.aborted) return fail(new DrainingError(`${app}: the gateway is shutting down; reconnect in a moment`, { app }));
   if (kind === CONNECT_TIMEOUT) return fail(connectTimeoutError(o));
@@ -264,8 +282,9 @@ function failed(id: number, h: Held, kind: number, errno: number): void {
 }
 
 /** The addon's sockets as Node sockets (the upstream's, if it has one, is null otherwise). */
-function sockets(conn: object): [Socket, Socket | null] {
-  front!.frontTake(conn, fds);
+function sockets(h: Held): [Socket, Socket | null] {
+  h.taken = true;
+  front!.frontTake(h.conn, fds);
   const [c, u] = fds;
   // The server's sockets are half-open (a FIN read does not end the writing side), as Node's own.
   const client = new Socket({ fd: c, readable: true, writable: true, allowHalfOpen: true });
