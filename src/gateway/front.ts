@@ -21,6 +21,7 @@
  * through upgrade.ts's own code (failures(), awaitAnswer()), so they are
  * answered, relayed and logged exactly as without the front.
  */
+import { closeSync } from 'node:fs';
 import http, { type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
 import { isIP, Socket } from 'node:net';
 import { getSystemErrorName } from 'node:util';
@@ -228,7 +229,7 @@ function answer(id: number, h: Held, bytes: Buffer, ended: boolean): void {
   const res = end >= 0 && end + 4 <= MAX_HEAD ? parse101(bytes.toString('latin1', 0, end)) : null;
   if (!res) {
     // Not plainly a 101: Node's client reads it (relayed answers, parse errors, hang-ups), as for any upgrade.
-    const [client, upstream] = sockets(h);
+    const [client, upstream] = sockets(h, true);
     const { fail } = failures(gw, req, client, match);
     awaitAnswer(gw, req, client, Buffer.alloc(0), match, fail, UpgradeRequest.replaying(o, upstream!, bytes, ended), h.started!);
     return;
@@ -282,14 +283,19 @@ function failed(id: number, h: Held, kind: number, errno: number): void {
 }
 
 /** The addon's sockets as Node sockets (the upstream's, if it has one, is null otherwise). */
-function sockets(h: Held): [Socket, Socket | null] {
+/**
+ * The addon's sockets as Node sockets. The upstream's only when `upstream` asks for it: else
+ * it is closed here (the handshake is given up; Node's path destroys it the same way).
+ */
+function sockets(h: Held, upstream = false): [Socket, Socket | null] {
   h.taken = true;
   front!.frontTake(h.conn, fds);
   const [c, u] = fds;
+  if (u >= 0 && !upstream) closeSync(u);
   // The server's sockets are half-open (a FIN read does not end the writing side), as Node's own.
   const client = new Socket({ fd: c, readable: true, writable: true, allowHalfOpen: true });
   client.on('error', destroySelf);
-  return [client, u >= 0 ? new Socket({ fd: u, readable: true, writable: true }) : null];
+  return [client, u >= 0 && upstream ? new Socket({ fd: u, readable: true, writable: true }) : null];
 }
 
 function destroySelf(this: Socket): void {

@@ -16,7 +16,7 @@ import WebSocket from 'ws';
 import { frontCounts } from '../../src/gateway/front.js';
 import { createGateway } from '../../src/gateway/gateway.js';
 import { nativeBinding } from '../../src/gateway/native-binding.js';
-import { closeServer, collect, httpUpstream, listen, nextMessage, openWs, rawRequest, sleep, waitFor, wsCloseOf, wsUpstream, type TestGateway } from '../helpers/net.js';
+import { closeServer, collect, httpUpstream, listen, nextMessage, openFds, openWs, rawRequest, sleep, waitFor, wsCloseOf, wsUpstream, type TestGateway } from '../helpers/net.js';
 
 const KEY = 'dGhlIHNhbXBsZSBub25jZQ==';
 const ACCEPT = 's3pPLMBiTxaQ9kYGzzhZRbK+xOo=';
@@ -290,6 +290,26 @@ describe('the front', { skip: nativeBinding().binding || process.env.CI === 'tru
       } finally {
         await up.close();
       }
+    }
+  });
+
+  test('no descriptor is left behind by a handshake the front gives up: a wrong 101, a timeout, a refusal, a reset', async () => {
+    const ups = await Promise.all([
+      rawUpstream((s) => s.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: AAAAAAAAAAAAAAAAAAAAAAAAAAA=\r\n\r\n')),
+      rawUpstream(() => undefined),
+      rawUpstream((s) => s.resetAndDestroy()),
+    ]);
+    const refused = await deadPort();
+    const g = await gateway({ apps: [...ups.map((u, i) => ({ name: `u${i}`, port: u.port, response_timeout: '200ms' })), { name: 'r', port: refused }] }, true);
+    try {
+      await outcome(`${g.wsUrl}/u0/`);
+      const base = openFds();
+      for (const app of ['u0', 'u1', 'u2', 'r']) for (let i = 0; i < 5; i++) assert.match(await outcome(`${g.wsUrl}/${app}/`), /close=1014/);
+      // The test's own upstream sockets close when the gateway closes its side.
+      await waitFor(() => openFds() <= base, 5000, `descriptors back to ${base} (now ${openFds()})`);
+    } finally {
+      await g.close();
+      for (const u of ups) await u.close();
     }
   });
 
