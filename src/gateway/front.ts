@@ -80,6 +80,8 @@ type OnConnection = (this: unknown, err: number, client?: TcpHandle) => void;
 /** One connection in the front, from Node's accept to its tunnel or its way back. */
 interface Held {
   readonly owner: FrontOwner;
+  /** The listener that accepted it. */
+  readonly server: http.Server;
   readonly conn: object;
   /** Node's handle for the connection, until the front takes the handshake on. */
   handle: TcpHandle | null;
@@ -95,6 +97,12 @@ interface Held {
 }
 
 const held = new Map<number, Held>();
+/**
+ * Listeners whose connections were all cut (the end of a drain, closeAllConnections): Node
+ * no longer counts or checks the ones it would be given (no header timeout once closed), so
+ * a connection the front still held then is closed when it would have been handed back.
+ */
+const cut = new WeakSet<http.Server>();
 /** Handshakes the front completed (tunnels), and connections it gave back to Node (any reason), since start. */
 const counts = { tunnels: 0, handedBack: 0 };
 
@@ -131,7 +139,7 @@ export function installFront(owner: FrontOwner, server: http.Server, waitMs = FR
       // No fd for the duplicate, no memory: Node takes it, as it would have.
       return nodeAccepts.call(this, err, client);
     }
-    held.set(id, { owner, conn, handle: client, accept: nodeAccepts.bind(this, 0, client) });
+    held.set(id, { owner, server, conn, handle: client, accept: nodeAccepts.bind(this, 0, client) });
     // The addon links it (its wait limit) at its loop's next turn: the head's arrival, or this timer's.
     armLinks(b);
   };
@@ -145,7 +153,7 @@ function onReport(kind: number, id: number, errno: number, bytes: Buffer | undef
     case HANDOFF:
       held.delete(id);
       counts.handedBack++;
-      return h.accept();
+      return accept(h);
     case HEAD:
       return head(id, h, bytes!);
     case ANSWER:
@@ -160,7 +168,22 @@ function handBack(id: number, h: Held): void {
   held.delete(id);
   counts.handedBack++;
   front!.frontDrop(h.conn);
-  h.accept();
+  accept(h);
+}
+
+/** Node's connection handler takes a connection the front gives back, unless its listener's connections were cut meanwhile. */
+function accept(h: Held): void {
+  if (!cut.has(h.server)) return h.accept();
+  h.handle!.close();
+  h.handle = null;
+}
+
+/**
+ * The listener's connections were all cut (drain): those the front still holds, waiting for
+ * their heads, are closed when the addon gives them back (within FRONT_WAIT_MS).
+ */
+export function cutFront(server: http.Server): void {
+  cut.add(server);
 }
 
 function head(id: number, h: Held, bytes: Buffer): void {

@@ -1,0 +1,55 @@
+/**
+ * The front (src/gateway/front.ts, native/front.c) under attack: clients and
+ * upstreams that misbehave at each phase of a handshake, drains in every
+ * phase, and heads Node's parser reads differently. Where the front must not
+ * differ from Node's path, the same gateway without it is the reference.
+ */
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import net from 'node:net';
+import { describe, test } from 'node:test';
+import { createGateway } from '../../src/gateway/gateway.js';
+import { nativeBinding } from '../../src/gateway/native-binding.js';
+import { sleep, wsUpstream, type TestGateway } from '../helpers/net.js';
+
+const KEY = 'dGhlIHNhbXBsZSBub25jZQ==';
+const HEAD = (path: string) => `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n`;
+
+async function gateway(config: unknown, front: boolean): Promise<TestGateway> {
+  const gw = createGateway(config);
+  const addr = await gw.listen('127.0.0.1', 0, { front });
+  return { gw, port: addr.port, url: addr.url, wsUrl: `ws://127.0.0.1:${addr.port}`, close: () => gw.drain(200) };
+}
+
+/** Resolves when the socket is closed (by either side), with what it received. */
+function ended(s: net.Socket): Promise<string> {
+  let got = '';
+  s.on('data', (d: Buffer) => (got += d.toString('latin1')));
+  s.on('error', () => {});
+  return new Promise((ok) => s.on('close', () => ok(got)));
+}
+
+describe('the front, attacked', { skip: nativeBinding().binding ? false : 'the native addon is not built' }, () => {
+  for (const front of [false, true]) {
+    test(`a drain cuts connections whose heads have not come whole, or at all (front: ${front})`, async () => {
+      const echo = await wsUpstream();
+      const g = await gateway({ apps: [{ name: 'e', port: echo.port }] }, front);
+      try {
+        const partial = net.connect(g.port, '127.0.0.1');
+        const silent = net.connect(g.port, '127.0.0.1');
+        const done = [ended(partial), ended(silent)];
+        await Promise.all([once(partial, 'connect'), once(silent, 'connect')]);
+        partial.write(HEAD('/e/').slice(0, 40));
+        await sleep(50);
+        await g.gw.drain(100);
+        const r = await Promise.race([Promise.all(done).then(() => 'closed'), sleep(2000).then(() => 'still open')]);
+        partial.destroy();
+        silent.destroy();
+        assert.equal(r, 'closed');
+      } finally {
+        await echo.close();
+      }
+    });
+
+  }
+});
