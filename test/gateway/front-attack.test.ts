@@ -5,12 +5,15 @@
  * differ from Node's path, the same gateway without it is the reference.
  */
 import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import net from 'node:net';
 import { describe, test } from 'node:test';
+import { frontCounts } from '../../src/gateway/front.js';
 import { createGateway } from '../../src/gateway/gateway.js';
 import { nativeBinding } from '../../src/gateway/native-binding.js';
-import { sleep, wsUpstream, type TestGateway } from '../helpers/net.js';
+import { collect, sleep, waitFor, wsUpstream, type TestGateway } from '../helpers/net.js';
+import { PYTHON } from '../helpers/python.js';
 
 const KEY = 'dGhlIHNhbXBsZSBub25jZQ==';
 const HEAD = (path: string) => `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n`;
@@ -27,6 +30,15 @@ function ended(s: net.Socket): Promise<string> {
   s.on('data', (d: Buffer) => (got += d.toString('latin1')));
   s.on('error', () => {});
   return new Promise((ok) => s.on('close', () => ok(got)));
+}
+
+/** A client: once told to (a line on stdin), connects, sends argv[2] and its FIN at once, and reads to the end. */
+const CLIENT = 'import socket,sys\nprint("ready",flush=True)\nsys.stdin.readline()\ns=socket.create_connection(("127.0.0.1",int(sys.argv[1])))\ns.sendall(sys.argv[2].encode())\ns.shutdown(socket.SHUT_WR)\ns.settimeout(5)\ntry:\n  while s.recv(65536): pass\nexcept Exception: pass\nprint("done",flush=True)';
+
+function collectOut(p: ChildProcess): { text: string } {
+  const o = { text: '' };
+  p.stdout!.on('data', (d: Buffer) => (o.text += d.toString()));
+  return o;
 }
 
 describe('the front, attacked', { skip: nativeBinding().binding ? false : 'the native addon is not built' }, () => {
@@ -51,5 +63,28 @@ describe('the front, attacked', { skip: nativeBinding().binding ? false : 'the n
       }
     });
 
+    test(`a client whose head and FIN come together is logged as leaving, as Node's path logs it (front: ${front})`, async () => {
+      const echo = await wsUpstream();
+      const g = await gateway({ apps: [{ name: 'e', port: echo.port }] }, front);
+      const upgrades = collect('upgrade', g.gw.id);
+      // A client in another process sends its head and its FIN while this thread is blocked, so
+      // both wait in the socket when the gateway accepts it: the front sees them in one event.
+      const py = spawn(PYTHON, ['-c', CLIENT, String(g.port), HEAD('/e/')], { stdio: ['pipe', 'pipe', 'inherit'] });
+      try {
+        const out = collectOut(py);
+        await waitFor(() => out.text.includes('ready'), 5000, 'the client started');
+        py.stdin!.write('go\n');
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 400);
+        const e = await waitFor(() => upgrades.events[0], 5000, 'the upgrade event');
+        assert.equal(e.accepted, false, JSON.stringify(e));
+        assert.equal(e.code, 'PH_ERR_REQUEST_ABORTED');
+        await waitFor(() => py.exitCode !== null, 5000, 'the client done');
+      } finally {
+        if (py.exitCode === null) py.kill('SIGKILL');
+        upgrades.stop();
+        await g.close();
+        await echo.close();
+      }
+    });
   }
 });
