@@ -110,7 +110,13 @@ const counts = { tunnels: 0, handedBack: 0 };
 export function frontCounts(): Readonly<typeof counts> {
   return { ...counts };
 }
+/** Ids go to the addon as int32 (napi_get_value_int32 keeps the low 32 bits): they wrap before 2^31. */
 let nextId = 1;
+
+/** @internal Tests: the id the next connection gets. */
+export function setNextFrontId(id: number): void {
+  nextId = id;
+}
 let front: NativeBinding | null = null;
 const fds = new Int32Array(2);
 
@@ -131,7 +137,8 @@ export function installFront(owner: FrontOwner, server: http.Server, waitMs = FR
   const nodeAccepts = listener.onconnection;
   listener.onconnection = function (this: unknown, err: number, client?: TcpHandle) {
     if (err || !client || owner.draining) return nodeAccepts.call(this, err, client);
-    const id = nextId++;
+    const id = nextId;
+    nextId = nextId >= 0x7fffffff ? 1 : nextId + 1;
     let conn: object;
     try {
       conn = b.frontWatch(id, client.fd, waitMs);

@@ -9,10 +9,11 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import net from 'node:net';
 import { describe, test } from 'node:test';
-import { frontCounts } from '../../src/gateway/front.js';
+import { frontCounts, setNextFrontId } from '../../src/gateway/front.js';
+import { setLastConnectionId } from '../../src/gateway/tunnel.js';
 import { createGateway } from '../../src/gateway/gateway.js';
 import { nativeBinding } from '../../src/gateway/native-binding.js';
-import { collect, sleep, waitFor, wsUpstream, type TestGateway } from '../helpers/net.js';
+import { collect, nextMessage, openWs, sleep, waitFor, wsUpstream, type TestGateway } from '../helpers/net.js';
 import { PYTHON } from '../helpers/python.js';
 
 const KEY = 'dGhlIHNhbXBsZSBub25jZQ==';
@@ -42,6 +43,32 @@ function collectOut(p: ChildProcess): { text: string } {
 }
 
 describe('the front, attacked', { skip: nativeBinding().binding ? false : 'the native addon is not built' }, () => {
+  test('connections and tunnels past 2^31 since start are still answered and still end', async () => {
+    const echo = await wsUpstream();
+    const g = await gateway({ apps: [{ name: 'e', port: echo.port }] }, true);
+    const closes = collect('tunnel.close', g.gw.id);
+    const before = frontCounts();
+    try {
+      // The ids given to the addon (int32) cross 2^31 here.
+      setNextFrontId(2 ** 31 - 2);
+      setLastConnectionId(2 ** 31 - 2);
+      for (let i = 0; i < 4; i++) {
+        const ws = await Promise.race([openWs(`${g.wsUrl}/e/`), sleep(3000).then(() => null)]);
+        assert.ok(ws, `handshake ${i} answered`);
+        ws.send(`m${i}`);
+        assert.equal((await nextMessage(ws)).data.toString(), `m${i}`);
+        ws.close();
+        await waitFor(() => closes.events.length === i + 1, 3000, `tunnel ${i} ended`);
+      }
+      assert.equal(frontCounts().tunnels - before.tunnels, 4);
+      assert.equal(g.gw.tunnels.size, 0);
+    } finally {
+      closes.stop();
+      await g.close();
+      await echo.close();
+    }
+  });
+
   for (const front of [false, true]) {
     test(`a drain cuts connections whose heads have not come whole, or at all (front: ${front})`, async () => {
       const echo = await wsUpstream();
