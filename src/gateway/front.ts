@@ -319,6 +319,12 @@ const TCHAR = new Uint8Array(128);
 for (const c of "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") TCHAR[c.charCodeAt(0)] = 1;
 const TARGET = /^\/[\x21-\x7e]*$/;
 const LINE = ' HTTP/1.1';
+/**
+ * Header lines the front takes at most. Node's parser keeps only the first 2000 fields and
+ * values (maxHeadersCount; about a thousand lines) and drops the rest, unseen by the checks
+ * and not forwarded: a head with more than a handshake needs goes to Node, which reads it so.
+ */
+const MAX_LINES = 100;
 
 /**
  * The request a head stands for, strictly (GET, an origin-form target in printable ASCII,
@@ -354,7 +360,7 @@ function requestOf(bytes: Buffer, handle: TcpHandle): IncomingMessage | null {
     }
     const name = text.slice(from, colon);
     const key = name.toLowerCase();
-    if (headers[key] !== undefined || key === 'content-length' || key === 'transfer-encoding') return null;
+    if (rawHeaders.length >= 2 * MAX_LINES || headers[key] !== undefined || key === 'content-length' || key === 'transfer-encoding') return null;
     const value = text.slice(start, end);
     headers[key] = value;
     rawHeaders.push(name, value);

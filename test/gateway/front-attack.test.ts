@@ -5,6 +5,7 @@
  * differ from Node's path, the same gateway without it is the reference.
  */
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import net from 'node:net';
@@ -13,7 +14,7 @@ import { frontCounts, setNextFrontId } from '../../src/gateway/front.js';
 import { setLastConnectionId } from '../../src/gateway/tunnel.js';
 import { createGateway } from '../../src/gateway/gateway.js';
 import { nativeBinding } from '../../src/gateway/native-binding.js';
-import { collect, nextMessage, openWs, sleep, waitFor, wsUpstream, type TestGateway } from '../helpers/net.js';
+import { closeServer, collect, listen, nextMessage, openWs, sleep, waitFor, wsUpstream, type TestGateway } from '../helpers/net.js';
 import { PYTHON } from '../helpers/python.js';
 
 const KEY = 'dGhlIHNhbXBsZSBub25jZQ==';
@@ -43,6 +44,49 @@ function collectOut(p: ChildProcess): { text: string } {
 }
 
 describe('the front, attacked', { skip: nativeBinding().binding ? false : 'the native addon is not built' }, () => {
+  test('a head with more header lines than Node keeps reaches the app as through Node: without the ones Node drops', async () => {
+    const heads: string[] = [];
+    const up = net.createServer((s) => {
+      s.on('error', () => {});
+      let got = '';
+      s.on('data', function onData(d: Buffer) {
+        got += d.toString('latin1');
+        const end = got.indexOf('\r\n\r\n');
+        if (end < 0) return;
+        s.off('data', onData);
+        heads.push(got.slice(0, end + 4));
+        const key = /sec-websocket-key: *(\S+)/i.exec(got)![1];
+        const accept = createHash('sha1').update(`${key}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64');
+        s.end(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`);
+      });
+    });
+    const port = await listen(up);
+    try {
+      // Node's parser keeps the first 2000 header fields and values (about a thousand lines) and drops the rest.
+      const many = Array.from({ length: 1500 }, (_, i) => `h${i}: v\r\n`).join('');
+      const head = HEAD('/e/').replace('\r\n\r\n', `\r\n${many}X-Last: 1\r\n\r\n`);
+      const seen: Record<string, string> = {};
+      for (const front of [false, true]) {
+        const g = await gateway({ apps: [{ name: 'e', port }] }, front);
+        try {
+          const s = net.connect(g.port, '127.0.0.1');
+          const done = ended(s);
+          s.write(head);
+          await waitFor(() => heads.length > 0, 5000, 'the head upstream');
+          s.destroy();
+          await done;
+          seen[String(front)] = heads.pop()!;
+        } finally {
+          await g.close();
+        }
+      }
+      assert.ok(!seen.false.includes('X-Last'), 'Node dropped it');
+      assert.equal(seen.true, seen.false);
+    } finally {
+      await closeServer(up);
+    }
+  });
+
   test('connections and tunnels past 2^31 since start are still answered and still end', async () => {
     const echo = await wsUpstream();
     const g = await gateway({ apps: [{ name: 'e', port: echo.port }] }, true);
