@@ -21,6 +21,7 @@
  * through upgrade.ts's own code (failures(), awaitAnswer()), so they are
  * answered, relayed and logged exactly as without the front.
  */
+import { closeSync } from 'node:fs';
 import http, { type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
 import { isIP, Socket } from 'node:net';
 import { getSystemErrorName } from 'node:util';
@@ -242,7 +243,7 @@ function answer(id: number, h: Held, bytes: Buffer, ended: boolean): void {
   const res = end >= 0 && end + 4 <= MAX_HEAD ? parse101(bytes.toString('latin1', 0, end)) : null;
   if (!res) {
     // Not plainly a 101: Node's client reads it (relayed answers, parse errors, hang-ups), as for any upgrade.
-    const [client, upstream] = sockets(h.conn);
+    const [client, upstream] = sockets(h.conn, true);
     const { fail } = failures(gw, req, client, match);
     awaitAnswer(gw, req, client, Buffer.alloc(0), match, fail, UpgradeRequest.replaying(o, upstream!, bytes, ended), h.started!);
     return;
@@ -251,7 +252,7 @@ function answer(id: number, h: Held, bytes: Buffer, ended: boolean): void {
   const path = req.url ?? '/';
   const wrong = bad101(res, req);
   if (wrong) {
-    const [client] = sockets(h.conn);
+    const [client] = sockets(h.conn, false);
     failures(gw, req, client, match).fail(new UpstreamBadResponseError(`${app}: upstream ${match.target.label} ${wrong}`, { app }));
     return;
   }
@@ -265,7 +266,7 @@ function answer(id: number, h: Held, bytes: Buffer, ended: boolean): void {
     tunnel.startFront(h.conn, Buffer.from(`${response}\r\n`, 'latin1'));
     armLinks(front!);
   } catch (err) {
-    const [client] = sockets(h.conn);
+    const [client] = sockets(h.conn, false);
     failures(gw, req, client, match).fail(upstreamError(err, app, match.target.label));
     return;
   }
@@ -285,7 +286,7 @@ function failed(id: number, h: Held, kind: number, errno: number): void {
     emit('upgrade', { gateway: gw.id, app, path: req.url ?? '/', accepted: false, status: err.status, code: err.code, reason: err.message, protocol: 'http/1.1' });
     return;
   }
-  const [client] = sockets(h.conn);
+  const [client] = sockets(h.conn, false);
   const { fail } = failures(gw, req, client, match);
   if (kind === ABORTED || h.aborted) return fail(new DrainingError(`${app}: the gateway is shutting down; reconnect in a moment`, { app }));
   if (kind === CONNECT_TIMEOUT) return fail(connectTimeoutError(o));
@@ -293,14 +294,19 @@ function failed(id: number, h: Held, kind: number, errno: number): void {
   fail(upstreamError(connectError(errno, o), app, match.target.label));
 }
 
-/** The addon's sockets as Node sockets (the upstream's, if it has one, is null otherwise). */
-function sockets(conn: object): [Socket, Socket | null] {
+/**
+ * The addon's sockets as Node sockets (the upstream's, if it has one, is null otherwise).
+ * Without `keepUpstream`, the upstream's connection is closed here, as Node's path destroys
+ * it: left open, it would live until the app closed it, and its reset would throw.
+ */
+function sockets(conn: object, keepUpstream: boolean): [Socket, Socket | null] {
   front!.frontTake(conn, fds);
   const [c, u] = fds;
+  if (!keepUpstream && u >= 0) closeSync(u);
   // The server's sockets are half-open (a FIN read does not end the writing side), as Node's own.
   const client = new Socket({ fd: c, readable: true, writable: true, allowHalfOpen: true });
   client.on('error', destroySelf);
-  return [client, u >= 0 ? new Socket({ fd: u, readable: true, writable: true }) : null];
+  return [client, keepUpstream && u >= 0 ? new Socket({ fd: u, readable: true, writable: true }) : null];
 }
 
 function destroySelf(this: Socket): void {

@@ -14,7 +14,7 @@ import { frontCounts, setNextFrontId } from '../../src/gateway/front.js';
 import { setLastConnectionId } from '../../src/gateway/tunnel.js';
 import { createGateway } from '../../src/gateway/gateway.js';
 import { nativeBinding } from '../../src/gateway/native-binding.js';
-import { closeServer, collect, listen, nextMessage, openWs, sleep, waitFor, wsUpstream, type TestGateway } from '../helpers/net.js';
+import { closeServer, collect, listen, nextMessage, openWs, sleep, waitFor, wsCloseOf, wsUpstream, type TestGateway } from '../helpers/net.js';
 import { PYTHON } from '../helpers/python.js';
 
 const KEY = 'dGhlIHNhbXBsZSBub25jZQ==';
@@ -83,6 +83,54 @@ describe('the front, attacked', { skip: nativeBinding().binding ? false : 'the n
       assert.ok(!seen.false.includes('X-Last'), 'Node dropped it');
       assert.equal(seen.true, seen.false);
     } finally {
+      await closeServer(up);
+    }
+  });
+
+  test('a wrong 101, or an answer after a drain: the upstream connection is closed at once, and its reset harms nothing', async () => {
+    // The upstream answers a 101 the client would refuse (a wrong accept), or a good one the drain came before,
+    // then resets its connection a moment later unless the gateway closed it first.
+    let closedByGateway = 0;
+    let slow = false;
+    const up = net.createServer((s) => {
+      s.on('error', () => {});
+      s.on('end', () => closedByGateway++);
+      let got = '';
+      s.on('data', function onData(d: Buffer) {
+        got += d.toString('latin1');
+        const end = got.indexOf('\r\n\r\n');
+        if (end < 0) return;
+        s.off('data', onData);
+        s.on('data', () => {});
+        const key = /sec-websocket-key: *(\S+)/i.exec(got)![1];
+        const accept = /\/wrong/.test(got) ? 'AAAAAAAAAAAAAAAAAAAAAAAAAAA=' : createHash('sha1').update(`${key}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64');
+        const answer = `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`;
+        setTimeout(() => s.write(answer), slow ? 100 : 0);
+        setTimeout(() => s.destroyed || s.resetAndDestroy(), slow ? 400 : 300);
+      });
+    });
+    const port = await listen(up);
+    const uncaught: Error[] = [];
+    const onUncaught = (err: Error) => uncaught.push(err);
+    process.on('uncaughtException', onUncaught);
+    try {
+      const g = await gateway({ apps: [{ name: 'e', port }] }, true);
+      const c = await wsCloseOf(`${g.wsUrl}/e/wrong`);
+      assert.equal(c.code, 1014);
+      await waitFor(() => closedByGateway === 1, 250, 'the upstream connection closed by the gateway');
+      await sleep(300);
+      slow = true;
+      const s = net.connect(g.port, '127.0.0.1');
+      const done = ended(s);
+      s.write(HEAD('/e/'));
+      await sleep(50);
+      await g.gw.drain(100);
+      assert.match(await done, /^HTTP\/1\.1 101 /);
+      await waitFor(() => closedByGateway === 2, 250, 'the upstream connection closed by the gateway after the drain');
+      await sleep(500);
+      assert.deepEqual(uncaught, []);
+    } finally {
+      process.off('uncaughtException', onUncaught);
       await closeServer(up);
     }
   });
