@@ -134,6 +134,45 @@ describe('the front, attacked', { skip: nativeBinding().binding ? false : 'the n
     }
   });
 
+  test("small messages reach the client at once, as through Node's path (no Nagle on the client's socket)", async () => {
+    // The app answers each message with two, the second a moment after the first: with Nagle's algorithm on
+    // the client's socket, the second waits for the client's delayed ACK of the first (about 40 ms).
+    const app = await wsUpstream({}, (ws) =>
+      ws.on('message', (m) => {
+        ws.send(`${m}-a`);
+        setTimeout(() => ws.send(`${m}-b`), 2);
+      }),
+    );
+    const g = await gateway({ apps: [{ name: 'e', port: app.port }] }, true);
+    const before = frontCounts();
+    try {
+      const ws = await openWs(`${g.wsUrl}/e/`);
+      const gaps: number[] = [];
+      for (let i = 0; i < 21; i++) {
+        let first = 0;
+        await new Promise<void>((ok) => {
+          const on = (m: Buffer) => {
+            if (String(m).endsWith('-a')) first = performance.now();
+            else {
+              gaps.push(performance.now() - first);
+              ws.off('message', on);
+              ok();
+            }
+          };
+          ws.on('message', on);
+          ws.send(`m${i}`);
+        });
+      }
+      ws.terminate();
+      assert.equal(frontCounts().tunnels - before.tunnels, 1);
+      gaps.sort((x, y) => x - y);
+      assert.ok(gaps[10] < 20, `the second answer came ${gaps[10].toFixed(1)} ms after the first (median)`);
+    } finally {
+      await g.close();
+      await app.close();
+    }
+  });
+
   test('connections and tunnels past 2^31 since start are still answered and still end', async () => {
     const echo = await wsUpstream();
     const g = await gateway({ apps: [{ name: 'e', port: echo.port }] }, true);
