@@ -339,6 +339,8 @@ const MAX_LINES = 100;
  * through the request on the front's path.
  */
 function requestOf(bytes: Buffer, handle: TcpHandle): IncomingMessage | null {
+  // Larger than Node's limit (--max-http-header-size; the addon's own is 16 KiB, its default): Node refuses it (431).
+  if (bytes.length > http.maxHeaderSize) return null;
   const text = bytes.toString('latin1', 0, bytes.length - 4);
   let eol = text.indexOf('\r\n');
   if (eol < 0 || !text.startsWith('GET ') || text.lastIndexOf(LINE, eol) !== eol - LINE.length) return null;

@@ -9,6 +9,7 @@ import { createHash } from 'node:crypto';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import net from 'node:net';
+import { fileURLToPath } from 'node:url';
 import { describe, test } from 'node:test';
 import { frontCounts, setNextFrontId } from '../../src/gateway/front.js';
 import { setLastConnectionId } from '../../src/gateway/tunnel.js';
@@ -171,6 +172,20 @@ describe('the front, attacked', { skip: nativeBinding().binding ? false : 'the n
       await g.close();
       await app.close();
     }
+  });
+
+  test("a head over Node's --max-http-header-size (lowered) is refused as Node refuses it, not taken", async () => {
+    const run = async (mode: string) => {
+      const p = spawn(process.execPath, ['--max-http-header-size=4096', '--import', 'tsx', fileURLToPath(new URL('../fixtures/gateway/front-head-size.ts', import.meta.url)), mode], { stdio: ['ignore', 'pipe', 'inherit'] });
+      const out = collectOut(p);
+      const [code] = await once(p, 'exit');
+      assert.equal(code, 0);
+      return JSON.parse(out.text.trim().split('\n').filter((l) => l.startsWith('{"answer"')).pop()!) as { answer: string; tunnels: number };
+    };
+    const node = await run('node');
+    const front = await run('front');
+    assert.match(node.answer, /^HTTP\/1\.1 431 /);
+    assert.deepEqual(front, { answer: node.answer, tunnels: 0 });
   });
 
   test('connections and tunnels past 2^31 since start are still answered and still end', async () => {
