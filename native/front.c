@@ -70,6 +70,13 @@ struct front_conn {
   struct sockaddr_storage to;
   socklen_t to_len;
   uint8_t linked;
+  /*
+   * The loop has run this connection's arm command: from then on the loop acts on it in
+   * PH_CONNECT and PH_ANSWER. Before, the JavaScript thread may still be in front_proceed
+   * (between its phase store and the upstream socket's epoll_ctl, or failing there and
+   * closing that socket itself): the loop only notes that the client left.
+   */
+  uint8_t armed;
   /* The loop has run this connection's watch command; until then it is not freed (dead: free it then). */
   uint8_t watched, dead;
   struct front_conn *prev, *next;
@@ -214,6 +221,12 @@ static void peek(front_conn_t *c, uint32_t events) {
   c->head_len = (uint32_t)end;
   c->phase = PH_ASKED;
   c->deadline = 0;
+  /*
+   * The client's FIN (or reset) came with its head, in this one edge: no later event says so.
+   * Noted as one that comes while JavaScript decides (arm acts on it), as Node's path ends a
+   * handshake whose client left before the upstream answered.
+   */
+  if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) c->client_gone = 1;
   report(c, FRONT_HEAD, 0, peek_buf, (size_t)end, 0);
 }
 
@@ -340,14 +353,24 @@ void front_event(endpoint_t *e, uint32_t events) {
     }
     if (!(events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))) return;
     /* The client left: while the loop works, the upstream is given up and JavaScript told. */
-    if (c->phase == PH_CONNECT || c->phase == PH_ANSWER) {
+    if ((c->phase == PH_CONNECT || c->phase == PH_ANSWER) && c->armed) {
       fail(c, FRONT_LEFT, 0);
       return;
     }
     c->client_gone = 1;
     return;
   }
-  if (c->phase == PH_CONNECT || c->phase == PH_ANSWER) upstream_io(c, events);
+  if (c->phase != PH_CONNECT && c->phase != PH_ANSWER) return;
+  /*
+   * A client that left before (its FIN with its head, or while JavaScript decided) ends the
+   * handshake at the upstream's first event, which may come before the arm command does:
+   * no tunnel is made for it, as Node's path makes none.
+   */
+  if (c->client_gone) {
+    fail(c, FRONT_LEFT, 0);
+    return;
+  }
+  upstream_io(c, events);
 }
 
 static void watch(front_conn_t *c) {
@@ -370,6 +393,7 @@ static void watch(front_conn_t *c) {
 
 /* The loop's side of a proceed (front_proceed ran on the JavaScript thread): its deadline, or the client gone meanwhile. */
 static void arm(front_conn_t *c) {
+  c->armed = 1;
   if (c->phase != PH_CONNECT && c->phase != PH_ANSWER) return;
   if (c->client_gone) {
     fail(c, FRONT_LEFT, 0);
@@ -406,6 +430,13 @@ int front_proceed(front_conn_t *c, int family, const char *ip, int port, const u
     if (n <= 0) return FRONT_CLIENT_GONE;
     left -= (uint32_t)n;
   }
+  /*
+   * The client's socket as Node's server leaves each one it accepts (noDelay: true), which it
+   * does not do for the connections the front keeps: without it, a small frame behind another
+   * waits for the client's delayed ACK (about 40 ms).
+   */
+  int nodelay = 1;
+  setsockopt(c->cfd, IPPROTO_TCP, TCP_NODELAY, &nodelay, sizeof nodelay);
   c->out = malloc(head_len);
   if (!c->out) return ENOMEM;
   memcpy(c->out, head, head_len);
@@ -539,6 +570,11 @@ void front_command(int kind, tunnel_t *arg) {
 void front_sweep(uint64_t soon) {
   for (front_conn_t *c = conns, *next; c; c = next) {
     next = c->next;
+    /*
+     * Only the loop's phases, and the upstream's once armed: in the others the JavaScript
+     * thread owns the connection and may be writing its deadline (front_proceed).
+     */
+    if (c->phase != PH_PEEK && !((c->phase == PH_CONNECT || c->phase == PH_ANSWER) && c->armed)) continue;
     if (!c->deadline) continue;
     if (c->deadline > soon) {
       due(c->deadline);

@@ -81,6 +81,8 @@ type OnConnection = (this: unknown, err: number, client?: TcpHandle) => void;
 /** One connection in the front, from Node's accept to its tunnel or its way back. */
 interface Held {
   readonly owner: FrontOwner;
+  /** The listener that accepted it. */
+  readonly server: http.Server;
   readonly conn: object;
   /** Node's handle for the connection, until the front takes the handshake on. */
   handle: TcpHandle | null;
@@ -98,6 +100,12 @@ interface Held {
 }
 
 const held = new Map<number, Held>();
+/**
+ * Listeners whose connections were all cut (the end of a drain, closeAllConnections): Node
+ * no longer counts or checks the ones it would be given (no header timeout once closed), so
+ * a connection the front still held then is closed when it would have been handed back.
+ */
+const cut = new WeakSet<http.Server>();
 /** Handshakes the front completed (tunnels), and connections it gave back to Node (any reason), since start. */
 const counts = { tunnels: 0, handedBack: 0 };
 
@@ -105,7 +113,13 @@ const counts = { tunnels: 0, handedBack: 0 };
 export function frontCounts(): Readonly<typeof counts> {
   return { ...counts };
 }
+/** Ids go to the addon as int32 (napi_get_value_int32 keeps the low 32 bits): they wrap before 2^31. */
 let nextId = 1;
+
+/** @internal Tests: the id the next connection gets. */
+export function setNextFrontId(id: number): void {
+  nextId = id;
+}
 let front: NativeBinding | null = null;
 const fds = new Int32Array(2);
 
@@ -126,7 +140,8 @@ export function installFront(owner: FrontOwner, server: http.Server, waitMs = FR
   const nodeAccepts = listener.onconnection;
   listener.onconnection = function (this: unknown, err: number, client?: TcpHandle) {
     if (err || !client || owner.draining) return nodeAccepts.call(this, err, client);
-    const id = nextId++;
+    const id = nextId;
+    nextId = nextId >= 0x7fffffff ? 1 : nextId + 1;
     let conn: object;
     try {
       conn = b.frontWatch(id, client.fd, waitMs);
@@ -134,7 +149,7 @@ export function installFront(owner: FrontOwner, server: http.Server, waitMs = FR
       // No fd for the duplicate, no memory: Node takes it, as it would have.
       return nodeAccepts.call(this, err, client);
     }
-    held.set(id, { owner, conn, handle: client, accept: nodeAccepts.bind(this, 0, client) });
+    held.set(id, { owner, server, conn, handle: client, accept: nodeAccepts.bind(this, 0, client) });
     // The addon links it (its wait limit) at its loop's next turn: the head's arrival, or this timer's.
     armLinks(b);
   };
@@ -149,7 +164,7 @@ function onReport(kind: number, id: number, errno: number, bytes: Buffer | undef
       case HANDOFF:
         held.delete(id);
         counts.handedBack++;
-        return h.accept();
+        return accept(h);
       case HEAD:
         return head(id, h, bytes!);
       case ANSWER:
@@ -177,7 +192,22 @@ function handBack(id: number, h: Held): void {
   counts.handedBack++;
   h.taken = true;
   front!.frontDrop(h.conn);
-  h.accept();
+  accept(h);
+}
+
+/** Node's connection handler takes a connection the front gives back, unless its listener's connections were cut meanwhile. */
+function accept(h: Held): void {
+  if (!cut.has(h.server)) return h.accept();
+  h.handle!.close();
+  h.handle = null;
+}
+
+/**
+ * The listener's connections were all cut (drain): those the front still holds, waiting for
+ * their heads, are closed when the addon gives them back (within FRONT_WAIT_MS).
+ */
+export function cutFront(server: http.Server): void {
+  cut.add(server);
 }
 
 function head(id: number, h: Held, bytes: Buffer): void {
@@ -282,7 +312,6 @@ function failed(id: number, h: Held, kind: number, errno: number): void {
   fail(upstreamError(connectError(errno, o), app, match.target.label));
 }
 
-/** The addon's sockets as Node sockets (the upstream's, if it has one, is null otherwise). */
 /**
  * The addon's sockets as Node sockets. The upstream's only when `upstream` asks for it: else
  * it is closed here (the handshake is given up; Node's path destroys it the same way).
@@ -314,6 +343,12 @@ const TCHAR = new Uint8Array(128);
 for (const c of "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") TCHAR[c.charCodeAt(0)] = 1;
 const TARGET = /^\/[\x21-\x7e]*$/;
 const LINE = ' HTTP/1.1';
+/**
+ * Header lines the front takes at most. Node's parser keeps only the first 2000 fields and
+ * values (maxHeadersCount; about a thousand lines) and drops the rest, unseen by the checks
+ * and not forwarded: a head with more than a handshake needs goes to Node, which reads it so.
+ */
+const MAX_LINES = 100;
 
 /**
  * The request a head stands for, strictly (GET, an origin-form target in printable ASCII,
@@ -322,6 +357,8 @@ const LINE = ' HTTP/1.1';
  * through the request on the front's path.
  */
 function requestOf(bytes: Buffer, handle: TcpHandle): IncomingMessage | null {
+  // Larger than Node's limit (--max-http-header-size; the addon's own is 16 KiB, its default): Node refuses it (431).
+  if (bytes.length > http.maxHeaderSize) return null;
   const text = bytes.toString('latin1', 0, bytes.length - 4);
   let eol = text.indexOf('\r\n');
   if (eol < 0 || !text.startsWith('GET ') || text.lastIndexOf(LINE, eol) !== eol - LINE.length) return null;
@@ -349,7 +386,7 @@ function requestOf(bytes: Buffer, handle: TcpHandle): IncomingMessage | null {
     }
     const name = text.slice(from, colon);
     const key = name.toLowerCase();
-    if (headers[key] !== undefined || key === 'content-length' || key === 'transfer-encoding') return null;
+    if (rawHeaders.length >= 2 * MAX_LINES || headers[key] !== undefined || key === 'content-length' || key === 'transfer-encoding') return null;
     const value = text.slice(start, end);
     headers[key] = value;
     rawHeaders.push(name, value);

@@ -29,7 +29,7 @@ import type { LocalAddress } from './host-policy.js';
 import { resolveTunnelEngine, type TunnelEngine } from './native-binding.js';
 import { startNativeLoop } from './native-tunnel.js';
 import { clientProto, frontRequest, proxyUpgrade } from './upgrade.js';
-import { frontWanted, installFront } from './front.js';
+import { cutFront, frontWanted, installFront } from './front.js';
 import type { UpgradeRequestOptions } from './upstream-upgrade.js';
 import { Certificates, loadCertFiles } from '../tls/certificates.js';
 import { TlsListener } from './tls-listener.js';
@@ -734,6 +734,8 @@ export class Gateway implements GatewayCore {
     // Every stdio program and what it started is gone before the gateway says it is closed.
     await this.stdio.stopAll();
     server?.closeAllConnections();
+    // Connections the front holds are not Node's yet: cut as they come back (front.ts).
+    if (server && this.front) cutFront(server);
     peer?.closeAllConnections();
     this.h2?.destroy();
     this.tlsListener?.destroyPending();

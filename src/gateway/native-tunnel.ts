@@ -25,7 +25,11 @@ export interface NativeHeld {
   afterEnd(fn: () => void): void;
 }
 
-/** Tunnels and bridges the addon holds, by id, until their end report. */
+/**
+ * Tunnels and bridges the addon holds, until their end report: by their ids as the addon
+ * keeps them (int32: napi_get_value_int32 keeps the low 32 bits of a larger one), which its
+ * end report gives back.
+ */
 const live = new Map<number, NativeHeld>();
 /** One scratch array for stats(): a snapshot costs no allocation per tunnel. */
 const scratch = new Float64Array(7);
@@ -138,7 +142,7 @@ export function adoptPair(
     return { error: err as Error, heads: [cHead ?? Buffer.alloc(0), uHead ?? Buffer.alloc(0)] };
   }
   if (live.size === 0) b.ref();
-  live.set(owner.id, owner);
+  live.set(owner.id | 0, owner);
   armLinks(b);
   (c as Duplex & { [kAdopted]?: NativeHeld })[kAdopted] = owner;
   c.destroy();
@@ -151,7 +155,7 @@ function adoptFront(owner: NativeHeld, make: (b: NativeBinding) => object): obje
   const b = binding();
   const handle = make(b);
   if (live.size === 0) b.ref();
-  live.set(owner.id, owner);
+  live.set(owner.id | 0, owner);
   return handle;
 }
 

@@ -42,6 +42,11 @@ export function nextConnectionId(): number {
   return ++lastId;
 }
 
+/** @internal Tests: the id the last connection got. */
+export function setLastConnectionId(id: number): void {
+  lastId = id;
+}
+
 /** A tunnel's row in the dashboard and the admin API, whichever engine carries it. */
 export function tunnelRow(id: number, info: TunnelInfo, started: number, lastActivity: number, bytesIn: number, bytesOut: number, messagesIn: number, messagesOut: number): LiveConnection {
   return { id, kind: 'tunnel', app: info.app, path: info.path, client: info.client ?? 'unknown', started, lastActivity, bytesIn, bytesOut, messagesIn, messagesOut };
