@@ -35,6 +35,7 @@ import type { Match } from './router.js';
 import { peerOf } from './tunnel.js';
 import { awaitAnswer, bad101, failures } from './upgrade.js';
 import { connectTimeoutError, parse101, requestHeadText, responseTimeoutError, UpgradeRequest, type UpgradeRequestOptions } from './upstream-upgrade.js';
+import { processShared } from './process-shared.js';
 
 /** What the addon reports (native/tunnel.h, FRONT_*). */
 const HANDOFF = 0;
@@ -99,26 +100,25 @@ interface Held {
   drained?: () => void;
 }
 
-const held = new Map<number, Held>();
+// Once per process, whichever copy of this module watched a connection: the addon reports to the copy that started the front (process-shared.ts).
+const shared = processShared('front', () => ({ held: new Map<number, Held>(), cut: new WeakSet<http.Server>(), counts: { tunnels: 0, handedBack: 0 }, nextId: 1, binding: null as NativeBinding | null }));
+const held = shared.held;
 /**
  * Listeners whose connections were all cut (the end of a drain, closeAllConnections): Node
  * no longer counts or checks the ones it would be given (no header timeout once closed), so
  * a connection the front still held then is closed when it would have been handed back.
  */
-const cut = new WeakSet<http.Server>();
+const cut = shared.cut;
 /** Handshakes the front completed (tunnels), and connections it gave back to Node (any reason), since start. */
-const counts = { tunnels: 0, handedBack: 0 };
+const counts = shared.counts;
 
 /** What the front did so far in this process (tests, diagnostics). */
 export function frontCounts(): Readonly<typeof counts> {
   return { ...counts };
 }
-/** Ids go to the addon as int32 (napi_get_value_int32 keeps the low 32 bits): they wrap before 2^31. */
-let nextId = 1;
-
-/** @internal Tests: the id the next connection gets. */
+/** @internal Tests: the id the next connection gets. Ids go to the addon as int32 (napi_get_value_int32 keeps the low 32 bits): they wrap before 2^31. */
 export function setNextFrontId(id: number): void {
-  nextId = id;
+  shared.nextId = id;
 }
 let front: NativeBinding | null = null;
 const fds = new Int32Array(2);
@@ -133,15 +133,19 @@ export function installFront(owner: FrontOwner, server: http.Server, waitMs = FR
   if (!listener || typeof listener.fd !== 'number' || listener.fd < 0 || typeof listener.onconnection !== 'function') return false;
   if (!front) {
     const b = binding();
-    b.frontInit(onReport);
+    // Started by another copy of this module: its onReport serves this copy's connections too (one `held`).
+    if (!shared.binding) {
+      b.frontInit(onReport);
+      shared.binding = b;
+    }
     front = b;
   }
   const b = front;
   const nodeAccepts = listener.onconnection;
   listener.onconnection = function (this: unknown, err: number, client?: TcpHandle) {
     if (err || !client || owner.draining) return nodeAccepts.call(this, err, client);
-    const id = nextId;
-    nextId = nextId >= 0x7fffffff ? 1 : nextId + 1;
+    const id = shared.nextId;
+    shared.nextId = id >= 0x7fffffff ? 1 : id + 1;
     let conn: object;
     try {
       conn = b.frontWatch(id, client.fd, waitMs);

@@ -12,6 +12,7 @@ import { emit } from '../events.js';
 import { emitTunnelClose } from './tunnel-close.js';
 import { type NativeBinding, type NativeBridgeSpec, type NativeEndReport, nativeBinding } from './native-binding.js';
 import { type LiveConnection, type TunnelInfo, type TunnelOptions, nextConnectionId, tunnelRow } from './tunnel.js';
+import { processShared } from './process-shared.js';
 
 interface HandleSocket extends Socket {
   _handle?: { fd?: number; readStop?: () => number } | null;
@@ -30,7 +31,9 @@ export interface NativeHeld {
  * keeps them (int32: napi_get_value_int32 keeps the low 32 bits of a larger one), which its
  * end report gives back.
  */
-const live = new Map<number, NativeHeld>();
+// Shared by every copy of this module in the process: the addon reports to the copy that started it (process-shared.ts).
+const shared = processShared('nativeTunnel', () => ({ live: new Map<number, NativeHeld>(), reportOut: new Float64Array(16), binding: null as NativeBinding | null }));
+const live = shared.live;
 /** One scratch array for stats(): a snapshot costs no allocation per tunnel. */
 const scratch = new Float64Array(7);
 const kAdopted = Symbol('porthole.nativeTunnel');
@@ -43,14 +46,17 @@ export function startNativeLoop(): void {
 
 export function binding(): NativeBinding {
   if (started) return started;
+  // Started by another copy of this module: its reports come through that copy's onEnd, to the same tunnels.
+  if (shared.binding) return (started = shared.binding);
   const { binding: b, error } = nativeBinding();
   if (!b) throw new Error(`native tunnel unavailable: ${error}`);
   b.init(onEnd, reportOut);
+  shared.binding = b;
   return (started = b);
 }
 
 /** Where the addon writes an ending tunnel's numbers (native/addon.c, call_js): codes and sides are -1 for none. */
-const reportOut = new Float64Array(16);
+const reportOut = shared.reportOut;
 const SIDES = ['client', 'upstream', 'gateway'] as const;
 const code = (n: number): number | null => (n < 0 ? null : n);
 const side = (n: number): 'client' | 'upstream' | undefined => (n === 0 ? 'client' : n === 1 ? 'upstream' : undefined);

@@ -8,6 +8,7 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { FrameTracker, OP_PING, closeFrame, controlFrame } from './frames.js';
 import { emitTunnelClose, type Side } from './tunnel-close.js';
+import { processShared } from './process-shared.js';
 
 export interface TunnelInfo {
   app: string;
@@ -36,15 +37,16 @@ export interface LiveConnection {
   messagesOut: number;
 }
 
-let lastId = 0;
+// One count per process, whichever copy of this module a connection comes from (process-shared.ts).
+const ids = processShared('connectionIds', () => ({ last: 0 }));
 /** A number per tunnel and bridge connection of this process, for the dashboard's rows. */
 export function nextConnectionId(): number {
-  return ++lastId;
+  return ++ids.last;
 }
 
 /** @internal Tests: the id the last connection got. */
 export function setLastConnectionId(id: number): void {
-  lastId = id;
+  ids.last = id;
 }
 
 /** A tunnel's row in the dashboard and the admin API, whichever engine carries it. */

@@ -178,6 +178,30 @@ describe('the front', { skip: nativeBinding().binding || process.env.CI === 'tru
     }
   });
 
+  test('two copies of Porthole in one process (its package and its sources): handshakes through both fronts, and every tunnel reports its end', { timeout: 20_000 }, async () => {
+    // The addon is loaded once per process; what each copy keeps of it must be shared, or one copy's reports reach the other.
+    const dist = (await import('porthole')) as unknown as { createGateway: typeof createGateway };
+    const gws = [dist.createGateway({ apps: [{ name: 'e', port: echo.port }] }), createGateway({ apps: [{ name: 'e', port: echo.port }] })];
+    const closes = gws.map((gw) => collect('tunnel.close', gw.id));
+    try {
+      const ports = [];
+      for (const gw of gws) ports.push((await gw.listen('127.0.0.1', 0, { front: true })).port);
+      for (let round = 0; round < 3; round++) {
+        for (const port of ports) {
+          const ws = await openWs(`ws://127.0.0.1:${port}/e/`);
+          ws.send(`r${round}`);
+          assert.equal((await nextMessage(ws)).data.toString(), `r${round}`);
+          ws.close();
+          await once(ws, 'close');
+        }
+      }
+      for (const c of closes) await waitFor(() => c.events.length === 3, 5000, 'three tunnel.close events from each copy');
+    } finally {
+      for (const c of closes) c.stop();
+      for (const gw of gws) await gw.drain(200);
+    }
+  });
+
   test('HTTP on the same port goes to Node unread: keep-alive requests, a body, a head sent in two pieces', async () => {
     const up = await httpUpstream((req, res) => {
       let body = '';
