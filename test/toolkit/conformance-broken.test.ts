@@ -2,12 +2,13 @@
  * Servers broken on purpose (test/toolkit/conformance-servers.ts, a raw net
  * server that does the handshake and the framing by hand) fail exactly the
  * cases that cover their defect, and nothing else; the same server without
- * the defect fails nothing. Every run is the whole of families 1-7 and 10.
+ * the defect fails nothing. Every run is the whole of families 1-7 and 10,
+ * its cases a few at a time (conformance-at-once.ts).
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { overallVerdict } from '../../src/toolkit/conformance/report.js';
-import { runConformance } from '../../src/toolkit/conformance/run-conformance.js';
+import { runConformanceAtOnce } from './conformance-at-once.js';
 import { startHandmadeEcho, type Defects } from './conformance-servers.js';
 
 /** "6.12.1-8" → 6.12.1 … 6.12.8. */
@@ -22,7 +23,7 @@ function ids(spec: string): string[] {
 async function failedCases(defects: Defects, timeoutMs?: number): Promise<string[]> {
   const server = await startHandmadeEcho(defects);
   try {
-    const report = await runConformance({ url: server.url, timeoutMs });
+    const report = await runConformanceAtOnce({ url: server.url, timeoutMs });
     assert.equal(report.summary.total, 247);
     return report.cases.filter((c) => overallVerdict(c) === 'FAILED').map((c) => c.id);
   } finally {

@@ -11,6 +11,7 @@ import { test } from 'node:test';
 import { startServe } from '../helpers/cli.js';
 import { overallVerdict, type ConformanceReport } from '../../src/toolkit/conformance/report.js';
 import { runConformance } from '../../src/toolkit/conformance/run-conformance.js';
+import { runConformanceAtOnce } from './conformance-at-once.js';
 import { runCli, startCli } from './helpers.js';
 import { startWsEcho } from './conformance-servers.js';
 
@@ -50,8 +51,10 @@ test('through porthole serve, a ws echo app gets the same verdict pair in every 
   const gw = await startServe(['--config', join(dir, 'porthole.yaml'), '--data', dir, '--log-format', 'json']);
   t.after(() => gw.stop());
 
-  const direct = await runConformance({ url: app.url });
-  const through = await runConformance({ url: `ws://127.0.0.1:${gw.port}/echo/` });
+  // A few cases at a time (conformance-at-once.ts): through the gateway, that many tunnels at once.
+  const direct = await runConformanceAtOnce({ url: app.url });
+  const through = await runConformanceAtOnce({ url: `ws://127.0.0.1:${gw.port}/echo/` });
+  assert.equal(direct.summary.total, 247);
   assert.equal(direct.summary.FAILED, 0);
   assert.deepEqual(verdicts(through), verdicts(direct));
   t.diagnostic(`direct ${direct.durationMs} ms, through porthole serve ${through.durationMs} ms`);

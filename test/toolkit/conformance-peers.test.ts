@@ -2,12 +2,14 @@
  * `porthole conformance` against servers known to pass: `ws` (in this
  * process) and Python's `websockets` (Debian's, a real child process). The
  * whole of families 1-7 and 10 runs: 247 cases, as in Autobahn|Testsuite,
- * and nothing FAILS. Family 9 runs in a small selection.
+ * and nothing FAILS (a few cases at a time: conformance-at-once.ts). Family 9
+ * runs in a small selection.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { overallVerdict, type ConformanceReport } from '../../src/toolkit/conformance/report.js';
 import { runConformance } from '../../src/toolkit/conformance/run-conformance.js';
+import { runConformanceAtOnce } from './conformance-at-once.js';
 import { startPython } from './helpers.js';
 import { startWsEcho } from './conformance-servers.js';
 
@@ -32,7 +34,7 @@ function assertFullRun(report: ConformanceReport): void {
 test('ws (WebSocketServer echo): all 247 cases of families 1-7 and 10, nothing FAILED', async (t) => {
   const server = await startWsEcho();
   t.after(() => server.close());
-  const report = await runConformance({ url: server.url });
+  const report = await runConformanceAtOnce({ url: server.url });
   assertFullRun(report);
   // ws checks UTF-8 once a message is complete, not byte by byte: the fail-fast cases are NON-STRICT.
   for (const id of ['6.4.1', '6.4.2', '6.4.3', '6.4.4']) assert.equal(report.cases.find((c) => c.id === id)?.behavior, 'NON-STRICT', id);
@@ -42,7 +44,7 @@ test('ws (WebSocketServer echo): all 247 cases of families 1-7 and 10, nothing F
 test("Python websockets (Debian's) echo server: all 247 cases, nothing FAILED", async (t) => {
   const py = startPython(t, 'conformance_echo.py', []);
   await py.waitFor('the port line', () => /^\d+\n/.test(py.stdout));
-  const report = await runConformance({ url: `ws://127.0.0.1:${py.stdout.trim()}/` });
+  const report = await runConformanceAtOnce({ url: `ws://127.0.0.1:${py.stdout.trim()}/` });
   assertFullRun(report);
   t.diagnostic(`websockets: ${JSON.stringify(report.summary)} in ${report.durationMs} ms`);
 });
