@@ -16,7 +16,15 @@ import { startHandmadeEcho } from './conformance-servers.js';
 const listed = (stdout: string) => stdout.trim().split('\n').map((l) => l.split(/\s+/)[0]);
 
 test('--list prints every case id with its description, without connecting; --cases, --exclude and --include select', async () => {
-  const all = await runCli(['conformance', '--list']);
+  // Six separate runs of the CLI, started together.
+  const [all, withNine, deflate, named, excluded, json] = await Promise.all([
+    runCli(['conformance', '--list']),
+    runCli(['conformance', '--list', '--include', '9']),
+    runCli(['conformance', '--list', '--include', '12,13']),
+    runCli(['conformance', '--list', '--cases', '9.1.1,9.5.1', '--cases', '5.1.*']),
+    runCli(['conformance', '--list', '--cases', '6.4', '--exclude', '6.4.2']),
+    runCli(['conformance', '--list', '--json', '--cases', '7.9.*']),
+  ]);
   assert.equal(all.code, 0, all.output);
   const ids = listed(all.stdout);
   assert.equal(ids.length, 247);
@@ -25,21 +33,17 @@ test('--list prints every case id with its description, without connecting; --ca
   assert.match(all.stdout, /^2\.5 +Send ping with binary payload of 126 octets\.$/m);
   assert.ok(!ids.some((id) => id.startsWith('9.')), 'family 9 is opt-in');
 
-  const withNine = await runCli(['conformance', '--list', '--include', '9']);
   assert.equal(listed(withNine.stdout).length, 247 + 54);
   // 12 and 13 (permessage-deflate): 5 and 7 sub-families of 18 cases each.
-  const withDeflate = listed((await runCli(['conformance', '--list', '--include', '12,13'])).stdout);
+  const withDeflate = listed(deflate.stdout);
   assert.equal(withDeflate.length, 247 + 90 + 126);
   assert.equal(withDeflate.at(-1), '13.7.18');
 
   // Naming an opt-in case by number selects it; 5.1.* names case 5.1 itself.
-  const named = await runCli(['conformance', '--list', '--cases', '9.1.1,9.5.1', '--cases', '5.1.*']);
   assert.deepEqual(listed(named.stdout), ['5.1', '9.1.1', '9.5.1']);
 
-  const excluded = await runCli(['conformance', '--list', '--cases', '6.4', '--exclude', '6.4.2']);
   assert.deepEqual(listed(excluded.stdout), ['6.4.1', '6.4.3', '6.4.4']);
 
-  const json = await runCli(['conformance', '--list', '--json', '--cases', '7.9.*']);
   const entries = JSON.parse(json.stdout) as { id: string; family: string; description: string; expectation: string }[];
   assert.equal(entries.length, 9);
   assert.deepEqual(entries[0], {
@@ -99,23 +103,26 @@ test('a FAILED case: the summary table lists it with its reason, exit 1', async 
 });
 
 test('bad usage exits 2 with a hint: a pattern that matches no case, an unknown family, no URL, a bad timeout', async () => {
-  const unknown = await runCli(['conformance', 'ws://127.0.0.1:9/', '--cases', '1.*,8.*']);
+  // Five separate runs of the CLI, started together.
+  const [unknown, family, noUrl, timeout, help] = await Promise.all([
+    runCli(['conformance', 'ws://127.0.0.1:9/', '--cases', '1.*,8.*']),
+    runCli(['conformance', 'ws://127.0.0.1:9/', '--include', '3']),
+    runCli(['conformance']),
+    runCli(['conformance', 'ws://127.0.0.1:9/', '--timeout', '0']),
+    runCli(['conformance', '--help']),
+  ]);
   assert.equal(unknown.code, 2, unknown.output);
   assert.match(unknown.stderr, /no case matches "8\.\*"/);
   assert.match(unknown.stderr, /hint: .*porthole conformance --list/);
 
-  const family = await runCli(['conformance', 'ws://127.0.0.1:9/', '--include', '3']);
   assert.equal(family.code, 2, family.output);
   assert.match(family.stderr, /not an opt-in family/);
 
-  const noUrl = await runCli(['conformance']);
   assert.equal(noUrl.code, 2, noUrl.output);
   assert.match(noUrl.stderr, /missing URL/);
 
-  const timeout = await runCli(['conformance', 'ws://127.0.0.1:9/', '--timeout', '0']);
   assert.equal(timeout.code, 2, timeout.output);
 
-  const help = await runCli(['conformance', '--help']);
   assert.equal(help.code, 0);
   assert.match(help.stdout, /Examples:\n {2}porthole echo --port 9001 &/);
 });
@@ -132,17 +139,19 @@ test('an endpoint that refuses the upgrade, or answers 101 with a wrong Sec-WebS
   const refusing = http.createServer((_req, res) => res.writeHead(404).end('no'));
   await new Promise<void>((ok) => refusing.listen(0, '127.0.0.1', ok));
   t.after(() => refusing.close());
-  const refused = await runCli(['conformance', `ws://127.0.0.1:${(refusing.address() as net.AddressInfo).port}/`]);
-  assert.equal(refused.code, 1, refused.output);
-  assert.match(refused.stderr, /PH_ERR_CONFORMANCE_HANDSHAKE: .*the server refused the upgrade: HTTP\/1\.1 404 Not Found/);
-
   const liar = net.createServer((s) => {
     s.on('error', () => {});
     s.once('data', () => s.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: bm90IHRoZSByaWdodCBrZXk=\r\n\r\n'));
   });
   await new Promise<void>((ok) => liar.listen(0, '127.0.0.1', ok));
   t.after(() => liar.close());
-  const lied = await runCli(['conformance', `ws://127.0.0.1:${(liar.address() as net.AddressInfo).port}/`]);
+  // Two separate runs of the CLI, started together.
+  const [refused, lied] = await Promise.all([
+    runCli(['conformance', `ws://127.0.0.1:${(refusing.address() as net.AddressInfo).port}/`]),
+    runCli(['conformance', `ws://127.0.0.1:${(liar.address() as net.AddressInfo).port}/`]),
+  ]);
+  assert.equal(refused.code, 1, refused.output);
+  assert.match(refused.stderr, /PH_ERR_CONFORMANCE_HANDSHAKE: .*the server refused the upgrade: HTTP\/1\.1 404 Not Found/);
   assert.equal(lied.code, 1, lied.output);
   assert.match(lied.stderr, /PH_ERR_CONFORMANCE_HANDSHAKE: .*Sec-WebSocket-Accept is "bm90IHRoZSByaWdodCBrZXk=", expected .* for the key sent/);
 });
@@ -164,10 +173,10 @@ test('at a terminal: a progress line is rewritten in place on stderr, then erase
 });
 
 test('SIGINT stops the run after the case in progress: the summary of the cases run so far, "interrupted", exit 1', async (t) => {
-  // Every 3.x case waits out its timeout on this server: the run would take 70 s.
+  // Every 3.x case waits out its timeout on this server: the run would take 21 s, the case in progress 3 s.
   const server = await startHandmadeEcho({ noCloseOnProtocolError: true });
   t.after(() => server.close());
-  const child = startCli(t, ['conformance', server.url, '--cases', '3.*', '--timeout', '10000']);
+  const child = startCli(t, ['conformance', server.url, '--cases', '3.*', '--timeout', '3000']);
   const deadline = Date.now() + 20_000;
   while (server.connections!() < 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
   assert.equal(server.connections!(), 1, child.describe());
