@@ -786,7 +786,8 @@ describe('bridge wire: control frames', () => {
   });
 });
 
-describe('bridge wire: closing', () => {
+// Each test has its own bridge and target: four at a time.
+describe('bridge wire: closing', { concurrency: 4 }, () => {
   test('a client close 1000 "bye" is answered with 1000, the target sees EOF, and the event has the counts', async () => {
     const target = await startTarget((c) => {
       c.socket.write('RFB 003.008\n');
@@ -1141,7 +1142,8 @@ describe('bridge wire: backpressure', () => {
   });
 });
 
-describe('bridge wire: timers and shutdown', () => {
+// Each test has its own bridge and target, and waits out a timer: all three at once.
+describe('bridge wire: timers and shutdown', { concurrency: 3 }, () => {
   test('--idle-timeout: a quiet connection is closed with 1001 by the gateway', async () => {
     const target = await startTarget();
     const b = await startBridge(target, ['--idle-timeout', '1']);
