@@ -19,6 +19,8 @@ import { acceptOf, handshakeText } from '../reliability/peers.js';
 
 const MiB = 1024 * 1024;
 const MAX_MESSAGE = 16 * MiB;
+/** Cases of one suite run at once on a shared bridge (see CasesAtOnce). */
+const CASES_AT_ONCE = 12;
 
 // ---------------------------------------------------------------- the child
 
@@ -476,6 +478,64 @@ async function targetGoneWithin(c: TargetConn, ms = 5000): Promise<void> {
   assert.notEqual(r, 'late', `the target's TCP connection was not closed within ${ms} ms`);
 }
 
+/**
+ * Lets the cases of one suite run at the same time on one bridge and one
+ * target (most of them wait out the bridge's close grace period, 3 s, after it
+ * fails a connection, which is idle time). Each case opens its connection
+ * while no other case is opening one, so the target's next connection is its
+ * own; finds its `tunnel.close` event by its client address (not by order);
+ * and, once it and every case running alongside it are done (no connection of
+ * theirs open any more), checks that the bridge's descriptors are back to the
+ * baseline: a descriptor any of them leaked still shows.
+ */
+class CasesAtOnce {
+  private opening: Promise<unknown> = Promise.resolve();
+  private running = 0;
+  private waiting: ((settled: Promise<void>) => void)[] = [];
+  /** Each client's address as the bridge logs it (read while the socket is open). */
+  private readonly clients = new WeakMap<RawClient, string>();
+
+  constructor(
+    private readonly bridge: () => Bridge,
+    private readonly target: () => Target,
+  ) {}
+
+  /** Opens a WebSocket and picks up the target connection the bridge opens for it. */
+  connect(keepData = true): Promise<{ ws: RawClient; conn: TargetConn }> {
+    const turn = this.opening.then(async () => {
+      const n = this.target().conns.length;
+      const ws = await rawConnect(this.bridge().cli.port, keepData);
+      this.clients.set(ws, `127.0.0.1:${ws.socket.localPort}`);
+      const conn = await this.target().nth(n);
+      return { ws, conn };
+    });
+    this.opening = turn.catch(() => undefined);
+    return turn;
+  }
+
+  /** The `tunnel.close` event of this client's connection. */
+  closeOf(ws: RawClient): Promise<Record<string, unknown>> {
+    const client = this.clients.get(ws)!;
+    return waitFor(() => this.bridge().closes().find((e) => e.client === client), 8000, `the tunnel.close event of ${client}`);
+  }
+
+  /** Runs a case, then waits for the cases alongside it and checks the descriptors once for all of them. */
+  async run(fn: () => Promise<void>): Promise<void> {
+    this.running++;
+    try {
+      await fn();
+    } finally {
+      if (--this.running === 0) {
+        const settled = this.bridge().fdsSettled();
+        settled.catch(() => undefined);
+        for (const w of this.waiting.splice(0)) w(settled);
+        await settled;
+      }
+    }
+    if (this.running > 0) await new Promise<Promise<void>>((ok) => this.waiting.push(ok)).then((settled) => settled);
+  }
+}
+
 // ================================================================= the tests
 
 /** 64 MiB from the target to a client that reads at once: every byte, in order, in valid frames; then 1000. */
@@ -726,7 +786,8 @@ describe('bridge wire: control frames', () => {
   });
 });
 
-describe('bridge wire: closing', () => {
+// Each test has its own bridge and target: four at a time.
+describe('bridge wire: closing', { concurrency: 4 }, () => {
   test('a client close 1000 "bye" is answered with 1000, the target sees EOF, and the event has the counts', async () => {
     const target = await startTarget((c) => {
       c.socket.write('RFB 003.008\n');
@@ -891,10 +952,10 @@ describe('bridge wire: closing', () => {
   });
 });
 
-describe('bridge wire: protocol errors', () => {
+describe('bridge wire: protocol errors', { concurrency: CASES_AT_ONCE }, () => {
   let target: Target;
   let b: Bridge;
-  let events = 0;
+  const cases = new CasesAtOnce(() => b, () => target);
   before(async () => {
     target = await startTarget();
     b = await startBridge(target);
@@ -911,25 +972,24 @@ describe('bridge wire: protocol errors', () => {
    * have written to TCP (one that streams fragments rather than holding a
    * whole message).
    */
-  async function refused(bytes: Buffer, codes: number[], cuts: number[] = [], streamed = ''): Promise<void> {
-    const n = target.conns.length;
-    const ws = await rawConnect(b.cli.port);
-    const conn = await target.nth(n);
-    await ws.send(cf(2, Buffer.from('ok')));
-    await waitFor(() => conn.bytes === 2, 3000, 'the first message at the target');
-    await ws.until(() => ws.dataBytes === 2, 3000, 'the echo');
-    await ws.sendCut(bytes, cuts);
-    const code = await ws.closeFrameWithin();
-    assert.ok(codes.includes(code), `close ${code}, expected ${codes.join(' or ')} (reason: ${ws.closeReason()})`);
-    await ws.endedWithin();
-    await targetGoneWithin(conn);
-    const got = Buffer.concat(conn.chunks).toString('latin1');
-    assert.ok(got === 'ok' || got === `ok${streamed}`, `nothing of the bad frame reached the target (it got ${JSON.stringify(got)})`);
-    const ev = await b.nthClose(++events);
-    assert.equal(ev.closedBy, 'gateway');
-    assert.equal(ev.closeCode, code, 'the event logs the code the client was sent');
-    assert.deepEqual(ws.problems, []);
-    await b.fdsSettled();
+  function refused(bytes: Buffer, codes: number[], cuts: number[] = [], streamed = ''): Promise<void> {
+    return cases.run(async () => {
+      const { ws, conn } = await cases.connect();
+      await ws.send(cf(2, Buffer.from('ok')));
+      await waitFor(() => conn.bytes === 2, 3000, 'the first message at the target');
+      await ws.until(() => ws.dataBytes === 2, 3000, 'the echo');
+      await ws.sendCut(bytes, cuts);
+      const code = await ws.closeFrameWithin();
+      assert.ok(codes.includes(code), `close ${code}, expected ${codes.join(' or ')} (reason: ${ws.closeReason()})`);
+      await ws.endedWithin();
+      await targetGoneWithin(conn);
+      const got = Buffer.concat(conn.chunks).toString('latin1');
+      assert.ok(got === 'ok' || got === `ok${streamed}`, `nothing of the bad frame reached the target (it got ${JSON.stringify(got)})`);
+      const ev = await cases.closeOf(ws);
+      assert.equal(ev.closedBy, 'gateway');
+      assert.equal(ev.closeCode, code, 'the event logs the code the client was sent');
+      assert.deepEqual(ws.problems, []);
+    });
   }
 
   test('an unmasked frame: 1002', () => refused(cf(2, Buffer.from('abc'), { mask: false }), [1002]));
@@ -947,33 +1007,31 @@ describe('bridge wire: protocol errors', () => {
     test(`close code ${code} in a close frame: 1002`, () => refused(cf(8, closeBody(code, 'x')), [1002], [1, 3]));
   }
   test('a close reason that is not UTF-8: 1007', () => refused(cf(8, Buffer.concat([closeBody(1000), Buffer.from([0x61, 0xc3, 0x28])])), [1007]));
-  test('a message of exactly 16 MiB, in two fragments, passes', async () => {
-    const n = target.conns.length;
-    const ws = await rawConnect(b.cli.port, false);
-    const conn = await target.nth(n);
-    const msg = randomBytes(MAX_MESSAGE);
-    await ws.sendBig(cf(2, msg.subarray(0, 5 * MiB), { fin: false }));
-    await ws.sendBig(cf(0, msg.subarray(5 * MiB)));
-    await waitFor(() => conn.bytes >= MAX_MESSAGE, 10_000, 'the 16 MiB at the target');
-    assert.equal(conn.bytes, MAX_MESSAGE);
-    assert.equal(sha(Buffer.concat(conn.chunks)), sha(msg));
-    conn.chunks.length = 0;
-    await ws.until(() => ws.dataBytes >= MAX_MESSAGE, 10_000, 'the echo');
-    await ws.send(cf(8, closeBody(1000)));
-    assert.equal(await ws.closeFrameWithin(), 1000);
-    await ws.endedWithin();
-    assert.equal((await b.nthClose(++events)).closedBy, 'client');
-    await b.fdsSettled();
-  });
+  test('a message of exactly 16 MiB, in two fragments, passes', () =>
+    cases.run(async () => {
+      const { ws, conn } = await cases.connect(false);
+      const msg = randomBytes(MAX_MESSAGE);
+      await ws.sendBig(cf(2, msg.subarray(0, 5 * MiB), { fin: false }));
+      await ws.sendBig(cf(0, msg.subarray(5 * MiB)));
+      await waitFor(() => conn.bytes >= MAX_MESSAGE, 10_000, 'the 16 MiB at the target');
+      assert.equal(conn.bytes, MAX_MESSAGE);
+      assert.equal(sha(Buffer.concat(conn.chunks)), sha(msg));
+      conn.chunks.length = 0;
+      await ws.until(() => ws.dataBytes >= MAX_MESSAGE, 10_000, 'the echo');
+      await ws.send(cf(8, closeBody(1000)));
+      assert.equal(await ws.closeFrameWithin(), 1000);
+      await ws.endedWithin();
+      assert.equal((await cases.closeOf(ws)).closedBy, 'client');
+    }));
   test('a frame declaring 16 MiB + 1 bytes: 1009 (before its payload arrives)', () => refused(cf(2, Buffer.alloc(0), { length: MAX_MESSAGE + 1 }), [1009], [2, 5]));
   test('a 64-bit length with the top bit set: 1002 or 1009', () => refused(cf(2, Buffer.alloc(0), { length: 1n << 63n }), [1002, 1009], [3, 9]));
   test('a text message without --text-as-binary: 1003', () => refused(cf(1, Buffer.from('hello')), [1003]));
 });
 
-describe('bridge wire: text as binary', () => {
+describe('bridge wire: text as binary', { concurrency: CASES_AT_ONCE }, () => {
   let target: Target;
   let b: Bridge;
-  let events = 0;
+  const cases = new CasesAtOnce(() => b, () => target);
   before(async () => {
     target = await startTarget();
     b = await startBridge(target, ['--text-as-binary']);
@@ -983,31 +1041,29 @@ describe('bridge wire: text as binary', () => {
     await target.close();
   });
 
-  test("a text message's UTF-8 bytes reach the target, a character split across fragments and TCP writes too", async () => {
-    const n = target.conns.length;
-    const ws = await rawConnect(b.cli.port);
-    const conn = await target.nth(n);
-    const text = Buffer.from('héllo wörld 😀 ✓', 'utf8');
-    await ws.send(cf(1, text));
-    // '😀' (4 bytes) split after its second byte, between two fragments, each fragment's header cut too.
-    const emoji = Buffer.from('a😀b€', 'utf8');
-    const f1 = cf(1, emoji.subarray(0, 3), { fin: false });
-    const f2 = cf(0, emoji.subarray(3, 7), { fin: false });
-    const f3 = cf(0, emoji.subarray(7));
-    await ws.sendCut(Buffer.concat([f1, f2]), [1, 4, f1.length + 1, f1.length + 5]);
-    await ws.sendCut(f3, [1, 2, 6]);
-    const all = Buffer.concat([text, emoji]);
-    await waitFor(() => conn.bytes >= all.length, 3000, 'the text at the target');
-    assert.ok(Buffer.concat(conn.chunks).equals(all));
-    await ws.send(cf(8, closeBody(1000)));
-    assert.equal(await ws.closeFrameWithin(), 1000);
-    await ws.endedWithin();
-    const ev = await b.nthClose(++events);
-    assert.equal(ev.closedBy, 'client');
-    assert.equal(ev.messagesIn, 2);
-    assert.equal(ev.bytesIn, all.length);
-    await b.fdsSettled();
-  });
+  test("a text message's UTF-8 bytes reach the target, a character split across fragments and TCP writes too", () =>
+    cases.run(async () => {
+      const { ws, conn } = await cases.connect();
+      const text = Buffer.from('héllo wörld 😀 ✓', 'utf8');
+      await ws.send(cf(1, text));
+      // '😀' (4 bytes) split after its second byte, between two fragments, each fragment's header cut too.
+      const emoji = Buffer.from('a😀b€', 'utf8');
+      const f1 = cf(1, emoji.subarray(0, 3), { fin: false });
+      const f2 = cf(0, emoji.subarray(3, 7), { fin: false });
+      const f3 = cf(0, emoji.subarray(7));
+      await ws.sendCut(Buffer.concat([f1, f2]), [1, 4, f1.length + 1, f1.length + 5]);
+      await ws.sendCut(f3, [1, 2, 6]);
+      const all = Buffer.concat([text, emoji]);
+      await waitFor(() => conn.bytes >= all.length, 3000, 'the text at the target');
+      assert.ok(Buffer.concat(conn.chunks).equals(all));
+      await ws.send(cf(8, closeBody(1000)));
+      assert.equal(await ws.closeFrameWithin(), 1000);
+      await ws.endedWithin();
+      const ev = await cases.closeOf(ws);
+      assert.equal(ev.closedBy, 'client');
+      assert.equal(ev.messagesIn, 2);
+      assert.equal(ev.bytesIn, all.length);
+    }));
 
   // [name, message, how many leading bytes are valid (an engine that streams fragments may have passed them on)]
   const invalid: [string, Buffer, number][] = [
@@ -1018,24 +1074,22 @@ describe('bridge wire: text as binary', () => {
     ['a character cut at the end of the message', Buffer.from([0x61, 0xf0, 0x9f, 0x98]), 1],
   ];
   for (const [name, bytes, valid] of invalid) {
-    test(`invalid UTF-8 in a text message, ${name}: 1007`, async () => {
-      const n = target.conns.length;
-      const ws = await rawConnect(b.cli.port);
-      const conn = await target.nth(n);
-      // Split in two fragments, the second one's header cut across writes.
-      const f1 = cf(1, bytes.subarray(0, 1), { fin: false });
-      const f2 = cf(0, bytes.subarray(1));
-      await ws.sendCut(Buffer.concat([f1, f2]), [f1.length, f1.length + 1, f1.length + 3]);
-      assert.equal(await ws.closeFrameWithin(), 1007, ws.closeReason());
-      await ws.endedWithin();
-      await targetGoneWithin(conn);
-      const got = Buffer.concat(conn.chunks);
-      assert.ok(got.length <= valid && got.equals(bytes.subarray(0, got.length)), `no invalid byte reaches the target (it got ${got.toString('hex')})`);
-      const ev = await b.nthClose(++events);
-      assert.equal(ev.closedBy, 'gateway');
-      assert.equal(ev.closeCode, 1007);
-      await b.fdsSettled();
-    });
+    test(`invalid UTF-8 in a text message, ${name}: 1007`, () =>
+      cases.run(async () => {
+        const { ws, conn } = await cases.connect();
+        // Split in two fragments, the second one's header cut across writes.
+        const f1 = cf(1, bytes.subarray(0, 1), { fin: false });
+        const f2 = cf(0, bytes.subarray(1));
+        await ws.sendCut(Buffer.concat([f1, f2]), [f1.length, f1.length + 1, f1.length + 3]);
+        assert.equal(await ws.closeFrameWithin(), 1007, ws.closeReason());
+        await ws.endedWithin();
+        await targetGoneWithin(conn);
+        const got = Buffer.concat(conn.chunks);
+        assert.ok(got.length <= valid && got.equals(bytes.subarray(0, got.length)), `no invalid byte reaches the target (it got ${got.toString('hex')})`);
+        const ev = await cases.closeOf(ws);
+        assert.equal(ev.closedBy, 'gateway');
+        assert.equal(ev.closeCode, 1007);
+      }));
   }
 });
 
@@ -1088,7 +1142,8 @@ describe('bridge wire: backpressure', () => {
   });
 });
 
-describe('bridge wire: timers and shutdown', () => {
+// Each test has its own bridge and target, and waits out a timer: all three at once.
+describe('bridge wire: timers and shutdown', { concurrency: 3 }, () => {
   test('--idle-timeout: a quiet connection is closed with 1001 by the gateway', async () => {
     const target = await startTarget();
     const b = await startBridge(target, ['--idle-timeout', '1']);

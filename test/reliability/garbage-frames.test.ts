@@ -16,7 +16,7 @@ import { frame, loggingUpstream, rawWebSocket, tcpEcho } from './peers.js';
 import { pool } from './raw-client.js';
 
 const CASES = size(400, 10_000);
-const CONCURRENCY = 32;
+const CONCURRENCY = 64;
 /** The bridge's limit on one client message (src/gateway/bridge.ts MAX_CLIENT_MESSAGE). */
 const BRIDGE_MAX = 16 * 1024 * 1024;
 

@@ -2,18 +2,20 @@
  * A server that does not close on a protocol error (it drops the bad frame
  * and goes on) fails exactly the cases where RFC 6455 requires failing the
  * connection with 1002, and nothing else. Each of those cases waits out its
- * timeout, so this file has one test with a short one.
+ * timeout, so this file has one test with a short one, and runs the cases
+ * eight at a time (conformance-at-once.ts): most of them only wait.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { overallVerdict } from '../../src/toolkit/conformance/report.js';
-import { runConformance } from '../../src/toolkit/conformance/run-conformance.js';
+import { runConformanceAtOnce } from './conformance-at-once.js';
 import { startHandmadeEcho } from './conformance-servers.js';
 
 test('a server that ignores protocol errors fails the 1002 cases (2.5, 3.x, 4.x, bad fragmentation, bad close frames), and only those', async () => {
   const server = await startHandmadeEcho({ noCloseOnProtocolError: true });
   try {
-    const report = await runConformance({ url: server.url, timeoutMs: 800 });
+    const report = await runConformanceAtOnce({ url: server.url, timeoutMs: 800 }, 8);
+    assert.equal(report.summary.total, 247);
     const failed = report.cases.filter((c) => overallVerdict(c) === 'FAILED');
     assert.deepEqual(failed.map((c) => c.id), [
       '2.5',
