@@ -84,6 +84,7 @@ typedef struct bridge {
   uint8_t close_sent;  /* ... and written */
   uint8_t got_close;   /* the client's close frame arrived */
   uint8_t client_done; /* nothing the client sends matters any more (close frame, protocol error, EOF) */
+  uint8_t failed;      /* we fail the connection (a protocol error, text to a binary bridge): TCP ends once our close is out */
   uint8_t client_eof;  /* the client's FIN (or a failed socket) */
   uint8_t client_shut; /* our FIN to the client (or a failed socket) */
   uint8_t client_dead; /* the client's socket failed: nothing more is written to it */
@@ -241,6 +242,7 @@ static void begin_close(tunnel_t *t, int by, int code, const char *reason, size_
 
 static void protocol_error(tunnel_t *t, int code, const char *reason) {
   t->bridge->client_done = 1;
+  t->bridge->failed = 1;
   begin_close(t, BY_GATEWAY, code, reason, strlen(reason));
 }
 
@@ -283,7 +285,11 @@ static void check_done(tunnel_t *t) {
 /* The server closes its TCP connection first: once our close frame is out and the client's came (or it left). */
 static void maybe_shut_client(tunnel_t *t) {
   bridge_t *b = t->bridge;
-  if (b->client_shut || !b->close_sent || !(b->got_close || b->client_eof)) return;
+  /*
+   * After the client's close (or its FIN); or at once when we fail the connection: its
+   * answer is not waited for (RFC 6455 7.1.7), as the JavaScript bridge (`ws`) does not.
+   */
+  if (b->client_shut || !b->close_sent || !(b->got_close || b->client_eof || b->failed)) return;
   shutdown(t->fd[SIDE_CLIENT], SHUT_WR);
   b->client_shut = 1;
 }
@@ -447,7 +453,7 @@ static int header_done(tunnel_t *t) {
     b->held_len = 0;
     utf8_init(&b->utf8);
     if (b->msg_text && !b->text_as_binary) {
-      b->client_done = 1;
+      b->client_done = b->failed = 1;
       begin_close(t, BY_GATEWAY, 1003, b->text_reason, strlen(b->text_reason));
       return 0;
     }

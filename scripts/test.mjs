@@ -40,7 +40,7 @@ run(process.execPath, [...RUNNER, ...files]);
 
 // Every test that opens a tunnel and ends it (WebSocket proxying, drain, idle close, close codes),
 // and the bridge's that move bytes (it has a native and a JavaScript engine too).
-const TUNNEL_TESTS = /^test\/(gateway\/(websocket-[^/]*|tunnel-[^/]*|native-[^/]*|serve-lifecycle)|bridge\/bridge-(wire|app|backpressure|novnc|cli|fd-exhaustion|native-attack|target-errors|drain))\.test\.ts$/;
+const TUNNEL_TESTS = /^test\/(gateway\/(websocket-[^/]*|tunnel-[^/]*|native-[^/]*|serve-lifecycle)|bridge\/bridge-(wire|app|backpressure|novnc|cli|fd-exhaustion|native-attack|fail-close|target-errors|drain))\.test\.ts$/;
 const tunnelFiles = files.filter((f) => TUNNEL_TESTS.test(f.split('\\').join('/')));
 if (tunnelFiles.length && process.env.PORTHOLE_TUNNEL !== 'js') {
   console.log(`\n# the tunnel tests again on the JavaScript tunnel (PORTHOLE_TUNNEL=js): ${tunnelFiles.length} files`);
