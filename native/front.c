@@ -454,11 +454,37 @@ int front_proceed(front_conn_t *c, int family, const char *ip, int port, const u
     close(u);
     return err;
   }
+  /*
+   * A connect to a local app has usually completed when connect() returns: the head goes
+   * now, from this thread, and the loop is woken by the answer alone (not by EPOLLOUT
+   * first). Not connected yet (EAGAIN): the loop writes it at EPOLLOUT. Refused already:
+   * said now, with its errno (a send that fails takes the socket's error with it).
+   */
+  int phase = PH_CONNECT;
+  uint32_t events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+  ssize_t w;
+  do w = send(u, c->out, c->out_len, MSG_NOSIGNAL | MSG_DONTWAIT);
+  while (w < 0 && errno == EINTR);
+  if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != ENOTCONN) {
+    int err = errno;
+    close(u);
+    return err;
+  }
+  if (w == (ssize_t)c->out_len) {
+    free(c->out);
+    c->out = NULL;
+    phase = PH_ANSWER;
+    events = EPOLLIN | EPOLLRDHUP | EPOLLET;
+    /* The response time counts from the connection, as the loop counts it (upstream_io). */
+    c->deadline = response_ms ? loop_now_ms() + response_ms : 0;
+  } else {
+    if (w > 0) c->out_off = (size_t)w;
+    c->deadline = connect_ms ? loop_now_ms() + connect_ms : 0;
+  }
   c->ufd = u;
-  c->deadline = connect_ms ? loop_now_ms() + connect_ms : 0;
-  __atomic_store_n(&c->phase, PH_CONNECT, __ATOMIC_RELEASE);
-  /* From here the loop works on it: the connect's completion (EPOLLOUT) is the loop's next turn. */
-  struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.ptr = &c->end[1]};
+  __atomic_store_n(&c->phase, phase, __ATOMIC_RELEASE);
+  /* From here the loop works on it: the connect's completion, or the answer, is its next turn. */
+  struct epoll_event ev = {.events = events, .data.ptr = &c->end[1]};
   if (epoll_ctl(epfd, EPOLL_CTL_ADD, u, &ev) < 0) {
     int err = errno;
     __atomic_store_n(&c->phase, PH_ASKED, __ATOMIC_RELEASE);
