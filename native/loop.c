@@ -389,32 +389,29 @@ static void gateway_close(tunnel_t *t, int code, const char *reason, size_t reas
   due(t->kill_at);
 }
 
-static void adopt(tunnel_t *t) {
+
+/*
+ * Links t and points both sockets at it: added to the epoll set (EPOLL_CTL_ADD), or, for the
+ * front's, already in it (EPOLL_CTL_MOD: bytes may wait already, the client's first frames,
+ * so each direction reads once, at no more cost than an event).
+ */
+static void adopt_with(tunnel_t *t, int op) {
   link_live(t);
   for (int s = 0; s < 2; s++) {
     struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.ptr = &t->end[s]};
-    if (epoll_ctl(epfd, EPOLL_CTL_ADD, t->fd[s], &ev) < 0) {
+    if (epoll_ctl(epfd, op, t->fd[s], &ev) < 0) {
       cut(t, s);
       return;
     }
+    if (op == EPOLL_CTL_MOD) t->d[s].readable = 1;
   }
   /* The bytes that came with the handshakes go first (preloaded), then whatever the sockets hold. */
   for (int s = 0; s < 2 && !t->finished; s++) pump(t, &t->d[s]);
 }
 
-void tunnel_adopt_watched(tunnel_t *t) {
-  link_live(t);
-  for (int s = 0; s < 2; s++) {
-    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.ptr = &t->end[s]};
-    if (epoll_ctl(epfd, EPOLL_CTL_MOD, t->fd[s], &ev) < 0) {
-      cut(t, s);
-      return;
-    }
-    /* Bytes may wait already (the client's first frames): a read says, once, at no more cost than an event. */
-    t->d[s].readable = 1;
-  }
-  for (int s = 0; s < 2 && !t->finished; s++) pump(t, &t->d[s]);
-}
+static void adopt(tunnel_t *t) { adopt_with(t, EPOLL_CTL_ADD); }
+
+void tunnel_adopt_watched(tunnel_t *t) { adopt_with(t, EPOLL_CTL_MOD); }
 
 static void sweep(void) {
   next_due = 0;

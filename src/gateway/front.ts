@@ -34,7 +34,7 @@ import type { NativeBinding } from './native-binding.js';
 import type { Match } from './router.js';
 import { peerOf } from './tunnel.js';
 import { awaitAnswer, bad101, failures } from './upgrade.js';
-import { connectTimeoutError, parse101, requestHeadText, responseTimeoutError, UpgradeRequest, type UpgradeRequestOptions } from './upstream-upgrade.js';
+import { connectTimeoutError, isOws, isToken, isValue, parse101, requestHeadText, responseTimeoutError, UpgradeRequest, type UpgradeRequestOptions } from './upstream-upgrade.js';
 import { processShared } from './process-shared.js';
 
 /** What the addon reports (native/tunnel.h, FRONT_*). */
@@ -342,9 +342,8 @@ function connectError(errno: number, o: UpgradeRequestOptions): NodeJS.ErrnoExce
   return Object.assign(new Error(`connect ${code} ${host}:${port}`), { errno: -errno, code, syscall: 'connect', address: host, port });
 }
 
-// Request heads as the front takes them; anything else goes to Node's parser, which decides.
-const TCHAR = new Uint8Array(128);
-for (const c of "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") TCHAR[c.charCodeAt(0)] = 1;
+// Request heads as the front takes them (field names and values as parse101 reads an answer's);
+// anything else goes to Node's parser, which decides.
 const TARGET = /^\/[\x21-\x7e]*$/;
 const LINE = ' HTTP/1.1';
 /**
@@ -375,19 +374,12 @@ function requestOf(bytes: Buffer, handle: TcpHandle): IncomingMessage | null {
     eol = text.indexOf('\r\n', from);
     const to = eol < 0 ? text.length : eol;
     const colon = text.indexOf(':', from);
-    if (colon <= from || colon >= to) return null;
-    for (let i = from; i < colon; i++) {
-      const c = text.charCodeAt(i);
-      if (c > 0x7f || TCHAR[c] === 0) return null;
-    }
+    if (colon <= from || colon >= to || !isToken(text, from, colon)) return null;
     let start = colon + 1;
     let end = to;
     while (start < end && isOws(text.charCodeAt(start))) start++;
     while (end > start && isOws(text.charCodeAt(end - 1))) end--;
-    for (let i = start; i < end; i++) {
-      const c = text.charCodeAt(i);
-      if (c < 0x20 ? c !== 0x09 : c === 0x7f) return null;
-    }
+    if (!isValue(text, start, end)) return null;
     const name = text.slice(from, colon);
     const key = name.toLowerCase();
     if (rawHeaders.length >= 2 * MAX_LINES || headers[key] !== undefined || key === 'content-length' || key === 'transfer-encoding') return null;
@@ -409,8 +401,4 @@ function requestOf(bytes: Buffer, handle: TcpHandle): IncomingMessage | null {
   req.rawHeaders = rawHeaders;
   req.complete = true;
   return req;
-}
-
-function isOws(c: number): boolean {
-  return c === 0x20 || c === 0x09;
 }

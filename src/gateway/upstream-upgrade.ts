@@ -63,7 +63,7 @@ const TCHAR = new Uint8Array(128);
 for (const c of "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") TCHAR[c.charCodeAt(0)] = 1;
 
 /** Whether `s[from, to)` is a token (TOKEN): at least one tchar, nothing else. */
-function isToken(s: string, from: number, to: number): boolean {
+export function isToken(s: string, from: number, to: number): boolean {
   if (from >= to) return false;
   for (let i = from; i < to; i++) {
     const c = s.charCodeAt(i);
@@ -73,7 +73,7 @@ function isToken(s: string, from: number, to: number): boolean {
 }
 
 /** Whether `s[from, to)` is a field value as VALUE_OK takes it: tab, \x20-\x7e, \x80-\xff. */
-function isValue(s: string, from: number, to: number): boolean {
+export function isValue(s: string, from: number, to: number): boolean {
   for (let i = from; i < to; i++) {
     const c = s.charCodeAt(i);
     if (c < 0x20 ? c !== 0x09 : c === 0x7f || c > 0xff) return false;
@@ -339,7 +339,7 @@ function usualKey(name: string): string | undefined {
   return undefined;
 }
 
-function isOws(c: number): boolean {
+export function isOws(c: number): boolean {
   return c === 0x20 || c === 0x09;
 }
 

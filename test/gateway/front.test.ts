@@ -7,12 +7,12 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import http from 'node:http';
 import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import WebSocket from 'ws';
+import { acceptKey } from '../../src/gateway/error-response.js';
 import { frontCounts } from '../../src/gateway/front.js';
 import { createGateway } from '../../src/gateway/gateway.js';
 import { nativeBinding } from '../../src/gateway/native-binding.js';
@@ -80,9 +80,8 @@ async function rawUpstream(onHead: (s: net.Socket, head: string) => void): Promi
 const accept101 = (head: string, extra = '') => {
   const key = /sec-websocket-key: *(\S+)/i.exec(head)![1];
   // The accept value for the key, computed as RFC 6455 says (the client checks it).
-  return `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${acceptOf(key)}\r\n${extra}\r\n`;
+  return `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${acceptKey(key)}\r\n${extra}\r\n`;
 };
-const acceptOf = (key: string) => createHash('sha1').update(`${key}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64');
 
 /** A port nothing listens on. */
 async function deadPort(): Promise<number> {
