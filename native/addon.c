@@ -104,7 +104,9 @@ static void front_js(napi_env env, napi_value cb, void *context, void *data) {
     napi_create_int32(env, r->kind, &argv[0]);
     napi_create_int32(env, r->id, &argv[1]);
     napi_create_int32(env, r->err, &argv[2]);
-    if (r->len) napi_create_buffer_copy(env, r->len, r->bytes, NULL, &argv[3]);
+    /* A request head as the latin1 text front.ts reads; an answer as bytes. */
+    if (r->len && r->kind == FRONT_HEAD) napi_create_string_latin1(env, (const char *)r->bytes, r->len, &argv[3]);
+    else if (r->len) napi_create_buffer_copy(env, r->len, r->bytes, NULL, &argv[3]);
     else napi_get_undefined(env, &argv[3]);
     napi_get_boolean(env, r->ended != 0, &argv[4]);
     napi_get_undefined(env, &undef);
@@ -141,7 +143,11 @@ static front_conn_t *conn_arg(napi_env env, napi_value v) {
   return c;
 }
 
-/* frontWatch(id, fd, waitMs) -> connection */
+/*
+ * frontWatch(id, fd, waitMs) -> connection | [connection, head: latin1 string] | null. An
+ * array when the head came with the connection (shown now, not reported); null when Node
+ * takes the connection at once (it is not a WebSocket handshake).
+ */
 static napi_value front_watch_js(napi_env env, napi_callback_info info) {
   size_t argc = 3;
   napi_value argv[3], handle;
@@ -152,10 +158,23 @@ static napi_value front_watch_js(napi_env env, napi_callback_info info) {
   CHECK(napi_get_value_int32(env, argv[1], &fd));
   CHECK(napi_get_value_uint32(env, argv[2], &wait_ms));
   int err = 0;
-  front_conn_t *c = front_watch(id, fd, wait_ms, &err);
-  if (!c) return throw_errno(env, "front", err);
+  const uint8_t *head;
+  size_t head_len;
+  front_conn_t *c = front_watch(id, fd, wait_ms, &err, &head, &head_len);
+  if (!c && err) return throw_errno(env, "front", err);
+  if (!c) {
+    napi_value null;
+    CHECK(napi_get_null(env, &null));
+    return null;
+  }
   CHECK(napi_create_external(env, c, NULL, NULL, &handle));
-  return handle;
+  if (!head) return handle;
+  napi_value pair, text;
+  CHECK(napi_create_string_latin1(env, (const char *)head, head_len, &text));
+  CHECK(napi_create_array_with_length(env, 2, &pair));
+  CHECK(napi_set_element(env, pair, 0, handle));
+  CHECK(napi_set_element(env, pair, 1, text));
+  return pair;
 }
 
 /* frontProceed(connection, family 4|6, ip, port, head: latin1 string, connectMs, responseMs) -> 0, an errno, or -1 (the client left) */
@@ -181,6 +200,23 @@ static napi_value front_proceed_js(napi_env env, napi_callback_info info) {
   int err = front_proceed(c, family, ip, port, (const uint8_t *)head, len, connect_ms, response_ms);
   free(head);
   napi_value result;
+  CHECK(napi_create_int32(env, err, &result));
+  return result;
+}
+
+/*
+ * frontDefer(listenerFd, seconds): the listener's accepts wait (TCP_DEFER_ACCEPT) until the
+ * client's first bytes have come, at most about `seconds`: the front meets each head at
+ * accept. 0, or an errno.
+ */
+static napi_value front_defer_js(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2], result;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd, secs;
+  CHECK(napi_get_value_int32(env, argv[0], &fd));
+  CHECK(napi_get_value_int32(env, argv[1], &secs));
+  int err = setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &secs, sizeof secs) < 0 ? errno : 0;
   CHECK(napi_create_int32(env, err, &result));
   return result;
 }
@@ -568,6 +604,7 @@ static napi_value module_init(napi_env env, napi_value exports) {
       {"frontInit", NULL, front_init, NULL, NULL, NULL, napi_default, NULL},
       {"frontWatch", NULL, front_watch_js, NULL, NULL, NULL, napi_default, NULL},
       {"frontProceed", NULL, front_proceed_js, NULL, NULL, NULL, napi_default, NULL},
+      {"frontDefer", NULL, front_defer_js, NULL, NULL, NULL, napi_default, NULL},
       {"frontTake", NULL, front_take_js, NULL, NULL, NULL, napi_default, NULL},
       {"frontDrop", NULL, front_drop_js, NULL, NULL, NULL, napi_default, NULL},
       {"frontAbort", NULL, front_abort_js, NULL, NULL, NULL, napi_default, NULL},

@@ -77,6 +77,8 @@ struct front_conn {
    * closing that socket itself): the loop only notes that the client left.
    */
   uint8_t armed;
+  /* Its head came with the connection: the client's socket is not in the epoll set until front_proceed. */
+  uint8_t unwatched;
   /* The loop has run this connection's watch command; until then it is not freed (dead: free it then). */
   uint8_t watched, dead;
   struct front_conn *prev, *next;
@@ -133,7 +135,29 @@ static void hand_back(front_conn_t *c) {
   free_conn(c);
 }
 
-front_conn_t *front_watch(int id, int fd, uint32_t wait_ms, int *err) {
+static long head_end(const uint8_t *p, size_t n);
+static int may_upgrade(const uint8_t *p, size_t n);
+
+/* The JavaScript thread's own buffer for a head peeked at when Node accepts (front_watch). */
+static uint8_t accept_buf[HEAD_MAX];
+
+front_conn_t *front_watch(int id, int fd, uint32_t wait_ms, int *err, const uint8_t **head, size_t *head_len) {
+  *head = NULL;
+  *head_len = 0;
+  /*
+   * A head that came with the connection (a busy gateway accepts after the client has
+   * written it) is decided on now, on this thread, without the loop: the rest of a
+   * WebSocket head's way starts at once, and anything else goes straight back to Node.
+   * A FIN or an error before any byte is Node's to meet, as always.
+   */
+  ssize_t n;
+  do n = recv(fd, accept_buf, sizeof accept_buf, MSG_PEEK | MSG_DONTWAIT);
+  while (n < 0 && errno == EINTR);
+  long end = n > 0 ? head_end(accept_buf, (size_t)n) : -1;
+  if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) || (end > 0 && !may_upgrade(accept_buf, (size_t)end)) || (n > 0 && end < 0 && (size_t)n >= sizeof accept_buf)) {
+    *err = 0;
+    return NULL;
+  }
   front_conn_t *c = calloc(1, sizeof *c);
   if (!c) {
     *err = ENOMEM;
@@ -153,6 +177,24 @@ front_conn_t *front_watch(int id, int fd, uint32_t wait_ms, int *err) {
   for (int s = 0; s < 2; s++) {
     c->end[s].t = (tunnel_t *)c;
     c->end[s].side = SIDE_FRONT_CLIENT + s;
+  }
+  if (end > 0) {
+    /*
+     * Shown now. The client's socket joins the epoll set in front_proceed, once its head is
+     * taken from it (added now, the bytes it holds would wake the loop for nothing).
+     */
+    c->phase = PH_ASKED;
+    c->head_len = (uint32_t)end;
+    c->unwatched = 1;
+    *err = loop_command_quiet(CMD_FRONT_WATCH, (tunnel_t *)c);
+    if (*err) {
+      close(c->cfd);
+      free(c);
+      return NULL;
+    }
+    *head = accept_buf;
+    *head_len = (size_t)end;
+    return c;
   }
   c->phase = PH_PEEK;
   /*
@@ -429,6 +471,15 @@ int front_proceed(front_conn_t *c, int family, const char *ip, int port, const u
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) return FRONT_CLIENT_GONE;
     left -= (uint32_t)n;
+  }
+  if (c->unwatched) {
+    /*
+     * Watched from now (its head shown at accept): a FIN or a reset that came with or after
+     * the head is reported at once, and noted as one that came while JavaScript decided.
+     */
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | EPOLLET, .data.ptr = &c->end[0]};
+    if (epoll_ctl(epfd, EPOLL_CTL_ADD, c->cfd, &ev) < 0) return errno;
+    c->unwatched = 0;
   }
   /*
    * The client's socket as Node's server leaves each one it accepts (noDelay: true), which it

@@ -159,7 +159,12 @@ typedef struct {
 } front_report_t;
 void front_set_report(void (*fn)(front_report_t *r));
 /* JavaScript thread: watches a duplicate of Node's fd for the head (wait_ms at most, then handed back). */
-front_conn_t *front_watch(int id, int fd, uint32_t wait_ms, int *err);
+/*
+ * JavaScript thread, at accept: NULL with *err 0 when Node should take the connection now (no
+ * WebSocket head, a FIN); else a connection, with *head set when its head came with it (shown
+ * now: PH_ASKED, front_proceed or front_take next) or NULL when the loop waits for it.
+ */
+front_conn_t *front_watch(int id, int fd, uint32_t wait_ms, int *err, const uint8_t **head, size_t *head_len);
 /*
  * JavaScript thread, after FRONT_HEAD: connect there (an IP literal), write head, read the answer.
  * 0, an errno (connect failed at once; the connection is still the caller's), or FRONT_CLIENT_GONE.

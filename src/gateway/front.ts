@@ -57,6 +57,13 @@ const MAX_HEAD = 16 * 1024;
 export const FRONT_WAIT_MS = 200;
 
 /**
+ * At most how long the kernel holds a new connection that has sent nothing before Node accepts
+ * it anyway (TCP_DEFER_ACCEPT; the kernel counts it in SYN-ACK retransmissions, about a second).
+ * A connection that never sends costs the process no descriptor meanwhile.
+ */
+export const DEFER_S = 1;
+
+/**
  * Whether the front is asked for: PORTHOLE_FRONT=native. Off by default while it is new;
  * it needs the native tunnel engine and a cleartext listener (gateway.ts).
  */
@@ -101,7 +108,7 @@ interface Held {
 }
 
 // Once per process, whichever copy of this module watched a connection: the addon reports to the copy that started the front (process-shared.ts).
-const shared = processShared('front', () => ({ held: new Map<number, Held>(), cut: new WeakSet<http.Server>(), counts: { tunnels: 0, handedBack: 0 }, nextId: 1, binding: null as NativeBinding | null }));
+const shared = processShared('front', () => ({ held: new Map<number, Held>(), cut: new WeakSet<http.Server>(), counts: { tunnels: 0, handedBack: 0, atAccept: 0 }, nextId: 1, binding: null as NativeBinding | null }));
 const held = shared.held;
 /**
  * Listeners whose connections were all cut (the end of a drain, closeAllConnections): Node
@@ -109,7 +116,7 @@ const held = shared.held;
  * a connection the front still held then is closed when it would have been handed back.
  */
 const cut = shared.cut;
-/** Handshakes the front completed (tunnels), and connections it gave back to Node (any reason), since start. */
+/** Handshakes the front completed (tunnels), connections it gave back to Node (any reason), and connections whose first bytes were there when Node accepted them, since start. */
 const counts = shared.counts;
 
 /** What the front did so far in this process (tests, diagnostics). */
@@ -141,43 +148,64 @@ export function installFront(owner: FrontOwner, server: http.Server, waitMs = FR
     front = b;
   }
   const b = front;
+  // Accepts wait for the client's first bytes (at most about DEFER_S): the head is met at accept,
+  // on this thread, and the addon's loop is not woken for it. Refused (not Linux's TCP): the
+  // loop waits for heads as it would for a head sent in pieces.
+  b.frontDefer(listener.fd, DEFER_S);
   const nodeAccepts = listener.onconnection;
   listener.onconnection = function (this: unknown, err: number, client?: TcpHandle) {
     if (err || !client || owner.draining) return nodeAccepts.call(this, err, client);
-    const id = shared.nextId;
-    shared.nextId = id >= 0x7fffffff ? 1 : id + 1;
-    let conn: object;
+    let r: object | [object, string] | null;
     try {
-      conn = b.frontWatch(id, client.fd, waitMs);
+      r = b.frontWatch(shared.nextId, client.fd, waitMs);
     } catch {
       // No fd for the duplicate, no memory: Node takes it, as it would have.
       return nodeAccepts.call(this, err, client);
     }
-    held.set(id, { owner, server, conn, handle: client, accept: nodeAccepts.bind(this, 0, client) });
+    // Not a WebSocket handshake, seen at accept: Node's from the start.
+    if (r === null) {
+      counts.handedBack++;
+      counts.atAccept++;
+      return nodeAccepts.call(this, err, client);
+    }
+    const id = shared.nextId;
+    shared.nextId = id >= 0x7fffffff ? 1 : id + 1;
+    const now = Array.isArray(r) ? (r as [object, string]) : null;
+    const h: Held = { owner, server, conn: now ? now[0] : r, handle: client, accept: nodeAccepts.bind(this, 0, client) };
+    held.set(id, h);
+    if (now) {
+      // Its head came with it: decided now, without the addon's loop.
+      counts.atAccept++;
+      guarded(id, h, () => head(id, h, now[1]));
+    }
     // The addon links it (its wait limit) at its loop's next turn: the head's arrival, or this timer's.
     armLinks(b);
   };
   return true;
 }
 
-function onReport(kind: number, id: number, errno: number, bytes: Buffer | undefined, ended: boolean): void {
+function onReport(kind: number, id: number, errno: number, bytes: Buffer | string | undefined, ended: boolean): void {
   const h = held.get(id);
   if (!h) return;
+  switch (kind) {
+    case HANDOFF:
+      held.delete(id);
+      counts.handedBack++;
+      return accept(h);
+    case HEAD:
+      return guarded(id, h, () => head(id, h, bytes as string));
+    case ANSWER:
+      return guarded(id, h, () => answer(id, h, (bytes as Buffer | undefined) ?? Buffer.alloc(0), ended));
+    default:
+      return guarded(id, h, () => failed(id, h, kind, errno));
+  }
+}
+
+/** Runs a step of a connection's: a fault of ours costs this connection, never the process (a throw from a report would end it). */
+function guarded(id: number, h: Held, step: () => void): void {
   try {
-    switch (kind) {
-      case HANDOFF:
-        held.delete(id);
-        counts.handedBack++;
-        return accept(h);
-      case HEAD:
-        return head(id, h, bytes!);
-      case ANSWER:
-        return answer(id, h, bytes ?? Buffer.alloc(0), ended);
-      default:
-        return failed(id, h, kind, errno);
-    }
+    step();
   } catch (err) {
-    // A fault of ours costs this connection, never the process (a throw here would end it).
     held.delete(id);
     if (h.drained) h.owner.handshakes.delete(h.drained);
     if (!h.taken) {
@@ -214,8 +242,8 @@ export function cutFront(server: http.Server): void {
   cut.add(server);
 }
 
-function head(id: number, h: Held, bytes: Buffer): void {
-  const req = requestOf(bytes, h.handle!);
+function head(id: number, h: Held, text: string): void {
+  const req = requestOf(text, h.handle!);
   const plan = req && h.owner.frontPlan(req);
   if (!plan) return handBack(id, h);
   const { match, o } = plan;
@@ -359,10 +387,10 @@ const MAX_LINES = 100;
  * `req.socket` is an object with the connection's addresses: nothing reads the socket
  * through the request on the front's path.
  */
-function requestOf(bytes: Buffer, handle: TcpHandle): IncomingMessage | null {
+function requestOf(head: string, handle: TcpHandle): IncomingMessage | null {
   // Larger than Node's limit (--max-http-header-size; the addon's own is 16 KiB, its default): Node refuses it (431).
-  if (bytes.length > http.maxHeaderSize) return null;
-  const text = bytes.toString('latin1', 0, bytes.length - 4);
+  if (head.length > http.maxHeaderSize) return null;
+  const text = head.slice(0, -4);
   let eol = text.indexOf('\r\n');
   if (eol < 0 || !text.startsWith('GET ') || text.lastIndexOf(LINE, eol) !== eol - LINE.length) return null;
   const url = text.slice(4, eol - LINE.length);

@@ -35,9 +35,12 @@ export interface NativeBinding {
    * of such tunnels when no socket stirs.
    */
   wake(): void;
-  /** The front (native/front.c, front.ts): reports are (kind, id, errno, bytes, ended). */
-  frontInit(onReport: (kind: number, id: number, err: number, bytes: Buffer | undefined, ended: boolean) => void): void;
-  frontWatch(id: number, fd: number, waitMs: number): object;
+  /** The front (native/front.c, front.ts): reports are (kind, id, errno, bytes, ended); a request head comes as latin1 text. */
+  frontInit(onReport: (kind: number, id: number, err: number, bytes: Buffer | string | undefined, ended: boolean) => void): void;
+  /** The connection; with its head (latin1) when that came with it; null: Node takes it now. */
+  frontWatch(id: number, fd: number, waitMs: number): object | [object, string] | null;
+  /** TCP_DEFER_ACCEPT on a listener: 0 or an errno. */
+  frontDefer(fd: number, seconds: number): number;
   /** 0, an errno (the connect failed at once), or -1 (the client left). */
   frontProceed(conn: object, family: 4 | 6, ip: string, port: number, head: string, connectMs: number, responseMs: number): number;
   frontTake(conn: object, out: Int32Array): void;

@@ -227,10 +227,15 @@ describe('the front, attacked', { skip: nativeBinding().binding || process.env.C
         partial.write(HEAD('/e/').slice(0, 40));
         await sleep(50);
         await g.gw.drain(100);
+        // With the front, a connection that has sent nothing is still the kernel's (accepts wait
+        // for the first bytes: TCP_DEFER_ACCEPT), and dies with the listener: its first write is
+        // refused (a reset), never answered.
+        if (front) silent.write(HEAD('/e/'));
         const r = await Promise.race([Promise.all(done).then(() => 'closed'), sleep(2000).then(() => 'still open')]);
         partial.destroy();
         silent.destroy();
         assert.equal(r, 'closed');
+        assert.equal(await done[1], '', 'the silent connection is never answered');
       } finally {
         await echo.close();
       }
