@@ -137,6 +137,7 @@ describe('the front', { skip: nativeBinding().binding || process.env.CI === 'tru
       assert.equal(u.status, 101);
       assert.ok(typeof u.ms === 'number' && u.ms >= 0);
       assert.equal(frontCounts().tunnels - before.tunnels, 1, 'the front made the tunnel');
+      assert.equal(frontCounts().atAccept - before.atAccept, 1, 'its head was there when Node accepted it');
       // The upstream saw the head the gateway writes: the prefix off, X-Forwarded-For on.
       const seen = echo.handshakes.at(-1)!;
       assert.equal(seen.url, '/path?x=1');
@@ -201,6 +202,38 @@ describe('the front', { skip: nativeBinding().binding || process.env.CI === 'tru
     }
   });
 
+  test('a connection that says nothing for 1.5 s is accepted all the same: its HTTP request and its WebSocket handshake are answered', async () => {
+    const up = await httpUpstream((req, res) => res.end(`late ${req.url}`));
+    const g = await gateway({ apps: [{ name: 'h', port: up.port }, { name: 'e', port: echo.port }] }, true);
+    const before = frontCounts();
+    try {
+      const late = (head: string) =>
+        new Promise<string>((ok, fail) => {
+          const s = net.connect(g.port, '127.0.0.1');
+          let out = '';
+          s.on('data', (d) => {
+            out += d.toString('latin1');
+            if (out.includes('\r\n\r\n') && out.startsWith('HTTP/1.1 101')) s.destroy();
+          });
+          s.on('close', () => ok(out));
+          s.on('error', fail);
+          s.on('connect', () => setTimeout(() => s.write(head), 1500));
+        });
+      const [plain, ws] = await Promise.all([
+        late('GET /h/x HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n'),
+        late(`GET /e/ HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n`),
+      ]);
+      assert.match(plain, /^HTTP\/1\.1 200 [^]*late \/x$/);
+      assert.match(ws, new RegExp(`^HTTP/1\\.1 101 [^]*Sec-WebSocket-Accept: ${ACCEPT.replace(/[+/]/g, '\\$&')}`, 'i'));
+      // The kernel gave both up waiting (about a second) before their bytes came: the front waited its own 200 ms and handed them to Node.
+      assert.equal(frontCounts().atAccept - before.atAccept, 0);
+      assert.equal(frontCounts().handedBack - before.handedBack, 2);
+    } finally {
+      await g.close();
+      await up.close();
+    }
+  });
+
   test('HTTP on the same port goes to Node unread: keep-alive requests, a body, a head sent in two pieces', async () => {
     const up = await httpUpstream((req, res) => {
       let body = '';
@@ -237,6 +270,8 @@ describe('the front', { skip: nativeBinding().binding || process.env.CI === 'tru
       });
       assert.match(split, /GET \/split $/);
       assert.equal(frontCounts().handedBack - before.handedBack, 3, 'one connection for the keep-alive requests, one for the POST, one for the split head');
+      // Accepts wait for the first bytes: the two whole heads were met at accept and went to Node at once.
+      assert.equal(frontCounts().atAccept - before.atAccept, 2);
     } finally {
       await g.close();
       await up.close();
