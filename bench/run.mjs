@@ -24,7 +24,7 @@ const opt = (name) => {
   return i === -1 ? undefined : args[i + 1];
 };
 if (flag('--help')) {
-  console.log(`usage: npm run bench [-- --quick] [--only echo,stream,small-writes,handshakes,idle,http,h2,bridge,hop] [--proxies direct,porthole,porthole-front,porthole-js,porthole-no-metrics,porthole-w2,porthole-w2-rr,porthole-b-direct,porthole-hop,porthole-chain,nginx,nginx-auto,haproxy,http-proxy] [--rounds N] [--rate N] [--out DIR] [--cpu-prof DIR]
+  console.log(`usage: npm run bench [-- --quick] [--only echo,stream,small-writes,handshakes,idle,http,h2,bridge,hop] [--proxies direct,porthole,porthole-node,porthole-js,porthole-no-metrics,porthole-w2,porthole-w2-rr,porthole-b-direct,porthole-hop,porthole-chain,nginx,nginx-auto,haproxy,http-proxy] [--rounds N] [--rate N] [--out DIR] [--cpu-prof DIR]
   hop: echo and http with --proxies porthole-b-direct,porthole-hop (a cluster: Redis and nodes A and B, the app on B);
        porthole-chain (two plain gateways in a row, no cluster) is the hop's control, run when --proxies names it
   --rate N: echo at N messages per second on each of its 64 connections (open loop) instead of as fast as echoes
@@ -47,20 +47,20 @@ for (const w of only) if (!ALL.includes(w)) {
   console.error(`unknown workload ${w} (one of ${ALL.join(', ')}, hop)`);
   process.exit(2);
 }
-const proxyNames = (opt('--proxies') ?? (hopOnly ? HOP_PROXIES.join(',') : 'direct,porthole,porthole-front,porthole-js,porthole-no-metrics,porthole-w2,porthole-b-direct,porthole-hop,nginx,nginx-auto,haproxy,http-proxy')).split(',');
+const proxyNames = (opt('--proxies') ?? (hopOnly ? HOP_PROXIES.join(',') : 'direct,porthole,porthole-node,porthole-js,porthole-no-metrics,porthole-w2,porthole-b-direct,porthole-hop,nginx,nginx-auto,haproxy,http-proxy')).split(',');
 /** Porthole with its metrics off runs where metrics cost something per unit of work (unless --proxies names it). */
 const NO_METRICS_WORKLOADS = ['echo', 'http'];
 // The cluster runs echo and http only: its CPU is read per node, which those two workloads report.
 /** The JavaScript tunnel runs where the tunnel engine matters, `workers: 2` where more processes could add throughput (unless --proxies names them). */
 const ENGINE_WORKLOADS = ['echo', 'stream', 'small-writes', 'handshakes', 'idle'];
 const WORKER_WORKLOADS = ['handshakes', 'http'];
-/** The front where it does something (handshakes) or could cost something (a connection's first request, echo's tunnels). */
+/** Node's handshake path (no front) where the front does something (handshakes) or could cost something (a connection's first request, echo's tunnels). */
 const FRONT_WORKLOADS = ['handshakes', 'echo', 'http'];
 const skip = (proxy, workload) =>
   (proxy === 'porthole-no-metrics' && !opt('--proxies') && !NO_METRICS_WORKLOADS.includes(workload)) ||
   (proxy === 'porthole-js' && !opt('--proxies') && !ENGINE_WORKLOADS.includes(workload)) ||
   (proxy === 'porthole-w2' && !opt('--proxies') && !WORKER_WORKLOADS.includes(workload)) ||
-  (proxy === 'porthole-front' && !opt('--proxies') && !FRONT_WORKLOADS.includes(workload)) || (MULTI_PROCESS.includes(proxy) && !HOP_WORKLOADS.includes(workload));
+  (proxy === 'porthole-node' && !opt('--proxies') && !FRONT_WORKLOADS.includes(workload)) || (MULTI_PROCESS.includes(proxy) && !HOP_WORKLOADS.includes(workload));
 const cpuProf = opt('--cpu-prof');
 // --rate N: echo at N messages per second per connection (open loop), the same load for every proxy, so their CPU
 // per message compares at equal load rather than each at its own pace (a slower path also batches less per wake-up,
@@ -117,7 +117,7 @@ function proxyStarter(name) {
   // The JavaScript tunnel, where `porthole` uses the native one when its addon is built.
   if (name === 'porthole-js') return (up) => PROXIES.porthole(up, { engine: 'js', cpuProf });
   if (name === 'porthole') return (up) => PROXIES.porthole(up, { cpuProf });
-  if (name === 'porthole-front') return (up) => PROXIES.porthole(up, { front: true, cpuProf });
+  if (name === 'porthole-node') return (up) => PROXIES.porthole(up, { nodeHandshakes: true, cpuProf });
   // workers: 2 (docs/workers.md); -rr: the primary hands out connections round-robin instead of the workers accepting.
   if (name === 'porthole-w2') return (up) => PROXIES.porthole(up, { workers: 2 });
   if (name === 'porthole-w2-rr') return (up) => PROXIES.porthole(up, { workers: 2, sched: 'rr' });

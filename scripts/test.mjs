@@ -4,7 +4,7 @@
 // The tunnel and bridge tests run twice: with the engine in force (native when
 // the addon is built, as npm install does) and again with PORTHOLE_TUNNEL=js, so
 // both data paths pass the same suite; the WebSocket proxying tests run a third time through
-// the front (PORTHOLE_FRONT=native).
+// Node's own handshake path (PORTHOLE_FRONT=node) rather than the front.
 //   npm test                      every test
 //   npm test -- test/gateway      one folder (or one file)
 import { spawnSync } from 'node:child_process';
@@ -47,11 +47,12 @@ if (tunnelFiles.length && process.env.PORTHOLE_TUNNEL !== 'js') {
   run(process.execPath, [...RUNNER, ...tunnelFiles], { ...process.env, PORTHOLE_TUNNEL: 'js' });
 }
 
-// The WebSocket proxying tests once more with the front taking the handshakes (PORTHOLE_FRONT=native,
-// docs/configuration.md): every outcome there must be the same as through Node's path.
+// The WebSocket proxying tests once more with every handshake through Node's own path
+// (PORTHOLE_FRONT=node; the front takes them by default, docs/configuration.md): every outcome
+// must be the same through both.
 const FRONT_TESTS = /^test\/gateway\/(websocket-[^/]*|tunnel-[^/]*|upstream-upgrade|serve-lifecycle)\.test\.ts$/;
 const frontFiles = files.filter((f) => FRONT_TESTS.test(f.split('\\').join('/')));
-if (frontFiles.length && process.env.PORTHOLE_TUNNEL !== 'js' && process.env.PORTHOLE_FRONT !== 'native') {
-  console.log(`\n# the WebSocket tests again through the front (PORTHOLE_FRONT=native): ${frontFiles.length} files`);
-  run(process.execPath, [...RUNNER, ...frontFiles], { ...process.env, PORTHOLE_FRONT: 'native' });
+if (frontFiles.length && process.env.PORTHOLE_TUNNEL !== 'js' && process.env.PORTHOLE_FRONT !== 'node') {
+  console.log(`\n# the WebSocket tests again through Node's own handshake path (PORTHOLE_FRONT=node): ${frontFiles.length} files`);
+  run(process.execPath, [...RUNNER, ...frontFiles], { ...process.env, PORTHOLE_FRONT: 'node' });
 }

@@ -79,21 +79,21 @@ export const PROXIES = {
    * whole tree (primary + workers). `sched: 'rr'`: the primary accepts and hands connections
    * out round-robin, instead of the workers accepting on the shared socket (NODE_CLUSTER_SCHED_POLICY).
    */
-  porthole: async (up, { metrics = true, workers = 1, sched, engine, front = false, cpuProf } = {}) => {
+  porthole: async (up, { metrics = true, workers = 1, sched, engine, nodeHandshakes = false, cpuProf } = {}) => {
     const port = await freePort();
     const dir = mkdtempSync(join(tmpdir(), 'bench-porthole-'));
     const cfg = join(dir, 'porthole.yaml');
     writeFileSync(cfg, `${metrics ? '' : 'metrics: false\n'}${workers > 1 ? `workers: ${workers}\n` : ''}apps:\n  - name: b\n    port: ${up.port}\n`);
     // Default settings: a JSON log line per request, read (and dropped) by the harness.
     // engine: 'js' keeps the JavaScript tunnel where the native one would be used (tunnel_engine, docs/configuration.md).
-    // front: WebSocket handshakes through the front (PORTHOLE_FRONT=native, docs/development.md).
-    const env = sched || engine || front ? { env: { ...process.env, ...(sched ? { NODE_CLUSTER_SCHED_POLICY: sched } : {}), ...(engine ? { PORTHOLE_TUNNEL: engine } : {}), ...(front ? { PORTHOLE_FRONT: 'native' } : {}) } } : {};
+    // nodeHandshakes: every WebSocket handshake through Node's own path, not the front (PORTHOLE_FRONT=node, docs/configuration.md).
+    const env = sched || engine || nodeHandshakes ? { env: { ...process.env, ...(sched ? { NODE_CLUSTER_SCHED_POLICY: sched } : {}), ...(engine ? { PORTHOLE_TUNNEL: engine } : {}), ...(nodeHandshakes ? { PORTHOLE_FRONT: 'node' } : {}) } } : {};
     // cpuProf: a V8 CPU profile of the gateway, written to that directory when it stops (bench/profile-summary.mjs reads it).
     const prof = cpuProf ? ['--cpu-prof', '--cpu-prof-dir', cpuProf] : [];
     if (cpuProf) mkdirSync(cpuProf, { recursive: true });
     const p = start('porthole', process.execPath, [...prof, join(ROOT, 'dist/cli/main.js'), 'serve', '--listen', `127.0.0.1:${port}`, '--config', cfg, '--data', dir, '--log-format', 'json'], env);
     await waitPort(port);
-    const name = `porthole${engine === 'js' ? ' (JS tunnel)' : ''}${front ? ' (front)' : ''}${metrics ? '' : ' (no metrics)'}${workers > 1 ? ` (${workers} workers${sched ? `, sched ${sched}` : ''})` : ''}`;
+    const name = `porthole${engine === 'js' ? ' (JS tunnel)' : ''}${nodeHandshakes ? ' (Node handshakes)' : ''}${metrics ? '' : ' (no metrics)'}${workers > 1 ? ` (${workers} workers${sched ? `, sched ${sched}` : ''})` : ''}`;
     return { name, port, pid: p.child.pid, path: '/b/', stop: async () => (await p.stop(), rmSync(dir, { recursive: true, force: true })) };
   },
 

@@ -25,7 +25,7 @@ import { closeSync } from 'node:fs';
 import http, { type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
 import { isIP, Socket } from 'node:net';
 import { getSystemErrorName } from 'node:util';
-import { DrainingError, RequestAbortedError, UpstreamBadResponseError, upstreamError } from '../errors.js';
+import { ConfigError, DrainingError, RequestAbortedError, UpstreamBadResponseError, upstreamError } from '../errors.js';
 import { emit } from '../events.js';
 import type { GatewayCore } from './core.js';
 import { noteConnection } from './memory-reducer.js';
@@ -64,11 +64,15 @@ export const FRONT_WAIT_MS = 200;
 export const DEFER_S = 1;
 
 /**
- * Whether the front is asked for: PORTHOLE_FRONT=native. Off by default while it is new;
- * it needs the native tunnel engine and a cleartext listener (gateway.ts).
+ * Whether the front is wanted: yes, unless PORTHOLE_FRONT=node (every handshake through
+ * Node's own path). It needs the native tunnel engine and a cleartext listener (gateway.ts).
+ * Any other value is a configuration error (PH_ERR_CONFIG).
  */
 export function frontWanted(env: NodeJS.ProcessEnv = process.env): boolean {
-  return env.PORTHOLE_FRONT === 'native';
+  const v = env.PORTHOLE_FRONT?.trim();
+  if (!v || v === 'native') return true;
+  if (v === 'node') return false;
+  throw new ConfigError([`PORTHOLE_FRONT=${v}: expected native (the default: WebSocket handshakes through the front) or node (through Node's own path)`], 'environment');
 }
 
 /** The gateway's side: the same decisions as its upgrade listener, without answering. */

@@ -92,7 +92,7 @@ export interface GatewayOptions {
 export interface ListenOptions {
   /** How long a client may take to send its request head (default: the config's `header_timeout`); then 408. */
   headersTimeoutMs?: number;
-  /** WebSocket handshakes through the front (front.ts), where it can take them. Default: PORTHOLE_FRONT=native. */
+  /** WebSocket handshakes through the front (front.ts), where it can take them. Default: on, unless PORTHOLE_FRONT=node. */
   front?: boolean;
 }
 
@@ -546,6 +546,8 @@ export class Gateway implements GatewayCore {
 
   /** Listens on `host:port` (port 0 picks a free one); with `tls`, TLS and cleartext on the same port. */
   async listen(host = '127.0.0.1', port = 50000, options: ListenOptions = {}): Promise<ListenAddress> {
+    // Read first: a PORTHOLE_FRONT the gateway does not know stops the start (PH_ERR_CONFIG) before anything listens.
+    const wantFront = options.front ?? frontWanted();
     const headersTimeout = options.headersTimeoutMs ?? this.table.config.header_timeout;
     const server = http.createServer({
       noDelay: true,
@@ -595,7 +597,7 @@ export class Gateway implements GatewayCore {
     server.on('connection', noteConnection);
     this.releaseMemoryReducer = useMemoryReducer();
     // The front (front.ts): WebSocket handshakes on the addon's thread. Cleartext listeners only.
-    this.front = !tlsConfig && this.tunnelEngine === 'native' && (options.front ?? frontWanted()) && installFront(this, server);
+    this.front = !tlsConfig && this.tunnelEngine === 'native' && wantFront && installFront(this, server);
     const addr = server.address() as AddressInfo;
     const shownHost = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
     const address = { host: addr.address, port: addr.port, url: `${tlsConfig ? 'https' : 'http'}://${shownHost}:${addr.port}` };

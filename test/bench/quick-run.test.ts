@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const PEERS = ['direct', 'porthole', 'porthole (front)', 'porthole (JS tunnel)', 'porthole (no metrics)', 'porthole (B direct)', 'porthole (A→B)', 'nginx', 'nginx (auto)', 'haproxy', 'http-proxy'];
+const PEERS = ['direct', 'porthole', 'porthole (Node handshakes)', 'porthole (JS tunnel)', 'porthole (no metrics)', 'porthole (B direct)', 'porthole (A→B)', 'nginx', 'nginx (auto)', 'haproxy', 'http-proxy'];
 /** The two rows of the cluster (Redis and nodes A and B, the app on B): straight to B, and through A. */
 const HOP_ROWS = ['porthole (B direct)', 'porthole (A→B)'];
 const CLUSTER_ONLY = /^(A|B|redis) CPU/;

@@ -13,7 +13,7 @@ import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import WebSocket from 'ws';
 import { acceptKey } from '../../src/gateway/error-response.js';
-import { frontCounts } from '../../src/gateway/front.js';
+import { frontCounts, frontWanted } from '../../src/gateway/front.js';
 import { createGateway } from '../../src/gateway/gateway.js';
 import { nativeBinding } from '../../src/gateway/native-binding.js';
 import { closeServer, collect, httpUpstream, listen, nextMessage, openFds, openWs, rawRequest, sleep, waitFor, wsCloseOf, wsUpstream, type TestGateway } from '../helpers/net.js';
@@ -110,6 +110,41 @@ describe('the front', { skip: nativeBinding().binding || process.env.CI === 'tru
   });
   after(async () => {
     await echo.close();
+  });
+
+  test('on by default: PORTHOLE_FRONT unset or native takes handshakes through the front, node through Node\'s path, anything else stops the start (PH_ERR_CONFIG) before the port is bound', async () => {
+    assert.equal(frontWanted({}), true);
+    assert.equal(frontWanted({ PORTHOLE_FRONT: 'native' }), true);
+    assert.equal(frontWanted({ PORTHOLE_FRONT: ' node ' }), false);
+    assert.throws(() => frontWanted({ PORTHOLE_FRONT: 'fast' }), (err: Error & { code?: string }) => err.code === 'PH_ERR_CONFIG' && /PORTHOLE_FRONT=fast: expected native .* or node/.test(err.message));
+    const saved = process.env.PORTHOLE_FRONT;
+    try {
+      delete process.env.PORTHOLE_FRONT;
+      const on = createGateway({ apps: [{ name: 'e', port: echo.port }] });
+      await on.listen('127.0.0.1', 0);
+      assert.equal(on.front, true, 'the front is on without being asked for');
+      await on.drain(100);
+      process.env.PORTHOLE_FRONT = 'node';
+      const off = createGateway({ apps: [{ name: 'e', port: echo.port }] });
+      await off.listen('127.0.0.1', 0);
+      assert.equal(off.front, false);
+      await off.drain(100);
+      process.env.PORTHOLE_FRONT = 'fast';
+      const port = await new Promise<number>((ok) => {
+        const probe = net.createServer().listen(0, '127.0.0.1', () => {
+          const p = (probe.address() as net.AddressInfo).port;
+          probe.close(() => ok(p));
+        });
+      });
+      const bad = createGateway({ apps: [{ name: 'e', port: echo.port }] });
+      await assert.rejects(bad.listen('127.0.0.1', port), (err: Error & { code?: string }) => err.code === 'PH_ERR_CONFIG');
+      // Nothing listens there: the check came first.
+      const refused = await new Promise<string>((ok) => net.connect(port, '127.0.0.1').on('connect', function (this: net.Socket) { this.destroy(); ok('connected'); }).on('error', (e: NodeJS.ErrnoException) => ok(e.code ?? 'error')));
+      assert.equal(refused, 'ECONNREFUSED');
+    } finally {
+      if (saved === undefined) delete process.env.PORTHOLE_FRONT;
+      else process.env.PORTHOLE_FRONT = saved;
+    }
   });
 
   test('takes a WebSocket handshake whole: messages both ways, the upgrade and tunnel.close events, the listening event says so', async () => {
