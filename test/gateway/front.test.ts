@@ -237,6 +237,38 @@ describe('the front', { skip: nativeBinding().binding || process.env.CI === 'tru
     }
   });
 
+  test('connections that have sent nothing hold no descriptor of the gateway until they send or about a second passes (deferred accepts); without the front, each holds one at once', async () => {
+    const silentFds = async (front: boolean) => {
+      const g = await gateway({ apps: [{ name: 'e', port: echo.port }] }, front);
+      const socks: net.Socket[] = [];
+      try {
+        await sleep(50);
+        const before = openFds();
+        for (let i = 0; i < 40; i++) {
+          const s = net.connect(g.port, '127.0.0.1');
+          s.on('error', () => {});
+          socks.push(s);
+        }
+        await Promise.all(socks.map((s) => (s.connecting ? once(s, 'connect') : null)));
+        await sleep(300);
+        // Each client socket is one of this process's descriptors: what is left over is the gateway's.
+        const held = openFds() - before - socks.length;
+        // After the kernel stops deferring (about a second), Node has them all.
+        await sleep(1700);
+        const later = openFds() - before - socks.length;
+        return { held, later };
+      } finally {
+        for (const s of socks) s.destroy();
+        await g.close();
+      }
+    };
+    const withFront = await silentFds(true);
+    const without = await silentFds(false);
+    assert.ok(withFront.held <= 2, `the front's listener holds ${withFront.held} descriptors for 40 silent connections`);
+    assert.ok(withFront.later >= 38, `accepted after the deferral: ${withFront.later}`);
+    assert.ok(without.held >= 38, `Node's listener holds one per connection at once: ${without.held}`);
+  });
+
   test('a connection that says nothing for 1.5 s is accepted all the same: its HTTP request and its WebSocket handshake are answered', async () => {
     const up = await httpUpstream((req, res) => res.end(`late ${req.url}`));
     const g = await gateway({ apps: [{ name: 'h', port: up.port }, { name: 'e', port: echo.port }] }, true);
