@@ -266,9 +266,10 @@ static void peek(front_conn_t *c, uint32_t events) {
   /*
    * The client's FIN (or reset) came with its head, in this one edge: no later event says so.
    * Noted as one that comes while JavaScript decides (arm acts on it), as Node's path ends a
-   * handshake whose client left before the upstream answered.
+   * handshake whose client left before the upstream answered. Not a FIN behind bytes sent
+   * after the head: Node's path meets that one only after the handshake (client_left).
    */
-  if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) c->client_gone = 1;
+  if ((events & (EPOLLHUP | EPOLLERR)) || ((events & EPOLLRDHUP) && n == end)) c->client_gone = 1;
   report(c, FRONT_HEAD, 0, peek_buf, (size_t)end, 0);
 }
 
@@ -386,6 +387,21 @@ static void upstream_io(front_conn_t *c, uint32_t events) {
   if (c->phase == PH_ANSWER && (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))) answer_read(c);
 }
 
+/*
+ * Whether a hang-up on the client's socket is one Node's path would act on now: a reset, or a
+ * FIN with nothing unread before it. Bytes the client sent after its head wait in the socket
+ * until the handshake is over (Node reads none of them before), and a FIN behind them is met
+ * only then: the handshake goes on, and the app's answer reaches the client.
+ */
+static int client_left(int fd, uint32_t events) {
+  if (events & (EPOLLHUP | EPOLLERR)) return 1;
+  uint8_t b;
+  ssize_t n;
+  do n = recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+  while (n < 0 && errno == EINTR);
+  return n <= 0;
+}
+
 void front_event(endpoint_t *e, uint32_t events) {
   front_conn_t *c = (front_conn_t *)e->t;
   if (e->side == SIDE_FRONT_CLIENT) {
@@ -393,7 +409,7 @@ void front_event(endpoint_t *e, uint32_t events) {
       peek(c, events);
       return;
     }
-    if (!(events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))) return;
+    if (!(events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) || !client_left(c->cfd, events)) return;
     /* The client left: while the loop works, the upstream is given up and JavaScript told. */
     if ((c->phase == PH_CONNECT || c->phase == PH_ANSWER) && c->armed) {
       fail(c, FRONT_LEFT, 0);

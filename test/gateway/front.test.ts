@@ -494,6 +494,29 @@ describe('the front', { skip: nativeBinding().binding || process.env.CI === 'tru
     }
   });
 
+  test('a client that sends more after its head and then its FIN, before the app answers, still gets the app\'s answer, as through Node (the FIN waits behind the bytes)', async () => {
+    const up = await rawUpstream((s) => setTimeout(() => s.end('HTTP/1.1 401 Unauthorized\r\nContent-Length: 4\r\nConnection: close\r\n\r\nnope'), 150));
+    try {
+      const r = await both({ apps: [{ name: 's', port: up.port }] }, async (g) => {
+        const s = net.connect(g.port, '127.0.0.1');
+        s.on('error', () => {});
+        let answer = '';
+        s.on('data', (d: Buffer) => (answer += d.toString('latin1')));
+        const closed = new Promise<void>((ok) => s.once('close', () => ok()));
+        await once(s, 'connect');
+        s.write(`GET /s/ HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n`);
+        await sleep(20);
+        s.end('0123456789');
+        await closed;
+        return answer.split('\r\n')[0];
+      });
+      assert.equal(r.node, 'HTTP/1.1 401 Unauthorized');
+      assert.equal(r.front, r.node);
+    } finally {
+      await up.close();
+    }
+  });
+
   test('a drain while the app has not answered: the client gets 1001 at once', async () => {
     const up = await rawUpstream(() => undefined);
     const g = await gateway({ apps: [{ name: 's', port: up.port }] }, true);
