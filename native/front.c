@@ -135,8 +135,9 @@ static void hand_back(front_conn_t *c) {
   free_conn(c);
 }
 
-static long head_end(const uint8_t *p, size_t n);
-static int may_upgrade(const uint8_t *p, size_t n);
+enum { HEAD_NODE, HEAD_WAIT, HEAD_WS };
+static int head_kind(const uint8_t *p, size_t n, long *end);
+static int left(uint32_t events, int unread);
 
 /* The JavaScript thread's own buffer for a head peeked at when Node accepts (front_watch). */
 static uint8_t accept_buf[HEAD_MAX];
@@ -153,8 +154,9 @@ front_conn_t *front_watch(int id, int fd, uint32_t wait_ms, int *err, const uint
   ssize_t n;
   do n = recv(fd, accept_buf, sizeof accept_buf, MSG_PEEK | MSG_DONTWAIT);
   while (n < 0 && errno == EINTR);
-  long end = n > 0 ? head_end(accept_buf, (size_t)n) : -1;
-  if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) || (end > 0 && !may_upgrade(accept_buf, (size_t)end)) || (n > 0 && end < 0 && (size_t)n >= sizeof accept_buf)) {
+  long end = -1;
+  int kind = n > 0 ? head_kind(accept_buf, (size_t)n, &end) : n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) ? HEAD_WAIT : HEAD_NODE;
+  if (kind == HEAD_NODE) {
     *err = 0;
     return NULL;
   }
@@ -178,7 +180,7 @@ front_conn_t *front_watch(int id, int fd, uint32_t wait_ms, int *err, const uint
     c->end[s].t = (tunnel_t *)c;
     c->end[s].side = SIDE_FRONT_CLIENT + s;
   }
-  if (end > 0) {
+  if (kind == HEAD_WS) {
     /*
      * Shown now. The client's socket joins the epoll set in front_proceed, once its head is
      * taken from it (added now, the bytes it holds would wake the loop for nothing).
@@ -236,6 +238,17 @@ static long head_end(const uint8_t *p, size_t n) {
   return -1;
 }
 
+/*
+ * What the n bytes peeked from a client's socket are: a complete head that may be a WebSocket
+ * upgrade (its length in *end), one still coming, or Node's (any other complete head, or
+ * bytes without a head's end that fill the buffer a head must fit in).
+ */
+static int head_kind(const uint8_t *p, size_t n, long *end) {
+  *end = head_end(p, n);
+  if (*end < 0) return n >= HEAD_MAX ? HEAD_NODE : HEAD_WAIT;
+  return may_upgrade(p, (size_t)*end) ? HEAD_WS : HEAD_NODE;
+}
+
 static uint8_t peek_buf[HEAD_MAX];
 
 static void peek(front_conn_t *c, uint32_t events) {
@@ -250,13 +263,11 @@ static void peek(front_conn_t *c, uint32_t events) {
     hand_back(c);
     return;
   }
-  long end = head_end(peek_buf, (size_t)n);
-  if (end < 0) {
-    /* More to come, unless the head cannot fit or the client said it is done. */
-    if ((size_t)n >= sizeof peek_buf || (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))) hand_back(c);
-    return;
-  }
-  if (!may_upgrade(peek_buf, (size_t)end)) {
+  long end;
+  int kind = head_kind(peek_buf, (size_t)n, &end);
+  /* Still coming: wait for the rest, unless the client said it is done. */
+  if (kind == HEAD_WAIT && !(events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))) return;
+  if (kind != HEAD_WS) {
     hand_back(c);
     return;
   }
@@ -269,7 +280,7 @@ static void peek(front_conn_t *c, uint32_t events) {
    * handshake whose client left before the upstream answered. Not a FIN behind bytes sent
    * after the head: Node's path meets that one only after the handshake (client_left).
    */
-  if ((events & (EPOLLHUP | EPOLLERR)) || ((events & EPOLLRDHUP) && n == end)) c->client_gone = 1;
+  if (left(events, n > end)) c->client_gone = 1;
   report(c, FRONT_HEAD, 0, peek_buf, (size_t)end, 0);
 }
 
@@ -393,13 +404,16 @@ static void upstream_io(front_conn_t *c, uint32_t events) {
  * until the handshake is over (Node reads none of them before), and a FIN behind them is met
  * only then: the handshake goes on, and the app's answer reaches the client.
  */
+static int left(uint32_t events, int unread) { return (events & (EPOLLHUP | EPOLLERR)) || ((events & EPOLLRDHUP) && !unread); }
+
+/* left() for a client whose head is taken: whatever its socket still holds is unread. */
 static int client_left(int fd, uint32_t events) {
   if (events & (EPOLLHUP | EPOLLERR)) return 1;
   uint8_t b;
   ssize_t n;
   do n = recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
   while (n < 0 && errno == EINTR);
-  return n <= 0;
+  return left(events, n > 0);
 }
 
 void front_event(endpoint_t *e, uint32_t events) {

@@ -36,7 +36,7 @@ export interface EventMap {
   /** A config was loaded, swapped in, or rejected. */
   config: { action: 'loaded' | 'reloaded' | 'rejected'; source: string; apps?: number; error?: string; code?: string };
   /** The gateway's own lifecycle. */
-  gateway: { action: 'listening' | 'draining' | 'closed'; address?: string; tunnels?: number; requests?: number; gateway: string; /** On `listening`: each app's URLs (prefix, host names). */ apps?: Record<string, string[]>; /** On `listening`: who moves tunnels' bytes, and why not native when it is not. */ tunnelEngine?: 'native' | 'js'; tunnelEngineWhy?: string; /** On `listening`: the front (front.ts) takes WebSocket handshakes. */ front?: boolean };
+  gateway: { action: 'listening' | 'draining' | 'closed'; address?: string; tunnels?: number; requests?: number; gateway: string; /** On `listening`: each app's URLs (prefix, host names). */ apps?: Record<string, string[]>; /** On `listening`: who moves tunnels' bytes, and why not native when it is not. */ tunnelEngine?: 'native' | 'js'; tunnelEngineWhy?: string; /** On `listening`: the front (front.ts) takes WebSocket handshakes. */ front?: boolean; /** On `listening`: what the front lacks here, when it lacks something (its accepts not deferred). */ frontWhy?: string };
   /** A failure that is not tied to one request (socket errors, watcher errors). */
   error: { code: string; message: string; app?: string; gateway?: string };
   /**

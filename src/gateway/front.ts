@@ -134,14 +134,19 @@ export function setNextFrontId(id: number): void {
 let front: NativeBinding | null = null;
 const fds = new Int32Array(2);
 
+/** The front on a listener: `deferWhy` says why its accepts are not deferred, when they are not. */
+export interface FrontInstalled {
+  deferWhy?: string;
+}
+
 /**
  * Puts the front before `server`'s accepts (its listening handle's onconnection). Returns
- * false, and changes nothing, when the server's handle is not a TCP listener of this
- * process (a cluster worker's is the primary's).
+ * null, and changes nothing, when the server's handle is not a listener of this process (a
+ * cluster worker's is the primary's).
  */
-export function installFront(owner: FrontOwner, server: http.Server, waitMs = FRONT_WAIT_MS): boolean {
+export function installFront(owner: FrontOwner, server: http.Server, waitMs = FRONT_WAIT_MS): FrontInstalled | null {
   const listener = (server as unknown as { _handle?: { fd?: number; onconnection?: OnConnection } | null })._handle;
-  if (!listener || typeof listener.fd !== 'number' || listener.fd < 0 || typeof listener.onconnection !== 'function') return false;
+  if (!listener || typeof listener.fd !== 'number' || listener.fd < 0 || typeof listener.onconnection !== 'function') return null;
   if (!front) {
     const b = binding();
     // Started by another copy of this module: its onReport serves this copy's connections too (one `held`).
@@ -154,8 +159,8 @@ export function installFront(owner: FrontOwner, server: http.Server, waitMs = FR
   const b = front;
   // Accepts wait for the client's first bytes (at most about DEFER_S): the head is met at accept,
   // on this thread, and the addon's loop is not woken for it. Refused (not Linux's TCP): the
-  // loop waits for heads as it would for a head sent in pieces.
-  b.frontDefer(listener.fd, DEFER_S);
+  // loop waits for heads as it would for a head sent in pieces, and the listening event says so.
+  const deferErr = b.frontDefer(listener.fd, DEFER_S);
   const nodeAccepts = listener.onconnection;
   listener.onconnection = function (this: unknown, err: number, client?: TcpHandle) {
     if (err || !client || owner.draining) return nodeAccepts.call(this, err, client);
@@ -180,46 +185,46 @@ export function installFront(owner: FrontOwner, server: http.Server, waitMs = FR
     if (now) {
       // Its head came with it: decided now, without the addon's loop.
       counts.atAccept++;
-      guarded(id, h, () => head(id, h, now[1]));
+      try {
+        head(id, h, now[1]);
+      } catch (err) {
+        fault(id, h, err);
+      }
     }
     // The addon links it (its wait limit) at its loop's next turn: the head's arrival, or this timer's.
     armLinks(b);
   };
-  return true;
+  return deferErr ? { deferWhy: `accepts are not deferred (TCP_DEFER_ACCEPT: ${getSystemErrorName(-deferErr)}): each head is waited for on the front's loop` } : {};
 }
 
 function onReport(kind: number, id: number, errno: number, bytes: Buffer | string | undefined, ended: boolean): void {
   const h = held.get(id);
   if (!h) return;
-  switch (kind) {
-    case HANDOFF:
-      held.delete(id);
-      counts.handedBack++;
-      return accept(h);
-    case HEAD:
-      return guarded(id, h, () => head(id, h, bytes as string));
-    case ANSWER:
-      return guarded(id, h, () => answer(id, h, (bytes as Buffer | undefined) ?? Buffer.alloc(0), ended));
-    default:
-      return guarded(id, h, () => failed(id, h, kind, errno));
+  if (kind === HANDOFF) {
+    held.delete(id);
+    counts.handedBack++;
+    return accept(h);
+  }
+  try {
+    if (kind === HEAD) head(id, h, bytes as string);
+    else if (kind === ANSWER) answer(id, h, (bytes as Buffer | undefined) ?? Buffer.alloc(0), ended);
+    else failed(id, h, kind, errno);
+  } catch (err) {
+    fault(id, h, err);
   }
 }
 
-/** Runs a step of a connection's: a fault of ours costs this connection, never the process (a throw from a report would end it). */
-function guarded(id: number, h: Held, step: () => void): void {
-  try {
-    step();
-  } catch (err) {
-    held.delete(id);
-    if (h.drained) h.owner.handshakes.delete(h.drained);
-    if (!h.taken) {
-      h.taken = true;
-      front!.frontDrop(h.conn);
-    }
-    h.handle?.close();
-    h.handle = null;
-    emit('error', { code: 'PH_ERR_NATIVE_TUNNEL', message: `the front could not finish a WebSocket handshake (${(err as Error).message}); its connection is closed`, gateway: h.owner.id });
+/** A fault of ours in a connection's step costs that connection, never the process (a throw from a report would end it). */
+function fault(id: number, h: Held, err: unknown): void {
+  held.delete(id);
+  if (h.drained) h.owner.handshakes.delete(h.drained);
+  if (!h.taken) {
+    h.taken = true;
+    front!.frontDrop(h.conn);
   }
+  h.handle?.close();
+  h.handle = null;
+  emit('error', { code: 'PH_ERR_NATIVE_TUNNEL', message: `the front could not finish a WebSocket handshake (${(err as Error).message}); its connection is closed`, gateway: h.owner.id });
 }
 
 /** Gives a connection back to Node unread: the addon's duplicate closed, Node's handle accepted. */

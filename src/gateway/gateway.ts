@@ -597,11 +597,12 @@ export class Gateway implements GatewayCore {
     server.on('connection', noteConnection);
     this.releaseMemoryReducer = useMemoryReducer();
     // The front (front.ts): WebSocket handshakes on the addon's thread. Cleartext listeners only.
-    this.front = !tlsConfig && this.tunnelEngine === 'native' && wantFront && installFront(this, server);
+    const front = !tlsConfig && this.tunnelEngine === 'native' && wantFront ? installFront(this, server) : null;
+    this.front = front !== null;
     const addr = server.address() as AddressInfo;
     const shownHost = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
     const address = { host: addr.address, port: addr.port, url: `${tlsConfig ? 'https' : 'http'}://${shownHost}:${addr.port}` };
-    emit('gateway', { gateway: this.id, action: 'listening', address: address.url, apps: this.appUrls(), tunnelEngine: this.tunnelEngine, ...(this.tunnelEngineWhy ? { tunnelEngineWhy: this.tunnelEngineWhy } : {}), ...(this.front ? { front: true } : {}) });
+    emit('gateway', { gateway: this.id, action: 'listening', address: address.url, apps: this.appUrls(), tunnelEngine: this.tunnelEngine, ...(this.tunnelEngineWhy ? { tunnelEngineWhy: this.tunnelEngineWhy } : {}), ...(front ? { front: true } : {}), ...(front?.deferWhy ? { frontWhy: front.deferWhy } : {}) });
     return address;
   }
 

@@ -8,12 +8,15 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import WebSocket from 'ws';
 import { acceptKey } from '../../src/gateway/error-response.js';
-import { frontCounts, frontWanted } from '../../src/gateway/front.js';
+import { frontCounts, frontWanted, installFront, type FrontOwner } from '../../src/gateway/front.js';
 import { createGateway } from '../../src/gateway/gateway.js';
 import { nativeBinding } from '../../src/gateway/native-binding.js';
 import { closeServer, collect, httpUpstream, listen, nextMessage, openFds, openWs, rawRequest, sleep, waitFor, wsCloseOf, wsUpstream, type TestGateway } from '../helpers/net.js';
@@ -155,7 +158,9 @@ describe('the front', { skip: nativeBinding().binding || process.env.CI === 'tru
     const addr = await gw.listen('127.0.0.1', 0, { front: true });
     const before = frontCounts();
     try {
-      assert.equal(listening.events.find((e) => e.action === 'listening')?.front, true);
+      const l = listening.events.find((e) => e.action === 'listening');
+      assert.equal(l?.front, true);
+      assert.equal(l?.frontWhy, undefined, 'a TCP listener defers its accepts: nothing lacking to say');
       const ws = await openWs(`ws://127.0.0.1:${addr.port}/e/path?x=1`);
       for (const m of ['one', 'two', 'three']) {
         ws.send(m);
@@ -182,6 +187,24 @@ describe('the front', { skip: nativeBinding().binding || process.env.CI === 'tru
       upgrades.stop();
       closes.stop();
       await gw.drain(200);
+    }
+  });
+
+  test("a listener whose accepts cannot be deferred still gets the front, and says why (here a Unix socket's: TCP_DEFER_ACCEPT is TCP's)", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'porthole-front-'));
+    const server = http.createServer();
+    try {
+      await new Promise<void>((ok) => server.listen(join(dir, 'sock'), ok));
+      const installed = installFront({} as FrontOwner, server);
+      assert.ok(installed, 'installed');
+      assert.match(installed.deferWhy ?? '', /^accepts are not deferred \(TCP_DEFER_ACCEPT: E[A-Z]+\): each head is waited for on the front's loop$/);
+      const tcp = http.createServer();
+      await new Promise<void>((ok) => tcp.listen(0, '127.0.0.1', ok));
+      assert.deepEqual(installFront({} as FrontOwner, tcp), {}, 'a TCP listener defers its accepts');
+      await closeServer(tcp);
+    } finally {
+      await closeServer(server);
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 
@@ -375,6 +398,49 @@ describe('the front', { skip: nativeBinding().binding || process.env.CI === 'tru
       }
       assert.equal(frontCounts().tunnels - before.tunnels, 2);
     } finally {
+      await g.close();
+    }
+  });
+
+  test('a fault of ours while deciding a head (at accept, and from the loop) costs that connection alone: it is closed, PH_ERR_NATIVE_TUNNEL is logged, the next handshake goes through', async () => {
+    const g = await gateway({ apps: [{ name: 'e', port: echo.port }] }, true);
+    const errors = collect('error', g.gw.id);
+    const owner = g.gw as unknown as { frontPlan: (...a: unknown[]) => unknown };
+    const plan = owner.frontPlan;
+    try {
+      owner.frontPlan = () => {
+        throw new Error('a fault of the test');
+      };
+      const head = `GET /e/ HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n`;
+      for (const pieces of [1, 2]) {
+        const before = frontCounts();
+        const s = net.connect(g.port, '127.0.0.1');
+        s.on('error', () => {});
+        await once(s, 'connect');
+        if (pieces === 1) s.write(head);
+        else {
+          s.write(head.slice(0, 30));
+          await sleep(60);
+          s.write(head.slice(30));
+        }
+        let got = '';
+        s.on('data', (d: Buffer) => (got += d.toString('latin1')));
+        // Closed with the head unread: a reset, or a FIN.
+        await new Promise((ok) => s.once('close', ok));
+        assert.equal(got, '', 'nothing is answered: the connection is closed');
+        assert.equal(frontCounts().atAccept - before.atAccept, pieces === 1 ? 1 : 0, pieces === 1 ? 'decided at accept' : 'decided from the loop');
+        await waitFor(() => errors.events.length === pieces, 2000, 'the error event');
+        assert.equal(errors.events[pieces - 1].code, 'PH_ERR_NATIVE_TUNNEL');
+        assert.match(errors.events[pieces - 1].message, /the front could not finish a WebSocket handshake \(a fault of the test\)/);
+      }
+      owner.frontPlan = plan;
+      const ws = await openWs(`${g.wsUrl}/e/`);
+      ws.send('still here');
+      assert.equal(String((await nextMessage(ws)).data), 'still here');
+      ws.close();
+    } finally {
+      owner.frontPlan = plan;
+      errors.stop();
       await g.close();
     }
   });
