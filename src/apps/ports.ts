@@ -24,13 +24,25 @@ export class PortAllocator {
   /** Where the next search starts, so a just-released port is not reused at once (TIME_WAIT, stray clients). */
   #cursor: number;
 
-  constructor([first, last]: readonly [number, number]) {
+  /**
+   * The first search starts at a point of the range spread by `seed` (the process id):
+   * two Portholes on one machine (two cluster nodes, two users) that allocate at the same
+   * moment would otherwise both test the range's first port before either app binds it, and
+   * one app's traffic would reach the other's.
+   */
+  constructor([first, last]: readonly [number, number], seed = process.pid) {
     if (!Number.isInteger(first) || !Number.isInteger(last) || first < 1 || last > 65535 || first > last) {
       throw new RangeError(`portRange must be [first, last] within 1..65535, got [${first}, ${last}]`);
     }
     this.#first = first;
     this.#last = last;
-    this.#cursor = first;
+    // Fibonacci hashing: nearby seeds (processes started one after another) land far apart.
+    this.#cursor = first + Math.floor(((seed * 0.6180339887498949) % 1) * (last - first + 1));
+  }
+
+  /** Where the next search starts. */
+  next(): number {
+    return this.#cursor;
   }
 
   /** Makes a handed-out port allocatable again (its app was removed or given another port). */

@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { test } from 'node:test';
+import { PortAllocator } from '../../src/apps/ports.js';
 import { app, harness, NODE_SERVER, randomPortRange } from '../fixtures/apps/harness.js';
 
 function listen(port: number): Promise<net.Server> {
@@ -62,4 +63,36 @@ test('an app that gets no port is not registered half-way', async (t) => {
   await h.sup.allocPort();
   await assert.rejects(h.sup.set(app({ name: 'portless', cmd: NODE_SERVER })), /no free port/);
   assert.equal(h.sup.status('portless'), undefined);
+});
+
+test('two processes allocating from the same range at the same moment get different ports (each starts its search elsewhere)', async () => {
+  const { spawn } = await import('node:child_process');
+  const { fileURLToPath } = await import('node:url');
+  const root = fileURLToPath(new URL('../../', import.meta.url));
+  // Each allocates one port and prints it, without binding it: as two Portholes registering an app each.
+  const script = "import { PortAllocator } from './src/apps/ports.ts'; console.log(await new PortAllocator([9000, 9999]).alloc());";
+  const one = () =>
+    new Promise<number>((ok, fail) => {
+      const c = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] });
+      let out = '';
+      c.stdout.on('data', (d) => (out += d));
+      c.on('exit', (code) => (code === 0 ? ok(Number(out.trim())) : fail(new Error(`exited ${code}`))));
+    });
+  const ports = await Promise.all([one(), one(), one()]);
+  for (const p of ports) assert.ok(p >= 9000 && p <= 9999, `${p}`);
+  assert.equal(new Set(ports).size, 3, `distinct: ${ports}`);
+});
+
+test('the first search starts spread over the range by the seed: nearby seeds far apart, always inside the range', () => {
+  const starts = (size: number) => Array.from({ length: 40 }, (_, i) => new PortAllocator([10_000, 10_000 + size - 1], 4000 + i));
+  // One port: every seed starts (and ends) on it.
+  for (const a of starts(1)) assert.equal(a.next(), 10_000);
+  const firsts = starts(1000).map((a) => a.next());
+  assert.equal(new Set(firsts).size, 40, 'forty seeds in a row: forty places');
+  for (const p of firsts) assert.ok(p >= 10_000 && p <= 10_999);
+  // Seeds one apart start at least a third of the range apart.
+  for (let i = 1; i < firsts.length; i++) {
+    const d = Math.abs(firsts[i] - firsts[i - 1]);
+    assert.ok(Math.min(d, 1000 - d) >= 333, `${firsts[i - 1]} → ${firsts[i]}`);
+  }
 });
