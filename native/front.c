@@ -495,12 +495,12 @@ int front_proceed(front_conn_t *c, int family, const char *ip, int port, const u
    * loop for them. The head leaves the client's socket now: it was only peeked at.
    */
   uint8_t sink[HEAD_MAX];
-  uint32_t left = c->head_len;
-  while (left) {
-    ssize_t n = recv(c->cfd, sink, left, MSG_DONTWAIT);
+  uint32_t rest = c->head_len;
+  while (rest) {
+    ssize_t n = recv(c->cfd, sink, rest, MSG_DONTWAIT);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) return FRONT_CLIENT_GONE;
-    left -= (uint32_t)n;
+    rest -= (uint32_t)n;
   }
   if (c->unwatched) {
     /*

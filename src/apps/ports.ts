@@ -34,10 +34,12 @@ export class PortAllocator {
     if (!Number.isInteger(first) || !Number.isInteger(last) || first < 1 || last > 65535 || first > last) {
       throw new RangeError(`portRange must be [first, last] within 1..65535, got [${first}, ${last}]`);
     }
+    if (!Number.isSafeInteger(seed)) throw new RangeError(`the port search's seed must be a whole number, got ${seed}`);
     this.#first = first;
     this.#last = last;
     // Fibonacci hashing: nearby seeds (processes started one after another) land far apart.
-    this.#cursor = first + Math.floor(((seed * 0.6180339887498949) % 1) * (last - first + 1));
+    const at = (((seed * 0.6180339887498949) % 1) + 1) % 1;
+    this.#cursor = first + Math.min(last - first, Math.floor(at * (last - first + 1)));
   }
 
   /** Where the next search starts. */

@@ -90,6 +90,12 @@ test('the first search starts spread over the range by the seed: nearby seeds fa
   const firsts = starts(1000).map((a) => a.next());
   assert.equal(new Set(firsts).size, 40, 'forty seeds in a row: forty places');
   for (const p of firsts) assert.ok(p >= 10_000 && p <= 10_999);
+  // Any whole seed, negative too, starts inside the range; anything else is refused.
+  for (const seed of [-1, -3, -4001, 0, 2 ** 40, Number.MAX_SAFE_INTEGER]) {
+    const at = new PortAllocator([1, 10], seed).next();
+    assert.ok(at >= 1 && at <= 10, `seed ${seed}: ${at}`);
+  }
+  for (const seed of [NaN, Infinity, 1.5]) assert.throws(() => new PortAllocator([1, 10], seed), RangeError);
   // Seeds one apart start at least a third of the range apart.
   for (let i = 1; i < firsts.length; i++) {
     const d = Math.abs(firsts[i] - firsts[i - 1]);

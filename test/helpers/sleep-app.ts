@@ -50,7 +50,7 @@ export async function startSleepGateway(opts: { config?: string } = {}): Promise
 
 /**
  * A port of the kernel's ephemeral range that is free now, for an app's `port`.
- * Apps given none get one from 9000–9999 (each gateway starting its search at its
+ * Apps given none get one from 9000–9999 (each process starting its search at its
  * own point): tests running in parallel could still hand the same port to apps that
  * sleep (and hold no port) or listen only after DELAY_MS, and one app's requests would
  * reach another's. The test of that case (idle-wake.test.ts) uses allocation.
