@@ -167,7 +167,7 @@ export class AppRegistry {
       await this.supervisor.set(app).catch((err: Error) => emit('error', { code: 'PH_ERR_SUPERVISOR', app: app.name, message: `${app.name}: ${err.message}` }));
     }
     this.rebuild();
-    await this.supervisor.startAutostart();
+    if (await this.supervisor.startAutostart()) this.rebuild();
   }
 
   /** A stored app taken in (at start, or changed by another node): valid, or marked invalid with why. */
@@ -509,9 +509,15 @@ export class AppRegistry {
     }
     // A hand stop sticks: requests do not wake the app (wake_on_request) until it is started again.
     if (action === 'stop') this.sleep.stoppedByHand(name);
-    else this.sleep.startedByHand(name);
+    else {
+      this.sleep.startedByHand(name);
+      // As a wake does: another program on a port of a stopped app would pass its readiness
+      // check and get its traffic. An allocated port is exchanged (the rebuild below routes
+      // to the new one); the app's own port refuses the start (PH_ERR_APP_SPAWN).
+      await this.supervisor.freePorts(name);
+    }
     await this.supervisor[action](name);
-    this.rebuild(); // a first start may have allocated the port
+    this.rebuild(); // a first start may have allocated the port, freePorts moved it
     return this.view(name);
   }
 

@@ -278,14 +278,26 @@ export class Supervisor extends EventEmitter {
    * One app that cannot start does not keep the others down: its failure is
    * published as an `error` event.
    */
-  async startAutostart(): Promise<void> {
+  /**
+   * Starts the apps with autostart, each after its ports are checked (freePorts: another
+   * program may hold one since the last run). Resolves true when a port was exchanged: the
+   * routes must be built again.
+   */
+  async startAutostart(): Promise<boolean> {
     const auto = [...this.#apps.values()].filter((r) => r.config.autostart && r.config.cmd);
-    const results = await Promise.allSettled(auto.map((r) => r.start()));
+    let moved = false;
+    const results = await Promise.allSettled(
+      auto.map(async (r) => {
+        if (await this.freePorts(r.name)) moved = true;
+        return r.start();
+      }),
+    );
     results.forEach((result, i) => {
       if (result.status === 'rejected') {
         publish('error', { code: 'PH_ERR_SUPERVISOR', message: `${auto[i].name}: autostart failed: ${(result.reason as Error).message}`, app: auto[i].name });
       }
     });
+    return moved;
   }
 
   /** Stops every app (shutdown); resolves when none of their processes is left. */

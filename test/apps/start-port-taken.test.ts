@@ -1,0 +1,81 @@
+/**
+ * A start by hand (the admin API, `porthole apps start`) checks the app's ports
+ * first, as a wake does: another program listening on one would otherwise pass
+ * the readiness check (a TCP connect) and get the app's traffic while the app
+ * itself fails to bind. A port Porthole allocated is exchanged for a free one;
+ * a port of the app's own definition refuses the start, naming it.
+ */
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { test } from 'node:test';
+import { jsonLines } from '../helpers/cli.js';
+import { request } from '../helpers/http.js';
+import { waitFor } from '../helpers/net.js';
+import { sleepAppCmd, startSleepGateway } from '../helpers/sleep-app.js';
+
+const JSON_ACCEPT = { Accept: 'application/json' };
+
+/** A program that is not the app, on `port` (0: any), counting what reaches it. */
+async function squat(port: number): Promise<{ port: number; hits: () => number; close: () => void }> {
+  let hits = 0;
+  const server = http.createServer((_req, res) => {
+    hits++;
+    res.end('not the app');
+  });
+  await new Promise<void>((ok) => server.listen(port, '127.0.0.1', ok));
+  return { port: (server.address() as AddressInfo).port, hits: () => hits, close: () => server.close() };
+}
+
+test('a start by hand of an app whose allocated port another program took: the app gets a free port, and its requests reach it, never the other program', async (t) => {
+  const gw = await startSleepGateway();
+  t.after(() => gw.cleanup());
+  await gw.webapp({ action: 'register', name: 'moved', cmd: sleepAppCmd() });
+  const { port, state } = await gw.state('moved');
+  assert.equal(state, 'stopped');
+  assert.equal(typeof port, 'number');
+  const squatter = await squat(port);
+  t.after(() => squatter.close());
+
+  const started = await gw.webapp({ action: 'start', name: 'moved' });
+  assert.equal(started.status, 200, JSON.stringify(started.body));
+  const now = await gw.until('moved', 'running');
+  assert.notEqual(now.port, port, 'given a free port');
+  const r = await request(`${gw.url}/moved/`, { headers: JSON_ACCEPT });
+  assert.equal(r.status, 200, r.text);
+  assert.match(r.text, new RegExp(`app moved pid ${now.pid}`));
+  assert.equal(squatter.hits(), 0, 'nothing reached the other program');
+});
+
+test("a start by hand of an app whose own port (port: in its definition) is taken: refused with PH_ERR_APP_SPAWN naming the port, the app stays stopped", async (t) => {
+  const gw = await startSleepGateway();
+  t.after(() => gw.cleanup());
+  const squatter = await squat(0);
+  t.after(() => squatter.close());
+  await gw.webapp({ action: 'register', name: 'fixed', cmd: sleepAppCmd(), port: squatter.port });
+
+  const started = await gw.webapp({ action: 'start', name: 'fixed' });
+  assert.notEqual(started.status, 200);
+  const err = (started.body as { error: { code: string; message: string } }).error;
+  assert.equal(err.code, 'PH_ERR_APP_SPAWN');
+  assert.match(err.message, new RegExp(`port ${squatter.port} is in use by another program \\(port of fixed\\)`));
+  assert.equal((await gw.state('fixed')).state, 'stopped');
+  assert.equal((await gw.appLog('fixed')).filter((l) => l.startsWith('[porthole] started pid')).length, 0, 'no process was started');
+  const r = await request(`${gw.url}/fixed/`, { headers: JSON_ACCEPT });
+  assert.notEqual(r.status, 200);
+  assert.equal(squatter.hits(), 0, 'nothing reached the other program');
+});
+
+test('an app with autostart whose own port is taken when the gateway starts: not started, and the error says which port and why', async (t) => {
+  const squatter = await squat(0);
+  t.after(() => squatter.close());
+  const config = ['apps:', '  - name: early', `    cmd: ${JSON.stringify(sleepAppCmd())}`, `    port: ${squatter.port}`, '    autostart: true', ''].join('\n');
+  const gw = await startSleepGateway({ config });
+  t.after(() => gw.cleanup());
+  const line = await waitFor(() => jsonLines(gw.stdout()).find((l) => l.event === 'error' && l.app === 'early'), 10_000, 'the error line');
+  assert.equal(line.code, 'PH_ERR_SUPERVISOR');
+  assert.match(String(line.message), new RegExp(`early: autostart failed: port ${squatter.port} is in use by another program \\(port of early\\)`));
+  assert.equal((await gw.state('early')).state, 'stopped');
+  assert.equal((await gw.appLog('early')).filter((l) => l.startsWith('[porthole] started pid')).length, 0, 'no process was started');
+  assert.equal(squatter.hits(), 0);
+});
