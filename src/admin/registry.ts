@@ -242,6 +242,17 @@ export class AppRegistry {
     await this.reconcile(before, update.wasRunning ?? (() => false));
   }
 
+  /**
+   * Starts an app nobody waits for (a node takes it up): its ports checked first, as any
+   * start's (freePorts), the routes built again when one moved; a failure is an error event.
+   */
+  private startInBackground(name: string): void {
+    void (async () => {
+      if (await this.supervisor.freePorts(name)) this.rebuild();
+      await this.supervisor.start(name);
+    })().catch((err: Error) => emit('error', { code: 'PH_ERR_SUPERVISOR', app: name, message: `${name}: ${err.message}` }));
+  }
+
   private async reconcile(before: Map<string, { app: AppConfig; local: boolean }>, wasRunning: (app: AppConfig) => boolean): Promise<void> {
     for (const [name, was] of before) {
       const now = this.apiApps.get(name);
@@ -255,7 +266,7 @@ export class AppRegistry {
       if (!isNew && was.app === app) continue;
       try {
         await this.supervisor.set(app);
-        if (isNew && (app.autostart || wasRunning(app))) void this.supervisor.start(app.name).catch((err: Error) => emit('error', { code: 'PH_ERR_SUPERVISOR', app: app.name, message: `${app.name}: ${err.message}` }));
+        if (isNew && (app.autostart || wasRunning(app))) this.startInBackground(app.name);
       } catch (err) {
         emit('error', { code: 'PH_ERR_SUPERVISOR', app: app.name, message: `${app.name}: ${(err as Error).message}` });
       }
@@ -451,7 +462,7 @@ export class AppRegistry {
         if (app.cmd && this.isLocal(app)) {
           await this.supervisor.set(app);
           // In a cluster `autostart` also means "whenever its node takes it up", as when another node adopts it.
-          if (this.cluster && isNew && app.autostart) void this.supervisor.start(app.name).catch((err: Error) => emit('error', { code: 'PH_ERR_SUPERVISOR', app: app.name, message: `${app.name}: ${err.message}` }));
+          if (this.cluster && isNew && app.autostart) this.startInBackground(app.name);
         } else await this.supervisor.remove(app.name);
       } catch (err) {
         // A new app the supervisor cannot take (no free port) is not left stored half registered.
