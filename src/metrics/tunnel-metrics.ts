@@ -10,8 +10,9 @@
  * counts are never below what a scrape read from the open connection, so a
  * connection is counted either live or closed, never both, never less.
  */
-import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { Counter, Gauge, type Registry } from 'prom-client';
 import { subscribe, type EventMap } from '../events.js';
+import { HotCounter, HotHistogram } from './hot-series.js';
 
 /** An open WebSocket connection as the gateway counts it now. */
 export interface OpenConnection {
@@ -107,8 +108,9 @@ export function tunnelMetrics(registry: Registry, mine: (e: { gateway?: string }
       }
     },
   });
-  const closes = new Counter({ name: 'porthole_tunnel_closes_total', help: 'Tunnels and bridge connections closed, by app, close code (none: no close frame) and the side that closed first.', labelNames: ['app', 'code', 'closed_by'], registers: [registry] });
-  const seconds = new Histogram({ name: 'porthole_tunnel_duration_seconds', help: 'How long tunnels and bridge connections stayed open, by app.', labelNames: ['app'], buckets: TUNNEL_BUCKETS, registers: [registry] });
+  // Updated per tunnel: hot-series.ts says why these are not prom-client's own.
+  const closes = new HotCounter({ name: 'porthole_tunnel_closes_total', help: 'Tunnels and bridge connections closed, by app, close code (none: no close frame) and the side that closed first.', labelNames: ['app', 'code', 'closed_by'], registry });
+  const seconds = new HotHistogram({ name: 'porthole_tunnel_duration_seconds', help: 'How long tunnels and bridge connections stayed open, by app.', labelNames: ['app'], buckets: TUNNEL_BUCKETS, registry });
 
   return subscribe('tunnel.close', (e: EventMap['tunnel.close']) => {
     if (!mine(e)) return;
@@ -119,7 +121,7 @@ export function tunnelMetrics(registry: Registry, mine: (e: { gateway?: string }
     // Data messages; an event without them (an older emitter) gives its frames, control frames included.
     t.messagesIn += e.messagesIn ?? e.framesIn;
     t.messagesOut += e.messagesOut ?? e.framesOut;
-    closes.inc({ app: e.app, code: e.closeCode === null ? 'none' : String(e.closeCode), closed_by: e.closedBy });
-    seconds.observe({ app: e.app }, e.ms / 1000);
+    closes.inc(e.app, e.closeCode === null ? 'none' : String(e.closeCode), e.closedBy);
+    seconds.observe(e.ms / 1000, e.app);
   });
 }
