@@ -15,6 +15,20 @@ export function canBind(port: number): Promise<boolean> {
   });
 }
 
+/**
+ * True if another listener holds 127.0.0.1:port right now (the bind fails with EADDRINUSE).
+ * A port this process may not bind (EACCES: below 1024 without the privilege) is not
+ * known to be taken: the app, which may have the privilege, says for itself.
+ */
+export function portTaken(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = net.createServer();
+    server.unref();
+    server.once('error', (err: NodeJS.ErrnoException) => resolve(err.code === 'EADDRINUSE'));
+    server.listen({ port, host: '127.0.0.1', exclusive: true }, () => server.close(() => resolve(false)));
+  });
+}
+
 /** Hands out ports of a range, each at most once until released. */
 export class PortAllocator {
   readonly #first: number;

@@ -15,7 +15,7 @@ import { AppLog, type LogEntry } from './app-log.js';
 import { resolveAppUser, type AppIdentity, type UserSpec } from './app-user.js';
 import { AppRunner, type EffectivePorts, type RunnerDeps, type StopReason } from './app-runner.js';
 import { APP_SPAWN, APP_UNKNOWN, appError, type AppStatus } from './app-status.js';
-import { canBind, PortAllocator } from './ports.js';
+import { PortAllocator, portTaken } from './ports.js';
 import { DEFAULT_RESTART, type RestartOptions } from './restart-policy.js';
 import { RunFiles, recoverOrphans } from './run-files.js';
 
@@ -184,7 +184,7 @@ export class Supervisor extends EventEmitter {
       if (runner.state !== 'stopped' && runner.state !== 'failed') return ports;
       for (const key of ['port', 'ws_port'] as const) {
         const port = ports[key];
-        if (port === undefined || (await canBind(port))) continue;
+        if (port === undefined || !(await portTaken(port))) continue;
         if (key !== 'port' || runner.allocatedPort !== port) throw appError(APP_SPAWN, `port ${port} is in use by another program (${key} of ${name}): the app cannot listen there`);
         // Still handed out: the new one is searched for while the old one counts as taken.
         const fresh = await this.#ports.alloc(this.#portsInUse());

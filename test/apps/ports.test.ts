@@ -102,3 +102,22 @@ test('the first search starts spread over the range by the seed: nearby seeds fa
     assert.ok(Math.min(d, 1000 - d) >= 333, `${firsts[i - 1]} → ${firsts[i]}`);
   }
 });
+
+test('a port is taken only when a bind says EADDRINUSE: a listener on it, yes; a free port, no; a port this process may not bind (below 1024 as nobody), not known to be taken', async (t) => {
+  const { portTaken } = await import('../../src/apps/ports.js');
+  const held = await listen(0);
+  t.after(() => held.close());
+  assert.equal(await portTaken((held.address() as net.AddressInfo).port), true);
+  const free = await listen(0);
+  const freePortNumber = (free.address() as net.AddressInfo).port;
+  await new Promise((ok) => free.close(ok));
+  assert.equal(await portTaken(freePortNumber), false);
+  if (process.getuid?.() !== 0) return assert.equal(await portTaken(9), false, 'EACCES is not EADDRINUSE');
+  // As root: the same question asked by a process running as nobody (port 9 needs a privilege it lacks).
+  const { spawnSync } = await import('node:child_process');
+  const { fileURLToPath } = await import('node:url');
+  const root = fileURLToPath(new URL('../../', import.meta.url));
+  const r = spawnSync('setpriv', ['--reuid=nobody', '--regid=nogroup', '--clear-groups', process.execPath, '--input-type=module', '-e', "import { portTaken } from './dist/apps/ports.js'; console.log(await portTaken(9));"], { cwd: root, encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout.trim(), 'false', 'EACCES is not EADDRINUSE');
+});
