@@ -36,10 +36,10 @@ test('a port something else listens on is skipped', async (t) => {
 test('no port is given twice: apps, concurrent calls, explicit ports', async (t) => {
   const [first] = randomPortRange();
   const h = harness(t, { portRange: [first, first + 19] });
+  // An explicit port of the range is not handed out either (registered first: the search may start anywhere in the range).
+  await h.sup.set(app({ name: 'c', port: first + 2, ws_port: first + 3 }));
   const a = await h.sup.set(app({ name: 'a', cmd: NODE_SERVER }));
   const b = await h.sup.set(app({ name: 'b', cmd: NODE_SERVER }));
-  // An explicit port of the range is not handed out either.
-  await h.sup.set(app({ name: 'c', port: first + 2, ws_port: first + 3 }));
   assert.ok(a.port && b.port);
   assert.notEqual(a.port, b.port);
   const more = await Promise.all(Array.from({ length: 10 }, () => h.sup.allocPort()));
@@ -114,10 +114,18 @@ test('a port is taken only when a bind says EADDRINUSE: a listener on it, yes; a
   assert.equal(await portTaken(freePortNumber), false);
   if (process.getuid?.() !== 0) return assert.equal(await portTaken(9), false, 'EACCES is not EADDRINUSE');
   // As root: the same question asked by a process running as nobody (port 9 needs a privilege it lacks).
+  // The built module (it imports node:net alone) is copied where nobody may read it: the checkout may be in a 0700 directory.
   const { spawnSync } = await import('node:child_process');
+  const { chmodSync, copyFileSync, mkdtempSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
   const { fileURLToPath } = await import('node:url');
-  const root = fileURLToPath(new URL('../../', import.meta.url));
-  const r = spawnSync('setpriv', ['--reuid=nobody', '--regid=nogroup', '--clear-groups', process.execPath, '--input-type=module', '-e', "import { portTaken } from './dist/apps/ports.js'; console.log(await portTaken(9));"], { cwd: root, encoding: 'utf8' });
+  const dir = mkdtempSync(join(tmpdir(), 'porthole-ports-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  chmodSync(dir, 0o755);
+  copyFileSync(fileURLToPath(new URL('../../dist/apps/ports.js', import.meta.url)), join(dir, 'ports.mjs'));
+  chmodSync(join(dir, 'ports.mjs'), 0o644);
+  const r = spawnSync('setpriv', ['--reuid=nobody', '--regid=nogroup', '--clear-groups', process.execPath, '--input-type=module', '-e', "import { portTaken } from './ports.mjs'; console.log(await portTaken(9));"], { cwd: dir, encoding: 'utf8' });
   assert.equal(r.status, 0, r.stderr);
   assert.equal(r.stdout.trim(), 'false', 'EACCES is not EADDRINUSE');
 });

@@ -10,7 +10,8 @@ import { test } from 'node:test';
 import { listening, newRun, readRecipe, ROOT, runRecipe } from '../helpers/recipe.js';
 
 test('docs/cluster.md: two nodes on one machine, an app registered through a runs behind b and is reached through a', async (t) => {
-  const ports = [6390, 50100, 50101, 50200, 50201, 9101];
+  // Below the kernel's ephemeral range (32768-60999): no outgoing connection of a test running alongside can hold one.
+  const ports = [6390, 8100, 8101, 8200, 8201, 9101];
   for (const port of ports) assert.equal(await listening(port), false, `port ${port}, which the recipe uses, is free`);
   const lines = readRecipe('docs/cluster.md', 'cluster');
   assert.equal(lines.length, 9, 'the test knows every line of the recipe');

@@ -55,13 +55,18 @@ export async function runRecipe(lines: readonly string[], opts: { cwd: string; e
   for (const line of lines) {
     const command = line.replace(/\s+#.*$/, '');
     if (command.endsWith('&')) {
-      const child = spawn('/bin/sh', ['-c', `exec ${command.slice(0, -1).trim()}`], { cwd: opts.cwd, env: opts.env, stdio: 'ignore', detached: true });
+      const child = spawn('/bin/sh', ['-c', `exec ${command.slice(0, -1).trim()}`], { cwd: opts.cwd, env: opts.env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
       background.get(run)!.push(child);
+      // The last of what it printed, for a failure's message (read on, so it never blocks on a full pipe).
+      let said = '';
+      const keep = (d: Buffer) => (said = (said + d.toString()).slice(-2000));
+      child.stdout!.on('data', keep);
+      child.stderr!.on('data', keep);
       const port = opts.portOf(command);
       const deadline = Date.now() + 30_000;
       while (!(await listening(port))) {
-        assert.ok(Date.now() < deadline, `${command}: nothing listens on ${port}`);
-        assert.equal(child.exitCode, null, `${command} exited ${child.exitCode}`);
+        assert.ok(Date.now() < deadline, `${command}: nothing listens on ${port}; it said:\n${said}`);
+        assert.equal(child.exitCode, null, `${command} exited ${child.exitCode}; it said:\n${said}`);
         await new Promise((r) => setTimeout(r, 100));
       }
       run.outputs.push({ status: null, out: '' });
