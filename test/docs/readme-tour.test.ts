@@ -12,9 +12,11 @@ import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { listening, newRun, readRecipe, ROOT, runRecipe } from '../helpers/recipe.js';
+import { listening, newRun, readRecipe, reserveFromEphemeral, ROOT, runRecipe } from '../helpers/recipe.js';
 
 test('README tour: echo behind the gateway, a refused upstream as close 1014 with its reason, doctor names the cause', async (t) => {
+  // 50000 is in the kernel's ephemeral range: no outgoing connection of a test running alongside may take it meanwhile.
+  t.after(reserveFromEphemeral([50000]));
   for (const port of [9001, 9002, 50000]) assert.equal(await listening(port), false, `port ${port}, which the tour uses, is free`);
   const lines = readRecipe('README.md', 'tour');
   assert.equal(lines.length, 8, 'the test knows every line of the tour');

@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -44,6 +44,46 @@ export interface RecipeRun {
   outputs: RecipeOutput[];
   /** SIGTERM to every background line's process group (npx runs the CLI as its child), and waits for them. */
   stop(): Promise<void>;
+}
+
+const RESERVED = '/proc/sys/net/ipv4/ip_local_reserved_ports';
+
+/**
+ * Keeps the kernel from giving `ports` to outgoing connections (ip_local_reserved_ports)
+ * while a recipe uses them, as root: a fixed port inside the ephemeral range could
+ * otherwise be held by a connection of a test running alongside when the recipe binds it.
+ * Returns what gives them back (only these: another test's reservations stay).
+ */
+export function reserveFromEphemeral(ports: readonly number[]): () => void {
+  if (process.getuid?.() !== 0) return () => undefined;
+  const [lo, hi] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
+  const mine = ports.filter((p) => p >= lo && p <= hi);
+  if (!mine.length) return () => undefined;
+  // The kernel shows the list as ports and ranges ("50000,60000-60010"), merging neighbours.
+  const current = () =>
+    readFileSync(RESERVED, 'utf8')
+      .trim()
+      .split(',')
+      .filter(Boolean)
+      .map((e) => e.split('-').map(Number) as [number, number?]);
+  const before = current();
+  // Only the ports reserved here are given back: one reserved already is another's.
+  const added = mine.filter((p) => !before.some(([a, b = a]) => p >= a && p <= b));
+  if (!added.length) return () => undefined;
+  writeFileSync(RESERVED, [...before.map(([a, b]) => (b === undefined ? `${a}` : `${a}-${b}`)), ...added.map(String)].join(','));
+  return () => {
+    const kept: string[] = [];
+    for (const [a, b = a] of current()) {
+      let from = a;
+      for (const p of [...added].sort((x, y) => x - y)) {
+        if (p < from || p > b) continue;
+        if (p > from) kept.push(p - 1 > from ? `${from}-${p - 1}` : `${from}`);
+        from = p + 1;
+      }
+      if (from <= b) kept.push(b > from ? `${from}-${b}` : `${from}`);
+    }
+    writeFileSync(RESERVED, kept.length ? kept.join(',') : '\n');
+  };
 }
 
 /**
