@@ -5,14 +5,19 @@
  */
 import net from 'node:net';
 
-/** True if a listener can bind 127.0.0.1:port right now. */
-export function canBind(port: number): Promise<boolean> {
+/** What binding a listener on 127.0.0.1:port right now says: null when it can, else the error's code. */
+function bindError(port: number): Promise<string | null> {
   return new Promise((resolve) => {
     const server = net.createServer();
     server.unref();
-    server.once('error', () => resolve(false));
-    server.listen({ port, host: '127.0.0.1', exclusive: true }, () => server.close(() => resolve(true)));
+    server.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? 'error'));
+    server.listen({ port, host: '127.0.0.1', exclusive: true }, () => server.close(() => resolve(null)));
   });
+}
+
+/** True if a listener can bind 127.0.0.1:port right now. */
+export async function canBind(port: number): Promise<boolean> {
+  return (await bindError(port)) === null;
 }
 
 /**
@@ -20,13 +25,8 @@ export function canBind(port: number): Promise<boolean> {
  * A port this process may not bind (EACCES: below 1024 without the privilege) is not
  * known to be taken: the app, which may have the privilege, says for itself.
  */
-export function portTaken(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const server = net.createServer();
-    server.unref();
-    server.once('error', (err: NodeJS.ErrnoException) => resolve(err.code === 'EADDRINUSE'));
-    server.listen({ port, host: '127.0.0.1', exclusive: true }, () => server.close(() => resolve(false)));
-  });
+export async function portTaken(port: number): Promise<boolean> {
+  return (await bindError(port)) === 'EADDRINUSE';
 }
 
 /** Hands out ports of a range, each at most once until released. */

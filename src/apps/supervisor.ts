@@ -274,14 +274,10 @@ export class Supervisor extends EventEmitter {
   }
 
   /**
-   * Starts every app with `autostart: true`; resolves once all are spawned.
-   * One app that cannot start does not keep the others down: its failure is
-   * published as an `error` event.
-   */
-  /**
-   * Starts the apps with autostart, each after its ports are checked (freePorts: another
-   * program may hold one since the last run). Resolves true when a port was exchanged: the
-   * routes must be built again.
+   * Starts every app with `autostart: true`, each after its ports are checked (freePorts:
+   * another program may hold one since the last run); resolves once all are spawned, true
+   * when a port was exchanged (the routes must be built again). One app that cannot start
+   * does not keep the others down: its failure is published as an `error` event.
    */
   async startAutostart(): Promise<boolean> {
     const auto = [...this.#apps.values()].filter((r) => r.config.autostart && r.config.cmd);
