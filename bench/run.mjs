@@ -14,7 +14,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { sample, selfCpu } from './lib/proc.mjs';
-import { BRIDGES, H2_PROXIES, PROXIES, ROOT, ensureInstalled, startTcpSource, startUpstream } from './lib/peers.mjs';
+import { BRIDGES, H2_PROXIES, PROXIES, ROOT, ensureInstalled, startCUpstream, startTcpSource, startUpstream } from './lib/peers.mjs';
 import { startChain, startCluster } from './lib/cluster.mjs';
 
 const args = process.argv.slice(2);
@@ -24,7 +24,7 @@ const opt = (name) => {
   return i === -1 ? undefined : args[i + 1];
 };
 if (flag('--help')) {
-  console.log(`usage: npm run bench [-- --quick] [--only echo,stream,small-writes,handshakes,idle,http,h2,bridge,hop] [--proxies direct,porthole,porthole-node,porthole-js,porthole-no-metrics,porthole-w2,porthole-w2-rr,porthole-b-direct,porthole-hop,porthole-chain,nginx,nginx-auto,haproxy,http-proxy] [--rounds N] [--rate N] [--out DIR] [--cpu-prof DIR]
+  console.log(`usage: npm run bench [-- --quick] [--only echo,stream,small-writes,handshakes,idle,http,h2,bridge,cores,hop] [--proxies direct,porthole,porthole-node,porthole-js,porthole-no-metrics,porthole-w2,porthole-w2-rr,porthole-b-direct,porthole-hop,porthole-chain,nginx,nginx-auto,haproxy,http-proxy] [--rounds N] [--rate N] [--out DIR] [--cpu-prof DIR]
   hop: echo and http with --proxies porthole-b-direct,porthole-hop (a cluster: Redis and nodes A and B, the app on B);
        porthole-chain (two plain gateways in a row, no cluster) is the hop's control, run when --proxies names it
   --rate N: echo at N messages per second on each of its 64 connections (open loop) instead of as fast as echoes
@@ -33,7 +33,7 @@ if (flag('--help')) {
   process.exit(0);
 }
 const quick = flag('--quick');
-const ALL = ['echo', 'stream', 'small-writes', 'handshakes', 'idle', 'http', 'h2', 'bridge'];
+const ALL = ['echo', 'stream', 'small-writes', 'handshakes', 'idle', 'http', 'h2', 'bridge', 'cores'];
 /** The cluster's two entries: straight to node B (which runs the app), and through node A (A → B → app). */
 const HOP_PROXIES = ['porthole-b-direct', 'porthole-hop'];
 /** The hop's control (named with --proxies only): two plain single-node gateways in a row, no cluster. */
@@ -53,14 +53,17 @@ const NO_METRICS_WORKLOADS = ['echo', 'http'];
 // The cluster runs echo and http only: its CPU is read per node, which those two workloads report.
 /** The JavaScript tunnel runs where the tunnel engine matters, `workers: 2` where more processes could add throughput (unless --proxies names them). */
 const ENGINE_WORKLOADS = ['echo', 'stream', 'small-writes', 'handshakes', 'idle'];
-const WORKER_WORKLOADS = ['handshakes', 'http'];
+const WORKER_WORKLOADS = ['handshakes', 'http', 'cores'];
+/** The cores workload (peers in C, so that the proxies get the cores): one process and two, for Porthole and for nginx. */
+const CORES_PROXIES = ['porthole', 'porthole-w2', 'nginx', 'nginx-auto'];
 /** Node's handshake path (no front) where the front does something (handshakes) or could cost something (a connection's first request, echo's tunnels). */
 const FRONT_WORKLOADS = ['handshakes', 'echo', 'http'];
 const skip = (proxy, workload) =>
   (proxy === 'porthole-no-metrics' && !opt('--proxies') && !NO_METRICS_WORKLOADS.includes(workload)) ||
   (proxy === 'porthole-js' && !opt('--proxies') && !ENGINE_WORKLOADS.includes(workload)) ||
   (proxy === 'porthole-w2' && !opt('--proxies') && !WORKER_WORKLOADS.includes(workload)) ||
-  (proxy === 'porthole-node' && !opt('--proxies') && !FRONT_WORKLOADS.includes(workload)) || (MULTI_PROCESS.includes(proxy) && !HOP_WORKLOADS.includes(workload));
+  (proxy === 'porthole-node' && !opt('--proxies') && !FRONT_WORKLOADS.includes(workload)) || (MULTI_PROCESS.includes(proxy) && !HOP_WORKLOADS.includes(workload)) ||
+  (workload === 'cores' && !opt('--proxies') && !CORES_PROXIES.includes(proxy));
 const cpuProf = opt('--cpu-prof');
 // --rate N: echo at N messages per second per connection (open loop), the same load for every proxy, so their CPU
 // per message compares at equal load rather than each at its own pace (a slower path also batches less per wake-up,
@@ -313,6 +316,39 @@ const WORKLOADS = {
   },
 };
 
+/**
+ * Throughput against the cores a proxy gets: HTTP (wrk) and the handshake cycle (bench/clients/handshakes.c)
+ * against the C upstream, so that the load generator and the upstream take a small share of the two cores and a
+ * second proxy process has a core to use. Each figure beside the proxy's CPU (% of one core) and the peers'.
+ */
+WORKLOADS.cores = async (proxy, up) => {
+  const base = `127.0.0.1:${proxy.port}`;
+  await runChild('/usr/bin/wrk', ['-t1', '-c64', '-d1s', `http://${base}${proxy.path}page`]);
+  const h = await measured(proxy, up, async () => {
+    const { out, cpu } = await runChild('/usr/bin/wrk', ['-t1', '-c64', `-d${T}s`, `http://${base}${proxy.path}page`]);
+    return { out, loadCpu: cpu };
+  });
+  const total = Number(/(\d+) requests in/.exec(h.out)?.[1] ?? 0);
+  const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(h.out)?.[1] ?? 0);
+  const sockErr = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(h.out);
+  const w = await measured(proxy, up, async () => {
+    const { out, cpu } = await runChild(cBuild('handshakes', 'bench/clients/handshakes.c', ['-lpthread']), ['127.0.0.1', String(proxy.port), `${proxy.path}hs`, '32', String(T)]);
+    return { hs: JSON.parse(out), loadCpu: cpu };
+  });
+  const pct = (cpu, r) => (cpu / r.wall) * 100;
+  return {
+    'req/s': total / h.wall,
+    'HTTP proxy CPU %': pct(h.proxyCpu, h),
+    'HTTP µs/req': (h.proxyCpu / total) * 1e6,
+    'HTTP peers CPU %': pct(h.loadCpu + h.upstreamCpu, h),
+    'conns/s': w.hs.done / w.hs.seconds,
+    'handshake proxy CPU %': pct(w.proxyCpu, w),
+    'µs/conn': (w.proxyCpu / w.hs.done) * 1e6,
+    'handshake peers CPU %': pct(w.loadCpu + w.upstreamCpu, w),
+    errors: non2xx + (sockErr ? sockErr.slice(1).reduce((a, b) => a + Number(b), 0) : 0) + w.hs.errors,
+  };
+};
+
 /** Each figure's median over the rounds (errors: their sum). */
 function medianRow(rows) {
   if (rows.length === 1) return rows[0];
@@ -381,10 +417,18 @@ async function h2Workload(names) {
 
 /** The bridge workload's reader (clients/stream-reader.c), built once per run with the system's C compiler. */
 function streamReader() {
+  return cBuild('stream-reader', 'bench/clients/stream-reader.c', ['-lpthread']);
+}
+
+const built = new Map();
+/** A C peer of the benchmark (`src` under the project), built once per run with the system's compiler; its path. */
+function cBuild(name, src, libs) {
+  if (built.has(name)) return built.get(name);
   const dir = join(os.tmpdir(), `porthole-bench-${process.pid}`);
   mkdirSync(dir, { recursive: true });
-  const bin = join(dir, 'stream-reader');
-  execFileSync('gcc', ['-O2', '-o', bin, join(ROOT, 'bench/clients/stream-reader.c'), '-lpthread'], { stdio: 'inherit' });
+  const bin = join(dir, name);
+  execFileSync('gcc', ['-O2', '-o', bin, join(ROOT, src), ...libs], { stdio: 'inherit' });
+  built.set(name, bin);
   return bin;
 }
 
@@ -509,6 +553,15 @@ function table(workload, rows) {
     if (r) notes.push(`metrics on/off ${m}: **${r.toFixed(3)}**`);
   }
   if (cost) notes.push(...hopNotes(rows, main, cost));
+  // What a second process adds when the peers leave it a core: Porthole's workers, and nginx's for comparison.
+  if (workload === 'cores') {
+    for (const [two, one, label] of [['porthole (2 workers)', 'porthole', 'porthole 2 workers/1'], ['nginx (auto)', 'nginx', 'nginx auto/1']]) {
+      for (const m of ['req/s', 'HTTP proxy CPU %', 'conns/s', 'handshake proxy CPU %']) {
+        const r = ratio(rows, m, two, one);
+        if (r) notes.push(`${label} ${m}: **${r.toFixed(2)}**`);
+      }
+    }
+  }
   return `${lines.join('\n')}\n\n${notes.join(' · ')}\n`;
 }
 
@@ -541,7 +594,7 @@ async function main() {
     const names = proxyNames.filter((name) => !skip(name, workload));
     for (let round = 0; round < rounds; round++) {
       for (const name of round % 2 ? [...names].reverse() : names) {
-        const up = await startUpstream();
+        const up = workload === 'cores' ? await startCUpstream(cBuild('c-upstream', 'bench/peers/c-upstream.c', ['-lcrypto'])) : await startUpstream();
         const proxy = await proxyStarter(name)(up);
         try {
           process.stderr.write(`bench:   ${proxy.name}${rounds > 1 ? ` (round ${round + 1}/${rounds})` : ''}\n`);

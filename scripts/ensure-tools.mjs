@@ -29,6 +29,9 @@ export const TOOLS = [
   { check: '/usr/bin/h2load', pkg: 'nghttp2-client' },
   { check: '/usr/bin/redis-server', pkg: 'redis-server' },
   { check: '/usr/sbin/ip', pkg: 'iproute2' },
+  // The benchmark's C peers, built by test/bench (bench/peers/c-upstream.c links libcrypto for the WebSocket accept key).
+  { check: '/usr/bin/gcc', pkg: 'gcc' },
+  { check: '/usr/include/openssl/sha.h', pkg: 'libssl-dev' },
   // websockify's TokenRedis plugin imports both (test/bridge/bridge-token-redis.test.ts)
   { check: '/usr/lib/python3/dist-packages/redis/__init__.py', pkg: 'python3-redis' },
   { check: '/usr/lib/python3/dist-packages/simplejson/__init__.py', pkg: 'python3-simplejson' },

@@ -62,6 +62,14 @@ export async function startUpstream() {
   return { name: 'upstream', port, pid: p.child.pid, stop: p.stop };
 }
 
+/** The cores workload's upstream (peers/c-upstream.c, built by the caller): HTTP and WebSocket echo at a small share of a core. */
+export async function startCUpstream(bin) {
+  const port = await freePort();
+  const p = start('c-upstream', bin, [String(port)]);
+  await waitPort(port);
+  return { name: 'c-upstream', port, pid: p.child.pid, stop: p.stop };
+}
+
 export async function startTcpSource() {
   const port = await freePort();
   const p = start('tcp-source', process.execPath, [here('../peers/tcp-source.mjs'), String(port)]);
@@ -299,6 +307,8 @@ export function ensureInstalled() {
     ['/usr/bin/openssl', 'openssl'],
     ['/usr/bin/redis-server', 'redis-server'],
     ['/usr/bin/gcc', 'gcc'],
+    // SHA-1 and base64 for the C upstream's WebSocket handshakes (peers/c-upstream.c).
+    ['/usr/include/openssl/sha.h', 'libssl-dev'],
   ].filter(([f]) => !existsSync(f));
   if (need.length && process.getuid?.() === 0) {
     const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };

@@ -12,16 +12,25 @@ const PEERS = ['direct', 'porthole', 'porthole (Node handshakes)', 'porthole (JS
 const HOP_ROWS = ['porthole (B direct)', 'porthole (A→B)'];
 const CLUSTER_ONLY = /^(A|B|redis) CPU/;
 
+/**
+ * Starts `npm run bench -- --quick …args`; `done` resolves with its output once it exits 0 and
+ * rejects with its stderr otherwise. `tmp`: its own session (see sessionPids) and TMPDIR, so that
+ * whatever it starts and leaves behind can be found.
+ */
+function startBench(args: string[], tmp?: string): { pid: number; done: Promise<{ stdout: string; stderr: string }> } {
+  const run = spawn('npm', ['run', 'bench', '--', '--quick', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], ...(tmp ? { detached: true, env: { ...process.env, TMPDIR: tmp } } : {}) });
+  let stdout = '';
+  let stderr = '';
+  run.stdout.on('data', (d) => (stdout += d));
+  run.stderr.on('data', (d) => (stderr += d));
+  const done = new Promise<{ stdout: string; stderr: string }>((ok, fail) => run.on('exit', (code) => (code === 0 ? ok({ stdout, stderr }) : fail(new Error(`npm run bench exited ${code}: ${stderr}`)))));
+  return { pid: run.pid!, done };
+}
+
 test('npm run bench -- --quick --only echo: a row for every peer, every figure a positive number', { timeout: 300_000 }, async () => {
   const out = mkdtempSync(join(tmpdir(), 'porthole-bench-'));
   try {
-    const run = spawn('npm', ['run', 'bench', '--', '--quick', '--only', 'echo', '--out', out], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    run.stdout.on('data', (d) => (stdout += d));
-    run.stderr.on('data', (d) => (stderr += d));
-    const code = await new Promise((ok) => run.on('exit', ok));
-    assert.equal(code, 0, stderr);
+    const { stdout } = await startBench(['--only', 'echo', '--out', out]).done;
     const { results, meta } = JSON.parse(readFileSync(join(out, 'latest.json'), 'utf8'));
     assert.equal(meta.quick, true);
     const rows = results.echo as Record<string, number | string | null>[];
@@ -66,12 +75,7 @@ test('npm run bench -- --quick --only echo: a row for every peer, every figure a
 test('npm run bench -- --only http --proxies porthole,porthole-no-metrics --rounds 2: metrics on and off, each measured twice, the medians side by side', { timeout: 300_000 }, async () => {
   const out = mkdtempSync(join(tmpdir(), 'porthole-bench-'));
   try {
-    const run = spawn('npm', ['run', 'bench', '--', '--quick', '--only', 'http', '--proxies', 'porthole,porthole-no-metrics', '--rounds', '2', '--out', out], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stderr = '';
-    run.stderr.on('data', (d) => (stderr += d));
-    run.stdout.resume();
-    const code = await new Promise((ok) => run.on('exit', ok));
-    assert.equal(code, 0, stderr);
+    const { stderr } = await startBench(['--only', 'http', '--proxies', 'porthole,porthole-no-metrics', '--rounds', '2', '--out', out]).done;
     // A B, then B A: the order alternates so a drift of the machine's load falls on both.
     assert.deepEqual(
       [...stderr.matchAll(/bench: {3}(.+) \(round (\d)\/2\)/g)].map((m) => `${m[1]} ${m[2]}`),
@@ -119,13 +123,9 @@ test('npm run bench -- --quick --only hop: echo and http straight to node B and 
   const out = join(tmp, 'out');
   const prof = join(tmp, 'prof');
   // Its own session (detached) and TMPDIR: whatever the run starts and leaves behind is found by session, its directories under tmp.
-  const run = spawn('npm', ['run', 'bench', '--', '--quick', '--only', 'hop', '--out', out, '--cpu-prof', prof], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], detached: true, env: { ...process.env, TMPDIR: tmp } });
+  const run = startBench(['--only', 'hop', '--out', out, '--cpu-prof', prof], tmp);
   try {
-    let stderr = '';
-    run.stderr.on('data', (d) => (stderr += d));
-    run.stdout.resume();
-    const code = await new Promise((ok) => run.on('exit', ok));
-    assert.equal(code, 0, stderr);
+    await run.done;
     const { results } = JSON.parse(readFileSync(join(out, 'latest.json'), 'utf8'));
     assert.deepEqual(Object.keys(results), ['echo', 'http']);
     for (const [workload, unit] of [['echo', 'µs/msg'], ['http', 'µs/req']] as const) {
@@ -166,16 +166,16 @@ test('npm run bench -- --quick --only hop: echo and http straight to node B and 
     assert.match(summary, /\| where \| share of busy time \|/);
     assert.match(summary, /\| porthole gateway\/ \| \d+\.\d %/);
     // Everything the run started has ended (Redis and both nodes of every cluster), and their directories are gone.
-    let left = sessionPids(run.pid!);
+    let left = sessionPids(run.pid);
     for (let i = 0; left.length && i < 40; i++) {
       await new Promise((r) => setTimeout(r, 50));
-      left = sessionPids(run.pid!);
+      left = sessionPids(run.pid);
     }
     assert.deepEqual(left.map((p) => readFileSync(`/proc/${p}/cmdline`, 'latin1').replaceAll('\0', ' ')), []);
     assert.deepEqual(readdirSync(tmp).filter((f) => f.startsWith('bench-')), []);
   } finally {
     try {
-      process.kill(-run.pid!, 'SIGKILL');
+      process.kill(-run.pid, 'SIGKILL');
     } catch {
       /* the session's group is gone */
     }
@@ -186,13 +186,9 @@ test('npm run bench -- --quick --only hop: echo and http straight to node B and 
 test('npm run bench -- --quick --only http --proxies porthole-chain: the hop\'s control, two plain gateways in a row, CPU per gateway and summed, nothing left running', { timeout: 300_000 }, async () => {
   const tmp = mkdtempSync(join(tmpdir(), 'porthole-bench-chain-'));
   const out = join(tmp, 'out');
-  const run = spawn('npm', ['run', 'bench', '--', '--quick', '--only', 'http', '--proxies', 'porthole-chain', '--out', out], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], detached: true, env: { ...process.env, TMPDIR: tmp } });
+  const run = startBench(['--only', 'http', '--proxies', 'porthole-chain', '--out', out], tmp);
   try {
-    let stderr = '';
-    run.stderr.on('data', (d) => (stderr += d));
-    run.stdout.resume();
-    const code = await new Promise((ok) => run.on('exit', ok));
-    assert.equal(code, 0, stderr);
+    await run.done;
     const { results } = JSON.parse(readFileSync(join(out, 'latest.json'), 'utf8'));
     const rows = results.http as Record<string, number | string | null>[];
     assert.deepEqual(rows.map((r) => r.proxy), ['porthole chain (A→B)']);
@@ -201,16 +197,16 @@ test('npm run bench -- --quick --only http --proxies porthole-chain: the hop\'s 
     assert.ok(Math.abs((row['proxy CPU µs/req'] as number) - (row['A CPU µs/req'] as number) - (row['B CPU µs/req'] as number)) < 1e-6 * (row['proxy CPU µs/req'] as number));
     assert.equal('redis CPU %' in row, false, 'no Redis in the chain');
     assert.equal(row.errors, 0);
-    let left = sessionPids(run.pid!);
+    let left = sessionPids(run.pid);
     for (let i = 0; left.length && i < 40; i++) {
       await new Promise((r) => setTimeout(r, 50));
-      left = sessionPids(run.pid!);
+      left = sessionPids(run.pid);
     }
     assert.deepEqual(left.map((p) => readFileSync(`/proc/${p}/cmdline`, 'latin1').replaceAll('\0', ' ')), []);
     assert.deepEqual(readdirSync(tmp).filter((f) => f.startsWith('bench-')), []);
   } finally {
     try {
-      process.kill(-run.pid!, 'SIGKILL');
+      process.kill(-run.pid, 'SIGKILL');
     } catch {
       /* the session's group is gone */
     }
@@ -221,11 +217,7 @@ test('npm run bench -- --quick --only http --proxies porthole-chain: the hop\'s 
 test('npm run bench -- --quick --only small-writes: a 1 MiB message in 64-byte writes through each proxy, with TCP_NODELAY and with Nagle, every message echoed whole', { timeout: 300_000 }, async () => {
   const out = mkdtempSync(join(tmpdir(), 'porthole-bench-'));
   try {
-    const run = spawn('npm', ['run', 'bench', '--', '--quick', '--only', 'small-writes', '--proxies', 'direct,porthole,nginx', '--out', out], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stderr = '';
-    run.stderr.on('data', (d) => (stderr += d));
-    const code = await new Promise((ok) => run.on('exit', ok));
-    assert.equal(code, 0, stderr);
+    await startBench(['--only', 'small-writes', '--proxies', 'direct,porthole,nginx', '--out', out]).done;
     const rows = JSON.parse(readFileSync(join(out, 'latest.json'), 'utf8')).results['small-writes'] as Record<string, number | string | null>[];
     assert.deepEqual(rows.map((r) => r.proxy), ['direct', 'porthole', 'nginx']);
     for (const row of rows) {
@@ -237,6 +229,31 @@ test('npm run bench -- --quick --only small-writes: a 1 MiB message in 64-byte w
       else assert.ok((row['proxy CPU µs/piece'] as number) > 0, `${row.proxy} proxy CPU µs/piece = ${row['proxy CPU µs/piece']}`);
     }
     assert.match(readFileSync(join(out, 'latest.md'), 'utf8'), /porthole\/nginx ms\/message: \*\*\d+\.\d\d\*\*/);
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
+});
+
+test('npm run bench -- --quick --only cores: one process and two, Porthole and nginx, against the C peers; every figure positive, the ratios printed', { timeout: 300_000 }, async () => {
+  const out = mkdtempSync(join(tmpdir(), 'porthole-bench-cores-'));
+  try {
+    // Its TMPDIR under `out`: the C peers it builds go with it.
+    await startBench(['--only', 'cores', '--out', out], out).done;
+    const { results } = JSON.parse(readFileSync(join(out, 'latest.json'), 'utf8'));
+    const rows = results.cores as Record<string, number | string>[];
+    assert.deepEqual(rows.map((r) => r.proxy), ['porthole', 'porthole (2 workers)', 'nginx', 'nginx (auto)']);
+    for (const row of rows) {
+      for (const [k, v] of Object.entries(row)) {
+        if (k === 'proxy' || k === 'errors') continue;
+        assert.ok(typeof v === 'number' && Number.isFinite(v) && v > 0, `${row.proxy} ${k} = ${v}`);
+      }
+      // The C client checks every step of its cycle (the 101's accept key, the echo, the close code, the FIN): any miss counts.
+      assert.equal(row.errors, 0, `${row.proxy} had errors`);
+    }
+    const md = readFileSync(join(out, 'latest.md'), 'utf8');
+    assert.match(md, /porthole 2 workers\/1 req\/s: \*\*\d+\.\d\d\*\*/);
+    assert.match(md, /porthole 2 workers\/1 conns\/s: \*\*\d+\.\d\d\*\*/);
+    assert.match(md, /nginx auto\/1 conns\/s: \*\*\d+\.\d\d\*\*/);
   } finally {
     rmSync(out, { recursive: true, force: true });
   }
