@@ -45,8 +45,6 @@ export interface AppSleepDeps {
   localApp(name: string): AppConfig | undefined;
   /** Every app this gateway runs (for `sync`). */
   localApps(): readonly AppConfig[];
-  /** A woken app was given a new port: the routes are built again. */
-  portsMoved(): void;
 }
 
 export class AppSleep {
@@ -169,10 +167,6 @@ export class AppSleep {
         const refused = this.#refusal(name, st);
         if (refused) return refused;
         try {
-          if (await supervisor.freePorts(name)) this.#deps.portsMoved();
-          // A hand stop that came while the ports were checked wins: the app is not started after it.
-          const late = this.#refusal(name, supervisor.status(name) ?? st);
-          if (late) return late;
           this.#wakeStarts.add(name);
           await supervisor.start(name, WAKE_REASON).finally(() => this.#wakeStarts.delete(name));
         } catch (err) {

@@ -140,7 +140,9 @@ export class AppRegistry {
       const app = this.get(name);
       return app?.cmd !== undefined && this.isLocal(app) ? app : undefined;
     };
-    this.sleep = new AppSleep({ gateway, supervisor, localApp, localApps: () => this.all().filter((a) => localApp(a.name) !== undefined), portsMoved: () => this.rebuild() });
+    this.sleep = new AppSleep({ gateway, supervisor, localApp, localApps: () => this.all().filter((a) => localApp(a.name) !== undefined) });
+    // A start gave an app another port (the allocated one was taken): routes go to the new one before it is ready.
+    supervisor.on('ports', () => this.rebuild());
   }
 
   /** Whether this gateway runs (or routes to) the app itself, rather than another node. */
@@ -167,7 +169,7 @@ export class AppRegistry {
       await this.supervisor.set(app).catch((err: Error) => emit('error', { code: 'PH_ERR_SUPERVISOR', app: app.name, message: `${app.name}: ${err.message}` }));
     }
     this.rebuild();
-    if (await this.supervisor.startAutostart()) this.rebuild();
+    await this.supervisor.startAutostart();
   }
 
   /** A stored app taken in (at start, or changed by another node): valid, or marked invalid with why. */
@@ -242,15 +244,9 @@ export class AppRegistry {
     await this.reconcile(before, update.wasRunning ?? (() => false));
   }
 
-  /**
-   * Starts an app nobody waits for (a node takes it up): its ports checked first, as any
-   * start's (freePorts), the routes built again when one moved; a failure is an error event.
-   */
+  /** Starts an app nobody waits for (a node takes it up); a failure is an error event. */
   private startInBackground(name: string): void {
-    void (async () => {
-      if (await this.supervisor.freePorts(name)) this.rebuild();
-      await this.supervisor.start(name);
-    })().catch((err: Error) => emit('error', { code: 'PH_ERR_SUPERVISOR', app: name, message: `${name}: ${err.message}` }));
+    this.supervisor.start(name).catch((err: Error) => emit('error', { code: 'PH_ERR_SUPERVISOR', app: name, message: `${name}: ${err.message}` }));
   }
 
   private async reconcile(before: Map<string, { app: AppConfig; local: boolean }>, wasRunning: (app: AppConfig) => boolean): Promise<void> {
@@ -520,15 +516,9 @@ export class AppRegistry {
     }
     // A hand stop sticks: requests do not wake the app (wake_on_request) until it is started again.
     if (action === 'stop') this.sleep.stoppedByHand(name);
-    else {
-      this.sleep.startedByHand(name);
-      // As a wake does: another program on a port of a stopped app would pass its readiness
-      // check and get its traffic. An allocated port is exchanged (the rebuild below routes
-      // to the new one); the app's own port refuses the start (PH_ERR_APP_SPAWN).
-      await this.supervisor.freePorts(name);
-    }
+    else this.sleep.startedByHand(name);
     await this.supervisor[action](name);
-    this.rebuild(); // a first start may have allocated the port, freePorts moved it
+    this.rebuild(); // a first start may have allocated the port
     return this.view(name);
   }
 

@@ -51,6 +51,15 @@ export interface RunnerDeps {
   onChange(status: AppStatus, exit?: { code: number | null; signal: string | null }): void;
   /** Called when something went wrong that no state shows (survivors of SIGKILL…). */
   onError(message: string): void;
+  /**
+   * Before every process of the app starts (by hand, a wake, autostart, a node taking it up,
+   * a changed definition, a restart after a crash): its ports must be free, since another
+   * program listening on one would pass the readiness check and get the app's traffic. An
+   * allocated port that is taken is exchanged for a free one (`runner.ports` and
+   * `allocatedPort` updated); a taken port of the app's own definition throws
+   * PH_ERR_APP_SPAWN naming it.
+   */
+  freePorts(runner: AppRunner): Promise<void>;
 }
 
 /** One spawned process group. */
@@ -255,6 +264,15 @@ export class AppRunner {
     const cmd = config.cmd!;
     if (this.#run) await this.#stopNow(); // never two groups of one app
     await this.#cleanup; // the previous group must be gone first (it may hold the ports)
+    try {
+      await this.#deps.freePorts(this);
+    } catch (err) {
+      this.#log(`cannot start: ${(err as Error).message}`);
+      // A start asked for is refused (its caller hears why) and the app stays as it was; a
+      // restart nobody asked for (after a crash, a changed definition) ends here, and says so.
+      if (this.#state !== 'stopped' && this.#state !== 'failed') this.#setState('failed', (err as Error).message);
+      throw err;
+    }
     let identity: AppIdentity | undefined;
     try {
       identity = await this.#deps.identity(config);

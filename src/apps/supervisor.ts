@@ -53,7 +53,9 @@ const DEFAULT_LOG_MAX_BYTES = 5 * 1024 * 1024;
  * Supervises the apps' processes.
  *
  * Events: `'state'` with an {@link AppStatus} on every state change (also
- * published as the `app` diagnostics event of events.ts).
+ * published as the `app` diagnostics event of events.ts); `'ports'` with an
+ * app's name when a start gave it another port (the one allocated to it was
+ * taken by another program): routes to the app must be built again.
  */
 export class Supervisor extends EventEmitter {
   readonly dataDir: string;
@@ -167,37 +169,6 @@ export class Supervisor extends EventEmitter {
     return this.#call(name, (r) => r.stop(why));
   }
 
-  /**
-   * Before an app that is not running is woken: its ports must still be free,
-   * since a stopped app holds none and another program may have taken one
-   * while it slept (whose answers would then pass for the app's). A port the
-   * supervisor allocated that is taken is exchanged for a free one (resolves
-   * true: the routes must be built again); a port of the app's own
-   * definition that is taken rejects with PH_ERR_APP_SPAWN.
-   */
-  async freePorts(name: string): Promise<boolean> {
-    const runner = this.#apps.get(name);
-    if (!runner) return false;
-    let moved = false;
-    await runner.reconfigure(runner.config, async () => {
-      const ports = { ...runner.ports };
-      if (runner.state !== 'stopped' && runner.state !== 'failed') return ports;
-      for (const key of ['port', 'ws_port'] as const) {
-        const port = ports[key];
-        if (port === undefined || !(await portTaken(port))) continue;
-        if (key !== 'port' || runner.allocatedPort !== port) throw appError(APP_SPAWN, `port ${port} is in use by another program (${key} of ${name}): the app cannot listen there`);
-        // Still handed out: the new one is searched for while the old one counts as taken.
-        const fresh = await this.#ports.alloc(this.#portsInUse());
-        this.#ports.release(port);
-        runner.allocatedPort = fresh;
-        ports.port = fresh;
-        moved = true;
-      }
-      return ports;
-    });
-    return moved;
-  }
-
   /** Stops (if running) and starts the app; resolves once the new process is spawned. */
   restart(name: string): Promise<AppStatus> {
     return this.#call(name, (r) => r.restart());
@@ -274,26 +245,18 @@ export class Supervisor extends EventEmitter {
   }
 
   /**
-   * Starts every app with `autostart: true`, each after its ports are checked (freePorts:
-   * another program may hold one since the last run); resolves once all are spawned, true
-   * when a port was exchanged (the routes must be built again). One app that cannot start
-   * does not keep the others down: its failure is published as an `error` event.
+   * Starts every app with `autostart: true`; resolves once all are spawned. One app that
+   * cannot start (a port of its own taken since the last run, …) does not keep the others
+   * down: its failure is published as an `error` event.
    */
-  async startAutostart(): Promise<boolean> {
+  async startAutostart(): Promise<void> {
     const auto = [...this.#apps.values()].filter((r) => r.config.autostart && r.config.cmd);
-    let moved = false;
-    const results = await Promise.allSettled(
-      auto.map(async (r) => {
-        if (await this.freePorts(r.name)) moved = true;
-        return r.start();
-      }),
-    );
+    const results = await Promise.allSettled(auto.map((r) => r.start()));
     results.forEach((result, i) => {
       if (result.status === 'rejected') {
         publish('error', { code: 'PH_ERR_SUPERVISOR', message: `${auto[i].name}: autostart failed: ${(result.reason as Error).message}`, app: auto[i].name });
       }
     });
-    return moved;
   }
 
   /** Stops every app (shutdown); resolves when none of their processes is left. */
@@ -358,6 +321,30 @@ export class Supervisor extends EventEmitter {
         }
       },
       onError: (message) => publish('error', { code: 'PH_ERR_SUPERVISOR', message, app: name }),
+      freePorts: (runner) => this.#freePorts(runner),
     };
+  }
+
+  /** RunnerDeps.freePorts: before each start, in the runner's queue. Announces an exchange ('ports'). */
+  async #freePorts(runner: AppRunner): Promise<void> {
+    let moved: [number, number] | null = null;
+    for (const key of ['port', 'ws_port'] as const) {
+      const port = runner.ports[key];
+      if (port === undefined || !(await portTaken(port))) continue;
+      if (key !== 'port' || runner.allocatedPort !== port) throw appError(APP_SPAWN, `port ${port} is in use by another program (${key} of ${runner.name}): the app cannot listen there`);
+      // Still handed out: the new one is searched for while the old one counts as taken.
+      const fresh = await this.#ports.alloc(this.#portsInUse());
+      this.#ports.release(port);
+      runner.allocatedPort = fresh;
+      runner.ports = { ...runner.ports, port: fresh };
+      moved = [port, fresh];
+    }
+    if (!moved) return;
+    runner.log.line(`[porthole] port ${moved[0]} is in use by another program: starting on port ${moved[1]} instead`);
+    try {
+      this.emit('ports', runner.name);
+    } catch (err) {
+      publish('error', { code: 'PH_ERR_SUPERVISOR', message: `'ports' listener threw: ${(err as Error).message}`, app: runner.name });
+    }
   }
 }

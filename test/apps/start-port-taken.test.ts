@@ -1,7 +1,8 @@
 /**
- * A start by hand (the admin API, `porthole apps start`) checks the app's ports
- * first, as a wake does: another program listening on one would otherwise pass
- * the readiness check (a TCP connect) and get the app's traffic while the app
+ * Every start of an app's process (by hand: the admin API, `porthole apps
+ * start`; autostart; a restart after a crash) checks the app's ports first, as
+ * a wake does: another program listening on one would otherwise pass the
+ * readiness check (a TCP connect) and get the app's traffic while the app
  * itself fails to bind. A port Porthole allocated is exchanged for a free one;
  * a port of the app's own definition refuses the start, naming it.
  */
@@ -12,7 +13,8 @@ import { test } from 'node:test';
 import { jsonLines } from '../helpers/cli.js';
 import { request } from '../helpers/http.js';
 import { waitFor } from '../helpers/net.js';
-import { sleepAppCmd, startSleepGateway } from '../helpers/sleep-app.js';
+import { sleep } from '../helpers/net.js';
+import { freePort, sleepAppCmd, startSleepGateway } from '../helpers/sleep-app.js';
 
 const JSON_ACCEPT = { Accept: 'application/json' };
 
@@ -78,4 +80,55 @@ test('an app with autostart whose own port is taken when the gateway starts: not
   assert.equal((await gw.state('early')).state, 'stopped');
   assert.equal((await gw.appLog('early')).filter((l) => l.startsWith('[porthole] started pid')).length, 0, 'no process was started');
   assert.equal(squatter.hits(), 0);
+});
+
+/** Kills the app's process as a crash would, and waits for the supervisor to schedule its restart. */
+async function crash(gw: Awaited<ReturnType<typeof startSleepGateway>>, name: string, pid: number): Promise<void> {
+  process.kill(pid, 'SIGKILL');
+  await gw.until(name, 'backoff');
+}
+
+test('a restart after a crash, while another program took the allocated port: the app comes back on a free port, its requests reach it, never the other program', async (t) => {
+  const gw = await startSleepGateway();
+  t.after(() => gw.cleanup());
+  await gw.webapp({ action: 'register', name: 'crashy', cmd: sleepAppCmd() });
+  assert.equal((await gw.webapp({ action: 'start', name: 'crashy' })).status, 200);
+  const first = await gw.until('crashy', 'running');
+  await crash(gw, 'crashy', first.pid);
+  // The restart comes after the backoff (1 s): the port is taken before it.
+  const squatter = await squat(first.port);
+  t.after(() => squatter.close());
+
+  let now = await gw.state('crashy');
+  for (const deadline = Date.now() + 15_000; !(now.state === 'running' && now.pid !== first.pid); now = await gw.state('crashy')) {
+    assert.ok(Date.now() < deadline, `the app is not back: ${JSON.stringify(now)}`);
+    await sleep(50);
+  }
+  assert.notEqual(now.port, first.port, 'given a free port');
+  const r = await request(`${gw.url}/crashy/`, { headers: JSON_ACCEPT });
+  assert.equal(r.status, 200, r.text);
+  assert.match(r.text, new RegExp(`app crashy pid ${now.pid}`));
+  assert.equal(squatter.hits(), 0, 'nothing reached the other program');
+  assert.ok((await gw.appLog('crashy')).some((l) => l === `[porthole] port ${first.port} is in use by another program: starting on port ${now.port} instead`));
+});
+
+test("a restart after a crash, while another program took the app's own port: the app is failed, saying which port, and nothing reaches the other program", async (t) => {
+  const gw = await startSleepGateway();
+  t.after(() => gw.cleanup());
+  const port = await freePort();
+  await gw.webapp({ action: 'register', name: 'owned', cmd: sleepAppCmd(), port });
+  assert.equal((await gw.webapp({ action: 'start', name: 'owned' })).status, 200);
+  const first = await gw.until('owned', 'running');
+  await crash(gw, 'owned', first.pid);
+  const squatter = await squat(port);
+  t.after(() => squatter.close());
+
+  const failed = await gw.until('owned', 'failed', 15_000);
+  assert.match(String(failed.message), new RegExp(`port ${port} is in use by another program \\(port of owned\\)`));
+  const line = await waitFor(() => jsonLines(gw.stdout()).find((l) => l.event === 'error' && l.app === 'owned'), 10_000, 'the error line');
+  assert.match(String(line.message), /owned: restart failed: port \d+ is in use by another program/);
+  assert.equal((await gw.appLog('owned')).filter((l) => l.startsWith('[porthole] started pid')).length, 1, 'no second process was started');
+  const r = await request(`${gw.url}/owned/`, { headers: JSON_ACCEPT });
+  assert.notEqual(r.status, 200);
+  assert.equal(squatter.hits(), 0, 'nothing reached the other program');
 });
