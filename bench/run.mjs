@@ -10,7 +10,7 @@
 //   npm run bench -- --only hop --rounds 4   the cost of the hop between cluster nodes (echo and http,
 //                                            through node A to node B against straight to B)
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { sample, selfCpu } from './lib/proc.mjs';
@@ -24,12 +24,14 @@ const opt = (name) => {
   return i === -1 ? undefined : args[i + 1];
 };
 if (flag('--help')) {
-  console.log(`usage: npm run bench [-- --quick] [--only echo,stream,small-writes,handshakes,idle,http,h2,bridge,cores,hop] [--proxies direct,porthole,porthole-node,porthole-js,porthole-no-metrics,porthole-w2,porthole-w2-rr,porthole-b-direct,porthole-hop,porthole-chain,nginx,nginx-auto,haproxy,http-proxy] [--rounds N] [--rate N] [--out DIR] [--cpu-prof DIR]
+  console.log(`usage: npm run bench [-- --quick] [--only echo,stream,small-writes,handshakes,idle,http,h2,bridge,cores,hop] [--proxies direct,porthole,porthole-node,porthole-js,porthole-no-metrics,porthole-w2,porthole-w2-rr,porthole-base,porthole-b-direct,porthole-hop,porthole-chain,nginx,nginx-auto,haproxy,http-proxy] [--rounds N] [--rate N] [--out DIR] [--cpu-prof DIR]
   hop: echo and http with --proxies porthole-b-direct,porthole-hop (a cluster: Redis and nodes A and B, the app on B);
        porthole-chain (two plain gateways in a row, no cluster) is the hop's control, run when --proxies names it
   --rate N: echo at N messages per second on each of its 64 connections (open loop) instead of as fast as echoes
             return (http is unchanged: wrk, closed loop)
-  --cpu-prof DIR: the cluster nodes and porthole (porthole-js) run with node --cpu-prof, their profiles written to DIR`);
+  --cpu-prof DIR: the cluster nodes and porthole (porthole-js) run with node --cpu-prof, their profiles written to DIR
+  porthole-base: \`porthole serve\` of another checkout (PORTHOLE_BENCH_BASE=DIR, its dist/ and addon built), beside this
+                 one in the same run: a change's before and after (--proxies porthole,porthole-base --rounds 5)`);
   process.exit(0);
 }
 const quick = flag('--quick');
@@ -120,6 +122,12 @@ function proxyStarter(name) {
   // The JavaScript tunnel, where `porthole` uses the native one when its addon is built.
   if (name === 'porthole-js') return (up) => PROXIES.porthole(up, { engine: 'js', cpuProf });
   if (name === 'porthole') return (up) => PROXIES.porthole(up, { cpuProf });
+  // Another build beside this one, for a change's before and after in one run: a checkout with its dist/ and addon built.
+  if (name === 'porthole-base') {
+    const root = process.env.PORTHOLE_BENCH_BASE;
+    if (!root || !existsSync(join(root, 'dist/cli/main.js'))) throw new Error('porthole-base: set PORTHOLE_BENCH_BASE to a checkout with dist/ built (npm install there)');
+    return (up) => PROXIES.porthole(up, { root, label: ' (base)' });
+  }
   if (name === 'porthole-node') return (up) => PROXIES.porthole(up, { nodeHandshakes: true, cpuProf });
   // workers: 2 (docs/workers.md); -rr: the primary hands out connections round-robin instead of the workers accepting.
   if (name === 'porthole-w2') return (up) => PROXIES.porthole(up, { workers: 2 });

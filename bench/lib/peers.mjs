@@ -87,7 +87,7 @@ export const PROXIES = {
    * whole tree (primary + workers). `sched: 'rr'`: the primary accepts and hands connections
    * out round-robin, instead of the workers accepting on the shared socket (NODE_CLUSTER_SCHED_POLICY).
    */
-  porthole: async (up, { metrics = true, workers = 1, sched, engine, nodeHandshakes = false, cpuProf } = {}) => {
+  porthole: async (up, { metrics = true, workers = 1, sched, engine, nodeHandshakes = false, cpuProf, root = ROOT, label = '' } = {}) => {
     const port = await freePort();
     const dir = mkdtempSync(join(tmpdir(), 'bench-porthole-'));
     const cfg = join(dir, 'porthole.yaml');
@@ -99,9 +99,9 @@ export const PROXIES = {
     // cpuProf: a V8 CPU profile of the gateway, written to that directory when it stops (bench/profile-summary.mjs reads it).
     const prof = cpuProf ? ['--cpu-prof', '--cpu-prof-dir', cpuProf] : [];
     if (cpuProf) mkdirSync(cpuProf, { recursive: true });
-    const p = start('porthole', process.execPath, [...prof, join(ROOT, 'dist/cli/main.js'), 'serve', '--listen', `127.0.0.1:${port}`, '--config', cfg, '--data', dir, '--log-format', 'json'], env);
+    const p = start('porthole', process.execPath, [...prof, join(root, 'dist/cli/main.js'), 'serve', '--listen', `127.0.0.1:${port}`, '--config', cfg, '--data', dir, '--log-format', 'json'], env);
     await waitPort(port);
-    const name = `porthole${engine === 'js' ? ' (JS tunnel)' : ''}${nodeHandshakes ? ' (Node handshakes)' : ''}${metrics ? '' : ' (no metrics)'}${workers > 1 ? ` (${workers} workers${sched ? `, sched ${sched}` : ''})` : ''}`;
+    const name = `porthole${label}${engine === 'js' ? ' (JS tunnel)' : ''}${nodeHandshakes ? ' (Node handshakes)' : ''}${metrics ? '' : ' (no metrics)'}${workers > 1 ? ` (${workers} workers${sched ? `, sched ${sched}` : ''})` : ''}`;
     return { name, port, pid: p.child.pid, path: '/b/', stop: async () => (await p.stop(), rmSync(dir, { recursive: true, force: true })) };
   },
 

@@ -258,3 +258,22 @@ test('npm run bench -- --quick --only cores: one process and two, Porthole and n
     rmSync(out, { recursive: true, force: true });
   }
 });
+
+test('npm run bench -- --proxies porthole,porthole-base: another checkout beside this one (PORTHOLE_BENCH_BASE), named apart; without the variable, the run says what is missing', { timeout: 300_000 }, async () => {
+  const out = mkdtempSync(join(tmpdir(), 'porthole-bench-base-'));
+  const env = process.env.PORTHOLE_BENCH_BASE;
+  try {
+    // This checkout stands for the other one: what is tested is that the run starts it and names its row.
+    process.env.PORTHOLE_BENCH_BASE = ROOT;
+    await startBench(['--only', 'http', '--proxies', 'porthole,porthole-base', '--out', out]).done;
+    const rows = JSON.parse(readFileSync(join(out, 'latest.json'), 'utf8')).results.http as Record<string, number | string>[];
+    assert.deepEqual(rows.map((r) => r.proxy), ['porthole', 'porthole (base)']);
+    for (const row of rows) assert.ok((row['proxy CPU µs/req'] as number) > 0 && row.errors === 0, JSON.stringify(row));
+    delete process.env.PORTHOLE_BENCH_BASE;
+    await assert.rejects(startBench(['--only', 'http', '--proxies', 'porthole-base', '--out', out]).done, /porthole-base: set PORTHOLE_BENCH_BASE to a checkout with dist\/ built/);
+  } finally {
+    if (env === undefined) delete process.env.PORTHOLE_BENCH_BASE;
+    else process.env.PORTHOLE_BENCH_BASE = env;
+    rmSync(out, { recursive: true, force: true });
+  }
+});
