@@ -64,6 +64,8 @@ static int cycle(struct sockaddr_in *a, const char *req, size_t req_len, const u
   if (write(fd, msg, 70) != 70) goto out;
   n = read_some(fd, buf, sizeof buf, 66);
   if (n != 66 || buf[0] != 0x82 || buf[1] != 64) goto out;
+  for (int i = 0; i < 64; i++)
+    if (buf[2 + i] != 1) goto out;
   if (write(fd, close_frame, 8) != 8) goto out;
   n = read_some(fd, buf, sizeof buf, 4);
   if (n != 4 || buf[0] != 0x88 || buf[1] != 2 || buf[2] != 0x03 || buf[3] != 0xe8) goto out;

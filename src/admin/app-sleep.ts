@@ -168,7 +168,8 @@ export class AppSleep {
         if (refused) return refused;
         try {
           this.#wakeStarts.add(name);
-          await supervisor.start(name, WAKE_REASON).finally(() => this.#wakeStarts.delete(name));
+          // A hand stop that comes before the start's turn in the app's queue calls it off: no process is started.
+          await supervisor.start(name, WAKE_REASON, () => !this.#handStopped.has(name)).finally(() => this.#wakeStarts.delete(name));
         } catch (err) {
           return this.#wakeFailed(name, (err as Error).message);
         }

@@ -154,11 +154,14 @@ export class AppRunner {
 
   /**
    * Starts the app unless it runs already; a `failed` or `backoff` app starts at once, with a clean crash history.
-   * `reason` (a request woke it) goes into the app's log and is the `starting` state's message.
+   * `reason` (a request woke it) goes into the app's log and is the `starting` state's message; `still`,
+   * asked when the start's turn comes in the app's queue, can call it off (a hand stop came meanwhile).
    */
-  start(reason?: string): Promise<AppStatus> {
+  start(reason?: string, still?: () => boolean): Promise<AppStatus> {
     return this.#enqueue(async () => {
       if (this.#state === 'starting' || this.#state === 'running') return this.status();
+      // A start nobody asked for by hand (a wake) is dropped if, by its turn, it is no longer wanted.
+      if (still && !still()) return this.status();
       this.#requireCmd();
       this.#clearBackoff();
       this.#history.reset();
@@ -209,7 +212,9 @@ export class AppRunner {
       if (!changed || !this.#run) return this.status();
       this.#log(`definition changed: restarting`);
       await this.#stopNow();
-      if (config.cmd) await this.#spawn();
+      // A start refused (a port of its own taken by another program) leaves the app failed, saying
+      // why: the new definition stands, and whoever changed it (an update, a reload) goes on.
+      if (config.cmd) await this.#spawn().catch((err: Error) => this.#deps.onError(`${this.name}: restart after the definition changed failed: ${err.message}`));
       else this.#setState('stopped', 'no cmd any more');
       return this.status();
     });

@@ -152,11 +152,12 @@ export class Supervisor extends EventEmitter {
   /**
    * Starts the app; resolves once its process is spawned (state `starting`),
    * or at once if it is already starting or running. Use {@link waitReady}
-   * to wait for readiness. A `failed` app starts afresh.
+   * to wait for readiness. A `failed` app starts afresh. `still` (a wake's) is asked when the
+   * start's turn comes: false, and the app is left as it is.
    * Rejects with code `PH_ERR_APP_UNKNOWN` or `PH_ERR_APP_NO_CMD`.
    */
-  start(name: string, reason?: string): Promise<AppStatus> {
-    return this.#call(name, (r) => r.start(reason));
+  start(name: string, reason?: string, still?: () => boolean): Promise<AppStatus> {
+    return this.#call(name, (r) => r.start(reason, still));
   }
 
   /**
@@ -325,22 +326,31 @@ export class Supervisor extends EventEmitter {
     };
   }
 
-  /** RunnerDeps.freePorts: before each start, in the runner's queue. Announces an exchange ('ports'). */
+  /**
+   * RunnerDeps.freePorts: before each start, in the runner's queue. An exchange is announced
+   * ('ports') even when a later port refuses the start: the routes must follow the app's port.
+   */
   async #freePorts(runner: AppRunner): Promise<void> {
     let moved: [number, number] | null = null;
-    for (const key of ['port', 'ws_port'] as const) {
-      const port = runner.ports[key];
-      if (port === undefined || !(await portTaken(port))) continue;
-      if (key !== 'port' || runner.allocatedPort !== port) throw appError(APP_SPAWN, `port ${port} is in use by another program (${key} of ${runner.name}): the app cannot listen there`);
-      // Still handed out: the new one is searched for while the old one counts as taken.
-      const fresh = await this.#ports.alloc(this.#portsInUse());
-      this.#ports.release(port);
-      runner.allocatedPort = fresh;
-      runner.ports = { ...runner.ports, port: fresh };
-      moved = [port, fresh];
+    try {
+      for (const key of ['port', 'ws_port'] as const) {
+        const port = runner.ports[key];
+        if (port === undefined || !(await portTaken(port))) continue;
+        if (key !== 'port' || runner.allocatedPort !== port) throw appError(APP_SPAWN, `port ${port} is in use by another program (${key} of ${runner.name}): the app cannot listen there`);
+        // Still handed out: the new one is searched for while the old one counts as taken.
+        const fresh = await this.#ports.alloc(this.#portsInUse());
+        this.#ports.release(port);
+        runner.allocatedPort = fresh;
+        runner.ports = { ...runner.ports, port: fresh };
+        moved = [port, fresh];
+      }
+    } finally {
+      if (moved) this.#portsMoved(runner, moved);
     }
-    if (!moved) return;
-    runner.log.line(`[porthole] port ${moved[0]} is in use by another program: starting on port ${moved[1]} instead`);
+  }
+
+  #portsMoved(runner: AppRunner, [from, to]: [number, number]): void {
+    runner.log.line(`[porthole] port ${from} is in use by another program: starting on port ${to} instead`);
     try {
       this.emit('ports', runner.name);
     } catch (err) {

@@ -42,6 +42,8 @@ test('a hand stop that comes while a wake is checking the ports: the wake does n
   const answer = await woken;
   assert.equal(answer?.code, 'PH_ERR_APP_STOPPED', 'the held request is told the app was stopped');
   assert.equal(server.supervisor.status('w')?.state, 'stopped', 'the wake did not start the app after the hand stop');
+  // Not started and stopped again: called off before any process existed (an app's boot may do work).
+  assert.deepEqual(server.supervisor.logs('w', 100).filter((l) => l.startsWith('[porthole] started pid')), []);
   const later = await ask(url);
   assert.equal(later.status, 503);
   assert.match(later.message ?? '', /stopped by hand/);
@@ -54,8 +56,8 @@ test('a hand stop that comes once the wake has asked for the start: the app is s
   // The hand stop is issued right after the wake queues its start (before the start runs).
   const start = supervisor.start.bind(supervisor);
   let stop: Promise<unknown> | undefined;
-  supervisor.start = (name, reason) => {
-    const started = start(name, reason);
+  supervisor.start = (name, reason, still) => {
+    const started = start(name, reason, still);
     if (reason?.includes('wake_on_request')) stop ??= registry.act(name, 'stop');
     return started;
   };
@@ -64,6 +66,7 @@ test('a hand stop that comes once the wake has asked for the start: the app is s
   await stop;
   assert.equal(answer.status, 503);
   assert.equal(supervisor.status('w')?.state, 'stopped');
+  assert.deepEqual(supervisor.logs('w', 100).filter((l) => l.startsWith('[porthole] started pid')), [], 'the start it overtook was called off before any process existed');
   // The hand stop sticks: not undone by the start it overtook, so the next request does not wake the app.
   const later = await ask(url);
   assert.equal(later.status, 503);

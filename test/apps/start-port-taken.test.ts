@@ -7,8 +7,10 @@
  * a port of the app's own definition refuses the start, naming it.
  */
 import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { jsonLines } from '../helpers/cli.js';
 import { request } from '../helpers/http.js';
@@ -25,7 +27,10 @@ async function squat(port: number): Promise<{ port: number; hits: () => number; 
     hits++;
     res.end('not the app');
   });
-  await new Promise<void>((ok) => server.listen(port, '127.0.0.1', ok));
+  await new Promise<void>((ok, fail) => {
+    server.once('error', fail);
+    server.listen(port, '127.0.0.1', ok);
+  });
   return { port: (server.address() as AddressInfo).port, hits: () => hits, close: () => server.close() };
 }
 
@@ -82,10 +87,21 @@ test('an app with autostart whose own port is taken when the gateway starts: not
   assert.equal(squatter.hits(), 0);
 });
 
-/** Kills the app's process as a crash would, and waits for the supervisor to schedule its restart. */
-async function crash(gw: Awaited<ReturnType<typeof startSleepGateway>>, name: string, pid: number): Promise<void> {
+/**
+ * Kills the app's process as a crash would and takes its port as soon as the process is gone:
+ * well inside the restart's backoff (1 s), however slowly the gateway's API would answer.
+ */
+async function crashAndSquat(pid: number, port: number): Promise<Awaited<ReturnType<typeof squat>>> {
   process.kill(pid, 'SIGKILL');
-  await gw.until(name, 'backoff');
+  const deadline = Date.now() + 900;
+  for (;;) {
+    try {
+      return await squat(port);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE' || Date.now() > deadline) throw err;
+      await sleep(5);
+    }
+  }
 }
 
 test('a restart after a crash, while another program took the allocated port: the app comes back on a free port, its requests reach it, never the other program', async (t) => {
@@ -94,9 +110,8 @@ test('a restart after a crash, while another program took the allocated port: th
   await gw.webapp({ action: 'register', name: 'crashy', cmd: sleepAppCmd() });
   assert.equal((await gw.webapp({ action: 'start', name: 'crashy' })).status, 200);
   const first = await gw.until('crashy', 'running');
-  await crash(gw, 'crashy', first.pid);
   // The restart comes after the backoff (1 s): the port is taken before it.
-  const squatter = await squat(first.port);
+  const squatter = await crashAndSquat(first.pid, first.port);
   t.after(() => squatter.close());
 
   let now = await gw.state('crashy');
@@ -119,8 +134,7 @@ test("a restart after a crash, while another program took the app's own port: th
   await gw.webapp({ action: 'register', name: 'owned', cmd: sleepAppCmd(), port });
   assert.equal((await gw.webapp({ action: 'start', name: 'owned' })).status, 200);
   const first = await gw.until('owned', 'running');
-  await crash(gw, 'owned', first.pid);
-  const squatter = await squat(port);
+  const squatter = await crashAndSquat(first.pid, port);
   t.after(() => squatter.close());
 
   const failed = await gw.until('owned', 'failed', 15_000);
@@ -131,4 +145,73 @@ test("a restart after a crash, while another program took the app's own port: th
   const r = await request(`${gw.url}/owned/`, { headers: JSON_ACCEPT });
   assert.notEqual(r.status, 200);
   assert.equal(squatter.hits(), 0, 'nothing reached the other program');
+});
+
+test('a start refused for one port after another was exchanged: the routes follow the exchange, so the next start (a wake) is reached on the new port, never the other program on the old one', async (t) => {
+  const gw = await startSleepGateway();
+  t.after(() => gw.cleanup());
+  const wsPort = await freePort();
+  await gw.webapp({ action: 'register', name: 'both', cmd: sleepAppCmd(), ws_port: wsPort, wake_on_request: true });
+  const { port } = await gw.state('both');
+  const onPort = await squat(port);
+  t.after(() => onPort.close());
+  const onWsPort = await squat(wsPort);
+
+  // The allocated port is exchanged first, then the app's own ws_port refuses the start.
+  const refused = await gw.webapp({ action: 'start', name: 'both' });
+  assert.equal((refused.body as { error: { code: string } }).error.code, 'PH_ERR_APP_SPAWN');
+  assert.match((refused.body as { error: { message: string } }).error.message, new RegExp(`port ${wsPort} is in use by another program \\(ws_port of both\\)`));
+  onWsPort.close();
+  await sleep(100);
+
+  // A request wakes it; nothing moves this time (the new port is free), so only the refused start's exchange routes it right.
+  const r = await request(`${gw.url}/both/`, { headers: JSON_ACCEPT, timeoutMs: 20_000 });
+  const now = await gw.state('both');
+  assert.equal(r.status, 200, r.text);
+  assert.match(r.text, new RegExp(`app both pid ${now.pid}`));
+  assert.notEqual(now.port, port);
+  assert.equal(onPort.hits(), 0, 'nothing reached the program on the old port');
+});
+
+test("an update that moves a running app to a port another program holds: the update stands, the app is failed saying which port, and nothing reaches the other program", async (t) => {
+  const gw = await startSleepGateway();
+  t.after(() => gw.cleanup());
+  await gw.webapp({ action: 'register', name: 'upd', cmd: sleepAppCmd(), port: await freePort() });
+  assert.equal((await gw.webapp({ action: 'start', name: 'upd' })).status, 200);
+  await gw.until('upd', 'running');
+  const squatter = await squat(0);
+  t.after(() => squatter.close());
+
+  const put = await gw.api('PUT', '/_porthole/api/apps/upd', { cmd: sleepAppCmd(), port: squatter.port });
+  assert.equal(put.status, 200, JSON.stringify(put.body));
+  const app = await gw.until('upd', 'failed');
+  assert.equal(app.port, squatter.port, 'the new definition is the one in force');
+  assert.match(String(app.message), new RegExp(`port ${squatter.port} is in use by another program \\(port of upd\\)`));
+  const line = await waitFor(() => jsonLines(gw.stdout()).find((l) => l.event === 'error' && l.app === 'upd'), 10_000, 'the error line');
+  assert.match(String(line.message), /upd: restart after the definition changed failed: port \d+ is in use/);
+  const r = await request(`${gw.url}/upd/`, { headers: JSON_ACCEPT });
+  assert.notEqual(r.status, 200);
+  assert.equal(squatter.hits(), 0, 'nothing reached the other program');
+});
+
+test('a config reload that moves a running app to a port another program holds: the app is failed saying which port, and the rest of the reload is carried out', async (t) => {
+  const first = await freePort();
+  const app = (port: number) => ['  - name: cfg', `    cmd: ${JSON.stringify(sleepAppCmd())}`, `    port: ${port}`, '    autostart: true'];
+  const gw = await startSleepGateway({ config: ['apps:', ...app(first), ''].join('\n') });
+  t.after(() => gw.cleanup());
+  await gw.until('cfg', 'running');
+  const squatter = await squat(0);
+  t.after(() => squatter.close());
+  const other = await squat(0);
+  t.after(() => other.close());
+
+  // cfg moves onto the taken port; an app after it in the file is new.
+  writeFileSync(join(gw.dataDir, 'porthole.yaml'), ['apps:', ...app(squatter.port), '  - name: later', `    port: ${other.port}`, ''].join('\n'));
+  gw.child.kill('SIGHUP');
+  const failed = await gw.until('cfg', 'failed');
+  assert.match(String(failed.message), new RegExp(`port ${squatter.port} is in use by another program \\(port of cfg\\)`));
+  await waitFor(() => jsonLines(gw.stdout()).some((l) => l.event === 'config' && l.action === 'reloaded'), 10_000, 'the reload');
+  const r = await request(`${gw.url}/later/`, { headers: JSON_ACCEPT });
+  assert.equal(r.text, 'not the app', 'the app after it in the file is routed');
+  assert.equal(squatter.hits(), 0, 'nothing reached the program on the taken port');
 });

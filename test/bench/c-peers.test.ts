@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import WebSocket from 'ws';
+import WebSocket, { WebSocketServer } from 'ws';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'porthole-c-peers-'));
@@ -109,6 +109,21 @@ test('the C handshake client counts a server that does not upgrade, or answers w
     }
   } finally {
     server.close();
+  }
+});
+
+test('the C handshake client counts an echo that does not carry its payload back as an error', async () => {
+  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+  await once(wss, 'listening');
+  // The right frame header, the wrong bytes.
+  wss.on('connection', (ws) => ws.on('message', (d: Buffer) => ws.send(Buffer.alloc(d.length, 2))));
+  try {
+    const p = (wss.address() as AddressInfo).port;
+    const r = JSON.parse((await promisify(execFile)(clientBin, ['127.0.0.1', String(p), '/hs', '1', '0.2'], { encoding: 'utf8' })).stdout) as { done: number; errors: number };
+    assert.equal(r.done, 0);
+    assert.ok(r.errors > 0);
+  } finally {
+    wss.close();
   }
 });
 
