@@ -390,8 +390,10 @@ async function h2Workload(names) {
   const rows = [];
   for (const name of names) {
     const up = await startUpstream();
-    const proxy = await H2_PROXIES[name](up);
+    // Started inside the try: a proxy that fails to start must not leave the upstream running.
+    let proxy;
     try {
+      proxy = await H2_PROXIES[name](up);
       process.stderr.write(`bench:   ${proxy.name}\n`);
       const url = `https://127.0.0.1:${proxy.port}${proxy.path}page`;
       await runChild('/usr/bin/h2load', ['-c', '10', '-m', '10', '-D', '1', url]);
@@ -416,7 +418,7 @@ async function h2Workload(names) {
         errors: Number(done?.[3] ?? 0) + Number(done?.[4] ?? 0) + Number(done?.[5] ?? 0) + (codes ? Number(codes[2]) + Number(codes[3]) + Number(codes[4]) : 0),
       });
     } finally {
-      await proxy.stop();
+      await proxy?.stop();
       await up.stop();
     }
   }
@@ -603,13 +605,15 @@ async function main() {
     for (let round = 0; round < rounds; round++) {
       for (const name of round % 2 ? [...names].reverse() : names) {
         const up = workload === 'cores' ? await startCUpstream(cBuild('c-upstream', 'bench/peers/c-upstream.c', ['-lcrypto'])) : await startUpstream();
-        const proxy = await proxyStarter(name)(up);
+        // Started inside the try: a proxy that fails to start must not leave the upstream running.
+        let proxy;
         try {
+          proxy = await proxyStarter(name)(up);
           process.stderr.write(`bench:   ${proxy.name}${rounds > 1 ? ` (round ${round + 1}/${rounds})` : ''}\n`);
           const row = { proxy: proxy.name, ...(await WORKLOADS[workload](proxy, up)) };
           runs.set(name, [...(runs.get(name) ?? []), row]);
         } finally {
-          await proxy.stop();
+          await proxy?.stop();
           await up.stop();
         }
       }

@@ -262,6 +262,7 @@ test('npm run bench -- --quick --only cores: one process and two, Porthole and n
 test('npm run bench -- --proxies porthole,porthole-base: another checkout beside this one (PORTHOLE_BENCH_BASE), named apart; without the variable, the run says what is missing', { timeout: 300_000 }, async () => {
   const out = mkdtempSync(join(tmpdir(), 'porthole-bench-base-'));
   const env = process.env.PORTHOLE_BENCH_BASE;
+  let failing: ReturnType<typeof startBench> | undefined;
   try {
     // This checkout stands for the other one: what is tested is that the run starts it and names its row.
     process.env.PORTHOLE_BENCH_BASE = ROOT;
@@ -270,8 +271,21 @@ test('npm run bench -- --proxies porthole,porthole-base: another checkout beside
     assert.deepEqual(rows.map((r) => r.proxy), ['porthole', 'porthole (base)']);
     for (const row of rows) assert.ok((row['proxy CPU µs/req'] as number) > 0 && row.errors === 0, JSON.stringify(row));
     delete process.env.PORTHOLE_BENCH_BASE;
-    await assert.rejects(startBench(['--only', 'http', '--proxies', 'porthole-base', '--out', out]).done, /porthole-base: set PORTHOLE_BENCH_BASE to a checkout with dist\/ built/);
+    // Its own session: the upstream it started before the proxy failed must be gone with it.
+    failing = startBench(['--only', 'http', '--proxies', 'porthole-base', '--out', out], out);
+    await assert.rejects(failing.done, /porthole-base: set PORTHOLE_BENCH_BASE to a checkout with dist\/ built/);
+    let left = sessionPids(failing.pid);
+    for (let i = 0; left.length && i < 40; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      left = sessionPids(failing.pid);
+    }
+    assert.deepEqual(left.map((p) => readFileSync(`/proc/${p}/cmdline`, 'latin1').replaceAll('\0', ' ')), [], 'nothing the failed run started is left running');
   } finally {
+    try {
+      if (failing) process.kill(-failing.pid, 'SIGKILL');
+    } catch {
+      /* the session's group is gone */
+    }
     if (env === undefined) delete process.env.PORTHOLE_BENCH_BASE;
     else process.env.PORTHOLE_BENCH_BASE = env;
     rmSync(out, { recursive: true, force: true });
