@@ -15,7 +15,7 @@ import { AppLog, type LogEntry } from './app-log.js';
 import { resolveAppUser, type AppIdentity, type UserSpec } from './app-user.js';
 import { AppRunner, type EffectivePorts, type RunnerDeps, type StopReason } from './app-runner.js';
 import { APP_SPAWN, APP_UNKNOWN, appError, type AppStatus } from './app-status.js';
-import { PortAllocator, portTaken } from './ports.js';
+import { listenedOn, PortAllocator, portTaken } from './ports.js';
 import { DEFAULT_RESTART, type RestartOptions } from './restart-policy.js';
 import { RunFiles, recoverOrphans } from './run-files.js';
 
@@ -335,8 +335,15 @@ export class Supervisor extends EventEmitter {
     try {
       for (const key of ['port', 'ws_port'] as const) {
         const port = runner.ports[key];
-        if (port === undefined || !(await portTaken(port))) continue;
-        if (key !== 'port' || runner.allocatedPort !== port) throw appError(APP_SPAWN, `port ${port} is in use by another program (${key} of ${runner.name}): the app cannot listen there`);
+        if (port === undefined) continue;
+        if (key !== 'port' || runner.allocatedPort !== port) {
+          // The app's own port is refused only when another program listens there (its answers would pass
+          // for the app's); one held for a moment by a connection's local end is the app's to retry.
+          if (await listenedOn(port)) throw appError(APP_SPAWN, `port ${port} is in use by another program (${key} of ${runner.name}): the app cannot listen there`);
+          continue;
+        }
+        // An allocated one is exchanged whenever it cannot be bound now: that costs nothing.
+        if (!(await portTaken(port))) continue;
         // Still handed out: the new one is searched for while the old one counts as taken.
         const fresh = await this.#ports.alloc(this.#portsInUse());
         this.#ports.release(port);

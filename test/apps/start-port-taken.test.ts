@@ -215,3 +215,29 @@ test('a config reload that moves a running app to a port another program holds: 
   assert.equal(r.text, 'not the app', 'the app after it in the file is routed');
   assert.equal(squatter.hits(), 0, 'nothing reached the program on the taken port');
 });
+
+test("an app's own port held for a moment by a connection's local end (no listener there): the start is not refused, and the app comes up on that port once it is free", async (t) => {
+  const gw = await startSleepGateway();
+  t.after(() => gw.cleanup());
+  let serverSide: import('node:net').Socket | undefined;
+  const server = (await import('node:net')).createServer((s) => (serverSide = s));
+  await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
+  t.after(() => server.close());
+  const { Socket } = await import('node:net');
+  const client = new Socket();
+  t.after(() => client.destroy());
+  await new Promise<void>((ok) => client.connect((server.address() as AddressInfo).port, '127.0.0.1', ok));
+  const held = client.localPort!;
+  await gw.webapp({ action: 'register', name: 'transient', cmd: sleepAppCmd(), port: held });
+
+  const started = await gw.webapp({ action: 'start', name: 'transient' });
+  assert.equal(started.status, 200, JSON.stringify(started.body));
+  // The app cannot bind while the connection lasts (it fails and is restarted). The other end closes
+  // first, so the port is not left in TIME_WAIT: the app's next start listens there.
+  await sleep(300);
+  serverSide!.destroy();
+  const now = await gw.until('transient', 'running', 20_000);
+  assert.equal(now.port, held);
+  const r = await request(`${gw.url}/transient/`, { headers: JSON_ACCEPT });
+  assert.match(r.text, new RegExp(`app transient pid ${now.pid}`));
+});

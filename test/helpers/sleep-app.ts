@@ -49,19 +49,25 @@ export async function startSleepGateway(opts: { config?: string } = {}): Promise
 }
 
 /**
- * A port of the kernel's ephemeral range that is free now, for an app's `port`.
- * Apps given none get one from 9000–9999 (each process starting its search at its
- * own point): tests running in parallel could still hand the same port to apps that
- * sleep (and hold no port) or listen only after DELAY_MS, and one app's requests would
- * reach another's. The test of that case (idle-wake.test.ts) uses allocation.
+ * A port for an app's `port`, free now, below the kernel's ephemeral range (32768 and up) and
+ * picked at random: a port of that range could be taken meanwhile as the local end of another
+ * test's outgoing connection (no app can bind it then), and apps given no port get one from
+ * 9000–9999, where tests running in parallel could hand the same port to apps that sleep (and
+ * hold no port) or listen only after DELAY_MS. The test of that case (idle-wake.test.ts) uses
+ * allocation.
  */
-export function freePort(): Promise<number> {
-  return new Promise((ok, fail) => {
+export async function freePort(): Promise<number> {
+  for (let i = 0; i < 100; i++) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000);
+    if (await bindable(port)) return port;
+  }
+  throw new Error('no free port found in 20000-31999');
+}
+
+function bindable(port: number): Promise<boolean> {
+  return new Promise((ok) => {
     const s = net.createServer();
-    s.once('error', fail);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => ok(port));
-    });
+    s.once('error', () => ok(false));
+    s.listen(port, '127.0.0.1', () => s.close(() => ok(true)));
   });
 }
