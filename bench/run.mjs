@@ -426,10 +426,6 @@ async function h2Workload(names) {
 }
 
 /** The bridge workload's reader (clients/stream-reader.c), built once per run with the system's C compiler. */
-function streamReader() {
-  return cBuild('stream-reader', 'bench/clients/stream-reader.c', ['-lpthread']);
-}
-
 const built = new Map();
 /** A C peer of the benchmark (`src` under the project), built once per run with the system's compiler; its path. */
 function cBuild(name, src, libs) {
@@ -444,7 +440,7 @@ function cBuild(name, src, libs) {
 
 async function bridgeWorkload(names) {
   const rows = [];
-  const reader = streamReader();
+  const reader = cBuild('stream-reader', 'bench/clients/stream-reader.c', ['-lpthread']);
   const src = await startTcpSource();
   try {
     for (const name of names) {

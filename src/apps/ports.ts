@@ -29,25 +29,6 @@ export async function portTaken(port: number): Promise<boolean> {
   return (await bindError(port)) === 'EADDRINUSE';
 }
 
-/**
- * True if something accepts connections on 127.0.0.1:port now: what the readiness check (a TCP
- * connect) would take for the app. A port that is only in use as the local end of a connection
- * (an outgoing connection's port from the kernel's ephemeral range) is not listened on: an app
- * that cannot bind it for that moment fails and is restarted, but no traffic can go astray.
- */
-export function listenedOn(port: number, timeoutMs = 1000): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect({ port, host: '127.0.0.1' });
-    const done = (yes: boolean) => {
-      socket.destroy();
-      resolve(yes);
-    };
-    socket.setTimeout(timeoutMs, () => done(false));
-    socket.once('connect', () => done(true));
-    socket.once('error', () => done(false));
-  });
-}
-
 /** Hands out ports of a range, each at most once until released. */
 export class PortAllocator {
   readonly #first: number;

@@ -15,7 +15,8 @@ import { AppLog, type LogEntry } from './app-log.js';
 import { resolveAppUser, type AppIdentity, type UserSpec } from './app-user.js';
 import { AppRunner, type EffectivePorts, type RunnerDeps, type StopReason } from './app-runner.js';
 import { APP_SPAWN, APP_UNKNOWN, appError, type AppStatus } from './app-status.js';
-import { listenedOn, PortAllocator, portTaken } from './ports.js';
+import { PortAllocator, portTaken } from './ports.js';
+import { tcpAnswers } from './readiness.js';
 import { DEFAULT_RESTART, type RestartOptions } from './restart-policy.js';
 import { RunFiles, recoverOrphans } from './run-files.js';
 
@@ -337,9 +338,10 @@ export class Supervisor extends EventEmitter {
         const port = runner.ports[key];
         if (port === undefined) continue;
         if (key !== 'port' || runner.allocatedPort !== port) {
-          // The app's own port is refused only when another program listens there (its answers would pass
-          // for the app's); one held for a moment by a connection's local end is the app's to retry.
-          if (await listenedOn(port)) throw appError(APP_SPAWN, `port ${port} is in use by another program (${key} of ${runner.name}): the app cannot listen there`);
+          // The app's own port is refused only when another program answers there as the readiness check
+          // would take it (its answers would pass for the app's); one held for a moment by a connection's
+          // local end is the app's to retry.
+          if (await tcpAnswers(port)) throw appError(APP_SPAWN, `port ${port} is in use by another program (${key} of ${runner.name}): the app cannot listen there`);
           continue;
         }
         // An allocated one is exchanged whenever it cannot be bound now: that costs nothing.

@@ -4,7 +4,8 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import net from 'node:net';
 import { test } from 'node:test';
-import { listenedOn, PortAllocator, portTaken } from '../../src/apps/ports.js';
+import { PortAllocator, portTaken } from '../../src/apps/ports.js';
+import { tcpAnswers } from '../../src/apps/readiness.js';
 import { app, harness, NODE_SERVER, randomPortRange } from '../fixtures/apps/harness.js';
 
 function listen(port: number): Promise<net.Server> {
@@ -131,16 +132,16 @@ test('a port is taken only when a bind says EADDRINUSE: a listener on it, yes; a
   assert.equal(r.stdout.trim(), 'false', 'EACCES is not EADDRINUSE');
 });
 
-test('listenedOn: true for a port a listener holds; false for one held only as the local end of an outgoing connection (which portTaken counts as taken)', async (t) => {
+test('tcpAnswers (the readiness check, and the ports check of an app\'s own port): true for a port a listener holds; false for one held only as the local end of an outgoing connection (which portTaken counts as taken)', async (t) => {
   const server = net.createServer((s) => s.end());
   await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
   t.after(() => server.close());
   const listened = (server.address() as net.AddressInfo).port;
-  assert.equal(await listenedOn(listened), true);
+  assert.equal(await tcpAnswers(listened), true);
   const client = net.connect(listened, '127.0.0.1');
   await once(client, 'connect');
   t.after(() => client.destroy());
   // The kernel gave the connection a local port from its ephemeral range: nothing listens there, though no listener can bind it now.
   assert.equal(await portTaken(client.localPort!), true);
-  assert.equal(await listenedOn(client.localPort!), false);
+  assert.equal(await tcpAnswers(client.localPort!), false);
 });
