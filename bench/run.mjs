@@ -10,7 +10,7 @@
 //   npm run bench -- --only hop --rounds 4   the cost of the hop between cluster nodes (echo and http,
 //                                            through node A to node B against straight to B)
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { sample, selfCpu } from './lib/proc.mjs';
@@ -244,9 +244,8 @@ const WORKLOADS = {
   },
 
   async handshakes(proxy, up) {
-    const url = `ws://127.0.0.1:${proxy.port}${proxy.path}hs`;
     const r = await measured(proxy, up, async () => {
-      const { out, cpu } = await runChild(process.execPath, [join(ROOT, 'bench/clients/handshakes.mjs'), url, '32', String(T)]);
+      const { out, cpu } = await runChild(cBuild('handshakes', 'bench/clients/handshakes.c', ['-lpthread']), ['127.0.0.1', String(proxy.port), `${proxy.path}hs`, '32', String(T)]);
       return { h: JSON.parse(out), loadCpu: cpu };
     });
     return {
@@ -431,7 +430,11 @@ const built = new Map();
 function cBuild(name, src, libs) {
   if (built.has(name)) return built.get(name);
   const dir = join(os.tmpdir(), `porthole-bench-${process.pid}`);
-  mkdirSync(dir, { recursive: true });
+  if (built.size === 0) {
+    mkdirSync(dir, { recursive: true });
+    // The run's programs go with it, however it ends.
+    process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
+  }
   const bin = join(dir, name);
   execFileSync('gcc', ['-O2', '-o', bin, join(ROOT, src), ...libs], { stdio: 'inherit' });
   built.set(name, bin);

@@ -234,6 +234,33 @@ test('npm run bench -- --quick --only small-writes: a 1 MiB message in 64-byte w
   }
 });
 
+test('npm run bench -- --quick --only handshakes: the C client\'s cycle through each proxy, every step checked, a positive figure in every column', { timeout: 300_000 }, async () => {
+  const out = mkdtempSync(join(tmpdir(), 'porthole-bench-hs-'));
+  try {
+    const { stdout } = await startBench(['--only', 'handshakes', '--proxies', 'direct,porthole,porthole-node,nginx', '--out', out], out).done;
+    const rows = JSON.parse(readFileSync(join(out, 'latest.json'), 'utf8')).results.handshakes as Record<string, number | string | null>[];
+    assert.deepEqual(rows.map((r) => r.proxy), ['direct', 'porthole', 'porthole (Node handshakes)', 'nginx']);
+    for (const row of rows) {
+      for (const [k, v] of Object.entries(row)) {
+        if (k === 'proxy' || k === 'errors') continue;
+        if (row.proxy === 'direct' && k.startsWith('proxy CPU')) {
+          assert.equal(v, null, 'direct has no proxy');
+          continue;
+        }
+        assert.ok(typeof v === 'number' && Number.isFinite(v) && v > 0, `${row.proxy} ${k} = ${v}`);
+      }
+      // bench/clients/handshakes.c counts any miss: a refusal, a wrong accept key, a lost echo, another close code.
+      assert.equal(row.errors, 0, `${row.proxy} had errors`);
+    }
+    // The C programs built for the run went with it.
+    assert.deepEqual(readdirSync(out).filter((d) => d.startsWith('porthole-bench-')), []);
+    assert.ok(stdout.includes('| proxy | conns/s |'));
+    assert.match(readFileSync(join(out, 'latest.md'), 'utf8'), /porthole\/nginx proxy CPU µs\/conn: \*\*\d+\.\d\d\*\*/);
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
+});
+
 test('npm run bench -- --quick --only cores: one process and two, Porthole and nginx, against the C peers; every figure positive, the ratios printed', { timeout: 300_000 }, async () => {
   const out = mkdtempSync(join(tmpdir(), 'porthole-bench-cores-'));
   try {
