@@ -32,6 +32,9 @@ export const TOOLS = [
   // The benchmark's C peers, built by test/bench (bench/peers/c-upstream.c links libcrypto for the WebSocket accept key).
   { check: '/usr/bin/gcc', pkg: 'gcc' },
   { check: '/usr/include/openssl/sha.h', pkg: 'libssl-dev' },
+  // The native addon's fuzz targets (native/fuzz/, test/reliability/native-fuzz.test.ts): clang with libFuzzer and the sanitizers.
+  { check: '/usr/bin/clang', pkg: 'clang' },
+  { check: '/usr/lib/llvm-14/lib/clang/14.0.6/lib/linux/libclang_rt.fuzzer-x86_64.a', pkg: 'libclang-rt-14-dev' },
   // websockify's TokenRedis plugin imports both (test/bridge/bridge-token-redis.test.ts)
   { check: '/usr/lib/python3/dist-packages/redis/__init__.py', pkg: 'python3-redis' },
   { check: '/usr/lib/python3/dist-packages/simplejson/__init__.py', pkg: 'python3-simplejson' },
