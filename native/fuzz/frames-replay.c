@@ -1,0 +1,42 @@
+/*
+ * Replays streams through frames.c's tracker for test/gateway/frames-twins.test.ts, which
+ * feeds the same streams, cut the same way, to frames.ts's FrameTracker and compares.
+ *
+ * stdin: records of [u32 stream length][u32 number of reads][u32 length of each read][the
+ * stream's bytes], little-endian. stdout: a line per record, "frames messages close_code
+ * reason_hex at_boundary" (close_code -1 before any close frame, reason_hex "-" when empty).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "../frames.h"
+#include "fuzz.h"
+
+static int read_all(void *p, size_t n) { return fread(p, 1, n, stdin) == n; }
+
+int main(void) {
+  uint32_t len, reads;
+  while (read_all(&len, 4)) {
+    CHECK(read_all(&reads, 4));
+    uint32_t *cut = malloc(((size_t)reads + 1) * 4);
+    uint8_t *p = malloc((size_t)len + 1);
+    CHECK(cut && p);
+    CHECK(read_all(cut, (size_t)reads * 4) && read_all(p, len));
+    tracker_t t;
+    tracker_init(&t);
+    size_t off = 0;
+    for (uint32_t i = 0; i < reads; i++) {
+      CHECK(cut[i] <= len - off);
+      CHECK(tracker_consume(&t, p + off, cut[i], 0) == cut[i]);
+      off += cut[i];
+    }
+    CHECK(off == len);
+    printf("%llu %llu %d ", (unsigned long long)t.frames, (unsigned long long)t.messages, t.close_code);
+    if (!t.reason_len) putchar('-');
+    for (int i = 0; i < t.reason_len; i++) printf("%02x", (uint8_t)t.reason[i]);
+    printf(" %d\n", tracker_at_boundary(&t));
+    free(cut);
+    free(p);
+  }
+  return 0;
+}
