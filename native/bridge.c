@@ -426,7 +426,10 @@ static void frame_done(tunnel_t *t) {
   }
 }
 
-/* A frame header is complete in b->hdr: checked as `ws` checks it. 0 when the connection is closing over it. */
+/*
+ * A frame header is complete in b->hdr (header_start passed its first two bytes): its length
+ * checked as `ws` checks it. 0 when the connection is closing over it.
+ */
 static int header_done(tunnel_t *t) {
   bridge_t *b = t->bridge;
   uint8_t *h = b->hdr;
@@ -434,33 +437,30 @@ static int header_done(tunnel_t *t) {
   uint64_t len = len7;
   if (len7 == 126) len = ((uint64_t)h[2] << 8) | h[3];
   else if (len7 == 127) {
-    if (h[2] & 0x80) return protocol_error(t, 1002, "invalid payload length: the most significant bit is set"), 0;
+    /* Over 2^53 - 1, the top bit set included: 1009, as `ws` (the JavaScript bridge) answers it. */
+    if (h[2] || h[3] > 0x1f) return protocol_error(t, 1009, "Unsupported WebSocket frame: payload length > 2^53 - 1"), 0;
     len = 0;
     for (int i = 2; i < 10; i++) len = (len << 8) | h[i];
   }
   b->fin = (h[0] & 0x80) != 0;
   b->opcode = h[0] & 0x0f;
-  if (b->opcode >= 8) {
-    if (!b->fin) return protocol_error(t, 1002, "FIN must be set"), 0;
-    if (len > 125) return protocol_error(t, 1002, "invalid payload length for a control frame"), 0;
-  } else if (b->opcode == 0) {
-    if (!b->in_message) return protocol_error(t, 1002, "invalid opcode 0"), 0;
-  } else {
-    if (b->in_message) return protocol_error(t, 1002, "a new message started inside a fragmented one"), 0;
+  int starts = b->opcode == 1 || b->opcode == 2;
+  if (starts) {
     b->in_message = 1;
     b->msg_text = b->opcode == 1;
     b->msg_len = 0;
     b->held_len = 0;
     utf8_init(&b->utf8);
-    if (b->msg_text && !b->text_as_binary) {
-      b->client_done = b->failed = 1;
-      begin_close(t, BY_GATEWAY, 1003, b->text_reason, strlen(b->text_reason));
-      return 0;
-    }
   }
   if (b->opcode < 8) {
     b->msg_len += len;
     if (b->msg_len > MAX_MESSAGE) return protocol_error(t, 1009, "Max payload size exceeded"), 0;
+  }
+  /* Refused at its first frame, unread (`ws` would first read it whole: a text message it refuses for its size or its UTF-8 gets 1009 or 1007 there). */
+  if (starts && b->msg_text && !b->text_as_binary) {
+    b->client_done = b->failed = 1;
+    begin_close(t, BY_GATEWAY, 1003, b->text_reason, strlen(b->text_reason));
+    return 0;
   }
   memcpy(b->mask, h + b->hneed - 4, 4);
   b->mpos = 0;
@@ -472,19 +472,31 @@ static int header_done(tunnel_t *t) {
   return !b->client_done;
 }
 
-/* The first two bytes of a header: what must hold before its length is read. */
+/*
+ * The first two bytes of a header: what they break is refused now, before the rest of the
+ * header comes, as `ws` reads a header (all 1002).
+ */
 static int header_start(tunnel_t *t) {
   bridge_t *b = t->bridge;
   uint8_t *h = b->hdr;
   if (h[0] & 0x70) return protocol_error(t, 1002, "RSV1, RSV2 and RSV3 must be clear"), 0;
   uint8_t op = h[0] & 0x0f;
+  uint8_t len7 = h[1] & 0x7f;
   if ((op > 2 && op < 8) || op > 10) {
     char why[32];
     snprintf(why, sizeof why, "invalid opcode %d", op);
     return protocol_error(t, 1002, why), 0;
   }
+  if (op >= 8) {
+    if (!(h[0] & 0x80)) return protocol_error(t, 1002, "FIN must be set"), 0;
+    /* At most 125 bytes, in the 7-bit form (RFC 6455 5.5): a 16- or 64-bit length is refused whatever it says. */
+    if (len7 > 125) return protocol_error(t, 1002, "invalid payload length for a control frame"), 0;
+  } else if (op == 0) {
+    if (!b->in_message) return protocol_error(t, 1002, "invalid opcode 0"), 0;
+  } else if (b->in_message) {
+    return protocol_error(t, 1002, "a new message started inside a fragmented one"), 0;
+  }
   if (!(h[1] & 0x80)) return protocol_error(t, 1002, "MASK must be set"), 0;
-  uint8_t len7 = h[1] & 0x7f;
   b->hneed = (uint8_t)(2 + (len7 == 126 ? 2 : len7 == 127 ? 8 : 0) + 4);
   return 1;
 }

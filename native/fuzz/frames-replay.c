@@ -4,7 +4,9 @@
  *
  * stdin: records of [u32 stream length][u32 number of reads][u32 length of each read][the
  * stream's bytes], little-endian. stdout: a line per record, "frames messages close_code
- * reason_hex at_boundary" (close_code -1 before any close frame, reason_hex "-" when empty).
+ * reason_hex boundaries" (close_code -1 before any close frame, reason_hex "-" when empty,
+ * boundaries a 0 or 1 per read: whether the bytes so far end at a frame boundary, as the
+ * tunnel asks before it puts a frame of its own into the stream).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +24,8 @@ int main(void) {
     uint8_t *p = malloc((size_t)len + 1);
     CHECK(cut && p);
     CHECK(read_all(cut, (size_t)reads * 4) && read_all(p, len));
+    char *boundaries = malloc((size_t)reads + 2);
+    CHECK(boundaries);
     tracker_t t;
     tracker_init(&t);
     size_t off = 0;
@@ -29,12 +33,15 @@ int main(void) {
       CHECK(cut[i] <= len - off);
       CHECK(tracker_consume(&t, p + off, cut[i], 0) == cut[i]);
       off += cut[i];
+      boundaries[i] = tracker_at_boundary(&t) ? '1' : '0';
     }
+    boundaries[reads] = 0;
     CHECK(off == len);
     printf("%llu %llu %d ", (unsigned long long)t.frames, (unsigned long long)t.messages, t.close_code);
     if (!t.reason_len) putchar('-');
     for (int i = 0; i < t.reason_len; i++) printf("%02x", (uint8_t)t.reason[i]);
-    printf(" %d\n", tracker_at_boundary(&t));
+    printf(" %s\n", reads ? boundaries : "-");
+    free(boundaries);
     free(cut);
     free(p);
   }
