@@ -38,6 +38,8 @@
 #define PIPE_POOL 16
 /* The JavaScript bridge's limit on one client message (bridge.ts MAX_CLIENT_MESSAGE), kept for the same answers. */
 #define MAX_MESSAGE (16ull * 1024 * 1024)
+/* And `ws`'s on the frames of one message (its server's maxFragments). */
+#define MAX_FRAGMENTS 16384
 /* How long a close may take in all (as `ws`), before the grace period after our close frame is out. */
 #define CLOSE_TIMEOUT_MS 30000
 /* Room kept in front of a payload read into the buffer: the longest server frame header. */
@@ -54,6 +56,8 @@ typedef struct bridge {
   /* The client's frame being parsed: its header (collected across reads), then its payload. */
   uint8_t hdr[14];
   uint8_t hlen, hneed;
+  /* Its length was read and checked (header_length): the mask key is what is left of the header. */
+  uint8_t len_done;
   uint8_t in_payload, opcode, fin;
   uint64_t remaining;
   uint8_t mask[4];
@@ -61,6 +65,7 @@ typedef struct bridge {
   /* A data message in progress (fragments), its kind and size so far. */
   uint8_t in_message, msg_text;
   uint64_t msg_len;
+  uint32_t fragments;
   utf8_t utf8;
   /* The start of a character cut at the end of a fragment or a read: held until it completes. */
   uint8_t held[4];
@@ -427,10 +432,11 @@ static void frame_done(tunnel_t *t) {
 }
 
 /*
- * A frame header is complete in b->hdr (header_start passed its first two bytes): its length
- * checked as `ws` checks it. 0 when the connection is closing over it.
+ * A frame's length has been read (header_start passed its first two bytes; the mask key may
+ * still be coming): checked as `ws` checks it, before the mask key. 0 when the connection is
+ * closing over it.
  */
-static int header_done(tunnel_t *t) {
+static int header_length(tunnel_t *t) {
   bridge_t *b = t->bridge;
   uint8_t *h = b->hdr;
   uint8_t len7 = h[1] & 0x7f;
@@ -449,12 +455,15 @@ static int header_done(tunnel_t *t) {
     b->in_message = 1;
     b->msg_text = b->opcode == 1;
     b->msg_len = 0;
+    b->fragments = 0;
     b->held_len = 0;
     utf8_init(&b->utf8);
   }
   if (b->opcode < 8) {
     b->msg_len += len;
     if (b->msg_len > MAX_MESSAGE) return protocol_error(t, 1009, "Max payload size exceeded"), 0;
+    /* `ws` counts a frame once its payload is in; refused here, the frame's bytes do not reach TCP either. */
+    if (++b->fragments > MAX_FRAGMENTS) return protocol_error(t, 1008, "Too many message fragments"), 0;
   }
   /* Refused at its first frame, unread (`ws` would first read it whole: a text message it refuses for its size or its UTF-8 gets 1009 or 1007 there). */
   if (starts && b->msg_text && !b->text_as_binary) {
@@ -462,14 +471,21 @@ static int header_done(tunnel_t *t) {
     begin_close(t, BY_GATEWAY, 1003, b->text_reason, strlen(b->text_reason));
     return 0;
   }
-  memcpy(b->mask, h + b->hneed - 4, 4);
-  b->mpos = 0;
   b->remaining = len;
+  b->len_done = 1;
+  return 1;
+}
+
+/* The header is complete, its mask key included: the payload comes next. */
+static void header_done(tunnel_t *t) {
+  bridge_t *b = t->bridge;
+  memcpy(b->mask, b->hdr + b->hneed - 4, 4);
+  b->mpos = 0;
   b->cap_len = 0;
   b->in_payload = 1;
   b->hlen = b->hneed = 0;
-  if (len == 0) frame_done(t);
-  return !b->client_done;
+  b->len_done = 0;
+  if (b->remaining == 0) frame_done(t);
 }
 
 /*
@@ -491,6 +507,8 @@ static int header_start(tunnel_t *t) {
     if (!(h[0] & 0x80)) return protocol_error(t, 1002, "FIN must be set"), 0;
     /* At most 125 bytes, in the 7-bit form (RFC 6455 5.5): a 16- or 64-bit length is refused whatever it says. */
     if (len7 > 125) return protocol_error(t, 1002, "invalid payload length for a control frame"), 0;
+    /* A close frame's payload is empty or starts with a 2-byte code. */
+    if (op == OP_CLOSE && len7 == 1) return protocol_error(t, 1002, "invalid payload length 1"), 0;
   } else if (op == 0) {
     if (!b->in_message) return protocol_error(t, 1002, "invalid opcode 0"), 0;
   } else if (b->in_message) {
@@ -550,7 +568,8 @@ static uint32_t parse(tunnel_t *t, uint8_t *p, uint32_t in, uint32_t n) {
   uint32_t out = 0;
   while (in < n && !b->client_done) {
     if (!b->in_payload) {
-      uint8_t need = b->hlen < 2 ? 2 : b->hneed;
+      /* The first two bytes, then the length, then the mask key: each checked as it is complete. */
+      uint8_t need = b->hlen < 2 ? 2 : b->len_done ? b->hneed : (uint8_t)(b->hneed - 4);
       uint32_t want = (uint32_t)(need - b->hlen);
       uint32_t take = want < n - in ? want : n - in;
       memcpy(b->hdr + b->hlen, p + in, take);
@@ -558,6 +577,10 @@ static uint32_t parse(tunnel_t *t, uint8_t *p, uint32_t in, uint32_t n) {
       in += take;
       if (b->hlen < 2) break;
       if (b->hneed == 0 && !header_start(t)) break;
+      if (!b->len_done) {
+        if (b->hlen < b->hneed - 4) continue;
+        if (!header_length(t)) break;
+      }
       if (b->hlen < b->hneed) continue;
       header_done(t);
       continue;

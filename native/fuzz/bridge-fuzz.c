@@ -9,8 +9,10 @@
  * how the stream is cut), then the bytes a client sends. A reference decoder here, written
  * plainly over the whole stream with its own UTF-8 check, says what should happen: the bytes
  * for TCP (the unmasked payloads of the data frames, in order, up to the first close frame)
- * and the verdict (refused with a code, RFC 6455's and `ws`'s rules in `ws`'s order, or a
- * close frame with its code). What must hold, beyond no sanitizer report, for the stream in
+ * and the verdict (refused with a code, or a close frame with its code). Its rules are
+ * `ws`'s, checked at the point `ws` checks them (the first two bytes, the length, the whole
+ * frame), but for text: UTF-8 is checked byte by byte as the message streams (`ws` checks a
+ * message once it is whole), and where text is refused, it is at the first frame (1003). What must hold, beyond no sanitizer report, for the stream in
  * one read and cut into many:
  *  - the verdict is the reference's: refused or not, closed or not, the same code;
  *  - a stream not refused sent the reference's bytes, but for a text message's last
@@ -144,6 +146,7 @@ static void reference(const uint8_t *p, size_t n, int text_as_binary, verdict_t 
   CHECK(v->out);
   int in_message = 0, text = 0;
   uint64_t msg_len = 0;
+  uint32_t fragments = 0;
   u8_t u = {0};
   size_t i = 0;
   while (i + 2 <= n) {
@@ -152,13 +155,13 @@ static void reference(const uint8_t *p, size_t n, int text_as_binary, verdict_t 
     /* The first two bytes. */
     if (b0 & 0x70) return (void)refuse(v, 1002);
     if ((op > 2 && op < 8) || op > 10) return (void)refuse(v, 1002);
-    if (op >= 8 && (!fin || len7 > 125)) return (void)refuse(v, 1002);
+    if (op >= 8 && (!fin || len7 > 125 || (op == OP_CLOSE && len7 == 1))) return (void)refuse(v, 1002);
     if (op == 0 && !in_message) return (void)refuse(v, 1002);
     if ((op == 1 || op == 2) && in_message) return (void)refuse(v, 1002);
     if (!(b1 & 0x80)) return (void)refuse(v, 1002);
     size_t hl = 2 + (len7 == 126 ? 2 : len7 == 127 ? 8 : 0) + 4;
-    if (i + hl > n) break;
-    /* The whole header. */
+    if (i + hl - 4 > n) break;
+    /* The length, before the mask key. */
     uint64_t len = len7;
     if (len7 == 126) len = ((uint64_t)p[i + 2] << 8) | p[i + 3];
     if (len7 == 127) {
@@ -170,10 +173,13 @@ static void reference(const uint8_t *p, size_t n, int text_as_binary, verdict_t 
       in_message = 1;
       text = op == 1;
       msg_len = 0;
+      fragments = 0;
       memset(&u, 0, sizeof u);
     }
     if (op < 8 && (msg_len += len) > MAX_MESSAGE) return (void)refuse(v, 1009);
+    if (op < 8 && ++fragments > MAX_FRAGMENTS) return (void)refuse(v, 1008);
     if (op == 1 && !text_as_binary) return (void)refuse(v, 1003);
+    if (i + hl > n) break;
     const uint8_t *mask = p + i + hl - 4;
     i += hl;
     size_t have = len < n - i ? (size_t)len : n - i;
@@ -184,7 +190,6 @@ static void reference(const uint8_t *p, size_t n, int text_as_binary, verdict_t 
       if (have < len) break;
       if (op != OP_CLOSE) continue;
       int code = 1005;
-      if (len == 1) return (void)refuse(v, 1002);
       if (len >= 2) {
         code = (payload[0] << 8) | payload[1];
         if (!((code >= 1000 && code <= 1014 && code != 1004 && code != 1005 && code != 1006) || (code >= 3000 && code <= 4999))) return (void)refuse(v, 1002);

@@ -1067,6 +1067,16 @@ describe('bridge wire: protocol errors', { concurrency: CASES_AT_ONCE }, () => {
     refused(Buffer.from([0x89, 0x80 | 126, 0, 5, 1, 2, 3, 4, 0x61, 0x62, 0x63, 0x64, 0x65]), [1002]));
   test('the first two bytes of a fragmented ping, and nothing after them: 1002 at once', () => refused(Buffer.from([0x09, 0x83]), [1002]));
   test('the first two bytes of a continuation with nothing to continue: 1002 at once', () => refused(Buffer.from([0x80, 0xfe]), [1002]));
+  test('the first two bytes of a close frame declaring 1 byte: 1002 at once', () => refused(Buffer.from([0x88, 0x81]), [1002]));
+  test('the first two bytes of a new message inside a fragmented one: 1002 at once', () =>
+    refused(Buffer.concat([cf(2, Buffer.from('a'), { fin: false }), Buffer.from([0x82, 0x80])]), [1002], [], 'a'));
+  test('a 64-bit length over 16 MiB, before its mask key: 1009 at once', () => refused(Buffer.from([0x82, 0xff, 0, 0, 0, 0, 1, 0, 0, 1]), [1009]));
+  test('a fragment whose length would wrap the 64-bit count of its message to 1 byte: 1009', () =>
+    refused(Buffer.concat([cf(2, Buffer.from('A'), { fin: false }), cf(0, Buffer.alloc(0), { length: 2n ** 64n - 1n })]), [1009], [], 'A'));
+  test('a message in 16,385 fragments: 1008, as `ws` limits a message to 16,384', () => {
+    const frames = [cf(2, Buffer.alloc(0), { fin: false }), ...Array.from({ length: 16383 }, () => cf(0, Buffer.alloc(0), { fin: false })), cf(0, Buffer.alloc(0))];
+    return refused(Buffer.concat(frames), [1008]);
+  });
   test('a text message without --text-as-binary: 1003', () => refused(cf(1, Buffer.from('hello')), [1003]));
 });
 
