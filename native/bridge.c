@@ -390,11 +390,8 @@ static void frame_done(tunnel_t *t) {
       __atomic_store_n(&t->d[0].tr.messages, t->d[0].tr.messages + 1, __ATOMIC_RELAXED);
       return;
     case OP_CLOSE: {
+      /* Empty, or a code first: a 1-byte payload was refused at its header (header_start). */
       int code = 1005;
-      if (b->cap_len == 1) {
-        protocol_error(t, 1002, "invalid payload length 1");
-        return;
-      }
       if (b->cap_len >= 2) {
         code = (b->cap[0] << 8) | b->cap[1];
         int valid = (code >= 1000 && code <= 1014 && code != 1004 && code != 1005 && code != 1006) || (code >= 3000 && code <= 4999);

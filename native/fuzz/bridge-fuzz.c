@@ -41,8 +41,9 @@ char *uv_err_name_r(int err, char *buf, size_t len) {
 
 /*
  * Room in front of each read, as pump_up leaves it (4: a held character fits), and bytes
- * allocated past its end (none: a read past the data is seen). A test builds it with 1 and 4
- * to see the property checks bite on a parser whose output overtakes its input.
+ * allocated past its end (none: a read past the data is seen). A test builds it with no room,
+ * and with 1 byte of room and 8 to spare, to see ASan and the property checks bite on a
+ * parser whose output overtakes its input.
  */
 #ifndef FUZZ_ROOM
 #define FUZZ_ROOM 4
